@@ -1,0 +1,277 @@
+"""One table's storage on one node (Cassandra's ColumnFamilyStore): memtables, SSTables, caches.
+
+Invariants:
+* `sstables` is exactly the manifest's list, newest first; a reader is never closed while a
+  read snapshot may use it (files of a compacted SSTable are unlinked, open fds stay readable);
+* a memtable switched out for flushing stays readable in `flushing` until its SSTable is in the
+  manifest, so no write is ever invisible;
+* each SSTable records the commit-log interval (lo, hi] its memtable covered; replay skips
+  exactly the positions covered by live SSTables of the table.
+Writes are serialized by the Store's write lock; reads take a snapshot and need no lock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+
+from engine import merge
+from engine.compaction import picker
+from engine.errors import TombstoneOverwhelmingError
+from engine.manifest import Manifest
+from engine.memtable import Memtable
+from engine.partition import Partition, PartitionStats, live_rows
+from engine.schema import Table
+from engine.sstable_reader import SSTableReader, component_paths, delete_sstable, list_generations
+from engine.sstable_writer import SSTableWriter
+
+log = logging.getLogger("dynatable.engine")
+
+
+class RowCache:
+    """Bounded LRU of reconciled partitions (key -> Partition); invalidated on every write."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.entries: OrderedDict[bytes, Partition] = OrderedDict()
+        self.hits = 0
+        self.requests = 0
+
+    def get(self, key: bytes):
+        self.requests += 1
+        p = self.entries.get(key)
+        if p is not None:
+            self.hits += 1
+            self.entries.move_to_end(key)
+        return p
+
+    def put(self, key: bytes, p: Partition) -> None:
+        self.entries[key] = p
+        if len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
+
+
+class ColumnFamilyStore:
+    def __init__(self, table: Table, directory: str, options: dict, clock, position):
+        self.table = table
+        self.directory = directory
+        self.options = options
+        self.clock = clock
+        os.makedirs(directory, exist_ok=True)
+        self.manifest = Manifest.load(directory)
+        self._remove_leftovers()
+        self.sstables: list[SSTableReader] = [
+            SSTableReader.open(directory, gen, key_cache_size=options["key_cache_size"])
+            for gen in sorted(self.manifest.levels, reverse=True)
+        ]
+        self.memtable = Memtable(position)
+        self.flushing: list[Memtable] = []
+        self.compacting: set[int] = set()
+        self.lock = threading.Lock()          # guards sstables / flushing / compacting swaps
+        self.row_cache = RowCache(options["row_cache_size"]) if options["row_cache_size"] else None
+        self.writes = 0
+        self.stats = {"flushes": 0, "compactions": 0, "tombstone_warnings": 0, "bytes_compacted": 0}
+
+    # -- startup ----------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        live = set(self.manifest.levels)
+        on_disk = {int(name.split("-")[1]) for name in os.listdir(self.directory)
+                   if name.startswith("dt-") and name.count("-") >= 2}
+        for gen in sorted(on_disk - live):
+            log.info("removing leftover sstable %s generation %d (not in the manifest)", self.directory, gen)
+            delete_sstable(self.directory, gen)
+        for name in os.listdir(self.directory):
+            if name.endswith(".tmp"):
+                os.unlink(os.path.join(self.directory, name))
+        missing = live - set(list_generations(self.directory))
+        if missing:
+            from engine.errors import CorruptionError
+            raise CorruptionError(self.manifest.path, 0, f"manifest names sstables {sorted(missing)} that are missing")
+
+    def persisted_intervals(self) -> list[tuple]:
+        out = []
+        for sst in self.sstables:
+            out.extend(tuple(i) for i in sst.stats.commit_log_intervals)
+        return out
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def apply(self, token: int, key: bytes, payload: bytes, update: Partition, position) -> None:
+        """Called under the Store's write lock."""
+        self.memtable.put(token, key, payload, update, position)
+        self.writes += 1
+        if self.row_cache is not None:
+            self.row_cache.entries.pop(key, None)
+
+    def switch_memtable(self, position) -> Memtable | None:
+        """Called under the Store's write lock: start a new memtable, queue the old one for flush."""
+        old = self.memtable
+        if not old.partitions:
+            return None
+        old.hi = position
+        self.memtable = Memtable(position)
+        with self.lock:
+            self.flushing.append(old)
+        return old
+
+    def flush_memtable(self, mt: Memtable) -> SSTableReader:
+        """Write a switched-out memtable to a new SSTable and make it live (no lock held while writing)."""
+        with self.lock:
+            gen = self.manifest.new_generation()
+        writer = SSTableWriter(self.directory, gen, expected_partitions=len(mt.partitions),
+                               bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
+                               compression=self.table.option("compression"))
+        try:
+            for token, key, payload in mt.flush_items():
+                writer.append(token, key, payload)
+            data_stats = mt.stats.to_dict()
+            data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
+                              created_ms=self.clock.wall_ms())
+            reader = writer.finish(data_stats)
+        except BaseException:
+            writer.abort()
+            raise
+        reader.key_cache_size = self.options["key_cache_size"]
+        with self.lock:
+            self.manifest.commit({gen: 0}, [])
+            self.sstables.insert(0, reader)
+            self.flushing.remove(mt)
+            self.stats["flushes"] += 1
+        return reader
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def snapshot(self):
+        with self.lock:
+            return [self.memtable, *reversed(self.flushing)], list(self.sstables)
+
+    def read_partition(self, token: int, key: bytes) -> Partition | None:
+        cache = self.row_cache
+        if cache is not None:
+            cached = cache.get(key)
+            if cached is not None:
+                return cached
+            writes_before = self.writes
+        memtables, sstables = self.snapshot()
+        payloads: list[bytes] = []
+        for mt in memtables:
+            held = mt.get(key)
+            if held:
+                payloads.extend(held)
+        for sst in sstables:
+            if sst.may_contain(token, key):
+                found = sst.get(token, key)
+                if found is not None:
+                    payloads.append(found)
+        if not payloads:
+            return None
+        p = merge.reconcile(payloads)
+        if cache is not None and self.writes == writes_before:
+            cache.put(key, p)
+        return p
+
+    def guard(self, counter: list, where: str) -> None:
+        scanned = counter[0]
+        if scanned > self.options["tombstone_failure_threshold"]:
+            raise TombstoneOverwhelmingError(scanned, self.options["tombstone_failure_threshold"], where)
+        if scanned > self.options["tombstone_warn_threshold"]:
+            self.stats["tombstone_warnings"] += 1
+            log.warning("read %s scanned %d tombstones (warn threshold %d)", where, scanned,
+                        self.options["tombstone_warn_threshold"])
+
+    def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, Partition) in (token, key) order over [start, end)."""
+        memtables, sstables = self.snapshot()
+        sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
+        sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
+        return merge.merge_partitions(sources)
+
+    def live_rows(self, p: Partition, lo: bytes, hi, reverse: bool, counter: list):
+        return live_rows(p, self.clock.now_s(), lo, hi, reverse, counter)
+
+    # -- compaction -------------------------------------------------------------------------
+
+    def infos(self, now_s: int) -> list[picker.SSTableInfo]:
+        gc_before = now_s - self.table.option("gc_grace_seconds")
+        out = []
+        for s in self.sstables:
+            st = s.stats
+            out.append(picker.SSTableInfo(
+                generation=s.generation, size_bytes=s.size_bytes, level=self.manifest.levels.get(s.generation, 0),
+                first_token=st.min_token, last_token=st.max_token, first_key=st.first_key, last_key=st.last_key,
+                min_timestamp=st.min_timestamp, max_timestamp=st.max_timestamp,
+                max_local_deletion_time=st.max_local_deletion_time,
+                droppable_tombstones=st.droppable_tombstones(gc_before), cell_count=st.cell_count,
+                created_s=st.created_ms // 1000))
+        return out
+
+    def plan_compaction(self, major: bool = False):
+        now_s = self.clock.now_s()
+        options = self.table.option("compaction")
+        with self.lock:
+            snapshot = self.infos(now_s)
+            busy = frozenset(self.compacting)
+            if major:
+                task = picker.plan_major(options, snapshot, busy)
+            else:
+                task = picker.plan(options, snapshot, busy, now_s, self.table.option("gc_grace_seconds"))
+            if task is not None:
+                self.compacting.update(task.inputs)
+        return task
+
+    def max_purgeable_timestamp(self, token: int, key: bytes, others: list, memtables: list) -> int:
+        """Smallest timestamp any data outside the compaction may hold for this key."""
+        low = 2**63 - 1
+        for sst in others:
+            if sst.stats.min_timestamp < low and sst.may_contain(token, key):
+                low = sst.stats.min_timestamp
+        for mt in memtables:
+            if key in mt.partitions and mt.stats.min_timestamp < low:
+                low = mt.stats.min_timestamp
+        return low
+
+    def run_compaction(self, task) -> list[SSTableReader]:
+        """Merge the task's inputs into new SSTables, purging what may be purged; swap atomically."""
+        from engine.compaction.executor import execute
+        try:
+            outputs = execute(self, task)
+        finally:
+            with self.lock:
+                self.compacting.difference_update(task.inputs)
+        return outputs
+
+    def install_compaction(self, inputs: tuple, outputs: list[SSTableReader], level: int) -> None:
+        with self.lock:
+            self.manifest.commit({o.generation: level for o in outputs}, list(inputs))
+            kept = [s for s in self.sstables if s.generation not in inputs]
+            self.sstables = sorted(kept + outputs, key=lambda s: s.generation, reverse=True)
+            self.stats["compactions"] += 1
+        for gen in inputs:
+            delete_sstable(self.directory, gen)
+
+    def check_invariants(self) -> None:
+        assert [s.generation for s in self.sstables] == sorted(self.manifest.levels, reverse=True)
+        self.memtable.check_invariants()
+        for s in self.sstables:
+            s.check_invariants()
+        for mt in self.flushing:
+            assert mt.hi is not None
+
+    def disk_bytes(self) -> int:
+        return sum(s.size_bytes for s in self.sstables)
+
+    def close(self) -> None:
+        for s in self.sstables:
+            s.close()
+
+    def all_component_paths(self) -> list[str]:
+        return [p for s in self.sstables for p in component_paths(self.directory, s.generation)]
+
+
+def merged_stats(partitions) -> PartitionStats:
+    stats = PartitionStats()
+    for p in partitions:
+        stats.add(p)
+    return stats

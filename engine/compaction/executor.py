@@ -1,0 +1,85 @@
+"""Runs a planned compaction: merge the inputs through the read pipeline, purge, write, swap.
+
+Crash safety comes from the order: outputs are written completely (each SSTable's TOC last), then
+one manifest write replaces the inputs with the outputs, then the input files are deleted. A crash
+before the manifest write leaves outputs the manifest doesn't name; a crash after it leaves inputs
+it doesn't name; either kind is deleted on the next open. Nothing is lost or duplicated.
+"""
+from __future__ import annotations
+
+from engine import merge
+from engine.partition import PartitionStats, compact_partition, encode_partition
+from engine.sstable_writer import SSTableWriter
+
+
+def _intervals(readers) -> tuple:
+    out = []
+    for r in readers:
+        out.extend(tuple(i) for i in r.stats.commit_log_intervals)
+    return tuple(sorted(set(out)))
+
+
+def execute(cfs, task, fail_at: str | None = None):
+    """Compact `task.inputs` of a ColumnFamilyStore; returns the output readers.
+
+    `fail_at` ("after_outputs") is a fault-injection point used by the crash tests.
+    """
+    now_s = cfs.clock.now_s()
+    gc_before = now_s - cfs.table.option("gc_grace_seconds")
+    memtables, sstables = cfs.snapshot()
+    inputs = [s for s in sstables if s.generation in task.inputs]
+    assert len(inputs) == len(task.inputs), (task, [s.generation for s in sstables])
+    others = [s for s in sstables if s.generation not in task.inputs]
+    lo_token = min(s.stats.min_token for s in inputs)
+    hi_token = max(s.stats.max_token for s in inputs)
+    overlapping = [s for s in others if s.stats.max_token >= lo_token and s.stats.min_token <= hi_token]
+    intervals = _intervals(inputs)
+    expected = sum(s.stats.partition_count for s in inputs)
+    outputs, writer, stats = [], None, None
+    written = 0
+
+    def open_writer():
+        with cfs.lock:
+            gen = cfs.manifest.new_generation()
+        return SSTableWriter(cfs.directory, gen, expected_partitions=max(1, expected),
+                             bloom_fp_chance=cfs.table.option("bloom_filter_fp_chance"),
+                             compression=cfs.table.option("compression")), PartitionStats()
+
+    def close_writer():
+        data_stats = stats.to_dict()
+        data_stats.update(commit_log_intervals=intervals, level=task.output_level,
+                          created_ms=cfs.clock.wall_ms())
+        outputs.append(writer.finish(data_stats))
+
+    try:
+        for token, key, p in merge.merge_partitions([s.scan() for s in inputs]):
+            max_ts = cfs.max_purgeable_timestamp(token, key, overlapping, memtables)
+            out = compact_partition(p, now_s, gc_before, max_ts)
+            if out is None:
+                continue
+            if writer is None:
+                writer, stats = open_writer()
+                written = 0
+            payload = encode_partition(out)
+            writer.append(token, key, payload)
+            stats.add(out)
+            written += len(payload) + len(key)
+            if task.max_output_bytes and written >= task.max_output_bytes:
+                close_writer()
+                writer = None
+        if writer is not None:
+            close_writer()
+            writer = None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        for o in outputs:
+            o.close()
+        raise
+    if fail_at == "after_outputs":
+        raise RuntimeError("injected crash after compaction outputs were written")
+    for o in outputs:
+        o.key_cache_size = cfs.options["key_cache_size"]
+    cfs.stats["bytes_compacted"] += sum(s.size_bytes for s in inputs)
+    cfs.install_compaction(task.inputs, outputs, task.output_level)
+    return outputs

@@ -1,0 +1,208 @@
+"""From API calls to partition updates and back: validation, keys, cells, and rows as dicts.
+
+Pure functions over a Table schema. Every check happens here, before anything is applied:
+unknown columns, wrong types, missing key columns, keys over 64 KiB, values over the configured
+maximum and TTLs over 20 years raise InvalidRequest naming the problem.
+
+Clustering bounds are positions in the table's clustering order (a DESC column's start is its
+highest value); a prefix P covers the byte interval [P, successor(P)).
+"""
+from __future__ import annotations
+
+from engine import cql_types
+from engine.errors import InvalidRequest
+from engine.partition import NO_DELETION_TIME, Partition, Row
+from engine.schema import MARKER_COLUMN_ID, Table
+
+MAX_KEY_BYTES = 65535
+MAX_TTL_SECONDS = 20 * 365 * 24 * 3600
+
+
+def partition_key_bytes(table: Table, values: dict) -> bytes:
+    cols = table.partition_key
+    if len(cols) == 1:
+        col = cols[0]
+        if col.name not in values:
+            raise InvalidRequest(f"missing partition key column '{col.name}' for {table.qualified_name}")
+        raw = values[col.name]
+        if col.cql_type == "blob" and type(raw) is bytes:
+            key = raw
+        else:
+            key = cql_types.serialize(col.cql_type, _validated(col, raw))
+    else:
+        vals = []
+        for col in cols:
+            if col.name not in values:
+                raise InvalidRequest(f"missing partition key column '{col.name}' for {table.qualified_name}")
+            vals.append(_validated(col, values[col.name]))
+        key = cql_types.serialize_partition_key([c.cql_type for c in cols], vals)
+    if len(key) > MAX_KEY_BYTES:
+        raise InvalidRequest(f"partition key of {len(key)} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes (64 KiB)")
+    if not key:
+        raise InvalidRequest("the partition key may not be empty")
+    return key
+
+
+def _validated(col, value):
+    if value is None:
+        raise InvalidRequest(f"key column '{col.name}' may not be null")
+    return cql_types.validate(col.cql_type, value, col.name)
+
+
+def _encode_component(col, value) -> bytes:
+    enc = cql_types.encode_ordered(col.cql_type, _validated(col, value))
+    return cql_types.invert(enc) if col.descending else enc
+
+
+def clustering_prefix(table: Table, values) -> bytes:
+    """Encode clustering values (a dict by name, or a tuple in clustering order) as a prefix."""
+    cols = table.clustering
+    if isinstance(values, dict):
+        out, missing = [], False
+        for col in cols:
+            if col.name in values:
+                if missing:
+                    raise InvalidRequest(f"clustering column '{col.name}' given without the ones before it")
+                out.append(_encode_component(col, values[col.name]))
+            else:
+                missing = True
+        return b"".join(out)
+    values = tuple(values)
+    if len(values) > len(cols):
+        raise InvalidRequest(f"{len(values)} clustering values given; {table.qualified_name} has {len(cols)}")
+    return b"".join(_encode_component(col, v) for col, v in zip(cols, values))
+
+
+def successor(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix` (None = infinity)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def slice_bounds(table: Table, start, end, start_inclusive: bool = True,
+                 end_inclusive: bool = True) -> tuple[bytes, bytes | None]:
+    lo = b""
+    if start is not None and (p := clustering_prefix(table, start)):
+        lo = p if start_inclusive else (successor(p) or b"\xff" * (len(p) + 1))
+    hi = None
+    if end is not None and (p := clustering_prefix(table, end)):
+        hi = successor(p) if end_inclusive else p
+    return lo, hi
+
+
+def _full_clustering(table: Table, values: dict) -> bytes:
+    missing = [c.name for c in table.clustering if c.name not in values]
+    if missing:
+        raise InvalidRequest(f"missing clustering column(s) {missing} for {table.qualified_name}")
+    return b"".join(_encode_component(c, values[c.name]) for c in table.clustering)
+
+
+def _ttl(table: Table, ttl: int | None) -> int:
+    if ttl is None:
+        ttl = table.option("default_time_to_live") or 0
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
+        raise InvalidRequest(f"ttl must be a non-negative integer number of seconds, got {ttl!r}")
+    if ttl > MAX_TTL_SECONDS:
+        raise InvalidRequest(f"ttl {ttl} exceeds the maximum of {MAX_TTL_SECONDS} seconds (20 years)")
+    return ttl
+
+
+def build_insert(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
+                 max_value_bytes: int) -> tuple[bytes, Partition]:
+    """INSERT: a row marker plus one cell per given regular column (None writes a tombstone)."""
+    key = partition_key_bytes(table, row)
+    ck = _full_clustering(table, row) if table.clustering else b""
+    ttl = _ttl(table, ttl)
+    expiry = now_s + ttl if ttl else NO_DELETION_TIME
+    by_name = table.by_name
+    cells = {MARKER_COLUMN_ID: (ts, expiry, ttl, b"")}
+    for name, value in row.items():
+        col = by_name.get(name)
+        if col is None:
+            raise InvalidRequest(f"unknown column '{name}' in table {table.qualified_name}")
+        if col.kind != "regular":
+            continue
+        if value is None:
+            cells[col.id] = (ts, now_s, 0, None)
+            continue
+        if col.cql_type == "blob" and type(value) is bytes:
+            data = value
+        else:
+            data = cql_types.serialize(col.cql_type, cql_types.validate(col.cql_type, value, name))
+        if len(data) > max_value_bytes:
+            raise InvalidRequest(
+                f"value of column '{name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
+        cells[col.id] = (ts, expiry, ttl, data)
+    return key, Partition(None, {ck: Row(None, cells)}, [])
+
+
+def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=None,
+                 start=None, end=None, start_inclusive: bool = True,
+                 end_inclusive: bool = True) -> tuple[bytes, Partition]:
+    """DELETE at the narrowest level the arguments name: cells, row, range or partition."""
+    key = partition_key_bytes(table, key_values)
+    for name in key_values:
+        table.column(name)
+    given = [c for c in table.clustering if c.name in key_values]
+    deletion = (ts, now_s)
+    if columns:
+        cols = [table.column(n) for n in columns]
+        bad = [c.name for c in cols if c.kind != "regular"]
+        if bad:
+            raise InvalidRequest(f"cannot delete primary key column(s) {bad}; delete the row instead")
+        ck = _full_clustering(table, key_values) if table.clustering else b""
+        return key, Partition(None, {ck: Row(None, {c.id: (ts, now_s, 0, None) for c in cols})}, [])
+    if start is not None or end is not None:
+        lo, hi = slice_bounds(table, start, end, start_inclusive, end_inclusive)
+        return key, Partition(None, {}, [(lo, hi, ts, now_s)])
+    if table.clustering and len(given) == len(table.clustering):
+        ck = _full_clustering(table, key_values)
+        return key, Partition(None, {ck: Row(deletion, {})}, [])
+    if given:
+        prefix = clustering_prefix(table, key_values)
+        return key, Partition(None, {}, [(prefix, successor(prefix), ts, now_s)])
+    return key, Partition(deletion, {}, [])
+
+
+def decode_clustering(table: Table, ck: bytes) -> dict:
+    out, pos = {}, 0
+    for col in table.clustering:
+        if col.descending:
+            n = cql_types.component_length(col.cql_type, ck, pos, True)
+            value, _ = cql_types.decode_ordered(col.cql_type, cql_types.invert(ck[pos:pos + n]), 0)
+            pos += n
+        else:
+            value, pos = cql_types.decode_ordered(col.cql_type, ck, pos)
+        out[col.name] = value
+    return out
+
+
+def decode_key(table: Table, key: bytes) -> dict:
+    cols = table.partition_key
+    values = cql_types.deserialize_partition_key([c.cql_type for c in cols], key)
+    return {c.name: v for c, v in zip(cols, values)}
+
+
+def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=None,
+             writetime: bool = False) -> dict:
+    """A live row as a plain dict; with writetime=True also 'writetime(col)' entries (µs)."""
+    row = dict(key_values)
+    if ck:
+        row.update(decode_clustering(table, ck))
+    by_id = table.by_id
+    for col_id, cell in cells.items():
+        col = by_id.get(col_id)
+        if col is None or (columns is not None and col.name not in columns):
+            continue
+        value = cell[3]
+        row[col.name] = value if col.cql_type == "blob" else cql_types.deserialize(col.cql_type, value)
+        if writetime:
+            row[f"writetime({col.name})"] = cell[0]
+    if columns is not None:
+        keep = set(columns) | set(key_values) | {c.name for c in table.clustering}
+        if writetime:
+            keep |= {f"writetime({c})" for c in columns}
+        row = {k: v for k, v in row.items() if k in keep}
+    return row

@@ -1,0 +1,356 @@
+"""Partitions, rows, cells and deletions, and the one reconcile rule every merge uses.
+
+A cell is a tuple `(timestamp_us, local_deletion_time_s, ttl_s, value)`:
+  live       (ts, NO_DELETION_TIME, 0, bytes)
+  expiring   (ts, expiry_s, ttl_s, bytes)          dead once expiry_s <= now
+  tombstone  (ts, deleted_at_s, 0, None)
+A deletion (partition, row or range) is `DeletionTime = (marked_for_delete_at_us, local_deletion_time_s)`;
+it covers every cell whose timestamp is <= marked_for_delete_at (ties go to the delete).
+
+`reconcile_cells` is Cassandra's Cells.resolveRegular: higher timestamp; then a tombstone or an
+expiring cell beats a live one and a tombstone beats an expiring one; then higher local deletion
+time; then the greater value (unsigned bytes); then higher ttl, so the result never depends on the
+argument order. It is commutative, associative and idempotent (tests/engine/test_partition.py).
+
+Clustering keys are order-preserving bytes (engine/cql_types.py); a range tombstone covers the
+half-open byte interval [lo, hi) with hi=None meaning +infinity. Column id 0 is the row marker.
+The msgpack payload layout is in docs/format.md#partition-payload.
+"""
+from __future__ import annotations
+
+import msgpack
+
+NO_DELETION_TIME = 2**63 - 1
+_packb = msgpack.Packer(use_bin_type=True).pack
+_unpackb = msgpack.unpackb
+
+
+def reconcile_cells(a: tuple, b: tuple) -> tuple:
+    if a[0] != b[0]:
+        return a if a[0] > b[0] else b
+    if a == b:
+        return a
+    rank_a = 2 if a[3] is None else (1 if a[2] else 0)
+    rank_b = 2 if b[3] is None else (1 if b[2] else 0)
+    if rank_a != rank_b:
+        return a if rank_a > rank_b else b
+    if a[1] != b[1]:
+        return a if a[1] > b[1] else b
+    if a[3] != b[3]:
+        return a if a[3] > b[3] else b
+    return a if a[2] >= b[2] else b
+
+
+def max_deletion(a: tuple | None, b: tuple | None) -> tuple | None:
+    """The superseding deletion: higher marked_for_delete_at, then higher local deletion time."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+class Row:
+    """One row: its deletion (or None) and its cells by column id."""
+
+    __slots__ = ("deletion", "cells")
+
+    def __init__(self, deletion: tuple | None = None, cells: dict | None = None):
+        self.deletion = deletion
+        self.cells = {} if cells is None else cells
+
+    def merge(self, other: "Row") -> None:
+        if other.deletion is not None:
+            self.deletion = max_deletion(self.deletion, other.deletion)
+        cells = self.cells
+        for col, cell in other.cells.items():
+            mine = cells.get(col)
+            cells[col] = cell if mine is None else reconcile_cells(mine, cell)
+
+    def __eq__(self, other):
+        return isinstance(other, Row) and self.deletion == other.deletion and self.cells == other.cells
+
+    def __repr__(self):
+        return f"Row(deletion={self.deletion}, cells={self.cells})"
+
+
+class Partition:
+    """One partition's data: partition deletion, rows by clustering bytes, range tombstones."""
+
+    __slots__ = ("deletion", "rows", "ranges")
+
+    def __init__(self, deletion: tuple | None = None, rows: dict | None = None, ranges: list | None = None):
+        self.deletion = deletion
+        self.rows = {} if rows is None else rows
+        self.ranges = [] if ranges is None else ranges  # [(lo, hi|None, mfda, ldt)]
+
+    def merge(self, other: "Partition") -> "Partition":
+        """Merge `other` into self (other is not modified; rows it owns may be adopted)."""
+        if other.deletion is not None:
+            self.deletion = max_deletion(self.deletion, other.deletion)
+        rows = self.rows
+        for ck, row in other.rows.items():
+            mine = rows.get(ck)
+            if mine is None:
+                rows[ck] = Row(row.deletion, dict(row.cells))
+            else:
+                mine.merge(row)
+        if other.ranges:
+            self.ranges = _merge_ranges(self.ranges + other.ranges)
+        return self
+
+    def is_empty(self) -> bool:
+        return self.deletion is None and not self.rows and not self.ranges
+
+    def __eq__(self, other):
+        return (isinstance(other, Partition) and self.deletion == other.deletion
+                and self.rows == other.rows and sorted(self.ranges) == sorted(other.ranges))
+
+    def __repr__(self):
+        return f"Partition(deletion={self.deletion}, rows={self.rows}, ranges={self.ranges})"
+
+
+def _merge_ranges(ranges: list) -> list:
+    """Deduplicate range tombstones: one per (lo, hi) bound pair, keeping the superseding deletion."""
+    best: dict = {}
+    for lo, hi, mfda, ldt in ranges:
+        key = (lo, hi)
+        prev = best.get(key)
+        if prev is None or (mfda, ldt) > prev:
+            best[key] = (mfda, ldt)
+    return sorted((lo, hi, d[0], d[1]) for (lo, hi), d in best.items())
+
+
+def merge_all(partitions: list[Partition]) -> Partition:
+    """Reconcile many versions of one partition into a new Partition."""
+    result = Partition()
+    for p in partitions:
+        result.merge(p)
+    return result
+
+
+# -- payload encoding --------------------------------------------------------------------------
+# payload = msgpack [pdel, rows, ranges]
+#   pdel   = nil | [mfda, ldt]
+#   rows   = [[ckey, rdel_mfda|nil, rdel_ldt|nil, cell...], ...]   sorted by ckey
+#   cell   = [col, ts, value] | [col, ts, value, ttl, ldt] | [col, ts, nil, ldt]
+#   ranges = [[lo, hi|nil, mfda, ldt], ...]
+
+def _encode_cell(col: int, cell: tuple) -> list:
+    ts, ldt, ttl, value = cell
+    if value is None:
+        return [col, ts, None, ldt]
+    if ttl:
+        return [col, ts, value, ttl, ldt]
+    return [col, ts, value]
+
+
+def partition_struct(p: Partition) -> list:
+    rows = []
+    for ck in sorted(p.rows):
+        row = p.rows[ck]
+        d = row.deletion
+        entry = [ck, d[0] if d else None, d[1] if d else None]
+        entry.extend(_encode_cell(col, cell) for col, cell in sorted(row.cells.items()))
+        rows.append(entry)
+    pdel = list(p.deletion) if p.deletion else None
+    return [pdel, rows, [list(r) for r in p.ranges]]
+
+
+def encode_partition(p: Partition) -> bytes:
+    return _packb(partition_struct(p))
+
+
+def decode_partition(payload: bytes) -> Partition:
+    pdel, rows, ranges = _unpackb(payload)
+    out_rows = {}
+    for r in rows:
+        cells = {}
+        for c in r[3:]:
+            n = len(c)
+            if n == 3:
+                cells[c[0]] = (c[1], NO_DELETION_TIME, 0, c[2])
+            elif n == 5:
+                cells[c[0]] = (c[1], c[4], c[3], c[2])
+            else:
+                cells[c[0]] = (c[1], c[3], 0, None)
+        out_rows[r[0]] = Row((r[1], r[2]) if r[1] is not None else None, cells)
+    return Partition(tuple(pdel) if pdel else None, out_rows, [tuple(r) for r in ranges])
+
+
+def describe(payload: bytes) -> str:
+    """Human-readable one-line form for the dump tools (field names as in docs/format.md)."""
+    p = decode_partition(payload)
+    parts = []
+    if p.deletion:
+        parts.append(f"partition_deletion(mfda={p.deletion[0]}, ldt={p.deletion[1]})")
+    for lo, hi, mfda, ldt in p.ranges:
+        parts.append(f"range_tombstone([{lo.hex()}, {hi.hex() if hi is not None else 'inf'}) mfda={mfda} ldt={ldt})")
+    for ck in sorted(p.rows):
+        row = p.rows[ck]
+        cells = []
+        for col, (ts, ldt, ttl, value) in sorted(row.cells.items()):
+            if value is None:
+                cells.append(f"{col}:tombstone(ts={ts}, ldt={ldt})")
+            elif ttl:
+                cells.append(f"{col}:{value.hex()}(ts={ts}, ttl={ttl}, expires={ldt})")
+            else:
+                cells.append(f"{col}:{value.hex()}(ts={ts})")
+        rdel = f" row_deletion(mfda={row.deletion[0]}, ldt={row.deletion[1]})" if row.deletion else ""
+        parts.append(f"row[{ck.hex()}]{rdel} {' '.join(cells)}")
+    return "; ".join(parts)
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+class PartitionStats:
+    """Accumulates what SSTable statistics need: timestamps, cell and tombstone counts, drop times."""
+
+    __slots__ = ("min_timestamp", "max_timestamp", "cell_count", "tombstone_count",
+                 "max_local_deletion_time", "histogram")
+
+    def __init__(self):
+        self.min_timestamp = 2**63 - 1
+        self.max_timestamp = -(2**63)
+        self.cell_count = 0
+        self.tombstone_count = 0
+        self.max_local_deletion_time = -1
+        self.histogram: dict[int, int] = {}
+
+    def _ts(self, ts: int) -> None:
+        if ts < self.min_timestamp:
+            self.min_timestamp = ts
+        if ts > self.max_timestamp:
+            self.max_timestamp = ts
+
+    def _tombstone(self, ldt: int) -> None:
+        self.tombstone_count += 1
+        bucket = ldt - ldt % 60
+        self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
+
+    def add(self, p: Partition) -> None:
+        if p.deletion:
+            self._ts(p.deletion[0])
+            self._tombstone(p.deletion[1])
+            self._ldt(p.deletion[1])
+        for r in p.ranges:
+            self._ts(r[2])
+            self._tombstone(r[3])
+            self._ldt(r[3])
+        for row in p.rows.values():
+            if row.deletion:
+                self._ts(row.deletion[0])
+                self._tombstone(row.deletion[1])
+                self._ldt(row.deletion[1])
+            for ts, ldt, ttl, value in row.cells.values():
+                self.cell_count += 1
+                self._ts(ts)
+                if value is None or ttl:
+                    self._ldt(ldt)
+                    if value is None:
+                        self._tombstone(ldt)
+                    else:  # an expiring cell becomes droppable at expiry
+                        self.histogram[ldt - ldt % 60] = self.histogram.get(ldt - ldt % 60, 0) + 1
+
+    def _ldt(self, ldt: int) -> None:
+        if ldt > self.max_local_deletion_time:
+            self.max_local_deletion_time = ldt
+
+    def to_dict(self) -> dict:
+        return {
+            "min_timestamp": self.min_timestamp if self.cell_count or self.tombstone_count else 0,
+            "max_timestamp": self.max_timestamp if self.cell_count or self.tombstone_count else 0,
+            "cell_count": self.cell_count,
+            "tombstone_count": self.tombstone_count,
+            "max_local_deletion_time": (self.max_local_deletion_time
+                                        if self.max_local_deletion_time >= 0 else NO_DELETION_TIME),
+            "droppable_histogram": tuple(sorted(self.histogram.items())),
+        }
+
+
+# -- reading: shadowing, expiry and slices ----------------------------------------------------
+
+def covering_deletion(p: Partition, ck: bytes, row: Row | None) -> int:
+    """Highest marked_for_delete_at that covers clustering `ck` (partition, range, row)."""
+    mfda = p.deletion[0] if p.deletion else -(2**63)
+    for lo, hi, r_mfda, _ in p.ranges:
+        if r_mfda > mfda and lo <= ck and (hi is None or ck < hi):
+            mfda = r_mfda
+    if row is not None and row.deletion and row.deletion[0] > mfda:
+        mfda = row.deletion[0]
+    return mfda
+
+
+def live_rows(p: Partition, now_s: int, lo: bytes = b"", hi: bytes | None = None,
+              reverse: bool = False, counter: list | None = None):
+    """Yield (ckey, {col_id: cell}) for each live row in [lo, hi), shadowing applied.
+
+    A row is live if its marker (column 0) or any regular cell is live. `counter`, when given,
+    is [tombstones_scanned] and is incremented for each tombstone, expired cell, row and range
+    deletion met (the read guard of Cassandra's ReadCommand).
+    """
+    keys = sorted(p.rows, reverse=reverse)
+    if counter is not None:
+        counter[0] += len(p.ranges) + (1 if p.deletion else 0)
+    for ck in keys:
+        if ck < lo or (hi is not None and ck >= hi):
+            continue
+        row = p.rows[ck]
+        mfda = covering_deletion(p, ck, row)
+        if counter is not None and row.deletion:
+            counter[0] += 1
+        cells = {}
+        for col, cell in row.cells.items():
+            ts, ldt, ttl, value = cell
+            if ts <= mfda:
+                continue
+            if value is None or (ttl and ldt <= now_s):
+                if counter is not None:
+                    counter[0] += 1
+                continue
+            cells[col] = cell
+        if cells:
+            yield ck, cells
+
+
+# -- compaction: drop what is shadowed, purge what is purgeable ------------------------------
+
+def _purgeable(ts: int, ldt: int, gc_before: int, max_purgeable_ts: int) -> bool:
+    return ldt < gc_before and ts < max_purgeable_ts
+
+
+def compact_partition(p: Partition, now_s: int, gc_before: int, max_purgeable_ts: int) -> Partition | None:
+    """Rewrite a merged partition for a compaction output.
+
+    Shadowed cells are always dropped (the deletion that shadows them is kept). Expired cells
+    become tombstones with ldt = expiry - ttl (Cassandra's AbstractCell.purge). A tombstone is
+    purged only if its ldt < gc_before (now - gc_grace_seconds) and its timestamp is below
+    `max_purgeable_ts`, the smallest timestamp any data outside the compaction may hold for this
+    key. Returns None when nothing remains.
+    """
+    pdel = p.deletion
+    if pdel and _purgeable(pdel[0], pdel[1], gc_before, max_purgeable_ts):
+        pdel = None
+    ranges = [r for r in p.ranges if not _purgeable(r[2], r[3], gc_before, max_purgeable_ts)]
+    out = Partition(pdel, {}, ranges)
+    for ck, row in p.rows.items():
+        mfda = covering_deletion(p, ck, row)
+        rdel = row.deletion
+        if rdel and (_purgeable(rdel[0], rdel[1], gc_before, max_purgeable_ts)
+                     or rdel[0] <= covering_deletion(p, ck, None)):
+            rdel = None
+        cells = {}
+        for col, cell in row.cells.items():
+            ts, ldt, ttl, value = cell
+            if ts <= mfda:
+                continue
+            if value is not None and ttl and ldt <= now_s:
+                cell = (ts, ldt - ttl, 0, None)
+                ldt = ldt - ttl
+                value = None
+            if value is None and _purgeable(ts, ldt, gc_before, max_purgeable_ts):
+                continue
+            cells[col] = cell
+        if cells or rdel:
+            out.rows[ck] = Row(rdel, cells)
+    return None if out.is_empty() else out
