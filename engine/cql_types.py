@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
-import math
 import uuid
 
 from engine.encoding import F32, F64, I32, I64, U32, U64
@@ -184,7 +183,7 @@ def _time_order(u: uuid.UUID) -> bytes:
 
 
 def _time_unorder(b: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=b[6:10] + b[4:6] + b[0:2] + b[8:16])
+    return uuid.UUID(bytes=b[4:8] + b[2:4] + b[0:2] + b[8:16])
 
 
 def encode_ordered(cql_type: str, value) -> bytes:
@@ -290,6 +289,3 @@ def component_length(cql_type: str, buf: bytes, pos: int, descending: bool) -> i
         return 1 + (head - 0x80 if head >= 0x80 else 0x7F - head)
     raise AssertionError(cql_type)
 
-
-def is_nan(value) -> bool:
-    return isinstance(value, float) and math.isnan(value)

@@ -104,7 +104,8 @@ class Partition:
 
     def __eq__(self, other):
         return (isinstance(other, Partition) and self.deletion == other.deletion
-                and self.rows == other.rows and sorted(self.ranges) == sorted(other.ranges))
+                and self.rows == other.rows
+                and sorted(self.ranges, key=range_order) == sorted(other.ranges, key=range_order))
 
     def __repr__(self):
         return f"Partition(deletion={self.deletion}, rows={self.rows}, ranges={self.ranges})"
@@ -118,7 +119,12 @@ def _merge_ranges(ranges: list) -> list:
         prev = best.get(key)
         if prev is None or (mfda, ldt) > prev:
             best[key] = (mfda, ldt)
-    return sorted((lo, hi, d[0], d[1]) for (lo, hi), d in best.items())
+    return sorted(((lo, hi, d[0], d[1]) for (lo, hi), d in best.items()), key=range_order)
+
+
+def range_order(r: tuple) -> tuple:
+    """Sort key for range tombstones: by lower bound, then upper bound (None = +infinity last)."""
+    return (r[0], r[1] is None, r[1] or b"", r[2], r[3])
 
 
 def merge_all(partitions: list[Partition]) -> Partition:
