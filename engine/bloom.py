@@ -1,0 +1,166 @@
+"""Bloom filter over partition keys, sized the way Cassandra sizes it (Filter.db).
+
+Parameters (Cassandra's `FilterFactory` + `BloomCalculations`): for `n` expected keys and a target
+false-positive chance, (buckets_per_element, K) come from the `probs` table; the filter has
+`m = n * buckets_per_element + 20` bits rounded up to whole 64-bit words. fp_chance >= 1.0 gives an
+"always present" filter (no bits, K = 0).
+
+Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, False)` (two unsigned 64-bit halves of standard
+MurmurHash3 x64_128, seed 0). Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
+incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
+double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
+(least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives.
+File layout and a worked example: docs/format/sstable.md ("Filter.db").
+"""
+from __future__ import annotations
+
+import mmh3
+
+from engine.encoding import U16, U32, U64, check, crc32
+
+MAGIC = b"DTSF"
+VERSION = 1
+EXCESS = 20  # Cassandra's BloomCalculations.EXCESS / FilterFactory.BITSET_EXCESS
+
+# Cassandra's BloomCalculations.probs[buckets_per_element][K]: false-positive probability.
+PROBS: tuple[tuple[float, ...], ...] = (
+    (1.0,),
+    (1.0, 1.0),
+    (1.0, 0.393, 0.4),
+    (1.0, 0.283, 0.237, 0.253),
+    (1.0, 0.221, 0.155, 0.147, 0.16),
+    (1.0, 0.181, 0.109, 0.092, 0.092, 0.101),
+    (1.0, 0.154, 0.0804, 0.0609, 0.0561, 0.0578, 0.0638),
+    (1.0, 0.133, 0.0618, 0.0423, 0.0359, 0.0347, 0.0364),
+    (1.0, 0.118, 0.0489, 0.0306, 0.024, 0.0217, 0.0216, 0.0229),
+    (1.0, 0.105, 0.0397, 0.0228, 0.0166, 0.0141, 0.0133, 0.0135, 0.0145),
+    (1.0, 0.0952, 0.0329, 0.0174, 0.0118, 0.00943, 0.00844, 0.00819, 0.00846),
+    (1.0, 0.0869, 0.0276, 0.0136, 0.00864, 0.0065, 0.00552, 0.00513, 0.00509),
+    (1.0, 0.08, 0.0236, 0.0108, 0.00646, 0.00459, 0.00371, 0.00329, 0.00314),
+    (1.0, 0.074, 0.0203, 0.00875, 0.00492, 0.00332, 0.00255, 0.00217, 0.00199, 0.00194),
+    (1.0, 0.0689, 0.0177, 0.00718, 0.00381, 0.00244, 0.00179, 0.00146, 0.00129, 0.00121,
+     0.0012),
+    (1.0, 0.0645, 0.0156, 0.00596, 0.003, 0.00183, 0.00128, 0.001, 8.52e-4, 7.75e-4, 7.44e-4),
+    (1.0, 0.0606, 0.0138, 0.005, 0.00239, 0.00139, 9.35e-4, 7.02e-4, 5.74e-4, 5.05e-4, 4.7e-4,
+     4.59e-4),
+    (1.0, 0.0571, 0.0123, 0.00423, 0.00193, 0.00107, 6.92e-4, 4.99e-4, 3.94e-4, 3.35e-4,
+     3.02e-4, 2.87e-4, 2.84e-4),
+    (1.0, 0.054, 0.0111, 0.00362, 0.00158, 8.39e-4, 5.19e-4, 3.6e-4, 2.75e-4, 2.26e-4, 1.98e-4,
+     1.83e-4, 1.76e-4),
+    (1.0, 0.0513, 0.00998, 0.00312, 0.0013, 6.63e-4, 3.94e-4, 2.64e-4, 1.94e-4, 1.55e-4,
+     1.32e-4, 1.18e-4, 1.11e-4, 1.09e-4),
+    (1.0, 0.0488, 0.00906, 0.0027, 0.00108, 5.3e-4, 3.03e-4, 1.96e-4, 1.4e-4, 1.08e-4, 8.89e-5,
+     7.77e-5, 7.12e-5, 6.79e-5, 6.71e-5),
+)
+
+
+def _opt_k(buckets: int) -> int:
+    row = PROBS[buckets]
+    best = min(range(len(row)), key=lambda j: (row[j], j))  # first minimum, as Cassandra
+    return max(1, best)
+
+
+def bloom_spec(fp_chance: float) -> tuple[int, int]:
+    """(buckets_per_element, K) for a target fp chance, as Cassandra's computeBloomSpec.
+
+    0.01 -> (10, 5); 0.1 -> (5, 3); 0.001 -> (15, 7). Only for 0 < fp_chance < 1.0.
+    """
+    assert 0.0 < fp_chance < 1.0, fp_chance
+    max_buckets = len(PROBS) - 1
+    if fp_chance >= PROBS[2][1]:
+        # Cassandra returns BloomSpecification(K=2, buckets=optK[2]=1) here; we keep its numbers.
+        return _opt_k(2), 2
+    if fp_chance < PROBS[max_buckets][-1]:
+        raise ValueError(f"bloom_filter_fp_chance {fp_chance} is below the minimum supported "
+                         f"{PROBS[max_buckets][-1]}")
+    buckets = 2
+    k = _opt_k(2)
+    while PROBS[buckets][k] > fp_chance:
+        buckets += 1
+        k = _opt_k(buckets)
+    while PROBS[buckets][k - 1] <= fp_chance:
+        k -= 1
+    return buckets, k
+
+
+def bits_for(expected: int, buckets: int) -> int:
+    """m = n * buckets + 20, rounded up to a multiple of 64."""
+    raw = max(1, expected) * buckets + EXCESS
+    return (raw + 63) // 64 * 64
+
+
+class BloomFilter:
+    """A bit array plus K. `m == 0` means "always present" (fp_chance >= 1.0)."""
+
+    __slots__ = ("m", "k", "bits")
+
+    def __init__(self, m: int, k: int, bits: bytearray):
+        assert m % 64 == 0 and len(bits) == m // 8 and (m == 0) == (k == 0), (m, k, len(bits))
+        self.m = m
+        self.k = k
+        self.bits = bits
+
+    @classmethod
+    def create(cls, expected: int, fp_chance: float) -> "BloomFilter":
+        if fp_chance >= 1.0:
+            return cls(0, 0, bytearray())
+        buckets, k = bloom_spec(fp_chance)
+        m = bits_for(expected, buckets)
+        return cls(m, k, bytearray(m // 8))
+
+    def add(self, key: bytes) -> None:
+        m = self.m
+        if not m:
+            return
+        h1, h2 = mmh3.hash64(key, 0, True, False)
+        bits = self.bits
+        idx = h2 % m
+        step = h1 % m
+        for _ in range(self.k):
+            bits[idx >> 3] |= 1 << (idx & 7)
+            idx += step
+            if idx >= m:
+                idx -= m
+
+    def might_contain(self, key: bytes) -> bool:
+        m = self.m
+        if not m:
+            return True
+        h1, h2 = mmh3.hash64(key, 0, True, False)
+        bits = self.bits
+        idx = h2 % m
+        if not bits[idx >> 3] & (1 << (idx & 7)):
+            return False
+        step = h1 % m
+        for _ in range(self.k - 1):
+            idx += step
+            if idx >= m:
+                idx -= m
+            if not bits[idx >> 3] & (1 << (idx & 7)):
+                return False
+        return True
+
+    # -- Filter.db -----------------------------------------------------------------------------
+    # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes)
+
+    def encode(self) -> bytes:
+        head = MAGIC + U16.pack(VERSION) + U32.pack(self.k) + U64.pack(self.m)
+        body = head + bytes(self.bits)
+        return body + U32.pack(crc32(body))
+
+    @classmethod
+    def decode(cls, buf: bytes, path: str) -> "BloomFilter":
+        check(len(buf) >= 22, path, 0, "filter file is shorter than its 22-byte header + crc")
+        check(buf[:4] == MAGIC, path, 0, f"bad magic {buf[:4]!r}, expected {MAGIC!r}")
+        (version,) = U16.unpack_from(buf, 4)
+        check(version == VERSION, path, 4, f"unsupported filter version {version}")
+        (k,) = U32.unpack_from(buf, 6)
+        (m,) = U64.unpack_from(buf, 10)
+        check(m % 64 == 0 and (m == 0) == (k == 0) and k <= 64, path, 6,
+              f"bad filter parameters m={m} K={k}")
+        end = 18 + m // 8
+        check(len(buf) == end + 4, path, 18, f"filter of {m} bits needs {end + 4} bytes, "
+              f"file has {len(buf)}")
+        (stored,) = U32.unpack_from(buf, end)
+        check(stored == crc32(memoryview(buf)[:end]), path, end, "filter checksum mismatch")
+        return cls(m, k, bytearray(buf[18:end]))

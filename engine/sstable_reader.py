@@ -1,0 +1,409 @@
+"""SSTable reader: point reads (bloom -> summary bisect -> one index segment -> one data block) and
+ordered range scans (sequential chunked reads of Data.db), plus the naming of sstable files.
+
+An sstable is complete when its `dt-<generation>-TOC.txt` exists; the writer writes it last.
+Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and keeps one fd on
+Data.db and one on Index.db, read with os.pread (so a reader is safe to share between threads).
+Every byte read is checked (magic, version, lengths, CRCs); failures raise
+CorruptionError(path, offset, what) and no wrong bytes are ever returned.
+Formats: docs/format/sstable.md.
+"""
+from __future__ import annotations
+
+import os
+import re
+from bisect import bisect_left, bisect_right
+from typing import Iterator
+
+import lz4.block
+
+from engine.bloom import BloomFilter
+from engine.encoding import I64, U32, U64, check, crc32, decode_uvarint
+from engine.errors import CorruptionError
+from engine.partition_index import (HEADER_SIZE, IN_BLOCK_BITS, IN_BLOCK_MASK, INDEX_MAGIC,
+                                    TOKEN_BIAS, Summary, check_header, decode_segment, sort_key)
+from engine.sstable_stats import decode_statistics, fsync_directory
+
+DATA_MAGIC = b"DTSD"
+# Block compression byte. On disk: never renumber.
+COMPRESSION_NONE = 0
+COMPRESSION_LZ4 = 1
+BLOCK_HEADER_SIZE = 5  # u32 stored_len | u8 compression
+BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
+SCAN_CHUNK_BYTES = 256 * 1024
+
+COMPONENTS = ("Data.db", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")
+TOC_TEXT = "".join(c + "\n" for c in COMPONENTS)
+_TOC_RE = re.compile(r"^dt-(\d+)-TOC\.txt$")
+
+_u32_unpack_from = U32.unpack_from
+_u64_unpack_from = U64.unpack_from
+_i64_unpack_from = I64.unpack_from
+_u64_pack = U64.pack
+_pread = os.pread
+_lz4_decompress = lz4.block.decompress
+
+
+# -- naming -------------------------------------------------------------------------------------
+
+def component_path(directory: str, generation: int, component: str) -> str:
+    return os.path.join(directory, f"dt-{generation}-{component}")
+
+
+def list_generations(directory: str) -> list[int]:
+    """Generations of complete sstables (TOC.txt present), sorted."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for m in map(_TOC_RE.match, names) if m)
+
+
+def component_paths(directory: str, generation: int) -> list[str]:
+    """Every file of a generation, complete or not (temporary files included), sorted."""
+    prefix = f"dt-{generation}-"
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(directory, n) for n in names if n.startswith(prefix))
+
+
+def delete_sstable(directory: str, generation: int) -> None:
+    """Remove TOC.txt first (the sstable stops being complete), then the rest; fsync the dir."""
+    toc = component_path(directory, generation, "TOC.txt")
+    if os.path.exists(toc):
+        os.remove(toc)
+    for path in component_paths(directory, generation):
+        os.remove(path)
+    fsync_directory(directory)
+
+
+# -- Data.db blocks -----------------------------------------------------------------------------
+
+def decode_block(buf: bytes, at: int, path: str, file_offset: int) -> tuple[bytes, int, int]:
+    """Check the block that starts at buf[at] (all of it must be in buf).
+
+    Returns (raw, start, end): the uncompressed record bytes are raw[start:end] (for an
+    uncompressed block `raw` is `buf` itself, so nothing is copied)."""
+    (stored_len,) = _u32_unpack_from(buf, at)
+    ctype = buf[at + 4]
+    end = at + BLOCK_HEADER_SIZE + stored_len
+    check(end + 4 <= len(buf), path, file_offset, f"block of {stored_len} bytes is truncated")
+    if _u32_unpack_from(buf, end)[0] != crc32(memoryview(buf)[at:end]):
+        raise CorruptionError(path, file_offset, "block checksum mismatch")
+    start = at + BLOCK_HEADER_SIZE
+    if ctype == COMPRESSION_NONE:
+        return buf, start, end
+    check(ctype == COMPRESSION_LZ4, path, file_offset + 4, f"unknown block compression {ctype}")
+    check(stored_len >= 4, path, file_offset, "lz4 block lacks its uncompressed size")
+    (raw_len,) = _u32_unpack_from(buf, start)
+    try:
+        raw = _lz4_decompress(memoryview(buf)[start + 4:end], uncompressed_size=raw_len)
+    except lz4.block.LZ4BlockError as exc:
+        raise CorruptionError(path, file_offset, f"lz4 block does not decompress: {exc}") from None
+    check(len(raw) == raw_len, path, file_offset, "lz4 block has the wrong uncompressed size")
+    return raw, 0, raw_len
+
+
+def parse_records(raw: bytes, p: int, end: int, path: str, file_offset: int,
+                  offsets: list[int] | None = None) -> list[tuple[int, bytes, bytes]]:
+    """Records `i64 token | uvarint key_len | key | uvarint payload_len | payload` in raw[p:end].
+
+    If `offsets` is given, the offset of each record relative to the first `p` is appended."""
+    out = []
+    append = out.append
+    base = p
+    while p < end:
+        if offsets is not None:
+            offsets.append(p - base)
+        if p + 10 > end:
+            raise CorruptionError(path, file_offset, "record header runs past the block")
+        token = _i64_unpack_from(raw, p)[0]
+        n = raw[p + 8]
+        p += 9
+        if n >= 0x80:
+            n, p = decode_uvarint(raw, p - 1, path)
+        key = raw[p:p + n]
+        p += n
+        if p >= end:
+            raise CorruptionError(path, file_offset, "record key runs past the block")
+        n = raw[p]
+        p += 1
+        if n >= 0x80:
+            n, p = decode_uvarint(raw, p - 1, path)
+        q = p + n
+        if q > end:
+            raise CorruptionError(path, file_offset, "record payload runs past the block")
+        append((token, key, raw[p:q]))
+        p = q
+    return out
+
+
+class SSTableReader:
+    """An open, immutable sstable. Attributes: generation, stats, paths, size_bytes, summary,
+    key_cache_hits, key_cache_requests."""
+
+    def __init__(self, directory: str, generation: int, key_cache_size: int = 0):
+        self.directory = directory
+        self.generation = generation
+        self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
+        self.data_path, self.index_path = self.paths[0], self.paths[1]
+        self._data_fd = self._index_fd = -1
+        self.key_cache_size = key_cache_size
+        self._key_cache: dict[bytes, int] | None = {} if key_cache_size > 0 else None
+        self.key_cache_hits = 0
+        self.key_cache_requests = 0
+
+    @classmethod
+    def open(cls, directory: str, generation: int, *, key_cache_size: int = 0) -> "SSTableReader":
+        reader = cls(directory, generation, key_cache_size)
+        try:
+            reader._load()
+        except BaseException:
+            reader.close()
+            raise
+        return reader
+
+    def _load(self) -> None:
+        data_path, index_path, summary_path, filter_path, stats_path, toc_path = self.paths
+        toc = _read_whole(toc_path)
+        check(toc == TOC_TEXT.encode(), toc_path, 0, "TOC does not list exactly the components "
+              + ", ".join(COMPONENTS))
+        self.summary = summary = Summary.decode(_read_whole(summary_path), summary_path)
+        self.stats = stats = decode_statistics(_read_whole(stats_path), stats_path)
+        self.bloom = BloomFilter.decode(_read_whole(filter_path), filter_path)
+        check(stats.partition_count == summary.partition_count, stats_path, 0,
+              f"statistics count {stats.partition_count} partitions, summary "
+              f"{summary.partition_count}")
+        self._data_fd = os.open(data_path, os.O_RDONLY)
+        self._index_fd = os.open(index_path, os.O_RDONLY)
+        for fd, path, magic, size in ((self._data_fd, data_path, DATA_MAGIC, summary.data_size),
+                                      (self._index_fd, index_path, INDEX_MAGIC,
+                                       summary.index_size)):
+            actual = os.fstat(fd).st_size
+            check(actual == size, path, min(actual, size),
+                  f"file has {actual} bytes, the summary says {size}")
+            check_header(_pread(fd, HEADER_SIZE, 0), magic, path)
+        self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
+        self._first_keys = summary.first_keys
+        self._segment_bounds = summary.segment_offsets + [summary.index_size]
+        self._data_size = summary.data_size
+        self._read_hint = summary.block_size + BLOCK_OVERHEAD
+        if summary.partition_count:
+            self._min_token, self._max_token = stats.min_token, stats.max_token
+        else:
+            self._min_token, self._max_token = 1, 0  # admits no token
+        self._might_contain = self.bloom.might_contain
+
+    # -- point reads ---------------------------------------------------------------------------
+
+    def may_contain(self, token: int, key: bytes) -> bool:
+        """False when the token is outside [min_token, max_token] or the bloom filter says no."""
+        return self._min_token <= token <= self._max_token and self._might_contain(key)
+
+    def get(self, token: int, key: bytes) -> bytes | None:
+        """The payload stored for (token, key), or None."""
+        if token < self._min_token or token > self._max_token or not self._might_contain(key):
+            return None
+        sk = _u64_pack(token + TOKEN_BIAS) + key
+        cache = self._key_cache
+        if cache is not None:
+            self.key_cache_requests += 1
+            position = cache.pop(sk, None)
+            if position is not None:
+                self.key_cache_hits += 1
+                cache[sk] = position  # most recently used goes last
+                return self._payload_at(position, key)
+        position = self._find(sk, exact=True)
+        if position is None:
+            return None
+        if cache is not None:
+            if len(cache) >= self.key_cache_size:
+                del cache[next(iter(cache))]
+            cache[sk] = position
+        return self._payload_at(position, key)
+
+    def _segment(self, i: int) -> tuple[list[bytes], bytes]:
+        off = self._segment_bounds[i]
+        length = self._segment_bounds[i + 1] - off
+        return decode_segment(_pread(self._index_fd, length, off), self.index_path, off)
+
+    def _find(self, sk: bytes, exact: bool) -> int | None:
+        """Position of the entry == sk (exact) or of the first entry >= sk; None if none."""
+        i = bisect_right(self._first_keys, sk) - 1
+        if i < 0:
+            if exact or not self._first_keys:
+                return None
+            i = 0
+        keys, blob = self._segment(i)
+        j = bisect_left(keys, sk)
+        if exact:
+            if j == len(keys) or keys[j] != sk:
+                return None
+        elif j == len(keys):
+            i += 1
+            if i == len(self._first_keys):
+                return None
+            keys, blob = self._segment(i)
+            j = 0
+        return _u64_unpack_from(blob, j << 3)[0]
+
+    def _payload_at(self, position: int, key: bytes) -> bytes:
+        block_off = position >> IN_BLOCK_BITS
+        buf = _pread(self._data_fd, self._read_hint, block_off)
+        if len(buf) < BLOCK_OVERHEAD:
+            raise CorruptionError(self.data_path, block_off, "block header is truncated")
+        need = BLOCK_OVERHEAD + _u32_unpack_from(buf, 0)[0]
+        if need > len(buf):  # a block holding one partition larger than block_size
+            check(block_off + need <= self._data_size, self.data_path, block_off,
+                  "block runs past the end of Data.db")
+            buf = _pread(self._data_fd, need, block_off)
+        raw, start, end = decode_block(buf, 0, self.data_path, block_off)
+        return self._one_payload(raw, start + (position & IN_BLOCK_MASK), end, key, block_off)
+
+    def _one_payload(self, raw: bytes, p: int, end: int, key: bytes, block_off: int) -> bytes:
+        path = self.data_path
+        if p + 10 > end:
+            raise CorruptionError(path, block_off, "index points past the block's records")
+        n = raw[p + 8]
+        p += 9
+        if n >= 0x80:
+            n, p = decode_uvarint(raw, p - 1, path)
+        q = p + n
+        if raw[p:q] != key or q >= end:
+            raise CorruptionError(path, block_off, "index entry points at another partition")
+        n = raw[q]
+        p = q + 1
+        if n >= 0x80:
+            n, p = decode_uvarint(raw, q, path)
+        q = p + n
+        if q > end:
+            raise CorruptionError(path, block_off, "record payload runs past the block")
+        return raw[p:q]
+
+    # -- scans ---------------------------------------------------------------------------------
+
+    def _blocks(self, offset: int) -> Iterator[tuple[int, bytes, int, int]]:
+        """(block offset, raw, start, end) for each block from `offset` to the end of Data.db.
+
+        Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""
+        fd, path, size = self._data_fd, self.data_path, self._data_size
+        chunk = b""
+        chunk_off = offset
+        while offset < size:
+            at = offset - chunk_off
+            if at + BLOCK_OVERHEAD > len(chunk):
+                chunk, chunk_off, at = _pread(fd, SCAN_CHUNK_BYTES, offset), offset, 0
+                check(len(chunk) >= BLOCK_OVERHEAD, path, offset, "block header is truncated")
+            total = BLOCK_OVERHEAD + _u32_unpack_from(chunk, at)[0]
+            check(offset + total <= size, path, offset, "block runs past the end of Data.db")
+            if at + total > len(chunk):
+                chunk = _pread(fd, max(SCAN_CHUNK_BYTES, total), offset)
+                chunk_off, at = offset, 0
+            raw, start, end = decode_block(chunk, at, path, offset)
+            yield offset, raw, start, end
+            offset += total
+
+    def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
+             *, end_inclusive: bool = False) -> Iterator[tuple[int, bytes, bytes]]:
+        """(token, key, payload) with start <= (token, key) < end (<= end if end_inclusive),
+        in order. None means unbounded."""
+        if not self.summary.partition_count:
+            return
+        if start is None:
+            block_off, skip = HEADER_SIZE, 0
+        else:
+            position = self._find(sort_key(*start), exact=False)
+            if position is None:
+                return
+            block_off, skip = position >> IN_BLOCK_BITS, position & IN_BLOCK_MASK
+        path = self.data_path
+        for off, raw, s, e in self._blocks(block_off):
+            records = parse_records(raw, s + skip, e, path, off)
+            skip = 0
+            if end is not None:
+                last = records[-1]
+                if (last[0], last[1]) > end or (not end_inclusive and (last[0], last[1]) == end):
+                    for rec in records:
+                        if (rec[0], rec[1]) > end or (not end_inclusive and (rec[0], rec[1]) == end):
+                            return
+                        yield rec
+                    return
+            yield from records
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def iter_index(self) -> Iterator[tuple[int, bytes, int]]:
+        """Walk Index.db from its header: (segment offset, sort key, position) per entry."""
+        path = self.index_path
+        for i in range(len(self._first_keys)):
+            keys, blob = self._segment(i)
+            off = self._segment_bounds[i]
+            for j, sk in enumerate(keys):
+                check(type(sk) is bytes and len(sk) >= 8, path, off, "bad sort key in segment")
+                yield off, sk, _u64_unpack_from(blob, j << 3)[0]
+
+    def iter_positions(self) -> Iterator[tuple[int, int, int, bytes, bytes]]:
+        """Walk Data.db from its header: (block offset, offset in block, token, key, payload)."""
+        for off, raw, s, e in self._blocks(HEADER_SIZE):
+            offsets: list[int] = []
+            records = parse_records(raw, s, e, self.data_path, off, offsets)
+            check(bool(records), self.data_path, off, "empty block")
+            for in_block, (token, key, payload) in zip(offsets, records):
+                yield off, in_block, token, key, payload
+
+    def check_invariants(self, bloom_sample: int = 1000) -> None:
+        """Read every byte of Index.db and Data.db: order, index <-> data agreement, summary
+        consistency, statistics; bloom has no false negatives on a sample. Raises
+        CorruptionError for bad bytes, AssertionError for a broken invariant."""
+        summary, stats = self.summary, self.stats
+        prev = b""
+        count = 0
+        seg_starts = []
+        data = self.iter_positions()
+        sample_every = max(1, summary.partition_count // max(1, bloom_sample))
+        for off, sk, position in self.iter_index():
+            if count % summary.index_interval == 0:
+                seg_starts.append((off, sk))
+            assert sk > prev, f"index not in order at entry {count}"
+            rec = next(data, None)
+            assert rec is not None, f"Data.db has fewer records than the index ({count})"
+            block_off, in_block, token, key, _ = rec
+            assert sort_key(token, key) == sk, f"index entry {count} does not match Data.db"
+            assert position == (block_off << IN_BLOCK_BITS | in_block), f"bad position {count}"
+            if count % sample_every == 0:
+                assert self.bloom.might_contain(key), f"bloom false negative for {key!r}"
+            prev = sk
+            count += 1
+        assert next(data, None) is None, "Data.db has more records than the index"
+        assert count == summary.partition_count == stats.partition_count
+        assert seg_starts == list(zip(summary.segment_offsets, summary.first_keys))
+        assert prev == summary.last_key
+        if count:
+            first_token = self._first_keys[0][:8]
+            assert _u64_unpack_from(first_token, 0)[0] - TOKEN_BIAS == stats.min_token
+            assert _u64_unpack_from(prev, 0)[0] - TOKEN_BIAS == stats.max_token
+            assert self._first_keys[0][8:] == stats.first_key and prev[8:] == stats.last_key
+        assert stats.min_token <= stats.max_token or not count
+
+    def close(self) -> None:
+        for name in ("_data_fd", "_index_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+    def __enter__(self) -> "SSTableReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SSTableReader({self.directory!r}, generation={self.generation})"
+
+
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
