@@ -1,0 +1,205 @@
+"""Every message nodes and clients exchange, as frozen dataclasses, and their msgpack codec.
+
+A message is encoded as the msgpack array `[type_id, field...]` (fields in declaration order).
+Type ids are on the wire: never renumber. Client values that msgpack has no type for travel as
+ext types (1 uuid, 2 timestamp-ms, 3 decimal); nothing is ever pickled. Framing (length,
+version, checksum, size limit) is the runtime's job: docs/format.md#wire-frames.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import uuid
+from dataclasses import astuple, dataclass, fields
+
+import msgpack
+
+from engine.errors import InvalidRequest
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _default(obj):
+    if isinstance(obj, uuid.UUID):
+        return msgpack.ExtType(1, obj.bytes)
+    if isinstance(obj, _dt.datetime):
+        if obj.tzinfo is None:
+            obj = obj.replace(tzinfo=_dt.timezone.utc)
+        ms = (obj - _EPOCH) // _dt.timedelta(milliseconds=1)
+        return msgpack.ExtType(2, ms.to_bytes(8, "big", signed=True))
+    if isinstance(obj, decimal.Decimal):
+        return msgpack.ExtType(3, str(obj).encode())
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
+
+
+def _ext_hook(code: int, data: bytes):
+    if code == 1 and len(data) == 16:
+        return uuid.UUID(bytes=data)
+    if code == 2 and len(data) == 8:
+        return _EPOCH + _dt.timedelta(milliseconds=int.from_bytes(data, "big", signed=True))
+    if code == 3:
+        return decimal.Decimal(data.decode())
+    raise InvalidRequest(f"unknown or malformed msgpack ext type {code} on the wire")
+
+
+def packb(obj) -> bytes:
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def unpackb(data: bytes):
+    return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False,
+                           max_buffer_size=len(data) or 1)
+
+
+_REGISTRY: dict[int, type] = {}
+
+
+def message(type_id: int):
+    def register(cls):
+        cls = dataclass(frozen=True, slots=True)(cls)
+        assert type_id not in _REGISTRY, type_id
+        cls.TYPE_ID = type_id
+        _REGISTRY[type_id] = cls
+        return cls
+    return register
+
+
+def encode(msg) -> bytes:
+    return packb([msg.TYPE_ID, *astuple_shallow(msg)])
+
+
+def astuple_shallow(msg) -> tuple:
+    return tuple(getattr(msg, f.name) for f in fields(msg))
+
+
+def decode(data: bytes):
+    try:
+        obj = unpackb(data)
+    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException) as e:
+        raise InvalidRequest(f"malformed message: {e}") from None
+    if not isinstance(obj, list) or not obj or not isinstance(obj[0], int):
+        raise InvalidRequest("malformed message: expected [type_id, field...]")
+    cls = _REGISTRY.get(obj[0])
+    if cls is None:
+        raise InvalidRequest(f"unknown message type {obj[0]}")
+    expected = len(fields(cls))
+    if len(obj) - 1 != expected:
+        raise InvalidRequest(f"message {cls.__name__} has {len(obj) - 1} fields, expected {expected}")
+    return cls(*obj[1:])
+
+
+# -- gossip (GossipDigestSyn / Ack / Ack2) ----------------------------------------------------
+
+@message(1)
+class GossipSyn:
+    cluster_name: str
+    digests: list          # [[endpoint, generation, max_version], ...]
+
+
+@message(2)
+class GossipAck:
+    digests: list          # what the sender wants: [[endpoint, generation, version], ...]
+    states: dict           # endpoint -> EndpointState wire form
+
+
+@message(3)
+class GossipAck2:
+    states: dict
+
+
+# -- replica requests ---------------------------------------------------------------------------
+
+@message(10)
+class MutationRequest:
+    id: int
+    table_id: str
+    key: bytes
+    payload: bytes         # an encoded partition update (engine/partition.py)
+
+
+@message(11)
+class MutationResponse:
+    id: int
+    error: str | None      # None = applied
+
+
+@message(12)
+class ReadRequest:
+    id: int
+    table_id: str
+    key: bytes
+    lo: bytes              # clustering slice [lo, hi), hi None = unbounded
+    hi: bytes | None
+    digest_only: bool
+
+
+@message(13)
+class ReadResponse:
+    id: int
+    payload: bytes | None  # the partition restricted to the slice (None if absent), or None for digests
+    digest: bytes
+    error: str | None
+
+
+@message(14)
+class RangeReadRequest:
+    id: int
+    table_id: str
+    start: list | None     # [token, key] inclusive
+    end: list | None       # [token, key] exclusive
+    limit: int             # partitions
+
+
+@message(15)
+class RangeReadResponse:
+    id: int
+    partitions: list       # [[token, key, payload], ...]
+    exhausted: bool
+    error: str | None
+
+
+@message(20)
+class SchemaPull:
+    id: int
+
+
+@message(21)
+class SchemaPush:
+    id: int
+    schema: dict
+
+
+# -- client <-> coordinator ---------------------------------------------------------------------
+
+@message(30)
+class ClientRequest:
+    id: int
+    op: str
+    args: dict
+
+
+@message(31)
+class ClientResponse:
+    id: int
+    result: object
+    error: dict | None     # {"type": class name, "message": str, ...fields}
+
+
+# -- effects returned by the sans-IO node (never on the wire) ----------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: str
+    msg: object
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    request_id: int
+    result: object = None
+    error: BaseException | None = None
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["astuple"]
