@@ -4,10 +4,12 @@ non-overlapping sstables of about `sstable_size_in_mb`, at most fanout^n * sstab
 Order of preference for one plan (after Cassandra's LeveledManifest.getCompactionCandidates):
   1. L0 holds more than 32 sstables: size-tier within L0 (thresholds 4/32), output L0.
   2. The highest level n in 1..7 whose non-compacting bytes exceed 1.001 * fanout^n * size:
-     its oldest eligible sstable (plus, when nothing in L(n+1) overlaps it, its key-order
-     neighbour) and every L(n+1) sstable overlapping their hull -> L(n+1). L8 is never pushed up.
-  3. At least 4 eligible L0 sstables: the 32 oldest. If they hold >= sstable_size bytes they go
-     to L1 with every L1 sstable overlapping their hull; otherwise they are merged in L0.
+     the eligible sstable with the fewest L(n+1) bytes overlapped per byte (then the oldest;
+     when nothing overlaps it, its key-order neighbour joins) and every L(n+1) sstable
+     overlapping their hull -> L(n+1). L8 is never pushed up.
+  3. At least 4 eligible L0 sstables, or more than 4 * sstable_size bytes of them: the 32
+     oldest. If they hold >= sstable_size bytes they go to L1 with every L1 sstable overlapping
+     their hull; otherwise they are merged in L0.
   4. A single-sstable tombstone compaction: highest level first, highest droppable ratio first.
 
 Concurrency (so outputs of tasks running together never overlap in a level >= 1): a task is not
@@ -16,6 +18,8 @@ compacting L0 sstables are not eligible. An LCS major must run alone (see plan_m
 Doc: docs/format/compaction.md.
 """
 from __future__ import annotations
+
+import bisect
 
 from engine.compaction import size_tiered
 from engine.compaction.picker import (MAX_LEVEL, MIB, CompactionTask, SSTableInfo, droppable_ratio,
@@ -69,28 +73,46 @@ def _stcs_in_l0(opts, levels, compacting) -> CompactionTask | None:
 
 
 def _level_task(opts, levels, n: int, compacting) -> CompactionTask | None:
-    """Push level n (>= 1) up: oldest eligible sstable first, plus its overlaps in L(n+1)."""
+    """Push one sstable of level n (>= 1) up, the one cheapest to merge (RocksDB's
+    kMinOverlappingRatio): least L(n+1) bytes overlapped per byte pushed, then oldest."""
     here = sorted(levels[n], key=lambda s: s.first)
-    nxt = levels[n + 1]
-    size = sstable_size_bytes(opts)
-    reason = f"L{n}->L{n + 1}"
-    position = {s.generation: i for i, s in enumerate(here)}
-    for x in sorted((s for s in here if s.generation not in compacting), key=lambda s: s.generation):
-        ovl = overlapping(x.first, x.last, nxt)
-        if ovl:
-            if not _busy(ovl, compacting):
-                return make_task([x, *ovl], n + 1, size, reason)
+    nxt = sorted(levels[n + 1], key=lambda s: s.first)  # non-overlapping: lasts are sorted too
+    firsts, lasts = [s.first for s in nxt], [s.last for s in nxt]
+    size_sum, busy_sum = [0], [0]
+    for s in nxt:
+        size_sum.append(size_sum[-1] + s.size_bytes)
+        busy_sum.append(busy_sum[-1] + (s.generation in compacting))
+
+    def above(group):  # the L(n+1) slice overlapping the group's hull, if none of it is busy
+        lo, hi = hull(group)
+        i, j = bisect.bisect_left(lasts, lo), bisect.bisect_right(firsts, hi)
+        return (i, j) if busy_sum[j] == busy_sum[i] else None
+
+    best, best_key = None, None
+    for k, x in enumerate(here):
+        if x.generation in compacting:
             continue
-        # Nothing above overlaps x: take its key-order neighbour too, so the task has two inputs
-        # (a one-sstable task would be a pure rename); the hull then may cover L(n+1) sstables.
-        i = position[x.generation]
-        for j in (i + 1, i - 1):
-            if 0 <= j < len(here) and here[j].generation not in compacting:
-                lo, hi = hull([x, here[j]])
-                ovl = overlapping(lo, hi, nxt)
-                if not _busy(ovl, compacting):
-                    return make_task([x, here[j], *ovl], n + 1, size, reason)
-    return None
+        group, span = [x], above([x])
+        if span is not None and span[0] == span[1]:
+            # Nothing above overlaps x: its key-order neighbour joins (next, else previous), so
+            # the task has two inputs rather than being a bare rename.
+            neighbours = [here[m] for m in (k + 1, k - 1)
+                          if 0 <= m < len(here) and here[m].generation not in compacting]
+            group, span = [x], None
+            for y in neighbours:
+                span = above([x, y])
+                if span is not None:
+                    group = [x, y]
+                    break
+        if span is None:
+            continue
+        cost = (size_sum[span[1]] - size_sum[span[0]]) / max(1, sum(s.size_bytes for s in group))
+        key = (cost, x.generation)
+        if best_key is None or key < best_key:
+            best, best_key = [*group, *nxt[span[0]:span[1]]], key
+    if best is None:
+        return None
+    return make_task(best, n + 1, sstable_size_bytes(opts), f"L{n}->L{n + 1}")
 
 
 def _l0_task(opts, levels, compacting) -> CompactionTask | None:
@@ -98,7 +120,7 @@ def _l0_task(opts, levels, compacting) -> CompactionTask | None:
     busy_lo, busy_hi = hull(busy) if busy else (None, None)
     eligible = [s for s in levels[0] if s.generation not in compacting
                 and (not busy or not intersects(busy_lo, busy_hi, s))]
-    if len(eligible) < L0_TRIGGER:
+    if len(eligible) < L0_TRIGGER and sum(s.size_bytes for s in eligible) <= max_bytes_for_level(opts, 0):
         return None
     candidates = sorted(eligible, key=lambda s: s.generation)[:MAX_COMPACTING_L0]
     size = sstable_size_bytes(opts)
@@ -108,7 +130,7 @@ def _l0_task(opts, levels, compacting) -> CompactionTask | None:
     if busy and lo <= busy_hi and busy_lo <= hi:
         return None
     ovl = overlapping(lo, hi, levels[1])
-    if _busy(ovl, compacting):
+    if _busy(ovl, compacting) or len(candidates) + len(ovl) < 2:
         return None
     return make_task([*candidates, *ovl], 1, size, "L0->L1")
 

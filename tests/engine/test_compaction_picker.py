@@ -224,6 +224,16 @@ def test_l0_to_l1_with_overlapping_l1():
     assert plan_of(LCS, spread + l1).inputs == (1, 2, 3, 4, 20, 21, 22, 23)
 
 
+def test_big_l0_goes_up_below_the_count_trigger():
+    # fewer than 4 L0 sstables, but over the L0 cap of 4 * sstable_size (e.g. after a switch from STCS)
+    big = [sst(1, 3 * S, 0, 0, 100), sst(2, 2 * S, 0, 50, 150)]
+    t = plan_of(LCS, big + [sst(9, S, 1, 140, 200), sst(10, S, 1, 300, 400)])
+    assert (t.inputs, t.output_level) == ((1, 2, 9), 1)
+    assert plan_of(LCS, [sst(1, 4 * S, 0, 0, 100)]) is None  # alone, nothing to merge with
+    assert plan_of(LCS, [sst(1, 5 * S, 0, 0, 100), sst(9, S, 1, 50, 60)]).inputs == (1, 9)
+    assert plan_of(LCS, big[:1] + [sst(2, S, 0, 50, 150)]) is None  # exactly 4 * sstable_size
+
+
 def test_small_l0_is_merged_in_place():
     l0 = [sst(g, 10 * MIB, 0, 0, 100) for g in range(1, 5)]
     t = plan_of(LCS, l0 + [sst(9, S, 1, 0, 100)])
@@ -251,16 +261,21 @@ def l1_full(n, start_gen=1, size=S):
     return [sst(start_gen + i, size, 1, i * 100, i * 100 + 99) for i in range(n)]
 
 
-def test_level_overflow_pushes_the_oldest_with_its_overlaps():
+def test_level_overflow_pushes_the_cheapest_with_its_overlaps():
     l1 = l1_full(10)
     l2 = [sst(100, S, 2, 0, 150), sst(101, S, 2, 151, 250), sst(102, S, 2, 251, 1200)]
     assert plan_of(LCS, l1 + l2) is None  # exactly at target (10 * 160 MB)
     l1 = l1_full(11)
+    # gen 1 [0..99] overlaps only 100 (1 byte above per byte pushed), as do gens 4..11 with 102;
+    # gens 2 and 3 overlap two each. Ties go to the oldest.
     t = plan_of(LCS, l1 + l2)
     assert (t.inputs, t.output_level, t.max_output_bytes, t.reason) == ((1, 100), 2, S, "L1->L2")
-    # the oldest's overlaps are busy: the next oldest is taken
+    # the cheapest's overlaps are busy (100 also blocks 2): the next cheapest is taken
     t = plan_of(LCS, l1 + l2, compacting={100})
-    assert t.inputs == (3, 101, 102)
+    assert t.inputs == (4, 102)
+    # a cheaper younger sstable beats an older one
+    l2_big_left = [sst(100, 5 * S, 2, 0, 150)] + l2[1:]
+    assert plan_of(LCS, l1 + l2_big_left).inputs == (4, 102)
     # compacting bytes don't count toward the score
     assert plan_of(LCS, l1 + l2, compacting={11}) is None
 
@@ -274,7 +289,7 @@ def test_level_overflow_without_overlap_takes_a_neighbour():
     assert t.inputs == (3, 4)
     # an L2 sstable in the gap between the neighbours joins
     gap = [sst(1, S, 1, 0, 10), sst(2, S, 1, 90, 99), sst(60, S, 2, 20, 30)]
-    gap += [sst(3 + i, S, 1, 200 + i * 100, 299 + i * 100) for i in range(9)]
+    gap += [sst(50, 9 * S, 1, 1000, 1100), sst(61, 50 * S, 2, 1000, 1100)]
     t = plan_of(LCS, gap)
     assert t.inputs == (1, 2, 60)
 
@@ -390,15 +405,19 @@ def drain(options, snapshot, next_gen, now_s, limit=20_000):
     raise AssertionError("compaction loop did not terminate")
 
 
-def simulate_write_amplification(options, flushes: int, flush_bytes: int, seed: int = 1):
-    """Flush `flushes` equal sstables of random keys (each spans the whole token range, as a
-    memtable of random writes does), compacting to quiescence after each; return
-    (write amplification = bytes written by flush and compaction / bytes flushed, final snapshot)."""
+def simulate_write_amplification(options, flushes: int, flush_bytes: int, sequential=False, seed=1):
+    """Flush `flushes` equal sstables, compacting to quiescence after each; return (write
+    amplification = bytes written by flush and compaction / bytes flushed, final snapshot).
+    Random keys: each flush spans the whole token range (a memtable of random writes does);
+    sequential: flush i holds the i-th slice of the token range (no two flushes overlap)."""
     rng = random.Random(seed)
     snapshot, next_gen, written = [], 1, 0
+    width = 2**64 // flushes
     for i in range(flushes):
-        lo = MIN_TOKEN + rng.randrange(2**20)
-        hi = MAX_TOKEN - rng.randrange(2**20)
+        if sequential:
+            lo, hi = MIN_TOKEN + i * width, MIN_TOKEN + (i + 1) * width - 1
+        else:
+            lo, hi = MIN_TOKEN + rng.randrange(2**20), MAX_TOKEN - rng.randrange(2**20)
         snapshot.append(sst(next_gen, flush_bytes, 0, lo, hi, max_ts=i, min_ts=i, created=i))
         next_gen += 1
         written += flush_bytes
@@ -411,13 +430,15 @@ def test_write_amplification(capsys):
     flush = 16 * MIB
     rows = []
     for name, options in [("STCS", STCS), ("LCS", LCS), ("LCS fanout 4", {**LCS, "fanout_size": 4})]:
-        wa, snap = simulate_write_amplification(options, 400, flush)
-        levels = {}
-        for s in snap:
-            levels[s.level] = levels.get(s.level, 0) + 1
-        rows.append(f"{name}: {400} flushes of 16 MiB -> write amplification {wa:.2f}, "
-                    f"{len(snap)} sstables by level {dict(sorted(levels.items()))}")
-        assert 1 <= wa < 40
+        for sequential in (False, True):
+            wa, snap = simulate_write_amplification(options, 400, flush, sequential)
+            levels = {}
+            for s in snap:
+                levels[s.level] = levels.get(s.level, 0) + 1
+            keys = "sequential" if sequential else "random"
+            rows.append(f"{name:12} {keys:10} keys: 400 flushes of 16 MiB -> write amplification {wa:5.2f}, "
+                        f"{len(snap)} sstables by level {dict(sorted(levels.items()))}")
+            assert 1 <= wa < 40
     with capsys.disabled():
         print("\n" + "\n".join(rows))
 
