@@ -100,6 +100,11 @@ def scan_records(buf: bytes | memoryview, path: str, max_record_bytes: int | Non
         pos = data_end + 4
 
 
+def _now_ms() -> int:
+    """Wall-clock milliseconds: the lower bound of a new segment_id (tests pin it)."""
+    return time.time_ns() // 1_000_000
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -287,7 +292,7 @@ class CommitLog:
         raise EngineError("add() during replay(): consume the replay fully first")
 
     def _create_segment_locked(self) -> None:
-        seg_id = max(time.time_ns() // 1_000_000, max(self._segments, default=0) + 1, self._seg_id + 1)
+        seg_id = max(_now_ms(), max(self._segments, default=0) + 1, self._seg_id + 1)
         path = os.path.join(self.directory, segment_name(seg_id))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:

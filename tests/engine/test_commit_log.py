@@ -1,0 +1,495 @@
+"""Commit log: round trips, sync modes, crash models, corruption rules, the format vector."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import engine.commit_log as commit_log
+from engine.commit_log import ENTRY_OVERHEAD, HEADER_SIZE, CommitLog, encode_header, encode_record
+from engine.errors import CorruptionError, EngineError, InvalidRequest
+from tools.commitlog_dump import dump_commitlog
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "format" / "commit_log.md"
+payloads = st.binary(min_size=1, max_size=200)
+per_test_dir = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def fresh(tmp_path: Path, name: str = "cl") -> Path:
+    d = tmp_path / name
+    n = 0
+    while d.exists():
+        n += 1
+        d = tmp_path / f"{name}{n}"
+    return d
+
+
+def replay_all(directory, **kw) -> list[tuple[tuple[int, int], bytes]]:
+    cl = CommitLog(str(directory), **kw)
+    try:
+        return list(cl.replay())
+    finally:
+        cl.close()
+
+
+def flip(path: str, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x10]))
+
+
+# ---- round trips ---------------------------------------------------------------------------------
+
+@per_test_dir
+@given(st.lists(payloads, min_size=1, max_size=60))
+def test_round_trip_across_segment_rolls(tmp_path, items):
+    d = fresh(tmp_path)
+    cl = CommitLog(str(d), sync="periodic", segment_size_bytes=512)
+    positions = [cl.add(p) for p in items]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert cl.current_position() == positions[-1]
+    cl.close()
+    for path in CommitLog(str(d)).segment_paths()[:-1]:
+        assert os.path.getsize(path) <= 512
+    got = replay_all(d, segment_size_bytes=512)
+    assert got == list(zip(positions, items))
+
+
+def test_replay_order_across_reopens(tmp_path):
+    expected = []
+    for generation in range(4):
+        cl = CommitLog(str(tmp_path), sync="batch", segment_size_bytes=256)
+        seen = list(cl.replay())
+        assert seen == expected
+        seg_ids = [int(re.search(r"-(\d+)\.log$", p).group(1)) for p in cl.segment_paths()]
+        assert seg_ids == sorted(seg_ids) and len(set(seg_ids)) == len(seg_ids)
+        assert cl.current_position()[0] == max(seg_ids)       # new records go to a new segment
+        for i in range(10):
+            p = f"gen{generation}-rec{i}".encode()
+            expected.append((cl.add(p), p))
+        cl.close()
+    assert expected == sorted(expected)
+
+
+def test_segment_names_and_ids(tmp_path):
+    cl = CommitLog(str(tmp_path), segment_size_bytes=200)
+    before_ms = time.time_ns() // 1_000_000
+    for _ in range(5):
+        cl.add(b"x" * 100)
+    names = [os.path.basename(p) for p in cl.segment_paths()]
+    cl.close()
+    ids = [int(re.fullmatch(r"CommitLog-1-(\d+)\.log", n).group(1)) for n in names]
+    assert ids == sorted(set(ids)) and len(ids) == 5
+    assert ids[0] >= before_ms - 10_000
+
+
+def test_concurrent_writers_all_replayed(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="periodic", segment_size_bytes=4096)
+    results: dict[int, list] = {}
+
+    def writer(t):
+        results[t] = [(cl.add(f"{t}:{i}".encode()), f"{t}:{i}".encode()) for i in range(300)]
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cl.close()
+    expected = sorted(r for rs in results.values() for r in rs)
+    assert replay_all(tmp_path, segment_size_bytes=4096) == expected
+
+
+# ---- sync modes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["batch", "group"])
+def test_ack_after_sync_survives_crash(tmp_path, mode):
+    cl = CommitLog(str(tmp_path), sync=mode, group_window_ms=2)
+    pos = []
+    for i in range(5):
+        syncs = cl.stats["syncs"]
+        pos.append(cl.add(b"rec%d" % i))
+        assert cl.stats["syncs"] > syncs
+    cl.crash(lose_unsynced=True)
+    assert replay_all(tmp_path) == [(p, b"rec%d" % i) for i, p in enumerate(pos)]
+
+
+@pytest.mark.parametrize("mode", ["batch", "group"])
+def test_ack_after_sync_concurrent_writers(tmp_path, mode):
+    cl = CommitLog(str(tmp_path), sync=mode, group_window_ms=5, segment_size_bytes=2048)
+    acked = []
+    lock = threading.Lock()
+
+    def writer(t):
+        for i in range(40):
+            p = f"{t}:{i}".encode()
+            pos = cl.add(p)
+            assert cl._synced >= pos
+            with lock:
+                acked.append((pos, p))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    syncs = cl.stats["syncs"]
+    assert syncs < len(acked)                     # writers shared fsyncs
+    if mode == "group":                           # at most one fsync per window
+        assert syncs <= elapsed / 0.005 + 2
+    cl.crash(lose_unsynced=True)
+    assert replay_all(tmp_path, segment_size_bytes=2048) == sorted(acked)
+
+
+@per_test_dir
+@given(st.lists(st.one_of(payloads, st.just(None)), max_size=50))
+def test_periodic_crash_loses_only_an_unsynced_suffix(tmp_path, ops):
+    d = fresh(tmp_path)
+    cl = CommitLog(str(d), sync="periodic", segment_size_bytes=400)
+    written, synced_upto = [], 0
+    for op in ops:
+        if op is None:
+            cl.sync()
+            synced_upto = len(written)
+        else:
+            written.append((cl.add(op), op))
+    cl.crash(lose_unsynced=True)
+    got = replay_all(d, segment_size_bytes=400)
+    assert got == written[:len(got)]              # a prefix: never garbage, never reordered
+    assert len(got) >= synced_upto
+
+
+def test_periodic_crash_drops_buffer_keeps_written(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="periodic")
+    big = b"b" * 1000
+    written = [(cl.add(big), big) for _ in range(70)]      # > 64 KiB: reaches the OS
+    cl.add(b"buffered")
+    cl.crash()                                              # the process dies, the OS survives
+    got = replay_all(tmp_path)
+    assert got == written[:len(got)] and len(got) >= 65
+
+
+def test_periodic_background_sync(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="periodic", sync_period_ms=20)
+    pos = cl.add(b"x")
+    deadline = time.monotonic() + 5
+    while cl.stats["syncs"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert cl.stats["syncs"] >= 1
+    cl.crash(lose_unsynced=True)
+    assert replay_all(tmp_path) == [(pos, b"x")]
+
+
+def test_periodic_writer_blocks_when_sync_lags(tmp_path):
+    now = [1000.0]
+    cl = CommitLog(str(tmp_path), sync="periodic", sync_period_ms=10_000, clock=lambda: now[0])
+    cl.add(b"a")
+    assert cl.stats["syncs"] == 0 and cl.stats["writer_blocked_ms"] == 0
+    now[0] += 16.0                                  # the last sync is > 1.5 periods old
+    pos = cl.add(b"b")                              # blocks until the sync thread catches up
+    assert cl.stats["syncs"] == 1 and cl.stats["writer_blocked_ms"] > 0
+    assert cl._synced >= pos                        # that sync covered the blocked record
+    cl.add(b"c")                                    # fresh sync: no more blocking
+    assert cl.stats["syncs"] == 1
+    cl.close()
+
+
+def test_sync_and_stats(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="periodic")
+    cl.add(b"abc")
+    cl.add(b"de")
+    cl.sync()
+    s = cl.stats
+    assert (s["records"], s["bytes"], s["syncs"], s["segments_created"]) == (2, 5, 1, 1)
+    cl.sync()                                       # nothing new: no fsync
+    assert cl.stats["syncs"] == 1
+    cl.close()
+
+
+# ---- corruption and torn tails -------------------------------------------------------------------
+
+def write_segments(directory, n_segments=3, per_segment=4, size=40) -> list:
+    cl = CommitLog(str(directory), sync="periodic",
+                   segment_size_bytes=HEADER_SIZE + per_segment * (size + ENTRY_OVERHEAD))
+    recs = [(cl.add(bytes([i]) * size), bytes([i]) * size) for i in range(n_segments * per_segment)]
+    cl.close()
+    return recs
+
+
+def test_segments_helper_shape(tmp_path):
+    write_segments(tmp_path)
+    assert len(os.listdir(tmp_path)) == 3
+
+
+@per_test_dir
+@given(st.data())
+def test_torn_tail_in_last_segment_is_truncated(tmp_path, data):
+    d = fresh(tmp_path)
+    recs = write_segments(d)
+    last = sorted(d.iterdir())[-1]
+    size = last.stat().st_size
+    cut = data.draw(st.integers(HEADER_SIZE, size - 1))
+    os.truncate(last, cut)
+    kept = (cut - HEADER_SIZE) // 52
+    cl = CommitLog(str(d), segment_size_bytes=HEADER_SIZE + 4 * 52)
+    assert list(cl.replay()) == recs[:8 + kept]
+    assert last.stat().st_size == HEADER_SIZE + kept * 52
+    assert cl.stats["torn_bytes_dropped"] == cut - last.stat().st_size
+    cl.add(b"after")
+    cl.close()
+    got = replay_all(d, segment_size_bytes=HEADER_SIZE + 4 * 52)   # no error on the next open
+    assert got[:-1] == recs[:8 + kept] and got[-1][1] == b"after"
+
+
+def test_bit_flip_in_earlier_segment_raises_with_path_and_offset(tmp_path):
+    write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    bad_record = HEADER_SIZE + 2 * 52
+    flip(paths[1], bad_record + 8 + 17)             # inside the third record's payload
+    cl = CommitLog(str(tmp_path))
+    it = cl.replay()
+    with pytest.raises(CorruptionError) as e:
+        list(it)
+    assert (e.value.path, e.value.offset) == (paths[1], bad_record)
+    assert "payload CRC" in e.value.what
+    cl.close()
+
+
+@pytest.mark.parametrize("where,what", [(0, "size CRC"), (5, "size CRC"), (51, "payload CRC")])
+def test_bad_crcs_in_earlier_segment(tmp_path, where, what):
+    write_segments(tmp_path)
+    first = sorted(str(p) for p in tmp_path.iterdir())[0]
+    flip(first, HEADER_SIZE + 52 + where)
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (first, HEADER_SIZE + 52)
+    assert what in e.value.what
+
+
+def test_truncation_of_earlier_segment_raises(tmp_path):
+    write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    os.truncate(paths[0], HEADER_SIZE + 52 + 30)
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (paths[0], HEADER_SIZE + 52)
+    assert "truncated" in e.value.what
+
+
+def test_bit_flip_mid_last_segment_stops_there(tmp_path):
+    """Documented rule 3: the last segment stops at its first bad record, later ones dropped."""
+    recs = write_segments(tmp_path)
+    last = sorted(str(p) for p in tmp_path.iterdir())[-1]
+    flip(last, HEADER_SIZE + 52 + 20)               # second record of the last segment
+    cl = CommitLog(str(tmp_path))
+    assert list(cl.replay()) == recs[:9]
+    assert os.path.getsize(last) == HEADER_SIZE + 52
+    assert cl.stats["torn_bytes_dropped"] == 3 * 52
+    cl.close()
+
+
+def test_oversize_size_field_in_earlier_segment_is_corruption(tmp_path):
+    write_segments(tmp_path)
+    first = sorted(str(p) for p in tmp_path.iterdir())[0]
+    with open(first, "r+b") as f:                   # a well-formed record that is too large
+        f.seek(HEADER_SIZE)
+        f.write(encode_record(b"z" * 40)[:8])
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path, max_record_bytes=39)
+    assert e.value.offset == HEADER_SIZE and "max_record_bytes=39" in e.value.what
+
+
+def test_headers(tmp_path):
+    write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    flip(paths[0], 1)                               # bad magic in an earlier segment
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (paths[0], 0) and "magic" in e.value.what
+    flip(paths[0], 1)
+    flip(paths[0], 9)                               # segment_id bit: header CRC catches it
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert e.value.path == paths[0] and "header CRC" in e.value.what
+
+
+def test_bad_full_header_in_last_segment_raises(tmp_path):
+    write_segments(tmp_path, n_segments=1)
+    (only,) = [str(p) for p in tmp_path.iterdir()]
+    flip(only, 15)
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert e.value.path == only and "header CRC" in e.value.what
+
+
+@pytest.mark.parametrize("length", [0, 7, HEADER_SIZE - 1])
+def test_short_last_segment_is_torn_and_deleted(tmp_path, length):
+    recs = write_segments(tmp_path, n_segments=2)
+    torn = tmp_path / commit_log.segment_name(int(time.time_ns() // 1_000_000) + 10**9)
+    torn.write_bytes(encode_header(1)[:length])
+    got = replay_all(tmp_path)
+    assert got == recs and not torn.exists()
+
+
+def test_all_zero_last_segment_is_torn_and_previous_tail_tolerated(tmp_path):
+    recs = write_segments(tmp_path, n_segments=2)
+    second = sorted(str(p) for p in tmp_path.iterdir())[-1]
+    os.truncate(second, os.path.getsize(second) - 5)
+    torn = tmp_path / commit_log.segment_name(int(time.time_ns() // 1_000_000) + 10**9)
+    torn.write_bytes(bytes(100))
+    assert replay_all(tmp_path) == recs[:-1] and not torn.exists()
+
+
+def test_zero_padding_ends_segment_data(tmp_path):
+    recs = write_segments(tmp_path, n_segments=2)
+    first = sorted(str(p) for p in tmp_path.iterdir())[0]
+    with open(first, "ab") as f:
+        f.write(bytes(300))                         # preallocated / zero padded
+    assert replay_all(tmp_path) == recs
+
+
+def test_crash_after_roll_without_sync(tmp_path):
+    """Periodic roll, then a machine crash before any sync: the empty newer segment is torn."""
+    cl = CommitLog(str(tmp_path), sync="periodic", segment_size_bytes=HEADER_SIZE + 2 * 52)
+    first = [(cl.add(b"a" * 40), b"a" * 40) for _ in range(2)]
+    cl.sync()
+    for _ in range(5):
+        cl.add(b"b" * 40)                           # rolls twice, never synced
+    cl.crash(lose_unsynced=True)
+    assert replay_all(tmp_path) == first
+
+
+# ---- API rules -----------------------------------------------------------------------------------
+
+def test_discard_before(tmp_path):
+    write_segments(tmp_path)
+    cl = CommitLog(str(tmp_path), segment_size_bytes=HEADER_SIZE + 4 * 52)
+    list(cl.replay())
+    old = cl.segment_paths()
+    assert len(old) == 4                            # three replayed + the active one
+    second_id = int(re.search(r"-(\d+)\.log$", old[1]).group(1))
+    assert cl.discard_before((second_id, 0)) == 1
+    assert cl.segment_paths() == old[1:]
+    assert cl.discard_before(cl.current_position()) == 2
+    assert cl.segment_paths() == old[3:]
+    assert cl.discard_before((cl.current_position()[0] + 10, 0)) == 0   # never the active one
+    assert cl.stats["segments_deleted"] == 3
+    pos = cl.add(b"still here")
+    cl.close()
+    assert replay_all(tmp_path) == [(pos, b"still here")]
+
+
+def test_oversize_and_empty_payloads_rejected(tmp_path):
+    cl = CommitLog(str(tmp_path), segment_size_bytes=1000)
+    assert cl._max_record == 500
+    before = cl.current_position()
+    with pytest.raises(InvalidRequest, match=r"mutation of 501 bytes exceeds max_record_bytes=500"):
+        cl.add(b"x" * 501)
+    with pytest.raises(InvalidRequest, match="empty payload"):
+        cl.add(b"")
+    pos = cl.add(b"x" * 500)
+    assert cl.current_position() == pos != before and cl.stats["records"] == 1
+    cl.close()
+    assert replay_all(tmp_path, segment_size_bytes=1000) == [(pos, b"x" * 500)]
+
+
+def test_config_validation(tmp_path):
+    with pytest.raises(ValueError):
+        CommitLog(str(tmp_path), sync="sometimes")
+    with pytest.raises(ValueError):
+        CommitLog(str(tmp_path), segment_size_bytes=100, max_record_bytes=90)
+
+
+def test_replay_and_add_ordering(tmp_path):
+    write_segments(tmp_path, n_segments=1)
+    cl = CommitLog(str(tmp_path))
+    it = cl.replay()
+    next(it)
+    with pytest.raises(EngineError, match="during replay"):
+        cl.add(b"x")
+    list(it)
+    cl.add(b"x")
+    with pytest.raises(EngineError, match="before the first add"):
+        list(cl.replay())
+    cl.close()
+
+
+def test_close_is_idempotent_and_final(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="group")
+    cl.add(b"x")
+    cl.close()
+    cl.close()
+    with pytest.raises(EngineError, match="closed"):
+        cl.add(b"y")
+    cl.crash()                                      # no-op after close
+    cl2 = CommitLog(str(tmp_path))
+    cl2.close()                                     # an unused active segment is removed
+    assert len(os.listdir(tmp_path)) == 1
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    (tmp_path / "CommitLog-7-123.log").write_bytes(b"")
+    with pytest.raises(CorruptionError, match="version 7"):
+        CommitLog(str(tmp_path))
+
+
+# ---- the documented format -----------------------------------------------------------------------
+
+def doc_vector() -> tuple[str, bytes]:
+    text = DOC.read_text()
+    m = re.search(r"<!-- format-vector: (\S+) -->\n```\n(.*?)```\n<!-- end format-vector -->",
+                  text, re.S)
+    assert m, "the worked example is missing from docs/format/commit_log.md"
+    hexes = "".join(line[10:] for line in m.group(2).splitlines())
+    return m.group(1), bytes.fromhex(hexes)
+
+
+def test_format_vector_matches_doc(tmp_path, monkeypatch):
+    monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
+    cl = CommitLog(str(tmp_path), sync="batch")
+    assert cl.add(b"hello") == (1_700_000_000_000, 35)
+    assert cl.add(b"dynatable") == (1_700_000_000_000, 56)
+    cl.close()
+    name, expected = doc_vector()
+    assert os.listdir(tmp_path) == [name]
+    assert (tmp_path / name).read_bytes() == expected
+    assert expected == encode_header(1_700_000_000_000) + encode_record(b"hello") + encode_record(
+        b"dynatable")
+
+
+def test_dump_tool(tmp_path, monkeypatch):
+    monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
+    cl = CommitLog(str(tmp_path))
+    cl.add(b"hello")
+    cl.add(b"y" * 40)
+    (path,) = cl.segment_paths()
+    cl.close()
+    out = io.StringIO()
+    dump_commitlog(path, out)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "header magic=DTCL version=1 segment_id=1700000000000 header_crc=0xed00f933"
+    assert lines[2] == "offset=18 size=5 crc=ok payload=68656c6c6f"
+    assert lines[3] == "offset=35 size=40 crc=ok payload=" + "79" * 32 + "…"
+    assert lines[4] == "records=2 end_offset=87 (end of file)"
+    doc = DOC.read_text()
+    for field in ("magic", "version", "segment_id", "header_crc", "size", "payload"):
+        assert f"{field} " in doc
+    flip(path, 50)                                  # inside the second payload
+    out = io.StringIO()
+    dump_commitlog(path, out)
+    assert out.getvalue().splitlines()[-1] == (
+        f"CORRUPTION file={path} offset=35: record payload CRC mismatch")
+    out = io.StringIO()
+    dump_commitlog(str(tmp_path / "missing.log"), out)
+    assert out.getvalue().startswith("error file=")
