@@ -35,6 +35,7 @@ MAX_BLOCK_SIZE = IN_BLOCK_MASK  # block_size_bytes must stay below 2**24
 
 _u64_pack = U64.pack
 _u64_unpack_from = U64.unpack_from
+_u32_unpack_from = U32.unpack_from
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
 
@@ -75,26 +76,26 @@ def encode_segment(sort_keys: list[bytes], positions: list[int]) -> bytes:
     return frame_checksummed(_packb([sort_keys, blob], use_bin_type=True))
 
 
-def decode_segment(buf: bytes, path: str, offset: int) -> tuple[list[bytes], bytes]:
+def decode_segment(buf: bytes, path: str, offset: int) -> tuple[tuple[bytes, ...], bytes]:
     """Decode one framed segment read from `offset`; `buf` must be exactly the segment.
 
-    Returns (sort keys, positions blob); position j is `U64.unpack_from(blob, 8 * j)[0]`."""
+    Returns (sort keys, positions blob); position j is `U64.unpack_from(blob, 8 * j)[0]`.
+    (Hot path of every point read: plain ifs, no formatted messages unless corrupt.)"""
     n = len(buf)
-    check(n >= 8, path, offset, "index segment is truncated")
-    (length,) = U32.unpack_from(buf, 0)
-    check(length + 8 == n, path, offset, f"index segment length {length} does not fit its "
-          f"{n}-byte slot")
-    body = memoryview(buf)[4:n - 4]
-    check(U32.unpack_from(buf, n - 4)[0] == crc32(body), path, offset + n - 4,
-          "index segment checksum mismatch")
+    if n < 8 or _u32_unpack_from(buf, 0)[0] + 8 != n:
+        raise CorruptionError(path, offset, f"index segment frame does not fit its {n}-byte slot")
+    body = buf[4:n - 4]
+    if _u32_unpack_from(buf, n - 4)[0] != crc32(body):
+        raise CorruptionError(path, offset + n - 4, "index segment checksum mismatch")
     try:
-        seg = _unpackb(body)
+        seg = _unpackb(body, use_list=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise CorruptionError(path, offset + 4, f"index segment is not valid msgpack: {exc}") from None
-    ok = (type(seg) is list and len(seg) == 2 and type(seg[0]) is list and type(seg[1]) is bytes
-          and 0 < len(seg[0]) <= INDEX_INTERVAL and len(seg[1]) == 8 * len(seg[0]))
-    check(ok, path, offset + 4, "index segment does not hold [sort keys, positions]")
-    return seg[0], seg[1]
+    if (type(seg) is not tuple or len(seg) != 2 or type(seg[0]) is not tuple
+            or type(seg[1]) is not bytes or not 0 < len(seg[0]) <= INDEX_INTERVAL
+            or len(seg[1]) != 8 * len(seg[0])):
+        raise CorruptionError(path, offset + 4, "index segment does not hold [sort keys, positions]")
+    return seg
 
 
 def segment_positions(blob: bytes) -> list[int]:

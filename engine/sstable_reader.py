@@ -89,13 +89,15 @@ def decode_block(buf: bytes, at: int, path: str, file_offset: int) -> tuple[byte
     (stored_len,) = _u32_unpack_from(buf, at)
     ctype = buf[at + 4]
     end = at + BLOCK_HEADER_SIZE + stored_len
-    check(end + 4 <= len(buf), path, file_offset, f"block of {stored_len} bytes is truncated")
+    if end + 4 > len(buf):
+        raise CorruptionError(path, file_offset, f"block of {stored_len} bytes is truncated")
     if _u32_unpack_from(buf, end)[0] != crc32(memoryview(buf)[at:end]):
         raise CorruptionError(path, file_offset, "block checksum mismatch")
     start = at + BLOCK_HEADER_SIZE
     if ctype == COMPRESSION_NONE:
         return buf, start, end
-    check(ctype == COMPRESSION_LZ4, path, file_offset + 4, f"unknown block compression {ctype}")
+    if ctype != COMPRESSION_LZ4:
+        raise CorruptionError(path, file_offset + 4, f"unknown block compression {ctype}")
     check(stored_len >= 4, path, file_offset, "lz4 block lacks its uncompressed size")
     (raw_len,) = _u32_unpack_from(buf, start)
     try:
@@ -150,10 +152,27 @@ class SSTableReader:
         self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
         self.data_path, self.index_path = self.paths[0], self.paths[1]
         self._data_fd = self._index_fd = -1
+        self._key_cache: dict[bytes, int] | None = None
         self.key_cache_size = key_cache_size
-        self._key_cache: dict[bytes, int] | None = {} if key_cache_size > 0 else None
         self.key_cache_hits = 0
         self.key_cache_requests = 0
+
+    @property
+    def key_cache_size(self) -> int:
+        """Bound of the key cache (sort key -> record position); 0 disables it. Settable."""
+        return self._key_cache_size
+
+    @key_cache_size.setter
+    def key_cache_size(self, size: int) -> None:
+        assert size >= 0, size
+        self._key_cache_size = size
+        if size == 0:
+            self._key_cache = None
+        elif self._key_cache is None:
+            self._key_cache = {}
+        else:
+            while len(self._key_cache) > size:
+                del self._key_cache[next(iter(self._key_cache))]
 
     @classmethod
     def open(cls, directory: str, generation: int, *, key_cache_size: int = 0) -> "SSTableReader":
@@ -215,19 +234,25 @@ class SSTableReader:
                 self.key_cache_hits += 1
                 cache[sk] = position  # most recently used goes last
                 return self._payload_at(position, key)
-        position = self._find(sk, exact=True)
-        if position is None:
+        # Inlined _find(sk, exact=True): this is the hot path.
+        i = bisect_right(self._first_keys, sk) - 1
+        if i < 0:
             return None
+        keys, blob = self._segment(i)
+        j = bisect_left(keys, sk)
+        if j == len(keys) or keys[j] != sk:
+            return None
+        position = _u64_unpack_from(blob, j << 3)[0]
         if cache is not None:
-            if len(cache) >= self.key_cache_size:
+            if len(cache) >= self._key_cache_size:
                 del cache[next(iter(cache))]
             cache[sk] = position
         return self._payload_at(position, key)
 
-    def _segment(self, i: int) -> tuple[list[bytes], bytes]:
+    def _segment(self, i: int) -> tuple[tuple[bytes, ...], bytes]:
         off = self._segment_bounds[i]
-        length = self._segment_bounds[i + 1] - off
-        return decode_segment(_pread(self._index_fd, length, off), self.index_path, off)
+        return decode_segment(_pread(self._index_fd, self._segment_bounds[i + 1] - off, off),
+                              self.index_path, off)
 
     def _find(self, sk: bytes, exact: bool) -> int | None:
         """Position of the entry == sk (exact) or of the first entry >= sk; None if none."""
@@ -252,13 +277,18 @@ class SSTableReader:
     def _payload_at(self, position: int, key: bytes) -> bytes:
         block_off = position >> IN_BLOCK_BITS
         buf = _pread(self._data_fd, self._read_hint, block_off)
-        if len(buf) < BLOCK_OVERHEAD:
+        n = len(buf)
+        if n < BLOCK_OVERHEAD:
             raise CorruptionError(self.data_path, block_off, "block header is truncated")
-        need = BLOCK_OVERHEAD + _u32_unpack_from(buf, 0)[0]
-        if need > len(buf):  # a block holding one partition larger than block_size
-            check(block_off + need <= self._data_size, self.data_path, block_off,
-                  "block runs past the end of Data.db")
-            buf = _pread(self._data_fd, need, block_off)
+        end = BLOCK_HEADER_SIZE + _u32_unpack_from(buf, 0)[0]
+        if end + 4 > n:  # a block holding one partition larger than block_size
+            if block_off + end + 4 > self._data_size:
+                raise CorruptionError(self.data_path, block_off,
+                                      "block runs past the end of Data.db")
+            buf = _pread(self._data_fd, end + 4, block_off)
+        if buf[4] == COMPRESSION_NONE and _u32_unpack_from(buf, end)[0] == crc32(buf[:end]):
+            return self._one_payload(buf, BLOCK_HEADER_SIZE + (position & IN_BLOCK_MASK), end,
+                                     key, block_off)
         raw, start, end = decode_block(buf, 0, self.data_path, block_off)
         return self._one_payload(raw, start + (position & IN_BLOCK_MASK), end, key, block_off)
 

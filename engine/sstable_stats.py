@@ -69,11 +69,11 @@ def encode_statistics(stats: SSTableStats) -> bytes:
     return MAGIC + U16.pack(VERSION) + frame_checksummed(body)
 
 
-def _pairs(value, depth: int) -> bool:
+def _is_pair(value, depth: int) -> bool:
+    """depth 0: an int; depth d: a 2-list whose items are depth d-1 values."""
     if depth == 0:
         return type(value) is int
-    return isinstance(value, list) and all(
-        isinstance(e, list) and len(e) == 2 and all(_pairs(x, depth - 1) for x in e) for e in value)
+    return type(value) is list and len(value) == 2 and all(_is_pair(x, depth - 1) for x in value)
 
 
 def decode_statistics(buf: bytes, path: str) -> SSTableStats:
@@ -92,7 +92,9 @@ def decode_statistics(buf: bytes, path: str) -> SSTableStats:
     ok = all(type(m[f]) is int for f in _INT_FIELDS)
     ok = ok and isinstance(m["first_key"], bytes) and isinstance(m["last_key"], bytes)
     ok = ok and (m["compression"] is None or isinstance(m["compression"], str))
-    ok = ok and _pairs(m["droppable_histogram"], 1) and _pairs(m["commit_log_intervals"], 2)
+    ok = ok and all(type(m[f]) is list for f in ("droppable_histogram", "commit_log_intervals"))
+    ok = ok and all(_is_pair(e, 1) for e in m["droppable_histogram"])
+    ok = ok and all(_is_pair(e, 2) for e in m["commit_log_intervals"])
     check(ok, path, 10, "a statistics field has the wrong type")
     m["droppable_histogram"] = tuple(tuple(e) for e in m["droppable_histogram"])
     m["commit_log_intervals"] = tuple((tuple(a), tuple(b)) for a, b in m["commit_log_intervals"])
