@@ -105,6 +105,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _check_header(data: bytes, path: str, segment_id: int) -> None:
+    check(decode_header(data, path) == segment_id, path, 6, "segment_id differs from file name")
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -129,8 +133,8 @@ class CommitLog:
         if max_record_bytes is None:
             max_record_bytes = segment_size_bytes // 2
         if not 0 < max_record_bytes <= segment_size_bytes - HEADER_SIZE - ENTRY_OVERHEAD:
-            raise ValueError(f"max_record_bytes={max_record_bytes} must be > 0 and fit a segment of "
-                             f"segment_size_bytes={segment_size_bytes} with its header and framing")
+            raise ValueError(f"max_record_bytes={max_record_bytes} must be > 0 and fit a segment "
+                             f"of segment_size_bytes={segment_size_bytes} with header and framing")
         self.directory = str(directory)
         self.sync_mode = sync
         self._max_record = max_record_bytes
@@ -171,8 +175,8 @@ class CommitLog:
         self._last_sync_start = clock()
         self._thread = None
         if sync == "periodic":
-            self._thread = threading.Thread(target=self._run_periodic, daemon=True,
-                                            name=f"commitlog-sync-{os.path.basename(self.directory)}")
+            name = f"commitlog-sync-{os.path.basename(self.directory)}"
+            self._thread = threading.Thread(target=self._run_periodic, daemon=True, name=name)
             self._thread.start()
 
     # ---- opening and replay -------------------------------------------------------------------
@@ -185,12 +189,12 @@ class CommitLog:
                 continue
             path = os.path.join(self.directory, name)
             if int(m.group(1)) != VERSION:
-                raise CorruptionError(path, 0, f"unsupported commit log format version {m.group(1)}")
+                raise CorruptionError(path, 0, f"unsupported commit log version {m.group(1)}")
             found[int(m.group(2))] = path
         return dict(sorted(found.items()))
 
     def _repair_tail(self) -> None:
-        """Drop the torn tail of the log: trailing segments with no header, then the last bad record.
+        """Drop the torn tail: trailing segments with no header, then the last segment's bad record.
 
         Runs at open so that a later segment is never created after a torn one.
         """
@@ -200,7 +204,8 @@ class CommitLog:
             data = _read(path)
             if len(data) >= HEADER_SIZE and data.count(0) != len(data):
                 break
-            log.warning("commit log: deleting torn segment %s (%d bytes, no header)", path, len(data))
+            log.warning("commit log: deleting torn segment %s (%d bytes, no header)",
+                        path, len(data))
             os.unlink(path)
             del self._segments[seg_id]
             self._torn_bytes += len(data)
@@ -208,7 +213,7 @@ class CommitLog:
         if self._segments:
             seg_id, path = next(reversed(self._segments.items()))
             try:
-                check(decode_header(data, path) == seg_id, path, 6, "segment_id differs from file name")
+                _check_header(data, path, seg_id)
             except CorruptionError:
                 return                                   # a bad full header: replay raises
             good = HEADER_SIZE
@@ -238,7 +243,7 @@ class CommitLog:
                 if path is None:
                     continue
                 data = _read(path)
-                check(decode_header(data, path) == seg_id, path, 6, "segment_id differs from file name")
+                _check_header(data, path, seg_id)
                 for offset, size in scan_records(data, path, self._max_record):
                     end = offset + ENTRY_OVERHEAD + size
                     yield (seg_id, end), data[offset + 8:end - 4]
@@ -281,12 +286,12 @@ class CommitLog:
 
     def _reject(self, n: int) -> None:
         if n == 0:
-            raise InvalidRequest("an empty payload cannot be logged (size 0 marks the end of a segment)")
+            raise InvalidRequest("an empty payload cannot be logged (size 0 marks segment end)")
         raise InvalidRequest(f"mutation of {n} bytes exceeds max_record_bytes={self._max_record}")
 
     def _raise_not_ready(self) -> None:
         if self._failure is not None:
-            raise EngineError(f"commit log failed and stopped: {self._failure!r}") from self._failure
+            raise EngineError(f"commit log failed and stopped: {self._failure!r}")
         if not self._open:
             raise EngineError("commit log is closed")
         raise EngineError("add() during replay(): consume the replay fully first")
@@ -389,7 +394,7 @@ class CommitLog:
         for seg_id, _, length in jobs:
             if seg_id in self._synced_len:
                 self._synced_len[seg_id] = length
-        for _, fd, _ in rolled:              # an active fd rolled meanwhile is closed by the next sync
+        for _, fd, _ in rolled:     # an fd rolled during this fsync is closed by the next sync
             os.close(fd)
         if target > self._synced:
             self._synced = target
@@ -449,7 +454,7 @@ class CommitLog:
             return list(self._segments.values())
 
     def discard_before(self, position: Position) -> int:
-        """Delete every segment whose id < position[0] and which is not active; returns the count."""
+        """Delete each segment with id < position[0], never the active one; returns the count."""
         with self._lock:
             doomed = [i for i in self._segments if i < position[0] and i != self._seg_id]
             assert self._replay_state != "running", "discard_before() during replay()"
@@ -474,7 +479,7 @@ class CommitLog:
         self._join()
 
     def crash(self, lose_unsynced: bool = False) -> None:
-        """Fault injection: drop the buffer unwritten, stop, close fds; optionally lose unsynced bytes."""
+        """Fault injection: drop the buffer unwritten, stop, close; maybe lose unsynced bytes."""
         with self._lock:
             if not self._open:
                 return

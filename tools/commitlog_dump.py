@@ -28,7 +28,8 @@ def dump_commitlog(path: str, out: TextIO) -> None:
         (version,) = U16.unpack_from(data, 4)
         (segment_id,) = U64.unpack_from(data, 6)
         (header_crc,) = U32.unpack_from(data, 14)
-        print(f"header magic={magic.decode('ascii', 'backslashreplace')} version={version} segment_id={segment_id} "
+        shown = magic.decode("ascii", "backslashreplace")
+        print(f"header magic={shown} version={version} segment_id={segment_id} "
               f"header_crc=0x{header_crc:08x}", file=out)
     try:
         decode_header(data, path)
@@ -49,7 +50,8 @@ def dump_commitlog(path: str, out: TextIO) -> None:
         print(f"records={records} good_bytes={e.offset}", file=out)
         _report(e, out)
         return
-    reason = "end of file" if end == len(data) else f"size 0 end marker, {len(data) - end} bytes after it"
+    trailing = len(data) - end
+    reason = "end of file" if not trailing else f"size 0 end marker, {trailing} bytes after it"
     print(f"records={records} end_offset={end} ({reason})", file=out)
 
 
