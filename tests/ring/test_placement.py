@@ -13,6 +13,7 @@ lists, so they are not compared; Cassandra's rule for such a case is pinned by h
 from __future__ import annotations
 
 import bisect
+import os
 
 import pytest
 from cassandra import metadata as driver
@@ -114,7 +115,8 @@ def test_simple_strategy_matches_driver(cluster, rf):
         assert ours.replicas(ring, t, snitch) == driver_lookup(ring, table, t)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("RING_ORACLE_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(clusters())
 def test_network_topology_strategy_matches_driver(cluster):
     ring, snitch, rfs, queries = cluster
