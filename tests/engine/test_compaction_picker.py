@@ -540,3 +540,36 @@ def test_simulated_loop_with_concurrent_tasks(options, program):
     if major is not None:
         snapshot, next_gen, _ = apply_task(snapshot, major, next_gen, now + DAY)
         check_level_invariants(snapshot)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(1, 150), st.integers(0, 12), st.randoms())
+def test_saturated_concurrent_plans(seed, flushes, fresh, rnd):
+    """Build leveled data with fanout 10, then plan with fanout 2 until nothing more can start
+    (many level pushes run at once), finishing the tasks in a random order."""
+    gen_rng = random.Random(seed)
+
+    def flush(gen):
+        a, b = sorted(gen_rng.randrange(-10**6, 10**6) for _ in range(2))
+        return sst(gen, gen_rng.randrange(1, 3 * MIB), 0, a, b)
+
+    built = {**LCS, "sstable_size_in_mb": 1, "fanout_size": 10}
+    snapshot, next_gen = [], 1
+    for _ in range(flushes):
+        snapshot.append(flush(next_gen))
+        snapshot, next_gen, _ = drain(built, snapshot, next_gen + 1, 0)
+    for _ in range(fresh):
+        snapshot.append(flush(next_gen))
+        next_gen += 1
+    options = {**LCS, "sstable_size_in_mb": 1, "fanout_size": 2}
+    while True:
+        in_flight = []
+        while (task := plan(options, snapshot, frozenset().union(*(t.inputs for t in in_flight)), 0, 0)):
+            check_task(task, snapshot, in_flight)
+            in_flight.append(task)
+        if not in_flight:
+            break
+        rnd.shuffle(in_flight)
+        for task in in_flight:
+            snapshot, next_gen, _ = apply_task(snapshot, task, next_gen, 0)
+            check_level_invariants(snapshot)
