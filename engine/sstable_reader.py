@@ -186,7 +186,9 @@ class SSTableReader:
 
     def _load(self) -> None:
         data_path, index_path, summary_path, filter_path, stats_path, toc_path = self.paths
-        toc = _read_whole(toc_path)
+        toc = _read_whole(toc_path)  # FileNotFoundError: not a complete sstable
+        for path in self.paths[:-1]:
+            check(os.path.exists(path), path, 0, "component listed in TOC.txt is missing")
         check(toc == TOC_TEXT.encode(), toc_path, 0, "TOC does not list exactly the components "
               + ", ".join(COMPONENTS))
         self.summary = summary = Summary.decode(_read_whole(summary_path), summary_path)
@@ -245,7 +247,10 @@ class SSTableReader:
         position = _u64_unpack_from(blob, j << 3)[0]
         if cache is not None:
             if len(cache) >= self._key_cache_size:
-                del cache[next(iter(cache))]
+                try:  # evict the least recently used; tolerate a concurrent eviction
+                    del cache[next(iter(cache))]
+                except (KeyError, StopIteration, RuntimeError):
+                    pass
             cache[sk] = position
         return self._payload_at(position, key)
 

@@ -17,7 +17,7 @@ import lz4.block
 from engine.bloom import BloomFilter
 from engine.encoding import I64, U32, U64, crc32, encode_uvarint
 from engine.partition_index import (HEADER_SIZE, INDEX_INTERVAL, INDEX_MAGIC, IN_BLOCK_BITS,
-                                    MAX_BLOCK_SIZE, SUMMARY_MAGIC, TOKEN_BIAS, Summary,
+                                    MAX_BLOCK_SIZE, TOKEN_BIAS, Summary,
                                     encode_header, encode_segment)
 from engine.sstable_reader import (COMPRESSION_LZ4, COMPRESSION_NONE, DATA_MAGIC, TOC_TEXT,
                                    SSTableReader, component_path, component_paths)

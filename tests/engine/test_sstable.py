@@ -206,6 +206,16 @@ def test_toc_marks_completion(tmp_path):
     assert list_generations(d) == [2] and component_paths(d, 1) == []
 
 
+@pytest.mark.parametrize("component", COMPONENTS[:-1])
+def test_missing_component_of_a_complete_sstable(tmp_path, component):
+    write(tmp_path, 1, partitions(5)).close()
+    path = component_path(str(tmp_path), 1, component)
+    os.remove(path)
+    with pytest.raises(CorruptionError) as err:
+        SSTableReader.open(str(tmp_path), 1)
+    assert err.value.path == path
+
+
 def _read_everything(directory: str, generation: int) -> None:
     with SSTableReader.open(directory, generation) as r:
         r.check_invariants()
