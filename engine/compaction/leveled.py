@@ -75,8 +75,9 @@ def _stcs_in_l0(opts, levels, compacting) -> CompactionTask | None:
 def _level_task(opts, levels, n: int, compacting) -> CompactionTask | None:
     """Push one sstable of level n (>= 1) up, the one cheapest to merge (RocksDB's
     kMinOverlappingRatio): least L(n+1) bytes overlapped per byte pushed, then oldest."""
-    here = sorted(levels[n], key=lambda s: s.first)
-    nxt = sorted(levels[n + 1], key=lambda s: s.first)  # non-overlapping: lasts are sorted too
+    order = lambda s: (s.first, s.last, s.generation)  # noqa: E731 - total, so plans are deterministic
+    here = sorted(levels[n], key=order)
+    nxt = sorted(levels[n + 1], key=order)  # non-overlapping: lasts are sorted too
     firsts, lasts = [s.first for s in nxt], [s.last for s in nxt]
     size_sum, busy_sum = [0], [0]
     for s in nxt:

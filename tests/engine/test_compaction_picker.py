@@ -542,7 +542,7 @@ def test_simulated_loop_with_concurrent_tasks(options, program):
         check_level_invariants(snapshot)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32), st.integers(1, 150), st.integers(0, 12), st.randoms())
 def test_saturated_concurrent_plans(seed, flushes, fresh, rnd):
     """Build leveled data with fanout 10, then plan with fanout 2 until nothing more can start
