@@ -161,10 +161,9 @@ class ColumnFamilyStore:
             if held:
                 payloads.extend(held)
         for sst in sstables:
-            if sst.may_contain(token, key):
-                found = sst.get(token, key)
-                if found is not None:
-                    payloads.append(found)
+            found = sst.get(token, key)  # checks the token range and bloom filter first
+            if found is not None:
+                payloads.append(found)
         if not payloads:
             return None
         p = merge.reconcile(payloads)

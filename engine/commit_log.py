@@ -256,6 +256,24 @@ class CommitLog:
 
     def add(self, payload: bytes) -> Position:
         """Append one record; returns the position after it. Durable on return in batch/group."""
+        pos = self.append(payload)
+        self.await_durable(pos)
+        return pos
+
+    def await_durable(self, pos: Position) -> None:
+        """Block as the sync mode demands for a record at `pos`: until it is fsynced (batch,
+        group), or while the periodic sync lags more than 1.5 periods (periodic)."""
+        with self._lock:
+            if self._ack_after_sync:
+                self._await_synced_locked(pos, self._window_s)
+            elif self._clock() - self._last_sync_start > self._block_s:
+                self._block_for_sync_locked()
+
+    def append(self, payload: bytes) -> Position:
+        """Append one record without waiting for durability (callers then await_durable).
+
+        Lets a caller append under its own lock and wait outside it, so writers share fsyncs.
+        """
         n = len(payload)
         if n > self._max_record or n == 0:
             self._reject(n)
@@ -277,12 +295,7 @@ class CommitLog:
             self._bytes += n
             if len(buf) > WRITE_BUFFER_BYTES:
                 self._write_buffer_locked()
-            pos = (self._seg_id, end)
-            if self._ack_after_sync:
-                self._await_synced_locked(pos, self._window_s)
-            elif self._clock() - self._last_sync_start > self._block_s:
-                self._block_for_sync_locked()
-            return pos
+            return (self._seg_id, end)
 
     def _reject(self, n: int) -> None:
         if n == 0:
