@@ -157,6 +157,65 @@ def decode_handshake(payload: bytes, expected: tuple[str, ...]) -> list:
     return msg
 
 
+class ConnectorHandshake:
+    """The connecting side of the handshake (a client, or a node's outbound peer link).
+
+    Send `start()`; feed each payload received to `receive()`, sending what it returns, until
+    `done`. Raises the server's refusal (e.g. AuthenticationError) or ProtocolError."""
+
+    def __init__(self, role: str, endpoint: str, cluster_name: str, secret: str = ""):
+        self.role, self.endpoint, self.cluster_name, self.secret = role, endpoint, cluster_name, secret
+        self.server_endpoint: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.server_endpoint is not None
+
+    def start(self) -> bytes:
+        return encode_frame(hello(self.role, self.endpoint, self.cluster_name))
+
+    def receive(self, payload: bytes) -> bytes | None:
+        assert not self.done
+        msg = decode_handshake(payload, ("challenge", "ready"))
+        if msg[0] == "challenge":
+            return encode_frame(auth(answer_challenge(self.secret, msg[1]) if self.secret else b""))
+        self.server_endpoint = msg[1]
+        return None
+
+
+class ServerHandshake:
+    """The accepting side: feed each payload to `receive()` and send what it returns. When
+    `done`, `role` and `remote_endpoint` say who connected. A refusal raises (send
+    `refuse(exc)` framed, then close): ConfigurationError for another cluster, ProtocolError,
+    AuthenticationError."""
+
+    def __init__(self, endpoint: str, cluster_name: str, secret: str = ""):
+        self.endpoint, self.cluster_name, self.secret = endpoint, cluster_name, secret
+        self.role: str | None = None
+        self.remote_endpoint = ""
+        self.done = False
+        self._nonce: bytes | None = None
+
+    def receive(self, payload: bytes) -> bytes:
+        assert not self.done
+        if self.role is None:
+            _, role, endpoint, cluster_name, _version = decode_handshake(payload, ("hello",))
+            if cluster_name != self.cluster_name:
+                raise ring_errors.ConfigurationError(
+                    f"cluster name mismatch: {endpoint or 'the client'} is in cluster {cluster_name!r}, "
+                    f"this node ({self.endpoint}) is in {self.cluster_name!r}")
+            self.role, self.remote_endpoint = role, endpoint
+            if self.secret:
+                self._nonce = new_nonce()
+                return encode_frame(challenge(self._nonce))
+        else:
+            _, mac = decode_handshake(payload, ("auth",))
+            if not check_answer(self.secret, self._nonce, mac):
+                raise AuthenticationError()
+        self.done = True
+        return encode_frame(ready(self.endpoint))
+
+
 # -- errors on the wire ---------------------------------------------------------------------------
 # (AuthenticationError and ServerError belong in ring/errors.py; they live here until moved.)
 
