@@ -10,7 +10,7 @@ MurmurHash3 x64_128, seed 0). Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod 
 incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
 double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
 (least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives.
-File layout and a worked example: docs/format/sstable.md ("Filter.db").
+File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Invariants:
   zeros) is deleted and the last segment is truncated at its first bad record; a bad record
   anywhere else is a CorruptionError at replay.
 
-Format: docs/format/commit_log.md (kept in step by tests/engine/test_commit_log.py).
+Format: docs/format.md (commit log) (kept in step by tests/engine/test_commit_log.py).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Every partition has one index entry: its sort key and the position of its record
 Index.db is `DTSI | u16 version` then segments of INDEX_INTERVAL (128) entries; a segment is
 `u32 len | msgpack [list of sort keys, positions as len*8 bytes of u64] | u32 crc32(msgpack)`, so
 a lookup decodes one segment in C. Summary.db holds the first sort key and the file offset of
-every segment (every 128th entry), loaded in memory on open. Layouts: docs/format/sstable.md.
+every segment (every 128th entry), loaded in memory on open. Layouts: docs/format.md (SSTables).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and k
 Data.db and one on Index.db, read with os.pread (so a reader is safe to share between threads).
 Every byte read is checked (magic, version, lengths, CRCs); failures raise
 CorruptionError(path, offset, what) and no wrong bytes are ever returned.
-Formats: docs/format/sstable.md.
+Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 

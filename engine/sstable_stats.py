@@ -2,7 +2,7 @@
 
 `SSTableStats` is a frozen value. On disk: `DTST | u16 version | u32 len | msgpack map | u32 crc`
 where the map's keys are the field names below and the CRC covers the msgpack bytes
-(docs/format/sstable.md, "Statistics.db"). Decoding checks magic, version, lengths, the CRC and
+(docs/format.md (SSTables), "Statistics.db"). Decoding checks magic, version, lengths, the CRC and
 every field's type, and raises CorruptionError; it never returns a half-read value.
 """
 from __future__ import annotations

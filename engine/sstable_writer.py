@@ -5,7 +5,7 @@ block_size_bytes; a record larger than that gets a block of its own); Index.db g
 partition in checksummed segments of 128; Summary.db, Filter.db and Statistics.db are written by
 finish(), each fsynced; TOC.txt is written last (via a temp file and a rename), then the
 directory is fsynced. A generation without TOC.txt is incomplete and is ignored by readers.
-Formats: docs/format/sstable.md.
+Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 

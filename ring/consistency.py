@@ -3,7 +3,7 @@
 Rule: consistency.py decides; the coordinator counts and sends. Everything here is a pure function
 of counts (like etcd raft's `quorum`): no clocks, no I/O, no endpoints beyond their DC names.
 
-Cassandra's rules (`o.a.c.db.ConsistencyLevel`, 4.0), documented in docs/format/ring.md#consistency:
+Cassandra's rules (`o.a.c.db.ConsistencyLevel`, 4.0), documented in docs/ring.md#consistency:
 
 * `block_for`: ANY/ONE/LOCAL_ONE 1, TWO 2, THREE 3, QUORUM floor(sum RF / 2) + 1, ALL sum RF,
   LOCAL_QUORUM floor(RF_local / 2) + 1, EACH_QUORUM the sum of every DC's local quorum.

@@ -13,7 +13,7 @@ every call takes `now_ms` from the driver's monotonic clock.
   than 5 s apart this process was paused (GC, SIGSTOP, a slow event loop) and the silence it saw
   is its own. The driver may also call `note_local_pause` directly.
 
-Rules in docs/format/ring.md#failure-detector.
+Rules in docs/ring.md#failure-detector.
 """
 from __future__ import annotations
 

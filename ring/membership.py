@@ -5,7 +5,7 @@ VersionedValue(value, version). The generation is the owner's start time in epoc
 version (the heartbeat's and each application state's) comes from one per-process counter that
 starts at 1 and only grows, so within a generation a higher version is newer.
 
-Rules (Cassandra's Gossiper, 4.0; docs/format/ring.md#gossip-state):
+Rules (Cassandra's Gossiper, 4.0; docs/ring.md#gossip-state):
 
 * `merge(local, remote)`: a higher generation wins wholesale; the same generation merges per key,
   the higher version winning (on a tie, the greater value, for determinism); the heartbeat with

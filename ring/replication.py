@@ -12,7 +12,7 @@ in Cassandra's order (the first replica is the primary owner; the rest follow th
   DCs with RF 0 or no nodes are ignored. (`o.a.c.locator.NetworkTopologyStrategy`, 4.0.)
 
 Checked against cassandra-driver's placement in tests/ring/test_placement.py.
-Rules in docs/format/ring.md#placement.
+Rules in docs/ring.md#placement.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ the largest to the smallest; each ring token owns the range (previous token, tok
 
 Endpoints are ids like "127.0.0.1:9100". A change makes a new ring (`with_endpoint`,
 `without_endpoint`), so a ring can be shared freely between a coordinator's requests.
-Rules in docs/format/ring.md#ring.
+Rules in docs/ring.md#ring.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every snitch answers `datacenter(ep)`, `rack(ep)` and `sorted_by_proximity(self_ep, endpoints)`.
 They are pure: a snitch reads only what it was given (a properties text, a mapping or callable
 for gossiped peers, latencies passed in with their time). Cassandra's names and rules
-(`o.a.c.locator`, 4.0); the rules are written down in docs/format/ring.md#snitches.
+(`o.a.c.locator`, 4.0); the rules are written down in docs/ring.md#snitches.
 
 Endpoints are ids like "127.0.0.1:9100" or "[::1]:9100"; `host_of` drops the port.
 """

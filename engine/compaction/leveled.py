@@ -15,7 +15,7 @@ Order of preference for one plan (after Cassandra's LeveledManifest.getCompactio
 Concurrency (so outputs of tasks running together never overlap in a level >= 1): a task is not
 planned when an sstable it would need is compacting; L0 sstables overlapping the hull of the
 compacting L0 sstables are not eligible. An LCS major must run alone (see plan_major).
-Doc: docs/format/compaction.md.
+Doc: docs/compaction.md.
 """
 from __future__ import annotations
 

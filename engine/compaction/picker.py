@@ -11,7 +11,7 @@ at least 2 inputs unless the reason is "tombstone" (or a user major of one sstab
 tombstones to drop). For an output level >= 1 the closed hull of the inputs overlaps no other
 sstable of that level, so outputs written in (token, key) order keep levels >= 1
 non-overlapping (`check_level_invariants`). Rules, options and defaults:
-docs/format/compaction.md.
+docs/compaction.md.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ min_sstable_size (SizeTieredCompactionStrategy.getBuckets). Buckets with >= min_
 sstables are trimmed to max_threshold (the largest dropped); with no read rates to rank
 "hotness", the bucket with the most sstables wins, then the smallest average size, then the
 oldest generation. With no bucket, the largest sstable worth a single-sstable tombstone
-compaction is chosen. Outputs stay at level 0. Doc: docs/format/compaction.md.
+compaction is chosen. Outputs stay at level 0. Doc: docs/compaction.md.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from engine.commit_log import ENTRY_OVERHEAD, HEADER_SIZE, CommitLog, encode_hea
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 from tools.commitlog_dump import dump_commitlog
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "format" / "commit_log.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 payloads = st.binary(min_size=1, max_size=200)
 per_test_dir = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -450,7 +450,7 @@ def doc_vector() -> tuple[str, bytes]:
     text = DOC.read_text()
     m = re.search(r"<!-- format-vector: (\S+) -->\n```\n(.*?)```\n<!-- end format-vector -->",
                   text, re.S)
-    assert m, "the worked example is missing from docs/format/commit_log.md"
+    assert m, "the worked example is missing from docs/format.md (commit log)"
     hexes = "".join(line[10:] for line in m.group(2).splitlines())
     return m.group(1), bytes.fromhex(hexes)
 

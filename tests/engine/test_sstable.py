@@ -20,7 +20,7 @@ from engine.sstable_writer import SSTableWriter
 from engine.token import token
 from tools.sstable_dump import dump_sstable, hexdump
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "format" / "sstable.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
 DATA_STATS = dict(min_timestamp=1_700_000_000_000_000, max_timestamp=1_700_000_000_000_001,
                   cell_count=2, tombstone_count=1, max_local_deletion_time=1_700_000_000,
@@ -314,7 +314,7 @@ def test_dump_tool(tmp_path, small_table):
     assert f"corruption: {path} at offset " in out.getvalue()
 
 
-# -- the worked example of docs/format/sstable.md --------------------------------------------
+# -- the worked example of docs/format.md (SSTables) --------------------------------------------
 
 EXAMPLE_KEYS = (b"ant", b"bee")
 EXAMPLE_PAYLOADS = {b"ant": b"hi", b"bee": b"yo"}
@@ -339,5 +339,5 @@ def example_markdown(files: dict[str, bytes]) -> str:
 def test_doc_worked_example_matches_the_writer(tmp_path):
     text = DOC.read_text()
     m = re.search(r"<!-- example:begin -->\n(.*?)<!-- example:end -->", text, re.S)
-    assert m, "docs/format/sstable.md lacks the example markers"
+    assert m, "docs/format.md (SSTables) lacks the example markers"
     assert m.group(1).strip() == example_markdown(write_example(str(tmp_path))).strip()
