@@ -113,9 +113,10 @@ class PeerLink:
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         backoff, failures = BACKOFF_MIN_S, 0
@@ -156,6 +157,7 @@ class PeerLink:
 
     async def _pump(self, reader, writer) -> None:
         closed = asyncio.ensure_future(reader.read(1))  # the peer sends nothing here: data or EOF = broken
+        woken = None
         try:
             while True:
                 if not self.queue:
@@ -172,6 +174,8 @@ class PeerLink:
                 await writer.drain()
         finally:
             closed.cancel()
+            if woken is not None:
+                woken.cancel()
 
 
 class ClientConnection:
@@ -248,8 +252,8 @@ class NodeProcess:
         self._server.close()
         for task in self._tasks:
             task.cancel()
-        for link in self.links.values():
-            link.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(link.close() for link in self.links.values()))
         for conn in list(self.connections):
             conn.close()
         await asyncio.sleep(0)
