@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import select
 import socket
 import threading
 import time
@@ -354,6 +355,17 @@ class _Connection:
                     raise error_from_wire(response.error)
                 # else: a late answer to a request that timed out earlier; skip it
 
+    def is_stale(self) -> bool:
+        """Whether the node closed this idle connection (e.g. it restarted): then reconnecting
+        is safe, whereas a write sent into it would fail after sending."""
+        if self.closed:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            return bool(readable) and not self.sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
     def close(self) -> None:
         self.closed = True
         try:
@@ -420,7 +432,9 @@ class Cluster(_ClusterBase):
     def _connection(self, ep: str) -> _Connection:
         with self._connect_lock:
             conn = self._connections.get(ep)
-            if conn is None or conn.closed:
+            if conn is None or conn.closed or (not conn.lock.locked() and conn.is_stale()):
+                if conn is not None:
+                    conn.close()
                 conn = self._connections[ep] = _Connection(ep, self)
             return conn
 

@@ -263,6 +263,19 @@ def test_peer_links_deliver_queue_and_reconnect(tmp_path):
         b.stop()
 
 
+def test_sync_client_reconnects_after_a_node_restart(tmp_path):
+    n = NodeThread(tmp_path)
+    with Cluster([n.endpoint]) as cluster:
+        session = cluster.connect("ks")
+        use_table(session)
+        n.stop()
+        n = NodeThread(tmp_path, port=n.settings.port)
+        time.sleep(0.05)
+        session.insert("t", {"id": 2, "c": 2, "v": "after"})  # the dead socket is noticed before sending
+        assert session.get("t", {"id": 2, "c": 2})["v"] == "after"
+    n.stop()
+
+
 def test_host_id_is_created_once(tmp_path):
     n = NodeThread(tmp_path)
     first = n.process.host_id
