@@ -69,3 +69,17 @@ def test_missing_file():
 def test_store_options_are_known_to_the_store():
     from engine.store import DEFAULT_OPTIONS
     assert set(NodeSettings().store_options()) <= set(DEFAULT_OPTIONS)
+
+
+def test_to_node_config_fills_what_the_node_knows():
+    node = pytest.importorskip("ring.node")
+    s = NodeSettings(port=9300, seeds=["127.0.0.1:9100"], num_tokens=4)
+    cfg = config.to_node_config(s, "ab" * 16)
+    assert isinstance(cfg, node.NodeConfig)
+    assert (cfg.endpoint, cfg.host_id, cfg.seeds, cfg.num_tokens) == ("127.0.0.1:9300", "ab" * 16, s.seeds, 4)
+
+
+def test_print_default_config(capsys):
+    from ring.runtime import asyncio_tcp
+    assert asyncio_tcp.main(["--print-default-config"]) == 0
+    assert capsys.readouterr().out == config.dump_default()
