@@ -1,0 +1,1 @@
+"""Benchmarks: pytest-benchmark micro benchmarks and whole-workload comparisons (see README.md)."""

@@ -1,0 +1,491 @@
+"""The standard single-node workload (shared/specs/performance.md) on dynatable, LevelDB and SQLite.
+
+One run, one machine, every engine on the same keys and values, so the ratios mean something on
+a noisy 2-vCPU box. For each metric: each engine's figure, the ratio dynatable/LevelDB, the goal
+from performance.md and PASS/MISS.
+
+    python -m bench.engine_vs_anchors                     # 1,000,000 keys (several minutes)
+    python -m bench.engine_vs_anchors --keys 100000 --json out.json --plot ratios.png
+
+Workload: keys b'user%012d' % i (16 B), 100 B os.urandom values, written in key order; put 1 per
+call into a fresh store, put in batches of 1000 into a second store; close, reopen; 200,000 random
+hits and 200,000 random misses (b'user%011da', inside the key range); 3 scans of 100,000
+consecutive keys with values; bytes on disk after close. Durability at "no fsync per write":
+dynatable commit log periodic (background flush and compaction on), LevelDB sync=False with a
+10 bits/key bloom filter, SQLite WAL + synchronous=NORMAL, WITHOUT ROWID. Per-write durability
+is measured separately: dynatable group commit with 32 writer threads vs periodic sync with the
+same 32 threads (goal >= 0.5x).
+
+A dynatable scan is a token-range scan (Store.scan_all, pages of 1000) from a random token,
+stopped after 100,000 rows: for us "consecutive" means consecutive in token order, which is
+the order a Cassandra-style store keeps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from engine.store import Store  # noqa: E402
+from engine.token import MAX_TOKEN, MIN_TOKEN  # noqa: E402
+
+KS, TABLE = "bench", "kv"
+BATCH = 1000
+CHUNK = 10_000          # progress is updated once per chunk, outside nothing: its cost is ~0
+SCANS = 3
+SCAN_ROWS = 100_000
+READS = 200_000
+DURABLE_THREADS = 32
+
+# (metric, goal ratio, stretch ratio, "higher" = more is better) from performance.md
+GOALS = {
+    "put_single": (0.5, 1.0),
+    "put_batch": (0.5, 1.0),
+    "get_hit": (0.4, 0.5),
+    "get_miss": (1.0, 1.5),
+    "scan": (0.35, 0.5),
+}
+DISK_GOAL = 1.1          # bytes on disk <= 1.1x the raw payload (keys + values)
+DURABLE_GOAL = 0.5       # group commit, 32 writers >= 0.5x own periodic-sync rate
+LABELS = {
+    "put_single": "put, 1 per call (ops/s)",
+    "put_batch": "put, batches of 1000 (ops/s)",
+    "get_hit": "get hit after reopen (ops/s)",
+    "get_miss": "get miss, bloom (ops/s)",
+    "scan": "scan (keys/s)",
+    "disk_bytes": "bytes on disk after close",
+}
+
+console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+def dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class Workload:
+    def __init__(self, n: int, seed: int):
+        rng = random.Random(seed)
+        self.n = n
+        self.keys = [b"user%012d" % i for i in range(n)]
+        self.values = [os.urandom(100) for _ in range(n)]
+        self.reads = min(READS, max(1000, n // 5))
+        self.hits = [self.keys[rng.randrange(n)] for _ in range(self.reads)]
+        self.misses = [b"user%011da" % rng.randrange(max(1, n // 10)) for _ in range(self.reads)]
+        self.scan_rows = min(SCAN_ROWS, max(1, n // 4))
+        # a start key / start token from which at least scan_rows rows follow
+        self.scan_starts = [rng.randrange(max(1, n - self.scan_rows)) for _ in range(SCANS)]
+        span = MAX_TOKEN - MIN_TOKEN
+        room = max(0.0, 1.0 - self.scan_rows / n - 0.05)
+        self.scan_tokens = [MIN_TOKEN + int(span * rng.random() * room) for _ in range(SCANS)]
+        self.raw_bytes = sum(len(k) for k in self.keys) + 100 * n
+
+
+class Runner:
+    """Times phases and drives one rich progress bar per phase."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def chunked(self, label: str, total: int, work):
+        """Call work(lo, hi) over [0, total) in chunks; returns seconds spent in work only."""
+        task = self.progress.add_task(label, total=total)
+        spent = 0.0
+        for lo in range(0, total, CHUNK):
+            hi = min(total, lo + CHUNK)
+            t0 = time.perf_counter()
+            work(lo, hi)
+            spent += time.perf_counter() - t0
+            self.progress.update(task, completed=hi)
+        self.progress.remove_task(task)
+        return spent
+
+    def once(self, label: str, fn):
+        task = self.progress.add_task(label, total=None)
+        t0 = time.perf_counter()
+        out = fn()
+        spent = time.perf_counter() - t0
+        self.progress.remove_task(task)
+        return spent, out
+
+
+# -- dynatable -----------------------------------------------------------------------------------
+
+def _open_store(path: str, **options) -> Store:
+    store = Store.open(path, commitlog_sync=options.pop("commitlog_sync", "periodic"), background=True, **options)
+    store.create_keyspace(KS)
+    store.create_table(KS, TABLE, {"k": "blob", "v": "blob"}, primary_key="k")
+    return store
+
+
+def run_dynatable(w: Workload, root: str, r: Runner) -> dict:
+    out = {}
+    keys, values = w.keys, w.values
+    path = os.path.join(root, "dynatable-single")
+    store = _open_store(path)
+    insert = store.insert
+
+    def single(lo, hi):
+        for i in range(lo, hi):
+            insert(KS, TABLE, {"k": keys[i], "v": values[i]})
+    out["put_single"] = w.n / r.chunked("dynatable put 1/call", w.n, single)
+
+    bpath = os.path.join(root, "dynatable-batch")
+    bstore = _open_store(bpath)
+
+    def batched(lo, hi):
+        for b in range(lo, hi, BATCH):
+            with bstore.batch() as batch:
+                add = batch.insert
+                for i in range(b, min(hi, b + BATCH)):
+                    add(KS, TABLE, {"k": keys[i], "v": values[i]})
+    out["put_batch"] = w.n / r.chunked("dynatable put batch 1000", w.n, batched)
+    r.once("dynatable close (batch store)", bstore.close)
+    shutil.rmtree(bpath)
+
+    r.once("dynatable close (flush)", store.close)
+    out["disk_bytes"] = dir_bytes(path)
+    out["commitlog_bytes"] = dir_bytes(os.path.join(path, "commitlog"))
+    out["sstable_bytes"] = dir_bytes(os.path.join(path, "data"))
+    _, store = r.once("dynatable reopen", lambda: Store.open(path, commitlog_sync="periodic", background=True))
+    out["sstables_at_read"] = len(store.cfs[store.table(KS, TABLE).id].sstables)
+    get = store.get
+
+    def hits(lo, hi):
+        for i in range(lo, hi):
+            if get(KS, TABLE, {"k": w.hits[i]}) is None:
+                raise AssertionError(f"dynatable lost key {w.hits[i]!r}")
+    out["get_hit"] = w.reads / r.chunked("dynatable get hit", w.reads, hits)
+
+    def misses(lo, hi):
+        for i in range(lo, hi):
+            if get(KS, TABLE, {"k": w.misses[i]}) is not None:
+                raise AssertionError(f"dynatable found a key never written {w.misses[i]!r}")
+    out["get_miss"] = w.reads / r.chunked("dynatable get miss", w.reads, misses)
+
+    def scans():
+        rows = 0
+        for start in w.scan_tokens:
+            n = 0
+            for _ in store.scan_all(KS, TABLE, start_token=start, page_size=1000):
+                n += 1
+                if n == w.scan_rows:
+                    break
+            assert n == w.scan_rows, f"scan from {start} returned only {n} rows"
+            rows += n
+        return rows
+    spent, rows = r.once("dynatable scan", scans)
+    out["scan"] = rows / spent
+    store.close()
+    shutil.rmtree(path)
+    return out
+
+
+def run_durable(w: Workload, root: str, r: Runner) -> dict:
+    """Group commit vs periodic sync, each with DURABLE_THREADS writer threads, fresh stores."""
+    total = min(100_000, max(DURABLE_THREADS * 100, w.n // 10))
+    per = total // DURABLE_THREADS
+    out = {"durable_writes": per * DURABLE_THREADS, "durable_threads": DURABLE_THREADS}
+    for mode in ("periodic", "group"):
+        path = os.path.join(root, f"dynatable-{mode}")
+        store = _open_store(path, commitlog_sync=mode)
+        barrier = threading.Barrier(DURABLE_THREADS + 1)
+        errors = []
+
+        def writer(t):
+            try:
+                barrier.wait()
+                for i in range(t * per, (t + 1) * per):
+                    store.insert(KS, TABLE, {"k": w.keys[i % w.n], "v": w.values[i % w.n]})
+            except BaseException as e:  # surfaced below
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(DURABLE_THREADS)]
+        for t in threads:
+            t.start()
+
+        def go():
+            barrier.wait()
+            for t in threads:
+                t.join()
+        spent, _ = r.once(f"dynatable {mode} sync, {DURABLE_THREADS} writers", go)
+        if errors:
+            raise errors[0]
+        out[f"{mode}_32_writers"] = per * DURABLE_THREADS / spent
+        store.close()
+        shutil.rmtree(path)
+    return out
+
+
+# -- LevelDB -------------------------------------------------------------------------------------
+
+def run_leveldb(w: Workload, root: str, r: Runner) -> dict:
+    import plyvel
+    out = {}
+    keys, values = w.keys, w.values
+    path = os.path.join(root, "leveldb-single")
+    db = plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10)
+    put = db.put
+
+    def single(lo, hi):
+        for i in range(lo, hi):
+            put(keys[i], values[i], sync=False)
+    out["put_single"] = w.n / r.chunked("LevelDB put 1/call", w.n, single)
+
+    bpath = os.path.join(root, "leveldb-batch")
+    bdb = plyvel.DB(bpath, create_if_missing=True, bloom_filter_bits=10)
+
+    def batched(lo, hi):
+        for b in range(lo, hi, BATCH):
+            with bdb.write_batch(sync=False) as wb:
+                for i in range(b, min(hi, b + BATCH)):
+                    wb.put(keys[i], values[i])
+    out["put_batch"] = w.n / r.chunked("LevelDB put batch 1000", w.n, batched)
+    bdb.close()
+    shutil.rmtree(bpath)
+
+    r.once("LevelDB close", db.close)
+    out["disk_bytes"] = dir_bytes(path)
+    db = plyvel.DB(path, bloom_filter_bits=10)
+    get = db.get
+
+    def hits(lo, hi):
+        for i in range(lo, hi):
+            if get(w.hits[i]) is None:
+                raise AssertionError("LevelDB lost a key")
+    out["get_hit"] = w.reads / r.chunked("LevelDB get hit", w.reads, hits)
+
+    def misses(lo, hi):
+        for i in range(lo, hi):
+            if get(w.misses[i]) is not None:
+                raise AssertionError("LevelDB found a key never written")
+    out["get_miss"] = w.reads / r.chunked("LevelDB get miss", w.reads, misses)
+
+    def scans():
+        rows = 0
+        for start in w.scan_starts:
+            n = 0
+            with db.iterator(start=keys[start]) as it:
+                for _k, _v in it:
+                    n += 1
+                    if n == w.scan_rows:
+                        break
+            rows += n
+        return rows
+    spent, rows = r.once("LevelDB scan", scans)
+    out["scan"] = rows / spent
+    db.close()
+    shutil.rmtree(path)
+    return out
+
+
+# -- SQLite --------------------------------------------------------------------------------------
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)  # autocommit: one transaction per statement
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+    return conn
+
+
+def run_sqlite(w: Workload, root: str, r: Runner) -> dict:
+    out = {}
+    keys, values = w.keys, w.values
+    os.makedirs(os.path.join(root, "sqlite"))
+    path = os.path.join(root, "sqlite", "single.db")
+    conn = _sqlite(path)
+    ex = conn.execute
+    sql = "INSERT OR REPLACE INTO kv VALUES (?, ?)"
+
+    def single(lo, hi):
+        for i in range(lo, hi):
+            ex(sql, (keys[i], values[i]))
+    out["put_single"] = w.n / r.chunked("SQLite put 1/call", w.n, single)
+
+    bpath = os.path.join(root, "sqlite", "batch.db")
+    bconn = _sqlite(bpath)
+
+    def batched(lo, hi):
+        for b in range(lo, hi, BATCH):
+            bconn.execute("BEGIN")
+            bconn.executemany(sql, zip(keys[b:min(hi, b + BATCH)], values[b:min(hi, b + BATCH)]))
+            bconn.execute("COMMIT")
+    out["put_batch"] = w.n / r.chunked("SQLite put batch 1000", w.n, batched)
+    bconn.close()
+
+    r.once("SQLite close", conn.close)
+    out["disk_bytes"] = sum(os.path.getsize(os.path.join(root, "sqlite", f))
+                            for f in os.listdir(os.path.join(root, "sqlite")) if f.startswith("single.db"))
+    conn = _sqlite(path)
+    cur = conn.cursor()
+    q = "SELECT v FROM kv WHERE k = ?"
+
+    def hits(lo, hi):
+        for i in range(lo, hi):
+            if cur.execute(q, (w.hits[i],)).fetchone() is None:
+                raise AssertionError("SQLite lost a key")
+    out["get_hit"] = w.reads / r.chunked("SQLite get hit", w.reads, hits)
+
+    def misses(lo, hi):
+        for i in range(lo, hi):
+            if cur.execute(q, (w.misses[i],)).fetchone() is not None:
+                raise AssertionError("SQLite found a key never written")
+    out["get_miss"] = w.reads / r.chunked("SQLite get miss", w.reads, misses)
+
+    def scans():
+        rows = 0
+        for start in w.scan_starts:
+            n = 0
+            for _k, _v in conn.execute("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?",
+                                       (keys[start], w.scan_rows)):
+                n += 1
+            rows += n
+        return rows
+    spent, rows = r.once("SQLite scan", scans)
+    out["scan"] = rows / spent
+    conn.close()
+    shutil.rmtree(os.path.join(root, "sqlite"))
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def evaluate(w: Workload, ours: dict, ldb: dict, sq: dict, dur: dict) -> list[dict]:
+    rows = []
+    for m, (goal, stretch) in GOALS.items():
+        ratio = ours[m] / ldb[m]
+        rows.append({"metric": m, "label": LABELS[m], "dynatable": ours[m], "leveldb": ldb[m],
+                     "sqlite": sq[m], "ratio": ratio, "goal": f">= {goal}x LevelDB",
+                     "goal_ratio": goal, "stretch_ratio": stretch,
+                     "result": "PASS" if ratio >= goal else "MISS",
+                     "stretch": ratio >= stretch})
+    raw_ratio = ours["disk_bytes"] / w.raw_bytes
+    rows.append({"metric": "disk_bytes", "label": LABELS["disk_bytes"], "dynatable": ours["disk_bytes"],
+                 "leveldb": ldb["disk_bytes"], "sqlite": sq["disk_bytes"],
+                 "ratio": ours["disk_bytes"] / ldb["disk_bytes"], "raw_ratio": raw_ratio,
+                 "goal": f"<= {DISK_GOAL}x raw payload", "goal_ratio": DISK_GOAL,
+                 "result": "PASS" if raw_ratio <= DISK_GOAL else "MISS"})
+    d_ratio = dur["group_32_writers"] / dur["periodic_32_writers"]
+    rows.append({"metric": "durable_group", "label": f"group commit, {DURABLE_THREADS} writers (ops/s)",
+                 "dynatable": dur["group_32_writers"], "leveldb": None, "sqlite": None,
+                 "baseline": dur["periodic_32_writers"], "ratio": d_ratio,
+                 "goal": f">= {DURABLE_GOAL}x own periodic", "goal_ratio": DURABLE_GOAL,
+                 "result": "PASS" if d_ratio >= DURABLE_GOAL else "MISS"})
+    return rows
+
+
+def _fmt(metric: str, v) -> str:
+    if v is None:
+        return "—"
+    if metric == "disk_bytes":
+        return f"{v / 1e6:,.1f} MB"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    return f"{v / 1e3:,.1f}k"
+
+
+def print_report(w: Workload, rows: list[dict], dur: dict, extra: dict) -> None:
+    t = RichTable(title=f"dynatable vs anchors — {w.n:,} keys, one run")
+    for col in ("metric", "dynatable", "LevelDB", "SQLite", "ratio", "goal", "result"):
+        t.add_column(col, justify="left" if col in ("metric", "goal") else "right")
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}x"
+        if row["metric"] == "disk_bytes":
+            ratio += f" ({row['raw_ratio']:.2f}x raw)"
+        if row["metric"] == "durable_group":
+            ratio += " of periodic"
+        style = "green" if row["result"] == "PASS" else "red"
+        t.add_row(row["label"], _fmt(row["metric"], row["dynatable"]), _fmt(row["metric"], row["leveldb"]),
+                  _fmt(row["metric"], row["sqlite"]), ratio, row["goal"], f"[{style}]{row['result']}[/]")
+    console.print(t)
+    console.print(f"raw payload {w.raw_bytes / 1e6:,.1f} MB; dynatable SSTables at read time: "
+                  f"{extra['sstables_at_read']}; durable: periodic {_fmt('', dur['periodic_32_writers'])}/s vs "
+                  f"group {_fmt('', dur['group_32_writers'])}/s with {DURABLE_THREADS} writer threads, "
+                  f"{dur['durable_writes']:,} writes in all; dynatable on disk: {extra['sstable_bytes'] / 1e6:,.1f} MB "
+                  f"SSTables + {extra['commitlog_bytes'] / 1e6:,.1f} MB commit log")
+
+
+def plot(rows: list[dict], path: str, n: int) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r["metric"] for r in rows]
+    ratios = [r["raw_ratio"] if r["metric"] == "disk_bytes" else r["ratio"] for r in rows]
+    goals = [r["goal_ratio"] for r in rows]
+    colors = ["tab:green" if r["result"] == "PASS" else "tab:red" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    xs = range(len(rows))
+    ax.bar(xs, ratios, color=colors, label="dynatable ratio")
+    ax.scatter(xs, goals, marker="_", s=900, color="black", zorder=3, label="goal")
+    ax.set_xticks(list(xs), names, rotation=20)
+    ax.set_ylabel("ratio (vs LevelDB; disk vs raw payload; durable vs own periodic)")
+    ax.set_title(f"dynatable vs goals, {n:,} keys (disk: lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keys", type=int, default=1_000_000, help="N keys (default 1,000,000)")
+    ap.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs goals (needs matplotlib)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--dir", help="work directory (default: a temp dir, removed at the end)")
+    args = ap.parse_args(argv)
+    if args.keys < 1000:
+        ap.error("--keys must be at least 1000")
+    root = tempfile.mkdtemp(prefix="dt-bench-", dir=args.dir)
+    t0 = time.time()
+    try:
+        console.print(f"generating {args.keys:,} keys and values ...")
+        w = Workload(args.keys, args.seed)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            r = Runner(progress)
+            ours = run_dynatable(w, root, r)
+            console.print(f"dynatable done ({time.time() - t0:,.0f} s)")
+            ldb = run_leveldb(w, root, r)
+            console.print(f"LevelDB done ({time.time() - t0:,.0f} s)")
+            sq = run_sqlite(w, root, r)
+            console.print(f"SQLite done ({time.time() - t0:,.0f} s)")
+            dur = run_durable(w, root, r)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rows = evaluate(w, ours, ldb, sq, dur)
+    print_report(w, rows, dur, ours)
+    console.print(f"total {time.time() - t0:,.0f} s; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"keys": w.n, "reads": w.reads, "scan_rows": w.scan_rows, "raw_bytes": w.raw_bytes,
+                       "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                       "dynatable": ours, "leveldb": ldb, "sqlite": sq, "durable": dur, "rows": rows},
+                      f, indent=2)
+    if args.plot:
+        plot(rows, args.plot, w.n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
