@@ -12,6 +12,7 @@ from __future__ import annotations
 from engine import cql_types
 from engine.errors import InvalidRequest
 from engine.partition import NO_DELETION_TIME, Partition, Row
+from engine.partition import _packb  # the payload packer (one shared msgpack.Packer)
 from engine.schema import MARKER_COLUMN_ID, Table
 
 MAX_KEY_BYTES = 65535
@@ -112,20 +113,42 @@ def _ttl(table: Table, ttl: int | None) -> int:
 def build_insert(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
                  max_value_bytes: int) -> tuple[bytes, Partition]:
     """INSERT: a row marker plus one cell per given regular column (None writes a tombstone)."""
+    key, update, _ = build_insert_encoded(table, row, ts, now_s, ttl, max_value_bytes)
+    return key, update
+
+
+def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
+                         max_value_bytes: int) -> tuple[bytes, Partition, bytes]:
+    """build_insert plus the update's payload, built in the same pass (the write hot path).
+
+    The payload is byte for byte encode_partition(update) (docs/format.md#partition-payload):
+    [nil, [[ckey, nil, nil, cell...]], []] with cells sorted by column id, the marker (id 0) first.
+    """
     key = partition_key_bytes(table, row)
     ck = _full_clustering(table, row) if table.clustering else b""
-    ttl = _ttl(table, ttl)
-    expiry = now_s + ttl if ttl else NO_DELETION_TIME
+    if ttl is None:
+        ttl = table.option("default_time_to_live") or 0
+    if ttl.__class__ is not int or ttl:  # exactly int 0 needs no check
+        ttl = _ttl(table, ttl)
     by_name = table.by_name
-    cells = {MARKER_COLUMN_ID: (ts, expiry, ttl, b"")}
+    if ttl:
+        expiry = now_s + ttl
+        cells = {MARKER_COLUMN_ID: (ts, expiry, ttl, b"")}
+        encoded = [[MARKER_COLUMN_ID, ts, b"", ttl, expiry]]
+    else:
+        expiry = NO_DELETION_TIME
+        cells = {MARKER_COLUMN_ID: (ts, expiry, 0, b"")}
+        encoded = [[MARKER_COLUMN_ID, ts, b""]]
     for name, value in row.items():
         col = by_name.get(name)
         if col is None:
             raise InvalidRequest(f"unknown column '{name}' in table {table.qualified_name}")
         if col.kind != "regular":
             continue
+        col_id = col.id
         if value is None:
-            cells[col.id] = (ts, now_s, 0, None)
+            cells[col_id] = (ts, now_s, 0, None)
+            encoded.append([col_id, ts, None, now_s])
             continue
         if col.cql_type == "blob" and type(value) is bytes:
             data = value
@@ -134,8 +157,16 @@ def build_insert(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
         if len(data) > max_value_bytes:
             raise InvalidRequest(
                 f"value of column '{name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
-        cells[col.id] = (ts, expiry, ttl, data)
-    return key, Partition(None, {ck: Row(None, cells)}, [])
+        cells[col_id] = (ts, expiry, ttl, data)
+        encoded.append([col_id, ts, data, ttl, expiry] if ttl else [col_id, ts, data])
+    if len(encoded) > 2:
+        encoded.sort(key=_first)  # column ids are unique: only the id is compared
+    encoded[0:0] = (ck, None, None)
+    return key, Partition(None, {ck: Row(None, cells)}, []), _packb([None, [encoded], []])
+
+
+def _first(cell: list) -> int:
+    return cell[0]
 
 
 def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=None,

@@ -33,6 +33,7 @@ from engine.schema import Keyspace, Table, check_name, make_table
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 
 log = logging.getLogger("dynatable.engine")
+_packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
 SCHEMA_MAGIC = b"DTSC"
 SCHEMA_VERSION = 1
@@ -269,11 +270,25 @@ class Store:
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None,
                timestamp: int | None = None) -> int:
         """Upsert one row (INSERT: writes the row marker). Returns the write timestamp (µs)."""
-        self._check_open()
-        t = self.table(keyspace, table)
-        ts = self.new_timestamp(timestamp)
-        key, update = mut.build_insert(t, row, ts, self.clock.now_s(), ttl, self.options["max_value_bytes"])
-        self.apply([(t, key, update)])
+        if self._closed:
+            self._check_open()
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.table(keyspace, table)  # raises the usual InvalidRequest
+        clock = self.clock
+        if timestamp is None:  # new_timestamp(None), inlined: this is the write hot path
+            ts = wall = clock.wall_us()
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+            self._last_ts = ts
+            # SystemClock.now_s() is wall_us() // 1e6: one clock reading serves both
+            now_s = wall // 1_000_000 if type(clock).now_s is SystemClock.now_s else clock.now_s()
+        else:
+            ts = self.new_timestamp(timestamp)
+            now_s = clock.now_s()
+        key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, self.options["max_value_bytes"])
+        self._apply_encoded([(t, key, payload, update)])
         return ts
 
     def delete(self, keyspace: str, table: str, key: dict, columns=None, start=None, end=None,
@@ -292,28 +307,49 @@ class Store:
 
     def apply(self, updates: list) -> None:
         """Apply [(table, key, Partition)] as one commit-log record (atomic per partition)."""
-        encoded = [(t, key, encode_partition(update), update) for t, key, update in updates]
-        record = msgpack.packb([(t.id, key, payload) for t, key, payload, _ in encoded], use_bin_type=True)
-        if len(record) > self.options["max_batch_bytes"]:
+        self._apply_encoded([(t, key, encode_partition(update), update) for t, key, update in updates])
+
+    def _apply_encoded(self, encoded: list) -> None:
+        """apply() for [(table, key, payload, Partition)] whose payloads are already encoded."""
+        options = self.options
+        if len(encoded) == 1:
+            t, key, payload, update = encoded[0]
+            record = _packb([(t.id, key, payload)])
+            tokens = None
+        else:
+            record = _packb([(t.id, key, payload) for t, key, payload, _ in encoded])
+            tokens = [token_of(key) for _, key, _, _ in encoded]
+        if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
-                                 f"{self.options['max_batch_bytes']}; split it into smaller batches")
-        tokens = [token_of(key) for _, key, _, _ in encoded]
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        if tokens is None:
+            tok = token_of(key)
         with self._write_lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
-            for (t, key, payload, update), tok in zip(encoded, tokens):
+            if tokens is None:  # one partition: the common case, without the loop
                 cfs = cfs_map.get(t.id)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
                 cfs.apply(tok, key, payload, update, position)
-            need_flush = self._memtable_bytes() > self.options["memtable_flush_threshold_bytes"]
+            else:
+                for (t, key, payload, update), tok in zip(encoded, tokens):
+                    cfs = cfs_map.get(t.id)
+                    if cfs is None:
+                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                    cfs.apply(tok, key, payload, update, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         self.commit_log.await_durable(position)
         if need_flush:
             self._on_memtable_full()
 
     def _memtable_bytes(self) -> int:
-        return sum(c.memtable.size_bytes for c in self.cfs.values())
+        total = 0
+        for c in self.cfs.values():
+            total += c.memtable.size_bytes
+        return total
 
     # -- flush and compaction ---------------------------------------------------------------
 
@@ -587,12 +623,15 @@ class Batch:
     def __init__(self, store: Store):
         self.store = store
         self.updates: list = []
+        self._payloads: list = []   # encoded updates[i], or None: encoded at apply time
 
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
         t = self.store.table(keyspace, table)
         ts = self.store.new_timestamp(timestamp)
-        key, update = mut.build_insert(t, row, ts, self.store.clock.now_s(), ttl, self.store.options["max_value_bytes"])
+        key, update, payload = mut.build_insert_encoded(t, row, ts, self.store.clock.now_s(), ttl,
+                                                        self.store.options["max_value_bytes"])
         self.updates.append((t, key, update))
+        self._payloads.append(payload)
         return ts
 
     def delete(self, keyspace: str, table: str, key: dict, columns=None, timestamp: int | None = None, **bounds):
@@ -600,6 +639,7 @@ class Batch:
         ts = self.store.new_timestamp(timestamp)
         pk, update = mut.build_delete(t, key, ts, self.store.clock.now_s(), columns, **bounds)
         self.updates.append((t, pk, update))
+        self._payloads.append(None)
         return ts
 
     def __enter__(self) -> "Batch":
@@ -607,4 +647,8 @@ class Batch:
 
     def __exit__(self, exc_type, *_) -> None:
         if exc_type is None and self.updates:
-            self.store.apply(self.updates)
+            if len(self._payloads) != len(self.updates):  # updates was changed from outside
+                self.store.apply(self.updates)
+                return
+            self.store._apply_encoded([(t, key, encode_partition(update) if payload is None else payload, update)
+                                       for (t, key, update), payload in zip(self.updates, self._payloads)])
