@@ -360,3 +360,11 @@ def compact_partition(p: Partition, now_s: int, gc_before: int, max_purgeable_ts
         if cells or rdel:
             out.rows[ck] = Row(rdel, cells)
     return None if out.is_empty() else out
+
+
+def slice_partition(p: Partition, lo: bytes, hi: bytes | None) -> Partition:
+    """The part of `p` a clustering slice [lo, hi) can see: its rows, the range tombstones that
+    intersect it, and the partition deletion. Replicas answer reads with this."""
+    rows = {ck: r for ck, r in p.rows.items() if ck >= lo and (hi is None or ck < hi)}
+    ranges = [r for r in p.ranges if (r[1] is None or r[1] > lo) and (hi is None or r[0] < hi)]
+    return Partition(p.deletion, rows, ranges)

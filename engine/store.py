@@ -215,14 +215,27 @@ class Store:
                     return ks.tables[name]
                 raise InvalidRequest(f"table {keyspace}.{name} already exists")
             table = make_table(keyspace, name, columns, primary_key, clustering_order, options, table_id)
-            if table.option("compaction"):
-                from engine.compaction import picker
-                picker.validate_options(table.option("compaction"))
-            with self._write_lock:
-                self._open_table(table, self.commit_log.current_position())
-                ks.tables[name] = table
-            self._save_schema()
+            self._register_table(ks, table)
             return table
+
+    def add_table(self, table: Table) -> Table:
+        """Register an already built Table (same id and column ids), e.g. one learned from a peer."""
+        self._check_open()
+        ks = self._keyspace(table.keyspace)
+        with self._schema_lock:
+            if table.name in ks.tables:
+                raise InvalidRequest(f"table {table.qualified_name} already exists")
+            self._register_table(ks, table)
+        return table
+
+    def _register_table(self, ks: Keyspace, table: Table) -> None:
+        if table.option("compaction"):
+            from engine.compaction import picker
+            picker.validate_options(table.option("compaction"))
+        with self._write_lock:
+            self._open_table(table, self.commit_log.current_position())
+            ks.tables[table.name] = table
+        self._save_schema()
 
     def drop_table(self, keyspace: str, name: str) -> None:
         table = self.table(keyspace, name)

@@ -3,7 +3,7 @@
 A message is encoded as the msgpack array `[type_id, field...]` (fields in declaration order).
 Type ids are on the wire: never renumber. Client values that msgpack has no type for travel as
 ext types (1 uuid, 2 timestamp-ms, 3 decimal); nothing is ever pickled. Framing (length,
-version, checksum, size limit) is the runtime's job: docs/format.md#wire-frames.
+version, checksum, size limit) is the runtime's job: docs/format/wire.md.
 """
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ def packb(obj) -> bytes:
 
 
 def unpackb(data: bytes):
-    return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False,
-                           max_buffer_size=len(data) or 1)
+    return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False)
 
 
 _REGISTRY: dict[int, type] = {}
@@ -77,7 +76,7 @@ def astuple_shallow(msg) -> tuple:
 def decode(data: bytes):
     try:
         obj = unpackb(data)
-    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException) as e:
+    except (ValueError, TypeError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException) as e:
         raise InvalidRequest(f"malformed message: {e}") from None
     if not isinstance(obj, list) or not obj or not isinstance(obj[0], int):
         raise InvalidRequest("malformed message: expected [type_id, field...]")
@@ -87,7 +86,10 @@ def decode(data: bytes):
     expected = len(fields(cls))
     if len(obj) - 1 != expected:
         raise InvalidRequest(f"message {cls.__name__} has {len(obj) - 1} fields, expected {expected}")
-    return cls(*obj[1:])
+    try:
+        return cls(*obj[1:])
+    except TypeError as e:
+        raise InvalidRequest(f"malformed {cls.__name__}: {e}") from None
 
 
 # -- gossip (GossipDigestSyn / Ack / Ack2) ----------------------------------------------------

@@ -1,0 +1,272 @@
+"""Coordinator requests as small state machines: a write, a read, a range scan.
+
+Rule: handlers decide; node.py sends. A handler receives replica responses (`on_response`) and
+clock ticks (`on_tick`), and answers with effects: more messages to send, and at most one
+`Reply` for the client. Counting uses the pure rules of ring/consistency.py.
+
+* Write: every live replica gets the mutation; success once `block_for` counting replicas
+  acknowledged; WriteTimeout(level, received, block_for) at the deadline (the write may still be
+  applied).
+* Read: a data request to the closest replica, digest requests to the next block_for - 1. If the
+  digests all match, answer. Otherwise read full data from every contacted replica, reconcile,
+  write the reconciled partition back to the replicas that differ and wait for their acks
+  (blocking read repair, so quorum reads are monotonic), then answer.
+* Scan: one token sub-range at a time, `block_for` replicas each return up to `limit` partitions
+  from the resume point; they are merged up to the smallest key where some replica may have more.
+"""
+from __future__ import annotations
+
+import xxhash
+
+from engine.partition import Partition, decode_partition, encode_partition, merge_all
+from ring import consistency as cl
+from ring.errors import ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
+from ring.messages import MutationRequest, RangeReadRequest, ReadRequest, Reply, Send
+
+
+def digest_of(payload: bytes | None) -> bytes:
+    return xxhash.xxh64(payload or b"").digest()
+
+
+def canonical_payload(p: Partition | None) -> bytes | None:
+    if p is None or p.is_empty():
+        return None
+    return encode_partition(merge_all([p]))
+
+
+class WriteHandler:
+    msg_id = None
+
+    def __init__(self, request_id: int, level, rf_by_dc, local_dc, replica_dc: dict,
+                 deadline_ms: int, write_type: str = "SIMPLE"):
+        self.request_id = request_id
+        self.level = level
+        self.rf_by_dc = rf_by_dc
+        self.local_dc = local_dc
+        self.replica_dc = replica_dc
+        self.deadline_ms = deadline_ms
+        self.write_type = write_type
+        self.acks_by_dc: dict[str, int] = {}
+        self.failures = 0
+        self.done = False
+        self.result = None
+        self.block_for = cl.block_for(level, rf_by_dc, local_dc)
+
+    def received(self) -> int:
+        return sum(self.acks_by_dc.values())
+
+    def on_response(self, src: str, error: str | None, now_ms: int) -> list:
+        if self.done:
+            return []
+        if error is not None:
+            self.failures += 1
+            if self.failures > len(self.replica_dc) - self.block_for:
+                self.done = True
+                return [Reply(self.request_id, error=WriteFailure(self.level, self.received(), self.failures,
+                                                                  self.block_for))]
+            return []
+        dc = self.replica_dc.get(src, self.local_dc)
+        self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
+        if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc):
+            self.done = True
+            return [Reply(self.request_id, result=self.result)]
+        return []
+
+    def on_tick(self, now_ms: int) -> list:
+        if self.done or now_ms < self.deadline_ms:
+            return []
+        self.done = True
+        counted = sum(n for dc, n in self.acks_by_dc.items() if cl.counts_towards(self.level, dc, self.local_dc))
+        return [Reply(self.request_id, error=WriteTimeout(self.level, counted, self.block_for, self.write_type))]
+
+
+class ReadHandler:
+    """One partition read at a consistency level, with digest comparison and blocking read repair."""
+
+    msg_id = None
+
+    def __init__(self, node, request_id: int, level, table, key: bytes, lo: bytes, hi, targets: list[str],
+                 block_for: int, deadline_ms: int, finish, read_repair: bool):
+        self.node = node
+        self.request_id = request_id
+        self.level = level
+        self.table = table
+        self.key = key
+        self.lo, self.hi = lo, hi
+        self.targets = targets          # contacted replicas, closest first; targets[0] gets the data request
+        self.block_for = block_for
+        self.deadline_ms = deadline_ms
+        self.finish = finish            # callable(Partition | None) -> result
+        self.read_repair = read_repair
+        self.phase = "digest"
+        self.digests: dict[str, bytes] = {}
+        self.data: dict[str, bytes | None] = {}
+        self.repair_pending: set[str] = set()
+        self.merged: Partition | None = None
+        self.done = False
+        self.failures = 0
+
+    def requests(self, msg_id: int) -> list:
+        first, rest = self.targets[0], self.targets[1:]
+        out = [Send(first, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False))]
+        out += [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, True)) for ep in rest]
+        return out
+
+    def on_response(self, src: str, payload, digest: bytes, error, now_ms: int) -> list:
+        if self.done:
+            return []
+        if error is not None:
+            self.failures += 1
+            if self.failures > len(self.targets) - self.block_for:
+                self.done = True
+                return [Reply(self.request_id, error=ReadFailure(self.level, len(self.digests), self.failures,
+                                                                 self.block_for))]
+            return []
+        if self.phase == "digest":
+            self.digests[src] = digest
+            if src == self.targets[0] or payload is not None:
+                self.data[src] = payload
+            return self._digest_step(now_ms)
+        if self.phase == "data":
+            self.data[src] = payload
+            if all(ep in self.data for ep in self.targets_contacted):
+                return self._reconcile(now_ms)
+        return []
+
+    def _digest_step(self, now_ms: int) -> list:
+        if len(self.digests) < self.block_for or not self.data:
+            return []
+        contacted = list(self.digests)
+        if len(set(self.digests.values())) == 1:
+            self.done = True
+            payload = next(iter(self.data.values()))
+            p = decode_partition(payload) if payload else None
+            return [Reply(self.request_id, result=self.finish(p))]
+        # mismatch: read full data from everyone who answered
+        self.node.stats["digest_mismatches"] += 1
+        self.phase = "data"
+        self.targets_contacted = contacted
+        self.data = {}
+        msg_id = self.node.register_handler(self)
+        return [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False)) for ep in contacted]
+
+    def _reconcile(self, now_ms: int) -> list:
+        versions = {ep: (decode_partition(p) if p else Partition()) for ep, p in self.data.items()}
+        merged = merge_all(list(versions.values()))
+        self.merged = merged
+        canonical = canonical_payload(merged)
+        stale = [ep for ep, p in self.data.items() if canonical_payload(versions[ep]) != canonical]
+        if not self.read_repair or not stale or canonical is None:
+            self.done = True
+            return [Reply(self.request_id, result=self.finish(merged))]
+        self.phase = "repair"
+        self.repair_pending = set(stale)
+        self.node.stats["read_repairs"] += len(stale)
+        msg_id = self.node.register_handler(self)
+        return [Send(ep, MutationRequest(msg_id, self.table.id, self.key, canonical)) for ep in stale]
+
+    def on_mutation_response(self, src: str, error, now_ms: int) -> list:
+        if self.done or self.phase != "repair":
+            return []
+        self.repair_pending.discard(src)
+        if not self.repair_pending:
+            self.done = True
+            return [Reply(self.request_id, result=self.finish(self.merged))]
+        return []
+
+    def on_tick(self, now_ms: int) -> list:
+        if self.done or now_ms < self.deadline_ms:
+            return []
+        self.done = True
+        received = len(self.digests)
+        return [Reply(self.request_id, error=ReadTimeout(self.level, min(received, self.block_for), self.block_for,
+                                                         data_present=bool(self.data)))]
+
+
+class ScanHandler:
+    """A paged token-range scan: sub-range by sub-range, block_for replicas each."""
+
+    msg_id = None
+
+    def __init__(self, node, request_id: int, level, table, subranges: list, resume, page_size: int,
+                 deadline_ms: int, emit):
+        self.node = node
+        self.request_id = request_id
+        self.level = level
+        self.table = table
+        self.subranges = subranges      # [(start (token,key) incl | None, end (token,key) excl | None, targets)]
+        self.index = 0
+        self.resume = resume            # (token, key, ck) or None
+        self.page_size = page_size
+        self.deadline_ms = deadline_ms
+        self.emit = emit                # callable(token, key, Partition, rows_list, resume) -> None
+        self.rows: list = []
+        self.responses: dict[str, tuple] = {}
+        self.done = False
+        self.cursor = None              # (token, key) inclusive start within the current sub-range
+
+    def start(self) -> list:
+        return self._request()
+
+    def _request(self) -> list:
+        while self.index < len(self.subranges):
+            start, end, targets = self.subranges[self.index]
+            if self.resume is not None and end is not None and (self.resume[0], self.resume[1]) >= end:
+                self.index += 1  # the previous pages already covered this sub-range
+                continue
+            cursor = self.cursor or start
+            if self.resume is not None and (end is None or (self.resume[0], self.resume[1]) < end):
+                rs = (self.resume[0], self.resume[1])
+                if cursor is None or rs > cursor:
+                    cursor = rs
+            self.cursor = cursor
+            self.responses = {}
+            msg_id = self.node.register_handler(self)
+            limit = max(1, self.page_size - len(self.rows)) + 1
+            req = RangeReadRequest(msg_id, self.table.id, list(cursor) if cursor else None,
+                                   list(end) if end else None, limit)
+            self.expected = set(targets)
+            return [Send(ep, req) for ep in targets]
+        self.done = True
+        return [Reply(self.request_id, result={"rows": self.rows, "paging_state": None})]
+
+    def on_response(self, src: str, partitions, exhausted: bool, error, now_ms: int) -> list:
+        if self.done or src not in self.expected:
+            return []
+        if error is not None:
+            self.done = True
+            return [Reply(self.request_id, error=ReadFailure(self.level, len(self.responses), 1, len(self.expected)))]
+        self.responses[src] = (partitions, exhausted)
+        if set(self.responses) != self.expected:
+            return []
+        # merge up to the smallest last key of a replica that may have more
+        cutoff = None
+        for parts, ex in self.responses.values():
+            if not ex and parts:
+                last = (parts[-1][0], parts[-1][1])
+                cutoff = last if cutoff is None or last < cutoff else cutoff
+        by_key: dict[tuple, list] = {}
+        for parts, _ in self.responses.values():
+            for token, key, payload in parts:
+                tk = (token, key)
+                if cutoff is None or tk <= cutoff:
+                    by_key.setdefault(tk, []).append(payload)
+        for tk in sorted(by_key):
+            p = merge_all([decode_partition(x) for x in by_key[tk]])
+            full = self.emit(tk[0], tk[1], p, self.rows, self.resume)
+            self.resume = None
+            if full:
+                self.done = True
+                return [Reply(self.request_id, result={"rows": self.rows, "paging_state": full})]
+        if cutoff is None:   # every replica exhausted this sub-range
+            self.index += 1
+            self.cursor = None
+        else:
+            self.cursor = (cutoff[0], cutoff[1] + b"\x00")  # the smallest key after the cutoff
+        return self._request()
+
+    def on_tick(self, now_ms: int) -> list:
+        if self.done or now_ms < self.deadline_ms:
+            return []
+        self.done = True
+        return [Reply(self.request_id, error=ReadTimeout(self.level, len(self.responses), len(self.expected)))]

@@ -1,0 +1,671 @@
+"""One replica's protocol logic, sans-IO: `start`, `submit`, `step`, `tick` return effects.
+
+Rule: node.py wires and sends; gossip.py, coordinator.py, consistency.py and replication.py
+decide. No sockets, sleeps, clocks or global randomness here: monotonic time arrives as `now_ms`,
+the wall clock (write timestamps, gossip generation) and the rng are injected, and the local
+engine `Store` is called synchronously. The contract with drivers is docs/node_api.md.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import xxhash
+
+from engine import mutation as mut
+from engine.errors import EngineError, InvalidRequest
+from engine.partition import decode_partition, encode_partition, live_rows, slice_partition
+from engine.schema import Table
+from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
+from ring import consistency as cl
+from ring import membership as ms
+from ring.coordinator import ReadHandler, ScanHandler, WriteHandler, canonical_payload, digest_of
+from ring.errors import OverloadedError, ProtocolError, UnavailableError
+from ring.failure_detector import FailureDetector
+from ring.gossip import Gossiper
+from ring.messages import (ClientRequest, GossipAck, GossipAck2, GossipSyn, MutationRequest, MutationResponse,
+                           RangeReadRequest, RangeReadResponse, ReadRequest, ReadResponse, Reply, SchemaPull,
+                           SchemaPush, Send, packb, unpackb)
+from ring.replication import from_options
+from ring.ring import TokenRing, allocate_tokens
+from ring.schema_sync import SchemaRegistry
+from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
+
+RELEASE_VERSION = "0.1.0"
+
+
+@dataclass
+class NodeConfig:
+    endpoint: str
+    host_id: str
+    cluster_name: str = "dynatable"
+    datacenter: str = "datacenter1"
+    rack: str = "rack1"
+    seeds: list = field(default_factory=list)
+    num_tokens: int = 16
+    write_request_timeout_ms: int = 2000
+    read_request_timeout_ms: int = 5000
+    range_request_timeout_ms: int = 10000
+    phi_convict_threshold: float = 8.0
+    gossip_interval_ms: int = 1000
+    max_pending_requests: int = 4096
+
+
+class Node:
+    def __init__(self, config: NodeConfig, store, rng: random.Random, wall_clock):
+        self.config = config
+        self.endpoint = config.endpoint
+        self.store = store
+        self.rng = rng
+        self.clock = wall_clock
+        self.detector = FailureDetector(phi_convict_threshold=config.phi_convict_threshold,
+                                        gossip_interval_ms=config.gossip_interval_ms)
+        self.gossiper = Gossiper(config.endpoint, config.cluster_name, config.seeds, rng, self.detector,
+                                 config.gossip_interval_ms)
+        self.snitch = DynamicSnitch(GossipingPropertyFileSnitch(config.endpoint, config.datacenter, config.rack,
+                                                                self._peer_location))
+        self.schema = SchemaRegistry(store)
+        self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
+        self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
+        self._ring_key = None
+        self.handlers: dict[int, object] = {}
+        self._sent_at: dict[int, int] = {}
+        self._next_id = 1
+        self._last_ts = 0
+        self._schema_pulls: dict[str, tuple] = {}
+        self.now_ms = 0
+        self.stats = {"writes": 0, "reads": 0, "scans": 0, "unavailable": 0, "write_timeouts": 0,
+                      "read_timeouts": 0, "digest_mismatches": 0, "read_repairs": 0, "dropped_messages": 0,
+                      "replica_mutations": 0, "replica_reads": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, now_ms: int) -> list:
+        self.now_ms = now_ms
+        generation = self.schema.next_generation(self.clock.wall_us() // 1_000_000)
+        self.gossiper.start(generation, {
+            ms.ApplicationState.DC: self.config.datacenter,
+            ms.ApplicationState.RACK: self.config.rack,
+            ms.ApplicationState.HOST_ID: self.config.host_id,
+            ms.ApplicationState.TOKENS: ms.tokens_value(self.tokens),
+            ms.ApplicationState.RELEASE_VERSION: RELEASE_VERSION,
+            ms.ApplicationState.SCHEMA: self.schema.version(),
+            ms.ApplicationState.LOAD: str(self._load()),
+            ms.ApplicationState.STATUS: ms.status_value(ms.Status.NORMAL, self.tokens[0]),
+        })
+        return self.gossiper.tick(now_ms)
+
+    def stop(self) -> None:
+        self.handlers.clear()
+
+    def _load(self) -> int:
+        return sum(c.disk_bytes() for c in self.store.cfs.values())
+
+    # -- topology -----------------------------------------------------------------------------
+
+    def _peer_location(self, ep: str):
+        dc = self.gossiper.app_state(ep, ms.ApplicationState.DC)
+        rack = self.gossiper.app_state(ep, ms.ApplicationState.RACK)
+        return (dc, rack) if dc and rack else None
+
+    def normal_endpoints(self) -> dict[str, list[int]]:
+        out = {}
+        for ep, state in self.gossiper.states.items():
+            status = state.get(ms.ApplicationState.STATUS)
+            tokens = state.get(ms.ApplicationState.TOKENS)
+            if status and tokens and ms.parse_status(status)[0] == ms.Status.NORMAL:
+                out[ep] = ms.parse_tokens(tokens)
+        return out
+
+    def _refresh_ring(self) -> None:
+        eps = self.normal_endpoints()
+        key = tuple(sorted((ep, tuple(t)) for ep, t in eps.items()))
+        if key != self._ring_key:
+            self._ring_key = key
+            self.ring = TokenRing.from_endpoints(eps)
+
+    def strategy(self, keyspace: str):
+        ks = self.store.keyspaces.get(keyspace)
+        if ks is None:
+            raise InvalidRequest(f"keyspace '{keyspace}' does not exist")
+        return from_options(ks.replication)
+
+    def replicas(self, keyspace: str, token: int) -> list[str]:
+        return self.strategy(keyspace).replicas(self.ring, token, self.snitch)
+
+    def rf_by_dc(self, keyspace: str) -> dict[str, int]:
+        return self.strategy(keyspace).rf_by_dc(self.ring, self.snitch, self.config.datacenter)
+
+    def is_alive(self, ep: str) -> bool:
+        return self.gossiper.is_alive(ep, self.now_ms)
+
+    def register_handler(self, handler) -> int:
+        """A fresh message id routing responses to `handler`; its previous id stops routing."""
+        previous = getattr(handler, "msg_id", None)
+        if previous is not None:
+            self._forget(previous)
+        msg_id = self._next_id
+        self._next_id += 1
+        handler.msg_id = msg_id
+        self.handlers[msg_id] = handler
+        self._sent_at[msg_id] = self.now_ms
+        return msg_id
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> list:
+        self.now_ms = now_ms
+        self.detector.tick(now_ms)
+        self._refresh_ring()
+        self.gossiper.set_app_state(ms.ApplicationState.SCHEMA, self.schema.version())
+        effects = self.gossiper.tick(now_ms)
+        if effects:  # once per gossip round
+            self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(self._load()))
+            effects += self._pull_schema_if_needed(now_ms)
+        for msg_id in list(self.handlers):
+            handler = self.handlers.get(msg_id)
+            if handler is None:
+                continue
+            effects += self._local(handler.on_tick(now_ms))
+            if handler.done:
+                self._forget(handler.msg_id)
+        return effects
+
+    def _forget(self, msg_id: int) -> None:
+        self.handlers.pop(msg_id, None)
+        self._sent_at.pop(msg_id, None)
+
+    def _pull_schema_if_needed(self, now_ms: int) -> list:
+        mine = self.schema.version()
+        out = []
+        for ep in self.gossiper.peers():
+            theirs = self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA)
+            if theirs and theirs != mine and self.is_alive(ep):
+                last = self._schema_pulls.get(ep)
+                if last is None or last[0] != theirs or now_ms - last[1] > 5000:
+                    self._schema_pulls[ep] = (theirs, now_ms)
+                    out.append(Send(ep, SchemaPull(0)))
+        return out
+
+    # -- internode messages --------------------------------------------------------------------
+
+    def step(self, now_ms: int, src: str, msg) -> list:
+        self.now_ms = now_ms
+        try:
+            return self._local(self._dispatch(now_ms, src, msg))
+        except (ProtocolError, InvalidRequest, ValueError, TypeError, KeyError) as e:
+            self.stats["dropped_messages"] += 1
+            return [] if not hasattr(e, "args") else []
+
+    def _dispatch(self, now_ms: int, src: str, msg) -> list:
+        kind = type(msg)
+        if kind is GossipSyn:
+            return self.gossiper.on_syn(now_ms, src, msg)
+        if kind is GossipAck:
+            out = self.gossiper.on_ack(now_ms, src, msg)
+            self._refresh_ring()
+            return out
+        if kind is GossipAck2:
+            self.gossiper.on_ack2(now_ms, src, msg)
+            self._refresh_ring()
+            return []
+        if kind is MutationRequest:
+            return [Send(src, self._apply_mutation(msg))]
+        if kind is ReadRequest:
+            return [Send(src, self._read_local(msg))]
+        if kind is RangeReadRequest:
+            return [Send(src, self._range_read_local(msg))]
+        if kind is MutationResponse:
+            return self._on_response(src, msg.id, lambda h: (h.on_response(src, msg.error, now_ms)
+                                                               if isinstance(h, WriteHandler)
+                                                               else h.on_mutation_response(src, msg.error, now_ms)))
+        if kind is ReadResponse:
+            return self._on_response(src, msg.id, lambda h: h.on_response(src, msg.payload, msg.digest, msg.error,
+                                                                          now_ms))
+        if kind is RangeReadResponse:
+            return self._on_response(src, msg.id, lambda h: h.on_response(src, msg.partitions, msg.exhausted,
+                                                                          msg.error, now_ms))
+        if kind is SchemaPull:
+            return [Send(src, SchemaPush(msg.id, self.schema.export()))]
+        if kind is SchemaPush:
+            if self.schema.merge(msg.schema):
+                self.gossiper.set_app_state(ms.ApplicationState.SCHEMA, self.schema.version())
+            return []
+        raise ProtocolError(f"unexpected message {kind.__name__} from {src}")
+
+    def _on_response(self, src: str, msg_id: int, call) -> list:
+        handler = self.handlers.get(msg_id)
+        if handler is None:
+            return []  # late answer to a finished request
+        sent = self._sent_at.get(msg_id)
+        if sent is not None and src != self.endpoint:
+            self.snitch.record_latency(src, self.now_ms - sent, self.now_ms)
+        effects = call(handler)
+        if handler.done:
+            self._forget(handler.msg_id)
+        return effects
+
+    def _local(self, effects: list) -> list:
+        """Deliver effects addressed to ourselves synchronously; return the rest."""
+        out = []
+        queue = list(effects)
+        while queue:
+            eff = queue.pop(0)
+            if type(eff) is Send and eff.to == self.endpoint:
+                queue.extend(self._dispatch(self.now_ms, self.endpoint, eff.msg))
+            else:
+                out.append(eff)
+        return out
+
+    # -- replica side ----------------------------------------------------------------------
+
+    def _table_by_id(self, table_id: str) -> Table:
+        cfs = self.store.cfs.get(table_id)
+        if cfs is None:
+            raise InvalidRequest(f"unknown table id {table_id} (schema not yet agreed)")
+        return cfs.table
+
+    def _apply_mutation(self, msg: MutationRequest) -> MutationResponse:
+        try:
+            table = self._table_by_id(msg.table_id)
+            self.store.apply([(table, msg.key, decode_partition(msg.payload))])
+            self.stats["replica_mutations"] += 1
+            return MutationResponse(msg.id, None)
+        except (InvalidRequest, EngineError, ValueError) as e:
+            return MutationResponse(msg.id, f"{type(e).__name__}: {e}")
+
+    def _read_local(self, msg: ReadRequest) -> ReadResponse:
+        try:
+            table = self._table_by_id(msg.table_id)
+            p = self.store.cfs[table.id].read_partition(token_of(msg.key), msg.key)
+            payload = canonical_payload(slice_partition(p, msg.lo, msg.hi)) if p is not None else None
+            self.stats["replica_reads"] += 1
+            if msg.digest_only:
+                return ReadResponse(msg.id, None, digest_of(payload), None)
+            return ReadResponse(msg.id, payload, digest_of(payload), None)
+        except (InvalidRequest, EngineError) as e:
+            return ReadResponse(msg.id, None, b"", f"{type(e).__name__}: {e}")
+
+    def _range_read_local(self, msg: RangeReadRequest) -> RangeReadResponse:
+        try:
+            table = self._table_by_id(msg.table_id)
+            start = tuple(msg.start) if msg.start else None
+            end = tuple(msg.end) if msg.end else None
+            limit = max(1, min(int(msg.limit), 10_000))
+            out = []
+            for tok, key, p in self.store.cfs[table.id].scan_partitions(start, end):
+                out.append([tok, key, encode_partition(p)])
+                if len(out) >= limit:
+                    return RangeReadResponse(msg.id, out, False, None)
+            return RangeReadResponse(msg.id, out, True, None)
+        except (InvalidRequest, EngineError) as e:
+            return RangeReadResponse(msg.id, [], True, f"{type(e).__name__}: {e}")
+
+    # -- coordinator side --------------------------------------------------------------------
+
+    def submit(self, now_ms: int, request: ClientRequest) -> list:
+        self.now_ms = now_ms
+        try:
+            op = _CLIENT_OPS.get(request.op)
+            if op is None:
+                raise InvalidRequest(f"unknown operation {request.op!r}; known: {', '.join(sorted(_CLIENT_OPS))}")
+            if len(self.handlers) >= self.config.max_pending_requests:
+                raise OverloadedError(f"{len(self.handlers)} requests in flight (max_pending_requests="
+                                      f"{self.config.max_pending_requests}); retry later")
+            args = request.args if isinstance(request.args, dict) else {}
+            return self._local(op(self, request.id, args))
+        except Exception as e:  # every failure becomes the client's error reply
+            if isinstance(e, UnavailableError):
+                self.stats["unavailable"] += 1
+            if not isinstance(e, (InvalidRequest, EngineError)) and not hasattr(e, "retryable"):
+                if isinstance(e, (TypeError, ValueError, KeyError)):
+                    e = InvalidRequest(f"bad arguments for {request.op}: {type(e).__name__}: {e}")
+                else:
+                    raise
+            return [Reply(request.id, error=e)]
+
+    def new_timestamp(self, given) -> int:
+        if given is not None:
+            return self.store.new_timestamp(given)
+        ts = self.clock.wall_us()
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
+        self._last_ts = ts
+        return ts
+
+    def _level(self, args: dict, default: str = "ONE"):
+        return cl.ConsistencyLevel.parse(str(args.get("consistency") or default))
+
+    def _live_plan(self, keyspace: str, token: int, level, for_write: bool):
+        replicas = self.replicas(keyspace, token)
+        rf_by_dc = self.rf_by_dc(keyspace)
+        replica_dc = {ep: self.snitch.datacenter(ep) for ep in replicas}
+        live = [ep for ep in replicas if self.is_alive(ep)]
+        if for_write:
+            cl.validate_for_write(level)
+        else:
+            cl.validate_for_read(level)
+        if level is not cl.ConsistencyLevel.ANY:
+            cl.assure_sufficient_live(level, live, replica_dc, rf_by_dc, self.config.datacenter)
+        return replicas, live, rf_by_dc, replica_dc
+
+    def coordinate_write(self, request_id: int, keyspace: str, table: Table, key: bytes, update, level, ts) -> list:
+        token = token_of(key)
+        replicas, live, rf_by_dc, replica_dc = self._live_plan(keyspace, token, level, True)
+        handler = WriteHandler(request_id, level, rf_by_dc, self.config.datacenter, replica_dc,
+                               self.now_ms + self.config.write_request_timeout_ms)
+        handler.result = {"timestamp": ts}
+        if level is cl.ConsistencyLevel.ANY:
+            handler.block_for = 1
+        msg_id = self.register_handler(handler)
+        payload = encode_partition(update)
+        self.stats["writes"] += 1
+        return [Send(ep, MutationRequest(msg_id, table.id, key, payload)) for ep in live]
+
+    def coordinate_read(self, request_id: int, keyspace: str, table: Table, key: bytes, lo, hi, level,
+                        finish) -> list:
+        token = token_of(key)
+        replicas, live, rf_by_dc, replica_dc = self._live_plan(keyspace, token, level, False)
+        block_for = cl.block_for(level, rf_by_dc, self.config.datacenter)
+        candidates = [ep for ep in live if cl.counts_towards(level, replica_dc[ep], self.config.datacenter)]
+        ordered = self.snitch.sorted_by_proximity(self.endpoint, candidates)
+        if self.endpoint in ordered:  # the local replica answers fastest
+            ordered.remove(self.endpoint)
+            ordered.insert(0, self.endpoint)
+        if level is cl.ConsistencyLevel.EACH_QUORUM:
+            targets = _each_quorum_targets(ordered, replica_dc, rf_by_dc)
+        else:
+            targets = ordered[:block_for]
+        handler = ReadHandler(self, request_id, level, table, key, lo, hi, targets, block_for,
+                              self.now_ms + self.config.read_request_timeout_ms, finish,
+                              table.option("read_repair") != "NONE")
+        msg_id = self.register_handler(handler)
+        self.stats["reads"] += 1
+        return handler.requests(msg_id)
+
+    # -- metrics and admin -----------------------------------------------------------------
+
+    def metrics(self) -> dict:
+        out = dict(self.stats)
+        out["pending_requests"] = len(self.handlers)
+        out["live_peers"] = sum(1 for ep in self.gossiper.peers() if self.is_alive(ep))
+        out["gossip_rounds"] = self.gossiper.rounds
+        for s in self.store.tablestats():
+            out["memtable_bytes"] = out.get("memtable_bytes", 0) + s["memtable_bytes"]
+            out["sstable_count"] = out.get("sstable_count", 0) + s["sstable_count"]
+            out["pending_compactions"] = out.get("pending_compactions", 0) + s["compacting"]
+        return out
+
+    def status(self) -> list[dict]:
+        self._refresh_ring()
+        rows = []
+        strategy_ownership = _primary_ownership(self.ring)
+        for ep in sorted(self.gossiper.states):
+            state = self.gossiper.states[ep]
+            status = state.get(ms.ApplicationState.STATUS)
+            rows.append({
+                "endpoint": ep,
+                "datacenter": state.get(ms.ApplicationState.DC),
+                "rack": state.get(ms.ApplicationState.RACK),
+                "up": self.is_alive(ep),
+                "state": ms.parse_status(status)[0] if status else "UNKNOWN",
+                "load_bytes": int(state.get(ms.ApplicationState.LOAD) or 0),
+                "tokens": len(ms.parse_tokens(state.get(ms.ApplicationState.TOKENS) or "")),
+                "owns": strategy_ownership.get(ep, 0.0),
+                "host_id": state.get(ms.ApplicationState.HOST_ID),
+                "schema": state.get(ms.ApplicationState.SCHEMA),
+                "generation": state.generation,
+                "phi": 0.0 if ep == self.endpoint else self.detector.phi(ep, self.now_ms),
+            })
+        return rows
+
+
+def _primary_ownership(ring: TokenRing) -> dict[str, float]:
+    try:
+        from ring.ring import primary_ownership
+        return primary_ownership(ring)
+    except Exception:
+        return {}
+
+
+def _each_quorum_targets(ordered: list[str], replica_dc: dict, rf_by_dc: dict) -> list[str]:
+    targets = []
+    for dc, rf in rf_by_dc.items():
+        need = cl.quorum_for(rf) if rf else 0
+        targets += [ep for ep in ordered if replica_dc[ep] == dc][:need]
+    return sorted(targets, key=ordered.index)
+
+
+# -- client operations ------------------------------------------------------------------------
+
+def _table_args(node: Node, args: dict) -> tuple[str, Table]:
+    keyspace = args.get("keyspace")
+    if not keyspace:
+        raise InvalidRequest("no keyspace given: pass keyspace= or connect(keyspace)")
+    return keyspace, node.store.table(keyspace, args.get("table"))
+
+
+def _op_insert(node: Node, rid: int, args: dict) -> list:
+    keyspace, table = _table_args(node, args)
+    ts = node.new_timestamp(args.get("timestamp"))
+    key, update = mut.build_insert(table, args.get("row") or {}, ts, node.clock.wall_us() // 1_000_000,
+                                   args.get("ttl"), node.store.options["max_value_bytes"])
+    return node.coordinate_write(rid, keyspace, table, key, update, node._level(args), ts)
+
+
+def _op_delete(node: Node, rid: int, args: dict) -> list:
+    keyspace, table = _table_args(node, args)
+    ts = node.new_timestamp(args.get("timestamp"))
+    key, update = mut.build_delete(table, args.get("key") or {}, ts, node.clock.wall_us() // 1_000_000,
+                                   args.get("columns"), args.get("start"), args.get("end"),
+                                   args.get("start_inclusive", True), args.get("end_inclusive", True))
+    return node.coordinate_write(rid, keyspace, table, key, update, node._level(args), ts)
+
+
+def _op_select(node: Node, rid: int, args: dict, exact: bool = False) -> list:
+    keyspace, table = _table_args(node, args)
+    key_values = args.get("key") or {}
+    pk = mut.partition_key_bytes(table, key_values)
+    columns = args.get("columns")
+    if columns is not None:
+        for c in columns:
+            table.column(c)
+    if exact and table.clustering:
+        missing = [c.name for c in table.clustering if c.name not in key_values]
+        if missing:
+            raise InvalidRequest(f"get needs the full primary key; missing {missing}. Use select for slices")
+        lo = mut.clustering_prefix(table, key_values)
+        hi = mut.successor(lo)
+    else:
+        lo, hi = mut.slice_bounds(table, args.get("start"), args.get("end"), args.get("start_inclusive", True),
+                                  args.get("end_inclusive", True))
+    limit = 1 if exact else args.get("limit")
+    reverse = bool(args.get("reverse"))
+    writetime = bool(args.get("writetime"))
+    pk_values = {c.name: key_values[c.name] for c in table.partition_key}
+    now_s = node.clock.wall_us() // 1_000_000
+
+    def finish(p):
+        rows = []
+        if p is not None:
+            for ck, cells in live_rows(p, now_s, lo, hi, reverse):
+                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime))
+                if limit is not None and len(rows) >= limit:
+                    break
+        if exact:
+            return rows[0] if rows else None
+        return rows
+
+    return node.coordinate_read(rid, keyspace, table, pk, lo, hi, node._level(args), finish)
+
+
+def _op_get(node: Node, rid: int, args: dict) -> list:
+    return _op_select(node, rid, args, exact=True)
+
+
+def _op_scan(node: Node, rid: int, args: dict) -> list:
+    keyspace, table = _table_args(node, args)
+    level = node._level(args)
+    cl.validate_for_read(level)
+    page_size = args.get("page_size") or 1000
+    if not isinstance(page_size, int) or page_size < 1 or page_size > 10_000:
+        raise InvalidRequest(f"page_size must be an integer from 1 to 10000, got {page_size!r}")
+    state = args.get("paging_state")
+    resume = tuple(unpackb(state)) if state else None
+    columns = args.get("columns")
+    writetime = bool(args.get("writetime"))
+    subranges = _scan_subranges(node, keyspace, level, args.get("start_token"), args.get("end_token"))
+    now_s = node.clock.wall_us() // 1_000_000
+
+    def emit(token, key, p, rows, resume_at):
+        lo = b""
+        if resume_at is not None and (token, key) == (resume_at[0], resume_at[1]):
+            lo = resume_at[2] + b"\x00"
+        key_values = mut.decode_key(table, key)
+        for ck, cells in live_rows(p, now_s, lo, None, False):
+            rows.append(mut.row_dict(table, key_values, ck, cells, columns, writetime))
+            if len(rows) >= page_size:
+                return packb([token, key, ck])
+        return None
+
+    handler = ScanHandler(node, rid, level, table, subranges, resume, page_size,
+                          node.now_ms + node.config.range_request_timeout_ms, emit)
+    node.stats["scans"] += 1
+    return handler.start()
+
+
+def _scan_subranges(node: Node, keyspace: str, level, start_token, end_token) -> list:
+    """Split (start, end] into the ring's ranges, each with the replicas to ask."""
+    ring_tokens = sorted(node.ring.tokens) if hasattr(node.ring, "tokens") else []
+    pieces = _split_range(start_token, end_token, ring_tokens)
+    out = []
+    for lo, hi in pieces:
+        probe = MIN_TOKEN + 1 if lo is None else lo + 1
+        replicas, live, rf_by_dc, replica_dc = node._live_plan(keyspace, probe, level, False)
+        block_for = cl.block_for(level, rf_by_dc, node.config.datacenter)
+        candidates = [ep for ep in live if cl.counts_towards(level, replica_dc[ep], node.config.datacenter)]
+        ordered = node.snitch.sorted_by_proximity(node.endpoint, candidates)
+        if node.endpoint in ordered:
+            ordered.remove(node.endpoint)
+            ordered.insert(0, node.endpoint)
+        start = (lo + 1, b"") if lo is not None else None
+        end = (hi + 1, b"") if hi is not None and hi < MAX_TOKEN else None
+        out.append((start, end, ordered[:block_for]))
+    return out
+
+
+def _split_range(start, end, ring_tokens: list[int]) -> list[tuple]:
+    """(start, end] (None = ring minimum / maximum; start >= end wraps) cut at the ring's tokens."""
+    if start is not None and end is not None and start >= end:
+        return _split_range(start, None, ring_tokens) + _split_range(None, end, ring_tokens)
+    lo = start
+    pieces = []
+    for t in ring_tokens:
+        if (lo is None or t > lo) and (end is None or t < end):
+            pieces.append((lo, t))
+            lo = t
+    pieces.append((lo, end))
+    return pieces
+
+
+def _op_create_keyspace(node: Node, rid: int, args: dict) -> list:
+    replication = args.get("replication") or {"class": "SimpleStrategy", "replication_factor": 1}
+    from_options(replication)  # validates
+    node.schema.create_keyspace(args["name"], replication, node.new_timestamp(None))
+    return _schema_changed(node, rid)
+
+
+def _op_create_table(node: Node, rid: int, args: dict) -> list:
+    node.schema.create_table(args["keyspace"], args["name"], args["columns"], args["primary_key"],
+                             args.get("clustering_order"), args.get("options"), node.new_timestamp(None))
+    return _schema_changed(node, rid)
+
+
+def _op_drop_table(node: Node, rid: int, args: dict) -> list:
+    node.schema.drop_table(args["keyspace"], args["name"], node.new_timestamp(None))
+    return _schema_changed(node, rid)
+
+
+def _op_drop_keyspace(node: Node, rid: int, args: dict) -> list:
+    node.schema.drop_keyspace(args["name"], node.new_timestamp(None))
+    return _schema_changed(node, rid)
+
+
+def _schema_changed(node: Node, rid: int) -> list:
+    version = node.schema.version()
+    node.gossiper.set_app_state(ms.ApplicationState.SCHEMA, version)
+    push = SchemaPush(0, node.schema.export())
+    peers = [ep for ep in node.gossiper.peers() if node.is_alive(ep)]
+    return [Send(ep, push) for ep in peers] + [Reply(rid, result={"schema_version": version})]
+
+
+def _op_describe_ring(node: Node, rid: int, args: dict) -> list:
+    node._refresh_ring()
+    endpoints = {}
+    for row in node.status():
+        tokens = ms.parse_tokens(node.gossiper.app_state(row["endpoint"], ms.ApplicationState.TOKENS) or "")
+        endpoints[row["endpoint"]] = {"datacenter": row["datacenter"], "rack": row["rack"], "up": row["up"],
+                                      "status": row["state"], "tokens": tokens}
+    keyspaces = {name: ks.replication for name, ks in node.store.keyspaces.items() if name != "system"}
+    return [Reply(rid, result={"endpoints": endpoints, "keyspaces": keyspaces})]
+
+
+def _op_describe_schema(node: Node, rid: int, args: dict) -> list:
+    export = node.schema.export()
+    return [Reply(rid, result={"keyspaces": export["keyspaces"], "tables": export["tables"],
+                               "version": node.schema.version()})]
+
+
+def _op_status(node: Node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=node.status())]
+
+
+def _op_info(node: Node, rid: int, args: dict) -> list:
+    me = node.gossiper.states[node.endpoint]
+    return [Reply(rid, result={"endpoint": node.endpoint, "host_id": node.config.host_id,
+                               "datacenter": node.config.datacenter, "rack": node.config.rack,
+                               "generation": me.generation, "load_bytes": node._load(),
+                               "tokens": len(node.tokens), "schema_version": node.schema.version(),
+                               "uptime_ms": node.now_ms, "metrics": node.metrics()})]
+
+
+def _op_flush(node: Node, rid: int, args: dict) -> list:
+    return [Reply(rid, result={"flushed": node.store.flush(args.get("keyspace"), args.get("table"))})]
+
+
+def _op_compact(node: Node, rid: int, args: dict) -> list:
+    done = 0
+    for cfs in list(node.store.cfs.values()):
+        t = cfs.table
+        if (args.get("keyspace") in (None, t.keyspace)) and (args.get("table") in (None, t.name)):
+            done += node.store.compact(t.keyspace, t.name, major=True)
+    return [Reply(rid, result={"compactions": done})]
+
+
+def _op_tablestats(node: Node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=[s for s in node.store.tablestats() if not s["table"].startswith("system.")])]
+
+
+def _op_getendpoints(node: Node, rid: int, args: dict) -> list:
+    keyspace, table = _table_args(node, args)
+    key = mut.partition_key_bytes(table, args.get("key") or {})
+    return [Reply(rid, result={"token": token_of(key), "endpoints": node.replicas(keyspace, token_of(key))})]
+
+
+def _op_set_clock_offset(node: Node, rid: int, args: dict) -> list:
+    offset = int(args.get("offset_ms", 0))
+    node.clock.offset_us = offset * 1000
+    return [Reply(rid, result={"offset_ms": offset})]
+
+
+_CLIENT_OPS = {
+    "insert": _op_insert, "delete": _op_delete, "get": _op_get, "select": _op_select, "scan": _op_scan,
+    "create_keyspace": _op_create_keyspace, "create_table": _op_create_table, "drop_table": _op_drop_table,
+    "drop_keyspace": _op_drop_keyspace, "describe_ring": _op_describe_ring, "describe_schema": _op_describe_schema,
+    "status": _op_status, "info": _op_info, "flush": _op_flush, "compact": _op_compact,
+    "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
+}
+
+
+def schema_digest(obj) -> str:
+    return xxhash.xxh64(packb(obj)).hexdigest()
