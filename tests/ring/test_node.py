@@ -1,0 +1,203 @@
+"""The sans-IO Node driven in-process: several nodes, one message loop, controllable message loss.
+
+Every message goes through the real codec (encode/decode), so these tests exercise the wire
+forms too. Time is virtual (`now` in ms plus a ManualClock for write timestamps).
+"""
+import random
+
+import pytest
+
+from engine.clock import ManualClock
+from engine.store import Store
+from ring.errors import ReadTimeout, UnavailableError, WriteTimeout
+from ring.messages import ClientRequest, MutationRequest, Send, decode, encode
+from ring.node import Node, NodeConfig
+
+
+class Loop:
+    def __init__(self, tmp_path, n=3, dcs=None, phi=2.0):
+        self.clock = ManualClock()
+        self.eps = [f"127.0.0.1:{9100 + i}" for i in range(n)]
+        self.nodes = {}
+        for i, ep in enumerate(self.eps):
+            dc = dcs[i] if dcs else "datacenter1"
+            store = Store.open(str(tmp_path / f"n{i}"), background=False, clock=self.clock)
+            cfg = NodeConfig(endpoint=ep, host_id=f"host-{i}", seeds=[self.eps[0]], datacenter=dc,
+                             gossip_interval_ms=500, phi_convict_threshold=phi)
+            self.nodes[ep] = Node(cfg, store, random.Random(i), self.clock)
+        self.now = 0
+        self.queue = []
+        self.replies = {}
+        self.blocked = set()       # (src, dst) pairs whose messages are dropped
+        self.down = set()          # endpoints that neither send nor receive
+        self.rid = 0
+        self.sent = []
+        for ep, node in self.nodes.items():
+            self._run(node.start(self.now), ep)
+        self.advance(6000)
+
+    def _run(self, effects, src):
+        for e in effects:
+            if isinstance(e, Send):
+                self.sent.append((src, e.to, type(e.msg).__name__))
+                self.queue.append((src, e.to, decode(encode(e.msg))))
+            else:
+                self.replies[e.request_id] = e
+
+    def pump(self):
+        while self.queue:
+            src, dst, msg = self.queue.pop(0)
+            if dst in self.down or src in self.down or (src, dst) in self.blocked:
+                continue
+            self._run(self.nodes[dst].step(self.now, src, msg), dst)
+
+    def advance(self, ms, step=100):
+        for _ in range(ms // step):
+            self.now += step
+            self.clock.advance(step / 1000)
+            for ep, node in self.nodes.items():
+                if ep not in self.down:
+                    self._run(node.tick(self.now), ep)
+            self.pump()
+
+    def request(self, ep, op, wait_ms=0, **args):
+        self.rid += 1
+        rid = self.rid
+        self._run(self.nodes[ep].submit(self.now, ClientRequest(rid, op, args)), ep)
+        self.pump()
+        if rid not in self.replies and wait_ms:
+            self.advance(wait_ms)
+        reply = self.replies.pop(rid)
+        if reply.error is not None:
+            raise reply.error
+        return reply.result
+
+    def setup_table(self, rf=3, replication=None):
+        a = self.eps[0]
+        self.request(a, "create_keyspace", name="ks",
+                     replication=replication or {"class": "SimpleStrategy", "replication_factor": rf})
+        self.request(a, "create_table", keyspace="ks", name="kv", columns={"k": "int", "v": "text"}, primary_key="k")
+        self.advance(2000)
+        versions = {n.schema.version() for n in self.nodes.values()}
+        assert len(versions) == 1, "schema did not converge"
+
+    def local(self, ep, k):
+        return self.nodes[ep].store.get("ks", "kv", {"k": k})
+
+
+@pytest.fixture
+def loop(tmp_path):
+    lp = Loop(tmp_path)
+    yield lp
+    for node in lp.nodes.values():
+        node.store.close()
+
+
+def test_gossip_converges_and_every_node_sees_the_ring(loop):
+    for node in loop.nodes.values():
+        assert sorted(node.gossiper.states) == loop.eps
+        assert len(node.ring.tokens) == 3 * 16
+        assert all(row["up"] and row["state"] == "NORMAL" for row in node.status())
+
+
+def test_schema_created_on_one_node_is_usable_on_all(loop):
+    loop.setup_table()
+    for ep in loop.eps:
+        loop.request(ep, "insert", keyspace="ks", table="kv", row={"k": 7, "v": ep}, consistency="ALL")
+        assert loop.request(ep, "get", keyspace="ks", table="kv", key={"k": 7}, consistency="ALL")["v"] == ep
+
+
+def test_quorum_reads_see_quorum_writes_and_replicas_hold_the_data(loop):
+    loop.setup_table()
+    for k in range(30):
+        loop.request(loop.eps[k % 3], "insert", keyspace="ks", table="kv", row={"k": k, "v": str(k)},
+                     consistency="QUORUM")
+    for k in range(30):
+        assert loop.request(loop.eps[(k + 1) % 3], "get", keyspace="ks", table="kv", key={"k": k},
+                            consistency="QUORUM") == {"k": k, "v": str(k)}
+        assert all(loop.local(ep, k) == {"k": k, "v": str(k)} for ep in loop.eps)  # RF 3: all hold it
+
+
+def test_unavailable_is_raised_before_anything_is_sent(loop):
+    loop.setup_table()
+    dead = loop.eps[2]
+    loop.down.add(dead)
+    loop.advance(8000)
+    a = loop.eps[0]
+    assert not loop.nodes[a].is_alive(dead)
+    loop.sent.clear()
+    with pytest.raises(UnavailableError) as err:
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="ALL")
+    assert (err.value.required, err.value.alive) == (3, 2)
+    assert not [s for s in loop.sent if s[2] == "MutationRequest"]
+    assert loop.local(a, 1) is None                  # nothing was written
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="QUORUM")
+    assert loop.request(a, "get", keyspace="ks", table="kv", key={"k": 1}, consistency="QUORUM")["v"] == "x"
+
+
+def test_write_timeout_when_replicas_do_not_answer(tmp_path):
+    loop = Loop(tmp_path, phi=8.0)  # b and c must stay "alive" while their messages vanish
+    loop.setup_table()
+    a, b, c = loop.eps
+    loop.blocked |= {(a, b), (a, c)}                 # b and c look alive but never get the mutation
+    with pytest.raises(WriteTimeout) as err:
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="QUORUM",
+                     wait_ms=2500)
+    assert (err.value.received, err.value.block_for) == (1, 2)
+    assert "may" in str(err.value)                   # the write may still be applied
+    with pytest.raises(ReadTimeout):
+        loop.request(a, "get", keyspace="ks", table="kv", key={"k": 1}, consistency="ALL", wait_ms=5500)
+
+
+def test_digest_mismatch_triggers_blocking_read_repair(loop):
+    loop.setup_table()
+    a, b, c = loop.eps
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 5, "v": "old"}, consistency="ALL")
+    loop.blocked.add((a, c))                         # c misses the update
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 5, "v": "new"}, consistency="QUORUM")
+    loop.pump()
+    assert loop.local(c, 5)["v"] == "old"
+    loop.blocked.clear()
+    assert loop.request(b, "get", keyspace="ks", table="kv", key={"k": 5}, consistency="ALL")["v"] == "new"
+    assert loop.nodes[b].stats["digest_mismatches"] == 1 and loop.nodes[b].stats["read_repairs"] >= 1
+    assert loop.local(c, 5)["v"] == "new"            # written back before the read answered
+
+
+def test_scan_pages_over_the_whole_ring(loop):
+    loop.setup_table()
+    for k in range(100):
+        loop.request(loop.eps[0], "insert", keyspace="ks", table="kv", row={"k": k, "v": "v"}, consistency="ONE")
+    rows, state, pages = [], None, 0
+    while True:
+        page = loop.request(loop.eps[1], "scan", keyspace="ks", table="kv", page_size=13, paging_state=state,
+                            consistency="QUORUM")
+        rows += page["rows"]
+        pages += 1
+        state = page["paging_state"]
+        if state is None:
+            break
+    assert sorted(r["k"] for r in rows) == list(range(100)) and pages >= 8
+
+
+def test_each_quorum_and_local_levels_with_two_datacenters(tmp_path):
+    lp = Loop(tmp_path, n=4, dcs=["dc1", "dc1", "dc2", "dc2"])
+    lp.setup_table(replication={"class": "NetworkTopologyStrategy", "dc1": 2, "dc2": 2})
+    a = lp.eps[0]
+    for level in ("LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "QUORUM", "ALL"):
+        lp.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": level}, consistency=level)
+        assert lp.request(a, "get", keyspace="ks", table="kv", key={"k": 1}, consistency=level)["v"] == level
+    lp.down |= {lp.eps[2], lp.eps[3]}                # dc2 is gone
+    lp.advance(8000)
+    lp.request(a, "insert", keyspace="ks", table="kv", row={"k": 2, "v": "x"}, consistency="LOCAL_QUORUM")
+    with pytest.raises(UnavailableError):
+        lp.request(a, "insert", keyspace="ks", table="kv", row={"k": 2, "v": "x"}, consistency="EACH_QUORUM")
+    for node in lp.nodes.values():
+        node.store.close()
+
+
+def test_garbage_messages_are_dropped_and_counted(loop):
+    node = loop.nodes[loop.eps[0]]
+    assert node.step(loop.now, loop.eps[1], MutationRequest(1, "no-such-table", b"k", b"\x93")) != []
+    before = node.stats["dropped_messages"]
+    node.step(loop.now, loop.eps[1], object())
+    assert node.stats["dropped_messages"] == before + 1
