@@ -223,3 +223,28 @@ def test_background_flush_and_compaction(tmp_path):
     assert stats["flushes"] >= 0 and not s.errors
     s.check_invariants()
     s.close()
+
+
+@pytest.mark.parametrize("options", [
+    {"compression": "lz4"},
+    {"compaction": {"class": "LeveledCompactionStrategy", "sstable_size_in_mb": 1}},
+])
+def test_table_options_lz4_and_leveled_compaction(tmp_path, options):
+    from engine.compaction.picker import check_level_invariants
+    s = Store.open(str(tmp_path / "o"), background=False, memtable_flush_threshold_bytes=64 * 1024)
+    s.create_keyspace("ks")
+    s.create_table("ks", "kv", {"k": "int", "v": "text"}, primary_key="k", options=options)
+    for round_ in range(3):
+        for i in range(3000):
+            s.insert("ks", "kv", {"k": i, "v": f"value {i} round {round_} " * 3})
+        s.flush()
+    s.compact("ks", "kv", major=False)
+    cfs = next(iter(s.cfs.values()))
+    check_level_invariants(cfs.infos(s.clock.now_s()))
+    rows = list(s.scan_all("ks", "kv", page_size=1000))
+    assert len(rows) == 3000 and all(r["v"].endswith("round 2 ") for r in rows)
+    s.close()
+    s = Store.open(str(tmp_path / "o"), background=False)
+    assert s.get("ks", "kv", {"k": 2999})["v"].startswith("value 2999 round 2")
+    s.check_invariants()
+    s.close()
