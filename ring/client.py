@@ -7,7 +7,7 @@
 
 A Session mirrors the embedded Store's table API (engine/store.py) with `consistency` (a level
 name, default "ONE") and `keyspace` (default: the session's) on each call. Each call is one
-`ClientRequest(id, op, args)` (docs/format/wire.md); an error answer is raised as the same
+`ClientRequest(id, op, args)` (docs/format.md (wire)); an error answer is raised as the same
 exception class the node raised.
 
 Routing (pure, `ClusterMetadata`): the partition key's token picks a replica of the keyspace

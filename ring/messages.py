@@ -3,7 +3,7 @@
 A message is encoded as the msgpack array `[type_id, field...]` (fields in declaration order).
 Type ids are on the wire: never renumber. Client values that msgpack has no type for travel as
 ext types (1 uuid, 2 timestamp-ms, 3 decimal); nothing is ever pickled. Framing (length,
-version, checksum, size limit) is the runtime's job: docs/format/wire.md.
+version, checksum, size limit) is the runtime's job: docs/format.md (wire).
 """
 from __future__ import annotations
 

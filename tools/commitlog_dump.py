@@ -1,6 +1,6 @@
 """`dynatable commitlog dump FILE`: print a commit log segment record by record.
 
-Field names are those of docs/format/commit_log.md. Corruption is reported with the file and the
+Field names are those of docs/format.md (commit log). Corruption is reported with the file and the
 byte offset, never raised: the dump shows everything up to the first bad byte.
 """
 from __future__ import annotations

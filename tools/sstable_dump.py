@@ -1,4 +1,4 @@
-"""Print an sstable: its statistics (field names as in docs/format/sstable.md), then one line per
+"""Print an sstable: its statistics (field names as in docs/format.md (SSTables)), then one line per
 partition: token, key (hex) and the payload (engine.partition.describe when importable, else hex).
 
 Usage: python -m tools.sstable_dump <any component of the sstable, e.g. dt-3-Data.db>

@@ -4,7 +4,7 @@ Rule: the node decides; this driver only moves bytes and time. It feeds `now_ms`
 inbound messages (`step`), client requests (`submit`) and a tick every 100 ms, and performs the
 effects: `Send` goes to the peer's outbound link, `Reply` to the client connection that asked.
 
-Connections (docs/format/wire.md): the first frame is the hello (optionally followed by an HMAC
+Connections (docs/format.md (wire)): the first frame is the hello (optionally followed by an HMAC
 challenge). Inbound peer connections carry internode messages; inbound client connections carry
 ClientRequests, which get node-unique request ids mapped back to (connection, client id).
 Outbound, one `PeerLink` per peer: lazy connect, backoff 100 ms -> 5 s, a bounded queue

@@ -7,7 +7,7 @@ it checks the header as soon as it has it (so an oversized frame is refused befo
 buffered) and raises `ProtocolError` on a bad magic, an unknown version, an oversized frame or
 a checksum mismatch. After an error the decoder stays failed: the connection must be closed.
 
-Layout, handshake and error dicts are documented byte by byte in docs/format/wire.md;
+Layout, handshake and error dicts are documented byte by byte in docs/format.md (wire);
 tests/ring/test_frames.py checks the worked example there.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ class FrameDecoder:
         return payload
 
 
-# -- the handshake (plain msgpack lists inside frames; see docs/format/wire.md#handshake) ----------
+# -- the handshake (plain msgpack lists inside frames; see docs/format.md (wire)#handshake) ----------
 
 ROLES = ("peer", "client")
 

@@ -1,4 +1,4 @@
-"""Frames, the handshake and the wire examples of docs/format/wire.md."""
+"""Frames, the handshake and the wire examples of docs/format.md (wire)."""
 from __future__ import annotations
 
 import pathlib
@@ -15,7 +15,7 @@ from ring.runtime import frames
 from ring.runtime.frames import (AuthenticationError, ConnectorHandshake, FrameDecoder, ServerHandshake,
                                  encode_frame)
 
-WIRE_MD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "format" / "wire.md"
+WIRE_MD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
 
 def doc_hex(marker: str) -> bytes:
