@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
+from engine.files import write_atomically
 
 MAGIC = b"DTMF"
 VERSION = 1
@@ -59,19 +60,5 @@ class Manifest:
         levels.update(added)
         body = {"sstables": sorted(levels.items()), "next_generation": self.next_generation}
         data = MAGIC + U16.pack(VERSION) + frame_checksummed(msgpack.packb(body, use_bin_type=True))
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_directory(self.directory)
+        write_atomically(self.path, data)
         self.levels = levels
-
-
-def fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

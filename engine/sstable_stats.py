@@ -8,11 +8,11 @@ every field's type, and raises CorruptionError; it never returns a half-read val
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import msgpack
 
+from engine.files import fsync_directory, write_atomically  # noqa: F401 (fsync_directory re-exported)
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
 from engine.errors import CorruptionError
 
@@ -110,18 +110,4 @@ def write_statistics_file(path: str, stats: SSTableStats) -> None:
     """Replace Statistics.db atomically (write a temp file, fsync, rename, fsync the directory).
 
     Used to change the level of an existing sstable (Cassandra's mutateLevel)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(encode_statistics(stats))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_directory(os.path.dirname(path) or ".")
-
-
-def fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, encode_statistics(stats))

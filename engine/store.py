@@ -27,7 +27,7 @@ from engine.column_family import ColumnFamilyStore
 from engine.commit_log import CommitLog
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
 from engine.errors import InvalidRequest, StoreClosedError
-from engine.manifest import fsync_directory
+from engine.files import write_atomically
 from engine.partition import decode_partition, encode_partition
 from engine.schema import Keyspace, Table, check_name, make_table
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
@@ -178,13 +178,7 @@ class Store:
         body = {"keyspaces": [ks.to_dict() for ks in self.keyspaces.values()],
                 "tables": [t.to_dict() for ks in self.keyspaces.values() for t in ks.tables.values()]}
         data = SCHEMA_MAGIC + U16.pack(SCHEMA_VERSION) + frame_checksummed(msgpack.packb(body, use_bin_type=True))
-        tmp = self._schema_path() + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._schema_path())
-        fsync_directory(self.path)
+        write_atomically(self._schema_path(), data)
 
     def _table_dir(self, table: Table) -> str:
         return os.path.join(self.path, "data", table.keyspace, f"{table.name}-{table.id}")

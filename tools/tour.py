@@ -6,7 +6,6 @@ reads everything back, checking each row. Works in a temporary directory unless 
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
