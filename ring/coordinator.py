@@ -6,7 +6,8 @@ clock ticks (`on_tick`), and answers with effects: more messages to send, and at
 
 * Write: every live replica gets the mutation; success once `block_for` counting replicas
   acknowledged; WriteTimeout(level, received, block_for) at the deadline (the write may still be
-  applied).
+  applied). The handler lives until every replica answered or the deadline passed, so the node
+  can hint the replicas that never did.
 * Read: a data request to the closest replica, digest requests to the next block_for - 1. If the
   digests all match, answer. Otherwise read full data from every contacted replica, reconcile,
   write the reconciled partition back to the replicas that differ and wait for their acks
@@ -48,14 +49,34 @@ class WriteHandler:
         self.write_type = write_type
         self.acks_by_dc: dict[str, int] = {}
         self.failures = 0
-        self.done = False
+        self.done = False           # the client has its answer
+        self.finished = False       # every replica answered, or the deadline passed
         self.result = None
         self.block_for = cl.block_for(level, rf_by_dc, local_dc)
+        self.sent_to: set[str] = set()
+        self.acked: set[str] = set()
+        self.hinted = 0
+        self.mutation = None        # (table, key, payload), kept to hint replicas that time out
 
     def received(self) -> int:
         return sum(self.acks_by_dc.values())
 
+    def on_hint_stored(self) -> list:
+        """ANY: a stored hint is the acknowledgement (and only at ANY)."""
+        self.hinted += 1
+        if not self.done and self.level is cl.ConsistencyLevel.ANY:
+            self.done = True
+            return [Reply(self.request_id, result=self.result)]
+        return []
+
+    def unacked(self) -> list[str]:
+        return sorted(self.sent_to - self.acked)
+
     def on_response(self, src: str, error: str | None, now_ms: int) -> list:
+        if error is None:
+            self.acked.add(src)
+        if self.acked >= self.sent_to:
+            self.finished = True
         if self.done:
             return []
         if error is not None:
@@ -73,7 +94,10 @@ class WriteHandler:
         return []
 
     def on_tick(self, now_ms: int) -> list:
-        if self.done or now_ms < self.deadline_ms:
+        if self.finished or now_ms < self.deadline_ms:
+            return []
+        self.finished = True
+        if self.done:
             return []
         self.done = True
         counted = sum(n for dc, n in self.acks_by_dc.items() if cl.counts_towards(self.level, dc, self.local_dc))
@@ -84,6 +108,10 @@ class ReadHandler:
     """One partition read at a consistency level, with digest comparison and blocking read repair."""
 
     msg_id = None
+
+    @property
+    def finished(self) -> bool:
+        return self.done
 
     def __init__(self, node, request_id: int, level, table, key: bytes, lo: bytes, hi, targets: list[str],
                  block_for: int, deadline_ms: int, finish, read_repair: bool):
@@ -187,6 +215,10 @@ class ScanHandler:
     """A paged token-range scan: sub-range by sub-range, block_for replicas each."""
 
     msg_id = None
+
+    @property
+    def finished(self) -> bool:
+        return self.done
 
     def __init__(self, node, request_id: int, level, table, subranges: list, resume, page_size: int,
                  deadline_ms: int, emit):

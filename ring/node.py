@@ -23,6 +23,7 @@ from ring.coordinator import ReadHandler, ScanHandler, WriteHandler, canonical_p
 from ring.errors import OverloadedError, ProtocolError, UnavailableError
 from ring.failure_detector import FailureDetector
 from ring.gossip import Gossiper
+from ring.hinted_handoff import HintDelivery, HintStore
 from ring.messages import (ClientRequest, GossipAck, GossipAck2, GossipSyn, MutationRequest, MutationResponse,
                            RangeReadRequest, RangeReadResponse, ReadRequest, ReadResponse, Reply, SchemaPull,
                            SchemaPush, Send, packb, unpackb)
@@ -49,6 +50,10 @@ class NodeConfig:
     phi_convict_threshold: float = 8.0
     gossip_interval_ms: int = 1000
     max_pending_requests: int = 4096
+    hinted_handoff_enabled: bool = True
+    max_hint_window_ms: int = 3 * 3600 * 1000
+    max_hints_in_flight: int = 1024
+    hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
 
 
 class Node:
@@ -65,6 +70,9 @@ class Node:
         self.snitch = DynamicSnitch(GossipingPropertyFileSnitch(config.endpoint, config.datacenter, config.rack,
                                                                 self._peer_location))
         self.schema = SchemaRegistry(store)
+        self.hints = HintStore(store, max_hint_window_ms=config.max_hint_window_ms,
+                               max_hints_in_flight=config.max_hints_in_flight)
+        self.down_since: dict[str, int] = {}
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self._ring_key = None
@@ -162,14 +170,59 @@ class Node:
         if effects:  # once per gossip round
             self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(self._load()))
             effects += self._pull_schema_if_needed(now_ms)
+        self._track_down(now_ms)
         for msg_id in list(self.handlers):
             handler = self.handlers.get(msg_id)
             if handler is None:
                 continue
             effects += self._local(handler.on_tick(now_ms))
-            if handler.done:
+            if handler.finished:
                 self._forget(handler.msg_id)
+                if type(handler) is WriteHandler:
+                    self._hint_unacked(handler)
+        effects += self._deliver_hints(now_ms)
         return effects
+
+    def _track_down(self, now_ms: int) -> None:
+        for ep in self.gossiper.peers():
+            if self.is_alive(ep):
+                self.down_since.pop(ep, None)
+            else:
+                self.down_since.setdefault(ep, now_ms)
+
+    def _host_id(self, ep: str) -> str | None:
+        return self.gossiper.app_state(ep, ms.ApplicationState.HOST_ID)
+
+    def _store_hint(self, ep: str, table: Table, key: bytes, payload: bytes) -> bool:
+        host = self._host_id(ep)
+        if not self.config.hinted_handoff_enabled or host is None or ep == self.endpoint:
+            return False
+        down_since = self.down_since.get(ep)
+        if not self.hints.should_hint(None if down_since is None else self.now_ms - down_since):
+            return False
+        self.hints.store_hint(host, ep, table, key, payload, self.clock.wall_us())
+        return True
+
+    def _hint_unacked(self, handler: WriteHandler) -> None:
+        if handler.mutation is None:
+            return
+        table, key, payload = handler.mutation
+        for ep in handler.unacked():
+            self._store_hint(ep, table, key, payload)
+
+    def _deliver_hints(self, now_ms: int) -> list:
+        out = []
+        for host in list(self.hints.pending):
+            ep = self.hints.endpoints.get(host)
+            if ep is None or not self.is_alive(ep) or self._host_id(ep) != host:
+                continue
+            if self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA) != self.schema.version():
+                continue  # Cassandra delivers only to hosts with a matching schema
+            for row in self.hints.next_batch(host, self.config.hints_per_tick):
+                delivery = HintDelivery(self.hints, host, row["id"], now_ms + self.config.write_request_timeout_ms)
+                msg_id = self.register_handler(delivery)
+                out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
+        return out
 
     def _forget(self, msg_id: int) -> None:
         self.handlers.pop(msg_id, None)
@@ -216,9 +269,9 @@ class Node:
         if kind is RangeReadRequest:
             return [Send(src, self._range_read_local(msg))]
         if kind is MutationResponse:
-            return self._on_response(src, msg.id, lambda h: (h.on_response(src, msg.error, now_ms)
-                                                               if isinstance(h, WriteHandler)
-                                                               else h.on_mutation_response(src, msg.error, now_ms)))
+            return self._on_response(src, msg.id, lambda h: (h.on_mutation_response(src, msg.error, now_ms)
+                                                               if isinstance(h, ReadHandler)
+                                                               else h.on_response(src, msg.error, now_ms)))
         if kind is ReadResponse:
             return self._on_response(src, msg.id, lambda h: h.on_response(src, msg.payload, msg.digest, msg.error,
                                                                           now_ms))
@@ -241,7 +294,7 @@ class Node:
         if sent is not None and src != self.endpoint:
             self.snitch.record_latency(src, self.now_ms - sent, self.now_ms)
         effects = call(handler)
-        if handler.done:
+        if handler.finished:
             self._forget(handler.msg_id)
         return effects
 
@@ -352,6 +405,9 @@ class Node:
     def coordinate_write(self, request_id: int, keyspace: str, table: Table, key: bytes, update, level, ts) -> list:
         token = token_of(key)
         replicas, live, rf_by_dc, replica_dc = self._live_plan(keyspace, token, level, True)
+        dead = [ep for ep in replicas if ep not in live]
+        if dead and self.config.hinted_handoff_enabled:
+            self.hints.check_capacity()
         handler = WriteHandler(request_id, level, rf_by_dc, self.config.datacenter, replica_dc,
                                self.now_ms + self.config.write_request_timeout_ms)
         handler.result = {"timestamp": ts}
@@ -359,8 +415,17 @@ class Node:
             handler.block_for = 1
         msg_id = self.register_handler(handler)
         payload = encode_partition(update)
+        handler.mutation = (table, key, payload)
+        handler.sent_to = set(live)
         self.stats["writes"] += 1
-        return [Send(ep, MutationRequest(msg_id, table.id, key, payload)) for ep in live]
+        effects = []
+        for ep in dead:  # known down: hint now (a hint never counts toward the level, except ANY)
+            if self._store_hint(ep, table, key, payload):
+                effects += handler.on_hint_stored()
+        if not live and not effects:
+            self._forget(msg_id)
+            raise UnavailableError(level, 1, 0)
+        return effects + [Send(ep, MutationRequest(msg_id, table.id, key, payload)) for ep in live]
 
     def coordinate_read(self, request_id: int, keyspace: str, table: Table, key: bytes, lo, hi, level,
                         finish) -> list:
@@ -390,6 +455,8 @@ class Node:
         out["pending_requests"] = len(self.handlers)
         out["live_peers"] = sum(1 for ep in self.gossiper.peers() if self.is_alive(ep))
         out["gossip_rounds"] = self.gossiper.rounds
+        out.update(self.hints.stats)
+        out["hints_pending"] = sum(self.hints.pending.values())
         for s in self.store.tablestats():
             out["memtable_bytes"] = out.get("memtable_bytes", 0) + s["memtable_bytes"]
             out["sstable_count"] = out.get("sstable_count", 0) + s["sstable_count"]
@@ -658,12 +725,24 @@ def _op_set_clock_offset(node: Node, rid: int, args: dict) -> list:
     return [Reply(rid, result={"offset_ms": offset})]
 
 
+def _op_listpendinghints(node: Node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=node.hints.list_pending())]
+
+
+def _op_truncatehints(node: Node, rid: int, args: dict) -> list:
+    host = args.get("host_id")
+    if host is None and args.get("endpoint"):
+        host = node._host_id(args["endpoint"])
+    return [Reply(rid, result={"removed": node.hints.truncate(host)})]
+
+
 _CLIENT_OPS = {
     "insert": _op_insert, "delete": _op_delete, "get": _op_get, "select": _op_select, "scan": _op_scan,
     "create_keyspace": _op_create_keyspace, "create_table": _op_create_table, "drop_table": _op_drop_table,
     "drop_keyspace": _op_drop_keyspace, "describe_ring": _op_describe_ring, "describe_schema": _op_describe_schema,
     "status": _op_status, "info": _op_info, "flush": _op_flush, "compact": _op_compact,
     "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
+    "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints,
 }
 
 

@@ -15,7 +15,7 @@ from ring.node import Node, NodeConfig
 
 
 class Loop:
-    def __init__(self, tmp_path, n=3, dcs=None, phi=2.0):
+    def __init__(self, tmp_path, n=3, dcs=None, phi=2.0, **config):
         self.clock = ManualClock()
         self.eps = [f"127.0.0.1:{9100 + i}" for i in range(n)]
         self.nodes = {}
@@ -23,7 +23,7 @@ class Loop:
             dc = dcs[i] if dcs else "datacenter1"
             store = Store.open(str(tmp_path / f"n{i}"), background=False, clock=self.clock)
             cfg = NodeConfig(endpoint=ep, host_id=f"host-{i}", seeds=[self.eps[0]], datacenter=dc,
-                             gossip_interval_ms=500, phi_convict_threshold=phi)
+                             gossip_interval_ms=500, phi_convict_threshold=phi, **config)
             self.nodes[ep] = Node(cfg, store, random.Random(i), self.clock)
         self.now = 0
         self.queue = []
@@ -201,3 +201,89 @@ def test_garbage_messages_are_dropped_and_counted(loop):
     before = node.stats["dropped_messages"]
     node.step(loop.now, loop.eps[1], object())
     assert node.stats["dropped_messages"] == before + 1
+
+
+# -- hinted handoff ------------------------------------------------------------------------------
+
+def _kill_and_convict(loop, ep):
+    loop.down.add(ep)
+    loop.advance(8000)
+    assert not loop.nodes[loop.eps[0]].is_alive(ep)
+
+
+def _revive(loop, ep, ms=8000):
+    loop.down.discard(ep)
+    loop.advance(ms)
+
+
+def test_hints_bring_a_returning_replica_up_to_date(loop):
+    loop.setup_table()
+    a, b, c = loop.eps
+    _kill_and_convict(loop, c)
+    for k in range(20):
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": k, "v": "while-down"}, consistency="QUORUM")
+    pending = loop.request(a, "listpendinghints")
+    assert pending == [{"host_id": "host-2", "endpoint": c, "hints": 20}]
+    assert all(loop.local(c, k) is None for k in range(20))
+    _revive(loop, c)
+    assert all(loop.local(c, k) == {"k": k, "v": "while-down"} for k in range(20))  # read at ONE from c alone
+    assert loop.nodes[a].hints.stats["hints_delivered"] == 20
+    assert loop.request(a, "listpendinghints") == []
+
+
+def test_without_hints_the_replica_stays_stale(tmp_path):
+    loop = Loop(tmp_path, hinted_handoff_enabled=False)
+    loop.setup_table()
+    a, b, c = loop.eps
+    _kill_and_convict(loop, c)
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="QUORUM")
+    _revive(loop, c)
+    assert loop.local(c, 1) is None
+
+
+def test_a_replica_that_times_out_is_hinted(tmp_path):
+    loop = Loop(tmp_path, phi=8.0)
+    loop.setup_table()
+    a, b, c = loop.eps
+    loop.blocked.add((a, c))
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 9, "v": "late"}, consistency="QUORUM")
+    loop.advance(2500)                       # the write deadline passes without c's ack
+    assert loop.request(a, "listpendinghints")[0]["hints"] == 1
+    loop.blocked.clear()
+    loop.advance(3000)                       # deliveries lost while blocked are retried after their timeout
+    assert loop.local(c, 9) == {"k": 9, "v": "late"}
+
+
+def test_any_is_acknowledged_by_a_stored_hint_and_nothing_else_counts_it(tmp_path):
+    loop = Loop(tmp_path, n=4)
+    loop.setup_table(rf=1)
+    a = loop.eps[0]
+    key = next(k for k in range(1000)
+               if loop.request(a, "getendpoints", keyspace="ks", table="kv", key={"k": k})["endpoints"] != [a])
+    (replica,) = loop.request(a, "getendpoints", keyspace="ks", table="kv", key={"k": key})["endpoints"]
+    _kill_and_convict(loop, replica)
+    with pytest.raises(UnavailableError):
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": key, "v": "x"}, consistency="ONE")
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": key, "v": "x"}, consistency="ANY")
+    assert loop.request(a, "listpendinghints")[0]["hints"] == 1
+    _revive(loop, replica)
+    assert loop.local(replica, key) == {"k": key, "v": "x"}
+
+
+def test_too_many_hints_in_flight_is_an_overload_error(tmp_path):
+    from ring.errors import OverloadedError
+    loop = Loop(tmp_path, max_hints_in_flight=0)
+    loop.setup_table()
+    _kill_and_convict(loop, loop.eps[2])
+    with pytest.raises(OverloadedError, match="max_hints_in_flight"):
+        loop.request(loop.eps[0], "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="ONE")
+
+
+def test_no_hints_past_the_max_hint_window(tmp_path):
+    loop = Loop(tmp_path, max_hint_window_ms=3000)
+    loop.setup_table()
+    a, b, c = loop.eps
+    _kill_and_convict(loop, c)               # down for more than 3 s already
+    loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="QUORUM")
+    assert loop.request(a, "listpendinghints") == []
+    loop.request(a, "truncatehints")

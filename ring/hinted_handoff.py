@@ -1,0 +1,122 @@
+"""Hints: mutations a coordinator keeps for a replica that was down or did not answer in time.
+
+Rule: hinted_handoff.py decides and stores; node.py sends. Hints live in the node's own store, in
+`system.hints` (partition: the target's host id; clustering: a per-node increasing hint id), so
+they survive restarts like any write. Each hint expires after the smallest `gc_grace_seconds` of
+the tables it touches (Cassandra's hint TTL): a hint older than that could resurrect deleted data.
+No hint is stored for a node down longer than `max_hint_window_ms` (3 h). Hints never count
+toward a consistency level, except ANY, where a stored hint is the acknowledgement.
+"""
+from __future__ import annotations
+
+from engine.errors import InvalidRequest
+
+SYSTEM = "system"
+TABLE = "hints"
+
+
+class HintStore:
+    def __init__(self, store, *, max_hint_window_ms: int = 3 * 3600 * 1000, max_hints_in_flight: int = 1024):
+        self.store = store
+        self.max_hint_window_ms = max_hint_window_ms
+        self.max_hints_in_flight = max_hints_in_flight
+        store.create_table(SYSTEM, TABLE, {"target": "text", "id": "bigint", "table_id": "text", "key": "blob",
+                                           "payload": "blob", "endpoint": "text"}, primary_key=("target", "id"))
+        self._next_id = 0
+        self.pending: dict[str, int] = {}   # target host id -> hints stored (approximate once TTLs expire)
+        self.endpoints: dict[str, str] = {}  # target host id -> its endpoint when hinted
+        for row in store.scan_all(SYSTEM, TABLE, columns=["endpoint"]):
+            self.pending[row["target"]] = self.pending.get(row["target"], 0) + 1
+            self.endpoints[row["target"]] = row["endpoint"]
+            self._next_id = max(self._next_id, row["id"] + 1)
+        self.in_flight: set[tuple[str, int]] = set()
+        self.stats = {"hints_stored": 0, "hints_delivered": 0, "hints_expired_window": 0}
+
+    def should_hint(self, down_for_ms: int | None) -> bool:
+        """Cassandra: hint only replicas down no longer than max_hint_window."""
+        if down_for_ms is not None and down_for_ms > self.max_hint_window_ms:
+            self.stats["hints_expired_window"] += 1
+            return False
+        return True
+
+    def store_hint(self, target_host: str, endpoint: str, table, key: bytes, payload: bytes, ts: int) -> None:
+        ttl = int(table.option("gc_grace_seconds"))
+        if ttl <= 0:
+            return  # gc_grace 0: a hint could only resurrect data; Cassandra skips it too
+        self._next_id = max(self._next_id + 1, ts)
+        self.store.insert(SYSTEM, TABLE, {"target": target_host, "id": self._next_id, "table_id": table.id,
+                                          "key": key, "payload": payload, "endpoint": endpoint}, ttl=ttl)
+        self.pending[target_host] = self.pending.get(target_host, 0) + 1
+        self.endpoints[target_host] = endpoint
+        self.stats["hints_stored"] += 1
+
+    def next_batch(self, target_host: str, limit: int) -> list[dict]:
+        """Up to `limit` undelivered, unexpired hints for a target, oldest first."""
+        rows = []
+        for row in self.store.select(SYSTEM, TABLE, {"target": target_host}, limit=limit + len(self.in_flight)):
+            if (target_host, row["id"]) not in self.in_flight:
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        if not rows and not any(t == target_host for t, _ in self.in_flight):
+            self.pending.pop(target_host, None)  # everything delivered or expired
+        return rows
+
+    def delivered(self, target_host: str, hint_id: int) -> None:
+        self.in_flight.discard((target_host, hint_id))
+        self.store.delete(SYSTEM, TABLE, {"target": target_host, "id": hint_id})
+        self.pending[target_host] = max(0, self.pending.get(target_host, 1) - 1)
+        self.stats["hints_delivered"] += 1
+
+    def check_capacity(self) -> None:
+        if len(self.in_flight) >= self.max_hints_in_flight:
+            from ring.errors import OverloadedError
+            raise OverloadedError(f"{len(self.in_flight)} hints in flight (max_hints_in_flight="
+                                  f"{self.max_hints_in_flight}); retry later")
+
+    def list_pending(self) -> list[dict]:
+        return [{"host_id": h, "endpoint": self.endpoints.get(h), "hints": n}
+                for h, n in sorted(self.pending.items()) if n]
+
+    def truncate(self, target_host: str | None = None) -> int:
+        targets = [target_host] if target_host else list(self.pending)
+        removed = 0
+        for t in targets:
+            if t is None:
+                raise InvalidRequest("truncatehints needs a host id or nothing")
+            removed += self.pending.pop(t, 0)
+            self.store.delete(SYSTEM, TABLE, {"target": t})
+        return removed
+
+
+class HintDelivery:
+    """One hint on its way to its target: deleted when acknowledged, retried later otherwise."""
+
+    msg_id = None
+
+    def __init__(self, hints: HintStore, target_host: str, hint_id: int, deadline_ms: int):
+        self.hints = hints
+        self.target_host = target_host
+        self.hint_id = hint_id
+        self.deadline_ms = deadline_ms
+        self.done = False
+        hints.in_flight.add((target_host, hint_id))
+
+    @property
+    def finished(self) -> bool:
+        return self.done
+
+    def on_response(self, src: str, error, now_ms: int) -> list:
+        if not self.done:
+            self.done = True
+            if error is None:
+                self.hints.delivered(self.target_host, self.hint_id)
+            else:
+                self.hints.in_flight.discard((self.target_host, self.hint_id))
+        return []
+
+    def on_tick(self, now_ms: int) -> list:
+        if not self.done and now_ms >= self.deadline_ms:
+            self.done = True
+            self.hints.in_flight.discard((self.target_host, self.hint_id))
+        return []
