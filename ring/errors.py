@@ -26,6 +26,7 @@ __all__ = [
     "WriteFailure",
     "ProtocolError",
     "ConfigurationError",
+    "RepairFailure",
     "WRITE_TYPES",
 ]
 
@@ -165,3 +166,14 @@ class ConfigurationError(Exception):
     and no default). Fix the configuration; retrying cannot help."""
 
     retryable: ClassVar[bool] = False
+
+
+class RepairFailure(RequestError):
+    """A repair session could not finish (a replica down, a validation or stream error, a
+    timeout). Ranges synced before the failure stay synced; run the repair again."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(f"{what}; ranges already synced stay synced, run the repair again")

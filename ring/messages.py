@@ -173,6 +173,25 @@ class SchemaPush:
     schema: dict
 
 
+# -- repair -----------------------------------------------------------------------------------
+
+@message(22)
+class ValidationRequest:
+    id: int
+    table_id: str
+    lo: int | None         # the token range (lo, hi]; lo None = the ring minimum
+    hi: int
+    depth: int
+
+
+@message(23)
+class ValidationResponse:
+    id: int
+    tree: list | None      # MerkleTree.to_wire()
+    partitions: int
+    error: str | None
+
+
 # -- client <-> coordinator ---------------------------------------------------------------------
 
 @message(30)

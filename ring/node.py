@@ -19,14 +19,16 @@ from engine.schema import Table
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 from ring import consistency as cl
 from ring import membership as ms
+from ring.anti_entropy import RepairSession, scan_bounds, unwrap
 from ring.coordinator import ReadHandler, ScanHandler, WriteHandler, canonical_payload, digest_of
 from ring.errors import OverloadedError, ProtocolError, UnavailableError
 from ring.failure_detector import FailureDetector
 from ring.gossip import Gossiper
+from ring.merkle import MerkleTree
 from ring.hinted_handoff import HintDelivery, HintStore
 from ring.messages import (ClientRequest, GossipAck, GossipAck2, GossipSyn, MutationRequest, MutationResponse,
                            RangeReadRequest, RangeReadResponse, ReadRequest, ReadResponse, Reply, SchemaPull,
-                           SchemaPush, Send, packb, unpackb)
+                           SchemaPush, Send, ValidationRequest, ValidationResponse, packb, unpackb)
 from ring.replication import from_options
 from ring.ring import TokenRing, allocate_tokens
 from ring.schema_sync import SchemaRegistry
@@ -276,8 +278,14 @@ class Node:
             return self._on_response(src, msg.id, lambda h: h.on_response(src, msg.payload, msg.digest, msg.error,
                                                                           now_ms))
         if kind is RangeReadResponse:
-            return self._on_response(src, msg.id, lambda h: h.on_response(src, msg.partitions, msg.exhausted,
-                                                                          msg.error, now_ms))
+            return self._on_response(src, msg.id, lambda h: (h.on_range if isinstance(h, RepairSession)
+                                                               else h.on_response)(src, msg.partitions, msg.exhausted,
+                                                                                   msg.error, now_ms))
+        if kind is ValidationRequest:
+            return [Send(src, self._validate_local(msg))]
+        if kind is ValidationResponse:
+            return self._on_response(src, msg.id, lambda h: h.on_validation(src, msg.tree, msg.partitions, msg.error,
+                                                                            now_ms))
         if kind is SchemaPull:
             return [Send(src, SchemaPush(msg.id, self.schema.export()))]
         if kind is SchemaPush:
@@ -353,6 +361,26 @@ class Node:
             return RangeReadResponse(msg.id, out, True, None)
         except (InvalidRequest, EngineError) as e:
             return RangeReadResponse(msg.id, [], True, f"{type(e).__name__}: {e}")
+
+    def _validate_local(self, msg: ValidationRequest) -> ValidationResponse:
+        """A validation scan: the Merkle tree of (lo, hi] of one table, from every local source."""
+        try:
+            table = self._table_by_id(msg.table_id)
+            if not 0 <= int(msg.depth) <= 20:
+                raise InvalidRequest(f"merkle depth {msg.depth} is outside 0..20")
+            tree = MerkleTree(msg.lo, msg.hi, int(msg.depth))
+            count = 0
+            cfs = self.store.cfs[table.id]
+            for lo, hi in unwrap(msg.lo, msg.hi):
+                start, end = scan_bounds(lo, hi)
+                for tok, key, p in cfs.scan_partitions(start, end):
+                    payload = canonical_payload(p)
+                    if payload is not None:
+                        tree.add(tok, key, payload)
+                        count += 1
+            return ValidationResponse(msg.id, tree.to_wire(), count, None)
+        except (InvalidRequest, EngineError, ValueError) as e:
+            return ValidationResponse(msg.id, None, 0, f"{type(e).__name__}: {e}")
 
     # -- coordinator side --------------------------------------------------------------------
 
@@ -725,6 +753,29 @@ def _op_set_clock_offset(node: Node, rid: int, args: dict) -> list:
     return [Reply(rid, result={"offset_ms": offset})]
 
 
+def _op_repair(node: Node, rid: int, args: dict) -> list:
+    """nodetool repair for one table: full repair of the ranges this node replicates (-pr: its
+    primary ranges only); preview compares and streams nothing."""
+    keyspace, table = _table_args(node, args)
+    node._refresh_ring()
+    strategy = node.strategy(keyspace)
+    ring = node.ring
+    jobs = []
+    for i, tok in enumerate(ring.tokens):
+        prev = ring.tokens[i - 1]
+        replicas = strategy.replicas(ring, tok, node.snitch)
+        mine = ring.owners[i] == node.endpoint if args.get("primary_range") else node.endpoint in replicas
+        if mine and len(replicas) > 1:
+            jobs.append((prev, tok, replicas))
+    local = sum(s.stats.partition_count for s in node.store.cfs[table.id].sstables) + \
+        len(node.store.cfs[table.id].memtable)
+    per_range = max(1, local // max(1, len(ring.tokens)))
+    depth = MerkleTree.choose_depth(per_range, max_depth=int(args.get("max_depth") or 16))
+    session = RepairSession(node, rid, table, jobs, depth, bool(args.get("preview")),
+                            node.now_ms + int(args.get("timeout_ms") or 600_000))
+    return session.start()
+
+
 def _op_listpendinghints(node: Node, rid: int, args: dict) -> list:
     return [Reply(rid, result=node.hints.list_pending())]
 
@@ -742,7 +793,7 @@ _CLIENT_OPS = {
     "drop_keyspace": _op_drop_keyspace, "describe_ring": _op_describe_ring, "describe_schema": _op_describe_schema,
     "status": _op_status, "info": _op_info, "flush": _op_flush, "compact": _op_compact,
     "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
-    "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints,
+    "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints, "repair": _op_repair,
 }
 
 

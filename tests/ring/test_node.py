@@ -287,3 +287,36 @@ def test_no_hints_past_the_max_hint_window(tmp_path):
     loop.request(a, "insert", keyspace="ks", table="kv", row={"k": 1, "v": "x"}, consistency="QUORUM")
     assert loop.request(a, "listpendinghints") == []
     loop.request(a, "truncatehints")
+
+
+# -- Merkle repair --------------------------------------------------------------------------------
+
+def test_repair_brings_a_replica_up_to_date_when_hints_are_off(tmp_path):
+    loop = Loop(tmp_path, hinted_handoff_enabled=False)
+    loop.setup_table()
+    a, b, c = loop.eps
+    for k in range(100):
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": k, "v": "before"}, consistency="ALL")
+    _kill_and_convict(loop, c)
+    for k in range(0, 100, 10):
+        loop.request(a, "insert", keyspace="ks", table="kv", row={"k": k, "v": "missed"}, consistency="QUORUM")
+    _revive(loop, c)
+    assert loop.local(c, 10)["v"] == "before"
+    preview = loop.request(a, "repair", keyspace="ks", table="kv", preview=True)
+    assert preview["ranges_out_of_sync"] >= 1 and preview["rows_streamed"] == 0
+    assert loop.local(c, 10)["v"] == "before"                      # preview streams nothing
+    summary = loop.request(a, "repair", keyspace="ks", table="kv")
+    assert summary["ranges_compared"] >= 16 and summary["ranges_out_of_sync"] >= 1
+    assert 10 <= summary["rows_streamed"] <= 5 * 2 * 10               # only the differing leaves travel
+    assert all(loop.local(c, k)["v"] == ("missed" if k % 10 == 0 else "before") for k in range(100))
+    again = loop.request(a, "repair", keyspace="ks", table="kv")
+    assert again["ranges_out_of_sync"] == 0 and again["rows_streamed"] == 0   # in sync now; harmless to repeat
+
+
+def test_repair_needs_every_replica_up(tmp_path):
+    from ring.errors import RepairFailure
+    loop = Loop(tmp_path)
+    loop.setup_table()
+    _kill_and_convict(loop, loop.eps[2])
+    with pytest.raises(RepairFailure, match="are down"):
+        loop.request(loop.eps[0], "repair", keyspace="ks", table="kv")
