@@ -216,7 +216,6 @@ class LocalCluster:
         else:
             found = free_ports(total * (2 if metrics else 1), host)
             ports, mports = found[:total], (found[total:] if metrics else [0] * total)
-        overrides.setdefault("cluster_name", name)
 
         specs = []  # (node name, dc, port, metrics port)
         i = 0
@@ -335,7 +334,7 @@ class LocalCluster:
 
     def client(self, **kw):
         from ring.client import Cluster
-        kw.setdefault("cluster_name", self._setting("cluster_name", self.name))
+        kw.setdefault("cluster_name", self._setting("cluster_name", "dynatable"))
         secret = self._setting("cluster_secret", "")
         if secret:
             kw.setdefault("cluster_secret", secret)
@@ -398,11 +397,13 @@ class LocalCluster:
         nh = self.node(node)
         if not nh._signal(signal.SIGSTOP):
             raise ClusterError(f"{nh.name} is not running; start it with `dynatable cluster start`")
+        _wait_state(nh, paused=True)
 
     def resume(self, node) -> None:
         nh = self.node(node)
         if not nh._signal(signal.SIGCONT):
             raise ClusterError(f"{nh.name} is not running; start it with `dynatable cluster start`")
+        _wait_state(nh, paused=False)
 
     def restart(self, node, *, wait: bool = True, timeout_s: float = 60) -> None:
         nh = self.node(node)
@@ -434,7 +435,7 @@ class LocalCluster:
         client = self._clients.get(nh.endpoint)
         if client is None:
             client = self._clients[nh.endpoint] = Cluster([nh.endpoint], timeout_s=timeout_s,
-                                                          cluster_name=self._setting("cluster_name", self.name),
+                                                          cluster_name=self._setting("cluster_name", "dynatable"),
                                                           cluster_secret=self._setting("cluster_secret", ""))
         client.timeout_s = timeout_s
         client.metadata.refreshed_at = time.monotonic()  # no ring/schema refresh: the op is pinned
@@ -567,6 +568,13 @@ def _wait_exit(nh: NodeHandle, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while nh.is_running() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _wait_state(nh: NodeHandle, paused: bool, timeout_s: float = 5.0) -> None:
+    """SIGSTOP/SIGCONT are delivered asynchronously: wait until /proc shows the new state."""
+    deadline = time.monotonic() + timeout_s
+    while nh.is_running() and nh.is_paused() != paused and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _project_dir() -> str:
