@@ -1,0 +1,97 @@
+"""The `dynatable` command line through click's CliRunner: cluster, nodetool, node, demo.
+
+Real node processes; gossip every 250 ms so clusters settle in a second or two.
+"""
+import re
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from ring.runtime.config import NodeSettings
+from tools.cli import main
+from tools.cluster_manager import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+FAST = ["--set", "gossip_interval_ms=250", "--set", "phi_convict_threshold=3.0", "--set", "num_tokens=4"]
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(main, list(args), env={"DYNATABLE_HOME": str(tmp_path)}, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+    return invoke
+
+
+def test_node_print_default_config_is_valid_toml_with_every_key(run):
+    values = tomllib.loads(run("node", "--print-default-config"))
+    assert values["port"] == 9100 and values["phi_convict_threshold"] == 8.0
+    assert set(values) == set(NodeSettings.__dataclass_fields__)
+
+
+def test_cluster_lifecycle_and_nodetool(run, tmp_path):
+    out = run("cluster", "create", "dev", "-n", "3", *FAST)
+    assert "created cluster dev" in out and "node3" in out
+    try:
+        out = run("cluster", "start")  # no NAME: the current cluster
+        assert "3 of 3 node(s) running" in out
+        out = run("cluster", "status")
+        rows = [ln for ln in out.splitlines() if ln.startswith("node")]
+        assert len(rows) == 3 and all(" Up " in r and "Normal" in r and "%" in r for r in rows)
+        assert "Datacenter" in out and "Owns" in out
+
+        host = LocalCluster.load("dev", str(tmp_path)).nodes[0].endpoint
+        out = run("nodetool", "-h", host, "status")
+        assert "Datacenter: datacenter1" in out
+        assert len(re.findall(r"^UN  127\.0\.0\.1:\d+ ", out, re.M)) == 3
+        out = run("nodetool", "-h", host, "info")
+        assert "Generation No" in out and "datacenter1" in out
+        out = run("nodetool", "-h", host, "ring")
+        assert len(re.findall(r"^127\.0\.0\.1:\d+ +rack1 +Up +Normal", out, re.M)) == 12  # 3 nodes x 4 tokens
+
+        c = LocalCluster.load("dev", str(tmp_path))
+        with c.client() as client:
+            s = client.connect()
+            s.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 2})
+            s.create_table("t", {"k": "int", "v": "text"}, primary_key="k", keyspace="ks")
+            s.insert("t", {"k": 7, "v": "x"}, keyspace="ks", consistency="ALL")
+        out = run("nodetool", "-h", host, "getendpoints", "ks", "t", "7")
+        assert len(re.findall(r"^127\.0\.0\.1:\d+$", out, re.M)) == 2
+        assert "not a valid int" in run("nodetool", "-h", host, "getendpoints", "ks", "t", "seven", code=1)
+        assert "flushed" in run("nodetool", "-h", host, "flush", "ks")
+        assert "compaction" in run("nodetool", "-h", host, "compact", "ks", "t")
+        out = run("nodetool", "-h", host, "tablestats", "ks")
+        assert "Keyspace : ks" in out and "Table: t" in out and "SSTable count" in out
+
+        assert "kill: node2" in run("cluster", "kill", "node2")
+        assert "not running: node2" in run("cluster", "status")
+        assert "restart: node2" in run("cluster", "restart", "node2")
+        assert "pause: node1" in run("cluster", "pause", "node1")
+        assert "resume: node1" in run("cluster", "resume", "node1")
+        assert "no node 'node9'" in run("cluster", "kill", "node9", code=1)
+        assert "0 of 3 node(s) running" in run("cluster", "stop")
+        assert "no node running" in run("cluster", "status")
+    finally:
+        out = run("cluster", "remove")
+    assert "removed cluster dev" in out
+    assert not (tmp_path / "dev").exists()
+    assert "create one with `dynatable cluster create NAME`" in run("cluster", "start", code=1)
+    assert "no cluster named nope" in run("cluster", "status", "nope", code=1)
+
+
+def test_nodetool_without_a_node_says_what_to_do(run):
+    out = run("nodetool", "-h", "127.0.0.1:1", "status", code=1)
+    assert "is a node running at 127.0.0.1:1?" in out
+
+
+def test_demo_end_to_end(run):
+    out = run("demo")
+    assert "UnavailableError" in out and "required 3" in out
+    assert "Demo done" in out and "FAILED" not in out
+    assert re.search(r"^DN  127\.0\.0\.1:\d+", out, re.M)
+    assert "removed the cluster's directory" in out
