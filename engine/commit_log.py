@@ -34,7 +34,7 @@ MAGIC = b"DTCL"
 VERSION = 1
 HEADER_SIZE = 4 + 2 + 8 + 4          # magic, version, segment_id, header CRC
 ENTRY_OVERHEAD = 12                  # size, size CRC, tail CRC (Cassandra's ENTRY_OVERHEAD_SIZE)
-WRITE_BUFFER_BYTES = 64 * 1024       # appends reach the OS when the buffer exceeds this
+WRITE_BUFFER_BYTES = 64 * 1024       # batch/group: appends reach the OS when the buffer exceeds this
 SYNC_MODES = ("periodic", "batch", "group")
 _NAME = re.compile(r"^CommitLog-(\d+)-(\d+)\.log$")
 
@@ -144,6 +144,9 @@ class CommitLog:
         self._block_s = 1.5 * self._period_s
         self._window_s = group_window_ms / 1000.0 if sync == "group" else 0.0
         self._ack_after_sync = sync != "periodic"
+        # periodic: every append reaches the OS at once, so a process crash (kill -9) loses nothing
+        # acknowledged; only a machine crash can lose the last unsynced period, as in Cassandra
+        self._buffer_limit = 0 if sync == "periodic" else WRITE_BUFFER_BYTES
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         # counters (see the `stats` property)
@@ -293,7 +296,7 @@ class CommitLog:
             self._offset = end
             self._records += 1
             self._bytes += n
-            if len(buf) > WRITE_BUFFER_BYTES:
+            if len(buf) > self._buffer_limit:
                 self._write_buffer_locked()
             return (self._seg_id, end)
 
