@@ -156,7 +156,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode", ["batch", "group"])
+@pytest.mark.parametrize("mode", ["periodic", "batch", "group"])
 def test_kill_9_loses_nothing_acknowledged(tmp_path, mode):
     path = str(tmp_path / "db")
     child = subprocess.Popen([sys.executable, "-c", CHILD, path, mode], stdout=subprocess.PIPE, text=True)
