@@ -1,0 +1,352 @@
+"""3-node cluster, RF 3: QUORUM write and read throughput and latency, against the asyncio ping-pong anchor.
+
+specs/performance.md goals (ratios in one run):
+- "3-node cluster, RF 3, QUORUM writes (and reads) on loopback >= 0.3x the asyncio 32-connection
+  message rate" (stretch 0.5x);
+- "cluster p99 latency at half of peak throughput <= 10 ms".
+
+What one run does:
+1. the anchor (bench/pingpong_anchor.py): asyncio echo server process + 32 client connections in
+   another process, ~100-byte length-prefixed ping-pong; round trips/s. Measured before the
+   cluster starts, so the two never share the CPU;
+2. a local 3-node cluster (tools/cluster_manager.LocalCluster) in a temporary root; keyspace
+   `bench` (SimpleStrategy, RF 3), table `kv (k int PRIMARY KEY, v blob)`, 100-byte values;
+3. peak, closed loop: `--clients` client processes (spawned), each an `AsyncSession` with
+   `--inflight` requests in flight, token-aware (any of the 3 replicas coordinates);
+   QUORUM inserts of fresh keys, then QUORUM gets of keys written in step 3;
+4. half of each measured peak, open loop (fixed rate): requests are started on a fixed schedule,
+   whatever the answers do, and each latency is measured from its *intended* send time
+   (coordinated-omission correction; a stalled cluster shows up as latency, not as fewer samples);
+5. CPU seconds per 1000 ops of each node process (utime + stime from /proc/<pid>/stat) per phase,
+   and of the client processes;
+6. the cluster is removed at the end, always (also on Ctrl-C or an error).
+
+Latencies go into HdrHistogram (1 us .. 60 s, 3 significant digits); each phase has a warm-up
+(`--warmup` s) whose operations are not counted. Errors (timeouts, overload) are counted per phase.
+
+    python -m bench.cluster_quorum                       # --seconds 10 per phase, 4 client processes
+    python -m bench.cluster_quorum --seconds 5 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import sys
+import tempfile
+import threading
+import time
+
+from hdrh.histogram import HdrHistogram
+
+KEYSPACE = "bench"
+TABLE = "kv"
+VALUE_BYTES = 100
+KEY_STRIDE = 10_000_000          # client process p writes keys p*KEY_STRIDE + n
+HIST_MAX_US = 60_000_000
+GOAL_RATIO, STRETCH_RATIO, GOAL_P99_MS = 0.3, 0.5, 10.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def new_hist() -> HdrHistogram:
+    return HdrHistogram(1, HIST_MAX_US, 3)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+# -- client worker (one process) -----------------------------------------------------------------
+
+async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
+                       barrier) -> dict:
+    from ring.client import AsyncCluster
+    cluster = AsyncCluster(contact_points, timeout_s=12.0, cluster_name=cluster_name)
+    session = await cluster.connect(KEYSPACE)
+    rng = random.Random(proc_index * 7919 + len(phase))
+    value = os.urandom(VALUE_BYTES)
+    base = proc_index * KEY_STRIDE
+    writing = phase.startswith("write")
+    next_key = keys_written.get(proc_index, 0) if writing else 0
+    readable = [(p * KEY_STRIDE, n) for p, n in keys_written.items() if n > 0]
+
+    def op():
+        nonlocal next_key
+        if writing:
+            k = base + next_key
+            next_key += 1
+            return session.insert(TABLE, {"k": k, "v": value}, consistency="QUORUM")
+        p_base, n = readable[rng.randrange(len(readable))]
+        return session.get(TABLE, {"k": p_base + rng.randrange(n)}, consistency="QUORUM")
+
+    # one request per node so every connection is open before the clock starts
+    for _ in range(8):
+        await op()
+    hist = new_hist()
+    errors: dict[str, int] = {}
+    done = 0
+    await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    t_begin, t_end = t0 + warmup, t0 + warmup + seconds
+
+    async def timed(intended: float, count_if) -> None:
+        nonlocal done
+        try:
+            await op()
+        except Exception as e:  # noqa: BLE001 - every failure is counted, none is fatal
+            if count_if(intended, time.perf_counter()):
+                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            return
+        now = time.perf_counter()
+        if count_if(intended, now):
+            hist.record_value(max(1, int((now - intended) * 1e6)))
+            done += 1
+
+    if rate is None:                     # closed loop: `inflight` loops back to back
+        def in_window(_intended, finished):
+            return t_begin <= finished < t_end
+
+        async def loop() -> None:
+            while time.perf_counter() < t_end:
+                await timed(time.perf_counter(), in_window)
+        await asyncio.gather(*(loop() for _ in range(inflight)))
+        window = seconds
+    else:                                # open loop at `rate` ops/s, latency from the intended time
+        def in_window(intended, _finished):
+            return t_begin <= intended < t_end
+
+        tasks = set()
+        interval = 1.0 / rate
+        i = 0
+        while True:
+            intended = t0 + i * interval
+            if intended >= t_end:
+                break
+            delay = intended - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # start every operation that is due (the loop may have fallen behind the schedule)
+            now = time.perf_counter()
+            while intended <= now and intended < t_end:
+                task = asyncio.ensure_future(timed(intended, in_window))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                i += 1
+                intended = t0 + i * interval
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+        window = seconds
+    cpu = time.process_time() - cpu0
+    await cluster.shutdown()
+    return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu,
+            "hist": hist.encode(), "next_key": next_key if writing else None}
+
+
+def _worker(args, out) -> None:
+    try:
+        out.put(asyncio.run(_worker_main(*args)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        out.put({"proc": args[2], "failed": f"{type(e).__name__}: {e}"})
+
+
+def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids) -> dict:
+    """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(clients + 1)
+    out = ctx.Queue()
+    per_proc_rate = None if rate is None else rate / clients
+    procs = [ctx.Process(target=_worker, daemon=True,
+                         args=((contact_points, cluster_name, p, phase, seconds, warmup, inflight, per_proc_rate,
+                                keys_written, barrier), out))
+             for p in range(clients)]
+    for pr in procs:
+        pr.start()
+    try:
+        barrier.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        for pr in procs:
+            pr.kill()
+        failures = []
+        while not out.empty():
+            failures.append(out.get())
+        raise RuntimeError(f"{phase}: client processes did not start: {failures}")
+    time.sleep(warmup)
+    cpu0 = {pid: cpu_seconds(pid) for pid in node_pids}
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    cpu1 = {pid: cpu_seconds(pid) for pid in node_pids}
+    wall = time.perf_counter() - t0
+    results = [out.get(timeout=warmup + seconds + 120) for _ in procs]
+    for pr in procs:
+        pr.join(10)
+    failed = [r["failed"] for r in results if "failed" in r]
+    if failed:
+        raise RuntimeError(f"{phase}: client process failed: {failed}")
+    hist = new_hist()
+    errors: dict[str, int] = {}
+    for r in results:
+        hist.decode_and_add(r["hist"])
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    ops = sum(r["ops"] for r in results)
+    throughput = ops / seconds
+    node_cpu = [cpu1[pid] - cpu0[pid] for pid in node_pids]
+    q = lambda p: hist.get_value_at_percentile(p) / 1000.0
+    return {
+        "phase": phase, "clients": clients, "inflight_per_client": inflight if rate is None else None,
+        "target_rate": rate, "ops": ops, "seconds": seconds, "ops_per_s": throughput, "errors": errors,
+        "p50_ms": q(50), "p95_ms": q(95), "p99_ms": q(99), "max_ms": hist.get_max_value() / 1000.0,
+        "mean_ms": hist.get_mean_value() / 1000.0,
+        "node_cpu_s": node_cpu, "node_cpu_util": [c / wall for c in node_cpu],
+        "node_cpu_s_per_1000_ops": [1000 * c / ops if ops else None for c in node_cpu],
+        "client_cpu_s_per_1000_ops": 1000 * sum(r["cpu_s"] for r in results) / ops if ops else None,
+        "client_cpu_util": sum(r["cpu_s"] for r in results) / (warmup + seconds),
+        "keys_written": {r["proc"]: r["next_key"] for r in results if r["next_key"] is not None},
+    }
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(res: dict) -> list[list[str]]:
+    anchor = res["anchor_msgs_per_s"]
+    ph = res["phases"]
+    rows = [["metric", "ours", "anchor", "ratio", "goal", "result"]]
+    for name, key in (("QUORUM write ops/s (peak)", "write_peak"), ("QUORUM read ops/s (peak)", "read_peak")):
+        ours = ph[key]["ops_per_s"]
+        ratio = ours / anchor
+        result = verdict(ratio >= GOAL_RATIO) + (" (stretch)" if ratio >= STRETCH_RATIO else "")
+        rows.append([name, f"{ours:,.0f}", f"{anchor:,.0f} msgs/s", f"{ratio:.2f}x",
+                     f">= {GOAL_RATIO}x (stretch {STRETCH_RATIO}x)", result])
+    for key, label in (("write_peak", "write"), ("read_peak", "read")):
+        p = ph[key]
+        rows.append([f"{label} latency at peak p50/p95/p99/max ms",
+                     f"{p['p50_ms']:.2f}/{p['p95_ms']:.2f}/{p['p99_ms']:.2f}/{p['max_ms']:.1f}", "", "", "", "info"])
+    for key, label in (("write_half", "write"), ("read_half", "read")):
+        p = ph[key]
+        rows.append([f"{label} p99 at half of peak ({p['target_rate']:,.0f}/s -> {p['ops_per_s']:,.0f}/s)",
+                     f"{p['p99_ms']:.2f} ms", "", "", f"<= {GOAL_P99_MS:g} ms", verdict(p["p99_ms"] <= GOAL_P99_MS)])
+        rows.append([f"{label} latency at half p50/p95/max ms",
+                     f"{p['p50_ms']:.2f}/{p['p95_ms']:.2f}/{p['max_ms']:.1f}", "", "", "", "info"])
+    for key in ("write_peak", "read_peak", "write_half", "read_half"):
+        p = ph[key]
+        per = "/".join(f"{c:.2f}" for c in p["node_cpu_s_per_1000_ops"])
+        util = "/".join(f"{u:.0%}" for u in p["node_cpu_util"])
+        rows.append([f"node CPU s per 1000 ops, {key} (n1/n2/n3; util)", f"{per} ({util})", "", "", "", "info"])
+        rows.append([f"client CPU s per 1000 ops, {key} (all clients; util)",
+                     f"{p['client_cpu_s_per_1000_ops']:.2f} ({p['client_cpu_util']:.0%})", "", "", "", "info"])
+    errs = {k: p["errors"] for k, p in ph.items() if p["errors"]}
+    rows.append(["errors (timeouts, overload, ...)", json.dumps(errs) if errs else "none", "", "", "", "info"])
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase (default 10)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds before each phase (default 2)")
+    ap.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    ap.add_argument("--inflight", type=int, default=32, help="requests in flight per client process at peak")
+    ap.add_argument("--anchor-seconds", type=float, default=None, help="ping-pong seconds (default --seconds)")
+    ap.add_argument("--root", default=None, help="where the cluster's temporary root goes")
+    ap.add_argument("--json", default=None, help="write every figure to this file")
+    ap.add_argument("--keep-running", type=float, default=0.0,
+                    help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
+    args = ap.parse_args(argv)
+
+    from bench.pingpong_anchor import measure_pingpong
+    from tools.cluster_manager import LocalCluster
+
+    res = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                       "loadavg_at_start": os.getloadavg()},
+           "config": vars(args), "phases": {}}
+    print(f"anchor: asyncio ping-pong, 32 connections, {args.anchor_seconds or args.seconds:g} s ...", flush=True)
+    res["anchor_msgs_per_s"] = measure_pingpong(args.anchor_seconds or args.seconds)
+    print(f"  {res['anchor_msgs_per_s']:,.0f} msgs/s", flush=True)
+
+    root = tempfile.mkdtemp(prefix="dynatable-bench-", dir=args.root)
+    cluster = None
+    try:
+        print(f"starting a 3-node cluster in {root} ...", flush=True)
+        cluster = LocalCluster.create("bench", n=3, root=root, settings={})
+        cluster.start()
+        contact_points = list(cluster.contact_points())
+        cluster_name = cluster._setting("cluster_name", cluster.name)
+        node_pids = [node.pid for node in cluster.nodes]
+        client = cluster.client()
+        try:
+            session = client.connect()
+            session.create_keyspace(KEYSPACE, {"class": "SimpleStrategy", "replication_factor": 3})
+            session.create_table(TABLE, {"k": "int", "v": "blob"}, primary_key="k", keyspace=KEYSPACE)
+        finally:
+            client.shutdown()
+        cluster.wait_until_converged(timeout_s=60)  # schema agreement before the clients connect
+        print(f"  nodes {contact_points}, pids {node_pids}", flush=True)
+
+        common = {"contact_points": contact_points, "cluster_name": cluster_name, "clients": args.clients,
+                  "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
+                  "node_pids": node_pids}
+        keys: dict[int, int] = {}
+
+        def phase(name, rate=None):
+            print(f"{name}: {args.clients} client processes, "
+                  + (f"{args.inflight} in flight each" if rate is None else f"fixed rate {rate:,.0f}/s")
+                  + f", {args.warmup:g} s warm-up + {args.seconds:g} s ...", flush=True)
+            p = run_phase(phase=name, rate=rate, keys_written=keys, **common)
+            res["phases"][name] = p
+            print(f"  {p['ops_per_s']:,.0f} ops/s, p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
+                  f"max {p['max_ms']:.1f} ms, errors {p['errors'] or 0}", flush=True)
+            return p
+
+        p = phase("write_peak")
+        keys.update(p["keys_written"])
+        phase("read_peak")
+        p = phase("write_half", rate=res["phases"]["write_peak"]["ops_per_s"] / 2)
+        keys.update(p["keys_written"])
+        phase("read_half", rate=res["phases"]["read_peak"]["ops_per_s"] / 2)
+        if args.keep_running:
+            print(f"extra load for {args.keep_running:g} s (node pids {node_pids}) ...", flush=True)
+            run_phase(phase="write_extra", rate=None, keys_written=keys,
+                      **{**common, "seconds": args.keep_running, "warmup": 0.0})
+    finally:
+        if cluster is not None:
+            try:
+                cluster.remove()
+            except Exception as e:  # noqa: BLE001
+                print(f"cluster.remove() failed: {e}", file=sys.stderr)
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)
+
+    res["machine"]["loadavg_at_end"] = os.getloadavg()
+    rows = report(res)
+    print()
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**res, "table": rows}, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
