@@ -268,7 +268,7 @@ class _ClusterBase:
 
     def _plan(self, op: str, args: dict) -> tuple[list[str], dict]:
         """(endpoints to try, args to send): `endpoint=` in args pins the request to one node."""
-        if "endpoint" in args and op not in KEYED_OPS:
+        if "endpoint" in args:  # an explicit pin wins over token-aware routing, for every op
             args = dict(args)
             return [normalize_endpoint(args.pop("endpoint"))], args
         return self.metadata.query_plan(op, args, self._rng, self.local_dc), args

@@ -8,7 +8,9 @@ Connections (docs/format.md (wire)): the first frame is the hello (optionally fo
 challenge). Inbound peer connections carry internode messages; inbound client connections carry
 ClientRequests, which get node-unique request ids mapped back to (connection, client id).
 Outbound, one `PeerLink` per peer: lazy connect, backoff 100 ms -> 5 s, a bounded queue
-(oldest dropped), queued frames written in one write. A bad frame closes only its connection.
+(oldest dropped), queued frames written in one write; a frame still queued after
+write_request_timeout_ms is dropped (its request has timed out and been hinted, as Cassandra
+expires internode messages). A bad frame closes only its connection.
 
 Data directory layout: `<data_directory>/host_id` (uuid4 hex, created once, fsynced) and the
 engine Store rooted at `<data_directory>` (data/, commitlog/, schema.db; docs/format.md).
@@ -98,8 +100,9 @@ class PeerLink:
     def __init__(self, process: NodeProcess, endpoint: str):
         self.process = process
         self.endpoint = endpoint
-        self.queue: collections.deque[bytes] = collections.deque()
+        self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self.dropped = 0
+        self.expired = 0
         self.connected = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -108,7 +111,7 @@ class PeerLink:
         if len(self.queue) >= self.process.settings.peer_queue_frames_max:
             self.queue.popleft()
             self.dropped += 1
-        self.queue.append(frame)
+        self.queue.append((time.monotonic(), frame))
         self._wakeup.set()
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
@@ -167,8 +170,12 @@ class PeerLink:
                     woken.cancel()
                 if closed.done():
                     raise ConnectionResetError("peer closed the connection")
-                frames = list(self.queue)
+                oldest = time.monotonic() - self.process.settings.write_request_timeout_ms / 1000
+                frames = [frame for queued_at, frame in self.queue if queued_at >= oldest]
+                self.expired += len(self.queue) - len(frames)
                 self.queue.clear()
+                if not frames:
+                    continue
                 writer.write(b"".join(frames))
                 self.process.stats["peer_frames_sent"] += len(frames)
                 await writer.drain()
@@ -407,6 +414,7 @@ class NodeProcess:
             "peer_connections_in": sum(1 for c in self.connections if c.role == "peer"),
             "peer_links_up": sum(1 for link in self.links.values() if link.connected),
             "peer_frames_queued": sum(len(link.queue) for link in self.links.values()),
+            "peer_frames_expired": sum(link.expired for link in self.links.values()),
             "peer_frames_dropped": sum(link.dropped for link in self.links.values()),
             "client_requests_in_flight": len(self._requests),
             **{k: v for k, v in self.stats.items()},
