@@ -75,6 +75,7 @@ class Node:
         self.hints = HintStore(store, max_hint_window_ms=config.max_hint_window_ms,
                                max_hints_in_flight=config.max_hints_in_flight)
         self.down_since: dict[str, int] = {}
+        self._strategies: dict[str, tuple] = {}
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self._ring_key = None
@@ -138,7 +139,10 @@ class Node:
         ks = self.store.keyspaces.get(keyspace)
         if ks is None:
             raise InvalidRequest(f"keyspace '{keyspace}' does not exist")
-        return from_options(ks.replication)
+        cached = self._strategies.get(keyspace)
+        if cached is None or cached[0] is not ks:
+            cached = self._strategies[keyspace] = (ks, from_options(ks.replication))
+        return cached[1]
 
     def replicas(self, keyspace: str, token: int) -> list[str]:
         return self.strategy(keyspace).replicas(self.ring, token, self.snitch)
@@ -373,11 +377,8 @@ class Node:
             cfs = self.store.cfs[table.id]
             for lo, hi in unwrap(msg.lo, msg.hi):
                 start, end = scan_bounds(lo, hi)
-                for tok, key, p in cfs.scan_partitions(start, end):
-                    payload = canonical_payload(p)
-                    if payload is not None:
-                        tree.add(tok, key, payload)
-                        count += 1
+                count += tree.add_many((tok, key, payload) for tok, key, p in cfs.scan_partitions(start, end)
+                                       if (payload := canonical_payload(p)) is not None)
             return ValidationResponse(msg.id, tree.to_wire(), count, None)
         except (InvalidRequest, EngineError, ValueError) as e:
             return ValidationResponse(msg.id, None, 0, f"{type(e).__name__}: {e}")
