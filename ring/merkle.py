@@ -22,7 +22,7 @@ exactly Cassandra's recursive midpoint splits (the first one at -1); otherwise a
 differ from Cassandra's by a token, and leaf widths differ by at most one token. A range narrower
 than 2**depth tokens gets the largest depth it can hold with no empty leaf (`max_depth_for`).
 
-The wire form (in `ValidationResponse.tree`) is documented in docs/merkle.md.
+The wire form (in `ValidationResponse.tree`) is documented in docs/format.md (Merkle trees).
 """
 from __future__ import annotations
 
