@@ -137,6 +137,7 @@ def cluster() -> None:
 def cluster_create(name, n, datacenters, base_port, metrics, settings, start_now, root) -> None:
     """Create cluster NAME (its directory and node configs) and make it the current one."""
     import tomllib
+
     from tools.cluster_manager import LocalCluster
     overrides = {}
     for item in settings:
@@ -156,7 +157,7 @@ def cluster_create(name, n, datacenters, base_port, metrics, settings, start_now
         _run(_with_progress, c, "starting", c.start)
         click.echo(f"started {len(c.nodes)} node(s)")
     else:
-        click.echo(f"start it with `dynatable cluster start`")
+        click.echo("start it with `dynatable cluster start`")
 
 
 @cluster.command("switch")
@@ -297,7 +298,7 @@ def _cluster_name_for(host: str) -> str:
             c = LocalCluster.load(name)
             if host in c.contact_points():
                 return c._setting("cluster_name", "dynatable")
-    except Exception:  # noqa: BLE001 - only a convenience
+    except Exception:  # noqa: BLE001, S110 - only a convenience: fall back to the default
         pass
     return "dynatable"
 

@@ -230,7 +230,6 @@ class LocalCluster:
                 seeds.append(config_mod.NodeSettings(listen_address=host, port=port).endpoint())
 
         os.makedirs(path, exist_ok=True)
-        nodes = []
         for node_name, dc, port, mport in specs:
             ndir = os.path.join(path, node_name)
             os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
@@ -238,7 +237,7 @@ class LocalCluster:
                       "data_directory": "data", "seeds": seeds, "datacenter": dc, "rack": "rack1"}
             try:
                 s = config_mod.from_dict(values)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - ConfigurationError or a bad value type: say which
                 shutil.rmtree(path, ignore_errors=True)
                 raise ClusterError(f"bad node settings: {e}") from None
             with open(os.path.join(ndir, "node.toml"), "w") as f:
@@ -345,7 +344,7 @@ class LocalCluster:
             return default
         try:
             return getattr(config_mod.load(self.nodes[0].config_path), key)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken config shows up when the node starts
             return default
 
     # -- processes -------------------------------------------------------------------------------
@@ -591,4 +590,4 @@ def _child_env() -> dict:
     return env
 
 
-__all__ = ["LocalCluster", "NodeHandle", "ClusterError", "default_root", "parse_datacenters", "free_ports"]
+__all__ = ["ClusterError", "LocalCluster", "NodeHandle", "default_root", "free_ports", "parse_datacenters"]

@@ -83,7 +83,13 @@ def _emit_table(console: Console, headers: list[str], rows: list[list], title: s
             t.add_column(h, justify=justify.get(i, "left"))
         for r in rows:
             t.add_row(*r)
-        console.print(t)
+        needed = sum(max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)) + 2 * len(headers)
+        width = console.width
+        console.width = max(width, needed)  # never cut host ids to fit a narrow terminal
+        try:
+            console.print(t)
+        finally:
+            console.width = width
         return
     if title:
         console.print(title, highlight=False, markup=False)

@@ -4,7 +4,6 @@ One 3-node cluster for the whole module, scenarios in order. Gossip every 250 ms
 phi_convict_threshold 3 convict a silent node in ~2 s (defaults: 1 s and 8, ~18 s).
 """
 import os
-import signal
 import tomllib
 
 import pytest
@@ -61,7 +60,8 @@ def test_started_cluster_shows_three_up_normal_rows(cluster):
     assert all(nh.is_running() and nh.pid for nh in cluster.nodes)
     for nh in cluster.nodes:
         assert os.path.isfile(os.path.join(nh.data_dir, "host_id"))
-    assert "listening on" in open(cluster.nodes[0].log_path).read()
+    with open(cluster.nodes[0].log_path) as f:
+        assert "listening on" in f.read()
 
 
 def test_killed_node_is_down_for_the_others_and_up_after_restart(cluster):
