@@ -45,10 +45,10 @@ def run_demo(console: Console | None = None, rows: int = ROWS, keep: bool = Fals
 
     def check(ok: bool, good: str, bad: str) -> None:
         if ok:
-            console.print(f"    [green]ok[/] {good}", highlight=False)
+            console.print(f"    [green]ok[/] {good}", highlight=False, soft_wrap=not console.is_terminal)
         else:
             failures.append(bad)
-            console.print(f"    [bold red]FAILED[/] {bad}", highlight=False)
+            console.print(f"    [bold red]FAILED[/] {bad}", highlight=False, soft_wrap=not console.is_terminal)
 
     def timed(what: str, fn, *args, **kw) -> float:
         t0 = time.monotonic()
