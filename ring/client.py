@@ -131,7 +131,10 @@ class ClusterMetadata:
                 self.keyspaces.setdefault(name, replication)
 
     def is_up(self, ep: str) -> bool:
-        status = str(self.endpoints.get(ep, {}).get("status", "UP")).upper()
+        info = self.endpoints.get(ep, {})
+        if info.get("up") is False:
+            return False  # the node's failure detector convicted it
+        status = str(info.get("status", "UP")).upper()
         return not any(word in status for word in ("DOWN", "LEFT", "REMOVED"))
 
     def replicas(self, keyspace: str, table: str, key: dict) -> list[str]:
@@ -424,6 +427,7 @@ class Cluster(_ClusterBase):
                 return answer_of(self._connection(ep).request(ClientRequest(next(self._ids), op, args),
                                                                self.timeout_s))
             except (ConnectionRefused, ConnectionLost, OperationTimedOut) as e:
+                self.metadata.refreshed_at = 0.0  # the ring view may be stale: refresh before the next call
                 if not self._may_try_next(op, e):
                     raise
                 errors[ep] = e
@@ -588,6 +592,7 @@ class AsyncCluster(_ClusterBase):
                 conn = await self._connection(ep)
                 return answer_of(await conn.request(ClientRequest(next(self._ids), op, args), self.timeout_s))
             except (ConnectionRefused, ConnectionLost, OperationTimedOut) as e:
+                self.metadata.refreshed_at = 0.0  # the ring view may be stale: refresh before the next call
                 if not self._may_try_next(op, e):
                     raise
                 errors[ep] = e

@@ -47,7 +47,7 @@ class RequestError(Exception):
 class UnavailableError(RequestError):
     """Fewer replicas are alive (per the failure detector) than the consistency level needs.
 
-    Raised before anything is sent: nothing was written. A retry helps only once replicas come
+    Raised before anything is sent: nothing was written or read. A retry helps only once replicas come
     back, or at a lower consistency level.
     """
 
@@ -61,7 +61,7 @@ class UnavailableError(RequestError):
         where = f" in DC {dc}" if dc is not None else ""
         super().__init__(
             f"Cannot achieve consistency level {_name(level)}{where} "
-            f"(required {required} live replicas, alive {alive}); nothing was written. "
+            f"(required {required} live replicas, alive {alive}); nothing was sent to any replica. "
             "Retry when more replicas are up, or use a lower consistency level."
         )
 

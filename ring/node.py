@@ -35,6 +35,31 @@ from ring.schema_sync import SchemaRegistry
 from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
 
 RELEASE_VERSION = "0.1.0"
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_MEASURED_OPS = frozenset({"insert", "delete", "get", "select", "scan"})
+
+
+class RequestStats:
+    """Per (op, consistency level): count, errors by type, and a latency histogram (ms buckets)."""
+
+    __slots__ = ("count", "errors", "sum_ms", "buckets")
+
+    def __init__(self):
+        self.count = 0
+        self.errors: dict[str, int] = {}
+        self.sum_ms = 0
+        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+
+    def observe(self, latency_ms: int, error: BaseException | None) -> None:
+        self.count += 1
+        self.sum_ms += latency_ms
+        i = 0
+        while i < len(LATENCY_BUCKETS_MS) and latency_ms > LATENCY_BUCKETS_MS[i]:
+            i += 1
+        self.buckets[i] += 1
+        if error is not None:
+            name = type(error).__name__
+            self.errors[name] = self.errors.get(name, 0) + 1
 
 
 @dataclass
@@ -76,6 +101,9 @@ class Node:
                                max_hints_in_flight=config.max_hints_in_flight)
         self.down_since: dict[str, int] = {}
         self._strategies: dict[str, tuple] = {}
+        self.started_ms = 0
+        self._in_flight: dict[int, tuple[int, str, str]] = {}
+        self.request_stats: dict[tuple[str, str], RequestStats] = {}
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self._ring_key = None
@@ -93,6 +121,7 @@ class Node:
 
     def start(self, now_ms: int) -> list:
         self.now_ms = now_ms
+        self.started_ms = now_ms
         generation = self.schema.next_generation(self.clock.wall_us() // 1_000_000)
         self.gossiper.start(generation, {
             ms.ApplicationState.DC: self.config.datacenter,
@@ -319,8 +348,20 @@ class Node:
             if type(eff) is Send and eff.to == self.endpoint:
                 queue.extend(self._dispatch(self.now_ms, self.endpoint, eff.msg))
             else:
+                if type(eff) is Reply:
+                    self._observe(eff)
                 out.append(eff)
         return out
+
+    def _observe(self, reply: Reply) -> None:
+        started = self._in_flight.pop(reply.request_id, None)
+        if started is None:
+            return
+        at, op, level = started
+        stats = self.request_stats.get((op, level))
+        if stats is None:
+            stats = self.request_stats[(op, level)] = RequestStats()
+        stats.observe(self.now_ms - at, reply.error)
 
     # -- replica side ----------------------------------------------------------------------
 
@@ -395,6 +436,8 @@ class Node:
                 raise OverloadedError(f"{len(self.handlers)} requests in flight (max_pending_requests="
                                       f"{self.config.max_pending_requests}); retry later")
             args = request.args if isinstance(request.args, dict) else {}
+            if request.op in _MEASURED_OPS:
+                self._in_flight[request.id] = (now_ms, request.op, str(args.get("consistency") or "ONE").upper())
             return self._local(op(self, request.id, args))
         except Exception as e:  # every failure becomes the client's error reply
             if isinstance(e, UnavailableError):
@@ -404,7 +447,7 @@ class Node:
                     e = InvalidRequest(f"bad arguments for {request.op}: {type(e).__name__}: {e}")
                 else:
                     raise
-            return [Reply(request.id, error=e)]
+            return self._local([Reply(request.id, error=e)])
 
     def new_timestamp(self, given) -> int:
         if given is not None:
@@ -485,6 +528,8 @@ class Node:
         out["live_peers"] = sum(1 for ep in self.gossiper.peers() if self.is_alive(ep))
         out["gossip_rounds"] = self.gossiper.rounds
         out.update(self.hints.stats)
+        out["requests"] = {f"{op}_{level}": {"count": st.count, "errors": sum(st.errors.values())}
+                           for (op, level), st in sorted(self.request_stats.items())}
         out["hints_pending"] = sum(self.hints.pending.values())
         for s in self.store.tablestats():
             out["memtable_bytes"] = out.get("memtable_bytes", 0) + s["memtable_bytes"]
@@ -673,7 +718,8 @@ def _op_create_keyspace(node: Node, rid: int, args: dict) -> list:
 
 def _op_create_table(node: Node, rid: int, args: dict) -> list:
     node.schema.create_table(args["keyspace"], args["name"], args["columns"], args["primary_key"],
-                             args.get("clustering_order"), args.get("options"), node.new_timestamp(None))
+                             args.get("clustering_order"), args.get("options"), node.new_timestamp(None),
+                             table_id=f"{node.rng.getrandbits(128):032x}")  # from the injected rng: replayable
     return _schema_changed(node, rid)
 
 
@@ -722,7 +768,7 @@ def _op_info(node: Node, rid: int, args: dict) -> list:
                                "datacenter": node.config.datacenter, "rack": node.config.rack,
                                "generation": me.generation, "load_bytes": node._load(),
                                "tokens": len(node.tokens), "schema_version": node.schema.version(),
-                               "uptime_ms": node.now_ms, "metrics": node.metrics()})]
+                               "uptime_ms": node.now_ms - node.started_ms, "metrics": node.metrics()})]
 
 
 def _op_flush(node: Node, rid: int, args: dict) -> list:

@@ -65,13 +65,13 @@ class SchemaRegistry:
         self._record(f"keyspace:{name}", created_us=ts)
 
     def create_table(self, keyspace: str, name: str, columns: dict, primary_key, clustering_order, options,
-                     ts: int) -> Table:
+                     ts: int, table_id: str | None = None) -> Table:
         if keyspace == SYSTEM:
             raise InvalidRequest("the system keyspace is reserved")
         if isinstance(primary_key, list):
             primary_key = tuple(tuple(p) if isinstance(p, list) else p for p in primary_key)
         table = self.store.create_table(keyspace, name, columns, primary_key, clustering_order, options,
-                                        if_not_exists=False)
+                                        if_not_exists=False, table_id=table_id)
         self._record(f"table:{table.id}", created_us=ts)
         return table
 

@@ -430,6 +430,7 @@ class NodeProcess:
             def collect(self):
                 for name, value in sorted(process.metrics_snapshot.items()):
                     yield GaugeMetricFamily(f"dynatable_{name}", name, value=value)
+                yield from _request_histograms(process.node)
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(Collector())
@@ -437,6 +438,28 @@ class NodeProcess:
         started = start_http_server(self.settings.metrics_port, addr=self.settings.listen_address,
                                     registry=registry)
         self._metrics_server = started[0] if isinstance(started, tuple) else None
+
+
+def _request_histograms(node):
+    """Per op and consistency level: a latency histogram (seconds) and error counts by type."""
+    from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+    from ring.node import LATENCY_BUCKETS_MS
+    stats = dict(getattr(node, "request_stats", {}))
+    latency = HistogramMetricFamily("dynatable_request_latency_seconds",
+                                    "coordinator request latency by op and consistency level",
+                                    labels=["op", "consistency"])
+    errors = CounterMetricFamily("dynatable_request_errors", "coordinator request errors by type",
+                                 labels=["op", "consistency", "error"])
+    for (op, level), st in sorted(stats.items()):
+        cumulative, buckets = 0, []
+        for bound, n in zip([*LATENCY_BUCKETS_MS, float("inf")], st.buckets):
+            cumulative += n
+            buckets.append((str(bound / 1000) if bound != float("inf") else "+Inf", cumulative))
+        latency.add_metric([op, level], buckets, st.sum_ms / 1000)
+        for name, n in sorted(st.errors.items()):
+            errors.add_metric([op, level, name], n)
+    yield latency
+    yield errors
 
 
 def _flatten(obj: dict, prefix: str, out: dict) -> None:

@@ -98,7 +98,7 @@ def test_assure_sufficient_live_raises_before_sending():
         assure_sufficient_live(CL.QUORUM, ["a", "d"], where, TWO_DCS, "dc1")
     assert (err.value.required, err.value.alive) == (3, 2)
     assert "Cannot achieve consistency level QUORUM" in str(err.value)
-    assert "nothing was written" in str(err.value) and not err.value.retryable
+    assert "nothing was sent to any replica" in str(err.value) and not err.value.retryable
     with pytest.raises(UnavailableError) as err:
         assure_sufficient_live(CL.LOCAL_QUORUM, ["a", "d", "e"], where, TWO_DCS, "dc1")
     assert (err.value.required, err.value.alive) == (2, 1)

@@ -301,7 +301,9 @@ def test_real_node_process(tmp_path):
     pytest.importorskip("ring.node")
     port = free_port()
     cfg = tmp_path / "node.toml"
-    cfg.write_text(dump(NodeSettings(port=port, data_directory=str(tmp_path / "data"), num_tokens=4)))
+    metrics_port = free_port()
+    cfg.write_text(dump(NodeSettings(port=port, data_directory=str(tmp_path / "data"), num_tokens=4,
+                                     metrics_port=metrics_port)))
     proc = subprocess.Popen([sys.executable, "-m", "ring.runtime.asyncio_tcp", "--config", str(cfg)],
                             stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     endpoint = f"127.0.0.1:{port}"
@@ -320,6 +322,12 @@ def test_real_node_process(tmp_path):
                 sock.close()
             assert session.get("t", {"id": 1, "c": 1})["v"] == "a"
             assert session.scan("t").rows == [{"id": 1, "c": 1, "v": "a"}]
+            import urllib.request
+            time.sleep(1.2)  # the metrics snapshot is refreshed every second
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            assert 'dynatable_request_latency_seconds_count{consistency="ONE",op="insert"} 1.0' in text
+            assert 'dynatable_request_latency_seconds_bucket{consistency="ONE",le="+Inf",op="get"}' in text
+            assert "dynatable_memtable_bytes" in text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
