@@ -829,8 +829,10 @@ def _op_listpendinghints(node: Node, rid: int, args: dict) -> list:
 
 def _op_truncatehints(node: Node, rid: int, args: dict) -> list:
     host = args.get("host_id")
-    if host is None and args.get("endpoint"):
-        host = node._host_id(args["endpoint"])
+    if host is None and args.get("target"):  # the endpoint whose hints to drop
+        host = node._host_id(args["target"])
+        if host is None:
+            raise InvalidRequest(f"no node {args['target']} in this node's gossip view")
     return [Reply(rid, result={"removed": node.hints.truncate(host)})]
 
 

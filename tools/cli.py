@@ -370,3 +370,34 @@ def nodetool_tablestats(ctx, keyspace, table) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@nodetool.command("repair")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.option("--full", is_flag=True, help="Full repair (the only kind there is: incremental repair is not built).")
+@click.option("-pr", "--partitioner-range", "primary_range", is_flag=True, help="Only this node's primary ranges.")
+@click.option("--preview", is_flag=True, help="Compare Merkle trees and report differences; stream nothing.")
+@click.pass_context
+def nodetool_repair(ctx, keyspace, table, full, primary_range, preview) -> None:
+    """Merkle-tree anti-entropy repair of the ranges this node replicates."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, lambda probe: nt.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
+
+
+@nodetool.command("listpendinghints")
+@click.pass_context
+def nodetool_listpendinghints(ctx) -> None:
+    """Hints this node holds for other nodes."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.listpendinghints)
+
+
+@nodetool.command("truncatehints")
+@click.argument("endpoint", required=False)
+@click.pass_context
+def nodetool_truncatehints(ctx, endpoint) -> None:
+    """Delete the hints this node holds (for ENDPOINT only, if given)."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.truncatehints, endpoint)

@@ -326,3 +326,47 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
 
 
 VERBS = ("status", "ring", "info", "getendpoints", "flush", "compact", "tablestats")
+
+
+def repair(probe: NodeProbe, keyspace: str | None = None, table: str | None = None, *, primary_range: bool = False,
+           preview: bool = False, console: Console | None = None) -> list[dict]:
+    """nodetool repair: one Merkle repair session per table, with progress and a final summary."""
+    console = _console(console)
+    schema = probe.call("describe_schema")
+    tables = [(t["keyspace"], t["name"]) for t in schema["tables"]
+              if keyspace in (None, t["keyspace"]) and table in (None, t["name"])]
+    if not tables:
+        raise ValueError(f"no table matches {keyspace or '*'}.{table or '*'}; see `dynatable nodetool tablestats`")
+    kind = "preview" if preview else "full"
+    _plain(console, f"[repair #{probe.host}] starting {kind} repair of {len(tables)} table(s)"
+                    f"{' (primary ranges only)' if primary_range else ''}")
+    summaries = []
+    for i, (ks, name) in enumerate(tables, 1):
+        s = probe.call("repair", keyspace=ks, table=name, primary_range=primary_range, preview=preview)
+        summaries.append(s)
+        _plain(console, f"[{i}/{len(tables)}] {ks}.{name}: {s['ranges_compared']} ranges compared, "
+                        f"{s['ranges_out_of_sync']} out of sync ({s['leaf_ranges_out_of_sync']} leaf ranges), "
+                        f"{s['rows_streamed']} rows / {human_bytes(s['bytes_streamed'])} streamed")
+    total = {k: sum(s[k] for s in summaries) for k in ("ranges_compared", "ranges_out_of_sync", "rows_streamed",
+                                                         "bytes_streamed")}
+    verb = "would stream nothing; differences reported only" if preview else "repair finished"
+    _plain(console, f"{verb}: {total['ranges_compared']} ranges compared, {total['ranges_out_of_sync']} out of sync, "
+                    f"{total['rows_streamed']} rows and {human_bytes(total['bytes_streamed'])} streamed")
+    return summaries
+
+
+def listpendinghints(probe: NodeProbe, console: Console | None = None) -> list[dict]:
+    rows = list(probe.call("listpendinghints"))
+    console = _console(console)
+    if not rows:
+        _plain(console, "This node does not have any pending hints")
+    else:
+        _emit_table(console, ["Host ID", "Address", "Total hints"],
+                    [[r["host_id"], r.get("endpoint") or "", str(r["hints"])] for r in rows])
+    return rows
+
+
+def truncatehints(probe: NodeProbe, endpoint: str | None = None, console: Console | None = None) -> int:
+    removed = int(probe.call("truncatehints", target=endpoint)["removed"])
+    _plain(_console(console), f"truncated {removed} hint(s){' for ' + endpoint if endpoint else ''} on {probe.host}")
+    return removed

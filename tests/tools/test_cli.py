@@ -67,6 +67,12 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
         assert "compaction" in run("nodetool", "-h", host, "compact", "ks", "t")
         out = run("nodetool", "-h", host, "tablestats", "ks")
         assert "Keyspace : ks" in out and "Table: t" in out and "SSTable count" in out
+        out = run("nodetool", "-h", host, "repair", "ks", "--preview")
+        assert "[1/1] ks.t:" in out and "differences reported only" in out
+        out = run("nodetool", "-h", host, "repair", "ks", "t", "-pr")
+        assert "repair finished" in out and "0 out of sync" in out
+        assert "does not have any pending hints" in run("nodetool", "-h", host, "listpendinghints")
+        assert "truncated 0 hint(s)" in run("nodetool", "-h", host, "truncatehints")
 
         assert "kill: node2" in run("cluster", "kill", "node2")
         assert "not running: node2" in run("cluster", "status")
