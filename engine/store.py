@@ -53,6 +53,7 @@ DEFAULT_OPTIONS = {
     "concurrent_compactors": 2,
     "background": True,                        # background flush and compaction threads
     "clock": None,
+    "canary_gc_grace_seconds": None,           # test-only mutant: purge tombstones this early
 }
 
 

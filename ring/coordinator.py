@@ -57,16 +57,23 @@ class WriteHandler:
         self.acked: set[str] = set()
         self.hinted = 0
         self.mutation = None        # (table, key, payload), kept to hint replicas that time out
+        self.canary = ""            # test-only mutant (see NodeConfig.canary_mutant)
 
     def received(self) -> int:
         return sum(self.acks_by_dc.values())
 
-    def on_hint_stored(self) -> list:
+    def on_hint_stored(self, replica: str | None = None) -> list:
         """ANY: a stored hint is the acknowledgement (and only at ANY)."""
         self.hinted += 1
         if not self.done and self.level is cl.ConsistencyLevel.ANY:
             self.done = True
             return [Reply(self.request_id, result=self.result)]
+        if self.canary == "hints_count" and replica is not None and not self.done:  # canary mutant: a sloppy quorum
+            dc = self.replica_dc.get(replica, self.local_dc)
+            self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
+            if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc):
+                self.done = True
+                return [Reply(self.request_id, result=self.result)]
         return []
 
     def unacked(self) -> list[str]:
@@ -88,6 +95,9 @@ class WriteHandler:
             return []
         dc = self.replica_dc.get(src, self.local_dc)
         self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
+        if self.canary == "ack_w_minus_1" and self.received() >= max(1, self.block_for - 1):
+            self.done = True  # canary mutant: acknowledges one replica too early
+            return [Reply(self.request_id, result=self.result)]
         if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc):
             self.done = True
             return [Reply(self.request_id, result=self.result)]

@@ -81,6 +81,9 @@ class NodeConfig:
     max_hint_window_ms: int = 3 * 3600 * 1000
     max_hints_in_flight: int = 1024
     hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
+    # test-only canary mutants, which the simulation's checkers must catch: "ack_w_minus_1",
+    # "hints_count", "no_read_repair_writeback", "early_tombstone_purge". Never set in production.
+    canary_mutant: str = ""
 
 
 class Node:
@@ -204,6 +207,8 @@ class Node:
         effects = self.gossiper.tick(now_ms)
         if effects:  # once per gossip round
             self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(self._load()))
+            if self.config.canary_mutant == "early_tombstone_purge":
+                self._canary_purge()
             effects += self._pull_schema_if_needed(now_ms)
         self._track_down(now_ms)
         for msg_id in list(self.handlers):
@@ -217,6 +222,14 @@ class Node:
                     self._hint_unacked(handler)
         effects += self._deliver_hints(now_ms)
         return effects
+
+    def _canary_purge(self) -> None:
+        """Canary mutant: purge tombstones at once, ignoring gc_grace_seconds (must be caught)."""
+        self.store.options["canary_gc_grace_seconds"] = 0
+        self.store.flush()
+        for cfs in list(self.store.cfs.values()):
+            if cfs.table.keyspace != "system" and cfs.sstables:
+                self.store.compact(cfs.table.keyspace, cfs.table.name, major=True)
 
     def _track_down(self, now_ms: int) -> None:
         for ep in self.gossiper.peers():
@@ -485,6 +498,7 @@ class Node:
         handler.result = {"timestamp": ts}
         if level is cl.ConsistencyLevel.ANY:
             handler.block_for = 1
+        handler.canary = self.config.canary_mutant
         msg_id = self.register_handler(handler)
         payload = encode_partition(update)
         handler.mutation = (table, key, payload)
@@ -493,7 +507,7 @@ class Node:
         effects = []
         for ep in dead:  # known down: hint now (a hint never counts toward the level, except ANY)
             if self._store_hint(ep, table, key, payload):
-                effects += handler.on_hint_stored()
+                effects += handler.on_hint_stored(ep)
         if not live and not effects:
             self._forget(msg_id)
             raise UnavailableError(level, 1, 0)
@@ -515,7 +529,8 @@ class Node:
             targets = ordered[:block_for]
         handler = ReadHandler(self, request_id, level, table, key, lo, hi, targets, block_for,
                               self.now_ms + self.config.read_request_timeout_ms, finish,
-                              table.option("read_repair") != "NONE")
+                              table.option("read_repair") != "NONE"
+                              and self.config.canary_mutant != "no_read_repair_writeback")
         msg_id = self.register_handler(handler)
         self.stats["reads"] += 1
         return handler.requests(msg_id)

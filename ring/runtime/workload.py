@@ -1,0 +1,244 @@
+"""A seeded client workload against the simulator, recording a history for the checkers.
+
+Closed-loop clients (one request in flight each) write unique values, delete and read a few keys
+at a pair of consistency levels through random live coordinators, while a seeded nemesis
+partitions, crashes and restarts (a process crash: what reached the OS survives), pauses and, if
+allowed, skews clocks. Then everything heals, hints are delivered, every node repairs, and the
+final replica cells are collected. `expectations()` says which properties the level pair promises
+(specs/testing.md §4): overlap is computed by brute force over replica subsets.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+from engine.errors import InvalidRequest
+from ring import consistency as cl
+from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
+from ring.history import History
+from ring.runtime.sim import Simulation
+
+FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "write_request_timeout_ms": 1000,
+        "read_request_timeout_ms": 1000}
+KEYS = ("a", "b", "c", "d")
+
+
+@dataclass
+class RunResult:
+    seed: int
+    write_cl: str
+    read_cl: str
+    history: History
+    replica_cells: dict
+    expectations: dict
+    events: dict = field(default_factory=dict)
+    trace: list | None = None
+    digest: str = ""
+
+
+def _replicas_by_dc(dcs: list[str]) -> list[tuple[str, str]]:
+    return [(f"n{i + 1}", dc) for i, dc in enumerate(dcs)]
+
+
+def overlaps(write_cl: str, read_cl: str, dcs: list[str], rf_by_dc: dict[str, int]) -> bool:
+    """Every possible write ack set meets every possible read set, for coordinators in any DC."""
+    reps = _replicas_by_dc(dcs)
+    w, r = cl.ConsistencyLevel.parse(write_cl), cl.ConsistencyLevel.parse(read_cl)
+    if w is cl.ConsistencyLevel.ANY:
+        return False
+
+    def sets(level):
+        out = []
+        for local in set(dcs):
+            for n in range(1, len(reps) + 1):
+                for subset in itertools.combinations(reps, n):
+                    acks: dict[str, int] = {}
+                    for _, dc in subset:
+                        acks[dc] = acks.get(dc, 0) + 1
+                    if cl.tally(level, acks, rf_by_dc, local):
+                        out.append({name for name, _ in subset})
+        return out
+    return all(a & b for a in sets(w) for b in sets(r))
+
+
+def expectations(write_cl: str, read_cl: str, dcs: list[str], rf_by_dc: dict[str, int], skew: bool) -> dict:
+    overlap = overlaps(write_cl, read_cl, dcs, rf_by_dc)
+    monotonic = overlap and read_cl in ("QUORUM", "ALL", "EACH_QUORUM") or (
+        overlap and read_cl == "LOCAL_QUORUM" and len(set(dcs)) == 1)
+    return {"overlap": overlap, "monotonic": monotonic, "ryw": overlap, "linearizable": monotonic and not skew}
+
+
+class Workload:
+    def __init__(self, seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs: list[str] | None = None,
+                 clients: int = 4, faults: bool = True, skew: bool = False, node_options: dict | None = None,
+                 trace: bool = False):
+        self.seed = seed
+        self.write_cl, self.read_cl = write_cl, read_cl
+        self.dcs = dcs or ["dc1"] * 3
+        dc_names = sorted(set(self.dcs))
+        self.rf_by_dc = {dc: min(3, self.dcs.count(dc)) for dc in dc_names}
+        self.rng = random.Random(f"{seed}:workload")
+        self.nemesis = random.Random(f"{seed}:nemesis")
+        self.faults, self.skew = faults, skew
+        self.sim = Simulation(seed, len(self.dcs), dcs=self.dcs, node_options={**FAST, **(node_options or {})},
+                              trace=trace)
+        self.history = History()
+        self.clients = [f"c{i}" for i in range(clients)]
+        self.process = {c: f"{c}.0" for c in self.clients}
+        self.pending: dict[str, tuple[int, int, str]] = {}   # client -> (request id, history handle, kind)
+        self.seq = itertools.count(1)
+        self.events: dict[str, int] = {}
+        self.down: dict[str, int] = {}                       # node -> virtual time to bring it back
+        self.partitioned_until = 0
+
+    def event(self, name: str, n: int = 1) -> None:
+        self.events[name] = self.events.get(name, 0) + n
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        sim = self.sim
+        sim.run_for(4000)
+        if len(self.rf_by_dc) == 1:
+            replication = {"class": "SimpleStrategy", "replication_factor": 3}
+        else:
+            replication = {"class": "NetworkTopologyStrategy", **self.rf_by_dc}
+        sim.request("n1", "create_keyspace", name="ks", replication=replication)
+        sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "text", "v": "text"},
+                    primary_key="k", options={"gc_grace_seconds": 3600})
+        sim.run_until(sim.now_ms + 10_000, stop=sim.converged)
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _issue(self, client: str) -> None:
+        sim = self.sim
+        live = sim.live()
+        if not live:
+            return
+        coordinator = self.rng.choice(live)
+        key = self.rng.choice(KEYS)
+        roll = self.rng.random()
+        process = self.process[client]
+        if roll < 0.45:
+            value = f"{client}-{next(self.seq)}"
+            handle = self.history.invoke(process, "write", key, value, self.write_cl)
+            rid = sim.submit(coordinator, "insert", keyspace="ks", table="kv", row={"k": key, "v": value},
+                             consistency=self.write_cl)
+            kind = "write"
+        elif roll < 0.55:
+            handle = self.history.invoke(process, "delete", key, None, self.write_cl)
+            rid = sim.submit(coordinator, "delete", keyspace="ks", table="kv", key={"k": key},
+                             consistency=self.write_cl)
+            kind = "delete"
+        else:
+            handle = self.history.invoke(process, "read", key, None, self.read_cl)
+            rid = sim.submit(coordinator, "get", keyspace="ks", table="kv", key={"k": key}, writetime=True,
+                             consistency=self.read_cl)
+            kind = "read"
+        self.pending[client] = (rid, handle, kind)
+
+    def _collect(self) -> None:
+        for client, (rid, handle, kind) in list(self.pending.items()):
+            reply = self.sim.replies.pop(rid, None)
+            if reply is None:
+                continue
+            del self.pending[client]
+            err = reply.error
+            if err is None:
+                self.event(f"ok_{kind}_{self.write_cl if kind != 'read' else self.read_cl}")
+                if kind == "read":
+                    row = reply.result
+                    value = row.get("v") if row else None
+                    ts = row.get("writetime(v)") if row and value is not None else None
+                    self.history.complete(handle, "ok", value, ts)
+                else:
+                    self.history.complete(handle, "ok", None, reply.result["timestamp"])
+            elif isinstance(err, (UnavailableError, InvalidRequest, OverloadedError)) or \
+                    (isinstance(err, ConnectionError) and not isinstance(err, TimeoutError)):
+                self.event(type(err).__name__)
+                self.history.complete(handle, "fail")
+            else:  # timeouts and replica failures: the write may apply later, or never
+                assert isinstance(err, (WriteTimeout, ReadTimeout, WriteFailure, ReadFailure, TimeoutError)), err
+                self.event(type(err).__name__)
+                self.history.complete(handle, "info")
+                self.process[client] = f"{client}.{next(self.seq)}"   # Knossos: a crashed process never returns
+
+    # -- nemesis -------------------------------------------------------------------------------
+
+    def _nemesis(self) -> None:
+        sim, rng = self.sim, self.nemesis
+        for node, until in list(self.down.items()):
+            if sim.now_ms >= until:
+                if sim.nodes[node].node is None:
+                    sim.restart(node)
+                elif sim.nodes[node].paused:
+                    sim.resume(node)
+                del self.down[node]
+        if self.partitioned_until and sim.now_ms >= self.partitioned_until:
+            sim.heal()
+            self.partitioned_until = 0
+        if rng.random() > 0.02:
+            return
+        names = list(sim.nodes)
+        fault = rng.choice(["partition", "crash", "pause", "skew"] if self.skew else ["partition", "crash", "pause"])
+        victim = rng.choice(names)
+        if fault == "partition" and not self.partitioned_until:
+            rest = [n for n in names if n != victim]
+            sim.partition({victim}, set(rest), symmetric=rng.random() < 0.7)
+            self.partitioned_until = sim.now_ms + rng.randint(500, 4000)
+            self.event("partition")
+        elif fault == "crash" and victim not in self.down and len(self.down) < len(names) // 2:
+            sim.crash(victim, lose_unsynced=False)
+            self.down[victim] = sim.now_ms + rng.randint(500, 5000)
+            self.event("crash")
+        elif fault == "pause" and victim not in self.down and len(self.down) < len(names) // 2:
+            sim.pause(victim)
+            self.down[victim] = sim.now_ms + rng.randint(500, 5000)
+            self.event("pause")
+        elif fault == "skew":
+            sim.skew(victim, rng.randint(-200, 200))
+            self.event("skew")
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self, steps: int = 300) -> RunResult:
+        self.setup()
+        for _ in range(steps):
+            for client in self.clients:
+                if client not in self.pending and self.rng.random() < 0.6:
+                    self._issue(client)
+            if self.faults:
+                self._nemesis()
+            self.sim.run_for(self.rng.randint(1, 40))
+            self._collect()
+        return self.finish()
+
+    def finish(self) -> RunResult:
+        sim = self.sim
+        sim.run_for(3000)
+        self._collect()
+        for client, (rid, handle, _) in list(self.pending.items()):
+            self.history.complete(handle, "info")   # never answered: indeterminate
+        self.pending.clear()
+        sim.heal_all()
+        sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+        sim.run_for(5000)                           # hints flow to the nodes that were down
+        for node in sim.nodes.values():
+            self.event("hints_delivered", node.node.hints.stats["hints_delivered"])
+            self.event("read_repairs", node.node.stats["read_repairs"])
+        for name in sim.nodes:
+            summary = sim.request(name, "repair", keyspace="ks", table="kv")
+            self.event("repair_rows_streamed", summary["rows_streamed"])
+        cells = {name: {k: _cell(sim.local_row(name, "ks", "kv", {"k": k})) for k in KEYS} for name in sim.nodes}
+        exp = expectations(self.write_cl, self.read_cl, self.dcs, self.rf_by_dc, self.skew)
+        result = RunResult(self.seed, self.write_cl, self.read_cl, self.history, cells, exp, dict(self.events),
+                           sim.trace, sim.trace_digest())
+        sim.close()
+        return result
+
+
+def _cell(row):
+    if row is None or row.get("v") is None:
+        return None
+    return (row["v"], row["writetime(v)"])
