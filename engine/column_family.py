@@ -192,8 +192,13 @@ class ColumnFamilyStore:
 
     # -- compaction -------------------------------------------------------------------------
 
+    def gc_grace_seconds(self) -> int:
+        """The table's gc_grace_seconds (a test-only canary option may shorten it)."""
+        override = self.options.get("canary_gc_grace_seconds")
+        return self.table.option("gc_grace_seconds") if override is None else override
+
     def infos(self, now_s: int) -> list[picker.SSTableInfo]:
-        gc_before = now_s - self.table.option("gc_grace_seconds")
+        gc_before = now_s - self.gc_grace_seconds()
         out = []
         for s in self.sstables:
             st = s.stats
@@ -215,7 +220,7 @@ class ColumnFamilyStore:
             if major:
                 task = picker.plan_major(options, snapshot, busy)
             else:
-                task = picker.plan(options, snapshot, busy, now_s, self.table.option("gc_grace_seconds"))
+                task = picker.plan(options, snapshot, busy, now_s, self.gc_grace_seconds())
             if task is not None:
                 self.compacting.update(task.inputs)
         return task

@@ -25,8 +25,7 @@ def execute(cfs, task, fail_at: str | None = None):
     `fail_at` ("after_outputs") is a fault-injection point used by the crash tests.
     """
     now_s = cfs.clock.now_s()
-    grace = cfs.options.get("canary_gc_grace_seconds")
-    gc_before = now_s - (cfs.table.option("gc_grace_seconds") if grace is None else grace)
+    gc_before = now_s - cfs.gc_grace_seconds()
     memtables, sstables = cfs.snapshot()
     inputs = [s for s in sstables if s.generation in task.inputs]
     assert len(inputs) == len(task.inputs), (task, [s.generation for s in sstables])
