@@ -319,6 +319,27 @@ def live_rows(p: Partition, now_s: int, lo: bytes = b"", hi: bytes | None = None
             yield ck, cells
 
 
+def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -> dict | None:
+    """The live cells of the one row `ck` (a point read), shadowing and expiry applied, or None."""
+    row = p.rows.get(ck)
+    if counter is not None:
+        counter[0] += len(p.ranges) + (1 if p.deletion else 0) + (1 if row is not None and row.deletion else 0)
+    if row is None:
+        return None
+    mfda = covering_deletion(p, ck, row)
+    cells = {}
+    for col, cell in row.cells.items():
+        ts, ldt, ttl, value = cell
+        if ts <= mfda:
+            continue
+        if value is None or (ttl and ldt <= now_s):
+            if counter is not None:
+                counter[0] += 1
+            continue
+        cells[col] = cell
+    return cells or None
+
+
 # -- compaction: drop what is shadowed, purge what is purgeable ------------------------------
 
 def _purgeable(ts: int, ldt: int, gc_before: int, max_purgeable_ts: int) -> bool:

@@ -28,7 +28,7 @@ from engine.commit_log import CommitLog
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
 from engine.errors import InvalidRequest, StoreClosedError
 from engine.files import write_atomically
-from engine.partition import decode_partition, encode_partition
+from engine.partition import decode_partition, encode_partition, live_row
 from engine.schema import Keyspace, Table, check_name, make_table
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 
@@ -496,12 +496,26 @@ class Store:
             missing = [c.name for c in t.clustering if c.name not in key]
             if missing:
                 raise InvalidRequest(f"get needs the full primary key; missing {missing}. Use select for slices")
-        rows = self.select(keyspace, table, key, limit=1, columns=columns, writetime=writetime, _exact=True)
-        return rows[0] if rows else None
+        if columns is not None:
+            for c in columns:
+                t.column(c)
+        pk = mut.partition_key_bytes(t, key)
+        ck = mut.clustering_prefix(t, key) if t.clustering else b""
+        cfs = self.cfs[t.id]
+        p = cfs.read_partition(token_of(pk), pk)
+        if p is None:
+            return None
+        counter = [0]
+        cells = live_row(p, ck, self.clock.now_s(), counter)
+        cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
+        if cells is None:
+            return None
+        key_values = {c.name: key[c.name] for c in t.partition_key}
+        return mut.row_dict(t, key_values, ck, cells, columns, writetime)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,
-               reverse: bool = False, _exact: bool = False) -> list[dict]:
+               reverse: bool = False) -> list[dict]:
         """Rows of one partition, optionally within a clustering slice, in clustering order."""
         self._check_open()
         t = self.table(keyspace, table)
@@ -509,11 +523,7 @@ class Store:
             for c in columns:
                 t.column(c)
         pk = mut.partition_key_bytes(t, key)
-        if _exact and t.clustering:
-            lo = mut.clustering_prefix(t, key)
-            hi = mut.successor(lo)
-        else:
-            lo, hi = mut.slice_bounds(t, start, end, start_inclusive, end_inclusive)
+        lo, hi = mut.slice_bounds(t, start, end, start_inclusive, end_inclusive)
         cfs = self.cfs[t.id]
         p = cfs.read_partition(token_of(pk), pk)
         if p is None:

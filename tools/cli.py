@@ -401,3 +401,18 @@ def nodetool_truncatehints(ctx, endpoint) -> None:
     """Delete the hints this node holds (for ENDPOINT only, if given)."""
     from tools import nodetool as nt
     _probe_call(ctx, nt.truncatehints, endpoint)
+
+
+@main.command()
+@click.option("--seed", type=int, required=True, help="The run to replay.")
+@click.option("--write", "write_cl", default="QUORUM", show_default=True, help="Write consistency level.")
+@click.option("--read", "read_cl", default="QUORUM", show_default=True, help="Read consistency level.")
+@click.option("--two-dcs", is_flag=True, help="Six nodes in two datacenters (NetworkTopologyStrategy 3+3).")
+@click.option("--skew", is_flag=True, help="Let the nemesis skew clocks (linearizability is then not promised).")
+@click.option("--mutant", default="", help="A test-only canary mutant to run with.")
+@click.option("--steps", default=300, show_default=True, help="Workload steps.")
+@click.option("--verbose", is_flag=True, help="Print the trace: every delivery, reply and fault.")
+def sim(seed, write_cl, read_cl, two_dcs, skew, mutant, steps, verbose) -> None:
+    """Replay a seeded simulation run and check its history (what the property tests print)."""
+    from tools.sim_run import main as run
+    sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose) else 1)
