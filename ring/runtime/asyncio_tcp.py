@@ -224,6 +224,7 @@ class NodeProcess:
         self._node_factory = node_factory      # tests and tools may drive a stand-in node
         self._config_factory = config_factory
         self.links: dict[str, PeerLink] = {}
+        self.dropped_peers: set[str] = set()   # the nemesis's drop rules (see _set_drop_rules)
         self.connections: set[ClientConnection] = set()
         self._requests: dict[int, tuple[ClientConnection, int]] = {}
         self._request_ids = itertools.count(1)
@@ -301,6 +302,9 @@ class NodeProcess:
                 log.error("unknown effect %r dropped", effect)
 
     def _send(self, to: str, msg) -> None:
+        if to in self.dropped_peers:
+            self.stats["nemesis_dropped"] += 1
+            return
         if to == self.endpoint:
             asyncio.get_running_loop().call_soon(self._deliver, to, msg)
             return
@@ -374,11 +378,25 @@ class NodeProcess:
         if conn.role == "client":
             if not isinstance(msg, ClientRequest):
                 raise ProtocolError(f"a client sent {type(msg).__name__}; clients send ClientRequest only")
+            if msg.op == "nemesis_drop":
+                self._set_drop_rules(conn, msg)
+                return
             self._submit(conn, msg)
         else:
             if isinstance(msg, (ClientRequest, ClientResponse)):
                 raise ProtocolError(f"peer {conn.remote_endpoint} sent a {type(msg).__name__} on a peer connection")
+            if conn.remote_endpoint in self.dropped_peers:
+                self.stats["nemesis_dropped"] += 1
+                return
             self._perform(self._call(self.node.step, conn.remote_endpoint, msg))
+
+    def _set_drop_rules(self, conn: ClientConnection, req: ClientRequest) -> None:
+        """Fault injection for the real-process nemesis: drop every message to and from these
+        peers (a partition without root privileges). `peers=[]` heals."""
+        peers = req.args.get("peers") if isinstance(req.args, dict) else None
+        self.dropped_peers = set(peers or [])
+        log.warning("nemesis: dropping messages to and from %s", sorted(self.dropped_peers) or "nobody")
+        conn.write(encode_frame(encode(ClientResponse(req.id, {"dropped": sorted(self.dropped_peers)}, None))))
 
     def _submit(self, conn: ClientConnection, req: ClientRequest) -> None:
         request_id = next(self._request_ids)
