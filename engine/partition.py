@@ -302,19 +302,9 @@ def live_rows(p: Partition, now_s: int, lo: bytes = b"", hi: bytes | None = None
         if ck < lo or (hi is not None and ck >= hi):
             continue
         row = p.rows[ck]
-        mfda = covering_deletion(p, ck, row)
         if counter is not None and row.deletion:
             counter[0] += 1
-        cells = {}
-        for col, cell in row.cells.items():
-            ts, ldt, ttl, value = cell
-            if ts <= mfda:
-                continue
-            if value is None or (ttl and ldt <= now_s):
-                if counter is not None:
-                    counter[0] += 1
-                continue
-            cells[col] = cell
+        cells = _live_cells(row, covering_deletion(p, ck, row), now_s, counter)
         if cells:
             yield ck, cells
 
@@ -326,7 +316,11 @@ def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -
         counter[0] += len(p.ranges) + (1 if p.deletion else 0) + (1 if row is not None and row.deletion else 0)
     if row is None:
         return None
-    mfda = covering_deletion(p, ck, row)
+    return _live_cells(row, covering_deletion(p, ck, row), now_s, counter) or None
+
+
+def _live_cells(row: Row, mfda: int, now_s: int, counter: list | None) -> dict:
+    """The row's cells newer than the covering deletion and not expired; counts the dead ones."""
     cells = {}
     for col, cell in row.cells.items():
         ts, ldt, ttl, value = cell
@@ -337,7 +331,7 @@ def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -
                 counter[0] += 1
             continue
         cells[col] = cell
-    return cells or None
+    return cells
 
 
 # -- compaction: drop what is shadowed, purge what is purgeable ------------------------------
