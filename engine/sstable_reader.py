@@ -424,10 +424,18 @@ class SSTableReader:
 
     def close(self) -> None:
         for name in ("_data_fd", "_index_fd"):
-            fd = getattr(self, name)
+            fd = getattr(self, name, -1)
             if fd >= 0:
                 os.close(fd)
                 setattr(self, name, -1)
+
+    def __del__(self) -> None:
+        # A compacted-away sstable is unlinked at once but stays readable through its open fds
+        # until the last read snapshot drops the reader; then its fds close here.
+        try:
+            self.close()
+        except OSError:
+            pass
 
     def __enter__(self) -> "SSTableReader":
         return self

@@ -64,12 +64,11 @@ def plan_syncs(trees: dict[str, MerkleTree]) -> tuple[list[tuple[str, str, list]
 class RepairSession:
     msg_id = None
 
-    def __init__(self, node, request_id: int, table, jobs: list, depth: int, preview: bool, deadline_ms: int):
+    def __init__(self, node, request_id: int, table, jobs: list, preview: bool, deadline_ms: int):
         self.node = node
         self.request_id = request_id
         self.table = table
-        self.jobs = jobs                # [(lo, hi, replicas)]
-        self.depth = depth
+        self.jobs = jobs                # [(lo, hi, replicas, merkle depth)]
         self.preview = preview
         self.deadline_ms = deadline_ms
         self.done = False
@@ -99,7 +98,7 @@ class RepairSession:
         if self.index >= len(self.jobs):
             self.done = True
             return [Reply(self.request_id, result=self.summary)]
-        lo, hi, replicas = self.jobs[self.index]
+        lo, hi, replicas, depth = self.jobs[self.index]
         down = [ep for ep in replicas if not self.node.is_alive(ep)]
         if down:
             return self._fail(f"replica(s) {down} of range ({lo}, {hi}] are down; repair needs every replica up")
@@ -107,7 +106,7 @@ class RepairSession:
         self.trees = {}
         self.expected = set(replicas)
         msg_id = self.node.register_handler(self)
-        return [Send(ep, ValidationRequest(msg_id, self.table.id, lo, hi, self.depth)) for ep in replicas]
+        return [Send(ep, ValidationRequest(msg_id, self.table.id, lo, hi, depth)) for ep in replicas]
 
     def on_validation(self, src: str, tree, partitions: int, error, now_ms: int) -> list:
         if self.done or self.phase != "validate" or src not in self.expected:

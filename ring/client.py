@@ -364,7 +364,9 @@ class _Connection:
         if self.closed:
             return True
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller = select.poll()  # poll, not select(): no limit on the descriptor's number
+            poller.register(self.sock, select.POLLIN | select.POLLHUP)
+            readable = poller.poll(0)
             return bool(readable) and not self.sock.recv(1, socket.MSG_PEEK)
         except OSError:
             return True

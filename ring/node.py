@@ -831,9 +831,12 @@ def _op_repair(node: Node, rid: int, args: dict) -> list:
             jobs.append((prev, tok, replicas))
     local = sum(s.stats.partition_count for s in node.store.cfs[table.id].sstables) + \
         len(node.store.cfs[table.id].memtable)
-    per_range = max(1, local // max(1, len(ring.tokens)))
-    depth = MerkleTree.choose_depth(per_range, max_depth=int(args.get("max_depth") or 16))
-    session = RepairSession(node, rid, table, jobs, depth, bool(args.get("preview")),
+    max_depth = int(args.get("max_depth") or 18)
+    sized = []
+    for lo, hi, replicas in jobs:  # about two leaves per partition, from the range's share of the ring
+        estimate = local * (((hi - lo) % 2**64) or 2**64) / 2**64
+        sized.append((lo, hi, replicas, MerkleTree.choose_depth(max(1, int(2 * estimate)), max_depth=max_depth)))
+    session = RepairSession(node, rid, table, sized, bool(args.get("preview")),
                             node.now_ms + int(args.get("timeout_ms") or 600_000))
     return session.start()
 
