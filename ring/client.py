@@ -42,7 +42,7 @@ from ring.runtime.frames import (MAX_FRAME_BYTES, ConnectorHandshake, FrameDecod
 from ring.snitch import PropertyFileSnitch
 
 DEFAULT_PORT = 9100
-REFRESH_INTERVAL_S = 30.0
+REFRESH_INTERVAL_S = 5.0   # ring and Up/Down view; nodes push no events, so poll often
 HANDSHAKE_TIMEOUT_S = 10.0
 READ_OPS = frozenset({"get", "select", "scan", "describe_ring", "describe_schema", "status", "info",
                       "tablestats", "getendpoints"})

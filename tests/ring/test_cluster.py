@@ -54,6 +54,7 @@ def test_one_node_killed_quorum_works_all_is_unavailable(cluster, session):
     victim = cluster.nodes[2]
     cluster.kill(victim)
     cluster.wait_for_down(victim)
+    session.cluster.refresh_metadata()   # what a driver learns from a pushed DOWN event
     for k in range(50):
         session.insert("kv", {"k": k, "v": "after-kill"}, consistency="QUORUM")
         assert session.get("kv", {"k": k}, consistency="QUORUM")["v"] == "after-kill"
@@ -79,6 +80,7 @@ def test_paused_node_is_convicted_and_recovers_after_resume(cluster, session):
     cluster.pause(victim)
     try:
         cluster.wait_for_down(victim)
+        session.cluster.refresh_metadata()
         session.insert("kv", {"k": 2, "v": "while-paused"}, consistency="QUORUM")
     finally:
         cluster.resume(victim)
