@@ -54,6 +54,15 @@ def load(sim: Simulation, rows: int, missing: set[int], value: bytes, console: C
     return differing
 
 
+def repair(sim: Simulation) -> dict:
+    """nodetool repair on n1, waiting as long as it takes in virtual time."""
+    reply = sim.wait(sim.submit("n1", "repair", keyspace="ks", table="kv"), timeout_ms=24 * 3600 * 1000)
+    if reply.error is not None:
+        raise reply.error
+    sim.run_for(1000)
+    return reply.result
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -76,12 +85,12 @@ def main(argv=None) -> int:
         console.print(f"loaded {args.rows:,} rows x 3 replicas ({len(missing):,} missing on n3) in "
                       f"{time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        first = sim.request("n1", "repair", keyspace="ks", table="kv")
+        first = repair(sim)
         repair_s = time.perf_counter() - t0
         sample = sorted(missing)[:1000]
         healed = sum(sim.local_row("n3", "ks", "kv", {"k": k}, writetime=False) is not None for k in sample)
         t0 = time.perf_counter()
-        second = sim.request("n1", "repair", keyspace="ks", table="kv")
+        second = repair(sim)
         clean_s = time.perf_counter() - t0
     ratio = first["bytes_streamed"] / max(1, differing)
     figures = {
