@@ -1,12 +1,43 @@
 """Checkers: what a history (and the replicas' final cells) promise, per specs/testing.md §4–5.
 
-* `check_lww` (always on, sweeps): P0 no phantom or aborted reads; P1 no stale read (r.ts >= every
-  ok write that returned before r was called); P2 monotonic reads; P4 read-your-writes; and a
-  count of timestamp/real-time inversions. A read that finds nothing is explained only by a delete
-  (ok or info, invoked before the read returned) at least as new as what it had to see.
-* `check_register` / `check_linearizable` (P3): Wing-Gong-Lowe search per key with memoization,
-  info ops returning at +infinity, a step budget (None = unknown).
-* `check_convergence` (P5–P7) on the replicas' final cells after heal and repair.
+Pure functions over `ring.history.History`; no I/O.
+
+* `check_lww` (always on, O(n log n) sweeps): P0 no phantom or aborted reads; P1 no stale read;
+  P2 monotonic reads; P4 read-your-writes; and the count of timestamp/real-time inversions.
+* `check_register` / `check_linearizable` (P3): Wing-Gong-Lowe search per key, memoized on
+  (linearized set, register state), info ops returning at +infinity, a step budget (None = unknown).
+* `check_convergence` (P5–P7) on the replicas' final cells after heal, hints and repair.
+
+Rules (the ones the checkers rely on; the workload must respect them)
+--------------------------------------------------------------------
+Writes and deletes
+  R1. Every write writes a unique value. A delete with ts T is a write of "absent" (value None) at
+      ts T: a tombstone. "Writes" below means writes and deletes unless said otherwise.
+  R2. An ``ok`` write has the ts the store acknowledged. An ``info`` write may take effect at any
+      time after its call, or never; its ts is unknown (None) unless recorded. A ``fail`` write
+      took no effect, ever.
+Reads
+  R3. ``fail`` and ``info`` reads carry no information and are dropped.
+  R4. A read of value v (not None) at ts T is explained only by the non-failed write of v, which
+      must have been invoked before the read returned, and T must equal that write's ts when the
+      ts is known. All reads of one info write must agree on its ts.
+  R5. A read of nothing (value None) is "absent". With ts None it is explained by the initial
+      state or by any non-failed delete invoked before the read returned. With a ts T (a test mode
+      that exposes tombstones) it must match a delete at ts T (or an info delete).
+  R6. "r saw at least ts X" (the P1/P2/P4 obligation) holds for a read with a ts when r.ts >= X.
+      For an absent read with ts None it holds when some non-failed delete invoked before r
+      returned has ts >= X, or has an unknown ts (an info delete). Same-ts ties are allowed
+      (LWW resolves them deterministically: tombstone first, then the greater value).
+  R7. As the *earlier* read in P2, an absent read with ts None gives no lower bound (it may have
+      read the initial state).
+Info ops
+  R8. An info write is never required to be visible (P1, P4, P6 ignore it), may be read (P0), and
+      may or may not be part of the final state (P5). For WGL it returns at +infinity and has no
+      output, so it may be linearized anywhere after its call, including "never" (at the end).
+Inversions
+  R9. An inversion is a pair of ok writes of one key with w1.ret < w2.call and w2.ts < w1.ts:
+      real time and LWW order disagree (skew). Counted always; violations only with
+      ``expect_ts_order=True``.
 """
 from __future__ import annotations
 
@@ -15,12 +46,13 @@ from dataclasses import dataclass, field
 
 from ring.history import History, Op
 
-UNKNOWN_TS = 2**63  # an info op's timestamp: it may be anything
+NEG = -(2**63)          # "no obligation" / "no lower bound"
+UNKNOWN = 2**63         # an info delete's unknown ts: it may explain any absent read
 
 
 @dataclass
 class Report:
-    name: str
+    name: str = ""
     ok: bool = True
     violations: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
@@ -29,240 +61,436 @@ class Report:
         self.ok = False
         self.violations.append({"property": prop, "key": key, "why": why, "ops": list(ops)})
 
+    def properties(self) -> set[str]:
+        return {v["property"] for v in self.violations}
+
     def __str__(self) -> str:
-        head = f"{self.name}: {'ok' if self.ok else f'{len(self.violations)} violation(s)'} {self.stats}"
-        lines = [head]
+        verdict = "ok" if self.ok else f"{len(self.violations)} violation(s)"
+        lines = [f"{self.name or 'report'}: {verdict} {self.stats}"]
         for v in self.violations[:5]:
             lines.append(f"  {v['property']} key={v['key']}: {v['why']}")
-            for op in v["ops"]:
-                lines.append(f"      {op.process} {op.kind} {op.value!r} ts={op.ts} [{op.call}, {op.ret}] "
-                             f"{op.outcome} {op.level}")
+            lines.extend(f"      {op.describe()}" for op in v["ops"])
+        if len(self.violations) > 5:
+            lines.append(f"  ... and {len(self.violations) - 5} more")
         return "\n".join(lines)
 
 
-def _writes(ops):
-    return [o for o in ops if o.kind in ("write", "delete")]
+# -- check_lww: P0, P1, P2, P4, inversions ------------------------------------------------------------
 
+class _Deletes:
+    """A key's non-failed deletes by call time, with a running max of their ts (R6)."""
 
-class _DeleteIndex:
-    """Non-failed deletes by call time, with a running max of their timestamps. An info delete's
-    timestamp is unknown (the client never got it), so it may explain anything after its call."""
-
-    def __init__(self, ops):
+    def __init__(self, ops: list[Op]):
         deletes = sorted((o for o in ops if o.kind == "delete" and o.outcome != "fail"), key=lambda o: o.call)
         self.calls = [d.call for d in deletes]
-        self.max_ts, best = [], -1
+        self.ops = deletes
+        self.best: list[int] = []
+        top = NEG
         for d in deletes:
-            best = max(best, UNKNOWN_TS if d.ts is None else d.ts)
-            self.max_ts.append(best)
+            top = max(top, UNKNOWN if d.ts is None else d.ts)
+            self.best.append(top)
 
-    def newest_before(self, t: int) -> int:
-        """The newest timestamp of a delete invoked before time t (-1 if none)."""
+    def newest_invoked_before(self, t: int) -> int:
         i = bisect.bisect_left(self.calls, t)
-        return self.max_ts[i - 1] if i else -1
+        return self.best[i - 1] if i else NEG
 
 
-def check_lww(history: History, *, expect_overlap: bool, expect_monotonic: bool, expect_ryw: bool) -> Report:
+class _PrefixMax:
+    """Items sorted by a time; `before(t)` = the item with the greatest value among those with
+    time < t (or None). Built once, queried with bisect: O(log n)."""
+
+    def __init__(self, items, time, value):
+        items = sorted(items, key=time)
+        self.times = [time(x) for x in items]
+        self.best: list = []
+        top = None
+        for x in items:
+            if top is None or value(x) > value(top):
+                top = x
+            self.best.append(top)
+
+    def before(self, t: int):
+        i = bisect.bisect_left(self.times, t)
+        return self.best[i - 1] if i else None
+
+
+def _saw(r: Op, needed: int, deletes: _Deletes) -> bool:
+    """R6: the read reflects a write at ts >= needed."""
+    if r.ts is not None:
+        return r.ts >= needed
+    if r.value is not None:
+        return True                                    # a value without ts: cannot tell (counted)
+    return deletes.newest_invoked_before(r.ret) >= needed
+
+
+def _lower_bound(r: Op) -> int:
+    """What a read proves it saw (R7): its ts, or nothing for an absent read without ts."""
+    return NEG if r.ts is None else r.ts
+
+
+def check_lww(history: History, *, expect_overlap: bool, expect_monotonic: bool, expect_ryw: bool,
+              expect_ts_order: bool = False) -> Report:
+    """The timestamp checker. P0 always; P1 with `expect_overlap`; P2 with `expect_monotonic`; P4
+    with `expect_ryw`; inversions are counted, and are violations with `expect_ts_order`."""
     report = Report("check_lww")
-    inversions = 0
+    stats = {"ops": 0, "keys": 0, "reads": 0, "absent_reads": 0, "reads_without_ts": 0, "writes_ok": 0,
+             "writes_info": 0, "writes_fail": 0, "inversions": 0, "inverted_writes": 0}
     for key, ops in history.by_key().items():
-        by_value = {o.value: o for o in _writes(ops) if o.kind == "write"}
-        deletes = _DeleteIndex(ops)
+        stats["keys"] += 1
+        stats["ops"] += len(ops)
+        writes = [o for o in ops if o.is_write]
+        for w in writes:
+            stats[f"writes_{w.outcome}"] += 1
+        ok_writes = [w for w in writes if w.outcome == "ok" and w.ts is not None]
         reads = sorted((o for o in ops if o.kind == "read" and o.outcome == "ok"), key=lambda o: o.call)
-        for r in reads:  # P0
-            if r.value is None:
-                continue
-            w = by_value.get(r.value)
-            if w is None:
-                report.fail("P0", key, f"read {r.value!r}, which no write wrote", r)
-            elif w.outcome == "fail":
-                report.fail("P0", key, "read the value of a write that definitely failed", r, w)
-            elif w.ts is not None and r.ts != w.ts:
-                report.fail("P0", key, f"read {r.value!r} at ts {r.ts}, but it was written at {w.ts}", r, w)
-        ok_writes = sorted((o for o in _writes(ops) if o.outcome == "ok"), key=lambda o: o.ret)
-        rets = [w.ret for w in ok_writes]
-        prefix, best = [], None
-        for w in ok_writes:
-            if best is None or w.ts > best.ts:
-                best = w
-            prefix.append(best)
-        inversions += _inversions(ok_writes)  # only counted: 0 in skew-free runs
+        stats["reads"] += len(reads)
+        stats["absent_reads"] += sum(r.value is None for r in reads)
+        deletes = _Deletes(ops)
 
-        def explains(r: Op, needed_ts: int) -> bool:
-            if r.value is not None:
-                return r.ts is not None and r.ts >= needed_ts
-            return deletes.newest_before(r.ret) >= needed_ts
+        _check_p0(report, key, writes, reads, deletes, stats)
 
-        if expect_overlap:  # P1
+        def saw(r: Op, needed: int, deletes=deletes) -> bool:
+            return _saw(r, needed, deletes)
+
+        if expect_overlap:                             # P1
+            done = _PrefixMax(ok_writes, lambda w: w.ret, lambda w: w.ts)
             for r in reads:
-                i = bisect.bisect_left(rets, r.call)
-                if i and not explains(r, prefix[i - 1].ts):
-                    report.fail("P1", key, f"stale read: an ok write at ts {prefix[i - 1].ts} returned before "
-                                           "this read began", r, prefix[i - 1])
-        if expect_monotonic:  # P2
-            seen = sorted((r for r in reads if r.value is not None), key=lambda r: r.ret)
-            seen_rets, seen_prefix, top = [r.ret for r in seen], [], None
-            for r in seen:
-                top = r if top is None or r.ts > top.ts else top
-                seen_prefix.append(top)
+                w = done.before(r.call)
+                if w is not None and not saw(r, w.ts):
+                    report.fail("P1", key, f"stale read: saw ts {r.ts}, but an ok write at ts {w.ts} returned "
+                                           f"(t={w.ret}) before the read began (t={r.call})", w, r)
+        if expect_monotonic:                           # P2
+            seen = _PrefixMax([r for r in reads if _lower_bound(r) != NEG], lambda r: r.ret, _lower_bound)
             for r in reads:
-                i = bisect.bisect_left(seen_rets, r.call)
-                if i and not explains(r, seen_prefix[i - 1].ts):
-                    report.fail("P2", key, "non-monotonic: an earlier read saw a newer timestamp", seen_prefix[i - 1], r)
-        if expect_ryw:  # P4
-            by_process: dict[str, list[Op]] = {}
+                r1 = seen.before(r.call)
+                if r1 is not None and not saw(r, r1.ts):
+                    report.fail("P2", key, f"non-monotonic reads: a read that returned at t={r1.ret} saw ts {r1.ts}, "
+                                           f"a later one (t={r.call}) saw ts {r.ts}", r1, r)
+        if expect_ryw:                                 # P4
+            mine: dict[str, list[Op]] = {}
             for w in ok_writes:
-                by_process.setdefault(w.process, []).append(w)
+                mine.setdefault(w.process, []).append(w)
+            own = {p: _PrefixMax(ws, lambda w: w.ret, lambda w: w.ts) for p, ws in mine.items()}
             for r in reads:
-                mine = [w for w in by_process.get(r.process, []) if w.ret < r.call]
-                if mine:
-                    newest = max(mine, key=lambda w: w.ts)
-                    if not explains(r, newest.ts):
-                        report.fail("P4", key, "a client did not read its own acknowledged write", newest, r)
-    report.stats = {"ops": len(history.ops), "inversions": inversions}
+                w = own[r.process].before(r.call) if r.process in own else None
+                if w is not None and not saw(r, w.ts):
+                    report.fail("P4", key, f"read-your-writes: {r.process} wrote at ts {w.ts}, then read ts {r.ts}",
+                                w, r)
+
+        pairs, inverted = _inversions(ok_writes)       # R9
+        stats["inversions"] += pairs
+        stats["inverted_writes"] += len(inverted)
+        if expect_ts_order:
+            for w1, w2 in inverted:
+                report.fail("TS", key, f"ts/real-time inversion: a write that began after another returned got "
+                                       f"an older ts ({w2.ts} < {w1.ts}); LWW drops it", w1, w2)
+    report.stats = stats
     return report
 
 
-def _inversions(ok_writes: list[Op]) -> int:
-    """Pairs w1.ret < w2.call with w2.ts < w1.ts (LWW ordering against real time)."""
-    by_call = sorted(ok_writes, key=lambda w: w.call)
-    count, best = 0, -1
+def _check_p0(report: Report, key: str, writes: list[Op], reads: list[Op], deletes: _Deletes, stats: dict) -> None:
+    """R4/R5: every read is explained by a write that could have produced it."""
+    by_value: dict[str, list[Op]] = {}
+    for w in writes:
+        if w.kind == "write":
+            by_value.setdefault(w.value, []).append(w)
+    tomb_call: dict[int, int] = {}                    # delete ts -> earliest call of a delete with it
+    info_delete_call = UNKNOWN                         # earliest call of a delete with unknown ts
+    for d in deletes.ops:
+        if d.ts is None:
+            info_delete_call = min(info_delete_call, d.call)
+        else:
+            tomb_call[d.ts] = min(tomb_call.get(d.ts, UNKNOWN), d.call)
+    info_ts: dict[str, Op] = {}                        # info write's value -> first read that fixed its ts
+    for r in reads:
+        if r.value is None:
+            if r.ts is None:
+                continue                               # absent: initial state or some delete (R5)
+            if not (tomb_call.get(r.ts, UNKNOWN) < r.ret or info_delete_call < r.ret):
+                report.fail("P0", key, f"read a tombstone at ts {r.ts} that no (non-failed) delete wrote", r)
+            continue
+        if r.ts is None:
+            stats["reads_without_ts"] += 1
+        cands = by_value.get(r.value, [])
+        if not cands:
+            report.fail("P0", key, f"phantom read: {r.value!r} was never written", r)
+            continue
+        live = [w for w in cands if w.outcome != "fail"]
+        if not live:
+            report.fail("P0", key, "aborted read: the value of a write that definitely failed", cands[0], r)
+            continue
+        w = next((w for w in live if w.ts is not None and w.ts == r.ts), live[0])
+        if w.call > r.ret:
+            report.fail("P0", key, "read from the future: the write was invoked after the read returned", w, r)
+        elif r.ts is not None and w.ts is not None and r.ts != w.ts:
+            report.fail("P0", key, f"read {r.value!r} at ts {r.ts}, but it was written at ts {w.ts}", w, r)
+        elif r.ts is not None and w.ts is None:
+            first = info_ts.setdefault(r.value, r)
+            if first.ts != r.ts:
+                report.fail("P0", key, f"two reads of one write disagree on its ts ({first.ts} vs {r.ts})",
+                            w, first, r)
+
+
+class _Fenwick:
+    def __init__(self, n: int):
+        self.tree = [0] * (n + 1)
+
+    def add(self, i: int) -> None:
+        i += 1
+        while i < len(self.tree):
+            self.tree[i] += 1
+            i += i & -i
+
+    def count_le(self, i: int) -> int:
+        i += 1
+        s = 0
+        while i > 0:
+            s += self.tree[i]
+            i -= i & -i
+        return s
+
+
+def _inversions(ok_writes: list[Op]) -> tuple[int, list[tuple[Op, Op]]]:
+    """Pairs (w1, w2) with w1.ret < w2.call and w2.ts < w1.ts, counted in O(n log n). Also returns,
+    for each inverted w2, the newest-ts w1 that had returned before it began."""
+    ranks = {ts: i for i, ts in enumerate(sorted({w.ts for w in ok_writes}))}
+    tree = _Fenwick(len(ranks))
     ended = sorted(ok_writes, key=lambda w: w.ret)
-    j = 0
-    for w2 in by_call:
+    j, inserted, top, pairs, inverted = 0, 0, None, 0, []
+    for w2 in sorted(ok_writes, key=lambda w: w.call):
         while j < len(ended) and ended[j].ret < w2.call:
-            best = max(best, ended[j].ts)
+            tree.add(ranks[ended[j].ts])
+            inserted += 1
+            if top is None or ended[j].ts > top.ts:
+                top = ended[j]
             j += 1
-        if w2.ts is not None and w2.ts < best:
-            count += 1
-    return count
+        newer = inserted - tree.count_le(ranks[w2.ts])
+        if newer:
+            pairs += newer
+            inverted.append((top, w2))
+    return pairs, inverted
 
 
-# -- linearizability (P3): Wing-Gong-Lowe with memoization -------------------------------------
+# -- linearizability (P3): Wing-Gong-Lowe with memoization ----------------------------------------------
+
+def _register_ops(ops: list[Op]) -> list[Op]:
+    """Failed ops never happened; info reads carry no output (R3, R8)."""
+    return [o for o in ops if o.outcome == "ok" or (o.outcome == "info" and o.is_write)]
+
 
 def check_register(ops: list[Op], max_steps: int = 100_000) -> bool | None:
-    """Is this one-key history linearizable as a register (initially absent)? None = budget spent."""
-    ops = [o for o in ops if o.outcome != "fail" and not (o.kind == "read" and o.outcome != "ok")]
+    """Is this one-key history linearizable as a register that starts absent (None)? Writes set
+    their value, deletes set None, reads must return the current value. None = step budget spent."""
+    return _wgl(_register_ops(ops), max_steps)[0]
+
+
+def _wgl(ops: list[Op], max_steps: int) -> tuple[bool | None, int]:
     n = len(ops)
     if n == 0:
-        return True
-    infinity = max([o.call for o in ops] + [o.ret or 0 for o in ops]) + 1
-    events = []
-    for i, o in enumerate(ops):
-        events.append((o.call, 0, i))
-        events.append((o.ret if o.ret is not None else infinity + i, 1, i))
-    events.sort()
+        return True, 0
+    inf = max([o.call for o in ops] + [o.ret or 0 for o in ops]) + 1
+    # calls sort before returns at equal times: equal times count as concurrent
+    events = sorted([(o.call, 0, i) for i, o in enumerate(ops)] +
+                    [(inf if o.ret is None else o.ret, 1, i) for i, o in enumerate(ops)])
     m = len(events)
-    nxt = list(range(1, m + 1))
-    prv = list(range(-1, m - 1))
-    head = 0
-    ret_pos = {}
-    for pos, (_, kind, i) in enumerate(events):
-        if kind == 1:
+    head = m                                            # sentinel
+    nxt = list(range(1, m + 1)) + [0]
+    nxt[m - 1] = -1
+    prv = [head] + list(range(m - 1)) + [-1]
+    ret_pos = [0] * n
+    for pos, (_, is_ret, i) in enumerate(events):
+        if is_ret:
             ret_pos[i] = pos
 
-    def unlink(pos: int) -> None:
-        nonlocal head
-        p, q = prv[pos], nxt[pos]
-        if p >= 0:
-            nxt[p] = q
-        else:
-            head = q
-        if q < m:
+    def unlink(p: int) -> None:
+        q = nxt[p]
+        nxt[prv[p]] = q
+        if q != -1:
+            prv[q] = prv[p]
+
+    def relink(p: int) -> None:
+        q = nxt[p]
+        nxt[prv[p]] = p
+        if q != -1:
             prv[q] = p
 
-    def relink(pos: int) -> None:
-        nonlocal head
-        p, q = prv[pos], nxt[pos]
-        if p >= 0:
-            nxt[p] = pos
-        else:
-            head = pos
-        if q < m:
-            prv[q] = pos
-
-    state, linearized, stack, cache, steps = None, 0, [], set(), 0
-    entry = head
-    while head < m:
+    state: str | None = None
+    linearized = 0
+    stack: list[tuple[int, str | None]] = []
+    cache: set[tuple[int, str | None]] = set()
+    steps = 0
+    entry = nxt[head]
+    while nxt[head] != -1:
         steps += 1
         if steps > max_steps:
-            return None
-        if entry >= m:
-            return False
-        _, kind, i = events[entry]
-        if kind == 0:
+            return None, steps
+        _, is_ret, i = events[entry]
+        if not is_ret:
             op = ops[i]
             if op.kind == "read":
                 ok, new_state = op.value == state, state
             else:
                 ok, new_state = True, (op.value if op.kind == "write" else None)
-            lin = linearized | (1 << i)
-            if ok and (lin, new_state) not in cache:
-                cache.add((lin, new_state))
-                stack.append((entry, state))
-                state, linearized = new_state, lin
-                unlink(entry)
-                unlink(ret_pos[i])
-                entry = head
-                continue
+            if ok:
+                lin = linearized | (1 << i)
+                memo = (lin, new_state)
+                if memo not in cache:
+                    cache.add(memo)
+                    stack.append((entry, state))
+                    state, linearized = new_state, lin
+                    unlink(entry)
+                    unlink(ret_pos[i])
+                    entry = nxt[head]
+                    continue
             entry = nxt[entry]
-        else:
+        else:                                           # an op must have taken effect by now: backtrack
             if not stack:
-                return False
+                return False, steps
             entry, state = stack.pop()
-            _, _, i = events[entry]
+            i = events[entry][2]
             linearized &= ~(1 << i)
             relink(ret_pos[i])
             relink(entry)
             entry = nxt[entry]
-    return True
+    return True, steps
+
+
+def _prefix(ops: list[Op], t: int) -> list[Op]:
+    """The history as it stood at time t: ops returned later become pending (writes: info; reads:
+    dropped, their output is not known yet)."""
+    out = []
+    for o in ops:
+        if o.call > t:
+            continue
+        if o.ret is not None and o.ret > t:
+            if o.kind == "read":
+                continue
+            o = Op(o.index, o.process, o.kind, o.key, o.value, o.ts, o.call, None, "info", o.level)
+        out.append(o)
+    return out
+
+
+def _first_failure(ops: list[Op], max_steps: int) -> tuple[Op, list[Op]] | None:
+    """Binary search for the earliest return after which no linearization exists (non-
+    linearizability is preserved by extension). Returns (the op whose return breaks it, the prefix)."""
+    rets = sorted(o.ret for o in ops if o.ret is not None)
+    lo, hi = 0, len(rets) - 1
+    if hi < 0:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        verdict = _wgl(_prefix(ops, rets[mid]), max_steps)[0]
+        if verdict is None:
+            return None
+        if verdict:
+            lo = mid + 1
+        else:
+            hi = mid
+    culprit = next(o for o in ops if o.ret == rets[lo])
+    return culprit, _prefix(ops, rets[lo])
 
 
 def check_linearizable(history: History, max_steps: int = 100_000) -> Report:
+    """P3 per key (P-compositionality). Keys whose search exceeds `max_steps` are 'unknown'."""
     report = Report("check_linearizable")
-    unknown = 0
-    for key, ops in history.by_key().items():
-        verdict = check_register(ops, max_steps)
+    unknown, steps_total, by_key = [], 0, history.by_key()
+    for key, ops in by_key.items():
+        reg = _register_ops(ops)
+        verdict, steps = _wgl(reg, max_steps)
+        steps_total += steps
         if verdict is None:
-            unknown += 1
+            unknown.append(key)
         elif not verdict:
-            report.fail("P3", key, "no linearization exists for this key's operations", *ops[:6])
-    report.stats = {"keys": len(history.by_key()), "unknown": unknown}
+            found = _first_failure(reg, max_steps)
+            if found is None:
+                report.fail("P3", key, "no linearization exists for this key's operations", *reg[:8])
+            else:
+                culprit, prefix = found
+                original = {o.index: o for o in reg}
+                recent = [original.get(o.index, o) for o in sorted(prefix, key=lambda o: o.call)
+                          if o.index != culprit.index][-7:]
+                report.fail("P3", key, f"no linearization exists once #{culprit.index} returns (t={culprit.ret}); "
+                                       f"{len(prefix)} ops up to then, the culprit and the latest shown",
+                            culprit, *recent)
+    report.stats = {"keys": len(by_key), "unknown": len(unknown), "unknown_keys": unknown[:10], "steps": steps_total}
     return report
 
 
-# -- convergence (P5–P7) -------------------------------------------------------------------------
+# -- convergence (P5–P7) -----------------------------------------------------------------------------
+
+def _absent(cell) -> bool:
+    return cell is None or cell[0] is None
+
+
+def _same(a, b) -> bool:
+    """Replica cells agree: equal live cells; absent/tombstone cells agree unless both carry
+    differing tombstone timestamps."""
+    if _absent(a) or _absent(b):
+        if not (_absent(a) and _absent(b)):
+            return False
+        ta, tb = (a[1] if a else None), (b[1] if b else None)
+        return ta is None or tb is None or ta == tb
+    return tuple(a) == tuple(b)
+
 
 def check_convergence(replica_cells: dict, history: History) -> Report:
-    """replica_cells: {replica: {key: (value, ts) | None}} after heal, hints and repair."""
+    """replica_cells: {replica: {key: (value, ts) | (None, tombstone_ts) | None}} after heal, hints and
+    repair; a key missing from a replica's dict is absent there.
+
+    P5: all replicas hold the same cell per key; it is a cell some ok or info write produced (value
+    and ts), and no ok write beats it (higher ts, or same ts and it wins the tie: tombstone, then
+    greater value). P6: every ok write is present or superseded by a higher ts (or a delete at >= ts).
+    P7: after an ok delete d the final cell is absent or newer than d (ts > d.ts)."""
     report = Report("check_convergence")
     by_key = history.by_key()
-    keys = {k for cells in replica_cells.values() for k in cells} | set(by_key)
-    for key in sorted(keys):
+    keys = sorted({k for cells in replica_cells.values() for k in cells} | set(by_key))
+    diverged = 0
+    for key in keys:
         finals = {rep: cells.get(key) for rep, cells in replica_cells.items()}
-        distinct = set(finals.values())
+        distinct: list = []
+        for cell in finals.values():
+            if not any(_same(cell, d) for d in distinct):
+                distinct.append(cell)
         if len(distinct) > 1:
-            report.fail("P5", key, f"replicas differ: {finals}")
-            continue
-        final = distinct.pop() if distinct else None
+            diverged += 1
+            report.fail("P5", key, f"replicas differ: {dict(sorted(finals.items()))}")
         ops = by_key.get(key, [])
-        writes = _writes(ops)
-        ok = [w for w in writes if w.outcome == "ok"]
-        newest_ok = max(ok, key=lambda w: w.ts) if ok else None
-        if final is not None:
-            value, ts = final
-            source = next((w for w in writes if w.kind == "write" and w.value == value), None)
-            if source is None or source.outcome == "fail":
-                report.fail("P5", key, f"final value {value!r} was never (successfully) written")
-            if newest_ok is not None and ts < newest_ok.ts:
-                report.fail("P6", key, f"final ts {ts} is older than an ok write at {newest_ok.ts}", newest_ok)
-            for d in (w for w in ok if w.kind == "delete"):
-                if ts <= d.ts:
-                    report.fail("P7", key, f"deleted at {d.ts} but {value!r} (ts {ts}) came back", d)
-        elif newest_ok is not None and newest_ok.kind == "write":
-            newer_delete = any(w.kind == "delete" and w.outcome != "fail" and (w.ts is None or w.ts >= newest_ok.ts)
-                               for w in writes)
-            if not newer_delete:
-                report.fail("P6", key, "an ok write is gone and no delete superseded it", newest_ok)
-    report.stats = {"keys": len(keys), "replicas": len(replica_cells)}
+        for cell in distinct:
+            where = "" if len(distinct) == 1 else \
+                f" on {sorted(rep for rep, c in finals.items() if _same(c, cell))}"
+            _check_final_cell(report, key, cell, ops, where)
+    report.stats = {"keys": len(keys), "replicas": len(replica_cells), "diverged": diverged}
     return report
+
+
+def _check_final_cell(report: Report, key: str, cell, ops: list[Op], where: str) -> None:
+    writes = [o for o in ops if o.is_write and o.outcome != "fail"]
+    ok = [w for w in writes if w.outcome == "ok" and w.ts is not None]
+    if _absent(cell):
+        tomb_ts = cell[1] if cell else None
+        if tomb_ts is not None and not any(d.kind == "delete" and d.ts in (tomb_ts, None) for d in writes):
+            report.fail("P5", key, f"final tombstone at ts {tomb_ts}{where} matches no delete")
+        newest_delete = max((UNKNOWN if d.ts is None else d.ts for d in writes if d.kind == "delete"), default=NEG)
+        if tomb_ts is not None:
+            newest_delete = tomb_ts
+        lost = [w for w in ok if w.kind == "write" and w.ts > newest_delete]
+        if lost:
+            w = max(lost, key=lambda w: w.ts)
+            report.fail("P6", key, f"ok write at ts {w.ts} is gone{where}, and no delete at >= ts superseded it", w)
+        return
+    value, ts = cell
+    source = next((w for w in ops if w.kind == "write" and w.value == value), None)
+    if source is None:
+        report.fail("P5", key, f"final value {value!r}{where} was never written")
+    elif source.outcome == "fail":
+        report.fail("P5", key, f"final value {value!r}{where} comes from a write that definitely failed", source)
+    elif source.ts is not None and source.ts != ts:
+        report.fail("P5", key, f"final cell {value!r}@{ts}{where}, but it was written at ts {source.ts}", source)
+    lost = [w for w in ok if w.kind == "write" and (w.ts > ts or (w.ts == ts and w.value > value))]
+    if lost:
+        w = max(lost, key=lambda w: (w.ts, w.value))
+        report.fail("P6", key, f"ok write {w.value!r}@{w.ts} lost: the final cell{where} is {value!r}@{ts}", w)
+    resurrected = [d for d in ok if d.kind == "delete" and d.ts >= ts]
+    if resurrected:
+        d = max(resurrected, key=lambda d: d.ts)
+        report.fail("P7", key, f"resurrection: deleted at ts {d.ts}, but {value!r}@{ts}{where} is back", d)
