@@ -39,7 +39,7 @@ class WriteHandler:
     msg_id = None
 
     def __init__(self, request_id: int, level, rf_by_dc, local_dc, replica_dc: dict,
-                 deadline_ms: int, write_type: str = "SIMPLE"):
+                 deadline_ms: int, write_type: str = "SIMPLE", pending_by_dc: dict | None = None):
         self.request_id = request_id
         self.level = level
         self.rf_by_dc = rf_by_dc
@@ -52,7 +52,8 @@ class WriteHandler:
         self.done = False           # the client has its answer
         self.finished = False       # every replica answered, or the deadline passed
         self.result = None
-        self.block_for = cl.block_for(level, rf_by_dc, local_dc)
+        self.pending_by_dc = pending_by_dc   # bootstrapping / gaining replicas: block_for grows by them
+        self.block_for = cl.block_for(level, rf_by_dc, local_dc, pending_by_dc=pending_by_dc)
         self.sent_to: set[str] = set()
         self.acked: set[str] = set()
         self.hinted = 0
@@ -71,7 +72,7 @@ class WriteHandler:
         if self.canary == "hints_count" and replica is not None and not self.done:  # canary mutant: a sloppy quorum
             dc = self.replica_dc.get(replica, self.local_dc)
             self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
-            if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc):
+            if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc, pending_by_dc=self.pending_by_dc):
                 self.done = True
                 return [Reply(self.request_id, result=self.result)]
         return []
@@ -98,7 +99,7 @@ class WriteHandler:
         if self.canary == "ack_w_minus_1" and self.received() >= max(1, self.block_for - 1):
             self.done = True  # canary mutant: acknowledges one replica too early
             return [Reply(self.request_id, result=self.result)]
-        if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc):
+        if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc, pending_by_dc=self.pending_by_dc):
             self.done = True
             return [Reply(self.request_id, result=self.result)]
         return []

@@ -47,6 +47,15 @@ class Gossiper:
         if state.get(key) != value:
             self.states[self.endpoint] = state.with_app_state(key, value, self._next_version())
 
+    def advertise_for(self, ep: str, changes: dict[str, str]) -> None:
+        """Rewrite a dead endpoint's state under a newer generation, which wins wholesale on
+        every node, with `changes` applied (Cassandra's advertiseRemoving / advertiseTokenRemoved)."""
+        old = self.states[ep]
+        version = self._next_version()
+        apps = {k: ms.VersionedValue(v.value, version) for k, v in old.app_states.items()}
+        apps.update({k: ms.VersionedValue(v, version) for k, v in changes.items()})
+        self.states[ep] = ms.EndpointState(ms.HeartbeatState(old.generation + 1, version), apps)
+
     def app_state(self, ep: str, key: str) -> str | None:
         state = self.states.get(ep)
         return None if state is None else state.get(key)
@@ -110,6 +119,10 @@ class Gossiper:
         self.states, changed = ms.apply_states(self.states, remote, now_s=None)
         for ep in changed:
             old, new = before[ep], self.states[ep]
+            status = new.get(ms.ApplicationState.STATUS)
+            if status and ms.parse_status(status)[0] in ms.DEAD_STATES:
+                self.detector.remove(ep)  # left or removed: never alive again in this generation
+                continue
             if old is None or new.generation != old.generation:
                 self.detector.remove(ep)
                 self.detector.report(ep, now_ms)

@@ -192,6 +192,40 @@ class ValidationResponse:
     error: str | None
 
 
+# -- streaming and topology changes (ring/streaming.py, ring/topology_change.py) -----------------
+
+@message(24)
+class StreamRequest:
+    id: int
+    table_id: str
+    start: list | None     # [token, key] inclusive, None = ring minimum
+    end: list | None       # [token, key] exclusive, None = ring maximum
+    limit: int             # partitions per page
+
+
+@message(25)
+class StreamResponse:
+    id: int
+    partitions: list       # [[token, key, payload], ...] in (token, key) order, tombstones included
+    exhausted: bool        # nothing is left before `end`
+    checksum: int          # xxh64 of msgpack(partitions); the receiver recomputes it
+    error: str | None
+
+
+@message(26)
+class FetchRanges:
+    id: int
+    operation: str         # "bootstrap:<host id>", "decommission:<host id>", "removenode:<host id>"
+    plan: list             # [[table_id, lo, hi, [source endpoints...]], ...]: ranges (lo, hi] to fetch
+
+
+@message(27)
+class FetchRangesDone:
+    id: int
+    summary: dict          # {"ranges": n, "partitions": n, "bytes": n, "retries": n}
+    error: str | None
+
+
 # -- client <-> coordinator ---------------------------------------------------------------------
 
 @message(30)

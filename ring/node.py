@@ -26,13 +26,17 @@ from ring.failure_detector import FailureDetector
 from ring.gossip import Gossiper
 from ring.merkle import MerkleTree
 from ring.hinted_handoff import HintDelivery, HintStore
-from ring.messages import (ClientRequest, GossipAck, GossipAck2, GossipSyn, MutationRequest, MutationResponse,
-                           RangeReadRequest, RangeReadResponse, ReadRequest, ReadResponse, Reply, SchemaPull,
-                           SchemaPush, Send, ValidationRequest, ValidationResponse, packb, unpackb)
+from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
+                           MutationRequest, MutationResponse, RangeReadRequest, RangeReadResponse, ReadRequest,
+                           ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamRequest, StreamResponse,
+                           ValidationRequest, ValidationResponse, packb, unpackb)
 from ring.replication import from_options
 from ring.ring import TokenRing, allocate_tokens
 from ring.schema_sync import SchemaRegistry
 from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
+from ring.streaming import StreamSession, create_system_tables, fetch_done, serve_page
+from ring.topology import PendingIndex, Topology, pending_index, topology_from_states
+from ring import topology_change as tc
 
 RELEASE_VERSION = "0.1.0"
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -81,6 +85,8 @@ class NodeConfig:
     max_hint_window_ms: int = 3 * 3600 * 1000
     max_hints_in_flight: int = 1024
     hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
+    auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
+    ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
     # test-only canary mutants, which the simulation's checkers must catch: "ack_w_minus_1",
     # "hints_count", "no_read_repair_writeback", "early_tombstone_purge". Never set in production.
     canary_mutant: str = ""
@@ -109,6 +115,13 @@ class Node:
         self.request_stats: dict[tuple[str, str], RequestStats] = {}
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
+        self.topology = Topology(self.ring, self.ring, {self.endpoint: ms.Status.NORMAL})
+        self._pending: dict[str, tuple[object, PendingIndex]] = {}
+        self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED
+        self.bootstrap: tc.Bootstrap | None = None
+        self.topology_change = None       # the Decommission or RemoveNode in progress here
+        self.fetches: dict[str, StreamSession] = {}
+        create_system_tables(store)
         self._ring_key = None
         self.handlers: dict[int, object] = {}
         self._sent_at: dict[int, int] = {}
@@ -125,18 +138,40 @@ class Node:
     def start(self, now_ms: int) -> list:
         self.now_ms = now_ms
         self.started_ms = now_ms
+        tc.refuse_if_decommissioned(self.store)
+        state = tc.bootstrap_state(self.store)
+        joining = (self.config.auto_bootstrap and state != "COMPLETED"
+                   and self.endpoint not in self.config.seeds)
         generation = self.schema.next_generation(self.clock.wall_us() // 1_000_000)
-        self.gossiper.start(generation, {
+        states = {
             ms.ApplicationState.DC: self.config.datacenter,
             ms.ApplicationState.RACK: self.config.rack,
             ms.ApplicationState.HOST_ID: self.config.host_id,
-            ms.ApplicationState.TOKENS: ms.tokens_value(self.tokens),
             ms.ApplicationState.RELEASE_VERSION: RELEASE_VERSION,
             ms.ApplicationState.SCHEMA: self.schema.version(),
             ms.ApplicationState.LOAD: str(self._load()),
-            ms.ApplicationState.STATUS: ms.status_value(ms.Status.NORMAL, self.tokens[0]),
-        })
+        }
+        if not joining:
+            states[ms.ApplicationState.TOKENS] = ms.tokens_value(self.tokens)
+            states[ms.ApplicationState.STATUS] = ms.status_value(ms.Status.NORMAL, self.tokens[0])
+        self.gossiper.start(generation, states)
+        if joining:  # learn the ring and the schema first; tc.Bootstrap announces BOOT
+            self.mode = "JOINING"
+            self.bootstrap = tc.Bootstrap(self)
+            self.register_handler(self.bootstrap)
+        elif state is None:
+            tc.set_bootstrap_state(self.store, "COMPLETED")
+        self._refresh_ring()
         return self.gossiper.tick(now_ms)
+
+    def announce(self, status: ms.Status) -> None:
+        """Gossip this node's tokens with a new STATUS (BOOT, NORMAL, LEAVING or LEFT)."""
+        self.gossiper.set_app_state(ms.ApplicationState.TOKENS, ms.tokens_value(self.tokens))
+        fields = [self.tokens[0]]
+        if status is ms.Status.LEFT:  # Cassandra's LEFT carries an expiry for the gossip state (3 days)
+            fields.append(self.clock.wall_us() // 1000 + 3 * 86400 * 1000)
+        self.gossiper.set_app_state(ms.ApplicationState.STATUS, ms.status_value(status, *fields))
+        self._refresh_ring()
 
     def stop(self) -> None:
         self.handlers.clear()
@@ -151,21 +186,25 @@ class Node:
         rack = self.gossiper.app_state(ep, ms.ApplicationState.RACK)
         return (dc, rack) if dc and rack else None
 
-    def normal_endpoints(self) -> dict[str, list[int]]:
-        out = {}
-        for ep, state in self.gossiper.states.items():
-            status = state.get(ms.ApplicationState.STATUS)
-            tokens = state.get(ms.ApplicationState.TOKENS)
-            if status and tokens and ms.parse_status(status)[0] == ms.Status.NORMAL:
-                out[ep] = ms.parse_tokens(tokens)
-        return out
-
     def _refresh_ring(self) -> None:
-        eps = self.normal_endpoints()
-        key = tuple(sorted((ep, tuple(t)) for ep, t in eps.items()))
+        """The current ring (reads, natural replicas) and the future one, from gossip STATUS."""
+        key = tuple(sorted((ep, s.get(ms.ApplicationState.STATUS), s.get(ms.ApplicationState.TOKENS))
+                           for ep, s in self.gossiper.states.items()))
         if key != self._ring_key:
             self._ring_key = key
-            self.ring = TokenRing.from_endpoints(eps)
+            self.topology = topology_from_states(self.gossiper.states)
+            self.ring = self.topology.current
+            self._pending.clear()
+
+    def pending_endpoints(self, keyspace: str, token: int) -> tuple[str, ...]:
+        """Endpoints that will replicate `token` once the moves in progress complete."""
+        if not self.topology.moving:
+            return ()
+        strategy = self.strategy(keyspace)
+        cached = self._pending.get(keyspace)
+        if cached is None or cached[0] is not strategy:
+            cached = self._pending[keyspace] = (strategy, pending_index(strategy, self.topology, self.snitch))
+        return cached[1].lookup(token)
 
     def strategy(self, keyspace: str):
         ks = self.store.keyspaces.get(keyspace)
@@ -332,6 +371,14 @@ class Node:
         if kind is ValidationResponse:
             return self._on_response(src, msg.id, lambda h: h.on_validation(src, msg.tree, msg.partitions, msg.error,
                                                                             now_ms))
+        if kind is StreamRequest:
+            return [Send(src, self._serve_stream(msg))]
+        if kind is StreamResponse:
+            return self._on_response(src, msg.id, lambda h: h.on_stream(src, msg, now_ms))
+        if kind is FetchRanges:
+            return self._fetch_ranges(src, msg)
+        if kind is FetchRangesDone:
+            return self._on_response(src, msg.id, lambda h: h.on_fetch_done(src, msg.summary, msg.error, now_ms))
         if kind is SchemaPull:
             return [Send(src, SchemaPush(msg.id, self.schema.export()))]
         if kind is SchemaPush:
@@ -420,6 +467,35 @@ class Node:
         except (InvalidRequest, EngineError) as e:
             return RangeReadResponse(msg.id, [], True, f"{type(e).__name__}: {e}")
 
+    def _serve_stream(self, msg: StreamRequest) -> StreamResponse:
+        try:
+            return serve_page(self.store, self._table_by_id(msg.table_id), msg)
+        except (InvalidRequest, EngineError, ValueError, TypeError) as e:
+            return StreamResponse(msg.id, [], True, 0, f"{type(e).__name__}: {e}")
+
+    def _fetch_ranges(self, src: str, msg: FetchRanges) -> list:
+        """Another node (a decommission or removenode) asks us to fetch the ranges we gain."""
+        running = self.fetches.get(msg.operation)
+        if running is not None and not running.finished:  # asked again: answer this request when done
+            running.on_done = self._fetched(msg.operation, fetch_done(msg.id, src))
+            return []
+        try:
+            tasks = tc.local_plan(self, msg.plan)
+        except (InvalidRequest, ValueError, TypeError) as e:
+            return [Send(src, FetchRangesDone(msg.id, {}, f"{type(e).__name__}: {e}"))]
+        session = StreamSession(self, msg.operation, tasks, self._fetched(msg.operation, fetch_done(msg.id, src)),
+                                self.config.range_request_timeout_ms)
+        self.fetches[msg.operation] = session
+        return session.start()
+
+    def _fetched(self, operation: str, answer):
+        def done(summary: dict, error: str | None) -> list:
+            session = self.fetches.pop(operation, None)
+            if error is None and session is not None:
+                session.forget_progress()
+            return answer(summary, error)
+        return done
+
     def _validate_local(self, msg: ValidationRequest) -> ValidationResponse:
         """A validation scan: the Merkle tree of (lo, hi] of one table, from every local source."""
         try:
@@ -449,6 +525,9 @@ class Node:
                 raise OverloadedError(f"{len(self.handlers)} requests in flight (max_pending_requests="
                                       f"{self.config.max_pending_requests}); retry later")
             args = request.args if isinstance(request.args, dict) else {}
+            if self.mode == "DECOMMISSIONED" and request.op in _MEASURED_OPS:
+                raise InvalidRequest("this node was decommissioned and serves no requests; send them to "
+                                     "another node")
             if request.op in _MEASURED_OPS:
                 self._in_flight[request.id] = (now_ms, request.op, str(args.get("consistency") or "ONE").upper())
             return self._local(op(self, request.id, args))
@@ -474,8 +553,10 @@ class Node:
     def _level(self, args: dict, default: str = "ONE"):
         return cl.ConsistencyLevel.parse(str(args.get("consistency") or default))
 
-    def _live_plan(self, keyspace: str, token: int, level, for_write: bool):
-        replicas = self.replicas(keyspace, token)
+    def _live_plan(self, keyspace: str, token: int, level, for_write: bool, pending=()):
+        """Natural replicas (plus, for writes, the pending ones), the live ones among them, and the
+        level's arithmetic; UnavailableError before anything is sent if too few are alive."""
+        replicas = self.replicas(keyspace, token) + list(pending)
         rf_by_dc = self.rf_by_dc(keyspace)
         replica_dc = {ep: self.snitch.datacenter(ep) for ep in replicas}
         live = [ep for ep in replicas if self.is_alive(ep)]
@@ -484,17 +565,20 @@ class Node:
         else:
             cl.validate_for_read(level)
         if level is not cl.ConsistencyLevel.ANY:
-            cl.assure_sufficient_live(level, live, replica_dc, rf_by_dc, self.config.datacenter)
+            cl.assure_sufficient_live(level, live, replica_dc, rf_by_dc, self.config.datacenter,
+                                      pending_by_dc=_by_dc(pending, replica_dc))
         return replicas, live, rf_by_dc, replica_dc
 
     def coordinate_write(self, request_id: int, keyspace: str, table: Table, key: bytes, update, level, ts) -> list:
         token = token_of(key)
-        replicas, live, rf_by_dc, replica_dc = self._live_plan(keyspace, token, level, True)
+        pending = self.pending_endpoints(keyspace, token)
+        replicas, live, rf_by_dc, replica_dc = self._live_plan(keyspace, token, level, True, pending)
         dead = [ep for ep in replicas if ep not in live]
         if dead and self.config.hinted_handoff_enabled:
             self.hints.check_capacity()
         handler = WriteHandler(request_id, level, rf_by_dc, self.config.datacenter, replica_dc,
-                               self.now_ms + self.config.write_request_timeout_ms)
+                               self.now_ms + self.config.write_request_timeout_ms,
+                               pending_by_dc=_by_dc(pending, replica_dc))
         handler.result = {"timestamp": ts}
         if level is cl.ConsistencyLevel.ANY:
             handler.block_for = 1
@@ -582,6 +666,15 @@ def _primary_ownership(ring: TokenRing) -> dict[str, float]:
         return primary_ownership(ring)
     except Exception:
         return {}
+
+
+def _by_dc(endpoints, replica_dc: dict) -> dict[str, int] | None:
+    if not endpoints:
+        return None
+    out: dict[str, int] = {}
+    for ep in endpoints:
+        out[replica_dc[ep]] = out.get(replica_dc[ep], 0) + 1
+    return out
 
 
 def _each_quorum_targets(ordered: list[str], replica_dc: dict, rf_by_dc: dict) -> list[str]:
@@ -783,6 +876,7 @@ def _op_info(node: Node, rid: int, args: dict) -> list:
                                "datacenter": node.config.datacenter, "rack": node.config.rack,
                                "generation": me.generation, "load_bytes": node._load(),
                                "tokens": len(node.tokens), "schema_version": node.schema.version(),
+                               "mode": node.mode,
                                "uptime_ms": node.now_ms - node.started_ms, "metrics": node.metrics()})]
 
 
@@ -854,6 +948,43 @@ def _op_truncatehints(node: Node, rid: int, args: dict) -> list:
     return [Reply(rid, result={"removed": node.hints.truncate(host)})]
 
 
+def _op_decommission(node: Node, rid: int, args: dict) -> list:
+    """nodetool decommission: answers once this node's ranges are on their new owners and it LEFT."""
+    _one_change_at_a_time(node)
+    node.topology_change = tc.Decommission(node, rid, node.now_ms + int(args.get("timeout_ms") or 3_600_000))
+    node.register_handler(node.topology_change)
+    return []
+
+
+def _op_removenode(node: Node, rid: int, args: dict) -> list:
+    """nodetool removenode HOST_ID: re-replicate a dead node's ranges from the live replicas."""
+    host_id = args.get("host_id")
+    if not host_id or not isinstance(host_id, str):
+        raise InvalidRequest("removenode needs host_id= (nodetool status lists them)")
+    _one_change_at_a_time(node)
+    node.topology_change = tc.RemoveNode(node, rid, host_id, node.now_ms + int(args.get("timeout_ms") or 3_600_000))
+    node.register_handler(node.topology_change)
+    return []
+
+
+def _one_change_at_a_time(node: Node) -> None:
+    change = node.topology_change
+    if change is not None and not change.finished:
+        raise InvalidRequest(f"{change.operation} is still running on this node ({change.phase}); "
+                             f"wait for it (nodetool netstats shows its progress)")
+
+
+def _op_netstats(node: Node, rid: int, args: dict) -> list:
+    """Mode and the progress of streams: bootstrap, decommission / removenode, fetches for others."""
+    out = {"mode": node.mode, "operations": []}
+    if node.bootstrap is not None:
+        out["operations"].append(node.bootstrap.progress())
+    if node.topology_change is not None:
+        out["operations"].append(node.topology_change.progress())
+    out["operations"] += [session.progress() for session in node.fetches.values()]
+    return [Reply(rid, result=out)]
+
+
 _CLIENT_OPS = {
     "insert": _op_insert, "delete": _op_delete, "get": _op_get, "select": _op_select, "scan": _op_scan,
     "create_keyspace": _op_create_keyspace, "create_table": _op_create_table, "drop_table": _op_drop_table,
@@ -861,6 +992,7 @@ _CLIENT_OPS = {
     "status": _op_status, "info": _op_info, "flush": _op_flush, "compact": _op_compact,
     "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
     "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints, "repair": _op_repair,
+    "decommission": _op_decommission, "removenode": _op_removenode, "netstats": _op_netstats,
 }
 
 

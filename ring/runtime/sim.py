@@ -72,6 +72,7 @@ class SimNode:
     store: Store | None = None
     paused: bool = False
     held: list = field(default_factory=list)   # messages that arrived while paused
+    options: dict = field(default_factory=dict)  # NodeConfig options of this node only
 
 
 class Simulation:
@@ -116,10 +117,22 @@ class Simulation:
         seeds = [s.endpoint for s in self.nodes.values() if s.index == 0 or s.datacenter != self.nodes["n1"].datacenter
                  and s.index == min(x.index for x in self.nodes.values() if x.datacenter == s.datacenter)]
         config = NodeConfig(endpoint=sn.endpoint, host_id=f"host-{sn.name}", datacenter=sn.datacenter,
-                            seeds=seeds, **self.node_options)
+                            seeds=seeds, **{**self.node_options, **sn.options})
         sn.node = Node(config, sn.store, random.Random(f"{self.seed}:node:{sn.name}:{self.counters['restarts']}"),
                        sn.clock)
         self._perform(sn, sn.node.start(self.now_ms))
+
+    def add_node(self, datacenter: str | None = None, **options) -> str:
+        """A new node (auto_bootstrap unless told otherwise) joins the running cluster."""
+        i = len(self.nodes)
+        name = f"n{i + 1}"
+        sn = SimNode(name, f"10.0.0.{i + 1}:9100", i, datacenter or self.nodes["n1"].datacenter,
+                     os.path.join(self.root, name), SimClock(self), options={"auto_bootstrap": True, **options})
+        self.nodes[name] = sn
+        self.by_endpoint[sn.endpoint] = sn
+        self._note(f"add {name}")
+        self._boot(sn)
+        return name
 
     def close(self) -> None:
         for sn in self.nodes.values():

@@ -1,0 +1,329 @@
+"""Bootstrap, decommission and removenode, as state machines the node ticks.
+
+Rule: topology_change.py decides; node.py sends. Each announces the change in gossip, waits
+`ring_delay_ms` so every coordinator adds the pending endpoints to its writes (ring/topology.py),
+then moves the data with streaming (ring/streaming.py), then announces the end state:
+
+* `Bootstrap` (a new node, auto_bootstrap): learn the ring and the schema (ring_delay, schema
+  agreement), announce BOOT with its tokens, wait ring_delay, fetch every range it gains from the
+  current replicas (those losing the range first), then persist COMPLETED and become NORMAL.
+  A failed stream is retried after ring_delay and resumes where it stopped.
+* `Decommission` (nodetool decommission): refuse if the remaining nodes cannot hold the
+  replication factor; announce LEAVING, wait ring_delay, ask every endpoint that gains one of
+  its ranges to fetch it (from this node first), then persist DECOMMISSIONED, announce LEFT and
+  answer once LEFT has had ring_delay to spread. On failure: back to NORMAL, and an error.
+* `RemoveNode` (nodetool removenode HOST_ID, for a dead node): announce the dead node as
+  `removing` (under a newer generation, as Cassandra's advertiseRemoving), wait ring_delay, ask
+  every gainer to fetch its new ranges from the live replicas, then announce it `removed` and
+  drop its hints. A failure leaves it `removing`: run removenode again to resume.
+"""
+from __future__ import annotations
+
+import logging
+
+from engine.errors import InvalidRequest
+from ring import membership as ms
+from ring.errors import ConfigurationError, RequestError
+from ring.messages import FetchRanges, Reply, Send
+from ring.streaming import StreamSession
+from ring.topology import range_movements, replication_shortfall
+
+BOOTSTRAP_TABLE = "bootstrap"
+log = logging.getLogger("dynatable.topology")
+
+
+class TopologyChangeFailed(RequestError):
+    """A bootstrap, decommission or removenode could not complete; the message says what to do."""
+
+    retryable = False
+
+
+def bootstrap_state(store) -> str | None:
+    row = store.get("system", BOOTSTRAP_TABLE, {"key": "local"})
+    return row.get("state") if row else None
+
+
+def set_bootstrap_state(store, state: str) -> None:
+    store.insert("system", BOOTSTRAP_TABLE, {"key": "local", "state": state})
+    store.flush("system", BOOTSTRAP_TABLE)  # durable before the change is announced
+
+
+def user_tables(node) -> list:
+    """(strategy, table) of every table in a replicated (non-system) keyspace."""
+    out = []
+    for name, ks in sorted(node.store.keyspaces.items()):
+        if name == "system":
+            continue
+        strategy = node.strategy(name)
+        out += [(strategy, t) for t in sorted(ks.tables.values(), key=lambda t: t.id)]
+    return out
+
+
+def plans_by_target(node, current, future, exclude_sources: frozenset = frozenset()) -> dict[str, list]:
+    """{gaining endpoint: [[table_id, lo, hi, sources], ...]} for a move from current to future."""
+    plans: dict[str, list] = {}
+    cache: dict[object, list] = {}
+    for strategy, table in user_tables(node):
+        moves = cache.get(strategy)
+        if moves is None:
+            moves = cache[strategy] = range_movements(strategy, current, future, node.snitch)
+        for m in moves:
+            sources = [ep for ep in m.sources if ep not in exclude_sources]
+            plans.setdefault(m.target, []).append([table.id, m.lo, m.hi, sources])
+    return plans
+
+
+def local_plan(node, plan: list) -> list[tuple]:
+    """A FetchRanges plan as StreamSession tasks; an unknown table is an error naming it."""
+    out = []
+    for table_id, lo, hi, sources in plan:
+        cfs = node.store.cfs.get(table_id)
+        if cfs is None:
+            raise InvalidRequest(f"unknown table id {table_id} (schema not yet agreed); retry shortly")
+        if not sources:
+            raise InvalidRequest(f"range ({lo}, {hi}] of {cfs.table.qualified_name} has no live source")
+        out.append((cfs.table, lo, hi, sources))
+    return out
+
+
+class Bootstrap:
+    msg_id = None
+
+    def __init__(self, node):
+        self.node = node
+        self.phase = "wait_ring"
+        self.since_ms = node.now_ms
+        self.finished = False
+        self.session: StreamSession | None = None
+        self.attempt = 0
+        self.summary: dict = {}
+        self.error: str | None = None
+
+    def on_tick(self, now_ms: int) -> list:
+        node = self.node
+        delay = node.config.ring_delay_ms
+        if self.phase == "wait_ring":
+            peers = [ep for ep in node.topology.endpoints_in(ms.Status.NORMAL) if ep != node.endpoint]
+            schemas = {node.gossiper.app_state(ep, ms.ApplicationState.SCHEMA) for ep in peers if node.is_alive(ep)}
+            if now_ms - self.since_ms < delay or not peers or schemas != {node.schema.version()}:
+                return []
+            node.announce(ms.Status.BOOT)
+            self.phase, self.since_ms = "announced", now_ms
+            return []
+        if self.phase == "announced" and now_ms - self.since_ms >= delay:
+            return self._stream()
+        if self.phase == "failed" and now_ms - self.since_ms >= delay:
+            return self._stream()  # resumes: finished ranges are skipped
+        return []
+
+    def _stream(self) -> list:
+        node = self.node
+        node._refresh_ring()
+        future = node.topology.future
+        current = node.topology.current
+        plan = plans_by_target(node, current, future).get(node.endpoint, [])
+        self.phase = "streaming"
+        self.attempt += 1
+        try:
+            tasks = local_plan(node, plan)
+        except InvalidRequest as e:
+            return self._done({}, str(e))
+        self.session = StreamSession(node, f"bootstrap:{node.config.host_id}", tasks, self._done,
+                                     node.config.range_request_timeout_ms)
+        return self.session.start()
+
+    def _done(self, summary: dict, error: str | None) -> list:
+        node = self.node
+        self.summary = summary
+        if error is not None:
+            self.error = error
+            self.phase, self.since_ms = "failed", node.now_ms
+            log.warning("bootstrap streaming failed (attempt %d), retrying: %s", self.attempt, error)
+            return []
+        set_bootstrap_state(node.store, "COMPLETED")
+        if self.session is not None:
+            self.session.forget_progress()
+        node.announce(ms.Status.NORMAL)
+        node.mode = "NORMAL"
+        self.phase, self.finished = "done", True
+        log.info("bootstrap complete: %s", summary)
+        return []
+
+    def progress(self) -> dict:
+        out = {"operation": "bootstrap", "phase": self.phase, "attempt": self.attempt, "error": self.error}
+        out.update(self.session.progress() if self.session is not None else {})
+        return out
+
+
+class _Orchestration:
+    """Ask every gaining endpoint to fetch its ranges, and wait for all of them."""
+
+    msg_id = None
+
+    def __init__(self, node, request_id: int, deadline_ms: int):
+        self.node = node
+        self.request_id = request_id
+        self.deadline_ms = deadline_ms
+        self.finished = False
+        self.phase = "announced"
+        self.since_ms = node.now_ms
+        self.waiting: dict[str, list] = {}
+        self.summary = {"targets": 0, "ranges": 0, "partitions": 0, "bytes": 0, "retries": 0}
+        self.operation = ""
+
+    def _send_fetches(self, plans: dict[str, list]) -> list:
+        self.phase = "streaming"
+        self.waiting = dict(plans)
+        self.summary["targets"] = len(plans)
+        if not plans:
+            return self._complete()
+        msg_id = self.node.register_handler(self)
+        return [Send(ep, FetchRanges(msg_id, self.operation, plan)) for ep, plan in sorted(plans.items())]
+
+    def on_fetch_done(self, src: str, summary: dict, error: str | None, now_ms: int) -> list:
+        if self.finished or src not in self.waiting:
+            return []
+        if error is not None:
+            return self._fail(f"{src} could not fetch its ranges: {error}")
+        del self.waiting[src]
+        for k in ("ranges", "partitions", "bytes", "retries"):
+            self.summary[k] += int(summary.get(k, 0))
+        return self._complete() if not self.waiting else []
+
+    def on_tick(self, now_ms: int) -> list:
+        if self.finished:
+            return []
+        if now_ms >= self.deadline_ms:
+            return self._fail(f"timed out in phase {self.phase}")
+        if self.phase == "announced" and now_ms - self.since_ms >= self.node.config.ring_delay_ms:
+            return self._stream()
+        if self.phase == "streaming":
+            down = [ep for ep in self.waiting if not self.node.is_alive(ep)]
+            if down:
+                return self._fail(f"{', '.join(down)} went down while fetching")
+        return self._tick_more(now_ms)
+
+    def _tick_more(self, now_ms: int) -> list:
+        return []
+
+    def _stream(self) -> list:
+        raise NotImplementedError
+
+    def _complete(self) -> list:
+        raise NotImplementedError
+
+    def _fail(self, what: str) -> list:
+        raise NotImplementedError
+
+    def progress(self) -> dict:
+        return {"operation": self.operation, "phase": self.phase, "waiting_for": sorted(self.waiting),
+                **self.summary}
+
+
+class Decommission(_Orchestration):
+    def __init__(self, node, request_id: int, deadline_ms: int):
+        super().__init__(node, request_id, deadline_ms)
+        self.operation = f"decommission:{node.config.host_id}"
+        if node.mode != "NORMAL":
+            raise InvalidRequest(f"cannot decommission: this node is {node.mode}, not NORMAL")
+        node._refresh_ring()
+        future = node.topology.future.without_endpoint(node.endpoint)
+        for strategy, table in user_tables(node):
+            why = replication_shortfall(strategy, future, node.snitch)
+            if why:
+                raise InvalidRequest(f"Not enough live nodes to maintain replication factor in keyspace "
+                                     f"{table.keyspace} ({why}); add a node or lower its replication first")
+        node.mode = "LEAVING"
+        node.announce(ms.Status.LEAVING)
+
+    def _stream(self) -> list:
+        node = self.node
+        node._refresh_ring()
+        current = node.topology.current
+        return self._send_fetches(plans_by_target(node, current, current.without_endpoint(node.endpoint)))
+
+    def _complete(self) -> list:
+        node = self.node
+        set_bootstrap_state(node.store, "DECOMMISSIONED")
+        node.announce(ms.Status.LEFT)
+        node.mode = "DECOMMISSIONED"
+        self.phase, self.since_ms = "left", node.now_ms
+        return []
+
+    def _tick_more(self, now_ms: int) -> list:
+        if self.phase == "left" and now_ms - self.since_ms >= self.node.config.ring_delay_ms:
+            self.finished = True
+            log.info("decommissioned: %s", self.summary)
+            return [Reply(self.request_id, result={"operation": "decommission", **self.summary})]
+        return []
+
+    def _fail(self, what: str) -> list:
+        self.finished = True
+        node = self.node
+        if node.mode == "LEAVING":
+            node.mode = "NORMAL"
+            node.announce(ms.Status.NORMAL)
+        return [Reply(self.request_id, error=TopologyChangeFailed(
+            f"decommission failed: {what}; the node is NORMAL again, run decommission again to retry"))]
+
+
+class RemoveNode(_Orchestration):
+    def __init__(self, node, request_id: int, host_id: str, deadline_ms: int):
+        super().__init__(node, request_id, deadline_ms)
+        self.operation = f"removenode:{host_id}"
+        self.host_id = host_id
+        found = [ep for ep in node.gossiper.states if node._host_id(ep) == host_id]
+        if not found:
+            raise InvalidRequest(f"Host ID not found: {host_id} (nodetool status lists the host ids)")
+        self.target = ep = found[0]
+        if ep == node.endpoint:
+            raise InvalidRequest("Cannot remove self; use nodetool decommission on this node instead")
+        if node.is_alive(ep):
+            raise InvalidRequest(f"Node {ep} is alive and owns this ID. Use decommission command to remove "
+                                 f"it from the ring")
+        status = ms.parse_status(node.gossiper.app_state(ep, ms.ApplicationState.STATUS) or "")[0]
+        if status not in (ms.Status.NORMAL, ms.Status.REMOVING):
+            raise InvalidRequest(f"Node {ep} is {status or 'not in the ring'}; only a NORMAL node can be removed")
+        node._refresh_ring()
+        future = node.topology.future.without_endpoint(ep)
+        for strategy, table in user_tables(node):
+            why = replication_shortfall(strategy, future, node.snitch)
+            if why:
+                raise InvalidRequest(f"Not enough nodes to re-replicate keyspace {table.keyspace} without "
+                                     f"{ep} ({why}); add a node first")
+        node.gossiper.advertise_for(ep, {
+            ms.ApplicationState.STATUS: ms.status_value(ms.Status.REMOVING, host_id),
+            ms.ApplicationState.REMOVAL_COORDINATOR: f"REMOVER,{node.config.host_id}"})
+        node.detector.remove(ep)
+        node._refresh_ring()
+
+    def _stream(self) -> list:
+        node = self.node
+        node._refresh_ring()
+        current = node.topology.current
+        live_sources_only = frozenset({self.target})
+        return self._send_fetches(plans_by_target(node, current, current.without_endpoint(self.target),
+                                                  live_sources_only))
+
+    def _complete(self) -> list:
+        node = self.node
+        node.gossiper.advertise_for(self.target, {
+            ms.ApplicationState.STATUS: ms.status_value(ms.Status.REMOVED, self.host_id)})
+        node.hints.truncate(self.host_id)
+        node._refresh_ring()
+        self.finished = True
+        self.phase = "done"
+        log.info("removed %s (%s): %s", self.target, self.host_id, self.summary)
+        return [Reply(self.request_id, result={"operation": "removenode", "endpoint": self.target,
+                                               "host_id": self.host_id, **self.summary})]
+
+    def _fail(self, what: str) -> list:
+        self.finished = True
+        return [Reply(self.request_id, error=TopologyChangeFailed(
+            f"removenode {self.host_id} failed: {what}; it stays 'removing': run removenode again to resume"))]
+
+
+def refuse_if_decommissioned(store) -> None:
+    if bootstrap_state(store) == "DECOMMISSIONED":
+        raise ConfigurationError("this node was decommissioned and cannot rejoin with its old data; wipe its "
+                                 "data directory to add it as a new node (or use `dynatable cluster add`)")
