@@ -98,6 +98,9 @@ def level_name(consistency) -> str:
 
 # -- metadata and routing (pure) -----------------------------------------------------------------
 
+RING_STATUSES = ("NORMAL", "LEAVING", "removing")  # who owns ranges now (ring/topology.py's current ring)
+
+
 class ClusterMetadata:
     """The ring and schema as this client last saw them, and the routing decisions they imply."""
 
@@ -113,7 +116,8 @@ class ClusterMetadata:
     def update_ring(self, answer: dict) -> None:
         self.endpoints = dict(answer.get("endpoints") or {})
         self.keyspaces = dict(answer.get("keyspaces") or {})
-        self.ring = TokenRing.from_endpoints({ep: info.get("tokens") or () for ep, info in self.endpoints.items()})
+        self.ring = TokenRing.from_endpoints({ep: info.get("tokens") or () for ep, info in self.endpoints.items()
+                                              if str(info.get("status", "NORMAL")) in RING_STATUSES})
         self.snitch = PropertyFileSnitch(
             {ep: (info.get("datacenter", "datacenter1"), info.get("rack", "rack1"))
              for ep, info in self.endpoints.items()}, default=("datacenter1", "rack1"))

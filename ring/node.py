@@ -140,6 +140,8 @@ class Node:
         self.started_ms = now_ms
         tc.refuse_if_decommissioned(self.store)
         state = tc.bootstrap_state(self.store)
+        if state is None and any(name != "system" for name in self.store.keyspaces):
+            state = "COMPLETED"  # data from before the bootstrap state was kept: not a new node
         joining = (self.config.auto_bootstrap and state != "COMPLETED"
                    and self.endpoint not in self.config.seeds)
         generation = self.schema.next_generation(self.clock.wall_us() // 1_000_000)
@@ -643,6 +645,8 @@ class Node:
         for ep in sorted(self.gossiper.states):
             state = self.gossiper.states[ep]
             status = state.get(ms.ApplicationState.STATUS)
+            if status and ms.parse_status(status)[0] in (ms.Status.LEFT, ms.Status.REMOVED):
+                continue  # gone from the ring, as in Cassandra's nodetool status
             rows.append({
                 "endpoint": ep,
                 "datacenter": state.get(ms.ApplicationState.DC),

@@ -14,8 +14,8 @@ then moves the data with streaming (ring/streaming.py), then announces the end s
   answer once LEFT has had ring_delay to spread. On failure: back to NORMAL, and an error.
 * `RemoveNode` (nodetool removenode HOST_ID, for a dead node): announce the dead node as
   `removing` (under a newer generation, as Cassandra's advertiseRemoving), wait ring_delay, ask
-  every gainer to fetch its new ranges from the live replicas, then announce it `removed` and
-  drop its hints. A failure leaves it `removing`: run removenode again to resume.
+  every gainer to fetch its new ranges from the live replicas, then announce it `removed`, drop
+  its hints, and answer once `removed` has had ring_delay to spread. A failure leaves it `removing`: run removenode again to resume.
 """
 from __future__ import annotations
 
@@ -150,8 +150,8 @@ class Bootstrap:
         return []
 
     def progress(self) -> dict:
-        out = {"operation": "bootstrap", "phase": self.phase, "attempt": self.attempt, "error": self.error}
-        out.update(self.session.progress() if self.session is not None else {})
+        out = self.session.progress() if self.session is not None else {}
+        out.update({"operation": "bootstrap", "phase": self.phase, "attempt": self.attempt, "error": self.error})
         return out
 
 
@@ -311,11 +311,16 @@ class RemoveNode(_Orchestration):
             ms.ApplicationState.STATUS: ms.status_value(ms.Status.REMOVED, self.host_id)})
         node.hints.truncate(self.host_id)
         node._refresh_ring()
-        self.finished = True
-        self.phase = "done"
-        log.info("removed %s (%s): %s", self.target, self.host_id, self.summary)
-        return [Reply(self.request_id, result={"operation": "removenode", "endpoint": self.target,
-                                               "host_id": self.host_id, **self.summary})]
+        self.phase, self.since_ms = "removed", node.now_ms
+        return []
+
+    def _tick_more(self, now_ms: int) -> list:
+        if self.phase == "removed" and now_ms - self.since_ms >= self.node.config.ring_delay_ms:
+            self.finished = True
+            log.info("removed %s (%s): %s", self.target, self.host_id, self.summary)
+            return [Reply(self.request_id, result={"operation": "removenode", "endpoint": self.target,
+                                                   "host_id": self.host_id, **self.summary})]
+        return []
 
     def _fail(self, what: str) -> list:
         self.finished = True

@@ -233,7 +233,7 @@ class LocalCluster:
         for node_name, dc, port, mport in specs:
             ndir = os.path.join(path, node_name)
             os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
-            values = {**overrides, "port": port, "metrics_port": mport,
+            values = {"auto_bootstrap": False, **overrides, "port": port, "metrics_port": mport,
                       "data_directory": "data", "seeds": seeds, "datacenter": dc, "rack": "rack1"}
             try:
                 s = config_mod.from_dict(values)
@@ -425,6 +425,113 @@ class LocalCluster:
     def __exit__(self, *exc) -> None:
         self.stop(timeout_s=10)
 
+    # -- topology changes ------------------------------------------------------------------------
+
+    def add(self, name: str | None = None, *, datacenter: str | None = None, start: bool = True,
+            timeout_s: float = 900) -> NodeHandle:
+        """A new node (ccm add + start): same settings and seeds as the others, auto_bootstrap on,
+        a free port. With `start`, waits until it has streamed its ranges and every node sees it
+        Up and NORMAL."""
+        if not self.nodes:
+            raise ClusterError(f"cluster {self.name} has no node to join; create it with `dynatable cluster create`")
+        taken = {nh.name for nh in self.nodes}
+        if name is None:
+            name = next(f"node{i}" for i in range(1, len(taken) + 2) if f"node{i}" not in taken)
+        if name in taken or not name.replace("-", "").replace("_", "").isalnum():
+            raise ClusterError(f"bad or taken node name {name!r} (nodes: {', '.join(sorted(taken))})")
+        first = config_mod.load(self.nodes[0].config_path)
+        with open(os.path.join(self.path, CLUSTER_FILE), "rb") as f:
+            overrides = dict(tomllib.load(f).get("settings", {}))
+        host = overrides.get("listen_address", first.listen_address)
+        ports = free_ports(2 if first.metrics_port else 1, host)
+        ndir = os.path.join(self.path, name)
+        os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
+        values = {**overrides, "auto_bootstrap": True, "port": ports[0],
+                  "metrics_port": ports[1] if first.metrics_port else 0, "data_directory": "data",
+                  "seeds": list(first.seeds), "datacenter": datacenter or first.datacenter, "rack": "rack1"}
+        try:
+            s = config_mod.from_dict(values)
+        except Exception as e:  # noqa: BLE001 - ConfigurationError or a bad value type: say which
+            shutil.rmtree(ndir, ignore_errors=True)
+            raise ClusterError(f"bad node settings: {e}") from None
+        with open(os.path.join(ndir, "node.toml"), "w") as f:
+            f.write(f"# {name} of cluster {self.name}, added; every key: `dynatable node --print-default-config`\n")
+            f.write(config_mod.dump(s))
+        open(os.path.join(ndir, "node.log"), "a").close()
+        with open(os.path.join(self.path, CLUSTER_FILE), "a") as f:
+            f.write(f"\n[[nodes]]\nname = {_toml(name)}\ndatacenter = {_toml(s.datacenter)}\n"
+                    f"config = {_toml(os.path.join(name, 'node.toml'))}\n")
+        self.nodes = LocalCluster.load(self.name, self.root).nodes
+        nh = self.node(name)
+        if start:
+            self.start([nh], wait=False)
+            self.wait_until_joined(nh, timeout_s)
+        return nh
+
+    def wait_until_joined(self, node, timeout_s: float = 900) -> None:
+        """Until the node is NORMAL (its bootstrap streamed everything) and the ring is whole."""
+        nh = self.node(node)
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while True:
+            self._check_alive([nh])
+            try:
+                stats = self.ask(nh, "netstats", timeout_s=5.0)
+            except Exception:  # noqa: BLE001 - still starting
+                stats = None
+            if stats is not None and stats.get("mode") == "NORMAL":
+                break
+            note = _joining_note(stats)
+            if note != last:
+                self._note(f"{nh.name}: {note}")
+                last = note
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{nh.name} did not finish joining within {timeout_s:g} s ({note}); "
+                                   f"see {nh.log_path}")
+            time.sleep(0.25)
+        self.wait_until_converged(max(10.0, deadline - time.monotonic()), started=[nh])
+
+    def decommission(self, node, *, timeout_s: float = 3600) -> dict:
+        """nodetool decommission on `node`, then stop it and take it out of the cluster's files."""
+        nh = self.node(node)
+        if not nh.is_running():
+            raise ClusterError(f"{nh.name} is not running; start it first (a dead node is removed with removenode)")
+        self._note(f"decommissioning {nh.name}: streaming its ranges to their new owners")
+        summary = self.ask(nh, "decommission", timeout_s=timeout_s, timeout_ms=int(timeout_s * 1000))
+        self.stop([nh])
+        self.forget_node(nh)
+        return summary
+
+    def removenode(self, host_id: str, *, via=None, timeout_s: float = 3600) -> dict:
+        """nodetool removenode HOST_ID, asked of `via` (default: the first running node)."""
+        coordinator = self.node(via) if via is not None else next(
+            (nh for nh in self.running() if not nh.is_paused()), None)
+        if coordinator is None:
+            raise ClusterError(f"no node of cluster {self.name} is running to coordinate the removal")
+        summary = self.ask(coordinator, "removenode", timeout_s=timeout_s, host_id=host_id,
+                           timeout_ms=int(timeout_s * 1000))
+        gone = next((nh for nh in self.nodes if nh.endpoint == summary.get("endpoint")), None)
+        if gone is not None:
+            self.stop([gone])
+            self.forget_node(gone)
+        return summary
+
+    def forget_node(self, node) -> None:
+        """Drop a node that left the ring from cluster.toml; its directory is kept as <name>.removed."""
+        nh = self.node(node)
+        cluster_file = os.path.join(self.path, CLUSTER_FILE)
+        with open(cluster_file) as f:
+            blocks = f.read().split("\n[[nodes]]\n")
+        kept = [blocks[0]] + [b for b in blocks[1:] if f"name = {_toml(nh.name)}" not in b.splitlines()]
+        with open(cluster_file + ".tmp", "w") as f:
+            f.write("\n[[nodes]]\n".join(kept))
+        os.replace(cluster_file + ".tmp", cluster_file)
+        target = nh.directory + ".removed"
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(nh.directory, target)
+        self.nodes = [n for n in self.nodes if n is not nh]
+        self._drop_clients(nh.endpoint)
+
     # -- asking nodes ----------------------------------------------------------------------------
 
     def ask(self, node, op: str, timeout_s: float = POLL_TIMEOUT_S, **args):
@@ -561,6 +668,21 @@ class LocalCluster:
 
     def __repr__(self) -> str:
         return f"LocalCluster({self.name!r}, {len(self.nodes)} nodes, {self.path!r})"
+
+
+def _joining_note(stats: dict | None) -> str:
+    if stats is None:
+        return "starting"
+    for op in stats.get("operations", []):
+        if op.get("operation") == "bootstrap":
+            if op.get("phase") == "streaming":
+                return (f"streaming: {op.get('ranges_done', 0)}/{op.get('ranges', 0)} ranges, "
+                        f"{op.get('partitions', 0)} partitions")
+            if op.get("error"):
+                return f"{op['phase']} (retrying after: {op['error']})"
+            return {"wait_ring": "learning the ring and the schema",
+                    "announced": "announced as joining; waiting for the ring to settle"}.get(op["phase"], op["phase"])
+    return stats.get("mode", "?")
 
 
 def _wait_exit(nh: NodeHandle, timeout_s: float) -> None:

@@ -250,7 +250,7 @@ class NodeProcess:
         rng = random.Random(int.from_bytes(os.urandom(8), "big"))
         self.node = factory(self._config_factory(s, self.host_id), self.store, rng, SystemClock())
         self._server = await asyncio.start_server(self._serve, s.listen_address, s.port, reuse_address=True)
-        self._perform(self._call(self.node.start))
+        self._perform(self.node.start(now_ms()))  # a refusal (e.g. decommissioned) stops the process
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         if s.metrics_port:
             self._start_metrics()

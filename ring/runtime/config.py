@@ -54,6 +54,8 @@ class NodeSettings:
     max_hint_window_ms: int = _key(3 * 3600 * 1000, "no new hints for a node down longer than this")
     max_hints_in_flight: int = _key(1024, "hints being delivered at once before OverloadedError")
     hints_per_tick: int = _key(64, "hint delivery throttle: hints per target per 100 ms tick")
+    auto_bootstrap: bool = _key(True, "a new non-seed node streams its ranges before it becomes NORMAL")
+    ring_delay_ms: int = _key(5000, "wait for gossip to settle around a join or a leave")
     peer_queue_frames_max: int = _key(10_000, "frames queued per unreachable peer before dropping")
     cluster_secret: str = _key("", "shared secret for HMAC connection auth; empty = no auth")
     log_level: str = _key("INFO", "DEBUG | INFO | WARNING | ERROR")
