@@ -247,6 +247,36 @@ _node_command("resume", "Thaw a paused NODE with SIGCONT.")
 _node_command("restart", "Stop NODE and start it again, waiting until it is Up.")
 
 
+@cluster.command("add")
+@click.argument("node_name", metavar="NODE", required=False)
+@click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")
+@click.option("--dc", "datacenter", default=None, help="Its datacenter (default: node1's).")
+@click.option("--no-start", is_flag=True, help="Only write its configuration.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for it to join.")
+@_root_option
+def cluster_add(node_name, name, datacenter, no_start, timeout, root) -> None:
+    """Add NODE (default: the next nodeN) and bootstrap it: it streams its ranges, then is NORMAL."""
+    c = _load(name, root)
+    if no_start:
+        nh = _run(c.add, node_name, datacenter=datacenter, start=False)
+    else:
+        nh = _run(_with_progress, c, "adding a node", c.add, node_name, datacenter=datacenter, timeout_s=timeout)
+    click.echo(f"added: {nh.name} ({nh.endpoint})" + ("" if no_start else ", bootstrapped and NORMAL"))
+
+
+@cluster.command("decommission")
+@click.argument("node_name", metavar="NODE")
+@click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")
+@_root_option
+def cluster_decommission(node_name, name, root) -> None:
+    """nodetool decommission on NODE, then stop it and drop it from the cluster."""
+    c = _load(name, root)
+    nh = _run(c.node, node_name)
+    s = _run(_with_progress, c, f"decommissioning {nh.name}", c.decommission, nh)
+    click.echo(f"decommissioned: {nh.name} ({nh.endpoint}); {s['partitions']} partitions streamed to "
+               f"{s['targets']} node(s)")
+
+
 @cluster.command("remove")
 @click.argument("name", required=False)
 @_root_option
@@ -384,6 +414,33 @@ def nodetool_repair(ctx, keyspace, table, full, primary_range, preview) -> None:
     from tools import nodetool as nt
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
     _probe_call(ctx, lambda probe: nt.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
+
+
+@nodetool.command("decommission")
+@click.pass_context
+def nodetool_decommission(ctx) -> None:
+    """Stream this node's ranges to their new owners, then leave the ring (LEFT)."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.decommission)
+
+
+@nodetool.command("removenode")
+@click.argument("host_id")
+@click.pass_context
+def nodetool_removenode(ctx, host_id) -> None:
+    """Re-replicate the ranges of the dead node HOST_ID (see nodetool status), then drop it."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.removenode, host_id)
+
+
+@nodetool.command("netstats")
+@click.pass_context
+def nodetool_netstats(ctx) -> None:
+    """This node's mode (JOINING, NORMAL, LEAVING, DECOMMISSIONED) and its streams."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.netstats)
 
 
 @nodetool.command("listpendinghints")

@@ -370,3 +370,83 @@ def truncatehints(probe: NodeProbe, endpoint: str | None = None, console: Consol
     removed = int(probe.call("truncatehints", target=endpoint)["removed"])
     _plain(_console(console), f"truncated {removed} hint(s){' for ' + endpoint if endpoint else ''} on {probe.host}")
     return removed
+
+
+# -- topology changes ------------------------------------------------------------------------------
+
+def netstats(probe: NodeProbe, console: Console | None = None) -> dict:
+    """Mode: JOINING / NORMAL / LEAVING / DECOMMISSIONED, and every stream in progress."""
+    stats = probe.call("netstats")
+    console = _console(console)
+    _plain(console, f"Mode: {stats['mode']}")
+    ops = stats.get("operations") or []
+    if not ops:
+        _plain(console, "Not sending any streams.")
+    for op in ops:
+        _plain(console, f"    {op.get('operation')}: {_stream_line(op)}")
+    return stats
+
+
+def _stream_line(op: dict) -> str:
+    parts = [str(op["phase"])] if op.get("phase") else []
+    if "ranges" in op and "ranges_done" in op:
+        parts.append(f"{op['ranges_done']}/{op['ranges']} ranges")
+    if "partitions" in op:
+        parts.append(f"{op['partitions']} partitions, {human_bytes(op.get('bytes', 0))}")
+    if op.get("waiting_for"):
+        parts.append(f"waiting for {', '.join(op['waiting_for'])}")
+    if op.get("error"):
+        parts.append(f"last error: {op['error']}")
+    return "; ".join(parts)
+
+
+def _long_operation(probe: NodeProbe, op: str, args: dict, console: Console) -> dict:
+    """Run `op` (which answers when done) while printing the node's netstats once a second."""
+    import threading
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = probe.call(op, **args)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    last = None
+    with NodeProbe(probe.host, cluster_name=probe.cluster.cluster_name,
+                   cluster_secret=probe.cluster.cluster_secret, timeout_s=5.0) as watcher:
+        while worker.is_alive():
+            worker.join(1.0)
+            try:
+                stats = watcher.call("netstats")
+            except Exception:  # noqa: BLE001 - progress only
+                continue
+            line = f"Mode: {stats['mode']}" + "".join(f"; {o.get('operation')}: {_stream_line(o)}"
+                                                       for o in stats.get("operations") or []
+                                                       if o.get("phase") != "done")
+            if line != last:
+                _plain(console, line)
+                last = line
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def decommission(probe: NodeProbe, console: Console | None = None) -> dict:
+    console = _console(console)
+    _plain(console, f"Decommissioning {probe.host}: its ranges go to their new owners before it leaves")
+    s = _long_operation(probe, "decommission", {"timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
+    _plain(console, f"Decommissioned: {s['ranges']} ranges, {s['partitions']} partitions, "
+                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s). Stop the process now.")
+    return s
+
+
+def removenode(probe: NodeProbe, host_id: str, console: Console | None = None) -> dict:
+    console = _console(console)
+    _plain(console, f"Removing node {host_id}: re-replicating its ranges from the live replicas")
+    s = _long_operation(probe, "removenode", {"host_id": host_id,
+                                              "timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
+    _plain(console, f"Removed {s['endpoint']} ({host_id}): {s['ranges']} ranges, {s['partitions']} partitions, "
+                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s)")
+    return s
