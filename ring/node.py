@@ -121,6 +121,7 @@ class Node:
         self.bootstrap: tc.Bootstrap | None = None
         self.topology_change = None       # the Decommission or RemoveNode in progress here
         self.fetches: dict[str, StreamSession] = {}
+        self.fetched: dict[str, dict] = {}  # operation -> summary of fetches done (answers to repeats)
         create_system_tables(store)
         self._ring_key = None
         self.handlers: dict[int, object] = {}
@@ -481,6 +482,8 @@ class Node:
         if running is not None and not running.finished:  # asked again: answer this request when done
             running.on_done = self._fetched(msg.operation, fetch_done(msg.id, src))
             return []
+        if msg.operation in self.fetched:  # done already; the answer was lost
+            return [Send(src, FetchRangesDone(msg.id, self.fetched[msg.operation], None))]
         try:
             tasks = tc.local_plan(self, msg.plan)
         except (InvalidRequest, ValueError, TypeError) as e:
@@ -495,6 +498,9 @@ class Node:
             session = self.fetches.pop(operation, None)
             if error is None and session is not None:
                 session.forget_progress()
+                self.fetched[operation] = summary
+                while len(self.fetched) > 64:
+                    self.fetched.pop(next(iter(self.fetched)))
             return answer(summary, error)
         return done
 

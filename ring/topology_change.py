@@ -167,7 +167,8 @@ class _Orchestration:
         self.finished = False
         self.phase = "announced"
         self.since_ms = node.now_ms
-        self.waiting: dict[str, list] = {}
+        self.waiting: dict[str, list] = {}   # gainer -> its plan, until it answers
+        self.sent_ms = 0
         self.summary = {"targets": 0, "ranges": 0, "partitions": 0, "bytes": 0, "retries": 0}
         self.operation = ""
 
@@ -177,8 +178,14 @@ class _Orchestration:
         self.summary["targets"] = len(plans)
         if not plans:
             return self._complete()
-        msg_id = self.node.register_handler(self)
-        return [Send(ep, FetchRanges(msg_id, self.operation, plan)) for ep, plan in sorted(plans.items())]
+        self.node.register_handler(self)
+        return self._resend()
+
+    def _resend(self) -> list:
+        """(Re)send FetchRanges to the gainers still working: a lost request or answer costs one
+        resend interval, not the operation (a gainer re-attaches or answers from memory)."""
+        self.sent_ms = self.node.now_ms
+        return [Send(ep, FetchRanges(self.msg_id, self.operation, plan)) for ep, plan in sorted(self.waiting.items())]
 
     def on_fetch_done(self, src: str, summary: dict, error: str | None, now_ms: int) -> list:
         if self.finished or src not in self.waiting:
@@ -201,6 +208,8 @@ class _Orchestration:
             down = [ep for ep in self.waiting if not self.node.is_alive(ep)]
             if down:
                 return self._fail(f"{', '.join(down)} went down while fetching")
+            if now_ms - self.sent_ms >= self.node.config.range_request_timeout_ms:
+                return self._resend()
         return self._tick_more(now_ms)
 
     def _tick_more(self, now_ms: int) -> list:

@@ -95,9 +95,9 @@ def test_streaming_the_same_ranges_twice_is_harmless():
 
     from ring.messages import FetchRanges
     snapshots = []
-    for _ in range(2):
+    for attempt in range(2):  # two operations: the second really streams everything again
         sim._perform(sim.nodes["n3"], node3.step(sim.now_ms, sim.nodes["n1"].endpoint,
-                                                 FetchRanges(999, "test:twice", plan)))
+                                                 FetchRanges(999, f"test:twice:{attempt}", plan)))
         sim.run_for(3000)
         snapshots.append(local_rows())
     assert snapshots[0] == snapshots[1]

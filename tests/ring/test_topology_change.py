@@ -165,3 +165,40 @@ def test_removenode_rereplicates_a_dead_nodes_ranges():
         assert sim.nodes["n4"].endpoint not in sim.nodes[name].node.ring.endpoints
     assert _missing(sim, writer, _replicas_by(sim, "n1")) == []
     sim.close()
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_join_and_leave_on_a_lossy_network_keep_every_quorum_write(seed):
+    """Messages dropped (5%), duplicated and delayed while a node joins and another leaves:
+    every write acknowledged at QUORUM is read back at QUORUM afterwards."""
+    sim = _cluster(seed=seed, nodes=4)
+
+    def lossy():
+        for a in sim.nodes:
+            for b in sim.nodes:
+                if a != b:
+                    link = sim.link(a, b)
+                    link.drop, link.dup, link.delay_ms = 0.05, 0.02, (1, 30)
+
+    lossy()
+    writer = Writer(sim, ["n2", "n3", "n4"])
+    writer.write_for(1000)
+    new = sim.add_node()
+    lossy()
+    writer.write_for(8000)
+    sim.run_until(sim.now_ms + 60_000, stop=lambda: sim.nodes[new].node.mode == "NORMAL")
+    assert sim.nodes[new].node.mode == "NORMAL"
+    rid = sim.submit("n1", "decommission")
+    writer.write_for(4000)
+    reply = sim.wait(rid, 60_000)
+    assert reply.error is None, reply.error
+    sim.heal()
+    sim.run_for(5000)
+    assert len(writer.acked) > 100
+    lost = []
+    for k, v in sorted(writer.acked.items()):
+        row = sim.request("n2", "get", keyspace="ks", table="kv", key={"k": k}, consistency="QUORUM")
+        if (row or {}).get("v") != v:
+            lost.append(k)
+    assert lost == []
+    sim.close()
