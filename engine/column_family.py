@@ -70,6 +70,7 @@ class ColumnFamilyStore:
         self.compacting: set[int] = set()
         self.lock = threading.Lock()          # guards sstables / flushing / compacting swaps
         self.row_cache = RowCache(options["row_cache_size"]) if options["row_cache_size"] else None
+        self.indexes: dict = {}               # name -> engine.secondary_index.SecondaryIndex
         self.writes = 0
         self.stats = {"flushes": 0, "compactions": 0, "tombstone_warnings": 0, "bytes_compacted": 0}
 
@@ -102,6 +103,9 @@ class ColumnFamilyStore:
         """Called under the Store's write lock."""
         self.memtable.put(token, key, payload, update, position)
         self.writes += 1
+        if self.indexes:
+            for index in self.indexes.values():
+                index.index_update(token, key, update)
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 

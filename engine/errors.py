@@ -46,3 +46,9 @@ class TombstoneOverwhelmingError(EngineError):
 
 class StoreClosedError(EngineError):
     """The store was closed; open it again."""
+
+
+class IndexNotReady(EngineError):
+    """A secondary index is still being built (or its build failed) on a node; retry shortly."""
+
+    retryable = True

@@ -46,6 +46,13 @@ class Column:
     descending: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class IndexMetadata:
+    """A secondary index on one regular column (Cassandra's IndexMetadata); engine/secondary_index.py."""
+    name: str
+    column: str
+
+
 @dataclass(frozen=True)
 class Table:
     keyspace: str
@@ -53,6 +60,7 @@ class Table:
     id: str
     columns: tuple[Column, ...]
     options: dict = field(default_factory=dict)
+    indexes: tuple[IndexMetadata, ...] = ()
 
     def __post_init__(self):
         by_name = {c.name: c for c in self.columns}
@@ -75,14 +83,21 @@ class Table:
             raise InvalidRequest(f"unknown column '{name}' in table {self.qualified_name}")
         return col
 
+    def index(self, name: str) -> IndexMetadata | None:
+        return next((i for i in self.indexes if i.name == name), None)
+
     def to_dict(self) -> dict:
-        return {"keyspace": self.keyspace, "name": self.name, "id": self.id, "options": self.options,
-                "columns": [[c.name, c.cql_type, c.kind, c.id, c.descending] for c in self.columns]}
+        d = {"keyspace": self.keyspace, "name": self.name, "id": self.id, "options": self.options,
+             "columns": [[c.name, c.cql_type, c.kind, c.id, c.descending] for c in self.columns]}
+        if self.indexes:  # absent when empty: schemas without indexes keep their digest
+            d["indexes"] = [[i.name, i.column] for i in self.indexes]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Table":
         cols = tuple(Column(n, t, k, i, bool(desc)) for n, t, k, i, desc in d["columns"])
-        return cls(d["keyspace"], d["name"], d["id"], cols, dict(d.get("options") or {}))
+        indexes = tuple(IndexMetadata(n, c) for n, c in d.get("indexes") or ())
+        return cls(d["keyspace"], d["name"], d["id"], cols, dict(d.get("options") or {}), indexes)
 
 
 def _parse_key_spec(primary_key) -> tuple[list[str], list[str]]:

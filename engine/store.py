@@ -14,6 +14,7 @@ Layout of the data directory: docs/format.md#data-directory.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ import threading
 import msgpack
 
 from engine import mutation as mut
+from engine import restriction as rs
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.commit_log import CommitLog
@@ -29,7 +31,8 @@ from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
 from engine.errors import InvalidRequest, StoreClosedError
 from engine.files import write_atomically
 from engine.partition import decode_partition, encode_partition, live_row
-from engine.schema import Keyspace, Table, check_name, make_table
+from engine.schema import IndexMetadata, Keyspace, Table, check_name, make_table
+from engine.secondary_index import SecondaryIndex, check_indexable
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 
 log = logging.getLogger("dynatable.engine")
@@ -71,6 +74,7 @@ class Store:
         self._flush_queue: list = []
         self._work = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._index_builds: list[threading.Thread] = []
         self._stopping = False
         self.errors: list[BaseException] = []
 
@@ -104,6 +108,9 @@ class Store:
             log.info("replayed %d mutations from the commit log", replayed)
         self.replayed = replayed
         self.flush()
+        for cfs in list(self.cfs.values()):  # secondary indexes are derived: rebuilt from the table
+            for index in cfs.indexes.values():
+                self._build_index(cfs, index)
         if self.options["background"]:
             self._start_threads()
 
@@ -131,6 +138,7 @@ class Store:
         if self._closed:
             return
         self._stop_threads()
+        self._stop_index_builds()
         self.flush()
         self.commit_log.close()
         for cfs in self.cfs.values():
@@ -144,6 +152,7 @@ class Store:
         lose_unsynced=True so is everything not yet fsynced (a machine crash).
         """
         self._stop_threads()
+        self._stop_index_builds()
         self.commit_log.crash(lose_unsynced=lose_unsynced)
         for cfs in self.cfs.values():
             cfs.close()
@@ -185,7 +194,10 @@ class Store:
         return os.path.join(self.path, "data", table.keyspace, f"{table.name}-{table.id}")
 
     def _open_table(self, table: Table, position) -> None:
-        self.cfs[table.id] = ColumnFamilyStore(table, self._table_dir(table), self.options, self.clock, position)
+        cfs = ColumnFamilyStore(table, self._table_dir(table), self.options, self.clock, position)
+        for meta in table.indexes:  # the write hook is attached before replay; built after it
+            cfs.indexes[meta.name] = SecondaryIndex(table, meta)
+        self.cfs[table.id] = cfs
 
     def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = True) -> Keyspace:
         self._check_open()
@@ -237,6 +249,8 @@ class Store:
         with self._schema_lock, self._write_lock:
             del self.keyspaces[keyspace].tables[name]
             cfs = self.cfs.pop(table.id)
+            for index in cfs.indexes.values():
+                index.cancelled = True
             self._save_schema()
             cfs.close()
             shutil.rmtree(cfs.directory, ignore_errors=True)
@@ -261,6 +275,119 @@ class Store:
         if table is None:
             raise InvalidRequest(f"table '{keyspace}.{name}' does not exist; create it with create_table")
         return table
+
+    # -- secondary indexes (engine/secondary_index.py, docs/secondary_indexes.md) ------------
+
+    def create_index(self, keyspace: str, table: str, column: str, name: str | None = None,
+                     if_not_exists: bool = True) -> IndexMetadata | None:
+        """CREATE INDEX [name] ON keyspace.table (column): built from the existing rows in the
+        background (queries fail with IndexNotReady until it is READY). Returns the new index's
+        metadata, or None if it already existed and if_not_exists."""
+        self._check_open()
+        t = self.table(keyspace, table)
+        name = f"{table}_{column}_idx" if name is None else name
+        check_name("index", name)
+        check_indexable(t, column)
+        with self._schema_lock:
+            t = self.table(keyspace, table)
+            owner = self._index_owner(keyspace, name)
+            same = next((i for i in t.indexes if i.column == column), None)
+            if owner is not None or same is not None:
+                if if_not_exists and (owner is None or (owner.id == t.id and owner.index(name).column == column)):
+                    return None
+                what = f"index {name} already exists on {owner.qualified_name}" if owner is not None \
+                    else f"column '{column}' of {t.qualified_name} is already indexed by {same.name}"
+                raise InvalidRequest(f"{what}; drop it first or pass if_not_exists=True")
+            return self._attach_index(t, IndexMetadata(name, column))
+
+    def add_index(self, table_id: str, meta: IndexMetadata) -> None:
+        """Attach an index learned from a peer (schema sync): no duplicate-column check."""
+        self._check_open()
+        cfs = self.cfs.get(table_id)
+        if cfs is None or cfs.table.index(meta.name) is not None:
+            return
+        with self._schema_lock:
+            self._attach_index(cfs.table, meta)
+
+    def _attach_index(self, t: Table, meta: IndexMetadata) -> IndexMetadata:
+        new = dataclasses.replace(t, indexes=t.indexes + (meta,))
+        index = SecondaryIndex(new, meta)
+        cfs = self.cfs[t.id]
+        with self._write_lock:  # from here every write is indexed; the build covers what came before
+            self.keyspaces[t.keyspace].tables[t.name] = new
+            cfs.table = new
+            cfs.indexes[meta.name] = index
+        self._save_schema()
+        self._build_index(cfs, index)
+        return meta
+
+    def drop_index(self, keyspace: str, name: str, if_exists: bool = True) -> bool:
+        """DROP INDEX keyspace.name. Returns whether an index was dropped."""
+        self._check_open()
+        with self._schema_lock:
+            t = self._index_owner(keyspace, name)
+            if t is None:
+                if if_exists:
+                    return False
+                raise InvalidRequest(f"index {keyspace}.{name} does not exist")
+            new = dataclasses.replace(t, indexes=tuple(i for i in t.indexes if i.name != name))
+            cfs = self.cfs[t.id]
+            with self._write_lock:
+                self.keyspaces[keyspace].tables[t.name] = new
+                cfs.table = new
+                cfs.indexes.pop(name).cancelled = True
+            self._save_schema()
+            return True
+
+    def _index_owner(self, keyspace: str, name: str) -> Table | None:
+        """The table of `keyspace` holding index `name` (index names are unique per keyspace)."""
+        return next((t for t in self._keyspace(keyspace).tables.values() if t.index(name) is not None), None)
+
+    def _build_index(self, cfs: ColumnFamilyStore, index: SecondaryIndex) -> None:
+        if not self.options["background"]:
+            index.build(cfs)
+            return
+        thread = threading.Thread(target=index.build, args=(cfs,), daemon=True,
+                                  name=f"dynatable-index-build-{index.name}")
+        self._index_builds = [t for t in self._index_builds if t.is_alive()] + [thread]
+        thread.start()
+
+    def _stop_index_builds(self) -> None:
+        for cfs in self.cfs.values():
+            for index in cfs.indexes.values():
+                index.cancelled = True
+        for thread in self._index_builds:
+            thread.join()
+        self._index_builds = []
+
+    def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,
+                    paging_state: bytes | None = None) -> ScanPage:
+        """Rows matching every restriction of `where` = [(column, op, value), ...], answered from
+        the index of one restricted column, in token order, one page at a time."""
+        self._check_open()
+        t = self.table(keyspace, table)
+        if not isinstance(page_size, int) or page_size < 1:
+            raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
+        restrictions = rs.parse(t, where)
+        cfs = self.cfs[t.id]
+        index = cfs.indexes[rs.choose_index(t, restrictions).name]
+        index.check_ready(t)
+        after = tuple(msgpack.unpackb(paging_state)) if paging_state else None
+        rows: list[dict] = []
+        for token, key, ck, _, row in index.search(cfs, t, restrictions, after=after):
+            rows.append(project(t, row, columns))
+            if len(rows) >= page_size:
+                return ScanPage(rows, msgpack.packb([token, key, ck], use_bin_type=True))
+        return ScanPage(rows, None)
+
+    def index_query_all(self, keyspace: str, table: str, where, page_size: int = 1000, **kwargs):
+        """Iterate over every row an index query matches, page by page."""
+        state = None
+        while True:
+            page = self.index_query(keyspace, table, where, page_size=page_size, paging_state=state, **kwargs)
+            yield from page.rows
+            if (state := page.paging_state) is None:
+                return
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -607,12 +734,23 @@ class Store:
                 "key_cache_hit_rate": (kc_hit / kc_req) if kc_req else None,
                 "row_cache_hit_rate": (rc.hits / rc.requests) if rc and rc.requests else None,
                 **cfs.stats,
+                **{f"index {name}": index.stats() for name, index in cfs.indexes.items()},
             })
         return out
 
     def check_invariants(self) -> None:
         for cfs in self.cfs.values():
             cfs.check_invariants()
+
+
+def project(table: Table, row: dict, columns) -> dict:
+    """The row restricted to `columns` plus the primary key (all columns when None)."""
+    if columns is None:
+        return row
+    for c in columns:
+        table.column(c)
+    keep = set(columns) | {c.name for c in table.partition_key} | {c.name for c in table.clustering}
+    return {k: v for k, v in row.items() if k in keep}
 
 
 class ScanPage:
