@@ -26,7 +26,9 @@ from ring.failure_detector import FailureDetector
 from ring.gossip import Gossiper
 from ring.merkle import MerkleTree
 from ring.hinted_handoff import HintDelivery, HintStore
+from ring import index_query
 from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
+                           IndexReadRequest, IndexReadResponse, RowsReadRequest,
                            MutationRequest, MutationResponse, RangeReadRequest, RangeReadResponse, ReadRequest,
                            ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamRequest, StreamResponse,
                            ValidationRequest, ValidationResponse, packb, unpackb)
@@ -40,7 +42,7 @@ from ring import topology_change as tc
 
 RELEASE_VERSION = "0.1.0"
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-_MEASURED_OPS = frozenset({"insert", "delete", "get", "select", "scan"})
+_MEASURED_OPS = frozenset({"insert", "delete", "get", "select", "scan", "index_query"})
 
 
 class RequestStats:
@@ -140,6 +142,7 @@ class Node:
         self.now_ms = now_ms
         self.started_ms = now_ms
         tc.refuse_if_decommissioned(self.store)
+        self.tokens = tc.saved_tokens(self.store) or self.tokens  # a bootstrapped node keeps its tokens
         state = tc.bootstrap_state(self.store)
         if state is None and any(name != "system" for name in self.store.keyspaces):
             state = "COMPLETED"  # data from before the bootstrap state was kept: not a new node
@@ -382,6 +385,12 @@ class Node:
             return self._fetch_ranges(src, msg)
         if kind is FetchRangesDone:
             return self._on_response(src, msg.id, lambda h: h.on_fetch_done(src, msg.summary, msg.error, now_ms))
+        if kind is IndexReadRequest:
+            return [Send(src, index_query.serve_index_read(self.store, msg))]
+        if kind is RowsReadRequest:
+            return [Send(src, index_query.serve_rows_read(self.store, msg))]
+        if kind is IndexReadResponse:
+            return self._on_response(src, msg.id, lambda h: h.on_rows(src, msg.rows, msg.exhausted, msg.error, now_ms))
         if kind is SchemaPull:
             return [Send(src, SchemaPush(msg.id, self.schema.export()))]
         if kind is SchemaPush:
@@ -793,6 +802,14 @@ def _op_scan(node: Node, rid: int, args: dict) -> list:
     return handler.start()
 
 
+def _op_index_query(node: Node, rid: int, args: dict) -> list:
+    """A secondary-index query over the whole ring (ring/index_query.py)."""
+    keyspace, table = _table_args(node, args)
+    level = node._level(args)
+    cl.validate_for_read(level)
+    return index_query.start(node, rid, level, table, args, _scan_subranges(node, keyspace, level, None, None))
+
+
 def _scan_subranges(node: Node, keyspace: str, level, start_token, end_token) -> list:
     """Split (start, end] into the ring's ranges, each with the replicas to ask."""
     ring_tokens = sorted(node.ring.tokens) if hasattr(node.ring, "tokens") else []
@@ -838,6 +855,20 @@ def _op_create_table(node: Node, rid: int, args: dict) -> list:
     node.schema.create_table(args["keyspace"], args["name"], args["columns"], args["primary_key"],
                              args.get("clustering_order"), args.get("options"), node.new_timestamp(None),
                              table_id=f"{node.rng.getrandbits(128):032x}")  # from the injected rng: replayable
+    return _schema_changed(node, rid)
+
+
+def _op_create_index(node: Node, rid: int, args: dict) -> list:
+    keyspace, table = _table_args(node, args)
+    node.schema.create_index(keyspace, table.name, args.get("column"), args.get("name"),
+                             args.get("if_not_exists", True), node.new_timestamp(None))
+    return _schema_changed(node, rid)
+
+
+def _op_drop_index(node: Node, rid: int, args: dict) -> list:
+    if not args.get("keyspace"):
+        raise InvalidRequest("no keyspace given: pass keyspace= or connect(keyspace)")
+    node.schema.drop_index(args["keyspace"], args.get("name"), args.get("if_exists", True), node.new_timestamp(None))
     return _schema_changed(node, rid)
 
 
@@ -1003,6 +1034,7 @@ _CLIENT_OPS = {
     "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
     "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints, "repair": _op_repair,
     "decommission": _op_decommission, "removenode": _op_removenode, "netstats": _op_netstats,
+    "create_index": _op_create_index, "drop_index": _op_drop_index, "index_query": _op_index_query,
 }
 
 

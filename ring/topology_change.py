@@ -25,6 +25,7 @@ from engine.errors import InvalidRequest
 from ring import membership as ms
 from ring.errors import ConfigurationError, RequestError
 from ring.messages import FetchRanges, Reply, Send
+from ring.ring import allocate_tokens
 from ring.streaming import StreamSession
 from ring.topology import range_movements, replication_shortfall
 
@@ -46,6 +47,16 @@ def bootstrap_state(store) -> str | None:
 def set_bootstrap_state(store, state: str) -> None:
     store.insert("system", BOOTSTRAP_TABLE, {"key": "local", "state": state})
     store.flush("system", BOOTSTRAP_TABLE)  # durable before the change is announced
+
+
+def saved_tokens(store) -> list[int] | None:
+    row = store.get("system", BOOTSTRAP_TABLE, {"key": "tokens"})
+    return ms.parse_tokens(row["state"]) if row and row.get("state") else None
+
+
+def save_tokens(store, tokens: list[int]) -> None:
+    store.insert("system", BOOTSTRAP_TABLE, {"key": "tokens", "state": ms.tokens_value(tokens)})
+    store.flush("system", BOOTSTRAP_TABLE)
 
 
 def user_tables(node) -> list:
@@ -107,6 +118,9 @@ class Bootstrap:
             schemas = {node.gossiper.app_state(ep, ms.ApplicationState.SCHEMA) for ep in peers if node.is_alive(ep)}
             if now_ms - self.since_ms < delay or not peers or schemas != {node.schema.version()}:
                 return []
+            # tokens that split the widest ranges of the ring it joins (even ownership), kept
+            node.tokens = sorted(allocate_tokens(node.config.host_id, node.config.num_tokens, ring=node.ring))
+            save_tokens(node.store, node.tokens)
             node.announce(ms.Status.BOOT)
             self.phase, self.since_ms = "announced", now_ms
             return []

@@ -97,6 +97,11 @@ def test_bootstrap_under_quorum_writes_loses_nothing():
     assert _missing(sim, writer, _replicas_by(sim, "n1")) == []
     progress = sim.nodes[new].node.bootstrap.summary
     assert progress["partitions"] > 0 and progress["ranges_done"] == progress["ranges"]
+    tokens = sim.nodes[new].node.tokens
+    sim.crash(new, lose_unsynced=False)
+    sim.restart(new)  # a bootstrapped node restarts NORMAL, with the tokens it chose
+    assert sim.nodes[new].node.mode == "NORMAL" and sim.nodes[new].node.bootstrap is None
+    assert sim.nodes[new].node.tokens == tokens
     sim.close()
 
 
