@@ -90,7 +90,7 @@ class Table:
         d = {"keyspace": self.keyspace, "name": self.name, "id": self.id, "options": self.options,
              "columns": [[c.name, c.cql_type, c.kind, c.id, c.descending] for c in self.columns]}
         if self.indexes:  # absent when empty: schemas without indexes keep their digest
-            d["indexes"] = [[i.name, i.column] for i in self.indexes]
+            d["indexes"] = sorted([i.name, i.column] for i in self.indexes)  # canonical: digests agree
         return d
 
     @classmethod

@@ -243,6 +243,9 @@ class Store:
             self._open_table(table, self.commit_log.current_position())
             ks.tables[table.name] = table
         self._save_schema()
+        cfs = self.cfs[table.id]
+        for index in cfs.indexes.values():  # a table learned from a peer may come with indexes
+            self._build_index(cfs, index)
 
     def drop_table(self, keyspace: str, name: str) -> None:
         table = self.table(keyspace, name)
@@ -290,7 +293,7 @@ class Store:
         check_indexable(t, column)
         with self._schema_lock:
             t = self.table(keyspace, table)
-            owner = self._index_owner(keyspace, name)
+            owner = self.index_owner(keyspace, name)
             same = next((i for i in t.indexes if i.column == column), None)
             if owner is not None or same is not None:
                 if if_not_exists and (owner is None or (owner.id == t.id and owner.index(name).column == column)):
@@ -325,7 +328,7 @@ class Store:
         """DROP INDEX keyspace.name. Returns whether an index was dropped."""
         self._check_open()
         with self._schema_lock:
-            t = self._index_owner(keyspace, name)
+            t = self.index_owner(keyspace, name)
             if t is None:
                 if if_exists:
                     return False
@@ -339,7 +342,7 @@ class Store:
             self._save_schema()
             return True
 
-    def _index_owner(self, keyspace: str, name: str) -> Table | None:
+    def index_owner(self, keyspace: str, name: str) -> Table | None:
         """The table of `keyspace` holding index `name` (index names are unique per keyspace)."""
         return next((t for t in self._keyspace(keyspace).tables.values() if t.index(name) is not None), None)
 

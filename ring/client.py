@@ -45,8 +45,9 @@ DEFAULT_PORT = 9100
 REFRESH_INTERVAL_S = 5.0   # ring and Up/Down view; nodes push no events, so poll often
 HANDSHAKE_TIMEOUT_S = 10.0
 READ_OPS = frozenset({"get", "select", "scan", "describe_ring", "describe_schema", "status", "info",
-                      "tablestats", "getendpoints"})
-SCHEMA_OPS = frozenset({"create_keyspace", "create_table", "drop_table", "drop_keyspace"})
+                      "tablestats", "getendpoints", "index_query"})
+SCHEMA_OPS = frozenset({"create_keyspace", "create_table", "drop_table", "drop_keyspace", "create_index",
+                        "drop_index"})
 KEYED_OPS = {"insert": "row", "delete": "key", "get": "key", "select": "key"}
 
 
@@ -249,6 +250,24 @@ class _SessionAPI:
     def drop_keyspace(self, name: str):
         return self._run("drop_keyspace", {"name": name})
 
+    def create_index(self, table: str, column: str, name: str | None = None, keyspace: str | None = None,
+                     if_not_exists: bool = True):
+        """CREATE INDEX [name] ON table (column); default name f"{table}_{column}_idx". Every node
+        builds its local index in the background; queries raise IndexNotReady until it is built."""
+        return self._run("create_index", {"keyspace": self._ks(keyspace), "table": table, "column": column,
+                                          "name": name, "if_not_exists": if_not_exists})
+
+    def drop_index(self, name: str, keyspace: str | None = None, if_exists: bool = True):
+        return self._run("drop_index", {"keyspace": self._ks(keyspace), "name": name, "if_exists": if_exists})
+
+    def index_query(self, table: str, where, columns=None, consistency="ONE", page_size: int = 1000,
+                    paging_state: bytes | None = None, keyspace: str | None = None):
+        """Rows matching every (column, op, value) of `where` (op: =, <, <=, >, >=), answered from
+        the index of one restricted column, in token order: a ScanPage (rows, paging_state)."""
+        return self._data("index_query", table, keyspace, consistency, scan_result,
+                          where=[list(w) for w in where] if isinstance(where, (list, tuple)) else where,
+                          columns=columns, page_size=page_size, paging_state=paging_state)
+
     def execute(self, op: str, **args):
         """Any op (admin ops for nodetool: status, info, flush, compact, tablestats, ...).
         `endpoint="host:port"` sends it to that node instead of routing it."""
@@ -396,6 +415,14 @@ class Session(_SessionAPI):
         state = None
         while True:
             page = self.scan(table, start_token, end_token, page_size, state, **kwargs)
+            yield from page.rows
+            if (state := page.paging_state) is None:
+                return
+
+    def index_query_all(self, table: str, where, page_size: int = 1000, **kwargs):
+        state = None
+        while True:
+            page = self.index_query(table, where, page_size=page_size, paging_state=state, **kwargs)
             yield from page.rows
             if (state := page.paging_state) is None:
                 return
@@ -560,6 +587,15 @@ class AsyncSession(_SessionAPI):
         state = None
         while True:
             page = await self.scan(table, start_token, end_token, page_size, state, **kwargs)
+            for row in page.rows:
+                yield row
+            if (state := page.paging_state) is None:
+                return
+
+    async def index_query_all(self, table: str, where, page_size: int = 1000, **kwargs):
+        state = None
+        while True:
+            page = await self.index_query(table, where, page_size=page_size, paging_state=state, **kwargs)
             for row in page.rows:
                 yield row
             if (state := page.paging_state) is None:

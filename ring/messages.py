@@ -226,6 +226,34 @@ class FetchRangesDone:
     error: str | None
 
 
+# -- secondary-index queries (ring/index_query.py) ----------------------------------------------
+
+@message(40)
+class IndexReadRequest:
+    id: int
+    table_id: str
+    where: list            # [[column, op, value], ...], ANDed (engine/restriction.py)
+    start: list | None     # [token, key] inclusive, None = ring minimum
+    end: list | None       # [token, key] exclusive, None = ring maximum
+    after: list | None     # [token, key, clustering]: only rows after it (paging), or None
+    limit: int             # rows
+
+
+@message(41)
+class IndexReadResponse:
+    id: int
+    rows: list             # [[token, key, clustering, payload | None], ...] in (token, key, clustering) order
+    exhausted: bool        # nothing matches between the last row and `end`
+    error: str | None
+
+
+@message(42)
+class RowsReadRequest:
+    id: int
+    table_id: str
+    rows: list             # [[key, clustering], ...]: answered by an IndexReadResponse, one entry each
+
+
 # -- client <-> coordinator ---------------------------------------------------------------------
 
 @message(30)

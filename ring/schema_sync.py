@@ -1,7 +1,8 @@
-"""The cluster schema on one node: keyspaces and tables, with creation and drop times, merged LWW.
+"""The cluster schema on one node: keyspaces, tables and indexes, with creation and drop times, merged LWW.
 
 The live schema is the local Store's (durable in schema.db); creation and drop times live in the
-node's own `system.schema_events` table (name "keyspace:<name>" or "table:<id>"), so a drop
+node's own `system.schema_events` table (name "keyspace:<name>", "table:<id>" or
+"index:<table id>:<index name>"), so a drop
 reaches nodes that missed it and a keyspace re-created after a drop survives. `merge` is
 idempotent and order-independent: an entity exists iff its creation is newer than its drop. Two
 tables created concurrently under one name: the later creation (then the greater id) wins.
@@ -91,6 +92,19 @@ class SchemaRegistry:
         self.store.drop_keyspace(name)
         self._record(f"keyspace:{name}", dropped_us=ts)
 
+    def create_index(self, keyspace: str, table: str, column: str, name: str | None, if_not_exists: bool,
+                     ts: int) -> None:
+        if keyspace == SYSTEM:
+            raise InvalidRequest("the system keyspace is reserved")
+        meta = self.store.create_index(keyspace, table, column, name, if_not_exists)
+        if meta is not None:
+            self._record(f"index:{self.store.table(keyspace, table).id}:{meta.name}", created_us=ts)
+
+    def drop_index(self, keyspace: str, name: str, if_exists: bool, ts: int) -> None:
+        owner = self.store.index_owner(keyspace, name)
+        if self.store.drop_index(keyspace, name, if_exists):
+            self._record(f"index:{owner.id}:{name}", dropped_us=ts)
+
     # -- exchange -----------------------------------------------------------------------------
 
     def export(self) -> dict:
@@ -121,6 +135,7 @@ class SchemaRegistry:
                 self.store.create_keyspace(ks["name"], ks["replication"], if_not_exists=True)
         for d in remote.get("tables") or []:
             self._adopt_table(Table.from_dict(d))
+            self._adopt_indexes(Table.from_dict(d))
         self._apply_drops()
         self._version = None
         return self.version() != before
@@ -140,6 +155,13 @@ class SchemaRegistry:
             self._record(f"table:{existing.id}", dropped_us=created)
         self.store.add_table(table)
 
+    def _adopt_indexes(self, remote: Table) -> None:
+        cfs = self.store.cfs.get(remote.id)
+        for meta in remote.indexes if cfs is not None else ():
+            created, dropped = self._event(f"index:{remote.id}:{meta.name}")
+            if created > dropped and cfs.table.index(meta.name) is None:
+                self.store.add_index(remote.id, meta)   # built in the background here too
+
     def _apply_drops(self) -> None:
         for name, ks in list(self.store.keyspaces.items()):
             if name == SYSTEM:
@@ -148,6 +170,11 @@ class SchemaRegistry:
                 created, dropped = self._event(f"table:{table.id}")
                 if dropped >= created and dropped:
                     self.store.drop_table(name, table.name)
+                    continue
+                for meta in table.indexes:
+                    created, dropped = self._event(f"index:{table.id}:{meta.name}")
+                    if dropped >= created and dropped:
+                        self.store.drop_index(name, meta.name)
             created, dropped = self._event(f"keyspace:{name}")
             if dropped >= created and dropped:
                 self.store.drop_keyspace(name)

@@ -36,6 +36,7 @@ EXAMPLES = [
     engine_errors.TombstoneOverwhelmingError(100_001, 100_000, "ks.t partition 00"),
     engine_errors.CorruptionError("/data/ks/t/1-Data.db", 4096, "block checksum mismatch"),
     engine_errors.StoreClosedError("store at /data is closed; open it again"),
+    engine_errors.IndexNotReady("index t_v_idx on ks.t.v is still building (10 rows indexed so far); retry shortly"),
     engine_errors.EngineError("engine"),
     AuthenticationError(),
     ServerError("KeyError: 'x'"),

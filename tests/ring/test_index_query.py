@@ -1,0 +1,121 @@
+"""Index queries over the ring, in the deterministic simulator (real Nodes and Stores, virtual time).
+
+Checked against the rows written: the fan-out at ONE / QUORUM / ALL, paging (every matching row
+exactly once), ranges, an index created after the data (and learned by schema sync), a replica
+that missed an overwrite (its stale match must not surface: replica filtering protection), a
+node down at QUORUM, and the errors.
+"""
+import pytest
+
+from engine.errors import InvalidRequest
+from ring.errors import UnavailableError
+from ring.messages import packb
+from ring.runtime.sim import Simulation
+
+FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "hinted_handoff_enabled": False}
+N = 120
+
+
+def color(i: int) -> str:
+    return ("red", "green", "blue")[i % 3]
+
+
+@pytest.fixture
+def sim():
+    s = Simulation(11, node_options=FAST)
+    s.run_for(4000)
+    s.request("n1", "create_keyspace", name="ks", replication={"class": "SimpleStrategy", "replication_factor": 3})
+    s.request("n1", "create_table", keyspace="ks", name="t", columns={"k": "int", "c": "int", "color": "text",
+                                                                      "size": "int"}, primary_key=("k", "c"))
+    s.run_for(2000)
+    for i in range(N):
+        s.request(f"n{i % 3 + 1}", "insert", keyspace="ks", table="t", consistency="QUORUM",
+                  row={"k": i % 40, "c": i, "color": color(i), "size": i})
+    s.run_for(1000)
+    yield s
+    s.close()
+
+
+def query_all(sim, node, where, page_size=1000, **args):
+    rows, state, pages = [], None, 0
+    while True:
+        page = sim.request(node, "index_query", keyspace="ks", table="t", where=where, page_size=page_size,
+                           paging_state=state, **args)
+        assert len(page["rows"]) <= page_size
+        rows += page["rows"]
+        pages += 1
+        if (state := page["paging_state"]) is None:
+            return rows, pages
+
+
+def keys(rows):
+    return sorted((r["k"], r["c"]) for r in rows)
+
+
+def test_index_created_after_data_answers_everywhere_with_paging(sim):
+    with pytest.raises(InvalidRequest, match="create_index"):
+        sim.request("n2", "index_query", keyspace="ks", table="t", where=[["color", "=", "red"]])
+    sim.request("n1", "create_index", keyspace="ks", table="t", column="color")
+    sim.request("n3", "create_index", keyspace="ks", table="t", column="size", name="by_size")
+    sim.run_for(3000)                                   # schema sync: every node builds both indexes
+    assert sim.converged()
+    red = [(i % 40, i) for i in range(N) if color(i) == "red"]
+    for node, level in (("n1", "ONE"), ("n2", "QUORUM"), ("n3", "ALL")):
+        rows, pages = query_all(sim, node, [["color", "=", "red"]], page_size=7, consistency=level)
+        assert keys(rows) == sorted(red) and len(rows) == len(red)       # each row exactly once
+        assert pages >= len(red) // 7
+        assert all(set(r) == {"k", "c", "color", "size"} for r in rows)   # every column, like scan
+    rows, _ = query_all(sim, "n2", [["size", ">=", 30], ["size", "<", 60], ["color", "=", "blue"]],
+                        page_size=4, consistency="QUORUM")
+    assert keys(rows) == sorted((i % 40, i) for i in range(30, 60) if color(i) == "blue")
+    rows, _ = query_all(sim, "n1", [["size", "<", 10]], columns=["size"], consistency="QUORUM")
+    assert keys(rows) == sorted((i % 40, i) for i in range(10)) and "color" not in rows[0]
+
+
+def test_a_replica_that_missed_an_overwrite_never_surfaces_its_stale_match(sim):
+    sim.request("n1", "create_index", keyspace="ks", table="t", column="color")
+    sim.run_for(3000)
+    sim.partition({"n1", "n2"}, {"n3"})                 # n3 misses the overwrites (no hints)
+    sim.run_for(3000)
+    for i in range(0, 30, 3):                           # red rows become green on n1 and n2 only
+        sim.request("n1", "insert", keyspace="ks", table="t", consistency="QUORUM",
+                    row={"k": i % 40, "c": i, "color": "green"})
+    sim.heal()
+    sim.run_for(3000)
+    assert sim.local_row("n3", "ks", "t", {"k": 0, "c": 0})["color"] == "red"      # n3 is stale
+    red = sorted((i % 40, i) for i in range(30, N) if color(i) == "red")
+    green = sorted((i % 40, i) for i in range(N) if color(i) == "green" or (i < 30 and color(i) == "red"))
+    for node in ("n1", "n2", "n3"):
+        assert keys(query_all(sim, node, [["color", "=", "red"]], page_size=5, consistency="ALL")[0]) == red
+        assert keys(query_all(sim, node, [["color", "=", "green"]], page_size=5, consistency="ALL")[0]) == green
+    assert sum(sim.nodes[n].node.stats.get("index_row_fetches", 0) for n in sim.nodes) > 0
+
+
+def test_quorum_index_query_with_one_node_down_and_unavailable_at_all(sim):
+    sim.request("n1", "create_index", keyspace="ks", table="t", column="color")
+    sim.run_for(3000)
+    sim.crash("n3")
+    sim.run_for(5000)                                   # n3 is convicted
+    blue = sorted((i % 40, i) for i in range(N) if color(i) == "blue")
+    assert keys(query_all(sim, "n1", [["color", "=", "blue"]], page_size=9, consistency="QUORUM")[0]) == blue
+    with pytest.raises(UnavailableError):
+        sim.request("n2", "index_query", keyspace="ks", table="t", where=[["color", "=", "blue"]], consistency="ALL")
+
+
+def test_deleted_and_dropped(sim):
+    sim.request("n1", "create_index", keyspace="ks", table="t", column="color")
+    sim.run_for(3000)
+    sim.request("n2", "delete", keyspace="ks", table="t", key={"k": 0}, consistency="QUORUM")   # partition 0
+    sim.request("n2", "delete", keyspace="ks", table="t", key={"k": 1, "c": 1}, columns=["color"],
+                consistency="QUORUM")
+    rows, _ = query_all(sim, "n3", [["color", ">=", "a"]], page_size=11, consistency="QUORUM")
+    assert keys(rows) == sorted((i % 40, i) for i in range(N) if i % 40 != 0 and i != 1)
+    with pytest.raises(InvalidRequest, match="paging_state"):
+        sim.request("n1", "index_query", keyspace="ks", table="t", where=[["color", "=", "red"]],
+                    paging_state=packb(["not", "a", "state"]))
+    sim.request("n1", "drop_index", keyspace="ks", name="t_color_idx")
+    sim.run_for(3000)
+    for node in ("n1", "n2", "n3"):
+        assert sim.nodes[node].store.table("ks", "t").indexes == ()
+        with pytest.raises(InvalidRequest, match="create_index"):
+            sim.request(node, "index_query", keyspace="ks", table="t", where=[["color", "=", "red"]])
