@@ -232,12 +232,12 @@ class Mapper:
 
     # -- entry -> columns ------------------------------------------------------------------------
 
-    def to_columns(self, entry) -> tuple[object, dict[str, bytes]]:
+    def to_columns(self, entry, require_id: bool = True) -> tuple[object, dict[str, bytes]]:
         """(id, {column: bytes}) for an entry; MappingError if the id is missing or a value is bad."""
         props = properties_of(entry)
         id_prop = self.meta.descriptor.id_property
         id_value = props.get(id_prop)
-        if id_value is None:
+        if id_value is None and require_id:
             raise MappingError(f"Data sync operation missing id property value: type {self.meta.type_name} "
                                f"needs property {id_prop!r}")
         cols: dict[str, bytes] = {}

@@ -1,0 +1,247 @@
+"""The one narrow boundary between the persistency and the cluster: `DynatableClient`.
+
+The endpoint, the data source and the mirror reach the cluster only through the methods below,
+so a CQL adapter with the same methods can target Apache Cassandra itself. Layout (the Thrift
+column family seen from CQL, "compact storage"): a type's table is
+`(<key> <id type>, column1 text, value blob, PRIMARY KEY (<key>, column1))`, one CQL row per
+space column, so columns can be added by any write (dynamic properties), a partition deletion is
+the original's row deletion, and reads return columns in name order. Type metadata lives in
+`persistency_metadata` (read and written at QUORUM), parked operations in
+`persistency_dead_letter` (docs/persistency.md#tables).
+
+Mutations carry explicit timestamps and are sent concurrently (pipelined over the asyncio client
+on a private event-loop thread): their order on the wire does not matter, reconciliation by
+timestamp does. `apply` returns only after every mutation has an answer; it raises the first error.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Self
+
+from engine.errors import InvalidRequest
+from engine.schema import check_name
+from ring.client import AsyncCluster
+
+METADATA_TABLE = "persistency_metadata"
+DEAD_LETTER_TABLE = "persistency_dead_letter"
+RESERVED_TABLES = (METADATA_TABLE, DEAD_LETTER_TABLE)
+LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
+METADATA_LEVEL = "QUORUM"
+VALUE_INDEX = "{table}_value_idx"
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    table: str
+    key_column: str
+    key: object
+    column: str
+    value: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRow:
+    table: str
+    key_column: str
+    key: object
+    timestamp: int
+
+
+class DynatableClient:
+    """Contact points of a running cluster and an existing keyspace (never created here)."""
+
+    def __init__(self, contact_points: list[str], keyspace: str, *, read_consistency: str = "QUORUM",
+                 write_consistency: str = "QUORUM", gc_grace_seconds: int | None = None,
+                 max_in_flight: int = 256, **cluster_options):
+        read_consistency, write_consistency = read_consistency.upper(), write_consistency.upper()
+        for what, level in (("read", read_consistency), ("write", write_consistency)):
+            if level not in LEVELS:
+                raise InvalidRequest(f"{what} consistency {level!r} is not one of {', '.join(LEVELS)}")
+        if read_consistency == "ANY":
+            raise InvalidRequest("read consistency ANY is not allowed (ANY is a write-only level); use ONE or higher")
+        if gc_grace_seconds is not None and (not isinstance(gc_grace_seconds, int) or gc_grace_seconds < 0):
+            raise InvalidRequest(f"gc_grace_seconds must be an integer >= 0, got {gc_grace_seconds!r}")
+        self.keyspace = keyspace
+        self.read_consistency, self.write_consistency = read_consistency, write_consistency
+        self.gc_grace_seconds = gc_grace_seconds
+        self.max_in_flight = max_in_flight
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="persistency-client", daemon=True)
+        self._thread.start()
+        self._closed = False
+        self.cluster = AsyncCluster(contact_points, **cluster_options)
+        try:
+            self.session = self._call(self.cluster.connect(keyspace))
+            self._semaphore = self._call(self._new_semaphore())
+            if keyspace not in self.cluster.metadata.keyspaces:
+                raise InvalidRequest(f"Keyspace {keyspace} does not exist; create it first (the persistency "
+                                     "never creates keyspaces)")
+        except BaseException:
+            self.close()
+            raise
+
+    async def _new_semaphore(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.max_in_flight)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _limited(self, coro):
+        async with self._semaphore:
+            return await coro
+
+    def _all(self, coros) -> list:
+        """Run coroutines concurrently; wait for all; raise the first error, else the results."""
+        async def gather():
+            return await asyncio.gather(*(self._limited(c) for c in coros), return_exceptions=True)
+        results = self._call(gather())
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return results
+
+    # -- tables ----------------------------------------------------------------------------------
+
+    def _table(self, name: str):
+        return self.cluster.metadata.tables.get((self.keyspace, name))
+
+    def ensure_table(self, name: str, key_column: str, key_type: str) -> None:
+        """Create a type's table unless it exists (idempotent; safe when endpoints race)."""
+        check_name("table", name)
+        self._ensure(name, {key_column: key_type, "column1": "text", "value": "blob"}, (key_column, "column1"))
+
+    def ensure_metadata_table(self) -> None:
+        self._ensure(METADATA_TABLE, {"type_name": "text", "metadata": "blob"}, "type_name")
+
+    def ensure_dead_letter_table(self) -> None:
+        self._ensure(DEAD_LETTER_TABLE, {"operation_id": "text", "type_name": "text", "operation_type": "text",
+                                         "operation": "blob", "error": "text", "parked_at": "timestamp"},
+                     "operation_id")
+
+    def _ensure(self, name: str, columns: dict, primary_key) -> None:
+        options = {"gc_grace_seconds": self.gc_grace_seconds} if self.gc_grace_seconds is not None else None
+        for attempt in range(5):
+            existing = self._table(name)
+            if existing is not None:
+                have = {c.name: c.cql_type for c in existing.columns}
+                if have != columns:
+                    raise InvalidRequest(f"table {self.keyspace}.{name} exists with columns {have}, not {columns}: "
+                                         "another type or application uses that name; configure a name converter")
+                return
+            try:
+                self._call(self.session.create_table(name, columns, primary_key, options=options, if_not_exists=True))
+                return
+            except InvalidRequest:
+                raise
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+                self._call(self.cluster.refresh_metadata())
+
+    def create_index(self, table: str) -> None:
+        """The secondary index on a type table's `value` column (one per table; idempotent)."""
+        create = getattr(self.session, "create_index", None)
+        if create is None:
+            raise InvalidRequest("this cluster client has no secondary indexes (session.create_index)")
+        self._call(create(table, "value", name=VALUE_INDEX.format(table=table), if_not_exists=True))
+
+    # -- metadata --------------------------------------------------------------------------------
+
+    def write_metadata(self, type_name: str, data: bytes) -> None:
+        self._call(self.session.insert(METADATA_TABLE, {"type_name": type_name, "metadata": data},
+                                       consistency=METADATA_LEVEL))
+
+    def read_metadata(self, type_name: str) -> bytes | None:
+        row = self._call(self.session.get(METADATA_TABLE, {"type_name": type_name}, consistency=METADATA_LEVEL))
+        return row.get("metadata") if row else None
+
+    def read_all_metadata(self) -> list[tuple[str, bytes]]:
+        rows = self._scan(METADATA_TABLE, 1000, METADATA_LEVEL)
+        return [(r["type_name"], r["metadata"]) for r in rows if r.get("metadata") is not None]
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def apply(self, mutations: list) -> None:
+        s, level = self.session, self.write_consistency
+        coros = []
+        for m in mutations:
+            if isinstance(m, Put):
+                coros.append(s.insert(m.table, {m.key_column: m.key, "column1": m.column, "value": m.value},
+                                      timestamp=m.timestamp, consistency=level))
+            else:
+                coros.append(s.delete(m.table, {m.key_column: m.key}, timestamp=m.timestamp, consistency=level))
+        self._all(coros)
+
+    def read_row(self, table: str, key_column: str, key) -> list[tuple[str, bytes]]:
+        return self.read_rows(table, key_column, [key])[0]
+
+    def read_rows(self, table: str, key_column: str, keys: list) -> list[list[tuple[str, bytes]]]:
+        """Each key's columns [(name, value)] in name order ([] if the row is absent), in `keys` order."""
+        results = self._all(self.session.select(table, {key_column: k}, columns=["column1", "value"],
+                                                consistency=self.read_consistency) for k in keys)
+        return [[(r["column1"], r["value"]) for r in rows if r.get("value") is not None] for rows in results]
+
+    def scan_rows(self, table: str, key_column: str, page_size: int):
+        """Every row as (key, [(name, value)]) in token order, one page of cells in memory at a time."""
+        cells = ((r[key_column], r["column1"], r["value"])
+                 for r in self._scan(table, page_size, self.read_consistency) if r.get("value") is not None)
+        for key, group in groupby(cells, key=lambda c: c[0]):
+            yield key, [(c[1], c[2]) for c in group]
+
+    def _scan(self, table: str, page_size: int, level: str):
+        state = None
+        while True:
+            page = self._call(self.session.scan(table, page_size=page_size, paging_state=state, consistency=level))
+            yield from page.rows
+            if (state := page.paging_state) is None:
+                return
+
+    def index_keys(self, table: str, key_column: str, column: str, value: bytes, page_size: int):
+        """Row keys whose column `column` holds `value`, from the secondary index, page by page."""
+        query = getattr(self.session, "index_query", None)
+        if query is None:
+            raise InvalidRequest("this cluster client has no secondary indexes (session.index_query)")
+        where = [("value", "=", value), ("column1", "=", column)]
+        state = None
+        while True:
+            page = self._call(query(table, where, page_size=page_size, paging_state=state,
+                                    consistency=self.read_consistency))
+            yield [r[key_column] for r in page.rows]
+            if (state := page.paging_state) is None:
+                return
+
+    # -- dead letters ----------------------------------------------------------------------------
+
+    def park(self, operation_id: str, type_name: str, operation_type: str, operation: bytes, error: str) -> None:
+        row = {"operation_id": operation_id, "type_name": type_name, "operation_type": operation_type,
+               "operation": operation, "error": error[:4000], "parked_at": int(time.time() * 1000)}
+        self._call(self.session.insert(DEAD_LETTER_TABLE, row, consistency=self.write_consistency))
+
+    def dead_letters(self) -> list[dict]:
+        return list(self._scan(DEAD_LETTER_TABLE, 1000, self.read_consistency))
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Idempotent. The endpoint and the data source never close a client they were given."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._call(self.cluster.shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
