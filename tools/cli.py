@@ -473,3 +473,12 @@ def sim(seed, write_cl, read_cl, two_dcs, skew, mutant, steps, verbose) -> None:
     """Replay a seeded simulation run and check its history (what the property tests print)."""
     from tools.sim_run import main as run
     sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose) else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": ["--help"]}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def stress(args) -> None:
+    """Load a cluster like cassandra-stress: write, read, mixed, ycsb (`dynatable stress help`)."""
+    from tools.stress.command import run_command
+    sys.exit(run_command(list(args), cluster_name_for=_cluster_name_for))
