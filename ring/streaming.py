@@ -113,6 +113,7 @@ class StreamSession:
     # -- the session ---------------------------------------------------------------------------
 
     def start(self) -> list:
+        self.started_ms = self.node.now_ms
         return self._next()
 
     def _next(self) -> list:
@@ -120,6 +121,7 @@ class StreamSession:
             self.index += 1
         if self.index >= len(self.tasks):
             self.finished = True
+            self.summary["stream_ms"] = self.node.now_ms - self.started_ms
             return self.on_done(dict(self.summary), None)
         task = self.tasks[self.index]
         live = [ep for ep in task.sources if self.node.is_alive(ep)] or task.sources

@@ -183,7 +183,7 @@ class _Orchestration:
         self.since_ms = node.now_ms
         self.waiting: dict[str, list] = {}   # gainer -> its plan, until it answers
         self.sent_ms = 0
-        self.summary = {"targets": 0, "ranges": 0, "partitions": 0, "bytes": 0, "retries": 0}
+        self.summary = {"targets": 0, "ranges": 0, "partitions": 0, "bytes": 0, "retries": 0, "stream_ms": 0}
         self.operation = ""
 
     def _send_fetches(self, plans: dict[str, list]) -> list:
@@ -209,6 +209,7 @@ class _Orchestration:
         del self.waiting[src]
         for k in ("ranges", "partitions", "bytes", "retries"):
             self.summary[k] += int(summary.get(k, 0))
+        self.summary["stream_ms"] = max(self.summary["stream_ms"], int(summary.get("stream_ms", 0)))
         return self._complete() if not self.waiting else []
 
     def on_tick(self, now_ms: int) -> list:
