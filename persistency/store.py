@@ -32,6 +32,7 @@ RESERVED_TABLES = (METADATA_TABLE, DEAD_LETTER_TABLE)
 LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 METADATA_LEVEL = "QUORUM"
 VALUE_INDEX = "{table}_value_idx"
+SCHEMA_AGREEMENT_WAIT_S = 10.0   # the Python driver's max_schema_agreement_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class DynatableClient:
         try:
             self.session = self._call(self.cluster.connect(keyspace))
             self._semaphore = self._call(self._new_semaphore())
+            self.wait_for_schema_agreement()
             if keyspace not in self.cluster.metadata.keyspaces:
                 raise InvalidRequest(f"Keyspace {keyspace} does not exist; create it first (the persistency "
                                      "never creates keyspaces)")
@@ -87,6 +89,26 @@ class DynatableClient:
 
     async def _new_semaphore(self) -> asyncio.Semaphore:
         return asyncio.Semaphore(self.max_in_flight)
+
+    def wait_for_schema_agreement(self, timeout_s: float = SCHEMA_AGREEMENT_WAIT_S) -> bool:
+        """Wait until every live node reports the same schema version (as drivers do after DDL:
+        the change is pushed to the other nodes asynchronously). False if it did not settle in time."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._call(self.cluster.refresh_metadata())
+            live = [ep for ep in self.cluster.metadata.endpoints if self.cluster.metadata.is_up(ep)]
+            versions = set()
+            for ep in live:
+                try:
+                    versions.add(self._call(self.session.execute("describe_schema", endpoint=ep)).get("version"))
+                except Exception:  # noqa: BLE001 - a node going down meanwhile: ask again
+                    versions.add(None)
+            if len(versions) <= 1:
+                self._call(self.cluster.refresh_metadata())
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -135,6 +157,7 @@ class DynatableClient:
                 return
             try:
                 self._call(self.session.create_table(name, columns, primary_key, options=options, if_not_exists=True))
+                self.wait_for_schema_agreement()
                 return
             except InvalidRequest:
                 raise
@@ -150,6 +173,7 @@ class DynatableClient:
         if create is None:
             raise InvalidRequest("this cluster client has no secondary indexes (session.create_index)")
         self._call(create(table, "value", name=VALUE_INDEX.format(table=table), if_not_exists=True))
+        self.wait_for_schema_agreement()
 
     # -- metadata --------------------------------------------------------------------------------
 
