@@ -20,11 +20,25 @@ from __future__ import annotations
 from engine import mutation as mut
 from engine import restriction as rs
 from engine.errors import EngineError, IndexNotReady, InvalidRequest
-from engine.partition import Partition, decode_partition, encode_partition, live_row, merge_all
+from engine.partition import (
+    Partition,
+    decode_partition,
+    encode_partition,
+    live_row,
+    merge_all,
+)
 from engine.store import project
 from engine.token import token as token_of
 from ring.errors import ReadFailure, ReadTimeout
-from ring.messages import IndexReadRequest, IndexReadResponse, Reply, RowsReadRequest, Send, packb, unpackb
+from ring.messages import (
+    IndexReadRequest,
+    IndexReadResponse,
+    Reply,
+    RowsReadRequest,
+    Send,
+    packb,
+    unpackb,
+)
 
 MAX_PAGE_ROWS = 10_000
 MAX_FETCH_ROWS = 10_000
