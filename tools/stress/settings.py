@@ -30,6 +30,7 @@ RATE_MAX = 10_000_000
 COLUMNS_MAX = 1000
 COLUMN_BYTES_MAX = 1 << 20
 YCSB_WORKLOADS = "abcdef"
+ONE_VALUE_OPTIONS = ("-threads", "-target", "-p", "-seed")   # words after their value are command words
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[tuple[str, list[str]]], dic
             continue
         if w.startswith("-") and len(w) > 1 and not re.fullmatch(r"-\d.*", w):
             groups.append((w.lower(), []))
-        elif groups:
+        elif groups and not (groups[-1][0] in ONE_VALUE_OPTIONS and groups[-1][1]):
             groups[-1][1].append(w)
         else:
             words.append(w)
