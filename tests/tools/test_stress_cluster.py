@@ -44,7 +44,7 @@ def test_write_then_read_every_key_at_quorum(home, tmp_path):
     doc = json.loads((tmp_path / "w.json").read_text())
     total = doc["phases"][0]["total"]
     assert total["ops"] == 2000 and total["errors"] == {} and total["returns"] == {"OK": 2000}
-    rows = list(csv.DictReader(open(tmp_path / "w.csv")))
+    rows = list(csv.DictReader((tmp_path / "w.csv").read_text().splitlines()))
     assert sum(int(r["ops"]) for r in rows) == 2000
 
     out = stress(root, "read", "n=2000", "cl=QUORUM", "-pop", "seq=1..2000", "--json", str(tmp_path / "r.json"))

@@ -39,7 +39,7 @@ def recorded(seed=1, n=2000, rate=None):
 
 
 def test_intervals_add_up_to_the_totals():
-    rec, intervals, samples = recorded(rate=1000)
+    rec, intervals, _ = recorded(rate=1000)
     assert sum(s.ops for iv in intervals for s in iv.values()) == 2000
     assert sum(s.ops for s in rec.totals.values()) == 2000
     assert rec.totals["WRITE"].errors == {"WriteTimeout": 1} and intervals[-1]["WRITE"].errors == {"WriteTimeout": 1}
