@@ -94,6 +94,15 @@ class SpaceTypeDescriptor:
         self.indexes = {path: IndexType(kind) for path, kind in self.indexes.items()}
         self.fifo_grouping_indexes = tuple(self.fifo_grouping_indexes)
 
+    @classmethod
+    def of_class(cls, object_class: type, id_property: str, **kwargs) -> SpaceTypeDescriptor:
+        """The descriptor of a dataclass type: its fields are the fixed properties (types from the
+        annotations), its registered name the type name."""
+        from persistency.mapping import field_refs
+        from persistency.serializer import CLASSES
+        name = CLASSES.ensure(object_class)
+        return cls(name, id_property, fixed_properties=field_refs(object_class), object_class=name, **kwargs)
+
     @property
     def routing(self) -> str:
         return self.routing_property or self.id_property
