@@ -132,7 +132,7 @@ class Mirror:
             self._closing = True
             self._cond.notify_all()
         if self._thread.is_alive():
-            self._thread.join(timeout=max(1.0, self.retry_max_s + 1))
+            self._thread.join(timeout=1.0)   # a thread stuck in the endpoint settles nothing after this
         with self._cond:
             self.log.close()
             self._closed = True
@@ -171,6 +171,8 @@ class Mirror:
     def _deliver_and_settle(self, batch: list[LogEntry]) -> None:
         self._deliver(batch)
         with self._cond:
+            if self._closed:
+                raise _Stopping   # closed while the endpoint was busy: the log stays as it is
             self.metrics["delivered"] += self.log.settle(batch[-1].seq)
             self.metrics["batches"] += 1
             self._oldest_at = time.monotonic() if self.log.pending else None
