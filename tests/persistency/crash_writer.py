@@ -1,0 +1,30 @@
+"""A space process for the crash test: writes entries through a mirror that holds them (huge
+batch and interval), prints "written N", then waits to be killed with SIGKILL.
+
+    python crash_writer.py CONTACT_POINTS KEYSPACE LOG_DIR COUNT
+"""
+import sys
+import time
+
+from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
+from persistency.mirror import Mirror
+from persistency.space import Space
+from persistency.store import DynatableClient
+from persistency.sync_endpoint import SpaceSynchronizationEndpoint
+
+
+def main(contact_points: str, keyspace: str, log_dir: str, count: str) -> None:
+    client = DynatableClient(contact_points.split(","), keyspace)
+    mirror = Mirror(SpaceSynchronizationEndpoint(client), log_dir, batch_size=1_000_000, interval_ms=3_600_000)
+    space = Space("crashing", mirror=mirror, partitions=4)
+    space.register_type(SpaceTypeDescriptor("Crashed", "id", fixed_properties={"id": "long", "n": "int"}))
+    for i in range(int(count)):
+        space.write(SpaceDocument("Crashed", {"id": i, "n": i, "tag": f"t{i}"}))
+    space.partial_update("Crashed", 0, {"tag": "partial"})
+    space.take(SpaceDocument("Crashed", {"id": 1}))
+    print(f"written {count} pending {mirror.pending()}", flush=True)
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
