@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Self
 
-from engine.errors import InvalidRequest
+from engine.errors import IndexNotReady, InvalidRequest
 from engine.schema import check_name
 from ring.client import AsyncCluster
 
@@ -32,6 +32,7 @@ RESERVED_TABLES = (METADATA_TABLE, DEAD_LETTER_TABLE)
 LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 METADATA_LEVEL = "QUORUM"
 VALUE_INDEX = "{table}_value_idx"
+INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
 SCHEMA_AGREEMENT_WAIT_S = 10.0   # the Python driver's max_schema_agreement_wait
 
 
@@ -234,8 +235,15 @@ class DynatableClient:
         where = [("value", "=", value), ("column1", "=", column)]
         state = None
         while True:
-            page = self._call(query(table, where, page_size=page_size, paging_state=state,
-                                    consistency=self.read_consistency))
+            for attempt in range(INDEX_NOT_READY_RETRIES + 1):
+                try:
+                    page = self._call(query(table, where, page_size=page_size, paging_state=state,
+                                            consistency=self.read_consistency))
+                    break
+                except IndexNotReady:   # just created: every node builds its local index first
+                    if attempt == INDEX_NOT_READY_RETRIES:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
             yield [r[key_column] for r in page.rows]
             if (state := page.paging_state) is None:
                 return
