@@ -99,7 +99,7 @@ def level_name(consistency) -> str:
 
 # -- metadata and routing (pure) -----------------------------------------------------------------
 
-RING_STATUSES = ("NORMAL", "LEAVING", "removing")  # who owns ranges now (ring/topology.py's current ring)
+NOT_OWNING = ("BOOT", "BOOT_REPLACE", "LEFT", "removed", "UNKNOWN")  # outside ring/topology.py's current ring
 
 
 class ClusterMetadata:
@@ -118,7 +118,7 @@ class ClusterMetadata:
         self.endpoints = dict(answer.get("endpoints") or {})
         self.keyspaces = dict(answer.get("keyspaces") or {})
         self.ring = TokenRing.from_endpoints({ep: info.get("tokens") or () for ep, info in self.endpoints.items()
-                                              if str(info.get("status", "NORMAL")) in RING_STATUSES})
+                                              if str(info.get("status", "NORMAL")) not in NOT_OWNING})
         self.snitch = PropertyFileSnitch(
             {ep: (info.get("datacenter", "datacenter1"), info.get("rack", "rack1"))
              for ep, info in self.endpoints.items()}, default=("datacenter1", "rack1"))

@@ -146,8 +146,8 @@ class Node:
         state = tc.bootstrap_state(self.store)
         if state is None and any(name != "system" for name in self.store.keyspaces):
             state = "COMPLETED"  # data from before the bootstrap state was kept: not a new node
-        joining = (self.config.auto_bootstrap and state != "COMPLETED"
-                   and self.endpoint not in self.config.seeds)
+        joining = (self.config.auto_bootstrap and state != "COMPLETED"  # a seed, or a node without
+                   and self.endpoint not in self.config.seeds and bool(self.config.seeds))  # seeds, starts a ring
         generation = self.schema.next_generation(self.clock.wall_us() // 1_000_000)
         states = {
             ms.ApplicationState.DC: self.config.datacenter,
