@@ -231,19 +231,9 @@ class LocalCluster:
 
         os.makedirs(path, exist_ok=True)
         for node_name, dc, port, mport in specs:
-            ndir = os.path.join(path, node_name)
-            os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
-            values = {"auto_bootstrap": False, **overrides, "port": port, "metrics_port": mport,
-                      "data_directory": "data", "seeds": seeds, "datacenter": dc, "rack": "rack1"}
-            try:
-                s = config_mod.from_dict(values)
-            except Exception as e:  # noqa: BLE001 - ConfigurationError or a bad value type: say which
-                shutil.rmtree(path, ignore_errors=True)
-                raise ClusterError(f"bad node settings: {e}") from None
-            with open(os.path.join(ndir, "node.toml"), "w") as f:
-                f.write(f"# {node_name} of cluster {name}; every key: `dynatable node --print-default-config`\n")
-                f.write(config_mod.dump(s))
-            open(os.path.join(ndir, "node.log"), "a").close()
+            _write_node(os.path.join(path, node_name), f"{node_name} of cluster {name}",
+                        {"auto_bootstrap": False, **overrides, "port": port, "metrics_port": mport,
+                         "seeds": seeds, "datacenter": dc}, cleanup=path)
         with open(os.path.join(path, CLUSTER_FILE), "w") as f:
             f.write(f"name = {_toml(name)}\n")
             f.write(f"datacenters = {_toml(','.join(f'{dc}:{c}' for dc, c in dcs))}\n")
@@ -445,19 +435,10 @@ class LocalCluster:
         host = overrides.get("listen_address", first.listen_address)
         ports = free_ports(2 if first.metrics_port else 1, host)
         ndir = os.path.join(self.path, name)
-        os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
-        values = {**overrides, "auto_bootstrap": True, "port": ports[0],
-                  "metrics_port": ports[1] if first.metrics_port else 0, "data_directory": "data",
-                  "seeds": list(first.seeds), "datacenter": datacenter or first.datacenter, "rack": "rack1"}
-        try:
-            s = config_mod.from_dict(values)
-        except Exception as e:  # noqa: BLE001 - ConfigurationError or a bad value type: say which
-            shutil.rmtree(ndir, ignore_errors=True)
-            raise ClusterError(f"bad node settings: {e}") from None
-        with open(os.path.join(ndir, "node.toml"), "w") as f:
-            f.write(f"# {name} of cluster {self.name}, added; every key: `dynatable node --print-default-config`\n")
-            f.write(config_mod.dump(s))
-        open(os.path.join(ndir, "node.log"), "a").close()
+        s = _write_node(ndir, f"{name} of cluster {self.name}, added",
+                        {**overrides, "auto_bootstrap": True, "port": ports[0],
+                         "metrics_port": ports[1] if first.metrics_port else 0, "seeds": list(first.seeds),
+                         "datacenter": datacenter or first.datacenter}, cleanup=ndir)
         with open(os.path.join(self.path, CLUSTER_FILE), "a") as f:
             f.write(f"\n[[nodes]]\nname = {_toml(name)}\ndatacenter = {_toml(s.datacenter)}\n"
                     f"config = {_toml(os.path.join(name, 'node.toml'))}\n")
@@ -668,6 +649,22 @@ class LocalCluster:
 
     def __repr__(self) -> str:
         return f"LocalCluster({self.name!r}, {len(self.nodes)} nodes, {self.path!r})"
+
+
+def _write_node(ndir: str, title: str, values: dict, cleanup: str) -> config_mod.NodeSettings:
+    """A node's directory: data/, node.toml (every setting written out) and node.log. A bad
+    setting removes `cleanup` and raises ClusterError naming it."""
+    os.makedirs(os.path.join(ndir, "data"), exist_ok=True)
+    try:
+        s = config_mod.from_dict({**values, "data_directory": "data", "rack": "rack1"})
+    except Exception as e:  # noqa: BLE001 - ConfigurationError or a bad value type: say which
+        shutil.rmtree(cleanup, ignore_errors=True)
+        raise ClusterError(f"bad node settings: {e}") from None
+    with open(os.path.join(ndir, "node.toml"), "w") as f:
+        f.write(f"# {title}; every key: `dynatable node --print-default-config`\n")
+        f.write(config_mod.dump(s))
+    open(os.path.join(ndir, "node.log"), "a").close()
+    return s
 
 
 def _joining_note(stats: dict | None) -> str:
