@@ -48,10 +48,16 @@ def commitlog_dump(path) -> None:
 
 
 @main.command()
+@click.argument("which", required=False, type=click.Choice(["persistency"]))
 @click.option("--rows", default=100, show_default=True, help="How many rows to write and read.")
 @click.option("--keep", is_flag=True, help="Keep the cluster's files (nodes are stopped anyway).")
-def demo(rows, keep) -> None:
-    """Start a local 3-node cluster, kill a node, bring it back, printing each step."""
+def demo(which, rows, keep) -> None:
+    """Start a local 3-node cluster, kill a node, bring it back, printing each step.
+
+    `dynatable demo persistency`: a space persisted write-behind into the cluster, crashed and restarted."""
+    if which == "persistency":
+        from tools.demo_persistency import run_demo as run_persistency_demo
+        sys.exit(0 if run_persistency_demo(keep=keep) else 1)
     from tools.demo import run_demo
     sys.exit(0 if run_demo(rows=rows, keep=keep) else 1)
 
