@@ -43,24 +43,18 @@ import time
 
 from hdrh.histogram import HdrHistogram
 
+from bench.harness import cpu_seconds, print_table
+
 KEYSPACE = "bench"
 TABLE = "kv"
 VALUE_BYTES = 100
 KEY_STRIDE = 10_000_000          # client process p writes keys p*KEY_STRIDE + n
 HIST_MAX_US = 60_000_000
 GOAL_RATIO, STRETCH_RATIO, GOAL_P99_MS = 0.3, 0.5, 10.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def new_hist() -> HdrHistogram:
     return HdrHistogram(1, HIST_MAX_US, 3)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 # -- client worker (one process) -----------------------------------------------------------------
@@ -249,14 +243,6 @@ def report(res: dict) -> list[list[str]]:
     errs = {k: p["errors"] for k, p in ph.items() if p["errors"]}
     rows.append(["errors (timeouts, overload, ...)", json.dumps(errs) if errs else "none", "", "", "", "info"])
     return rows
-
-
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 # -- main ----------------------------------------------------------------------------------------

@@ -85,3 +85,10 @@ def test_fixed_rate_charges_a_stall_to_the_operations_it_delayed():
 
 def _values(h):
     return [(item.value_iterated_to, item.count_at_value_iterated_to) for item in h.get_recorded_iterator()]
+
+
+def test_errors_are_logged_with_their_send_time():
+    res, _ = run(SleepyWorkload(delays={5: 0.3}, errors={5: TimeoutError("late")}), threads=1, n=8,
+                 duration_s=None, rate=100.0)
+    [(sent, kind, error)] = res.error_log
+    assert (kind, error) == ("WRITE", "TimeoutError") and 0.04 <= sent < 0.2   # sent at ~0.05 s, failed at ~0.35 s

@@ -64,8 +64,9 @@ def workloads(s, seed):
     return [(s.command, StandardWorkload(s, seed))]
 
 
-async def run_phases(s, contact_points, cluster_name, secret, emit) -> list[dict]:
-    """Every phase of the run, in order; `emit(line)` gets progress and result lines."""
+async def run_phases(s, contact_points, cluster_name, secret, emit, on_row=None) -> list[dict]:
+    """Every phase of the run, in order; `emit(line)` gets progress and result lines, `on_row(row)`
+    each interval row as it ends (the benchmarks time their events with it)."""
     from ring.client import AsyncCluster
     from tools.stress.runner import run_load
     cluster = AsyncCluster(contact_points, cluster_name=cluster_name, cluster_secret=secret,
@@ -87,6 +88,8 @@ async def run_phases(s, contact_points, cluster_name, secret, emit) -> list[dict
                 row = report.interval_row(name, elapsed, elapsed - last[0], stats)
                 last[0] = elapsed
                 rows.append(row)
+                if on_row is not None:
+                    on_row(row)
                 if not s.quiet:
                     emit(report.progress_line(row))
 
@@ -98,7 +101,8 @@ async def run_phases(s, contact_points, cluster_name, secret, emit) -> list[dict
             res = await run_load(wl, threads=s.threads, n=n, duration_s=duration, rate=s.rate, seed=s.seed,
                                  on_interval=on_interval)
             phases.append(report.phase_report(name, res.totals, res.elapsed_s, rows, rate=s.rate,
-                                              stopped_by=res.stopped_by, sub_totals=res.sub_totals))
+                                              stopped_by=res.stopped_by, sub_totals=res.sub_totals,
+                                              error_log=res.error_log))
             emit("")
             emit("\n".join(report.ycsb_lines(phases[-1]) if s.command == "ycsb" else report.summary_lines(phases[-1])))
             emit("")

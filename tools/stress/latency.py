@@ -25,6 +25,7 @@ from hdrh.histogram import HdrHistogram
 
 HIST_MIN_US, HIST_MAX_US, HIST_DIGITS = 1, 3_600_000_000, 3
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
+ERROR_LOG_MAX = 10_000        # (sent at, kind, error) of the first errors, for "when was it sent" questions
 EMPTY = {"count": 0, "mean_ms": None, "min_ms": None, "p50_ms": None, "p95_ms": None, "p99_ms": None,
          "p999_ms": None, "max_ms": None}
 
@@ -129,6 +130,7 @@ class Recorder:
         self.totals: dict[str, OpStats] = {}
         self.interval: dict[str, IntervalStats] = {}
         self.sub_totals: dict[str, OpStats] = {}   # parts of an operation (YCSB's read-modify-write)
+        self.error_log: list[tuple[float, str, str]] = []   # (sent at: s from the start, kind, error)
 
     def _kind(self, kind: str) -> tuple[OpStats, IntervalStats]:
         t = self.totals.get(kind)
@@ -161,7 +163,9 @@ class Recorder:
         t.response.record_value(us)
         t.returns[status] += 1
 
-    def record_error(self, kind: str, error: str) -> None:
+    def record_error(self, kind: str, error: str, sent_at_s: float | None = None) -> None:
+        if sent_at_s is not None and len(self.error_log) < ERROR_LOG_MAX:
+            self.error_log.append((round(sent_at_s, 4), kind, error))
         t, i = self._kind(kind)
         t.errors[error] += 1
         i.errors[error] += 1

@@ -54,7 +54,8 @@ def progress_line(row: dict) -> str:
 
 
 def phase_report(name: str, totals: dict[str, OpStats], elapsed_s: float, rows: list[dict], *,
-                 rate: float | None, stopped_by: str, sub_totals: dict[str, OpStats] | None = None) -> dict:
+                 rate: float | None, stopped_by: str, sub_totals: dict[str, OpStats] | None = None,
+                 error_log: list | None = None) -> dict:
     """A finished phase as plain data: totals per kind and overall, and its interval rows.
     Parts of operations (`sub_totals`) count in their kind's figures, as YCSB counts a
     read-modify-write's read under READ, but not in the overall figures."""
@@ -73,7 +74,8 @@ def phase_report(name: str, totals: dict[str, OpStats], elapsed_s: float, rows: 
     return {"phase": name, "elapsed_s": elapsed_s, "stopped_by": stopped_by, "target_rate": rate,
             "latency": ("response time from each operation's intended start (coordinated-omission corrected)"
                         if rate is not None else "closed loop: response time = service time"),
-            "total": one(merge_kinds(totals)), "by_kind": kinds, "intervals": rows}
+            "total": one(merge_kinds(totals)), "by_kind": kinds, "intervals": rows,
+            "error_log": [list(e) for e in error_log or ()]}
 
 
 def summary_lines(p: dict) -> list[str]:

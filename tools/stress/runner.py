@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.errors import InvalidRequest
 from tools.stress.latency import OpStats, Recorder
@@ -33,6 +33,7 @@ class RunResult:
     elapsed_s: float
     stopped_by: str                    # "n", "duration" or "error"
     error: BaseException | None = None
+    error_log: list = field(default_factory=list)   # (sent at s, kind, error) of the first errors
 
 
 async def run_load(workload, *, threads: int, n: int | None, duration_s: float | None, rate: float | None,
@@ -72,7 +73,7 @@ async def run_load(workload, *, threads: int, n: int | None, duration_s: float |
                 fatal.append(e)
                 return
             except Exception as e:  # noqa: BLE001 - every failure is counted, by kind
-                recorder.record_error(kind, type(e).__name__)
+                recorder.record_error(kind, type(e).__name__, started - t0)
                 continue
             recorder.record(kind, started if intended is None else intended, started, clock(), status)
 
@@ -98,5 +99,6 @@ async def run_load(workload, *, threads: int, n: int | None, duration_s: float |
     if on_interval is not None and any(s.ops or s.errors for s in last.values()):
         on_interval(elapsed, last)
     if fatal:
-        return RunResult(recorder.totals, recorder.sub_totals, elapsed, "error", fatal[0])
-    return RunResult(recorder.totals, recorder.sub_totals, elapsed, "n" if n is not None else "duration")
+        return RunResult(recorder.totals, recorder.sub_totals, elapsed, "error", fatal[0], recorder.error_log)
+    return RunResult(recorder.totals, recorder.sub_totals, elapsed, "n" if n is not None else "duration",
+                     error_log=recorder.error_log)
