@@ -201,3 +201,46 @@ def test_index_build_on_reopen_is_reported_and_queries_wait_for_it(tmp_path):
         index.state = "BUILDING"
         with pytest.raises(IndexNotReady, match="still building"):
             s.index_query("ks", "t", [("v", "=", 1)])
+
+
+def test_stale_cleanup_racing_writes_never_loses_a_current_entry(tmp_path):
+    """Readers remove stale entries while a writer flips rows between two values: an entry the
+    writer re-adds after the reader's check must survive (the seq check). A race, so it runs in
+    rounds with a check after each; without the seq check about half the runs fail."""
+    import sys
+    import threading
+
+    s = Store.open(str(tmp_path), background=False)
+    s.create_keyspace("ks")
+    s.create_table("ks", "t", {"k": "int", "v": "text"}, primary_key="k")
+    s.create_index("ks", "t", "v")
+    rows, flips = 8, 300
+
+    def write(stop):
+        for i in range(flips):
+            for k in range(rows):
+                s.insert("ks", "t", {"k": k, "v": "ab"[(i + k) % 2]})
+        stop.set()
+
+    def read(stop):
+        while not stop.is_set():
+            for value in "ab":
+                list(s.index_query_all("ks", "t", [("v", "=", value)]))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(10):
+            stop = threading.Event()
+            threads = [threading.Thread(target=write, args=(stop,))]
+            threads += [threading.Thread(target=read, args=(stop,)) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for value in "ab":
+                got = sorted(r["k"] for r in s.index_query_all("ks", "t", [("v", "=", value)]))
+                assert got == [k for k in range(rows) if "ab"[(flips - 1 + k) % 2] == value]
+    finally:
+        sys.setswitchinterval(interval)
+        s.close()

@@ -218,3 +218,14 @@ def test_refusal_is_raised_on_the_connector():
 def test_server_refuses_bad_hellos(payload, match):
     with pytest.raises(ProtocolError, match=match):
         ServerHandshake("n1", "dynatable").receive(payload)
+
+
+def test_every_message_type_is_in_the_format_doc():
+    from dataclasses import fields
+
+    from ring.messages import _REGISTRY
+    text = WIRE_MD.read_text()
+    for type_id, cls in _REGISTRY.items():
+        row = re.search(rf"^\| {type_id} \| {cls.__name__} \| (.*) \|$", text, re.M)
+        assert row, f"docs/format.md has no row for message {type_id} {cls.__name__}"
+        assert row.group(1).startswith(fields(cls)[0].name), (cls.__name__, row.group(1))

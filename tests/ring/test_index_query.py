@@ -59,6 +59,10 @@ def test_index_created_after_data_answers_everywhere_with_paging(sim):
     sim.request("n3", "create_index", keyspace="ks", table="t", column="size", name="by_size")
     sim.run_for(3000)                                   # schema sync: every node builds both indexes
     assert sim.converged()
+    for node in ("n1", "n2", "n3"):                      # nodetool tablestats shows each index's state
+        stats = next(t for t in sim.request(node, "tablestats") if t["table"] == "ks.t")
+        assert stats["index t_color_idx"].startswith(f"READY, {N} entries")
+        assert stats["index by_size"].startswith(f"READY, {N} entries")
     red = [(i % 40, i) for i in range(N) if color(i) == "red"]
     for node, level in (("n1", "ONE"), ("n2", "QUORUM"), ("n3", "ALL")):
         rows, pages = query_all(sim, node, [["color", "=", "red"]], page_size=7, consistency=level)
