@@ -149,6 +149,8 @@ class DynatableClient:
     def _ensure(self, name: str, columns: dict, primary_key) -> None:
         options = {"gc_grace_seconds": self.gc_grace_seconds} if self.gc_grace_seconds is not None else None
         for attempt in range(5):
+            if attempt:
+                self._call(self.cluster.refresh_metadata())
             existing = self._table(name)
             if existing is not None:
                 have = {c.name: c.cql_type for c in existing.columns}
@@ -160,13 +162,14 @@ class DynatableClient:
                 self._call(self.session.create_table(name, columns, primary_key, options=options, if_not_exists=True))
                 self.wait_for_schema_agreement()
                 return
-            except InvalidRequest:
-                raise
+            except InvalidRequest as e:
+                if "already exists" not in str(e) or attempt == 4:
+                    raise
+                self.wait_for_schema_agreement()   # another client created it meanwhile: look again
             except Exception:
                 if attempt == 4:
                     raise
-                time.sleep(0.2 * 2 ** attempt)
-                self._call(self.cluster.refresh_metadata())
+                time.sleep(0.2 * 2 ** attempt)     # a timeout or a lost connection: look again, then retry
 
     def create_index(self, table: str) -> None:
         """The secondary index on a type table's `value` column (one per table; idempotent)."""
