@@ -22,6 +22,7 @@ import logging
 import threading
 from itertools import islice
 
+import msgpack
 from sortedcontainers import SortedDict
 
 from engine import mutation as mut
@@ -35,6 +36,19 @@ log = logging.getLogger("dynatable.engine")
 BUILDING, READY, FAILED = "BUILDING", "READY", "FAILED"
 _AFTER_ALL_TOKENS = 2**63          # greater than every token: (v, _AFTER_ALL_TOKENS) ends value v
 _CHUNK = 256                       # entries copied out per lock hold
+
+
+def decode_paging_state(state: bytes | None) -> tuple | None:
+    """The (token, key, clustering) an index query's page ended at; InvalidRequest if malformed."""
+    if not state:
+        return None
+    try:
+        token, key, ck = msgpack.unpackb(state) if isinstance(state, bytes) else state
+        if isinstance(token, int) and isinstance(key, bytes) and isinstance(ck, bytes):
+            return token, key, ck
+    except (ValueError, TypeError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException):
+        pass
+    raise InvalidRequest("paging_state is not one an index query returned; pass the previous page's paging_state")
 
 
 def check_indexable(table: Table, column: str) -> None:
@@ -95,6 +109,8 @@ class SecondaryIndex:
                         self._add((rs.comparable_bytes(self.cql_type, cell[3]), token, key, ck))
                     self.rows_built += 1
         except BaseException:
+            if self.cancelled:   # dropped (or the store closed) while building: files may be gone
+                return
             self.state = FAILED
             log.exception("building index %s of %s failed", self.name, cfs.table.qualified_name)
             raise

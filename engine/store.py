@@ -32,7 +32,7 @@ from engine.errors import InvalidRequest, StoreClosedError
 from engine.files import write_atomically
 from engine.partition import decode_partition, encode_partition, live_row
 from engine.schema import IndexMetadata, Keyspace, Table, check_name, make_table
-from engine.secondary_index import SecondaryIndex, check_indexable
+from engine.secondary_index import SecondaryIndex, check_indexable, decode_paging_state
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 
 log = logging.getLogger("dynatable.engine")
@@ -375,7 +375,7 @@ class Store:
         cfs = self.cfs[t.id]
         index = cfs.indexes[rs.choose_index(t, restrictions).name]
         index.check_ready(t)
-        after = tuple(msgpack.unpackb(paging_state)) if paging_state else None
+        after = decode_paging_state(paging_state)
         rows: list[dict] = []
         for token, key, ck, _, row in index.search(cfs, t, restrictions, after=after):
             rows.append(project(t, row, columns))

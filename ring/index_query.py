@@ -27,6 +27,7 @@ from engine.partition import (
     live_row,
     merge_all,
 )
+from engine.secondary_index import decode_paging_state
 from engine.store import project
 from engine.token import token as token_of
 from ring.errors import ReadFailure, ReadTimeout
@@ -37,10 +38,11 @@ from ring.messages import (
     RowsReadRequest,
     Send,
     packb,
-    unpackb,
 )
 
 MAX_PAGE_ROWS = 10_000
+REPLICA_ROWS = 1_000                 # rows per IndexReadRequest, so a fetch-back stays small
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a replica stops early past this (frames are <= 16 MiB)
 MAX_FETCH_ROWS = 10_000
 
 
@@ -68,11 +70,13 @@ def serve_index_read(store, msg: IndexReadRequest) -> IndexReadResponse:
         index.check_ready(table)
         limit = max(1, min(int(msg.limit), MAX_PAGE_ROWS))
         start, end = (tuple(msg.start) if msg.start else None), (tuple(msg.end) if msg.end else None)
-        out = []
+        out, size = [], 0
         for token, key, ck, p, _ in index.search(cfs, table, restrictions, start, end,
                                                  tuple(msg.after) if msg.after else None):
-            out.append([token, key, ck, encode_partition(row_slice(p, ck))])
-            if len(out) >= limit:
+            payload = encode_partition(row_slice(p, ck))
+            out.append([token, key, ck, payload])
+            size += len(key) + len(ck) + len(payload) + 16
+            if len(out) >= limit or size >= MAX_RESPONSE_BYTES:
                 return IndexReadResponse(msg.id, out, False, None)
         return IndexReadResponse(msg.id, out, True, None)
     except (InvalidRequest, EngineError, ValueError, TypeError) as e:
@@ -106,24 +110,12 @@ def start(node, request_id: int, level, table, args: dict, subranges: list) -> l
     if columns is not None:
         for c in columns:
             table.column(c)
-    resume = _resume(args.get("paging_state"))
+    resume = decode_paging_state(args.get("paging_state"))
     handler = IndexQueryHandler(node, request_id, level, table, restrictions, subranges, resume, page_size,
                                 columns, node.now_ms + node.config.range_request_timeout_ms,
                                 node.clock.wall_us() // 1_000_000)
     node.stats["index_queries"] = node.stats.get("index_queries", 0) + 1
     return handler.start()
-
-
-def _resume(state) -> tuple | None:
-    if not state:
-        return None
-    try:
-        token, key, ck = unpackb(state)
-        if isinstance(token, int) and isinstance(key, bytes) and isinstance(ck, bytes):
-            return token, key, ck
-    except (ValueError, TypeError, InvalidRequest):
-        pass
-    raise InvalidRequest("paging_state is not one this cluster returned; pass the previous page's paging_state")
 
 
 class IndexQueryHandler:
@@ -167,7 +159,7 @@ class IndexQueryHandler:
                 continue
             msg_id = self.node.register_handler(self)
             self.phase, self.replies, self.expected = "index", {}, set(targets)
-            limit = max(1, self.page_size - len(self.rows))
+            limit = max(1, min(REPLICA_ROWS, self.page_size - len(self.rows)))
             req = IndexReadRequest(msg_id, self.table.id, self.where, list(start) if start else None,
                                    list(end) if end else None, list(self.after) if self.after else None, limit)
             return [Send(ep, req) for ep in targets]
@@ -179,8 +171,10 @@ class IndexQueryHandler:
             return []
         if error is not None:
             self.done = True
-            if str(error).startswith(IndexNotReady.__name__):
-                return [Reply(self.request_id, error=IndexNotReady(f"replica {src}: {error}"))]
+            if str(error).startswith((IndexNotReady.__name__, InvalidRequest.__name__)):
+                # the coordinator validated the query against its schema: the replica is still
+                # building the index, or has not learned it (or the table) yet; both pass
+                return [Reply(self.request_id, error=IndexNotReady(f"replica {src} cannot answer yet: {error}"))]
             return [Reply(self.request_id, error=ReadFailure(self.level, len(self.replies), 1, len(self.expected)))]
         self.replies[src] = (rows, exhausted)
         if set(self.replies) != self.expected:
