@@ -123,3 +123,18 @@ def test_deleted_and_dropped(sim):
         assert sim.nodes[node].store.table("ks", "t").indexes == ()
         with pytest.raises(InvalidRequest, match="create_index"):
             sim.request(node, "index_query", keyspace="ks", table="t", where=[["color", "=", "red"]])
+
+
+def test_a_node_that_missed_the_table_and_its_index_builds_it_when_it_learns_the_schema(sim):
+    sim.crash("n3")
+    sim.run_for(5000)
+    sim.request("n1", "create_table", keyspace="ks", name="late", columns={"k": "int", "v": "int"}, primary_key="k")
+    sim.request("n1", "create_index", keyspace="ks", table="late", column="v")
+    for k in range(30):
+        sim.request("n2", "insert", keyspace="ks", table="late", row={"k": k, "v": k % 2}, consistency="QUORUM")
+    sim.restart("n3")
+    sim.run_for(6000)                                   # n3 pulls the schema: the table comes with its index
+    assert sim.converged()
+    assert [i.name for i in sim.nodes["n3"].store.table("ks", "late").indexes] == ["late_v_idx"]
+    page = sim.request("n3", "index_query", keyspace="ks", table="late", where=[["v", "=", 1]], consistency="QUORUM")
+    assert sorted(r["k"] for r in page["rows"]) == list(range(1, 30, 2))
