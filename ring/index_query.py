@@ -4,8 +4,12 @@ Rule: handlers decide; node.py sends. The coordinator walks the ring's token ran
 (the sub-ranges of a scan, `block_for` live replicas each). For each range:
 
 1. every contacted replica answers an IndexReadRequest from its local index
-   (engine/secondary_index.py): up to `limit` rows matching every restriction *in its own view*,
-   each as the row's slice of its partition (row, partition deletion, covering range tombstones);
+   (engine/secondary_index.py): up to `limit` rows whose indexed column matches *in its own
+   view*, each as the row's slice of its partition (row, partition deletion, covering range
+   tombstones). Replicas do not filter the other restrictions: another replica may hold the newer
+   cell of another column, so a row matching after reconciliation could match on no single
+   replica (the multi-column case of CASSANDRA-19018). A row matching after reconciliation has its
+   winning indexed cell live on some contacted replica, which offers it;
 2. rows up to the smallest last row of a replica that may have more are candidates; a candidate
    some replica did not return may still be newer there (overwritten with a non-matching value,
    or deleted), so the coordinator reads it from those replicas (RowsReadRequest): Cassandra 4's
@@ -68,6 +72,9 @@ def serve_index_read(store, msg: IndexReadRequest) -> IndexReadResponse:
         restrictions = rs.parse(table, msg.where)
         index = cfs.indexes[rs.choose_index(table, restrictions).name]
         index.check_ready(table)
+        # only the indexed column's restrictions: the others are the coordinator's to check after
+        # reconciling, since another replica may hold the newer cell of another column
+        restrictions = [r for r in restrictions if r.column == index.meta.column]
         limit = max(1, min(int(msg.limit), MAX_PAGE_ROWS))
         start, end = (tuple(msg.start) if msg.start else None), (tuple(msg.end) if msg.end else None)
         out, size = [], 0
