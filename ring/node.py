@@ -847,11 +847,16 @@ def _split_range(start, end, ring_tokens: list[int]) -> list[tuple]:
 def _op_create_keyspace(node: Node, rid: int, args: dict) -> list:
     replication = args.get("replication") or {"class": "SimpleStrategy", "replication_factor": 1}
     from_options(replication)  # validates
+    if args.get("if_not_exists") and args["name"] in node.store.keyspaces:
+        return [Reply(rid, result={"schema_version": node.schema.version()})]  # IF NOT EXISTS: a no-op
     node.schema.create_keyspace(args["name"], replication, node.new_timestamp(None))
     return _schema_changed(node, rid)
 
 
 def _op_create_table(node: Node, rid: int, args: dict) -> list:
+    ks = node.store.keyspaces.get(args["keyspace"])
+    if args.get("if_not_exists") and ks is not None and args["name"] in ks.tables:
+        return [Reply(rid, result={"schema_version": node.schema.version()})]  # IF NOT EXISTS: a no-op
     node.schema.create_table(args["keyspace"], args["name"], args["columns"], args["primary_key"],
                              args.get("clustering_order"), args.get("options"), node.new_timestamp(None),
                              table_id=f"{node.rng.getrandbits(128):032x}")  # from the injected rng: replayable
