@@ -14,9 +14,14 @@ One cluster size at a time, each in its own temporary root:
    SimpleStrategy RF 3 (created by the first `dynatable stress` run, as a user would);
 2. idle CPU of each node over `--idle` seconds (gossip and timers, no load);
 3. warm-up: `dynatable stress write duration=WARMUP cl=QUORUM -rate threads=T` (not counted);
-4. `dynatable stress write duration=S cl=QUORUM -rate threads=T` then `read` of the written keys
-   (`-pop dist=uniform(1..K)`), each with node CPU (utime + stime from /proc/<pid>/stat) sampled
-   around the run and the client's own CPU (this process) to show whether it saturated.
+4. peak: `dynatable stress write duration=S cl=QUORUM -rate threads=T` then `read` of the written
+   keys (`-pop dist=uniform(1..K)`), closed loop;
+5. matched: the same at a fixed rate of `--matched-rate` x n / 3 ops/s, so every node carries the
+   same replica load at every cluster size (at peak, a node of 6 carries about half the load of a
+   node of 3, batches less per socket write and wake-up, and pays more CPU per operation: that
+   is load, not cluster size, and the matched phases separate the two);
+each phase with node CPU (utime + stime from /proc/<pid>/stat) sampled around the run and the
+client's own CPU (this process) to show whether it saturated.
 
 The load runs in this process: one asyncio loop, T concurrent requests (closed loop), the same
 code as `dynatable stress`. The machine has 2 vCPUs; 6 node processes share them, so throughput
@@ -36,6 +41,7 @@ from bench.harness import cpu_seconds, machine, print_table, stress, temp_cluste
 
 RF = 3
 GOAL_RATIO = 1.2
+PHASES = ("write", "read", "write_matched", "read_matched")
 
 
 def measure(cluster, argv: list[str]) -> dict:
@@ -68,10 +74,18 @@ def run_size(n: int, args) -> dict:
         idle = [(cpu_seconds(p) - c) / args.idle for p, c in zip(pids, cpu0)]
         print(f"idle CPU per node: {', '.join(f'{u:.1%}' for u in idle)}", flush=True)
         stress(["write", f"duration={args.warmup}s", *common, "-pop", "seq=1000001..2000000"], cluster, quiet=True)
-        write = measure(cluster, ["write", f"duration={args.seconds}s", *common])
-        keys = max(100, write["ops"])
-        read = measure(cluster, ["read", f"duration={args.seconds}s", *common, "-pop", f"dist=uniform(1..{keys})"])
-    return {"nodes": n, "idle_util": idle, "write": write, "read": read}
+        out = {"nodes": n, "idle_util": idle}
+        out["write"] = measure(cluster, ["write", f"duration={args.seconds}s", *common])
+        keys = max(100, out["write"]["ops"])
+        reads = ["-pop", f"dist=uniform(1..{keys})"]
+        out["read"] = measure(cluster, ["read", f"duration={args.seconds}s", *common, *reads])
+        if args.matched_rate:
+            rate = args.matched_rate * n / RF          # the same replica load per node at every size
+            fixed = ["-rate", f"threads={args.threads}", f"fixed={rate:g}/s"]
+            out["write_matched"] = measure(cluster, ["write", f"duration={args.seconds}s", *common, *fixed,
+                                                     "-pop", "seq=2000001..3000000"])
+            out["read_matched"] = measure(cluster, ["read", f"duration={args.seconds}s", *common, *fixed, *reads])
+    return out
 
 
 def mean(xs):
@@ -83,7 +97,7 @@ def report(sizes: list[dict]) -> list[list[str]]:
              "per 1000 ops it takes part in", "cluster CPU s/1000 ops", "node util (mean)", "client util",
              "idle util/node"]]
     for r in sizes:
-        for ph in ("write", "read"):
+        for ph in (ph for ph in PHASES if ph in r):
             p = r[ph]
             rows.append([str(r["nodes"]), ph, f"{p['ops_per_s']:,.0f}", f"{p['p50_ms']:.1f}/{p['p99_ms']:.1f}",
                          str(sum(p["errors"].values())), f"{mean(p['cpu_s_per_1000_ops']):.3f}",
@@ -96,7 +110,7 @@ def verdicts(sizes: list[dict]) -> list[dict]:
     base = sizes[0]
     out = []
     for r in sizes[1:]:
-        for ph in ("write", "read"):
+        for ph in (ph for ph in PHASES if ph in r):
             a = mean(base[ph]["cpu_s_per_1000_replica_ops"])
             b = mean(r[ph]["cpu_s_per_1000_replica_ops"])
             out.append({"phase": ph, "from": base["nodes"], "to": r["nodes"], "ratio": b / a,
@@ -109,14 +123,15 @@ def plot(sizes: list[dict], path: str) -> None:
     plt = require_matplotlib()
     ns = [r["nodes"] for r in sizes]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
-    for ph, color in (("write", "tab:blue"), ("read", "tab:orange")):
+    colors = {"write": "tab:blue", "read": "tab:orange", "write_matched": "tab:green", "read_matched": "tab:red"}
+    for ph in (ph for ph in PHASES if ph in sizes[0]):
+        color = colors[ph]
         ax1.plot(ns, [mean(r[ph]["cpu_s_per_1000_replica_ops"]) for r in sizes], "o-", color=color,
                  label=f"{ph}: per 1000 ops the node takes part in")
-        ax1.plot(ns, [mean(r[ph]["cpu_s_per_1000_ops"]) for r in sizes], "o--", color=color, alpha=0.5,
-                 label=f"{ph}: per 1000 cluster ops")
         ax2.plot(ns, [r[ph]["ops_per_s"] for r in sizes], "o-", color=color, label=f"QUORUM {ph}")
         ax1.axhline(mean(sizes[0][ph]["cpu_s_per_1000_replica_ops"]) * GOAL_RATIO, color=color, linestyle=":",
-                    linewidth=0.8, label=f"{ph}: goal, <= {GOAL_RATIO}x the {sizes[0]['nodes']}-node figure")
+                    linewidth=0.8, label=(f"dotted: goal, <= {GOAL_RATIO}x the {sizes[0]['nodes']}-node figure"
+                                          if ph == "write" else None))
     ax1.set_xlabel("nodes (RF 3)")
     ax1.set_ylabel("node CPU s per 1000 ops (mean over nodes)")
     ax1.set_xticks(ns)
@@ -140,6 +155,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help="uncounted write seconds first (default 3)")
     ap.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measurement (default 3)")
     ap.add_argument("--threads", type=int, default=64, help="requests in flight (default 64)")
+    ap.add_argument("--matched-rate", type=float, default=600.0,
+                    help="also run at a fixed rate of R x nodes / 3 ops/s, the same load per node at every "
+                         "size (default 600; 0 = skip)")
     ap.add_argument("--root", default=None, help="where the temporary clusters go")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None, help="FILE.png: CPU per op and throughput by cluster size")

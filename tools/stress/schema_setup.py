@@ -1,9 +1,10 @@
 """The stress keyspace and table, created on first use, and schema agreement before the load.
 
 `ensure_table` creates the keyspace (SimpleStrategy, the given replication factor) and the table
-if they are missing, checks that an existing table has the columns the workload writes (else an
-InvalidRequest says how to fix it), and waits until every live node reports one schema version,
-so no coordinator rejects the first requests for a table it has not heard of yet.
+if they are missing, waiting for schema agreement after each (as drivers do: the next request
+may go through a node that has not heard of the keyspace yet), checks that an existing table has
+the columns the workload writes (else an InvalidRequest says how to fix it), and waits until every
+live node reports one schema version, so no coordinator rejects the first requests.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ async def ensure_table(session, keyspace: str, table: str, columns: dict[str, st
     if keyspace not in meta.keyspaces:
         await session.create_keyspace(keyspace, {"class": "SimpleStrategy",
                                                  "replication_factor": replication_factor})
+        await wait_for_schema_agreement(session)   # the table may be created through another node
     existing = meta.tables.get((keyspace, table))
     if existing is None:
         await session.create_table(table, columns, primary_key=primary_key, keyspace=keyspace)
