@@ -95,3 +95,14 @@ def test_no_cluster_there_says_what_to_do(tmp_path):
     out = CliRunner().invoke(main, ["stress", "write", "n=10", "-node", "127.0.0.1:1"],
                              env={"DYNATABLE_HOME": str(tmp_path)})
     assert out.exit_code == 1 and "-node HOST:PORT" in out.output
+
+
+def test_an_existing_table_of_another_shape_is_refused_before_any_load(home):
+    root, cluster = home
+    with cluster.client() as client:
+        s = client.connect()
+        s.create_keyspace("other", {"class": "SimpleStrategy", "replication_factor": 1})
+        s.create_table("standard1", {"key": "int", "v": "text"}, primary_key="key", keyspace="other")
+    result = CliRunner().invoke(main, ["stress", "write", "n=10", "-schema", "keyspace=other"],
+                                env={"DYNATABLE_HOME": str(root)})
+    assert result.exit_code == 1 and "-schema keyspace=NAME" in result.output and "key blob" in result.output

@@ -64,14 +64,15 @@ def workloads(s, seed):
     return [(s.command, StandardWorkload(s, seed))]
 
 
-async def run_phases(s, contact_points, cluster_name, secret, emit, on_row=None) -> list[dict]:
-    """Every phase of the run, in order; `emit(line)` gets progress and result lines, `on_row(row)`
-    each interval row as it ends (the benchmarks time their events with it)."""
+async def run_phases(s, contact_points, cluster_name, secret, emit, on_row=None, phases=None) -> list[dict]:
+    """Every phase of the run, in order, appended to `phases` as each ends (so a failure or Ctrl-C
+    keeps the finished ones); `emit(line)` gets progress and result lines, `on_row(row)` each
+    interval row as it ends (the benchmarks time their events with it)."""
     from ring.client import AsyncCluster
     from tools.stress.runner import run_load
     cluster = AsyncCluster(contact_points, cluster_name=cluster_name, cluster_secret=secret,
                            timeout_s=s.timeout_s, seed=s.seed)
-    phases = []
+    phases = [] if phases is None else phases
     try:
         session = await cluster.connect()
         for name, wl in workloads(s, s.seed):
@@ -145,7 +146,7 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
     phases: list[dict] = []
     status = 0
     try:
-        phases = _event_loop_runner()(run_phases(s, contact_points, cluster_name, secret, emit))
+        _event_loop_runner()(run_phases(s, contact_points, cluster_name, secret, emit, phases=phases))
     except NoHostAvailable as e:
         err.write(f"dynatable stress: {e}; is a node running at {', '.join(contact_points)}? "
                   "pass -node HOST:PORT, or start a local cluster with `dynatable cluster start`\n")
@@ -153,6 +154,9 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
     except (InvalidRequest, TimeoutError) as e:
         err.write(f"dynatable stress: {type(e).__name__}: {e}\n")
         status = 1
+    except KeyboardInterrupt:
+        err.write("dynatable stress: interrupted; the phases finished so far are written below\n")
+        status = 130
     if not phases:
         return status or 1
     return write_outputs(s, phases, err) or status
