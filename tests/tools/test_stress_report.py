@@ -115,6 +115,7 @@ def test_json_and_csv_carry_every_interval():
     s = parse(["write", "n=2000", "-rate", "fixed=1000/s", "--json", "x.json"])
     doc = json.loads(json.dumps(to_json(s, [p])))
     assert doc["settings"]["rate"] == 1000.0 and doc["settings"]["population"] == "seq(1..2000)"
+    assert doc["tool"] == "dynatable stress" and doc["format_version"] == 1
     ph = doc["phases"][0]
     assert ph["total"]["ops"] == 2000 and ph["by_kind"]["READ"]["returns"]["NOT_FOUND"] == 20
     assert ph["total"]["response"]["p99_ms"] >= ph["total"]["service"]["p99_ms"]

@@ -147,8 +147,12 @@ def settings_dict(settings) -> dict:
     return out
 
 
+JSON_FORMAT_VERSION = 1   # docs/format.md "Stress reports"; bump when a field changes meaning
+
+
 def to_json(settings, phases: list[dict]) -> dict:
-    return {"tool": "dynatable stress", "settings": settings_dict(settings), "phases": phases}
+    return {"tool": "dynatable stress", "format_version": JSON_FORMAT_VERSION, "settings": settings_dict(settings),
+            "phases": phases}
 
 
 def to_csv(phases: list[dict]) -> str:
