@@ -30,6 +30,10 @@ class HintStore:
             self.endpoints[row["target"]] = row["endpoint"]
             self._next_id = max(self._next_id, row["id"] + 1)
         self.in_flight: set[tuple[str, int]] = set()
+        # target -> the highest hint id handed out: the next batch starts after it, so delivery
+        # does not re-read the tombstones of the hints already delivered (it was quadratic).
+        # A failed delivery moves it back before that hint. Hint ids only grow.
+        self.cursor: dict[str, int] = {}
         self.stats = {"hints_stored": 0, "hints_delivered": 0, "hints_expired_window": 0}
 
     def should_hint(self, down_for_ms: int | None) -> bool:
@@ -53,14 +57,26 @@ class HintStore:
     def next_batch(self, target_host: str, limit: int) -> list[dict]:
         """Up to `limit` undelivered, unexpired hints for a target, oldest first."""
         rows = []
-        for row in self.store.select(SYSTEM, TABLE, {"target": target_host}, limit=limit + len(self.in_flight)):
+        after = self.cursor.get(target_host)
+        start = None if after is None else {"id": after}
+        for row in self.store.select(SYSTEM, TABLE, {"target": target_host}, start=start, start_inclusive=False,
+                                     limit=limit + len(self.in_flight)):
             if (target_host, row["id"]) not in self.in_flight:
                 rows.append(row)
                 if len(rows) >= limit:
                     break
-        if not rows and not any(t == target_host for t, _ in self.in_flight):
+        if rows:
+            self.cursor[target_host] = rows[-1]["id"] if after is None else max(after, rows[-1]["id"])
+        elif not any(t == target_host for t, _ in self.in_flight):
             self.pending.pop(target_host, None)  # everything delivered or expired
+            self.cursor.pop(target_host, None)
         return rows
+
+    def failed(self, target_host: str, hint_id: int) -> None:
+        """A delivery failed or timed out: the hint is handed out again by a later batch."""
+        self.in_flight.discard((target_host, hint_id))
+        if target_host in self.cursor:
+            self.cursor[target_host] = min(self.cursor[target_host], hint_id - 1)
 
     def delivered(self, target_host: str, hint_id: int) -> None:
         self.in_flight.discard((target_host, hint_id))
@@ -85,6 +101,7 @@ class HintStore:
             if t is None:
                 raise InvalidRequest("truncatehints needs a host id or nothing")
             removed += self.pending.pop(t, 0)
+            self.cursor.pop(t, None)
             self.store.delete(SYSTEM, TABLE, {"target": t})
         return removed
 
@@ -112,11 +129,11 @@ class HintDelivery:
             if error is None:
                 self.hints.delivered(self.target_host, self.hint_id)
             else:
-                self.hints.in_flight.discard((self.target_host, self.hint_id))
+                self.hints.failed(self.target_host, self.hint_id)
         return []
 
     def on_tick(self, now_ms: int) -> list:
         if not self.done and now_ms >= self.deadline_ms:
             self.done = True
-            self.hints.in_flight.discard((self.target_host, self.hint_id))
+            self.hints.failed(self.target_host, self.hint_id)
         return []
