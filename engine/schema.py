@@ -25,6 +25,7 @@ DEFAULT_TABLE_OPTIONS = {
     "compaction": {"class": "SizeTieredCompactionStrategy", "min_threshold": 4, "max_threshold": 32,
                    "bucket_low": 0.5, "bucket_high": 1.5, "min_sstable_size": 50 * 1024 * 1024},
     "read_repair": "BLOCKING",
+    "speculative_retry": "99p",  # NONE | ALWAYS | <N>ms | <P>p (ring/speculative_retry.py)
     "caching": {"keys": "ALL", "rows_per_partition": "NONE"},
 }
 

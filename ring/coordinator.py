@@ -125,7 +125,8 @@ class ReadHandler:
         return self.done
 
     def __init__(self, node, request_id: int, level, table, key: bytes, lo: bytes, hi, targets: list[str],
-                 block_for: int, deadline_ms: int, finish, read_repair: bool):
+                 block_for: int, deadline_ms: int, finish, read_repair: bool, extra=(),
+                 speculate_at_ms: float | None = None):
         self.node = node
         self.request_id = request_id
         self.level = level
@@ -144,14 +145,36 @@ class ReadHandler:
         self.merged: Partition | None = None
         self.done = False
         self.failures = 0
+        self.data_targets = {targets[0]}    # replicas asked for full data
+        self.extra = list(extra)            # live replicas not contacted: speculative retry's choice
+        self.speculate_at_ms = speculate_at_ms
+        self.sent_at = dict.fromkeys(targets, node.now_ms)  # per replica: latency samples for speculation
 
     def requests(self, msg_id: int) -> list:
         first, rest = self.targets[0], self.targets[1:]
         out = [Send(first, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False))]
         out += [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, True)) for ep in rest]
+        if self.speculate_at_ms is not None and self.speculate_at_ms <= self.node.now_ms:
+            out += self._speculate()  # ALWAYS
         return out
 
+    def _speculate(self) -> list:
+        """Ask one more replica: for data if no data has come back yet, else for a digest."""
+        self.speculate_at_ms = None
+        if not self.extra:
+            return []
+        ep = self.extra.pop(0)
+        want_data = not self.data
+        if want_data:
+            self.data_targets.add(ep)
+        self.targets.append(ep)
+        self.sent_at[ep] = self.node.now_ms
+        self.node.stats["speculative_retries"] = self.node.stats.get("speculative_retries", 0) + 1
+        return [Send(ep, ReadRequest(self.msg_id, self.table.id, self.key, self.lo, self.hi, not want_data))]
+
     def on_response(self, src: str, payload, digest: bytes, error, now_ms: int) -> list:
+        if self.phase == "digest" and error is None and src != self.node.endpoint and src in self.sent_at:
+            self.node.read_latency.record(now_ms - self.sent_at.pop(src))
         if self.done:
             return []
         if error is not None:
@@ -163,7 +186,7 @@ class ReadHandler:
             return []
         if self.phase == "digest":
             self.digests[src] = digest
-            if src == self.targets[0] or payload is not None:
+            if src in self.data_targets or payload is not None:
                 self.data[src] = payload
             return self._digest_step(now_ms)
         if self.phase == "data":
@@ -214,7 +237,12 @@ class ReadHandler:
         return []
 
     def on_tick(self, now_ms: int) -> list:
-        if self.done or now_ms < self.deadline_ms:
+        if self.done:
+            return []
+        if self.phase == "digest" and self.speculate_at_ms is not None and now_ms >= self.speculate_at_ms \
+                and now_ms < self.deadline_ms:
+            return self._speculate()
+        if now_ms < self.deadline_ms:
             return []
         self.done = True
         received = len(self.digests)

@@ -38,6 +38,7 @@ from ring.schema_sync import SchemaRegistry
 from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
 from ring.streaming import StreamSession, create_system_tables, fetch_done, serve_page
 from ring.topology import PendingIndex, Topology, pending_index, topology_from_states
+from ring import speculative_retry
 from ring import topology_change as tc
 
 RELEASE_VERSION = "0.1.0"
@@ -123,6 +124,7 @@ class Node:
         self.bootstrap: tc.Bootstrap | None = None
         self.topology_change = None       # the Decommission or RemoveNode in progress here
         self.fetches: dict[str, StreamSession] = {}
+        self.read_latency = speculative_retry.LatencyTracker()  # replica read latencies, for 99p
         self.fetched: dict[str, dict] = {}  # operation -> summary of fetches done (answers to repeats)
         create_system_tables(store)
         self._ring_key = None
@@ -133,8 +135,8 @@ class Node:
         self._schema_pulls: dict[str, tuple] = {}
         self.now_ms = 0
         self.stats = {"writes": 0, "reads": 0, "scans": 0, "unavailable": 0, "write_timeouts": 0,
-                      "read_timeouts": 0, "digest_mismatches": 0, "read_repairs": 0, "dropped_messages": 0,
-                      "replica_mutations": 0, "replica_reads": 0}
+                      "read_timeouts": 0, "digest_mismatches": 0, "read_repairs": 0, "speculative_retries": 0,
+                      "dropped_messages": 0, "replica_mutations": 0, "replica_reads": 0}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -628,10 +630,13 @@ class Node:
             targets = _each_quorum_targets(ordered, replica_dc, rf_by_dc)
         else:
             targets = ordered[:block_for]
+        wait = speculative_retry.threshold_ms(table.option("speculative_retry"), self.read_latency)
         handler = ReadHandler(self, request_id, level, table, key, lo, hi, targets, block_for,
                               self.now_ms + self.config.read_request_timeout_ms, finish,
                               table.option("read_repair") != "NONE"
-                              and self.config.canary_mutant != "no_read_repair_writeback")
+                              and self.config.canary_mutant != "no_read_repair_writeback",
+                              extra=[ep for ep in ordered if ep not in targets],
+                              speculate_at_ms=None if wait is None else self.now_ms + wait)
         msg_id = self.register_handler(handler)
         self.stats["reads"] += 1
         return handler.requests(msg_id)
@@ -854,6 +859,7 @@ def _op_create_keyspace(node: Node, rid: int, args: dict) -> list:
 
 
 def _op_create_table(node: Node, rid: int, args: dict) -> list:
+    speculative_retry.parse((args.get("options") or {}).get("speculative_retry"))  # validates
     ks = node.store.keyspaces.get(args["keyspace"])
     if args.get("if_not_exists") and ks is not None and args["name"] in ks.tables:
         return [Reply(rid, result={"schema_version": node.schema.version()})]  # IF NOT EXISTS: a no-op
