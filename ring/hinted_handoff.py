@@ -13,6 +13,19 @@ from engine.errors import InvalidRequest
 
 SYSTEM = "system"
 TABLE = "hints"
+CHUNK_HINTS = 1024
+
+
+class _Chunk:
+    """Hints of one target read in one go: `waiting` to be handed out (id order), `handed` out
+    and not yet acknowledged. Hint ids only grow, so the next chunk starts after `last_id`."""
+
+    __slots__ = ("first_id", "handed", "last_id", "waiting")
+
+    def __init__(self, rows: list[dict]):
+        self.waiting = list(rows)
+        self.handed: dict[int, dict] = {}
+        self.first_id, self.last_id = rows[0]["id"], rows[-1]["id"]
 
 
 class HintStore:
@@ -30,10 +43,7 @@ class HintStore:
             self.endpoints[row["target"]] = row["endpoint"]
             self._next_id = max(self._next_id, row["id"] + 1)
         self.in_flight: set[tuple[str, int]] = set()
-        # target -> the highest hint id handed out: the next batch starts after it, so delivery
-        # does not re-read the tombstones of the hints already delivered (it was quadratic).
-        # A failed delivery moves it back before that hint. Hint ids only grow.
-        self.cursor: dict[str, int] = {}
+        self.chunks: dict[str, _Chunk] = {}  # target -> the hints read and being delivered
         self.stats = {"hints_stored": 0, "hints_delivered": 0, "hints_expired_window": 0}
 
     def should_hint(self, down_for_ms: int | None) -> bool:
@@ -55,34 +65,49 @@ class HintStore:
         self.stats["hints_stored"] += 1
 
     def next_batch(self, target_host: str, limit: int) -> list[dict]:
-        """Up to `limit` undelivered, unexpired hints for a target, oldest first."""
-        rows = []
-        after = self.cursor.get(target_host)
-        start = None if after is None else {"id": after}
-        for row in self.store.select(SYSTEM, TABLE, {"target": target_host}, start=start, start_inclusive=False,
-                                     limit=limit + len(self.in_flight)):
-            if (target_host, row["id"]) not in self.in_flight:
-                rows.append(row)
-                if len(rows) >= limit:
-                    break
-        if rows:
-            self.cursor[target_host] = rows[-1]["id"] if after is None else max(after, rows[-1]["id"])
-        elif not any(t == target_host for t, _ in self.in_flight):
-            self.pending.pop(target_host, None)  # everything delivered or expired
-            self.cursor.pop(target_host, None)
-        return rows
+        """Up to `limit` undelivered hints for a target, oldest first. Hints are read a chunk
+        (CHUNK_HINTS) at a time, after the last chunk read: the engine reads whole partitions,
+        so one read per chunk, not per batch, keeps replay linear in the number of hints."""
+        chunk = self.chunks.get(target_host)
+        if chunk is None or (not chunk.waiting and not chunk.handed):
+            if chunk is not None:
+                self._delete_chunk(target_host, chunk)
+            after = chunk.last_id if chunk is not None else None
+            rows = self.store.select(SYSTEM, TABLE, {"target": target_host},
+                                     start=None if after is None else {"id": after}, start_inclusive=False,
+                                     limit=CHUNK_HINTS)
+            if not rows:
+                self.chunks.pop(target_host, None)
+                self.pending.pop(target_host, None)  # everything delivered or expired
+                return []
+            chunk = self.chunks[target_host] = _Chunk(rows)
+        out = chunk.waiting[:limit]
+        del chunk.waiting[:limit]
+        for row in out:
+            chunk.handed[row["id"]] = row
+        return out
 
     def failed(self, target_host: str, hint_id: int) -> None:
         """A delivery failed or timed out: the hint is handed out again by a later batch."""
         self.in_flight.discard((target_host, hint_id))
-        if target_host in self.cursor:
-            self.cursor[target_host] = min(self.cursor[target_host], hint_id - 1)
+        chunk = self.chunks.get(target_host)
+        row = chunk.handed.pop(hint_id, None) if chunk is not None else None
+        if row is not None:
+            chunk.waiting.insert(0, row)
 
     def delivered(self, target_host: str, hint_id: int) -> None:
+        """Acknowledged. The chunk's hints are deleted with one range tombstone once all are
+        delivered; a crash before that re-delivers them (mutations are idempotent)."""
         self.in_flight.discard((target_host, hint_id))
-        self.store.delete(SYSTEM, TABLE, {"target": target_host, "id": hint_id})
+        chunk = self.chunks.get(target_host)
+        if chunk is not None:
+            chunk.handed.pop(hint_id, None)
         self.pending[target_host] = max(0, self.pending.get(target_host, 1) - 1)
         self.stats["hints_delivered"] += 1
+
+    def _delete_chunk(self, target_host: str, chunk: _Chunk) -> None:
+        self.store.delete(SYSTEM, TABLE, {"target": target_host}, start={"id": chunk.first_id},
+                          end={"id": chunk.last_id})
 
     def check_capacity(self) -> None:
         if len(self.in_flight) >= self.max_hints_in_flight:
@@ -101,7 +126,7 @@ class HintStore:
             if t is None:
                 raise InvalidRequest("truncatehints needs a host id or nothing")
             removed += self.pending.pop(t, 0)
-            self.cursor.pop(t, None)
+            self.chunks.pop(t, None)
             self.store.delete(SYSTEM, TABLE, {"target": t})
         return removed
 
