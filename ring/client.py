@@ -46,6 +46,8 @@ REFRESH_INTERVAL_S = 5.0   # ring and Up/Down view; nodes push no events, so pol
 HANDSHAKE_TIMEOUT_S = 10.0
 READ_OPS = frozenset({"get", "select", "scan", "describe_ring", "describe_schema", "status", "info",
                       "tablestats", "getendpoints", "index_query"})
+SCHEMA_AGREEMENT_WAIT_S = 10.0   # the Python driver's max_schema_agreement_wait
+SCHEMA_AGREEMENT_POLL_S = 0.2
 SCHEMA_OPS = frozenset({"create_keyspace", "create_table", "drop_table", "drop_keyspace", "create_index",
                         "drop_index"})
 KEYED_OPS = {"insert": "row", "delete": "key", "get": "key", "select": "key"}
@@ -77,6 +79,9 @@ class ConnectionLost(RequestError):
 
 class ConnectionRefused(RequestError):
     """The connection could not be made: the request was never sent (safe to try elsewhere)."""
+
+
+UNREACHABLE = (NoHostAvailable, ConnectionRefused, ConnectionLost, OperationTimedOut)
 
 
 def normalize_endpoint(contact_point: str) -> str:
@@ -449,8 +454,28 @@ class Cluster(_ClusterBase):
             self.refresh_metadata()
         result = self._request(op, args)
         if op in SCHEMA_OPS:
-            self.refresh_metadata()
+            self.wait_for_schema_agreement()
         return result
+
+    def wait_for_schema_agreement(self, timeout_s: float = SCHEMA_AGREEMENT_WAIT_S) -> bool:
+        """After a schema change (done by every DDL call): until every node this client sees Up
+        answers the same schema version, as drivers do (the change reaches the other nodes by push
+        and gossip, so the next request may go through a node that has not heard of it). False if
+        they did not agree within `timeout_s`; the metadata is refreshed either way."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.refresh_metadata()
+            versions = set()
+            for ep in [ep for ep in self.metadata.endpoints if self.metadata.is_up(ep)]:
+                try:
+                    versions.add(self._request("describe_schema", {"endpoint": ep}).get("version"))
+                except UNREACHABLE:
+                    continue  # down but not convicted yet: it catches up by gossip when back
+                except RequestError:
+                    versions.add(None)  # answering with an error: ask again
+            if len(versions) <= 1 or time.monotonic() > deadline:
+                return len(versions) <= 1
+            time.sleep(SCHEMA_AGREEMENT_POLL_S)
 
     def _request(self, op: str, args: dict):
         plan, args = self._plan(op, args)
@@ -623,8 +648,25 @@ class AsyncCluster(_ClusterBase):
             await self.refresh_metadata()
         result = await self._request(op, args)
         if op in SCHEMA_OPS:
-            await self.refresh_metadata()
+            await self.wait_for_schema_agreement()
         return result
+
+    async def wait_for_schema_agreement(self, timeout_s: float = SCHEMA_AGREEMENT_WAIT_S) -> bool:
+        """Cluster.wait_for_schema_agreement, for asyncio."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            await self.refresh_metadata()
+            versions = set()
+            for ep in [ep for ep in self.metadata.endpoints if self.metadata.is_up(ep)]:
+                try:
+                    versions.add((await self._request("describe_schema", {"endpoint": ep})).get("version"))
+                except UNREACHABLE:
+                    continue
+                except RequestError:
+                    versions.add(None)
+            if len(versions) <= 1 or time.monotonic() > deadline:
+                return len(versions) <= 1
+            await asyncio.sleep(SCHEMA_AGREEMENT_POLL_S)
 
     async def _request(self, op: str, args: dict):
         plan, args = self._plan(op, args)

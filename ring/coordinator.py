@@ -25,6 +25,9 @@ from ring.errors import ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
 from ring.messages import MutationRequest, RangeReadRequest, ReadRequest, Reply, Send
 
 
+SCAN_SPECULATION_MIN_MS = 200  # a page of a scan does more work than a point read: never sooner
+
+
 def digest_of(payload: bytes | None) -> bytes:
     return xxhash.xxh64(payload or b"").digest()
 
@@ -260,12 +263,13 @@ class ScanHandler:
         return self.done
 
     def __init__(self, node, request_id: int, level, table, subranges: list, resume, page_size: int,
-                 deadline_ms: int, emit):
+                 deadline_ms: int, emit, speculate_after_ms: float | None = None):
         self.node = node
         self.request_id = request_id
         self.level = level
         self.table = table
-        self.subranges = subranges      # [(start (token,key) incl | None, end (token,key) excl | None, targets)]
+        self.subranges = subranges      # [(start (token,key) incl | None, end (token,key) excl | None, targets,
+        #                                  other live replicas)]
         self.index = 0
         self.resume = resume            # (token, key, ck) or None
         self.page_size = page_size
@@ -275,13 +279,29 @@ class ScanHandler:
         self.responses: dict[str, tuple] = {}
         self.done = False
         self.cursor = None              # (token, key) inclusive start within the current sub-range
+        self.speculate_after_ms = speculate_after_ms
+        self.speculate_at_ms = None     # for the page in flight: when to ask one more replica
+        self.timeout_ms = deadline_ms - node.now_ms   # per request to the replicas, as Cassandra's
+        self.silent: set[str] = set()   # replicas replaced by speculation: passed over from then on
 
     def start(self) -> list:
         return self._request()
 
+    def _speculate(self) -> list:
+        """A replica of the page in flight has not answered in time: ask another live one instead."""
+        self.speculate_at_ms = None
+        extra = [ep for ep in self.subranges[self.index][3] if ep not in self.expected and ep not in self.silent]
+        silent = sorted(self.expected - set(self.responses))
+        if not extra or not silent:
+            return []
+        self.silent.add(silent[0])
+        self.expected = (self.expected - {silent[0]}) | {extra[0]}
+        self.node.stats["speculative_retries"] = self.node.stats.get("speculative_retries", 0) + 1
+        return [Send(extra[0], self.request)]
+
     def _request(self) -> list:
         while self.index < len(self.subranges):
-            start, end, targets = self.subranges[self.index]
+            start, end, targets = self.subranges[self.index][:3]
             if self.resume is not None and end is not None and (self.resume[0], self.resume[1]) >= end:
                 self.index += 1  # the previous pages already covered this sub-range
                 continue
@@ -296,7 +316,14 @@ class ScanHandler:
             limit = max(1, self.page_size - len(self.rows)) + 1
             req = RangeReadRequest(msg_id, self.table.id, list(cursor) if cursor else None,
                                    list(end) if end else None, limit)
+            spare = [ep for ep in (self.subranges[self.index][3] if len(self.subranges[self.index]) > 3 else ())
+                     if ep not in self.silent]
+            targets = [ep if ep not in self.silent or not spare else spare.pop(0) for ep in targets]
             self.expected = set(targets)
+            self.request = req
+            self.deadline_ms = self.node.now_ms + self.timeout_ms
+            if self.speculate_after_ms is not None and len(self.subranges[self.index]) > 3:
+                self.speculate_at_ms = self.node.now_ms + max(self.speculate_after_ms, SCAN_SPECULATION_MIN_MS)
             return [Send(ep, req) for ep in targets]
         self.done = True
         return [Reply(self.request_id, result={"rows": self.rows, "paging_state": None})]
@@ -337,7 +364,11 @@ class ScanHandler:
         return self._request()
 
     def on_tick(self, now_ms: int) -> list:
-        if self.done or now_ms < self.deadline_ms:
+        if self.done:
+            return []
+        if self.speculate_at_ms is not None and self.speculate_at_ms <= now_ms < self.deadline_ms:
+            return self._speculate()
+        if now_ms < self.deadline_ms:
             return []
         self.done = True
         return [Reply(self.request_id, error=ReadTimeout(self.level, len(self.responses), len(self.expected)))]

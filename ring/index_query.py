@@ -160,7 +160,7 @@ class IndexQueryHandler:
 
     def _request(self) -> list:
         while self.index < len(self.subranges):
-            start, end, targets = self.subranges[self.index]
+            start, end, targets = self.subranges[self.index][:3]
             if self.after is not None and end is not None and self.after[:2] >= end:
                 self.index += 1  # earlier pages covered this sub-range
                 continue

@@ -802,7 +802,8 @@ def _op_scan(node: Node, rid: int, args: dict) -> list:
         return None
 
     handler = ScanHandler(node, rid, level, table, subranges, resume, page_size,
-                          node.now_ms + node.config.range_request_timeout_ms, emit)
+                          node.now_ms + node.config.range_request_timeout_ms, emit,
+                          speculative_retry.threshold_ms(table.option("speculative_retry"), node.read_latency))
     node.stats["scans"] += 1
     return handler.start()
 
@@ -831,7 +832,7 @@ def _scan_subranges(node: Node, keyspace: str, level, start_token, end_token) ->
             ordered.insert(0, node.endpoint)
         start = (lo + 1, b"") if lo is not None else None
         end = (hi + 1, b"") if hi is not None and hi < MAX_TOKEN else None
-        out.append((start, end, ordered[:block_for]))
+        out.append((start, end, ordered[:block_for], ordered[block_for:]))  # the rest: for speculation
     return out
 
 

@@ -57,3 +57,26 @@ def test_without_speculation_those_reads_time_out():
     outcomes, stats = _reads_after_a_silent_death("NONE")
     assert any(type(error).__name__ == "ReadTimeout" for error, _ in outcomes)
     assert stats["speculative_retries"] == 0
+
+
+@pytest.mark.parametrize("option", ["99p", "NONE"])
+def test_scans_speculate_too(option):
+    opts = {"gossip_interval_ms": 200, "phi_convict_threshold": 30.0, "range_request_timeout_ms": 4000}
+    sim = Simulation(4, 3, node_options=opts)
+    sim.run_until(5000, stop=sim.converged)
+    sim.request("n1", "create_keyspace", name="ks", replication={"class": "SimpleStrategy", "replication_factor": 3})
+    sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "int", "v": "text"}, primary_key="k",
+                options={"speculative_retry": option})
+    sim.run_for(1000)
+    for k in range(60):
+        sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": k, "v": "x"}, consistency="ALL")
+    sim.crash("n2")
+    start = sim.now_ms
+    reply = sim.wait(sim.submit("n1", "scan", keyspace="ks", table="kv", consistency="QUORUM", page_size=1000))
+    took = sim.now_ms - start
+    sim.close()
+    if option == "NONE":
+        assert type(reply.error).__name__ == "ReadTimeout"
+    else:
+        assert reply.error is None and len(reply.result["rows"]) == 60
+        assert took < 4000
