@@ -57,3 +57,29 @@ def test_a_restarted_replica_catches_up(tmp_path, hints):
             assert summary["ranges_out_of_sync"] >= 1 and summary["rows_streamed"] >= 40
             assert set(_read_alone(session, victim.endpoint, keys).values()) == {"while-down"}
         client.shutdown()
+
+
+def test_a_quorum_read_that_meets_a_stale_replica_repairs_it(tmp_path):
+    settings = dict(SETTINGS, hinted_handoff_enabled=False)
+    with LocalCluster.create("rr", n=3, root=str(tmp_path), settings=settings) as cluster:
+        cluster.start(timeout_s=60)
+        client, session = _prepare(cluster)
+        stale = cluster.nodes[2]
+        keys = list(range(20))
+        for k in keys:
+            session.insert("kv", {"k": k, "v": "old"}, consistency="ALL")
+        cluster.kill(stale)
+        cluster.wait_for_down(stale)
+        for k in keys:
+            session.insert("kv", {"k": k, "v": "new"}, consistency="QUORUM")
+        cluster.restart(stale)
+        cluster.wait_for_up(stale)
+        assert set(_read_alone(session, stale.endpoint, keys).values()) == {"old"}   # no hints: stale
+        for k in keys:  # coordinated by the stale node: it reads itself and one other replica
+            row = session.execute("get", endpoint=stale.endpoint, keyspace="ae", table="kv", key={"k": k},
+                                  consistency="QUORUM")
+            assert row["v"] == "new"
+        assert set(_read_alone(session, stale.endpoint, keys).values()) == {"new"}   # repaired
+        info = session.execute("info", endpoint=stale.endpoint)
+        assert info["metrics"]["read_repairs"] >= len(keys)
+        client.shutdown()
