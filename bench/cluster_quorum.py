@@ -256,6 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--anchor-seconds", type=float, default=None, help="ping-pong seconds (default --seconds)")
     ap.add_argument("--root", default=None, help="where the cluster's temporary root goes")
     ap.add_argument("--json", default=None, help="write every figure to this file")
+    ap.add_argument("--plot", metavar="FILE.png", default=None,
+                    help="throughput against the anchor and p99 at half of peak against the goal (matplotlib)")
     ap.add_argument("--keep-running", type=float, default=0.0,
                     help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
     args = ap.parse_args(argv)
@@ -331,7 +333,41 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({**res, "table": rows}, f, indent=2)
         print(f"\nwrote {args.json}")
+    if args.plot:
+        plot(res, args.plot)
+        print(f"wrote {args.plot}")
     return 0
+
+
+def plot(res: dict, path: str) -> None:
+    """Left: QUORUM ops/s at peak as a fraction of the ping-pong anchor, with the goal and the
+    stretch goal. Right: p50 and p99 at half of peak, with the 10-ms p99 goal."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    anchor, phases = res["anchor_msgs_per_s"], res["phases"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    names = ["write_peak", "read_peak"]
+    ratios = [phases[n]["ops_per_s"] / anchor for n in names]
+    left.bar(["writes", "reads"], ratios, color=["tab:green" if r >= GOAL_RATIO else "tab:red" for r in ratios])
+    left.axhline(GOAL_RATIO, color="black", linestyle="--", label=f"goal {GOAL_RATIO}x")
+    left.axhline(STRETCH_RATIO, color="grey", linestyle=":", label=f"stretch {STRETCH_RATIO}x")
+    for i, (n, r) in enumerate(zip(names, ratios)):
+        left.annotate(f"{phases[n]['ops_per_s']:,.0f}/s", (i, r), ha="center", va="bottom")
+    left.set_ylabel(f"QUORUM ops/s / anchor ({anchor:,.0f} msgs/s)")
+    left.set_title("peak throughput, 3 nodes, RF 3")
+    left.legend()
+    halves = ["write_half", "read_half"]
+    xs = range(len(halves))
+    right.bar([x - 0.2 for x in xs], [phases[n]["p50_ms"] for n in halves], width=0.4, label="p50")
+    right.bar([x + 0.2 for x in xs], [phases[n]["p99_ms"] for n in halves], width=0.4, label="p99")
+    right.axhline(GOAL_P99_MS, color="black", linestyle="--", label=f"p99 goal {GOAL_P99_MS:g} ms")
+    right.set_xticks(list(xs), ["writes", "reads"])
+    right.set_ylabel("latency at half of peak (ms, coordinated-omission corrected)")
+    right.set_title("latency at half of peak")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
