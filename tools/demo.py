@@ -168,6 +168,11 @@ def run_demo(console: Console | None = None, rows: int = ROWS, keep: bool = Fals
         say("Stopped every node and removed the cluster's directory" if not keep
             else f"Stopped every node; the cluster's files are kept in {root}")
 
+    return verdict(console, started, failures)
+
+
+def verdict(console, started: float, failures: list[str]) -> bool:
+    """The demo's last line: done with every check passed, or what failed."""
     elapsed = time.monotonic() - started
     if failures:
         console.print(f"[bold red]Demo failed[/] after {elapsed:.1f} s: " + "; ".join(failures), highlight=False)

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from persistency.descriptor import IndexType, SpaceDocument, SpaceTypeDescriptor
 from persistency.serializer import register_class
+from tools.demo import verdict
 
 SETTINGS = {"gossip_interval_ms": 250, "phi_convict_threshold": 3.0, "num_tokens": 8, "log_level": "WARNING"}
 CUSTOMERS = 500
@@ -206,12 +207,7 @@ def run_demo(console: Console | None = None, keep: bool = False) -> bool:
             shutil.rmtree(root, ignore_errors=True)
         say("Stopped every node and removed the cluster's directory" if not keep
             else f"Stopped every node; files kept in {root}")
-    elapsed = time.monotonic() - started
-    if failures:
-        console.print(f"[bold red]Demo failed[/] after {elapsed:.1f} s: " + "; ".join(failures), highlight=False)
-        return False
-    console.print(f"[bold green]Demo done[/] in {elapsed:.1f} s: every check passed", highlight=False)
-    return True
+    return verdict(console, started, failures)
 
 
 def _project_dir() -> str:

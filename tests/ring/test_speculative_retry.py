@@ -22,16 +22,21 @@ def test_parse_and_thresholds():
     assert threshold_ms("NONE", tracker) is None and threshold_ms("ALWAYS", tracker) == 0.0
 
 
-def _reads_after_a_silent_death(option: str):
-    opts = {"gossip_interval_ms": 200, "phi_convict_threshold": 30.0, "read_request_timeout_ms": 3000}
-    sim = Simulation(3, 3, node_options=opts)
+def _cluster(seed: int, option: str, rows: int, **timeouts) -> Simulation:
+    """3 nodes, RF 3, `rows` rows written at ALL; the failure detector is slow to convict (phi 30)."""
+    sim = Simulation(seed, 3, node_options={"gossip_interval_ms": 200, "phi_convict_threshold": 30.0, **timeouts})
     sim.run_until(5000, stop=sim.converged)
     sim.request("n1", "create_keyspace", name="ks", replication={"class": "SimpleStrategy", "replication_factor": 3})
     sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "int", "v": "text"}, primary_key="k",
                 options={"speculative_retry": option})
     sim.run_for(1000)
-    for k in range(40):
+    for k in range(rows):
         sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": k, "v": "x"}, consistency="ALL")
+    return sim
+
+
+def _reads_after_a_silent_death(option: str):
+    sim = _cluster(3, option, 40, read_request_timeout_ms=3000)
     for k in range(40):  # latency samples for the percentile
         sim.request("n1", "get", keyspace="ks", table="kv", key={"k": k}, consistency="QUORUM")
     sim.crash("n3")      # not convicted for a long while (phi threshold 30)
@@ -61,15 +66,7 @@ def test_without_speculation_those_reads_time_out():
 
 @pytest.mark.parametrize("option", ["99p", "NONE"])
 def test_scans_speculate_too(option):
-    opts = {"gossip_interval_ms": 200, "phi_convict_threshold": 30.0, "range_request_timeout_ms": 4000}
-    sim = Simulation(4, 3, node_options=opts)
-    sim.run_until(5000, stop=sim.converged)
-    sim.request("n1", "create_keyspace", name="ks", replication={"class": "SimpleStrategy", "replication_factor": 3})
-    sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "int", "v": "text"}, primary_key="k",
-                options={"speculative_retry": option})
-    sim.run_for(1000)
-    for k in range(60):
-        sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": k, "v": "x"}, consistency="ALL")
+    sim = _cluster(4, option, 60, range_request_timeout_ms=4000)
     sim.crash("n2")
     start = sim.now_ms
     reply = sim.wait(sim.submit("n1", "scan", keyspace="ks", table="kv", consistency="QUORUM", page_size=1000))
