@@ -118,6 +118,15 @@ class WriteHandler:
         return [Reply(self.request_id, error=WriteTimeout(self.level, counted, self.block_for, self.write_type))]
 
 
+def note_silent(node, sent_at_ms: int, replicas) -> None:
+    """Speculation gave up waiting on `replicas`: their silence so far is a latency sample for the
+    dynamic snitch, so later requests prefer the replicas that answer (Cassandra's snitch also
+    counts timeouts)."""
+    for ep in replicas:
+        if ep != node.endpoint:
+            node.snitch.record_latency(ep, node.now_ms - sent_at_ms, node.now_ms)
+
+
 class ReadHandler:
     """One partition read at a consistency level, with digest comparison and blocking read repair."""
 
@@ -161,12 +170,17 @@ class ReadHandler:
             out += self._speculate()  # ALWAYS
         return out
 
+    def _note_silent(self, replicas) -> None:
+        for ep in replicas:
+            note_silent(self.node, self.sent_at.get(ep, self.node.now_ms), [ep])
+
     def _speculate(self) -> list:
         """Ask one more replica: for data if no data has come back yet, else for a digest."""
         self.speculate_at_ms = None
         if not self.extra:
             return []
         ep = self.extra.pop(0)
+        self._note_silent([t for t in self.targets if t not in self.digests])
         want_data = not self.data
         if want_data:
             self.data_targets.add(ep)
@@ -295,6 +309,7 @@ class ScanHandler:
         if not extra or not silent:
             return []
         self.silent.add(silent[0])
+        note_silent(self.node, self.sent_ms, [silent[0]])
         self.expected = (self.expected - {silent[0]}) | {extra[0]}
         self.node.stats["speculative_retries"] = self.node.stats.get("speculative_retries", 0) + 1
         return [Send(extra[0], self.request)]
@@ -322,6 +337,7 @@ class ScanHandler:
             self.expected = set(targets)
             self.request = req
             self.deadline_ms = self.node.now_ms + self.timeout_ms
+            self.sent_ms = self.node.now_ms
             if self.speculate_after_ms is not None and len(self.subranges[self.index]) > 3:
                 self.speculate_at_ms = self.node.now_ms + max(self.speculate_after_ms, SCAN_SPECULATION_MIN_MS)
             return [Send(ep, req) for ep in targets]

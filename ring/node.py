@@ -42,6 +42,7 @@ from ring import speculative_retry
 from ring import topology_change as tc
 
 RELEASE_VERSION = "0.1.0"
+SNITCH_RESET_INTERVAL_MS = 600_000
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _MEASURED_OPS = frozenset({"insert", "delete", "get", "select", "scan", "index_query"})
 
@@ -114,6 +115,7 @@ class Node:
         self.down_since: dict[str, int] = {}
         self._strategies: dict[str, tuple] = {}
         self.started_ms = 0
+        self._snitch_reset_ms = 0
         self._in_flight: dict[int, tuple[int, str, str]] = {}
         self.request_stats: dict[tuple[str, str], RequestStats] = {}
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
@@ -249,6 +251,9 @@ class Node:
     def tick(self, now_ms: int) -> list:
         self.now_ms = now_ms
         self.detector.tick(now_ms)
+        if now_ms - self._snitch_reset_ms >= SNITCH_RESET_INTERVAL_MS:  # Cassandra's dynamic_snitch_reset
+            self._snitch_reset_ms = now_ms
+            self.snitch.reset()
         self._refresh_ring()
         self.gossiper.set_app_state(ms.ApplicationState.SCHEMA, self.schema.version())
         effects = self.gossiper.tick(now_ms)
@@ -281,7 +286,8 @@ class Node:
     def _track_down(self, now_ms: int) -> None:
         for ep in self.gossiper.peers():
             if self.is_alive(ep):
-                self.down_since.pop(ep, None)
+                if self.down_since.pop(ep, None) is not None:
+                    self.snitch.forget(ep)  # back up: forget the silence speculation recorded
             else:
                 self.down_since.setdefault(ep, now_ms)
 

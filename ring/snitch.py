@@ -240,6 +240,11 @@ class DynamicSnitch(Snitch):
         self._samples.clear()
         self._scores = {}
 
+    def forget(self, ep: str) -> None:
+        """Drop one endpoint's samples (it came back up: its old latencies say nothing now)."""
+        if self._samples.pop(ep, None) is not None:
+            self._scores = None
+
     def _median(self, samples: Sequence[tuple[float, int]]) -> float:
         newest = max(t for _, t in samples)
         weighted = sorted((lat, math.exp(self.alpha * (t - newest) / 1000.0)) for lat, t in samples)
