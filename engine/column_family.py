@@ -229,6 +229,15 @@ class ColumnFamilyStore:
                 self.compacting.update(task.inputs)
         return task
 
+    def plan_cleanup(self) -> list:
+        """One task per SSTable not being compacted, rewriting it in its own level (its output is
+        a subset of its key range, so levels stay non-overlapping); all are marked compacting."""
+        with self.lock:
+            snapshot = [s for s in self.infos(self.clock.now_s()) if s.generation not in self.compacting]
+            tasks = [picker.make_task([s], s.level, None, "cleanup") for s in snapshot]
+            self.compacting.update(s.generation for s in snapshot)
+        return tasks
+
     def max_purgeable_timestamp(self, token: int, key: bytes, others: list, memtables: list) -> int:
         """Smallest timestamp any data outside the compaction may hold for this key."""
         low = 2**63 - 1
@@ -240,11 +249,12 @@ class ColumnFamilyStore:
                 low = mt.stats.min_timestamp
         return low
 
-    def run_compaction(self, task) -> list[SSTableReader]:
-        """Merge the task's inputs into new SSTables, purging what may be purged; swap atomically."""
+    def run_compaction(self, task, keep=None) -> list[SSTableReader]:
+        """Merge the task's inputs into new SSTables, purging what may be purged (and, with
+        `keep(token)`, dropping the partitions it rejects); swap atomically."""
         from engine.compaction.executor import execute
         try:
-            outputs = execute(self, task)
+            outputs = execute(self, task, keep=keep)
         finally:
             with self.lock:
                 self.compacting.difference_update(task.inputs)

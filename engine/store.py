@@ -556,6 +556,22 @@ class Store:
             if major:
                 return done
 
+    def cleanup(self, keyspace: str, table: str, keep) -> int:
+        """nodetool cleanup for one table: flush, then rewrite every SSTable without the partitions
+        whose token `keep(token)` rejects. Returns how many partitions were dropped."""
+        cfs = self.cfs[self.table(keyspace, table).id]
+        self.flush(keyspace, table)
+        before = cfs.stats.get("partitions_cleaned", 0)
+        tasks = cfs.plan_cleanup()
+        try:
+            for task in tasks:
+                cfs.run_compaction(task, keep=keep)
+        finally:
+            with cfs.lock:
+                for task in tasks:
+                    cfs.compacting.difference_update(task.inputs)
+        return cfs.stats.get("partitions_cleaned", 0) - before
+
     def _start_threads(self) -> None:
         self._threads = [threading.Thread(target=self._flusher, name="dynatable-flush", daemon=True)]
         for i in range(self.options["concurrent_compactors"]):

@@ -1033,6 +1033,26 @@ def _one_change_at_a_time(node: Node) -> None:
                              f"wait for it (nodetool netstats shows its progress)")
 
 
+def _op_cleanup(node: Node, rid: int, args: dict) -> list:
+    """nodetool cleanup [KS [TABLE]]: drop the partitions of ranges this node no longer replicates
+    (after a node joined), by rewriting each SSTable. Refused while the ring is changing."""
+    node._refresh_ring()
+    if node.topology.moving or node.mode != "NORMAL":
+        raise InvalidRequest("Node is involved in cluster membership changes. Not safe to run cleanup; "
+                             "run it once every node is NORMAL (nodetool status)")
+    dropped = {}
+    for strategy, table in tc.user_tables(node):
+        if args.get("keyspace") not in (None, table.keyspace) or args.get("table") not in (None, table.name):
+            continue
+        ring = node.ring
+        owned = [node.endpoint in strategy.replicas(ring, tok, node.snitch) for tok in ring.tokens]
+        if not ring.tokens:
+            continue
+        dropped[table.qualified_name] = node.store.cleanup(
+            table.keyspace, table.name, lambda token, ring=ring, owned=owned: owned[ring.first_token_index(token)])
+    return [Reply(rid, result={"partitions_dropped": dropped})]
+
+
 def _op_netstats(node: Node, rid: int, args: dict) -> list:
     """Mode and the progress of streams: bootstrap, decommission / removenode, fetches for others."""
     out = {"mode": node.mode, "operations": []}
@@ -1052,6 +1072,7 @@ _CLIENT_OPS = {
     "tablestats": _op_tablestats, "getendpoints": _op_getendpoints, "set_clock_offset": _op_set_clock_offset,
     "listpendinghints": _op_listpendinghints, "truncatehints": _op_truncatehints, "repair": _op_repair,
     "decommission": _op_decommission, "removenode": _op_removenode, "netstats": _op_netstats,
+    "cleanup": _op_cleanup,
     "create_index": _op_create_index, "drop_index": _op_drop_index, "index_query": _op_index_query,
 }
 

@@ -441,6 +441,17 @@ def nodetool_removenode(ctx, host_id) -> None:
     _probe_call(ctx, nt.removenode, host_id)
 
 
+@nodetool.command("cleanup")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_cleanup(ctx, keyspace, table) -> None:
+    """Drop the data of ranges this node no longer replicates (run on old nodes after a join)."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.cleanup, keyspace, table)
+
+
 @nodetool.command("netstats")
 @click.pass_context
 def nodetool_netstats(ctx) -> None:

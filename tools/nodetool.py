@@ -450,3 +450,15 @@ def removenode(probe: NodeProbe, host_id: str, console: Console | None = None) -
     _plain(console, f"Removed {s['endpoint']} ({host_id}): {s['ranges']} ranges, {s['partitions']} partitions, "
                     f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s)")
     return s
+
+
+def cleanup(probe: NodeProbe, keyspace: str | None = None, table: str | None = None,
+            console: Console | None = None) -> dict:
+    """nodetool cleanup: drop the data of ranges this node no longer replicates."""
+    dropped = probe.call("cleanup", keyspace=keyspace, table=table)["partitions_dropped"]
+    console = _console(console)
+    for name, n in sorted(dropped.items()):
+        _plain(console, f"{name}: {n} partitions of ranges this node no longer replicates dropped")
+    if not dropped:
+        _plain(console, "no table matched; nothing to clean up")
+    return dropped

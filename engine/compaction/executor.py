@@ -19,10 +19,12 @@ def _intervals(readers) -> tuple:
     return tuple(sorted(set(out)))
 
 
-def execute(cfs, task, fail_at: str | None = None):
+def execute(cfs, task, fail_at: str | None = None, keep=None):
     """Compact `task.inputs` of a ColumnFamilyStore; returns the output readers.
 
-    `fail_at` ("after_outputs") is a fault-injection point used by the crash tests.
+    `keep(token) -> bool`, when given, drops every partition whose token it rejects (nodetool
+    cleanup: the ranges this node no longer replicates). `fail_at` ("after_outputs") is a
+    fault-injection point used by the crash tests.
     """
     now_s = cfs.clock.now_s()
     gc_before = now_s - cfs.gc_grace_seconds()
@@ -53,6 +55,9 @@ def execute(cfs, task, fail_at: str | None = None):
 
     try:
         for token, key, p in merge.merge_partitions([s.scan() for s in inputs]):
+            if keep is not None and not keep(token):
+                cfs.stats["partitions_cleaned"] = cfs.stats.get("partitions_cleaned", 0) + 1
+                continue
             max_ts = cfs.max_purgeable_timestamp(token, key, overlapping, memtables)
             out = compact_partition(p, now_s, gc_before, max_ts)
             if out is None:

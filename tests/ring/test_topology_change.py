@@ -207,3 +207,39 @@ def test_join_and_leave_on_a_lossy_network_keep_every_quorum_write(seed):
             lost.append(k)
     assert lost == []
     sim.close()
+
+
+def test_cleanup_after_a_join_drops_only_what_moved_away():
+    sim = _cluster(seed=16, rf=1)
+    writer = Writer(sim, ["n1", "n2", "n3"])
+    writer.write_for(2000)
+    new = sim.add_node()
+    sim.run_until(sim.now_ms + 30_000, stop=lambda: sim.nodes[new].node.mode == "NORMAL")
+    sim.run_for(3000)
+    node1 = sim.nodes["n1"]
+    table = node1.store.table("ks", "kv")
+
+    def local_keys(name):
+        return {row["k"] for row in sim.nodes[name].store.scan_all("ks", "kv")}
+
+    before = local_keys("n1")
+    result = sim.request("n1", "cleanup", keyspace="ks")
+    after = local_keys("n1")
+    owned = {k for k in before
+             if node1.node.replicas("ks", token_of(partition_key_bytes(table, {"k": k})))[0] == node1.endpoint}
+    assert after == owned and len(after) < len(before)
+    assert result["partitions_dropped"]["ks.kv"] == len(before) - len(after)
+    for k, v in writer.acked.items():  # every row is still there, on its owner
+        assert (sim.request("n2", "get", keyspace="ks", table="kv", key={"k": k}, consistency="ONE") or {})["v"] == v
+    sim.close()
+
+
+def test_cleanup_is_refused_while_a_node_joins():
+    sim = _cluster(seed=17)
+    new = sim.add_node()
+    sim.run_until(sim.now_ms + 30_000, stop=lambda: sim.nodes[new].node.bootstrap.phase == "announced")
+    sim.run_until(sim.now_ms + 1_400, stop=lambda: sim.nodes["n1"].node.topology.moving)  # gossip spreads BOOT
+    assert sim.nodes[new].node.mode == "JOINING"
+    with pytest.raises(InvalidRequest, match="Not safe to run cleanup"):
+        sim.request("n1", "cleanup")
+    sim.close()
