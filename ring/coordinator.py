@@ -118,13 +118,12 @@ class WriteHandler:
         return [Reply(self.request_id, error=WriteTimeout(self.level, counted, self.block_for, self.write_type))]
 
 
-def note_silent(node, sent_at_ms: int, replicas) -> None:
-    """Speculation gave up waiting on `replicas`: their silence so far is a latency sample for the
-    dynamic snitch, so later requests prefer the replicas that answer (Cassandra's snitch also
-    counts timeouts)."""
-    for ep in replicas:
-        if ep != node.endpoint:
-            node.snitch.record_latency(ep, node.now_ms - sent_at_ms, node.now_ms)
+def note_silent(node, ep: str, sent_at_ms: int) -> None:
+    """Speculation gave up waiting on `ep`: its silence so far is a latency sample for the dynamic
+    snitch, so later requests prefer the replicas that answer (Cassandra's snitch also counts
+    timeouts)."""
+    if ep != node.endpoint:
+        node.snitch.record_latency(ep, node.now_ms - sent_at_ms, node.now_ms)
 
 
 class ReadHandler:
@@ -170,23 +169,20 @@ class ReadHandler:
             out += self._speculate()  # ALWAYS
         return out
 
-    def _note_silent(self, replicas) -> None:
-        for ep in replicas:
-            note_silent(self.node, self.sent_at.get(ep, self.node.now_ms), [ep])
-
     def _speculate(self) -> list:
         """Ask one more replica: for data if no data has come back yet, else for a digest."""
         self.speculate_at_ms = None
         if not self.extra:
             return []
         ep = self.extra.pop(0)
-        self._note_silent([t for t in self.targets if t not in self.digests])
+        for silent in (t for t in self.targets if t not in self.digests):
+            note_silent(self.node, silent, self.sent_at.get(silent, self.node.now_ms))
         want_data = not self.data
         if want_data:
             self.data_targets.add(ep)
         self.targets.append(ep)
         self.sent_at[ep] = self.node.now_ms
-        self.node.stats["speculative_retries"] = self.node.stats.get("speculative_retries", 0) + 1
+        self.node.stats["speculative_retries"] += 1
         return [Send(ep, ReadRequest(self.msg_id, self.table.id, self.key, self.lo, self.hi, not want_data))]
 
     def on_response(self, src: str, payload, digest: bytes, error, now_ms: int) -> list:
@@ -301,17 +297,22 @@ class ScanHandler:
     def start(self) -> list:
         return self._request()
 
+    def _spares(self) -> list[str]:
+        """The current sub-range's other live replicas, without those already found silent."""
+        sub = self.subranges[self.index]
+        return [ep for ep in (sub[3] if len(sub) > 3 else ()) if ep not in self.silent]
+
     def _speculate(self) -> list:
         """A replica of the page in flight has not answered in time: ask another live one instead."""
         self.speculate_at_ms = None
-        extra = [ep for ep in self.subranges[self.index][3] if ep not in self.expected and ep not in self.silent]
+        extra = [ep for ep in self._spares() if ep not in self.expected]
         silent = sorted(self.expected - set(self.responses))
         if not extra or not silent:
             return []
         self.silent.add(silent[0])
-        note_silent(self.node, self.sent_ms, [silent[0]])
+        note_silent(self.node, silent[0], self.sent_ms)
         self.expected = (self.expected - {silent[0]}) | {extra[0]}
-        self.node.stats["speculative_retries"] = self.node.stats.get("speculative_retries", 0) + 1
+        self.node.stats["speculative_retries"] += 1
         return [Send(extra[0], self.request)]
 
     def _request(self) -> list:
@@ -331,8 +332,7 @@ class ScanHandler:
             limit = max(1, self.page_size - len(self.rows)) + 1
             req = RangeReadRequest(msg_id, self.table.id, list(cursor) if cursor else None,
                                    list(end) if end else None, limit)
-            spare = [ep for ep in (self.subranges[self.index][3] if len(self.subranges[self.index]) > 3 else ())
-                     if ep not in self.silent]
+            spare = self._spares()
             targets = [ep if ep not in self.silent or not spare else spare.pop(0) for ep in targets]
             self.expected = set(targets)
             self.request = req

@@ -1045,9 +1045,9 @@ def _op_cleanup(node: Node, rid: int, args: dict) -> list:
         if args.get("keyspace") not in (None, table.keyspace) or args.get("table") not in (None, table.name):
             continue
         ring = node.ring
-        owned = [node.endpoint in strategy.replicas(ring, tok, node.snitch) for tok in ring.tokens]
         if not ring.tokens:
             continue
+        owned = [node.endpoint in strategy.replicas(ring, tok, node.snitch) for tok in ring.tokens]
         dropped[table.qualified_name] = node.store.cleanup(
             table.keyspace, table.name, lambda token, ring=ring, owned=owned: owned[ring.first_token_index(token)])
     return [Reply(rid, result={"partitions_dropped": dropped})]

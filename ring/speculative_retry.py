@@ -8,6 +8,7 @@ Values: `NONE`; `ALWAYS` (ask the extra replica at once); `<N>ms` (a fixed thres
 """
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_left, insort
 
@@ -20,6 +21,7 @@ FALLBACK_MS = 50
 _FORM = re.compile(r"^(?:(NONE|ALWAYS)|(\d+(?:\.\d+)?)ms|(\d+(?:\.\d+)?)p)$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=64)  # every coordinated read asks: the option is a handful of strings
 def parse(value) -> tuple[str, float]:
     """("NONE", 0) | ("ALWAYS", 0) | ("ms", N) | ("p", P); InvalidRequest names a bad value."""
     m = _FORM.match(str(value if value is not None else DEFAULT).strip())

@@ -325,9 +325,8 @@ class RemoveNode(_Orchestration):
         node = self.node
         node._refresh_ring()
         current = node.topology.current
-        live_sources_only = frozenset({self.target})
         return self._send_fetches(plans_by_target(node, current, current.without_endpoint(self.target),
-                                                  live_sources_only))
+                                                  exclude_sources=frozenset({self.target})))
 
     def _complete(self) -> list:
         node = self.node
