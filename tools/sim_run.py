@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from ring.checkers import check_convergence, check_linearizable, check_lww
-from ring.runtime.workload import Workload
+from ring.verify.checkers import check_convergence, check_linearizable, check_lww
+from ring.verify.workload import Workload
 
 
 def check_run(result) -> list:

@@ -1,4 +1,4 @@
-"""The checkers (ring/checkers.py) on hand-made bad histories they must catch, good ones they must
+"""The checkers (ring/verify/checkers.py) on hand-made bad histories they must catch, good ones they must
 accept, WGL against a brute-force oracle, and a speed budget. Pure: no simulator, no I/O."""
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ring.checkers import (
+from ring.verify.checkers import (
     Report,
     check_convergence,
     check_linearizable,
     check_lww,
     check_register,
 )
-from ring.history import History, Op
+from ring.verify.history import History, Op
 
 
 def op(i, kind, value, ts, call, ret, outcome="ok", process=None, key="k"):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import Phase, event, note, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from ring.runtime.workload import Workload
+from ring.verify.workload import Workload
 from tools.sim_run import check_run, replay_command
 
 WRITES = ["ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ANY"]
@@ -140,7 +140,7 @@ def test_every_level_under_faults(write_cl, read_cl):
 
 def test_weak_pairs_really_return_stale_data_under_faults():
     """ONE/ONE promises no overlap: somewhere across seeds a read misses an acknowledged write."""
-    from ring.checkers import check_lww
+    from ring.verify.checkers import check_lww
     stale = 0
     for seed in range(12):
         result = Workload(seed, "ONE", "ONE", faults=True).run(200)

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from engine.errors import InvalidRequest
-from ring.checkers import check_convergence, check_lww
+from ring.verify.checkers import check_convergence, check_lww
 from ring.client import NoHostAvailable, OperationTimedOut
 from ring.errors import OverloadedError, RequestTimeout, UnavailableError
-from ring.history import History
+from ring.verify.history import History
 from tools.cluster_manager import LocalCluster
 
 pytestmark = pytest.mark.slow

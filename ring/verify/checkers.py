@@ -1,6 +1,6 @@
 """Checkers: what a history (and the replicas' final cells) promise, per specs/testing.md §4–5.
 
-Pure functions over `ring.history.History`; no I/O.
+Pure functions over `ring.verify.history.History`; no I/O.
 
 * `check_lww` (always on, O(n log n) sweeps): P0 no phantom or aborted reads; P1 no stale read;
   P2 monotonic reads; P4 read-your-writes; and the count of timestamp/real-time inversions.
@@ -44,7 +44,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ring.history import History, Op
+from ring.verify.history import History, Op
 
 NEG = -(2**63)          # "no obligation" / "no lower bound"
 UNKNOWN = 2**63         # an info delete's unknown ts: it may explain any absent read

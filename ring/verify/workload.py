@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
-from ring.history import History
+from ring.verify.history import History
 from ring.runtime.sim import Simulation
 
 FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "write_request_timeout_ms": 1000,

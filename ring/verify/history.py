@@ -1,4 +1,4 @@
-"""Client histories: every operation's invocation and completion, for the checkers (ring/checkers.py).
+"""Client histories: every operation's invocation and completion, for the checkers (ring/verify/checkers.py).
 
 Pure data, no I/O. The simulator's workload and the real-process nemesis both record into a
 `History`; `to_jsonl`/`from_jsonl` make replay files.
