@@ -22,9 +22,9 @@ from __future__ import annotations
 import bisect
 
 from engine.compaction import size_tiered
-from engine.compaction.picker import (MAX_LEVEL, MIB, CompactionTask, SSTableInfo, droppable_ratio,
-                                      hull, intersects, make_task, overlapping, parse_int,
-                                      worth_dropping_tombstones)
+from engine.compaction.options import parse_int
+from engine.compaction.task import (MAX_LEVEL, MIB, CompactionTask, SSTableInfo, droppable_ratio, hull, intersects,
+                                    make_task, overlapping, worth_dropping_tombstones)
 
 DEFAULTS = {
     "sstable_size_in_mb": 160,

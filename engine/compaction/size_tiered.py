@@ -10,8 +10,8 @@ compaction is chosen. Outputs stay at level 0. Doc: docs/compaction.md.
 """
 from __future__ import annotations
 
-from engine.compaction.picker import (CompactionTask, SSTableInfo, _bad, make_task, parse_float,
-                                      parse_int, worth_dropping_tombstones)
+from engine.compaction.options import invalid_option, parse_float, parse_int
+from engine.compaction.task import CompactionTask, SSTableInfo, make_task, worth_dropping_tombstones
 
 DEFAULTS = {
     "bucket_low": 0.5,
@@ -26,7 +26,7 @@ def validate(opts: dict) -> None:
     opts["bucket_low"] = parse_float(opts, "bucket_low", 0.0)
     opts["bucket_high"] = parse_float(opts, "bucket_high", 0.0)
     if opts["bucket_high"] <= opts["bucket_low"]:
-        raise _bad("bucket_high", opts["bucket_high"],
+        raise invalid_option("bucket_high", opts["bucket_high"],
                    f"must be greater than bucket_low ({opts['bucket_low']})")
 
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.compaction import leveled, picker, size_tiered
-from engine.compaction.picker import NO_DELETION_TIME, SSTableInfo, check_level_invariants, plan, plan_major
+from engine.compaction.picker import plan, plan_major
+from engine.compaction.task import MAX_LEVEL, NO_DELETION_TIME, SSTableInfo, check_level_invariants, hull, intersects
 from engine.errors import InvalidRequest
 
 MIB = 1024 * 1024
@@ -355,7 +356,7 @@ def apply_task(snapshot, task, next_gen, now_s):
     inputs = [s for s in snapshot if s.generation in task.inputs]
     assert len(inputs) == len(task.inputs)
     total = sum(s.size_bytes for s in inputs)
-    lo, hi = picker.hull(inputs)
+    lo, hi = hull(inputs)
     k = 1 if not task.max_output_bytes else max(1, math.ceil(total / task.max_output_bytes))
     k = min(k, hi[0] - lo[0] + 1)
     bounds = [lo[0] + ((hi[0] - lo[0] + 1) * i) // k for i in range(k + 1)]
@@ -381,13 +382,13 @@ def check_task(task, snapshot, in_flight):
     assert len(task.inputs) >= 2 or task.reason in ("tombstone", "major")
     if task.output_level >= 1:
         inputs = [s for s in snapshot if s.generation in task.inputs]
-        lo, hi = picker.hull(inputs)
+        lo, hi = hull(inputs)
         for s in snapshot:
             if s.level == task.output_level and s.generation not in task.inputs:
-                assert not picker.intersects(lo, hi, s), (task, s)
+                assert not intersects(lo, hi, s), (task, s)
         for t in in_flight:  # concurrent outputs into the same level must not overlap
             if t.output_level == task.output_level:
-                olo, ohi = picker.hull([s for s in snapshot if s.generation in t.inputs])
+                olo, ohi = hull([s for s in snapshot if s.generation in t.inputs])
                 assert hi < olo or ohi < lo, (task, t)
 
 
@@ -449,7 +450,7 @@ tokens = st.integers(min_value=-1000, max_value=1000)
 
 
 @st.composite
-def sstables(draw, max_level=picker.MAX_LEVEL):
+def sstables(draw, max_level=MAX_LEVEL):
     n = draw(st.integers(min_value=0, max_value=40))
     gens = draw(st.lists(st.integers(min_value=1, max_value=10_000), min_size=n, max_size=n, unique=True))
     out = []
@@ -487,7 +488,7 @@ def test_plan_contract_and_determinism(options, snapshot, data):
             assert t.inputs == tuple(sorted(set(t.inputs)))
             assert set(t.inputs) <= gens - compacting
             assert len(t.inputs) >= 2 or t.reason in ("tombstone", "major")
-            assert 0 <= t.output_level <= picker.MAX_LEVEL
+            assert 0 <= t.output_level <= MAX_LEVEL
 
 
 ops = st.lists(st.one_of(
@@ -531,7 +532,7 @@ def test_simulated_loop_with_concurrent_tasks(options, program):
     snapshot, next_gen, _ = drain(options, snapshot, next_gen, now + DAY)
     if options.get("class") == "LeveledCompactionStrategy":
         opts = picker.validate_options(options)
-        for n in range(1, picker.MAX_LEVEL):  # quiescent: no level >= 1 is over its target
+        for n in range(1, MAX_LEVEL):  # quiescent: no level >= 1 is over its target
             assert sum(s.size_bytes for s in snapshot if s.level == n) <= \
                 leveled.SCORE_SLACK * leveled.max_bytes_for_level(opts, n)
     task = plan(options, snapshot, frozenset(), now + DAY, 0)

@@ -230,7 +230,7 @@ def test_background_flush_and_compaction(tmp_path):
     {"compaction": {"class": "LeveledCompactionStrategy", "sstable_size_in_mb": 1}},
 ])
 def test_table_options_lz4_and_leveled_compaction(tmp_path, options):
-    from engine.compaction.picker import check_level_invariants
+    from engine.compaction.task import check_level_invariants
     s = Store.open(str(tmp_path / "o"), background=False, memtable_flush_threshold_bytes=64 * 1024)
     s.create_keyspace("ks")
     s.create_table("ks", "kv", {"k": "int", "v": "text"}, primary_key="k", options=options)
