@@ -9,7 +9,7 @@ What one run does:
 1. the anchor (bench/pingpong_anchor.py): asyncio echo server process + 32 client connections in
    another process, ~100-byte length-prefixed ping-pong; round trips/s. Measured before the
    cluster starts, so the two never share the CPU;
-2. a local 3-node cluster (tools/cluster_manager.LocalCluster) in a temporary root; keyspace
+2. a local 3-node cluster (tools/cluster LocalCluster) in a temporary root; keyspace
    `bench` (SimpleStrategy, RF 3), table `kv (k int PRIMARY KEY, v blob)`, 100-byte values;
 3. peak, closed loop: `--clients` client processes (spawned), each an `AsyncSession` with
    `--inflight` requests in flight, token-aware (any of the 3 replicas coordinates);
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bench.pingpong_anchor import measure_pingpong
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
 
     res = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                        "loadavg_at_start": os.getloadavg()},
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
         cluster = LocalCluster.create("bench", n=3, root=root, settings={})
         cluster.start()
         contact_points = list(cluster.contact_points())
-        cluster_name = cluster._setting("cluster_name", cluster.name)
+        cluster_name = cluster.setting("cluster_name", cluster.name)
         node_pids = [node.pid for node in cluster.nodes]
         client = cluster.client()
         try:

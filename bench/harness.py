@@ -35,7 +35,7 @@ def machine() -> dict:
 @contextlib.contextmanager
 def temp_cluster(n: int, *, name: str = "bench", settings: dict | None = None, root: str | None = None,
                  timeout_s: float = 120):
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
     where = tempfile.mkdtemp(prefix="dynatable-bench-", dir=root)
     cluster = None
     try:
@@ -62,8 +62,8 @@ def stress(argv: list[str], cluster, *, quiet: bool = False, on_row=None) -> lis
         lines.append(line)
         if not quiet or not line.startswith(" "):
             print(line, flush=True)
-    return asyncio.run(run_phases(s, cluster.contact_points(), cluster._setting("cluster_name", cluster.name),
-                                  cluster._setting("cluster_secret", ""), emit, on_row=on_row))
+    return asyncio.run(run_phases(s, cluster.contact_points(), cluster.setting("cluster_name", cluster.name),
+                                  cluster.setting("cluster_secret", ""), emit, on_row=on_row))
 
 
 def print_table(rows: list[list[str]]) -> None:

@@ -28,7 +28,7 @@ from persistency.mirror import Mirror
 from persistency.operation import DataSyncOperation, OperationsBatchData, OperationType
 from persistency.store import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 TYPE = SpaceTypeDescriptor("bench.Reading", "id", fixed_properties={
     "id": "long", "sensor": "string", "value": "double", "count": "int", "at": "datetime", "price": "decimal"})

@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     console = Console()
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
     root = tempfile.mkdtemp(prefix="dynatable-bench-topology-")
     settings = {"ring_delay_ms": RING_DELAY_MS, "gossip_interval_ms": 500}
     results = {"rows": args.rows, "ring_delay_ms": RING_DELAY_MS}

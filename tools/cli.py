@@ -89,7 +89,7 @@ def _fail(message: str) -> None:
 
 
 def _load(name, root):
-    from tools.cluster_manager import ClusterError, LocalCluster, default_root
+    from tools.cluster import ClusterError, LocalCluster, default_root
     if name is None:
         name = LocalCluster.current_name(root)
         if name is None:
@@ -117,7 +117,7 @@ def _with_progress(cluster, what, fn, *args, **kwargs):
 
 def _run(fn, *args, **kwargs):
     """Run a cluster-manager call, turning its errors into one line that says what to do."""
-    from tools.cluster_manager import ClusterError
+    from tools.cluster import ClusterError
     try:
         return fn(*args, **kwargs)
     except (ClusterError, TimeoutError) as e:
@@ -144,7 +144,7 @@ def cluster_create(name, n, datacenters, base_port, metrics, settings, start_now
     """Create cluster NAME (its directory and node configs) and make it the current one."""
     import tomllib
 
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
     overrides = {}
     for item in settings:
         key, sep, value = item.partition("=")
@@ -180,7 +180,7 @@ def cluster_switch(name, root) -> None:
 @_root_option
 def cluster_list(root) -> None:
     """List the clusters under the root (* marks the current one)."""
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
     current = LocalCluster.current_name(root)
     for name in LocalCluster.list_names(root):
         click.echo(f"{'*' if name == current else ' '} {name}")
@@ -326,14 +326,14 @@ def _probe_call(ctx, fn, *args):
 
 def _cluster_name_for(host: str) -> str:
     """The cluster_name of the local cluster that has a node at `host`, else the default."""
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
     try:
         names = LocalCluster.list_names()
         current = LocalCluster.current_name()
         for name in sorted(names, key=lambda n: n != current):
             c = LocalCluster.load(name)
             if host in c.contact_points():
-                return c._setting("cluster_name", "dynatable")
+                return c.setting("cluster_name", "dynatable")
     except Exception:  # noqa: BLE001, S110 - only a convenience: fall back to the default
         pass
     return "dynatable"

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from ring.errors import UnavailableError
 from tools import nodetool
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 DEMO_SETTINGS = {"gossip_interval_ms": 250, "phi_convict_threshold": 3.0, "num_tokens": 8,
                  "log_level": "WARNING"}

@@ -98,7 +98,7 @@ def run_demo(console: Console | None = None, keep: bool = False) -> bool:
     from persistency.space import Space
     from persistency.store import DynatableClient
     from persistency.sync_endpoint import SpaceSynchronizationEndpoint
-    from tools.cluster_manager import LocalCluster
+    from tools.cluster import LocalCluster
 
     console = console or Console()
     root = tempfile.mkdtemp(prefix="dynatable-persistency-")

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

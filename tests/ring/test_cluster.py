@@ -6,7 +6,7 @@ phi_convict_threshold is 2.0, so a silent node is convicted after ~2.3 s instead
 import pytest
 
 from ring.errors import UnavailableError
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

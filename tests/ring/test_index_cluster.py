@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import IndexNotReady, InvalidRequest
 from ring.client import AsyncCluster
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from ring.verify.checkers import check_convergence, check_lww
 from ring.client import NoHostAvailable, OperationTimedOut
 from ring.errors import OverloadedError, RequestTimeout, UnavailableError
 from ring.verify.history import History
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ring.runtime.config import NodeSettings
 from tools.cli import main
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

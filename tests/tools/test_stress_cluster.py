@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tools.cli import main
-from tools.cluster_manager import LocalCluster
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

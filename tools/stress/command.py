@@ -44,13 +44,13 @@ def resolve_contact(s, cluster_name_for=None) -> tuple[list[str], str, str]:
     if s.nodes:
         name = s.cluster_name or (cluster_name_for(s.nodes[0]) if cluster_name_for else "dynatable")
         return s.nodes, name, s.secret
-    from tools.cluster_manager import ClusterError, LocalCluster
+    from tools.cluster import ClusterError, LocalCluster
     current = LocalCluster.current_name()
     if current is not None:
         try:
             c = LocalCluster.load(current)
-            return (c.contact_points(), s.cluster_name or c._setting("cluster_name", "dynatable"),
-                    s.secret or c._setting("cluster_secret", ""))
+            return (c.contact_points(), s.cluster_name or c.setting("cluster_name", "dynatable"),
+                    s.secret or c.setting("cluster_secret", ""))
         except ClusterError:
             pass
     return [f"127.0.0.1:{DEFAULT_PORT}"], s.cluster_name or "dynatable", s.secret

@@ -1,4 +1,4 @@
-"""tools/cluster_manager.py with real node processes: create, start, kill, restart, pause, remove.
+"""tools/cluster/ with real node processes: create, start, kill, restart, pause, remove.
 
 One 3-node cluster for the whole module, scenarios in order. Gossip every 250 ms and
 phi_convict_threshold 3 convict a silent node in ~2 s (defaults: 1 s and 8, ~18 s).
@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from ring.runtime import config as config_mod
-from tools.cluster_manager import ClusterError, LocalCluster, parse_datacenters
+from tools.cluster import ClusterError, LocalCluster, parse_datacenters
 
 pytestmark = pytest.mark.slow
 
