@@ -1,0 +1,175 @@
+"""`dynatable nodetool ...`: Cassandra's nodetool verbs, asked of one node (-h HOST:PORT).
+
+Each verb is a function of tools/nodetool.py called with a connected NodeProbe; a node that does
+not answer, or an error it returns, becomes one line on stderr (`fail`).
+"""
+from __future__ import annotations
+
+import click
+
+from tools.commands import fail
+from tools.commands.cluster import cluster_name_for
+
+
+@click.group(context_settings={"help_option_names": ["--help"]})
+@click.option("-h", "--host", default="127.0.0.1:9100", show_default=True, help="The node to ask (HOST:PORT).")
+@click.option("--cluster-name", default=None, help="The cluster's name (default: the current local "
+              "cluster's, else 'dynatable').")
+@click.option("--secret", default="", envvar="DYNATABLE_CLUSTER_SECRET", help="cluster_secret, if set.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for an answer.")
+@click.pass_context
+def nodetool(ctx, host, cluster_name, secret, timeout) -> None:
+    """Cassandra's nodetool verbs, answered by the node at -h HOST:PORT."""
+    ctx.obj = {"host": host, "cluster_name": cluster_name, "secret": secret, "timeout": timeout}
+
+
+def _probe_call(ctx, fn, *args):
+    from engine.errors import InvalidRequest
+    from ring.client import NoHostAvailable
+    from ring.errors import RequestError
+    from tools.nodetool import NodeProbe
+    o = ctx.obj
+    name = o["cluster_name"] or cluster_name_for(o["host"])
+    try:
+        with NodeProbe(o["host"], cluster_name=name, cluster_secret=o["secret"], timeout_s=o["timeout"]) as probe:
+            return fn(probe, *args)
+    except NoHostAvailable as e:
+        fail(f"nodetool: {e}; is a node running at {o['host']}? pass -h HOST:PORT, or start a local "
+              "cluster with `dynatable cluster start`")
+    except (RequestError, InvalidRequest, ValueError, OSError) as e:
+        fail(f"nodetool: {type(e).__name__}: {e}")
+
+
+@nodetool.command("status")
+@click.pass_context
+def nodetool_status(ctx) -> None:
+    """Up/Down, Normal/Joining/Leaving/Moving, load, tokens, ownership of every node."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.status)
+
+
+@nodetool.command("ring")
+@click.pass_context
+def nodetool_ring(ctx) -> None:
+    """Every token with the node that owns it."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.ring)
+
+
+@nodetool.command("info")
+@click.pass_context
+def nodetool_info(ctx) -> None:
+    """This node: host id, generation, load, uptime, datacenter, rack, metrics."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.info)
+
+
+@nodetool.command("getendpoints")
+@click.argument("keyspace")
+@click.argument("table")
+@click.argument("key")
+@click.pass_context
+def nodetool_getendpoints(ctx, keyspace, table, key) -> None:
+    """The replicas of KEY's partition (composite keys as a:b; blobs in hex)."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.getendpoints, keyspace, table, key)
+
+
+@nodetool.command("flush")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_flush(ctx, keyspace, table) -> None:
+    """Flush memtables to SSTables on this node."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.flush, keyspace, table)
+
+
+@nodetool.command("compact")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_compact(ctx, keyspace, table) -> None:
+    """Major compaction on this node."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.compact, keyspace, table)
+
+
+@nodetool.command("tablestats")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_tablestats(ctx, keyspace, table) -> None:
+    """Per-table statistics on this node."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.tablestats, keyspace, table)
+
+
+
+@nodetool.command("repair")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.option("--full", is_flag=True, help="Full repair (the only kind there is: incremental repair is not built).")
+@click.option("-pr", "--partitioner-range", "primary_range", is_flag=True, help="Only this node's primary ranges.")
+@click.option("--preview", is_flag=True, help="Compare Merkle trees and report differences; stream nothing.")
+@click.pass_context
+def nodetool_repair(ctx, keyspace, table, full, primary_range, preview) -> None:
+    """Merkle-tree anti-entropy repair of the ranges this node replicates."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, lambda probe: nt.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
+
+
+@nodetool.command("decommission")
+@click.pass_context
+def nodetool_decommission(ctx) -> None:
+    """Stream this node's ranges to their new owners, then leave the ring (LEFT)."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.decommission)
+
+
+@nodetool.command("removenode")
+@click.argument("host_id")
+@click.pass_context
+def nodetool_removenode(ctx, host_id) -> None:
+    """Re-replicate the ranges of the dead node HOST_ID (see nodetool status), then drop it."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.removenode, host_id)
+
+
+@nodetool.command("cleanup")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_cleanup(ctx, keyspace, table) -> None:
+    """Drop the data of ranges this node no longer replicates (run on old nodes after a join)."""
+    from tools import nodetool as nt
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
+    _probe_call(ctx, nt.cleanup, keyspace, table)
+
+
+@nodetool.command("netstats")
+@click.pass_context
+def nodetool_netstats(ctx) -> None:
+    """This node's mode (JOINING, NORMAL, LEAVING, DECOMMISSIONED) and its streams."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.netstats)
+
+
+@nodetool.command("listpendinghints")
+@click.pass_context
+def nodetool_listpendinghints(ctx) -> None:
+    """Hints this node holds for other nodes."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.listpendinghints)
+
+
+@nodetool.command("truncatehints")
+@click.argument("endpoint", required=False)
+@click.pass_context
+def nodetool_truncatehints(ctx, endpoint) -> None:
+    """Delete the hints this node holds (for ENDPOINT only, if given)."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.truncatehints, endpoint)
