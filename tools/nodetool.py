@@ -135,10 +135,6 @@ def render_status(rows: list[dict], console: Console | None = None) -> None:
                     justify={2: "right", 3: "right", 4: "right"})
 
 
-def status_code(row: dict) -> str:
-    return ("U" if row.get("up") else "D") + STATE_LETTER.get(str(row.get("state")), "?")
-
-
 def render_ring_summary(rows: list[dict], console: Console | None = None, names: dict | None = None) -> None:
     """One line per node: the ring as `dynatable cluster status` shows it."""
     console = _console(console)
@@ -323,9 +319,6 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
             _plain(console)
         _plain(console, "----------------")
     return stats
-
-
-VERBS = ("status", "ring", "info", "getendpoints", "flush", "compact", "tablestats")
 
 
 def repair(probe: NodeProbe, keyspace: str | None = None, table: str | None = None, *, primary_range: bool = False,
