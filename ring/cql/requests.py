@@ -84,7 +84,7 @@ class QueryParameters:
                    serial, timestamp, keyspace, now, bool(flags & F_VALUES))
 
     def encode(self, version: int) -> bytes:
-        flags = ((F_VALUES if self.values or self.has_values else 0)
+        flags = ((F_VALUES if self.values or self.has_values or self.names is not None else 0)
                  | (F_NAMES if self.names is not None else 0)
                  | (F_SKIP_METADATA if self.skip_metadata else 0)
                  | (F_PAGE_SIZE if self.page_size is not None else 0)
