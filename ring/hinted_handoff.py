@@ -10,6 +10,8 @@ toward a consistency level, except ANY, where a stored hint is the acknowledgeme
 from __future__ import annotations
 
 from engine.errors import InvalidRequest
+from ring import membership as ms
+from ring.messages import MutationRequest, Send
 
 SYSTEM = "system"
 TABLE = "hints"
@@ -131,6 +133,33 @@ class HintStore:
         return removed
 
 
+def hint(ctx, hints: HintStore, ep: str, table, key: bytes, payload: bytes, down_for_ms: int | None) -> bool:
+    """Keep `payload` for replica `ep` if handoff is on and it has not been down too long."""
+    host = ctx.host_id_of(ep)
+    if not ctx.config.hinted_handoff_enabled or host is None or ep == ctx.endpoint:
+        return False
+    if not hints.should_hint(down_for_ms):
+        return False
+    hints.store_hint(host, ep, table, key, payload, ctx.wall_us())
+    return True
+
+
+def deliver(ctx, hints: HintStore, now_ms: int) -> list:
+    """A batch of hints (hints_per_tick) for every live target whose schema matches ours."""
+    out = []
+    for host in list(hints.pending):
+        ep = hints.endpoints.get(host)
+        if ep is None or not ctx.is_alive(ep) or ctx.host_id_of(ep) != host:
+            continue
+        if ctx.app_state(ep, ms.ApplicationState.SCHEMA) != ctx.schema_version():
+            continue  # Cassandra delivers only to hosts with a matching schema
+        for row in hints.next_batch(host, ctx.config.hints_per_tick):
+            delivery = HintDelivery(hints, host, row["id"], now_ms + ctx.config.write_request_timeout_ms)
+            msg_id = ctx.register(delivery)
+            out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
+    return out
+
+
 class HintDelivery:
     """One hint on its way to its target: deleted when acknowledged, retried later otherwise."""
 
@@ -148,16 +177,16 @@ class HintDelivery:
     def finished(self) -> bool:
         return self.done
 
-    def on_response(self, src: str, error, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply) -> list:
         if not self.done:
             self.done = True
-            if error is None:
+            if reply.error is None:
                 self.hints.delivered(self.target_host, self.hint_id)
             else:
                 self.hints.failed(self.target_host, self.hint_id)
         return []
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if not self.done and now_ms >= self.deadline_ms:
             self.done = True
             self.hints.failed(self.target_host, self.hint_id)

@@ -461,7 +461,7 @@ class NodeProcess:
 def _request_histograms(node):
     """Per op and consistency level: a latency histogram (seconds) and error counts by type."""
     from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-    from ring.node import LATENCY_BUCKETS_MS
+    from ring.stats import LATENCY_BUCKETS_MS
     stats = dict(getattr(node, "request_stats", {}))
     latency = HistogramMetricFamily("dynatable_request_latency_seconds",
                                     "coordinator request latency by op and consistency level",
