@@ -133,31 +133,61 @@ class HintStore:
         return removed
 
 
-def hint(ctx, hints: HintStore, ep: str, table, key: bytes, payload: bytes, down_for_ms: int | None) -> bool:
-    """Keep `payload` for replica `ep` if handoff is on and it has not been down too long."""
-    host = ctx.host_id_of(ep)
-    if not ctx.config.hinted_handoff_enabled or host is None or ep == ctx.endpoint:
-        return False
-    if not hints.should_hint(down_for_ms):
-        return False
-    hints.store_hint(host, ep, table, key, payload, ctx.wall_us())
-    return True
+class Handoff:
+    """The coordinator's side: when each peer went down, hints for replicas that are down or did
+    not acknowledge a write in time, and their delivery once the target is back."""
 
+    def __init__(self, ctx, hints: HintStore):
+        self.ctx = ctx
+        self.hints = hints
+        self.down_since: dict[str, int] = {}
 
-def deliver(ctx, hints: HintStore, now_ms: int) -> list:
-    """A batch of hints (hints_per_tick) for every live target whose schema matches ours."""
-    out = []
-    for host in list(hints.pending):
-        ep = hints.endpoints.get(host)
-        if ep is None or not ctx.is_alive(ep) or ctx.host_id_of(ep) != host:
-            continue
-        if ctx.app_state(ep, ms.ApplicationState.SCHEMA) != ctx.schema_version():
-            continue  # Cassandra delivers only to hosts with a matching schema
-        for row in hints.next_batch(host, ctx.config.hints_per_tick):
-            delivery = HintDelivery(hints, host, row["id"], now_ms + ctx.config.write_request_timeout_ms)
-            msg_id = ctx.register(delivery)
-            out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
-    return out
+    def track_down(self, now_ms: int, peers: list[str]) -> list[str]:
+        """Note which peers are down since when; returns those that came back up."""
+        back = []
+        for ep in peers:
+            if self.ctx.is_alive(ep):
+                if self.down_since.pop(ep, None) is not None:
+                    back.append(ep)
+            else:
+                self.down_since.setdefault(ep, now_ms)
+        return back
+
+    def hint(self, ep: str, table, key: bytes, payload: bytes) -> bool:
+        """Keep `payload` for replica `ep` if handoff is on and it has not been down too long."""
+        ctx = self.ctx
+        host = ctx.host_id_of(ep)
+        if not ctx.config.hinted_handoff_enabled or host is None or ep == ctx.endpoint:
+            return False
+        down_since = self.down_since.get(ep)
+        if not self.hints.should_hint(None if down_since is None else ctx.now_ms - down_since):
+            return False
+        self.hints.store_hint(host, ep, table, key, payload, ctx.wall_us())
+        return True
+
+    def hint_unacked(self, handler) -> None:
+        """A finished WriteHandler: hint every replica that never acknowledged."""
+        if handler.mutation is None:
+            return
+        table, key, payload = handler.mutation
+        for ep in handler.unacked():
+            self.hint(ep, table, key, payload)
+
+    def deliver(self, now_ms: int) -> list:
+        """A batch of hints (hints_per_tick) for every live target whose schema matches ours."""
+        ctx, hints = self.ctx, self.hints
+        out = []
+        for host in list(hints.pending):
+            ep = hints.endpoints.get(host)
+            if ep is None or not ctx.is_alive(ep) or ctx.host_id_of(ep) != host:
+                continue
+            if ctx.app_state(ep, ms.ApplicationState.SCHEMA) != ctx.schema_version():
+                continue  # Cassandra delivers only to hosts with a matching schema
+            for row in hints.next_batch(host, ctx.config.hints_per_tick):
+                delivery = HintDelivery(hints, host, row["id"], now_ms + ctx.config.write_request_timeout_ms)
+                msg_id = ctx.register(delivery)
+                out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
+        return out
 
 
 class HintDelivery:

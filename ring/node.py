@@ -20,7 +20,6 @@ import random
 from dataclasses import dataclass, field
 
 from engine.errors import EngineError, InvalidRequest
-from ring import hinted_handoff
 from ring import membership as ms
 from ring import replica
 from ring import speculative_retry
@@ -30,7 +29,7 @@ from ring.coordinator import WriteHandler
 from ring.errors import ConfigurationError, OverloadedError, ProtocolError, RequestError, UnavailableError
 from ring.failure_detector import FailureDetector
 from ring.gossip import Gossiper
-from ring.hinted_handoff import HintStore
+from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
                            IndexReadResponse, MutationResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull,
                            SchemaPush, Send, StreamResponse, ValidationResponse)
@@ -38,7 +37,7 @@ from ring.ops import OPS
 from ring.ops.admin import status_rows
 from ring.replication import from_options
 from ring.ring import TokenRing, allocate_tokens
-from ring.schema_sync import SchemaRegistry
+from ring.schema_sync import SchemaRegistry, peers_to_pull
 from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
 from ring.stats import MEASURED_OPS, Metrics
 from ring.streaming import Fetches, create_system_tables
@@ -46,7 +45,6 @@ from ring.topology import PendingIndex, Topology, pending_index, topology_from_s
 
 RELEASE_VERSION = "0.1.0"
 SNITCH_RESET_INTERVAL_MS = 600_000
-SCHEMA_PULL_INTERVAL_MS = 5000
 # replies routed by their `id` to the handler that sent the request
 REPLIES = frozenset({MutationResponse, ReadResponse, RangeReadResponse, ValidationResponse, StreamResponse,
                      FetchRangesDone, IndexReadResponse})
@@ -98,7 +96,7 @@ class Node:
         self.stats = self.meter.counters                # counters by name (nodetool info's metrics)
         self.request_stats = self.meter.requests        # (op, level) -> RequestStats
         self.context = Context(self)                    # what handlers see of this node
-        self.down_since: dict[str, int] = {}
+        self.handoff = Handoff(self.context, self.hints)
         self._strategies: dict[str, tuple] = {}
         self.started_ms = 0
         self._snitch_reset_ms = 0
@@ -185,8 +183,12 @@ class Node:
             self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(replica.load_bytes(self.store)))
             if self.config.canary_mutant == "early_tombstone_purge":
                 replica.purge_tombstones_now(self.store)
-            effects += self._pull_schema_if_needed(now_ms)
-        self._track_down(now_ms)
+            live = {ep: self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA)
+                    for ep in self.gossiper.peers() if self.is_alive(ep)}
+            effects += [Send(ep, SchemaPull(0))
+                        for ep in peers_to_pull(self.schema.version(), live, self._schema_pulls, now_ms)]
+        for ep in self.handoff.track_down(now_ms, self.gossiper.peers()):
+            self.snitch.forget(ep)  # back up: forget the silence speculation recorded
         for msg_id in list(self.handlers):
             handler = self.handlers.get(msg_id)
             if handler is None:
@@ -195,8 +197,8 @@ class Node:
             if handler.finished:
                 self.forget(handler.msg_id)
                 if type(handler) is WriteHandler:
-                    self._hint_unacked(handler)
-        effects += hinted_handoff.deliver(self.context, self.hints, now_ms)
+                    self.handoff.hint_unacked(handler)
+        effects += self.handoff.deliver(now_ms)
         return effects
 
     def stop(self) -> None:
@@ -347,26 +349,6 @@ class Node:
         rack = self.gossiper.app_state(ep, ms.ApplicationState.RACK)
         return (dc, rack) if dc and rack else None
 
-    def _track_down(self, now_ms: int) -> None:
-        for ep in self.gossiper.peers():
-            if self.is_alive(ep):
-                if self.down_since.pop(ep, None) is not None:
-                    self.snitch.forget(ep)  # back up: forget the silence speculation recorded
-            else:
-                self.down_since.setdefault(ep, now_ms)
-
-    def _pull_schema_if_needed(self, now_ms: int) -> list:
-        mine = self.schema.version()
-        out = []
-        for ep in self.gossiper.peers():
-            theirs = self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA)
-            if theirs and theirs != mine and self.is_alive(ep):
-                last = self._schema_pulls.get(ep)
-                if last is None or last[0] != theirs or now_ms - last[1] > SCHEMA_PULL_INTERVAL_MS:
-                    self._schema_pulls[ep] = (theirs, now_ms)
-                    out.append(Send(ep, SchemaPull(0)))
-        return out
-
     # -- writes: timestamps and hints ------------------------------------------------------------
 
     def new_timestamp(self, given) -> int:
@@ -380,16 +362,7 @@ class Node:
 
     def hint(self, ep: str, table, key: bytes, payload: bytes) -> bool:
         """Keep a mutation for replica `ep` (down, or silent past the write timeout)."""
-        down_since = self.down_since.get(ep)
-        return hinted_handoff.hint(self.context, self.hints, ep, table, key, payload,
-                                   None if down_since is None else self.now_ms - down_since)
-
-    def _hint_unacked(self, handler: WriteHandler) -> None:
-        if handler.mutation is None:
-            return
-        table, key, payload = handler.mutation
-        for ep in handler.unacked():
-            self.hint(ep, table, key, payload)
+        return self.handoff.hint(ep, table, key, payload)
 
     # -- inspection ------------------------------------------------------------------------------
 

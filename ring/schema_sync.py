@@ -182,4 +182,18 @@ class SchemaRegistry:
                 self.store.drop_keyspace(name)
 
 
-__all__ = ["SchemaRegistry", "make_table"]
+def peers_to_pull(mine: str, peers: dict[str, str | None], last_pulls: dict[str, tuple], now_ms: int,
+                  interval_ms: int = 5000) -> list[str]:
+    """Live peers (`peers`: endpoint -> gossiped schema version) whose schema differs from ours,
+    unless the same version was pulled from them within `interval_ms`; records the pulls."""
+    out = []
+    for ep, theirs in peers.items():
+        if theirs and theirs != mine:
+            last = last_pulls.get(ep)
+            if last is None or last[0] != theirs or now_ms - last[1] > interval_ms:
+                last_pulls[ep] = (theirs, now_ms)
+                out.append(ep)
+    return out
+
+
+__all__ = ["SchemaRegistry", "make_table", "peers_to_pull"]
