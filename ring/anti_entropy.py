@@ -1,8 +1,8 @@
 """Merkle-tree anti-entropy repair (nodetool repair), as a coordinator state machine.
 
-Rule: anti_entropy.py decides; node.py sends. For one table, range by range (the ranges this
-node replicates, or only its primary ranges with -pr): every replica builds a Merkle tree of the
-range from a validation scan (`ring/merkle.py`, bounded depth), the trees are compared, and only
+Rule: anti_entropy.py decides; node.py sends (a handler on a `Context`, ring/context.py). For
+one table, range by range (the ranges this node replicates, or only its primary ranges with
+-pr): every replica builds a Merkle tree of the range from a validation scan (`ring/merkle.py`, bounded depth), the trees are compared, and only
 the leaf ranges that differ are synced: for each pair of replicas that differ, each side's
 partitions in those ranges are read page by page and written to the other (reconcile makes the
 writes idempotent, so syncing a range twice is harmless). Identical replicas share one source,
@@ -16,7 +16,8 @@ from itertools import combinations
 from engine.token import MAX_TOKEN
 from ring.errors import RepairFailure
 from ring.merkle import MerkleTree, difference
-from ring.messages import MutationRequest, RangeReadRequest, Reply, Send, ValidationRequest
+from ring.messages import (MutationRequest, MutationResponse, RangeReadRequest, RangeReadResponse, Reply, Send,
+                           ValidationRequest, ValidationResponse)
 
 PAGE_PARTITIONS = 256
 
@@ -64,8 +65,8 @@ def plan_syncs(trees: dict[str, MerkleTree]) -> tuple[list[tuple[str, str, list]
 class RepairSession:
     msg_id = None
 
-    def __init__(self, node, request_id: int, table, jobs: list, preview: bool, deadline_ms: int):
-        self.node = node
+    def __init__(self, ctx, request_id: int, table, jobs: list, preview: bool, deadline_ms: int):
+        self.ctx = ctx
         self.request_id = request_id
         self.table = table
         self.jobs = jobs                # [(lo, hi, replicas, merkle depth)]
@@ -99,16 +100,25 @@ class RepairSession:
             self.done = True
             return [Reply(self.request_id, result=self.summary)]
         lo, hi, replicas, depth = self.jobs[self.index]
-        down = [ep for ep in replicas if not self.node.is_alive(ep)]
+        down = [ep for ep in replicas if not self.ctx.is_alive(ep)]
         if down:
             return self._fail(f"replica(s) {down} of range ({lo}, {hi}] are down; repair needs every replica up")
         self.phase = "validate"
         self.trees = {}
         self.expected = set(replicas)
-        msg_id = self.node.register_handler(self)
+        msg_id = self.ctx.register(self)
         return [Send(ep, ValidationRequest(msg_id, self.table.id, lo, hi, depth)) for ep in replicas]
 
-    def on_validation(self, src: str, tree, partitions: int, error, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply) -> list:
+        kind = type(reply)
+        if kind is ValidationResponse:
+            return self._on_validation(src, reply.tree, reply.partitions, reply.error)
+        if kind is RangeReadResponse:
+            return self._on_range(src, reply.partitions, reply.exhausted, reply.error)
+        assert kind is MutationResponse, reply
+        return self._on_applied(src, reply.error)
+
+    def _on_validation(self, src: str, tree, partitions: int, error) -> list:
         if self.done or self.phase != "validate" or src not in self.expected:
             return []
         if error is not None:
@@ -146,11 +156,11 @@ class RepairSession:
         if self.cursor is not None:
             start = self.cursor
         self.phase = "read"
-        msg_id = self.node.register_handler(self)
+        msg_id = self.ctx.register(self)
         return [Send(source, RangeReadRequest(msg_id, self.table.id, list(start) if start else None,
                                               list(end) if end else None, PAGE_PARTITIONS))]
 
-    def on_range(self, src: str, partitions, exhausted: bool, error, now_ms: int) -> list:
+    def _on_range(self, src: str, partitions, exhausted: bool, error) -> list:
         if self.done or self.phase != "read":
             return []
         if error is not None:
@@ -166,7 +176,7 @@ class RepairSession:
         target = self.syncs[0][1]
         self.phase = "write"
         self.pending_acks = len(partitions)
-        msg_id = self.node.register_handler(self)
+        msg_id = self.ctx.register(self)
         out = []
         for token, key, payload in partitions:
             self.summary["rows_streamed"] += 1
@@ -174,7 +184,7 @@ class RepairSession:
             out.append(Send(target, MutationRequest(msg_id, self.table.id, key, payload)))
         return out
 
-    def on_response(self, src: str, error, now_ms: int) -> list:
+    def _on_applied(self, src: str, error) -> list:
         """A streamed partition was applied (MutationResponse)."""
         if self.done or self.phase != "write":
             return []
@@ -183,7 +193,7 @@ class RepairSession:
         self.pending_acks -= 1
         return self._read_more() if self.pending_acks == 0 else []
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.done or now_ms < self.deadline_ms:
             return []
         return self._fail(f"timed out in phase {self.phase} at range {self.index + 1} of {len(self.jobs)}")

@@ -1,8 +1,9 @@
 """Coordinator requests as small state machines: a write, a read, a range scan.
 
-Rule: handlers decide; node.py sends. A handler receives replica responses (`on_response`) and
-clock ticks (`on_tick`), and answers with effects: more messages to send, and at most one
-`Reply` for the client. Counting uses the pure rules of ring/consistency.py.
+Rule: handlers decide; node.py sends. A handler receives replica responses (`on_reply`) and
+clock ticks (`on_timeout`), and answers with effects: more messages to send, and at most one
+`Reply` for the client (the Handler protocol, ring/context.py). It sees its node only through a
+`Context`. Counting uses the pure rules of ring/consistency.py.
 
 * Write: every live replica gets the mutation; success once `block_for` counting replicas
   acknowledged; WriteTimeout(level, received, block_for) at the deadline (the write may still be
@@ -22,7 +23,7 @@ import xxhash
 from engine.partition import Partition, decode_partition, encode_partition, merge_all
 from ring import consistency as cl
 from ring.errors import ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
-from ring.messages import MutationRequest, RangeReadRequest, ReadRequest, Reply, Send
+from ring.messages import MutationRequest, MutationResponse, RangeReadRequest, ReadRequest, ReadResponse, Reply, Send
 
 
 SCAN_SPECULATION_MIN_MS = 200  # a page of a scan does more work than a point read: never sooner
@@ -83,7 +84,8 @@ class WriteHandler:
     def unacked(self) -> list[str]:
         return sorted(self.sent_to - self.acked)
 
-    def on_response(self, src: str, error: str | None, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply: MutationResponse) -> list:
+        error = reply.error
         if error is None:
             self.acked.add(src)
         if self.acked >= self.sent_to:
@@ -107,7 +109,7 @@ class WriteHandler:
             return [Reply(self.request_id, result=self.result)]
         return []
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.finished or now_ms < self.deadline_ms:
             return []
         self.finished = True
@@ -116,14 +118,6 @@ class WriteHandler:
         self.done = True
         counted = sum(n for dc, n in self.acks_by_dc.items() if cl.counts_towards(self.level, dc, self.local_dc))
         return [Reply(self.request_id, error=WriteTimeout(self.level, counted, self.block_for, self.write_type))]
-
-
-def note_silent(node, ep: str, sent_at_ms: int) -> None:
-    """Speculation gave up waiting on `ep`: its silence so far is a latency sample for the dynamic
-    snitch, so later requests prefer the replicas that answer (Cassandra's snitch also counts
-    timeouts)."""
-    if ep != node.endpoint:
-        node.snitch.record_latency(ep, node.now_ms - sent_at_ms, node.now_ms)
 
 
 class ReadHandler:
@@ -135,10 +129,10 @@ class ReadHandler:
     def finished(self) -> bool:
         return self.done
 
-    def __init__(self, node, request_id: int, level, table, key: bytes, lo: bytes, hi, targets: list[str],
+    def __init__(self, ctx, request_id: int, level, table, key: bytes, lo: bytes, hi, targets: list[str],
                  block_for: int, deadline_ms: int, finish, read_repair: bool, extra=(),
                  speculate_at_ms: float | None = None):
-        self.node = node
+        self.ctx = ctx
         self.request_id = request_id
         self.level = level
         self.table = table
@@ -159,13 +153,13 @@ class ReadHandler:
         self.data_targets = {targets[0]}    # replicas asked for full data
         self.extra = list(extra)            # live replicas not contacted: speculative retry's choice
         self.speculate_at_ms = speculate_at_ms
-        self.sent_at = dict.fromkeys(targets, node.now_ms)  # per replica: latency samples for speculation
+        self.sent_at = dict.fromkeys(targets, ctx.now_ms)  # per replica: latency samples for speculation
 
     def requests(self, msg_id: int) -> list:
         first, rest = self.targets[0], self.targets[1:]
         out = [Send(first, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False))]
         out += [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, True)) for ep in rest]
-        if self.speculate_at_ms is not None and self.speculate_at_ms <= self.node.now_ms:
+        if self.speculate_at_ms is not None and self.speculate_at_ms <= self.ctx.now_ms:
             out += self._speculate()  # ALWAYS
         return out
 
@@ -176,18 +170,26 @@ class ReadHandler:
             return []
         ep = self.extra.pop(0)
         for silent in (t for t in self.targets if t not in self.digests):
-            note_silent(self.node, silent, self.sent_at.get(silent, self.node.now_ms))
+            # its silence so far is a latency sample for the dynamic snitch, so later requests
+            # prefer the replicas that answer (Cassandra's snitch also counts timeouts)
+            self.ctx.note_latency(silent, self.sent_at.get(silent, self.ctx.now_ms))
         want_data = not self.data
         if want_data:
             self.data_targets.add(ep)
         self.targets.append(ep)
-        self.sent_at[ep] = self.node.now_ms
-        self.node.stats["speculative_retries"] += 1
+        self.sent_at[ep] = self.ctx.now_ms
+        self.ctx.count("speculative_retries")
         return [Send(ep, ReadRequest(self.msg_id, self.table.id, self.key, self.lo, self.hi, not want_data))]
 
-    def on_response(self, src: str, payload, digest: bytes, error, now_ms: int) -> list:
-        if self.phase == "digest" and error is None and src != self.node.endpoint and src in self.sent_at:
-            self.node.read_latency.record(now_ms - self.sent_at.pop(src))
+    def on_reply(self, now_ms: int, src: str, reply) -> list:
+        if type(reply) is MutationResponse:
+            return self._on_repair_ack(src)
+        assert type(reply) is ReadResponse, reply
+        return self._on_read(src, reply.payload, reply.digest, reply.error, now_ms)
+
+    def _on_read(self, src: str, payload, digest: bytes, error, now_ms: int) -> list:
+        if self.phase == "digest" and error is None and src != self.ctx.endpoint and src in self.sent_at:
+            self.ctx.record_read_latency(now_ms - self.sent_at.pop(src))
         if self.done:
             return []
         if error is not None:
@@ -218,11 +220,11 @@ class ReadHandler:
             p = decode_partition(payload) if payload else None
             return [Reply(self.request_id, result=self.finish(p))]
         # mismatch: read full data from everyone who answered
-        self.node.stats["digest_mismatches"] += 1
+        self.ctx.count("digest_mismatches")
         self.phase = "data"
         self.targets_contacted = contacted
         self.data = {}
-        msg_id = self.node.register_handler(self)
+        msg_id = self.ctx.register(self)
         return [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False)) for ep in contacted]
 
     def _reconcile(self, now_ms: int) -> list:
@@ -236,11 +238,11 @@ class ReadHandler:
             return [Reply(self.request_id, result=self.finish(merged))]
         self.phase = "repair"
         self.repair_pending = set(stale)
-        self.node.stats["read_repairs"] += len(stale)
-        msg_id = self.node.register_handler(self)
+        self.ctx.count("read_repairs", len(stale))
+        msg_id = self.ctx.register(self)
         return [Send(ep, MutationRequest(msg_id, self.table.id, self.key, canonical)) for ep in stale]
 
-    def on_mutation_response(self, src: str, error, now_ms: int) -> list:
+    def _on_repair_ack(self, src: str) -> list:
         if self.done or self.phase != "repair":
             return []
         self.repair_pending.discard(src)
@@ -249,7 +251,7 @@ class ReadHandler:
             return [Reply(self.request_id, result=self.finish(self.merged))]
         return []
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.done:
             return []
         if self.phase == "digest" and self.speculate_at_ms is not None and now_ms >= self.speculate_at_ms \
@@ -272,9 +274,9 @@ class ScanHandler:
     def finished(self) -> bool:
         return self.done
 
-    def __init__(self, node, request_id: int, level, table, subranges: list, resume, page_size: int,
+    def __init__(self, ctx, request_id: int, level, table, subranges: list, resume, page_size: int,
                  deadline_ms: int, emit, speculate_after_ms: float | None = None):
-        self.node = node
+        self.ctx = ctx
         self.request_id = request_id
         self.level = level
         self.table = table
@@ -291,7 +293,7 @@ class ScanHandler:
         self.cursor = None              # (token, key) inclusive start within the current sub-range
         self.speculate_after_ms = speculate_after_ms
         self.speculate_at_ms = None     # for the page in flight: when to ask one more replica
-        self.timeout_ms = deadline_ms - node.now_ms   # per request to the replicas, as Cassandra's
+        self.timeout_ms = deadline_ms - ctx.now_ms   # per request to the replicas, as Cassandra's
         self.silent: set[str] = set()   # replicas replaced by speculation: passed over from then on
 
     def start(self) -> list:
@@ -310,9 +312,9 @@ class ScanHandler:
         if not extra or not silent:
             return []
         self.silent.add(silent[0])
-        note_silent(self.node, silent[0], self.sent_ms)
+        self.ctx.note_latency(silent[0], self.sent_ms)
         self.expected = (self.expected - {silent[0]}) | {extra[0]}
-        self.node.stats["speculative_retries"] += 1
+        self.ctx.count("speculative_retries")
         return [Send(extra[0], self.request)]
 
     def _request(self) -> list:
@@ -328,7 +330,7 @@ class ScanHandler:
                     cursor = rs
             self.cursor = cursor
             self.responses = {}
-            msg_id = self.node.register_handler(self)
+            msg_id = self.ctx.register(self)
             limit = max(1, self.page_size - len(self.rows)) + 1
             req = RangeReadRequest(msg_id, self.table.id, list(cursor) if cursor else None,
                                    list(end) if end else None, limit)
@@ -336,15 +338,16 @@ class ScanHandler:
             targets = [ep if ep not in self.silent or not spare else spare.pop(0) for ep in targets]
             self.expected = set(targets)
             self.request = req
-            self.deadline_ms = self.node.now_ms + self.timeout_ms
-            self.sent_ms = self.node.now_ms
+            self.deadline_ms = self.ctx.now_ms + self.timeout_ms
+            self.sent_ms = self.ctx.now_ms
             if self.speculate_after_ms is not None and len(self.subranges[self.index]) > 3:
-                self.speculate_at_ms = self.node.now_ms + max(self.speculate_after_ms, SCAN_SPECULATION_MIN_MS)
+                self.speculate_at_ms = self.ctx.now_ms + max(self.speculate_after_ms, SCAN_SPECULATION_MIN_MS)
             return [Send(ep, req) for ep in targets]
         self.done = True
         return [Reply(self.request_id, result={"rows": self.rows, "paging_state": None})]
 
-    def on_response(self, src: str, partitions, exhausted: bool, error, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply) -> list:
+        partitions, exhausted, error = reply.partitions, reply.exhausted, reply.error
         if self.done or src not in self.expected:
             return []
         if error is not None:
@@ -379,7 +382,7 @@ class ScanHandler:
             self.cursor = (cutoff[0], cutoff[1] + b"\x00")  # the smallest key after the cutoff
         return self._request()
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.done:
             return []
         if self.speculate_at_ms is not None and self.speculate_at_ms <= now_ms < self.deadline_ms:

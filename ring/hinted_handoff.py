@@ -10,6 +10,8 @@ toward a consistency level, except ANY, where a stored hint is the acknowledgeme
 from __future__ import annotations
 
 from engine.errors import InvalidRequest
+from ring import membership as ms
+from ring.messages import MutationRequest, Send
 
 SYSTEM = "system"
 TABLE = "hints"
@@ -131,6 +133,63 @@ class HintStore:
         return removed
 
 
+class Handoff:
+    """The coordinator's side: when each peer went down, hints for replicas that are down or did
+    not acknowledge a write in time, and their delivery once the target is back."""
+
+    def __init__(self, ctx, hints: HintStore):
+        self.ctx = ctx
+        self.hints = hints
+        self.down_since: dict[str, int] = {}
+
+    def track_down(self, now_ms: int, peers: list[str]) -> list[str]:
+        """Note which peers are down since when; returns those that came back up."""
+        back = []
+        for ep in peers:
+            if self.ctx.is_alive(ep):
+                if self.down_since.pop(ep, None) is not None:
+                    back.append(ep)
+            else:
+                self.down_since.setdefault(ep, now_ms)
+        return back
+
+    def hint(self, ep: str, table, key: bytes, payload: bytes) -> bool:
+        """Keep `payload` for replica `ep` if handoff is on and it has not been down too long."""
+        ctx = self.ctx
+        host = ctx.host_id_of(ep)
+        if not ctx.config.hinted_handoff_enabled or host is None or ep == ctx.endpoint:
+            return False
+        down_since = self.down_since.get(ep)
+        if not self.hints.should_hint(None if down_since is None else ctx.now_ms - down_since):
+            return False
+        self.hints.store_hint(host, ep, table, key, payload, ctx.wall_us())
+        return True
+
+    def hint_unacked(self, handler) -> None:
+        """A finished WriteHandler: hint every replica that never acknowledged."""
+        if handler.mutation is None:
+            return
+        table, key, payload = handler.mutation
+        for ep in handler.unacked():
+            self.hint(ep, table, key, payload)
+
+    def deliver(self, now_ms: int) -> list:
+        """A batch of hints (hints_per_tick) for every live target whose schema matches ours."""
+        ctx, hints = self.ctx, self.hints
+        out = []
+        for host in list(hints.pending):
+            ep = hints.endpoints.get(host)
+            if ep is None or not ctx.is_alive(ep) or ctx.host_id_of(ep) != host:
+                continue
+            if ctx.app_state(ep, ms.ApplicationState.SCHEMA) != ctx.schema_version():
+                continue  # Cassandra delivers only to hosts with a matching schema
+            for row in hints.next_batch(host, ctx.config.hints_per_tick):
+                delivery = HintDelivery(hints, host, row["id"], now_ms + ctx.config.write_request_timeout_ms)
+                msg_id = ctx.register(delivery)
+                out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
+        return out
+
+
 class HintDelivery:
     """One hint on its way to its target: deleted when acknowledged, retried later otherwise."""
 
@@ -148,16 +207,16 @@ class HintDelivery:
     def finished(self) -> bool:
         return self.done
 
-    def on_response(self, src: str, error, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply) -> list:
         if not self.done:
             self.done = True
-            if error is None:
+            if reply.error is None:
                 self.hints.delivered(self.target_host, self.hint_id)
             else:
                 self.hints.failed(self.target_host, self.hint_id)
         return []
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if not self.done and now_ms >= self.deadline_ms:
             self.done = True
             self.hints.failed(self.target_host, self.hint_id)

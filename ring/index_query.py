@@ -1,7 +1,8 @@
 """Secondary-index queries over the ring: the coordinator's fan-out and the replicas' answers.
 
-Rule: handlers decide; node.py sends. The coordinator walks the ring's token ranges in token order
-(the sub-ranges of a scan, `block_for` live replicas each). For each range:
+Rule: handlers decide; node.py sends; replicas answer in ring/replica.py. The coordinator walks
+the ring's token ranges in token order (the sub-ranges of a scan, `block_for` live replicas
+each). For each range:
 
 1. every contacted replica answers an IndexReadRequest from its local index
    (engine/secondary_index.py): up to `limit` rows whose indexed column matches *in its own
@@ -23,17 +24,15 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine import restriction as rs
-from engine.errors import EngineError, IndexNotReady, InvalidRequest
+from engine.errors import IndexNotReady, InvalidRequest
 from engine.partition import (
     Partition,
     decode_partition,
-    encode_partition,
     live_row,
     merge_all,
 )
 from engine.secondary_index import decode_paging_state
 from engine.store import project
-from engine.token import token as token_of
 from ring.errors import ReadFailure, ReadTimeout
 from ring.messages import (
     IndexReadRequest,
@@ -57,56 +56,7 @@ def row_slice(p: Partition, ck: bytes) -> Partition:
     return Partition(p.deletion, rows, ranges)
 
 
-def _table(store, table_id: str):
-    cfs = store.cfs.get(table_id)
-    if cfs is None:
-        raise InvalidRequest(f"unknown table id {table_id} (schema not yet agreed)")
-    return cfs
-
-
-def serve_index_read(store, msg: IndexReadRequest) -> IndexReadResponse:
-    """Replica side: rows of [start, end) after `after` matching `where` in this node's view."""
-    try:
-        cfs = _table(store, msg.table_id)
-        table = cfs.table
-        restrictions = rs.parse(table, msg.where)
-        index = cfs.indexes[rs.choose_index(table, restrictions).name]
-        index.check_ready(table)
-        # only the indexed column's restrictions: the others are the coordinator's to check after
-        # reconciling, since another replica may hold the newer cell of another column
-        restrictions = [r for r in restrictions if r.column == index.meta.column]
-        limit = max(1, min(int(msg.limit), MAX_PAGE_ROWS))
-        start, end = (tuple(msg.start) if msg.start else None), (tuple(msg.end) if msg.end else None)
-        out, size = [], 0
-        for token, key, ck, p, _ in index.search(cfs, table, restrictions, start, end,
-                                                 tuple(msg.after) if msg.after else None):
-            payload = encode_partition(row_slice(p, ck))
-            out.append([token, key, ck, payload])
-            size += len(key) + len(ck) + len(payload) + 16
-            if len(out) >= limit or size >= MAX_RESPONSE_BYTES:
-                return IndexReadResponse(msg.id, out, False, None)
-        return IndexReadResponse(msg.id, out, True, None)
-    except (InvalidRequest, EngineError, ValueError, TypeError) as e:
-        return IndexReadResponse(msg.id, [], True, f"{type(e).__name__}: {e}")
-
-
-def serve_rows_read(store, msg: RowsReadRequest) -> IndexReadResponse:
-    """Replica side: this node's version of each requested row (None where it has nothing)."""
-    try:
-        cfs = _table(store, msg.table_id)
-        if len(msg.rows) > MAX_FETCH_ROWS:
-            raise InvalidRequest(f"{len(msg.rows)} rows requested; the maximum is {MAX_FETCH_ROWS}")
-        out = []
-        for key, ck in msg.rows:
-            token = token_of(key)
-            p = cfs.read_partition(token, key)
-            out.append([token, key, ck, None if p is None else encode_partition(row_slice(p, ck))])
-        return IndexReadResponse(msg.id, out, True, None)
-    except (InvalidRequest, EngineError, ValueError, TypeError) as e:
-        return IndexReadResponse(msg.id, [], True, f"{type(e).__name__}: {e}")
-
-
-def start(node, request_id: int, level, table, args: dict, subranges: list) -> list:
+def start(ctx, request_id: int, level, table, args: dict, subranges: list) -> list:
     """The client op "index_query": validate, then the handler walks `subranges` in order."""
     restrictions = rs.parse(table, args.get("where"))
     rs.choose_index(table, restrictions)  # InvalidRequest now if no restricted column is indexed
@@ -118,19 +68,19 @@ def start(node, request_id: int, level, table, args: dict, subranges: list) -> l
         for c in columns:
             table.column(c)
     resume = decode_paging_state(args.get("paging_state"))
-    handler = IndexQueryHandler(node, request_id, level, table, restrictions, subranges, resume, page_size,
-                                columns, node.now_ms + node.config.range_request_timeout_ms,
-                                node.clock.wall_us() // 1_000_000)
-    node.stats["index_queries"] = node.stats.get("index_queries", 0) + 1
+    handler = IndexQueryHandler(ctx, request_id, level, table, restrictions, subranges, resume, page_size,
+                                columns, ctx.now_ms + ctx.config.range_request_timeout_ms,
+                                ctx.wall_us() // 1_000_000)
+    ctx.count("index_queries")
     return handler.start()
 
 
 class IndexQueryHandler:
     msg_id = None
 
-    def __init__(self, node, request_id: int, level, table, restrictions: list, subranges: list, resume,
+    def __init__(self, ctx, request_id: int, level, table, restrictions: list, subranges: list, resume,
                  page_size: int, columns, deadline_ms: int, now_s: int):
-        self.node = node
+        self.ctx = ctx
         self.request_id = request_id
         self.level = level
         self.table = table
@@ -164,7 +114,7 @@ class IndexQueryHandler:
             if self.after is not None and end is not None and self.after[:2] >= end:
                 self.index += 1  # earlier pages covered this sub-range
                 continue
-            msg_id = self.node.register_handler(self)
+            msg_id = self.ctx.register(self)
             self.phase, self.replies, self.expected = "index", {}, set(targets)
             limit = max(1, min(REPLICA_ROWS, self.page_size - len(self.rows)))
             req = IndexReadRequest(msg_id, self.table.id, self.where, list(start) if start else None,
@@ -173,7 +123,8 @@ class IndexQueryHandler:
         self.done = True
         return [Reply(self.request_id, result={"rows": self.rows, "paging_state": None})]
 
-    def on_rows(self, src: str, rows: list, exhausted: bool, error, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, reply: IndexReadResponse) -> list:
+        rows, exhausted, error = reply.rows, reply.exhausted, reply.error
         if self.done or src not in self.expected or src in self.replies:
             return []
         if error is not None:
@@ -208,8 +159,8 @@ class IndexQueryHandler:
                     missing.setdefault(ep, []).append([key, ck])
         if not missing:
             return self._finish_range()
-        self.node.stats["index_row_fetches"] = self.node.stats.get("index_row_fetches", 0) + 1
-        msg_id = self.node.register_handler(self)
+        self.ctx.count("index_row_fetches")
+        msg_id = self.ctx.register(self)
         self.phase, self.replies, self.expected = "fetch", {}, set(missing)
         return [Send(ep, RowsReadRequest(msg_id, self.table.id, keys)) for ep, keys in sorted(missing.items())]
 
@@ -239,7 +190,7 @@ class IndexQueryHandler:
             self.after = self.cutoff
         return self._request()
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.done or now_ms < self.deadline_ms:
             return []
         self.done = True

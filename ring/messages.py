@@ -1,7 +1,9 @@
 """Every message nodes and clients exchange, as frozen dataclasses, and their msgpack codec.
 
 A message is encoded as the msgpack array `[type_id, field...]` (fields in declaration order).
-Type ids are on the wire: never renumber. Client values that msgpack has no type for travel as
+Type ids are on the wire: never renumber. `decode` rejects what is not a well-formed message (an
+unknown type id, the wrong number of fields, a field of a type its declaration does not allow)
+with an `InvalidRequest` naming the message and the field, so the node never sees one. Client values that msgpack has no type for travel as
 ext types (1 uuid, 2 timestamp-ms, 3 decimal); nothing is ever pickled. Framing (length,
 version, checksum, size limit) is the runtime's job: docs/format.md (wire).
 """
@@ -55,14 +57,35 @@ def unpackb(data: bytes):
 _REGISTRY: dict[int, type] = {}
 
 
+_FIELD_TYPES = {"int": int, "str": str, "bytes": bytes, "bool": bool, "list": list, "dict": dict,
+                "None": type(None), "object": object}
+_SHAPES: dict[type, tuple] = {}   # message class -> ((field name, accepted types), ...)
+
+
 def message(type_id: int):
     def register(cls):
         cls = dataclass(frozen=True, slots=True)(cls)
         assert type_id not in _REGISTRY, type_id
         cls.TYPE_ID = type_id
         _REGISTRY[type_id] = cls
+        _SHAPES[cls] = tuple((f.name, tuple(_FIELD_TYPES[t.strip()] for t in f.type.split("|")))
+                             for f in fields(cls))
         return cls
     return register
+
+
+def _check_shape(cls, values: list) -> None:
+    """Each field has one of its declared types (a bool is not an int here): a message of the
+    wrong shape is rejected at decode, before any handler sees it."""
+    for value, (name, accepted) in zip(values, _SHAPES[cls]):
+        if isinstance(value, bool) and bool not in accepted and object not in accepted:
+            ok = False
+        else:
+            ok = isinstance(value, accepted)
+        if not ok:
+            wanted = " or ".join("None" if t is type(None) else t.__name__ for t in accepted)
+            raise InvalidRequest(f"malformed {cls.__name__}: field {name} must be {wanted}, "
+                                 f"got {type(value).__name__}")
 
 
 def encode(msg) -> bytes:
@@ -83,13 +106,11 @@ def decode(data: bytes):
     cls = _REGISTRY.get(obj[0])
     if cls is None:
         raise InvalidRequest(f"unknown message type {obj[0]}")
-    expected = len(fields(cls))
+    expected = len(_SHAPES[cls])
     if len(obj) - 1 != expected:
-        raise InvalidRequest(f"message {cls.__name__} has {len(obj) - 1} fields, expected {expected}")
-    try:
-        return cls(*obj[1:])
-    except TypeError as e:
-        raise InvalidRequest(f"malformed {cls.__name__}: {e}") from None
+        raise InvalidRequest(f"malformed {cls.__name__}: {len(obj) - 1} fields, expected {expected}")
+    _check_shape(cls, obj[1:])
+    return cls(*obj[1:])
 
 
 # -- gossip (GossipDigestSyn / Ack / Ack2) ----------------------------------------------------

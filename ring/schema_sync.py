@@ -15,6 +15,7 @@ import xxhash
 from engine.errors import InvalidRequest
 from engine.schema import Table, check_name, make_table
 from ring.messages import packb
+from ring.replica import local_table
 
 SYSTEM = "system"
 
@@ -156,10 +157,11 @@ class SchemaRegistry:
         self.store.add_table(table)
 
     def _adopt_indexes(self, remote: Table) -> None:
-        cfs = self.store.cfs.get(remote.id)
-        for meta in remote.indexes if cfs is not None else ():
+        if local_table(self.store, remote.id) is None:
+            return
+        for meta in remote.indexes:
             created, dropped = self._event(f"index:{remote.id}:{meta.name}")
-            if created > dropped and cfs.table.index(meta.name) is None:
+            if created > dropped and local_table(self.store, remote.id).index(meta.name) is None:
                 self.store.add_index(remote.id, meta)   # built in the background here too
 
     def _apply_drops(self) -> None:
@@ -180,4 +182,18 @@ class SchemaRegistry:
                 self.store.drop_keyspace(name)
 
 
-__all__ = ["SchemaRegistry", "make_table"]
+def peers_to_pull(mine: str, peers: dict[str, str | None], last_pulls: dict[str, tuple], now_ms: int,
+                  interval_ms: int = 5000) -> list[str]:
+    """Live peers (`peers`: endpoint -> gossiped schema version) whose schema differs from ours,
+    unless the same version was pulled from them within `interval_ms`; records the pulls."""
+    out = []
+    for ep, theirs in peers.items():
+        if theirs and theirs != mine:
+            last = last_pulls.get(ep)
+            if last is None or last[0] != theirs or now_ms - last[1] > interval_ms:
+                last_pulls[ep] = (theirs, now_ms)
+                out.append(ep)
+    return out
+
+
+__all__ = ["SchemaRegistry", "make_table", "peers_to_pull"]

@@ -1,10 +1,12 @@
 """Streaming: whole token ranges of tables fetched from other replicas into the local store.
 
-Rule: streaming.py decides; node.py sends. A `StreamSession` works through a plan of tasks
-(table, range (lo, hi], sources), one page in flight: `StreamRequest` for up to PAGE_PARTITIONS
-partitions from the resume point, `StreamResponse` with the raw partitions (tombstones
-included, so deletes move too) and an xxh64 checksum of their msgpack encoding, which the
-receiver recomputes; a mismatch, an error or a timeout retries the page from the next source.
+Rule: streaming.py decides; node.py sends. A `StreamSession` (a handler on a `Context`) works
+through a plan of tasks (table, range (lo, hi], sources), one page in flight: `StreamRequest`
+for up to PAGE_PARTITIONS partitions from the resume point, `StreamResponse` with the raw
+partitions (tombstones included, so deletes move too; served by ring/replica.py) and an xxh64
+checksum of their msgpack encoding, which the receiver recomputes; a mismatch, an error or a
+timeout retries the page from the next source. `Fetches` runs the sessions other nodes'
+decommission or removenode ask this node for.
 
 Resumable per range: after each applied page the position is written to the node's
 `system.streams` table (operation, task) -> (position, done), so a session restarted for the same
@@ -16,9 +18,9 @@ from __future__ import annotations
 import xxhash
 
 from engine.errors import EngineError, InvalidRequest
-from engine.partition import decode_partition, encode_partition
+from engine.partition import decode_partition
 from ring.anti_entropy import scan_bounds, unwrap
-from ring.messages import FetchRangesDone, Send, StreamRequest, StreamResponse, packb, unpackb
+from ring.messages import FetchRanges, FetchRangesDone, Send, StreamRequest, StreamResponse, packb, unpackb
 
 PAGE_PARTITIONS = 256
 MAX_PAGE_PARTITIONS = 4096
@@ -30,17 +32,17 @@ def page_checksum(partitions: list) -> int:
     return xxhash.xxh64_intdigest(packb(partitions))
 
 
-def serve_page(store, table, msg: StreamRequest) -> StreamResponse:
-    """The source's side: one page of raw partitions from [start, end)."""
-    limit = max(1, min(int(msg.limit), MAX_PAGE_PARTITIONS))
-    start = tuple(msg.start) if msg.start else None
-    end = tuple(msg.end) if msg.end else None
+def local_plan(ctx, plan: list) -> list[tuple]:
+    """A FetchRanges plan as StreamSession tasks; an unknown table is an error naming it."""
     out = []
-    for tok, key, p in store.cfs[table.id].scan_partitions(start, end):
-        out.append([tok, key, encode_partition(p)])
-        if len(out) >= limit:
-            return StreamResponse(msg.id, out, False, page_checksum(out), None)
-    return StreamResponse(msg.id, out, True, page_checksum(out), None)
+    for table_id, lo, hi, sources in plan:
+        table = ctx.local_table(table_id)
+        if table is None:
+            raise InvalidRequest(f"unknown table id {table_id} (schema not yet agreed); retry shortly")
+        if not sources:
+            raise InvalidRequest(f"range ({lo}, {hi}] of {table.qualified_name} has no live source")
+        out.append((table, lo, hi, sources))
+    return out
 
 
 def create_system_tables(store) -> None:
@@ -67,8 +69,8 @@ class StreamSession:
 
     msg_id = None
 
-    def __init__(self, node, operation: str, plan: list[tuple], on_done, timeout_ms: int):
-        self.node = node
+    def __init__(self, ctx, operation: str, plan: list[tuple], on_done, timeout_ms: int):
+        self.ctx = ctx
         self.operation = operation
         self.on_done = on_done
         self.timeout_ms = timeout_ms
@@ -89,7 +91,7 @@ class StreamSession:
 
     def _load_progress(self) -> None:
         by_key = {t.key: t for t in self.tasks}
-        for row in self.node.store.select("system", STREAMS_TABLE, {"operation": self.operation}):
+        for row in self.ctx.store.select("system", STREAMS_TABLE, {"operation": self.operation}):
             task = by_key.get(row["task"])
             if task is None:
                 continue
@@ -104,16 +106,16 @@ class StreamSession:
     def _save_progress(self, task: StreamTask) -> None:
         row = {"operation": self.operation, "task": task.key, "done": task.done,
                "position": packb(list(task.position)) if task.position else b""}
-        self.node.store.insert("system", STREAMS_TABLE, row)
+        self.ctx.store.insert("system", STREAMS_TABLE, row)
 
     def forget_progress(self) -> None:
         """Once the whole operation is complete: its progress rows are no longer needed."""
-        self.node.store.delete("system", STREAMS_TABLE, {"operation": self.operation})
+        self.ctx.store.delete("system", STREAMS_TABLE, {"operation": self.operation})
 
     # -- the session ---------------------------------------------------------------------------
 
     def start(self) -> list:
-        self.started_ms = self.node.now_ms
+        self.started_ms = self.ctx.now_ms
         return self._next()
 
     def _next(self) -> list:
@@ -121,16 +123,16 @@ class StreamSession:
             self.index += 1
         if self.index >= len(self.tasks):
             self.finished = True
-            self.summary["stream_ms"] = self.node.now_ms - self.started_ms
+            self.summary["stream_ms"] = self.ctx.now_ms - self.started_ms
             return self.on_done(dict(self.summary), None)
         task = self.tasks[self.index]
-        live = [ep for ep in task.sources if self.node.is_alive(ep)] or task.sources
+        live = [ep for ep in task.sources if self.ctx.is_alive(ep)] or task.sources
         source = live[self.source_index % len(live)]
         start, end = scan_bounds(task.lo, task.hi)
         if task.position is not None:
             start = task.position
-        msg_id = self.node.register_handler(self)
-        self.deadline_ms = self.node.now_ms + self.timeout_ms
+        msg_id = self.ctx.register(self)
+        self.deadline_ms = self.ctx.now_ms + self.timeout_ms
         self.source = source
         return [Send(source, StreamRequest(msg_id, task.table.id, list(start) if start else None,
                                            list(end) if end else None, PAGE_PARTITIONS))]
@@ -147,7 +149,7 @@ class StreamSession:
         self.source_index += 1
         return self._next()
 
-    def on_stream(self, src: str, msg: StreamResponse, now_ms: int) -> list:
+    def on_reply(self, now_ms: int, src: str, msg: StreamResponse) -> list:
         if self.finished:
             return []
         if msg.error is not None:
@@ -158,7 +160,7 @@ class StreamSession:
         try:
             updates = [(task.table, key, decode_partition(payload)) for _tok, key, payload in msg.partitions]
             if updates:
-                self.node.store.apply(updates)
+                self.ctx.store.apply(updates)
         except (InvalidRequest, EngineError, ValueError, TypeError) as e:
             return self._retry(f"a page from {src} does not decode: {e}")
         self.summary["partitions"] += len(updates)
@@ -174,7 +176,7 @@ class StreamSession:
         self._save_progress(task)
         return self._next()
 
-    def on_tick(self, now_ms: int) -> list:
+    def on_timeout(self, now_ms: int) -> list:
         if self.finished or now_ms < self.deadline_ms:
             return []
         return self._retry(f"no answer from {self.source} within {self.timeout_ms} ms")
@@ -188,3 +190,43 @@ def fetch_done(fetch_id: int, reply_to: str):
     def done(summary: dict, error: str | None) -> list:
         return [Send(reply_to, FetchRangesDone(fetch_id, summary, error))]
     return done
+
+
+class Fetches:
+    """This node's side of other nodes' decommission / removenode: one StreamSession per operation
+    (`FetchRanges` asked again while it runs re-attaches the new request), and the summaries of
+    finished ones (the last 64), so a repeated request whose answer was lost is answered at once."""
+
+    MAX_REMEMBERED = 64
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.sessions: dict[str, StreamSession] = {}
+        self.done: dict[str, dict] = {}
+
+    def on_fetch_ranges(self, src: str, msg: FetchRanges) -> list:
+        running = self.sessions.get(msg.operation)
+        if running is not None and not running.finished:  # asked again: answer this request when done
+            running.on_done = self._finished(msg.operation, fetch_done(msg.id, src))
+            return []
+        if msg.operation in self.done:  # done already; the answer was lost
+            return [Send(src, FetchRangesDone(msg.id, self.done[msg.operation], None))]
+        try:
+            tasks = local_plan(self.ctx, msg.plan)
+        except (InvalidRequest, ValueError, TypeError) as e:
+            return [Send(src, FetchRangesDone(msg.id, {}, f"{type(e).__name__}: {e}"))]
+        session = StreamSession(self.ctx, msg.operation, tasks, self._finished(msg.operation, fetch_done(msg.id, src)),
+                                self.ctx.config.range_request_timeout_ms)
+        self.sessions[msg.operation] = session
+        return session.start()
+
+    def _finished(self, operation: str, answer):
+        def done(summary: dict, error: str | None) -> list:
+            session = self.sessions.pop(operation, None)
+            if error is None and session is not None:
+                session.forget_progress()
+                self.done[operation] = summary
+                while len(self.done) > self.MAX_REMEMBERED:
+                    self.done.pop(next(iter(self.done)))
+            return answer(summary, error)
+        return done

@@ -10,7 +10,10 @@ ClientRequests, which get node-unique request ids mapped back to (connection, cl
 Outbound, one `PeerLink` per peer: lazy connect, backoff 100 ms -> 5 s, a bounded queue
 (oldest dropped), queued frames written in one write; a frame still queued after
 write_request_timeout_ms is dropped (its request has timed out and been hinted, as Cassandra
-expires internode messages). A bad frame closes only its connection.
+expires internode messages). A bad frame closes only its connection; a well-framed message
+from a peer that does not decode is counted (`malformed_messages`), logged and skipped. An
+exception raised by the node is logged with the message type and counted (`node_errors`); the
+node keeps serving.
 
 Data directory layout: `<data_directory>/host_id` (uuid4 hex, created once, fsynced) and the
 engine Store rooted at `<data_directory>` (data/, commitlog/, schema.db; docs/format.md).
@@ -314,7 +317,7 @@ class NodeProcess:
         link.send(encode_frame(encode(msg)))
 
     def _deliver(self, src: str, msg) -> None:
-        self._perform(self._call(self.node.step, src, msg))
+        self._step(src, msg)
 
     def _reply(self, request_id: int, result, error) -> None:
         conn, client_id = self._requests.pop(request_id, (None, 0))
@@ -343,7 +346,9 @@ class NodeProcess:
                     return
                 decoder.feed(data)
                 while (payload := decoder.next_payload()) is not None:
-                    self._on_message(conn, decode(payload))
+                    msg = self._decode(conn, payload)
+                    if msg is not None:
+                        self._on_message(conn, msg)
                 await writer.drain()
         except (ProtocolError, InvalidRequest) as e:
             self._on_bad_input(conn, e)
@@ -373,6 +378,30 @@ class NodeProcess:
         conn.role, conn.remote_endpoint = handshake.role, handshake.remote_endpoint
         return True
 
+    def _decode(self, conn: ClientConnection, payload: bytes):
+        """The frame's message; a malformed one from a peer is counted, logged and skipped (the
+        frame was whole and checksummed, so the connection stays in step); from a client, the
+        error goes back to it and its connection is closed."""
+        try:
+            return decode(payload)
+        except InvalidRequest as e:
+            if conn.role != "peer":
+                raise
+            self.stats["malformed_messages"] += 1
+            log.warning("rejected a message from peer %s: %s", conn.remote_endpoint, e)
+            return None
+
+    def _step(self, src: str, msg) -> None:
+        """An internode message into the node. An exception there is a bug: logged with the
+        message type and counted; the node keeps serving the other messages."""
+        try:
+            effects = self.node.step(now_ms(), src, msg)
+        except Exception:
+            self.stats["node_errors"] += 1
+            log.exception("node.step failed on %s from %s", type(msg).__name__, src)
+            return
+        self._perform(effects)
+
     def _on_message(self, conn: ClientConnection, msg) -> None:
         self.stats["messages_received"] += 1
         if conn.role == "client":
@@ -388,7 +417,7 @@ class NodeProcess:
             if conn.remote_endpoint in self.dropped_peers:
                 self.stats["nemesis_dropped"] += 1
                 return
-            self._perform(self._call(self.node.step, conn.remote_endpoint, msg))
+            self._step(conn.remote_endpoint, msg)
 
     def _set_drop_rules(self, conn: ClientConnection, req: ClientRequest) -> None:
         """Fault injection for the real-process nemesis: drop every message to and from these
@@ -461,7 +490,7 @@ class NodeProcess:
 def _request_histograms(node):
     """Per op and consistency level: a latency histogram (seconds) and error counts by type."""
     from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-    from ring.node import LATENCY_BUCKETS_MS
+    from ring.stats import LATENCY_BUCKETS_MS
     stats = dict(getattr(node, "request_stats", {}))
     latency = HistogramMetricFamily("dynatable_request_latency_seconds",
                                     "coordinator request latency by op and consistency level",

@@ -8,11 +8,14 @@ partitions (symmetric or not, checked at delivery); nodes crash (losing what was
 restart, are wiped, pause (inbound queued, timers frozen) and have skewed or jumping wall clocks.
 The commit log is synced every `sync_interval_ms` of virtual time (periodic mode in virtual time),
 or per write with durability="batch". Every delivery and reply feeds `trace_digest()`: the same
-seed gives the same digest, whatever PYTHONHASHSEED is.
+seed gives the same digest, whatever PYTHONHASHSEED is. A message that does not decode is
+counted (`counters["malformed"]`) and dropped; an exception raised by a node fails the run, with
+a note naming the node, the message and the virtual time.
 """
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import random
 import shutil
@@ -21,10 +24,12 @@ from dataclasses import dataclass, field
 
 import xxhash
 
+from engine.errors import InvalidRequest
 from engine.store import Store
 from ring.messages import ClientRequest, Reply, Send, decode, encode
 from ring.node import Node, NodeConfig
 
+log = logging.getLogger("dynatable.sim")
 EPOCH_US = 1_700_000_000_000_000
 TICK_MS = 100
 
@@ -95,7 +100,7 @@ class Simulation:
         self.cut: set[tuple[str, str]] = set()      # directed links that deliver nothing
         self.replies: dict[int, Reply] = {}
         self._rid = 0
-        self.counters = {"delivered": 0, "dropped": 0, "duplicated": 0, "crashes": 0, "restarts": 0}
+        self.counters = {"delivered": 0, "dropped": 0, "duplicated": 0, "malformed": 0, "crashes": 0, "restarts": 0}
         dcs = dcs or ["datacenter1"] * nodes
         self.nodes: dict[str, SimNode] = {}
         for i in range(nodes):
@@ -205,10 +210,21 @@ class Simulation:
         if target.paused:
             target.held.append((src, data))
             return
+        try:
+            msg = decode(data)
+        except InvalidRequest as e:  # rejected at decode: counted and logged, never stepped
+            self.counters["malformed"] += 1
+            log.warning("%s: dropped a malformed message from %s: %s", target.name, src, e)
+            return
         self.counters["delivered"] += 1
-        msg = decode(data)
         self._note(f"{self.by_endpoint[src].name}->{target.name} {type(msg).__name__} {xxhash.xxh64(data).hexdigest()}")
-        self._perform(target, target.node.step(self.now_ms, src, msg))
+        try:
+            effects = target.node.step(self.now_ms, src, msg)
+        except Exception as e:  # a bug in the node: the run fails, saying where
+            e.add_note(f"in {target.name}.step({type(msg).__name__} from {self.by_endpoint[src].name}) at "
+                       f"{self.now_ms} ms of the simulation with seed {self.seed}")
+            raise
+        self._perform(target, effects)
 
     def _tick_all(self) -> None:
         for sn in self.nodes.values():

@@ -1,0 +1,28 @@
+"""The client and admin operations a node serves, by name: the one registry `OPS`.
+
+Rule: `Node.submit` looks the op up here and calls `op(node, request_id, args)`, which returns
+effects (messages to send, at most one `Reply` now; a started handler replies later). One module
+per family: data.py (reads and writes), schema.py (DDL), admin.py (nodetool's read-mostly verbs),
+topology.py (repair and ring changes). The names are the client protocol's: never rename.
+"""
+from __future__ import annotations
+
+from ring.ops import admin, data, schema, topology
+
+OPS = {
+    # data
+    "insert": data.insert, "delete": data.delete, "get": data.get, "select": data.select, "scan": data.scan,
+    "index_query": data.query_index,
+    # schema
+    "create_keyspace": schema.create_keyspace, "create_table": schema.create_table,
+    "create_index": schema.create_index, "drop_index": schema.drop_index, "drop_table": schema.drop_table,
+    "drop_keyspace": schema.drop_keyspace, "describe_schema": schema.describe_schema,
+    # admin
+    "status": admin.status, "describe_ring": admin.describe_ring, "info": admin.info, "flush": admin.flush,
+    "compact": admin.compact, "tablestats": admin.tablestats, "getendpoints": admin.getendpoints,
+    "set_clock_offset": admin.set_clock_offset, "listpendinghints": admin.listpendinghints,
+    "truncatehints": admin.truncatehints, "netstats": admin.netstats,
+    # topology
+    "repair": topology.repair, "decommission": topology.decommission, "removenode": topology.removenode,
+    "cleanup": topology.cleanup,
+}

@@ -1,0 +1,118 @@
+"""Admin operations (nodetool's read-mostly verbs): status, describe_ring, info, flush, compact,
+tablestats, getendpoints, hints, netstats and the simulator's set_clock_offset.
+
+Rule: an op reads the node's state (gossip, ring, store, metrics) and answers with one `Reply`;
+none of them sends a message. `status_rows` is also `Node.status()`. Each op is
+`op(node, request_id, args) -> effects`.
+"""
+from __future__ import annotations
+
+from engine import mutation as mut
+from engine.errors import InvalidRequest
+from engine.token import token as token_of
+from ring import membership as ms
+from ring import replica
+from ring.messages import Reply
+from ring.ops.data import table_args
+from ring.ring import primary_ownership
+
+
+def status_rows(node) -> list[dict]:
+    """nodetool status: one row per endpoint in the ring (LEFT and REMOVED ones are gone)."""
+    node.refresh_ring()
+    rows = []
+    ownership = primary_ownership(node.ring)
+    for ep in sorted(node.gossiper.states):
+        state = node.gossiper.states[ep]
+        status = state.get(ms.ApplicationState.STATUS)
+        if status and ms.parse_status(status)[0] in (ms.Status.LEFT, ms.Status.REMOVED):
+            continue  # gone from the ring, as in Cassandra's nodetool status
+        rows.append({
+            "endpoint": ep,
+            "datacenter": state.get(ms.ApplicationState.DC),
+            "rack": state.get(ms.ApplicationState.RACK),
+            "up": node.is_alive(ep),
+            "state": ms.parse_status(status)[0] if status else "UNKNOWN",
+            "load_bytes": int(state.get(ms.ApplicationState.LOAD) or 0),
+            "tokens": len(ms.parse_tokens(state.get(ms.ApplicationState.TOKENS) or "")),
+            "owns": ownership.get(ep, 0.0),
+            "host_id": state.get(ms.ApplicationState.HOST_ID),
+            "schema": state.get(ms.ApplicationState.SCHEMA),
+            "generation": state.generation,
+            "phi": 0.0 if ep == node.endpoint else node.detector.phi(ep, node.now_ms),
+        })
+    return rows
+
+
+def status(node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=status_rows(node))]
+
+
+def describe_ring(node, rid: int, args: dict) -> list:
+    node.refresh_ring()
+    endpoints = {}
+    for row in status_rows(node):
+        tokens = ms.parse_tokens(node.gossiper.app_state(row["endpoint"], ms.ApplicationState.TOKENS) or "")
+        endpoints[row["endpoint"]] = {"datacenter": row["datacenter"], "rack": row["rack"], "up": row["up"],
+                                      "status": row["state"], "tokens": tokens}
+    keyspaces = {name: ks.replication for name, ks in node.store.keyspaces.items() if name != "system"}
+    return [Reply(rid, result={"endpoints": endpoints, "keyspaces": keyspaces})]
+
+
+def info(node, rid: int, args: dict) -> list:
+    me = node.gossiper.states[node.endpoint]
+    return [Reply(rid, result={"endpoint": node.endpoint, "host_id": node.config.host_id,
+                               "datacenter": node.config.datacenter, "rack": node.config.rack,
+                               "generation": me.generation, "load_bytes": replica.load_bytes(node.store),
+                               "tokens": len(node.tokens), "schema_version": node.schema.version(),
+                               "mode": node.mode,
+                               "uptime_ms": node.now_ms - node.started_ms, "metrics": node.metrics()})]
+
+
+def flush(node, rid: int, args: dict) -> list:
+    return [Reply(rid, result={"flushed": node.store.flush(args.get("keyspace"), args.get("table"))})]
+
+
+def compact(node, rid: int, args: dict) -> list:
+    return [Reply(rid, result={"compactions": replica.compact_major(node.store, args.get("keyspace"),
+                                                                    args.get("table"))})]
+
+
+def tablestats(node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=[s for s in node.store.tablestats() if not s["table"].startswith("system.")])]
+
+
+def getendpoints(node, rid: int, args: dict) -> list:
+    keyspace, table = table_args(node, args)
+    key = mut.partition_key_bytes(table, args.get("key") or {})
+    return [Reply(rid, result={"token": token_of(key), "endpoints": node.replicas(keyspace, token_of(key))})]
+
+
+def set_clock_offset(node, rid: int, args: dict) -> list:
+    offset = int(args.get("offset_ms", 0))
+    node.clock.offset_us = offset * 1000
+    return [Reply(rid, result={"offset_ms": offset})]
+
+
+def listpendinghints(node, rid: int, args: dict) -> list:
+    return [Reply(rid, result=node.hints.list_pending())]
+
+
+def truncatehints(node, rid: int, args: dict) -> list:
+    host = args.get("host_id")
+    if host is None and args.get("target"):  # the endpoint whose hints to drop
+        host = node.host_id_of(args["target"])
+        if host is None:
+            raise InvalidRequest(f"no node {args['target']} in this node's gossip view")
+    return [Reply(rid, result={"removed": node.hints.truncate(host)})]
+
+
+def netstats(node, rid: int, args: dict) -> list:
+    """Mode and the progress of streams: bootstrap, decommission / removenode, fetches for others."""
+    out = {"mode": node.mode, "operations": []}
+    if node.bootstrap is not None:
+        out["operations"].append(node.bootstrap.progress())
+    if node.topology_change is not None:
+        out["operations"].append(node.topology_change.progress())
+    out["operations"] += [session.progress() for session in node.fetches.sessions.values()]
+    return [Reply(rid, result=out)]
