@@ -54,6 +54,8 @@ class ClusterMetadata:
         self.ring = TokenRing()
         self.snitch = PropertyFileSnitch({})
         self.refreshed_at = float("-inf")
+        self._live: dict[str, None] = {}           # Up endpoints, in endpoint order (derived from endpoints)
+        self._strategies: dict[str, object] = {}   # keyspace -> its replication strategy (derived, cached)
 
     def update_ring(self, answer: dict) -> None:
         self.endpoints = dict(answer.get("endpoints") or {})
@@ -63,6 +65,8 @@ class ClusterMetadata:
         self.snitch = PropertyFileSnitch(
             {ep: (info.get("datacenter", "datacenter1"), info.get("rack", "rack1"))
              for ep, info in self.endpoints.items()}, default=("datacenter1", "rack1"))
+        self._live = dict.fromkeys(ep for ep in self.endpoints if self.is_up(ep))
+        self._strategies = {}
 
     def update_schema(self, answer) -> None:
         tables = answer.get("tables", answer) if isinstance(answer, dict) else answer
@@ -75,6 +79,7 @@ class ClusterMetadata:
         if isinstance(answer, dict) and isinstance(answer.get("keyspaces"), dict):
             for name, replication in answer["keyspaces"].items():
                 self.keyspaces.setdefault(name, replication)
+        self._strategies = {}
 
     def is_up(self, ep: str) -> bool:
         info = self.endpoints.get(ep, {})
@@ -84,7 +89,14 @@ class ClusterMetadata:
         return not any(word in status for word in ("DOWN", "LEFT", "REMOVED"))
 
     def live_endpoints(self) -> list[str]:
-        return [ep for ep in self.endpoints if self.is_up(ep)]
+        return list(self._live)
+
+    def _strategy(self, keyspace: str, options: dict):
+        strategy = self._strategies.get(keyspace)
+        if strategy is None:
+            dcs = sorted({self.snitch.datacenter(ep) for ep in self.ring.endpoints})
+            strategy = self._strategies[keyspace] = from_options(options, dcs)
+        return strategy
 
     def replicas(self, keyspace: str, table: str, key: dict) -> list[str]:
         """The replicas of `key`'s partition in placement order, or [] if unknown."""
@@ -94,8 +106,7 @@ class ClusterMetadata:
             return []
         try:
             tok = token_of(partition_key_bytes(schema, key))
-            dcs = sorted({self.snitch.datacenter(ep) for ep in self.ring.endpoints})
-            strategy = from_options(options, dcs)
+            strategy = self._strategy(keyspace, options)
         except (InvalidRequest, RequestError):
             return []  # let the coordinator say what is wrong with the request
         return strategy.replicas(self.ring, tok, self.snitch)
@@ -106,11 +117,12 @@ class ClusterMetadata:
         replicas: list[str] = []
         if op in KEYED_OPS:
             replicas = self.replicas(args.get("keyspace"), args.get("table"), args.get(KEYED_OPS[op]))
-        live_replicas = [ep for ep in replicas if self.is_up(ep)]
+        live = self._live
+        live_replicas = [ep for ep in replicas if ep in live]
         rng.shuffle(live_replicas)
         if local_dc is not None:
             live_replicas.sort(key=lambda ep: self.snitch.datacenter(ep) != local_dc)
-        others = [ep for ep in self.endpoints if self.is_up(ep) and ep not in live_replicas]
+        others = [ep for ep in live if ep not in live_replicas]
         rng.shuffle(others)
         if local_dc is not None:
             others.sort(key=lambda ep: self.snitch.datacenter(ep) != local_dc)

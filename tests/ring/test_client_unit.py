@@ -193,6 +193,18 @@ def test_down_replica_goes_last():
     assert plan[0] == second and plan[-2] == first
 
 
+def test_a_refresh_replaces_the_derived_routing():
+    md, key = metadata(), {"id": 42}
+    first, _ = md.replicas("ks", "t", key)
+    md.update_ring(ring_answer({"class": "SimpleStrategy", "replication_factor": 3},
+                               status=tuple("DOWN" if ep == first else "UP" for ep in EPS)))
+    assert len(md.replicas("ks", "t", key)) == 3 and first not in md.live_endpoints()
+    assert md.query_plan("get", {"keyspace": "ks", "table": "t", "key": key}, random.Random(0))[-2] == first
+    md.update_schema({"tables": [TABLE.to_dict()], "keyspaces": {"other": {"class": "SimpleStrategy",
+                                                                           "replication_factor": 1}}})
+    assert len(md.replicas("ks", "t", key)) == 3
+
+
 def test_network_topology_and_local_dc():
     md = metadata({"class": "NetworkTopologyStrategy", "dc1": 1, "dc2": 1})
     key = {"id": 5}
