@@ -26,7 +26,7 @@ from persistency.data_source import SpaceDataSource
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mirror import Mirror
 from persistency.operation import DataSyncOperation, OperationsBatchData, OperationType
-from persistency.store import DynatableClient
+from persistency.native_backend import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
 from tools.cluster import LocalCluster
 

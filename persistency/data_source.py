@@ -16,6 +16,7 @@ from __future__ import annotations
 from itertools import islice
 
 from engine.errors import InvalidRequest
+from persistency.backend import Backend
 from persistency.mapping import DefaultFlattenedPropertiesFilter, Mapper
 from persistency.query import OPERATORS, DataSourceQuery, Restriction, restrictions_of
 from persistency.serializer import CLASSES
@@ -44,7 +45,7 @@ def sort_super_types_first(descriptors: list) -> list:
 
 
 class SpaceDataSource:
-    def __init__(self, client, batch_limit: int = 10000, fixed_serializer=None, dynamic_serializer=None,
+    def __init__(self, client: Backend, batch_limit: int = 10000, fixed_serializer=None, dynamic_serializer=None,
                  initial_load_queries: dict | None = None, registry=CLASSES):
         if not isinstance(batch_limit, int) or batch_limit < 1:
             raise InvalidRequest(f"batch_limit must be a positive integer, got {batch_limit!r}")

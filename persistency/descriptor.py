@@ -1,4 +1,4 @@
-"""Space documents and type descriptors: what the space stores and how a type is declared.
+"""Type descriptors: how a space type is declared (SpaceDocument, the schema-less entry, is in document.py).
 
 A `SpaceTypeDescriptor` round-trips exactly through `to_dict`/`from_dict` (msgpack-able; the
 stored type metadata, docs/persistency.md#metadata). Fixed property types are named, since Python
@@ -12,10 +12,14 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import types
+import typing
 import uuid
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidRequest
+from persistency.document import SpaceDocument
+from persistency.serializer import CLASSES
 
 FIXED_TYPES = ("boolean", "int", "long", "float", "double", "string", "bytes", "uuid", "datetime",
                "decimal", "bigint", "object")
@@ -24,6 +28,7 @@ FIXED_TYPES = ("boolean", "int", "long", "float", "double", "string", "bytes", "
 # Python classes accepted in place of a type name (int is arbitrary-precision, so "bigint")
 PYTHON_TYPES = {bool: "boolean", int: "bigint", float: "double", str: "string", bytes: "bytes",
                 uuid.UUID: "uuid", dt.datetime: "datetime", decimal.Decimal: "decimal"}
+_ANNOTATIONS = {**PYTHON_TYPES, SpaceDocument: "document"}
 
 
 class IndexType(str, enum.Enum):
@@ -32,26 +37,8 @@ class IndexType(str, enum.Enum):
     EXTENDED = "EXTENDED"   # treated as BASIC by the persistency, as in the original
 
 
-@dataclass
-class SpaceDocument:
-    """A schema-less entry: a type name and its properties (nested documents allowed)."""
-
-    type_name: str
-    properties: dict = field(default_factory=dict)
-
-    def __getitem__(self, name: str):
-        return self.properties[name]
-
-    def __setitem__(self, name: str, value) -> None:
-        self.properties[name] = value
-
-    def get(self, name: str, default=None):
-        return self.properties.get(name, default)
-
-
 def type_ref(t) -> str:
     """How a fixed property type is stored: a FIXED_TYPES name, "document", or "class:<name>"."""
-    from persistency.serializer import CLASSES
     if isinstance(t, str):
         if t not in FIXED_TYPES and t != "document" and not t.startswith("class:"):
             raise InvalidRequest(f"unknown fixed property type {t!r}; use one of {', '.join(FIXED_TYPES)}, "
@@ -64,6 +51,26 @@ def type_ref(t) -> str:
     if isinstance(t, type):
         return "class:" + (CLASSES.ensure(t) if dataclasses.is_dataclass(t) else CLASSES.name_of(t))
     raise InvalidRequest(f"fixed property type {t!r} is neither a type name nor a class")
+
+
+def annotation_ref(tp) -> str:
+    """A dataclass field's annotation as a fixed type name ("object" when it is none of ours)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = args[0]   # Optional[X] is X
+    if tp in _ANNOTATIONS:
+        return _ANNOTATIONS[tp]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return "class:" + CLASSES.ensure(tp)
+    return "object"
+
+
+def field_refs(cls: type) -> dict[str, str]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation is just an opaque value
+        hints = {}
+    return {f.name: annotation_ref(hints.get(f.name, object)) for f in dataclasses.fields(cls)}
 
 
 @dataclass
@@ -98,8 +105,6 @@ class SpaceTypeDescriptor:
     def of_class(cls, object_class: type, id_property: str, **kwargs) -> SpaceTypeDescriptor:
         """The descriptor of a dataclass type: its fields are the fixed properties (types from the
         annotations), its registered name the type name."""
-        from persistency.mapping import field_refs
-        from persistency.serializer import CLASSES
         name = CLASSES.ensure(object_class)
         return cls(name, id_property, fixed_properties=field_refs(object_class), object_class=name, **kwargs)
 

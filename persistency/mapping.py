@@ -17,17 +17,12 @@ the filter or the name converter.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidRequest
-from persistency.descriptor import (
-    FIXED_TYPES,
-    PYTHON_TYPES,
-    SpaceDocument,
-    SpaceTypeDescriptor,
-)
+from persistency.descriptor import FIXED_TYPES, SpaceTypeDescriptor, field_refs
+from persistency.document import SpaceDocument
 from persistency.serializer import (
     CLASSES,
     DEFAULT_DYNAMIC,
@@ -46,7 +41,6 @@ STUB = encode_fixed("boolean", True)
 NATIVE = tuple(t for t in FIXED_TYPES if t != "object")
 KEY_CQL_TYPES = {"boolean": "boolean", "int": "int", "long": "bigint", "float": "float", "double": "double",
                  "string": "text", "bytes": "blob", "uuid": "uuid", "decimal": "decimal", "bigint": "varint"}
-_ANNOTATIONS = {**PYTHON_TYPES, SpaceDocument: "document"}
 
 
 class MappingError(InvalidRequest):
@@ -73,26 +67,6 @@ class DefaultFlattenedPropertiesFilter:
 
     def should_flatten(self, ctx: PropertyContext) -> bool:
         return not ctx.is_dynamic and ctx.current_nesting_level <= self.MAX_NESTING_LEVEL
-
-
-def annotation_ref(tp) -> str:
-    """A dataclass field's annotation as a fixed type name ("object" when it is none of ours)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
-        tp = args[0]   # Optional[X] is X
-    if tp in _ANNOTATIONS:
-        return _ANNOTATIONS[tp]
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return "class:" + CLASSES.ensure(tp)
-    return "object"
-
-
-def field_refs(cls: type) -> dict[str, str]:
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation is just an opaque value
-        hints = {}
-    return {f.name: annotation_ref(hints.get(f.name, object)) for f in dataclasses.fields(cls)}
 
 
 def is_flattenable(value) -> bool:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
-from persistency.descriptor import SpaceDocument
+from persistency.document import SpaceDocument
 
 _TERM = re.compile(r"^\s*((?:[A-Za-z_$][A-Za-z\d_$]*\.)*[A-Za-z_$][A-Za-z\d_$]*)\s*(<=|>=|=|<|>)\s*\?\s*$")
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)

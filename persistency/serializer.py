@@ -20,6 +20,7 @@ from typing import Protocol
 import msgpack
 
 from engine.errors import InvalidRequest
+from persistency.document import SpaceDocument
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NAIVE = -(2 ** 31)   # utc-offset field of a naive datetime
@@ -218,7 +219,6 @@ class DynamicPropertyValueSerializer:
         self.registry = registry
 
     def to_bytes(self, value) -> bytes:
-        from persistency.descriptor import SpaceDocument
         if value is None:
             return bytes([TAG_NONE])
         t = type(value)
@@ -260,7 +260,6 @@ class DynamicPropertyValueSerializer:
         return [[k, self.to_bytes(v)] for k, v in props.items()]
 
     def from_bytes(self, data: bytes):
-        from persistency.descriptor import SpaceDocument
         if not data:
             return None
         tag, payload = data[0], data[1:]

@@ -19,7 +19,8 @@ import uuid
 import mmh3
 
 from engine.errors import InvalidRequest
-from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
+from persistency.descriptor import SpaceTypeDescriptor
+from persistency.document import SpaceDocument
 from persistency.mapping import properties_of, type_name_of
 from persistency.operation import OperationType
 from persistency.query import (

@@ -29,7 +29,7 @@ from persistency.mapping import (
 from persistency.name_converter import DefaultColumnFamilyNameConverter
 from persistency.operation import DataSyncOperation, OperationClock, OperationType
 from persistency.serializer import CLASSES
-from persistency.store import RESERVED_TABLES, DeleteRow, Put
+from persistency.backend import RESERVED_TABLES, Backend, DeleteRow, Put
 
 
 class SynchronizationError(InvalidRequest):
@@ -48,7 +48,7 @@ def unpack_metadata(data: bytes) -> ColumnFamilyMetadata:
 class TypeCatalog:
     """Cached type metadata with lazy loads from the metadata table (shared by endpoint and data source)."""
 
-    def __init__(self, client, fixed_serializer, dynamic_serializer, flatten_filter, registry):
+    def __init__(self, client: Backend, fixed_serializer, dynamic_serializer, flatten_filter, registry):
         self.client = client
         self.fixed, self.dynamic, self.filter, self.registry = fixed_serializer, dynamic_serializer, flatten_filter, registry
         self.mappers: dict[str, Mapper] = {}
@@ -67,7 +67,7 @@ class TypeCatalog:
 
 
 class SpaceSynchronizationEndpoint:
-    def __init__(self, client, fixed_serializer=None, dynamic_serializer=None, flatten_filter=None,
+    def __init__(self, client: Backend, fixed_serializer=None, dynamic_serializer=None, flatten_filter=None,
                  name_converter=None, registry=CLASSES):
         self.client = client
         self.name_converter = name_converter or DefaultColumnFamilyNameConverter()

@@ -76,7 +76,7 @@ def space_process(contact_points: str, keyspace: str, log_dir: str, count: int) 
     """The crashing space: writes, prints what it did, then waits for SIGKILL."""
     from persistency.mirror import Mirror
     from persistency.space import Space
-    from persistency.store import DynatableClient
+    from persistency.native_backend import DynatableClient
     from persistency.sync_endpoint import SpaceSynchronizationEndpoint
     client = DynatableClient(contact_points.split(","), keyspace)
     space = Space("shop", mirror=Mirror(SpaceSynchronizationEndpoint(client), log_dir), partitions=4)
@@ -96,7 +96,7 @@ def run_demo(console: Console | None = None, keep: bool = False) -> bool:
     from persistency.data_source import SpaceDataSource
     from persistency.mirror import Mirror
     from persistency.space import Space
-    from persistency.store import DynatableClient
+    from persistency.native_backend import DynatableClient
     from persistency.sync_endpoint import SpaceSynchronizationEndpoint
     from tools.cluster import LocalCluster
 

@@ -38,7 +38,7 @@ from ring.errors import ConfigurationError, ProtocolError, RequestError
 from ring.messages import ClientRequest, ClientResponse, Reply, Send, decode, encode
 from ring.runtime import config as config_mod
 from ring.runtime.frames import (ConnectorHandshake, FrameDecoder, ServerError, ServerHandshake, encode_frame,
-                                 error_to_wire, refuse)
+                                 error_to_wire, refuse, split_endpoint)
 
 log = logging.getLogger("dynatable.runtime")
 
@@ -72,11 +72,6 @@ def load_host_id(data_directory: str) -> str:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return host_id
-
-
-def split_endpoint(ep: str) -> tuple[str, int]:
-    host, _, port = ep.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 async def read_payload(reader: asyncio.StreamReader, decoder: FrameDecoder) -> bytes:

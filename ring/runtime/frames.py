@@ -31,6 +31,12 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 NONCE_BYTES = 16
 
 
+def split_endpoint(ep: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" (an endpoint as gossiped and framed) -> (host, port) to connect to."""
+    host, _, port = ep.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def encode_frame(payload: bytes, version: int = PROTOCOL_VERSION, flags: int = 0) -> bytes:
     """One frame around `payload`. `version`/`flags` are parameters only so tests can forge bad frames."""
     return b"".join((MAGIC, bytes((version, flags)), U32.pack(len(payload)), payload,

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from persistency.store import DynatableClient
+from persistency.native_backend import DynatableClient
 from tools.cluster import LocalCluster
 
 SETTINGS = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "num_tokens": 8, "log_level": "WARNING"}

@@ -9,7 +9,7 @@ import time
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mirror import Mirror
 from persistency.space import Space
-from persistency.store import DynatableClient
+from persistency.native_backend import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
 
 

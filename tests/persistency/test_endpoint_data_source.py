@@ -19,7 +19,7 @@ from persistency.operation import (
 )
 from persistency.query import DataSourceQuery
 from persistency.serializer import register_class
-from persistency.store import DynatableClient
+from persistency.native_backend import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint, SynchronizationError
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,8 @@
-"""The client's pure parts: error dicts, request building, routing and the retry rules."""
+"""The client's pure parts: error dicts, request building, routing, frames and the request flows
+of ClientCore (driven here by a scripted transport, no sockets), and the drivers' glue."""
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -12,11 +14,13 @@ from engine.mutation import partition_key_bytes
 from engine.schema import make_table
 from engine.token import token as token_of
 from ring import errors as ring_errors
-from ring.client import (READ_OPS, Cluster, ClusterMetadata, ConnectionLost, ConnectionRefused, NoHostAvailable,
-                         OperationTimedOut, _SessionAPI, normalize_endpoint)
+from ring.client import (READ_OPS, AsyncCluster, ClientCore, Cluster, ClusterMetadata, ConnectionLost,
+                         ConnectionRefused, NoHostAvailable, OperationTimedOut, SessionAPI, normalize_endpoint)
+from ring.client.protocol import Pause, ReplyReader, Send, encode_request, refusal_of
 from ring.consistency import ConsistencyLevel as CL
-from ring.messages import ClientResponse, packb, unpackb
-from ring.runtime.frames import ERROR_CLASSES, AuthenticationError, ServerError, error_from_wire, error_to_wire
+from ring.messages import ClientRequest, ClientResponse, encode, packb, unpackb
+from ring.runtime.frames import (ERROR_CLASSES, AuthenticationError, ServerError, encode_frame, error_from_wire,
+                                 error_to_wire, split_endpoint)
 
 EXAMPLES = [
     ring_errors.UnavailableError(CL.QUORUM, 2, 1),
@@ -83,7 +87,7 @@ def test_unknown_type_becomes_request_error():
 
 # -- request building ---------------------------------------------------------------------------
 
-class Recorder(_SessionAPI):
+class Recorder(SessionAPI):
     keyspace = "ks"
 
     def _run(self, op, args, post=None):
@@ -120,6 +124,8 @@ def test_endpoints_are_normalized():
     assert normalize_endpoint("10.0.0.1") == "10.0.0.1:9100"
     assert normalize_endpoint("10.0.0.1:9200") == "10.0.0.1:9200"
     assert normalize_endpoint("::1") == "[::1]:9100"
+    assert split_endpoint("10.0.0.1:9200") == ("10.0.0.1", 9200)
+    assert split_endpoint(normalize_endpoint("::1")) == ("::1", 9100)
 
 
 # -- routing ------------------------------------------------------------------------------------
@@ -187,6 +193,18 @@ def test_down_replica_goes_last():
     assert plan[0] == second and plan[-2] == first
 
 
+def test_a_refresh_replaces_the_derived_routing():
+    md, key = metadata(), {"id": 42}
+    first, _ = md.replicas("ks", "t", key)
+    md.update_ring(ring_answer({"class": "SimpleStrategy", "replication_factor": 3},
+                               status=tuple("DOWN" if ep == first else "UP" for ep in EPS)))
+    assert len(md.replicas("ks", "t", key)) == 3 and first not in md.live_endpoints()
+    assert md.query_plan("get", {"keyspace": "ks", "table": "t", "key": key}, random.Random(0))[-2] == first
+    md.update_schema({"tables": [TABLE.to_dict()], "keyspaces": {"other": {"class": "SimpleStrategy",
+                                                                           "replication_factor": 1}}})
+    assert len(md.replicas("ks", "t", key)) == 3
+
+
 def test_network_topology_and_local_dc():
     md = metadata({"class": "NetworkTopologyStrategy", "dc1": 1, "dc2": 1})
     key = {"id": 5}
@@ -212,7 +230,192 @@ def test_before_metadata_only_contact_points():
     assert md.query_plan("get", {"keyspace": "ks", "table": "t", "key": {"id": 1}}, random.Random(0)) == ["a:1", "b:2"]
 
 
-# -- retries ------------------------------------------------------------------------------------
+# -- frames -------------------------------------------------------------------------------------
+
+def test_reply_reader_takes_bytes_in_any_pieces_and_skips_non_replies():
+    wire = b"".join([encode_frame(encode(ClientRequest(9, "get", {}))),       # not an answer: skipped
+                     encode_request(ClientResponse(1, {"a": 1}, None)),
+                     encode_request(ClientResponse(2, None, {"type": "RequestError", "message": "m"}))])
+    reader, got = ReplyReader(), []
+    for i in range(len(wire)):
+        reader.feed(wire[i:i + 1])
+        while (reply := reader.next_reply()) is not None:
+            got.append(reply)
+    assert got == [ClientResponse(1, {"a": 1}, None), ClientResponse(2, None, {"type": "RequestError", "message": "m"})]
+    assert reader.next_reply() is None
+
+
+def test_only_an_error_answer_with_id_zero_refuses_the_connection():
+    refused = refusal_of(ClientResponse(0, None, error_to_wire(AuthenticationError())))
+    assert isinstance(refused, AuthenticationError)
+    assert refusal_of(ClientResponse(3, None, error_to_wire(AuthenticationError()))) is None
+    assert refusal_of(ClientResponse(0, "ok", None)) is None
+
+
+# -- request flows (ClientCore, scripted transport) ----------------------------------------------
+
+class Clock:
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def core(contact_points=("a:1", "b:1"), clock=None) -> ClientCore:
+    return ClientCore(list(contact_points), clock=clock or Clock(), seed=0)
+
+
+def drive(flow, answer, sent: list | None = None):
+    """Run a flow: `answer(Send)` is a result, or an exception the transport raises. Pauses advance
+    nothing (the flow's clock is the test's)."""
+    sent = [] if sent is None else sent
+    try:
+        effect = next(flow)
+        while True:
+            if isinstance(effect, Pause):
+                sent.append(effect)
+                effect = flow.send(None)
+                continue
+            sent.append(effect)
+            outcome = answer(effect)
+            if isinstance(outcome, BaseException):
+                effect = flow.throw(outcome)
+            else:
+                effect = flow.send(outcome if isinstance(outcome, ClientResponse)
+                                   else ClientResponse(effect.request.id, outcome, None))
+    except StopIteration as stop:
+        return stop.value
+
+
+def by_endpoint(outcomes: dict):
+    return lambda send: outcomes[send.endpoint]
+
+
+@pytest.mark.parametrize("failure,write_moves_on", [
+    (ConnectionRefused("refused"), True),
+    (ConnectionLost("reset"), False),
+    (OperationTimedOut("a:1", 1.0), False),
+])
+def test_retry_rules(failure, write_moves_on):
+    outcomes = {"a:1": failure, "b:1": "ok"}
+    sent: list = []
+    assert drive(core().ask("get", {}), by_endpoint(outcomes), sent) == "ok"   # reads always move on
+    assert [s.endpoint for s in sent] == ["a:1", "b:1"]
+    sent = []
+    if write_moves_on:
+        assert drive(core().ask("insert", {}), by_endpoint(outcomes), sent) == "ok"
+        assert [s.endpoint for s in sent] == ["a:1", "b:1"]
+    else:
+        with pytest.raises(type(failure)):
+            drive(core().ask("insert", {}), by_endpoint(outcomes), sent)
+        assert [s.endpoint for s in sent] == ["a:1"]
+
+
+def test_a_transport_failure_makes_the_metadata_stale():
+    c = core()
+    c.metadata.refreshed_at = 100.0
+    drive(c.ask("get", {}), by_endpoint({"a:1": ConnectionLost("reset"), "b:1": "ok"}))
+    assert c.metadata.refreshed_at == float("-inf")
+
+
+def test_server_errors_are_raised_not_retried():
+    sent: list = []
+    error = error_to_wire(ring_errors.ReadTimeout(CL.ONE, 0, 1))
+    with pytest.raises(ring_errors.ReadTimeout, match="Operation timed out"):
+        drive(core().ask("get", {}), lambda send: ClientResponse(send.request.id, None, error), sent)
+    assert len(sent) == 1
+
+
+def test_no_host_available_lists_every_failure():
+    outcomes = {"a:1": ConnectionRefused("refused a"), "b:1": ConnectionRefused("refused b")}
+    with pytest.raises(NoHostAvailable, match="a:1: refused a; b:1: refused b"):
+        drive(core().ask("insert", {}), by_endpoint(outcomes))
+
+
+def test_pinned_admin_requests():
+    sent: list = []
+    assert drive(core().ask("flush", {"endpoint": "b:1", "x": 1}), by_endpoint({"a:1": "x", "b:1": "y"}), sent) == "y"
+    assert [(s.endpoint, s.request.args) for s in sent] == [("b:1", {"x": 1})]
+
+
+def test_request_ids_count_up_from_one_per_client():
+    c, sent = core(), []
+    for _ in range(3):
+        drive(c.ask("get", {}), lambda send: "ok", sent)
+    assert [s.request.id for s in sent] == [1, 2, 3]
+
+
+def test_read_ops_are_the_idempotent_ones():
+    assert {"insert", "delete", "create_table", "flush", "compact"}.isdisjoint(READ_OPS)
+
+
+def node_answers(version_of=lambda ep: "v1"):
+    """A scripted cluster of nodes a:1 and b:1 answering describe calls and writes."""
+    ring = {"endpoints": {ep: {"datacenter": "dc1", "rack": "r1", "status": "UP", "tokens": [i]}
+                          for i, ep in enumerate(["a:1", "b:1"])}, "keyspaces": {}}
+
+    def answer(send: Send):
+        op = send.request.op
+        if op == "describe_ring":
+            return ring
+        if op == "describe_schema":
+            return {"tables": [], "version": version_of(send.endpoint)}
+        return f"{op} done"
+    return answer
+
+
+def test_a_call_refreshes_stale_metadata_first_and_then_not_again():
+    clock = Clock()
+    c, sent = core(clock=clock), []
+    assert drive(c.call("insert", {}), node_answers(), sent) == "insert done"
+    assert [s.request.op for s in sent] == ["describe_ring", "describe_schema", "insert"]
+    assert c.metadata.refreshed_at == clock.now and sorted(c.metadata.endpoints) == ["a:1", "b:1"]
+    sent.clear()
+    clock.now += 1
+    drive(c.call("insert", {}), node_answers(), sent)
+    assert [s.request.op for s in sent] == ["insert"]
+    clock.now += 10   # past REFRESH_INTERVAL_S
+    sent.clear()
+    drive(c.call("insert", {}), node_answers(), sent)
+    assert [s.request.op for s in sent] == ["describe_ring", "describe_schema", "insert"]
+
+
+def test_schema_changes_wait_for_every_up_node_to_agree():
+    c, sent = core(), []
+    assert drive(c.call("create_table", {}), node_answers(), sent) == "create_table done"
+    ops = [(s.request.op, s.endpoint) for s in sent]
+    assert [op for op, _ in ops[:3]] == ["describe_ring", "describe_schema", "create_table"]
+    after = ops[3:]   # a refresh, then each Up node asked for its schema version; they agree at once
+    assert [op for op, _ in after] == ["describe_ring", "describe_schema", "describe_schema", "describe_schema"]
+    assert sorted(ep for _, ep in after[2:]) == ["a:1", "b:1"]
+
+
+def test_schema_disagreement_polls_until_the_deadline():
+    clock = Clock()
+    c, sent = core(clock=clock), []
+
+    def answer(send):
+        if isinstance(send, Send) and send.request.op == "describe_ring":
+            clock.now += 1.0   # each round costs a second of the test's clock
+        return node_answers(version_of=lambda ep: ep)(send)
+    assert drive(c.agree_on_schema(timeout_s=3.0), answer, sent) is False
+    pauses = [s for s in sent if isinstance(s, Pause)]
+    assert 2 <= len(pauses) <= 3 and c.metadata.refreshed_at == clock.now
+
+
+def test_an_unreachable_node_does_not_block_agreement():
+    c = core()
+    drive(c.refresh(), node_answers())
+
+    def answer(send):
+        if send.endpoint == "b:1" and send.request.op == "describe_schema":
+            return ConnectionRefused("down")
+        return node_answers()(send)
+    assert drive(c.agree_on_schema(), answer) is True
+
+
+# -- the drivers' glue: both carry out the same flow ---------------------------------------------
 
 class FakeConnection:
     def __init__(self, outcome):
@@ -224,59 +427,33 @@ class FakeConnection:
         return ClientResponse(req.id, self.outcome, None)
 
 
-def fake_cluster(outcomes: dict) -> tuple[Cluster, list]:
-    cluster = Cluster(list(outcomes), seed=0)
-    tried: list[str] = []
+def test_sync_driver_throws_transport_failures_into_the_flow():
+    outcomes = {"a:1": ConnectionRefused("refused"), "b:1": "ok"}
+    cluster, tried = Cluster(list(outcomes), seed=0), []
 
     def connection(ep):
         tried.append(ep)
         if isinstance(outcomes[ep], ConnectionRefused):
-            raise outcomes[ep]
+            raise outcomes[ep]   # as Connection() does when it cannot connect
         return FakeConnection(outcomes[ep])
     cluster._connection = connection
-    return cluster, tried
+    assert cluster.run(cluster.ask("insert", {})) == "ok" and tried == ["a:1", "b:1"]
+    with pytest.raises(NoHostAvailable):
+        cluster.run(cluster.ask("insert", {"endpoint": "a:1"}))
 
 
-@pytest.mark.parametrize("failure,write_moves_on", [
-    (ConnectionRefused("refused"), True),
-    (ConnectionLost("reset"), False),
-    (OperationTimedOut("a:1", 1.0), False),
-])
-def test_retry_rules(failure, write_moves_on):
-    outcomes = {"a:1": failure, "b:1": "ok"}
-    cluster, tried = fake_cluster(outcomes)
-    assert cluster._request("get", {}) == "ok" and tried == ["a:1", "b:1"]  # reads always move on
-    cluster, tried = fake_cluster(outcomes)
-    if write_moves_on:
-        assert cluster._request("insert", {}) == "ok" and tried == ["a:1", "b:1"]
-    else:
-        with pytest.raises(type(failure)):
-            cluster._request("insert", {})
-        assert tried == ["a:1"]
+def test_async_driver_throws_transport_failures_into_the_flow():
+    outcomes = {"a:1": ConnectionLost("reset"), "b:1": "ok"}
+    cluster, tried = AsyncCluster(list(outcomes), seed=0), []
 
+    class AsyncFakeConnection(FakeConnection):
+        async def request(self, req, timeout_s):
+            return FakeConnection.request(self, req, timeout_s)
 
-def test_server_errors_are_raised_not_retried():
-    cluster, tried = fake_cluster({"a:1": "x", "b:1": "y"})
-
-    class Failing(FakeConnection):
-        def request(self, req, timeout_s):
-            return ClientResponse(req.id, None, error_to_wire(ring_errors.ReadTimeout(CL.ONE, 0, 1)))
-    cluster._connection = lambda ep: (tried.append(ep), Failing(None))[1]
-    with pytest.raises(ring_errors.ReadTimeout, match="Operation timed out"):
-        cluster._request("get", {})
-    assert len(tried) == 1
-
-
-def test_no_host_available_lists_every_failure():
-    cluster, _ = fake_cluster({"a:1": ConnectionRefused("refused a"), "b:1": ConnectionRefused("refused b")})
-    with pytest.raises(NoHostAvailable, match="a:1: refused a; b:1: refused b"):
-        cluster._request("insert", {})
-
-
-def test_pinned_admin_requests():
-    cluster, tried = fake_cluster({"a:1": "x", "b:1": "y"})
-    assert cluster._request("flush", {"endpoint": "b:1"}) == "y" and tried == ["b:1"]
-
-
-def test_read_ops_are_the_idempotent_ones():
-    assert {"insert", "delete", "create_table", "flush", "compact"}.isdisjoint(READ_OPS)
+    async def connection(ep):
+        tried.append(ep)
+        return AsyncFakeConnection(outcomes[ep])
+    cluster._connection = connection
+    assert asyncio.run(cluster.run(cluster.ask("get", {}))) == "ok" and tried == ["a:1", "b:1"]
+    with pytest.raises(ConnectionLost):
+        asyncio.run(cluster.run(cluster.ask("insert", {})))

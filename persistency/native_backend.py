@@ -1,73 +1,34 @@
-"""The one narrow boundary between the persistency and the cluster: `DynatableClient`.
+"""The native backend: `DynatableClient`, the store boundary (backend.Backend) on dynatable's own client.
 
-The endpoint, the data source and the mirror reach the cluster only through the methods below,
-so a CQL adapter with the same methods can target Apache Cassandra itself. Layout (the Thrift
-column family seen from CQL, "compact storage"): a type's table is
-`(<key> <id type>, column1 text, value blob, PRIMARY KEY (<key>, column1))`, one CQL row per
-space column, so columns can be added by any write (dynamic properties), a partition deletion is
-the original's row deletion, and reads return columns in name order. Type metadata lives in
-`persistency_metadata` (read and written at QUORUM), parked operations in
-`persistency_dead_letter` (docs/persistency.md#tables).
-
-Mutations carry explicit timestamps and are sent concurrently (pipelined over the asyncio client
-on a private event-loop thread): their order on the wire does not matter, reconciliation by
-timestamp does. `apply` returns only after every mutation has an answer; it raises the first error.
+Mutations are sent concurrently (pipelined over ring.client.AsyncCluster on a private event-loop
+thread, at most `max_in_flight` at once); the calls block. Reads and writes use the configured
+levels (QUORUM by default), type metadata METADATA_LEVEL. Layout and contract: backend.py.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
 from itertools import groupby
 from typing import Self
 
 from engine.errors import IndexNotReady, InvalidRequest
 from engine.schema import check_name
+from persistency.backend import (DEAD_LETTER_TABLE, METADATA_LEVEL, METADATA_TABLE, VALUE_INDEX, Put,
+                                 check_options)
 from ring.client import AsyncCluster
 
-METADATA_TABLE = "persistency_metadata"
-DEAD_LETTER_TABLE = "persistency_dead_letter"
-RESERVED_TABLES = (METADATA_TABLE, DEAD_LETTER_TABLE)
-LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
-METADATA_LEVEL = "QUORUM"
-VALUE_INDEX = "{table}_value_idx"
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
 SCHEMA_AGREEMENT_WAIT_S = 10.0   # the Python driver's max_schema_agreement_wait
 
 
-@dataclass(frozen=True, slots=True)
-class Put:
-    table: str
-    key_column: str
-    key: object
-    column: str
-    value: bytes
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteRow:
-    table: str
-    key_column: str
-    key: object
-    timestamp: int
-
-
 class DynatableClient:
-    """Contact points of a running cluster and an existing keyspace (never created here)."""
+    """A backend.Backend on contact points of a running cluster and an existing keyspace (never created here)."""
 
     def __init__(self, contact_points: list[str], keyspace: str, *, read_consistency: str = "QUORUM",
                  write_consistency: str = "QUORUM", gc_grace_seconds: int | None = None,
                  max_in_flight: int = 256, **cluster_options):
-        read_consistency, write_consistency = read_consistency.upper(), write_consistency.upper()
-        for what, level in (("read", read_consistency), ("write", write_consistency)):
-            if level not in LEVELS:
-                raise InvalidRequest(f"{what} consistency {level!r} is not one of {', '.join(LEVELS)}")
-        if read_consistency == "ANY":
-            raise InvalidRequest("read consistency ANY is not allowed (ANY is a write-only level); use ONE or higher")
-        if gc_grace_seconds is not None and (not isinstance(gc_grace_seconds, int) or gc_grace_seconds < 0):
-            raise InvalidRequest(f"gc_grace_seconds must be an integer >= 0, got {gc_grace_seconds!r}")
+        read_consistency, write_consistency = check_options(read_consistency, write_consistency, gc_grace_seconds)
         self.keyspace = keyspace
         self.read_consistency, self.write_consistency = read_consistency, write_consistency
         self.gc_grace_seconds = gc_grace_seconds
