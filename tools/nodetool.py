@@ -294,8 +294,11 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
         ks, _, name = s["table"].partition(".")
         if (keyspace in (None, ks)) and (table in (None, name)):
             by_ks.setdefault(ks, []).append(s)
+    if not by_ks and keyspace is not None:  # as Cassandra's nodetool: an unknown name is an error
+        raise ValueError(f"Unknown keyspace/table {keyspace}{'.' + table if table else ''}; "
+                         "`nodetool tablestats` with no argument lists them")
     if not by_ks:
-        _plain(console, "no tables" + (f" in {keyspace}" if keyspace else ""))
+        _plain(console, "no tables")
     labels = [("sstable_count", "SSTable count", str), ("space_used_bytes", "Space used", human_bytes),
               ("memtable_bytes", "Memtable data size", human_bytes),
               ("memtable_partitions", "Memtable partition count", str),

@@ -67,6 +67,12 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
         assert "compaction" in run("nodetool", "-h", host, "compact", "ks", "t")
         out = run("nodetool", "-h", host, "tablestats", "ks")
         assert "Keyspace : ks" in out and "Table: t" in out and "SSTable count" in out
+        assert "Unknown keyspace/table nosuchks" in run("nodetool", "-h", host, "tablestats", "nosuchks", code=1)
+        out = run("nodetool", "status")  # no -h: a running node of the current cluster
+        assert len(re.findall(r"^UN  127\.0\.0\.1:\d+ ", out, re.M)) == 3
+        out = run("cluster", "nodetool", "node2", "tablestats", "ks")  # ccm's `ccm node2 nodetool ...`
+        assert "Keyspace : ks" in out and "Table: t" in out
+        assert "no such command" in run("cluster", "nodetool", "node2", "frobnicate", code=2).lower()
         out = run("nodetool", "-h", host, "repair", "ks", "--preview")
         assert "[1/1] ks.t:" in out and "differences reported only" in out
         out = run("nodetool", "-h", host, "repair", "ks", "t", "-pr")
@@ -93,6 +99,8 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
 def test_nodetool_without_a_node_says_what_to_do(run):
     out = run("nodetool", "-h", "127.0.0.1:1", "status", code=1)
     assert "is a node running at 127.0.0.1:1?" in out
+    out = run("nodetool", "status", code=1)  # no -h and no local cluster
+    assert "pass -h HOST:PORT" in out and "Traceback" not in out
 
 
 def test_demo_end_to_end(run):

@@ -180,6 +180,24 @@ _node_command("resume", "Thaw a paused NODE with SIGCONT.")
 _node_command("restart", "Stop NODE and start it again, waiting until it is Up.")
 
 
+@cluster.command("nodetool", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("node_name", metavar="NODE")
+@click.argument("verb_args", metavar="VERB [ARGS]...", nargs=-1, type=click.UNPROCESSED, required=True)
+@click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")
+@_root_option
+def cluster_nodetool(node_name, verb_args, name, root) -> None:
+    """Run a nodetool VERB against NODE (ccm's `ccm node1 nodetool status`)."""
+    from tools.commands.nodetool import nodetool
+    c = _load(name, root)
+    nh = _run(c.node, node_name)
+    if not nh.is_running():
+        fail(f"{nh.name} is not running; start it with `dynatable cluster start --node {nh.name}`")
+    args = ["-h", nh.endpoint, "--cluster-name", c.setting("cluster_name", "dynatable")]
+    secret = c.setting("cluster_secret", "")
+    nodetool.main(args=args + (["--secret", secret] if secret else []) + list(verb_args),
+                  prog_name="dynatable cluster nodetool " + nh.name, standalone_mode=False)
+
+
 @cluster.command("add")
 @click.argument("node_name", metavar="NODE", required=False)
 @click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")

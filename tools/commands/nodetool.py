@@ -1,4 +1,5 @@
-"""`dynatable nodetool ...`: Cassandra's nodetool verbs, asked of one node (-h HOST:PORT).
+"""`dynatable nodetool ...`: Cassandra's nodetool verbs, asked of one node (-h HOST:PORT; without
+-h, a running node of the current local cluster, as `dynatable stress` does).
 
 Each verb is a function of tools/nodetool.py called with a connected NodeProbe; a node that does
 not answer, or an error it returns, becomes one line on stderr (`fail`).
@@ -12,15 +13,38 @@ from tools.commands.cluster import cluster_name_for
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
-@click.option("-h", "--host", default="127.0.0.1:9100", show_default=True, help="The node to ask (HOST:PORT).")
+@click.option("-h", "--host", default=None, help="The node to ask (HOST:PORT; default: a running node of the "
+              "current local cluster).")
 @click.option("--cluster-name", default=None, help="The cluster's name (default: the current local "
               "cluster's, else 'dynatable').")
 @click.option("--secret", default="", envvar="DYNATABLE_CLUSTER_SECRET", help="cluster_secret, if set.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for an answer.")
 @click.pass_context
 def nodetool(ctx, host, cluster_name, secret, timeout) -> None:
-    """Cassandra's nodetool verbs, answered by the node at -h HOST:PORT."""
+    """Cassandra's nodetool verbs, answered by the node at -h HOST:PORT (default: the current cluster's)."""
     ctx.obj = {"host": host, "cluster_name": cluster_name, "secret": secret, "timeout": timeout}
+
+
+def _default_node(o: dict) -> str:
+    """A node of the current local cluster (a running one if any): nodetool's target without -h."""
+    from tools.cluster import ClusterError, LocalCluster
+    name = LocalCluster.current_name()
+    if name is None:
+        fail("nodetool: no node given and no current local cluster; pass -h HOST:PORT, or create one "
+             "with `dynatable cluster create NAME`")
+    try:
+        c = LocalCluster.load(name)
+    except ClusterError as e:
+        fail(f"nodetool: {e}")
+    running = c.running()
+    if not running:
+        fail(f"nodetool: no node of the current cluster {c.name} is running; start it with "
+             "`dynatable cluster start`, or pass -h HOST:PORT")
+    if o["cluster_name"] is None:
+        o["cluster_name"] = c.setting("cluster_name", "dynatable")
+    if not o["secret"]:
+        o["secret"] = c.setting("cluster_secret", "")
+    return running[0].endpoint
 
 
 def _probe_call(ctx, fn, *args):
@@ -29,6 +53,8 @@ def _probe_call(ctx, fn, *args):
     from ring.errors import RequestError
     from tools.nodetool import NodeProbe
     o = ctx.obj
+    if o["host"] is None:
+        o["host"] = _default_node(o)
     name = o["cluster_name"] or cluster_name_for(o["host"])
     try:
         with NodeProbe(o["host"], cluster_name=name, cluster_secret=o["secret"], timeout_s=o["timeout"]) as probe:
@@ -36,8 +62,10 @@ def _probe_call(ctx, fn, *args):
     except NoHostAvailable as e:
         fail(f"nodetool: {e}; is a node running at {o['host']}? pass -h HOST:PORT, or start a local "
               "cluster with `dynatable cluster start`")
-    except (RequestError, InvalidRequest, ValueError, OSError) as e:
-        fail(f"nodetool: {type(e).__name__}: {e}")
+    except (RequestError, InvalidRequest, ValueError) as e:
+        fail(f"nodetool: {e}")
+    except OSError as e:
+        fail(f"nodetool: cannot reach {o['host']}: {e.strerror or e}")
 
 
 @nodetool.command("status")
