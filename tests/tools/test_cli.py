@@ -109,3 +109,14 @@ def test_demo_end_to_end(run):
     assert "Demo done" in out and "FAILED" not in out
     assert re.search(r"^DN  127\.0\.0\.1:\d+", out, re.M)
     assert "removed the cluster's directory" in out
+
+
+@pytest.mark.parametrize("argv", [["stress", "--help"], ["stress", "write", "--help"], ["stress", "help"]])
+def test_stress_help_anywhere_prints_the_usage(run, argv):
+    out = run(*argv)
+    assert out.startswith("usage: dynatable stress COMMAND") and "needs a value" not in out
+
+
+def test_stress_bad_option_is_one_line_and_exit_2(run):
+    out = run("stress", "write", "n=notanumber", code=2)
+    assert out.startswith("dynatable stress: ") and len(out.strip().splitlines()) == 1

@@ -130,7 +130,7 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
         out.write(line + "\n")
         out.flush()
 
-    if not argv or argv[0].lower() in ("help", "--help", "-help"):
+    if not argv or argv[0].lower() == "help" or any(a.lower() in ("--help", "-help") for a in argv):
         out.write(HELP)
         return 0
     try:
@@ -152,7 +152,7 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
                   "pass -node HOST:PORT, or start a local cluster with `dynatable cluster start`\n")
         return 1
     except (InvalidRequest, TimeoutError) as e:
-        err.write(f"dynatable stress: {type(e).__name__}: {e}\n")
+        err.write(f"dynatable stress: {e}\n")
         status = 1
     except KeyboardInterrupt:
         err.write("dynatable stress: interrupted; the phases finished so far are written below\n")
