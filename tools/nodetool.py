@@ -209,8 +209,8 @@ def info(probe: NodeProbe, console: Console | None = None) -> dict:
         value = metrics[key]
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             pairs.append((key, value))
-        elif isinstance(value, dict):
-            pairs.append((key, ", ".join(f"{k}={v}" for k, v in sorted(value.items()))))
+        elif isinstance(value, dict):  # e.g. requests: none served yet is said, not an empty line
+            pairs.append((key, ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "none yet"))
     width = max(len(k) for k, _ in pairs)
     for k, v in pairs:
         _plain(console, f"{k.ljust(width)} : {v}")

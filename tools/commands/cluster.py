@@ -151,9 +151,13 @@ def cluster_status(name, root) -> None:
         return
     rows = _run(c.status)
     render_ring_summary(rows, names={nh.endpoint: nh.name for nh in c.nodes})
-    stopped = [nh.name for nh in c.nodes if not nh.is_running()]
+    seen_up = {r["endpoint"] for r in rows if r.get("up")}
+    stopped = [nh for nh in c.nodes if not nh.is_running()]
     if stopped:
-        click.echo(f"not running: {', '.join(stopped)}")
+        click.echo(f"not running: {', '.join(nh.name for nh in stopped)}")
+    for nh in stopped:
+        if nh.endpoint in seen_up:  # the failure detector has not convicted it yet
+            click.echo(f"  {nh.name}: process stopped, peers have not convicted it yet (shown Up until they do)")
 
 
 def _node_command(verb: str, doc: str):
