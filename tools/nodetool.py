@@ -217,6 +217,48 @@ def info(probe: NodeProbe, console: Console | None = None) -> dict:
     return a
 
 
+def describecluster(probe: NodeProbe, console: Console | None = None) -> dict:
+    """nodetool describecluster: name, snitch, partitioner, schema versions and who holds each."""
+    console = _console(console)
+    a = probe.call("describecluster")
+    _plain(console, "Cluster Information:")
+    _plain(console, f"\tName: {a['name']}")
+    _plain(console, f"\tSnitch: {a['snitch']}")
+    _plain(console, f"\tDynamicEndPointSnitch: {'enabled' if a.get('dynamic_snitch') else 'disabled'}")
+    _plain(console, f"\tPartitioner: {a['partitioner']}")
+    _plain(console, "\tSchema versions:")
+    for version, endpoints in sorted(a["schema_versions"].items()):
+        _plain(console, f"\t\t{version}: [{', '.join(sorted(endpoints))}]")
+    _plain(console)
+    _plain(console, "Stats for all nodes:")
+    dcs = a.get("datacenters") or {}
+    _plain(console, f"\tLive: {sum(d['up'] for d in dcs.values())}")
+    _plain(console, f"\tUnreachable: {sum(d['down'] for d in dcs.values())}")
+    _plain(console)
+    _plain(console, "Data Centers: ")
+    for dc in sorted(dcs):
+        _plain(console, f"\t{dc} #Nodes: {dcs[dc]['up'] + dcs[dc]['down']} #Down: {dcs[dc]['down']}")
+    _plain(console)
+    _plain(console, "Keyspaces:")
+    for ks in a.get("keyspaces") or ():
+        _plain(console, f"\t{ks}")
+    return a
+
+
+def gossipinfo(probe: NodeProbe, console: Console | None = None) -> dict:
+    """nodetool gossipinfo: each endpoint's gossip state, `KEY:VERSION:VALUE` as Cassandra prints it."""
+    console = _console(console)
+    a = probe.call("gossipinfo")
+    for ep in sorted(a):
+        st = a[ep]
+        _plain(console, f"/{ep}")
+        _plain(console, f"  generation:{st['generation']}")
+        _plain(console, f"  heartbeat:{st['heartbeat']}")
+        for key, (value, version) in sorted(st["states"].items()):
+            _plain(console, f"  {key}:{version}:{value}")
+    return a
+
+
 def parse_key(text: str, cql_type: str):
     """A partition key component typed on the command line, as the column's type wants it."""
     t = cql_type.lower()

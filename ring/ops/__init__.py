@@ -22,6 +22,7 @@ OPS = {
     "compact": admin.compact, "tablestats": admin.tablestats, "getendpoints": admin.getendpoints,
     "set_clock_offset": admin.set_clock_offset, "listpendinghints": admin.listpendinghints,
     "truncatehints": admin.truncatehints, "netstats": admin.netstats,
+    "describecluster": admin.describecluster, "gossipinfo": admin.gossipinfo,
     # topology
     "repair": topology.repair, "decommission": topology.decommission, "removenode": topology.removenode,
     "cleanup": topology.cleanup,

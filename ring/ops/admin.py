@@ -1,5 +1,6 @@
-"""Admin operations (nodetool's read-mostly verbs): status, describe_ring, info, flush, compact,
-tablestats, getendpoints, hints, netstats and the simulator's set_clock_offset.
+"""Admin operations (nodetool's read-mostly verbs): status, describe_ring, describecluster,
+gossipinfo, info, flush, compact, tablestats, getendpoints, hints, netstats and the simulator's
+set_clock_offset.
 
 Rule: an op reads the node's state (gossip, ring, store, metrics) and answers with one `Reply`;
 none of them sends a message. `status_rows` is also `Node.status()`. Each op is
@@ -57,6 +58,40 @@ def describe_ring(node, rid: int, args: dict) -> list:
                                       "status": row["state"], "tokens": tokens}
     keyspaces = {name: ks.replication for name, ks in node.store.keyspaces.items() if name != "system"}
     return [Reply(rid, result={"endpoints": endpoints, "keyspaces": keyspaces})]
+
+
+def describecluster(node, rid: int, args: dict) -> list:
+    """nodetool describecluster: name, snitch, partitioner, and which endpoints hold each schema
+    version (more than one version means schema disagreement)."""
+    versions: dict[str, list[str]] = {}
+    unreachable = []
+    for row in status_rows(node):
+        if not row["up"]:
+            unreachable.append(row["endpoint"])
+        else:
+            versions.setdefault(row["schema"] or "UNKNOWN", []).append(row["endpoint"])
+    if unreachable:
+        versions["UNREACHABLE"] = unreachable
+    by_dc: dict[str, dict] = {}
+    for row in status_rows(node):
+        dc = by_dc.setdefault(row["datacenter"] or "?", {"up": 0, "down": 0})
+        dc["up" if row["up"] else "down"] += 1
+    return [Reply(rid, result={"name": node.config.cluster_name, "snitch": "GossipingPropertyFileSnitch",
+                               "dynamic_snitch": True, "partitioner": "Murmur3Partitioner",
+                               "schema_versions": versions, "datacenters": by_dc,
+                               "keyspaces": sorted(k for k in node.store.keyspaces if k != "system")})]
+
+
+def gossipinfo(node, rid: int, args: dict) -> list:
+    """nodetool gossipinfo: every endpoint's gossip state as this node knows it (generation,
+    heartbeat version, and each application state with its version)."""
+    out = {}
+    for ep in sorted(node.gossiper.states):
+        state = node.gossiper.states[ep]
+        out[ep] = {"generation": state.heartbeat.generation, "heartbeat": state.heartbeat.version,
+                   "up": node.is_alive(ep),
+                   "states": {str(k): [v.value, v.version] for k, v in sorted(state.app_states.items())}}
+    return [Reply(rid, result=out)]
 
 
 def info(node, rid: int, args: dict) -> list:

@@ -52,6 +52,12 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
         out = run("nodetool", "-h", host, "info")
         assert "Generation No" in out and "datacenter1" in out
         assert not re.search(r" : *$", out, re.M), out  # no empty value lines
+        out = run("nodetool", "-h", host, "describecluster")
+        assert "Name: dynatable" in out and "Partitioner: Murmur3Partitioner" in out
+        versions = re.findall(r"^\s+([0-9a-f-]+): \[(.*)\]$", out, re.M)
+        assert len(versions) == 1 and versions[0][1].count("127.0.0.1:") == 3, out  # schema agreement
+        out = run("nodetool", "-h", host, "gossipinfo")
+        assert len(re.findall(r"^/127\.0\.0\.1:\d+$", out, re.M)) == 3 and re.search(r"^  STATUS:\d+:NORMAL", out, re.M)
         out = run("nodetool", "-h", host, "ring")
         assert len(re.findall(r"^127\.0\.0\.1:\d+ +rack1 +Up +Normal", out, re.M)) == 12  # 3 nodes x 4 tokens
 

@@ -92,6 +92,22 @@ def nodetool_info(ctx) -> None:
     _probe_call(ctx, nt.info)
 
 
+@nodetool.command("describecluster")
+@click.pass_context
+def nodetool_describecluster(ctx) -> None:
+    """Cluster name, snitch, partitioner, and the schema versions the nodes hold."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.describecluster)
+
+
+@nodetool.command("gossipinfo")
+@click.pass_context
+def nodetool_gossipinfo(ctx) -> None:
+    """Every endpoint's gossip state as this node knows it."""
+    from tools import nodetool as nt
+    _probe_call(ctx, nt.gossipinfo)
+
+
 @nodetool.command("getendpoints")
 @click.argument("keyspace")
 @click.argument("table")
