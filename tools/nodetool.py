@@ -112,8 +112,9 @@ def _plain(console: Console, text: str = "") -> None:
 
 # -- verbs -----------------------------------------------------------------------------------------
 
-def render_status(rows: list[dict], console: Console | None = None) -> None:
-    """nodetool status from the `status` op's rows (one node's view of the ring)."""
+def render_status(rows: list[dict], console: Console | None = None, effective: bool = False) -> None:
+    """nodetool status from the `status` op's rows (one node's view of the ring); `effective`:
+    the rows carry a keyspace's effective ownership."""
     console = _console(console)
     by_dc: dict[str, list[dict]] = {}
     for r in rows:
@@ -131,7 +132,8 @@ def render_status(rows: list[dict], console: Console | None = None) -> None:
             code = ("U" if r.get("up") else "D") + STATE_LETTER.get(str(r.get("state")), "?")
             lines.append([code, r["endpoint"], human_bytes(r.get("load_bytes")), r.get("tokens"),
                           percent(r.get("owns")), r.get("host_id") or "?", r.get("rack") or "?"])
-        _emit_table(console, ["--", "Address", "Load", "Tokens", "Owns", "Host ID", "Rack"], lines,
+        owns = "Owns (effective)" if effective else "Owns"
+        _emit_table(console, ["--", "Address", "Load", "Tokens", owns, "Host ID", "Rack"], lines,
                     justify={2: "right", 3: "right", 4: "right"})
 
 
@@ -152,9 +154,9 @@ def render_ring_summary(rows: list[dict], console: Console | None = None, names:
     _emit_table(console, headers, lines, justify={len(headers) - 2: "right", len(headers) - 1: "right"})
 
 
-def status(probe: NodeProbe, console: Console | None = None) -> list[dict]:
-    rows = list(probe.call("status"))
-    render_status(rows, console)
+def status(probe: NodeProbe, keyspace: str | None = None, console: Console | None = None) -> list[dict]:
+    rows = list(probe.call("status", keyspace=keyspace) if keyspace else probe.call("status"))
+    render_status(rows, console, effective=keyspace is not None)
     return rows
 
 

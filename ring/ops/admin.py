@@ -15,14 +15,16 @@ from ring import membership as ms
 from ring import replica
 from ring.messages import Reply
 from ring.ops.data import table_args
-from ring.ring import primary_ownership
+from ring.ring import ownership, primary_ownership
 
 
-def status_rows(node) -> list[dict]:
-    """nodetool status: one row per endpoint in the ring (LEFT and REMOVED ones are gone)."""
+def status_rows(node, keyspace: str | None = None) -> list[dict]:
+    """nodetool status: one row per endpoint in the ring (LEFT and REMOVED ones are gone). With a
+    keyspace, `owns` is the effective ownership under its replication (the rows sum to its RF)."""
     node.refresh_ring()
     rows = []
-    ownership = primary_ownership(node.ring)
+    owned = (primary_ownership(node.ring) if keyspace is None
+             else ownership(node.ring, node.strategy(keyspace), node.snitch))
     for ep in sorted(node.gossiper.states):
         state = node.gossiper.states[ep]
         status = state.get(ms.ApplicationState.STATUS)
@@ -36,7 +38,7 @@ def status_rows(node) -> list[dict]:
             "state": ms.parse_status(status)[0] if status else "UNKNOWN",
             "load_bytes": int(state.get(ms.ApplicationState.LOAD) or 0),
             "tokens": len(ms.parse_tokens(state.get(ms.ApplicationState.TOKENS) or "")),
-            "owns": ownership.get(ep, 0.0),
+            "owns": owned.get(ep, 0.0),
             "host_id": state.get(ms.ApplicationState.HOST_ID),
             "schema": state.get(ms.ApplicationState.SCHEMA),
             "generation": state.generation,
@@ -46,7 +48,10 @@ def status_rows(node) -> list[dict]:
 
 
 def status(node, rid: int, args: dict) -> list:
-    return [Reply(rid, result=status_rows(node))]
+    keyspace = args.get("keyspace")
+    if keyspace is not None and not isinstance(keyspace, str):
+        raise InvalidRequest("status: keyspace must be a keyspace name")
+    return [Reply(rid, result=status_rows(node, keyspace))]
 
 
 def describe_ring(node, rid: int, args: dict) -> list:

@@ -70,6 +70,10 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
         out = run("nodetool", "-h", host, "getendpoints", "ks", "t", "7")
         assert len(re.findall(r"^127\.0\.0\.1:\d+$", out, re.M)) == 2
         assert "not a valid int" in run("nodetool", "-h", host, "getendpoints", "ks", "t", "seven", code=1)
+        out = run("nodetool", "-h", host, "status", "ks")  # effective ownership under RF 2
+        owns = [float(x) for x in re.findall(r"([\d.]+)%", out)]
+        assert "Owns (effective)" in out and len(owns) == 3 and abs(sum(owns) - 200.0) < 0.5, out
+        assert "does not exist" in run("nodetool", "-h", host, "status", "nosuchks", code=1)
         assert "flushed" in run("nodetool", "-h", host, "flush", "ks")
         assert "compaction" in run("nodetool", "-h", host, "compact", "ks", "t")
         out = run("nodetool", "-h", host, "tablestats", "ks")

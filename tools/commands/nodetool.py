@@ -69,11 +69,13 @@ def _probe_call(ctx, fn, *args):
 
 
 @nodetool.command("status")
+@click.argument("keyspace", required=False)
 @click.pass_context
-def nodetool_status(ctx) -> None:
-    """Up/Down, Normal/Joining/Leaving/Moving, load, tokens, ownership of every node."""
+def nodetool_status(ctx, keyspace) -> None:
+    """Up/Down, Normal/Joining/Leaving/Moving, load, tokens, ownership of every node (effective
+    ownership under KEYSPACE's replication, if given)."""
     from tools import nodetool as nt
-    _probe_call(ctx, nt.status)
+    _probe_call(ctx, nt.status, keyspace)
 
 
 @nodetool.command("ring")
