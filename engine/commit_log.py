@@ -159,6 +159,7 @@ class CommitLog:
         a byte that a sync marker covers.
         """
         changed = False
+        self._last_end = 0                               # where the last segment's data ends
         while self._segments:
             seg_id, path = next(reversed(self._segments.items()))
             data = _read(path)
@@ -177,7 +178,7 @@ class CommitLog:
             except CorruptionError:
                 return                                   # a bad full header: replay raises
             plan = plan_segment(data, path, self._max_record)
-            good = plan.good_end
+            good = self._last_end = plan.good_end
             if good < len(data):                         # a torn tail, or zero fill
                 if plan.tail is not None:
                     log.warning("commit log: torn tail in %s at offset %d (%s) after the last "
@@ -220,12 +221,17 @@ class CommitLog:
                 except CorruptionError as e:
                     self._replay_error(seg_id, e)
                     continue
-                if previous is not None and header.version >= 2 and header.previous_id != previous:
+                if previous is not None and header.version >= 2 and header.previous_id != previous[0]:
                     self._replay_error(seg_id, CorruptionError(
                         path, 14, f"previous_segment_id is {header.previous_id} but the segment "
-                        f"before this one is {previous}: a segment is missing"))
-                previous = seg_id
+                        f"before this one is {previous[0]}: a segment is missing"))
+                elif previous is not None and header.version >= 2 and header.previous_end != previous[1]:
+                    self._replay_error(seg_id, CorruptionError(
+                        path, 22, f"the previous segment {previous[0]} ended at "
+                        f"{header.previous_end} when this one was created, its data now ends at "
+                        f"{previous[1]}: it was truncated or damaged"))
                 plan = plan_segment(data, path, self._max_record)
+                previous = (seg_id, plan.good_end)
                 for e, _resume in plan.damaged:
                     self._replay_error(seg_id, e)
                 if plan.tail is not None:                # only the last segment may be torn
@@ -299,11 +305,12 @@ class CommitLog:
 
     def _create_segment_locked(self) -> None:
         previous = max(self._segments, default=0)
+        previous_end = self._offset if previous == self._seg_id else self._last_end
         seg_id = max(_now_ms(), previous + 1, self._seg_id + 1)
         path = os.path.join(self.directory, segment_name(seg_id))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, encode_header(seg_id, previous))
+            os.write(fd, encode_header(seg_id, previous, previous_end))
         except BaseException:
             os.close(fd)
             raise

@@ -24,8 +24,8 @@ from engine.errors import CorruptionError
 MAGIC = b"DTCL"
 VERSION = 2
 VERSIONS = (1, 2)
-HEADER_SIZES = {1: 4 + 2 + 8 + 4, 2: 4 + 2 + 8 + 8 + 4}
-HEADER_SIZE = HEADER_SIZES[VERSION]   # magic, version, segment_id, previous_segment_id, CRC
+HEADER_SIZES = {1: 4 + 2 + 8 + 4, 2: 4 + 2 + 8 + 8 + 4 + 4}
+HEADER_SIZE = HEADER_SIZES[VERSION]   # magic, version, id, previous id and data end, CRC
 ENTRY_OVERHEAD = 12                   # size, size CRC, tail CRC (Cassandra's ENTRY_OVERHEAD_SIZE)
 MARKER_SIZE = 12                      # tag, section_start, marker CRC
 MARKER_TAG = 0xFFFFFFFF               # in a record's size field: never a valid size
@@ -42,11 +42,13 @@ class SegmentHeader:
     version: int
     segment_id: int
     previous_id: int          # 0: none (or a version-1 segment, which does not record it)
+    previous_end: int         # where the previous segment's data ended (0: none / version 1)
     size: int                 # bytes of header
 
 
-def encode_header(segment_id: int, previous_id: int = 0) -> bytes:
-    head = MAGIC + U16.pack(VERSION) + U64.pack(segment_id) + U64.pack(previous_id)
+def encode_header(segment_id: int, previous_id: int = 0, previous_end: int = 0) -> bytes:
+    head = (MAGIC + U16.pack(VERSION) + U64.pack(segment_id) + U64.pack(previous_id)
+            + U32.pack(previous_end))
     return head + U32.pack(crc32(head))
 
 
@@ -62,7 +64,8 @@ def decode_header(buf: bytes | memoryview, path: str) -> SegmentHeader:
     check(stored == crc32(buf[0:size - 4]), path, size - 4, "header CRC mismatch")
     (segment_id,) = U64.unpack_from(buf, 6)
     previous = U64.unpack_from(buf, 14)[0] if version >= 2 else 0
-    return SegmentHeader(version, segment_id, previous, size)
+    previous_end = U32.unpack_from(buf, 22)[0] if version >= 2 else 0
+    return SegmentHeader(version, segment_id, previous, previous_end, size)
 
 
 def encode_record(payload: bytes) -> bytes:

@@ -59,7 +59,8 @@ def _print_header(data: bytes, out: TextIO) -> None:
     if not size or len(data) < size:
         return
     (segment_id,) = U64.unpack_from(data, 6)
-    previous = f" previous_segment_id={U64.unpack_from(data, 14)[0]}" if version >= 2 else ""
+    previous = (f" previous_segment_id={U64.unpack_from(data, 14)[0]} "
+                f"previous_segment_end={U32.unpack_from(data, 22)[0]}" if version >= 2 else "")
     (header_crc,) = U32.unpack_from(data, size - 4)
     shown = data[0:4].decode("ascii", "backslashreplace")
     print(f"header magic={shown} version={version} segment_id={segment_id}{previous} "

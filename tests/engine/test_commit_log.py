@@ -346,6 +346,18 @@ def test_torn_write_after_the_last_sync_marker_is_truncated(tmp_path):
     cl.close()
 
 
+def test_older_segment_cut_at_a_record_boundary_is_detected(tmp_path):
+    recs = write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    os.truncate(paths[0], HEADER_SIZE + 2 * 52)     # looks whole: no bad record left
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (paths[1], 22) and "truncated" in e.value.what
+    cl = CommitLog(str(tmp_path), ignore_replay_errors=True)
+    assert list(cl.replay()) == recs[:2] + recs[4:]
+    cl.close()
+
+
 def test_missing_middle_segment_is_detected(tmp_path):
     recs = write_segments(tmp_path)
     paths = sorted(str(p) for p in tmp_path.iterdir())
@@ -531,15 +543,15 @@ def doc_vector() -> tuple[str, bytes]:
 def test_format_vector_matches_doc(tmp_path, monkeypatch):
     monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
     cl = CommitLog(str(tmp_path), sync="batch")
-    assert cl.add(b"hello") == (1_700_000_000_000, 43)
-    assert cl.add(b"dynatable") == (1_700_000_000_000, 76)
+    assert cl.add(b"hello") == (1_700_000_000_000, 47)
+    assert cl.add(b"dynatable") == (1_700_000_000_000, 80)
     cl.close()
     name, expected = doc_vector()
     assert os.listdir(tmp_path) == [name]
     assert (tmp_path / name).read_bytes() == expected
     assert expected == (encode_header(1_700_000_000_000) + encode_record(b"hello")
-                        + encode_marker(1_700_000_000_000, 43, 26) + encode_record(b"dynatable")
-                        + encode_marker(1_700_000_000_000, 76, 55))
+                        + encode_marker(1_700_000_000_000, 47, 30) + encode_record(b"dynatable")
+                        + encode_marker(1_700_000_000_000, 80, 59))
 
 
 def test_dump_tool(tmp_path, monkeypatch):
@@ -553,27 +565,28 @@ def test_dump_tool(tmp_path, monkeypatch):
     dump_commitlog(path, out)
     lines = out.getvalue().splitlines()
     assert lines[1] == ("header magic=DTCL version=2 segment_id=1700000000000 "
-                        "previous_segment_id=0 header_crc=0x1c58ac17")
-    assert lines[2] == "offset=26 size=5 crc=ok payload=68656c6c6f"
-    assert lines[3] == "offset=43 size=40 crc=ok payload=" + "79" * 32 + "…"
-    assert lines[4] == "offset=95 sync_marker section_start=26 marker_crc=ok"
-    assert lines[5] == "records=2 sync_markers=1 end_offset=107 (end of file)"
+                        "previous_segment_id=0 previous_segment_end=0 header_crc=0x5a8b9f2d")
+    assert lines[2] == "offset=30 size=5 crc=ok payload=68656c6c6f"
+    assert lines[3] == "offset=47 size=40 crc=ok payload=" + "79" * 32 + "…"
+    assert lines[4] == "offset=99 sync_marker section_start=30 marker_crc=ok"
+    assert lines[5] == "records=2 sync_markers=1 end_offset=111 (end of file)"
     doc = DOC.read_text()
-    for field in ("magic", "version", "segment_id", "previous_segment_id", "header_crc", "size",
+    for field in ("magic", "version", "segment_id", "previous_segment_id",
+                  "previous_segment_end", "header_crc", "size",
                   "payload", "sync_marker", "section_start", "marker_crc"):
         assert f"{field} " in doc
-    flip(path, 58)                                  # inside the second payload
+    flip(path, 62)                                  # inside the second payload
     out = io.StringIO()
     dump_commitlog(path, out)
     lines = out.getvalue().splitlines()
-    assert lines[3] == (f"CORRUPTION file={path} offset=43: record payload CRC mismatch inside a "
-                        "synced section (sync marker at 95)")
-    assert lines[-1] == "records=1 sync_markers=1 end_offset=107 (end of file) damaged_sections=1"
-    os.truncate(path, 90)                           # cut the second record and the marker
+    assert lines[3] == (f"CORRUPTION file={path} offset=47: record payload CRC mismatch inside a "
+                        "synced section (sync marker at 99)")
+    assert lines[-1] == "records=1 sync_markers=1 end_offset=111 (end of file) damaged_sections=1"
+    os.truncate(path, 94)                           # cut the second record and the marker
     out = io.StringIO()
     dump_commitlog(path, out)
     assert out.getvalue().splitlines()[-1] == (
-        f"TORN TAIL file={path} offset=43: record of 40 bytes truncated (after the last sync "
+        f"TORN TAIL file={path} offset=47: record of 40 bytes truncated (after the last sync "
         "marker: a torn tail if this is the newest segment, else corruption)")
     out = io.StringIO()
     dump_commitlog(str(tmp_path / "missing.log"), out)
