@@ -9,9 +9,11 @@ random length, or the deletion of the whole file) and reopens. Allowed outcomes:
 - `error`: a CorruptionError naming a file of the store and an offset (at open or on a read);
   commit-log errors are then replayed once more with ignore replay errors, which must open and
   return only right values;
-- `torn_tail`: only for a truncation of the newest commit-log segment, which is exactly what a
+- `torn_tail_*`: only for a truncation of the newest commit-log segment, which is exactly what a
   crash leaves (docs/format.md, commit log rule 4): the rows written before the cut are all
-  there, and a WARNING named the file.
+  there, the rows after it are not; a WARNING names the file when the cut splits a record or
+  marker (`torn_tail_warned`); a cut at a record boundary leaves no trace at all
+  (`torn_tail_at_a_boundary`), as in any write-ahead log.
 
 Never fewer rows, or a wrong value, without one of those. Trials per run: 60 (HYPOTHESIS_PROFILE
 =dev), 300 (ci, the default), 3000 (nightly), or FAULT_CAMPAIGN_TRIALS; FAULT_CAMPAIGN_SEED picks
@@ -96,7 +98,8 @@ class _Warnings(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def _damage(rng: random.Random, root: str, kind: str, fault: str) -> tuple[str, str]:
+def _damage(rng: random.Random, root: str, kind: str, fault: str) -> tuple[str, str, str]:
+    """Apply the fault; returns (file, what was done, the file kind actually hit)."""
     kinds = _files(root)
     if fault == "delete" and kind.startswith("commitlog"):
         kind = "commitlog-middle"      # a deleted newest/oldest segment leaves no trace (doc)
@@ -104,18 +107,18 @@ def _damage(rng: random.Random, root: str, kind: str, fault: str) -> tuple[str, 
     size = os.path.getsize(victim)
     if fault == "delete":
         os.unlink(victim)
-        return victim, "deleted"
+        return victim, "deleted", kind
     if fault == "truncate":
         cut = rng.randrange(size)
         os.truncate(victim, cut)
-        return victim, f"truncated to {cut} of {size}"
+        return victim, f"truncated to {cut} of {size}", kind
     offset, bit = rng.randrange(size), rng.randrange(8)
     with open(victim, "r+b") as f:
         f.seek(offset)
         byte = f.read(1)[0]
         f.seek(offset)
         f.write(bytes([byte ^ (1 << bit)]))
-    return victim, f"bit {bit} flipped at {offset} of {size}"
+    return victim, f"bit {bit} flipped at {offset} of {size}", kind
 
 
 def _read_all(path: str, **kw) -> dict[int, bytes]:
@@ -134,10 +137,10 @@ def _check_error(e: CorruptionError, root: str) -> None:
 
 
 def run_trial(template: str, root: str, rng: random.Random, kind: str, fault: str,
-              warnings: _Warnings) -> str:
+              warnings: _Warnings) -> tuple[str, str]:
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(template, root)
-    victim, how = _damage(rng, root, kind, fault)
+    victim, how, kind = _damage(rng, root, kind, fault)
     where = f"{os.path.relpath(victim, root)} {how}"
     expected = {k: _value(k) for k in range(ROWS)}
     warnings.lines.clear()
@@ -148,16 +151,16 @@ def run_trial(template: str, root: str, rng: random.Random, kind: str, fault: st
         if kind.startswith("commitlog") and "commitlog" in e.path:
             rows = _read_all(root, commitlog_ignore_replay_errors=True)
             assert all(expected[k] == v for k, v in rows.items()), f"{where}: wrong value"
-        return "error"
+        return kind, "error"
     assert all(expected.get(k) == v for k, v in rows.items()), f"{where}: wrong value"
     if rows == expected:
-        return "intact"
+        return kind, "intact"
     missing = sorted(set(expected) - set(rows))
     assert kind == "commitlog-newest" and fault == "truncate", \
         f"{where}: {len(missing)} acknowledged rows lost without an error (first {missing[:5]})"
     assert missing == list(range(missing[0], ROWS)), f"{where}: the loss is not a tail"
-    assert any("torn tail" in line and victim in line for line in warnings.lines), where
-    return "torn_tail"
+    warned = any("torn" in line and victim in line for line in warnings.lines)
+    return kind, "torn_tail_warned" if warned else "torn_tail_at_a_boundary"
 
 
 def test_fault_campaign(template, tmp_path):
@@ -173,7 +176,8 @@ def test_fault_campaign(template, tmp_path):
             fault = FAULTS[(trial // len(FILE_KINDS)) % len(FAULTS)]
             rng = random.Random(f"{seed}-{trial}")
             try:
-                outcome = run_trial(template, str(tmp_path / "db"), rng, kind, fault, warnings)
+                kind, outcome = run_trial(template, str(tmp_path / "db"), rng, kind, fault,
+                                          warnings)
             except AssertionError as e:
                 raise AssertionError(f"trial {trial} (seed {seed}, {kind}, {fault}): {e}") from None
             tally[(kind, fault)][outcome] += 1
