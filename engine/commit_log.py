@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from typing import Iterator
 
-from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, HEADER_SIZES, MARKER_SIZE,
-                                       MAX_SEGMENT_BYTES, VERSION, SegmentHeader, decode_header,
-                                       encode_header, encode_marker, plan_segment, segment_name)
-from engine.encoding import U32, U32_U32, check, crc32
+from engine.commit_log_replay import fsync_path, list_segments, repair_tail, replay_segments
+from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, MAX_SEGMENT_BYTES,
+                                       VERSION, encode_header, encode_marker, segment_name)
+from engine.encoding import U32, U32_U32, crc32
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 
 Position = tuple[int, int]
@@ -39,32 +38,11 @@ log = logging.getLogger(__name__)
 WRITE_BUFFER_BYTES = 64 * 1024       # batch/group: appends reach the OS when the buffer exceeds this
 SYNC_MODES = ("periodic", "batch", "group")
 QUARANTINE_DIR = "corrupt"           # damaged segments are moved here, never deleted
-_NAME = re.compile(r"^CommitLog-(\d+)-(\d+)\.log$")
 
 
 def _now_ms() -> int:
     """Wall-clock milliseconds: the lower bound of a new segment_id (tests pin it)."""
     return time.time_ns() // 1_000_000
-
-
-def _check_header(data: bytes, path: str, segment_id: int, version: int) -> SegmentHeader:
-    header = decode_header(data, path)
-    check(header.segment_id == segment_id, path, 6, "segment_id differs from file name")
-    check(header.version == version, path, 4, f"version {header.version} differs from file name")
-    return header
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _fsync_path(path: str, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class CommitLog:
@@ -102,13 +80,13 @@ class CommitLog:
         self._records = self._bytes = self._syncs = 0
         self._segments_created = self._segments_deleted = 0
         self._blocked_s = 0.0
-        self._torn_bytes = 0
         self._ignore_replay_errors = ignore_replay_errors
         self._damaged: set[int] = set()                          # segments that held corruption
         self._replay_errors: list[CorruptionError] = []
         os.makedirs(self.directory, exist_ok=True)
-        self._segments: dict[int, str] = self._list_segments()   # id -> path, ascending
-        self._repair_tail()
+        self._segments, self._versions = list_segments(self.directory)   # id -> path, ascending
+        self._torn_bytes, self._last_end = repair_tail(self.directory, self._segments,
+                                                       self._versions, self._max_record)
         self._replay_ids = list(self._segments)
         self._replay_state = "pending"                           # pending | running | done
         self._synced_len = {i: os.path.getsize(p) for i, p in self._segments.items()}
@@ -137,61 +115,6 @@ class CommitLog:
 
     # ---- opening and replay -------------------------------------------------------------------
 
-    def _list_segments(self) -> dict[int, str]:
-        found, self._versions = {}, {}
-        for name in os.listdir(self.directory):
-            m = _NAME.match(name)
-            if not m:
-                continue
-            path = os.path.join(self.directory, name)
-            if int(m.group(1)) not in HEADER_SIZES:
-                raise CorruptionError(path, 0, f"unsupported commit log version {m.group(1)}; "
-                                      f"this dynatable reads versions {sorted(HEADER_SIZES)}")
-            found[int(m.group(2))] = path
-            self._versions[int(m.group(2))] = int(m.group(1))
-        return dict(sorted(found.items()))
-
-    def _repair_tail(self) -> None:
-        """Drop the torn tail: trailing segments with no header, then the last segment's bytes
-        after its last valid sync marker from the first bad record on (docs/format.md rules).
-
-        Runs at open so that a later segment is never created after a torn one. Never removes
-        a byte that a sync marker covers.
-        """
-        changed = False
-        self._last_end = 0                               # where the last segment's data ends
-        while self._segments:
-            seg_id, path = next(reversed(self._segments.items()))
-            data = _read(path)
-            if len(data) >= HEADER_SIZES[self._versions[seg_id]] and data.count(0) != len(data):
-                break
-            log.warning("commit log: deleting torn segment %s (%d bytes, no header)",
-                        path, len(data))
-            os.unlink(path)
-            del self._segments[seg_id]
-            self._torn_bytes += len(data)
-            changed = True
-        if self._segments:
-            seg_id, path = next(reversed(self._segments.items()))
-            try:
-                _check_header(data, path, seg_id, self._versions[seg_id])
-            except CorruptionError:
-                return                                   # a bad full header: replay raises
-            plan = plan_segment(data, path, self._max_record)
-            good = self._last_end = plan.good_end
-            if good < len(data):                         # a torn tail, or zero fill
-                if plan.tail is not None:
-                    log.warning("commit log: torn tail in %s at offset %d (%s) after the last "
-                                "sync marker; truncating, dropping %d unsynced bytes",
-                                path, good, plan.tail.what, len(data) - good)
-                self._torn_bytes += len(data) - good
-                with open(path, "r+b") as f:
-                    f.truncate(good)
-                    f.flush()
-                    os.fsync(f.fileno())
-        if changed:
-            _fsync_path(self.directory, directory=True)
-
     def _replay_error(self, seg_id: int, e: CorruptionError) -> None:
         """Cassandra's handleReplayError: stop, unless told to ignore replay errors."""
         if not self._ignore_replay_errors:
@@ -210,37 +133,8 @@ class CommitLog:
         self._replay_state = "running"
         self._ready = False
         try:
-            previous = None
-            for seg_id in self._replay_ids:
-                path = self._segments.get(seg_id)
-                if path is None:
-                    continue
-                data = _read(path)
-                try:
-                    header = _check_header(data, path, seg_id, self._versions[seg_id])
-                except CorruptionError as e:
-                    self._replay_error(seg_id, e)
-                    continue
-                if previous is not None and header.version >= 2 and header.previous_id != previous[0]:
-                    self._replay_error(seg_id, CorruptionError(
-                        path, 14, f"previous_segment_id is {header.previous_id} but the segment "
-                        f"before this one is {previous[0]}: a segment is missing"))
-                elif previous is not None and header.version >= 2 and header.previous_end != previous[1]:
-                    self._replay_error(seg_id, CorruptionError(
-                        path, 22, f"the previous segment {previous[0]} ended at "
-                        f"{header.previous_end} when this one was created, its data now ends at "
-                        f"{previous[1]}: it was truncated or damaged"))
-                plan = plan_segment(data, path, self._max_record)
-                previous = (seg_id, plan.good_end)
-                for e, _resume in plan.damaged:
-                    self._replay_error(seg_id, e)
-                if plan.tail is not None:                # only the last segment may be torn
-                    self._replay_error(seg_id, CorruptionError(
-                        plan.tail.path, plan.tail.offset,
-                        plan.tail.what + " in a segment that is not the newest"))
-                for offset, size in plan.records:
-                    end = offset + ENTRY_OVERHEAD + size
-                    yield (seg_id, end), data[offset + 8:end - 4]
+            yield from replay_segments(self._segments, self._versions, self._replay_ids,
+                                       self._max_record, self._replay_error)
         finally:
             self._replay_state = "done"
             with self._lock:
@@ -405,7 +299,7 @@ class CommitLog:
             for _, fd, _ in jobs:
                 os.fdatasync(fd)
             if dir_dirty:
-                _fsync_path(self.directory, directory=True)
+                fsync_path(self.directory, directory=True)
         except OSError as e:
             self._lock.acquire()
             self._syncing = False
@@ -495,7 +389,7 @@ class CommitLog:
         os.makedirs(target_dir, exist_ok=True)
         target = os.path.join(target_dir, os.path.basename(path))
         os.replace(path, target)
-        _fsync_path(self.directory, directory=True)
+        fsync_path(self.directory, directory=True)
         log.error("commit log: moved damaged segment %s to %s (replayed with errors skipped)",
                   path, target)
 
