@@ -121,8 +121,8 @@ class CommitLog:
             raise CorruptionError(e.path, e.offset, e.what + "; the commit log holds synced "
                                   "data here. Move the segment aside only if you accept losing "
                                   "it, or replay the rest with commitlog_ignore_replay_errors")
-        log.error("commit log: %s; skipping it (ignore replay errors); the segment will be "
-                  "kept in %s/", e, QUARANTINE_DIR)
+        log.error("commit log: %s; ignored (ignore replay errors): replay goes on past it, "
+                  "the segment will be kept in %s/", e, QUARANTINE_DIR)
         self._damaged.add(seg_id)
         self._replay_errors.append(e)
 
