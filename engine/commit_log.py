@@ -1,16 +1,19 @@
 """The commit log: an append-only, checksummed record of opaque payloads (Cassandra's CommitLog).
 
 Invariants:
-- Segments are files `CommitLog-1-<segment_id>.log`; ids strictly increase; only the newest
-  (the *active*) segment is written; a Position `(segment_id, offset)` names the byte after a
-  record, so positions compare as plain tuples in log order.
-- A segment is a header then whole records; a buffer holds only whole records and is written to
-  the OS whole, so every length this module writes, syncs or truncates to is a record boundary.
+- Segments are files `CommitLog-<version>-<segment_id>.log`; ids strictly increase and each
+  header names the previous segment's id; only the newest (the *active*) segment is written; a
+  Position `(segment_id, offset)` names the byte after a record, so positions compare as tuples.
+- A buffer holds only whole records and is written to the OS whole. Every sync first closes the
+  section written since the last sync with a sync marker (engine/commit_log_segment.py), so the
+  bytes a completed sync covered always lie before a valid marker.
 - `_synced` is a position such that every record at or before it has been fdatasync'ed; batch and
   group writers return only once `_synced` covers their record.
-- Only the tail of the log can be torn: on open, a trailing segment shorter than a header (or all
-  zeros) is deleted and the last segment is truncated at its first bad record; a bad record
-  anywhere else is a CorruptionError at replay.
+- Only what no sync covered can be torn: on open, a trailing segment shorter than a header (or
+  all zeros) is deleted and the last segment is truncated at its first bad record *after its
+  last valid sync marker*. Any other bad byte is a CorruptionError at replay (or, with
+  ignore_replay_errors, an ERROR and a skipped section); a segment that held one is moved to
+  `corrupt/`, never deleted.
 
 Format: docs/format.md (commit log) (kept in step by tests/engine/test_commit_log.py).
 """
@@ -18,86 +21,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from typing import Iterator
 
-from engine.encoding import U16, U32, U32_U32, U64, check, crc32
+from engine.commit_log_replay import fsync_path, list_segments, repair_tail, replay_segments
+from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, MAX_SEGMENT_BYTES,
+                                       VERSION, encode_header, encode_marker, segment_name)
+from engine.encoding import U32, U32_U32, crc32
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 
 Position = tuple[int, int]
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"DTCL"
-VERSION = 1
-HEADER_SIZE = 4 + 2 + 8 + 4          # magic, version, segment_id, header CRC
-ENTRY_OVERHEAD = 12                  # size, size CRC, tail CRC (Cassandra's ENTRY_OVERHEAD_SIZE)
 WRITE_BUFFER_BYTES = 64 * 1024       # batch/group: appends reach the OS when the buffer exceeds this
 SYNC_MODES = ("periodic", "batch", "group")
-_NAME = re.compile(r"^CommitLog-(\d+)-(\d+)\.log$")
-
-
-def segment_name(segment_id: int) -> str:
-    return f"CommitLog-{VERSION}-{segment_id}.log"
-
-
-def encode_header(segment_id: int) -> bytes:
-    head = MAGIC + U16.pack(VERSION) + U64.pack(segment_id)
-    return head + U32.pack(crc32(head))
-
-
-def encode_record(payload: bytes) -> bytes:
-    """`u32 size | u32 CRC32(size) | payload | u32 CRC32(size ‖ payload)`."""
-    head = U32.pack(len(payload))
-    c = crc32(head)
-    return head + U32.pack(c) + payload + U32.pack(crc32(payload, c))
-
-
-def decode_header(buf: bytes | memoryview, path: str) -> int:
-    """Check a segment header; returns its segment_id. Raises CorruptionError at offset 0."""
-    check(len(buf) >= HEADER_SIZE, path, 0, f"header truncated ({len(buf)} of {HEADER_SIZE} bytes)")
-    check(bytes(buf[0:4]) == MAGIC, path, 0, f"bad magic {bytes(buf[0:4])!r}, expected {MAGIC!r}")
-    (stored,) = U32.unpack_from(buf, 14)
-    check(stored == crc32(buf[0:14]), path, 14, "header CRC mismatch")
-    (version,) = U16.unpack_from(buf, 4)
-    check(version == VERSION, path, 4, f"unsupported version {version}, expected {VERSION}")
-    (segment_id,) = U64.unpack_from(buf, 6)
-    return segment_id
-
-
-def scan_records(buf: bytes | memoryview, path: str, max_record_bytes: int | None = None,
-                 start: int = HEADER_SIZE) -> Iterator[tuple[int, int]]:
-    """Yield (offset, size) of each good record from `start` to the end of segment data.
-
-    The data ends at the end of the buffer or at a size of 0. The first bad record raises
-    CorruptionError(path, offset of that record, what); callers decide whether it is a torn tail.
-    """
-    mv = memoryview(buf)
-    end = len(mv)
-    limit = end if max_record_bytes is None else max_record_bytes
-    pos = start
-    while pos < end:
-        if end - pos < 8:
-            if end - pos >= 4 and U32.unpack_from(mv, pos)[0] == 0:
-                return
-            raise CorruptionError(path, pos, f"record header truncated ({end - pos} bytes left)")
-        size, size_crc = U32_U32.unpack_from(mv, pos)
-        if size == 0:
-            return
-        if size_crc != crc32(mv[pos:pos + 4]):
-            raise CorruptionError(path, pos, "record size CRC mismatch")
-        if size > limit:
-            raise CorruptionError(path, pos, f"record size {size} exceeds max_record_bytes={limit}")
-        data_end = pos + 8 + size
-        if data_end + 4 > end:
-            raise CorruptionError(path, pos, f"record of {size} bytes truncated")
-        (tail_crc,) = U32.unpack_from(mv, data_end)
-        if tail_crc != crc32(mv[pos + 8:data_end], size_crc):
-            raise CorruptionError(path, pos, "record payload CRC mismatch")
-        yield pos, size
-        pos = data_end + 4
+QUARANTINE_DIR = "corrupt"           # damaged segments are moved here, never deleted
 
 
 def _now_ms() -> int:
@@ -105,36 +45,23 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _check_header(data: bytes, path: str, segment_id: int) -> None:
-    check(decode_header(data, path) == segment_id, path, 6, "segment_id differs from file name")
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _fsync_path(path: str, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class CommitLog:
     """A directory of segments; `add` appends, a sync policy decides when appends are durable."""
 
     def __init__(self, directory: str, *, sync: str = "periodic", sync_period_ms: int = 10_000,
                  group_window_ms: float = 1.0, segment_size_bytes: int = 32 * 1024 * 1024,
-                 max_record_bytes: int | None = None, clock=time.monotonic):
+                 max_record_bytes: int | None = None, ignore_replay_errors: bool = False,
+                 clock=time.monotonic):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
+        if not 0 < segment_size_bytes <= MAX_SEGMENT_BYTES:
+            raise ValueError(f"segment_size_bytes must be in 1..{MAX_SEGMENT_BYTES}")
         if max_record_bytes is None:
             max_record_bytes = segment_size_bytes // 2
-        if not 0 < max_record_bytes <= segment_size_bytes - HEADER_SIZE - ENTRY_OVERHEAD:
+        if not 0 < max_record_bytes <= segment_size_bytes - HEADER_SIZE - ENTRY_OVERHEAD - MARKER_SIZE:
             raise ValueError(f"max_record_bytes={max_record_bytes} must be > 0 and fit a segment "
-                             f"of segment_size_bytes={segment_size_bytes} with header and framing")
+                             f"of segment_size_bytes={segment_size_bytes} with header, framing "
+                             f"and a sync marker")
         self.directory = str(directory)
         self.sync_mode = sync
         self._max_record = max_record_bytes
@@ -153,10 +80,13 @@ class CommitLog:
         self._records = self._bytes = self._syncs = 0
         self._segments_created = self._segments_deleted = 0
         self._blocked_s = 0.0
-        self._torn_bytes = 0
+        self._ignore_replay_errors = ignore_replay_errors
+        self._damaged: set[int] = set()                          # segments that held corruption
+        self._replay_errors: list[CorruptionError] = []
         os.makedirs(self.directory, exist_ok=True)
-        self._segments: dict[int, str] = self._list_segments()   # id -> path, ascending
-        self._repair_tail()
+        self._segments, self._versions = list_segments(self.directory)   # id -> path, ascending
+        self._torn_bytes, self._last_end = repair_tail(self.directory, self._segments,
+                                                       self._versions, self._max_record)
         self._replay_ids = list(self._segments)
         self._replay_state = "pending"                           # pending | running | done
         self._synced_len = {i: os.path.getsize(p) for i, p in self._segments.items()}
@@ -166,6 +96,7 @@ class CommitLog:
         self._seg_id = -1
         self._fd = -1
         self._offset = 0
+        self._section_start = 0                                  # where the unmarked section starts
         self._dir_dirty = False
         self._create_segment_locked()
         self._synced: Position = (self._seg_id, 0)
@@ -184,55 +115,16 @@ class CommitLog:
 
     # ---- opening and replay -------------------------------------------------------------------
 
-    def _list_segments(self) -> dict[int, str]:
-        found = {}
-        for name in os.listdir(self.directory):
-            m = _NAME.match(name)
-            if not m:
-                continue
-            path = os.path.join(self.directory, name)
-            if int(m.group(1)) != VERSION:
-                raise CorruptionError(path, 0, f"unsupported commit log version {m.group(1)}")
-            found[int(m.group(2))] = path
-        return dict(sorted(found.items()))
-
-    def _repair_tail(self) -> None:
-        """Drop the torn tail: trailing segments with no header, then the last segment's bad record.
-
-        Runs at open so that a later segment is never created after a torn one.
-        """
-        changed = False
-        while self._segments:
-            seg_id, path = next(reversed(self._segments.items()))
-            data = _read(path)
-            if len(data) >= HEADER_SIZE and data.count(0) != len(data):
-                break
-            log.warning("commit log: deleting torn segment %s (%d bytes, no header)",
-                        path, len(data))
-            os.unlink(path)
-            del self._segments[seg_id]
-            self._torn_bytes += len(data)
-            changed = True
-        if self._segments:
-            seg_id, path = next(reversed(self._segments.items()))
-            try:
-                _check_header(data, path, seg_id)
-            except CorruptionError:
-                return                                   # a bad full header: replay raises
-            good = HEADER_SIZE
-            try:
-                for offset, size in scan_records(data, path, self._max_record):
-                    good = offset + ENTRY_OVERHEAD + size
-            except CorruptionError as e:
-                log.warning("commit log: torn tail in %s at offset %d (%s); truncating, dropping "
-                            "%d bytes", path, e.offset, e.what, len(data) - good)
-                self._torn_bytes += len(data) - good
-                with open(path, "r+b") as f:
-                    f.truncate(good)
-                    f.flush()
-                    os.fsync(f.fileno())
-        if changed:
-            _fsync_path(self.directory, directory=True)
+    def _replay_error(self, seg_id: int, e: CorruptionError) -> None:
+        """Cassandra's handleReplayError: stop, unless told to ignore replay errors."""
+        if not self._ignore_replay_errors:
+            raise CorruptionError(e.path, e.offset, e.what + "; the commit log holds synced "
+                                  "data here. Move the segment aside only if you accept losing "
+                                  "it, or replay the rest with commitlog_ignore_replay_errors")
+        log.error("commit log: %s; ignored (ignore replay errors): replay goes on past it, "
+                  "the segment will be kept in %s/", e, QUARANTINE_DIR)
+        self._damaged.add(seg_id)
+        self._replay_errors.append(e)
 
     def replay(self) -> Iterator[tuple[Position, bytes]]:
         """Yield ((segment_id, end offset), payload) for every record that existed at open."""
@@ -241,15 +133,8 @@ class CommitLog:
         self._replay_state = "running"
         self._ready = False
         try:
-            for seg_id in self._replay_ids:
-                path = self._segments.get(seg_id)
-                if path is None:
-                    continue
-                data = _read(path)
-                _check_header(data, path, seg_id)
-                for offset, size in scan_records(data, path, self._max_record):
-                    end = offset + ENTRY_OVERHEAD + size
-                    yield (seg_id, end), data[offset + 8:end - 4]
+            yield from replay_segments(self._segments, self._versions, self._replay_ids,
+                                       self._max_record, self._replay_error)
         finally:
             self._replay_state = "done"
             with self._lock:
@@ -286,7 +171,7 @@ class CommitLog:
             if not self._ready:
                 self._raise_not_ready()
             end = self._offset + n + ENTRY_OVERHEAD
-            if end > self._segment_size:
+            if end + MARKER_SIZE > self._segment_size:         # room for the closing marker
                 self._roll_locked()
                 end = self._offset + n + ENTRY_OVERHEAD
             buf = self._buf
@@ -313,21 +198,35 @@ class CommitLog:
         raise EngineError("add() during replay(): consume the replay fully first")
 
     def _create_segment_locked(self) -> None:
-        seg_id = max(_now_ms(), max(self._segments, default=0) + 1, self._seg_id + 1)
+        previous = max(self._segments, default=0)
+        previous_end = self._offset if previous == self._seg_id else self._last_end
+        seg_id = max(_now_ms(), previous + 1, self._seg_id + 1)
         path = os.path.join(self.directory, segment_name(seg_id))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, encode_header(seg_id))
+            os.write(fd, encode_header(seg_id, previous, previous_end))
         except BaseException:
             os.close(fd)
             raise
         self._segments[seg_id] = path
+        self._versions[seg_id] = VERSION
         self._synced_len[seg_id] = 0
         self._seg_id, self._fd, self._offset = seg_id, fd, HEADER_SIZE
+        self._section_start = HEADER_SIZE
         self._dir_dirty = True
         self._segments_created += 1
 
+    def _mark_locked(self) -> None:
+        """Close the section written since the last marker with a sync marker (none if empty).
+
+        Called just before the bytes are handed to the OS for the fdatasync that covers them."""
+        if self._offset > self._section_start:
+            self._buf += encode_marker(self._seg_id, self._offset, self._section_start)
+            self._offset += MARKER_SIZE
+            self._section_start = self._offset
+
     def _roll_locked(self) -> None:
+        self._mark_locked()
         self._write_buffer_locked()
         self._closing.append((self._seg_id, self._fd, self._offset))
         self._fd = -1
@@ -384,6 +283,7 @@ class CommitLog:
         """Write the buffer, then fdatasync outside the lock. Only one sync runs at a time."""
         assert not self._syncing
         start = self._clock()
+        self._mark_locked()
         self._write_buffer_locked()
         target = (self._seg_id, self._offset)
         if target == self._synced and not self._closing and not self._dir_dirty:
@@ -399,7 +299,7 @@ class CommitLog:
             for _, fd, _ in jobs:
                 os.fdatasync(fd)
             if dir_dirty:
-                _fsync_path(self.directory, directory=True)
+                fsync_path(self.directory, directory=True)
         except OSError as e:
             self._lock.acquire()
             self._syncing = False
@@ -475,10 +375,23 @@ class CommitLog:
             doomed = [i for i in self._segments if i < position[0] and i != self._seg_id]
             assert self._replay_state != "running", "discard_before() during replay()"
             for seg_id in doomed:
-                os.unlink(self._segments.pop(seg_id))
+                path = self._segments.pop(seg_id)
                 self._synced_len.pop(seg_id, None)
+                if seg_id in self._damaged:              # evidence: moved aside, never deleted
+                    self._quarantine(path)
+                else:
+                    os.unlink(path)
             self._segments_deleted += len(doomed)
             return len(doomed)
+
+    def _quarantine(self, path: str) -> None:
+        target_dir = os.path.join(self.directory, QUARANTINE_DIR)
+        os.makedirs(target_dir, exist_ok=True)
+        target = os.path.join(target_dir, os.path.basename(path))
+        os.replace(path, target)
+        fsync_path(self.directory, directory=True)
+        log.error("commit log: moved damaged segment %s to %s (replayed with errors skipped)",
+                  path, target)
 
     def close(self) -> None:
         """Sync, stop the sync thread, close files. An active segment with no record is deleted."""
@@ -535,6 +448,7 @@ class CommitLog:
             "segments_deleted": self._segments_deleted,
             "writer_blocked_ms": self._blocked_s * 1000.0,
             "torn_bytes_dropped": self._torn_bytes,
+            "replay_errors_ignored": len(self._replay_errors),
         }
 
     def __enter__(self) -> "CommitLog":

@@ -28,8 +28,9 @@ from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.commit_log import CommitLog
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
-from engine.errors import InvalidRequest, StoreClosedError
+from engine.errors import CorruptionError, InvalidRequest, StoreClosedError
 from engine.files import write_atomically
+from engine.manifest import sstable_directories
 from engine.partition import decode_partition, encode_partition, live_row
 from engine.schema import IndexMetadata, Keyspace, Table, check_name, make_table
 from engine.secondary_index import SecondaryIndex, check_indexable, decode_paging_state
@@ -38,6 +39,7 @@ from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
 log = logging.getLogger("dynatable.engine")
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
+IGNORE_REPLAY_ERRORS_ENV = "DYNATABLE_COMMITLOG_IGNORE_REPLAY_ERRORS"  # Cassandra's -D property
 SCHEMA_MAGIC = b"DTSC"
 SCHEMA_VERSION = 1
 
@@ -46,6 +48,7 @@ DEFAULT_OPTIONS = {
     "commitlog_sync_period_ms": 10_000,
     "commitlog_sync_group_window_ms": 1.0,
     "commitlog_segment_size_bytes": 32 * 1024 * 1024,
+    "commitlog_ignore_replay_errors": None,    # None: env DYNATABLE_COMMITLOG_IGNORE_REPLAY_ERRORS
     "memtable_flush_threshold_bytes": 64 * 1024 * 1024,
     "max_value_bytes": 1024 * 1024,
     "max_batch_bytes": 16 * 1024 * 1024,
@@ -93,17 +96,29 @@ class Store:
         return store
 
     def _open(self) -> None:
+        """Recovery: schema, tables (manifests), commit-log replay. Any CorruptionError here
+        refuses the open (docs/operations.md) and leaves every file as it was."""
         os.makedirs(os.path.join(self.path, "data"), exist_ok=True)
-        self._load_schema()
+        schema_found = self._load_schema()
         self.commit_log = CommitLog(
             os.path.join(self.path, "commitlog"), sync=self.options["commitlog_sync"],
             sync_period_ms=self.options["commitlog_sync_period_ms"],
             group_window_ms=self.options["commitlog_sync_group_window_ms"],
-            segment_size_bytes=self.options["commitlog_segment_size_bytes"])
-        for ks in self.keyspaces.values():
-            for table in ks.tables.values():
-                self._open_table(table, (0, 0))
-        replayed = self._replay()
+            segment_size_bytes=self.options["commitlog_segment_size_bytes"],
+            ignore_replay_errors=_ignore_replay_errors(self.options))
+        try:
+            for ks in self.keyspaces.values():
+                for table in ks.tables.values():
+                    self._open_table(table, (0, 0))
+            replayed, orphans = self._replay()
+            if orphans and not schema_found:
+                raise CorruptionError(self._schema_path(), 0, f"missing, but the commit log holds "
+                                      f"{orphans} mutations; restore schema.db from a backup")
+        except BaseException:
+            self.commit_log.close()
+            for cfs in self.cfs.values():
+                cfs.close()
+            raise
         if replayed:
             log.info("replayed %d mutations from the commit log", replayed)
         self.replayed = replayed
@@ -114,19 +129,21 @@ class Store:
         if self.options["background"]:
             self._start_threads()
 
-    def _replay(self) -> int:
+    def _replay(self) -> tuple[int, int]:
+        """(mutations applied, mutations of unknown tables)."""
         persisted = {tid: cfs.persisted_intervals() for tid, cfs in self.cfs.items()}
-        count = 0
+        count = orphans = 0
         for position, record in self.commit_log.replay():
             for table_id, key, payload in msgpack.unpackb(record):
                 cfs = self.cfs.get(table_id)
                 if cfs is None:
+                    orphans += 1
                     continue  # the table was dropped
                 if any(tuple(lo) < position <= tuple(hi) for lo, hi in persisted[table_id]):
                     continue
                 cfs.apply(token_of(key), key, payload, decode_partition(payload), position)
                 count += 1
-        return count
+        return count, orphans
 
     def __enter__(self) -> "Store":
         return self
@@ -167,22 +184,30 @@ class Store:
     def _schema_path(self) -> str:
         return os.path.join(self.path, "schema.db")
 
-    def _load_schema(self) -> None:
+    def _load_schema(self) -> bool:
+        """Load schema.db; False if there is none. A missing schema.db while SSTables exist, or
+        an unreadable one, is a CorruptionError (the data would otherwise be ignored)."""
         path = self._schema_path()
         if not os.path.exists(path):
-            return
+            tables = sstable_directories(os.path.join(self.path, "data"))
+            check(not tables, path, 0, f"missing, but {len(tables)} table directories hold "
+                  f"SSTables (e.g. {tables[:1]}); restore schema.db from a backup")
+            return False
         with open(path, "rb") as f:
             data = f.read()
+        check(len(data) >= 6, path, len(data), f"schema file truncated ({len(data)} bytes)")
         check(data[:4] == SCHEMA_MAGIC, path, 0, "schema magic mismatch")
         (version,) = U16.unpack_from(data, 4)
         check(version == SCHEMA_VERSION, path, 4, f"schema version {version} is not supported")
-        payload, _ = unframe_checksummed(data, 6, path)
+        payload, end = unframe_checksummed(data, 6, path)
+        check(end == len(data), path, end, "trailing bytes after the schema frame")
         body = msgpack.unpackb(payload)
         for ks in body["keyspaces"]:
             self.keyspaces[ks["name"]] = Keyspace(ks["name"], ks["replication"], {})
         for t in body["tables"]:
             table = Table.from_dict(t)
             self.keyspaces[table.keyspace].tables[table.name] = table
+        return True
 
     def _save_schema(self) -> None:
         body = {"keyspaces": [ks.to_dict() for ks in self.keyspaces.values()],
@@ -760,6 +785,13 @@ class Store:
     def check_invariants(self) -> None:
         for cfs in self.cfs.values():
             cfs.check_invariants()
+
+
+def _ignore_replay_errors(options: dict) -> bool:
+    """The store option, else the environment (as Cassandra's ignorereplayerrors property)."""
+    if options["commitlog_ignore_replay_errors"] is not None:
+        return bool(options["commitlog_ignore_replay_errors"])
+    return os.environ.get(IGNORE_REPLAY_ERRORS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def project(table: Table, row: dict, columns) -> dict:

@@ -46,6 +46,25 @@ def sstable_dump(path) -> None:
     dump_sstable(path, sys.stdout)
 
 
+@sstable.command("repair")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+def sstable_repair(store_dir) -> None:
+    """Rebuild each table's missing or unreadable MANIFEST from its SSTables (store closed).
+
+    Every complete SSTable is read whole and checked; bad ones are moved to quarantine/."""
+    from engine.sstable_repair import repair_store
+    try:
+        tables = repair_store(store_dir, progress=click.echo)
+    except (OSError, ValueError) as e:
+        click.echo(f"error: {e}; pass the directory given to Store.open (it holds data/)", err=True)
+        sys.exit(1)
+    rebuilt = [t for t in tables if t.status == "rebuilt"]
+    kept = sum(len(t.kept) for t in rebuilt)
+    lost = sum(len(t.quarantined) for t in rebuilt)
+    click.echo(f"{len(tables)} tables: {len(rebuilt)} manifests rebuilt, {kept} sstables kept, "
+               f"{lost} quarantined")
+
+
 @main.group()
 def commitlog() -> None:
     """Inspect commit-log segments."""

@@ -13,12 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine.commit_log as commit_log
-from engine.commit_log import ENTRY_OVERHEAD, HEADER_SIZE, CommitLog, encode_header, encode_record
+from engine.commit_log import CommitLog
+from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, encode_header,
+                                       encode_marker, encode_record)
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 from tools.commitlog_dump import dump_commitlog
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 payloads = st.binary(min_size=1, max_size=200)
+SEG = HEADER_SIZE + 4 * 52 + MARKER_SIZE           # write_segments: four 40-byte records each
 per_test_dir = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -87,7 +90,7 @@ def test_segment_names_and_ids(tmp_path):
         cl.add(b"x" * 100)
     names = [os.path.basename(p) for p in cl.segment_paths()]
     cl.close()
-    ids = [int(re.fullmatch(r"CommitLog-1-(\d+)\.log", n).group(1)) for n in names]
+    ids = [int(re.fullmatch(r"CommitLog-2-(\d+)\.log", n).group(1)) for n in names]
     assert ids == sorted(set(ids)) and len(ids) == 5
     assert ids[0] >= before_ms - 10_000
 
@@ -226,7 +229,7 @@ def test_sync_and_stats(tmp_path):
 
 def write_segments(directory, n_segments=3, per_segment=4, size=40) -> list:
     cl = CommitLog(str(directory), sync="periodic",
-                   segment_size_bytes=HEADER_SIZE + per_segment * (size + ENTRY_OVERHEAD))
+                   segment_size_bytes=HEADER_SIZE + per_segment * (size + ENTRY_OVERHEAD) + MARKER_SIZE)
     recs = [(cl.add(bytes([i]) * size), bytes([i]) * size) for i in range(n_segments * per_segment)]
     cl.close()
     return recs
@@ -246,14 +249,14 @@ def test_torn_tail_in_last_segment_is_truncated(tmp_path, data):
     size = last.stat().st_size
     cut = data.draw(st.integers(HEADER_SIZE, size - 1))
     os.truncate(last, cut)
-    kept = (cut - HEADER_SIZE) // 52
-    cl = CommitLog(str(d), segment_size_bytes=HEADER_SIZE + 4 * 52)
+    kept = min(4, (cut - HEADER_SIZE) // 52)          # a cut marker alone loses no record
+    cl = CommitLog(str(d), segment_size_bytes=SEG)
     assert list(cl.replay()) == recs[:8 + kept]
     assert last.stat().st_size == HEADER_SIZE + kept * 52
     assert cl.stats["torn_bytes_dropped"] == cut - last.stat().st_size
     cl.add(b"after")
     cl.close()
-    got = replay_all(d, segment_size_bytes=HEADER_SIZE + 4 * 52)   # no error on the next open
+    got = replay_all(d, segment_size_bytes=SEG)   # no error on the next open
     assert got[:-1] == recs[:8 + kept] and got[-1][1] == b"after"
 
 
@@ -292,16 +295,93 @@ def test_truncation_of_earlier_segment_raises(tmp_path):
     assert "truncated" in e.value.what
 
 
-def test_bit_flip_mid_last_segment_stops_there(tmp_path):
-    """Documented rule 3: the last segment stops at its first bad record, later ones dropped."""
+def test_bit_flip_mid_last_segment_before_a_sync_marker_is_corruption(tmp_path):
+    """Issue 11: a bad record a sync marker covers is corruption, never a torn tail."""
     recs = write_segments(tmp_path)
     last = sorted(str(p) for p in tmp_path.iterdir())[-1]
+    size = os.path.getsize(last)
     flip(last, HEADER_SIZE + 52 + 20)               # second record of the last segment
-    cl = CommitLog(str(tmp_path))
-    assert list(cl.replay()) == recs[:9]
-    assert os.path.getsize(last) == HEADER_SIZE + 52
-    assert cl.stats["torn_bytes_dropped"] == 3 * 52
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (last, HEADER_SIZE + 52)
+    assert "synced section" in e.value.what
+    assert os.path.getsize(last) == size            # nothing truncated, nothing deleted
+    cl = CommitLog(str(tmp_path), ignore_replay_errors=True)
+    assert list(cl.replay()) == recs[:9]            # the damaged section (records 2-4) skipped
+    assert cl.stats["replay_errors_ignored"] == 1 and cl.stats["torn_bytes_dropped"] == 0
+    cl.discard_before(cl.current_position())
     cl.close()
+    assert not os.path.exists(last)                 # moved aside, not deleted
+    assert os.path.getsize(tmp_path / "corrupt" / os.path.basename(last)) == size
+
+
+def test_batch_mode_flip_loses_nothing_silently(tmp_path):
+    """The issue's reproduction at log level: 1,000 synced records, one bit flipped at 5%."""
+    cl = CommitLog(str(tmp_path), sync="batch")
+    recs = [(cl.add(b"row-%d" % i), b"row-%d" % i) for i in range(1000)]
+    (path,) = cl.segment_paths()
+    cl.crash()
+    at = os.path.getsize(path) * 5 // 100
+    flip(path, at)
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert e.value.path == path and at - 40 < e.value.offset <= at
+    cl = CommitLog(str(tmp_path), ignore_replay_errors=True)
+    got = list(cl.replay())
+    cl.crash()
+    assert len(got) == 999 and set(got) < set(recs)  # one section (= one record) skipped
+
+
+def test_torn_write_after_the_last_sync_marker_is_truncated(tmp_path):
+    cl = CommitLog(str(tmp_path), sync="periodic")
+    synced = [(cl.add(b"a%d" % i), b"a%d" % i) for i in range(5)]
+    cl.sync()
+    unsynced = [(cl.add(b"b%d" % i), b"b%d" % i) for i in range(5)]
+    (path,) = cl.segment_paths()
+    cl.crash()
+    flip(path, unsynced[1][0][1] + 9)               # inside the third unsynced record
+    cl = CommitLog(str(tmp_path))
+    assert list(cl.replay()) == synced + unsynced[:2]
+    assert os.path.getsize(path) == unsynced[1][0][1]
+    cl.close()
+
+
+def test_older_segment_cut_at_a_record_boundary_is_detected(tmp_path):
+    recs = write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    os.truncate(paths[0], HEADER_SIZE + 2 * 52)     # looks whole: no bad record left
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (paths[1], 22) and "truncated" in e.value.what
+    cl = CommitLog(str(tmp_path), ignore_replay_errors=True)
+    assert list(cl.replay()) == recs[:2] + recs[4:]
+    cl.close()
+
+
+def test_missing_middle_segment_is_detected(tmp_path):
+    recs = write_segments(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    os.unlink(paths[1])
+    with pytest.raises(CorruptionError) as e:
+        replay_all(tmp_path)
+    assert (e.value.path, e.value.offset) == (paths[2], 14) and "missing" in e.value.what
+    cl = CommitLog(str(tmp_path), ignore_replay_errors=True)
+    assert list(cl.replay()) == recs[:4] + recs[8:]
+    cl.close()
+
+
+def test_version_1_segments_are_read_with_version_1_rules(tmp_path):
+    v1 = tmp_path / "CommitLog-1-1000.log"
+    head = b"DTCL" + (1).to_bytes(2, "big") + (1000).to_bytes(8, "big")
+    import zlib
+    v1.write_bytes(head + zlib.crc32(head).to_bytes(4, "big") + encode_record(b"old")
+                   + encode_record(b"torn")[:-3])
+    cl = CommitLog(str(tmp_path))
+    assert list(cl.replay()) == [((1000, 18 + 15), b"old")]
+    assert cl.stats["torn_bytes_dropped"] == 13
+    new = cl.add(b"new")
+    cl.close()
+    assert replay_all(tmp_path) == [((1000, 33), b"old"), (new, b"new")]
 
 
 def test_oversize_size_field_in_earlier_segment_is_corruption(tmp_path):
@@ -350,7 +430,7 @@ def test_short_last_segment_is_torn_and_deleted(tmp_path, length):
 def test_all_zero_last_segment_is_torn_and_previous_tail_tolerated(tmp_path):
     recs = write_segments(tmp_path, n_segments=2)
     second = sorted(str(p) for p in tmp_path.iterdir())[-1]
-    os.truncate(second, os.path.getsize(second) - 5)
+    os.truncate(second, os.path.getsize(second) - MARKER_SIZE - 5)
     torn = tmp_path / commit_log.segment_name(int(time.time_ns() // 1_000_000) + 10**9)
     torn.write_bytes(bytes(100))
     assert replay_all(tmp_path) == recs[:-1] and not torn.exists()
@@ -366,7 +446,7 @@ def test_zero_padding_ends_segment_data(tmp_path):
 
 def test_crash_after_roll_without_sync(tmp_path):
     """Periodic roll, then a machine crash before any sync: the empty newer segment is torn."""
-    cl = CommitLog(str(tmp_path), sync="periodic", segment_size_bytes=HEADER_SIZE + 2 * 52)
+    cl = CommitLog(str(tmp_path), sync="periodic", segment_size_bytes=HEADER_SIZE + 2 * 52 + MARKER_SIZE)
     first = [(cl.add(b"a" * 40), b"a" * 40) for _ in range(2)]
     cl.sync()
     for _ in range(5):
@@ -379,7 +459,7 @@ def test_crash_after_roll_without_sync(tmp_path):
 
 def test_discard_before(tmp_path):
     write_segments(tmp_path)
-    cl = CommitLog(str(tmp_path), segment_size_bytes=HEADER_SIZE + 4 * 52)
+    cl = CommitLog(str(tmp_path), segment_size_bytes=SEG)
     list(cl.replay())
     old = cl.segment_paths()
     assert len(old) == 4                            # three replayed + the active one
@@ -463,14 +543,15 @@ def doc_vector() -> tuple[str, bytes]:
 def test_format_vector_matches_doc(tmp_path, monkeypatch):
     monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
     cl = CommitLog(str(tmp_path), sync="batch")
-    assert cl.add(b"hello") == (1_700_000_000_000, 35)
-    assert cl.add(b"dynatable") == (1_700_000_000_000, 56)
+    assert cl.add(b"hello") == (1_700_000_000_000, 47)
+    assert cl.add(b"dynatable") == (1_700_000_000_000, 80)
     cl.close()
     name, expected = doc_vector()
     assert os.listdir(tmp_path) == [name]
     assert (tmp_path / name).read_bytes() == expected
-    assert expected == encode_header(1_700_000_000_000) + encode_record(b"hello") + encode_record(
-        b"dynatable")
+    assert expected == (encode_header(1_700_000_000_000) + encode_record(b"hello")
+                        + encode_marker(1_700_000_000_000, 47, 30) + encode_record(b"dynatable")
+                        + encode_marker(1_700_000_000_000, 80, 59))
 
 
 def test_dump_tool(tmp_path, monkeypatch):
@@ -483,18 +564,30 @@ def test_dump_tool(tmp_path, monkeypatch):
     out = io.StringIO()
     dump_commitlog(path, out)
     lines = out.getvalue().splitlines()
-    assert lines[1] == "header magic=DTCL version=1 segment_id=1700000000000 header_crc=0xed00f933"
-    assert lines[2] == "offset=18 size=5 crc=ok payload=68656c6c6f"
-    assert lines[3] == "offset=35 size=40 crc=ok payload=" + "79" * 32 + "…"
-    assert lines[4] == "records=2 end_offset=87 (end of file)"
+    assert lines[1] == ("header magic=DTCL version=2 segment_id=1700000000000 "
+                        "previous_segment_id=0 previous_segment_end=0 header_crc=0x5a8b9f2d")
+    assert lines[2] == "offset=30 size=5 crc=ok payload=68656c6c6f"
+    assert lines[3] == "offset=47 size=40 crc=ok payload=" + "79" * 32 + "…"
+    assert lines[4] == "offset=99 sync_marker section_start=30 marker_crc=ok"
+    assert lines[5] == "records=2 sync_markers=1 end_offset=111 (end of file)"
     doc = DOC.read_text()
-    for field in ("magic", "version", "segment_id", "header_crc", "size", "payload"):
+    for field in ("magic", "version", "segment_id", "previous_segment_id",
+                  "previous_segment_end", "header_crc", "size",
+                  "payload", "sync_marker", "section_start", "marker_crc"):
         assert f"{field} " in doc
-    flip(path, 50)                                  # inside the second payload
+    flip(path, 62)                                  # inside the second payload
+    out = io.StringIO()
+    dump_commitlog(path, out)
+    lines = out.getvalue().splitlines()
+    assert lines[3] == (f"CORRUPTION file={path} offset=47: record payload CRC mismatch inside a "
+                        "synced section (sync marker at 99)")
+    assert lines[-1] == "records=1 sync_markers=1 end_offset=111 (end of file) damaged_sections=1"
+    os.truncate(path, 94)                           # cut the second record and the marker
     out = io.StringIO()
     dump_commitlog(path, out)
     assert out.getvalue().splitlines()[-1] == (
-        f"CORRUPTION file={path} offset=35: record payload CRC mismatch")
+        f"TORN TAIL file={path} offset=47: record of 40 bytes truncated (after the last sync "
+        "marker: a torn tail if this is the newest segment, else corruption)")
     out = io.StringIO()
     dump_commitlog(str(tmp_path / "missing.log"), out)
     assert out.getvalue().startswith("error file=")
