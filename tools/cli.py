@@ -97,14 +97,18 @@ def demo(which, rows, keep) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Node settings (TOML); keys not in the file keep their defaults.")
 @click.option("--print-default-config", is_flag=True, help="Print every key with its default and exit.")
-def node(config_path, print_default_config) -> None:
+@click.option("--ignore-replay-errors", is_flag=True,
+              help="Start even if a synced commit-log section is corrupt: skip it (logged; the segment is "
+                   "kept in commitlog/corrupt/). Cassandra's -Dcassandra.commitlog.ignorereplayerrors=true.")
+def node(config_path, print_default_config, ignore_replay_errors) -> None:
     """Run one node in the foreground (until SIGTERM or Ctrl-C)."""
     if print_default_config:
         from ring.runtime.config import dump_default
         click.echo(dump_default(), nl=False)
         return
     from ring.runtime.asyncio_tcp import main as node_main
-    sys.exit(node_main(["--config", config_path] if config_path else []))
+    sys.exit(node_main((["--config", config_path] if config_path else [])
+                       + (["--ignore-replay-errors"] if ignore_replay_errors else [])))
 
 
 

@@ -548,15 +548,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynatable node", description="Run one dynatable node.")
     parser.add_argument("--config", help="node settings (TOML); see --print-default-config")
     parser.add_argument("--print-default-config", action="store_true", help="print every key and its default")
+    parser.add_argument("--ignore-replay-errors", action="store_true",
+                        help="skip corrupt synced commit-log sections instead of refusing to start")
     args = parser.parse_args(argv)
     if args.print_default_config:
         sys.stdout.write(config_mod.dump_default())
         return 0
+    from engine.errors import CorruptionError
+    from engine.store import IGNORE_REPLAY_ERRORS_ENV
+    if args.ignore_replay_errors:
+        os.environ[IGNORE_REPLAY_ERRORS_ENV] = "true"
     try:
         run_node(args.config)
     except ConfigurationError as e:
         print(f"dynatable node: {e}", file=sys.stderr)
         return 2
+    except CorruptionError as e:  # the store refused to open: one line that says what to do
+        text = str(e)
+        hint = ("" if "repair" in text else " (for a node: the flag --ignore-replay-errors)"
+                if "ignore_replay_errors" in text else "; keep a copy of the data directory, then start "
+                "with --ignore-replay-errors to skip what is damaged (and run nodetool repair)")
+        print(f"dynatable node: {e}{hint}", file=sys.stderr)
+        return 3
     return 0
 
 

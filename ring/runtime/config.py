@@ -39,6 +39,9 @@ class NodeSettings:
     commitlog_sync: str = _key("periodic", "periodic | batch | group")
     commitlog_sync_period_ms: int = _key(10_000, "fsync interval in periodic mode")
     commitlog_segment_size_bytes: int = _key(32 * MiB, "commit log segment size")
+    commitlog_ignore_replay_errors: bool = _key(
+        False, "on a corrupt synced commit-log section: skip it (logged, segment kept in commitlog/corrupt/) "
+        "instead of refusing to start; also env DYNATABLE_COMMITLOG_IGNORE_REPLAY_ERRORS=true")
     memtable_flush_threshold_bytes: int = _key(64 * MiB, "flush memtables past this many bytes")
     concurrent_compactors: int = _key(2, "compaction threads")
     tombstone_warn_threshold: int = _key(1000, "log a warning past this many tombstones in one read")
@@ -69,6 +72,8 @@ class NodeSettings:
         return {"commitlog_sync": self.commitlog_sync,
                 "commitlog_sync_period_ms": self.commitlog_sync_period_ms,
                 "commitlog_segment_size_bytes": self.commitlog_segment_size_bytes,
+                # None leaves the choice to the environment variable (Cassandra's -D property)
+                "commitlog_ignore_replay_errors": True if self.commitlog_ignore_replay_errors else None,
                 "memtable_flush_threshold_bytes": self.memtable_flush_threshold_bytes,
                 "concurrent_compactors": self.concurrent_compactors,
                 "tombstone_warn_threshold": self.tombstone_warn_threshold,

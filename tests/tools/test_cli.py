@@ -134,3 +134,58 @@ def test_stress_help_anywhere_prints_the_usage(run, argv):
 def test_stress_bad_option_is_one_line_and_exit_2(run):
     out = run("stress", "write", "n=notanumber", code=2)
     assert out.startswith("dynatable stress: ") and len(out.strip().splitlines()) == 1
+
+
+def test_node_refuses_a_corrupt_commit_log_and_starts_when_told_to_skip_it(run, tmp_path):
+    """A real node process: acked writes at commitlog_sync=batch, kill -9, one bit flipped inside a
+    synced section of the newest segment. The node refuses to start with one line naming the file
+    and what to do; with --ignore-replay-errors it starts and serves the rows outside the damage."""
+    import glob
+    import os
+    import subprocess
+    import sys
+
+    run("cluster", "create", "cl", "-n", "1", *FAST, "--set", "commitlog_sync=batch")
+    c = LocalCluster.load("cl", str(tmp_path))
+    nh = c.nodes[0]
+    try:
+        run("cluster", "start")
+        with c.client() as client:
+            s = client.connect()
+            s.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 1})
+            s.create_table("t", {"k": "int", "v": "text"}, primary_key="k", keyspace="ks")
+            for k in range(300):
+                s.insert("t", {"k": k, "v": "x" * 40}, keyspace="ks")
+        run("cluster", "kill", "node1")
+        segment = max(glob.glob(os.path.join(nh.data_dir, "**", "CommitLog-*.log"), recursive=True),
+                      key=os.path.getsize)
+        with open(segment, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(size // 2)
+            byte = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([byte[0] ^ 0x10]))
+        node = [sys.executable, "-m", "tools.cli", "node", "--config", nh.config_path]
+        refused = subprocess.run(node, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and os.path.basename(segment) in lines[0] and "--ignore-replay-errors" in lines[0], \
+            refused.stderr
+        proc = subprocess.Popen(node + ["--ignore-replay-errors"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            import time
+            deadline, rows = time.monotonic() + 30, None
+            while rows is None:
+                try:
+                    with c.client() as client:
+                        rows = list(client.connect("ks").scan_all("t"))
+                except Exception:  # noqa: BLE001 - not up yet
+                    assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                    time.sleep(0.3)
+            assert 0 < len(rows) < 300 and all(r["v"] == "x" * 40 for r in rows)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        assert glob.glob(os.path.join(nh.data_dir, "**", "corrupt", "CommitLog-*.log"), recursive=True)
+    finally:
+        run("cluster", "remove")
