@@ -23,17 +23,7 @@ from hypothesis import strategies as st
 
 from engine.token import MAX_TOKEN, MIN_TOKEN, token
 from ring.errors import ConfigurationError, InvalidRequest
-from ring.replication import NetworkTopologyStrategy, SimpleStrategy, from_options
-from ring.ring import (
-    RING_SIZE,
-    TokenRing,
-    allocate_tokens,
-    ownership,
-    primary_ownership,
-    range_contains,
-    range_width,
-)
-from ring.snitch import (
+from ring.placement.snitch import (
     DynamicSnitch,
     GossipingPropertyFileSnitch,
     PropertyFileSnitch,
@@ -41,6 +31,16 @@ from ring.snitch import (
     SimpleSnitch,
     Snitch,
     UNKNOWN_DC,
+)
+from ring.placement.strategy import NetworkTopologyStrategy, SimpleStrategy, from_options
+from ring.placement.token_ring import (
+    RING_SIZE,
+    TokenRing,
+    allocate_tokens,
+    ownership,
+    primary_ownership,
+    range_contains,
+    range_width,
 )
 
 

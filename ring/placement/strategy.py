@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ring.errors import InvalidRequest
-from ring.ring import TokenRing
-from ring.snitch import DEFAULT_DC, Snitch
+from ring.placement.snitch import DEFAULT_DC, Snitch
+from ring.placement.token_ring import TokenRing
 
 _PREFIX = "org.apache.cassandra.locator."
 SIMPLE = "SimpleStrategy"
