@@ -48,8 +48,8 @@ def save_tokens(store, tokens: list[int]) -> None:
 
 def refuse_if_decommissioned(store) -> None:
     if bootstrap_state(store) == "DECOMMISSIONED":
-        raise ConfigurationError("this ctx was decommissioned and cannot rejoin with its old data; wipe its "
-                                 "data directory to add it as a new ctx (or use `dynatable cluster add`)")
+        raise ConfigurationError("this node was decommissioned and cannot rejoin with its old data; wipe its "
+                                 "data directory to add it as a new node (or use `dynatable cluster add`)")
 
 
 class Bootstrap:

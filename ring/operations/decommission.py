@@ -25,14 +25,14 @@ class Decommission(Relocation):
         super().__init__(ctx, request_id, deadline_ms)
         self.operation = f"decommission:{ctx.config.host_id}"
         if ctx.mode != "NORMAL":
-            raise InvalidRequest(f"cannot decommission: this ctx is {ctx.mode}, not NORMAL")
+            raise InvalidRequest(f"cannot decommission: this node is {ctx.mode}, not NORMAL")
         ctx.refresh_ring()
         future = ctx.topology.future.without_endpoint(ctx.endpoint)
         for strategy, table in user_tables(ctx):
             why = replication_shortfall(strategy, future, ctx.snitch)
             if why:
                 raise InvalidRequest(f"Not enough live nodes to maintain replication factor in keyspace "
-                                     f"{table.keyspace} ({why}); add a ctx or lower its replication first")
+                                     f"{table.keyspace} ({why}); add a node or lower its replication first")
         ctx.set_mode("LEAVING")
         ctx.announce(ms.Status.LEAVING)
 
@@ -64,4 +64,4 @@ class Decommission(Relocation):
             ctx.set_mode("NORMAL")
             ctx.announce(ms.Status.NORMAL)
         return [Reply(self.request_id, error=TopologyChangeFailed(
-            f"decommission failed: {what}; the ctx is NORMAL again, run decommission again to retry"))]
+            f"decommission failed: {what}; the node is NORMAL again, run decommission again to retry"))]

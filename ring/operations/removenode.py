@@ -29,20 +29,20 @@ class RemoveNode(Relocation):
             raise InvalidRequest(f"Host ID not found: {host_id} (nodetool status lists the host ids)")
         self.target = ep = found[0]
         if ep == ctx.endpoint:
-            raise InvalidRequest("Cannot remove self; use nodetool decommission on this ctx instead")
+            raise InvalidRequest("Cannot remove self; use nodetool decommission on this node instead")
         if ctx.is_alive(ep):
             raise InvalidRequest(f"Node {ep} is alive and owns this ID. Use decommission command to remove "
                                  f"it from the ring")
         status = ms.parse_status(ctx.app_state(ep, ms.ApplicationState.STATUS) or "")[0]
         if status not in (ms.Status.NORMAL, ms.Status.REMOVING):
-            raise InvalidRequest(f"Node {ep} is {status or 'not in the ring'}; only a NORMAL ctx can be removed")
+            raise InvalidRequest(f"Node {ep} is {status or 'not in the ring'}; only a NORMAL node can be removed")
         ctx.refresh_ring()
         future = ctx.topology.future.without_endpoint(ep)
         for strategy, table in user_tables(ctx):
             why = replication_shortfall(strategy, future, ctx.snitch)
             if why:
                 raise InvalidRequest(f"Not enough nodes to re-replicate keyspace {table.keyspace} without "
-                                     f"{ep} ({why}); add a ctx first")
+                                     f"{ep} ({why}); add a node first")
         ctx.advertise_for(ep, {
             ms.ApplicationState.STATUS: ms.status_value(ms.Status.REMOVING, host_id),
             ms.ApplicationState.REMOVAL_COORDINATOR: f"REMOVER,{ctx.config.host_id}"})
