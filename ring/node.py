@@ -27,6 +27,7 @@ from ring.context import Context
 from ring.coordinator import WriteHandler
 from ring.errors import ConfigurationError, OverloadedError, ProtocolError, RequestError, UnavailableError
 from ring.failure_detector import FailureDetector
+from ring.faults import Faults
 from ring.gossip import Gossiper
 from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
@@ -72,9 +73,12 @@ class NodeConfig:
     hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
     auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
     ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
-    # test-only canary mutants, which the simulation's checkers must catch: "ack_w_minus_1",
-    # "hints_count", "no_read_repair_writeback", "early_tombstone_purge". Never set in production.
+    # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
+    # lists them); it becomes `faults`, the policy the seams read. Never set in production.
     canary_mutant: str = ""
+
+    def __post_init__(self) -> None:
+        self.faults = Faults.mutant(self.canary_mutant)  # refuses an unknown name, listing the known ones
 
 
 class Node:
@@ -182,7 +186,7 @@ class Node:
         effects = self.gossiper.tick(now_ms)
         if effects:  # once per gossip round
             self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(replica.load_bytes(self.store)))
-            if self.config.canary_mutant == "early_tombstone_purge":
+            if self.config.faults.purge_tombstones_early:  # canary (ring/faults.py)
                 replica.purge_tombstones_now(self.store)
             live = {ep: self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA)
                     for ep in self.gossiper.peers() if self.is_alive(ep)}
