@@ -5,7 +5,7 @@ Invariants (`check_invariants`): tokens strictly increase; every token lies in
 tokens[i]. The owner of a key token t is the endpoint of the first ring token >= t, wrapping past
 the largest to the smallest; each ring token owns the range (previous token, token].
 
-Endpoints are ids like "127.0.0.1:9100". A change makes a new ring (`with_endpoint`,
+Endpoints are ids like "127.0.0.1:9100". A change makes a new ring (`from_endpoints`,
 `without_endpoint`), so a ring can be shared freely between a coordinator's requests.
 Rules in docs/ring.md#ring.
 """
@@ -15,7 +15,6 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from engine.token import MAX_TOKEN, MIN_TOKEN
 from ring.errors import InvalidRequest
@@ -88,12 +87,6 @@ class TokenRing:
         for k in range(n):
             i = (start_index + k) % n
             yield self.tokens[i], self.owners[i]
-
-    def with_endpoint(self, ep: str, tokens: Iterable[int]) -> TokenRing:
-        """A new ring where `ep` owns exactly `tokens` (replacing any it had)."""
-        mapping = {e: toks for e, toks in self._by_endpoint.items() if e != ep}
-        mapping[ep] = tuple(tokens)
-        return TokenRing.from_endpoints(mapping)
 
     def without_endpoint(self, ep: str) -> TokenRing:
         return TokenRing.from_endpoints({e: t for e, t in self._by_endpoint.items() if e != ep})
@@ -170,24 +163,9 @@ def _split_widest(tokens: list[int], salt: int) -> int:
 # --- ownership --------------------------------------------------------------------------------
 
 
-class Strategy(Protocol):
-    def replicas(self, ring: TokenRing, token: int, snitch: object) -> list[str]: ...
-
-
 def primary_ownership(ring: TokenRing) -> dict[str, float]:
     """Fraction of the token space each endpoint owns as primary (`nodetool ring`'s Owns)."""
     owned = {ep: 0 for ep in ring.endpoints}
     for i, tok in enumerate(ring.tokens):
         owned[ring.owners[i]] += range_width((ring.tokens[i - 1], tok))
-    return {ep: width / RING_SIZE for ep, width in owned.items()}
-
-
-def ownership(ring: TokenRing, strategy: Strategy, snitch: object) -> dict[str, float]:
-    """Fraction of the token space each endpoint holds a replica of, under `strategy`
-    (`nodetool status <keyspace>`'s "Owns (effective)"; sums to the total RF actually placed)."""
-    owned = {ep: 0 for ep in ring.endpoints}
-    for i, tok in enumerate(ring.tokens):
-        width = range_width((ring.tokens[i - 1], tok))
-        for ep in strategy.replicas(ring, tok, snitch):
-            owned[ep] += width
     return {ep: width / RING_SIZE for ep, width in owned.items()}
