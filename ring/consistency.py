@@ -13,8 +13,8 @@ Cassandra's rules (`o.a.c.db.ConsistencyLevel`, 4.0), documented in docs/ring.md
 * ANY is always "available" (the coordinator can store a hint) and a stored hint acks it; reads
   reject it, and so do counter writes.
 
-`rf_by_dc` is the keyspace's replication as {dc: RF} (see `replication.*.rf_by_dc`); DCs with RF 0
-are ignored. Wire values are the native protocol's: never renumber.
+`rf_by_dc` is the keyspace's replication as {dc: RF} (see ring/placement/strategy.py `rf_by_dc`);
+DCs with RF 0 are ignored. Wire values are the native protocol's: never renumber.
 """
 from __future__ import annotations
 
@@ -67,10 +67,6 @@ _FIXED = {CL.ANY: 1, CL.ONE: 1, CL.LOCAL_ONE: 1, CL.TWO: 2, CL.THREE: 3}
 def quorum_for(rf: int) -> int:
     """A majority of `rf` replicas: floor(rf / 2) + 1 (so 1 for RF 0, as Cassandra)."""
     return rf // 2 + 1
-
-
-def is_datacenter_local(level: ConsistencyLevel) -> bool:
-    return level in _LOCAL
 
 
 def counts_towards(level: ConsistencyLevel, replica_dc: str, local_dc: str) -> bool:

@@ -1,7 +1,7 @@
 """What a handler may see and do on its node: the narrow view handed to coordinator state machines.
 
 Rule: handlers decide, the node sends. A handler (coordinator.py, index_query.py,
-anti_entropy.py, streaming.py, topology_change.py) never holds the `Node`; it holds a `Context`
+anti_entropy.py, streaming.py, operations/) never holds the `Node`; it holds a `Context`
 and uses only what is named here: the clock (`now_ms`), `register` for a message id routing
 replies to it, `count` for metrics, and a few queries and topology operations. Everything it
 wants sent it returns as effects. Handlers receive replies through one protocol,
@@ -105,7 +105,7 @@ class Context:
     def host_id_of(self, ep: str) -> str | None:
         return self._node.host_id_of(ep)
 
-    # -- topology operations (ring/topology_change.py) ------------------------------------------
+    # -- topology operations (ring/operations/) -------------------------------------------------
 
     @property
     def mode(self) -> str:

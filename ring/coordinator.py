@@ -23,6 +23,7 @@ import xxhash
 from engine.partition import Partition, decode_partition, encode_partition, merge_all
 from ring import consistency as cl
 from ring.errors import ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
+from ring.faults import Faults
 from ring.messages import MutationRequest, MutationResponse, RangeReadRequest, ReadRequest, ReadResponse, Reply, Send
 
 
@@ -62,7 +63,7 @@ class WriteHandler:
         self.acked: set[str] = set()
         self.hinted = 0
         self.mutation = None        # (table, key, payload), kept to hint replicas that time out
-        self.canary = ""            # test-only mutant (see NodeConfig.canary_mutant)
+        self.faults = Faults.none()  # test-only canary mutants (ring/faults.py)
 
     def received(self) -> int:
         return sum(self.acks_by_dc.values())
@@ -73,7 +74,7 @@ class WriteHandler:
         if not self.done and self.level is cl.ConsistencyLevel.ANY:
             self.done = True
             return [Reply(self.request_id, result=self.result)]
-        if self.canary == "hints_count" and replica is not None and not self.done:  # canary mutant: a sloppy quorum
+        if self.faults.count_hints and replica is not None and not self.done:  # canary: a sloppy quorum
             dc = self.replica_dc.get(replica, self.local_dc)
             self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
             if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc, pending_by_dc=self.pending_by_dc):
@@ -101,8 +102,8 @@ class WriteHandler:
             return []
         dc = self.replica_dc.get(src, self.local_dc)
         self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
-        if self.canary == "ack_w_minus_1" and self.received() >= max(1, self.block_for - 1):
-            self.done = True  # canary mutant: acknowledges one replica too early
+        if self.faults.ack_early and self.received() >= max(1, self.block_for - 1):
+            self.done = True  # canary: acknowledges one replica too early
             return [Reply(self.request_id, result=self.result)]
         if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc, pending_by_dc=self.pending_by_dc):
             self.done = True

@@ -192,10 +192,6 @@ class MerkleTree:
     def leaves(self) -> list[bytes]:
         return [leaf.to_bytes(HASH_BYTES, "big") for leaf in self._leaves]
 
-    def leaf_ints(self) -> list[int]:
-        """The leaves as ints (a copy): cheaper than leaves() when only comparing."""
-        return list(self._leaves)
-
     @property
     def memory_bytes(self) -> int:
         """The hashes' size, 16 B a leaf (what choose_depth's max_bytes budgets and the wire

@@ -213,7 +213,7 @@ class ValidationResponse:
     error: str | None
 
 
-# -- streaming and topology changes (ring/streaming.py, ring/topology_change.py) -----------------
+# -- streaming and topology changes (ring/streaming.py, ring/operations/) --------------------------
 
 @message(24)
 class StreamRequest:

@@ -3,7 +3,7 @@
 Rule: node.py wires and routes; it decides nothing. The deciders: gossip.py (membership),
 ops/ (client and admin operations, one registry), coordinator.py and the other handlers (requests
 in flight, through one Handler protocol, ring/context.py), replica.py (answers from the local
-store), consistency.py and replication.py (the arithmetic). No sockets, sleeps, clocks or global
+store), consistency.py and placement/ (the arithmetic). No sockets, sleeps, clocks or global
 randomness here: monotonic time arrives as `now_ms`, the wall clock (write timestamps, gossip
 generation) and the rng are injected, and the local engine `Store` is called synchronously.
 
@@ -23,25 +23,27 @@ from engine.errors import EngineError, InvalidRequest
 from ring import membership as ms
 from ring import replica
 from ring import speculative_retry
-from ring import topology_change as tc
 from ring.context import Context
 from ring.coordinator import WriteHandler
 from ring.errors import ConfigurationError, OverloadedError, ProtocolError, RequestError, UnavailableError
 from ring.failure_detector import FailureDetector
+from ring.faults import Faults
 from ring.gossip import Gossiper
 from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
                            IndexReadResponse, MutationResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull,
                            SchemaPush, Send, StreamResponse, ValidationResponse)
+from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
+                                      set_bootstrap_state)
 from ring.ops import OPS
 from ring.ops.admin import status_rows
-from ring.replication import from_options
-from ring.ring import TokenRing, allocate_tokens
+from ring.placement.pending import PendingIndex, Topology, pending_index, topology_from_states
+from ring.placement.snitch import DynamicSnitch, GossipingPropertyFileSnitch
+from ring.placement.strategy import from_options
+from ring.placement.token_ring import TokenRing, allocate_tokens
 from ring.schema_sync import SchemaRegistry, peers_to_pull
-from ring.snitch import DynamicSnitch, GossipingPropertyFileSnitch
 from ring.stats import MEASURED_OPS, Metrics
 from ring.streaming import Fetches, create_system_tables
-from ring.topology import PendingIndex, Topology, pending_index, topology_from_states
 
 RELEASE_VERSION = "0.1.0"
 SNITCH_RESET_INTERVAL_MS = 600_000
@@ -71,9 +73,12 @@ class NodeConfig:
     hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
     auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
     ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
-    # test-only canary mutants, which the simulation's checkers must catch: "ack_w_minus_1",
-    # "hints_count", "no_read_repair_writeback", "early_tombstone_purge". Never set in production.
+    # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
+    # lists them); it becomes `faults`, the policy the seams read. Never set in production.
     canary_mutant: str = ""
+
+    def __post_init__(self) -> None:
+        self.faults = Faults.mutant(self.canary_mutant)  # refuses an unknown name, listing the known ones
 
 
 class Node:
@@ -105,7 +110,7 @@ class Node:
         self.topology = Topology(self.ring, self.ring, {self.endpoint: ms.Status.NORMAL})
         self._pending: dict[str, tuple[object, PendingIndex]] = {}
         self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED
-        self.bootstrap: tc.Bootstrap | None = None
+        self.bootstrap: Bootstrap | None = None
         self.topology_change = None       # the Decommission or RemoveNode in progress here
         self.fetches = Fetches(self.context)  # ranges other nodes' topology changes asked us to fetch
         self.read_latency = speculative_retry.LatencyTracker()  # replica read latencies, for 99p
@@ -123,9 +128,9 @@ class Node:
     def start(self, now_ms: int) -> list:
         self.now_ms = now_ms
         self.started_ms = now_ms
-        tc.refuse_if_decommissioned(self.store)
-        self.tokens = tc.saved_tokens(self.store) or self.tokens  # a bootstrapped node keeps its tokens
-        state = tc.bootstrap_state(self.store)
+        refuse_if_decommissioned(self.store)
+        self.tokens = saved_tokens(self.store) or self.tokens  # a bootstrapped node keeps its tokens
+        state = bootstrap_state(self.store)
         if state is None and any(name != "system" for name in self.store.keyspaces):
             state = "COMPLETED"  # data from before the bootstrap state was kept: not a new node
         joining = (self.config.auto_bootstrap and state != "COMPLETED"  # a seed, or a node without
@@ -143,12 +148,12 @@ class Node:
             states[ms.ApplicationState.TOKENS] = ms.tokens_value(self.tokens)
             states[ms.ApplicationState.STATUS] = ms.status_value(ms.Status.NORMAL, self.tokens[0])
         self.gossiper.start(generation, states)
-        if joining:  # learn the ring and the schema first; tc.Bootstrap announces BOOT
+        if joining:  # learn the ring and the schema first; Bootstrap announces BOOT
             self.mode = "JOINING"
-            self.bootstrap = tc.Bootstrap(self.context)
+            self.bootstrap = Bootstrap(self.context)
             self.register_handler(self.bootstrap)
         elif state is None:
-            tc.set_bootstrap_state(self.store, "COMPLETED")
+            set_bootstrap_state(self.store, "COMPLETED")
         self.refresh_ring()
         return self.gossiper.tick(now_ms)
 
@@ -181,7 +186,7 @@ class Node:
         effects = self.gossiper.tick(now_ms)
         if effects:  # once per gossip round
             self.gossiper.set_app_state(ms.ApplicationState.LOAD, str(replica.load_bytes(self.store)))
-            if self.config.canary_mutant == "early_tombstone_purge":
+            if self.config.faults.purge_tombstones_early:  # canary (ring/faults.py)
                 replica.purge_tombstones_now(self.store)
             live = {ep: self.gossiper.app_state(ep, ms.ApplicationState.SCHEMA)
                     for ep in self.gossiper.peers() if self.is_alive(ep)}

@@ -186,7 +186,8 @@ def compact_major(store, keyspace: str | None, table: str | None) -> int:
 
 
 def purge_tombstones_now(store) -> None:
-    """Canary mutant: purge tombstones at once, ignoring gc_grace_seconds (must be caught)."""
+    """The seam of `Faults.purge_tombstones_early` (ring/faults.py): purge tombstones at once,
+    ignoring gc_grace_seconds, through the engine's `canary_gc_grace_seconds` option."""
     store.options["canary_gc_grace_seconds"] = 0
     store.flush()
     for cfs in list(store.cfs.values()):

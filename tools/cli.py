@@ -10,7 +10,8 @@ import sys
 
 import click
 
-from tools.commands.cluster import cluster, cluster_name_for
+from tools.commands import cluster_name_for
+from tools.commands.cluster import cluster
 from tools.commands.nodetool import nodetool
 
 
@@ -123,7 +124,14 @@ def node(config_path, print_default_config, ignore_replay_errors) -> None:
 @click.option("--verbose", is_flag=True, help="Print the trace: every delivery, reply and fault.")
 def sim(seed, write_cl, read_cl, two_dcs, skew, mutant, steps, verbose) -> None:
     """Replay a seeded simulation run and check its history (what the property tests print)."""
+    from ring.errors import ConfigurationError
+    from ring.faults import Faults
     from tools.sim_run import main as run
+    try:
+        Faults.mutant(mutant)
+    except ConfigurationError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
     sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose) else 1)
 
 

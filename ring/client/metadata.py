@@ -23,13 +23,13 @@ from engine.mutation import partition_key_bytes
 from engine.schema import Table
 from engine.token import token as token_of
 from ring.errors import RequestError
-from ring.replication import from_options
-from ring.ring import TokenRing
-from ring.snitch import PropertyFileSnitch
+from ring.placement.snitch import PropertyFileSnitch
+from ring.placement.strategy import from_options
+from ring.placement.token_ring import TokenRing
 
 DEFAULT_PORT = 9100
 KEYED_OPS = {"insert": "row", "delete": "key", "get": "key", "select": "key"}   # op -> its key argument
-NOT_OWNING = ("BOOT", "BOOT_REPLACE", "LEFT", "removed", "UNKNOWN")  # outside ring/topology.py's current ring
+NOT_OWNING = ("BOOT", "BOOT_REPLACE", "LEFT", "removed", "UNKNOWN")  # outside ring/placement/pending.py's current ring
 
 
 def normalize_endpoint(contact_point: str) -> str:

@@ -15,7 +15,7 @@ from ring import membership as ms
 from ring import replica
 from ring.messages import Reply
 from ring.ops.data import table_args
-from ring.ring import ownership, primary_ownership
+from ring.placement.token_ring import ownership, primary_ownership
 
 
 def status_rows(node, keyspace: str | None = None) -> list[dict]:

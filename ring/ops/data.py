@@ -161,7 +161,7 @@ def coordinate_write(node, request_id: int, keyspace: str, table: Table, key: by
     handler.result = {"timestamp": ts}
     if level is cl.ConsistencyLevel.ANY:
         handler.block_for = 1
-    handler.canary = node.config.canary_mutant
+    handler.faults = node.config.faults
     msg_id = node.register_handler(handler)
     payload = encode_partition(update)
     handler.mutation = (table, key, payload)
@@ -191,7 +191,7 @@ def coordinate_read(node, request_id: int, keyspace: str, table: Table, key: byt
     handler = ReadHandler(node.context, request_id, level, table, key, lo, hi, targets, block_for,
                           node.now_ms + node.config.read_request_timeout_ms, finish,
                           table.option("read_repair") != "NONE"
-                          and node.config.canary_mutant != "no_read_repair_writeback",
+                          and not node.config.faults.skip_read_repair_writeback,
                           extra=[ep for ep in ordered if ep not in targets],
                           speculate_at_ms=None if wait is None else node.now_ms + wait)
     msg_id = node.register_handler(handler)

@@ -12,7 +12,7 @@ from ring import membership as ms
 from ring import speculative_retry
 from ring.messages import Reply, SchemaPush, Send
 from ring.ops.data import table_args
-from ring.replication import from_options
+from ring.placement.strategy import from_options
 
 
 def create_keyspace(node, rid: int, args: dict) -> list:

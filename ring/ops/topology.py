@@ -1,7 +1,7 @@
 """Operations that move data between nodes: repair, decommission, removenode, cleanup.
 
 Rule: an op plans from the current ring and starts the state machine that does the work
-(ring/anti_entropy.py RepairSession, ring/topology_change.py Decommission / RemoveNode); the
+(ring/anti_entropy.py RepairSession, ring/operations/ Decommission / RemoveNode); the
 answer comes from that machine when it finishes. One topology change at a time per node;
 cleanup is refused while the ring is changing. Each op is `op(node, request_id, args) -> effects`.
 """
@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from engine.errors import InvalidRequest
 from ring import replica
-from ring import topology_change as tc
 from ring.anti_entropy import RepairSession
 from ring.merkle import MerkleTree
 from ring.messages import Reply
+from ring.operations import cleanup as cleanup_plan
+from ring.operations.decommission import Decommission
+from ring.operations.plan import user_tables
+from ring.operations.removenode import RemoveNode
 from ring.ops.data import table_args
 
 
@@ -44,7 +47,7 @@ def repair(node, rid: int, args: dict) -> list:
 def decommission(node, rid: int, args: dict) -> list:
     """nodetool decommission: answers once this node's ranges are on their new owners and it LEFT."""
     _one_change_at_a_time(node)
-    node.topology_change = tc.Decommission(node.context, rid, node.now_ms + int(args.get("timeout_ms") or 3_600_000))
+    node.topology_change = Decommission(node.context, rid, node.now_ms + int(args.get("timeout_ms") or 3_600_000))
     node.register_handler(node.topology_change)
     return []
 
@@ -55,7 +58,7 @@ def removenode(node, rid: int, args: dict) -> list:
     if not host_id or not isinstance(host_id, str):
         raise InvalidRequest("removenode needs host_id= (nodetool status lists them)")
     _one_change_at_a_time(node)
-    node.topology_change = tc.RemoveNode(node.context, rid, host_id,
+    node.topology_change = RemoveNode(node.context, rid, host_id,
                                          node.now_ms + int(args.get("timeout_ms") or 3_600_000))
     node.register_handler(node.topology_change)
     return []
@@ -72,17 +75,13 @@ def cleanup(node, rid: int, args: dict) -> list:
     """nodetool cleanup [KS [TABLE]]: drop the partitions of ranges this node no longer replicates
     (after a node joined), by rewriting each SSTable. Refused while the ring is changing."""
     node.refresh_ring()
-    if node.topology.moving or node.mode != "NORMAL":
-        raise InvalidRequest("Node is involved in cluster membership changes. Not safe to run cleanup; "
-                             "run it once every node is NORMAL (nodetool status)")
+    cleanup_plan.refuse_while_moving(node.topology, node.mode)
     dropped = {}
-    for strategy, table in tc.user_tables(node.context):
+    for strategy, table in user_tables(node.context):
         if args.get("keyspace") not in (None, table.keyspace) or args.get("table") not in (None, table.name):
             continue
-        ring = node.ring
-        if not ring.tokens:
+        if not node.ring.tokens:
             continue
-        owned = [node.endpoint in strategy.replicas(ring, tok, node.snitch) for tok in ring.tokens]
         dropped[table.qualified_name] = node.store.cleanup(
-            table.keyspace, table.name, lambda token, ring=ring, owned=owned: owned[ring.first_token_index(token)])
+            table.keyspace, table.name, cleanup_plan.keeps(strategy, node.ring, node.endpoint, node.snitch))
     return [Reply(rid, result={"partitions_dropped": dropped})]

@@ -23,17 +23,7 @@ from hypothesis import strategies as st
 
 from engine.token import MAX_TOKEN, MIN_TOKEN, token
 from ring.errors import ConfigurationError, InvalidRequest
-from ring.replication import NetworkTopologyStrategy, SimpleStrategy, from_options
-from ring.ring import (
-    RING_SIZE,
-    TokenRing,
-    allocate_tokens,
-    ownership,
-    primary_ownership,
-    range_contains,
-    range_width,
-)
-from ring.snitch import (
+from ring.placement.snitch import (
     DynamicSnitch,
     GossipingPropertyFileSnitch,
     PropertyFileSnitch,
@@ -41,6 +31,16 @@ from ring.snitch import (
     SimpleSnitch,
     Snitch,
     UNKNOWN_DC,
+)
+from ring.placement.strategy import NetworkTopologyStrategy, SimpleStrategy, from_options
+from ring.placement.token_ring import (
+    RING_SIZE,
+    TokenRing,
+    allocate_tokens,
+    ownership,
+    primary_ownership,
+    range_contains,
+    range_width,
 )
 
 
@@ -123,7 +123,6 @@ def test_network_topology_strategy_matches_driver(cluster):
     ours = NetworkTopologyStrategy(rfs)
     table = driver_replicas(driver.NetworkTopologyStrategy({k: str(v) for k, v in rfs.items()}),
                             ring, snitch)
-    precomputed = ours.replica_map(ring, snitch)
     nodes_in = {}
     for ep in ring.endpoints:
         nodes_in.setdefault(snitch.datacenter(ep), set()).add(ep)
@@ -135,7 +134,6 @@ def test_network_topology_strategy_matches_driver(cluster):
         else:
             event("driver answer repeats a host (driver bug): not compared")
         assert len(got) == len(set(got))
-        assert tuple(got) == precomputed[ring.first_token_index(t)]
         # Cassandra's order: the ring walk's (so the first replica in each DC is the nearest).
         walk = [ep for _, ep in ring.walk(ring.first_token_index(t))]
         positions = [walk.index(ep) for ep in got]
@@ -223,11 +221,10 @@ def test_ring_rejects_shared_and_reserved_tokens():
         TokenRing.from_endpoints({"a": [MIN_TOKEN]})
 
 
-def test_with_and_without_endpoint_make_new_rings():
+def test_without_endpoint_makes_a_new_ring():
     ring = TokenRing.from_endpoints({"a": [1, 2]})
-    bigger = ring.with_endpoint("b", [3])
-    assert ring.endpoints == ("a",) and bigger.endpoints == ("a", "b")
-    assert bigger.without_endpoint("b") == ring
+    bigger = TokenRing.from_endpoints({"a": [1, 2], "b": [3]})
+    assert bigger.without_endpoint("b") == ring and bigger.endpoints == ("a", "b")
     assert SimpleStrategy(3).replicas(TokenRing(), 0) == []
 
 
@@ -236,11 +233,12 @@ def test_allocate_tokens_is_deterministic_distinct_and_in_range():
     assert a == allocate_tokens("host-a") and len(a) == 16 == len(set(a))
     assert all(MIN_TOKEN < t <= MAX_TOKEN for t in a)
     assert set(a).isdisjoint(allocate_tokens("host-b"))
-    ring = TokenRing()
+    ring, owned = TokenRing(), {}
     for i in range(8):
         toks = allocate_tokens(f"h{i}", 16, ring)
         assert len(set(toks)) == 16 and set(toks).isdisjoint(ring.tokens)
-        ring = ring.with_endpoint(f"10.0.0.{i}:9100", toks)
+        owned[f"10.0.0.{i}:9100"] = toks
+        ring = TokenRing.from_endpoints(owned)
     shares = primary_ownership(ring).values()
     randomly = primary_ownership(TokenRing.from_endpoints(
         {f"h{i}": allocate_tokens(f"h{i}") for i in range(8)})).values()
@@ -256,8 +254,6 @@ def test_from_options_accepts_short_and_full_names():
     full = {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc1": "3", "dc2": 2}
     nts = from_options(full)
     assert nts == NetworkTopologyStrategy({"dc1": 3, "dc2": 2})
-    assert from_options(nts.to_options()) == nts
-    assert from_options(SimpleStrategy(2).to_options()) == SimpleStrategy(2)
     expanded = from_options({"class": "NetworkTopologyStrategy", "replication_factor": 2, "dc2": 1},
                             datacenters=["dc1", "dc2"])
     assert expanded == NetworkTopologyStrategy({"dc1": 2, "dc2": 1})

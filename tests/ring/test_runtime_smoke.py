@@ -23,7 +23,7 @@ from engine.errors import InvalidRequest
 from ring.client import AsyncCluster, Cluster, OperationTimedOut
 from ring.errors import ConfigurationError, ProtocolError, UnavailableError
 from ring.messages import ClientRequest, ClientResponse, GossipSyn, Reply, Send, decode, encode, packb
-from ring.ring import allocate_tokens
+from ring.placement.token_ring import allocate_tokens
 from ring.runtime import frames
 from ring.runtime.asyncio_tcp import NodeProcess
 from ring.runtime.config import NodeSettings, dump

@@ -1,15 +1,15 @@
-"""Pure topology decisions (ring/topology.py) and streaming twice being harmless."""
+"""Pure topology decisions (ring/placement/pending.py) and streaming twice being harmless."""
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ring import membership as ms
-from ring.replication import SimpleStrategy
-from ring.ring import TokenRing, allocate_tokens, range_contains
+from ring.placement.pending import pending_index, range_movements, replication_shortfall, topology_from_states
+from ring.placement.snitch import PropertyFileSnitch
+from ring.placement.strategy import SimpleStrategy
+from ring.placement.token_ring import TokenRing, allocate_tokens, range_contains
 from ring.runtime.sim import Simulation
-from ring.snitch import PropertyFileSnitch
-from ring.topology import pending_index, range_movements, replication_shortfall, topology_from_states
 
 SNITCH = PropertyFileSnitch({}, default=("dc1", "r1"))
 

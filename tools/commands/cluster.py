@@ -240,18 +240,3 @@ def cluster_remove(name, root) -> None:
     c = _load(name, root)
     _run(c.remove)
     click.echo(f"removed cluster {c.name} ({c.path})")
-
-
-def cluster_name_for(host: str) -> str:
-    """The cluster_name of the local cluster that has a node at `host`, else the default."""
-    from tools.cluster import LocalCluster
-    try:
-        names = LocalCluster.list_names()
-        current = LocalCluster.current_name()
-        for name in sorted(names, key=lambda n: n != current):
-            c = LocalCluster.load(name)
-            if host in c.contact_points():
-                return c.setting("cluster_name", "dynatable")
-    except Exception:  # noqa: BLE001, S110 - only a convenience: fall back to the default
-        pass
-    return "dynatable"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tools.commands import fail
-from tools.commands.cluster import cluster_name_for
+from tools.commands import cluster_name_for, fail
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})

@@ -5,7 +5,7 @@ Invariants (`check_invariants`): tokens strictly increase; every token lies in
 tokens[i]. The owner of a key token t is the endpoint of the first ring token >= t, wrapping past
 the largest to the smallest; each ring token owns the range (previous token, token].
 
-Endpoints are ids like "127.0.0.1:9100". A change makes a new ring (`with_endpoint`,
+Endpoints are ids like "127.0.0.1:9100". A change makes a new ring (`from_endpoints`,
 `without_endpoint`), so a ring can be shared freely between a coordinator's requests.
 Rules in docs/ring.md#ring.
 """
@@ -88,12 +88,6 @@ class TokenRing:
         for k in range(n):
             i = (start_index + k) % n
             yield self.tokens[i], self.owners[i]
-
-    def with_endpoint(self, ep: str, tokens: Iterable[int]) -> TokenRing:
-        """A new ring where `ep` owns exactly `tokens` (replacing any it had)."""
-        mapping = {e: toks for e, toks in self._by_endpoint.items() if e != ep}
-        mapping[ep] = tuple(tokens)
-        return TokenRing.from_endpoints(mapping)
 
     def without_endpoint(self, ep: str) -> TokenRing:
         return TokenRing.from_endpoints({e: t for e, t in self._by_endpoint.items() if e != ep})

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ring.errors import InvalidRequest
-from ring.ring import TokenRing
-from ring.snitch import DEFAULT_DC, Snitch
+from ring.placement.snitch import DEFAULT_DC, Snitch
+from ring.placement.token_ring import TokenRing
 
 _PREFIX = "org.apache.cassandra.locator."
 SIMPLE = "SimpleStrategy"
@@ -76,10 +76,6 @@ class SimpleStrategy:
                     break
         return out
 
-    def replica_map(self, ring: TokenRing, snitch: Snitch | None = None) -> list[tuple[str, ...]]:
-        """Replicas of every ring token, by token index (a coordinator's lookup table)."""
-        return [tuple(self._replicas_at(ring, i, snitch)) for i in range(len(ring.tokens))]
-
     def rf_by_dc(self, ring: TokenRing, snitch: Snitch, local_dc: str | None = None) -> dict[str, int]:
         """SimpleStrategy has one RF for the whole ring. For consistency arithmetic it is filed
         under `local_dc` (else the ring's only DC, else "datacenter1"), which gives Cassandra's
@@ -88,9 +84,6 @@ class SimpleStrategy:
             dcs = sorted({snitch.datacenter(ep) for ep in ring.endpoints}) if snitch else []
             local_dc = dcs[0] if len(dcs) == 1 else DEFAULT_DC
         return {local_dc: self.rf}
-
-    def to_options(self) -> dict[str, str]:
-        return {"class": _PREFIX + SIMPLE, "replication_factor": str(self.rf)}
 
 
 class NetworkTopologyStrategy:
@@ -115,10 +108,6 @@ class NetworkTopologyStrategy:
         if not ring.tokens:
             return []
         return self._replicas_at(ring, ring.first_token_index(token), _Topology(ring, snitch))
-
-    def replica_map(self, ring: TokenRing, snitch: Snitch) -> list[tuple[str, ...]]:
-        topology = _Topology(ring, snitch)
-        return [tuple(self._replicas_at(ring, i, topology)) for i in range(len(ring.tokens))]
 
     def _replicas_at(self, ring: TokenRing, start: int, topo: _Topology) -> list[str]:
         rf_left: dict[str, int] = {}
@@ -157,9 +146,6 @@ class NetworkTopologyStrategy:
         """The configured RF of each DC with RF > 0 (Cassandra's block_for uses the configured
         RF, even when a DC has fewer nodes; then ALL and quorums report Unavailable)."""
         return {dc: rf for dc, rf in self.datacenters.items() if rf > 0}
-
-    def to_options(self) -> dict[str, str]:
-        return {"class": _PREFIX + NTS, **{dc: str(rf) for dc, rf in self.datacenters.items()}}
 
 
 class _Topology:

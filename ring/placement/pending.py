@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ring import membership as ms
-from ring.ring import TokenRing
+from ring.placement.token_ring import TokenRing
 
 CURRENT = frozenset({ms.Status.NORMAL, ms.Status.LEAVING, ms.Status.REMOVING})
 FUTURE = frozenset({ms.Status.NORMAL, ms.Status.BOOT})

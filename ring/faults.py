@@ -1,0 +1,64 @@
+"""Canary mutants as one injected policy: `Faults`, every fault off unless a test asks for one.
+
+A canary mutant breaks one rule that the consistency guarantees stand on; the simulator's checkers
+must catch each (tests/sim/test_canaries.py), which shows the checkers can fail. Production code
+never names a mutant: it reads one boolean of the node's `Faults` at a named seam, and this module
+is the only place that maps the names used by `dynatable sim --mutant NAME` and
+`NodeConfig.canary_mutant` to those booleans. Never set in production.
+
+* `ack_w_minus_1` -> `ack_early`, at coordinator.py `WriteHandler.on_reply`: a write answers
+  at block_for - 1 acknowledgements.
+* `hints_count` -> `count_hints`, at coordinator.py `WriteHandler.on_hint_stored`: a stored hint
+  counts toward the level (a sloppy quorum).
+* `no_read_repair_writeback` -> `skip_read_repair_writeback`, at ops/data.py `coordinate_read`:
+  a digest mismatch is reconciled but never written back.
+* `early_tombstone_purge` -> `purge_tombstones_early`, at node.py `Node.tick`: every gossip
+  round, `replica.purge_tombstones_now`.
+
+The engine cannot import ring/, so the last one reaches it through the store option
+`canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
+`ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
+compacts. That option is the engine's seam; nothing else sets it.
+
+Invariant: a `Faults` is frozen; `Faults.none()` has every field False, and `Faults.mutant(name)`
+has exactly one field True (or none, for the empty name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ring.errors import ConfigurationError
+
+# CLI / config name -> the Faults field it turns on (names are the simulator's: never rename)
+MUTANTS = {
+    "ack_w_minus_1": "ack_early",
+    "hints_count": "count_hints",
+    "no_read_repair_writeback": "skip_read_repair_writeback",
+    "early_tombstone_purge": "purge_tombstones_early",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    ack_early: bool = False                   # a write answers one acknowledgement too early
+    count_hints: bool = False                 # a stored hint counts toward the consistency level
+    skip_read_repair_writeback: bool = False  # blocking read repair never writes back
+    purge_tombstones_early: bool = False      # tombstones are purged ignoring gc_grace_seconds
+
+    @classmethod
+    def none(cls) -> Faults:
+        """Production: no fault."""
+        return _NONE
+
+    @classmethod
+    def mutant(cls, name: str) -> Faults:
+        """The policy of one canary mutant, by its CLI name; the empty name is `none()`."""
+        if not name:
+            return _NONE
+        field_name = MUTANTS.get(name)
+        if field_name is None:
+            raise ConfigurationError(f"unknown canary mutant {name!r}; use one of: {', '.join(sorted(MUTANTS))}")
+        return cls(**{field_name: True})
+
+
+_NONE = Faults()
