@@ -312,5 +312,6 @@ def error_for(exc: Exception) -> Error:
     if isinstance(exc, ring_errors.OverloadedError):
         return Error(ErrorCode.OVERLOADED, message)
     if isinstance(exc, InvalidRequest):
-        return Error(ErrorCode.INVALID, message)
+        code = ErrorCode.SYNTAX_ERROR if type(exc).__name__ == "CqlSyntaxError" else ErrorCode.INVALID
+        return Error(code, message)
     return Error(ErrorCode.SERVER_ERROR, f"{type(exc).__name__}: {message}")
