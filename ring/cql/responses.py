@@ -17,6 +17,7 @@ from typing import ClassVar
 from engine.errors import InvalidRequest
 from ring import errors as ring_errors
 from ring.cql.frame import Opcode
+from ring.cql.lexer import CqlSyntaxError
 from ring.cql.notation import (
     Consistency, encode_bytes, encode_consistency, encode_inet, encode_int, encode_short,
     encode_short_bytes, encode_string, encode_string_list, encode_string_multimap,
@@ -312,5 +313,6 @@ def error_for(exc: Exception) -> Error:
     if isinstance(exc, ring_errors.OverloadedError):
         return Error(ErrorCode.OVERLOADED, message)
     if isinstance(exc, InvalidRequest):
-        return Error(ErrorCode.INVALID, message)
+        code = ErrorCode.SYNTAX_ERROR if isinstance(exc, CqlSyntaxError) else ErrorCode.INVALID
+        return Error(code, message)
     return Error(ErrorCode.SERVER_ERROR, f"{type(exc).__name__}: {message}")

@@ -1,0 +1,251 @@
+"""The CQL syntax tree: small frozen dataclasses for statements and terms. No behaviour.
+
+Names are already case-folded (unquoted names lower case, quoted names as written). A literal
+keeps its kind and text, as Cassandra's Constants.Literal does, because its type is only known
+once the statement meets the schema (`1` may be an int, a bigint, a double or a decimal):
+prepare.py converts it. Bind markers are numbered 0, 1, ... in the order they appear in the
+text; `name` is set for `:name` markers. Operators are the text Cassandra uses ("=", "<", ...,
+"IN"). `parser.parse` builds these; `render.render` turns them back into CQL text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ring.cql.types import CqlType
+
+# -- terms --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    kind: str       # "string" | "integer" | "float" | "boolean" | "uuid" | "hex"
+    text: str       # unescaped string; number as written; "true"/"false"; lower-case uuid; hex digits
+
+
+@dataclass(frozen=True, slots=True)
+class Null:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BindMarker:
+    index: int
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListLiteral:
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetLiteral:
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MapLiteral:
+    entries: tuple = ()     # ((key term, value term), ...)
+
+
+@dataclass(frozen=True, slots=True)
+class TupleLiteral:
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """`now()`, `uuid()`, ... in a value position (prepare.py says which it supports)."""
+    name: str
+    args: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InValues:
+    """The right side of `col IN (a, b, ?)`; `col IN ?` is a plain BindMarker instead."""
+    items: tuple = ()
+
+
+# -- selectors and relations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRef:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTime:
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ttl:
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOf:
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CountRows:
+    """COUNT(*) or COUNT(1)."""
+    argument: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    expression: object          # ColumnRef | WriteTime | Ttl | TokenOf | CountRows
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    column: str
+    op: str                     # = < <= > >= != IN
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRelation:
+    columns: tuple[str, ...]
+    op: str                     # = < <= > >=
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An LWT condition `IF col op value` (parsed now, applied once Paxos exists)."""
+    column: str
+    op: str
+    value: object
+
+
+# -- statements ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    keyspace: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateKeyspace:
+    name: str
+    if_not_exists: bool = False
+    properties: tuple = ()      # ((name, Constant | MapLiteral), ...) in the order written
+
+
+@dataclass(frozen=True, slots=True)
+class DropKeyspace:
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnDefinition:
+    name: str
+    type: CqlType
+    static: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTable:
+    keyspace: str | None
+    name: str
+    columns: tuple[ColumnDefinition, ...]
+    partition_key: tuple[str, ...]
+    clustering: tuple[str, ...] = ()
+    if_not_exists: bool = False
+    clustering_order: tuple = ()    # ((column, "ASC" | "DESC"), ...)
+    properties: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DropTable:
+    keyspace: str | None
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateIndex:
+    keyspace: str | None
+    table: str
+    column: str
+    name: str | None = None
+    if_not_exists: bool = False
+    using: str | None = None        # CREATE CUSTOM INDEX ... USING 'class'
+
+
+@dataclass(frozen=True, slots=True)
+class DropIndex:
+    keyspace: str | None
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    keyspace: str | None
+    table: str
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    keyspace: str | None
+    table: str
+    columns: tuple[str, ...]
+    values: tuple
+    if_not_exists: bool = False
+    ttl: object = None              # a term, or None when absent
+    timestamp: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    keyspace: str | None
+    table: str
+    assignments: tuple              # ((column, term), ...)
+    where: tuple
+    ttl: object = None
+    timestamp: object = None
+    if_exists: bool = False
+    conditions: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    keyspace: str | None
+    table: str
+    columns: tuple[str, ...]
+    where: tuple
+    timestamp: object = None
+    if_exists: bool = False
+    conditions: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    keyspace: str | None
+    table: str
+    selectors: tuple[Selector, ...] | None      # None = *
+    where: tuple = ()
+    distinct: bool = False
+    order_by: tuple = ()                        # ((column, "ASC" | "DESC"), ...)
+    per_partition_limit: object = None
+    limit: object = None
+    allow_filtering: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    kind: str                                   # "LOGGED" | "UNLOGGED" | "COUNTER"
+    statements: tuple                           # Insert | Update | Delete
+    timestamp: object = None
+
+
+Statement = (Use, CreateKeyspace, DropKeyspace, CreateTable, DropTable, CreateIndex, DropIndex, Truncate,
+             Insert, Update, Delete, Select, Batch)

@@ -1,0 +1,153 @@
+"""DDL statements as the node's schema operations (create_keyspace, create_table, ...). Pure.
+
+Property values become what engine.schema and the node handlers take: the replication map
+(numbers as ints, class names short or long), table options among engine.schema's
+DEFAULT_TABLE_OPTIONS converted to their types; other Cassandra options (comment, caching
+strings, cdc, ...) are accepted and ignored, as the spec asks (cqlengine sends them).
+Column types must be ones the engine stores (engine.cql_types.TYPES); others are refused here,
+naming the type. Existence (AlreadyExists, IF [NOT] EXISTS) is the node's decision at execution.
+"""
+from __future__ import annotations
+
+from engine import cql_types
+from engine.errors import InvalidRequest
+from engine.schema import DEFAULT_TABLE_OPTIONS
+from ring.cql import ast
+from ring.cql.plan import SchemaPlan
+
+_INT_OPTIONS = ("gc_grace_seconds", "default_time_to_live")
+_COMPACTION_INTS = ("min_threshold", "max_threshold", "min_sstable_size")
+_COMPACTION_FLOATS = ("bucket_low", "bucket_high")
+
+
+def _plain(term):
+    """A property value as a Python str / int / float / bool / dict of str."""
+    if isinstance(term, ast.MapLiteral):
+        return {str(_plain(k)): str(_plain(v)) for k, v in term.entries}
+    if term.kind == "integer":
+        return int(term.text)
+    if term.kind == "float":
+        return float(term.text)
+    if term.kind == "boolean":
+        return term.text == "true"
+    return term.text
+
+
+def _properties(props) -> dict:
+    out = {}
+    for name, term in props:
+        if name in out:
+            raise InvalidRequest(f"Multiple definition for property {name}")
+        out[name] = _plain(term)
+    return out
+
+
+def _replication(props: dict) -> dict:
+    replication = props.pop("replication", None)
+    if not isinstance(replication, dict) or "class" not in replication:
+        raise InvalidRequest("Missing mandatory option 'class' of replication: "
+                             "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': N}")
+    out = {"class": replication["class"].rsplit(".", 1)[-1]}
+    for key, value in replication.items():
+        if key != "class":
+            try:
+                out[key] = int(value)
+            except ValueError:
+                raise InvalidRequest(f"Invalid replication option {key} = {value!r}: expected an integer")
+    return out
+
+
+def _table_options(props: dict) -> dict:
+    options = {}
+    for name, value in props.items():
+        if name not in DEFAULT_TABLE_OPTIONS:
+            continue                                    # Cassandra options the engine has no use for
+        try:
+            if name in _INT_OPTIONS:
+                value = int(value)
+            elif name == "bloom_filter_fp_chance":
+                value = float(value)
+            elif name == "compaction":
+                value = {k: int(v) if k in _COMPACTION_INTS else float(v) if k in _COMPACTION_FLOATS else
+                         v.rsplit(".", 1)[-1] for k, v in value.items()}
+            elif name == "compression":
+                enabled = value.get("enabled", "true").lower() != "false"
+                cls = value.get("class", value.get("sstable_compression", ""))
+                value = "lz4" if enabled and "lz4" in cls.lower() else None
+            elif name == "caching":
+                value = dict(value)
+            else:
+                value = str(value)
+        except (ValueError, AttributeError, TypeError):
+            raise InvalidRequest(f"Invalid value for table option {name}: {value!r}")
+        options[name] = value
+    return options
+
+
+def plan_ddl(s, keyspace: str | None, keyspaces) -> SchemaPlan:
+    def ks(name):
+        if not (name or keyspace):
+            raise InvalidRequest("No keyspace has been specified. USE a keyspace, or explicitly specify "
+                                 "keyspace.tablename")
+        return name or keyspace
+
+    if isinstance(s, ast.CreateKeyspace):
+        props = _properties(s.properties)
+        replication = _replication(props)
+        durable = props.pop("durable_writes", True)
+        if props:
+            raise InvalidRequest(f"Unknown property '{next(iter(props))}'")
+        return SchemaPlan("create_keyspace", {"name": s.name, "replication": replication,
+                                              "if_not_exists": s.if_not_exists, "durable_writes": durable})
+    if isinstance(s, ast.DropKeyspace):
+        return SchemaPlan("drop_keyspace", {"name": s.name, "if_exists": s.if_exists})
+    if isinstance(s, ast.CreateTable):
+        return _create_table(s, ks(s.keyspace))
+    if isinstance(s, ast.DropTable):
+        return SchemaPlan("drop_table", {"keyspace": ks(s.keyspace), "name": s.name, "if_exists": s.if_exists})
+    if isinstance(s, ast.CreateIndex):
+        if s.using is not None:
+            raise InvalidRequest(f"custom index classes ({s.using}) are not supported; CREATE INDEX builds "
+                                 "dynatable's own index (docs/secondary_indexes.md)")
+        return SchemaPlan("create_index", {"keyspace": ks(s.keyspace), "table": s.table, "column": s.column,
+                                           "name": s.name, "if_not_exists": s.if_not_exists})
+    if isinstance(s, ast.DropIndex):
+        return SchemaPlan("drop_index", {"keyspace": ks(s.keyspace), "name": s.name, "if_exists": s.if_exists})
+    if isinstance(s, ast.Truncate):
+        name = ks(s.keyspace)
+        if s.table not in getattr(keyspaces.get(name), "tables", {}):
+            raise InvalidRequest(f"unconfigured table {s.table}")
+        return SchemaPlan("truncate", {"keyspace": name, "table": s.table})
+    raise AssertionError(f"not a DDL statement: {s!r}")
+
+
+def _create_table(s: ast.CreateTable, keyspace: str) -> SchemaPlan:
+    columns = {}
+    for c in s.columns:
+        if c.name in columns:
+            raise InvalidRequest(f"Multiple definition of identifier {c.name}")
+        if c.static:
+            raise InvalidRequest(f"static columns ({c.name}) are not supported yet")
+        type_name = str(c.type)
+        if type_name not in cql_types.TYPES:
+            raise InvalidRequest(f"column {c.name}: type {type_name} is not supported by the storage engine yet "
+                                 f"(supported: {', '.join(cql_types.TYPES)})")
+        columns[c.name] = type_name
+    for name in s.partition_key + s.clustering:
+        if name not in columns:
+            raise InvalidRequest(f"Unknown definition {name} referenced in PRIMARY KEY")
+    order = {}
+    for name, direction in s.clustering_order:
+        if name not in s.clustering:
+            raise InvalidRequest(f"Only clustering key columns can be defined in CLUSTERING ORDER directive: "
+                                 f"{name} is not a clustering column")
+        order[name] = direction
+    listed = [n for n, _ in s.clustering_order]
+    if listed and listed != list(s.clustering[:len(listed)]):
+        raise InvalidRequest("The order of columns in the CLUSTERING ORDER directive must match that of the "
+                             "clustering columns")
+    primary_key = [list(s.partition_key)] + list(s.clustering)
+    return SchemaPlan("create_table", {"keyspace": keyspace, "name": s.name, "columns": columns,
+                                       "primary_key": primary_key, "clustering_order": order,
+                                       "options": _table_options(_properties(s.properties)),
+                                       "if_not_exists": s.if_not_exists})
