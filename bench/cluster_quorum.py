@@ -26,6 +26,7 @@ Latencies go into HdrHistogram (1 us .. 60 s, 3 significant digits); each phase 
 
     python -m bench.cluster_quorum                       # --seconds 10 per phase, 4 client processes
     python -m bench.cluster_quorum --seconds 5 --json out.json
+    python -m bench.cluster_quorum --commitlog-sync batch   # every ack after its fsync
 """
 from __future__ import annotations
 
@@ -258,6 +259,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write every figure to this file")
     ap.add_argument("--plot", metavar="FILE.png", default=None,
                     help="throughput against the anchor and p99 at half of peak against the goal (matplotlib)")
+    ap.add_argument("--commitlog-sync", choices=("periodic", "batch", "group"), default="periodic",
+                    help="the nodes' commitlog_sync (default periodic; batch/group ack after fsync)")
     ap.add_argument("--keep-running", type=float, default=0.0,
                     help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
     args = ap.parse_args(argv)
@@ -276,7 +279,7 @@ def main(argv=None) -> int:
     cluster = None
     try:
         print(f"starting a 3-node cluster in {root} ...", flush=True)
-        cluster = LocalCluster.create("bench", n=3, root=root, settings={})
+        cluster = LocalCluster.create("bench", n=3, root=root, settings={"commitlog_sync": args.commitlog_sync})
         cluster.start()
         contact_points = list(cluster.contact_points())
         cluster_name = cluster.setting("cluster_name", cluster.name)

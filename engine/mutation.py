@@ -12,7 +12,7 @@ from __future__ import annotations
 from engine import cql_types
 from engine.errors import InvalidRequest
 from engine.partition import NO_DELETION_TIME, Partition, Row
-from engine.partition import _packb  # the payload packer (one shared msgpack.Packer)
+from engine.partition import _packb, _unpackb  # the payload (un)packer (one shared msgpack.Packer)
 from engine.schema import MARKER_COLUMN_ID, Table
 
 MAX_KEY_BYTES = 65535
@@ -195,6 +195,87 @@ def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=No
         prefix = clustering_prefix(table, key_values)
         return key, Partition(None, {}, [(prefix, successor(prefix), ts, now_s)])
     return key, Partition(deletion, {}, [])
+
+
+_INT64 = 2**63
+
+
+def decode_update(payload) -> Partition:
+    """A partition payload from elsewhere (a coordinator, a peer's stream), decoded and checked.
+
+    The replica's only decode of a mutation (docs/format.md#partition-payload): it must be the
+    layout's exact shape, with rows in strictly increasing clustering order, cells in strictly
+    increasing column-id order and every integer in 0..2^63-1, so the bytes are canonical and
+    can go to the commit log and memtable as they are. Anything else is an InvalidRequest naming
+    the problem; nothing is applied.
+    """
+    if type(payload) is not bytes:
+        raise InvalidRequest(f"partition update must be bytes, not {type(payload).__name__}")
+    try:
+        struct = _unpackb(payload)
+    except Exception as e:  # msgpack raises many types for garbage; each one means "does not decode"
+        raise InvalidRequest(f"partition update does not decode: {type(e).__name__}: {e}") from None
+    try:
+        return _checked_partition(struct)
+    except (TypeError, ValueError, IndexError) as e:
+        raise InvalidRequest(f"partition update is malformed: {e}") from None
+
+
+def _checked_partition(struct) -> Partition:
+    if type(struct) is not list or len(struct) != 3:
+        raise ValueError("payload is not [partition_deletion, rows, range_tombstones]")
+    pdel, rows, ranges = struct
+    if pdel is not None:
+        pdel = _deletion(pdel, "partition deletion")
+    if type(rows) is not list or type(ranges) is not list:
+        raise ValueError("rows and range tombstones must be arrays")
+    out_rows, last_ck = {}, None
+    for r in rows:
+        if type(r) is not list or len(r) < 3 or type(r[0]) is not bytes:
+            raise ValueError("a row is not [clustering (bin), mfda, ldt, cell...]")
+        ck = r[0]
+        if last_ck is not None and ck <= last_ck:
+            raise ValueError(f"rows are not in strictly increasing clustering order at {ck.hex()[:32]}")
+        last_ck = ck
+        rdel = None if r[1] is None and r[2] is None else _deletion(r[1:3], "row deletion")
+        cells, last_col = {}, -1
+        for c in r[3:]:
+            if type(c) is not list or not 3 <= len(c) <= 5:
+                raise ValueError(f"a cell of row {ck.hex()[:32]} is not a 3-, 4- or 5-element array")
+            col, ts, value = c[0], c[1], c[2]
+            if type(col) is not int or not last_col < col < 65536:
+                raise ValueError(f"column id {col!r} is out of order or out of range in row {ck.hex()[:32]}")
+            last_col = col
+            _int(ts, "cell timestamp")
+            n = len(c)
+            if n == 3 and type(value) is bytes:
+                cells[col] = (ts, NO_DELETION_TIME, 0, value)
+            elif n == 5 and type(value) is bytes:
+                cells[col] = (ts, _int(c[4], "cell expiry"), _int(c[3], "cell ttl"), value)
+            elif n == 4 and value is None:
+                cells[col] = (ts, _int(c[3], "cell local deletion time"), 0, None)
+            else:
+                raise ValueError(f"cell {col} of row {ck.hex()[:32]} is neither live, expiring nor a tombstone")
+        out_rows[ck] = Row(rdel, cells)
+    out_ranges = []
+    for rt in ranges:
+        if (type(rt) is not list or len(rt) != 4 or type(rt[0]) is not bytes
+                or (rt[1] is not None and type(rt[1]) is not bytes)):
+            raise ValueError("a range tombstone is not [lo (bin), hi (bin) | nil, mfda, ldt]")
+        out_ranges.append((rt[0], rt[1], _int(rt[2], "range mfda"), _int(rt[3], "range ldt")))
+    return Partition(pdel, out_rows, out_ranges)
+
+
+def _deletion(d, what: str) -> tuple:
+    if type(d) is not list or len(d) != 2:
+        raise ValueError(f"{what} is not [marked_for_delete_at, local_deletion_time]")
+    return (_int(d[0], what), _int(d[1], what))
+
+
+def _int(v, what: str) -> int:
+    if type(v) is not int or not 0 <= v < _INT64:
+        raise ValueError(f"{what} {v!r} is not an integer in 0..2^63-1")
+    return v
 
 
 def decode_clustering(table: Table, ck: bytes) -> dict:

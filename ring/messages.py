@@ -306,4 +306,12 @@ class Reply:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """Hold `effects` until the local commit log is durable up to `position` (batch and group
+    sync); the driver waits off its event loop, then hands them back through `Node.durable`."""
+    position: tuple
+    effects: list
+
+
 __all__ = [name for name in dir() if not name.startswith("_")] + ["astuple"]

@@ -5,7 +5,10 @@ ops/ (client and admin operations, one registry), coordinator.py and the other h
 in flight, through one Handler protocol, ring/context.py), replica.py (answers from the local
 store), consistency.py and placement/ (the arithmetic). No sockets, sleeps, clocks or global
 randomness here: monotonic time arrives as `now_ms`, the wall clock (write timestamps, gossip
-generation) and the rng are injected, and the local engine `Store` is called synchronously.
+generation) and the rng are injected, and the local engine `Store` is called synchronously,
+except for durability: an ack that must wait for an fsync (batch and group commit-log sync)
+leaves as a `Durable(position, effects)` effect, which the driver completes off its loop and
+hands back through `durable` (the fifth entry point).
 
 Invariants: every handler in `handlers` is reachable by exactly its current `msg_id`; effects
 addressed to this node are delivered synchronously (`_local`), so drivers only ever see `Send`s
@@ -16,6 +19,7 @@ the driver. The contract with drivers is docs/node_api.md.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -30,8 +34,8 @@ from ring.failure_detector import FailureDetector
 from ring.faults import Faults
 from ring.gossip import Gossiper
 from ring.hinted_handoff import Handoff, HintStore
-from ring.messages import (ClientRequest, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
-                           IndexReadResponse, MutationResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull,
+from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
+                           IndexReadResponse, MutationRequest, MutationResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull,
                            SchemaPush, Send, StreamResponse, ValidationResponse)
 from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
                                       set_bootstrap_state)
@@ -175,6 +179,15 @@ class Node:
         self.now_ms = now_ms
         return self._local(self._dispatch(src, msg))
 
+    def durable(self, now_ms: int, effect: Durable, error: str | None = None) -> list:
+        """The driver waited for `effect.position`: its held effects, delivered now. With `error`
+        (the commit log failed or closed first) each held response carries that error instead."""
+        self.now_ms = now_ms
+        effects = effect.effects
+        if error is not None:
+            effects = [Send(e.to, dataclasses.replace(e.msg, error=error)) for e in effects]
+        return self._local(effects)
+
     def tick(self, now_ms: int) -> list:
         self.now_ms = now_ms
         self.detector.tick(now_ms)
@@ -227,6 +240,13 @@ class Node:
 
     def _dispatch(self, src: str, msg) -> list:
         kind = type(msg)
+        if kind is MutationRequest:
+            response, position = replica.answer_mutation(self.store, msg)
+            if response.error is None:
+                self.meter.count("replica_mutations")
+            if position is None:
+                return [Send(src, response)]
+            return [Durable(position, [Send(src, response)])]
         answer = replica.ANSWERS.get(kind)
         if answer is not None:
             response = answer(self.store, msg)

@@ -2,16 +2,21 @@
 
 Rule: replica.py answers; it never sends and never coordinates. Each `answer_*` function takes
 the store and one request message and returns exactly one response message; a request the
-replica cannot serve (unknown table id, schema not yet agreed, a bad range or depth, an engine
-error) becomes the response's `error` string, never an exception, so the coordinator's handler
-decides what it means. Every reach into the engine's column families (`store.cfs`) in ring/ lives
-here, until the Store grows a public replica API (issue 12).
+replica cannot serve (unknown table id, schema not yet agreed, a bad range or depth, a payload
+that does not decode, an engine error) becomes the response's `error` string, never an exception,
+so the coordinator's handler decides what it means. The store is reached only through its replica
+API (engine/store.py: table_by_id, apply_mutation, read_partition, scan_partitions, ...).
+
+A mutation's payload is the coordinator's bytes: decoded once by the store (to check it and for
+the memtable) and logged as received, never re-encoded. `answer_mutation` also returns the
+commit-log position the ack must wait for (batch and group sync), which the node hands to its
+driver as a `Durable` effect, so no fsync wait ever runs inside the node.
 """
 from __future__ import annotations
 
 from engine import restriction as rs
 from engine.errors import EngineError, InvalidRequest
-from engine.partition import decode_partition, encode_partition, slice_partition
+from engine.partition import encode_partition, slice_partition
 from engine.schema import Table
 from engine.token import token as token_of
 from ring.anti_entropy import scan_bounds, unwrap
@@ -30,8 +35,7 @@ def _error(e: Exception) -> str:
 
 def local_table(store, table_id: str) -> Table | None:
     """The local schema's table with this id, or None (not created, or not yet learned)."""
-    cfs = store.cfs.get(table_id)
-    return None if cfs is None else cfs.table
+    return store.table_by_id(table_id)
 
 
 def table_by_id(store, table_id: str) -> Table:
@@ -41,19 +45,19 @@ def table_by_id(store, table_id: str) -> Table:
     return table
 
 
-def answer_mutation(store, msg: MutationRequest) -> MutationResponse:
+def answer_mutation(store, msg: MutationRequest) -> tuple[MutationResponse, tuple | None]:
+    """The response and the commit-log position it may be sent after (None: at once)."""
     try:
         table = table_by_id(store, msg.table_id)
-        store.apply([(table, msg.key, decode_partition(msg.payload))])
-        return MutationResponse(msg.id, None)
+        return MutationResponse(msg.id, None), store.apply_mutation(table, msg.key, msg.payload)
     except (InvalidRequest, EngineError, ValueError) as e:
-        return MutationResponse(msg.id, _error(e))
+        return MutationResponse(msg.id, _error(e)), None
 
 
 def answer_read(store, msg: ReadRequest) -> ReadResponse:
     try:
         table = table_by_id(store, msg.table_id)
-        p = store.cfs[table.id].read_partition(token_of(msg.key), msg.key)
+        p = store.read_partition(table, msg.key)
         payload = canonical_payload(slice_partition(p, msg.lo, msg.hi)) if p is not None else None
         if msg.digest_only:
             return ReadResponse(msg.id, None, digest_of(payload), None)
@@ -69,7 +73,7 @@ def answer_range_read(store, msg: RangeReadRequest) -> RangeReadResponse:
         end = tuple(msg.end) if msg.end else None
         limit = max(1, min(int(msg.limit), 10_000))
         out = []
-        for tok, key, p in store.cfs[table.id].scan_partitions(start, end):
+        for tok, key, p in store.scan_partitions(table, start, end):
             out.append([tok, key, encode_partition(p)])
             if len(out) >= limit:
                 return RangeReadResponse(msg.id, out, False, None)
@@ -86,10 +90,9 @@ def answer_validation(store, msg: ValidationRequest) -> ValidationResponse:
             raise InvalidRequest(f"merkle depth {msg.depth} is outside 0..20")
         tree = MerkleTree(msg.lo, msg.hi, int(msg.depth))
         count = 0
-        cfs = store.cfs[table.id]
         for lo, hi in unwrap(msg.lo, msg.hi):
             start, end = scan_bounds(lo, hi)
-            count += tree.add_many((tok, key, payload) for tok, key, p in cfs.scan_partitions(start, end)
+            count += tree.add_many((tok, key, payload) for tok, key, p in store.scan_partitions(table, start, end)
                                    if (payload := canonical_payload(p)) is not None)
         return ValidationResponse(msg.id, tree.to_wire(), count, None)
     except (InvalidRequest, EngineError, ValueError) as e:
@@ -104,7 +107,7 @@ def answer_stream(store, msg: StreamRequest) -> StreamResponse:
         start = tuple(msg.start) if msg.start else None
         end = tuple(msg.end) if msg.end else None
         out = []
-        for tok, key, p in store.cfs[table.id].scan_partitions(start, end):
+        for tok, key, p in store.scan_partitions(table, start, end):
             out.append([tok, key, encode_partition(p)])
             if len(out) >= limit:
                 return StreamResponse(msg.id, out, False, page_checksum(out), None)
@@ -117,19 +120,17 @@ def answer_index_read(store, msg: IndexReadRequest) -> IndexReadResponse:
     """Rows of [start, end) after `after` whose indexed column matches `where` in this node's view
     (ring/index_query.py step 1)."""
     try:
-        cfs = store.cfs[table_by_id(store, msg.table_id).id]
-        table = cfs.table
+        table = table_by_id(store, msg.table_id)
         restrictions = rs.parse(table, msg.where)
-        index = cfs.indexes[rs.choose_index(table, restrictions).name]
-        index.check_ready(table)
+        index = store.local_index(table, restrictions)
         # only the indexed column's restrictions: the others are the coordinator's to check after
         # reconciling, since another replica may hold the newer cell of another column
         restrictions = [r for r in restrictions if r.column == index.meta.column]
         limit = max(1, min(int(msg.limit), MAX_PAGE_ROWS))
         start, end = (tuple(msg.start) if msg.start else None), (tuple(msg.end) if msg.end else None)
         out, size = [], 0
-        for token, key, ck, p, _ in index.search(cfs, table, restrictions, start, end,
-                                                 tuple(msg.after) if msg.after else None):
+        for token, key, ck, p, _ in store.search_index(table, index, restrictions, start, end,
+                                                       tuple(msg.after) if msg.after else None):
             payload = encode_partition(row_slice(p, ck))
             out.append([token, key, ck, payload])
             size += len(key) + len(ck) + len(payload) + 16
@@ -143,43 +144,42 @@ def answer_index_read(store, msg: IndexReadRequest) -> IndexReadResponse:
 def answer_rows_read(store, msg: RowsReadRequest) -> IndexReadResponse:
     """This node's version of each requested row, None where it has nothing (index_query step 2)."""
     try:
-        cfs = store.cfs[table_by_id(store, msg.table_id).id]
+        table = table_by_id(store, msg.table_id)
         if len(msg.rows) > MAX_FETCH_ROWS:
             raise InvalidRequest(f"{len(msg.rows)} rows requested; the maximum is {MAX_FETCH_ROWS}")
         out = []
         for key, ck in msg.rows:
             token = token_of(key)
-            p = cfs.read_partition(token, key)
+            p = store.read_partition(table, key)
             out.append([token, key, ck, None if p is None else encode_partition(row_slice(p, ck))])
         return IndexReadResponse(msg.id, out, True, None)
     except (InvalidRequest, EngineError, ValueError, TypeError) as e:
         return IndexReadResponse(msg.id, [], True, _error(e))
 
 
-ANSWERS = {MutationRequest: answer_mutation, ReadRequest: answer_read, RangeReadRequest: answer_range_read,
+# answer_mutation is not here: the node wraps its response in a Durable effect when it must wait
+ANSWERS = {ReadRequest: answer_read, RangeReadRequest: answer_range_read,
            ValidationRequest: answer_validation, StreamRequest: answer_stream,
            IndexReadRequest: answer_index_read, RowsReadRequest: answer_rows_read}
-COUNTED = {MutationRequest: "replica_mutations", ReadRequest: "replica_reads"}
+COUNTED = {ReadRequest: "replica_reads"}
 
 
 # -- local table bookkeeping (nodetool) -----------------------------------------------------------
 
 def load_bytes(store) -> int:
     """Bytes on disk of every table: gossip's LOAD."""
-    return sum(c.disk_bytes() for c in store.cfs.values())
+    return store.load_bytes()
 
 
 def partition_estimate(store, table: Table) -> int:
     """Partitions in the table's SSTables and memtable (duplicates counted): repair's tree sizing."""
-    cfs = store.cfs[table.id]
-    return sum(s.stats.partition_count for s in cfs.sstables) + len(cfs.memtable)
+    return store.partition_estimate(table)
 
 
 def compact_major(store, keyspace: str | None, table: str | None) -> int:
     """nodetool compact: a major compaction of every matching table; the number done."""
     done = 0
-    for cfs in list(store.cfs.values()):
-        t = cfs.table
+    for t in store.tables():
         if keyspace in (None, t.keyspace) and table in (None, t.name):
             done += store.compact(t.keyspace, t.name, major=True)
     return done
@@ -190,6 +190,6 @@ def purge_tombstones_now(store) -> None:
     ignoring gc_grace_seconds, through the engine's `canary_gc_grace_seconds` option."""
     store.options["canary_gc_grace_seconds"] = 0
     store.flush()
-    for cfs in list(store.cfs.values()):
-        if cfs.table.keyspace != "system" and cfs.sstables:
-            store.compact(cfs.table.keyspace, cfs.table.name, major=True)
+    for t in store.tables():
+        if t.keyspace != "system":
+            store.compact(t.keyspace, t.name, major=True)

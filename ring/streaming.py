@@ -18,7 +18,6 @@ from __future__ import annotations
 import xxhash
 
 from engine.errors import EngineError, InvalidRequest
-from engine.partition import decode_partition
 from ring.anti_entropy import scan_bounds, unwrap
 from ring.messages import FetchRanges, FetchRangesDone, Send, StreamRequest, StreamResponse, packb, unpackb
 
@@ -158,9 +157,11 @@ class StreamSession:
             return self._retry(f"checksum mismatch in a page from {src}")
         task = self.tasks[self.index]
         try:
-            updates = [(task.table, key, decode_partition(payload)) for _tok, key, payload in msg.partitions]
-            if updates:
-                self.ctx.store.apply(updates)
+            updates = [(task.table, key, payload) for _tok, key, payload in msg.partitions]
+            if updates:  # the source's bytes, checked and logged as received; progress is saved after
+                position = self.ctx.store.apply_mutations(updates)
+                if position is not None:  # batch/group sync: waits on the loop (streams are rare)
+                    self.ctx.store.await_durable(position)
         except (InvalidRequest, EngineError, ValueError, TypeError) as e:
             return self._retry(f"a page from {src} does not decode: {e}")
         self.summary["partitions"] += len(updates)

@@ -112,7 +112,8 @@ def run_tour(directory: str | None = None, rows: int = 20_000, console: Console 
 
 
 def _sstables(store: Store, table: str | None = None) -> int:
-    return sum(len(c.sstables) for c in store.cfs.values() if table is None or c.table.name == table)
+    return sum(s["sstable_count"] for s in store.tablestats()
+               if table is None or s["table"].split(".", 1)[1] == table)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Data operations a client sends a coordinator: insert, delete, get, select, scan, index_query.
 
-Rule: an op validates its arguments, builds the mutation or the read, and starts a coordinator
-handler (ring/coordinator.py, ring/index_query.py); it returns the handler's first effects. The
+Rule: an op validates its arguments, builds the mutation (encoded here, once: the replicas log
+these bytes) or the read, and starts a coordinator handler (ring/coordinator.py,
+ring/index_query.py); it returns the handler's first effects. The
 replica plan (`live_plan`) is computed once per request: natural replicas (plus pending ones for
 writes), the live ones among them, and the level's arithmetic; UnavailableError is raised before
 anything is sent if too few are alive. Each op is `op(node, request_id, args) -> effects`.
@@ -34,9 +35,9 @@ def level_of(args: dict, default: str = "ONE"):
 def insert(node, rid: int, args: dict) -> list:
     keyspace, table = table_args(node, args)
     ts = node.new_timestamp(args.get("timestamp"))
-    key, update = mut.build_insert(table, args.get("row") or {}, ts, node.clock.wall_us() // 1_000_000,
-                                   args.get("ttl"), node.store.options["max_value_bytes"])
-    return coordinate_write(node, rid, keyspace, table, key, update, level_of(args), ts)
+    key, _, payload = mut.build_insert_encoded(table, args.get("row") or {}, ts, node.clock.wall_us() // 1_000_000,
+                                               args.get("ttl"), node.store.options["max_value_bytes"])
+    return coordinate_write(node, rid, keyspace, table, key, payload, level_of(args), ts)
 
 
 def delete(node, rid: int, args: dict) -> list:
@@ -45,7 +46,7 @@ def delete(node, rid: int, args: dict) -> list:
     key, update = mut.build_delete(table, args.get("key") or {}, ts, node.clock.wall_us() // 1_000_000,
                                    args.get("columns"), args.get("start"), args.get("end"),
                                    args.get("start_inclusive", True), args.get("end_inclusive", True))
-    return coordinate_write(node, rid, keyspace, table, key, update, level_of(args), ts)
+    return coordinate_write(node, rid, keyspace, table, key, encode_partition(update), level_of(args), ts)
 
 
 def select(node, rid: int, args: dict, exact: bool = False) -> list:
@@ -148,7 +149,10 @@ def live_plan(node, keyspace: str, token: int, level, for_write: bool, pending=(
     return replicas, live, rf_by_dc, replica_dc
 
 
-def coordinate_write(node, request_id: int, keyspace: str, table: Table, key: bytes, update, level, ts) -> list:
+def coordinate_write(node, request_id: int, keyspace: str, table: Table, key: bytes, payload: bytes, level,
+                     ts) -> list:
+    """Send the encoded partition update `payload` to every live replica: the same bytes go to
+    each (this node's own copy included) and into each replica's commit log."""
     token = token_of(key)
     pending = node.pending_endpoints(keyspace, token)
     replicas, live, rf_by_dc, replica_dc = live_plan(node, keyspace, token, level, True, pending)
@@ -163,7 +167,6 @@ def coordinate_write(node, request_id: int, keyspace: str, table: Table, key: by
         handler.block_for = 1
     handler.faults = node.config.faults
     msg_id = node.register_handler(handler)
-    payload = encode_partition(update)
     handler.mutation = (table, key, payload)
     handler.sent_to = set(live)
     node.meter.count("writes")

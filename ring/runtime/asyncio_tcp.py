@@ -2,7 +2,9 @@
 
 Rule: the node decides; this driver only moves bytes and time. It feeds `now_ms` (monotonic),
 inbound messages (`step`), client requests (`submit`) and a tick every 100 ms, and performs the
-effects: `Send` goes to the peer's outbound link, `Reply` to the client connection that asked.
+effects: `Send` goes to the peer's outbound link, `Reply` to the client connection that asked,
+`Durable` to the durability waiter (ring/runtime/durability.py: the fsync wait of batch and group
+commit-log sync runs in a worker thread, never on the loop; then `Node.durable` releases it).
 
 Connections (docs/format.md (wire)): the first frame is the hello (optionally followed by an HMAC
 challenge). Inbound peer connections carry internode messages; inbound client connections carry
@@ -35,8 +37,9 @@ import uuid
 
 from engine.errors import EngineError, InvalidRequest
 from ring.errors import ConfigurationError, ProtocolError, RequestError
-from ring.messages import ClientRequest, ClientResponse, Reply, Send, decode, encode
+from ring.messages import ClientRequest, ClientResponse, Durable, Reply, Send, decode, encode
 from ring.runtime import config as config_mod
+from ring.runtime.durability import DurabilityWaiter
 from ring.runtime.frames import (ConnectorHandshake, FrameDecoder, ServerError, ServerHandshake, encode_frame,
                                  error_to_wire, refuse, split_endpoint)
 
@@ -242,6 +245,7 @@ class NodeProcess:
         os.makedirs(s.data_directory, exist_ok=True)
         self.host_id = load_host_id(s.data_directory)
         self.store = Store.open(s.data_directory, **s.store_options())
+        self.durability = DurabilityWaiter(self.store.await_durable, self._durable)
         factory = self._node_factory
         if factory is None:
             from ring.node import Node as factory
@@ -260,6 +264,7 @@ class NodeProcess:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(link.close() for link in self.links.values()))
+        await self.durability.close()
         for conn in list(self.connections):
             conn.close()
         await asyncio.sleep(0)
@@ -296,8 +301,20 @@ class NodeProcess:
                 self._send(effect.to, effect.msg)
             elif isinstance(effect, Reply):
                 self._reply(effect.request_id, effect.result, effect.error)
+            elif isinstance(effect, Durable):
+                self.durability.add(effect)
             else:
                 log.error("unknown effect %r dropped", effect)
+
+    def _durable(self, effect: Durable, error: str | None) -> None:
+        """The waiter saw `effect.position` durable (or failed): the node releases what it held."""
+        try:
+            effects = self.node.durable(now_ms(), effect, error)
+        except Exception:
+            self.stats["node_errors"] += 1
+            log.exception("node.durable failed")
+            return
+        self._perform(effects)
 
     def _send(self, to: str, msg) -> None:
         if to in self.dropped_peers:
@@ -459,6 +476,7 @@ class NodeProcess:
             "peer_frames_expired": sum(link.expired for link in self.links.values()),
             "peer_frames_dropped": sum(link.dropped for link in self.links.values()),
             "client_requests_in_flight": len(self._requests),
+            "durability_waits": self.durability.batches, "durable_acks": self.durability.waited,
             **{k: v for k, v in self.stats.items()},
         })
         self.metrics_snapshot = values

@@ -7,7 +7,8 @@ heap of (time, sequence, event). The network delays, drops, duplicates and reord
 partitions (symmetric or not, checked at delivery); nodes crash (losing what was not fsynced),
 restart, are wiped, pause (inbound queued, timers frozen) and have skewed or jumping wall clocks.
 The commit log is synced every `sync_interval_ms` of virtual time (periodic mode in virtual time),
-or per write with durability="batch". Every delivery and reply feeds `trace_digest()`: the same
+or per write with durability="batch", where a node's `Durable` effects complete at once, after
+the other effects of the same call (docs/simulation.md#durability). Every delivery and reply feeds `trace_digest()`: the same
 seed gives the same digest, whatever PYTHONHASHSEED is. A message that does not decode is
 counted (`counters["malformed"]`) and dropped; an exception raised by a node fails the run, with
 a note naming the node, the message and the virtual time.
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from engine.errors import InvalidRequest
+from engine.errors import EngineError, InvalidRequest
 from engine.store import Store
-from ring.messages import ClientRequest, Reply, Send, decode, encode
+from ring.messages import ClientRequest, Durable, Reply, Send, decode, encode
 from ring.node import Node, NodeConfig
 
 log = logging.getLogger("dynatable.sim")
@@ -194,13 +195,28 @@ class Simulation:
             self._schedule(at, "deliver", (src.endpoint, dst.endpoint, data))
 
     def _perform(self, sn: SimNode, effects) -> None:
+        durable = []
         for eff in effects:
             if type(eff) is Send:
                 self._send(sn, eff)
+            elif type(eff) is Durable:
+                durable.append(eff)
             else:
                 self.replies[eff.request_id] = eff
                 err = type(eff.error).__name__ if eff.error is not None else "ok"
                 self._note(f"{sn.name} reply {eff.request_id} {err}")
+        for eff in durable:  # after the batch's other effects, as the node's own acks came before
+            self._complete_durable(sn, eff)
+
+    def _complete_durable(self, sn: SimNode, eff: Durable) -> None:
+        """A `Durable` completes at once, in virtual time 0: only durability="batch" produces
+        them, and there each write's record is fsynced before its ack, as in a real batch log."""
+        error = None
+        try:
+            sn.store.await_durable(eff.position)
+        except EngineError as e:
+            error = f"{type(e).__name__}: {e}"
+        self._perform(sn, sn.node.durable(self.now_ms, eff, error))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
         target = self.by_endpoint[dst]
