@@ -68,11 +68,11 @@ def percent(x) -> str:
     return "?" if x is None else f"{100 * float(x):.1f}%"
 
 
-def _console(console: Console | None) -> Console:
+def console_for(console: Console | None) -> Console:
     return console or Console()
 
 
-def _emit_table(console: Console, headers: list[str], rows: list[list], title: str | None = None,
+def emit_table(console: Console, headers: list[str], rows: list[list], title: str | None = None,
                 justify: dict[int, str] | None = None) -> None:
     """A rich table on a terminal; plain aligned columns (two spaces apart) otherwise."""
     justify = justify or {}
@@ -106,7 +106,7 @@ def _emit_table(console: Console, headers: list[str], rows: list[list], title: s
         console.print(line(r), highlight=False, markup=False, soft_wrap=True)
 
 
-def _plain(console: Console, text: str = "") -> None:
+def plain(console: Console, text: str = "") -> None:
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -115,31 +115,31 @@ def _plain(console: Console, text: str = "") -> None:
 def render_status(rows: list[dict], console: Console | None = None, effective: bool = False) -> None:
     """nodetool status from the `status` op's rows (one node's view of the ring); `effective`:
     the rows carry a keyspace's effective ownership."""
-    console = _console(console)
+    console = console_for(console)
     by_dc: dict[str, list[dict]] = {}
     for r in rows:
         by_dc.setdefault(r.get("datacenter") or "?", []).append(r)
     for n, dc in enumerate(sorted(by_dc)):
         if n:
-            _plain(console)
+            plain(console)
         header = f"Datacenter: {dc}"
-        _plain(console, header)
-        _plain(console, "=" * len(header))
-        _plain(console, "Status=Up/Down")
-        _plain(console, "|/ State=Normal/Leaving/Joining/Moving")
+        plain(console, header)
+        plain(console, "=" * len(header))
+        plain(console, "Status=Up/Down")
+        plain(console, "|/ State=Normal/Leaving/Joining/Moving")
         lines = []
         for r in sorted(by_dc[dc], key=lambda r: r["endpoint"]):
             code = ("U" if r.get("up") else "D") + STATE_LETTER.get(str(r.get("state")), "?")
             lines.append([code, r["endpoint"], human_bytes(r.get("load_bytes")), r.get("tokens"),
                           percent(r.get("owns")), r.get("host_id") or "?", r.get("rack") or "?"])
         owns = "Owns (effective)" if effective else "Owns"
-        _emit_table(console, ["--", "Address", "Load", "Tokens", owns, "Host ID", "Rack"], lines,
+        emit_table(console, ["--", "Address", "Load", "Tokens", owns, "Host ID", "Rack"], lines,
                     justify={2: "right", 3: "right", 4: "right"})
 
 
 def render_ring_summary(rows: list[dict], console: Console | None = None, names: dict | None = None) -> None:
     """One line per node: the ring as `dynatable cluster status` shows it."""
-    console = _console(console)
+    console = console_for(console)
     names = names or {}
     lines = []
     order = {ep: i for i, ep in enumerate(names)}
@@ -151,7 +151,7 @@ def render_ring_summary(rows: list[dict], console: Console | None = None, names:
     headers = ["Node", "Address", "Datacenter", "Rack", "Status", "State", "Load", "Owns"]
     if not names:
         headers, lines = headers[1:], [ln[1:] for ln in lines]
-    _emit_table(console, headers, lines, justify={len(headers) - 2: "right", len(headers) - 1: "right"})
+    emit_table(console, headers, lines, justify={len(headers) - 2: "right", len(headers) - 1: "right"})
 
 
 def status(probe: NodeProbe, keyspace: str | None = None, console: Console | None = None) -> list[dict]:
@@ -162,7 +162,7 @@ def status(probe: NodeProbe, keyspace: str | None = None, console: Console | Non
 
 def ring(probe: NodeProbe, console: Console | None = None) -> None:
     """nodetool ring: every token in order with the endpoint that owns it."""
-    console = _console(console)
+    console = console_for(console)
     answer = probe.call("describe_ring")
     status_rows = {r["endpoint"]: r for r in probe.call("status")}
     by_dc: dict[str, list[tuple[int, str]]] = {}
@@ -170,13 +170,13 @@ def ring(probe: NodeProbe, console: Console | None = None) -> None:
         for tok in info.get("tokens") or ():
             by_dc.setdefault(info.get("datacenter") or "?", []).append((tok, ep))
     if not by_dc:
-        _plain(console, "no tokens known yet (is the node still joining?)")
+        plain(console, "no tokens known yet (is the node still joining?)")
     for n, dc in enumerate(sorted(by_dc)):
         if n:
-            _plain(console)
+            plain(console)
         header = f"Datacenter: {dc}"
-        _plain(console, header)
-        _plain(console, "=" * len(header))
+        plain(console, header)
+        plain(console, "=" * len(header))
         toks = sorted(by_dc[dc])
         lines = []
         for tok, ep in toks:
@@ -184,12 +184,12 @@ def ring(probe: NodeProbe, console: Console | None = None) -> None:
             lines.append([ep, r.get("rack") or "?", "Up" if r.get("up") else "Down",
                           str(r.get("state", "?")).capitalize(), human_bytes(r.get("load_bytes")),
                           percent(r.get("owns")), tok])
-        _emit_table(console, ["Address", "Rack", "Status", "State", "Load", "Owns", "Token"], lines,
+        emit_table(console, ["Address", "Rack", "Status", "State", "Load", "Owns", "Token"], lines,
                     justify={4: "right", 5: "right", 6: "right"})
     keyspaces = answer.get("keyspaces") or {}
     if keyspaces:
-        _plain(console)
-        _plain(console, "Keyspaces: " + ", ".join(f"{k} {_replication(v)}" for k, v in sorted(keyspaces.items())))
+        plain(console)
+        plain(console, "Keyspaces: " + ", ".join(f"{k} {_replication(v)}" for k, v in sorted(keyspaces.items())))
 
 
 def _replication(options: dict) -> str:
@@ -199,7 +199,7 @@ def _replication(options: dict) -> str:
 
 
 def info(probe: NodeProbe, console: Console | None = None) -> dict:
-    console = _console(console)
+    console = console_for(console)
     a = probe.call("info")
     metrics = a.get("metrics") or {}
     pairs = [("ID", a.get("host_id")), ("Address", a.get("endpoint")),
@@ -215,49 +215,49 @@ def info(probe: NodeProbe, console: Console | None = None) -> dict:
             pairs.append((key, ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "none yet"))
     width = max(len(k) for k, _ in pairs)
     for k, v in pairs:
-        _plain(console, f"{k.ljust(width)} : {v}")
+        plain(console, f"{k.ljust(width)} : {v}")
     return a
 
 
 def describecluster(probe: NodeProbe, console: Console | None = None) -> dict:
     """nodetool describecluster: name, snitch, partitioner, schema versions and who holds each."""
-    console = _console(console)
+    console = console_for(console)
     a = probe.call("describecluster")
-    _plain(console, "Cluster Information:")
-    _plain(console, f"\tName: {a['name']}")
-    _plain(console, f"\tSnitch: {a['snitch']}")
-    _plain(console, f"\tDynamicEndPointSnitch: {'enabled' if a.get('dynamic_snitch') else 'disabled'}")
-    _plain(console, f"\tPartitioner: {a['partitioner']}")
-    _plain(console, "\tSchema versions:")
+    plain(console, "Cluster Information:")
+    plain(console, f"\tName: {a['name']}")
+    plain(console, f"\tSnitch: {a['snitch']}")
+    plain(console, f"\tDynamicEndPointSnitch: {'enabled' if a.get('dynamic_snitch') else 'disabled'}")
+    plain(console, f"\tPartitioner: {a['partitioner']}")
+    plain(console, "\tSchema versions:")
     for version, endpoints in sorted(a["schema_versions"].items()):
-        _plain(console, f"\t\t{version}: [{', '.join(sorted(endpoints))}]")
-    _plain(console)
-    _plain(console, "Stats for all nodes:")
+        plain(console, f"\t\t{version}: [{', '.join(sorted(endpoints))}]")
+    plain(console)
+    plain(console, "Stats for all nodes:")
     dcs = a.get("datacenters") or {}
-    _plain(console, f"\tLive: {sum(d['up'] for d in dcs.values())}")
-    _plain(console, f"\tUnreachable: {sum(d['down'] for d in dcs.values())}")
-    _plain(console)
-    _plain(console, "Data Centers: ")
+    plain(console, f"\tLive: {sum(d['up'] for d in dcs.values())}")
+    plain(console, f"\tUnreachable: {sum(d['down'] for d in dcs.values())}")
+    plain(console)
+    plain(console, "Data Centers: ")
     for dc in sorted(dcs):
-        _plain(console, f"\t{dc} #Nodes: {dcs[dc]['up'] + dcs[dc]['down']} #Down: {dcs[dc]['down']}")
-    _plain(console)
-    _plain(console, "Keyspaces:")
+        plain(console, f"\t{dc} #Nodes: {dcs[dc]['up'] + dcs[dc]['down']} #Down: {dcs[dc]['down']}")
+    plain(console)
+    plain(console, "Keyspaces:")
     for ks in a.get("keyspaces") or ():
-        _plain(console, f"\t{ks}")
+        plain(console, f"\t{ks}")
     return a
 
 
 def gossipinfo(probe: NodeProbe, console: Console | None = None) -> dict:
     """nodetool gossipinfo: each endpoint's gossip state, `KEY:VERSION:VALUE` as Cassandra prints it."""
-    console = _console(console)
+    console = console_for(console)
     a = probe.call("gossipinfo")
     for ep in sorted(a):
         st = a[ep]
-        _plain(console, f"/{ep}")
-        _plain(console, f"  generation:{st['generation']}")
-        _plain(console, f"  heartbeat:{st['heartbeat']}")
+        plain(console, f"/{ep}")
+        plain(console, f"  generation:{st['generation']}")
+        plain(console, f"  heartbeat:{st['heartbeat']}")
         for key, (value, version) in sorted(st["states"].items()):
-            _plain(console, f"  {key}:{version}:{value}")
+            plain(console, f"  {key}:{version}:{value}")
     return a
 
 
@@ -304,11 +304,11 @@ def partition_key_of(schema_answer: dict, keyspace: str, table: str, key_text: s
 
 
 def getendpoints(probe: NodeProbe, keyspace: str, table: str, key: str, console: Console | None = None) -> list[str]:
-    console = _console(console)
+    console = console_for(console)
     pk = partition_key_of(probe.call("describe_schema"), keyspace, table, key)
     answer = probe.call("getendpoints", keyspace=keyspace, table=table, key=pk)
     for ep in answer.get("endpoints") or []:
-        _plain(console, ep)
+        plain(console, ep)
     return list(answer.get("endpoints") or [])
 
 
@@ -316,7 +316,7 @@ def flush(probe: NodeProbe, keyspace: str | None = None, table: str | None = Non
           console: Console | None = None) -> int:
     a = probe.call("flush", keyspace=keyspace, table=table)
     what = ".".join(p for p in (keyspace, table) if p) or "every table"
-    _plain(_console(console), f"flushed {a.get('flushed', 0)} memtable(s) of {what} on {probe.host}")
+    plain(console_for(console), f"flushed {a.get('flushed', 0)} memtable(s) of {what} on {probe.host}")
     return int(a.get("flushed", 0))
 
 
@@ -324,14 +324,14 @@ def compact(probe: NodeProbe, keyspace: str | None = None, table: str | None = N
             console: Console | None = None) -> int:
     a = probe.call("compact", keyspace=keyspace, table=table)
     what = ".".join(p for p in (keyspace, table) if p) or "every table"
-    _plain(_console(console), f"ran {a.get('compactions', 0)} major compaction task(s) of {what} on {probe.host}")
+    plain(console_for(console), f"ran {a.get('compactions', 0)} major compaction task(s) of {what} on {probe.host}")
     return int(a.get("compactions", 0))
 
 
 def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None = None,
                console: Console | None = None) -> list[dict]:
     """nodetool tablestats: per keyspace, then per table, `name: value` lines."""
-    console = _console(console)
+    console = console_for(console)
     stats = list(probe.call("tablestats"))
     by_ks: dict[str, list[dict]] = {}
     for s in stats:
@@ -342,7 +342,7 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
         raise ValueError(f"Unknown keyspace/table {keyspace}{'.' + table if table else ''}; "
                          "`nodetool tablestats` with no argument lists them")
     if not by_ks:
-        _plain(console, "no tables")
+        plain(console, "no tables")
     labels = [("sstable_count", "SSTable count", str), ("space_used_bytes", "Space used", human_bytes),
               ("memtable_bytes", "Memtable data size", human_bytes),
               ("memtable_partitions", "Memtable partition count", str),
@@ -353,152 +353,16 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
               ("key_cache_hit_rate", "Key cache hit rate", lambda v: "NaN" if v is None else f"{v:.3f}"),
               ("row_cache_hit_rate", "Row cache hit rate", lambda v: "NaN" if v is None else f"{v:.3f}")]
     for ks in sorted(by_ks):
-        _plain(console, f"Keyspace : {ks}")
+        plain(console, f"Keyspace : {ks}")
         for s in sorted(by_ks[ks], key=lambda s: s["table"]):
-            _plain(console, f"\t\tTable: {s['table'].partition('.')[2]}")
+            plain(console, f"\t\tTable: {s['table'].partition('.')[2]}")
             shown = set()
             for key, label, fmt in labels:
                 if key in s:
                     shown.add(key)
-                    _plain(console, f"\t\t{label}: {fmt(s[key])}")
+                    plain(console, f"\t\t{label}: {fmt(s[key])}")
             for key in sorted(set(s) - shown - {"table"}):
-                _plain(console, f"\t\t{key}: {s[key]}")
-            _plain(console)
-        _plain(console, "----------------")
+                plain(console, f"\t\t{key}: {s[key]}")
+            plain(console)
+        plain(console, "----------------")
     return stats
-
-
-def repair(probe: NodeProbe, keyspace: str | None = None, table: str | None = None, *, primary_range: bool = False,
-           preview: bool = False, console: Console | None = None) -> list[dict]:
-    """nodetool repair: one Merkle repair session per table, with progress and a final summary."""
-    console = _console(console)
-    schema = probe.call("describe_schema")
-    tables = [(t["keyspace"], t["name"]) for t in schema["tables"]
-              if keyspace in (None, t["keyspace"]) and table in (None, t["name"])]
-    if not tables:
-        raise ValueError(f"no table matches {keyspace or '*'}.{table or '*'}; see `dynatable nodetool tablestats`")
-    kind = "preview" if preview else "full"
-    _plain(console, f"[repair #{probe.host}] starting {kind} repair of {len(tables)} table(s)"
-                    f"{' (primary ranges only)' if primary_range else ''}")
-    summaries = []
-    for i, (ks, name) in enumerate(tables, 1):
-        s = probe.call("repair", keyspace=ks, table=name, primary_range=primary_range, preview=preview)
-        summaries.append(s)
-        _plain(console, f"[{i}/{len(tables)}] {ks}.{name}: {s['ranges_compared']} ranges compared, "
-                        f"{s['ranges_out_of_sync']} out of sync ({s['leaf_ranges_out_of_sync']} leaf ranges), "
-                        f"{s['rows_streamed']} rows / {human_bytes(s['bytes_streamed'])} streamed")
-    total = {k: sum(s[k] for s in summaries) for k in ("ranges_compared", "ranges_out_of_sync", "rows_streamed",
-                                                         "bytes_streamed")}
-    verb = "would stream nothing; differences reported only" if preview else "repair finished"
-    _plain(console, f"{verb}: {total['ranges_compared']} ranges compared, {total['ranges_out_of_sync']} out of sync, "
-                    f"{total['rows_streamed']} rows and {human_bytes(total['bytes_streamed'])} streamed")
-    return summaries
-
-
-def listpendinghints(probe: NodeProbe, console: Console | None = None) -> list[dict]:
-    rows = list(probe.call("listpendinghints"))
-    console = _console(console)
-    if not rows:
-        _plain(console, "This node does not have any pending hints")
-    else:
-        _emit_table(console, ["Host ID", "Address", "Total hints"],
-                    [[r["host_id"], r.get("endpoint") or "", str(r["hints"])] for r in rows])
-    return rows
-
-
-def truncatehints(probe: NodeProbe, endpoint: str | None = None, console: Console | None = None) -> int:
-    removed = int(probe.call("truncatehints", target=endpoint)["removed"])
-    _plain(_console(console), f"truncated {removed} hint(s){' for ' + endpoint if endpoint else ''} on {probe.host}")
-    return removed
-
-
-# -- topology changes ------------------------------------------------------------------------------
-
-def netstats(probe: NodeProbe, console: Console | None = None) -> dict:
-    """Mode: JOINING / NORMAL / LEAVING / DECOMMISSIONED, and every stream in progress."""
-    stats = probe.call("netstats")
-    console = _console(console)
-    _plain(console, f"Mode: {stats['mode']}")
-    ops = stats.get("operations") or []
-    if not ops:
-        _plain(console, "Not sending any streams.")
-    for op in ops:
-        _plain(console, f"    {op.get('operation')}: {_stream_line(op)}")
-    return stats
-
-
-def _stream_line(op: dict) -> str:
-    parts = [str(op["phase"])] if op.get("phase") else []
-    if "ranges" in op and "ranges_done" in op:
-        parts.append(f"{op['ranges_done']}/{op['ranges']} ranges")
-    if "partitions" in op:
-        parts.append(f"{op['partitions']} partitions, {human_bytes(op.get('bytes', 0))}")
-    if op.get("waiting_for"):
-        parts.append(f"waiting for {', '.join(op['waiting_for'])}")
-    if op.get("error"):
-        parts.append(f"last error: {op['error']}")
-    return "; ".join(parts)
-
-
-def _long_operation(probe: NodeProbe, op: str, args: dict, console: Console) -> dict:
-    """Run `op` (which answers when done) while printing the node's netstats once a second."""
-    import threading
-    outcome: dict = {}
-
-    def run():
-        try:
-            outcome["result"] = probe.call(op, **args)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome["error"] = e
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    last = None
-    with NodeProbe(probe.host, cluster_name=probe.cluster.cluster_name,
-                   cluster_secret=probe.cluster.cluster_secret, timeout_s=5.0) as watcher:
-        while worker.is_alive():
-            worker.join(1.0)
-            try:
-                stats = watcher.call("netstats")
-            except Exception:  # noqa: BLE001 - progress only
-                continue
-            line = f"Mode: {stats['mode']}" + "".join(f"; {o.get('operation')}: {_stream_line(o)}"
-                                                       for o in stats.get("operations") or []
-                                                       if o.get("phase") != "done")
-            if line != last:
-                _plain(console, line)
-                last = line
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
-
-
-def decommission(probe: NodeProbe, console: Console | None = None) -> dict:
-    console = _console(console)
-    _plain(console, f"Decommissioning {probe.host}: its ranges go to their new owners before it leaves")
-    s = _long_operation(probe, "decommission", {"timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
-    _plain(console, f"Decommissioned: {s['ranges']} ranges, {s['partitions']} partitions, "
-                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s). Stop the process now.")
-    return s
-
-
-def removenode(probe: NodeProbe, host_id: str, console: Console | None = None) -> dict:
-    console = _console(console)
-    _plain(console, f"Removing node {host_id}: re-replicating its ranges from the live replicas")
-    s = _long_operation(probe, "removenode", {"host_id": host_id,
-                                              "timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
-    _plain(console, f"Removed {s['endpoint']} ({host_id}): {s['ranges']} ranges, {s['partitions']} partitions, "
-                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s)")
-    return s
-
-
-def cleanup(probe: NodeProbe, keyspace: str | None = None, table: str | None = None,
-            console: Console | None = None) -> dict:
-    """nodetool cleanup: drop the data of ranges this node no longer replicates."""
-    dropped = probe.call("cleanup", keyspace=keyspace, table=table)["partitions_dropped"]
-    console = _console(console)
-    for name, n in sorted(dropped.items()):
-        _plain(console, f"{name}: {n} partitions of ranges this node no longer replicates dropped")
-    if not dropped:
-        _plain(console, "no table matched; nothing to clean up")
-    return dropped

@@ -160,18 +160,18 @@ def nodetool_tablestats(ctx, keyspace, table) -> None:
 @click.pass_context
 def nodetool_repair(ctx, keyspace, table, full, primary_range, preview) -> None:
     """Merkle-tree anti-entropy repair of the ranges this node replicates."""
-    from tools import nodetool as nt
+    from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
-    _probe_call(ctx, lambda probe: nt.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
+    _probe_call(ctx, lambda probe: ntm.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
 
 
 @nodetool.command("decommission")
 @click.pass_context
 def nodetool_decommission(ctx) -> None:
     """Stream this node's ranges to their new owners, then leave the ring (LEFT)."""
-    from tools import nodetool as nt
+    from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
-    _probe_call(ctx, nt.decommission)
+    _probe_call(ctx, ntm.decommission)
 
 
 @nodetool.command("removenode")
@@ -179,9 +179,9 @@ def nodetool_decommission(ctx) -> None:
 @click.pass_context
 def nodetool_removenode(ctx, host_id) -> None:
     """Re-replicate the ranges of the dead node HOST_ID (see nodetool status), then drop it."""
-    from tools import nodetool as nt
+    from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
-    _probe_call(ctx, nt.removenode, host_id)
+    _probe_call(ctx, ntm.removenode, host_id)
 
 
 @nodetool.command("cleanup")
@@ -190,25 +190,25 @@ def nodetool_removenode(ctx, host_id) -> None:
 @click.pass_context
 def nodetool_cleanup(ctx, keyspace, table) -> None:
     """Drop the data of ranges this node no longer replicates (run on old nodes after a join)."""
-    from tools import nodetool as nt
+    from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
-    _probe_call(ctx, nt.cleanup, keyspace, table)
+    _probe_call(ctx, ntm.cleanup, keyspace, table)
 
 
 @nodetool.command("netstats")
 @click.pass_context
 def nodetool_netstats(ctx) -> None:
     """This node's mode (JOINING, NORMAL, LEAVING, DECOMMISSIONED) and its streams."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.netstats)
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.netstats)
 
 
 @nodetool.command("listpendinghints")
 @click.pass_context
 def nodetool_listpendinghints(ctx) -> None:
     """Hints this node holds for other nodes."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.listpendinghints)
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.listpendinghints)
 
 
 @nodetool.command("truncatehints")
@@ -216,5 +216,5 @@ def nodetool_listpendinghints(ctx) -> None:
 @click.pass_context
 def nodetool_truncatehints(ctx, endpoint) -> None:
     """Delete the hints this node holds (for ENDPOINT only, if given)."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.truncatehints, endpoint)
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.truncatehints, endpoint)

@@ -1,0 +1,148 @@
+"""nodetool's maintenance verbs: repair, hints, and the topology changes (netstats, decommission,
+removenode, cleanup), over the same NodeProbe as tools/nodetool.py.
+
+The long operations (decommission, removenode, cleanup) answer only when done; meanwhile the
+node's netstats are printed once a second, so an operator sees the streams move.
+"""
+from __future__ import annotations
+
+
+from rich.console import Console
+
+from tools.nodetool import NodeProbe, console_for, emit_table, human_bytes, plain
+
+
+def repair(probe: NodeProbe, keyspace: str | None = None, table: str | None = None, *, primary_range: bool = False,
+           preview: bool = False, console: Console | None = None) -> list[dict]:
+    """nodetool repair: one Merkle repair session per table, with progress and a final summary."""
+    console = console_for(console)
+    schema = probe.call("describe_schema")
+    tables = [(t["keyspace"], t["name"]) for t in schema["tables"]
+              if keyspace in (None, t["keyspace"]) and table in (None, t["name"])]
+    if not tables:
+        raise ValueError(f"no table matches {keyspace or '*'}.{table or '*'}; see `dynatable nodetool tablestats`")
+    kind = "preview" if preview else "full"
+    plain(console, f"[repair #{probe.host}] starting {kind} repair of {len(tables)} table(s)"
+                    f"{' (primary ranges only)' if primary_range else ''}")
+    summaries = []
+    for i, (ks, name) in enumerate(tables, 1):
+        s = probe.call("repair", keyspace=ks, table=name, primary_range=primary_range, preview=preview)
+        summaries.append(s)
+        plain(console, f"[{i}/{len(tables)}] {ks}.{name}: {s['ranges_compared']} ranges compared, "
+                        f"{s['ranges_out_of_sync']} out of sync ({s['leaf_ranges_out_of_sync']} leaf ranges), "
+                        f"{s['rows_streamed']} rows / {human_bytes(s['bytes_streamed'])} streamed")
+    total = {k: sum(s[k] for s in summaries) for k in ("ranges_compared", "ranges_out_of_sync", "rows_streamed",
+                                                         "bytes_streamed")}
+    verb = "would stream nothing; differences reported only" if preview else "repair finished"
+    plain(console, f"{verb}: {total['ranges_compared']} ranges compared, {total['ranges_out_of_sync']} out of sync, "
+                    f"{total['rows_streamed']} rows and {human_bytes(total['bytes_streamed'])} streamed")
+    return summaries
+
+
+def listpendinghints(probe: NodeProbe, console: Console | None = None) -> list[dict]:
+    rows = list(probe.call("listpendinghints"))
+    console = console_for(console)
+    if not rows:
+        plain(console, "This node does not have any pending hints")
+    else:
+        emit_table(console, ["Host ID", "Address", "Total hints"],
+                    [[r["host_id"], r.get("endpoint") or "", str(r["hints"])] for r in rows])
+    return rows
+
+
+def truncatehints(probe: NodeProbe, endpoint: str | None = None, console: Console | None = None) -> int:
+    removed = int(probe.call("truncatehints", target=endpoint)["removed"])
+    plain(console_for(console), f"truncated {removed} hint(s){' for ' + endpoint if endpoint else ''} on {probe.host}")
+    return removed
+
+
+# -- topology changes ------------------------------------------------------------------------------
+
+def netstats(probe: NodeProbe, console: Console | None = None) -> dict:
+    """Mode: JOINING / NORMAL / LEAVING / DECOMMISSIONED, and every stream in progress."""
+    stats = probe.call("netstats")
+    console = console_for(console)
+    plain(console, f"Mode: {stats['mode']}")
+    ops = stats.get("operations") or []
+    if not ops:
+        plain(console, "Not sending any streams.")
+    for op in ops:
+        plain(console, f"    {op.get('operation')}: {_stream_line(op)}")
+    return stats
+
+
+def _stream_line(op: dict) -> str:
+    parts = [str(op["phase"])] if op.get("phase") else []
+    if "ranges" in op and "ranges_done" in op:
+        parts.append(f"{op['ranges_done']}/{op['ranges']} ranges")
+    if "partitions" in op:
+        parts.append(f"{op['partitions']} partitions, {human_bytes(op.get('bytes', 0))}")
+    if op.get("waiting_for"):
+        parts.append(f"waiting for {', '.join(op['waiting_for'])}")
+    if op.get("error"):
+        parts.append(f"last error: {op['error']}")
+    return "; ".join(parts)
+
+
+def _long_operation(probe: NodeProbe, op: str, args: dict, console: Console) -> dict:
+    """Run `op` (which answers when done) while printing the node's netstats once a second."""
+    import threading
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = probe.call(op, **args)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    last = None
+    with NodeProbe(probe.host, cluster_name=probe.cluster.cluster_name,
+                   cluster_secret=probe.cluster.cluster_secret, timeout_s=5.0) as watcher:
+        while worker.is_alive():
+            worker.join(1.0)
+            try:
+                stats = watcher.call("netstats")
+            except Exception:  # noqa: BLE001 - progress only
+                continue
+            line = f"Mode: {stats['mode']}" + "".join(f"; {o.get('operation')}: {_stream_line(o)}"
+                                                       for o in stats.get("operations") or []
+                                                       if o.get("phase") != "done")
+            if line != last:
+                plain(console, line)
+                last = line
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def decommission(probe: NodeProbe, console: Console | None = None) -> dict:
+    console = console_for(console)
+    plain(console, f"Decommissioning {probe.host}: its ranges go to their new owners before it leaves")
+    s = _long_operation(probe, "decommission", {"timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
+    plain(console, f"Decommissioned: {s['ranges']} ranges, {s['partitions']} partitions, "
+                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s). Stop the process now.")
+    return s
+
+
+def removenode(probe: NodeProbe, host_id: str, console: Console | None = None) -> dict:
+    console = console_for(console)
+    plain(console, f"Removing node {host_id}: re-replicating its ranges from the live replicas")
+    s = _long_operation(probe, "removenode", {"host_id": host_id,
+                                              "timeout_ms": int(probe.cluster.timeout_s * 1000)}, console)
+    plain(console, f"Removed {s['endpoint']} ({host_id}): {s['ranges']} ranges, {s['partitions']} partitions, "
+                    f"{human_bytes(s['bytes'])} streamed to {s['targets']} node(s)")
+    return s
+
+
+def cleanup(probe: NodeProbe, keyspace: str | None = None, table: str | None = None,
+            console: Console | None = None) -> dict:
+    """nodetool cleanup: drop the data of ranges this node no longer replicates."""
+    dropped = probe.call("cleanup", keyspace=keyspace, table=table)["partitions_dropped"]
+    console = console_for(console)
+    for name, n in sorted(dropped.items()):
+        plain(console, f"{name}: {n} partitions of ranges this node no longer replicates dropped")
+    if not dropped:
+        plain(console, "no table matched; nothing to clean up")
+    return dropped
