@@ -17,7 +17,7 @@ import uuid
 
 from engine.errors import InvalidRequest
 from ring.cql import ast
-from ring.cql.types import CqlType, serialize
+from ring.cql.types import CqlType, hashable, serialize
 
 _INTEGERS = ("int", "bigint", "varint", "smallint", "tinyint", "counter")
 _TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,3}))?)?)?\s*(Z|[+-]\d\d:?\d\d)?\Z")
@@ -59,15 +59,7 @@ def _element(term, t: CqlType, receiver: str):
         raise InvalidRequest(f"bind markers inside collection literals are not supported yet ({receiver})")
     value = convert(term, t, receiver)
     if isinstance(value, (list, dict)):
-        return _hashable(value)
-    return value
-
-
-def _hashable(value):
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((_hashable(k), _hashable(v)) for k, v in value.items())
+        return hashable(value)
     return value
 
 

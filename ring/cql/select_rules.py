@@ -9,6 +9,7 @@ rows the executor filters. `Binder` collects bind specs and pk_indexes for prepa
 from __future__ import annotations
 
 from engine.errors import InvalidRequest
+from engine.schema import Table
 from ring.cql import ast
 from ring.cql.literal import convert
 from ring.cql.plan import ReadPlan
@@ -143,7 +144,6 @@ def prepare_select(s: ast.Select, keyspace, keyspaces, binder: Binder):
     table = table_of(keyspaces, s.keyspace or keyspace, s.table)
     specs, fetch, writetime, count = _selection(s, table)
     pk_names = [c.name for c in table.partition_key]
-    ck_names = [c.name for c in table.clustering]
     eq, slices, tokens, others = {}, {}, [], []
     for r in s.where:
         if isinstance(r, ast.TokenRelation):

@@ -218,7 +218,7 @@ def _deserialize_collection(t: CqlType, r: Reader):
                 raise InvalidRequest(f"{t} value claims {n} elements in {r.remaining()} bytes")
             if t.name == "map":
                 k, v = t.params
-                out = {_hashable(_item(k, r)): _item(v, r) for _ in range(n)}
+                out = {hashable(_item(k, r)): _item(v, r) for _ in range(n)}
             else:
                 items = [_item(t.params[0], r) for _ in range(n)]
                 out = items if t.name == "list" else _as_set(items)
@@ -235,14 +235,14 @@ def _item(t: CqlType, r: Reader):
     return deserialize(t, raw)
 
 
-def _hashable(value):
+def hashable(value):
     """Frozen collections used as set elements or map keys: lists become tuples, maps item tuples."""
     if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple((_hashable(k), _hashable(v)) for k, v in value.items())
+        return tuple((hashable(k), hashable(v)) for k, v in value.items())
     return value
 
 
 def _as_set(items: list):
-    return frozenset(_hashable(v) for v in items)
+    return frozenset(hashable(v) for v in items)
