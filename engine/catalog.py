@@ -6,7 +6,7 @@ under the write lock, so a write sees the old schema or the new one, never half 
 id and its column ids never change; a dropped table's directory is deleted.
 
 Every DDL change is written to schema.db (one checksummed frame, atomic replace) before the call
-returns; schema.db is the only place the schema lives across restarts (docs/format.md#schema).
+returns; schema.db is the only place the schema lives across restarts (docs/format.md#schemadb).
 DDL calls are serialized by the catalog's own lock; the write lock is taken only to swap what
 writers see. Secondary indexes are derived data: an index is attached (every later write is
 indexed) and then built from the existing rows, on a thread of its own when the store runs
