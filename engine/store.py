@@ -14,7 +14,9 @@ one commit-log record and one memtable update. The write path lives here; the ot
   engine/catalog.py     keyspaces, tables and indexes: DDL and schema.db
   engine/background.py  the flusher and compactor threads, the flush queue and backpressure
   engine/results.py     reads and scans shaped as rows and pages
-Every public method checks that the store is open (StoreClosedError) before it delegates.
+Invariants: write timestamps strictly increase per store (or are the caller's); `keyspaces` and
+`cfs` are the catalog's own maps, never copies, so the write path reads them without a call;
+reads, writes and DDL other than drops raise StoreClosedError once the store is closed.
 Layout of the data directory: docs/format.md#data-directory.
 """
 from __future__ import annotations
