@@ -21,9 +21,9 @@ from engine.compaction import picker
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
-from engine.partition import Partition, PartitionStats, live_rows
+from engine.partition import Partition, live_rows
 from engine.schema import Table
-from engine.sstable_reader import SSTableReader, component_paths, delete_sstable, list_generations
+from engine.sstable_reader import SSTableReader, delete_sstable, list_generations
 from engine.sstable_writer import SSTableWriter
 
 log = logging.getLogger("dynatable.engine")
@@ -283,13 +283,3 @@ class ColumnFamilyStore:
     def close(self) -> None:
         for s in self.sstables:
             s.close()
-
-    def all_component_paths(self) -> list[str]:
-        return [p for s in self.sstables for p in component_paths(self.directory, s.generation)]
-
-
-def merged_stats(partitions) -> PartitionStats:
-    stats = PartitionStats()
-    for p in partitions:
-        stats.add(p)
-    return stats

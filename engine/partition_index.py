@@ -34,7 +34,6 @@ IN_BLOCK_MASK = (1 << IN_BLOCK_BITS) - 1
 MAX_BLOCK_SIZE = IN_BLOCK_MASK  # block_size_bytes must stay below 2**24
 
 _u64_pack = U64.pack
-_u64_unpack_from = U64.unpack_from
 _u32_unpack_from = U32.unpack_from
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
@@ -43,18 +42,6 @@ _unpackb = msgpack.unpackb
 def sort_key(token: int, key: bytes) -> bytes:
     """Order-preserving bytes for (token, key)."""
     return _u64_pack(token + TOKEN_BIAS) + key
-
-
-def split_sort_key(sk: bytes) -> tuple[int, bytes]:
-    return _u64_unpack_from(sk, 0)[0] - TOKEN_BIAS, sk[8:]
-
-
-def encode_position(block_offset: int, in_block: int) -> int:
-    return (block_offset << IN_BLOCK_BITS) | in_block
-
-
-def decode_position(position: int) -> tuple[int, int]:
-    return position >> IN_BLOCK_BITS, position & IN_BLOCK_MASK
 
 
 def encode_header(magic: bytes) -> bytes:
@@ -96,10 +83,6 @@ def decode_segment(buf: bytes, path: str, offset: int) -> tuple[tuple[bytes, ...
             or len(seg[1]) != 8 * len(seg[0])):
         raise CorruptionError(path, offset + 4, "index segment does not hold [sort keys, positions]")
     return seg
-
-
-def segment_positions(blob: bytes) -> list[int]:
-    return [_u64_unpack_from(blob, i)[0] for i in range(0, len(blob), 8)]
 
 
 # -- Summary.db ---------------------------------------------------------------------------------

@@ -8,40 +8,38 @@
 
 Write path (Cassandra's Keyspace.applyInternal): validate -> commit-log append -> memtable put
 -> acknowledge (after fsync in batch/group mode). A mutation is atomic within its partition: it is
-one commit-log record and one memtable update. Open = load schema, open SSTables from each
-table's manifest, replay the commit log past what the SSTables cover, flush, drop old segments.
+one commit-log record and one memtable update. The write path lives here; the other rooms are
+  engine/recovery.py    open = load schema, open SSTables from each table's manifest, replay the
+                        commit log past what the SSTables cover (then the store flushes)
+  engine/catalog.py     keyspaces, tables and indexes: DDL and schema.db
+  engine/background.py  the flusher and compactor threads, the flush queue and backpressure
+  engine/results.py     reads and scans shaped as rows and pages
+Invariants: write timestamps strictly increase per store (or are the caller's); `keyspaces` and
+`cfs` are the catalog's own maps, never copies, so the write path reads them without a call;
+reads, writes and DDL other than drops raise StoreClosedError once the store is closed.
 Layout of the data directory: docs/format.md#data-directory.
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
-import shutil
 import threading
 
 import msgpack
 
 from engine import mutation as mut
-from engine import restriction as rs
+from engine import recovery
+from engine import restriction as rs  # noqa: F401  (for the replica API's index queries)
+from engine import results
+from engine.background import Background
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
-from engine.commit_log import CommitLog
-from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
-from engine.errors import CorruptionError, InvalidRequest, StoreClosedError
-from engine.files import write_atomically
-from engine.manifest import sstable_directories
-from engine.partition import decode_partition, encode_partition, live_row
-from engine.schema import IndexMetadata, Keyspace, Table, check_name, make_table
-from engine.secondary_index import SecondaryIndex, check_indexable, decode_paging_state
-from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
+from engine.errors import InvalidRequest, StoreClosedError
+from engine.partition import encode_partition
+from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
+from engine.schema import IndexMetadata, Keyspace, Table
+from engine.token import token as token_of
 
-log = logging.getLogger("dynatable.engine")
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
-
-IGNORE_REPLAY_ERRORS_ENV = "DYNATABLE_COMMITLOG_IGNORE_REPLAY_ERRORS"  # Cassandra's -D property
-SCHEMA_MAGIC = b"DTSC"
-SCHEMA_VERSION = 1
 
 DEFAULT_OPTIONS = {
     "commitlog_sync": "periodic",              # periodic | batch | group
@@ -68,18 +66,12 @@ class Store:
         self.path = os.path.abspath(path)
         self.options = options
         self.clock = options["clock"] or SystemClock()
-        self.keyspaces: dict[str, Keyspace] = {}
-        self.cfs: dict[str, ColumnFamilyStore] = {}          # table id -> store
         self._write_lock = threading.RLock()
-        self._schema_lock = threading.Lock()
         self._last_ts = 0
         self._closed = False
-        self._flush_queue: list = []
-        self._work = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._index_builds: list[threading.Thread] = []
-        self._stopping = False
-        self.errors: list[BaseException] = []
+        self.errors: list[BaseException] = []   # failures of background flushes and compactions
+        self.keyspaces: dict[str, Keyspace] = {}             # the catalog's, from _open on
+        self.cfs: dict[str, ColumnFamilyStore] = {}          # table id -> store; the catalog's
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -96,54 +88,18 @@ class Store:
         return store
 
     def _open(self) -> None:
-        """Recovery: schema, tables (manifests), commit-log replay. Any CorruptionError here
-        refuses the open (docs/operations.md) and leaves every file as it was."""
-        os.makedirs(os.path.join(self.path, "data"), exist_ok=True)
-        schema_found = self._load_schema()
-        self.commit_log = CommitLog(
-            os.path.join(self.path, "commitlog"), sync=self.options["commitlog_sync"],
-            sync_period_ms=self.options["commitlog_sync_period_ms"],
-            group_window_ms=self.options["commitlog_sync_group_window_ms"],
-            segment_size_bytes=self.options["commitlog_segment_size_bytes"],
-            ignore_replay_errors=_ignore_replay_errors(self.options))
-        try:
-            for ks in self.keyspaces.values():
-                for table in ks.tables.values():
-                    self._open_table(table, (0, 0))
-            replayed, orphans = self._replay()
-            if orphans and not schema_found:
-                raise CorruptionError(self._schema_path(), 0, f"missing, but the commit log holds "
-                                      f"{orphans} mutations; restore schema.db from a backup")
-        except BaseException:
-            self.commit_log.close()
-            for cfs in self.cfs.values():
-                cfs.close()
-            raise
-        if replayed:
-            log.info("replayed %d mutations from the commit log", replayed)
-        self.replayed = replayed
+        """Recovery (engine/recovery.py; a CorruptionError refuses the open), then flush what was
+        replayed, rebuild the secondary indexes and start the background threads."""
+        self.catalog, self.commit_log, self.replayed = recovery.recover(
+            self.path, self.options, self.clock, self._write_lock)
+        self.keyspaces = self.catalog.keyspaces
+        self.cfs = self.catalog.cfs
+        self.background = Background(self.cfs, self.commit_log, self._write_lock, self.options,
+                                     self.errors, self._memtable_bytes)
         self.flush()
-        for cfs in list(self.cfs.values()):  # secondary indexes are derived: rebuilt from the table
-            for index in cfs.indexes.values():
-                self._build_index(cfs, index)
+        self.catalog.build_all_indexes()  # secondary indexes are derived: rebuilt from the table
         if self.options["background"]:
-            self._start_threads()
-
-    def _replay(self) -> tuple[int, int]:
-        """(mutations applied, mutations of unknown tables)."""
-        persisted = {tid: cfs.persisted_intervals() for tid, cfs in self.cfs.items()}
-        count = orphans = 0
-        for position, record in self.commit_log.replay():
-            for table_id, key, payload in msgpack.unpackb(record):
-                cfs = self.cfs.get(table_id)
-                if cfs is None:
-                    orphans += 1
-                    continue  # the table was dropped
-                if any(tuple(lo) < position <= tuple(hi) for lo, hi in persisted[table_id]):
-                    continue
-                cfs.apply(token_of(key), key, payload, decode_partition(payload), position)
-                count += 1
-        return count, orphans
+            self.background.start()
 
     def __enter__(self) -> "Store":
         return self
@@ -154,12 +110,11 @@ class Store:
     def close(self) -> None:
         if self._closed:
             return
-        self._stop_threads()
-        self._stop_index_builds()
+        self.background.stop()
+        self.catalog.stop_index_builds()
         self.flush()
         self.commit_log.close()
-        for cfs in self.cfs.values():
-            cfs.close()
+        self.catalog.close_tables()
         self._closed = True
 
     def crash(self, lose_unsynced: bool = False) -> None:
@@ -168,143 +123,41 @@ class Store:
         Nothing is flushed; the commit log's user-space buffer is dropped, and with
         lose_unsynced=True so is everything not yet fsynced (a machine crash).
         """
-        self._stop_threads()
-        self._stop_index_builds()
+        self.background.stop()
+        self.catalog.stop_index_builds()
         self.commit_log.crash(lose_unsynced=lose_unsynced)
-        for cfs in self.cfs.values():
-            cfs.close()
+        self.catalog.close_tables()
         self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"store at {self.path} is closed; open it again")
 
-    # -- schema -----------------------------------------------------------------------------
-
-    def _schema_path(self) -> str:
-        return os.path.join(self.path, "schema.db")
-
-    def _load_schema(self) -> bool:
-        """Load schema.db; False if there is none. A missing schema.db while SSTables exist, or
-        an unreadable one, is a CorruptionError (the data would otherwise be ignored)."""
-        path = self._schema_path()
-        if not os.path.exists(path):
-            tables = sstable_directories(os.path.join(self.path, "data"))
-            check(not tables, path, 0, f"missing, but {len(tables)} table directories hold "
-                  f"SSTables (e.g. {tables[:1]}); restore schema.db from a backup")
-            return False
-        with open(path, "rb") as f:
-            data = f.read()
-        check(len(data) >= 6, path, len(data), f"schema file truncated ({len(data)} bytes)")
-        check(data[:4] == SCHEMA_MAGIC, path, 0, "schema magic mismatch")
-        (version,) = U16.unpack_from(data, 4)
-        check(version == SCHEMA_VERSION, path, 4, f"schema version {version} is not supported")
-        payload, end = unframe_checksummed(data, 6, path)
-        check(end == len(data), path, end, "trailing bytes after the schema frame")
-        body = msgpack.unpackb(payload)
-        for ks in body["keyspaces"]:
-            self.keyspaces[ks["name"]] = Keyspace(ks["name"], ks["replication"], {})
-        for t in body["tables"]:
-            table = Table.from_dict(t)
-            self.keyspaces[table.keyspace].tables[table.name] = table
-        return True
-
-    def _save_schema(self) -> None:
-        body = {"keyspaces": [ks.to_dict() for ks in self.keyspaces.values()],
-                "tables": [t.to_dict() for ks in self.keyspaces.values() for t in ks.tables.values()]}
-        data = SCHEMA_MAGIC + U16.pack(SCHEMA_VERSION) + frame_checksummed(msgpack.packb(body, use_bin_type=True))
-        write_atomically(self._schema_path(), data)
-
-    def _table_dir(self, table: Table) -> str:
-        return os.path.join(self.path, "data", table.keyspace, f"{table.name}-{table.id}")
-
-    def _open_table(self, table: Table, position) -> None:
-        cfs = ColumnFamilyStore(table, self._table_dir(table), self.options, self.clock, position)
-        for meta in table.indexes:  # the write hook is attached before replay; built after it
-            cfs.indexes[meta.name] = SecondaryIndex(table, meta)
-        self.cfs[table.id] = cfs
+    # -- schema (engine/catalog.py) ----------------------------------------------------------
 
     def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = True) -> Keyspace:
         self._check_open()
-        check_name("keyspace", name)
-        with self._schema_lock:
-            if name in self.keyspaces:
-                if if_not_exists:
-                    return self.keyspaces[name]
-                raise InvalidRequest(f"keyspace {name} already exists")
-            ks = Keyspace(name, dict(replication or {"class": "SimpleStrategy", "replication_factor": 1}), {})
-            self.keyspaces[name] = ks
-            self._save_schema()
-            return ks
+        return self.catalog.create_keyspace(name, replication, if_not_exists)
 
     def create_table(self, keyspace: str, name: str, columns: dict, primary_key, clustering_order=None,
                      options: dict | None = None, if_not_exists: bool = True, table_id: str | None = None) -> Table:
         self._check_open()
-        ks = self._keyspace(keyspace)
-        with self._schema_lock:
-            if name in ks.tables:
-                if if_not_exists:
-                    return ks.tables[name]
-                raise InvalidRequest(f"table {keyspace}.{name} already exists")
-            table = make_table(keyspace, name, columns, primary_key, clustering_order, options, table_id)
-            self._register_table(ks, table)
-            return table
+        return self.catalog.create_table(keyspace, name, columns, primary_key, clustering_order, options,
+                                         if_not_exists, table_id)
 
     def add_table(self, table: Table) -> Table:
         """Register an already built Table (same id and column ids), e.g. one learned from a peer."""
         self._check_open()
-        ks = self._keyspace(table.keyspace)
-        with self._schema_lock:
-            if table.name in ks.tables:
-                raise InvalidRequest(f"table {table.qualified_name} already exists")
-            self._register_table(ks, table)
-        return table
-
-    def _register_table(self, ks: Keyspace, table: Table) -> None:
-        if table.option("compaction"):
-            from engine.compaction import picker
-            picker.validate_options(table.option("compaction"))
-        with self._write_lock:
-            self._open_table(table, self.commit_log.current_position())
-            ks.tables[table.name] = table
-        self._save_schema()
-        cfs = self.cfs[table.id]
-        for index in cfs.indexes.values():  # a table learned from a peer may come with indexes
-            self._build_index(cfs, index)
+        return self.catalog.add_table(table)
 
     def drop_table(self, keyspace: str, name: str) -> None:
-        table = self.table(keyspace, name)
-        with self._schema_lock, self._write_lock:
-            del self.keyspaces[keyspace].tables[name]
-            cfs = self.cfs.pop(table.id)
-            for index in cfs.indexes.values():
-                index.cancelled = True
-            self._save_schema()
-            cfs.close()
-            shutil.rmtree(cfs.directory, ignore_errors=True)
+        self.catalog.drop_table(keyspace, name)
 
     def drop_keyspace(self, name: str) -> None:
-        ks = self._keyspace(name)
-        for table in list(ks.tables):
-            self.drop_table(name, table)
-        with self._schema_lock:
-            del self.keyspaces[name]
-            self._save_schema()
-        shutil.rmtree(os.path.join(self.path, "data", name), ignore_errors=True)
-
-    def _keyspace(self, name: str) -> Keyspace:
-        ks = self.keyspaces.get(name)
-        if ks is None:
-            raise InvalidRequest(f"keyspace '{name}' does not exist; create it with create_keyspace")
-        return ks
+        self.catalog.drop_keyspace(name)
 
     def table(self, keyspace: str, name: str) -> Table:
-        table = self._keyspace(keyspace).tables.get(name)
-        if table is None:
-            raise InvalidRequest(f"table '{keyspace}.{name}' does not exist; create it with create_table")
-        return table
-
-    # -- secondary indexes (engine/secondary_index.py, docs/secondary_indexes.md) ------------
+        return self.catalog.table(keyspace, name)
 
     def create_index(self, keyspace: str, table: str, column: str, name: str | None = None,
                      if_not_exists: bool = True) -> IndexMetadata | None:
@@ -312,110 +165,21 @@ class Store:
         background (queries fail with IndexNotReady until it is READY). Returns the new index's
         metadata, or None if it already existed and if_not_exists."""
         self._check_open()
-        t = self.table(keyspace, table)
-        name = f"{table}_{column}_idx" if name is None else name
-        check_name("index", name)
-        check_indexable(t, column)
-        with self._schema_lock:
-            t = self.table(keyspace, table)
-            owner = self.index_owner(keyspace, name)
-            same = next((i for i in t.indexes if i.column == column), None)
-            if owner is not None or same is not None:
-                if if_not_exists and (owner is None or (owner.id == t.id and owner.index(name).column == column)):
-                    return None
-                what = f"index {name} already exists on {owner.qualified_name}" if owner is not None \
-                    else f"column '{column}' of {t.qualified_name} is already indexed by {same.name}"
-                raise InvalidRequest(f"{what}; drop it first or pass if_not_exists=True")
-            return self._attach_index(t, IndexMetadata(name, column))
+        return self.catalog.create_index(keyspace, table, column, name, if_not_exists)
 
     def add_index(self, table_id: str, meta: IndexMetadata) -> None:
         """Attach an index learned from a peer (schema sync): no duplicate-column check."""
         self._check_open()
-        cfs = self.cfs.get(table_id)
-        if cfs is None or cfs.table.index(meta.name) is not None:
-            return
-        with self._schema_lock:
-            self._attach_index(cfs.table, meta)
-
-    def _attach_index(self, t: Table, meta: IndexMetadata) -> IndexMetadata:
-        new = dataclasses.replace(t, indexes=t.indexes + (meta,))
-        index = SecondaryIndex(new, meta)
-        cfs = self.cfs[t.id]
-        with self._write_lock:  # from here every write is indexed; the build covers what came before
-            self.keyspaces[t.keyspace].tables[t.name] = new
-            cfs.table = new
-            cfs.indexes[meta.name] = index
-        self._save_schema()
-        self._build_index(cfs, index)
-        return meta
+        self.catalog.add_index(table_id, meta)
 
     def drop_index(self, keyspace: str, name: str, if_exists: bool = True) -> bool:
         """DROP INDEX keyspace.name. Returns whether an index was dropped."""
         self._check_open()
-        with self._schema_lock:
-            t = self.index_owner(keyspace, name)
-            if t is None:
-                if if_exists:
-                    return False
-                raise InvalidRequest(f"index {keyspace}.{name} does not exist")
-            new = dataclasses.replace(t, indexes=tuple(i for i in t.indexes if i.name != name))
-            cfs = self.cfs[t.id]
-            with self._write_lock:
-                self.keyspaces[keyspace].tables[t.name] = new
-                cfs.table = new
-                cfs.indexes.pop(name).cancelled = True
-            self._save_schema()
-            return True
+        return self.catalog.drop_index(keyspace, name, if_exists)
 
     def index_owner(self, keyspace: str, name: str) -> Table | None:
         """The table of `keyspace` holding index `name` (index names are unique per keyspace)."""
-        return next((t for t in self._keyspace(keyspace).tables.values() if t.index(name) is not None), None)
-
-    def _build_index(self, cfs: ColumnFamilyStore, index: SecondaryIndex) -> None:
-        if not self.options["background"]:
-            index.build(cfs)
-            return
-        thread = threading.Thread(target=index.build, args=(cfs,), daemon=True,
-                                  name=f"dynatable-index-build-{index.name}")
-        self._index_builds = [t for t in self._index_builds if t.is_alive()] + [thread]
-        thread.start()
-
-    def _stop_index_builds(self) -> None:
-        for cfs in self.cfs.values():
-            for index in cfs.indexes.values():
-                index.cancelled = True
-        for thread in self._index_builds:
-            thread.join()
-        self._index_builds = []
-
-    def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,
-                    paging_state: bytes | None = None) -> ScanPage:
-        """Rows matching every restriction of `where` = [(column, op, value), ...], answered from
-        the index of one restricted column, in token order, one page at a time."""
-        self._check_open()
-        t = self.table(keyspace, table)
-        if not isinstance(page_size, int) or page_size < 1:
-            raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
-        restrictions = rs.parse(t, where)
-        cfs = self.cfs[t.id]
-        index = cfs.indexes[rs.choose_index(t, restrictions).name]
-        index.check_ready(t)
-        after = decode_paging_state(paging_state)
-        rows: list[dict] = []
-        for token, key, ck, _, row in index.search(cfs, t, restrictions, after=after):
-            rows.append(project(t, row, columns))
-            if len(rows) >= page_size:
-                return ScanPage(rows, msgpack.packb([token, key, ck], use_bin_type=True))
-        return ScanPage(rows, None)
-
-    def index_query_all(self, keyspace: str, table: str, where, page_size: int = 1000, **kwargs):
-        """Iterate over every row an index query matches, page by page."""
-        state = None
-        while True:
-            page = self.index_query(keyspace, table, where, page_size=page_size, paging_state=state, **kwargs)
-            yield from page.rows
-            if (state := page.paging_state) is None:
-                return
+        return self.catalog.index_owner(keyspace, name)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -598,175 +362,33 @@ class Store:
             total += c.memtable.size_bytes
         return total
 
-    # -- flush and compaction ---------------------------------------------------------------
+    # -- flush and compaction (engine/background.py) -----------------------------------------
 
     def _on_memtable_full(self) -> None:
-        with self._write_lock:
-            if self._memtable_bytes() <= self.options["memtable_flush_threshold_bytes"]:
-                return
-            largest = max(self.cfs.values(), key=lambda c: c.memtable.size_bytes)
-            mt = largest.switch_memtable(self.commit_log.current_position())
-        if mt is None:
-            return
-        if not self.options["background"]:
-            self._flush_one(largest, mt)
-            return
-        with self._work:
-            self._flush_queue.append((largest, mt))
-            self._work.notify_all()
-            # backpressure: writers wait while too many memtables are waiting to be flushed
-            while len(self._flush_queue) > 2 and not self._stopping:
-                self._work.wait(0.1)
-
-    def _flush_one(self, cfs: ColumnFamilyStore, mt) -> None:
-        cfs.flush_memtable(mt)
-        self._discard_segments()
-
-    def _discard_segments(self) -> None:
-        with self._write_lock:
-            low = self.commit_log.current_position()
-            for cfs in self.cfs.values():
-                for mt in (cfs.memtable, *cfs.flushing):
-                    if mt.min_position is not None and mt.min_position < low:
-                        low = mt.min_position
-            self.commit_log.discard_before(low)
+        self.background.memtable_full()
 
     def flush(self, keyspace: str | None = None, table: str | None = None) -> int:
         """Flush memtables to SSTables now (all tables, a keyspace's, or one). Returns how many."""
         targets = [c for c in list(self.cfs.values())
                    if (keyspace is None or c.table.keyspace == keyspace) and (table is None or c.table.name == table)]
-        switched = []
-        with self._write_lock:
-            for cfs in targets:
-                mt = cfs.switch_memtable(self.commit_log.current_position())
-                if mt is not None:
-                    switched.append((cfs, mt))
-        for cfs, mt in switched:
-            cfs.flush_memtable(mt)
-        self._wait_flush_queue(targets)
-        self._discard_segments()
-        return len(switched)
-
-    def _wait_flush_queue(self, targets) -> None:
-        with self._work:
-            while any(c in targets for c, _ in self._flush_queue) and self._threads:
-                self._work.wait(0.05)
+        return self.background.flush(targets)
 
     def compact(self, keyspace: str, table: str, major: bool = True) -> int:
         """Run compactions now: a major one (everything into one), or the strategy's until done."""
-        cfs = self.cfs[self.table(keyspace, table).id]
-        done = 0
-        while True:
-            task = cfs.plan_compaction(major=major and done == 0)
-            if task is None:
-                return done
-            cfs.run_compaction(task)
-            done += 1
-            if major:
-                return done
+        return self.background.compact(self.cfs[self.table(keyspace, table).id], major)
 
     def cleanup(self, keyspace: str, table: str, keep) -> int:
         """nodetool cleanup for one table: flush, then rewrite every SSTable without the partitions
         whose token `keep(token)` rejects. Returns how many partitions were dropped."""
-        cfs = self.cfs[self.table(keyspace, table).id]
-        self.flush(keyspace, table)
-        before = cfs.stats.get("partitions_cleaned", 0)
-        tasks = cfs.plan_cleanup()
-        try:
-            for task in tasks:
-                cfs.run_compaction(task, keep=keep)
-        finally:
-            with cfs.lock:
-                for task in tasks:
-                    cfs.compacting.difference_update(task.inputs)
-        return cfs.stats.get("partitions_cleaned", 0) - before
+        return self.background.cleanup(self.cfs[self.table(keyspace, table).id], keep)
 
-    def _start_threads(self) -> None:
-        self._threads = [threading.Thread(target=self._flusher, name="dynatable-flush", daemon=True)]
-        for i in range(self.options["concurrent_compactors"]):
-            self._threads.append(threading.Thread(target=self._compactor, name=f"dynatable-compact-{i}", daemon=True))
-        for t in self._threads:
-            t.start()
-
-    def _stop_threads(self) -> None:
-        with self._work:
-            self._stopping = True
-            self._work.notify_all()
-        for t in self._threads:
-            t.join()
-        self._threads = []
-        self._stopping = False
-
-    def _flusher(self) -> None:
-        while True:
-            with self._work:
-                while not self._flush_queue and not self._stopping:
-                    self._work.wait()
-                if not self._flush_queue:
-                    return
-                cfs, mt = self._flush_queue[0]
-            try:
-                self._flush_one(cfs, mt)
-            except BaseException as e:  # surfaced via self.errors and the log; the memtable stays readable
-                log.exception("flush of %s failed", cfs.table.qualified_name)
-                self.errors.append(e)
-            with self._work:
-                self._flush_queue.pop(0)
-                self._work.notify_all()
-
-    def _compactor(self) -> None:
-        while True:
-            with self._work:
-                if self._stopping:
-                    return
-            task = cfs = None
-            for candidate in list(self.cfs.values()):
-                try:
-                    task = candidate.plan_compaction()
-                except Exception as e:
-                    log.exception("compaction planning failed for %s", candidate.table.qualified_name)
-                    self.errors.append(e)
-                    task = None
-                if task is not None:
-                    cfs = candidate
-                    break
-            if task is None:
-                with self._work:
-                    if not self._stopping:
-                        self._work.wait(1.0)
-                continue
-            try:
-                cfs.run_compaction(task)
-            except BaseException as e:
-                log.exception("compaction of %s failed", cfs.table.qualified_name)
-                self.errors.append(e)
-
-    # -- reads ------------------------------------------------------------------------------
+    # -- reads (engine/results.py) -----------------------------------------------------------
 
     def get(self, keyspace: str, table: str, key: dict, columns=None, writetime: bool = False) -> dict | None:
         """One row by its full primary key (or the first live row of a partition without clustering)."""
         self._check_open()
         t = self.table(keyspace, table)
-        if t.clustering:
-            missing = [c.name for c in t.clustering if c.name not in key]
-            if missing:
-                raise InvalidRequest(f"get needs the full primary key; missing {missing}. Use select for slices")
-        if columns is not None:
-            for c in columns:
-                t.column(c)
-        pk = mut.partition_key_bytes(t, key)
-        ck = mut.clustering_prefix(t, key) if t.clustering else b""
-        cfs = self.cfs[t.id]
-        p = cfs.read_partition(token_of(pk), pk)
-        if p is None:
-            return None
-        counter = [0]
-        cells = live_row(p, ck, self.clock.now_s(), counter)
-        cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
-        if cells is None:
-            return None
-        key_values = {c.name: key[c.name] for c in t.partition_key}
-        return mut.row_dict(t, key_values, ck, cells, columns, writetime)
+        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock.now_s())
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,
@@ -774,28 +396,12 @@ class Store:
         """Rows of one partition, optionally within a clustering slice, in clustering order."""
         self._check_open()
         t = self.table(keyspace, table)
-        if columns is not None:
-            for c in columns:
-                t.column(c)
-        pk = mut.partition_key_bytes(t, key)
-        lo, hi = mut.slice_bounds(t, start, end, start_inclusive, end_inclusive)
-        cfs = self.cfs[t.id]
-        p = cfs.read_partition(token_of(pk), pk)
-        if p is None:
-            return []
-        counter = [0]
-        key_values = {c.name: key[c.name] for c in t.partition_key}
-        out = []
-        for ck, cells in cfs.live_rows(p, lo, hi, reverse, counter):
-            out.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
-            if limit is not None and len(out) >= limit:
-                break
-        cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
-        return out
+        return results.read_rows(t, self.cfs[t.id], key, start, end, start_inclusive, end_inclusive, limit,
+                                 columns, writetime, reverse)
 
     def scan(self, keyspace: str, table: str, start_token: int | None = None, end_token: int | None = None,
              page_size: int = 1000, paging_state: bytes | None = None, columns=None,
-             writetime: bool = False) -> "ScanPage":
+             writetime: bool = False) -> ScanPage:
         """Rows whose token is in (start_token, end_token], in token order, one page at a time.
 
         A wrapping range (start >= end) covers (start, MAX] and [MIN, end]. Pass the returned
@@ -803,37 +409,8 @@ class Store:
         """
         self._check_open()
         t = self.table(keyspace, table)
-        if not isinstance(page_size, int) or page_size < 1:
-            raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
-        cfs = self.cfs[t.id]
-        ranges = _token_ranges(start_token, end_token)
-        resume = msgpack.unpackb(paging_state) if paging_state else None
-        rows: list[dict] = []
-        counter = [0]
-        for lo_tok, hi_tok in ranges:
-            start = (lo_tok + 1, b"") if lo_tok is not None else None
-            end = (hi_tok + 1, b"") if hi_tok is not None else None
-            if resume is not None:
-                rt, rk, rck = resume
-                if end is not None and (rt, rk) >= end:
-                    continue
-                if start is None or (rt, rk) > start:
-                    start = (rt, rk)
-            for tok, key, p in cfs.scan_partitions(start, end):
-                key_values = mut.decode_key(t, key)
-                lo = b""
-                if resume is not None and (tok, key) == (resume[0], resume[1]):
-                    lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
-                for ck, cells in cfs.live_rows(p, lo, None, False, counter):
-                    rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
-                    if len(rows) >= page_size:
-                        state = msgpack.packb([tok, key, ck], use_bin_type=True)
-                        cfs.guard(counter, f"{t.qualified_name} scan")
-                        return ScanPage(rows, state)
-                if counter[0] > cfs.options["tombstone_failure_threshold"]:
-                    cfs.guard(counter, f"{t.qualified_name} scan")
-        cfs.guard(counter, f"{t.qualified_name} scan")
-        return ScanPage(rows, None)
+        return results.scan_page(t, self.cfs[t.id], start_token, end_token, page_size, paging_state,
+                                 columns, writetime)
 
     def scan_all(self, keyspace: str, table: str, start_token=None, end_token=None, page_size: int = 1000,
                  **kwargs):
@@ -846,66 +423,30 @@ class Store:
             if state is None:
                 return
 
+    def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,
+                    paging_state: bytes | None = None) -> ScanPage:
+        """Rows matching every restriction of `where` = [(column, op, value), ...], answered from
+        the index of one restricted column, in token order, one page at a time."""
+        self._check_open()
+        t = self.table(keyspace, table)
+        return results.index_page(t, self.cfs[t.id], where, columns, page_size, paging_state)
+
+    def index_query_all(self, keyspace: str, table: str, where, page_size: int = 1000, **kwargs):
+        """Iterate over every row an index query matches, page by page."""
+        state = None
+        while True:
+            page = self.index_query(keyspace, table, where, page_size=page_size, paging_state=state, **kwargs)
+            yield from page.rows
+            if (state := page.paging_state) is None:
+                return
+
     # -- introspection ----------------------------------------------------------------------
 
     def tablestats(self) -> list[dict]:
-        out = []
-        for cfs in self.cfs.values():
-            kc_req = sum(s.key_cache_requests for s in cfs.sstables)
-            kc_hit = sum(s.key_cache_hits for s in cfs.sstables)
-            rc = cfs.row_cache
-            out.append({
-                "table": cfs.table.qualified_name, "sstable_count": len(cfs.sstables),
-                "space_used_bytes": cfs.disk_bytes(), "memtable_bytes": cfs.memtable.size_bytes,
-                "memtable_partitions": len(cfs.memtable), "pending_flushes": len(cfs.flushing),
-                "compacting": len(cfs.compacting),
-                "key_cache_hit_rate": (kc_hit / kc_req) if kc_req else None,
-                "row_cache_hit_rate": (rc.hits / rc.requests) if rc and rc.requests else None,
-                **cfs.stats,
-                **{f"index {name}": index.stats() for name, index in cfs.indexes.items()},
-            })
-        return out
+        return [results.table_stats(cfs) for cfs in self.cfs.values()]
 
     def check_invariants(self) -> None:
-        for cfs in self.cfs.values():
-            cfs.check_invariants()
-
-
-def _ignore_replay_errors(options: dict) -> bool:
-    """The store option, else the environment (as Cassandra's ignorereplayerrors property)."""
-    if options["commitlog_ignore_replay_errors"] is not None:
-        return bool(options["commitlog_ignore_replay_errors"])
-    return os.environ.get(IGNORE_REPLAY_ERRORS_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def project(table: Table, row: dict, columns) -> dict:
-    """The row restricted to `columns` plus the primary key (all columns when None)."""
-    if columns is None:
-        return row
-    for c in columns:
-        table.column(c)
-    keep = set(columns) | {c.name for c in table.partition_key} | {c.name for c in table.clustering}
-    return {k: v for k, v in row.items() if k in keep}
-
-
-class ScanPage:
-    __slots__ = ("rows", "paging_state")
-
-    def __init__(self, rows: list[dict], paging_state: bytes | None):
-        self.rows = rows
-        self.paging_state = paging_state
-
-    def __repr__(self):
-        return f"ScanPage({len(self.rows)} rows, more={self.paging_state is not None})"
-
-
-def _token_ranges(start: int | None, end: int | None) -> list[tuple]:
-    if start is not None and end is not None and start >= end:
-        return [(start, None), (None, end)]  # wrapping range
-    for bound in (start, end):
-        if bound is not None and not MIN_TOKEN <= bound <= MAX_TOKEN:
-            raise InvalidRequest(f"token {bound} is outside [{MIN_TOKEN}, {MAX_TOKEN}]")
-    return [(start, end)]
+        self.catalog.check_invariants()
 
 
 class Batch:

@@ -1,0 +1,177 @@
+"""What reads return: rows shaped as dicts, pages of a scan, and a table's statistics.
+
+Each function reads one table's storage (a ColumnFamilyStore) and shapes what it finds; the
+Store facade checks that it is open and resolves names first. Rows are produced from reconciled
+partitions with every tombstone level and TTL applied (partition.live_rows); tombstones met are
+counted and the read fails with TombstoneOverwhelmingError past `tombstone_failure_threshold`
+(ColumnFamilyStore.guard).
+
+Paging: a page holds at most `page_size` rows, and `paging_state` is None on the last page; else
+it is msgpack [token, partition key, clustering] of the page's last row, and the next page starts
+just after that row. Token ranges are Cassandra's (start, end]; a wrapping range (start >= end)
+covers (start, MAX] and [MIN, end].
+"""
+from __future__ import annotations
+
+import msgpack
+
+from engine import mutation as mut
+from engine import restriction as rs
+from engine.column_family import ColumnFamilyStore
+from engine.errors import InvalidRequest
+from engine.partition import live_row
+from engine.schema import Table
+from engine.secondary_index import decode_paging_state
+from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
+
+
+class ScanPage:
+    __slots__ = ("rows", "paging_state")
+
+    def __init__(self, rows: list[dict], paging_state: bytes | None):
+        self.rows = rows
+        self.paging_state = paging_state
+
+    def __repr__(self):
+        return f"ScanPage({len(self.rows)} rows, more={self.paging_state is not None})"
+
+
+def project(table: Table, row: dict, columns) -> dict:
+    """The row restricted to `columns` plus the primary key (all columns when None)."""
+    if columns is None:
+        return row
+    for c in columns:
+        table.column(c)
+    keep = set(columns) | {c.name for c in table.partition_key} | {c.name for c in table.clustering}
+    return {k: v for k, v in row.items() if k in keep}
+
+
+def check_columns(table: Table, columns) -> None:
+    """InvalidRequest unless every name in `columns` (None: all) is a column of `table`."""
+    if columns is not None:
+        for c in columns:
+            table.column(c)
+
+
+def check_page_size(page_size) -> None:
+    if not isinstance(page_size, int) or page_size < 1:
+        raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
+
+
+def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, now_s: int) -> dict | None:
+    """One row by its full primary key (or the first live row of a partition without clustering)."""
+    if t.clustering:
+        missing = [c.name for c in t.clustering if c.name not in key]
+        if missing:
+            raise InvalidRequest(f"get needs the full primary key; missing {missing}. Use select for slices")
+    check_columns(t, columns)
+    pk = mut.partition_key_bytes(t, key)
+    ck = mut.clustering_prefix(t, key) if t.clustering else b""
+    p = cfs.read_partition(token_of(pk), pk)
+    if p is None:
+        return None
+    counter = [0]
+    cells = live_row(p, ck, now_s, counter)
+    cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
+    if cells is None:
+        return None
+    key_values = {c.name: key[c.name] for c in t.partition_key}
+    return mut.row_dict(t, key_values, ck, cells, columns, writetime)
+
+
+def read_rows(t: Table, cfs: ColumnFamilyStore, key: dict, start, end, start_inclusive: bool,
+              end_inclusive: bool, limit: int | None, columns, writetime: bool, reverse: bool) -> list[dict]:
+    """Rows of one partition, optionally within a clustering slice, in clustering order."""
+    check_columns(t, columns)
+    pk = mut.partition_key_bytes(t, key)
+    lo, hi = mut.slice_bounds(t, start, end, start_inclusive, end_inclusive)
+    p = cfs.read_partition(token_of(pk), pk)
+    if p is None:
+        return []
+    counter = [0]
+    key_values = {c.name: key[c.name] for c in t.partition_key}
+    out = []
+    for ck, cells in cfs.live_rows(p, lo, hi, reverse, counter):
+        out.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
+        if limit is not None and len(out) >= limit:
+            break
+    cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
+    return out
+
+
+def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_token: int | None,
+              page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
+    """One page of the rows whose token is in (start_token, end_token], in token order."""
+    check_page_size(page_size)
+    ranges = token_ranges(start_token, end_token)
+    resume = msgpack.unpackb(paging_state) if paging_state else None
+    rows: list[dict] = []
+    counter = [0]
+    for lo_tok, hi_tok in ranges:
+        start = (lo_tok + 1, b"") if lo_tok is not None else None
+        end = (hi_tok + 1, b"") if hi_tok is not None else None
+        if resume is not None:
+            rt, rk, rck = resume
+            if end is not None and (rt, rk) >= end:
+                continue
+            if start is None or (rt, rk) > start:
+                start = (rt, rk)
+        for tok, key, p in cfs.scan_partitions(start, end):
+            key_values = mut.decode_key(t, key)
+            lo = b""
+            if resume is not None and (tok, key) == (resume[0], resume[1]):
+                lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
+            for ck, cells in cfs.live_rows(p, lo, None, False, counter):
+                rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
+                if len(rows) >= page_size:
+                    state = msgpack.packb([tok, key, ck], use_bin_type=True)
+                    cfs.guard(counter, f"{t.qualified_name} scan")
+                    return ScanPage(rows, state)
+            if counter[0] > cfs.options["tombstone_failure_threshold"]:
+                cfs.guard(counter, f"{t.qualified_name} scan")
+    cfs.guard(counter, f"{t.qualified_name} scan")
+    return ScanPage(rows, None)
+
+
+def token_ranges(start: int | None, end: int | None) -> list[tuple]:
+    """(start, end] as one or two non-wrapping ranges; None is the end of the ring."""
+    if start is not None and end is not None and start >= end:
+        return [(start, None), (None, end)]  # wrapping range
+    for bound in (start, end):
+        if bound is not None and not MIN_TOKEN <= bound <= MAX_TOKEN:
+            raise InvalidRequest(f"token {bound} is outside [{MIN_TOKEN}, {MAX_TOKEN}]")
+    return [(start, end)]
+
+
+def index_page(t: Table, cfs: ColumnFamilyStore, where, columns, page_size: int,
+               paging_state: bytes | None) -> ScanPage:
+    """One page of the rows matching every restriction of `where`, answered from the index of
+    one restricted column (docs/secondary_indexes.md), in token order."""
+    check_page_size(page_size)
+    restrictions = rs.parse(t, where)
+    index = cfs.indexes[rs.choose_index(t, restrictions).name]
+    index.check_ready(t)
+    after = decode_paging_state(paging_state)
+    rows: list[dict] = []
+    for token, key, ck, _, row in index.search(cfs, t, restrictions, after=after):
+        rows.append(project(t, row, columns))
+        if len(rows) >= page_size:
+            return ScanPage(rows, msgpack.packb([token, key, ck], use_bin_type=True))
+    return ScanPage(rows, None)
+
+
+def table_stats(cfs: ColumnFamilyStore) -> dict:
+    """nodetool tablestats for one table: sizes, caches, compaction and index figures."""
+    kc_req = sum(s.key_cache_requests for s in cfs.sstables)
+    kc_hit = sum(s.key_cache_hits for s in cfs.sstables)
+    rc = cfs.row_cache
+    return {
+        "table": cfs.table.qualified_name, "sstable_count": len(cfs.sstables),
+        "space_used_bytes": cfs.disk_bytes(), "memtable_bytes": cfs.memtable.size_bytes,
+        "memtable_partitions": len(cfs.memtable), "pending_flushes": len(cfs.flushing),
+        "compacting": len(cfs.compacting),
+        "key_cache_hit_rate": (kc_hit / kc_req) if kc_req else None,
+        "row_cache_hit_rate": (rc.hits / rc.requests) if rc and rc.requests else None,
+        **cfs.stats,
+        **{f"index {name}": index.stats() for name, index in cfs.indexes.items()},
+    }
