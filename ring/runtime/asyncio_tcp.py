@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(config_mod.dump_default())
         return 0
     from engine.errors import CorruptionError
-    from engine.store import IGNORE_REPLAY_ERRORS_ENV
+    from engine.recovery import IGNORE_REPLAY_ERRORS_ENV
     if args.ignore_replay_errors:
         os.environ[IGNORE_REPLAY_ERRORS_ENV] = "true"
     try:
