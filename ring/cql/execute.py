@@ -266,6 +266,12 @@ class Execution:
                        state.emitted, state.partition, state.partition_rows)
         page_size = None if plan.count else params.page_size
         ops = _distinct_keys(plan.operations(values))
+        filtered = [c for c, _, _ in plan.filters if c in {col.name for col in table.regular}]
+        for _, args in ops:                     # rows must carry the columns ALLOW FILTERING tests
+            if filtered and args.get("columns") is not None:
+                args["columns"] = list(dict.fromkeys(list(args["columns"]) + filtered))
+        if len(ops) > 1 and p.statement.order_by:
+            return (yield from self._read_ordered(p, plan, ops, table, selection, sink, params, level))
         i, cursor, more = state.op, state.cursor, None
         while i < len(ops) and not sink.limit_reached:
             room = None if page_size is None else page_size - len(sink.rows)
@@ -302,6 +308,21 @@ class Execution:
         rows = [[sink.counted]] if plan.count else sink.rows
         return Rows.from_values(RowsMetadata(p.result_columns, paging_state=more.encode() if more else None,
                                              no_metadata=params.skip_metadata), rows)
+
+    def _read_ordered(self, p, plan: ReadPlan, ops: list, table, selection: Selection, sink: RowSink, params, level):
+        """IN with ORDER BY: every partition's rows, merged in clustering order, then LIMIT; one page
+        (Cassandra refuses to page these; we answer them whole)."""
+        rows = []
+        for op, args in ops:
+            (reply,) = yield [(op, dict(args, consistency=level))]
+            admitted = [r for r in _result(reply) if selection.admits(r)]
+            rows += admitted[:sink.ppl] if sink.ppl is not None else admitted
+        rows.sort(key=lambda r: mut.clustering_prefix(table, selection.clustering(r)), reverse=plan.reverse)
+        sink.ppl = None
+        for row in rows:
+            sink.offer(row)
+        out = [[sink.counted]] if plan.count else sink.rows
+        return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata), out)
 
 
 def _result(reply: Reply):
