@@ -226,3 +226,84 @@ def test_errors_carry_cassandra_codes():
     assert isinstance(u, Unavailable) and (u.required, u.alive) == (2, 1)
     assert isinstance(cql.run("n1", "SELECT * FROM ks.t", consistency="ONE"), (Rows, Unavailable))
     cql.sim.close()
+
+
+# -- the executor against an embedded Store (the model) ----------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from engine.store import Store  # noqa: E402
+
+KEYS, CLUSTERINGS = st.integers(0, 3), st.integers(0, 5)
+TIMESTAMPS = st.integers(1, 40)           # small: ties between writes and deletes happen
+STATEMENTS = st.one_of(
+    st.tuples(st.just("insert"), KEYS, CLUSTERINGS, st.text("ab", max_size=3), TIMESTAMPS),
+    st.tuples(st.just("update"), KEYS, CLUSTERINGS, st.text("xy", max_size=3), TIMESTAMPS),
+    st.tuples(st.just("delete_row"), KEYS, CLUSTERINGS, TIMESTAMPS),
+    st.tuples(st.just("delete_cell"), KEYS, CLUSTERINGS, TIMESTAMPS),
+    st.tuples(st.just("delete_range"), KEYS, CLUSTERINGS, TIMESTAMPS),
+    st.tuples(st.just("delete_partition"), KEYS, TIMESTAMPS),
+)
+
+
+def as_cql(table: str, s) -> str:
+    kind, k = s[0], s[1]
+    if kind == "insert":
+        return f"INSERT INTO ks.{table} (k, c, v) VALUES ({k}, {s[2]}, '{s[3]}') USING TIMESTAMP {s[4]}"
+    if kind == "update":
+        return f"UPDATE ks.{table} USING TIMESTAMP {s[4]} SET v = '{s[3]}' WHERE k = {k} AND c = {s[2]}"
+    if kind == "delete_row":
+        return f"DELETE FROM ks.{table} USING TIMESTAMP {s[3]} WHERE k = {k} AND c = {s[2]}"
+    if kind == "delete_cell":
+        return f"DELETE v FROM ks.{table} USING TIMESTAMP {s[3]} WHERE k = {k} AND c = {s[2]}"
+    if kind == "delete_range":
+        return f"DELETE FROM ks.{table} USING TIMESTAMP {s[3]} WHERE k = {k} AND c >= {s[2]}"
+    return f"DELETE FROM ks.{table} USING TIMESTAMP {s[2]} WHERE k = {k}"
+
+
+def apply_model(store: Store, table: str, s) -> None:
+    kind, k = s[0], s[1]
+    if kind in ("insert", "update"):
+        store.insert("ks", table, {"k": k, "c": s[2], "v": s[3]}, timestamp=s[4])
+    elif kind == "delete_row":
+        store.delete("ks", table, {"k": k, "c": s[2]}, timestamp=s[3])
+    elif kind == "delete_cell":
+        store.delete("ks", table, {"k": k, "c": s[2]}, columns=["v"], timestamp=s[3])
+    elif kind == "delete_range":
+        store.delete("ks", table, {"k": k}, start=(s[2],), timestamp=s[3])
+    else:
+        store.delete("ks", table, {"k": k}, timestamp=s[2])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    c = cluster()
+    store = Store.open(str(tmp_path_factory.mktemp("model")), background=False)
+    store.create_keyspace("ks")
+    yield c, store, iter(range(10_000))
+    store.close()
+    c.sim.close()
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(statements=st.lists(STATEMENTS, max_size=25), nodes=st.lists(st.sampled_from(["n1", "n2", "n3"]),
+                                                                     min_size=1, max_size=5))
+def test_random_statements_match_an_embedded_store(model, statements, nodes):
+    cql, store, numbers = model
+    table = f"m{next(numbers)}"
+    cql.ok("n1", f"CREATE TABLE ks.{table} (k int, c int, v text, PRIMARY KEY (k, c))")
+    store.create_table("ks", table, {"k": "int", "c": "int", "v": "text"}, primary_key=("k", "c"))
+    cql.agree()
+    for i, s in enumerate(statements):
+        cql.ok(nodes[i % len(nodes)], as_cql(table, s), consistency="ALL")
+        apply_model(store, table, s)
+    for k in range(4):
+        expected = [(r["k"], r["c"], r.get("v")) for r in store.select("ks", table, {"k": k})]
+        assert cql.rows(nodes[k % len(nodes)], f"SELECT * FROM ks.{table} WHERE k = {k}") == expected
+        reverse = cql.rows(nodes[0], f"SELECT * FROM ks.{table} WHERE k = {k} ORDER BY c DESC")
+        assert reverse == expected[::-1]
+    expected = [(r["k"], r["c"], r.get("v")) for r in store.scan_all("ks", table)]
+    got = pages(cql, f"SELECT * FROM ks.{table}", 3, nodes=nodes)
+    assert [r for p in got for r in p] == expected
+    assert cql.rows(nodes[-1], f"SELECT count(*) FROM ks.{table}") == [(len(expected),)]
