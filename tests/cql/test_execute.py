@@ -160,6 +160,23 @@ def test_paging_resumes_on_any_node(cql):
     assert [r for p in distinct for r in p] == list(dict.fromkeys((k,) for k, *_ in whole))
 
 
+def test_paging_a_descending_clustering_in_both_orders(cql):
+    cql.ok("n1", "CREATE TABLE ks.d (k int, c int, e text, v int, PRIMARY KEY (k, c, e)) "
+                 "WITH CLUSTERING ORDER BY (c DESC, e ASC)")
+    cql.agree()
+    for c in range(4):
+        for e in "ab":
+            cql.ok("n2", f"INSERT INTO ks.d (k, c, e, v) VALUES (1, {c}, '{e}', {c})", consistency="ALL")
+    declared = [(c, e) for c in (3, 2, 1, 0) for e in "ab"]
+    for size in (1, 3, 5):
+        got = pages(cql, "SELECT c, e FROM ks.d WHERE k = 1", size)
+        assert [r for p in got for r in p] == declared
+        got = pages(cql, "SELECT c, e FROM ks.d WHERE k = 1 ORDER BY c ASC, e DESC", size)
+        assert [r for p in got for r in p] == declared[::-1]
+        got = pages(cql, "SELECT c, e FROM ks.d WHERE k = 1 AND c > 0 AND c <= 2", size)
+        assert [r for p in got for r in p] == [(2, "a"), (2, "b"), (1, "a"), (1, "b")]
+
+
 def test_paging_state_is_checked(cql):
     fill(cql, partitions=3, rows=3)
     state = cql.ok("n1", "SELECT * FROM ks.t", page_size=2).metadata.paging_state
