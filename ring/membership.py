@@ -48,7 +48,7 @@ class ApplicationState(enum.StrEnum):
     NET_VERSION = "NET_VERSION"
     SEVERITY = "SEVERITY"
     INTERNAL_ADDRESS_AND_PORT = "INTERNAL_ADDRESS_AND_PORT"
-    NATIVE_ADDRESS_AND_PORT = "NATIVE_ADDRESS_AND_PORT"
+    NATIVE_ADDRESS_AND_PORT = "NATIVE_ADDRESS_AND_PORT"  # "host:port" of the CQL server (system.peers)
     REMOVAL_COORDINATOR = "REMOVAL_COORDINATOR"
 
 
@@ -78,6 +78,24 @@ def parse_status(value: str) -> tuple[str, list[str]]:
     """ "LEFT,123,1700000000" -> ("LEFT", ["123", "1700000000"])."""
     head, *rest = value.split(",")
     return head, rest
+
+
+NATIVE_TRANSPORT_PORT = 9042  # CQL's port when a node does not gossip NATIVE_ADDRESS_AND_PORT
+
+
+def endpoint_host(endpoint: str) -> str:
+    """ "10.0.0.1:9100" -> "10.0.0.1"; "[::1]:9100" -> "::1"."""
+    host = endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 or endpoint.startswith("[") else endpoint
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def endpoint_port(endpoint: str, default: int) -> int:
+    """ "10.0.0.1:9100" -> 9100; an endpoint without a port -> `default`."""
+    if endpoint.startswith("[") and "]:" in endpoint or not endpoint.startswith("[") and endpoint.count(":") == 1:
+        tail = endpoint.rsplit(":", 1)[1]
+        if tail.isdigit():
+            return int(tail)
+    return default
 
 
 def tokens_value(tokens: Iterable[int]) -> str:

@@ -80,6 +80,10 @@ class NodeConfig:
     # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
     # lists them); it becomes `faults`, the policy the seams read. Never set in production.
     canary_mutant: str = ""
+    # the CQL server's address (native_address, default: the endpoint's host) and port
+    # (native_transport_port, default 9042), gossiped as NATIVE_ADDRESS_AND_PORT for system.peers
+    native_address: str | None = None
+    native_transport_port: int | None = None
 
     def __post_init__(self) -> None:
         self.faults = Faults.mutant(self.canary_mutant)  # refuses an unknown name, listing the known ones
@@ -147,6 +151,7 @@ class Node:
             ms.ApplicationState.RELEASE_VERSION: RELEASE_VERSION,
             ms.ApplicationState.SCHEMA: self.schema.version(),
             ms.ApplicationState.LOAD: str(replica.load_bytes(self.store)),
+            ms.ApplicationState.NATIVE_ADDRESS_AND_PORT: self.native_address_and_port(),
         }
         if not joining:
             states[ms.ApplicationState.TOKENS] = ms.tokens_value(self.tokens)
@@ -365,6 +370,12 @@ class Node:
 
     def is_alive(self, ep: str) -> bool:
         return self.gossiper.is_alive(ep, self.now_ms)
+
+    def native_address_and_port(self) -> str:
+        """Where this node's CQL server listens, "host:port" ("[v6]:port"); docs/cql.md."""
+        host = self.config.native_address or ms.endpoint_host(self.endpoint)
+        port = self.config.native_transport_port or ms.NATIVE_TRANSPORT_PORT
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def host_id_of(self, ep: str) -> str | None:
         return self.gossiper.app_state(ep, ms.ApplicationState.HOST_ID)

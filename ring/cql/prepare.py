@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, ddl_plans
+from ring.cql import ast, ddl_plans, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -56,7 +56,12 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     statement, bind_count = parse(query)
     binder = Binder(bind_count)
     result_columns: tuple = ()
-    if isinstance(statement, ast.Select):
+    target = _target_keyspace(statement, keyspace)
+    if isinstance(statement, ast.Select) and system_tables.is_virtual(target):
+        plan, result_columns = system_tables.prepare_select(statement, keyspace, binder)
+    elif system_tables.is_virtual(target):
+        raise InvalidRequest(f"{target} is a system keyspace: its tables are read-only views of the node's state")
+    elif isinstance(statement, ast.Select):
         plan, result_columns = prepare_select(statement, keyspace, keyspaces, binder)
     elif isinstance(statement, (ast.Insert, ast.Update, ast.Delete)):
         plan = prepare_write(statement, keyspace, keyspaces, binder)
@@ -70,6 +75,15 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     return PreparedStatement(prepared_id(query, keyspace), query, keyspace, statement, bind,
                              binder.pk_indexes if not isinstance(statement, ast.Batch) else (),
                              result_columns, plan)
+
+
+def _target_keyspace(statement, keyspace: str | None) -> str | None:
+    """The keyspace a statement reads or changes (None for USE and BATCH, checked per statement)."""
+    if isinstance(statement, (ast.CreateKeyspace, ast.DropKeyspace)):
+        return statement.name
+    if isinstance(statement, (ast.Use, ast.Batch)):
+        return None
+    return getattr(statement, "keyspace", None) or keyspace
 
 
 class PreparedCache:
@@ -247,6 +261,8 @@ def prepare_batch(s: ast.Batch, keyspace, keyspaces, binder: Binder) -> BatchPla
     for inner in s.statements:
         if inner.timestamp is not None and s.timestamp is not None:
             raise InvalidRequest("Timestamp must be set either on BATCH or individual statements")
+        if system_tables.is_virtual(inner.keyspace or keyspace):
+            raise InvalidRequest(f"{inner.keyspace or keyspace} is a system keyspace: its tables are read-only")
         plans.append(prepare_write(inner, keyspace, keyspaces, binder))
     return BatchPlan(s.kind, tuple(plans), ts)
 

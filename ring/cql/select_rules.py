@@ -268,7 +268,7 @@ def _partition_plan(s, table, eq, slices, others, binder, base) -> ReadPlan:
         if any(is_in for n, _, is_in in key if n in given):
             raise InvalidRequest("IN on clustering columns is not supported yet")
     key = tuple(k for k in key if k[0] in pk_names)
-    filters = tuple((r.column, r.op, _value(binder, r.value, table.by_name[r.column], table)) for r in others)
+    filters = tuple((r.column, r.op, _filter_source(binder, r, table)) for r in others)
     return ReadPlan("select", key=key, start=start, end=end, start_inclusive=start_inc, end_inclusive=end_inc,
                     reverse=_reverse(s.order_by, table), filters=filters, **base)
 

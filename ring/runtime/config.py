@@ -30,6 +30,7 @@ class NodeSettings:
     cluster_name: str = _key("dynatable", "nodes with another cluster_name are refused")
     listen_address: str = _key("127.0.0.1", "address to bind and to announce to peers")
     port: int = _key(9100, "one TCP port for internode and client traffic")
+    native_transport_port: int = _key(9042, "CQL native protocol port, bound to listen_address")
     metrics_port: int = _key(0, "Prometheus /metrics on this port; 0 = off")
     data_directory: str = _key("data", "store root (data/, commitlog/, schema.db) and host_id")
     seeds: list = _key([], "endpoints (host:port) contacted first by gossip")
@@ -115,8 +116,9 @@ def _validate(s: NodeSettings) -> None:
     for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max"):
         if getattr(s, name) <= 0:
             raise ConfigurationError(f"config key '{name}' must be positive, got {getattr(s, name)}")
-    if not 0 <= s.metrics_port < 65536 or not 0 < s.port < 65536:
-        raise ConfigurationError("port and metrics_port must be in 1..65535 (metrics_port 0 = off)")
+    if not 0 <= s.metrics_port < 65536 or not 0 < s.port < 65536 or not 0 < s.native_transport_port < 65536:
+        raise ConfigurationError("port, native_transport_port and metrics_port must be in 1..65535 "
+                                 "(metrics_port 0 = off)")
 
 
 def load(path: str) -> NodeSettings:

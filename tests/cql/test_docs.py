@@ -24,3 +24,9 @@ def test_worked_examples_match_the_code():
     segment = encode_segments(ready, False)
     assert f"{segment[:6].hex(' ')} | {segment[6:-4].hex(' ')} | {segment[-4:].hex(' ')}" in DOC
     assert compress_body(b"hello hello hello hello").hex(" ") in DOC
+
+
+def test_paging_state_example_matches_the_code():
+    from ring.cql.paging import PagingState
+    state = PagingState(bytes(range(8)), 1, [b"\x00\x00\x00\x02"], 3, b"\x00\x00\x00\x01", 1)
+    assert state.encode().hex(" ") in DOC

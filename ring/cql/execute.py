@@ -1,0 +1,368 @@
+"""The CQL executor, sans-IO: a statement becomes the node's client requests, their replies a RESULT.
+
+An `Execution` runs one QUERY, EXECUTE or BATCH for a connection's `CqlSession` (its keyspace
+and a reference to the node's `PreparedCache`). The driver (the CQL server, the simulator, a
+test) submits the `ClientRequest`s that `start()` and `on_reply()` return to `Node.submit`, feeds
+every `Reply` back, and when `done` sends `response` (a RESULT or an ERROR) and pushes `events`
+(SCHEMA_CHANGE) to the connections that registered for them. Request ids come from the
+injected `ids()`; nothing here touches sockets, clocks or randomness.
+
+Rules: writes of one statement or batch go out together and the statement answers VOID once all
+are acknowledged (the first error wins; a batch's WriteTimeout says UNLOGGED_BATCH, since a
+LOGGED batch runs unlogged here). Reads run their operations one at a time in order, fetching at
+most what still fits in the page, so a page never overflows and the paging state (paging.py)
+resumes exactly after the last row fetched, on any node. system.* and system_schema.* are
+answered locally (system_tables.py). DDL checks existence first: CREATE of an existing keyspace
+or table is AlreadyExists unless IF NOT EXISTS (then VOID, as a no-op is in Cassandra).
+"""
+from __future__ import annotations
+
+from engine import mutation as mut
+from engine.errors import EngineError, InvalidRequest
+from ring.cql import paging, responses
+from ring.cql.notation import UNSET as WIRE_UNSET
+from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
+from ring.cql.prepare import PreparedCache, PreparedStatement
+from ring.cql.result import Prepared, Rows, RowsMetadata, SchemaChangeResult, SetKeyspace, Void
+from ring.cql.selection import RowSink, Selection
+from ring.cql.system_tables import VirtualPlan, is_virtual
+from ring.cql.types import deserialize, parse_type, serialize
+from ring.errors import ConfigurationError, RequestError, WriteTimeout
+from ring.messages import ClientRequest, Reply
+
+SCAN_ROWS_MAX = 10_000           # the node's scan and index_query page limit
+
+
+class AlreadyExists(InvalidRequest):
+    def __init__(self, keyspace: str, table: str = ""):
+        self.keyspace, self.table = keyspace, table
+        what = f"table {keyspace}.{table}" if table else f"keyspace {keyspace}"
+        super().__init__(f"Cannot add already existing {what}")
+
+
+class CqlSession:
+    """One connection's state: the current keyspace (USE) and the node's prepared statements."""
+
+    def __init__(self, prepared: PreparedCache, keyspace: str | None = None):
+        self.prepared = prepared
+        self.keyspace = keyspace
+
+    def prepare(self, node, query: str, keyspace: str | None = None) -> PreparedStatement:
+        return self.prepared.prepare(query, keyspace or self.keyspace, node.store.keyspaces)
+
+
+def prepare_result(node, session: CqlSession, query: str, keyspace: str | None = None):
+    """The answer to PREPARE: a Prepared result, or the ERROR."""
+    try:
+        p = session.prepare(node, query, keyspace)
+    except (EngineError, RequestError) as e:
+        return responses.error_for(e)
+    return Prepared(p.query_id, p.bind, p.pk_indexes, RowsMetadata(p.result_columns, no_metadata=not p.result_columns),
+                    p.result_metadata_id)
+
+
+def bind_values(prepared: PreparedStatement, raw, names=None) -> list:
+    """Wire [value]s (bytes, None = null, notation.UNSET) to Python values by the bind specs."""
+    specs = prepared.bind
+    if names is not None:
+        position = {}
+        for i, spec in enumerate(specs):
+            position.setdefault(spec.name, i)
+        ordered = [WIRE_UNSET] * len(specs)
+        for name, value in zip(names, raw):
+            if name not in position:
+                raise InvalidRequest(f"Invalid bind variable name {name}: the statement has no such marker")
+            ordered[position[name]] = value
+        raw = ordered
+    if len(raw) != len(specs):
+        raise InvalidRequest(f"There were {len(specs)} markers(?) in CQL but {len(raw)} bound variables")
+    out = []
+    for spec, value in zip(specs, raw):
+        if value is WIRE_UNSET:
+            out.append(UNSET)
+        elif value is None:
+            out.append(None)
+        else:
+            try:
+                out.append(deserialize(spec.type, value))
+            except InvalidRequest as e:
+                raise InvalidRequest(f"Invalid value for {spec.name} of type {spec.type}: {e}")
+    return out
+
+
+class Execution:
+    """One statement's run. `start()` -> requests; `on_reply(reply)` -> more requests; then `done`."""
+
+    def __init__(self, node, session: CqlSession, ids, body):
+        self.node, self.session, self._ids = node, session, ids
+        self.done = False
+        self.response = None
+        self.events: list[responses.SchemaChange] = []
+        self._gen = self._guard(body)
+        self._waiting: dict[int, int] = {}
+        self._replies: list = []
+
+    @classmethod
+    def query(cls, node, session: CqlSession, query: str, params, ids) -> "Execution":
+        def body(ex):
+            p = session.prepare(node, query, params.keyspace)
+            return (yield from ex._run(p, bind_values(p, params.values, params.names), params))
+        return cls(node, session, ids, body)
+
+    @classmethod
+    def execute(cls, node, session: CqlSession, query_id: bytes, params, ids) -> "Execution":
+        def body(ex):
+            p = session.prepared.get(query_id)
+            if p is None:
+                return responses.Unprepared(message=f"Prepared query with ID {query_id.hex()} not found (either the "
+                                            "query was not prepared on this host (maybe the host has been restarted?)"
+                                            " or you have prepared too many queries)", query_id=query_id)
+            return (yield from ex._run(p, bind_values(p, params.values, params.names), params))
+        return cls(node, session, ids, body)
+
+    @classmethod
+    def batch(cls, node, session: CqlSession, batch, ids) -> "Execution":
+        """A protocol BATCH (requests.Batch): query strings and prepared ids, each with its values."""
+        def body(ex):
+            ops = []
+            for statement in batch.statements:
+                if isinstance(statement.query_or_id, bytes):
+                    p = session.prepared.get(statement.query_or_id)
+                    if p is None:
+                        return responses.Unprepared(message=f"Prepared query with ID {statement.query_or_id.hex()} "
+                                                    "not found", query_id=statement.query_or_id)
+                else:
+                    p = session.prepare(node, statement.query_or_id, batch.keyspace)
+                if not isinstance(p.plan, WritePlan):
+                    raise InvalidRequest("Invalid statement in batch: only UPDATE, INSERT and DELETE statements are "
+                                         "allowed.")
+                ops += p.plan.operations(bind_values(p, statement.values))
+            return (yield from ex._write(ops, batch.consistency.name, batch.timestamp, True))
+        return cls(node, session, ids, body)
+
+    # -- the driver's side ---------------------------------------------------------------------
+
+    def start(self) -> list[ClientRequest]:
+        return self._advance(None)
+
+    def on_reply(self, reply: Reply) -> list[ClientRequest]:
+        index = self._waiting.pop(reply.request_id, None)
+        if index is None:
+            return []                   # not ours, or a duplicate
+        self._replies[index] = reply
+        return [] if self._waiting else self._advance(self._replies)
+
+    def _advance(self, value) -> list[ClientRequest]:
+        calls = self._gen.send(value)
+        while calls == []:
+            calls = self._gen.send([])
+        if calls is None:
+            return []
+        self._replies = [None] * len(calls)
+        out = []
+        for i, (op, args) in enumerate(calls):
+            rid = self._ids()
+            self._waiting[rid] = i
+            out.append(ClientRequest(rid, op, args))
+        return out
+
+    def _guard(self, body):
+        """Runs `body`; its result or its error becomes `response`; then yields None forever."""
+        try:
+            self.response = yield from body(self)
+        except (EngineError, RequestError, ConfigurationError) as e:
+            self.response = responses.error_for(e) if not isinstance(e, AlreadyExists) else \
+                responses.AlreadyExists(message=str(e), keyspace=e.keyspace, table=e.table)
+        self.done = True
+        while True:
+            yield None
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def _run(self, p: PreparedStatement, values: list, params):
+        plan = p.plan
+        level = params.consistency.name
+        if isinstance(plan, UsePlan):
+            if plan.keyspace not in self.node.store.keyspaces and not is_virtual(plan.keyspace):
+                raise InvalidRequest(f"Keyspace '{plan.keyspace}' does not exist")
+            self.session.keyspace = plan.keyspace
+            return SetKeyspace(plan.keyspace)
+        if isinstance(plan, SchemaPlan):
+            return (yield from self._ddl(plan))
+        if isinstance(plan, (WritePlan, BatchPlan)):
+            return (yield from self._write(plan.operations(values), level, params.timestamp,
+                                           isinstance(plan, BatchPlan)))
+        if isinstance(plan, VirtualPlan):
+            return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata),
+                                    plan.run(self.node, values))
+        assert isinstance(plan, ReadPlan), plan
+        return (yield from self._read(p, plan, values, params, level))
+
+    def _write(self, ops: list, level: str, timestamp: int | None, batch: bool):
+        for _, args in ops:
+            args["consistency"] = level
+            if timestamp is not None:
+                args.setdefault("timestamp", timestamp)
+        replies = yield ops
+        for reply in replies:
+            if isinstance(reply.error, WriteTimeout) and batch:
+                e = reply.error
+                raise WriteTimeout(e.level, e.received, e.block_for, "UNLOGGED_BATCH")
+            _result(reply)
+        return Void()
+
+    def _ddl(self, plan: SchemaPlan):
+        args = plan.args
+        keyspaces = self.node.store.keyspaces
+        if plan.op == "truncate":
+            raise InvalidRequest("TRUNCATE is not supported yet (docs/cql.md)")
+        if plan.op in ("create_keyspace", "drop_keyspace"):
+            exists = args["name"] in keyspaces
+            change = responses.SchemaChange("CREATED" if plan.op == "create_keyspace" else "DROPPED", "KEYSPACE",
+                                            args["name"])
+        else:
+            ks = keyspaces.get(args["keyspace"])
+            if ks is None:
+                raise InvalidRequest(f"Keyspace '{args['keyspace']}' doesn't exist")
+            if plan.op in ("create_table", "drop_table"):
+                exists = args["name"] in ks.tables
+                change = responses.SchemaChange("CREATED" if plan.op == "create_table" else "DROPPED", "TABLE",
+                                                args["keyspace"], args["name"])
+            elif plan.op == "create_index":
+                exists = bool(args.get("name")) and any(t.index(args["name"]) for t in ks.tables.values())
+                change = responses.SchemaChange("UPDATED", "TABLE", args["keyspace"], args["table"])
+            else:
+                owner = next((t.name for t in ks.tables.values() if t.index(args["name"]) is not None), None)
+                exists = owner is not None
+                change = responses.SchemaChange("UPDATED", "TABLE", args["keyspace"], owner or "")
+        if plan.op.startswith("create") and exists:
+            if args.get("if_not_exists"):
+                return Void()
+            if plan.op == "create_index":
+                raise InvalidRequest(f"Index '{args['name']}' already exists")
+            raise AlreadyExists(args["keyspace"] if plan.op != "create_keyspace" else args["name"],
+                                args["name"] if plan.op == "create_table" else "")
+        if plan.op.startswith("drop") and not exists:
+            if args.get("if_exists"):
+                return Void()
+            what = {"drop_keyspace": "keyspace", "drop_table": "table", "drop_index": "index"}[plan.op]
+            raise InvalidRequest(f"Cannot drop non existing {what} '{args['name']}'")
+        (reply,) = yield [(plan.op, dict(args))]
+        _result(reply)
+        if plan.op.startswith("drop") or plan.op == "create_index":
+            self.session.prepared.invalidate(change.keyspace, change.name or None)
+        self.events.append(change)
+        return SchemaChangeResult(change)
+
+    def _read(self, p: PreparedStatement, plan: ReadPlan, values: list, params, level: str):
+        table = self.node.store.table(plan.keyspace, plan.table)
+        selection = Selection(p.statement, table, p.result_columns, plan.filters, values)
+        ppl = resolve(plan.per_partition_limit, values) if plan.per_partition_limit is not None else None
+        if ppl is not None and ppl is not UNSET and ppl <= 0:
+            raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
+        statement = p.query_id[:8]
+        state = paging.decode(params.paging_state, statement) if params.paging_state else paging.PagingState(statement)
+        sink = RowSink(selection, plan.limit_value(values), None if ppl is UNSET else ppl, plan.distinct, plan.count,
+                       state.emitted, state.partition, state.partition_rows)
+        page_size = None if plan.count else params.page_size
+        ops = _distinct_keys(plan.operations(values))
+        filtered = [c for c, _, _ in plan.filters if c in {col.name for col in table.regular}]
+        for _, args in ops:                     # rows must carry the columns ALLOW FILTERING tests
+            if filtered and args.get("columns") is not None:
+                args["columns"] = list(dict.fromkeys(list(args["columns"]) + filtered))
+        if len(ops) > 1 and p.statement.order_by:
+            return (yield from self._read_ordered(p, plan, ops, table, selection, sink, params, level))
+        i, cursor, more = state.op, state.cursor, None
+        while i < len(ops) and not sink.limit_reached:
+            room = None if page_size is None else page_size - len(sink.rows)
+            if room == 0:
+                more = paging.PagingState(statement, i, cursor, sink.emitted, sink.partition, sink.partition_rows)
+                break
+            op, args = ops[i]
+            args = dict(args, consistency=level)
+            if op == "select":
+                fetch = _select_fetch(args, table, cursor, room, sink, plan)
+                if fetch == 0:
+                    i, cursor = i + 1, None
+                    continue
+                (reply,) = yield [(op, args)]
+                rows = _result(reply)
+                for row in rows:
+                    sink.offer(row)
+                if fetch is not None and len(rows) >= fetch and table.clustering:
+                    cursor = [serialize(parse_type(c.cql_type), rows[-1][c.name]) for c in table.clustering]
+                else:
+                    i, cursor = i + 1, None
+            else:
+                chunk = min(x for x in (SCAN_ROWS_MAX, room, _left(sink)) if x is not None)
+                args["page_size"] = chunk
+                if cursor is not None:
+                    args["paging_state"] = cursor
+                (reply,) = yield [(op, args)]
+                result = _result(reply)
+                for row in result["rows"]:
+                    sink.offer(row)
+                cursor = result.get("paging_state")
+                if cursor is None:
+                    i += 1
+        rows = [[sink.counted]] if plan.count else sink.rows
+        return Rows.from_values(RowsMetadata(p.result_columns, paging_state=more.encode() if more else None,
+                                             no_metadata=params.skip_metadata), rows)
+
+    def _read_ordered(self, p, plan: ReadPlan, ops: list, table, selection: Selection, sink: RowSink, params, level):
+        """IN with ORDER BY: every partition's rows, merged in clustering order, then LIMIT; one page
+        (Cassandra refuses to page these; we answer them whole)."""
+        rows = []
+        for op, args in ops:
+            (reply,) = yield [(op, dict(args, consistency=level))]
+            admitted = [r for r in _result(reply) if selection.admits(r)]
+            rows += admitted[:sink.ppl] if sink.ppl is not None else admitted
+        rows.sort(key=lambda r: mut.clustering_prefix(table, selection.clustering(r)), reverse=plan.reverse)
+        sink.ppl = None
+        for row in rows:
+            sink.offer(row)
+        out = [[sink.counted]] if plan.count else sink.rows
+        return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata), out)
+
+
+def _result(reply: Reply):
+    if reply.error is not None:
+        raise reply.error if isinstance(reply.error, (EngineError, RequestError)) else \
+            RequestError(f"{type(reply.error).__name__}: {reply.error}")
+    return reply.result
+
+
+def _left(sink: RowSink) -> int | None:
+    return None if sink.limit is None or sink.count else sink.limit - sink.emitted
+
+
+def _distinct_keys(ops: list) -> list:
+    """`k IN (1, 1)` reads partition 1 once, as in Cassandra."""
+    seen, out = set(), []
+    for op, args in ops:
+        key = repr(sorted(args.get("key", {}).items())) if op == "select" else None
+        if key is None or key not in seen:
+            seen.add(key)
+            out.append((op, args))
+    return out
+
+
+def _select_fetch(args: dict, table, cursor, room, sink: RowSink, plan: ReadPlan) -> int | None:
+    """Set the select's bounds (resuming after `cursor`) and limit; returns the limit (None: all)."""
+    args.pop("limit", None)
+    if cursor is not None:
+        values = tuple(deserialize(parse_type(c.cql_type), v) for c, v in zip(table.clustering, cursor))
+        side = "end" if args.get("reverse") else "start"
+        args[side], args[f"{side}_inclusive"] = values, False
+    caps = [room]
+    if not plan.filters:
+        caps.append(_left(sink))
+        caps.append(sink.partition_room(mut.partition_key_bytes(table, args["key"])))
+    caps = [c for c in caps if c is not None]
+    if not caps:
+        return None
+    args["limit"] = fetch = max(0, min(caps))
+    return fetch
+
+
+__all__ = ["AlreadyExists", "CqlSession", "Execution", "bind_values", "prepare_result"]
