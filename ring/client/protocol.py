@@ -209,10 +209,11 @@ class ClientCore:
         """After a schema change (done by every DDL call): until every node this client sees Up
         answers the same schema version, as drivers do (the change reaches the other nodes by push
         and gossip, so the next request may go through a node that has not heard of it). False if
-        they did not agree within `timeout_s`; the metadata is refreshed either way."""
+        they did not agree within `timeout_s`. The metadata is refreshed after the last check, so
+        it holds the change even if an earlier refresh read a node that had not heard of it."""
         deadline = self.clock() + timeout_s
         while True:
-            yield from self.refresh()
+            yield from self.refresh()  # the ring, so that a node added meanwhile is asked too
             versions = set()
             for ep in self.metadata.live_endpoints():
                 try:
@@ -222,5 +223,6 @@ class ClientCore:
                 except RequestError:
                     versions.add(None)  # answering with an error: ask again
             if len(versions) <= 1 or self.clock() > deadline:
+                yield from self.refresh()
                 return len(versions) <= 1
             yield Pause(SCHEMA_AGREEMENT_POLL_S)
