@@ -101,7 +101,7 @@ def node(config_path, print_default_config) -> None:
 @click.option("--two-dcs", is_flag=True, help="Six nodes in two datacenters (NetworkTopologyStrategy 3+3).")
 @click.option("--skew", is_flag=True, help="Let the nemesis skew clocks (linearizability is then not promised).")
 @click.option("--mutant", default="", help="A test-only canary mutant to run with.")
-@click.option("--steps", default=300, show_default=True, help="Workload steps.")
+@click.option("--steps", type=int, default=None, help="Workload steps (default: 300; a swarm seed draws its own).")
 @click.option("--jobs", type=int, default=None, help="Sweep processes (default: the number of cores).")
 @click.option("--verbose", is_flag=True, help="Print the trace: every delivery, reply and fault.")
 def sim(seed, seed_range, use_swarm, levels, write_cl, read_cl, two_dcs, skew, mutant, steps, jobs, verbose) -> None:

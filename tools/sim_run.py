@@ -28,7 +28,7 @@ def check_run(result) -> list:
     return [r for r in reports if not r.ok]
 
 
-def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs=None, steps: int = 300,
+def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs=None, steps: int | None = None,
              faults: bool = True, skew: bool = False, mutant: str = "", trace: bool = False,
              use_swarm: bool = False, levels: str = "fixed"):
     """One run and its failed reports. `use_swarm` draws the seed's plan (`levels="random"`: and its
@@ -44,7 +44,7 @@ def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dc
 
 
 def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool = False, mutant: str = "", *,
-                   use_swarm: bool = False, levels: str = "fixed") -> str:
+                   use_swarm: bool = False, levels: str = "fixed", steps: int | None = None) -> str:
     parts = [f"dynatable sim --seed {seed}"]
     if levels == "random":
         parts.append("--levels random")
@@ -58,10 +58,12 @@ def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool 
         parts.append("--skew")
     if mutant:
         parts.append(f"--mutant {mutant}")
+    if steps:
+        parts.append(f"--steps {steps}")
     return " ".join(parts)
 
 
-def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, mutant: str, steps: int,
+def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, mutant: str, steps: int | None,
          verbose: bool, use_swarm: bool = False, levels: str = "fixed") -> bool:
     console = Console()
     dcs = TWO_DCS if two_dcs else None
@@ -81,7 +83,8 @@ def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, muta
     for report in failures:
         console.print(str(report), highlight=False, markup=False)
     if failures:
-        replay = replay_command(seed, write_cl, read_cl, dcs, skew, mutant, use_swarm=use_swarm, levels=levels)
+        replay = replay_command(seed, write_cl, read_cl, dcs, skew, mutant, use_swarm=use_swarm, levels=levels,
+                                steps=steps)
         console.print(f"[bold red]FAILED[/]; replay: {replay}")
         return False
     console.print("[bold green]OK[/]: every promised property held")

@@ -26,7 +26,7 @@ class SweepOptions:
     two_dcs: bool = False
     skew: bool = False
     mutant: str = ""
-    steps: int = 300
+    steps: int | None = None        # None: the swarm plan's
     levels: str = "fixed"
 
 
@@ -96,13 +96,13 @@ def summary(verdicts: list[SeedVerdict], opt: SweepOptions) -> tuple[list[str], 
         first = failed[0]
         lines.append("first failing seed: " + replay_command(
             first.seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
-            use_swarm=True, levels=opt.levels))
+            use_swarm=True, levels=opt.levels, steps=opt.steps))
     for v in errors[:5]:
         lines.append(f"error on seed {v.seed}: {v.error}")
     if errors:
         lines.append(f"{len(errors)} seed(s) raised; replay one with: " + replay_command(
             errors[0].seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
-            use_swarm=True, levels=opt.levels))
+            use_swarm=True, levels=opt.levels, steps=opt.steps))
     passed = (bool(failed) if opt.mutant else not failed) and not errors
     return lines, passed
 

@@ -25,6 +25,7 @@ WRITES = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_O
 READS = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 KINDS = ("partition", "crash", "pause", "flaky", "skew")
 SHAPES = ("isolate", "split", "bridge", "asymmetric")
+STEPS = 2000
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Plan:
     flaky_delay_ms: int = 5
     net_drop: float = 0.0                       # every link, the whole run
     net_delay_ms: int = 5
+    net_reorder: bool = False                   # links are not FIFO (Cassandra 4 has several per peer)
     skew: bool = False
     skew_ms: int = 200
     # -- workload
@@ -50,6 +52,7 @@ class Plan:
     delete_p: float = 0.10                      # the rest are reads
     hot_p: float = 0.0                          # share of requests that go to the first key
     step_ms: int = 40                           # virtual time between steps: 1..step_ms
+    steps: int = 300                            # workload steps (an explicit --steps wins)
     # -- node settings (legal configurations; promises do not depend on them)
     node_options: dict = field(default_factory=dict)
     # -- the level pair, when drawn (`levels="random"`)
@@ -57,17 +60,33 @@ class Plan:
     read_cl: str | None = None
 
     def describe(self) -> str:
-        """One line for the run's output: the plan's knobs that differ from the classic run."""
-        base = Plan()
+        """One line for the run's output: the knobs that differ from the classic run and matter."""
+        base, kinds = Plan(), set(self.kinds)
+        idle = set()
+        if "partition" not in kinds:
+            idle |= {"partition_ms", "shapes"}
+        if "flaky" not in kinds:
+            idle |= {"flaky_drop", "flaky_delay_ms"}
+        if not kinds & {"crash", "pause"}:
+            idle |= {"max_down", "down_ms"}
+        if not self.skew:
+            idle.add("skew_ms")
+        if not self.hot_p:
+            idle.add("hot_p")
         parts = []
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if value != getattr(base, name) and name not in ("write_cl", "read_cl"):
-                if isinstance(value, float):
-                    value = round(value, 3)
-                elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
-                    value = "+".join(value)
-                parts.append(f"{name}={value}")
+            if value == getattr(base, name) or name in idle or name in ("write_cl", "read_cl"):
+                continue
+            if isinstance(value, float):
+                value = round(value, 3)
+            elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
+                value = "+".join(value)
+            elif isinstance(value, tuple):
+                value = "..".join(map(str, value))
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+            parts.append(f"{name}={value}")
         return " ".join(parts) or "classic"
 
 
@@ -108,16 +127,18 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
         flaky_drop=rng.uniform(0.1, 0.7),
         flaky_delay_ms=rng.choice([5, 50, 300]),
         net_drop=rng.uniform(0.0, 0.05) if lossy else 0.0,
-        net_delay_ms=rng.choice([5, 5, 20, 80]),
+        net_delay_ms=rng.choice([5, 20, 80, 80]),
+        net_reorder=rng.random() < 0.5,
         skew=skew,
         skew_ms=rng.choice([50, 200, 1000]),
-        keys=rng.choice([1, 2, 3, 4, 6, 10]),
-        clients=rng.choice([2, 3, 4, 6, 8]),
+        keys=rng.choice([1, 2, 2, 3, 4, 6]),
+        clients=rng.choice([3, 4, 6, 8]),
         issue_p=rng.uniform(0.3, 0.9),
         write_p=write_p,
         delete_p=rng.uniform(0.0, min(0.35, 0.9 - write_p)),
         hot_p=rng.choice([0.0, 0.0, 0.5, 0.8]),
-        step_ms=rng.choice([10, 40, 100]),
+        step_ms=rng.choice([10, 20, 40]),
+        steps=STEPS,
         node_options=node_options,
     )
     if levels == "random":

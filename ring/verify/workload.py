@@ -100,7 +100,7 @@ class Workload:
         self.partitioned_until = 0
         self.flaky: dict[str, int] = {}                      # node -> virtual time its links recover
         self.shaped = self.plan.net_drop > 0 or self.plan.net_delay_ms != Plan.net_delay_ms or \
-            "flaky" in self.plan.kinds
+            self.plan.net_reorder or "flaky" in self.plan.kinds
 
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
@@ -134,7 +134,7 @@ class Workload:
                 link.drop = plan.net_drop + (plan.flaky_drop if flaky else 0.0)
                 link.dup = plan.net_drop
                 link.delay_ms = (1, max(plan.net_delay_ms, plan.flaky_delay_ms if flaky else 1))
-                link.reorder = flaky
+                link.reorder = flaky or plan.net_reorder
     # -- clients -------------------------------------------------------------------------------
 
     def _issue(self, client: str) -> None:
@@ -264,9 +264,9 @@ class Workload:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, steps: int = 300) -> RunResult:
+    def run(self, steps: int | None = None) -> RunResult:
         self.setup()
-        for _ in range(steps):
+        for _ in range(steps or self.plan.steps):
             for client in self.clients:
                 if client not in self.pending and self.rng.random() < self.plan.issue_p:
                     self._issue(client)
