@@ -24,8 +24,9 @@ from dataclasses import dataclass, field, replace
 WRITES = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ANY")
 READS = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 KINDS = ("partition", "crash", "pause", "flaky", "skew")
-SHAPES = ("isolate", "split", "bridge", "asymmetric")
+SHAPES = ("isolate", "split", "bridge", "asymmetric", "scatter")
 STEPS = 2000
+ODDS = {"partition": 0.75, "crash": 0.6, "pause": 0.5, "flaky": 0.5}   # a fault kind is on in this share of seeds
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class Plan:
     max_down: int | None = None                 # nodes crashed or paused at once; None: half the nodes
     down_ms: tuple[int, int] = (500, 5000)      # how long a crashed or paused node stays away
     partition_ms: tuple[int, int] = (500, 4000)
-    shapes: tuple[str, ...] = ("isolate",)      # isolate: one node vs the rest (symmetric or not)
+    shapes: tuple[str, ...] = ("isolate",)      # isolate: one node vs the rest (symmetric or not);
+    #   split: two random sides; bridge: two sides and the victim sees both; asymmetric: one direction;
+    #   scatter: every node alone (no quorum anywhere)
     flaky_drop: float = 0.0                     # a flaky node's links: loss, delay, reordering
     flaky_delay_ms: int = 5
     net_drop: float = 0.0                       # every link, the whole run
@@ -97,15 +100,15 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
 def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "fixed") -> Plan:
     """The seed's plan. `skew`: None draws it, True/False forces it. `levels="random"` draws the pair."""
     rng = random.Random(f"{seed}:swarm")
-    kinds = [k for k in KINDS if k != "skew" and rng.random() < 0.6] or [rng.choice(KINDS[:4])]
+    kinds = [k for k in KINDS if k != "skew" and rng.random() < ODDS[k]] or [rng.choice(KINDS[:4])]
     drawn_skew = rng.random() < 0.25
     skew = drawn_skew if skew is None else skew
     if skew:
         kinds.append("skew")
     rf = min(3, nodes)
     max_down = rng.choice([1, 1, rf - 1, rf - 1, rf])           # up to RF-1, and beyond
-    down_lo = rng.choice([200, 500, 1500, 3000])
-    part_lo = rng.choice([200, 500, 1500, 3000])
+    down_lo = rng.choice([500, 1500, 3000])
+    part_lo = rng.choice([500, 1500, 3000])
     shapes = tuple(s for s in SHAPES if rng.random() < 0.5) or ("isolate",)
     lossy = rng.random() < 0.4
     hints = rng.random() < 0.8
@@ -118,11 +121,11 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
         node_options["max_hint_window_ms"] = rng.choice([1000, 3000])
     write_p = rng.uniform(0.2, 0.55)
     plan = Plan(
-        fault_rate=_log_uniform(rng, 0.01, 0.12),
+        fault_rate=_log_uniform(rng, 0.01, 0.1),
         kinds=tuple(kinds),
         max_down=max_down,
-        down_ms=(down_lo, down_lo * rng.choice([2, 4, 8])),
-        partition_ms=(part_lo, part_lo * rng.choice([2, 4, 8])),
+        down_ms=(down_lo, down_lo * rng.choice([2, 4])),
+        partition_ms=(part_lo, part_lo * rng.choice([2, 4])),
         shapes=shapes,
         flaky_drop=rng.uniform(0.1, 0.7),
         flaky_delay_ms=rng.choice([5, 50, 300]),

@@ -255,6 +255,8 @@ class Workload:
             rng.shuffle(shuffled)
             cut = rng.randint(0, len(shuffled) - 1)
             sim.partition({victim, *shuffled[:cut]}, set(shuffled[cut:]))
+        elif shape == "scatter":                              # every node alone
+            sim.partition(*({n} for n in names))
         else:                                                 # bridge: the victim still sees both sides
             shuffled = rest[:]
             rng.shuffle(shuffled)
