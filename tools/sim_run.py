@@ -77,7 +77,7 @@ def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, muta
                   f"ok={sum(o.outcome == 'ok' for o in ops)} info={sum(o.outcome == 'info' for o in ops)} "
                   f"fail={sum(o.outcome == 'fail' for o in ops)} trace={result.digest}")
     if use_swarm or levels == "random":
-        console.print(f"swarm: {result.plan.describe()}", highlight=False, markup=False)
+        console.print(f"swarm: {result.plan.describe()}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"promised: {', '.join(k for k, v in result.expectations.items() if v) or 'convergence only'}")
     console.print(f"events: {dict(sorted(result.events.items()))}", highlight=False)
     for report in failures:

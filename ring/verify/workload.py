@@ -20,7 +20,7 @@ from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
 from ring.verify.history import History
-from ring.verify.swarm import Plan
+from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
 
 FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "write_request_timeout_ms": 1000,
@@ -79,6 +79,7 @@ class Workload:
                  clients: int | None = None, faults: bool = True, skew: bool = False,
                  node_options: dict | None = None, trace: bool = False, plan: Plan | None = None):
         self.plan = plan or Plan(skew=skew)
+        self.phase = self.plan.phases[0]
         self.seed = seed
         self.write_cl, self.read_cl = write_cl, read_cl
         self.dcs = dcs or ["dc1"] * 3
@@ -99,8 +100,8 @@ class Workload:
         self.down: dict[str, int] = {}                       # node -> virtual time to bring it back
         self.partitioned_until = 0
         self.flaky: dict[str, int] = {}                      # node -> virtual time its links recover
-        self.shaped = self.plan.net_drop > 0 or self.plan.net_delay_ms != Plan.net_delay_ms or \
-            self.plan.net_reorder or "flaky" in self.plan.kinds
+        self.shaped = any(p.net_drop > 0 or p.net_delay_ms != Phase.net_delay_ms or p.net_reorder or
+                          "flaky" in p.kinds for p in self.plan.phases)
 
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
@@ -121,10 +122,10 @@ class Workload:
         self._shape_links()
 
     def _shape_links(self) -> None:
-        """Every link gets the plan's network; a flaky node's links also lose, delay and reorder."""
+        """Every link gets the phase's network; a flaky node's links also lose, delay and reorder."""
         if not self.shaped:
             return
-        plan = self.plan
+        plan = self.phase
         for a in self.sim.nodes:
             for b in self.sim.nodes:
                 if a == b:
@@ -143,7 +144,7 @@ class Workload:
         if not live:
             return
         coordinator = self.rng.choice(live)
-        plan = self.plan
+        plan = self.phase
         if plan.hot_p and self.rng.random() < plan.hot_p:
             key = self.keys[0]
         else:
@@ -197,7 +198,7 @@ class Workload:
     # -- nemesis -------------------------------------------------------------------------------
 
     def _nemesis(self) -> None:
-        sim, rng, plan = self.sim, self.nemesis, self.plan
+        sim, rng, plan = self.sim, self.nemesis, self.phase
         for node, until in list(self.down.items()):
             if sim.now_ms >= until:
                 if sim.nodes[node].node is None:
@@ -241,7 +242,7 @@ class Workload:
 
     def _partition(self, victim: str, names: list[str]) -> None:
         """Cut the network in one of the plan's shapes (the classic one: `isolate`)."""
-        sim, rng, shapes = self.sim, self.nemesis, self.plan.shapes
+        sim, rng, shapes = self.sim, self.nemesis, self.phase.shapes
         shape = shapes[0] if len(shapes) == 1 else rng.choice(shapes)
         rest = [n for n in names if n != victim]
         if shape == "isolate":
@@ -268,13 +269,18 @@ class Workload:
 
     def run(self, steps: int | None = None) -> RunResult:
         self.setup()
-        for _ in range(steps or self.plan.steps):
+        steps = steps or self.plan.steps
+        for step in range(steps):
+            phase = self.plan.phase_at(step, steps)
+            if phase is not self.phase:
+                self.phase = phase
+                self._shape_links()
             for client in self.clients:
-                if client not in self.pending and self.rng.random() < self.plan.issue_p:
+                if client not in self.pending and self.rng.random() < phase.issue_p:
                     self._issue(client)
             if self.faults:
                 self._nemesis()
-            self.sim.run_for(self.rng.randint(1, self.plan.step_ms))
+            self.sim.run_for(self.rng.randint(1, phase.step_ms))
             self._collect()
         return self.finish()
 
