@@ -31,7 +31,7 @@ KINDS = ("partition", "crash", "pause", "flaky")        # and "skew" when the pl
 ODDS = {"partition": 0.6, "crash": 0.5, "pause": 0.4, "flaky": 0.4}   # a kind is on in this share of phases
 SHAPES = ("isolate", "split", "bridge", "asymmetric", "scatter")
 PHASES = 4
-STEPS = 2000
+STEPS = 4000
 
 
 @dataclass(frozen=True)
