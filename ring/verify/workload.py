@@ -87,7 +87,7 @@ class Workload:
         self.rf_by_dc = {dc: min(3, self.dcs.count(dc)) for dc in dc_names}
         self.rng = random.Random(f"{seed}:workload")
         self.nemesis = random.Random(f"{seed}:nemesis")
-        self.faults, self.skew = faults, self.plan.skew
+        self.faults, self.skew = faults, self.plan.skew or skew
         self.keys = KEYS[:self.plan.keys]
         options = {**FAST, **self.plan.node_options, **(node_options or {})}
         self.sim = Simulation(seed, len(self.dcs), dcs=self.dcs, node_options=options, trace=trace)
@@ -136,6 +136,7 @@ class Workload:
                 link.dup = plan.net_drop
                 link.delay_ms = (1, max(plan.net_delay_ms, plan.flaky_delay_ms if flaky else 1))
                 link.reorder = flaky or plan.net_reorder
+
     # -- clients -------------------------------------------------------------------------------
 
     def _issue(self, client: str) -> None:
