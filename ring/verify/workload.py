@@ -292,6 +292,9 @@ class Workload:
         for client, (rid, handle, _) in list(self.pending.items()):
             self.history.complete(handle, "info")   # never answered: indeterminate
         self.pending.clear()
+        self.flaky.clear()
+        self.phase = Phase()                        # the classic network: quick, FIFO, lossless
+        self._shape_links()
         sim.heal_all()
         sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
         sim.run_for(5000)                           # hints flow to the nodes that were down
