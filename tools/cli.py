@@ -114,25 +114,45 @@ def node(config_path, print_default_config, ignore_replay_errors) -> None:
 
 
 @main.command()
-@click.option("--seed", type=int, required=True, help="The run to replay.")
+@click.option("--seed", type=int, default=None, help="The run to replay.")
+@click.option("--sweep", "seed_range", default=None, metavar="A..B",
+              help="Run seeds A to B (swarm on) in parallel; print the verdict and the first failing seed.")
+@click.option("--swarm", "use_swarm", is_flag=True, help="Let the seed draw its fault mix and workload shape.")
+@click.option("--levels", type=click.Choice(["fixed", "random"]), default="fixed", show_default=True,
+              help="random: each seed draws its level pair too (implies --swarm).")
 @click.option("--write", "write_cl", default="QUORUM", show_default=True, help="Write consistency level.")
 @click.option("--read", "read_cl", default="QUORUM", show_default=True, help="Read consistency level.")
 @click.option("--two-dcs", is_flag=True, help="Six nodes in two datacenters (NetworkTopologyStrategy 3+3).")
 @click.option("--skew", is_flag=True, help="Let the nemesis skew clocks (linearizability is then not promised).")
 @click.option("--mutant", default="", help="A test-only canary mutant to run with.")
-@click.option("--steps", default=300, show_default=True, help="Workload steps.")
+@click.option("--steps", type=int, default=None, help="Workload steps (default: 300; a swarm seed draws its own).")
+@click.option("--jobs", type=int, default=None, help="Sweep processes (default: the number of cores).")
 @click.option("--verbose", is_flag=True, help="Print the trace: every delivery, reply and fault.")
-def sim(seed, write_cl, read_cl, two_dcs, skew, mutant, steps, verbose) -> None:
-    """Replay a seeded simulation run and check its history (what the property tests print)."""
+def sim(seed, seed_range, use_swarm, levels, write_cl, read_cl, two_dcs, skew, mutant, steps, jobs, verbose) -> None:
+    """Replay a seeded simulation run (--seed N) or sweep many seeds (--sweep A..B)."""
     from ring.errors import ConfigurationError
     from ring.faults import Faults
-    from tools.sim_run import main as run
+    from tools.commands import fail
     try:
         Faults.mutant(mutant)
     except ConfigurationError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose) else 1)
+    if (seed is None) == (seed_range is None):
+        fail("sim takes exactly one of --seed N (replay one run) or --sweep A..B (e.g. --sweep 1..50)")
+    if seed is not None:
+        from tools.sim_run import main as run
+        sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose,
+                          use_swarm, levels) else 1)
+    from tools.sim_sweep import SweepOptions, main as run_sweep, parse_range
+    try:
+        seeds = parse_range(seed_range)
+    except ValueError as exc:
+        fail(str(exc))
+    if jobs is not None and jobs < 1:
+        fail("--jobs takes a number of processes >= 1")
+    opt = SweepOptions(write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, levels)
+    sys.exit(0 if run_sweep(seeds, opt, jobs) else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -2,14 +2,19 @@
 
 The same seed gives the same run (and the same trace digest) on any machine; a failing property
 test prints the command that replays it. `--verbose` prints the trace: every delivery, reply and
-fault with its virtual time.
+fault with its virtual time. With `--swarm` the seed also draws its fault mix, workload shape and
+node settings (`ring.verify.swarm`), and with `--levels random` its level pair; without them a
+seed runs the classic gentle plan and prints exactly what it always printed.
 """
 from __future__ import annotations
 
 from rich.console import Console
 
+from ring.verify import swarm
 from ring.verify.checkers import check_convergence, check_linearizable, check_lww
 from ring.verify.workload import Workload
+
+TWO_DCS = ["dc1", "dc1", "dc1", "dc2", "dc2", "dc2"]
 
 
 def check_run(result) -> list:
@@ -23,44 +28,64 @@ def check_run(result) -> list:
     return [r for r in reports if not r.ok]
 
 
-def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs=None, steps: int = 300,
-             faults: bool = True, skew: bool = False, mutant: str = "", trace: bool = False):
+def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs=None, steps: int | None = None,
+             faults: bool = True, skew: bool = False, mutant: str = "", trace: bool = False,
+             use_swarm: bool = False, levels: str = "fixed"):
+    """One run and its failed reports. `use_swarm` draws the seed's plan (`levels="random"`: and its
+    level pair, which then replaces `write_cl`/`read_cl`); `skew` forces skew on."""
     options = {"canary_mutant": mutant} if mutant else None
+    plan = None
+    if use_swarm or levels == "random":
+        plan = swarm.draw(seed, nodes=len(dcs or [0] * 3), skew=True if skew else None, levels=levels)
+        write_cl, read_cl = plan.write_cl or write_cl, plan.read_cl or read_cl
     result = Workload(seed, write_cl, read_cl, dcs=dcs, faults=faults, skew=skew, node_options=options,
-                      trace=trace).run(steps)
+                      trace=trace, plan=plan).run(steps)
     return result, check_run(result)
 
 
-def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool = False, mutant: str = "") -> str:
-    parts = [f"dynatable sim --seed {seed} --write {write_cl} --read {read_cl}"]
+def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool = False, mutant: str = "", *,
+                   use_swarm: bool = False, levels: str = "fixed", steps: int | None = None) -> str:
+    parts = [f"dynatable sim --seed {seed}"]
+    if levels == "random":
+        parts.append("--levels random")
+    else:
+        parts.append(f"--write {write_cl} --read {read_cl}")
+        if use_swarm:
+            parts.append("--swarm")
     if dcs and len(set(dcs)) > 1:
         parts.append("--two-dcs")
     if skew:
         parts.append("--skew")
     if mutant:
         parts.append(f"--mutant {mutant}")
+    if steps:
+        parts.append(f"--steps {steps}")
     return " ".join(parts)
 
 
-def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, mutant: str, steps: int,
-         verbose: bool) -> bool:
+def main(seed: int, write_cl: str, read_cl: str, two_dcs: bool, skew: bool, mutant: str, steps: int | None,
+         verbose: bool, use_swarm: bool = False, levels: str = "fixed") -> bool:
     console = Console()
-    dcs = ["dc1", "dc1", "dc1", "dc2", "dc2", "dc2"] if two_dcs else None
+    dcs = TWO_DCS if two_dcs else None
     result, failures = run_seed(seed, write_cl, read_cl, dcs=dcs, steps=steps, skew=skew, mutant=mutant,
-                                trace=verbose)
+                                trace=verbose, use_swarm=use_swarm, levels=levels)
     if verbose and result.trace:
         for line in result.trace:
             console.print(line, highlight=False, markup=False)
     ops = result.history.ops
-    console.print(f"seed={seed} write={write_cl} read={read_cl} ops={len(ops)} "
+    console.print(f"seed={seed} write={result.write_cl} read={result.read_cl} ops={len(ops)} "
                   f"ok={sum(o.outcome == 'ok' for o in ops)} info={sum(o.outcome == 'info' for o in ops)} "
                   f"fail={sum(o.outcome == 'fail' for o in ops)} trace={result.digest}")
+    if use_swarm or levels == "random":
+        console.print(f"swarm: {result.plan.describe()}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"promised: {', '.join(k for k, v in result.expectations.items() if v) or 'convergence only'}")
     console.print(f"events: {dict(sorted(result.events.items()))}", highlight=False)
     for report in failures:
         console.print(str(report), highlight=False, markup=False)
     if failures:
-        console.print(f"[bold red]FAILED[/]; replay: {replay_command(seed, write_cl, read_cl, dcs, skew, mutant)}")
+        replay = replay_command(seed, write_cl, read_cl, dcs, skew, mutant, use_swarm=use_swarm, levels=levels,
+                                steps=steps)
+        console.print(f"[bold red]FAILED[/]; replay: {replay}")
         return False
     console.print("[bold green]OK[/]: every promised property held")
     return True

@@ -6,6 +6,9 @@ partitions, crashes and restarts (a process crash: what reached the OS survives)
 allowed, skews clocks. Then everything heals, hints are delivered, every node repairs, and the
 final replica cells are collected. `expectations()` says which properties the level pair promises
 (specs/testing.md §4): overlap is computed by brute force over replica subsets.
+
+The shape of the run (fault mix and intensities, keys, clients, mix, node settings) is a
+`ring.verify.swarm.Plan`; the default `Plan()` is the classic gentle run, draw-for-draw.
 """
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
 from ring.verify.history import History
+from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
 
 FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "write_request_timeout_ms": 1000,
         "read_request_timeout_ms": 1000}
-KEYS = ("a", "b", "c", "d")
+KEYS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
 
 
 @dataclass
@@ -35,6 +39,7 @@ class RunResult:
     events: dict = field(default_factory=dict)
     trace: list | None = None
     digest: str = ""
+    plan: Plan | None = None
 
 
 def _replicas_by_dc(dcs: list[str]) -> list[tuple[str, str]]:
@@ -71,8 +76,10 @@ def expectations(write_cl: str, read_cl: str, dcs: list[str], rf_by_dc: dict[str
 
 class Workload:
     def __init__(self, seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dcs: list[str] | None = None,
-                 clients: int = 4, faults: bool = True, skew: bool = False, node_options: dict | None = None,
-                 trace: bool = False):
+                 clients: int | None = None, faults: bool = True, skew: bool = False,
+                 node_options: dict | None = None, trace: bool = False, plan: Plan | None = None):
+        self.plan = plan or Plan(skew=skew)
+        self.phase = self.plan.phases[0]
         self.seed = seed
         self.write_cl, self.read_cl = write_cl, read_cl
         self.dcs = dcs or ["dc1"] * 3
@@ -80,17 +87,21 @@ class Workload:
         self.rf_by_dc = {dc: min(3, self.dcs.count(dc)) for dc in dc_names}
         self.rng = random.Random(f"{seed}:workload")
         self.nemesis = random.Random(f"{seed}:nemesis")
-        self.faults, self.skew = faults, skew
-        self.sim = Simulation(seed, len(self.dcs), dcs=self.dcs, node_options={**FAST, **(node_options or {})},
-                              trace=trace)
+        self.faults, self.skew = faults, self.plan.skew or skew
+        self.keys = KEYS[:self.plan.keys]
+        options = {**FAST, **self.plan.node_options, **(node_options or {})}
+        self.sim = Simulation(seed, len(self.dcs), dcs=self.dcs, node_options=options, trace=trace)
         self.history = History()
-        self.clients = [f"c{i}" for i in range(clients)]
+        self.clients = [f"c{i}" for i in range(clients or self.plan.clients)]
         self.process = {c: f"{c}.0" for c in self.clients}
         self.pending: dict[str, tuple[int, int, str]] = {}   # client -> (request id, history handle, kind)
         self.seq = itertools.count(1)
         self.events: dict[str, int] = {}
         self.down: dict[str, int] = {}                       # node -> virtual time to bring it back
         self.partitioned_until = 0
+        self.flaky: dict[str, int] = {}                      # node -> virtual time its links recover
+        self.shaped = any(p.net_drop > 0 or p.net_delay_ms != Phase.net_delay_ms or p.net_reorder or
+                          "flaky" in p.kinds for p in self.plan.phases)
 
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
@@ -108,6 +119,23 @@ class Workload:
         sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "text", "v": "text"},
                     primary_key="k", options={"gc_grace_seconds": 3600})
         sim.run_until(sim.now_ms + 10_000, stop=sim.converged)
+        self._shape_links()
+
+    def _shape_links(self) -> None:
+        """Every link gets the phase's network; a flaky node's links also lose, delay and reorder."""
+        if not self.shaped:
+            return
+        plan = self.phase
+        for a in self.sim.nodes:
+            for b in self.sim.nodes:
+                if a == b:
+                    continue
+                link = self.sim.link(a, b)
+                flaky = a in self.flaky or b in self.flaky
+                link.drop = plan.net_drop + (plan.flaky_drop if flaky else 0.0)
+                link.dup = plan.net_drop
+                link.delay_ms = (1, max(plan.net_delay_ms, plan.flaky_delay_ms if flaky else 1))
+                link.reorder = flaky or plan.net_reorder
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -117,16 +145,20 @@ class Workload:
         if not live:
             return
         coordinator = self.rng.choice(live)
-        key = self.rng.choice(KEYS)
+        plan = self.phase
+        if plan.hot_p and self.rng.random() < plan.hot_p:
+            key = self.keys[0]
+        else:
+            key = self.rng.choice(self.keys)
         roll = self.rng.random()
         process = self.process[client]
-        if roll < 0.45:
+        if roll < plan.write_p:
             value = f"{client}-{next(self.seq)}"
             handle = self.history.invoke(process, "write", key, value, self.write_cl)
             rid = sim.submit(coordinator, "insert", keyspace="ks", table="kv", row={"k": key, "v": value},
                              consistency=self.write_cl)
             kind = "write"
-        elif roll < 0.55:
+        elif roll < plan.write_p + plan.delete_p:
             handle = self.history.invoke(process, "delete", key, None, self.write_cl)
             rid = sim.submit(coordinator, "delete", keyspace="ks", table="kv", key={"k": key},
                              consistency=self.write_cl)
@@ -167,7 +199,7 @@ class Workload:
     # -- nemesis -------------------------------------------------------------------------------
 
     def _nemesis(self) -> None:
-        sim, rng = self.sim, self.nemesis
+        sim, rng, plan = self.sim, self.nemesis, self.phase
         for node, until in list(self.down.items()):
             if sim.now_ms >= until:
                 if sim.nodes[node].node is None:
@@ -178,39 +210,78 @@ class Workload:
         if self.partitioned_until and sim.now_ms >= self.partitioned_until:
             sim.heal()
             self.partitioned_until = 0
-        if rng.random() > 0.02:
+            self._shape_links()                                # heal() clears every link's loss
+        if self.flaky and any(sim.now_ms >= until for until in self.flaky.values()):
+            self.flaky = {n: until for n, until in self.flaky.items() if sim.now_ms < until}
+            self._shape_links()
+        if rng.random() > plan.fault_rate:
             return
         names = list(sim.nodes)
-        fault = rng.choice(["partition", "crash", "pause", "skew"] if self.skew else ["partition", "crash", "pause"])
+        kinds = plan.kinds + ("skew",) if self.skew and "skew" not in plan.kinds else plan.kinds
+        fault = rng.choice(kinds)
         victim = rng.choice(names)
+        max_down = len(names) // 2 if plan.max_down is None else plan.max_down
         if fault == "partition" and not self.partitioned_until:
-            rest = [n for n in names if n != victim]
-            sim.partition({victim}, set(rest), symmetric=rng.random() < 0.7)
-            self.partitioned_until = sim.now_ms + rng.randint(500, 4000)
+            self._partition(victim, names)
+            self.partitioned_until = sim.now_ms + rng.randint(*plan.partition_ms)
             self.event("partition")
-        elif fault == "crash" and victim not in self.down and len(self.down) < len(names) // 2:
+        elif fault == "crash" and victim not in self.down and len(self.down) < max_down:
             sim.crash(victim, lose_unsynced=False)
-            self.down[victim] = sim.now_ms + rng.randint(500, 5000)
+            self.down[victim] = sim.now_ms + rng.randint(*plan.down_ms)
             self.event("crash")
-        elif fault == "pause" and victim not in self.down and len(self.down) < len(names) // 2:
+        elif fault == "pause" and victim not in self.down and len(self.down) < max_down:
             sim.pause(victim)
-            self.down[victim] = sim.now_ms + rng.randint(500, 5000)
+            self.down[victim] = sim.now_ms + rng.randint(*plan.down_ms)
             self.event("pause")
+        elif fault == "flaky" and victim not in self.flaky:
+            self.flaky[victim] = sim.now_ms + rng.randint(*plan.partition_ms)
+            self._shape_links()
+            self.event("flaky")
         elif fault == "skew":
-            sim.skew(victim, rng.randint(-200, 200))
+            sim.skew(victim, rng.randint(-plan.skew_ms, plan.skew_ms))
             self.event("skew")
+
+    def _partition(self, victim: str, names: list[str]) -> None:
+        """Cut the network in one of the plan's shapes (the classic one: `isolate`)."""
+        sim, rng, shapes = self.sim, self.nemesis, self.phase.shapes
+        shape = shapes[0] if len(shapes) == 1 else rng.choice(shapes)
+        rest = [n for n in names if n != victim]
+        if shape == "isolate":
+            sim.partition({victim}, set(rest), symmetric=rng.random() < 0.7)
+        elif shape == "asymmetric":                           # one direction only, either way
+            groups = [{victim}, set(rest)]
+            rng.shuffle(groups)
+            sim.partition(*groups, symmetric=False)
+        elif shape == "split":                                # a random cut into two sides
+            shuffled = rest[:]
+            rng.shuffle(shuffled)
+            cut = rng.randint(0, len(shuffled) - 1)
+            sim.partition({victim, *shuffled[:cut]}, set(shuffled[cut:]))
+        elif shape == "scatter":                              # every node alone
+            sim.partition(*({n} for n in names))
+        else:                                                 # bridge: the victim still sees both sides
+            shuffled = rest[:]
+            rng.shuffle(shuffled)
+            cut = rng.randint(1, len(shuffled) - 1)
+            sim.partition(set(shuffled[:cut]), set(shuffled[cut:]))
+            self.event("bridge")
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, steps: int = 300) -> RunResult:
+    def run(self, steps: int | None = None) -> RunResult:
         self.setup()
-        for _ in range(steps):
+        steps = steps or self.plan.steps
+        for step in range(steps):
+            phase = self.plan.phase_at(step, steps)
+            if phase is not self.phase:
+                self.phase = phase
+                self._shape_links()
             for client in self.clients:
-                if client not in self.pending and self.rng.random() < 0.6:
+                if client not in self.pending and self.rng.random() < phase.issue_p:
                     self._issue(client)
             if self.faults:
                 self._nemesis()
-            self.sim.run_for(self.rng.randint(1, 40))
+            self.sim.run_for(self.rng.randint(1, phase.step_ms))
             self._collect()
         return self.finish()
 
@@ -221,6 +292,9 @@ class Workload:
         for client, (rid, handle, _) in list(self.pending.items()):
             self.history.complete(handle, "info")   # never answered: indeterminate
         self.pending.clear()
+        self.flaky.clear()
+        self.phase = Phase()                        # the classic network: quick, FIFO, lossless
+        self._shape_links()
         sim.heal_all()
         sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
         sim.run_for(5000)                           # hints flow to the nodes that were down
@@ -230,10 +304,11 @@ class Workload:
         for name in sim.nodes:
             summary = sim.request(name, "repair", keyspace="ks", table="kv")
             self.event("repair_rows_streamed", summary["rows_streamed"])
-        cells = {name: {k: _cell(sim.local_row(name, "ks", "kv", {"k": k})) for k in KEYS} for name in sim.nodes}
+        cells = {name: {k: _cell(sim.local_row(name, "ks", "kv", {"k": k})) for k in self.keys}
+                 for name in sim.nodes}
         exp = expectations(self.write_cl, self.read_cl, self.dcs, self.rf_by_dc, self.skew)
         result = RunResult(self.seed, self.write_cl, self.read_cl, self.history, cells, exp, dict(self.events),
-                           sim.trace, sim.trace_digest())
+                           sim.trace, sim.trace_digest(), self.plan)
         sim.close()
         return result
 

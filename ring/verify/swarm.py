@@ -1,0 +1,162 @@
+"""Swarm testing (Groce et al., ISSTA 2012): each seed draws its own fault mix and workload shape.
+
+A `Plan` is everything about a run that is not the seed's own interleaving. Per seed: the node
+settings (hints on or off, the hint window, failure detection, timeouts), the clients and keys,
+whether clocks may skew, the number of steps, and with `levels="random"` the level pair. The run
+is cut into `Phase`s of equal length, each with its own fault mix and workload mix: which fault
+kinds the nemesis may use and how often, how long a node stays down and how many may be down at
+once (up to RF-1 and beyond), partition shapes, flaky and slow links, reordering, the
+read/write/delete mix and a hot key. Phases let one seed visit several regimes (a quiet, slow,
+contended network; then every node cut off alone; then crash and restart cycles), so a sweep
+reaches each interleaving class more often than one regime per seed would.
+
+Invariants:
+* `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers
+  it drew before the swarm existed, so `dynatable sim --seed N` prints what it always printed.
+* `draw(seed, ...)` uses only `random.Random(f"{seed}:swarm")`: a seed replays exactly. The
+  level pair is drawn last, so a seed has the same faults with fixed or random levels.
+* A plan changes what is promised only through the level pair and `skew` (the checkers'
+  preconditions, `workload.expectations`): every other knob is a fault or a legal configuration
+  under which the promised properties must still hold. Faults that Cassandra itself does not
+  survive (a lost disk, acknowledged writes lost from an unsynced commit log) are never drawn.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+WRITES = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ANY")
+READS = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
+KINDS = ("partition", "crash", "pause", "flaky")        # and "skew" when the plan allows it
+ODDS = {"partition": 0.6, "crash": 0.5, "pause": 0.4, "flaky": 0.4}   # a kind is on in this share of phases
+SHAPES = ("isolate", "split", "bridge", "asymmetric", "scatter")
+PHASES = 4
+STEPS = 4000
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of the run: its fault mix and its workload mix."""
+    fault_rate: float = 0.02                    # chance per step that the nemesis strikes
+    kinds: tuple[str, ...] = ("partition", "crash", "pause")
+    max_down: int | None = None                 # nodes crashed or paused at once; None: half the nodes
+    down_ms: tuple[int, int] = (500, 5000)      # how long a crashed or paused node stays away
+    partition_ms: tuple[int, int] = (500, 4000)
+    shapes: tuple[str, ...] = ("isolate",)      # isolate: one node vs the rest (symmetric or not);
+    #   split: two random sides; bridge: two sides, the victim sees both; asymmetric: one direction
+    #   only; scatter: every node alone (no quorum anywhere)
+    flaky_drop: float = 0.0                     # a flaky node's links: loss, delay, reordering
+    flaky_delay_ms: int = 5
+    net_drop: float = 0.0                       # every link, through the phase
+    net_delay_ms: int = 5
+    net_reorder: bool = False                   # links are not FIFO (Cassandra 4 has several per peer)
+    skew_ms: int = 200
+    issue_p: float = 0.6                        # an idle client issues a request this step
+    write_p: float = 0.45
+    delete_p: float = 0.10                      # the rest are reads
+    hot_p: float = 0.0                          # share of requests that go to the first key
+    step_ms: int = 40                           # virtual time between steps: 1..step_ms
+
+    def describe(self) -> str:
+        kinds, idle = set(self.kinds), set()
+        if "partition" not in kinds:
+            idle |= {"partition_ms", "shapes"}
+        if "flaky" not in kinds:
+            idle |= {"flaky_drop", "flaky_delay_ms"}
+        if not kinds & {"crash", "pause"}:
+            idle |= {"max_down", "down_ms"}
+        if "skew" not in kinds:
+            idle.add("skew_ms")
+        if not self.hot_p:
+            idle.add("hot_p")
+        return _diff(self, Phase(), idle)
+
+
+@dataclass(frozen=True)
+class Plan:
+    phases: tuple[Phase, ...] = (Phase(),)
+    skew: bool = False                          # the nemesis may skew clocks (P3 is then not promised)
+    keys: int = 4
+    clients: int = 4
+    steps: int = 300                            # workload steps (an explicit --steps wins)
+    node_options: dict = field(default_factory=dict)   # legal settings; promises do not depend on them
+    write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
+    read_cl: str | None = None
+
+    def phase_at(self, step: int, steps: int) -> Phase:
+        return self.phases[min(len(self.phases) - 1, step * len(self.phases) // max(1, steps))]
+
+    def describe(self) -> str:
+        """Lines for the run's output: the knobs that differ from the classic run and matter."""
+        head = _diff(self, Plan(), {"phases", "write_cl", "read_cl"})
+        return "\n".join([head] + [f"  phase {i + 1}: {p.describe()}" for i, p in enumerate(self.phases)])
+
+
+def _diff(obj, base, idle: set) -> str:
+    parts = []
+    for name in obj.__dataclass_fields__:
+        value = getattr(obj, name)
+        if name in idle or value == getattr(base, name):
+            continue
+        if isinstance(value, float):
+            value = round(value, 3)
+        elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
+            value = "+".join(value)
+        elif isinstance(value, tuple):
+            value = "..".join(map(str, value))
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        parts.append(f"{name}={value}")
+    return " ".join(parts) or "classic"
+
+
+def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return lo * (hi / lo) ** rng.random()
+
+
+def draw_phase(rng: random.Random, *, rf: int, skew: bool) -> Phase:
+    kinds = [k for k in KINDS if rng.random() < ODDS[k]] or [rng.choice(KINDS)]
+    if skew:
+        kinds.append("skew")
+    down_lo, part_lo = rng.choice([500, 1500, 3000]), rng.choice([500, 1500, 3000])
+    write_p = rng.choice([0.05, 0.1, 0.25, 0.45])
+    lossy = rng.random() < 0.3
+    return Phase(
+        fault_rate=_log_uniform(rng, 0.01, 0.1),
+        kinds=tuple(kinds),
+        max_down=rng.choice([1, 1, rf - 1, rf - 1, rf]),         # up to RF-1, and beyond
+        down_ms=(down_lo, down_lo * rng.choice([2, 4])),
+        partition_ms=(part_lo, part_lo * rng.choice([2, 4])),
+        shapes=tuple(s for s in SHAPES if rng.random() < 0.5) or (rng.choice(SHAPES),),
+        flaky_drop=rng.uniform(0.1, 0.7),
+        flaky_delay_ms=rng.choice([5, 50, 300]),
+        net_drop=rng.uniform(0.0, 0.05) if lossy else 0.0,
+        net_delay_ms=rng.choice([5, 20, 80, 80]),
+        net_reorder=rng.random() < 0.5,
+        skew_ms=rng.choice([50, 200, 1000]),
+        issue_p=rng.uniform(0.3, 0.9),
+        write_p=write_p,
+        delete_p=rng.choice([0.0, 0.0, 0.05, 0.15, 0.3]),
+        hot_p=rng.choice([0.0, 0.0, 0.5, 0.8]),
+        step_ms=rng.choice([10, 20, 40]),
+    )
+
+
+def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "fixed") -> Plan:
+    """The seed's plan. `skew`: None draws it, True/False forces it. `levels="random"` draws the pair."""
+    rng = random.Random(f"{seed}:swarm")
+    drawn_skew = rng.random() < 0.25
+    skew = drawn_skew if skew is None else skew
+    node_options = {"phi_convict_threshold": rng.choice([1.5, 2.0, 4.0, 8.0]),
+                    "write_request_timeout_ms": rng.choice([300, 1000, 2000]),
+                    "read_request_timeout_ms": rng.choice([300, 1000, 2000])}
+    if rng.random() < 0.3:
+        node_options["hinted_handoff_enabled"] = False
+    elif rng.random() < 0.3:
+        node_options["max_hint_window_ms"] = rng.choice([1000, 3000])
+    keys, clients = rng.choice([1, 2, 2, 3, 4, 6]), rng.choice([3, 4, 6, 8])
+    phases = tuple(draw_phase(rng, rf=min(3, nodes), skew=skew) for _ in range(PHASES))
+    plan = Plan(phases=phases, skew=skew, keys=keys, clients=clients, steps=STEPS, node_options=node_options)
+    if levels == "random":
+        plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
+    return plan
