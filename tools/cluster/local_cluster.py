@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 
 from ring.runtime import config as config_mod
-from tools.cluster import layout, processes
-from tools.cluster.layout import ClusterError, default_root, free_ports
+from tools.cluster import addresses, layout, processes
+from tools.cluster.layout import ClusterError, default_root
 from tools.cluster.operations import TopologyOperations
 from tools.cluster.processes import NodeHandle
 from tools.cluster.waits import ClusterWaits
@@ -44,8 +44,10 @@ class LocalCluster(ClusterWaits, TopologyOperations):
     def create(cls, name: str, n: int = 3, *, datacenters: str | None = None, root: str | None = None,
                base_port: int | None = None, settings: dict | None = None, metrics: bool = False) -> LocalCluster:
         """Write the cluster's directory; nothing is started. `datacenters` ("dc1:3,dc2:2") overrides
-        `n`; seeds are the first node of each datacenter. `metrics=True` gives every node a
-        Prometheus port too (base_port + 100 + i, or a free port)."""
+        `n`; seeds are the first node of each datacenter. Node N listens on 127.0.0.N, every node
+        on the same port: `base_port`, or one free on every address (tools/cluster/addresses.py).
+        `metrics=True` gives every node a Prometheus port too (base_port + 100, or a free one).
+        `settings={"listen_address": H}` puts every node on H, on ports base_port + i."""
         root = os.path.abspath(root or default_root())
         layout.check_name(name)
         path = os.path.join(root, name)
@@ -61,20 +63,20 @@ class LocalCluster(ClusterWaits, TopologyOperations):
             if key in overrides:
                 hint = " (pass metrics=True / --metrics for one port per node)" if key == "metrics_port" else ""
                 raise ClusterError(f"setting {key!r} is chosen per node by the cluster manager{hint}")
-        host = overrides.get("listen_address", "127.0.0.1")
-        if base_port is not None:
-            ports = [base_port + i for i in range(total)]
-            mports = [base_port + 100 + i for i in range(total)] if metrics else [0] * total
-        else:
-            found = free_ports(total * (2 if metrics else 1), host)
-            ports, mports = found[:total], (found[total:] if metrics else [0] * total)
-        specs = layout.plan_nodes(dcs, ports, mports)
-        seeds = layout.seeds_of(specs, host)
+        try:
+            hosts = addresses.node_hosts(total, overrides.get("listen_address"))
+            kinds = addresses.node_ports(hosts, 2 if metrics else 1, base_port)
+        except addresses.AddressError as e:
+            raise ClusterError(str(e)) from None
+        ports, mports = kinds[0], (kinds[1] if metrics else [0] * total)
+        specs = layout.plan_nodes(dcs, hosts, ports, mports)
+        seeds = layout.seeds_of(specs)
         os.makedirs(path, exist_ok=True)
-        for node_name, dc, port, mport in specs:
-            layout.write_node(os.path.join(path, node_name), f"{node_name} of cluster {name}",
-                              {"auto_bootstrap": False, **overrides, "port": port, "metrics_port": mport,
-                               "seeds": seeds, "datacenter": dc}, cleanup=path)
+        for spec in specs:
+            layout.write_node(os.path.join(path, spec.name), f"{spec.name} of cluster {name}",
+                              {"auto_bootstrap": False, **overrides, "listen_address": spec.host, "port": spec.port,
+                               "metrics_port": spec.metrics_port, "seeds": seeds, "datacenter": spec.datacenter},
+                              cleanup=path)
         layout.write_cluster_file(path, name, dcs, overrides, specs)
         cluster = cls.load(name, root)
         cluster.set_current()

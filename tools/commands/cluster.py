@@ -60,8 +60,8 @@ def cluster() -> None:
 @click.argument("name")
 @click.option("-n", "--nodes", "n", default=3, show_default=True, help="Number of nodes (one datacenter).")
 @click.option("--datacenters", default=None, help="Nodes per datacenter, e.g. dc1:3,dc2:2 (overrides -n).")
-@click.option("--base-port", type=int, default=None, help="node1 listens on this port, node2 on the next... "
-              "(default: free ports).")
+@click.option("--base-port", type=int, default=None, help="Every node listens on this port of its own "
+              "address 127.0.0.N (default: a port free on all of them).")
 @click.option("--metrics", is_flag=True, help="Give every node a Prometheus /metrics port.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A node setting for every node (TOML value), e.g. --set gossip_interval_ms=500.")
