@@ -9,7 +9,8 @@ the callback of the request it answers, `Durable` to the durability waiter
 thread, never on the loop; then `Node.durable` releases it). An exception raised by the node is
 logged with the message type and counted (`node_errors`); the node keeps serving.
 
-Rooms: listener.py (the own-protocol port: peers and clients), peers.py (outbound links),
+Rooms: listener.py (the own-protocol port: peers and clients), native_transport.py (the CQL
+port), peers.py (outbound links),
 metrics_http.py (Prometheus), durability.py. Data directory layout: `<data_directory>/host_id`
 (uuid4 hex, created once, fsynced) and the engine Store rooted at `<data_directory>` (data/,
 commitlog/, schema.db; docs/format.md).
@@ -36,6 +37,7 @@ from ring.runtime.durability import DurabilityWaiter
 from ring.runtime.frames import ServerError
 from ring.runtime.listener import Listener
 from ring.runtime.metrics_http import MetricsHttp
+from ring.runtime.native_transport import NativeTransport
 from ring.runtime.peers import Peers
 
 log = logging.getLogger("dynatable.runtime")
@@ -81,6 +83,7 @@ class NodeProcess:
         self.listener = Listener(self)
         self.metrics = MetricsHttp(self)
         self.extra_metrics: list = []          # more snapshot sources: () -> {name: value}
+        self.native_transport: NativeTransport | None = None
         self._requests: dict[int, object] = {}  # node request id -> on_reply(result, error)
         self._request_ids = itertools.count(1)
         self._tasks: list[asyncio.Task] = []
@@ -104,6 +107,11 @@ class NodeProcess:
         self.node = factory(self._config_factory(s, self.host_id), self.store, rng, SystemClock())
         await self.listener.start()
         self._perform(self.node.start(now_ms()))  # a refusal (e.g. decommissioned) stops the process
+        cql_port = getattr(s, "native_transport_port", 0)
+        if cql_port and self._node_factory is None:    # a stand-in node has no CQL to serve
+            self.native_transport = NativeTransport(self, cql_port)
+            await self.native_transport.start()
+            self.extra_metrics.append(self.native_transport.metrics)
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         if s.metrics_port:
             self.metrics.start(s.listen_address, s.metrics_port)
@@ -111,6 +119,8 @@ class NodeProcess:
 
     async def stop(self) -> None:
         self.listener.stop_accepting()
+        if self.native_transport is not None:
+            self.native_transport.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,6 +140,8 @@ class NodeProcess:
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
             self._perform(self._call(self.node.tick))
+            if self.native_transport is not None:
+                self.native_transport.tick()
             if self.settings.metrics_port and time.monotonic() - last_metrics >= METRICS_INTERVAL_S:
                 last_metrics = time.monotonic()
                 self.metrics.snapshot()

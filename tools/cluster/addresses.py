@@ -78,7 +78,7 @@ def port_free(hosts: list[str], port: int) -> bool:
             s.close()
 
 
-def common_free_ports(hosts: list[str], count: int, preferred: list[int] = ()) -> list[int]:
+def common_free_ports(hosts: list[str], count: int, preferred: list[int] = (), exclude: set[int] = frozenset()) -> list[int]:
     """`count` distinct port numbers, each free on every one of `hosts`: the `preferred` ones
     that are free, then ports the kernel picks (on the first host) that are free on the others."""
     check_bindable(hosts)
@@ -95,7 +95,7 @@ def common_free_ports(hosts: list[str], count: int, preferred: list[int] = ()) -
             s = _bind(hosts[0], 0)
             held.append(s)  # held until the end, so the kernel never hands out the same port twice
             port = s.getsockname()[1]
-            if port not in chosen and port_free(hosts[1:], port):
+            if port not in chosen and port not in exclude and port_free(hosts[1:], port):
                 chosen.append(port)
     finally:
         for s in held:
@@ -128,17 +128,22 @@ def node_hosts(total: int, shared_host: str | None = None) -> list[str]:
     return [loopback_address(i + 1) for i in range(total)]
 
 
-def node_ports(hosts: list[str], kinds: int, base_port: int | None = None) -> list[list[int]]:
-    """Per kind of port (internode/client, metrics, ...) one number per node. On distinct
-    addresses every node gets the same number: base_port + 100 * kind, or a port free on all of
-    them. On one shared address the numbers differ: base_port + 100 * kind + i, or free ports."""
-    total = len(hosts)
+def node_ports(hosts: list[str], fixed: list[int | None], preferred: list[int | None] | None = None) -> list[list[int]]:
+    """Per kind of port (internode/client, metrics, CQL, ...) one number per node. `fixed[k]` is
+    a number to use as given, or None for one found free (`preferred[k]` first, if free). On
+    distinct addresses every node gets the same number; on one shared address node i gets
+    fixed[k] + i, or a free port of its own."""
+    total, preferred = len(hosts), preferred or [None] * len(fixed)
     if len(set(hosts)) == total:
-        numbers = ([base_port + 100 * k for k in range(kinds)] if base_port is not None
-                   else common_free_ports(hosts, kinds))
+        numbers: list[int] = []
+        for number, wish in zip(fixed, preferred):
+            if number is None:
+                taken = set(numbers) | {n for n in fixed if n is not None}
+                number = common_free_ports(hosts, 1, [wish] if wish is not None and wish not in taken else [],
+                                           exclude=taken)[0]
+            numbers.append(number)
         return [[n] * total for n in numbers]
-    if base_port is not None:
-        return [[base_port + 100 * k + i for i in range(total)] for k in range(kinds)]
     check_bindable(hosts[:1])
-    found = free_ports(total * kinds, hosts[0])
-    return [found[k * total:(k + 1) * total] for k in range(kinds)]
+    free = iter(free_ports(total * sum(1 for n in fixed if n is None), hosts[0]))
+    return [[number + i for i in range(total)] if number is not None else [next(free) for _ in range(total)]
+            for number in fixed]

@@ -23,7 +23,7 @@ from tools.cluster.processes import NodeHandle
 
 CLUSTER_FILE = "cluster.toml"
 CURRENT_FILE = "current"
-PER_NODE_SETTINGS = ("port", "metrics_port", "data_directory", "seeds", "datacenter", "rack")
+PER_NODE_SETTINGS = ("port", "metrics_port", "native_transport_port", "data_directory", "seeds", "datacenter", "rack")
 
 
 class ClusterError(Exception):
@@ -64,12 +64,14 @@ class NodePlan(NamedTuple):
     host: str
     port: int
     metrics_port: int
+    native_transport_port: int
 
 
-def plan_nodes(dcs: list[tuple[str, int]], hosts: list[str], ports: list[int], mports: list[int]) -> list[NodePlan]:
+def plan_nodes(dcs: list[tuple[str, int]], hosts: list[str], ports: list[int], mports: list[int],
+               cql_ports: list[int]) -> list[NodePlan]:
     """One plan per node: node1, node2, ... in datacenter order, the i-th on hosts[i], ports[i]."""
     names = [(f"node{i + 1}", dc) for i, dc in enumerate(dc for dc, count in dcs for _ in range(count))]
-    return [NodePlan(name, dc, hosts[i], ports[i], mports[i]) for i, (name, dc) in enumerate(names)]
+    return [NodePlan(name, dc, hosts[i], ports[i], mports[i], cql_ports[i]) for i, (name, dc) in enumerate(names)]
 
 
 def seeds_of(specs: list[NodePlan]) -> list[str]:
@@ -80,6 +82,12 @@ def seeds_of(specs: list[NodePlan]) -> list[str]:
             seen.add(spec.datacenter)
             seeds.append(config_mod.NodeSettings(listen_address=spec.host, port=spec.port).endpoint())
     return seeds
+
+
+def cql_port_setting(port: int) -> dict:
+    """{"native_transport_port": port}, or {} while the node settings have no such key."""
+    return {"native_transport_port": port} if "native_transport_port" in config_mod.NodeSettings.__dataclass_fields__ \
+        else {}
 
 
 def write_node(ndir: str, title: str, values: dict, cleanup: str) -> config_mod.NodeSettings:
@@ -153,9 +161,12 @@ def read_nodes(path: str, meta: dict) -> list[NodeHandle]:
         ndir = os.path.join(path, entry["name"])
         cfg = os.path.join(path, entry.get("config", os.path.join(entry["name"], "node.toml")))
         s = config_mod.load(cfg)
+        cql_port = getattr(s, "native_transport_port", None)
         nodes.append(NodeHandle(name=entry["name"], endpoint=s.endpoint(), datacenter=s.datacenter,
                                 rack=s.rack, config_path=cfg, data_dir=s.data_directory,
-                                log_path=os.path.join(ndir, "node.log"), directory=ndir))
+                                log_path=os.path.join(ndir, "node.log"), directory=ndir,
+                                cql_endpoint=config_mod.NodeSettings(listen_address=s.listen_address,
+                                                                     port=cql_port).endpoint() if cql_port else ""))
     return nodes
 
 

@@ -26,7 +26,8 @@ from tools.cluster.operations import TopologyOperations
 from tools.cluster.processes import NodeHandle
 from tools.cluster.waits import ClusterWaits
 
-POLL_TIMEOUT_S = 2.0  # one status request; a paused node must not stall a wait for long
+POLL_TIMEOUT_S = 2.0
+NATIVE_TRANSPORT_PORT = 9042  # every node's CQL port, on its own address, when it is free  # one status request; a paused node must not stall a wait for long
 
 
 class LocalCluster(ClusterWaits, TopologyOperations):
@@ -47,6 +48,7 @@ class LocalCluster(ClusterWaits, TopologyOperations):
         `n`; seeds are the first node of each datacenter. Node N listens on 127.0.0.N, every node
         on the same port: `base_port`, or one free on every address (tools/cluster/addresses.py).
         `metrics=True` gives every node a Prometheus port too (base_port + 100, or a free one).
+        The CQL port (native_transport_port) is 9042 on every node when free on every address.
         `settings={"listen_address": H}` puts every node on H, on ports base_port + i."""
         root = os.path.abspath(root or default_root())
         layout.check_name(name)
@@ -65,17 +67,19 @@ class LocalCluster(ClusterWaits, TopologyOperations):
                 raise ClusterError(f"setting {key!r} is chosen per node by the cluster manager{hint}")
         try:
             hosts = addresses.node_hosts(total, overrides.get("listen_address"))
-            kinds = addresses.node_ports(hosts, 2 if metrics else 1, base_port)
+            fixed = [base_port, base_port + 100 if base_port is not None else None, None]
+            ports, mports, cql_ports = addresses.node_ports(hosts, fixed, [None, None, NATIVE_TRANSPORT_PORT])
         except addresses.AddressError as e:
             raise ClusterError(str(e)) from None
-        ports, mports = kinds[0], (kinds[1] if metrics else [0] * total)
-        specs = layout.plan_nodes(dcs, hosts, ports, mports)
+        mports = mports if metrics else [0] * total
+        specs = layout.plan_nodes(dcs, hosts, ports, mports, cql_ports)
         seeds = layout.seeds_of(specs)
         os.makedirs(path, exist_ok=True)
         for spec in specs:
             layout.write_node(os.path.join(path, spec.name), f"{spec.name} of cluster {name}",
                               {"auto_bootstrap": False, **overrides, "listen_address": spec.host, "port": spec.port,
-                               "metrics_port": spec.metrics_port, "seeds": seeds, "datacenter": spec.datacenter},
+                               "metrics_port": spec.metrics_port, **layout.cql_port_setting(spec.native_transport_port),
+                               "seeds": seeds, "datacenter": spec.datacenter},
                               cleanup=path)
         layout.write_cluster_file(path, name, dcs, overrides, specs)
         cluster = cls.load(name, root)

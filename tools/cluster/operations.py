@@ -38,7 +38,8 @@ class TopologyOperations:
         ndir = os.path.join(self.path, name)
         s = layout.write_node(ndir, f"{name} of cluster {self.name}, added",
                               {**overrides, "auto_bootstrap": True, "listen_address": host, "port": port,
-                               "metrics_port": mport, "seeds": list(first.seeds),
+                               "metrics_port": mport, **self._cql_port_of_new_node(host, first),
+                               "seeds": list(first.seeds),
                                "datacenter": datacenter or first.datacenter}, cleanup=ndir)
         layout.append_node(self.path, name, s.datacenter)
         self.nodes = layout.read_nodes(self.path, layout.read_meta(self.path))
@@ -62,6 +63,13 @@ class TopologyOperations:
         preferred = [first.port] + ([first.metrics_port] if first.metrics_port else [])
         ports = addresses.common_free_ports([host], len(preferred), preferred)
         return host, ports[0], ports[1] if first.metrics_port else 0
+
+    def _cql_port_of_new_node(self, host: str, first) -> dict:
+        """node1's CQL port when it is free on the new node's address, else a free one."""
+        wish = getattr(first, "native_transport_port", None)
+        if wish is None:
+            return {}
+        return layout.cql_port_setting(addresses.common_free_ports([host], 1, [wish])[0])
 
     def _node_configs(self) -> list[str]:
         """node.toml of every node directory, removed ones included (their address stays taken)."""
