@@ -119,6 +119,15 @@ def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[boo
     return events
 
 
+def executor():
+    """ring.cql.execute, or None where it is not built yet (statements then answer ServerError)."""
+    try:
+        from ring.cql import execute
+    except ImportError:
+        return None
+    return execute
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
@@ -126,10 +135,9 @@ def split_address(address: str) -> tuple[str, int]:
 
 class ServerConnection:
     def __init__(self, server: NativeServer, refusal: Error | None = None):
-        from ring.cql.execute import CqlSession
         self.server = server
         self.connection = Connection(max_frame_bytes=server.max_frame_bytes)
-        self.session = CqlSession(server.prepared)
+        self.session = None if executor() is None else executor().CqlSession(server.prepared)
         self.refusal = refusal
         self.executions: dict[object, int] = {}         # Execution -> stream
         self.waiting: dict[int, object] = {}            # node request id -> Execution
@@ -173,10 +181,13 @@ class ServerConnection:
             return self._respond(self.connection.supported(), event.stream)
         if isinstance(event, (Startup, Register)):
             return self._respond(Ready(), event.stream)
-        if isinstance(event, Prepare):
-            from ring.cql.execute import prepare_result
-            return self._respond(prepare_result(self.server.node, self.session, event.query, event.keyspace),
+        if isinstance(event, (Prepare, Query, Execute, Batch)) and self.session is None:
+            return self._respond(Error(ErrorCode.SERVER_ERROR, "executor not available: this build has no "
+                                       "ring/cql/execute.py; only OPTIONS, STARTUP and REGISTER are served"),
                                  event.stream)
+        if isinstance(event, Prepare):
+            return self._respond(executor().prepare_result(self.server.node, self.session, event.query,
+                                                           event.keyspace), event.stream)
         if isinstance(event, (Query, Execute, Batch)):
             return self._statement(event)
         return self._respond(Error(ErrorCode.PROTOCOL_ERROR, f"Unexpected message {event.opcode.name}"),
@@ -194,7 +205,7 @@ class ServerConnection:
             return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
                                        f"(max {server.max_concurrent_requests}); retry later or on another node"),
                                  event.stream)
-        from ring.cql.execute import Execution
+        Execution = executor().Execution
         node, session = server.node, self.session
         try:
             if isinstance(event, Query):
