@@ -1,8 +1,8 @@
 """The README's Python examples run as written.
 
 Each fenced ```python block of README.md runs unchanged in a fresh interpreter. The cluster example
-names `127.0.0.1:9100`, so a local cluster of three nodes is started with its first node on that
-port; the embedding example writes `/tmp/dynatable-data`, which is removed before and after.
+names `127.0.0.1:9100`, so a local cluster of three nodes is started on that port (node N on
+127.0.0.N, as `dynatable cluster create` places them); the embedding example writes `/tmp/dynatable-data`, which is removed before and after.
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ def run_block(code: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout_s)
 
 
-def ports_free(first: int, count: int) -> bool:
-    for port in range(first, first + count):
+def ports_free(port: int, nodes: int) -> bool:
+    for n in range(1, nodes + 1):
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((f"127.0.0.{n}", port))
             except OSError:
                 return False
     return True
@@ -68,7 +68,7 @@ def test_cluster_example_runs_as_written(tmp_path):
 
     code = block_naming("Cluster([")
     port = int(re.search(r"127\.0\.0\.1:(\d+)", code).group(1))
-    assert ports_free(port, 3), f"ports {port}..{port + 2} are taken; the README example needs them"
+    assert ports_free(port, 3), f"port {port} is taken on 127.0.0.1-3; the README example needs it"
     cluster = LocalCluster.create("readme", 3, root=str(tmp_path), base_port=port,
                                   settings={"num_tokens": 8, "log_level": "WARNING"})
     try:

@@ -63,6 +63,12 @@ class NodeSettings:
     peer_queue_frames_max: int = _key(10_000, "frames queued per unreachable peer before dropping")
     cluster_secret: str = _key("", "shared secret for HMAC connection auth; empty = no auth")
     log_level: str = _key("INFO", "DEBUG | INFO | WARNING | ERROR")
+    native_transport_max_concurrent_connections: int = _key(
+        1024, "CQL connections at once; more are answered Overloaded and closed")
+    native_transport_max_requests_per_connection: int = _key(
+        2048, "CQL statements in flight on one connection before Overloaded")
+    native_transport_max_concurrent_requests: int = _key(
+        4096, "CQL statements in flight on the node before Overloaded")
 
     def endpoint(self) -> str:
         host = self.listen_address
@@ -111,6 +117,10 @@ def from_dict(values: dict, base_dir: str | None = None) -> NodeSettings:
 
 
 def _validate(s: NodeSettings) -> None:
+    for name in ("native_transport_max_concurrent_connections", "native_transport_max_requests_per_connection",
+                 "native_transport_max_concurrent_requests"):
+        if getattr(s, name) <= 0:
+            raise ConfigurationError(f"config key '{name}' must be positive, got {getattr(s, name)}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):
         raise ConfigurationError(f"commitlog_sync must be periodic, batch or group, not {s.commitlog_sync!r}")
     for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max"):

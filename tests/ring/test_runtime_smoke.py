@@ -248,7 +248,7 @@ def test_peer_links_deliver_queue_and_reconnect(tmp_path):
             time.sleep(0.02)
         assert [(src, m.cluster_name) for src, m in b.process.node.received] == [(a.endpoint, f"m{i}") for i in range(5)]
         assert (a.endpoint, GossipSyn("self", [])) in a.process.node.received
-        assert a.process.links[dead].queue  # queued while unreachable, bounded
+        assert a.process.peers.links[dead].queue  # queued while unreachable, bounded
         b.stop()  # b goes away; a's link backs off and reconnects when b is back on the same port
         with Cluster([a.endpoint]) as cluster:
             cluster.connect().execute("send", to=b.endpoint, name="after")

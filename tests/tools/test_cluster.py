@@ -21,9 +21,11 @@ def test_create_writes_configs_and_seeds_per_datacenter(tmp_path):
                             settings={"gossip_interval_ms": 500})
     assert [nh.name for nh in c.nodes] == ["node1", "node2", "node3"]
     assert [(nh.datacenter, nh.rack) for nh in c.nodes] == [("dc1", "rack1"), ("dc1", "rack1"), ("dc2", "rack1")]
-    assert [nh.endpoint for nh in c.nodes] == ["127.0.0.1:19500", "127.0.0.1:19501", "127.0.0.1:19502"]
+    # as ccm: node N on 127.0.0.N, every node on the same port
+    assert [nh.endpoint for nh in c.nodes] == ["127.0.0.1:19500", "127.0.0.2:19500", "127.0.0.3:19500"]
     s = config_mod.load(c.nodes[2].config_path)
-    assert s.seeds == ["127.0.0.1:19500", "127.0.0.1:19502"] and s.gossip_interval_ms == 500
+    assert s.seeds == ["127.0.0.1:19500", "127.0.0.3:19500"] and s.gossip_interval_ms == 500
+    assert s.listen_address == "127.0.0.3"
     assert s.data_directory == c.nodes[2].data_dir == os.path.join(c.path, "node3", "data")
     with open(os.path.join(c.path, "cluster.toml"), "rb") as f:
         assert tomllib.load(f)["datacenters"] == "dc1:2,dc2:1"

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import tomllib
+from typing import NamedTuple
 
 from ring.runtime import config as config_mod
 from tools.cluster.processes import NodeHandle
 
 CLUSTER_FILE = "cluster.toml"
 CURRENT_FILE = "current"
-PER_NODE_SETTINGS = ("port", "metrics_port", "data_directory", "seeds", "datacenter", "rack")
+PER_NODE_SETTINGS = ("port", "metrics_port", "native_transport_port", "data_directory", "seeds", "datacenter", "rack")
 
 
 class ClusterError(Exception):
@@ -54,38 +54,40 @@ def parse_datacenters(spec: str) -> list[tuple[str, int]]:
     return out
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct ports the kernel calls free right now (all sockets held until the end)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def toml(value) -> str:
     return config_mod._toml_value(value)
 
 
-def plan_nodes(dcs: list[tuple[str, int]], ports: list[int], mports: list[int]) -> list[tuple[str, str, int, int]]:
-    """(node name, datacenter, port, metrics port) per node: node1, node2, ... in datacenter order."""
+class NodePlan(NamedTuple):
+    name: str
+    datacenter: str
+    host: str
+    port: int
+    metrics_port: int
+    native_transport_port: int
+
+
+def plan_nodes(dcs: list[tuple[str, int]], hosts: list[str], ports: list[int], mports: list[int],
+               cql_ports: list[int]) -> list[NodePlan]:
+    """One plan per node: node1, node2, ... in datacenter order, the i-th on hosts[i], ports[i]."""
     names = [(f"node{i + 1}", dc) for i, dc in enumerate(dc for dc, count in dcs for _ in range(count))]
-    return [(name, dc, ports[i], mports[i]) for i, (name, dc) in enumerate(names)]
+    return [NodePlan(name, dc, hosts[i], ports[i], mports[i], cql_ports[i]) for i, (name, dc) in enumerate(names)]
 
 
-def seeds_of(specs, host: str) -> list[str]:
+def seeds_of(specs: list[NodePlan]) -> list[str]:
     """The first node of each datacenter."""
     seeds, seen = [], set()
-    for _, dc, port, _ in specs:
-        if dc not in seen:
-            seen.add(dc)
-            seeds.append(config_mod.NodeSettings(listen_address=host, port=port).endpoint())
+    for spec in specs:
+        if spec.datacenter not in seen:
+            seen.add(spec.datacenter)
+            seeds.append(config_mod.NodeSettings(listen_address=spec.host, port=spec.port).endpoint())
     return seeds
+
+
+def cql_port_setting(port: int) -> dict:
+    """{"native_transport_port": port}, or {} while the node settings have no such key."""
+    return {"native_transport_port": port} if "native_transport_port" in config_mod.NodeSettings.__dataclass_fields__ \
+        else {}
 
 
 def write_node(ndir: str, title: str, values: dict, cleanup: str) -> config_mod.NodeSettings:
@@ -117,8 +119,8 @@ def write_cluster_file(path: str, name: str, dcs, overrides: dict, specs) -> Non
         f.write("\n[settings]  # given to every node; the rest is in nodeN/node.toml\n")
         for key, value in sorted(overrides.items()):
             f.write(f"{key} = {toml(value)}\n")
-        for node_name, dc, _, _ in specs:
-            f.write(node_entry(node_name, dc))
+        for spec in specs:
+            f.write(node_entry(spec.name, spec.datacenter))
 
 
 def append_node(path: str, name: str, datacenter: str) -> None:
@@ -159,9 +161,12 @@ def read_nodes(path: str, meta: dict) -> list[NodeHandle]:
         ndir = os.path.join(path, entry["name"])
         cfg = os.path.join(path, entry.get("config", os.path.join(entry["name"], "node.toml")))
         s = config_mod.load(cfg)
+        cql_port = getattr(s, "native_transport_port", None)
         nodes.append(NodeHandle(name=entry["name"], endpoint=s.endpoint(), datacenter=s.datacenter,
                                 rack=s.rack, config_path=cfg, data_dir=s.data_directory,
-                                log_path=os.path.join(ndir, "node.log"), directory=ndir))
+                                log_path=os.path.join(ndir, "node.log"), directory=ndir,
+                                cql_endpoint=config_mod.NodeSettings(listen_address=s.listen_address,
+                                                                     port=cql_port).endpoint() if cql_port else ""))
     return nodes
 
 

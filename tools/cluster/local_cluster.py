@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 
 from ring.runtime import config as config_mod
-from tools.cluster import layout, processes
-from tools.cluster.layout import ClusterError, default_root, free_ports
+from tools.cluster import addresses, layout, processes
+from tools.cluster.layout import ClusterError, default_root
 from tools.cluster.operations import TopologyOperations
 from tools.cluster.processes import NodeHandle
 from tools.cluster.waits import ClusterWaits
 
-POLL_TIMEOUT_S = 2.0  # one status request; a paused node must not stall a wait for long
+POLL_TIMEOUT_S = 2.0
+NATIVE_TRANSPORT_PORT = 9042  # every node's CQL port, on its own address, when it is free  # one status request; a paused node must not stall a wait for long
 
 
 class LocalCluster(ClusterWaits, TopologyOperations):
@@ -44,8 +45,11 @@ class LocalCluster(ClusterWaits, TopologyOperations):
     def create(cls, name: str, n: int = 3, *, datacenters: str | None = None, root: str | None = None,
                base_port: int | None = None, settings: dict | None = None, metrics: bool = False) -> LocalCluster:
         """Write the cluster's directory; nothing is started. `datacenters` ("dc1:3,dc2:2") overrides
-        `n`; seeds are the first node of each datacenter. `metrics=True` gives every node a
-        Prometheus port too (base_port + 100 + i, or a free port)."""
+        `n`; seeds are the first node of each datacenter. Node N listens on 127.0.0.N, every node
+        on the same port: `base_port`, or one free on every address (tools/cluster/addresses.py).
+        `metrics=True` gives every node a Prometheus port too (base_port + 100, or a free one).
+        The CQL port (native_transport_port) is 9042 on every node when free on every address.
+        `settings={"listen_address": H}` puts every node on H, on ports base_port + i."""
         root = os.path.abspath(root or default_root())
         layout.check_name(name)
         path = os.path.join(root, name)
@@ -61,20 +65,22 @@ class LocalCluster(ClusterWaits, TopologyOperations):
             if key in overrides:
                 hint = " (pass metrics=True / --metrics for one port per node)" if key == "metrics_port" else ""
                 raise ClusterError(f"setting {key!r} is chosen per node by the cluster manager{hint}")
-        host = overrides.get("listen_address", "127.0.0.1")
-        if base_port is not None:
-            ports = [base_port + i for i in range(total)]
-            mports = [base_port + 100 + i for i in range(total)] if metrics else [0] * total
-        else:
-            found = free_ports(total * (2 if metrics else 1), host)
-            ports, mports = found[:total], (found[total:] if metrics else [0] * total)
-        specs = layout.plan_nodes(dcs, ports, mports)
-        seeds = layout.seeds_of(specs, host)
+        try:
+            hosts = addresses.node_hosts(total, overrides.get("listen_address"))
+            fixed = [base_port, base_port + 100 if base_port is not None else None, None]
+            ports, mports, cql_ports = addresses.node_ports(hosts, fixed, [None, None, NATIVE_TRANSPORT_PORT])
+        except addresses.AddressError as e:
+            raise ClusterError(str(e)) from None
+        mports = mports if metrics else [0] * total
+        specs = layout.plan_nodes(dcs, hosts, ports, mports, cql_ports)
+        seeds = layout.seeds_of(specs)
         os.makedirs(path, exist_ok=True)
-        for node_name, dc, port, mport in specs:
-            layout.write_node(os.path.join(path, node_name), f"{node_name} of cluster {name}",
-                              {"auto_bootstrap": False, **overrides, "port": port, "metrics_port": mport,
-                               "seeds": seeds, "datacenter": dc}, cleanup=path)
+        for spec in specs:
+            layout.write_node(os.path.join(path, spec.name), f"{spec.name} of cluster {name}",
+                              {"auto_bootstrap": False, **overrides, "listen_address": spec.host, "port": spec.port,
+                               "metrics_port": spec.metrics_port, **layout.cql_port_setting(spec.native_transport_port),
+                               "seeds": seeds, "datacenter": spec.datacenter},
+                              cleanup=path)
         layout.write_cluster_file(path, name, dcs, overrides, specs)
         cluster = cls.load(name, root)
         cluster.set_current()

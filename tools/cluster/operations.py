@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from ring.runtime import config as config_mod
-from tools.cluster import layout
-from tools.cluster.layout import ClusterError, free_ports
+from tools.cluster import addresses, layout
+from tools.cluster.layout import ClusterError
 from tools.cluster.processes import NodeHandle
 
 
@@ -20,7 +20,7 @@ class TopologyOperations:
     def add(self, name: str | None = None, *, datacenter: str | None = None, start: bool = True,
             timeout_s: float = 900) -> NodeHandle:
         """A new node (ccm add + start): same settings and seeds as the others, auto_bootstrap on,
-        a free port. With `start`, waits until it has streamed its ranges and every node sees it
+        its own address (`_place_new_node`). With `start`, waits until it has streamed its ranges and every node sees it
         Up and NORMAL."""
         if not self.nodes:
             raise ClusterError(f"cluster {self.name} has no node to join; create it with `dynatable cluster create`")
@@ -31,12 +31,15 @@ class TopologyOperations:
             raise ClusterError(f"bad or taken node name {name!r} (nodes: {', '.join(sorted(taken))})")
         first = config_mod.load(self.nodes[0].config_path)
         overrides = dict(layout.read_meta(self.path).get("settings", {}))
-        host = overrides.get("listen_address", first.listen_address)
-        ports = free_ports(2 if first.metrics_port else 1, host)
+        try:
+            host, port, mport = self._place_new_node(name, first, overrides.get("listen_address"))
+        except addresses.AddressError as e:
+            raise ClusterError(str(e)) from None
         ndir = os.path.join(self.path, name)
         s = layout.write_node(ndir, f"{name} of cluster {self.name}, added",
-                              {**overrides, "auto_bootstrap": True, "port": ports[0],
-                               "metrics_port": ports[1] if first.metrics_port else 0, "seeds": list(first.seeds),
+                              {**overrides, "auto_bootstrap": True, "listen_address": host, "port": port,
+                               "metrics_port": mport, **self._cql_port_of_new_node(host, first),
+                               "seeds": list(first.seeds),
                                "datacenter": datacenter or first.datacenter}, cleanup=ndir)
         layout.append_node(self.path, name, s.datacenter)
         self.nodes = layout.read_nodes(self.path, layout.read_meta(self.path))
@@ -45,6 +48,37 @@ class TopologyOperations:
             self.start([nh], wait=False)
             self.wait_until_joined(nh, timeout_s)
         return nh
+
+    def _place_new_node(self, name: str, first, shared_host: str | None) -> tuple[str, int, int]:
+        """(address, port, metrics port) of a new node: its own 127.0.0.N (N from its name when no
+        node, current or removed, has that address; else the next unused one) on node1's port
+        numbers when they are free there; on a shared address, free ports."""
+        if shared_host is not None:
+            ports = addresses.free_ports(2 if first.metrics_port else 1, shared_host)
+            return shared_host, ports[0], ports[1] if first.metrics_port else 0
+        used = {addresses.address_number(config_mod.load(cfg).listen_address) for cfg in self._node_configs()}
+        wanted = int(name[4:]) if name.startswith("node") and name[4:].isdigit() else None
+        n = wanted if wanted is not None and wanted not in used else next(i for i in range(1, 256) if i not in used)
+        host = addresses.loopback_address(n)
+        preferred = [first.port] + ([first.metrics_port] if first.metrics_port else [])
+        ports = addresses.common_free_ports([host], len(preferred), preferred)
+        return host, ports[0], ports[1] if first.metrics_port else 0
+
+    def _cql_port_of_new_node(self, host: str, first) -> dict:
+        """node1's CQL port when it is free on the new node's address, else a free one."""
+        wish = getattr(first, "native_transport_port", None)
+        if wish is None:
+            return {}
+        return layout.cql_port_setting(addresses.common_free_ports([host], 1, [wish])[0])
+
+    def _node_configs(self) -> list[str]:
+        """node.toml of every node directory, removed ones included (their address stays taken)."""
+        out = []
+        for entry in sorted(os.listdir(self.path)):
+            cfg = os.path.join(self.path, entry, "node.toml")
+            if os.path.isfile(cfg):
+                out.append(cfg)
+        return out
 
     def decommission(self, node, *, timeout_s: float = 3600) -> dict:
         """nodetool decommission on `node`, then stop it and take it out of the cluster's files."""

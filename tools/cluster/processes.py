@@ -26,6 +26,7 @@ class NodeHandle:
     data_dir: str
     log_path: str
     directory: str = field(repr=False, default="")
+    cql_endpoint: str = ""          # host:port of its CQL server (native_transport_port)
     _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -60,8 +60,8 @@ def cluster() -> None:
 @click.argument("name")
 @click.option("-n", "--nodes", "n", default=3, show_default=True, help="Number of nodes (one datacenter).")
 @click.option("--datacenters", default=None, help="Nodes per datacenter, e.g. dc1:3,dc2:2 (overrides -n).")
-@click.option("--base-port", type=int, default=None, help="node1 listens on this port, node2 on the next... "
-              "(default: free ports).")
+@click.option("--base-port", type=int, default=None, help="Every node listens on this port of its own "
+              "address 127.0.0.N (default: a port free on all of them).")
 @click.option("--metrics", is_flag=True, help="Give every node a Prometheus /metrics port.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A node setting for every node (TOML value), e.g. --set gossip_interval_ms=500.")
@@ -85,7 +85,8 @@ def cluster_create(name, n, datacenters, base_port, metrics, settings, start_now
              settings=overrides, metrics=metrics)
     click.echo(f"created cluster {c.name} in {c.path} (now the current cluster)")
     for nh in c.nodes:
-        click.echo(f"  {nh.name}  {nh.endpoint}  {nh.datacenter}/{nh.rack}  {nh.config_path}")
+        click.echo(f"  {nh.name}  {nh.endpoint}  {nh.datacenter}/{nh.rack}"
+                   + (f"  CQL {nh.cql_endpoint}" if nh.cql_endpoint else "") + f"  {nh.config_path}")
     if start_now:
         _run(_with_progress, c, "starting", c.start)
         click.echo(f"started {len(c.nodes)} node(s)")
@@ -147,10 +148,14 @@ def cluster_status(name, root) -> None:
     if not c.running():
         click.echo(f"cluster {c.name}: no node running (start it with `dynatable cluster start`)")
         for nh in c.nodes:
-            click.echo(f"  {nh.name}  {nh.endpoint}  {nh.datacenter}/{nh.rack}  stopped")
+            click.echo(f"  {nh.name}  {nh.endpoint}  {nh.datacenter}/{nh.rack}  stopped"
+                       + (f"  CQL {nh.cql_endpoint}" if nh.cql_endpoint else ""))
         return
     rows = _run(c.status)
     render_ring_summary(rows, names={nh.endpoint: nh.name for nh in c.nodes})
+    cql = [f"{nh.name} {nh.cql_endpoint}" for nh in c.nodes if nh.cql_endpoint]
+    if cql:
+        click.echo("CQL (native_transport_port): " + ", ".join(cql))
     seen_up = {r["endpoint"] for r in rows if r.get("up")}
     stopped = [nh for nh in c.nodes if not nh.is_running()]
     if stopped:

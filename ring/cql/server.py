@@ -1,0 +1,247 @@
+"""The CQL server of one node, sans-IO: request events in, node requests and response bytes out.
+
+`NativeServer` is node-wide (the prepared-statement cache, the limits, every connection, the ring
+view behind pushed EVENTs); `ServerConnection` is one client connection: a `Connection` (bytes <->
+events), a `CqlSession` (keyspace, prepared statements) and the statements in flight. A driver
+(ring/runtime/native_transport.py) feeds `receive_data(bytes)` and `on_reply(Reply)` and performs
+the `Output`: write `data`, submit each of `requests` to `Node.submit` (the same entry point as
+the own protocol) and feed its reply back, push `events` with `NativeServer.push`, close if
+`close`. Statements are `ring.cql.execute.Execution`s, so the simulator can drive the same path.
+
+Invariants: every request event is answered exactly once, on its stream, in completion order
+(pipelined responses come back out of order); pushed EVENTs use stream -1 and go only to
+connections that REGISTERed for their type. Limits answer Overloaded and the node serves on:
+`max_requests_per_connection` statements in flight on one connection,
+`max_concurrent_requests` on the node, `max_connections` connections (a connection over the limit
+answers every request with the error, then closes). Frames over `max_frame_bytes` are refused
+by the Connection. An exception escaping an execution is a bug: it answers ServerError on its
+stream, is kept in `NativeServer.bugs` for the driver to log, and the connection serves on.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from ring.cql.connection import Connection, Rejected
+from ring.cql.requests import Batch, Execute, Options, Prepare, Query, Register, Startup
+from ring.cql.responses import Error, ErrorCode, Ready, Response, SchemaChange, StatusChange, TopologyChange
+from ring.messages import ClientRequest, Reply
+
+CONNECTIONS_MAX_DEFAULT = 1024
+REQUESTS_PER_CONNECTION_MAX_DEFAULT = 2048
+CONCURRENT_REQUESTS_MAX_DEFAULT = 4096
+FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
+EVENT_STREAM = -1
+
+
+@dataclass
+class Output:
+    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close."""
+
+    data: bytes = b""
+    requests: list[ClientRequest] = field(default_factory=list)
+    events: list[Response] = field(default_factory=list)
+    close: bool = False
+
+    def extend(self, other: "Output") -> None:
+        self.data += other.data
+        self.requests += other.requests
+        self.events += other.events
+        self.close = self.close or other.close
+
+
+class NativeServer:
+    def __init__(self, node, *, max_connections: int = CONNECTIONS_MAX_DEFAULT,
+                 max_requests_per_connection: int = REQUESTS_PER_CONNECTION_MAX_DEFAULT,
+                 max_concurrent_requests: int = CONCURRENT_REQUESTS_MAX_DEFAULT,
+                 max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT):
+        from ring.cql.prepare import PreparedCache
+        self.node = node
+        self.prepared = PreparedCache()
+        self.max_connections = max_connections
+        self.max_requests_per_connection = max_requests_per_connection
+        self.max_concurrent_requests = max_concurrent_requests
+        self.max_frame_bytes = max_frame_bytes
+        self.connections: set[ServerConnection] = set()
+        self.in_flight = 0                      # statements in flight on the node
+        self.refused_connections = 0
+        self.overloaded = 0
+        self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
+        self.ids = itertools.count(1).__next__  # ids of the node requests statements make
+        self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
+
+    def connect(self) -> "ServerConnection":
+        """A new connection; over `max_connections` it is one that refuses every request."""
+        refusal = None
+        if len(self.connections) >= self.max_connections:
+            self.refused_connections += 1
+            refusal = Error(ErrorCode.OVERLOADED, f"Too many connections: this node allows {self.max_connections} "
+                            f"(native_transport_max_concurrent_connections); close idle ones or retry later")
+        conn = ServerConnection(self, refusal)
+        if refusal is None:
+            self.connections.add(conn)
+        return conn
+
+    def disconnect(self, conn: "ServerConnection") -> None:
+        self.connections.discard(conn)
+        self.in_flight -= len(conn.executions)
+        conn.executions.clear()
+        conn.waiting.clear()
+
+    def push(self, event: Response) -> list[tuple["ServerConnection", bytes]]:
+        """The bytes of `event` for every connection registered for its type."""
+        kind = {SchemaChange: "SCHEMA_CHANGE", TopologyChange: "TOPOLOGY_CHANGE",
+                StatusChange: "STATUS_CHANGE"}[type(event)]
+        return [(c, c.connection.send(event, EVENT_STREAM)) for c in self.connections
+                if kind in c.connection.registered and not c.connection.closed]
+
+    def observe_ring(self, view: dict[str, tuple[bool, bool]]) -> list[Response]:
+        """The EVENTs for what changed since the last view: {native "host:port": (up, member)}.
+        The first view only sets the baseline."""
+        before, self._ring = self._ring, dict(view)
+        return ring_events(before, view) if before else []
+
+
+def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[bool, bool]]) -> list[Response]:
+    """TOPOLOGY_CHANGE NEW_NODE / REMOVED_NODE for members that joined or left, STATUS_CHANGE
+    UP / DOWN for members whose liveness flipped (and UP for a new member that is up)."""
+    events: list[Response] = []
+    for address in sorted(set(before) | set(after)):
+        was_up, was_member = before.get(address, (False, False))
+        up, member = after.get(address, (False, False))
+        host, port = split_address(address)
+        if member and not was_member:
+            events.append(TopologyChange("NEW_NODE", host, port))
+        elif was_member and not member:
+            events.append(TopologyChange("REMOVED_NODE", host, port))
+        if member and up != was_up:
+            events.append(StatusChange("UP" if up else "DOWN", host, port))
+    return events
+
+
+def executor():
+    """ring.cql.execute, or None where it is not built yet (statements then answer ServerError)."""
+    try:
+        from ring.cql import execute
+    except ImportError:
+        return None
+    return execute
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ServerConnection:
+    def __init__(self, server: NativeServer, refusal: Error | None = None):
+        self.server = server
+        self.connection = Connection(max_frame_bytes=server.max_frame_bytes)
+        self.session = None if executor() is None else executor().CqlSession(server.prepared)
+        self.refusal = refusal
+        self.executions: dict[object, int] = {}         # Execution -> stream
+        self.waiting: dict[int, object] = {}            # node request id -> Execution
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> Output:
+        out = Output()
+        events = self.connection.receive_data(data)
+        while events:
+            event = events.pop(0)
+            out.extend(self._handle(event))
+            if isinstance(event, Startup):
+                events += self.connection.receive_data(b"")   # what arrived while STARTUP was pending
+            if out.close:
+                break
+        return out
+
+    def on_reply(self, reply: Reply) -> Output:
+        """A node reply to one of this connection's requests."""
+        ex = self.waiting.pop(reply.request_id, None)
+        if ex is None:
+            return Output()                         # the connection went away meanwhile
+        try:
+            more = ex.on_reply(reply)
+        except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
+            return self._bug(ex, e)
+        return self._follow(ex, more)
+
+    # -- handling -------------------------------------------------------------------------------
+
+    def _respond(self, response: Response, stream: int, close: bool = False) -> Output:
+        return Output(data=self.connection.send(response, stream), close=close)
+
+    def _handle(self, event) -> Output:
+        if isinstance(event, Rejected):
+            return self._respond(event.error, event.stream, event.close)
+        if self.refusal is not None:
+            return self._respond(self.refusal, event.stream, close=True)
+        if isinstance(event, Options):
+            return self._respond(self.connection.supported(), event.stream)
+        if isinstance(event, (Startup, Register)):
+            return self._respond(Ready(), event.stream)
+        if isinstance(event, (Prepare, Query, Execute, Batch)) and self.session is None:
+            return self._respond(Error(ErrorCode.SERVER_ERROR, "executor not available: this build has no "
+                                       "ring/cql/execute.py; only OPTIONS, STARTUP and REGISTER are served"),
+                                 event.stream)
+        if isinstance(event, Prepare):
+            return self._respond(executor().prepare_result(self.server.node, self.session, event.query,
+                                                           event.keyspace), event.stream)
+        if isinstance(event, (Query, Execute, Batch)):
+            return self._statement(event)
+        return self._respond(Error(ErrorCode.PROTOCOL_ERROR, f"Unexpected message {event.opcode.name}"),
+                             event.stream)
+
+    def _statement(self, event) -> Output:
+        server = self.server
+        if len(self.executions) >= server.max_requests_per_connection:
+            server.overloaded += 1
+            return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this connection "
+                                       f"(max {server.max_requests_per_connection}); wait for responses or open "
+                                       f"another connection"), event.stream)
+        if server.in_flight >= server.max_concurrent_requests:
+            server.overloaded += 1
+            return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
+                                       f"(max {server.max_concurrent_requests}); retry later or on another node"),
+                                 event.stream)
+        Execution = executor().Execution
+        node, session = server.node, self.session
+        try:
+            if isinstance(event, Query):
+                ex = Execution.query(node, session, event.query, event.parameters, server.ids)
+            elif isinstance(event, Execute):
+                ex = Execution.execute(node, session, event.query_id, event.parameters, server.ids)
+            else:
+                ex = Execution.batch(node, session, event, server.ids)
+        except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
+            server.bugs.append(e)
+            return self._respond(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), event.stream)
+        self.executions[ex] = event.stream
+        server.in_flight += 1
+        try:
+            more = ex.start()
+        except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
+            return self._bug(ex, e)
+        return self._follow(ex, more)
+
+    def _follow(self, ex, more: list[ClientRequest]) -> Output:
+        for req in more:
+            self.waiting[req.id] = ex
+        if not ex.done:
+            return Output(requests=list(more))
+        out = self._respond(ex.response, self._finish(ex))
+        out.events = list(ex.events)
+        return out
+
+    def _finish(self, ex) -> int:
+        stream = self.executions.pop(ex)
+        self.server.in_flight -= 1
+        for rid in [rid for rid, e in self.waiting.items() if e is ex]:
+            del self.waiting[rid]
+        return stream
+
+    def _bug(self, ex, e: BaseException) -> Output:
+        self.server.bugs.append(e)
+        stream = self._finish(ex)
+        return self._respond(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)

@@ -1,0 +1,126 @@
+"""The CQL port of a node process (`native_transport_port`, default 9042, bound to listen_address).
+
+A thin asyncio driver around the sans-IO server (ring/cql/server.py), in the node's own loop: it
+reads bytes into a `ServerConnection`, writes what comes out, hands each node request a statement
+makes to `NodeProcess.submit` (the same entry point as the own protocol's requests) and feeds the
+reply back, and pushes EVENTs to the connections that registered for them: SCHEMA_CHANGE from
+DDL results, TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
+
+Backpressure: reading a connection waits for its writes to drain. A connection's failure closes
+only that connection; an exception that escaped an execution is logged and counted
+(`cql_server_errors`), and the node keeps serving.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from ring.cql.server import NativeServer, Output, ServerConnection
+from ring.messages import Reply
+
+log = logging.getLogger("dynatable.cql")
+
+READ_CHUNK_BYTES = 256 * 1024
+
+
+class NativeTransport:
+    def __init__(self, process, port: int):
+        self.process = process
+        self.port = port
+        self.server: NativeServer | None = None
+        self._asyncio_server: asyncio.Server | None = None
+        self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
+
+    async def start(self) -> None:
+        s = self.process.settings
+        self.server = NativeServer(self.process.node, max_connections=s.native_transport_max_concurrent_connections,
+                                   max_requests_per_connection=s.native_transport_max_requests_per_connection,
+                                   max_concurrent_requests=s.native_transport_max_concurrent_requests,
+                                   max_frame_bytes=s.max_frame_bytes)
+        self.server.observe_ring(ring_view(self.process.node))
+        self._asyncio_server = await asyncio.start_server(self._serve, s.listen_address, self.port,
+                                                          reuse_address=True)
+        log.info("CQL native transport listening on %s:%d", s.listen_address, self.port)
+
+    def close(self) -> None:
+        if self._asyncio_server is not None:
+            self._asyncio_server.close()
+        for writer in list(self._writers.values()):
+            writer.close()
+
+    def tick(self) -> None:
+        """Push TOPOLOGY_CHANGE / STATUS_CHANGE for what gossip changed since the last tick."""
+        if self.server is None:
+            return
+        for event in self.server.observe_ring(ring_view(self.process.node)):
+            self._push(event)
+
+    def metrics(self) -> dict[str, int]:
+        if self.server is None:
+            return {}
+        return {"cql_connections": len(self.server.connections), "cql_requests_in_flight": self.server.in_flight,
+                "cql_connections_refused": self.server.refused_connections,
+                "cql_requests_overloaded": self.server.overloaded}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = self.server.connect()
+        self._writers[conn] = writer
+        try:
+            while not writer.is_closing():
+                data = await reader.read(READ_CHUNK_BYTES)
+                if not data:
+                    return
+                self._perform(conn, conn.receive_data(data))
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            log.exception("CQL connection from %s failed", writer.get_extra_info("peername"))
+        finally:
+            self.server.disconnect(conn)
+            self._writers.pop(conn, None)
+            writer.close()
+
+    def _perform(self, conn: ServerConnection, out: Output) -> None:
+        writer = self._writers.get(conn)
+        if writer is None:
+            return
+        if out.data and not writer.is_closing():
+            writer.write(out.data)
+        self._log_bugs()
+        for req in out.requests:
+            self.process.submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
+        for event in out.events:
+            self._push(event)
+        if out.close:
+            writer.close()
+
+    def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
+        self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
+
+    def _push(self, event) -> None:
+        for conn, data in self.server.push(event):
+            writer = self._writers.get(conn)
+            if writer is not None and not writer.is_closing():
+                writer.write(data)
+
+    def _log_bugs(self) -> None:
+        while self.server.bugs:
+            e = self.server.bugs.pop()
+            self.process.stats["cql_server_errors"] += 1
+            log.error("a CQL statement failed inside the server: %s", e, exc_info=e)
+
+
+def ring_view(node) -> dict[str, tuple[bool, bool]]:
+    """{native "host:port": (up, member)} of every endpoint this node's gossip knows: a member is
+    NORMAL (joining, leaving and left nodes are not), up is the failure detector's verdict."""
+    from ring import membership as ms
+    from ring.cql.system_tables import native_address
+    view = {}
+    for ep, state in list(node.gossiper.states.items()):
+        status = state.get(ms.ApplicationState.STATUS)
+        member = bool(status) and ms.parse_status(status)[0] == ms.Status.NORMAL
+        host, port = native_address(node, ep)
+        view[f"{host}:{port}"] = (ep == node.endpoint or node.is_alive(ep), member)
+    return view
