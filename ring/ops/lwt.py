@@ -185,14 +185,17 @@ def serial_read(node, rid: int, args: dict, exact: bool) -> list:
 
 def _participants(node, keyspace: str, token: int, level: str):
     """Cassandra's Paxos participants: natural plus pending replicas (the local DC's only for
-    LOCAL_SERIAL); a quorum of the natural ones plus every pending one must promise and accept."""
+    LOCAL_SERIAL); a quorum of the configured RF plus every pending one must promise and accept."""
     natural = node.replicas(keyspace, token)
     pending = list(node.pending_endpoints(keyspace, token))
+    rf_by_dc = node.rf_by_dc(keyspace)   # the configured RF: a node that sees too small a ring
+    rf = sum(rf_by_dc.values())          # (just restarted, gossip not settled) is Unavailable
     if level == "LOCAL_SERIAL":
         dc = node.config.datacenter
         natural = [ep for ep in natural if node.snitch.datacenter(ep) == dc]
         pending = [ep for ep in pending if node.snitch.datacenter(ep) == dc]
-    required = cl.quorum_for(len(natural)) + len(pending)
+        rf = rf_by_dc.get(dc, 0)
+    required = cl.quorum_for(rf) + len(pending)
     live = [ep for ep in natural + pending if node.is_alive(ep)]
     if len(live) < required:
         raise UnavailableError(level, required, len(live))
