@@ -23,7 +23,8 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
 * `paxos_commit_before_quorum` -> `paxos_commit_early`, at paxos/proposer.py
   `Proposer._on_propose_reply`: the commit starts at the first accept.
 * `serial_read_without_paxos` -> `serial_read_plain`, at ops/lwt.py `serial_read`: a SERIAL read
-  is answered by a plain read at the serial level's quorum, with no Paxos round.
+  is answered by a plain read at ONE (LOCAL_ONE), with no Paxos round (at QUORUM the simulator
+  catches it only rarely: blocking read repair hides most of it).
 
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py

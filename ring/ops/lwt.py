@@ -155,7 +155,7 @@ def serial_read(node, rid: int, args: dict, exact: bool) -> list:
     """A read at SERIAL / LOCAL_SERIAL: a Paxos round (finishing what is in progress), no proposal."""
     level = serial_level(args.get("consistency"))
     if node.config.faults.serial_read_plain:  # canary: no Paxos round at all
-        plain = dict(args, consistency="QUORUM" if level == "SERIAL" else "LOCAL_QUORUM")
+        plain = dict(args, consistency="ONE" if level == "SERIAL" else "LOCAL_ONE")
         return data.get(node, rid, plain) if exact else data.select(node, rid, plain)
     keyspace, table = table_args(node, args)
     key_values = args.get("key") or {}

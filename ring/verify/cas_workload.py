@@ -27,6 +27,7 @@ from ring.verify.history import History
 from ring.verify.workload import FAST
 
 HOT_KEYS = ("a", "b", "c")
+LINK_DELAY_MS = (2, 25)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class CasWorkload:
         self.process = {c: f"{c}.0" for c in self.clients}
         self.seen = {c: {} for c in self.clients}        # client -> key -> the value it last saw
         self.pending: dict[str, tuple] = {}
+        self.follow: dict[str, str] = {}                  # client -> the key it just changed
         self.seq = itertools.count(1)
         self.events: dict[str, int] = {}
         self.down: dict[str, int] = {}
@@ -68,6 +70,10 @@ class CasWorkload:
         sim.request("n1", "create_table", keyspace="ks", name="kv", columns={"k": "text", "v": "text"},
                     primary_key="k", options={"gc_grace_seconds": 3600})
         sim.run_until(sim.now_ms + 10_000, stop=sim.converged)
+        for a in sim.nodes:  # a slower network than the default: rounds overlap more
+            for b in sim.nodes:
+                if a != b:
+                    sim.link(a, b).delay_ms = LINK_DELAY_MS
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -80,7 +86,10 @@ class CasWorkload:
         key = rng.choice(HOT_KEYS)
         process = self.process[client]
         base = {"keyspace": "ks", "table": "kv"}
-        if rng.random() < 0.4:
+        follow = self.follow.pop(client, None)
+        if follow is not None and rng.random() < 0.5:   # read back what it just wrote
+            key = follow
+        if follow == key or rng.random() < 0.4:
             handle = self.history.invoke(process, "read", key, None, self.serial)
             rid = sim.submit(coordinator, "get", **base, key={"k": key}, consistency=self.serial)
             self.pending[client] = (rid, handle, "read", key, None)
@@ -119,6 +128,7 @@ class CasWorkload:
                 self.event("ok_serial_read")
             elif result["applied"]:
                 self.seen[client][key] = new
+                self.follow[client] = key
                 self.history.complete(handle, "ok")
                 self.event("cas_applied")
             else:
@@ -152,13 +162,13 @@ class CasWorkload:
         if now >= self.until.get("net", 1 << 62):
             sim.heal()
             for link in sim.links.values():
-                link.reorder = False
+                link.reorder, link.delay_ms = False, LINK_DELAY_MS
             del self.until["net"]
 
     def _nemesis(self) -> None:
         self._undo()
         sim, rng = self.sim, self.nemesis
-        if rng.random() > 0.03:
+        if rng.random() > 0.015:
             return
         names = list(sim.nodes)
         victim = rng.choice(names)
@@ -171,8 +181,8 @@ class CasWorkload:
                     for b in names:
                         if a != b:
                             link = sim.link(a, b)
-                            link.drop, link.dup, link.reorder = 0.1, 0.1, True
-                            link.delay_ms = (1, 30)
+                            link.drop, link.dup, link.reorder = 0.25, 0.1, True
+                            link.delay_ms = (1, 40)
             self.until["net"] = sim.now_ms + rng.randint(500, 4000)
         elif fault in ("crash", "pause") and victim not in self.down and len(self.down) < 1:
             if fault == "crash":
@@ -190,7 +200,7 @@ class CasWorkload:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, steps: int = 300) -> CasResult:
+    def run(self, steps: int = 1500) -> CasResult:
         self.setup()
         for _ in range(steps):
             for client in self.clients:
@@ -198,7 +208,7 @@ class CasWorkload:
                     self._issue(client)
             if self.faults:
                 self._nemesis()
-            self.sim.run_for(self.rng.randint(1, 40))
+            self.sim.run_for(self.rng.randint(1, 10))
             self._collect()
         return self.finish()
 
