@@ -122,10 +122,10 @@ def _row_bounds(table, key_values: dict) -> tuple[bytes, bytes | None]:
 
 def _cas(node, rid: int, args: dict, keyspace: str, table, key_values: dict, cond, build) -> list:
     level = serial_level(args.get("serial_consistency"))
-    commit_level = level_of(args)
-    if commit_level.name in SERIAL_LEVELS:
-        raise InvalidRequest(f"{commit_level.name} is not supported as conditional update commit consistency; "
+    if _is_serial(args):
+        raise InvalidRequest(f"{args['consistency']} is not supported as conditional update commit consistency; "
                              "pass it as serial_consistency=")
+    commit_level = level_of(args)
     key = mut.partition_key_bytes(table, key_values)
     lo, hi = _row_bounds(table, key_values)
     pk_values = {c.name: key_values[c.name] for c in table.partition_key}

@@ -42,6 +42,7 @@ class PaxosState:
 
 
 def create_table(store) -> None:
+    store.create_keyspace("system", {"class": "LocalStrategy"})  # node-local, like the rest of system
     store.create_table("system", TABLE, {"row_key": "blob", "cf_id": "text", "in_progress_ballot": "blob",
                                          "proposal": "blob", "most_recent_commit": "blob"},
                        primary_key=["row_key", "cf_id"])
