@@ -18,7 +18,7 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
 * `paxos_skip_in_progress_repair` -> `paxos_skip_in_progress`, at paxos/proposer.py
   `Proposer._on_promises`: an accepted proposal newer than the most recent commit is ignored
   instead of finished.
-* `paxos_accept_lower_ballot` -> `paxos_accept_lower_ballot`, at paxos/acceptor.py `accept`: a
+* `paxos_accept_lower_ballot` -> `paxos_accept_below_promise`, at paxos/acceptor.py `accept`: a
   proposal is accepted whatever ballot was promised since.
 * `paxos_commit_before_quorum` -> `paxos_commit_early`, at paxos/proposer.py
   `Proposer._on_propose_reply`: the commit starts at the first accept.
@@ -47,7 +47,7 @@ MUTANTS = {
     "no_read_repair_writeback": "skip_read_repair_writeback",
     "early_tombstone_purge": "purge_tombstones_early",
     "paxos_skip_in_progress_repair": "paxos_skip_in_progress",
-    "paxos_accept_lower_ballot": "paxos_accept_lower_ballot",
+    "paxos_accept_lower_ballot": "paxos_accept_below_promise",
     "paxos_commit_before_quorum": "paxos_commit_early",
     "serial_read_without_paxos": "serial_read_plain",
 }
@@ -60,7 +60,7 @@ class Faults:
     skip_read_repair_writeback: bool = False  # blocking read repair never writes back
     purge_tombstones_early: bool = False      # tombstones are purged ignoring gc_grace_seconds
     paxos_skip_in_progress: bool = False      # Paxos: an in-progress proposal is never finished
-    paxos_accept_lower_ballot: bool = False   # Paxos: an acceptor accepts below its promise
+    paxos_accept_below_promise: bool = False  # Paxos: an acceptor accepts below its promise
     paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
 

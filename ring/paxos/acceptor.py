@@ -31,7 +31,7 @@ def promise(st: ps.PaxosState, ballot: bytes) -> bool:
 
 
 def accept(st: ps.PaxosState, ballot: bytes, faults: Faults) -> bool:
-    if faults.paxos_accept_lower_ballot:  # canary: accept whatever was promised since
+    if faults.paxos_accept_below_promise:  # canary: accept whatever was promised since
         return True
     return ballot >= st.promised
 
