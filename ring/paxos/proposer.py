@@ -24,7 +24,7 @@ holds unless it is decided (accepted by a quorum) or provably refused by every p
 from __future__ import annotations
 
 from engine.mutation import decode_update
-from engine.partition import Partition, decode_partition, encode_partition, merge_all
+from engine.partition import decode_partition, encode_partition, merge_all
 from ring.errors import ReadTimeout, UnavailableError, WriteTimeout
 from ring.messages import (CommitRequest, MutationResponse, PrepareRequest, PrepareResponse, ProposeRequest,
                            ProposeResponse, Reply, Send)
@@ -73,13 +73,15 @@ class Proposer:
         self.rounds = 0
         self.phase = ""
         self.retry_at_ms = None
+        self.participants: list[str] = []
+        self.required = 1
 
     # -- rounds ------------------------------------------------------------------------------
 
     def start(self) -> list:
         """A new round: prepare with a fresh ballot."""
         if self.rounds and self.ctx.now_ms >= self.deadline_ms:
-            return self._timeout(0, self.required if hasattr(self, "required") else 1)
+            return self._timeout(0, self.required)
         try:
             self.participants, self.required = self.plan()
         except UnavailableError as e:
@@ -223,7 +225,3 @@ class Proposer:
         if self.waiting <= 0:
             return self.start()
         return []
-
-
-def no_data() -> Partition | None:
-    return None
