@@ -15,6 +15,17 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
 * `early_tombstone_purge` -> `purge_tombstones_early`, at node.py `Node.tick`: every gossip
   round, `replica.purge_tombstones_now`.
 
+* `paxos_skip_in_progress_repair` -> `paxos_skip_in_progress`, at paxos/proposer.py
+  `Proposer._on_promises`: an accepted proposal newer than the most recent commit is ignored
+  instead of finished.
+* `paxos_accept_lower_ballot` -> `paxos_accept_below_promise`, at paxos/acceptor.py `accept`: a
+  proposal is accepted whatever ballot was promised since.
+* `paxos_commit_before_quorum` -> `paxos_commit_early`, at paxos/proposer.py
+  `Proposer._on_propose_reply`: the commit starts at the first accept.
+* `serial_read_without_paxos` -> `serial_read_plain`, at ops/lwt.py `serial_read`: a SERIAL read
+  is answered by a plain read at ONE (LOCAL_ONE), with no Paxos round (at QUORUM the simulator
+  catches it only rarely: blocking read repair hides most of it).
+
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
@@ -35,6 +46,10 @@ MUTANTS = {
     "hints_count": "count_hints",
     "no_read_repair_writeback": "skip_read_repair_writeback",
     "early_tombstone_purge": "purge_tombstones_early",
+    "paxos_skip_in_progress_repair": "paxos_skip_in_progress",
+    "paxos_accept_lower_ballot": "paxos_accept_below_promise",
+    "paxos_commit_before_quorum": "paxos_commit_early",
+    "serial_read_without_paxos": "serial_read_plain",
 }
 
 
@@ -44,6 +59,10 @@ class Faults:
     count_hints: bool = False                 # a stored hint counts toward the consistency level
     skip_read_repair_writeback: bool = False  # blocking read repair never writes back
     purge_tombstones_early: bool = False      # tombstones are purged ignoring gc_grace_seconds
+    paxos_skip_in_progress: bool = False      # Paxos: an in-progress proposal is never finished
+    paxos_accept_below_promise: bool = False  # Paxos: an acceptor accepts below its promise
+    paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
+    serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
 
     @classmethod
     def none(cls) -> Faults:

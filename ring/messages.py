@@ -275,6 +275,88 @@ class RowsReadRequest:
     rows: list             # [[key, clustering], ...]: answered by an IndexReadResponse, one entry each
 
 
+# -- lightweight transactions (ring/paxos/, docs/lwt.md) ------------------------------------------
+# Ballots are 16 bytes (ring/paxos/ballot.py), b"" = none; a proposal or commit travels as
+# `ballot || encoded partition update`. Sizes are checked at decode (`__post_init__`).
+
+def _check_ballots(msg, *names: str) -> None:
+    for name in names:
+        value = getattr(msg, name)
+        if len(value) not in (0, 16):
+            raise InvalidRequest(f"malformed {type(msg).__name__}: field {name} must be a 16-byte ballot "
+                                 f"or empty, got {len(value)} bytes")
+
+
+def _check_proposals(msg, *names: str) -> None:
+    for name in names:
+        value = getattr(msg, name)
+        if value and len(value) <= 16:
+            raise InvalidRequest(f"malformed {type(msg).__name__}: field {name} must be a ballot and an update")
+
+
+@message(50)
+class PrepareRequest:
+    id: int
+    table_id: str
+    key: bytes
+    ballot: bytes
+    lo: bytes              # the slice whose current data rides on the answer: [lo, hi), hi None = unbounded
+    hi: bytes | None
+
+    def __post_init__(self):
+        _check_ballots(self, "ballot")
+
+
+@message(51)
+class PrepareResponse:
+    id: int
+    promised: bool         # True: promised `ballot`; False: rejected, `ballot` is the higher one promised
+    ballot: bytes
+    accepted: bytes        # the accepted proposal (ballot || update), b"" if none
+    committed: bytes       # the most recent commit (ballot || update), b"" if none
+    data: bytes | None     # the replica's current slice (canonical partition payload), None if empty
+    error: str | None
+
+    def __post_init__(self):
+        _check_ballots(self, "ballot")
+        _check_proposals(self, "accepted", "committed")
+
+
+@message(52)
+class ProposeRequest:
+    id: int
+    table_id: str
+    key: bytes
+    ballot: bytes
+    update: bytes          # encoded partition update, stamped with the ballot's micros
+
+    def __post_init__(self):
+        _check_ballots(self, "ballot")
+
+
+@message(53)
+class ProposeResponse:
+    id: int
+    accepted: bool
+    ballot: bytes          # rejected: the higher ballot promised
+    error: str | None
+
+    def __post_init__(self):
+        _check_ballots(self, "ballot")
+
+
+@message(54)
+class CommitRequest:       # answered by a MutationResponse
+    id: int
+    table_id: str
+    key: bytes
+    ballot: bytes
+    update: bytes
+
+    def __post_init__(self):
+        _check_ballots(self, "ballot")
+
+
 # -- client <-> coordinator ---------------------------------------------------------------------
 
 @message(30)

@@ -35,8 +35,12 @@ from ring.faults import Faults
 from ring.gossip import Gossiper
 from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
-                           IndexReadResponse, MutationRequest, MutationResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull,
-                           SchemaPush, Send, StreamResponse, ValidationResponse)
+                           IndexReadResponse, MutationRequest, MutationResponse, PrepareResponse, ProposeResponse,
+                           RangeReadResponse, ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamResponse,
+                           ValidationResponse)
+from ring.paxos import acceptor as paxos_acceptor
+from ring.paxos import state as paxos_state
+from ring.paxos.ballot import BallotClock
 from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
                                       set_bootstrap_state)
 from ring.ops import OPS
@@ -53,7 +57,7 @@ RELEASE_VERSION = "0.1.0"
 SNITCH_RESET_INTERVAL_MS = 600_000
 # replies routed by their `id` to the handler that sent the request
 REPLIES = frozenset({MutationResponse, ReadResponse, RangeReadResponse, ValidationResponse, StreamResponse,
-                     FetchRangesDone, IndexReadResponse})
+                     FetchRangesDone, IndexReadResponse, PrepareResponse, ProposeResponse})
 
 
 @dataclass
@@ -76,6 +80,7 @@ class NodeConfig:
     max_hints_in_flight: int = 1024
     hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
     auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
+    cas_contention_timeout_ms: int = 1000  # a lightweight transaction retries contention this long
     ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
     # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
     # lists them); it becomes `faults`, the policy the seams read. Never set in production.
@@ -123,6 +128,8 @@ class Node:
         self.fetches = Fetches(self.context)  # ranges other nodes' topology changes asked us to fetch
         self.read_latency = speculative_retry.LatencyTracker()  # replica read latencies, for 99p
         create_system_tables(store)
+        paxos_state.create_table(store)
+        self.ballots = BallotClock(config.host_id)  # Paxos ballots of the rounds this node proposes
         self._ring_key = None
         self.handlers: dict[int, object] = {}
         self._sent_at: dict[int, int] = {}
@@ -252,6 +259,10 @@ class Node:
             if position is None:
                 return [Send(src, response)]
             return [Durable(position, [Send(src, response)])]
+        paxos = paxos_acceptor.ANSWERS.get(kind)
+        if paxos is not None:  # promises and accepts are acknowledged once durable, like mutations
+            response, position = paxos(self.store, msg, self.config.faults)
+            return [Send(src, response)] if position is None else [Durable(position, [Send(src, response)])]
         answer = replica.ANSWERS.get(kind)
         if answer is not None:
             response = answer(self.store, msg)

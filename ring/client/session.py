@@ -16,6 +16,14 @@ def level_name(consistency) -> str:
     return getattr(consistency, "name", str(consistency)).strip().upper()
 
 
+def _lwt(**args) -> dict:
+    """Only the lightweight-transaction arguments that are set: plain requests stay as they were."""
+    out = {k: v for k, v in args.items() if v}
+    if "serial_consistency" in out:
+        out["serial_consistency"] = level_name(out["serial_consistency"])
+    return out
+
+
 def scan_result(result) -> ScanPage:
     return ScanPage(list(result.get("rows") or []), result.get("paging_state"))
 
@@ -36,14 +44,27 @@ class SessionAPI:
         return self._run(op, args, post)
 
     def insert(self, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None,
-               consistency="ONE", keyspace: str | None = None):
-        return self._data("insert", table, keyspace, consistency, row=row, ttl=ttl, timestamp=timestamp)
+               consistency="ONE", keyspace: str | None = None, if_not_exists: bool = False,
+               serial_consistency=None):
+        """With if_not_exists=True a lightweight transaction: {"applied": bool, ...current row}."""
+        return self._data("insert", table, keyspace, consistency, row=row, ttl=ttl, timestamp=timestamp,
+                          **_lwt(if_not_exists=if_not_exists, serial_consistency=serial_consistency))
+
+    def update(self, table: str, key: dict, set: dict, ttl: int | None = None, consistency="ONE",
+               keyspace: str | None = None, if_: dict | None = None, if_exists: bool = False,
+               serial_consistency=None):
+        """UPDATE (no row marker); with if_={col: value | (op, value)} or if_exists=True a
+        lightweight transaction answering {"applied": bool, ...current values}."""
+        return self._data("update", table, keyspace, consistency, key=key, set=set, ttl=ttl,
+                          **_lwt(if_=if_, if_exists=if_exists, serial_consistency=serial_consistency))
 
     def delete(self, table: str, key: dict, columns=None, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, timestamp: int | None = None, consistency="ONE",
-               keyspace: str | None = None):
+               keyspace: str | None = None, if_: dict | None = None, if_exists: bool = False,
+               serial_consistency=None):
         return self._data("delete", table, keyspace, consistency, key=key, columns=columns, start=start, end=end,
-                          start_inclusive=start_inclusive, end_inclusive=end_inclusive, timestamp=timestamp)
+                          start_inclusive=start_inclusive, end_inclusive=end_inclusive, timestamp=timestamp,
+                          **_lwt(if_=if_, if_exists=if_exists, serial_consistency=serial_consistency))
 
     def get(self, table: str, key: dict, columns=None, writetime: bool = False, consistency="ONE",
             keyspace: str | None = None):

@@ -2,17 +2,18 @@
 
 Rule: `Node.submit` looks the op up here and calls `op(node, request_id, args)`, which returns
 effects (messages to send, at most one `Reply` now; a started handler replies later). One module
-per family: data.py (reads and writes), schema.py (DDL), admin.py (nodetool's read-mostly verbs),
+per family: data.py (reads and writes), lwt.py (conditional writes and SERIAL reads, which fall
+back to data.py's ops without a condition or a serial level), schema.py (DDL), admin.py (nodetool's read-mostly verbs),
 topology.py (repair and ring changes). The names are the client protocol's: never rename.
 """
 from __future__ import annotations
 
-from ring.ops import admin, data, schema, topology
+from ring.ops import admin, data, lwt, schema, topology
 
 OPS = {
     # data
-    "insert": data.insert, "delete": data.delete, "get": data.get, "select": data.select, "scan": data.scan,
-    "index_query": data.query_index,
+    "insert": lwt.insert, "delete": lwt.delete, "get": lwt.get, "select": lwt.select, "scan": data.scan,
+    "index_query": data.query_index, "update": lwt.update,
     # schema
     "create_keyspace": schema.create_keyspace, "create_table": schema.create_table,
     "create_index": schema.create_index, "drop_index": schema.drop_index, "drop_table": schema.drop_table,

@@ -280,7 +280,9 @@ def _register_ops(ops: list[Op]) -> list[Op]:
 
 def check_register(ops: list[Op], max_steps: int = 100_000) -> bool | None:
     """Is this one-key history linearizable as a register that starts absent (None)? Writes set
-    their value, deletes set None, reads must return the current value. None = step budget spent."""
+    their value, deletes set None, reads must return the current value, an ok cas
+    needs its expected value and sets its own (an info cas applies wherever its expectation
+    holds, or never). None = step budget spent."""
     return _wgl(_register_ops(ops), max_steps)[0]
 
 
@@ -329,6 +331,11 @@ def _wgl(ops: list[Op], max_steps: int) -> tuple[bool | None, int]:
             op = ops[i]
             if op.kind == "read":
                 ok, new_state = op.value == state, state
+            elif op.kind == "cas":  # an info cas applies only where its expectation holds
+                if op.outcome == "info":
+                    ok, new_state = True, (op.value if state == op.expected else state)
+                else:
+                    ok, new_state = state == op.expected, op.value
             else:
                 ok, new_state = True, (op.value if op.kind == "write" else None)
             if ok:
@@ -365,7 +372,7 @@ def _prefix(ops: list[Op], t: int) -> list[Op]:
         if o.ret is not None and o.ret > t:
             if o.kind == "read":
                 continue
-            o = Op(o.index, o.process, o.kind, o.key, o.value, o.ts, o.call, None, "info", o.level)
+            o = Op(o.index, o.process, o.kind, o.key, o.value, o.ts, o.call, None, "info", o.level, o.expected)
         out.append(o)
     return out
 

@@ -19,13 +19,18 @@ Values and deletes: every write writes a unique value (e.g. ``"c1-17"``); a dele
 "absent" (value None) at its timestamp, i.e. a tombstone. A read that finds nothing returns value
 None with ts None ("absent": explained by the initial state or by some delete), or value None with
 the tombstone's ts when the store exposes it (test mode).
+
+Compare-and-set (lightweight transactions): a ``cas`` op sets ``value`` if the register holds
+``expected`` (None = absent). An applied one completes ``ok``; one that was not applied saw the
+current value and completes as a ``read`` of it (`complete(..., as_read=True)`); an ``info`` one
+may have applied at any point after its call, or never.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 
-KINDS = ("write", "delete", "read")
+KINDS = ("write", "delete", "read", "cas")
 OUTCOMES = ("ok", "fail", "info")
 
 
@@ -41,6 +46,7 @@ class Op:
     ret: int | None       # logical time of completion; None for info (= +infinity)
     outcome: str          # "ok" | "fail" | "info"
     level: str = ""       # consistency level used
+    expected: str | None = None   # cas: the value the register must hold for it to apply
 
     @property
     def is_write(self) -> bool:
@@ -49,7 +55,8 @@ class Op:
 
     def describe(self) -> str:
         ret = "inf" if self.ret is None else self.ret
-        what = {"write": f"write {self.value!r}", "delete": "delete", "read": f"read {self.value!r}"}[self.kind]
+        what = {"write": f"write {self.value!r}", "delete": "delete", "read": f"read {self.value!r}",
+                "cas": f"cas {self.expected!r}->{self.value!r}"}[self.kind]
         level = f" {self.level}" if self.level else ""
         return f"#{self.index} {self.process} {what} key={self.key} ts={self.ts} [{self.call}, {ret}] {self.outcome}{level}"
 
@@ -68,7 +75,8 @@ class History:
         self._clock += 1
         return self._clock
 
-    def invoke(self, process: str, kind: str, key: str, value: str | None = None, level: str = "") -> int:
+    def invoke(self, process: str, kind: str, key: str, value: str | None = None, level: str = "",
+               expected: str | None = None) -> int:
         """Record an invocation; returns a handle for `complete`. A process has one op at a time,
         and a process that had an info op never invokes again."""
         if kind not in KINDS:
@@ -78,22 +86,27 @@ class History:
         if process in self._retired:
             raise ValueError(f"process {process!r} had an info op: continue under a new process id")
         handle = self._tick()
-        self._open[handle] = (process, kind, key, value if kind == "write" else None, level)
+        self._open[handle] = (process, kind, key, value if kind in ("write", "cas") else None, level, expected)
         self._busy[process] = handle
         return handle
 
-    def complete(self, handle: int, outcome: str, value: str | None = None, ts: int | None = None) -> None:
+    def complete(self, handle: int, outcome: str, value: str | None = None, ts: int | None = None,
+                 as_read: bool = False) -> None:
         """Record a completion. `value` matters for reads only (what was read); `ts` is the acked
-        write timestamp (writes/deletes) or the read cell's timestamp (reads)."""
+        write timestamp (writes/deletes) or the read cell's timestamp (reads). `as_read`: a cas
+        that was not applied, recorded as the read of the current value it returned."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        process, kind, key, invoked_value, level = self._open.pop(handle)
+        process, kind, key, invoked_value, level, expected = self._open.pop(handle)
+        if as_read:
+            assert kind == "cas" and outcome == "ok", (kind, outcome)
+            kind, expected = "read", None
         del self._busy[process]
         if outcome == "info":
             self._retired.add(process)
         ret = None if outcome == "info" else self._tick()
         self._done.append(Op(handle, process, kind, key, value if kind == "read" else invoked_value, ts,
-                             handle, ret, outcome, level))
+                             handle, ret, outcome, level, expected))
 
     def pending(self) -> list[int]:
         """Handles of ops invoked but not completed."""

@@ -79,7 +79,7 @@ def test_history_enforces_one_op_per_process_and_retires_after_info():
         h.invoke("c1.0", "read", "k")
     h.complete(h.invoke("c1.1", "read", "k"), "ok")
     with pytest.raises(ValueError):
-        h.invoke("c1.1", "cas", "k")
+        h.invoke("c1.1", "append", "k")  # cas is a kind now (LWT)
 
 
 # -- check_lww: bad histories ---------------------------------------------------------------------------
