@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from ring.cql import execute
 from ring.cql.connection import Connection, Rejected
 from ring.cql.requests import Batch, Execute, Options, Prepare, Query, Register, Startup
 from ring.cql.responses import Error, ErrorCode, Ready, Response, SchemaChange, StatusChange, TopologyChange
@@ -55,9 +56,8 @@ class NativeServer:
                  max_requests_per_connection: int = REQUESTS_PER_CONNECTION_MAX_DEFAULT,
                  max_concurrent_requests: int = CONCURRENT_REQUESTS_MAX_DEFAULT,
                  max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT):
-        from ring.cql.prepare import PreparedCache
         self.node = node
-        self.prepared = PreparedCache()
+        self.prepared = execute.PreparedCache()
         self.max_connections = max_connections
         self.max_requests_per_connection = max_requests_per_connection
         self.max_concurrent_requests = max_concurrent_requests
@@ -119,15 +119,6 @@ def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[boo
     return events
 
 
-def executor():
-    """ring.cql.execute, or None where it is not built yet (statements then answer ServerError)."""
-    try:
-        from ring.cql import execute
-    except ImportError:
-        return None
-    return execute
-
-
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
@@ -137,7 +128,7 @@ class ServerConnection:
     def __init__(self, server: NativeServer, refusal: Error | None = None):
         self.server = server
         self.connection = Connection(max_frame_bytes=server.max_frame_bytes)
-        self.session = None if executor() is None else executor().CqlSession(server.prepared)
+        self.session = execute.CqlSession(server.prepared)
         self.refusal = refusal
         self.executions: dict[object, int] = {}         # Execution -> stream
         self.waiting: dict[int, object] = {}            # node request id -> Execution
@@ -181,12 +172,8 @@ class ServerConnection:
             return self._respond(self.connection.supported(), event.stream)
         if isinstance(event, (Startup, Register)):
             return self._respond(Ready(), event.stream)
-        if isinstance(event, (Prepare, Query, Execute, Batch)) and self.session is None:
-            return self._respond(Error(ErrorCode.SERVER_ERROR, "executor not available: this build has no "
-                                       "ring/cql/execute.py; only OPTIONS, STARTUP and REGISTER are served"),
-                                 event.stream)
         if isinstance(event, Prepare):
-            return self._respond(executor().prepare_result(self.server.node, self.session, event.query,
+            return self._respond(execute.prepare_result(self.server.node, self.session, event.query,
                                                            event.keyspace), event.stream)
         if isinstance(event, (Query, Execute, Batch)):
             return self._statement(event)
@@ -205,7 +192,7 @@ class ServerConnection:
             return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
                                        f"(max {server.max_concurrent_requests}); retry later or on another node"),
                                  event.stream)
-        Execution = executor().Execution
+        Execution = execute.Execution
         node, session = server.node, self.session
         try:
             if isinstance(event, Query):

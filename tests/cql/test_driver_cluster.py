@@ -8,14 +8,12 @@ import time
 
 import pytest
 
-pytest.importorskip("ring.cql.execute", reason="the CQL executor (ring/cql/execute.py) is not built yet")
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import FallthroughRetryPolicy, TokenAwarePolicy, DCAwareRoundRobinPolicy
+from cassandra.query import BatchStatement, SimpleStatement
 
-from cassandra import ConsistencyLevel, Unavailable  # noqa: E402
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile  # noqa: E402
-from cassandra.policies import FallthroughRetryPolicy, TokenAwarePolicy, DCAwareRoundRobinPolicy  # noqa: E402
-from cassandra.query import BatchStatement, SimpleStatement  # noqa: E402
-
-from tools.cluster import LocalCluster  # noqa: E402
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
