@@ -69,6 +69,7 @@ class NativeServer:
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
+        self._schema: dict[tuple[str, str], object] | None = None   # (keyspace, table or "") -> definition
 
     def connect(self) -> "ServerConnection":
         """A new connection; over `max_connections` it is one that refuses every request."""
@@ -100,6 +101,37 @@ class NativeServer:
         The first view only sets the baseline."""
         before, self._ring = self._ring, dict(view)
         return ring_events(before, view) if before else []
+
+    def observe_schema(self, view: dict[tuple[str, str], object]) -> list[Response]:
+        """The SCHEMA_CHANGE EVENTs for what changed since the last view: {(keyspace, table or ""):
+        definition}; a schema learnt from a peer is announced here as well as where the DDL ran
+        (as Cassandra does). Prepared statements of a changed or dropped table are forgotten.
+        The first view only sets the baseline."""
+        before, self._schema = self._schema, dict(view)
+        if before is None:
+            return []
+        events = schema_events(before, view)
+        for e in events:
+            if e.change_type != "CREATED":
+                self.prepared.invalidate(e.keyspace, e.name or None)
+        return events
+
+
+def schema_events(before: dict[tuple[str, str], object], after: dict[tuple[str, str], object]) -> list[Response]:
+    """CREATED / UPDATED / DROPPED per keyspace and table; a dropped keyspace's tables go with it
+    silently, as in Cassandra."""
+    events: list[Response] = []
+    dropped_keyspaces = {ks for ks, t in before if not t and (ks, "") not in after}
+    for ks, table in sorted(set(before) | set(after)):
+        target, name = ("TABLE", table) if table else ("KEYSPACE", "")
+        if (ks, table) not in before:
+            events.append(SchemaChange("CREATED", target, ks, name))
+        elif (ks, table) not in after:
+            if not table or ks not in dropped_keyspaces:
+                events.append(SchemaChange("DROPPED", target, ks, name))
+        elif before[(ks, table)] != after[(ks, table)]:
+            events.append(SchemaChange("UPDATED", target, ks, name))
+    return events
 
 
 def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[bool, bool]]) -> list[Response]:
