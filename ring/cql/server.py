@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from ring.cql import execute
 from ring.cql.connection import Connection, Rejected
 from ring.cql.requests import Batch, Execute, Options, Prepare, Query, Register, Startup
 from ring.cql.responses import Error, ErrorCode, Ready, Response, SchemaChange, StatusChange, TopologyChange
@@ -55,9 +56,8 @@ class NativeServer:
                  max_requests_per_connection: int = REQUESTS_PER_CONNECTION_MAX_DEFAULT,
                  max_concurrent_requests: int = CONCURRENT_REQUESTS_MAX_DEFAULT,
                  max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT):
-        from ring.cql.prepare import PreparedCache
         self.node = node
-        self.prepared = PreparedCache()
+        self.prepared = execute.PreparedCache()
         self.max_connections = max_connections
         self.max_requests_per_connection = max_requests_per_connection
         self.max_concurrent_requests = max_concurrent_requests
@@ -69,6 +69,7 @@ class NativeServer:
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
+        self._schema: dict[tuple[str, str], object] | None = None   # (keyspace, table or "") -> definition
 
     def connect(self) -> "ServerConnection":
         """A new connection; over `max_connections` it is one that refuses every request."""
@@ -101,6 +102,37 @@ class NativeServer:
         before, self._ring = self._ring, dict(view)
         return ring_events(before, view) if before else []
 
+    def observe_schema(self, view: dict[tuple[str, str], object]) -> list[Response]:
+        """The SCHEMA_CHANGE EVENTs for what changed since the last view: {(keyspace, table or ""):
+        definition}; a schema learnt from a peer is announced here as well as where the DDL ran
+        (as Cassandra does). Prepared statements of a changed or dropped table are forgotten.
+        The first view only sets the baseline."""
+        before, self._schema = self._schema, dict(view)
+        if before is None:
+            return []
+        events = schema_events(before, view)
+        for e in events:
+            if e.change_type != "CREATED":
+                self.prepared.invalidate(e.keyspace, e.name or None)
+        return events
+
+
+def schema_events(before: dict[tuple[str, str], object], after: dict[tuple[str, str], object]) -> list[Response]:
+    """CREATED / UPDATED / DROPPED per keyspace and table; a dropped keyspace's tables go with it
+    silently, as in Cassandra."""
+    events: list[Response] = []
+    dropped_keyspaces = {ks for ks, t in before if not t and (ks, "") not in after}
+    for ks, table in sorted(set(before) | set(after)):
+        target, name = ("TABLE", table) if table else ("KEYSPACE", "")
+        if (ks, table) not in before:
+            events.append(SchemaChange("CREATED", target, ks, name))
+        elif (ks, table) not in after:
+            if not table or ks not in dropped_keyspaces:
+                events.append(SchemaChange("DROPPED", target, ks, name))
+        elif before[(ks, table)] != after[(ks, table)]:
+            events.append(SchemaChange("UPDATED", target, ks, name))
+    return events
+
 
 def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[bool, bool]]) -> list[Response]:
     """TOPOLOGY_CHANGE NEW_NODE / REMOVED_NODE for members that joined or left, STATUS_CHANGE
@@ -119,15 +151,6 @@ def ring_events(before: dict[str, tuple[bool, bool]], after: dict[str, tuple[boo
     return events
 
 
-def executor():
-    """ring.cql.execute, or None where it is not built yet (statements then answer ServerError)."""
-    try:
-        from ring.cql import execute
-    except ImportError:
-        return None
-    return execute
-
-
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
@@ -137,7 +160,7 @@ class ServerConnection:
     def __init__(self, server: NativeServer, refusal: Error | None = None):
         self.server = server
         self.connection = Connection(max_frame_bytes=server.max_frame_bytes)
-        self.session = None if executor() is None else executor().CqlSession(server.prepared)
+        self.session = execute.CqlSession(server.prepared)
         self.refusal = refusal
         self.executions: dict[object, int] = {}         # Execution -> stream
         self.waiting: dict[int, object] = {}            # node request id -> Execution
@@ -181,12 +204,8 @@ class ServerConnection:
             return self._respond(self.connection.supported(), event.stream)
         if isinstance(event, (Startup, Register)):
             return self._respond(Ready(), event.stream)
-        if isinstance(event, (Prepare, Query, Execute, Batch)) and self.session is None:
-            return self._respond(Error(ErrorCode.SERVER_ERROR, "executor not available: this build has no "
-                                       "ring/cql/execute.py; only OPTIONS, STARTUP and REGISTER are served"),
-                                 event.stream)
         if isinstance(event, Prepare):
-            return self._respond(executor().prepare_result(self.server.node, self.session, event.query,
+            return self._respond(execute.prepare_result(self.server.node, self.session, event.query,
                                                            event.keyspace), event.stream)
         if isinstance(event, (Query, Execute, Batch)):
             return self._statement(event)
@@ -205,7 +224,7 @@ class ServerConnection:
             return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
                                        f"(max {server.max_concurrent_requests}); retry later or on another node"),
                                  event.stream)
-        Execution = executor().Execution
+        Execution = execute.Execution
         node, session = server.node, self.session
         try:
             if isinstance(event, Query):

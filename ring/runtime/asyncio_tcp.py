@@ -107,9 +107,8 @@ class NodeProcess:
         self.node = factory(self._config_factory(s, self.host_id), self.store, rng, SystemClock())
         await self.listener.start()
         self._perform(self.node.start(now_ms()))  # a refusal (e.g. decommissioned) stops the process
-        cql_port = getattr(s, "native_transport_port", 0)
-        if cql_port and self._node_factory is None:    # a stand-in node has no CQL to serve
-            self.native_transport = NativeTransport(self, cql_port)
+        if self._node_factory is None:    # a stand-in test node has no CQL to serve (nor a free 9042 each)
+            self.native_transport = NativeTransport(self, s.native_transport_port)
             await self.native_transport.start()
             self.extra_metrics.append(self.native_transport.metrics)
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))

@@ -4,7 +4,7 @@ A thin asyncio driver around the sans-IO server (ring/cql/server.py), in the nod
 reads bytes into a `ServerConnection`, writes what comes out, hands each node request a statement
 makes to `NodeProcess.submit` (the same entry point as the own protocol's requests) and feeds the
 reply back, and pushes EVENTs to the connections that registered for them: SCHEMA_CHANGE from
-DDL results, TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
+DDL results and from a schema learnt through gossip (its version compared on every tick), TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
 
 Backpressure: reading a connection waits for its writes to drain. A connection's failure closes
 only that connection; an exception that escaped an execution is logged and counted
@@ -31,6 +31,7 @@ class NativeTransport:
         self.server: NativeServer | None = None
         self._asyncio_server: asyncio.Server | None = None
         self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
+        self._schema_version = None
 
     async def start(self) -> None:
         s = self.process.settings
@@ -39,6 +40,7 @@ class NativeTransport:
                                    max_concurrent_requests=s.native_transport_max_concurrent_requests,
                                    max_frame_bytes=s.max_frame_bytes)
         self.server.observe_ring(ring_view(self.process.node))
+        self.server.observe_schema(schema_view(self.process.node))
         self._asyncio_server = await asyncio.start_server(self._serve, s.listen_address, self.port,
                                                           reuse_address=True)
         log.info("CQL native transport listening on %s:%d", s.listen_address, self.port)
@@ -50,11 +52,20 @@ class NativeTransport:
             writer.close()
 
     def tick(self) -> None:
-        """Push TOPOLOGY_CHANGE / STATUS_CHANGE for what gossip changed since the last tick."""
+        """Push TOPOLOGY_CHANGE / STATUS_CHANGE for what gossip changed since the last tick, and
+        SCHEMA_CHANGE for a schema learnt from a peer."""
         if self.server is None:
             return
-        for event in self.server.observe_ring(ring_view(self.process.node)):
+        for event in self.server.observe_ring(ring_view(self.process.node)) + self._schema_events():
             self._push(event)
+
+    def _schema_events(self, pushed=()) -> list:
+        """SCHEMA_CHANGE for what the schema changed since last seen, less those already `pushed`."""
+        version = self.process.node.schema.version()
+        if version == self._schema_version:
+            return []
+        self._schema_version = version
+        return [e for e in self.server.observe_schema(schema_view(self.process.node)) if e not in pushed]
 
     def metrics(self) -> dict[str, int]:
         if self.server is None:
@@ -91,7 +102,7 @@ class NativeTransport:
         self._log_bugs()
         for req in out.requests:
             self.process.submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
-        for event in out.events:
+        for event in out.events + (self._schema_events(out.events) if out.events else []):
             self._push(event)
         if out.close:
             writer.close()
@@ -110,6 +121,15 @@ class NativeTransport:
             e = self.server.bugs.pop()
             self.process.stats["cql_server_errors"] += 1
             log.error("a CQL statement failed inside the server: %s", e, exc_info=e)
+
+
+def schema_view(node) -> dict[tuple[str, str], object]:
+    """{(keyspace, table or ""): its definition} of the user schema, compared for SCHEMA_CHANGE."""
+    schema = node.schema.export()
+    view: dict[tuple[str, str], object] = {(ks["name"], ""): repr(ks["replication"]) for ks in schema["keyspaces"]}
+    for t in schema["tables"]:
+        view[(t["keyspace"], t["name"])] = repr(t)
+    return view
 
 
 def ring_view(node) -> dict[str, tuple[bool, bool]]:

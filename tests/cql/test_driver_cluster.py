@@ -1,25 +1,30 @@
 """A real 3-node cluster (`LocalCluster`, node N on 127.0.0.N, CQL on one port for all) driven only
 through cassandra-driver: default protocol negotiation, DDL, prepared INSERT/SELECT with
 token-aware routing checked against `nodetool getendpoints`, paging, TTL, DELETE, BATCH,
-Unavailable raised as the driver's class, and a schema change seen by a second Cluster."""
+Overloaded answered by a node that serves on, Unavailable raised as the driver's class, and a
+schema change seen by a second Cluster. The CQL limits are small here so that Overloaded is reachable;
+the node kill comes last (the cluster is shared by the module)."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
-pytest.importorskip("ring.cql.execute", reason="the CQL executor (ring/cql/execute.py) is not built yet")
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import (DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy,
+                                WhiteListRoundRobinPolicy)
+from cassandra.protocol import OverloadedErrorMessage
+from cassandra.query import BatchStatement, SimpleStatement
 
-from cassandra import ConsistencyLevel, Unavailable  # noqa: E402
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile  # noqa: E402
-from cassandra.policies import FallthroughRetryPolicy, TokenAwarePolicy, DCAwareRoundRobinPolicy  # noqa: E402
-from cassandra.query import BatchStatement, SimpleStatement  # noqa: E402
-
-from tools.cluster import LocalCluster  # noqa: E402
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {"gossip_interval_ms": 250, "phi_convict_threshold": 3.0, "num_tokens": 4, "log_level": "WARNING"}
+PER_CONNECTION, PER_NODE = 64, 96
+SETTINGS = {"gossip_interval_ms": 250, "phi_convict_threshold": 3.0, "num_tokens": 4, "log_level": "WARNING",
+            "native_transport_max_requests_per_connection": PER_CONNECTION,
+            "native_transport_max_concurrent_requests": PER_NODE}
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +36,13 @@ def cluster(tmp_path_factory):
     c.remove()
 
 
-def driver_cluster(c: LocalCluster) -> Cluster:
+def driver_cluster(c: LocalCluster, **kwargs) -> Cluster:
     port = int(c.nodes[0].cql_endpoint.rsplit(":", 1)[1])
     assert all(nh.cql_endpoint.endswith(f":{port}") for nh in c.nodes)  # one CQL port for every node
     profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
                                retry_policy=FallthroughRetryPolicy(), consistency_level=ConsistencyLevel.QUORUM)
     return Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in c.nodes], port=port,
-                   execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+                   execution_profiles={EXEC_PROFILE_DEFAULT: profile}, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +55,16 @@ def session(cluster):
     dc.shutdown()
 
 
-def test_negotiates_a_version_and_sees_three_hosts(session):
-    assert session.cluster.protocol_version in (4, 5)
+def test_negotiates_v5_with_lz4_and_sees_three_hosts_and_the_schema(session):
+    assert session.cluster.protocol_version == 5
+    assert session.cluster.control_connection._connection.compressor is not None   # lz4, as offered
     assert len(session.cluster.metadata.all_hosts()) == 3
-    assert set(session.cluster.metadata.keyspaces["ks"].tables["t"].columns) == {"k", "c", "v"}
+    table = session.cluster.metadata.keyspaces["ks"].tables["t"]
+    assert list(table.columns) == ["k", "c", "v"]
+    assert [c.name for c in table.partition_key] == ["k"] and [c.name for c in table.clustering_key] == ["c"]
+    assert [table.columns[n].cql_type for n in ("k", "c", "v")] == ["int", "int", "text"]
+    replication = session.cluster.metadata.keyspaces["ks"].replication_strategy
+    assert type(replication).__name__ == "SimpleStrategy" and replication.replication_factor == 2
 
 
 def test_prepared_writes_and_reads_go_to_the_replicas_nodetool_names(cluster, session):
@@ -62,11 +73,11 @@ def test_prepared_writes_and_reads_go_to_the_replicas_nodetool_names(cluster, se
     for k in range(12):
         bound = insert.bind((k, 1, f"v{k}"))
         replicas = {h.address for h in session.cluster.metadata.get_replicas("ks", bound.routing_key)}
-        endpoints = cluster.ask(cluster.nodes[0], "getendpoints", keyspace="ks", table="t", key=[k])["endpoints"]
+        endpoints = cluster.ask(cluster.nodes[0], "getendpoints", keyspace="ks", table="t", key={"k": k})["endpoints"]
         assert replicas == {ep.rsplit(":", 1)[0] for ep in endpoints}
         future = session.execute_async(bound)
         future.result()
-        assert future.coordinator_host.rsplit(":", 1)[0] in replicas  # token-aware: a replica coordinates
+        assert future.coordinator_host.address in replicas  # token-aware: a replica coordinates
         assert [tuple(r) for r in session.execute(select, (k,))] == [(1, f"v{k}")]
 
 
@@ -77,6 +88,10 @@ def test_paging_ttl_delete_and_batch(session):
     statement = SimpleStatement("SELECT c FROM ks.t WHERE k = 100", fetch_size=10)
     result = session.execute(statement)
     assert result.has_more_pages and [r.c for r in result] == list(range(25))
+    many = [r.c for r in session.execute(SimpleStatement("SELECT c FROM ks.t WHERE k = 100", fetch_size=2))]
+    assert many == list(range(25))                                          # 13 pages, resumed each time
+    scan = session.execute(SimpleStatement("SELECT k, c FROM ks.t", fetch_size=3))
+    assert len({(r.k, r.c) for r in scan}) == len(list(session.execute("SELECT k, c FROM ks.t")))
     session.execute("INSERT INTO ks.t (k, c, v) VALUES (200, 1, 'gone') USING TTL 1")
     session.execute("DELETE FROM ks.t WHERE k = 100 AND c = 3")
     assert 3 not in [r.c for r in session.execute("SELECT c FROM ks.t WHERE k = 100")]
@@ -100,6 +115,45 @@ def test_a_schema_change_reaches_a_second_cluster(cluster, session):
         assert "t2" in other.metadata.keyspaces["ks"].tables
     finally:
         other.shutdown()
+
+
+def overloaded_in_a_burst(sessions, statement, n: int) -> tuple[list[str], int]:
+    """Fire `n` statements on each session at once; the Overloaded messages and the successes."""
+    futures = [s.execute_async(statement, timeout=30) for _ in range(n) for s in sessions]
+    messages, ok = [], 0
+    for f in futures:
+        try:
+            f.result()
+            ok += 1
+        except OverloadedErrorMessage as e:
+            messages.append(str(e))
+    return messages, ok
+
+
+def test_overloaded_per_connection_and_per_node_while_the_node_serves_on(cluster, session):
+    node1 = [h for h in session.cluster.metadata.all_hosts() if h.address == "127.0.0.1"]
+    statement = SimpleStatement("INSERT INTO ks.t (k, c, v) VALUES (7, 7, 'o')")
+    others = []
+    try:
+        for _ in range(3):
+            profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(["127.0.0.1"]),
+                                       retry_policy=FallthroughRetryPolicy(), consistency_level=ConsistencyLevel.ALL)
+            c = Cluster([node1[0].address], port=node1[0].endpoint.port,
+                        execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+            others.append((c, c.connect()))
+        messages, ok = overloaded_in_a_burst([others[0][1]], statement, 4 * PER_CONNECTION)
+        assert any("on this connection" in m for m in messages) and ok >= PER_CONNECTION // 2
+        seen = []
+        for _ in range(10):                         # three connections under the per-connection limit each
+            messages, ok = overloaded_in_a_burst([s for _, s in others], statement, PER_CONNECTION - 8)
+            seen += messages
+            if any("on this node" in m for m in seen):
+                break
+        assert any("on this node" in m for m in seen), seen[:3]
+        assert [tuple(r) for r in others[0][1].execute("SELECT c, v FROM ks.t WHERE k = 7 AND c = 7")] == [(7, "o")]
+    finally:
+        for c, _ in others:
+            c.shutdown()
 
 
 def test_unavailable_is_the_drivers_class_when_nodes_are_killed(cluster, session):

@@ -6,7 +6,7 @@ from cassandra.protocol import (ErrorMessage, EventMessage, OptionsMessage, Quer
                                 RegisterMessage, StartupMessage, SupportedMessage)
 
 from ring.cql.responses import SchemaChange, StatusChange, TopologyChange
-from ring.cql.server import NativeServer, ring_events
+from ring.cql.server import NativeServer, ring_events, schema_events
 from tests.cql.driver import decode_responses, request_bytes
 
 STARTUP = StartupMessage(cqlversion="3.4.5", options={})
@@ -70,3 +70,14 @@ def test_ring_events_report_joins_leaves_and_liveness_flips():
     assert ring_events(after, after) == []
     server = NativeServer(node=None)
     assert server.observe_ring(before) == [] and server.observe_ring(after) == ring_events(before, after)
+
+
+def test_schema_events_report_created_updated_dropped_and_a_dropped_keyspace_once():
+    before = {("ks", ""): "rf1", ("ks", "t"): "v1", ("gone", ""): "rf1", ("gone", "x"): "v1"}
+    after = {("ks", ""): "rf3", ("ks", "t"): "v1", ("ks", "t2"): "v1"}
+    assert schema_events(before, after) == [SchemaChange("DROPPED", "KEYSPACE", "gone"),
+                                            SchemaChange("UPDATED", "KEYSPACE", "ks"),
+                                            SchemaChange("CREATED", "TABLE", "ks", "t2")]
+    assert schema_events(after, {("ks", ""): "rf3", ("ks", "t2"): "v1"}) == [SchemaChange("DROPPED", "TABLE", "ks", "t")]
+    server = NativeServer(node=None)
+    assert server.observe_schema(before) == [] and server.observe_schema(after) == schema_events(before, after)

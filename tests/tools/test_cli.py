@@ -124,6 +124,7 @@ def test_demo_end_to_end(run):
     assert "Demo done" in out and "FAILED" not in out
     assert re.search(r"^DN  127\.0\.0\.\d+:\d+", out, re.M)
     assert "removed the cluster's directory" in out
+    assert "CQL: cassandra-driver connected" in out and "sent 20 of 20 writes straight to a replica" in out
 
 
 @pytest.mark.parametrize("argv", [["stress", "--help"], ["stress", "write", "--help"], ["stress", "help"]])

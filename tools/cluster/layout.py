@@ -84,12 +84,6 @@ def seeds_of(specs: list[NodePlan]) -> list[str]:
     return seeds
 
 
-def cql_port_setting(port: int) -> dict:
-    """{"native_transport_port": port}, or {} while the node settings have no such key."""
-    return {"native_transport_port": port} if "native_transport_port" in config_mod.NodeSettings.__dataclass_fields__ \
-        else {}
-
-
 def write_node(ndir: str, title: str, values: dict, cleanup: str) -> config_mod.NodeSettings:
     """A node's directory: data/, node.toml (every setting written out) and node.log. A bad
     setting removes `cleanup` and raises ClusterError naming it."""
@@ -161,12 +155,11 @@ def read_nodes(path: str, meta: dict) -> list[NodeHandle]:
         ndir = os.path.join(path, entry["name"])
         cfg = os.path.join(path, entry.get("config", os.path.join(entry["name"], "node.toml")))
         s = config_mod.load(cfg)
-        cql_port = getattr(s, "native_transport_port", None)
         nodes.append(NodeHandle(name=entry["name"], endpoint=s.endpoint(), datacenter=s.datacenter,
                                 rack=s.rack, config_path=cfg, data_dir=s.data_directory,
                                 log_path=os.path.join(ndir, "node.log"), directory=ndir,
                                 cql_endpoint=config_mod.NodeSettings(listen_address=s.listen_address,
-                                                                     port=cql_port).endpoint() if cql_port else ""))
+                                                                     port=s.native_transport_port).endpoint()))
     return nodes
 
 

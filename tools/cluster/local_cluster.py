@@ -78,7 +78,7 @@ class LocalCluster(ClusterWaits, TopologyOperations):
         for spec in specs:
             layout.write_node(os.path.join(path, spec.name), f"{spec.name} of cluster {name}",
                               {"auto_bootstrap": False, **overrides, "listen_address": spec.host, "port": spec.port,
-                               "metrics_port": spec.metrics_port, **layout.cql_port_setting(spec.native_transport_port),
+                               "metrics_port": spec.metrics_port, "native_transport_port": spec.native_transport_port,
                                "seeds": seeds, "datacenter": spec.datacenter},
                               cleanup=path)
         layout.write_cluster_file(path, name, dcs, overrides, specs)

@@ -66,10 +66,7 @@ class TopologyOperations:
 
     def _cql_port_of_new_node(self, host: str, first) -> dict:
         """node1's CQL port when it is free on the new node's address, else a free one."""
-        wish = getattr(first, "native_transport_port", None)
-        if wish is None:
-            return {}
-        return layout.cql_port_setting(addresses.common_free_ports([host], 1, [wish])[0])
+        return {"native_transport_port": addresses.common_free_ports([host], 1, [first.native_transport_port])[0]}
 
     def _node_configs(self) -> list[str]:
         """node.toml of every node directory, removed ones included (their address stays taken)."""
