@@ -214,7 +214,7 @@ def test_a_closed_commit_log_reports_the_error(tmp_path):
 
 def test_the_tcp_runtime_never_waits_for_an_fsync_on_its_loop(tmp_path):
     settings = NodeSettings(data_directory=str(tmp_path / "n1"), port=free_port(), num_tokens=4,
-                            commitlog_sync="batch")
+                            commitlog_sync="batch", native_transport_port=free_port())  # not 9042: it may be taken
     process = NodeProcess(settings)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -303,7 +303,7 @@ def test_real_node_process(tmp_path):
     cfg = tmp_path / "node.toml"
     metrics_port = free_port()
     cfg.write_text(dump(NodeSettings(port=port, data_directory=str(tmp_path / "data"), num_tokens=4,
-                                     metrics_port=metrics_port)))
+                                     metrics_port=metrics_port, native_transport_port=free_port())))
     proc = subprocess.Popen([sys.executable, "-m", "ring.runtime.asyncio_tcp", "--config", str(cfg)],
                             stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     endpoint = f"127.0.0.1:{port}"
