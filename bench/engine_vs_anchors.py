@@ -169,7 +169,7 @@ def run_dynatable(w: Workload, root: str, r: Runner) -> dict:
     out["commitlog_bytes"] = dir_bytes(os.path.join(path, "commitlog"))
     out["sstable_bytes"] = dir_bytes(os.path.join(path, "data"))
     _, store = r.once("dynatable reopen", lambda: Store.open(path, commitlog_sync="periodic", background=True))
-    out["sstables_at_read"] = len(store.cfs[store.table(KS, TABLE).id].sstables)
+    out["sstables_at_read"] = next(t["sstable_count"] for t in store.tablestats() if t["table"] == f"{KS}.{TABLE}")
     get = store.get
 
     def hits(lo, hi):

@@ -26,6 +26,7 @@ import tracemalloc
 from rich.console import Console
 from rich.table import Table
 
+from engine.errors import IndexNotReady
 from engine.store import Store
 
 
@@ -41,10 +42,15 @@ def load(store: Store, first: int, count: int, cities: int) -> None:
 
 
 def wait_ready(store: Store, name: str) -> None:
-    index = store.cfs[store.table("ks", "users").id].indexes[name]
-    while index.state == "BUILDING":
-        time.sleep(0.01)
-    assert index.state == "READY", index.state
+    """Until index `name` (users_<column>_idx) serves a query (IndexNotReady while it builds)."""
+    column = name.split("_")[1]
+    probe = {"city": "city0", "age": 0, "name": "user 0"}[column]
+    while True:
+        try:
+            store.index_query("ks", "users", [(column, "=", probe)], page_size=1)
+            return
+        except IndexNotReady:
+            time.sleep(0.01)
 
 
 def run(rows: int, cities: int) -> dict:
