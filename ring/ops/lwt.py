@@ -331,6 +331,7 @@ def _commit(node, rid: int, keyspace: str, table, key: bytes, ballot: bytes, upd
     """The decided update to every replica at the write's commit level, answered by a WriteHandler
     (write type CAS): its acknowledgement is the client's "applied"."""
     token = token_of(key)
+    node.meter.count("paxos_round_trips")   # the commit: the fourth exchange of an uncontended CAS
     pending = list(node.pending_endpoints(keyspace, token))
     replicas = node.replicas(keyspace, token) + pending
     rf_by_dc = node.rf_by_dc(keyspace)
