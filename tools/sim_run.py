@@ -5,16 +5,24 @@ test prints the command that replays it. `--verbose` prints the trace: every del
 fault with its virtual time. With `--swarm` the seed also draws its fault mix, workload shape and
 node settings (`ring.verify.swarm`), and with `--levels random` its level pair; without them a
 seed runs the classic gentle plan and prints exactly what it always printed.
+
+`--workload cas` replays the lightweight-transaction workload instead (`ring.verify.cas_workload`:
+CAS registers on hot keys under every simulator fault, checked with WGL): it prints the verdict, the
+undecided counts (timed-out cas, keys the WGL search could not decide within its budget) and the
+Paxos counters. A key left undecided fails the run: it is never counted as a pass.
 """
 from __future__ import annotations
 
 from rich.console import Console
 
 from ring.verify import swarm
+from ring.verify.cas_workload import CasWorkload
 from ring.verify.checkers import check_convergence, check_linearizable, check_lww
 from ring.verify.workload import Workload
 
 TWO_DCS = ["dc1", "dc1", "dc1", "dc2", "dc2", "dc2"]
+CAS_STEPS = 1500                  # CasWorkload.run's default
+CAS_MAX_STEPS = 1_000_000         # the WGL budget per key, as tests/sim/test_lwt.py
 
 
 def check_run(result) -> list:
@@ -41,6 +49,44 @@ def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dc
     result = Workload(seed, write_cl, read_cl, dcs=dcs, faults=faults, skew=skew, node_options=options,
                       trace=trace, plan=plan).run(steps)
     return result, check_run(result)
+
+
+def run_cas_seed(seed: int, *, mutant: str = "", steps: int | None = None):
+    """One CAS-workload run, its WGL report and its failed properties ("P3": not linearizable;
+    "undecided": a key the search could not decide within CAS_MAX_STEPS)."""
+    result = CasWorkload(seed, node_options={"canary_mutant": mutant} if mutant else None).run(steps or CAS_STEPS)
+    report = check_linearizable(result.history, max_steps=CAS_MAX_STEPS)
+    failed = report.properties() | ({"undecided"} if report.stats["unknown"] else set())
+    return result, report, failed
+
+
+def cas_replay_command(seed: int, mutant: str = "", steps: int | None = None) -> str:
+    return " ".join([f"dynatable sim --seed {seed} --workload cas"] + ([f"--mutant {mutant}"] if mutant else [])
+                    + ([f"--steps {steps}"] if steps else []))
+
+
+def main_cas(seed: int, mutant: str, steps: int | None) -> bool:
+    """Replay one CAS-workload seed; print its counts, the checker's verdict and, if it failed, the replay."""
+    console = Console()
+    result, report, failed = run_cas_seed(seed, mutant=mutant, steps=steps)
+    ops, ev = result.history.ops, result.events
+    console.print(f"seed={seed} workload=cas ops={len(ops)} ok={sum(o.outcome == 'ok' for o in ops)} "
+                  f"info={sum(o.outcome == 'info' for o in ops)} fail={sum(o.outcome == 'fail' for o in ops)} "
+                  f"trace={result.digest}", highlight=False)
+    console.print(f"cas: applied={ev.get('cas_applied', 0)} not_applied={ev.get('cas_not_applied', 0)} "
+                  f"undecided={ev.get('cas_undecided', 0)} serial_reads={ev.get('ok_serial_read', 0)}; "
+                  f"keys undecided by the checker: {report.stats['unknown']} of {report.stats['keys']} "
+                  f"(WGL steps {report.stats['steps']})", highlight=False)
+    console.print(f"events: {dict(sorted(ev.items()))}", highlight=False)
+    if not report.ok:
+        console.print(str(report), highlight=False, markup=False)
+    if failed:
+        why = "not linearizable" if "P3" in failed else f"undecided keys {report.stats['unknown_keys']}"
+        console.print(f"[bold red]FAILED[/] ({why}); replay: {cas_replay_command(seed, mutant, steps)}",
+                      soft_wrap=True)
+        return False
+    console.print("[bold green]OK[/]: linearizable (every key decided)")
+    return True
 
 
 def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool = False, mutant: str = "", *,

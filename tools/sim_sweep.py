@@ -6,6 +6,10 @@ must be clean on every seed; a mutant sweep must catch the mutant on some seed. 
 is `clean n/n` or `caught k/n`, then the properties that failed and on how many seeds, then the
 first failing seed's replay command (`dynatable sim --seed N --swarm ...`), which replays that
 seed exactly in one process. A run that raises is reported as an error, never as a catch.
+
+With `workload="cas"` each seed runs the lightweight-transaction workload (`tools.sim_run.run_cas_seed`)
+instead; the summary adds the undecided counts (timed-out cas over all seeds, keys the WGL search
+could not decide). A seed with an undecided key is neither clean nor a catch.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import get_context
 
-from tools.sim_run import TWO_DCS, replay_command, run_seed
+from tools.sim_run import TWO_DCS, cas_replay_command, replay_command, run_cas_seed, run_seed
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class SweepOptions:
     mutant: str = ""
     steps: int | None = None        # None: the swarm plan's
     levels: str = "fixed"
+    workload: str = "register"      # or "cas"
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,16 @@ class SeedVerdict:
     properties: tuple[str, ...]     # the properties that failed; empty: the run passed
     error: str = ""                 # the run raised: neither clean nor a catch
     seconds: float = 0.0
+    cas_undecided: int = 0          # cas workload: operations whose outcome stayed unknown (info)
 
     @property
     def failed(self) -> bool:
         return bool(self.properties)
+
+    @property
+    def caught(self) -> bool:
+        """A property failed (a key the checker could not decide is no catch)."""
+        return bool(set(self.properties) - {"undecided"})
 
 
 def parse_range(text: str) -> range:
@@ -53,6 +64,8 @@ def parse_range(text: str) -> range:
 def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
     seed, opt = args
     start = time.perf_counter()
+    if opt.workload == "cas":
+        return _run_cas(seed, opt, start)
     try:
         _, failures = run_seed(seed, opt.write_cl, opt.read_cl, dcs=TWO_DCS if opt.two_dcs else None,
                                steps=opt.steps, skew=opt.skew, mutant=opt.mutant, use_swarm=True, levels=opt.levels)
@@ -60,6 +73,22 @@ def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
         return SeedVerdict(seed, (), f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     props = tuple(sorted({p for report in failures for p in report.properties()}))
     return SeedVerdict(seed, props, "", time.perf_counter() - start)
+
+
+def _run_cas(seed: int, opt: SweepOptions, start: float) -> SeedVerdict:
+    try:
+        result, _, failed = run_cas_seed(seed, mutant=opt.mutant, steps=opt.steps)
+    except Exception as exc:  # noqa: BLE001 - as run_one
+        return SeedVerdict(seed, (), f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+    return SeedVerdict(seed, tuple(sorted(failed)), "", time.perf_counter() - start,
+                       result.events.get("cas_undecided", 0))
+
+
+def _replay(seed: int, opt: SweepOptions) -> str:
+    if opt.workload == "cas":
+        return cas_replay_command(seed, opt.mutant, opt.steps)
+    return replay_command(seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
+                          use_swarm=True, levels=opt.levels, steps=opt.steps)
 
 
 def sweep(seeds: range, opt: SweepOptions, jobs: int, progress=None) -> list[SeedVerdict]:
@@ -88,22 +117,23 @@ def summary(verdicts: list[SeedVerdict], opt: SweepOptions) -> tuple[list[str], 
     """The report lines and whether the sweep passed (clean: no failure; mutant: some catch)."""
     n = len(verdicts)
     failed = [v for v in verdicts if v.failed]
+    caught = [v for v in verdicts if v.caught]
     errors = [v for v in verdicts if v.error]
-    lines = [f"caught {len(failed)}/{n}" if opt.mutant else f"clean {n - len(failed) - len(errors)}/{n}"]
+    lines = [f"caught {len(caught)}/{n}" if opt.mutant else f"clean {n - len(failed) - len(errors)}/{n}"]
+    if opt.workload == "cas":
+        undecided_seeds = sum("undecided" in v.properties for v in verdicts)
+        lines.append(f"undecided: {sum(v.cas_undecided for v in verdicts)} cas timed out (info) over {n} seeds; "
+                     f"{undecided_seeds} seed(s) with a key the checker could not decide")
     if failed:
         props = Counter(p for v in failed for p in v.properties)
         lines.append("failed: " + ", ".join(f"{p} on {k} seed{'s' * (k > 1)}" for p, k in sorted(props.items())))
         first = failed[0]
-        lines.append("first failing seed: " + replay_command(
-            first.seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
-            use_swarm=True, levels=opt.levels, steps=opt.steps))
+        lines.append("first failing seed: " + _replay(first.seed, opt))
     for v in errors[:5]:
         lines.append(f"error on seed {v.seed}: {v.error}")
     if errors:
-        lines.append(f"{len(errors)} seed(s) raised; replay one with: " + replay_command(
-            errors[0].seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
-            use_swarm=True, levels=opt.levels, steps=opt.steps))
-    passed = (bool(failed) if opt.mutant else not failed) and not errors
+        lines.append(f"{len(errors)} seed(s) raised; replay one with: " + _replay(errors[0].seed, opt))
+    passed = (bool(caught) if opt.mutant else not failed) and not errors
     return lines, passed
 
 
@@ -113,6 +143,8 @@ def main(seeds: range, opt: SweepOptions, jobs: int | None) -> bool:
     start = time.perf_counter()
     what = f"mutant {opt.mutant}" if opt.mutant else "no mutant"
     levels = "random levels" if opt.levels == "random" else f"{opt.write_cl}/{opt.read_cl}"
+    if opt.workload == "cas":
+        levels = "cas workload, SERIAL"
 
     def progress(done: int, total: int) -> None:
         if tty:

@@ -66,6 +66,15 @@ class SessionAPI:
                           start_inclusive=start_inclusive, end_inclusive=end_inclusive, timestamp=timestamp,
                           **_lwt(if_=if_, if_exists=if_exists, serial_consistency=serial_consistency))
 
+    def batch(self, table: str, statements: list, consistency="ONE", keyspace: str | None = None,
+              serial_consistency=None, timestamp: int | None = None):
+        """BATCH on one partition of `table`: statements [{"op": "insert", "row", "if_not_exists"},
+        {"op": "update", "key", "set", "if_", "if_exists"}, {"op": "delete", "key", "columns", "if_",
+        "if_exists"}, ...]. With a condition: one lightweight transaction answering {"applied": True} or
+        {"applied": False, "rows": [current values of each conditioned row that exists]}."""
+        return self._data("batch", table, keyspace, consistency, statements=list(statements), timestamp=timestamp,
+                          **_lwt(serial_consistency=serial_consistency))
+
     def get(self, table: str, key: dict, columns=None, writetime: bool = False, consistency="ONE",
             keyspace: str | None = None):
         return self._data("get", table, keyspace, consistency, key=key, columns=columns, writetime=writetime)

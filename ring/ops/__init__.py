@@ -13,7 +13,7 @@ from ring.ops import admin, data, lwt, schema, topology
 OPS = {
     # data
     "insert": lwt.insert, "delete": lwt.delete, "get": lwt.get, "select": lwt.select, "scan": data.scan,
-    "index_query": data.query_index, "update": lwt.update,
+    "index_query": data.query_index, "update": lwt.update, "batch": lwt.batch,
     # schema
     "create_keyspace": schema.create_keyspace, "create_table": schema.create_table,
     "create_index": schema.create_index, "drop_index": schema.drop_index, "drop_table": schema.drop_table,

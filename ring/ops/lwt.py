@@ -9,6 +9,12 @@ read from the promise quorum. Without a condition or a serial level each op is t
 (ops/data.py). The result of a conditional write is Cassandra's `[applied]` row:
 `{"applied": True}`, or `{"applied": False, ...current values}`.
 
+`batch` is a BATCH on one table: several insert/update/delete statements, each with its own
+optional condition. With a condition it must stay on one partition (Cassandra's "Batch with
+conditions cannot span multiple partitions") and is one Paxos round: every condition is decided
+on the same promise-quorum read and the statements are applied together as one update, stamped
+with the ballot's micros, or not at all. Without conditions it is one write of one partition.
+
 Unavailable is raised before anything is sent when fewer participants than the serial quorum
 (or fewer replicas than the commit level needs) are alive.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import InvalidRequest
-from engine.partition import encode_partition, live_rows
+from engine.partition import encode_partition, live_row, live_rows, merge_all
 from engine.token import token as token_of
 from ring import consistency as cl
 from ring.coordinator import WriteHandler
@@ -28,6 +34,7 @@ from ring.paxos import conditions
 from ring.paxos.proposer import Proposer
 
 SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
+MAX_BATCH_STATEMENTS = 256
 
 
 def serial_level(name) -> str:
@@ -71,11 +78,7 @@ def update(node, rid: int, args: dict) -> list:
     ttl = args.get("ttl")
 
     def build(micros: int, now_s: int) -> bytes:
-        _, p = mut.build_insert(table, {**key_values, **values}, micros, now_s, ttl,
-                                node.store.options["max_value_bytes"])
-        for row in p.rows.values():
-            row.cells.pop(0, None)  # no row marker: UPDATE is not INSERT
-        return encode_partition(p)
+        return encode_partition(_update_partition(node, table, key_values, values, ttl, micros, now_s))
     if not (args.get("if_") or args.get("if_exists")):
         if args.get("if_not_exists"):
             raise InvalidRequest("UPDATE takes if_={...} or if_exists=True, not if_not_exists")
@@ -85,6 +88,13 @@ def update(node, rid: int, args: dict) -> list:
                                      level_of(args), ts)
     cond = conditions.parse(table, args.get("if_"), bool(args.get("if_exists")))
     return _cas(node, rid, args, keyspace, table, key_values, cond, build)
+
+
+def _update_partition(node, table, key_values: dict, values: dict, ttl, micros: int, now_s: int):
+    _, p = mut.build_insert(table, {**key_values, **values}, micros, now_s, ttl, node.store.options["max_value_bytes"])
+    for row in p.rows.values():
+        row.cells.pop(0, None)  # no row marker: UPDATE is not INSERT
+    return p
 
 
 def delete(node, rid: int, args: dict) -> list:
@@ -98,6 +108,109 @@ def delete(node, rid: int, args: dict) -> list:
         return encode_partition(mut.build_delete(table, key_values, micros, now_s, columns)[1])
     cond = conditions.parse(table, args.get("if_"), bool(args.get("if_exists")))
     return _cas(node, rid, args, keyspace, table, key_values, cond, build)
+
+
+def batch(node, rid: int, args: dict) -> list:
+    """BATCH: `statements` = [{"op": "insert", "row", "ttl", "if_not_exists"} | {"op": "update", "key",
+    "set", "ttl", "if_", "if_exists"} | {"op": "delete", "key", "columns", "if_", "if_exists"}, ...]."""
+    keyspace, table = table_args(node, args)
+    statements = args.get("statements")
+    if not isinstance(statements, (list, tuple)) or not 0 < len(statements) <= MAX_BATCH_STATEMENTS:
+        raise InvalidRequest(f"batch needs statements=[...], 1 to {MAX_BATCH_STATEMENTS} of them")
+    parsed = [_batch_statement(node, table, i, s) for i, s in enumerate(statements)]
+    conditional = any(cond is not None for _, cond, _ in parsed)
+    if any(s.get("table", table.name) != table.name for s in statements):
+        raise InvalidRequest("Batch with conditions cannot span multiple tables" if conditional else
+                             "a batch must stay on one table (multi-table logged batches are not built)")
+    keys = {mut.partition_key_bytes(table, kv) for kv, _, _ in parsed}
+    if len(keys) > 1:
+        raise InvalidRequest("Batch with conditions cannot span multiple partitions" if conditional else
+                             "a batch without conditions must stay on one partition (multi-partition "
+                             "logged batches are not built); send one write per partition")
+    key = keys.pop()
+
+    def build(micros: int, now_s: int) -> bytes:
+        return encode_partition(merge_all([b(micros, now_s) for _, _, b in parsed]))
+    build(0, node.clock.wall_us() // 1_000_000)   # invalid values: InvalidRequest before anything is sent
+    if not conditional:
+        ts = node.new_timestamp(args.get("timestamp"))
+        return data.coordinate_write(node, rid, keyspace, table, key, build(ts, node.clock.wall_us() // 1_000_000),
+                                     level_of(args), ts)
+    if args.get("timestamp") is not None:
+        raise InvalidRequest("Cannot provide custom timestamp for conditional BATCH")
+    return _cas_batch(node, rid, args, keyspace, table, key, parsed, build)
+
+
+def _batch_statement(node, table, i: int, s) -> tuple:
+    """(key values, condition or None, build(micros, now_s) -> Partition) of one batch statement."""
+    if not isinstance(s, dict) or s.get("op") not in ("insert", "update", "delete"):
+        raise InvalidRequest(f"batch statement {i} must be a dict with op insert, update or delete")
+    op, ttl, cond = s["op"], s.get("ttl"), None
+    if s.get("if_") or s.get("if_exists") or s.get("if_not_exists"):
+        if op == "insert" and (s.get("if_") or s.get("if_exists")):
+            raise InvalidRequest(f"batch statement {i}: INSERT takes only if_not_exists=True")
+        if op != "insert" and s.get("if_not_exists"):
+            raise InvalidRequest(f"batch statement {i}: {op.upper()} takes if_={{...}} or if_exists=True")
+        cond = conditions.parse(table, s.get("if_"), bool(s.get("if_exists")), bool(s.get("if_not_exists")))
+    if op == "insert":
+        row = s.get("row") or {}
+        return row, cond, lambda micros, now_s: mut.build_insert(table, row, micros, now_s, ttl,
+                                                                 node.store.options["max_value_bytes"])[1]
+    key_values = s.get("key") or {}
+    if op == "update":
+        values = s.get("set") or {}
+        if not isinstance(values, dict) or not values:
+            raise InvalidRequest(f"batch statement {i}: update needs set={{column: value, ...}}")
+        for name in values:
+            if table.column(name).kind != "regular":
+                raise InvalidRequest(f"PRIMARY KEY column '{name}' cannot be updated; pass it in key=")
+        return key_values, cond, lambda micros, now_s: _update_partition(node, table, key_values, values, ttl,
+                                                                         micros, now_s)
+    columns = s.get("columns")
+    return key_values, cond, lambda micros, now_s: mut.build_delete(table, key_values, micros, now_s, columns)[1]
+
+
+def _cas_batch(node, rid: int, args: dict, keyspace: str, table, key: bytes, parsed: list, build) -> list:
+    """One Paxos round for a conditional batch: every row's conditions on one read, all or nothing."""
+    level = serial_level(args.get("serial_consistency"))
+    if _is_serial(args):
+        raise InvalidRequest(f"{args['consistency']} is not supported as conditional update commit consistency; "
+                             "pass it as serial_consistency=")
+    commit_level = level_of(args)
+    by_row: dict[bytes, list] = {}                       # clustering bytes -> the conditions on that row
+    for key_values, cond, _ in parsed:
+        if cond is not None:
+            conds = by_row.setdefault(_row_bounds(table, key_values)[0], [])
+            if conds and {c.kind for c in conds} | {cond.kind} not in ({"columns"}, {"exists"}, {"not_exists"}):
+                raise InvalidRequest("Cannot mix IF conditions, IF EXISTS and IF NOT EXISTS for the same row")
+            conds.append(cond)
+    lo = min(by_row) if table.clustering else b""
+    his = [mut.successor(ck) for ck in by_row] if table.clustering else [None]
+    hi = None if None in his else max(his)
+    pk_values = mut.decode_key(table, key)
+    key_names = [c.name for c in table.partition_key] + [c.name for c in table.clustering]
+
+    def decide(current, micros: int):
+        now_s = node.clock.wall_us() // 1_000_000
+        rows, applied = [], True
+        for ck, conds in by_row.items():
+            cells = live_row(current, ck, now_s) if current is not None else None
+            row = mut.row_dict(table, pk_values, ck, cells) if cells else None
+            applied &= all(conditions.applies(c, row) for c in conds)
+            if row is not None:
+                merged = conditions.Condition(conds[0].kind, tuple(c for cond in conds for c in cond.columns))
+                rows.append(conditions.not_applied(merged, row, key_names))
+        if not applied:
+            return None, {"applied": False, "rows": rows}
+        return build(micros, now_s), {"applied": True}
+
+    def commit(ballot: bytes, update: bytes, result: dict) -> list:
+        return _commit(node, rid, keyspace, table, key, ballot, update, commit_level, result)
+
+    if commit_level is not cl.ConsistencyLevel.ANY:
+        live_plan(node, keyspace, token_of(key), commit_level, True, node.pending_endpoints(keyspace, token_of(key)))
+    node.meter.count("cas_writes")
+    return _start(node, rid, keyspace, table, key, lo, hi, level, decide, commit, is_read=False)
 
 
 def get(node, rid: int, args: dict) -> list:
@@ -218,6 +331,7 @@ def _commit(node, rid: int, keyspace: str, table, key: bytes, ballot: bytes, upd
     """The decided update to every replica at the write's commit level, answered by a WriteHandler
     (write type CAS): its acknowledgement is the client's "applied"."""
     token = token_of(key)
+    node.meter.count("paxos_round_trips")   # the commit: the fourth exchange of an uncontended CAS
     pending = list(node.pending_endpoints(keyspace, token))
     replicas = node.replicas(keyspace, token) + pending
     rf_by_dc = node.rf_by_dc(keyspace)

@@ -96,6 +96,7 @@ class Proposer:
 
     def _phase(self, name: str) -> None:
         self.phase = name
+        self.ctx.count("paxos_round_trips")   # one message exchange with the participants (bench/lwt.py)
         self.round_deadline_ms = self.ctx.now_ms + self.round_timeout_ms
         self.ctx.register(self)             # a fresh id: late answers of earlier phases are dropped
         self.answered: set[str] = set()

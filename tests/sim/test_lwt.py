@@ -54,3 +54,43 @@ def test_canary_is_caught_by_random_seeds(mutant):
             caught.append(seed)
     print(f"{mutant}: caught on {len(caught)} of {CANARY_SEEDS} seeds {caught}")
     assert caught, f"{mutant} survived {CANARY_SEEDS} randomized seeds"
+
+
+# -- `dynatable sim --workload cas` ----------------------------------------------------------------
+
+def _cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "tools.cli", "sim", "--workload", "cas", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_replays_a_cas_seed_and_exits_by_the_verdict():
+    ok = _cli("--seed", "1", "--steps", "400")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "seed=1 workload=cas" in ok.stdout and "undecided=" in ok.stdout and "OK: linearizable" in ok.stdout
+    caught = _cli("--seed", "1", "--mutant", "paxos_accept_lower_ballot")
+    assert caught.returncode == 1, caught.stdout
+    assert "FAILED (not linearizable); replay: dynatable sim --seed 1 --workload cas --mutant " \
+           "paxos_accept_lower_ballot" in caught.stdout
+
+
+def test_cli_cas_sweeps_print_clean_and_caught():
+    clean = _cli("--sweep", "1..2", "--jobs", "2", "--steps", "400")
+    assert clean.returncode == 0 and "clean 2/2" in clean.stdout and "cas timed out (info)" in clean.stdout
+    caught = _cli("--sweep", "1..1", "--mutant", "paxos_accept_lower_ballot")
+    assert caught.returncode == 0 and "caught 1/1" in caught.stdout and "failed: P3 on 1 seed" in caught.stdout
+
+
+def test_cli_cas_refuses_register_options_in_one_line():
+    out = _cli("--seed", "1", "--write", "ONE")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "drop --swarm" in out.stderr
+
+
+def test_an_undecided_key_is_neither_clean_nor_a_catch():
+    from tools.sim_sweep import SeedVerdict, SweepOptions, summary
+    verdicts = [SeedVerdict(1, ()), SeedVerdict(2, ("undecided",), cas_undecided=3)]
+    lines, passed = summary(verdicts, SweepOptions(workload="cas"))
+    assert lines[0] == "clean 1/2" and not passed and "1 seed(s) with a key the checker could not decide" in lines[1]
+    lines, passed = summary(verdicts, SweepOptions(workload="cas", mutant="paxos_accept_lower_ballot"))
+    assert lines[0] == "caught 0/2" and not passed
