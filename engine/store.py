@@ -30,6 +30,7 @@ from engine import mutation as mut
 from engine import recovery
 from engine import restriction as rs  # noqa: F401  (for the replica API's index queries)
 from engine import results
+from engine import snapshot as snapshots
 from engine.background import Background
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
@@ -357,10 +358,7 @@ class Store:
         return cfs
 
     def _memtable_bytes(self) -> int:
-        total = 0
-        for c in self.cfs.values():
-            total += c.memtable.size_bytes
-        return total
+        return sum(c.memtable.size_bytes for c in self.cfs.values())
 
     # -- flush and compaction (engine/background.py) -----------------------------------------
 
@@ -381,6 +379,22 @@ class Store:
         """nodetool cleanup for one table: flush, then rewrite every SSTable without the partitions
         whose token `keep(token)` rejects. Returns how many partitions were dropped."""
         return self.background.cleanup(self.cfs[self.table(keyspace, table).id], keep)
+
+    # -- snapshots (engine/snapshot.py: hard links under each table's snapshots/<tag>/) --------
+
+    def snapshot(self, tag: str | None = None, keyspace: str | None = None, table: str | None = None) -> list:
+        """Flush, then snapshot one table, a keyspace's or every non-system one (tag: now in ms)."""
+        self._check_open()
+        return snapshots.take_all(self, tag, keyspace, table)
+
+    def list_snapshots(self) -> list:
+        return snapshots.list_all(self)
+
+    def clear_snapshot(self, tag: str | None = None, keyspace: str | None = None) -> list:
+        return snapshots.clear_all(self, tag, keyspace)
+
+    def restore_snapshot(self, keyspace: str, table: str, tag: str) -> int:
+        return snapshots.restore(self, self.cfs[self.table(keyspace, table).id], tag)
 
     # -- reads (engine/results.py) -----------------------------------------------------------
 
