@@ -146,3 +146,59 @@ def cleanup(probe: NodeProbe, keyspace: str | None = None, table: str | None = N
     if not dropped:
         plain(console, "no table matched; nothing to clean up")
     return dropped
+
+
+# -- snapshots -------------------------------------------------------------------------------------
+
+def snapshot(probe: NodeProbe, tag: str | None = None, keyspace: str | None = None, table: str | None = None,
+             console: Console | None = None) -> list[dict]:
+    """nodetool snapshot: flush, then hard-link the SSTables under each table's snapshots/<tag>/."""
+    console = console_for(console)
+    what = ".".join(p for p in (keyspace, table) if p) or "all keyspaces"
+    infos = list(probe.call("snapshot", tag=tag, keyspace=keyspace, table=table))
+    tag = infos[0]["tag"] if infos else tag
+    plain(console, f"Requested creating snapshot(s) for [{what}] with snapshot name [{tag}] on {probe.host}")
+    for i in infos:
+        plain(console, f"  {i['keyspace']}.{i['table']}: {i['sstables']} SSTable(s), "
+                       f"{human_bytes(i['size_bytes'])} in {i['directory']}")
+    if not infos:
+        plain(console, "no table matched: nothing was snapshotted")
+    else:
+        plain(console, f"Snapshot directory: {tag}")
+    return infos
+
+
+def listsnapshots(probe: NodeProbe, console: Console | None = None) -> list[dict]:
+    """nodetool listsnapshots: every snapshot of every table of this node, with its sizes."""
+    console = console_for(console)
+    infos = list(probe.call("listsnapshots"))
+    if not infos:
+        plain(console, "There are no snapshots")
+        return infos
+    plain(console, "Snapshot Details: ")
+    emit_table(console, ["Snapshot name", "Keyspace name", "Column family name", "True size", "Size on disk"],
+               [[i["tag"], i["keyspace"], i["table"], human_bytes(i["true_size_bytes"]), human_bytes(i["size_bytes"])]
+                for i in sorted(infos, key=lambda i: (i["tag"], i["keyspace"], i["table"]))],
+               justify={3: "right", 4: "right"})
+    plain(console)
+    plain(console, f"Total TrueDiskSpaceUsed: {human_bytes(sum(i['true_size_bytes'] for i in infos))}")
+    return infos
+
+
+def clearsnapshot(probe: NodeProbe, tag: str | None = None, keyspace: str | None = None,
+                  console: Console | None = None) -> list[dict]:
+    """nodetool clearsnapshot: remove snapshot TAG (every snapshot without -t) of a keyspace or all."""
+    infos = list(probe.call("clearsnapshot", tag=tag, keyspace=keyspace))
+    freed = sum(i["true_size_bytes"] for i in infos)
+    plain(console_for(console), f"Requested clearing snapshot(s) for [{keyspace or 'all keyspaces'}] with snapshot "
+                                f"name [{tag or 'all snapshots'}]: removed {len(infos)} table snapshot(s), "
+                                f"freed {human_bytes(freed)}")
+    return infos
+
+
+def restoresnapshot(probe: NodeProbe, keyspace: str, table: str, tag: str, console: Console | None = None) -> int:
+    """Replace KEYSPACE.TABLE's data on this node by snapshot TAG's (every SSTable checked first)."""
+    n = int(probe.call("restoresnapshot", keyspace=keyspace, table=table, tag=tag)["sstables"])
+    plain(console_for(console), f"restored {keyspace}.{table} on {probe.host} from snapshot {tag}: {n} SSTable(s); "
+                                "run it on every replica, then repair")
+    return n
