@@ -68,6 +68,7 @@ class ColumnFamilyStore:
         self.memtable = Memtable(position)
         self.flushing: list[Memtable] = []
         self.compacting: set[int] = set()
+        self.compactions_running: dict[int, dict] = {}  # progress of each running compaction (executor)
         self.lock = threading.Lock()          # guards sstables / flushing / compacting swaps
         self.row_cache = RowCache(options["row_cache_size"]) if options["row_cache_size"] else None
         self.indexes: dict = {}               # name -> engine.secondary_index.SecondaryIndex

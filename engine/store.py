@@ -9,11 +9,11 @@
 Write path (Cassandra's Keyspace.applyInternal): validate -> commit-log append -> memtable put
 -> acknowledge (after fsync in batch/group mode). A mutation is atomic within its partition: it is
 one commit-log record and one memtable update. The write path lives here; the other rooms are
-  engine/recovery.py    open = load schema, open SSTables from each table's manifest, replay the
-                        commit log past what the SSTables cover (then the store flushes)
+  engine/recovery.py    open: schema, SSTables by manifest, replay the commit log past them, flush
   engine/catalog.py     keyspaces, tables and indexes: DDL and schema.db
-  engine/background.py  the flusher and compactor threads, the flush queue and backpressure
+  engine/background.py  the flusher and compactor threads, the flush queue, backpressure, pool stats
   engine/results.py     reads and scans shaped as rows and pages
+  engine/snapshot.py    snapshots (hard-linked SSTables) and their checked restore
 Invariants: write timestamps strictly increase per store (or are the caller's); `keyspaces` and
 `cfs` are the catalog's own maps, never copies, so the write path reads them without a call;
 reads, writes and DDL other than drops raise StoreClosedError once the store is closed.
@@ -89,8 +89,7 @@ class Store:
         return store
 
     def _open(self) -> None:
-        """Recovery (engine/recovery.py; a CorruptionError refuses the open), then flush what was
-        replayed, rebuild the secondary indexes and start the background threads."""
+        """Recover (a CorruptionError refuses the open), flush the replay, rebuild indexes, start threads."""
         self.catalog, self.commit_log, self.replayed = recovery.recover(
             self.path, self.options, self.clock, self._write_lock)
         self.keyspaces = self.catalog.keyspaces
@@ -347,9 +346,11 @@ class Store:
         """Bytes on disk of every table (gossip's LOAD)."""
         return sum(c.disk_bytes() for c in list(self.cfs.values()))
 
-    def tables(self) -> list[Table]:
-        """Every table of every keyspace."""
+    def tables(self) -> list[Table]:  # every table of every keyspace
         return [c.table for c in list(self.cfs.values())]
+
+    def pool_stats(self) -> dict:  # nodetool tpstats and compactionstats: engine/background.py
+        return self.background.stats()
 
     def _cfs_of(self, table: Table) -> ColumnFamilyStore:
         cfs = self.cfs.get(table.id)
@@ -383,7 +384,6 @@ class Store:
     # -- snapshots (engine/snapshot.py: hard links under each table's snapshots/<tag>/) --------
 
     def snapshot(self, tag: str | None = None, keyspace: str | None = None, table: str | None = None) -> list:
-        """Flush, then snapshot one table, a keyspace's or every non-system one (tag: now in ms)."""
         self._check_open()
         return snapshots.take_all(self, tag, keyspace, table)
 

@@ -23,7 +23,8 @@ OPS = {
     "compact": admin.compact, "tablestats": admin.tablestats, "getendpoints": admin.getendpoints,
     "set_clock_offset": admin.set_clock_offset, "listpendinghints": admin.listpendinghints,
     "truncatehints": admin.truncatehints, "netstats": admin.netstats,
-    "describecluster": admin.describecluster, "gossipinfo": admin.gossipinfo,
+    "describecluster": admin.describecluster, "gossipinfo": admin.gossipinfo, "tpstats": admin.tpstats,
+    "compactionstats": admin.compactionstats, "drain": admin.drain,
     # snapshots
     "snapshot": snapshot.snapshot, "listsnapshots": snapshot.listsnapshots,
     "clearsnapshot": snapshot.clearsnapshot, "restoresnapshot": snapshot.restoresnapshot,
@@ -31,3 +32,7 @@ OPS = {
     "repair": topology.repair, "decommission": topology.decommission, "removenode": topology.removenode,
     "cleanup": topology.cleanup,
 }
+
+# what a drained node refuses (nodetool drain): every op that writes
+WRITES = frozenset({"insert", "delete", "update", "create_keyspace", "create_table", "create_index",
+                    "drop_index", "drop_table", "drop_keyspace", "restoresnapshot"})

@@ -134,3 +134,31 @@ def test_a_tampered_snapshot_manifest_is_corruption(store):
     open(path, "w").write(text)
     with pytest.raises(CorruptionError, match="crc32 mismatch"):
         store.restore_snapshot("ks", "kv", "s")
+
+
+def test_pool_stats_show_a_running_compaction_with_progress(tmp_path):
+    import threading
+    s = Store.open(str(tmp_path / "c"), background=False)
+    try:
+        s.create_keyspace("ks")
+        s.create_table("ks", "big", {"k": "int", "v": "text"}, primary_key="k")
+        for part in range(2):
+            for k in range(part, 30_000, 2):
+                s.insert("ks", "big", {"k": k, "v": "v" * 20})
+            s.flush()
+        stats = s.pool_stats()
+        assert stats["MemtableFlushWriter"]["completed"] >= 2 and stats["compactions"] == []
+        seen = []
+        worker = threading.Thread(target=s.compact, args=("ks", "big"))
+        worker.start()
+        while worker.is_alive():
+            seen += s.pool_stats()["compactions"]
+        worker.join()
+        assert seen, "no progress was ever visible while the compaction ran"
+        assert {c["kind"] for c in seen} == {"major"} and seen[0]["partitions_total"] == 30_000
+        done = [c["partitions_done"] for c in seen]
+        assert done == sorted(done) and 0 < max(done) <= 30_000 and seen[-1]["bytes_read"] > 0
+        after = s.pool_stats()
+        assert after["compactions"] == [] and after["CompactionExecutor"]["completed"] == 1
+    finally:
+        s.close()

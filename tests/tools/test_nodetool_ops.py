@@ -81,3 +81,33 @@ def test_snapshot_list_restore_and_clear(run, cluster):
     leftovers = [os.path.join(root, d) for root, dirs, _ in os.walk(cluster.nodes[0].directory)
                  for d in dirs if root.endswith("snapshots")]
     assert leftovers == []
+
+
+def test_tpstats_compactionstats_and_drain(run, cluster):
+    with cluster.client() as client:
+        s = client.connect()
+        for k in range(120):
+            s.insert("t", {"k": k, "v": "x"}, keyspace="ks")
+        assert s.get("t", {"k": 5}, keyspace="ks") == {"k": 5, "v": "x"}
+    run("nodetool", "flush")
+    out = run("nodetool", "tpstats")
+    pools = {m[0]: m[1:] for m in re.findall(r"^(\S+) +(\S+) +(\S+) +(\S+) +(\S+) +(\S+)$", out, re.M)}
+    assert int(pools["MutationStage"][2]) >= 120 and pools["MutationStage"][:2] == ("n/a", "n/a")
+    assert int(pools["Native-Transport-Requests"][2]) >= 121
+    assert int(pools["MemtableFlushWriter"][2]) >= 1  # the flush above
+    assert pools["CompactionExecutor"][0] == "0" and "HintsDispatcher" in pools and "Mode: NORMAL" in out
+    out = run("nodetool", "compactionstats")
+    assert "pending tasks: 0" in out and "no compaction running" in out
+
+    out = run("nodetool", "drain")
+    assert "drained" in out and "writes are refused" in out
+    with cluster.client() as client:
+        s = client.connect()
+        with pytest.raises(Exception, match="drain"):
+            s.insert("t", {"k": 1000, "v": "late"}, keyspace="ks")
+        assert s.get("t", {"k": 5}, keyspace="ks") == {"k": 5, "v": "x"}  # reads go on
+    assert re.search(r"^UN  127\.0\.0\.\d+:\d+ ", run("nodetool", "status"), re.M)
+    assert "Mode: DRAINED" in run("nodetool", "tpstats")
+    assert "restart: node1" in run("cluster", "restart", "node1")
+    with cluster.client() as client:
+        client.connect().insert("t", {"k": 1000, "v": "after restart"}, keyspace="ks")

@@ -260,3 +260,28 @@ def nodetool_restoresnapshot(ctx, tag, keyspace, table) -> None:
     from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
     _probe_call(ctx, ntm.restoresnapshot, keyspace, table, tag)
+
+
+@nodetool.command("tpstats")
+@click.pass_context
+def nodetool_tpstats(ctx) -> None:
+    """This node's pools and queues: active, pending, completed, blocked."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.tpstats)
+
+
+@nodetool.command("compactionstats")
+@click.pass_context
+def nodetool_compactionstats(ctx) -> None:
+    """Pending compactions and the progress of the running ones."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.compactionstats)
+
+
+@nodetool.command("drain")
+@click.pass_context
+def nodetool_drain(ctx) -> None:
+    """Flush every memtable and stop accepting writes: ready for a clean stop."""
+    from tools import nodetool_maintenance as ntm
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, ntm.drain)
