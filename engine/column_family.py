@@ -281,6 +281,10 @@ class ColumnFamilyStore:
     def disk_bytes(self) -> int:
         return sum(s.size_bytes for s in self.sstables)
 
+    def memtable_bytes(self) -> int:
+        """The live memtable's and the flushing ones' size (gossip's LOAD counts them too)."""
+        return self.memtable.size_bytes + sum(m.size_bytes for m in list(self.flushing))
+
     def close(self) -> None:
         for s in self.sstables:
             s.close()

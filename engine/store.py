@@ -343,8 +343,8 @@ class Store:
         return sum(s.stats.partition_count for s in cfs.sstables) + len(cfs.memtable)
 
     def load_bytes(self) -> int:
-        """Bytes on disk of every table (gossip's LOAD)."""
-        return sum(c.disk_bytes() for c in list(self.cfs.values()))
+        """Bytes of every table in SSTables and in memtables, flushing ones too (gossip's LOAD)."""
+        return sum(c.disk_bytes() + c.memtable_bytes() for c in list(self.cfs.values()))
 
     def tables(self) -> list[Table]:  # every table of every keyspace
         return [c.table for c in list(self.cfs.values())]
