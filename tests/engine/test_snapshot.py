@@ -162,3 +162,13 @@ def test_pool_stats_show_a_running_compaction_with_progress(tmp_path):
         assert after["compactions"] == [] and after["CompactionExecutor"]["completed"] == 1
     finally:
         s.close()
+
+
+def test_the_documented_snapshot_json_example_decodes_and_reencodes_byte_for_byte():
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "format.md")).read()
+    example = doc.split("<!-- snapshot-json-vector -->\n```\n")[1].split("```\n<!-- end")[0].encode()
+    body = snapshot.decode_manifest(example, "format.md")
+    assert body["sstables"] == [3] and body["schema"]["name"] == "kv"
+    assert snapshot.encode_manifest(body) == example
+    with pytest.raises(CorruptionError, match="crc32 mismatch"):
+        snapshot.decode_manifest(example.replace(b'"kv"', b'"kw"', 1), "format.md")
