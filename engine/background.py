@@ -21,6 +21,7 @@ import threading
 from typing import Callable
 
 from engine.column_family import ColumnFamilyStore
+from engine.compaction import picker
 from engine.commit_log import CommitLog
 
 log = logging.getLogger("dynatable.engine")
@@ -41,6 +42,8 @@ class Background:
         self._work = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self.blocked = 0                # writers waiting now on backpressure (tpstats "Blocked")
+        self.blocked_total = 0          # ... since the store opened ("All time blocked")
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -123,8 +126,14 @@ class Background:
             self._flush_queue.append((largest, mt))
             self._work.notify_all()
             # backpressure: writers wait while too many memtables are waiting to be flushed
-            while len(self._flush_queue) > 2 and not self._stopping:
-                self._work.wait(0.1)
+            if len(self._flush_queue) > 2 and not self._stopping:
+                self.blocked += 1
+                self.blocked_total += 1
+                try:
+                    while len(self._flush_queue) > 2 and not self._stopping:
+                        self._work.wait(0.1)
+                finally:
+                    self.blocked -= 1
 
     def flush(self, targets: list[ColumnFamilyStore]) -> int:
         """Flush the targets' memtables now, and wait for their queued ones. Returns how many
@@ -159,6 +168,37 @@ class Background:
                     if mt.min_position is not None and mt.min_position < low:
                         low = mt.min_position
             self.commit_log.discard_before(low)
+
+    # -- stats (nodetool tpstats and compactionstats) -----------------------------------------
+
+    def stats(self) -> dict:
+        """The flush writer and the compaction executor as Cassandra's tpstats names them, and the
+        running compactions' progress. Pending compactions: tables whose strategy would plan a
+        task now (planned without reserving its inputs)."""
+        with self._work:
+            queued = len(self._flush_queue)
+            blocked, blocked_total = self.blocked, self.blocked_total
+        flushing = 1 if queued and self._threads else 0
+        cfs_list = list(self.cfs.values())
+        running = [dict(p) for c in cfs_list for p in list(c.compactions_running.values())]
+        pending = {}
+        for c in cfs_list:
+            with c.lock:
+                now_s = c.clock.now_s()
+                task = picker.plan(c.table.option("compaction"), c.infos(now_s), frozenset(c.compacting), now_s,
+                                   c.gc_grace_seconds())
+            if task is not None:
+                pending[c.table.qualified_name] = 1
+        return {
+            "MemtableFlushWriter": {"active": flushing, "pending": queued - flushing, "blocked": blocked,
+                                    "all_time_blocked": blocked_total,
+                                    "completed": sum(c.stats["flushes"] for c in cfs_list)},
+            "CompactionExecutor": {"active": len(running), "pending": len(pending),
+                                   "completed": sum(c.stats["compactions"] for c in cfs_list),
+                                   "blocked": None, "all_time_blocked": None},  # nothing waits on it
+            "compactions": running, "pending_compactions": pending,
+            "compactors": self.options["concurrent_compactors"] if self._threads else 0,
+        }
 
     # -- compaction -------------------------------------------------------------------------
 

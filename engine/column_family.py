@@ -68,6 +68,7 @@ class ColumnFamilyStore:
         self.memtable = Memtable(position)
         self.flushing: list[Memtable] = []
         self.compacting: set[int] = set()
+        self.compactions_running: dict[int, dict] = {}  # progress of each running compaction (executor)
         self.lock = threading.Lock()          # guards sstables / flushing / compacting swaps
         self.row_cache = RowCache(options["row_cache_size"]) if options["row_cache_size"] else None
         self.indexes: dict = {}               # name -> engine.secondary_index.SecondaryIndex
@@ -279,6 +280,10 @@ class ColumnFamilyStore:
 
     def disk_bytes(self) -> int:
         return sum(s.size_bytes for s in self.sstables)
+
+    def memtable_bytes(self) -> int:
+        """The live memtable's and the flushing ones' size (gossip's LOAD counts them too)."""
+        return self.memtable.size_bytes + sum(m.size_bytes for m in list(self.flushing))
 
     def close(self) -> None:
         for s in self.sstables:

@@ -9,11 +9,11 @@
 Write path (Cassandra's Keyspace.applyInternal): validate -> commit-log append -> memtable put
 -> acknowledge (after fsync in batch/group mode). A mutation is atomic within its partition: it is
 one commit-log record and one memtable update. The write path lives here; the other rooms are
-  engine/recovery.py    open = load schema, open SSTables from each table's manifest, replay the
-                        commit log past what the SSTables cover (then the store flushes)
+  engine/recovery.py    open: schema, SSTables by manifest, replay the commit log past them, flush
   engine/catalog.py     keyspaces, tables and indexes: DDL and schema.db
-  engine/background.py  the flusher and compactor threads, the flush queue and backpressure
+  engine/background.py  the flusher and compactor threads, the flush queue, backpressure, pool stats
   engine/results.py     reads and scans shaped as rows and pages
+  engine/snapshot.py    snapshots (hard-linked SSTables) and their checked restore
 Invariants: write timestamps strictly increase per store (or are the caller's); `keyspaces` and
 `cfs` are the catalog's own maps, never copies, so the write path reads them without a call;
 reads, writes and DDL other than drops raise StoreClosedError once the store is closed.
@@ -30,6 +30,7 @@ from engine import mutation as mut
 from engine import recovery
 from engine import restriction as rs  # noqa: F401  (for the replica API's index queries)
 from engine import results
+from engine import snapshot as snapshots
 from engine.background import Background
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
@@ -88,8 +89,7 @@ class Store:
         return store
 
     def _open(self) -> None:
-        """Recovery (engine/recovery.py; a CorruptionError refuses the open), then flush what was
-        replayed, rebuild the secondary indexes and start the background threads."""
+        """Recover (a CorruptionError refuses the open), flush the replay, rebuild indexes, start threads."""
         self.catalog, self.commit_log, self.replayed = recovery.recover(
             self.path, self.options, self.clock, self._write_lock)
         self.keyspaces = self.catalog.keyspaces
@@ -343,12 +343,14 @@ class Store:
         return sum(s.stats.partition_count for s in cfs.sstables) + len(cfs.memtable)
 
     def load_bytes(self) -> int:
-        """Bytes on disk of every table (gossip's LOAD)."""
-        return sum(c.disk_bytes() for c in list(self.cfs.values()))
+        """Bytes of every table in SSTables and in memtables, flushing ones too (gossip's LOAD)."""
+        return sum(c.disk_bytes() + c.memtable_bytes() for c in list(self.cfs.values()))
 
-    def tables(self) -> list[Table]:
-        """Every table of every keyspace."""
+    def tables(self) -> list[Table]:  # every table of every keyspace
         return [c.table for c in list(self.cfs.values())]
+
+    def pool_stats(self) -> dict:  # nodetool tpstats and compactionstats: engine/background.py
+        return self.background.stats()
 
     def _cfs_of(self, table: Table) -> ColumnFamilyStore:
         cfs = self.cfs.get(table.id)
@@ -357,10 +359,7 @@ class Store:
         return cfs
 
     def _memtable_bytes(self) -> int:
-        total = 0
-        for c in self.cfs.values():
-            total += c.memtable.size_bytes
-        return total
+        return sum(c.memtable.size_bytes for c in self.cfs.values())
 
     # -- flush and compaction (engine/background.py) -----------------------------------------
 
@@ -381,6 +380,21 @@ class Store:
         """nodetool cleanup for one table: flush, then rewrite every SSTable without the partitions
         whose token `keep(token)` rejects. Returns how many partitions were dropped."""
         return self.background.cleanup(self.cfs[self.table(keyspace, table).id], keep)
+
+    # -- snapshots (engine/snapshot.py: hard links under each table's snapshots/<tag>/) --------
+
+    def snapshot(self, tag: str | None = None, keyspace: str | None = None, table: str | None = None) -> list:
+        self._check_open()
+        return snapshots.take_all(self, tag, keyspace, table)
+
+    def list_snapshots(self) -> list:
+        return snapshots.list_all(self)
+
+    def clear_snapshot(self, tag: str | None = None, keyspace: str | None = None) -> list:
+        return snapshots.clear_all(self, tag, keyspace)
+
+    def restore_snapshot(self, keyspace: str, table: str, tag: str) -> int:
+        return snapshots.restore(self, self.cfs[self.table(keyspace, table).id], tag)
 
     # -- reads (engine/results.py) -----------------------------------------------------------
 

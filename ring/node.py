@@ -43,7 +43,7 @@ from ring.paxos import state as paxos_state
 from ring.paxos.ballot import BallotClock
 from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
                                       set_bootstrap_state)
-from ring.ops import OPS
+from ring.ops import OPS, WRITES
 from ring.ops.admin import status_rows
 from ring.placement.pending import PendingIndex, Topology, pending_index, topology_from_states
 from ring.placement.snitch import DynamicSnitch, GossipingPropertyFileSnitch
@@ -122,7 +122,7 @@ class Node:
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self.topology = Topology(self.ring, self.ring, {self.endpoint: ms.Status.NORMAL})
         self._pending: dict[str, tuple[object, PendingIndex]] = {}
-        self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED
+        self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED, DRAINED
         self.bootstrap: Bootstrap | None = None
         self.topology_change = None       # the Decommission or RemoveNode in progress here
         self.fetches = Fetches(self.context)  # ranges other nodes' topology changes asked us to fetch
@@ -247,12 +247,17 @@ class Node:
         if self.mode == "DECOMMISSIONED" and request.op in MEASURED_OPS:
             raise InvalidRequest("this node was decommissioned and serves no requests; send them to "
                                  "another node")
+        if self.mode == "DRAINED" and request.op in WRITES:
+            raise InvalidRequest(f"this node was drained (nodetool drain) and accepts no writes ({request.op}); "
+                                 "restart it, or send writes to another node")
         self.meter.begin(request.id, self.now_ms, request.op, str(args.get("consistency") or "ONE").upper())
         return op(self, request.id, args)
 
     def _dispatch(self, src: str, msg) -> list:
         kind = type(msg)
         if kind is MutationRequest:
+            if self.mode == "DRAINED":
+                return [Send(src, MutationResponse(msg.id, "this replica was drained (nodetool drain)"))]
             response, position = replica.answer_mutation(self.store, msg)
             if response.error is None:
                 self.meter.count("replica_mutations")

@@ -167,7 +167,7 @@ COUNTED = {ReadRequest: "replica_reads"}
 # -- local table bookkeeping (nodetool) -----------------------------------------------------------
 
 def load_bytes(store) -> int:
-    """Bytes on disk of every table: gossip's LOAD."""
+    """Bytes of every table, on disk and in memtables: gossip's LOAD."""
     return store.load_bytes()
 
 

@@ -1,5 +1,6 @@
-"""nodetool's maintenance verbs: repair, hints, and the topology changes (netstats, decommission,
-removenode, cleanup), over the same NodeProbe as tools/nodetool.py.
+"""nodetool's maintenance verbs: repair, hints, the topology changes (netstats, decommission,
+removenode, cleanup), snapshots (snapshot, listsnapshots, clearsnapshot, restoresnapshot), the
+pools (tpstats, compactionstats) and drain, over the same NodeProbe as tools/nodetool.py.
 
 The long operations (decommission, removenode, cleanup) answer only when done; meanwhile the
 node's netstats are printed once a second, so an operator sees the streams move.
@@ -146,3 +147,107 @@ def cleanup(probe: NodeProbe, keyspace: str | None = None, table: str | None = N
     if not dropped:
         plain(console, "no table matched; nothing to clean up")
     return dropped
+
+
+# -- snapshots -------------------------------------------------------------------------------------
+
+def snapshot(probe: NodeProbe, tag: str | None = None, keyspace: str | None = None, table: str | None = None,
+             console: Console | None = None) -> list[dict]:
+    """nodetool snapshot: flush, then hard-link the SSTables under each table's snapshots/<tag>/."""
+    console = console_for(console)
+    what = ".".join(p for p in (keyspace, table) if p) or "all keyspaces"
+    infos = list(probe.call("snapshot", tag=tag, keyspace=keyspace, table=table))
+    tag = infos[0]["tag"] if infos else tag
+    plain(console, f"Requested creating snapshot(s) for [{what}] with snapshot name [{tag}] on {probe.host}")
+    for i in infos:
+        plain(console, f"  {i['keyspace']}.{i['table']}: {i['sstables']} SSTable(s), "
+                       f"{human_bytes(i['size_bytes'])} in {i['directory']}")
+    if not infos:
+        plain(console, "no table matched: nothing was snapshotted")
+    else:
+        plain(console, f"Snapshot directory: {tag}")
+    return infos
+
+
+def listsnapshots(probe: NodeProbe, console: Console | None = None) -> list[dict]:
+    """nodetool listsnapshots: every snapshot of every table of this node, with its sizes."""
+    console = console_for(console)
+    infos = list(probe.call("listsnapshots"))
+    if not infos:
+        plain(console, "There are no snapshots")
+        return infos
+    plain(console, "Snapshot Details: ")
+    emit_table(console, ["Snapshot name", "Keyspace name", "Column family name", "True size", "Size on disk"],
+               [[i["tag"], i["keyspace"], i["table"], human_bytes(i["true_size_bytes"]), human_bytes(i["size_bytes"])]
+                for i in sorted(infos, key=lambda i: (i["tag"], i["keyspace"], i["table"]))],
+               justify={3: "right", 4: "right"})
+    plain(console)
+    plain(console, f"Total TrueDiskSpaceUsed: {human_bytes(sum(i['true_size_bytes'] for i in infos))}")
+    return infos
+
+
+def clearsnapshot(probe: NodeProbe, tag: str | None = None, keyspace: str | None = None,
+                  console: Console | None = None) -> list[dict]:
+    """nodetool clearsnapshot: remove snapshot TAG (every snapshot without -t) of a keyspace or all."""
+    infos = list(probe.call("clearsnapshot", tag=tag, keyspace=keyspace))
+    freed = sum(i["true_size_bytes"] for i in infos)
+    plain(console_for(console), f"Requested clearing snapshot(s) for [{keyspace or 'all keyspaces'}] with snapshot "
+                                f"name [{tag or 'all snapshots'}]: removed {len(infos)} table snapshot(s), "
+                                f"freed {human_bytes(freed)}")
+    return infos
+
+
+def restoresnapshot(probe: NodeProbe, keyspace: str, table: str, tag: str, console: Console | None = None) -> int:
+    """Replace KEYSPACE.TABLE's data on this node by snapshot TAG's (every SSTable checked first)."""
+    n = int(probe.call("restoresnapshot", keyspace=keyspace, table=table, tag=tag)["sstables"])
+    plain(console_for(console), f"restored {keyspace}.{table} on {probe.host} from snapshot {tag}: {n} SSTable(s); "
+                                "run it on every replica, then repair")
+    return n
+
+
+# -- pools, compactions, drain ---------------------------------------------------------------------
+
+def _cell(value) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def tpstats(probe: NodeProbe, console: Console | None = None) -> dict:
+    """nodetool tpstats: each pool's active, pending, completed and blocked ("n/a": the pool has no
+    such thing, e.g. MutationStage runs inline and never queues)."""
+    console = console_for(console)
+    a = probe.call("tpstats")
+    emit_table(console, ["Pool Name", "Active", "Pending", "Completed", "Blocked", "All time blocked"],
+               [[name, *(_cell(p.get(k)) for k in ("active", "pending", "completed", "blocked", "all_time_blocked"))]
+                for name, p in a["pools"].items()], justify={i: "right" for i in range(1, 6)})
+    plain(console)
+    plain(console, f"Mode: {a['mode']}")
+    return a
+
+
+def compactionstats(probe: NodeProbe, console: Console | None = None) -> dict:
+    """nodetool compactionstats: pending compactions by table and each running one's progress."""
+    console = console_for(console)
+    a = probe.call("compactionstats")
+    plain(console, f"pending tasks: {sum(a['pending'].values())}")
+    for name, n in sorted(a["pending"].items()):
+        plain(console, f"- {name}: {n}")
+    running = a["compactions"]
+    if not running:
+        plain(console, f"no compaction running ({a['compactors']} compactor thread(s))")
+        return a
+    plain(console)
+    emit_table(console, ["compaction type", "keyspace", "table", "completed", "total", "unit", "progress",
+                         "bytes read", "input on disk", "bytes written"],
+               [[c["kind"], c["keyspace"], c["table"], c["partitions_done"], c["partitions_total"], "partitions",
+                 f"{100 * c['partitions_done'] / max(1, c['partitions_total']):.2f}%", human_bytes(c["bytes_read"]),
+                 human_bytes(c["bytes_total"]), human_bytes(c["bytes_written"])] for c in running],
+               justify={i: "right" for i in (3, 4, 6, 7, 8, 9)})
+    return a
+
+
+def drain(probe: NodeProbe, console: Console | None = None) -> dict:
+    """nodetool drain: flush every memtable and stop accepting writes; the node is ready to stop."""
+    a = probe.call("drain")
+    plain(console_for(console), f"drained {probe.host}: flushed {a['flushed']} memtable(s); writes are refused "
+                                "until a restart. It is ready to stop (`dynatable cluster restart NODE` serves writes again).")
+    return a

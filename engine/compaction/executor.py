@@ -39,6 +39,15 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
     expected = sum(s.stats.partition_count for s in inputs)
     outputs, writer, stats = [], None, None
     written = 0
+    progress = {"keyspace": cfs.table.keyspace, "table": cfs.table.name, "kind": task.reason,
+                "partitions_done": 0, "partitions_total": expected, "bytes_read": 0, "bytes_written": 0,
+                "bytes_total": sum(s.size_bytes for s in inputs)}  # nodetool compactionstats
+
+    def counted(reader):
+        for rec in reader.scan():
+            progress["partitions_done"] += 1
+            progress["bytes_read"] += len(rec[1]) + len(rec[2])
+            yield rec
 
     def open_writer():
         with cfs.lock:
@@ -53,8 +62,9 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
                           created_ms=cfs.clock.wall_ms())
         outputs.append(writer.finish(data_stats))
 
+    cfs.compactions_running[id(progress)] = progress
     try:
-        for token, key, p in merge.merge_partitions([s.scan() for s in inputs]):
+        for token, key, p in merge.merge_partitions([counted(s) for s in inputs]):
             if keep is not None and not keep(token):
                 cfs.stats["partitions_cleaned"] = cfs.stats.get("partitions_cleaned", 0) + 1
                 continue
@@ -69,6 +79,7 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
             writer.append(token, key, payload)
             stats.add(out)
             written += len(payload) + len(key)
+            progress["bytes_written"] += len(payload) + len(key)
             if task.max_output_bytes and written >= task.max_output_bytes:
                 close_writer()
                 writer = None
@@ -81,6 +92,8 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
         for o in outputs:
             o.close()
         raise
+    finally:
+        cfs.compactions_running.pop(id(progress), None)
     if fail_at == "after_outputs":
         raise RuntimeError("injected crash after compaction outputs were written")
     for o in outputs:

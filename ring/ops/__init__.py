@@ -3,12 +3,12 @@
 Rule: `Node.submit` looks the op up here and calls `op(node, request_id, args)`, which returns
 effects (messages to send, at most one `Reply` now; a started handler replies later). One module
 per family: data.py (reads and writes), lwt.py (conditional writes and SERIAL reads, which fall
-back to data.py's ops without a condition or a serial level), schema.py (DDL), admin.py (nodetool's read-mostly verbs),
+back to data.py's ops without a condition or a serial level), schema.py (DDL), admin.py (nodetool's read-mostly verbs), snapshot.py (snapshots and restore),
 topology.py (repair and ring changes). The names are the client protocol's: never rename.
 """
 from __future__ import annotations
 
-from ring.ops import admin, data, lwt, schema, topology
+from ring.ops import admin, data, lwt, schema, snapshot, topology
 
 OPS = {
     # data
@@ -23,8 +23,16 @@ OPS = {
     "compact": admin.compact, "tablestats": admin.tablestats, "getendpoints": admin.getendpoints,
     "set_clock_offset": admin.set_clock_offset, "listpendinghints": admin.listpendinghints,
     "truncatehints": admin.truncatehints, "netstats": admin.netstats,
-    "describecluster": admin.describecluster, "gossipinfo": admin.gossipinfo,
+    "describecluster": admin.describecluster, "gossipinfo": admin.gossipinfo, "tpstats": admin.tpstats,
+    "compactionstats": admin.compactionstats, "drain": admin.drain,
+    # snapshots
+    "snapshot": snapshot.snapshot, "listsnapshots": snapshot.listsnapshots,
+    "clearsnapshot": snapshot.clearsnapshot, "restoresnapshot": snapshot.restoresnapshot,
     # topology
     "repair": topology.repair, "decommission": topology.decommission, "removenode": topology.removenode,
     "cleanup": topology.cleanup,
 }
+
+# what a drained node refuses (nodetool drain): every op that writes
+WRITES = frozenset({"insert", "delete", "update", "create_keyspace", "create_table", "create_index",
+                    "drop_index", "drop_table", "drop_keyspace", "restoresnapshot"})

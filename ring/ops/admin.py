@@ -1,6 +1,6 @@
 """Admin operations (nodetool's read-mostly verbs): status, describe_ring, describecluster,
-gossipinfo, info, flush, compact, tablestats, getendpoints, hints, netstats and the simulator's
-set_clock_offset.
+gossipinfo, info, flush, compact, tablestats, getendpoints, hints, netstats, tpstats,
+compactionstats, drain and the simulator's set_clock_offset.
 
 Rule: an op reads the node's state (gossip, ring, store, metrics) and answers with one `Reply`;
 none of them sends a message. `status_rows` is also `Node.status()`. Each op is
@@ -156,3 +156,45 @@ def netstats(node, rid: int, args: dict) -> list:
         out["operations"].append(node.topology_change.progress())
     out["operations"] += [session.progress() for session in node.fetches.sessions.values()]
     return [Reply(rid, result=out)]
+
+
+def tpstats(node, rid: int, args: dict) -> list:
+    """nodetool tpstats: the node's pools and queues under Cassandra's names. A field a pool does
+    not have is None ("n/a"), never a made-up zero: mutations and reads are applied inline on the
+    node's loop, so MutationStage and ReadStage have completed counts but no queue."""
+    engine = node.store.pool_stats()
+    counters = node.stats
+    streams = len(node.fetches.sessions) + (node.bootstrap is not None) + (node.topology_change is not None)
+    pools = {
+        "Native-Transport-Requests": _pool(len(node.meter.in_flight), None,
+                                           sum(st.count for st in node.request_stats.values())),
+        "MutationStage": _pool(None, None, counters.get("replica_mutations", 0)),
+        "ReadStage": _pool(None, None, counters.get("replica_reads", 0)),
+        "RequestResponseStage": _pool(len(node.handlers), None, None),
+        "HintsDispatcher": _pool(None, sum(node.hints.pending.values()), node.hints.stats.get("hints_delivered", 0)),
+        "MemtableFlushWriter": engine["MemtableFlushWriter"],
+        "CompactionExecutor": engine["CompactionExecutor"],
+        "StreamingSessions": _pool(streams, None, None),
+    }
+    return [Reply(rid, result={"pools": pools, "mode": node.mode})]
+
+
+def _pool(active, pending, completed) -> dict:
+    return {"active": active, "pending": pending, "completed": completed, "blocked": None, "all_time_blocked": None}
+
+
+def compactionstats(node, rid: int, args: dict) -> list:
+    """nodetool compactionstats: the running compactions with their progress, and the pending ones."""
+    engine = node.store.pool_stats()
+    return [Reply(rid, result={"compactions": engine["compactions"], "pending": engine["pending_compactions"],
+                               "compactors": engine["compactors"]})]
+
+
+def drain(node, rid: int, args: dict) -> list:
+    """nodetool drain: flush every memtable, then refuse writes (Node: mode DRAINED) until a restart.
+    Reads, gossip and the admin verbs go on, so `nodetool status` still works."""
+    if node.mode not in ("NORMAL", "DRAINED"):
+        raise InvalidRequest(f"cannot drain: this node is {node.mode}; wait until it is NORMAL")
+    flushed = node.store.flush()
+    node.mode = "DRAINED"
+    return [Reply(rid, result={"flushed": flushed, "mode": node.mode})]

@@ -403,3 +403,14 @@ def test_missing_schema_with_data_refuses(tmp_path):
     os.unlink(os.path.join(tmp_path, "db2", "schema.db"))
     with pytest.raises(CorruptionError, match="table directories hold SSTables"):
         Store.open(str(tmp_path / "db2"), background=False)
+
+
+def test_load_bytes_counts_memtables_as_well_as_sstables(store):
+    assert store.load_bytes() == 0
+    for i in range(500):
+        store.insert("ks", "kv", {"k": i.to_bytes(4, "big"), "v": b"x" * 100})
+    in_memory = store.load_bytes()
+    assert in_memory >= 500 * 100  # before any flush: what gossip's LOAD shows must not be ~0
+    store.flush()
+    on_disk = store.load_bytes()
+    assert on_disk > 0 and sum(c.memtable.size_bytes for c in store.cfs.values()) == 0

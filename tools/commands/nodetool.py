@@ -218,3 +218,70 @@ def nodetool_truncatehints(ctx, endpoint) -> None:
     """Delete the hints this node holds (for ENDPOINT only, if given)."""
     from tools import nodetool_maintenance as ntm
     _probe_call(ctx, ntm.truncatehints, endpoint)
+
+
+@nodetool.command("snapshot")
+@click.option("-t", "--tag", default=None, help="The snapshot's name (default: the time in milliseconds).")
+@click.argument("keyspace", required=False)
+@click.argument("table", required=False)
+@click.pass_context
+def nodetool_snapshot(ctx, tag, keyspace, table) -> None:
+    """Flush, then hard-link the SSTables of TABLE, KEYSPACE or every keyspace under snapshots/TAG/."""
+    from tools import nodetool_maintenance as ntm
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, lambda probe: ntm.snapshot(probe, tag, keyspace, table))
+
+
+@nodetool.command("listsnapshots")
+@click.pass_context
+def nodetool_listsnapshots(ctx) -> None:
+    """Every snapshot on this node, with its true size (what clearing it frees) and size on disk."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.listsnapshots)
+
+
+@nodetool.command("clearsnapshot")
+@click.option("-t", "--tag", default=None, help="Only this snapshot (default: every snapshot).")
+@click.argument("keyspace", required=False)
+@click.pass_context
+def nodetool_clearsnapshot(ctx, tag, keyspace) -> None:
+    """Remove snapshot TAG (or all snapshots) of KEYSPACE (or of every keyspace)."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, lambda probe: ntm.clearsnapshot(probe, tag, keyspace))
+
+
+@nodetool.command("restoresnapshot")
+@click.option("-t", "--tag", required=True, help="The snapshot to restore.")
+@click.argument("keyspace")
+@click.argument("table")
+@click.pass_context
+def nodetool_restoresnapshot(ctx, tag, keyspace, table) -> None:
+    """Replace TABLE's data on this node by snapshot TAG's (checked first; run it on every replica)."""
+    from tools import nodetool_maintenance as ntm
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, ntm.restoresnapshot, keyspace, table, tag)
+
+
+@nodetool.command("tpstats")
+@click.pass_context
+def nodetool_tpstats(ctx) -> None:
+    """This node's pools and queues: active, pending, completed, blocked."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.tpstats)
+
+
+@nodetool.command("compactionstats")
+@click.pass_context
+def nodetool_compactionstats(ctx) -> None:
+    """Pending compactions and the progress of the running ones."""
+    from tools import nodetool_maintenance as ntm
+    _probe_call(ctx, ntm.compactionstats)
+
+
+@nodetool.command("drain")
+@click.pass_context
+def nodetool_drain(ctx) -> None:
+    """Flush every memtable and stop accepting writes: ready for a clean stop."""
+    from tools import nodetool_maintenance as ntm
+    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
+    _probe_call(ctx, ntm.drain)
