@@ -24,7 +24,7 @@ import msgpack
 from engine.column_family import ColumnFamilyStore
 from engine.compaction import picker
 from engine.encoding import U16, check, frame_checksummed, unframe_checksummed
-from engine.errors import InvalidRequest
+from engine.errors import AlreadyExists, InvalidRequest
 from engine.files import write_atomically
 from engine.manifest import sstable_directories
 from engine.schema import IndexMetadata, Keyspace, Table, check_name, make_table
@@ -122,7 +122,7 @@ class Catalog:
             if name in self.keyspaces:
                 if if_not_exists:
                     return self.keyspaces[name]
-                raise InvalidRequest(f"keyspace {name} already exists")
+                raise AlreadyExists(name)
             ks = Keyspace(name, dict(replication or {"class": "SimpleStrategy", "replication_factor": 1}), {})
             self.keyspaces[name] = ks
             save_schema(self.path, self.keyspaces)
@@ -135,7 +135,7 @@ class Catalog:
             if name in ks.tables:
                 if if_not_exists:
                     return ks.tables[name]
-                raise InvalidRequest(f"table {keyspace}.{name} already exists")
+                raise AlreadyExists(keyspace, name)
             table = make_table(keyspace, name, columns, primary_key, clustering_order, options, table_id)
             self._register_table(ks, table)
             return table

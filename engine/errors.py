@@ -32,6 +32,18 @@ class InvalidRequest(EngineError):
     """
 
 
+class AlreadyExists(InvalidRequest):
+    """CREATE of a keyspace or table that exists, without if_not_exists (Cassandra's
+    AlreadyExistsException). `table` is "" for a keyspace. Nothing was changed; pass
+    if_not_exists=True to make the create a no-op, or drop the old one first."""
+
+    def __init__(self, keyspace: str, table: str = ""):
+        self.keyspace, self.table = keyspace, table
+        what = f"table {keyspace}.{table}" if table else f"keyspace {keyspace}"
+        super().__init__(f"Cannot add already existing {what}; pass if_not_exists=True "
+                         "(IF NOT EXISTS) to keep it, or drop it first")
+
+
 class TombstoneOverwhelmingError(EngineError):
     """A read scanned more tombstones than `tombstone_failure_threshold` and was aborted."""
 

@@ -135,12 +135,12 @@ class Store:
 
     # -- schema (engine/catalog.py) ----------------------------------------------------------
 
-    def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = True) -> Keyspace:
+    def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = False) -> Keyspace:
         self._check_open()
         return self.catalog.create_keyspace(name, replication, if_not_exists)
 
     def create_table(self, keyspace: str, name: str, columns: dict, primary_key, clustering_order=None,
-                     options: dict | None = None, if_not_exists: bool = True, table_id: str | None = None) -> Table:
+                     options: dict | None = None, if_not_exists: bool = False, table_id: str | None = None) -> Table:
         self._check_open()
         return self.catalog.create_table(keyspace, name, columns, primary_key, clustering_order, options,
                                          if_not_exists, table_id)

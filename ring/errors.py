@@ -4,14 +4,14 @@ Each error carries `retryable` (toydb-style): whether sending the same request a
 Messages follow Cassandra's wording ("Cannot achieve consistency level QUORUM", "Operation timed
 out - received only 1 responses.") and then say what happened to the data and what to do.
 
-`InvalidRequest` is the engine's class, re-exported, so one `except InvalidRequest` serves both
+`InvalidRequest` and its `AlreadyExists` are the engine's classes, re-exported, so one `except InvalidRequest` serves both
 packages. Programmer errors are asserts and are never caught.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
-from engine.errors import InvalidRequest
+from engine.errors import AlreadyExists, InvalidRequest
 
 __all__ = [
     "RequestError",
@@ -21,6 +21,7 @@ __all__ = [
     "ReadTimeout",
     "OverloadedError",
     "InvalidRequest",
+    "AlreadyExists",
     "RequestFailure",
     "ReadFailure",
     "WriteFailure",

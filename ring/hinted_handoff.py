@@ -36,7 +36,8 @@ class HintStore:
         self.max_hint_window_ms = max_hint_window_ms
         self.max_hints_in_flight = max_hints_in_flight
         store.create_table(SYSTEM, TABLE, {"target": "text", "id": "bigint", "table_id": "text", "key": "blob",
-                                           "payload": "blob", "endpoint": "text"}, primary_key=("target", "id"))
+                                           "payload": "blob", "endpoint": "text"}, primary_key=("target", "id"),
+                           if_not_exists=True)
         self._next_id = 0
         self.pending: dict[str, int] = {}   # target host id -> hints stored (approximate once TTLs expire)
         self.endpoints: dict[str, str] = {}  # target host id -> its endpoint when hinted

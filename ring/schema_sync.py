@@ -23,10 +23,11 @@ SYSTEM = "system"
 class SchemaRegistry:
     def __init__(self, store):
         self.store = store
-        store.create_keyspace(SYSTEM, {"class": "LocalStrategy"})
+        store.create_keyspace(SYSTEM, {"class": "LocalStrategy"}, if_not_exists=True)
         store.create_table(SYSTEM, "schema_events", {"name": "text", "created_us": "bigint", "dropped_us": "bigint"},
-                           primary_key="name")
-        store.create_table(SYSTEM, "local", {"key": "text", "generation": "bigint"}, primary_key="key")
+                           primary_key="name", if_not_exists=True)
+        store.create_table(SYSTEM, "local", {"key": "text", "generation": "bigint"}, primary_key="key",
+                           if_not_exists=True)
         self._version = None
 
     # -- node-local facts ------------------------------------------------------------------

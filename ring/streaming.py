@@ -49,8 +49,9 @@ def create_system_tables(store) -> None:
     `bootstrapped`: COMPLETED or DECOMMISSIONED), node-local like the rest of `system`."""
     store.create_table("system", STREAMS_TABLE,
                        {"operation": "text", "task": "text", "position": "blob", "done": "boolean"},
-                       primary_key=["operation", "task"])
-    store.create_table("system", "bootstrap", {"key": "text", "state": "text"}, primary_key="key")
+                       primary_key=["operation", "task"], if_not_exists=True)
+    store.create_table("system", "bootstrap", {"key": "text", "state": "text"}, primary_key="key",
+                       if_not_exists=True)
 
 
 class StreamTask:

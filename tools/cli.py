@@ -41,10 +41,19 @@ def sstable() -> None:
 
 @sstable.command("dump")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def sstable_dump(path) -> None:
-    """Print an SSTable's statistics and partitions (any of its component files)."""
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Print at most N partitions.")
+@click.option("--key", "key", default=None,
+              help="Print only this partition: its key as typed in CQL ('a:b' for a composite key), "
+                   "or 0x<hex> bytes.")
+def sstable_dump(path, limit, key) -> None:
+    """Print an SSTable's statistics and partitions (any of its component files), columns by name
+    when the SSTable sits in a store (from its schema.db). Exits 1 on corruption or a bad file."""
     from tools.sstable_dump import dump_sstable
-    dump_sstable(path, sys.stdout)
+    try:
+        sys.exit(dump_sstable(path, sys.stdout, limit=limit, key=key))
+    except (ValueError, OSError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
 
 
 @sstable.command("repair")
@@ -73,10 +82,17 @@ def commitlog() -> None:
 
 @commitlog.command("dump")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def commitlog_dump(path) -> None:
-    """Print a commit-log segment's header and records."""
+@click.option("--limit", type=click.IntRange(min=0), default=None,
+              help="Print at most N records and sync markers (corruption is always printed).")
+def commitlog_dump(path, limit) -> None:
+    """Print a commit-log segment's header and records, each record's mutations decoded (table,
+    partition key, cells by name). Exits 1 on corruption or a file that is not a segment."""
     from tools.commitlog_dump import dump_commitlog
-    dump_commitlog(path, sys.stdout)
+    try:
+        sys.exit(dump_commitlog(path, sys.stdout, limit=limit))
+    except (ValueError, OSError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -84,9 +84,10 @@ class AsyncConnection:
     async def request(self, req: ClientRequest, timeout_s: float) -> ClientResponse:
         if self.closed:
             raise ConnectionLost(f"connection to {self.endpoint} is closed")
+        frame = encode_request(req, self.reader.frames.max_frame_bytes)  # over the limit: raises, unsent
         fut = asyncio.get_running_loop().create_future()
         self.pending[req.id] = fut
-        self.writer.write(encode_request(req))
+        self.writer.write(frame)
         try:
             return await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:

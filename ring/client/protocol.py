@@ -90,9 +90,16 @@ def answer_of(response: ClientResponse):
 
 # -- frames --------------------------------------------------------------------------------------
 
-def encode_request(request: ClientRequest) -> bytes:
-    """One request as the bytes of one frame."""
-    return encode_frame(encode(request))
+def encode_request(request: ClientRequest, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """One request as the bytes of one frame. A payload over `max_frame_bytes` (which the node
+    would refuse, closing the connection) raises InvalidRequest naming the limit: nothing is sent."""
+    payload = encode(request)
+    if len(payload) > max_frame_bytes:
+        raise InvalidRequest(
+            f"Request is too big: {request.op} of {len(payload)} bytes exceeds max_frame_bytes="
+            f"{max_frame_bytes} ({max_frame_bytes / 2**20:g} MiB); nothing was sent. Split the value, "
+            "or raise max_frame_bytes on the nodes and in Cluster(max_frame_bytes=...)")
+    return encode_frame(payload)
 
 
 class ReplyReader:

@@ -93,13 +93,17 @@ class SessionAPI:
                           end_token=end_token, page_size=page_size, paging_state=paging_state,
                           columns=columns, writetime=writetime)
 
-    def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = True):
+    def create_keyspace(self, name: str, replication: dict | None = None, if_not_exists: bool = False):
+        """CREATE KEYSPACE: AlreadyExists if it exists, unless if_not_exists=True (then a no-op). A
+        NetworkTopologyStrategy map must name only datacenters the cluster has."""
         replication = replication or {"class": "SimpleStrategy", "replication_factor": 1}
         return self._run("create_keyspace", {"name": name, "replication": replication,
                                              "if_not_exists": if_not_exists})
 
     def create_table(self, name: str, columns: dict, primary_key, clustering_order: dict | None = None,
-                     options: dict | None = None, if_not_exists: bool = True, keyspace: str | None = None):
+                     options: dict | None = None, if_not_exists: bool = False, keyspace: str | None = None):
+        """CREATE TABLE: AlreadyExists if it exists (whatever its schema), unless if_not_exists=True
+        (then a no-op that keeps the existing schema)."""
         return self._run("create_table", {"keyspace": self._ks(keyspace), "name": name, "columns": columns,
                                           "primary_key": primary_key, "clustering_order": clustering_order,
                                           "options": options, "if_not_exists": if_not_exists})

@@ -64,7 +64,7 @@ class Connection:
     def request(self, req: ClientRequest, timeout_s: float) -> ClientResponse:
         with self.lock:
             try:
-                self.sock.sendall(encode_request(req))
+                self.sock.sendall(encode_request(req, self.reader.frames.max_frame_bytes))
             except OSError as e:
                 self.close()
                 raise ConnectionLost(f"sending to {self.endpoint} failed: {e}") from None

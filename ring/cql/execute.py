@@ -18,7 +18,7 @@ or table is AlreadyExists unless IF NOT EXISTS (then VOID, as a no-op is in Cass
 from __future__ import annotations
 
 from engine import mutation as mut
-from engine.errors import EngineError, InvalidRequest
+from engine.errors import AlreadyExists, EngineError, InvalidRequest
 from ring.cql import paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
@@ -31,13 +31,6 @@ from ring.errors import ConfigurationError, RequestError, WriteTimeout
 from ring.messages import ClientRequest, Reply
 
 SCAN_ROWS_MAX = 10_000           # the node's scan and index_query page limit
-
-
-class AlreadyExists(InvalidRequest):
-    def __init__(self, keyspace: str, table: str = ""):
-        self.keyspace, self.table = keyspace, table
-        what = f"table {keyspace}.{table}" if table else f"keyspace {keyspace}"
-        super().__init__(f"Cannot add already existing {what}")
 
 
 class CqlSession:
@@ -171,8 +164,7 @@ class Execution:
         try:
             self.response = yield from body(self)
         except (EngineError, RequestError, ConfigurationError) as e:
-            self.response = responses.error_for(e) if not isinstance(e, AlreadyExists) else \
-                responses.AlreadyExists(message=str(e), keyspace=e.keyspace, table=e.table)
+            self.response = responses.error_for(e)
         self.done = True
         while True:
             yield None

@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from engine import errors as engine_errors
 from engine.errors import InvalidRequest
 from ring import errors as ring_errors
 from ring.cql.frame import Opcode
@@ -312,6 +313,8 @@ def error_for(exc: Exception) -> Error:
                             block_for=exc.block_for, failure_count=exc.failures)
     if isinstance(exc, ring_errors.OverloadedError):
         return Error(ErrorCode.OVERLOADED, message)
+    if isinstance(exc, engine_errors.AlreadyExists):
+        return AlreadyExists(message=message, keyspace=exc.keyspace, table=exc.table)
     if isinstance(exc, InvalidRequest):
         code = ErrorCode.SYNTAX_ERROR if isinstance(exc, CqlSyntaxError) else ErrorCode.INVALID
         return Error(code, message)

@@ -42,10 +42,10 @@ class PaxosState:
 
 
 def create_table(store) -> None:
-    store.create_keyspace("system", {"class": "LocalStrategy"})  # node-local, like the rest of system
+    store.create_keyspace("system", {"class": "LocalStrategy"}, if_not_exists=True)  # node-local, like the rest of system
     store.create_table("system", TABLE, {"row_key": "blob", "cf_id": "text", "in_progress_ballot": "blob",
                                          "proposal": "blob", "most_recent_commit": "blob"},
-                       primary_key=["row_key", "cf_id"])
+                       primary_key=["row_key", "cf_id"], if_not_exists=True)
 
 
 def _split(blob: bytes | None, where: str) -> tuple[bytes, bytes | None]:

@@ -87,7 +87,9 @@ class FrameDecoder:
             return None
         (length,) = U32.unpack_from(buf, pos + 4)
         if length > self.max_frame_bytes:
-            raise ProtocolError(f"frame of {length} bytes exceeds max_frame_bytes={self.max_frame_bytes}")
+            raise ProtocolError(f"frame of {length} bytes exceeds max_frame_bytes={self.max_frame_bytes} "
+                                f"({self.max_frame_bytes / 2**20:g} MiB); split the value, or raise "
+                                "max_frame_bytes on both sides")
         end = pos + HEADER_BYTES + length
         if len(buf) < end + TRAILER_BYTES:
             return None

@@ -6,7 +6,10 @@ node with `NodeProcess.step`; a client connection carries `ClientRequest`s, hand
 with `NodeProcess.submit`, and each reply goes back as a `ClientResponse` with the client's own
 request id. Replies to one connection are coalesced into one write per loop iteration.
 
-Bad input: a bad frame closes only its connection (a client first gets the error); a well-framed
+Bad input: a bad frame closes only its connection. A client first gets the error (id 0), then the
+node half-closes and discards what the client still sends for up to LINGER_S (a lingering close,
+as HTTP servers do), so the error is not lost to a TCP reset while, say, the rest of a frame over
+`max_frame_bytes` is still in flight. A well-framed
 message from a peer that does not decode is counted (`malformed_messages`), logged and skipped,
 since the frame was whole and checksummed and the connection stays in step.
 """
@@ -23,6 +26,7 @@ from ring.runtime.frames import FrameDecoder, ServerError, ServerHandshake, enco
 from ring.runtime.peers import HANDSHAKE_TIMEOUT_S, READ_CHUNK_BYTES, REFUSALS, read_payload
 
 log = logging.getLogger("dynatable.runtime")
+LINGER_S = 2.0      # how long a refused client's remaining bytes are read and discarded
 
 
 def wire_result(result):
@@ -49,18 +53,32 @@ class ClientConnection:
         if self.closed:
             return
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._outbox.append(frame)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._outbox and not self.closed:
             self.writer.write(b"".join(self._outbox))
         self._outbox.clear()
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self.closed = True
         self.writer.close()
+
+
+async def linger(conn: ClientConnection, reader: asyncio.StreamReader) -> None:
+    """Send what is queued, half-close, and discard input until EOF or LINGER_S: closing with
+    unread input would reset the connection and the peer could lose the error just sent."""
+    try:
+        conn.flush()
+        if conn.writer.can_write_eof():
+            conn.writer.write_eof()
+        async with asyncio.timeout(LINGER_S):
+            while await reader.read(READ_CHUNK_BYTES):
+                pass
+    except (OSError, TimeoutError):
+        pass
 
 
 class Listener:
@@ -107,6 +125,8 @@ class Listener:
                 await writer.drain()
         except (ProtocolError, InvalidRequest) as e:
             self._on_bad_input(conn, e)
+            if conn.role == "client":
+                await linger(conn, reader)
         except (OSError, asyncio.IncompleteReadError):
             pass
         except Exception:

@@ -37,6 +37,7 @@ EXAMPLES = [
     ring_errors.ConfigurationError("unknown host"),
     ring_errors.RequestError("generic"),
     engine_errors.InvalidRequest("table 'ks.t' does not exist"),
+    engine_errors.AlreadyExists("ks", "t"),
     engine_errors.TombstoneOverwhelmingError(100_001, 100_000, "ks.t partition 00"),
     engine_errors.CorruptionError("/data/ks/t/1-Data.db", 4096, "block checksum mismatch"),
     engine_errors.StoreClosedError("store at /data is closed; open it again"),
@@ -106,7 +107,7 @@ def test_requests_use_the_store_parameter_names():
     assert s.get("t", {"id": 1})[1] == {"keyspace": "ks", "table": "t", "consistency": "ONE", "key": {"id": 1},
                                         "columns": None, "writetime": False}
     assert s.scan("t", page_size=10)[1]["page_size"] == 10
-    assert s.create_keyspace("ks2")[1] == {"name": "ks2", "if_not_exists": True,
+    assert s.create_keyspace("ks2")[1] == {"name": "ks2", "if_not_exists": False,
                                            "replication": {"class": "SimpleStrategy", "replication_factor": 1}}
     assert s.create_table("t2", {"id": "int"}, "id")[1]["keyspace"] == "ks"
     assert s.drop_table("t2") == ("drop_table", {"keyspace": "ks", "name": "t2"})

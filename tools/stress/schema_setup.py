@@ -21,11 +21,12 @@ async def ensure_table(session, keyspace: str, table: str, columns: dict[str, st
     meta = session.cluster.metadata
     if keyspace not in meta.keyspaces:
         await session.create_keyspace(keyspace, {"class": "SimpleStrategy",
-                                                 "replication_factor": replication_factor})
+                                                 "replication_factor": replication_factor}, if_not_exists=True)
         await wait_for_schema_agreement(session)   # the table may be created through another node
     existing = meta.tables.get((keyspace, table))
     if existing is None:
-        await session.create_table(table, columns, primary_key=primary_key, keyspace=keyspace)
+        await session.create_table(table, columns, primary_key=primary_key, keyspace=keyspace,
+                                   if_not_exists=True)
         existing = session.cluster.metadata.tables.get((keyspace, table))
     if existing is not None:
         have = {c.name: c.cql_type for c in existing.columns}
