@@ -184,31 +184,6 @@ def decode_partition(payload: bytes) -> Partition:
     return Partition(tuple(pdel) if pdel else None, out_rows, [tuple(r) for r in ranges])
 
 
-def describe(payload: bytes) -> str:
-    """Human-readable one-line form for the dump tools (field names as in docs/format.md)."""
-    p = decode_partition(payload)
-    parts = []
-    if p.deletion:
-        parts.append(f"partition_deletion(mfda={p.deletion[0]}, ldt={p.deletion[1]})")
-    for lo, hi, mfda, ldt in p.ranges:
-        parts.append(f"range_tombstone([{lo.hex()}, {hi.hex() if hi is not None else 'inf'}) mfda={mfda} ldt={ldt})")
-    for ck in sorted(p.rows):
-        row = p.rows[ck]
-        cells = []
-        for col, (ts, ldt, ttl, value) in sorted(row.cells.items()):
-            if value is None:
-                cells.append(f"{col}:tombstone(ts={ts}, ldt={ldt})")
-            elif ttl:
-                cells.append(f"{col}:{value.hex()}(ts={ts}, ttl={ttl}, expires={ldt})")
-            else:
-                cells.append(f"{col}:{value.hex()}(ts={ts})")
-        rdel = f" row_deletion(mfda={row.deletion[0]}, ldt={row.deletion[1]})" if row.deletion else ""
-        parts.append(f"row[{ck.hex()}]{rdel} {' '.join(cells)}")
-    return "; ".join(parts)
-
-
-# -- statistics --------------------------------------------------------------------------------
-
 class PartitionStats:
     """Accumulates what SSTable statistics need: timestamps, cell and tombstone counts, drop times."""
 

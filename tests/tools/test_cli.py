@@ -6,26 +6,13 @@ import re
 import tomllib
 
 import pytest
-from click.testing import CliRunner
 
 from ring.runtime.config import NodeSettings
-from tools.cli import main
 from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
 FAST = ["--set", "gossip_interval_ms=250", "--set", "phi_convict_threshold=3.0", "--set", "num_tokens=4"]
-
-
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(main, list(args), env={"DYNATABLE_HOME": str(tmp_path)}, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-    return invoke
 
 
 def test_node_print_default_config_is_valid_toml_with_every_key(run):

@@ -4,26 +4,12 @@ import os
 import re
 
 import pytest
-from click.testing import CliRunner
 
-from tools.cli import main
 from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
 FAST = ["--set", "gossip_interval_ms=250", "--set", "num_tokens=4"]
-
-
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(main, list(args), env={"DYNATABLE_HOME": str(tmp_path)}, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        assert "Traceback" not in result.output
-        return result.output
-    return invoke
 
 
 @pytest.fixture
