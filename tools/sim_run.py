@@ -17,7 +17,8 @@ from rich.console import Console
 
 from ring.verify import swarm
 from ring.verify.cas_workload import CasWorkload
-from ring.verify.checkers import check_convergence, check_linearizable, check_lww
+from ring.verify.checkers import check_convergence, check_lww
+from ring.verify.linearizability import check_linearizable
 from ring.verify.workload import Workload
 
 TWO_DCS = ["dc1", "dc1", "dc1", "dc2", "dc2", "dc2"]

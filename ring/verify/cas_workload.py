@@ -7,7 +7,7 @@ or read it at SERIAL. A seeded nemesis meanwhile uses every fault the simulator 
 (symmetric or not), crashes that lose what was not fsynced (the cluster runs with
 durability="batch", so an acknowledged promise is on disk, as Paxos requires), pauses, clock skew
 and jumps, and lossy, duplicating, reordering links. Then everything heals and every key gets one
-last SERIAL read. The history goes to the WGL checker (`checkers.check_linearizable`), which models
+last SERIAL read. The history goes to the WGL checker (`linearizability.check_linearizable`), which models
 the register with cas ops (ring/verify/history.py).
 
 An applied cas is `ok`; a cas not applied is the read of the current value it returned; a

@@ -17,7 +17,7 @@ import pytest
 from engine.errors import InvalidRequest
 from ring.client import ConnectionLost, NoHostAvailable, OperationTimedOut
 from ring.errors import OverloadedError, RequestTimeout, UnavailableError
-from ring.verify.checkers import check_linearizable
+from ring.verify.linearizability import check_linearizable
 from ring.verify.history import History
 from tools.cluster import LocalCluster
 

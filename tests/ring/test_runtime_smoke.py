@@ -22,7 +22,7 @@ import pytest
 from engine.errors import InvalidRequest
 from ring.client import AsyncCluster, Cluster, OperationTimedOut
 from ring.errors import ConfigurationError, ProtocolError, UnavailableError
-from ring.messages import ClientRequest, ClientResponse, GossipSyn, Reply, Send, decode, encode, packb
+from ring.messages import ClientResponse, GossipSyn, Reply, Send, decode, encode, packb
 from ring.placement.token_ring import allocate_tokens
 from ring.runtime import frames
 from ring.runtime.asyncio_tcp import NodeProcess

@@ -10,13 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ring.verify.checkers import (
-    Report,
-    check_convergence,
-    check_linearizable,
-    check_lww,
-    check_register,
-)
+from ring.verify.checkers import Report, check_convergence, check_lww
+from ring.verify.linearizability import check_linearizable, check_register
 from ring.verify.history import History, Op
 
 

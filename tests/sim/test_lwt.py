@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ring.verify.cas_workload import CasWorkload
-from ring.verify.checkers import check_linearizable
+from ring.verify.linearizability import check_linearizable
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 SEEDS = {"dev": 3, "ci": 8, "nightly": 200}.get(PROFILE, 8)
