@@ -6,6 +6,8 @@ not answer, or an error it returns, becomes one line on stderr (`fail`).
 """
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from tools.commands import cluster_name_for, fail
@@ -77,38 +79,6 @@ def nodetool_status(ctx, keyspace) -> None:
     _probe_call(ctx, nt.status, keyspace)
 
 
-@nodetool.command("ring")
-@click.pass_context
-def nodetool_ring(ctx) -> None:
-    """Every token with the node that owns it."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.ring)
-
-
-@nodetool.command("info")
-@click.pass_context
-def nodetool_info(ctx) -> None:
-    """This node: host id, generation, load, uptime, datacenter, rack, metrics."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.info)
-
-
-@nodetool.command("describecluster")
-@click.pass_context
-def nodetool_describecluster(ctx) -> None:
-    """Cluster name, snitch, partitioner, and the schema versions the nodes hold."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.describecluster)
-
-
-@nodetool.command("gossipinfo")
-@click.pass_context
-def nodetool_gossipinfo(ctx) -> None:
-    """Every endpoint's gossip state as this node knows it."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.gossipinfo)
-
-
 @nodetool.command("getendpoints")
 @click.argument("keyspace")
 @click.argument("table")
@@ -118,37 +88,6 @@ def nodetool_getendpoints(ctx, keyspace, table, key) -> None:
     """The replicas of KEY's partition (composite keys as a:b; blobs in hex)."""
     from tools import nodetool as nt
     _probe_call(ctx, nt.getendpoints, keyspace, table, key)
-
-
-@nodetool.command("flush")
-@click.argument("keyspace", required=False)
-@click.argument("table", required=False)
-@click.pass_context
-def nodetool_flush(ctx, keyspace, table) -> None:
-    """Flush memtables to SSTables on this node."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.flush, keyspace, table)
-
-
-@nodetool.command("compact")
-@click.argument("keyspace", required=False)
-@click.argument("table", required=False)
-@click.pass_context
-def nodetool_compact(ctx, keyspace, table) -> None:
-    """Major compaction on this node."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.compact, keyspace, table)
-
-
-@nodetool.command("tablestats")
-@click.argument("keyspace", required=False)
-@click.argument("table", required=False)
-@click.pass_context
-def nodetool_tablestats(ctx, keyspace, table) -> None:
-    """Per-table statistics on this node."""
-    from tools import nodetool as nt
-    _probe_call(ctx, nt.tablestats, keyspace, table)
-
 
 
 @nodetool.command("repair")
@@ -165,15 +104,6 @@ def nodetool_repair(ctx, keyspace, table, full, primary_range, preview) -> None:
     _probe_call(ctx, lambda probe: ntm.repair(probe, keyspace, table, primary_range=primary_range, preview=preview))
 
 
-@nodetool.command("decommission")
-@click.pass_context
-def nodetool_decommission(ctx) -> None:
-    """Stream this node's ranges to their new owners, then leave the ring (LEFT)."""
-    from tools import nodetool_maintenance as ntm
-    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
-    _probe_call(ctx, ntm.decommission)
-
-
 @nodetool.command("removenode")
 @click.argument("host_id")
 @click.pass_context
@@ -182,33 +112,6 @@ def nodetool_removenode(ctx, host_id) -> None:
     from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
     _probe_call(ctx, ntm.removenode, host_id)
-
-
-@nodetool.command("cleanup")
-@click.argument("keyspace", required=False)
-@click.argument("table", required=False)
-@click.pass_context
-def nodetool_cleanup(ctx, keyspace, table) -> None:
-    """Drop the data of ranges this node no longer replicates (run on old nodes after a join)."""
-    from tools import nodetool_maintenance as ntm
-    ctx.obj["timeout"] = max(ctx.obj["timeout"], 3600.0)
-    _probe_call(ctx, ntm.cleanup, keyspace, table)
-
-
-@nodetool.command("netstats")
-@click.pass_context
-def nodetool_netstats(ctx) -> None:
-    """This node's mode (JOINING, NORMAL, LEAVING, DECOMMISSIONED) and its streams."""
-    from tools import nodetool_maintenance as ntm
-    _probe_call(ctx, ntm.netstats)
-
-
-@nodetool.command("listpendinghints")
-@click.pass_context
-def nodetool_listpendinghints(ctx) -> None:
-    """Hints this node holds for other nodes."""
-    from tools import nodetool_maintenance as ntm
-    _probe_call(ctx, ntm.listpendinghints)
 
 
 @nodetool.command("truncatehints")
@@ -230,14 +133,6 @@ def nodetool_snapshot(ctx, tag, keyspace, table) -> None:
     from tools import nodetool_maintenance as ntm
     ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
     _probe_call(ctx, lambda probe: ntm.snapshot(probe, tag, keyspace, table))
-
-
-@nodetool.command("listsnapshots")
-@click.pass_context
-def nodetool_listsnapshots(ctx) -> None:
-    """Every snapshot on this node, with its true size (what clearing it frees) and size on disk."""
-    from tools import nodetool_maintenance as ntm
-    _probe_call(ctx, ntm.listsnapshots)
 
 
 @nodetool.command("clearsnapshot")
@@ -262,26 +157,54 @@ def nodetool_restoresnapshot(ctx, tag, keyspace, table) -> None:
     _probe_call(ctx, ntm.restoresnapshot, keyspace, table, tag)
 
 
-@nodetool.command("tpstats")
-@click.pass_context
-def nodetool_tpstats(ctx) -> None:
-    """This node's pools and queues: active, pending, completed, blocked."""
-    from tools import nodetool_maintenance as ntm
-    _probe_call(ctx, ntm.tpstats)
+# Verbs with no argument, or with an optional KEYSPACE [TABLE]: (verb, module, function, help,
+# takes KEYSPACE [TABLE], timeout floor in seconds for the long ones).
+SIMPLE_VERBS = [
+    ('ring', 'nodetool', 'ring',
+     'Every token with the node that owns it.', False, None),
+    ('info', 'nodetool', 'info',
+     'This node: host id, generation, load, uptime, datacenter, rack, metrics.', False, None),
+    ('describecluster', 'nodetool', 'describecluster',
+     'Cluster name, snitch, partitioner, and the schema versions the nodes hold.', False, None),
+    ('gossipinfo', 'nodetool', 'gossipinfo',
+     "Every endpoint's gossip state as this node knows it.", False, None),
+    ('flush', 'nodetool', 'flush',
+     'Flush memtables to SSTables on this node.', True, None),
+    ('compact', 'nodetool', 'compact',
+     'Major compaction on this node.', True, None),
+    ('tablestats', 'nodetool', 'tablestats',
+     'Per-table statistics on this node.', True, None),
+    ('decommission', 'nodetool_maintenance', 'decommission',
+     "Stream this node's ranges to their new owners, then leave the ring (LEFT).", False, 3600.0),
+    ('cleanup', 'nodetool_maintenance', 'cleanup',
+     'Drop the data of ranges this node no longer replicates (run on old nodes after a join).', True, 3600.0),
+    ('netstats', 'nodetool_maintenance', 'netstats',
+     "This node's mode (JOINING, NORMAL, LEAVING, DECOMMISSIONED) and its streams.", False, None),
+    ('listpendinghints', 'nodetool_maintenance', 'listpendinghints',
+     'Hints this node holds for other nodes.', False, None),
+    ('listsnapshots', 'nodetool_maintenance', 'listsnapshots',
+     'Every snapshot on this node, with its true size (what clearing it frees) and size on disk.', False, None),
+    ('tpstats', 'nodetool_maintenance', 'tpstats',
+     "This node's pools and queues: active, pending, completed, blocked.", False, None),
+    ('compactionstats', 'nodetool_maintenance', 'compactionstats',
+     'Pending compactions and the progress of the running ones.', False, None),
+    ('drain', 'nodetool_maintenance', 'drain',
+     'Flush every memtable and stop accepting writes: ready for a clean stop.', False, 600.0),
+]
 
 
-@nodetool.command("compactionstats")
-@click.pass_context
-def nodetool_compactionstats(ctx) -> None:
-    """Pending compactions and the progress of the running ones."""
-    from tools import nodetool_maintenance as ntm
-    _probe_call(ctx, ntm.compactionstats)
+def _simple_verb(name: str, module: str, function: str, doc: str, tables: bool, timeout_s: float | None) -> None:
+    def command(ctx, keyspace=None, table=None) -> None:
+        verb = getattr(importlib.import_module(f"tools.{module}"), function)
+        if timeout_s is not None:
+            ctx.obj["timeout"] = max(ctx.obj["timeout"], timeout_s)
+        _probe_call(ctx, verb, *((keyspace, table) if tables else ()))
+    command = click.pass_context(command)
+    if tables:  # applied bottom-up: KEYSPACE comes first on the command line
+        command = click.argument("table", required=False)(command)
+        command = click.argument("keyspace", required=False)(command)
+    nodetool.command(name, help=doc)(command)
 
 
-@nodetool.command("drain")
-@click.pass_context
-def nodetool_drain(ctx) -> None:
-    """Flush every memtable and stop accepting writes: ready for a clean stop."""
-    from tools import nodetool_maintenance as ntm
-    ctx.obj["timeout"] = max(ctx.obj["timeout"], 600.0)
-    _probe_call(ctx, ntm.drain)
+for _verb in SIMPLE_VERBS:
+    _simple_verb(*_verb)
