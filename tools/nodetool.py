@@ -328,6 +328,14 @@ def compact(probe: NodeProbe, keyspace: str | None = None, table: str | None = N
     return int(a.get("compactions", 0))
 
 
+def since_start(seconds: int) -> str:
+    """'node start, 1h 2m 3s ago': what the flush/compaction counters count from (they reset on restart)."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    ago = " ".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+    return f"node start, {ago} ago (they reset when the node restarts)"
+
+
 def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None = None,
                console: Console | None = None) -> list[dict]:
     """nodetool tablestats: per keyspace, then per table, `name: value` lines."""
@@ -348,6 +356,7 @@ def tablestats(probe: NodeProbe, keyspace: str | None = None, table: str | None 
               ("memtable_partitions", "Memtable partition count", str),
               ("pending_flushes", "Pending flushes", str), ("compacting", "Compactions in progress", str),
               ("flushes", "Flushes", str), ("compactions", "Compactions", str),
+              ("counters_since_s", "Flushes and compactions counted since", since_start),
               ("bytes_compacted", "Bytes compacted", human_bytes),
               ("tombstone_warnings", "Tombstone warnings", str),
               ("key_cache_hit_rate", "Key cache hit rate", lambda v: "NaN" if v is None else f"{v:.3f}"),

@@ -94,7 +94,7 @@ def run_tour(directory: str | None = None, rows: int = 20_000, console: Console 
             f"events newest first: {[e['what'] for e in events]}; mismatches: {problems}")
 
         stats = RichTable(title="nodetool tablestats (the tour's store)")
-        for col in ("Table", "SSTables", "Space used (bytes)", "Flushes", "Compactions", "Key cache hit rate"):
+        for col in ("Table", "SSTables", "Space used (bytes)", "Flushes since open", "Compactions since open", "Key cache hit rate"):
             stats.add_column(col)
         for s in store.tablestats():
             rate = s["key_cache_hit_rate"]

@@ -119,7 +119,11 @@ def compact(node, rid: int, args: dict) -> list:
 
 
 def tablestats(node, rid: int, args: dict) -> list:
-    return [Reply(rid, result=[s for s in node.store.tablestats() if not s["table"].startswith("system.")])]
+    """Per-table stats; the flush and compaction counters count since this node process started
+    (they reset on restart, as Cassandra's metrics do), so each entry says how long that is."""
+    since_s = (node.now_ms - node.started_ms) // 1000
+    return [Reply(rid, result=[{**s, "counters_since_s": since_s} for s in node.store.tablestats()
+                               if not s["table"].startswith("system.")])]
 
 
 def getendpoints(node, rid: int, args: dict) -> list:

@@ -66,6 +66,7 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
         assert "compaction" in run("nodetool", "-h", host, "compact", "ks", "t")
         out = run("nodetool", "-h", host, "tablestats", "ks")
         assert "Keyspace : ks" in out and "Table: t" in out and "SSTable count" in out
+        assert re.search(r"counted since: node start, (\d+[hms] ?)+ ago \(they reset when the node restarts\)", out)
         assert "Unknown keyspace/table nosuchks" in run("nodetool", "-h", host, "tablestats", "nosuchks", code=1)
         out = run("nodetool", "status")  # no -h: a running node of the current cluster
         assert len(re.findall(r"^UN  127\.0\.0\.\d+:\d+ ", out, re.M)) == 3

@@ -3,7 +3,7 @@
 Top panel: operations per second per interval, with errors per second on a second axis (red) when
 there were any. Bottom panel: response-time p50/p95/p99/max per interval (ms, log scale), and
 the service-time p99 dashed when a fixed rate made the two differ. Phases (YCSB load/run) follow
-each other on one time axis; `events` [(time_s, label)] draw vertical lines (the availability
+each other on one time axis, each labelled where it starts; `events` [(time_s, label)] draw vertical lines (the availability
 benchmark marks the kill and the restart). matplotlib is in the bench extra; without it the
 command says how to install it before any load runs.
 """
@@ -40,6 +40,13 @@ def timeline(phases: list[dict]) -> list[dict]:
 
 def plot_timeline(phases: list[dict], path: str, title: str, events=()) -> None:
     plt = require_matplotlib()
+    fig = draw_timeline(plt, phases, title, events)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def draw_timeline(plt, phases: list[dict], title: str, events=()):
+    from matplotlib.ticker import FuncFormatter
     rows = timeline(phases)
     t = [r["t"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 6), dpi=90)
@@ -58,6 +65,9 @@ def plot_timeline(phases: list[dict], path: str, title: str, events=()) -> None:
         ax2.plot(t, [r["service_p99_ms"] if r["service_p99_ms"] is not None else float("nan") for r in rows],
                  "--", color="gray", label="p99 service")
     ax2.set_yscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")  # "3", "0.5", never matplotlib's "3x10^0"
+    ax2.yaxis.set_major_formatter(plain)
+    ax2.yaxis.set_minor_formatter(plain)
     ax2.set_ylabel("latency (ms)")
     ax2.set_xlabel("time (s)")
     ax2.legend(loc="upper left", fontsize=8, ncol=3)
@@ -66,12 +76,16 @@ def plot_timeline(phases: list[dict], path: str, title: str, events=()) -> None:
             ax.axvline(when, color="black", linewidth=0.8, linestyle="--")
         ax1.annotate(label, (when, 0), xytext=(3, 5), textcoords="offset points", fontsize=8, rotation=90)
     offset = 0.0
-    for p in phases[:-1]:
+    for n, p in enumerate(phases):  # each phase (YCSB load, run) labelled where it starts
+        if n:
+            for ax in (ax1, ax2):
+                ax.axvline(offset, color="gray", linewidth=0.8)
+        if len(phases) > 1:
+            ax1.annotate(f"{p['phase']} phase", (offset, 1), xycoords=("data", "axes fraction"),
+                         xytext=(4, -12), textcoords="offset points", fontsize=8, color="dimgray")
         offset += p["elapsed_s"]
-        ax1.axvline(offset, color="gray", linewidth=0.6)
     ax1.set_title(title, fontsize=10)
     ax1.grid(alpha=0.3)
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
