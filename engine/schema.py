@@ -45,6 +45,7 @@ class Column:
     kind: str  # "partition_key" | "clustering" | "regular"
     id: int
     descending: bool = False
+    static: bool = False  # a regular column with one value per partition (the row at clustering b"")
 
 
 @dataclass(frozen=True, slots=True)
