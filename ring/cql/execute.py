@@ -307,7 +307,8 @@ class Execution:
                 rows = _result(reply)
                 for row in rows:
                     sink.offer(row)
-                if fetch is not None and len(rows) >= fetch and table.clustering:
+                if fetch is not None and len(rows) >= fetch and table.clustering \
+                        and rows[-1].get(table.clustering[0].name) is not None:   # not the static row alone
                     cursor = [serialize(parse_type(c.cql_type), rows[-1][c.name]) for c in table.clustering]
                 else:
                     i, cursor = i + 1, None
