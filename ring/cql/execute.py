@@ -134,8 +134,8 @@ class Execution:
                 if isinstance(p.plan, WritePlan):
                     ops += p.plan.operations(values)
             if any(isinstance(p.plan, cas.CasPlan) for p, _ in conditional):
-                if batch.timestamp is not None:
-                    raise InvalidRequest("Cannot provide custom timestamp for conditional BATCH")
+                # the protocol's default timestamp (drivers send one) is ignored, as by Cassandra:
+                # a conditional update is stamped with its ballot; only USING TIMESTAMP is refused
                 plans = [p.plan if isinstance(p.plan, cas.CasPlan) else cas.as_cas(p.statement, p.plan)
                          for p, _ in conditional]
                 plan = cas.prepare_cas_batch(plans, batch.keyspace)

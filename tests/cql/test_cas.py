@@ -131,3 +131,31 @@ def test_serial_as_commit_level_and_plain_writes_at_serial_are_refused(cql):
     assert "SERIAL is not supported as conditional update commit consistency" in text
     _, text = error(cql.run("n1", "UPDATE ks.u SET age = 1 WHERE name = 'q'", consistency="SERIAL"))
     assert "You must use conditional updates for serializable writes" in text
+
+
+def test_static_columns_through_cql_and_conditions_on_them(cql):
+    cql.ok("n1", "CREATE TABLE ks.st (k int, c int, s int STATIC, v int, PRIMARY KEY (k, c))")
+    cql.agree()
+    kinds = cql.rows("n1", "SELECT column_name, kind FROM system_schema.columns WHERE keyspace_name = 'ks' "
+                           "AND table_name = 'st'")
+    assert dict(kinds) == {"k": "partition_key", "c": "clustering", "s": "static", "v": "regular"}
+    cql.ok("n1", "INSERT INTO ks.st (k, s) VALUES (1, 10)", consistency="QUORUM")          # static only
+    assert cql.rows("n2", "SELECT * FROM ks.st WHERE k = 1", consistency="QUORUM") == [(1, None, 10, None)]
+    assert cql.rows("n2", "SELECT * FROM ks.st WHERE k = 1 AND c > 0", consistency="QUORUM") == []
+    cql.ok("n1", "INSERT INTO ks.st (k, c, v) VALUES (1, 1, 100)", consistency="QUORUM")
+    cql.ok("n1", "INSERT INTO ks.st (k, c, v) VALUES (1, 2, 200)", consistency="QUORUM")
+    assert cql.rows("n3", "SELECT * FROM ks.st WHERE k = 1", consistency="QUORUM") == [(1, 1, 10, 100), (1, 2, 10, 200)]
+    assert cql.rows("n3", "SELECT DISTINCT k, s FROM ks.st WHERE k = 1", consistency="QUORUM") == [(1, 10)]
+    assert result(cql.run("n1", "UPDATE ks.st SET s = 11 WHERE k = 1 IF s = 10")) == (["[applied]"], [(True,)])
+    assert result(cql.run("n1", "UPDATE ks.st SET s = 12 WHERE k = 1 IF s = 10")) == (["[applied]", "s"], [(False, 11)])
+    assert result(cql.run("n2", "UPDATE ks.st SET v = 7 WHERE k = 1 AND c = 5 IF s = 11"))[1] == [(True,)]
+    assert result(cql.run("n2", "INSERT INTO ks.st (k, s) VALUES (1, 0) IF NOT EXISTS"))[1] == [(False, 1, None, 11, None)]
+    move = ("BEGIN BATCH UPDATE ks.st SET s = 12 WHERE k = 1 IF s = 11; "
+            "INSERT INTO ks.st (k, c, v) VALUES (1, 3, 300) APPLY BATCH")
+    assert result(cql.run("n3", move))[1] == [(True,)]
+    assert cql.rows("n1", "SELECT c, s, v FROM ks.st WHERE k = 1", consistency="SERIAL") == [
+        (1, 12, 100), (2, 12, 200), (3, 12, 300), (5, 12, 7)]
+    cql.ok("n1", "DELETE s FROM ks.st WHERE k = 1", consistency="QUORUM")
+    assert cql.rows("n1", "SELECT c, s FROM ks.st WHERE k = 1 AND c = 1", consistency="QUORUM") == [(1, None)]
+    code, text = error(cql.run("n1", "CREATE TABLE ks.bad (k int PRIMARY KEY, s int STATIC)"))
+    assert "only useful (and thus allowed) if the table has at least one clustering column" in text
