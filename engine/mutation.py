@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from engine import cql_types
 from engine.errors import InvalidRequest
-from engine.partition import NO_DELETION_TIME, Partition, Row
+from engine.partition import NO_DELETION_TIME, Partition, Row, encode_partition
 from engine.partition import _packb, _unpackb  # the payload (un)packer (one shared msgpack.Packer)
 from engine.schema import MARKER_COLUMN_ID, Table
 
 MAX_KEY_BYTES = 65535
+_FIRST_CLUSTERING = b"\x00"  # the smallest non-empty clustering: range deletions start here, past the static row
 MAX_TTL_SECONDS = 20 * 365 * 24 * 3600
 
 
@@ -118,12 +119,14 @@ def build_insert(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
 
 
 def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
-                         max_value_bytes: int) -> tuple[bytes, Partition, bytes]:
+                         max_value_bytes: int, statics_done: bool = False) -> tuple[bytes, Partition, bytes]:
     """build_insert plus the update's payload, built in the same pass (the write hot path).
 
     The payload is byte for byte encode_partition(update) (docs/format.md#partition-payload):
     [nil, [[ckey, nil, nil, cell...]], []] with cells sorted by column id, the marker (id 0) first.
     """
+    if table.statics and not statics_done:
+        return _build_insert_static(table, row, ts, now_s, ttl, max_value_bytes)
     key = partition_key_bytes(table, row)
     ck = _full_clustering(table, row) if table.clustering else b""
     if ttl is None:
@@ -165,6 +168,40 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
     return key, Partition(None, {ck: Row(None, cells)}, []), _packb([None, [encoded], []])
 
 
+def _build_insert_static(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
+                         max_value_bytes: int) -> tuple[bytes, Partition, bytes]:
+    """INSERT into a table with static columns: static cells go to the static row (clustering b"",
+    no marker); the rest, with the marker, to the row the clustering values name. Without any
+    clustering value only static columns may be given (Cassandra's rule)."""
+    statics = {n: v for n, v in row.items() if n in table.by_name and table.by_name[n].static}
+    rest = {n: v for n, v in row.items() if n not in statics}
+    if any(c.name in row for c in table.clustering) or not statics:
+        key, update, _ = build_insert_encoded(table, rest, ts, now_s, ttl, max_value_bytes, statics_done=True)
+    else:
+        bad = [n for n in rest if table.column(n).kind == "regular"]
+        if bad:
+            raise InvalidRequest(f"missing clustering column(s) {[c.name for c in table.clustering]} for "
+                                 f"{table.qualified_name}: only static columns can be written without them")
+        key, update = partition_key_bytes(table, row), Partition(None, {}, [])
+    if statics:
+        ttl = _ttl(table, ttl)
+        update.rows[b""] = Row(None, {table.by_name[n].id: _cell(table.by_name[n], v, ts, now_s, ttl, max_value_bytes)
+                                      for n, v in statics.items()})
+    return key, update, encode_partition(update)
+
+
+def _cell(col, value, ts: int, now_s: int, ttl: int, max_value_bytes: int) -> tuple:
+    if value is None:
+        return (ts, now_s, 0, None)
+    if col.cql_type == "blob" and type(value) is bytes:
+        data = value
+    else:
+        data = cql_types.serialize(col.cql_type, cql_types.validate(col.cql_type, value, col.name))
+    if len(data) > max_value_bytes:
+        raise InvalidRequest(f"value of column '{col.name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
+    return (ts, now_s + ttl, ttl, data) if ttl else (ts, NO_DELETION_TIME, 0, data)
+
+
 def _first(cell: list) -> int:
     return cell[0]
 
@@ -183,10 +220,19 @@ def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=No
         bad = [c.name for c in cols if c.kind != "regular"]
         if bad:
             raise InvalidRequest(f"cannot delete primary key column(s) {bad}; delete the row instead")
-        ck = _full_clustering(table, key_values) if table.clustering else b""
-        return key, Partition(None, {ck: Row(None, {c.id: (ts, now_s, 0, None) for c in cols})}, [])
+        rows = {}
+        statics = [c for c in cols if c.static]
+        if statics:                         # DELETE s: tombstones in the static row
+            rows[b""] = Row(None, {c.id: (ts, now_s, 0, None) for c in statics})
+        plain = [c for c in cols if not c.static]
+        if plain:
+            ck = _full_clustering(table, key_values) if table.clustering else b""
+            rows[ck] = Row(None, {c.id: (ts, now_s, 0, None) for c in plain})
+        return key, Partition(None, rows, [])
     if start is not None or end is not None:
         lo, hi = slice_bounds(table, start, end, start_inclusive, end_inclusive)
+        if not lo and table.statics:        # a range never covers the static row (clustering b"")
+            lo = _FIRST_CLUSTERING
         return key, Partition(None, {}, [(lo, hi, ts, now_s)])
     if table.clustering and len(given) == len(table.clustering):
         ck = _full_clustering(table, key_values)
@@ -303,6 +349,8 @@ def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=Non
     row = dict(key_values)
     if ck:
         row.update(decode_clustering(table, ck))
+    elif table.clustering:                  # the static row alone: null clustering
+        row.update((c.name, None) for c in table.clustering)
     by_id = table.by_id
     for col_id, cell in cells.items():
         col = by_id.get(col_id)

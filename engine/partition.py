@@ -269,19 +269,31 @@ def live_rows(p: Partition, now_s: int, lo: bytes = b"", hi: bytes | None = None
     A row is live if its marker (column 0) or any regular cell is live. `counter`, when given,
     is [tombstones_scanned] and is incremented for each tombstone, expired cell, row and range
     deletion met (the read guard of Cassandra's ReadCommand).
+
+    The row at clustering b"" is the static row when the table has clustering columns (and the
+    only row when it has none): its live cells are added to every row yielded, and it is
+    yielded alone (null clustering) only when no other row is and the read is of the whole
+    partition (lo b"", hi None), as Cassandra answers a partition holding only static cells.
     """
     keys = sorted(p.rows, reverse=reverse)
     if counter is not None:
         counter[0] += len(p.ranges) + (1 if p.deletion else 0)
+    static_row = p.rows.get(b"")
+    static = _live_cells(static_row, covering_deletion(p, b"", static_row), now_s, counter) \
+        if static_row is not None else None
+    emitted = False
     for ck in keys:
-        if ck < lo or (hi is not None and ck >= hi):
+        if not ck or ck < lo or (hi is not None and ck >= hi):
             continue
         row = p.rows[ck]
         if counter is not None and row.deletion:
             counter[0] += 1
         cells = _live_cells(row, covering_deletion(p, ck, row), now_s, counter)
         if cells:
-            yield ck, cells
+            emitted = True
+            yield ck, ({**static, **cells} if static else cells)
+    if static and not emitted and not lo and hi is None:
+        yield b"", static
 
 
 def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -> dict | None:
@@ -291,7 +303,11 @@ def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -
         counter[0] += len(p.ranges) + (1 if p.deletion else 0) + (1 if row is not None and row.deletion else 0)
     if row is None:
         return None
-    return _live_cells(row, covering_deletion(p, ck, row), now_s, counter) or None
+    cells = _live_cells(row, covering_deletion(p, ck, row), now_s, counter)
+    static_row = p.rows.get(b"") if ck and cells else None
+    if static_row is not None:              # the static row's cells show on every row
+        cells = {**_live_cells(static_row, covering_deletion(p, b"", static_row), now_s, counter), **cells}
+    return cells or None
 
 
 def _live_cells(row: Row, mfda: int, now_s: int, counter: list | None) -> dict:
@@ -354,7 +370,8 @@ def compact_partition(p: Partition, now_s: int, gc_before: int, max_purgeable_ts
 
 def slice_partition(p: Partition, lo: bytes, hi: bytes | None) -> Partition:
     """The part of `p` a clustering slice [lo, hi) can see: its rows, the range tombstones that
-    intersect it, and the partition deletion. Replicas answer reads with this."""
-    rows = {ck: r for ck, r in p.rows.items() if ck >= lo and (hi is None or ck < hi)}
+    intersect it, and the partition deletion, and the static row (clustering b"") whatever the
+    slice, since every row shows it. Replicas answer reads with this."""
+    rows = {ck: r for ck, r in p.rows.items() if (ck >= lo and (hi is None or ck < hi)) or not ck}
     ranges = [r for r in p.ranges if (r[1] is None or r[1] > lo) and (hi is None or r[0] < hi)]
     return Partition(p.deletion, rows, ranges)

@@ -3,6 +3,10 @@
 A table has partition-key columns, clustering columns (each ASC or DESC) and regular columns.
 Every column has a small integer id, stable for the table's life and never reused; cells are
 stored by id. Id 0 is the row's liveness marker (written by INSERT, as in Cassandra).
+A static column (declared with the type suffix " static": `{"s": "int static"}`, CQL's STATIC)
+is a regular column holding one value per partition: its cells live in the partition's static
+row, the row at clustering b"" (clustering keys are non-empty, so it sorts first); only tables
+with clustering columns may have them (docs/format.md#partition-payload).
 Table options use Cassandra's names and defaults (docs/architecture.md#table-options).
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ from engine import cql_types
 from engine.errors import InvalidRequest
 
 MARKER_COLUMN_ID = 0
+STATIC_SUFFIX = " static"   # {"s": "int static"}: a static column (make_table)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 DEFAULT_TABLE_OPTIONS = {
@@ -45,6 +50,7 @@ class Column:
     kind: str  # "partition_key" | "clustering" | "regular"
     id: int
     descending: bool = False
+    static: bool = False  # a regular column with one value per partition (the row at clustering b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class Table:
         object.__setattr__(self, "partition_key", tuple(c for c in self.columns if c.kind == "partition_key"))
         object.__setattr__(self, "clustering", tuple(c for c in self.columns if c.kind == "clustering"))
         object.__setattr__(self, "regular", tuple(c for c in self.columns if c.kind == "regular"))
+        object.__setattr__(self, "statics", tuple(c for c in self.regular if c.static))
 
     def option(self, name: str):
         return self.options.get(name, DEFAULT_TABLE_OPTIONS.get(name))
@@ -89,14 +96,16 @@ class Table:
 
     def to_dict(self) -> dict:
         d = {"keyspace": self.keyspace, "name": self.name, "id": self.id, "options": self.options,
-             "columns": [[c.name, c.cql_type, c.kind, c.id, c.descending] for c in self.columns]}
+             "columns": [[c.name, c.cql_type, c.kind, c.id, c.descending] + ([True] if c.static else [])
+                         for c in self.columns]}  # the static flag only when set: old digests stay
         if self.indexes:  # absent when empty: schemas without indexes keep their digest
             d["indexes"] = sorted([i.name, i.column] for i in self.indexes)  # canonical: digests agree
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Table":
-        cols = tuple(Column(n, t, k, i, bool(desc)) for n, t, k, i, desc in d["columns"])
+        cols = tuple(Column(n, t, k, i, bool(desc), bool(static and static[0]))
+                     for n, t, k, i, desc, *static in d["columns"])
         indexes = tuple(IndexMetadata(n, c) for n, c in d.get("indexes") or ())
         return cls(d["keyspace"], d["name"], d["id"], cols, dict(d.get("options") or {}), indexes)
 
@@ -121,6 +130,14 @@ def make_table(keyspace: str, name: str, columns: dict[str, str], primary_key,
         raise InvalidRequest(f"table {keyspace}.{name} needs at least one column")
     pk_names, ck_names = _parse_key_spec(primary_key)
     order = {k: v.upper() for k, v in (clustering_order or {}).items()}
+    statics = {n for n, t in columns.items() if isinstance(t, str) and t.endswith(STATIC_SUFFIX)}
+    columns = {n: t[:-len(STATIC_SUFFIX)] if n in statics else t for n, t in columns.items()}
+    for n in sorted(statics):
+        if n in pk_names + ck_names:
+            raise InvalidRequest(f"Static column {n} cannot be part of the PRIMARY KEY")
+        if not ck_names:
+            raise InvalidRequest("Static columns are only useful (and thus allowed) if the table has at least one "
+                                 "clustering column")
     for col_name, cql_type in columns.items():
         check_name("column", col_name)
         if cql_type not in cql_types.TYPES:
@@ -148,7 +165,7 @@ def make_table(keyspace: str, name: str, columns: dict[str, str], primary_key,
             kind = "clustering"
         else:
             kind = "regular"
-        cols.append(Column(col_name, cql_type, kind, next_id, order.get(col_name) == "DESC"))
+        cols.append(Column(col_name, cql_type, kind, next_id, order.get(col_name) == "DESC", col_name in statics))
         next_id += 1
     # key columns in primary-key order
     rank = {n: i for i, n in enumerate(pk_names + ck_names)}

@@ -25,7 +25,9 @@ from ring.errors import InvalidRequest, ProtocolError, UnavailableError
 
 
 class ConsistencyLevel(enum.Enum):
-    """On the wire: never renumber. 8 and 9 are reserved for SERIAL and LOCAL_SERIAL (no LWT yet)."""
+    """On the wire: never renumber. SERIAL and LOCAL_SERIAL name the Paxos phases of a lightweight
+    transaction (docs/lwt.md): as a read level they mean a Paxos read of one partition; as a
+    level they wait for a quorum (of the local DC for LOCAL_SERIAL); writes refuse them."""
 
     ANY = 0
     ONE = 1
@@ -35,6 +37,8 @@ class ConsistencyLevel(enum.Enum):
     ALL = 5
     LOCAL_QUORUM = 6
     EACH_QUORUM = 7
+    SERIAL = 8
+    LOCAL_SERIAL = 9
     LOCAL_ONE = 10
 
     def to_wire(self) -> int:
@@ -60,7 +64,8 @@ class ConsistencyLevel(enum.Enum):
 
 
 CL = ConsistencyLevel
-_LOCAL = frozenset({CL.LOCAL_ONE, CL.LOCAL_QUORUM})
+_LOCAL = frozenset({CL.LOCAL_ONE, CL.LOCAL_QUORUM, CL.LOCAL_SERIAL})
+SERIAL_LEVELS = frozenset({CL.SERIAL, CL.LOCAL_SERIAL})
 _FIXED = {CL.ANY: 1, CL.ONE: 1, CL.LOCAL_ONE: 1, CL.TWO: 2, CL.THREE: 3}
 
 
@@ -107,12 +112,12 @@ def block_for(
         return sum(block_for_per_dc(level, rfs, local_dc, pending_by_dc=pending).values())
     if level in _FIXED:
         need = _FIXED[level]
-    elif level is CL.QUORUM:
+    elif level is CL.QUORUM or level is CL.SERIAL:
         need = quorum_for(sum(rfs.values()))
     elif level is CL.ALL:
         need = sum(rfs.values())
     else:
-        assert level is CL.LOCAL_QUORUM, level
+        assert level is CL.LOCAL_QUORUM or level is CL.LOCAL_SERIAL, level
         need = quorum_for(rfs.get(local_dc, 0))
     if level is CL.ANY:
         return need
@@ -239,8 +244,18 @@ def validate_for_read(level: ConsistencyLevel) -> None:
         )
 
 
+def validate_for_range_read(level: ConsistencyLevel) -> None:
+    """A Paxos read serializes one partition: range and index reads refuse SERIAL levels."""
+    validate_for_read(level)
+    if level in SERIAL_LEVELS:
+        raise InvalidRequest("SERIAL/LOCAL_SERIAL consistency may only be requested for one partition at a time")
+
+
 def validate_for_write(level: ConsistencyLevel, *, counter: bool = False) -> None:
-    """Counter writes cannot use ANY (a hinted counter delta could be replayed twice)."""
+    """Counter writes cannot use ANY (a hinted counter delta could be replayed twice); plain
+    writes cannot use SERIAL levels (those are for conditional updates)."""
+    if level in SERIAL_LEVELS:
+        raise InvalidRequest("You must use conditional updates for serializable writes")
     if counter and level is CL.ANY:
         raise InvalidRequest(
             "Consistency level ANY is not yet supported for counter tables; write at ONE or higher"

@@ -10,13 +10,15 @@ seed runs the classic gentle plan and prints exactly what it always printed.
 CAS registers on hot keys under every simulator fault, checked with WGL): it prints the verdict, the
 undecided counts (timed-out cas, keys the WGL search could not decide within its budget) and the
 Paxos counters. A key left undecided fails the run: it is never counted as a pass.
+`--workload cas-list` runs the same plan with the CAS-built append-only list (`shape="list"`),
+checked with WGL and `cas_workload.check_append_only`.
 """
 from __future__ import annotations
 
 from rich.console import Console
 
 from ring.verify import swarm
-from ring.verify.cas_workload import CasWorkload
+from ring.verify.cas_workload import CasWorkload, check_append_only
 from ring.verify.checkers import check_convergence, check_lww
 from ring.verify.linearizability import check_linearizable
 from ring.verify.workload import Workload
@@ -52,26 +54,33 @@ def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dc
     return result, check_run(result)
 
 
-def run_cas_seed(seed: int, *, mutant: str = "", steps: int | None = None):
-    """One CAS-workload run, its WGL report and its failed properties ("P3": not linearizable;
-    "undecided": a key the search could not decide within CAS_MAX_STEPS)."""
-    result = CasWorkload(seed, node_options={"canary_mutant": mutant} if mutant else None).run(steps or CAS_STEPS)
+def run_cas_seed(seed: int, *, mutant: str = "", steps: int | None = None, workload: str = "cas"):
+    """One CAS-workload run (`workload` "cas": registers; "cas-list": the append-only list), its WGL
+    report and its failed properties ("P3": not linearizable; "undecided": a key the search could
+    not decide within CAS_MAX_STEPS; "list": an append-only list property broken)."""
+    shape = "list" if workload == "cas-list" else "register"
+    result = CasWorkload(seed, node_options={"canary_mutant": mutant} if mutant else None,
+                         shape=shape).run(steps or CAS_STEPS)
     report = check_linearizable(result.history, max_steps=CAS_MAX_STEPS)
     failed = report.properties() | ({"undecided"} if report.stats["unknown"] else set())
+    if shape == "list":
+        result.events["list_problems"] = problems = check_append_only(result.history)
+        failed |= {"list"} if problems else set()
     return result, report, failed
 
 
-def cas_replay_command(seed: int, mutant: str = "", steps: int | None = None) -> str:
-    return " ".join([f"dynatable sim --seed {seed} --workload cas"] + ([f"--mutant {mutant}"] if mutant else [])
+def cas_replay_command(seed: int, mutant: str = "", steps: int | None = None, workload: str = "cas") -> str:
+    return " ".join([f"dynatable sim --seed {seed} --workload {workload}"] + ([f"--mutant {mutant}"] if mutant else [])
                     + ([f"--steps {steps}"] if steps else []))
 
 
-def main_cas(seed: int, mutant: str, steps: int | None) -> bool:
+def main_cas(seed: int, mutant: str, steps: int | None, workload: str = "cas") -> bool:
     """Replay one CAS-workload seed; print its counts, the checker's verdict and, if it failed, the replay."""
     console = Console()
-    result, report, failed = run_cas_seed(seed, mutant=mutant, steps=steps)
+    result, report, failed = run_cas_seed(seed, mutant=mutant, steps=steps, workload=workload)
     ops, ev = result.history.ops, result.events
-    console.print(f"seed={seed} workload=cas ops={len(ops)} ok={sum(o.outcome == 'ok' for o in ops)} "
+    problems = ev.pop("list_problems", [])
+    console.print(f"seed={seed} workload={workload} ops={len(ops)} ok={sum(o.outcome == 'ok' for o in ops)} "
                   f"info={sum(o.outcome == 'info' for o in ops)} fail={sum(o.outcome == 'fail' for o in ops)} "
                   f"trace={result.digest}", highlight=False)
     console.print(f"cas: applied={ev.get('cas_applied', 0)} not_applied={ev.get('cas_not_applied', 0)} "
@@ -81,12 +90,16 @@ def main_cas(seed: int, mutant: str, steps: int | None) -> bool:
     console.print(f"events: {dict(sorted(ev.items()))}", highlight=False)
     if not report.ok:
         console.print(str(report), highlight=False, markup=False)
+    for problem in problems:
+        console.print(f"append-only list: {problem}", highlight=False, markup=False)
     if failed:
-        why = "not linearizable" if "P3" in failed else f"undecided keys {report.stats['unknown_keys']}"
-        console.print(f"[bold red]FAILED[/] ({why}); replay: {cas_replay_command(seed, mutant, steps)}",
+        why = "not linearizable" if "P3" in failed else "append-only list broken" if "list" in failed else \
+            f"undecided keys {report.stats['unknown_keys']}"
+        console.print(f"[bold red]FAILED[/] ({why}); replay: {cas_replay_command(seed, mutant, steps, workload)}",
                       soft_wrap=True)
         return False
-    console.print("[bold green]OK[/]: linearizable (every key decided)")
+    console.print("[bold green]OK[/]: linearizable (every key decided)"
+                  + ("; every list append-only, no acknowledged append lost" if workload == "cas-list" else ""))
     return True
 
 

@@ -7,7 +7,7 @@ is `clean n/n` or `caught k/n`, then the properties that failed and on how many 
 first failing seed's replay command (`dynatable sim --seed N --swarm ...`), which replays that
 seed exactly in one process. A run that raises is reported as an error, never as a catch.
 
-With `workload="cas"` each seed runs the lightweight-transaction workload (`tools.sim_run.run_cas_seed`)
+With `workload="cas"` (or "cas-list", the append-only list) each seed runs the lightweight-transaction workload (`tools.sim_run.run_cas_seed`)
 instead; the summary adds the undecided counts (timed-out cas over all seeds, keys the WGL search
 could not decide). A seed with an undecided key is neither clean nor a catch.
 """
@@ -32,7 +32,7 @@ class SweepOptions:
     mutant: str = ""
     steps: int | None = None        # None: the swarm plan's
     levels: str = "fixed"
-    workload: str = "register"      # or "cas"
+    workload: str = "register"      # or "cas", "cas-list"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def parse_range(text: str) -> range:
 def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
     seed, opt = args
     start = time.perf_counter()
-    if opt.workload == "cas":
+    if opt.workload.startswith("cas"):
         return _run_cas(seed, opt, start)
     try:
         _, failures = run_seed(seed, opt.write_cl, opt.read_cl, dcs=TWO_DCS if opt.two_dcs else None,
@@ -77,7 +77,7 @@ def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
 
 def _run_cas(seed: int, opt: SweepOptions, start: float) -> SeedVerdict:
     try:
-        result, _, failed = run_cas_seed(seed, mutant=opt.mutant, steps=opt.steps)
+        result, _, failed = run_cas_seed(seed, mutant=opt.mutant, steps=opt.steps, workload=opt.workload)
     except Exception as exc:  # noqa: BLE001 - as run_one
         return SeedVerdict(seed, (), f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     return SeedVerdict(seed, tuple(sorted(failed)), "", time.perf_counter() - start,
@@ -85,8 +85,8 @@ def _run_cas(seed: int, opt: SweepOptions, start: float) -> SeedVerdict:
 
 
 def _replay(seed: int, opt: SweepOptions) -> str:
-    if opt.workload == "cas":
-        return cas_replay_command(seed, opt.mutant, opt.steps)
+    if opt.workload.startswith("cas"):
+        return cas_replay_command(seed, opt.mutant, opt.steps, opt.workload)
     return replay_command(seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
                           use_swarm=True, levels=opt.levels, steps=opt.steps)
 
@@ -120,7 +120,7 @@ def summary(verdicts: list[SeedVerdict], opt: SweepOptions) -> tuple[list[str], 
     caught = [v for v in verdicts if v.caught]
     errors = [v for v in verdicts if v.error]
     lines = [f"caught {len(caught)}/{n}" if opt.mutant else f"clean {n - len(failed) - len(errors)}/{n}"]
-    if opt.workload == "cas":
+    if opt.workload.startswith("cas"):
         undecided_seeds = sum("undecided" in v.properties for v in verdicts)
         lines.append(f"undecided: {sum(v.cas_undecided for v in verdicts)} cas timed out (info) over {n} seeds; "
                      f"{undecided_seeds} seed(s) with a key the checker could not decide")
@@ -143,8 +143,8 @@ def main(seeds: range, opt: SweepOptions, jobs: int | None) -> bool:
     start = time.perf_counter()
     what = f"mutant {opt.mutant}" if opt.mutant else "no mutant"
     levels = "random levels" if opt.levels == "random" else f"{opt.write_cl}/{opt.read_cl}"
-    if opt.workload == "cas":
-        levels = "cas workload, SERIAL"
+    if opt.workload.startswith("cas"):
+        levels = f"{opt.workload} workload, SERIAL"
 
     def progress(done: int, total: int) -> None:
         if tty:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine import cql_types
 from engine.errors import InvalidRequest
-from engine.schema import DEFAULT_TABLE_OPTIONS
+from engine.schema import DEFAULT_TABLE_OPTIONS, STATIC_SUFFIX
 from ring.cql import ast
 from ring.cql.plan import SchemaPlan
 
@@ -126,13 +126,11 @@ def _create_table(s: ast.CreateTable, keyspace: str) -> SchemaPlan:
     for c in s.columns:
         if c.name in columns:
             raise InvalidRequest(f"Multiple definition of identifier {c.name}")
-        if c.static:
-            raise InvalidRequest(f"static columns ({c.name}) are not supported yet")
         type_name = str(c.type)
         if type_name not in cql_types.TYPES:
             raise InvalidRequest(f"column {c.name}: type {type_name} is not supported by the storage engine yet "
                                  f"(supported: {', '.join(cql_types.TYPES)})")
-        columns[c.name] = type_name
+        columns[c.name] = type_name + (STATIC_SUFFIX if c.static else "")
     for name in s.partition_key + s.clustering:
         if name not in columns:
             raise InvalidRequest(f"Unknown definition {name} referenced in PRIMARY KEY")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
-from ring.cql import paging, responses
+from ring.cql import cas, paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
 from ring.cql.prepare import PreparedCache, PreparedStatement
@@ -117,7 +117,7 @@ class Execution:
     def batch(cls, node, session: CqlSession, batch, ids) -> "Execution":
         """A protocol BATCH (requests.Batch): query strings and prepared ids, each with its values."""
         def body(ex):
-            ops = []
+            ops, conditional = [], []
             for statement in batch.statements:
                 if isinstance(statement.query_or_id, bytes):
                     p = session.prepared.get(statement.query_or_id)
@@ -126,10 +126,22 @@ class Execution:
                                                     "not found", query_id=statement.query_or_id)
                 else:
                     p = session.prepare(node, statement.query_or_id, batch.keyspace)
-                if not isinstance(p.plan, WritePlan):
+                if not isinstance(p.plan, (WritePlan, cas.CasPlan)):
                     raise InvalidRequest("Invalid statement in batch: only UPDATE, INSERT and DELETE statements are "
                                          "allowed.")
-                ops += p.plan.operations(bind_values(p, statement.values))
+                values = bind_values(p, statement.values)
+                conditional.append((p, values))
+                if isinstance(p.plan, WritePlan):
+                    ops += p.plan.operations(values)
+            if any(isinstance(p.plan, cas.CasPlan) for p, _ in conditional):
+                # the protocol's default timestamp (drivers send one) is ignored, as by Cassandra:
+                # a conditional update is stamped with its ballot; only USING TIMESTAMP is refused
+                plans = [p.plan if isinstance(p.plan, cas.CasPlan) else cas.as_cas(p.statement, p.plan)
+                         for p, _ in conditional]
+                plan = cas.prepare_cas_batch(plans, batch.keyspace)
+                args = {"keyspace": plans[0].keyspace, "table": plans[0].table,
+                        "statements": [pl.statement(v) for pl, (_, v) in zip(plans, conditional)]}
+                return (yield from ex._cas(plan, [("batch", args)], batch.consistency.name, batch.serial_consistency))
             return (yield from ex._write(ops, batch.consistency.name, batch.timestamp, True))
         return cls(node, session, ids, body)
 
@@ -181,6 +193,11 @@ class Execution:
             return SetKeyspace(plan.keyspace)
         if isinstance(plan, SchemaPlan):
             return (yield from self._ddl(plan))
+        if isinstance(plan, (cas.CasPlan, cas.CasBatchPlan)):
+            return (yield from self._cas(plan, plan.operations(values), level, params.serial_consistency))
+        if level in ("SERIAL", "LOCAL_SERIAL") and isinstance(plan, ReadPlan) and (
+                plan.op != "select" or len(_distinct_keys(plan.operations(values))) > 1):
+            raise InvalidRequest("SERIAL/LOCAL_SERIAL consistency may only be requested for one partition at a time")
         if isinstance(plan, (WritePlan, BatchPlan)):
             return (yield from self._write(plan.operations(values), level, params.timestamp,
                                            isinstance(plan, BatchPlan)))
@@ -202,6 +219,15 @@ class Execution:
                 raise WriteTimeout(e.level, e.received, e.block_for, "UNLOGGED_BATCH")
             _result(reply)
         return Void()
+
+    def _cas(self, plan, ops: list, level: str, serial):
+        """A conditional statement or batch: one Paxos round on the node (ring/ops/lwt.py); the
+        answer is the [applied] ROWS result."""
+        (op, args), = ops
+        args.update(consistency=level, serial_consistency=serial.name if serial is not None else "SERIAL")
+        table = self.node.store.table(args["keyspace"], args["table"])
+        (reply,) = yield [(op, args)]
+        return cas.result_rows(table, plan, _result(reply))
 
     def _ddl(self, plan: SchemaPlan):
         args = plan.args
@@ -281,7 +307,8 @@ class Execution:
                 rows = _result(reply)
                 for row in rows:
                     sink.offer(row)
-                if fetch is not None and len(rows) >= fetch and table.clustering:
+                if fetch is not None and len(rows) >= fetch and table.clustering \
+                        and rows[-1].get(table.clustering[0].name) is not None:   # not the static row alone
                     cursor = [serialize(parse_type(c.cql_type), rows[-1][c.name]) for c in table.clustering]
                 else:
                     i, cursor = i + 1, None

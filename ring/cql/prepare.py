@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, ddl_plans, system_tables
+from ring.cql import ast, cas, ddl_plans, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -183,11 +183,22 @@ def _write_key(binder: Binder, table: Table, where, statement: str) -> tuple[tup
     return tuple(key), slices
 
 
-def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
+def prepare_write(s, keyspace, keyspaces, binder: Binder):
+    """A WritePlan, or a cas.CasPlan when the statement has an IF clause."""
     table = table_of(keyspaces, s.keyspace or keyspace, s.table)
+    plan = _prepare_write(s, table, binder)
+    conditional = s.if_not_exists if isinstance(s, ast.Insert) else (s.if_exists or s.conditions)
+    return cas.prepare_cas(s, table, plan, binder, _source) if conditional else plan
+
+
+def _statics_only(table: Table, names) -> bool:
+    """Whether `names` are all static columns (then no clustering key is needed)."""
+    names = list(names)
+    return bool(names) and all(table.by_name[n].static for n in names if n in table.by_name)
+
+
+def _prepare_write(s, table: Table, binder: Binder) -> WritePlan:
     if isinstance(s, ast.Insert):
-        if s.if_not_exists:
-            raise InvalidRequest("IF NOT EXISTS (a lightweight transaction) is not supported yet")
         if len(s.columns) != len(s.values):
             raise InvalidRequest("Unmatched column names/values")
         if len(set(s.columns)) != len(s.columns):
@@ -201,15 +212,14 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
             pairs.append((col, _source(binder, term, col, table)))
         key = tuple((c.name, v, False) for c, v in pairs if c.kind != "regular")
         given = {c.name for c, _ in pairs}
+        statics = _statics_only(table, [c.name for c, _ in pairs if c.kind == "regular"])
         for col in table.partition_key + table.clustering:
-            if col.name not in given:
+            if col.name not in given and not (statics and col.kind == "clustering"):
                 raise InvalidRequest(f"Some {'partition key' if col.kind == 'partition_key' else 'clustering key'}"
                                      f" parts are missing: {col.name}")
         binder.note_key(table, s.columns, s.values)
         row = tuple((c.name, v) for c, v in pairs if c.kind == "regular")
         return WritePlan("insert", table.keyspace, table.name, key, row=row, ttl=ttl, timestamp=ts)
-    if s.conditions or s.if_exists:
-        raise InvalidRequest("IF conditions (lightweight transactions) are not supported yet")
     if isinstance(s, ast.Update):
         ttl, ts = _using(binder, table, s.ttl, s.timestamp)
         row = []
@@ -223,7 +233,7 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
         key, slices = _write_key(binder, table, s.where, "UPDATE")
         binder.note_where_key(table, s.where)
         missing = [c.name for c in table.clustering if c.name not in {k[0] for k in key}]
-        if missing:
+        if missing and not _statics_only(table, [n for n, _ in row]):
             raise InvalidRequest(f"Some clustering keys are missing: {', '.join(missing)}")
         return WritePlan("insert", table.keyspace, table.name, key, row=tuple(row), ttl=ttl, timestamp=ts)
     _, ts = _using(binder, table, None, s.timestamp)
@@ -240,7 +250,7 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
     if given != ck_names[:len(given)]:
         raise InvalidRequest(f"PRIMARY KEY column \"{ck_names[len(given)]}\" cannot be restricted"
                              f" as preceding column \"{ck_names[len(given) - 1] if given else ck_names[0]}\" is not restricted")
-    if s.columns and len(given) != len(ck_names):
+    if s.columns and len(given) != len(ck_names) and not (not given and _statics_only(table, s.columns)):
         raise InvalidRequest("Range deletions are not supported for specific columns")
     start, end, start_inc, end_inc = clustering_slice(table, given, key, slices)
     return WritePlan("delete", table.keyspace, table.name, key, columns=tuple(s.columns), start=start, end=end,
@@ -264,5 +274,10 @@ def prepare_batch(s: ast.Batch, keyspace, keyspaces, binder: Binder) -> BatchPla
         if system_tables.is_virtual(inner.keyspace or keyspace):
             raise InvalidRequest(f"{inner.keyspace or keyspace} is a system keyspace: its tables are read-only")
         plans.append(prepare_write(inner, keyspace, keyspaces, binder))
+    if any(isinstance(p, cas.CasPlan) for p in plans):
+        if s.timestamp is not None:
+            raise InvalidRequest("Cannot provide custom timestamp for conditional BATCH")
+        return cas.prepare_cas_batch([p if isinstance(p, cas.CasPlan) else cas.as_cas(inner, p)
+                                      for inner, p in zip(s.statements, plans)], keyspace)
     return BatchPlan(s.kind, tuple(plans), ts)
 

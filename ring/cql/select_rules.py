@@ -102,7 +102,7 @@ def _selection(s: ast.Select, table) -> tuple[tuple, tuple | None, bool, bool]:
     """(result column specs, regular columns to fetch or None, writetime needed, count)."""
     ks, name = table.keyspace, table.name
     if s.selectors is None:
-        regular = sorted(table.regular, key=lambda c: c.name)
+        regular = sorted(table.regular, key=lambda c: (not c.static, c.name))   # statics first, as Cassandra
         cols = list(table.partition_key) + list(table.clustering) + regular
         return tuple(ColumnSpec(ks, name, c.name, parse_type(c.cql_type)) for c in cols), None, False, False
     specs, fetch, writetime, count = [], [], False, False
@@ -171,7 +171,7 @@ def prepare_select(s: ast.Select, keyspace, keyspaces, binder: Binder):
     limit = _int_source(binder, s.limit, table, "[limit]")
     ppl = _int_source(binder, s.per_partition_limit, table, "[per_partition_limit]")
     if s.distinct:
-        bad = [sp.name for sp in specs if sp.name not in pk_names]
+        bad = [sp.name for sp in specs if sp.name not in pk_names and not getattr(table.by_name.get(sp.name), "static", 0)]
         if bad or count:
             raise InvalidRequest("SELECT DISTINCT queries must only request partition key columns and/or static "
                                  f"columns (not {', '.join(bad) or 'count'})")

@@ -214,8 +214,9 @@ def _schema_tables(node) -> list[tuple[str, str, str | None, list]]:
             continue
         for table in sorted(ks.tables.values(), key=lambda t: t.name):
             positions = {c.name: i for group in (table.partition_key, table.clustering) for i, c in enumerate(group)}
-            out.append((ks_name, table.name, table.id, [(c.name, c.cql_type, c.kind, positions.get(c.name, -1),
-                                                         c.descending) for c in table.columns]))
+            out.append((ks_name, table.name, table.id, [(c.name, c.cql_type, "static" if c.static else c.kind,
+                                                         positions.get(c.name, -1), c.descending)
+                                                        for c in table.columns]))
     return out
 
 

@@ -93,7 +93,7 @@ def get(node, rid: int, args: dict) -> list:
 def scan(node, rid: int, args: dict) -> list:
     keyspace, table = table_args(node, args)
     level = level_of(args)
-    cl.validate_for_read(level)
+    cl.validate_for_range_read(level)
     page_size = args.get("page_size") or 1000
     if not isinstance(page_size, int) or page_size < 1 or page_size > 10_000:
         raise InvalidRequest(f"page_size must be an integer from 1 to 10000, got {page_size!r}")
@@ -126,7 +126,7 @@ def query_index(node, rid: int, args: dict) -> list:
     """A secondary-index query over the whole ring (ring/index_query.py)."""
     keyspace, table = table_args(node, args)
     level = level_of(args)
-    cl.validate_for_read(level)
+    cl.validate_for_range_read(level)
     return index_query.start(node.context, rid, level, table, args, scan_subranges(node, keyspace, level, None, None))
 
 

@@ -194,8 +194,7 @@ def _cas_batch(node, rid: int, args: dict, keyspace: str, table, key: bytes, par
         now_s = node.clock.wall_us() // 1_000_000
         rows, applied = [], True
         for ck, conds in by_row.items():
-            cells = live_row(current, ck, now_s) if current is not None else None
-            row = mut.row_dict(table, pk_values, ck, cells) if cells else None
+            row = _current_row(table, current, pk_values, ck, None, now_s, conds[0].kind == "columns")
             applied &= all(conditions.applies(c, row) for c in conds)
             if row is not None:
                 merged = conditions.Condition(conds[0].kind, tuple(c for cond in conds for c in cond.columns))
@@ -223,10 +222,30 @@ def select(node, rid: int, args: dict) -> list:
 
 # -- the rounds ------------------------------------------------------------------------------------
 
+def _current_row(table, current, pk_values: dict, lo: bytes, hi: bytes | None, now_s: int, statics: bool):
+    """The row a condition is decided on: the row at `lo` (its static cells shown), the static
+    row itself when lo is b"" on a table with clustering (a statement on static columns only),
+    or, for column conditions, the static row when the row does not exist (a condition on a
+    static column holds against the partition's static value)."""
+    if current is None:
+        return None
+    if not lo and table.clustering:
+        cells = live_row(current, b"", now_s)
+        return mut.row_dict(table, pk_values, b"", cells) if cells else None
+    cells = live_row(current, lo, now_s)
+    if not cells and statics and table.statics:
+        cells, lo = live_row(current, b"", now_s), b""
+    return mut.row_dict(table, pk_values, lo, cells) if cells else None
+
+
 def _row_bounds(table, key_values: dict) -> tuple[bytes, bytes | None]:
+    """The clustering slice a conditional statement reads: its row; b"" up to b"\x00" (the static
+    row alone) when it names no clustering value on a table with static columns."""
     if not table.clustering:
         return b"", None
     missing = [c.name for c in table.clustering if c.name not in key_values]
+    if missing and table.statics and len(missing) == len(table.clustering):
+        return b"", b"\x00"
     if missing:
         raise InvalidRequest(f"a conditional write needs the full primary key; missing {missing}")
     lo = mut.clustering_prefix(table, key_values)
@@ -244,13 +263,12 @@ def _cas(node, rid: int, args: dict, keyspace: str, table, key_values: dict, con
     pk_values = {c.name: key_values[c.name] for c in table.partition_key}
     key_names = [c.name for c in table.partition_key] + [c.name for c in table.clustering]
 
+    if not lo and table.clustering:
+        build(0, node.clock.wall_us() // 1_000_000)    # statics only: InvalidRequest before anything is sent
+
     def decide(current, micros: int):
         now_s = node.clock.wall_us() // 1_000_000
-        row = None
-        if current is not None:
-            for ck, cells in live_rows(current, now_s, lo, hi, False):
-                row = mut.row_dict(table, pk_values, ck, cells)
-                break
+        row = _current_row(table, current, pk_values, lo, hi, now_s, cond.kind == "columns")
         if not conditions.applies(cond, row):
             return None, conditions.not_applied(cond, row, key_names)
         return build(micros, now_s), {"applied": True}

@@ -1,6 +1,7 @@
 """The IF clause of a lightweight transaction, as a pure function of the row it finds.
 
-`parse(table, if_, if_exists, if_not_exists)` validates a condition once, at the coordinator
+`parse(table, if_, if_exists, if_not_exists)` (if_ a dict {column: value | (op, value)}, or a
+list of (column, op, value) triples, as CQL sends it) validates a condition once, at the coordinator
 (InvalidRequest naming the column or operator); `applies(cond, row)` decides it on the current
 row (a dict as `mutation.row_dict` builds it, or None when the row does not exist); `not_applied`
 is what the client gets back when it does not apply, as Cassandra's `[applied] = False` row.
@@ -43,10 +44,18 @@ def parse(table, if_=None, if_exists: bool = False, if_not_exists: bool = False)
         return Condition("exists")
     if if_not_exists:
         return Condition("not_exists")
-    if not isinstance(if_, dict) or len(if_) > MAX_CONDITIONS:
+    if isinstance(if_, (list, tuple)):      # [(name, op, value), ...]: a column may appear twice (CQL)
+        if not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in if_):
+            raise InvalidRequest("if_ as a list holds (column, operator, value) triples")
+        items = [(name, (op, value)) for name, op, value in if_]
+    elif isinstance(if_, dict):
+        items = sorted(if_.items())
+    else:
+        items = None
+    if items is None or len(items) > MAX_CONDITIONS:
         raise InvalidRequest(f"if_ must be a dict of at most {MAX_CONDITIONS} column conditions")
     out = []
-    for name, spec in sorted(if_.items()):
+    for name, spec in items:
         col = table.column(name)
         if col.kind != "regular":
             raise InvalidRequest(f"PRIMARY KEY column '{name}' cannot have IF conditions")

@@ -13,6 +13,13 @@ the register with cas ops (ring/verify/history.py).
 An applied cas is `ok`; a cas not applied is the read of the current value it returned; a
 timeout (WriteTimeout, written CAS, or no answer) is `info`: it may apply later or never. The
 `info` count is reported (`events["cas_undecided"]`), never hidden.
+
+`shape="list"` is the CAS-built append-only list (Jepsen's cas-list): a key's value is a list of
+unique elements, written as text joined by ","; a client appends one fresh element to the list it
+last saw (`update(if_={"v": seen})`, or `insert(if_not_exists)` of a one-element list) and never
+deletes. Besides the WGL check of the register, `check_append_only` checks every list observed
+(reads, not-applied answers, the final reads): on each key they are prefixes of one another, with
+no duplicate element, and every acknowledged append is in the key's final list.
 """
 from __future__ import annotations
 
@@ -40,8 +47,9 @@ class CasResult:
 
 class CasWorkload:
     def __init__(self, seed: int, *, clients: int = 5, faults: bool = True, node_options: dict | None = None,
-                 serial: str = "SERIAL"):
-        self.seed = seed
+                 serial: str = "SERIAL", shape: str = "register"):
+        assert shape in ("register", "list"), shape
+        self.seed, self.shape = seed, shape
         self.serial = serial
         self.rng = random.Random(f"{seed}:cas-workload")
         self.nemesis = random.Random(f"{seed}:cas-nemesis")
@@ -99,11 +107,13 @@ class CasWorkload:
             expected = None
         commit = rng.choice(["ONE", "QUORUM"])
         args = dict(base, consistency=commit, serial_consistency=self.serial)
-        if expected is not None and rng.random() < 0.12:
+        if expected is not None and rng.random() < 0.12 and self.shape == "register":
             new = None
             rid = sim.submit(coordinator, "delete", **args, key={"k": key}, if_={"v": expected})
         else:
             new = f"{client}-{next(self.seq)}"
+            if self.shape == "list" and expected is not None:
+                new = f"{expected},{new}"             # append to the list it last saw
             if expected is None and rng.random() < 0.7:
                 rid = sim.submit(coordinator, "insert", **args, row={"k": key, "v": new}, if_not_exists=True)
             else:
@@ -238,3 +248,33 @@ class CasWorkload:
         result = CasResult(self.seed, self.history, dict(self.events), sim.trace_digest())
         sim.close()
         return result
+
+
+def check_append_only(history: History) -> list[str]:
+    """The cas-list properties of a history (shape="list"); the problems found, [] when none.
+
+    Per key, every list observed by an ok operation (a read, a cas answered not applied) must be
+    a prefix of the longest one or extend it, and hold no element twice; every applied append must
+    be in the final list (the last observed, which the final SERIAL reads make the newest)."""
+    problems = []
+    by_key: dict[str, list] = {}
+    for op in history.ops:
+        if op.outcome == "ok":
+            by_key.setdefault(op.key, []).append(op)
+    for key, ops in sorted(by_key.items()):
+        observed = [op.value.split(",") for op in ops if op.kind == "read" and op.value]
+        applied = [op.value.split(",")[-1] for op in ops if op.kind == "cas" and op.value]
+        longest: list = []
+        for lst in sorted(observed, key=len):
+            if len(set(lst)) != len(lst):
+                problems.append(f"{key}: an element appears twice in {lst}")
+            if lst[:len(longest)] != longest:
+                problems.append(f"{key}: {lst} does not extend {longest}: an append was lost or reordered")
+            longest = lst
+        final = [op for op in ops if op.process.startswith("final-")]
+        if final:
+            last = set(final[-1].value.split(",")) if final[-1].value else set()
+            lost = [a for a in applied if a not in last]
+            if lost:
+                problems.append(f"{key}: acknowledged appends missing from the final list: {lost[:5]}")
+    return problems

@@ -46,9 +46,9 @@ class CqlSim:
         return ex.response
 
     def params(self, consistency="ONE", values=(), page_size=None, paging_state=None, timestamp=None,
-               names=None, skip_metadata=False):
+               names=None, skip_metadata=False, serial=None):
         return QueryParameters(Consistency[consistency], tuple(values), names, skip_metadata, page_size, paging_state,
-                               None, timestamp, None, None, bool(values))
+                               Consistency[serial] if serial else None, timestamp, None, None, bool(values))
 
     def run(self, node: str, query: str, connection: int = 0, **kw):
         sn = self.sim.nodes[node]

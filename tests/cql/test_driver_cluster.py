@@ -104,6 +104,33 @@ def test_paging_ttl_delete_and_batch(session):
     assert list(session.execute("SELECT v FROM ks.t WHERE k = 200")) == []
 
 
+def test_lightweight_transactions_and_static_columns_through_the_driver(session):
+    """ResultSet.was_applied for simple and prepared statements and batches; static columns in the
+    driver's metadata; serial_consistency_level selects LOCAL_SERIAL; a SERIAL read."""
+    session.execute("CREATE TABLE ks.lwt (k int, c int, s int STATIC, v int, PRIMARY KEY (k, c))")
+    table = session.cluster.metadata.keyspaces["ks"].tables["lwt"]
+    assert table.columns["s"].is_static and not table.columns["v"].is_static
+    r = session.execute("INSERT INTO ks.lwt (k, c, s, v) VALUES (1, 1, 10, 100) IF NOT EXISTS")
+    assert r.was_applied and r.column_names == ["[applied]"]
+    r = session.execute("INSERT INTO ks.lwt (k, c, s, v) VALUES (1, 1, 0, 0) IF NOT EXISTS")
+    assert not r.was_applied and r.one()._asdict() == {"applied": False, "k": 1, "c": 1, "s": 10, "v": 100}
+    cas = session.prepare("UPDATE ks.lwt SET v = ? WHERE k = ? AND c = ? IF v = ?")
+    assert session.execute(cas, (101, 1, 1, 100)).was_applied
+    r = session.execute(cas, (102, 1, 1, 100))
+    assert not r.was_applied and r.one().v == 101
+    assert session.execute(SimpleStatement("UPDATE ks.lwt SET s = 11 WHERE k = 1 IF s = 10",
+                                           serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL)).was_applied
+    batch = BatchStatement()
+    batch.add(SimpleStatement("UPDATE ks.lwt SET s = 12 WHERE k = 1 IF s = 11"))
+    batch.add(cas, (103, 1, 1, 101))
+    batch.add(SimpleStatement("INSERT INTO ks.lwt (k, c, v) VALUES (1, 2, 200)"))
+    assert session.execute(batch).was_applied
+    assert not session.execute(batch).was_applied
+    rows = session.execute(SimpleStatement("SELECT c, s, v FROM ks.lwt WHERE k = 1",
+                                           consistency_level=ConsistencyLevel.SERIAL))
+    assert [tuple(r) for r in rows] == [(1, 12, 103), (2, 12, 200)]
+
+
 def test_a_schema_change_reaches_a_second_cluster(cluster, session):
     other = driver_cluster(cluster)
     other.connect()

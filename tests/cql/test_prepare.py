@@ -78,7 +78,7 @@ def test_cache_is_bounded_lru_and_invalidates():
     ("UPDATE t SET k = 1 WHERE k = 1 AND c = 1 AND d = 'x'", "PRIMARY KEY part k found in SET part"),
     ("UPDATE t SET v = 'a' WHERE c = 1 AND d = 'x'", "Some partition key parts are missing: k"),
     ("DELETE k FROM t WHERE k = 1", "Invalid identifier k for deletion"),
-    ("INSERT INTO t (k, c, d) VALUES (1, 2, 'x') IF NOT EXISTS", "not supported yet"),
+    ("INSERT INTO t (k, c, d) VALUES (1, 2, 'x') IF NOT EXISTS USING TIMESTAMP 1", "custom timestamp for conditional"),
     ("SELECT * FROM t", None),
     ("CREATE TABLE t2 (k int PRIMARY KEY, s smallint)", "type smallint is not supported by the storage engine"),
     ("CREATE KEYSPACE k2 WITH durable_writes = true", "Missing mandatory option 'class'"),

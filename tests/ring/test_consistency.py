@@ -65,9 +65,9 @@ def test_block_for_details():
 def test_wire_values_never_change():
     assert {level.name: level.to_wire() for level in CL} == {
         "ANY": 0, "ONE": 1, "TWO": 2, "THREE": 3, "QUORUM": 4, "ALL": 5,
-        "LOCAL_QUORUM": 6, "EACH_QUORUM": 7, "LOCAL_ONE": 10}
+        "LOCAL_QUORUM": 6, "EACH_QUORUM": 7, "SERIAL": 8, "LOCAL_SERIAL": 9, "LOCAL_ONE": 10}
     assert all(ConsistencyLevel.from_wire(level.value) is level for level in CL)
-    for bad in (8, 11, "4", 4.0, True):
+    for bad in (11, -1, "4", 4.0, True):
         with pytest.raises(ProtocolError):
             ConsistencyLevel.from_wire(bad)
     assert ConsistencyLevel.parse(" local_quorum") is CL.LOCAL_QUORUM
@@ -171,3 +171,15 @@ def test_assure_agrees_with_is_sufficient(data, level, rfs, local):
         with pytest.raises(UnavailableError) as err:
             assure_sufficient_live(level, eps, where, rfs, local)
         assert err.value.alive < err.value.required
+
+
+def test_serial_levels_wait_for_a_quorum_and_refuse_plain_writes_and_range_reads():
+    from ring.consistency import validate_for_range_read, validate_for_write
+    assert block_for(CL.SERIAL, TWO_DCS, "dc1") == block_for(CL.QUORUM, TWO_DCS, "dc1")
+    assert block_for(CL.LOCAL_SERIAL, TWO_DCS, "dc1") == block_for(CL.LOCAL_QUORUM, TWO_DCS, "dc1")
+    validate_for_read(CL.SERIAL)
+    for level in (CL.SERIAL, CL.LOCAL_SERIAL):
+        with pytest.raises(InvalidRequest, match="conditional updates for serializable writes"):
+            validate_for_write(level)
+        with pytest.raises(InvalidRequest, match="one partition at a time"):
+            validate_for_range_read(level)

@@ -1,5 +1,7 @@
 """Real processes: concurrent CAS clients (threads, the native client) on a 3-node cluster while one
-node is killed with SIGKILL and restarted; the history is linearizable (the WGL checker).
+node is killed with SIGKILL and restarted, another paused (SIGSTOP) and resumed (SIGCONT), then a
+third cut off from the others (the nodes' internode drop rules, `nemesis_drop`) and healed; the
+history is linearizable (the WGL checker).
 
 The cluster runs with commitlog_sync=batch: a promise or an accept is acknowledged only once
 fsynced, as Paxos needs across kill -9 (docs/lwt.md). Each client compare-and-sets one of three hot
@@ -99,7 +101,7 @@ class CasClient(threading.Thread):
             self.crashed = e
 
 
-def test_cas_clients_stay_linearizable_across_kill_9_and_restart(tmp_path):
+def test_cas_clients_stay_linearizable_across_kill_9_pause_and_partition(tmp_path):
     started = time.monotonic()
     history, lock, stop = History(), threading.Lock(), threading.Event()
     with LocalCluster.create("lwt", n=3, root=str(tmp_path), settings=SETTINGS) as cluster:
@@ -118,7 +120,19 @@ def test_cas_clients_stay_linearizable_across_kill_9_and_restart(tmp_path):
         time.sleep(3)
         cluster.restart(n2)
         cluster.wait_for_up(n2)
+        time.sleep(2)
+        cluster.pause(n3)                                   # SIGSTOP: a node that stops answering mid-round
         time.sleep(3)
+        cluster.resume(n3)
+        cluster.wait_for_up(n3)
+        time.sleep(1)
+        admin.execute("nemesis_drop", endpoint=n1.endpoint, peers=[n2.endpoint, n3.endpoint])   # partition n1
+        for other in (n2, n3):
+            admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
+        time.sleep(3)
+        for node in (n1, n2, n3):                           # heal
+            admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
+        time.sleep(2)
         stop.set()
         for c in clients:
             c.join(30)
@@ -134,7 +148,7 @@ def test_cas_clients_stay_linearizable_across_kill_9_and_restart(tmp_path):
 
     totals = {k: sum(c.outcomes[k] for c in clients) for k in clients[0].outcomes}
     report = check_linearizable(history, max_steps=1_000_000)
-    print(f"{len(history)} ops {totals}; checker {report.stats}")
+    print(f"{len(history)} ops {totals}; checker {report.stats}; {time.monotonic() - started:.1f} s")
     assert report.ok, str(report)
     assert report.stats["unknown"] == 0, report.stats
     assert totals["applied"] >= 20 and totals["read"] >= 10, totals       # not a vacuous pass

@@ -94,3 +94,47 @@ def test_an_undecided_key_is_neither_clean_nor_a_catch():
     assert lines[0] == "clean 1/2" and not passed and "1 seed(s) with a key the checker could not decide" in lines[1]
     lines, passed = summary(verdicts, SweepOptions(workload="cas", mutant="paxos_accept_lower_ballot"))
     assert lines[0] == "caught 0/2" and not passed
+
+
+# -- the CAS-built append-only list (`--workload cas-list`) -------------------------------------------
+
+@pytest.mark.parametrize("seed", range(1, min(SEEDS, 2) + 1))
+def test_cas_list_is_linearizable_and_append_only(seed):
+    from ring.verify.cas_workload import check_append_only
+    result = CasWorkload(seed, shape="list").run()
+    report = check_linearizable(result.history, max_steps=MAX_STEPS)
+    assert report.ok and report.stats["unknown"] == 0, str(report)
+    assert check_append_only(result.history) == []
+    lists = [op.value for op in result.history.ops if op.kind == "read" and op.value]
+    assert max(v.count(",") for v in lists) >= 2, lists          # lists grew: appends, not one-shot writes
+    assert not any(op.kind == "cas" and op.value is None for op in result.history.ops)   # append-only: no delete
+
+
+def test_the_list_checker_catches_a_lost_append_a_fork_and_a_duplicate():
+    from ring.verify.cas_workload import check_append_only
+    from ring.verify.history import History
+
+    def history(steps):
+        h = History()
+        for process, kind, value, result in steps:
+            handle = h.invoke(process, kind, "a", value if kind == "cas" else None)
+            h.complete(handle, "ok", result)
+        return h
+    good = [("c1", "cas", "x", None), ("c2", "read", None, "x"), ("c1", "cas", "x,y", None),
+            ("final-a", "read", None, "x,y")]
+    assert check_append_only(history(good)) == []
+    lost = good[:3] + [("final-a", "read", None, "x")]
+    assert any("missing from the final list: ['y']" in p for p in check_append_only(history(lost)))
+    fork = good[:3] + [("c3", "read", None, "x,z"), ("final-a", "read", None, "x,y")]
+    assert any("does not extend" in p for p in check_append_only(history(fork)))
+    dup = good + [("c3", "read", None, "x,y,x")]
+    assert any("appears twice" in p for p in check_append_only(history(dup)))
+
+
+def test_cli_replays_a_cas_list_seed():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "sim", "--workload", "cas-list", "--seed", "2",
+                          "--steps", "300"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "seed=2 workload=cas-list" in out.stdout and "every list append-only" in out.stdout
