@@ -100,3 +100,19 @@ def test_options_and_keyspace():
     assert t2.option("gc_grace_seconds") == 5 and t2.altered_us == 3
     with pytest.raises(InvalidRequest, match="unknown table options"):
         sc.with_options(t, {"nope": 1}, ts=3)
+
+
+def test_cells_of_a_column_not_learnt_yet_are_kept():
+    """A replica with a stale definition (an ADD still spreading) must not purge the new column's
+    cells in a compaction; a dropped column's old id is removed."""
+    from engine.dropped_columns import visible
+    from engine.partition import Partition, Row
+    t = make_table("ks", "t", {"k": "int", "v": "text", "w": "int"}, primary_key="k")   # ids 1, 2, 3
+    stale = sc.drop_columns(t, ["w"], ts=100)                                        # w (id 3) dropped
+    newer = sc.add_columns(stale, [("x", "int")], ts=200)                           # a peer added x: id 4
+    assert stale.next_column_id == 4 and newer.column("x").id == 4
+    p = Partition(None, {b"": Row(None, {0: (50, 0, 0, b""), 2: (50, 0, 0, b"v"), 3: (50, 0, 0, b"w"),
+                                         4: (300, 0, 0, b"x")})})
+    assert set(visible(stale, p).rows[b""].cells) == {0, 2, 4}
+    assert set(visible(newer, p).rows[b""].cells) == {0, 2, 4}
+    assert set(p.rows[b""].cells) == {0, 2, 3, 4}                                   # the input is untouched
