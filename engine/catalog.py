@@ -59,7 +59,7 @@ def load_schema(path: str) -> dict[str, Keyspace] | None:
     body = msgpack.unpackb(payload)
     keyspaces = {}
     for ks in body["keyspaces"]:
-        keyspaces[ks["name"]] = Keyspace(ks["name"], ks["replication"], {})
+        keyspaces[ks["name"]] = Keyspace.from_dict(ks)
     for t in body["tables"]:
         table = Table.from_dict(t)
         keyspaces[table.keyspace].tables[table.name] = table
@@ -178,6 +178,39 @@ class Catalog:
             del self.keyspaces[name]
             save_schema(self.path, self.keyspaces)
         shutil.rmtree(os.path.join(self.path, "data", name), ignore_errors=True)
+
+    # -- ALTER (engine/schema_change.py decides; here the new definition is swapped in) --------
+
+    def alter_table(self, keyspace: str, name: str, change) -> Table:
+        """Replace table `name` by `change(table)` (a Table with the same id); returns the new one.
+        Writers see the old definition or the new one, never half of each."""
+        with self.lock:
+            old = self.table(keyspace, name)
+            new = change(old)
+            if new is old:
+                return old
+            assert new.id == old.id and new.keyspace == keyspace, (old, new)
+            if new.option("compaction"):
+                picker.validate_options(new.option("compaction"))
+            with self.write_lock:
+                tables = self.keyspaces[keyspace].tables
+                del tables[name]
+                tables[new.name] = new
+                self.cfs[new.id].table = new
+            save_schema(self.path, self.keyspaces)
+            return new
+
+    def alter_keyspace(self, name: str, change) -> Keyspace:
+        """Replace keyspace `name` by `change(keyspace)` (same tables); returns the new one."""
+        with self.lock:
+            old = self.keyspace(name)
+            new = change(old)
+            if new is old:
+                return old
+            assert new.name == name and new.tables is old.tables
+            self.keyspaces[name] = new
+            save_schema(self.path, self.keyspaces)
+            return new
 
     # -- secondary indexes (engine/secondary_index.py, docs/secondary_indexes.md) ------------
 

@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 from engine import merge
 from engine.compaction import picker
+from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
@@ -157,7 +158,7 @@ class ColumnFamilyStore:
         if cache is not None:
             cached = cache.get(key)
             if cached is not None:
-                return cached
+                return visible(self.table, cached)
             writes_before = self.writes
         memtables, sstables = self.snapshot()
         payloads: list[bytes] = []
@@ -174,7 +175,7 @@ class ColumnFamilyStore:
         p = merge.reconcile(payloads)
         if cache is not None and self.writes == writes_before:
             cache.put(key, p)
-        return p
+        return visible(self.table, p)
 
     def guard(self, counter: list, where: str) -> None:
         scanned = counter[0]
@@ -190,7 +191,7 @@ class ColumnFamilyStore:
         memtables, sstables = self.snapshot()
         sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
         sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
-        return merge.merge_partitions(sources)
+        return visible_partitions(self.table, merge.merge_partitions(sources))
 
     def live_rows(self, p: Partition, lo: bytes, hi, reverse: bool, counter: list):
         return live_rows(p, self.clock.now_s(), lo, hi, reverse, counter)

@@ -8,6 +8,10 @@ is a regular column holding one value per partition: its cells live in the parti
 row, the row at clustering b"" (clustering keys are non-empty, so it sorts first); only tables
 with clustering columns may have them (docs/format.md#partition-payload).
 Table options use Cassandra's names and defaults (docs/architecture.md#table-options).
+ALTER TABLE (engine/schema_change.py) makes a new Table with a later `altered_us`: an added column
+gets the next id never used (`next_column_id`), a dropped one is remembered in `dropped`
+(name -> (type, dropped_us, id)) so cells written at or before the drop stay invisible, even
+under a re-added column of the same name (engine/dropped_columns.py).
 """
 from __future__ import annotations
 
@@ -68,6 +72,8 @@ class Table:
     columns: tuple[Column, ...]
     options: dict = field(default_factory=dict)
     indexes: tuple[IndexMetadata, ...] = ()
+    dropped: dict = field(default_factory=dict)   # column name -> (cql type, dropped_us, last id)
+    altered_us: int = 0                            # the last ALTER's timestamp; 0 = never altered
 
     def __post_init__(self):
         by_name = {c.name: c for c in self.columns}
@@ -77,6 +83,14 @@ class Table:
         object.__setattr__(self, "clustering", tuple(c for c in self.columns if c.kind == "clustering"))
         object.__setattr__(self, "regular", tuple(c for c in self.columns if c.kind == "regular"))
         object.__setattr__(self, "statics", tuple(c for c in self.regular if c.static))
+        # col id -> the newest timestamp hidden by a drop of its name (only ids that have one)
+        floors = {c.id: self.dropped[c.name][1] for c in self.regular if c.name in self.dropped}
+        object.__setattr__(self, "dropped_floor", floors)
+
+    @property
+    def next_column_id(self) -> int:
+        """The id an added column gets: never one a column of this table ever had."""
+        return 1 + max([c.id for c in self.columns] + [d[2] for d in self.dropped.values()])
 
     def option(self, name: str):
         return self.options.get(name, DEFAULT_TABLE_OPTIONS.get(name))
@@ -100,6 +114,10 @@ class Table:
                          for c in self.columns]}  # the static flag only when set: old digests stay
         if self.indexes:  # absent when empty: schemas without indexes keep their digest
             d["indexes"] = sorted([i.name, i.column] for i in self.indexes)  # canonical: digests agree
+        if self.dropped:  # absent when empty, like indexes
+            d["dropped"] = {name: list(v) for name, v in sorted(self.dropped.items())}
+        if self.altered_us:
+            d["altered_us"] = self.altered_us
         return d
 
     @classmethod
@@ -107,7 +125,9 @@ class Table:
         cols = tuple(Column(n, t, k, i, bool(desc), bool(static and static[0]))
                      for n, t, k, i, desc, *static in d["columns"])
         indexes = tuple(IndexMetadata(n, c) for n, c in d.get("indexes") or ())
-        return cls(d["keyspace"], d["name"], d["id"], cols, dict(d.get("options") or {}), indexes)
+        dropped = {name: tuple(v) for name, v in (d.get("dropped") or {}).items()}
+        return cls(d["keyspace"], d["name"], d["id"], cols, dict(d.get("options") or {}), indexes, dropped,
+                   d.get("altered_us") or 0)
 
 
 def _parse_key_spec(primary_key) -> tuple[list[str], list[str]]:
@@ -178,6 +198,17 @@ class Keyspace:
     name: str
     replication: dict = field(default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1})
     tables: dict = field(default_factory=dict)  # name -> Table
+    durable_writes: bool = True
+    altered_us: int = 0                         # the last ALTER KEYSPACE's timestamp; 0 = never
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "replication": self.replication}
+        d = {"name": self.name, "replication": self.replication}
+        if not self.durable_writes:   # absent when default: older schemas keep their digest
+            d["durable_writes"] = False
+        if self.altered_us:
+            d["altered_us"] = self.altered_us
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Keyspace":
+        return cls(d["name"], d["replication"], {}, d.get("durable_writes", True), d.get("altered_us") or 0)

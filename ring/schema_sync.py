@@ -6,14 +6,19 @@ node's own `system.schema_events` table (name "keyspace:<name>", "table:<id>" or
 reaches nodes that missed it and a keyspace re-created after a drop survives. `merge` is
 idempotent and order-independent: an entity exists iff its creation is newer than its drop. Two
 tables created concurrently under one name: the later creation (then the greater id) wins.
+ALTER TABLE / KEYSPACE replace a definition by one with a later `altered_us`; merge adopts the
+remote definition of a table (same id) or keyspace whose (altered_us, encoding) is greater, so
+concurrent ALTERs of one table settle on one of them everywhere (docs/cql.md#alter).
 The version is a digest of `export()`; gossip spreads it, and nodes that differ pull.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import xxhash
 
 from engine.errors import InvalidRequest
-from engine.schema import Table, check_name, make_table
+from engine.schema import Keyspace, Table, check_name, make_table
 from ring.messages import packb
 from ring.replica import local_table
 
@@ -58,14 +63,29 @@ class SchemaRegistry:
 
     # -- changes made here -------------------------------------------------------------------
 
-    def create_keyspace(self, name: str, replication: dict, ts: int) -> None:
+    def create_keyspace(self, name: str, replication: dict, ts: int, durable_writes: bool = True) -> None:
         check_name("keyspace", name)
         if name == SYSTEM:
             raise InvalidRequest("the system keyspace is reserved")
         if name in self.store.keyspaces:
             raise InvalidRequest(f"keyspace {name} already exists")
         self.store.create_keyspace(name, replication, if_not_exists=False)
+        if not durable_writes:
+            self.store.catalog.alter_keyspace(name, lambda ks: dataclasses.replace(ks, durable_writes=False))
         self._record(f"keyspace:{name}", created_us=ts)
+
+    def alter_table(self, keyspace: str, name: str, change) -> Table:
+        """Swap in `change(table)` (engine/schema_change.py); the caller then spreads the schema."""
+        if keyspace == SYSTEM:
+            raise InvalidRequest("the system keyspace is reserved")
+        self._version = None
+        return self.store.catalog.alter_table(keyspace, name, change)
+
+    def alter_keyspace(self, name: str, change) -> Keyspace:
+        if name == SYSTEM:
+            raise InvalidRequest("the system keyspace is reserved")
+        self._version = None
+        return self.store.catalog.alter_keyspace(name, change)
 
     def create_table(self, keyspace: str, name: str, columns: dict, primary_key, clustering_order, options,
                      ts: int, table_id: str | None = None) -> Table:
@@ -116,7 +136,7 @@ class SchemaRegistry:
         for name, ks in sorted(self.store.keyspaces.items()):
             if name == SYSTEM:
                 continue
-            keyspaces.append({"name": name, "replication": ks.replication})
+            keyspaces.append(ks.to_dict())
             for t in sorted(ks.tables.values(), key=lambda t: t.id):
                 tables.append(t.to_dict())
         return {"keyspaces": keyspaces, "tables": tables, "events": dict(sorted(events.items()))}
@@ -135,12 +155,22 @@ class SchemaRegistry:
             created, dropped = self._event(f"keyspace:{ks['name']}")
             if ks["name"] not in self.store.keyspaces and created > dropped:
                 self.store.create_keyspace(ks["name"], ks["replication"], if_not_exists=True)
+            if ks["name"] in self.store.keyspaces:
+                self._adopt_keyspace(Keyspace.from_dict(ks))
         for d in remote.get("tables") or []:
             self._adopt_table(Table.from_dict(d))
             self._adopt_indexes(Table.from_dict(d))
         self._apply_drops()
         self._version = None
         return self.version() != before
+
+    def _adopt_keyspace(self, remote: Keyspace) -> None:
+        local = self.store.keyspaces[remote.name]
+        if _newer(remote.altered_us, remote.to_dict(), local.altered_us, local.to_dict()) or (
+                not remote.altered_us and not local.altered_us and local.durable_writes and not remote.durable_writes):
+            self.store.catalog.alter_keyspace(remote.name, lambda ks: dataclasses.replace(
+                ks, replication=remote.replication, durable_writes=remote.durable_writes,
+                altered_us=remote.altered_us))
 
     def _adopt_table(self, table: Table) -> None:
         created, dropped = self._event(f"table:{table.id}")
@@ -149,6 +179,9 @@ class SchemaRegistry:
         existing = self.store.keyspaces[table.keyspace].tables.get(table.name)
         if existing is not None:
             if existing.id == table.id:
+                if _newer(table.altered_us, _definition(table), existing.altered_us, _definition(existing)):
+                    self.store.catalog.alter_table(existing.keyspace, existing.name,
+                                                   lambda t: dataclasses.replace(table, indexes=t.indexes))
                 return
             mine, _ = self._event(f"table:{existing.id}")
             if (mine, existing.id) > (created, table.id):
@@ -181,6 +214,19 @@ class SchemaRegistry:
             created, dropped = self._event(f"keyspace:{name}")
             if dropped >= created and dropped:
                 self.store.drop_keyspace(name)
+
+
+def _definition(table: Table) -> bytes:
+    d = table.to_dict()
+    d.pop("indexes", None)   # indexes have their own events
+    return packb(d)
+
+
+def _newer(remote_us: int, remote, local_us: int, local) -> bool:
+    """Whether a remote definition wins: a later ALTER, or on a tie the greater encoding."""
+    if remote_us != local_us:
+        return remote_us > local_us
+    return remote_us > 0 and packb(remote) > packb(local)
 
 
 def peers_to_pull(mine: str, peers: dict[str, str | None], last_pulls: dict[str, tuple], now_ms: int,

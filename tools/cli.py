@@ -1,7 +1,7 @@
 """The `dynatable` command line: one console script, subcommands in the spirit of Cassandra's tools.
 
 This module is the root group with the one-shot commands (tour, demo, node, sim, stress) and the
-file inspectors (`sstable ...`, `commitlog ...`); the `cluster` and `nodetool` groups live in
+file inspectors (`sstable ...`, `commitlog ...`); the `cluster` and `nodetool` groups and `cqlsh` live in
 tools/commands/. Heavy imports stay inside the commands, so `dynatable --help` starts fast.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import click
 
 from tools.commands import cluster_name_for
-from tools.commands.cluster import cluster
+from tools.commands.cluster import cluster, cqlsh
 from tools.commands.nodetool import nodetool
 
 
@@ -22,6 +22,7 @@ def main() -> None:
 
 main.add_command(cluster)
 main.add_command(nodetool)
+main.add_command(cqlsh)
 
 
 @main.command()

@@ -8,6 +8,7 @@ it doesn't name; either kind is deleted on the next open. Nothing is lost or dup
 from __future__ import annotations
 
 from engine import merge
+from engine.dropped_columns import visible_partitions
 from engine.partition import PartitionStats, compact_partition, encode_partition
 from engine.sstable_writer import SSTableWriter
 
@@ -64,7 +65,7 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
 
     cfs.compactions_running[id(progress)] = progress
     try:
-        for token, key, p in merge.merge_partitions([counted(s) for s in inputs]):
+        for token, key, p in visible_partitions(cfs.table, merge.merge_partitions([counted(s) for s in inputs])):
             if keep is not None and not keep(token):
                 cfs.stats["partitions_cleaned"] = cfs.stats.get("partitions_cleaned", 0) + 1
                 continue

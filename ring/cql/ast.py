@@ -194,6 +194,36 @@ class Truncate:
 
 
 @dataclass(frozen=True, slots=True)
+class AlterTable:
+    keyspace: str | None
+    name: str
+    action: str                 # "add" | "drop" | "rename" | "with"
+    items: tuple = ()           # add: ColumnDefinition...; drop: names; rename: (old, new)...
+    properties: tuple = ()      # "with": ((name, Constant | MapLiteral), ...)
+    if_exists: bool = False     # ALTER TABLE IF EXISTS t
+    if_column: bool = False     # ADD IF NOT EXISTS / DROP IF EXISTS / RENAME IF EXISTS
+    timestamp: object = None    # DROP ... USING TIMESTAMP n
+
+
+@dataclass(frozen=True, slots=True)
+class AlterKeyspace:
+    name: str
+    properties: tuple = ()
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    """DESCRIBE / DESC: kind is keyspaces | keyspace | tables | table | index | cluster | schema |
+    types | functions | aggregates | name (a keyspace or table, found at execution)."""
+    kind: str
+    keyspace: str | None = None
+    name: str | None = None
+    full: bool = False          # DESCRIBE FULL SCHEMA: system keyspaces too
+    only: bool = False          # DESCRIBE ONLY KEYSPACE: the keyspace without its tables
+
+
+@dataclass(frozen=True, slots=True)
 class Insert:
     keyspace: str | None
     table: str
@@ -248,4 +278,5 @@ class Batch:
 
 
 Statement = (Use, CreateKeyspace, DropKeyspace, CreateTable, DropTable, CreateIndex, DropIndex, Truncate,
+             AlterTable, AlterKeyspace, Describe,
              Insert, Update, Delete, Select, Batch)

@@ -1,4 +1,5 @@
-"""The DDL half of the CQL parser: USE, TRUNCATE, CREATE / DROP KEYSPACE, TABLE and INDEX. Pure.
+"""The DDL half of the CQL parser: USE, TRUNCATE, CREATE / ALTER / DROP KEYSPACE, TABLE and INDEX,
+DESCRIBE. Pure.
 
 Follows Cassandra's Parser.g (createKeyspaceStatement, createTableStatement, ...). Properties
 (`WITH replication = {...} AND durable_writes = false`) keep their order and their literal
@@ -195,3 +196,88 @@ class DdlParser(TokenStream):
         elif custom:
             self.fail(f"mismatched input '{self.tok.text}' expecting K_USING")
         return ast.CreateIndex(keyspace, table, column, name, if_not_exists, using)
+
+    # -- ALTER (alterTableStatement, alterKeyspaceStatement) ----------------------------------------
+
+    def alter(self):
+        if self.accept_word("keyspace") or self.accept_word("schema"):
+            if_exists = self.if_exists()
+            name = self.name()
+            self.expect_word("with")
+            return ast.AlterKeyspace(name, self.properties(), if_exists)
+        if not (self.accept_word("table") or self.accept_word("columnfamily")):
+            self.fail()
+        if_exists = self.if_exists()
+        keyspace, table = self.qualified()
+        if self.accept_word("add"):
+            if_column = self.if_not_exists()
+            items = []
+            grouped = self.accept_symbol("(")
+            while True:
+                name = self.name()
+                items.append(ast.ColumnDefinition(name, self.cql_type(), self.accept_word("static")))
+                if not (grouped and self.accept_symbol(",")):
+                    break
+            if grouped:
+                self.expect_symbol(")")
+            return ast.AlterTable(keyspace, table, "add", tuple(items), if_exists=if_exists, if_column=if_column)
+        if self.accept_word("drop"):
+            if self.is_word("compact"):
+                raise InvalidRequest("COMPACT STORAGE tables are not supported (removed in Cassandra 5)")
+            if_column = self.if_exists()
+            items = self.names() if self.is_symbol("(") else (self.name(),)
+            timestamp = None
+            if self.accept_word("using"):
+                self.expect_word("timestamp")
+                timestamp = self.int_value()
+            return ast.AlterTable(keyspace, table, "drop", items, if_exists=if_exists, if_column=if_column,
+                                  timestamp=timestamp)
+        if self.accept_word("rename"):
+            if_column = self.if_exists()
+            items = []
+            while True:
+                old = self.name()
+                self.expect_word("to")
+                items.append((old, self.name()))
+                if not self.accept_word("and"):
+                    break
+            return ast.AlterTable(keyspace, table, "rename", tuple(items), if_exists=if_exists, if_column=if_column)
+        if self.accept_word("with"):
+            return ast.AlterTable(keyspace, table, "with", properties=self.properties(), if_exists=if_exists)
+        if self.accept_word("alter"):
+            raise InvalidRequest("Altering column types is no longer supported")
+        self.fail()
+
+    # -- DESCRIBE (Cassandra 4's server-side describeStatement) ------------------------------------
+
+    def describe(self):
+        full = self.accept_word("full")
+        if self.accept_word("schema"):
+            return ast.Describe("schema", full=full)
+        if self.accept_word("cluster"):
+            return ast.Describe("cluster")
+        for plural in ("keyspaces", "tables", "types", "functions", "aggregates", "indexes"):
+            if self.accept_word(plural):
+                return ast.Describe(plural)
+        only = self.accept_word("only")
+        if self.accept_word("keyspace"):
+            name = None if self.is_end() else self.name()
+            self.with_internals()
+            return ast.Describe("keyspace", name, only=only)
+        for kind in ("table", "columnfamily", "index", "type", "function", "aggregate", "materialized"):
+            if self.accept_word(kind):
+                if kind == "materialized":
+                    self.expect_word("view")
+                keyspace, name = self.qualified()
+                self.with_internals()
+                return ast.Describe({"columnfamily": "table", "materialized": "view"}.get(kind, kind), keyspace, name)
+        keyspace, name = self.qualified()
+        self.with_internals()
+        return ast.Describe("name", keyspace, name)
+
+    def is_end(self) -> bool:
+        return self.tok.kind == "EOF" or self.is_symbol(";") or self.is_word("with")
+
+    def with_internals(self) -> None:
+        if self.accept_word("with"):
+            self.expect_word("internals")

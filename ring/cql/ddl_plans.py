@@ -113,6 +113,10 @@ def plan_ddl(s, keyspace: str | None, keyspaces) -> SchemaPlan:
                                            "name": s.name, "if_not_exists": s.if_not_exists})
     if isinstance(s, ast.DropIndex):
         return SchemaPlan("drop_index", {"keyspace": ks(s.keyspace), "name": s.name, "if_exists": s.if_exists})
+    if isinstance(s, ast.AlterKeyspace):
+        return _alter_keyspace(s)
+    if isinstance(s, ast.AlterTable):
+        return _alter_table(s, ks(s.keyspace))
     if isinstance(s, ast.Truncate):
         name = ks(s.keyspace)
         if s.table not in getattr(keyspaces.get(name), "tables", {}):
@@ -149,3 +153,61 @@ def _create_table(s: ast.CreateTable, keyspace: str) -> SchemaPlan:
                                        "primary_key": primary_key, "clustering_order": order,
                                        "options": _table_options(_properties(s.properties)),
                                        "if_not_exists": s.if_not_exists})
+
+
+def _alter_keyspace(s: ast.AlterKeyspace) -> SchemaPlan:
+    props = _properties(s.properties)
+    args = {"name": s.name, "if_exists": s.if_exists}
+    if "replication" in props:
+        args["replication"] = _replication(props)
+    if "durable_writes" in props:
+        value = props.pop("durable_writes")
+        if str(value).lower() not in ("true", "false"):
+            raise InvalidRequest(f"Invalid boolean value for durable_writes: {value!r}")
+        args["durable_writes"] = str(value).lower() == "true"
+    if props:
+        raise InvalidRequest(f"Unknown property '{next(iter(props))}'")
+    return SchemaPlan("alter_keyspace", args)
+
+
+def _alter_table(s: ast.AlterTable, keyspace: str) -> SchemaPlan:
+    args = {"keyspace": keyspace, "table": s.name, "if_exists": s.if_exists}
+    if s.action == "add":
+        add = []
+        for c in s.items:
+            if str(c.type) not in cql_types.TYPES:
+                raise InvalidRequest(f"column {c.name}: type {c.type} is not supported by the storage engine yet "
+                                     f"(supported: {', '.join(cql_types.TYPES)})")
+            add.append([c.name, str(c.type) + (STATIC_SUFFIX if c.static else "")])
+        args.update(add=add, if_column_not_exists=s.if_column)
+    elif s.action == "drop":
+        args.update(drop=list(s.items), if_column_exists=s.if_column)
+        if s.timestamp is not None:
+            if not isinstance(s.timestamp, ast.Constant):
+                raise InvalidRequest("Bind variables are not supported in ALTER TABLE ... DROP USING TIMESTAMP")
+            args["timestamp"] = int(s.timestamp.text)
+    elif s.action == "rename":
+        args.update(rename=[list(pair) for pair in s.items], if_column_exists=s.if_column)
+    else:
+        props = _properties(s.properties)
+        args["options"] = _table_options(props)
+    return SchemaPlan("alter_table", args)
+
+
+def alter_target(plan: SchemaPlan, keyspaces) -> tuple[str, str] | None:
+    """(keyspace, table or "") an ALTER changes, checked at execution; None for IF EXISTS on a
+    missing one. Raises Cassandra's InvalidRequest when it does not exist."""
+    args = plan.args
+    name = args["name"] if plan.op == "alter_keyspace" else args["keyspace"]
+    ks = keyspaces.get(name)
+    if ks is None or name == "system":
+        if args.get("if_exists"):
+            return None
+        raise InvalidRequest(f"Keyspace '{name}' doesn't exist")
+    if plan.op == "alter_keyspace":
+        return name, ""
+    if args["table"] not in ks.tables:
+        if args.get("if_exists"):
+            return None
+        raise InvalidRequest(f"Table '{name}.{args['table']}' doesn't exist")
+    return name, args["table"]

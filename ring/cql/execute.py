@@ -21,6 +21,8 @@ from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
 from ring.cql import cas, paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
+from ring.cql import ddl_plans
+from ring.cql.describe import DescribePlan
 from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
 from ring.cql.prepare import PreparedCache, PreparedStatement
 from ring.cql.result import Prepared, Rows, RowsMetadata, SchemaChangeResult, SetKeyspace, Void
@@ -201,7 +203,7 @@ class Execution:
         if isinstance(plan, (WritePlan, BatchPlan)):
             return (yield from self._write(plan.operations(values), level, params.timestamp,
                                            isinstance(plan, BatchPlan)))
-        if isinstance(plan, VirtualPlan):
+        if isinstance(plan, (VirtualPlan, DescribePlan)):
             return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata),
                                     plan.run(self.node, values))
         assert isinstance(plan, ReadPlan), plan
@@ -234,6 +236,8 @@ class Execution:
         keyspaces = self.node.store.keyspaces
         if plan.op == "truncate":
             raise InvalidRequest("TRUNCATE is not supported yet (docs/cql.md)")
+        if plan.op in ("alter_table", "alter_keyspace"):
+            return (yield from self._alter(plan))
         if plan.op in ("create_keyspace", "drop_keyspace"):
             exists = args["name"] in keyspaces
             change = responses.SchemaChange("CREATED" if plan.op == "create_keyspace" else "DROPPED", "KEYSPACE",
@@ -269,6 +273,20 @@ class Execution:
         _result(reply)
         if plan.op.startswith("drop") or plan.op == "create_index":
             self.session.prepared.invalidate(change.keyspace, change.name or None)
+        self.events.append(change)
+        return SchemaChangeResult(change)
+
+    def _alter(self, plan: SchemaPlan):
+        """ALTER TABLE / KEYSPACE: UPDATED TABLE / KEYSPACE; a table's prepared statements are forgotten."""
+        target = ddl_plans.alter_target(plan, self.node.store.keyspaces)
+        if target is None:
+            return Void()
+        (reply,) = yield [(plan.op, dict(plan.args))]
+        _result(reply)
+        keyspace, table = target
+        change = responses.SchemaChange("UPDATED", "TABLE" if table else "KEYSPACE", keyspace, table)
+        if table:
+            self.session.prepared.invalidate(keyspace, table)
         self.events.append(change)
         return SchemaChangeResult(change)
 

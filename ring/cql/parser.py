@@ -264,5 +264,5 @@ class Parser(DdlParser):
 _STATEMENTS = {
     "use": Parser.use, "truncate": Parser.truncate, "create": Parser.create, "drop": Parser.drop,
     "select": Parser.select, "insert": Parser.insert, "update": Parser.update, "delete": Parser.delete,
-    "begin": Parser.batch,
+    "begin": Parser.batch, "alter": Parser.alter, "describe": Parser.describe, "desc": Parser.describe,
 }

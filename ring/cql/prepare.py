@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, cas, ddl_plans, system_tables
+from ring.cql import ast, cas, ddl_plans, describe, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -57,7 +57,9 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     binder = Binder(bind_count)
     result_columns: tuple = ()
     target = _target_keyspace(statement, keyspace)
-    if isinstance(statement, ast.Select) and system_tables.is_virtual(target):
+    if isinstance(statement, ast.Describe):
+        plan, result_columns = describe.prepare_describe(statement, keyspace, query)
+    elif isinstance(statement, ast.Select) and system_tables.is_virtual(target):
         plan, result_columns = system_tables.prepare_select(statement, keyspace, binder)
     elif system_tables.is_virtual(target):
         raise InvalidRequest(f"{target} is a system keyspace: its tables are read-only views of the node's state")
@@ -81,7 +83,7 @@ def _target_keyspace(statement, keyspace: str | None) -> str | None:
     """The keyspace a statement reads or changes (None for USE and BATCH, checked per statement)."""
     if isinstance(statement, (ast.CreateKeyspace, ast.DropKeyspace)):
         return statement.name
-    if isinstance(statement, (ast.Use, ast.Batch)):
+    if isinstance(statement, (ast.Use, ast.Batch, ast.Describe)):
         return None
     return getattr(statement, "keyspace", None) or keyspace
 

@@ -140,6 +140,29 @@ def _create_index(s: ast.CreateIndex) -> str:
     return out + (f" USING {quote_string(s.using)}" if s.using is not None else "")
 
 
+def _alter_table(s: ast.AlterTable) -> str:
+    out = f"ALTER TABLE {'IF EXISTS ' if s.if_exists else ''}{_table(s.keyspace, s.name)} "
+    if s.action == "with":
+        return out + "WITH " + _properties(s.properties)
+    if s.action == "add":
+        cols = [f"{q(c.name)} {c.type}" + (" STATIC" if c.static else "") for c in s.items]
+        return out + f"ADD {'IF NOT EXISTS ' if s.if_column else ''}(" + ", ".join(cols) + ")"
+    if s.action == "drop":
+        stamp = f" USING TIMESTAMP {term(s.timestamp)}" if s.timestamp is not None else ""
+        return out + f"DROP {'IF EXISTS ' if s.if_column else ''}(" + ", ".join(map(q, s.items)) + ")" + stamp
+    pairs = " AND ".join(f"{q(a)} TO {q(b)}" for a, b in s.items)
+    return out + f"RENAME {'IF EXISTS ' if s.if_column else ''}{pairs}"
+
+
+def _describe(s: ast.Describe) -> str:
+    if s.kind in ("schema", "cluster", "keyspaces", "tables", "types", "functions", "aggregates", "indexes"):
+        return f"DESCRIBE {'FULL ' if s.full else ''}{s.kind.upper()}"
+    if s.kind == "keyspace":
+        return f"DESCRIBE {'ONLY ' if s.only else ''}KEYSPACE" + (f" {q(s.keyspace)}" if s.keyspace else "")
+    kind = "" if s.kind == "name" else ("MATERIALIZED VIEW " if s.kind == "view" else s.kind.upper() + " ")
+    return f"DESCRIBE {kind}{_table(s.keyspace, s.name)}"
+
+
 _RENDERERS = {
     ast.Use: lambda s: f"USE {q(s.keyspace)}",
     ast.CreateKeyspace: lambda s: (f"CREATE KEYSPACE {'IF NOT EXISTS ' if s.if_not_exists else ''}{q(s.name)} "
@@ -150,5 +173,8 @@ _RENDERERS = {
     ast.CreateIndex: _create_index,
     ast.DropIndex: lambda s: f"DROP INDEX {'IF EXISTS ' if s.if_exists else ''}{_table(s.keyspace, s.name)}",
     ast.Truncate: lambda s: f"TRUNCATE {_table(s.keyspace, s.table)}",
+    ast.AlterTable: _alter_table, ast.Describe: _describe,
+    ast.AlterKeyspace: lambda s: f"ALTER KEYSPACE {'IF EXISTS ' if s.if_exists else ''}{q(s.name)} "
+                                 f"WITH {_properties(s.properties)}",
     ast.Insert: _insert, ast.Update: _update, ast.Delete: _delete, ast.Select: _select, ast.Batch: _batch,
 }

@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from engine.errors import InvalidRequest
 from ring import membership as ms
@@ -196,7 +197,8 @@ def peers_v2_rows(node) -> list[dict]:
     return out
 
 
-def _replication(replication: dict) -> dict:
+def replication_map(replication: dict) -> dict:
+    """A keyspace's replication as system_schema shows it: long class name, values as text."""
     cls = str(replication.get("class", "SimpleStrategy"))
     out = {k: str(v) for k, v in replication.items() if k != "class"}
     out["class"] = cls if "." in cls else STRATEGY_PACKAGE + cls
@@ -225,34 +227,39 @@ def keyspaces_rows(node) -> list[dict]:
             for ks in ("system", "system_schema")]
     for name, ks in sorted(node.store.keyspaces.items()):
         if not is_virtual(name):
-            rows.append({"keyspace_name": name, "durable_writes": True, "replication": _replication(ks.replication)})
+            rows.append({"keyspace_name": name, "durable_writes": ks.durable_writes,
+                         "replication": replication_map(ks.replication)})
     return rows
 
 
 def tables_rows(node) -> list[dict]:
     rows = []
     for ks, name, table_id, _ in _schema_tables(node):
-        table = node.store.keyspaces[ks].tables[name] if table_id else None
-        option = (lambda o: table.option(o)) if table else (lambda o: None)
-        compaction = option("compaction") or {"class": "SizeTieredCompactionStrategy"}
-        caching = option("caching") or {"keys": "ALL", "rows_per_partition": "NONE"}
-        rows.append({
-            "keyspace_name": ks, "table_name": name, "additional_write_policy": "99p",
-            "bloom_filter_fp_chance": option("bloom_filter_fp_chance") or 0.01,
-            "caching": {k: str(v) for k, v in caching.items()}, "cdc": False, "comment": "",
-            "compaction": {k: str(v) if k != "class" else STRATEGY_PACKAGE.replace("locator", "db.compaction") + v
-                           for k, v in compaction.items()},
-            "compression": ({"chunk_length_in_kb": "16", "class": "org.apache.cassandra.io.compress.LZ4Compressor"}
-                            if option("compression") == "lz4" else {"enabled": "false"}),
-            "crc_check_chance": 1.0, "default_time_to_live": option("default_time_to_live") or 0,
-            "extensions": {}, "flags": frozenset({"compound"}),
-            "gc_grace_seconds": option("gc_grace_seconds") if table else 0,
-            "id": host_uuid(table_id) if table_id else uuid.UUID(bytes=hashlib.md5(f"{ks}.{name}".encode()).digest(),
-                                                                 version=3),
-            "max_index_interval": 2048, "memtable_flush_period_in_ms": 0, "min_index_interval": 128,
-            "read_repair": option("read_repair") or "BLOCKING", "speculative_retry": option("speculative_retry") or "99p",
-        })
+        rows.append(table_row(ks, name, node.store.keyspaces[ks].tables[name] if table_id else None))
     return rows
+
+
+def table_row(ks: str, name: str, table) -> dict:
+    """The system_schema.tables row of a table (`table` None for a virtual one); DESCRIBE prints it."""
+    option = (lambda o: table.option(o)) if table else (lambda o: None)
+    compaction = option("compaction") or {"class": "SizeTieredCompactionStrategy"}
+    caching = option("caching") or {"keys": "ALL", "rows_per_partition": "NONE"}
+    return {
+        "keyspace_name": ks, "table_name": name, "additional_write_policy": "99p",
+        "bloom_filter_fp_chance": option("bloom_filter_fp_chance") or 0.01,
+        "caching": {k: str(v) for k, v in caching.items()}, "cdc": False, "comment": "",
+        "compaction": {k: str(v) if k != "class" else STRATEGY_PACKAGE.replace("locator", "db.compaction") + v
+                       for k, v in compaction.items()},
+        "compression": ({"chunk_length_in_kb": "16", "class": "org.apache.cassandra.io.compress.LZ4Compressor"}
+                        if option("compression") == "lz4" else {"enabled": "false"}),
+        "crc_check_chance": 1.0, "default_time_to_live": option("default_time_to_live") or 0,
+        "extensions": {}, "flags": frozenset({"compound"}),
+        "gc_grace_seconds": option("gc_grace_seconds") if table else 0,
+        "id": host_uuid(table.id) if table else uuid.UUID(bytes=hashlib.md5(f"{ks}.{name}".encode()).digest(),
+                                                          version=3),
+        "max_index_interval": 2048, "memtable_flush_period_in_ms": 0, "min_index_interval": 128,
+        "read_repair": option("read_repair") or "BLOCKING", "speculative_retry": option("speculative_retry") or "99p",
+    }
 
 
 def columns_rows(node) -> list[dict]:
@@ -278,10 +285,25 @@ def indexes_rows(node) -> list[dict]:
     return rows
 
 
+def dropped_columns_rows(node) -> list[dict]:
+    """One row per dropped column name: the last drop's time (ms) and the type it had."""
+    rows = []
+    for ks_name, ks in sorted(node.store.keyspaces.items()):
+        if is_virtual(ks_name):
+            continue
+        for table in sorted(ks.tables.values(), key=lambda t: t.name):
+            for col, (cql_type, dropped_us, _) in sorted(table.dropped.items()):
+                rows.append({"keyspace_name": ks_name, "table_name": table.name, "column_name": col,
+                             "dropped_time": datetime.fromtimestamp(dropped_us // 1000 / 1000, timezone.utc),
+                             "kind": "regular", "type": str(parse_type(cql_type))})
+    return rows
+
+
 ROWS = {
     ("system", "local"): local_rows, ("system", "peers"): peers_rows, ("system", "peers_v2"): peers_v2_rows,
     ("system_schema", "keyspaces"): keyspaces_rows, ("system_schema", "tables"): tables_rows,
     ("system_schema", "columns"): columns_rows, ("system_schema", "indexes"): indexes_rows,
+    ("system_schema", "dropped_columns"): dropped_columns_rows,
 }
 
 

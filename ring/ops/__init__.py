@@ -18,6 +18,7 @@ OPS = {
     "create_keyspace": schema.create_keyspace, "create_table": schema.create_table,
     "create_index": schema.create_index, "drop_index": schema.drop_index, "drop_table": schema.drop_table,
     "drop_keyspace": schema.drop_keyspace, "describe_schema": schema.describe_schema,
+    "alter_table": schema.alter_table, "alter_keyspace": schema.alter_keyspace,
     # admin
     "status": admin.status, "describe_ring": admin.describe_ring, "info": admin.info, "flush": admin.flush,
     "compact": admin.compact, "tablestats": admin.tablestats, "getendpoints": admin.getendpoints,
@@ -35,4 +36,5 @@ OPS = {
 
 # what a drained node refuses (nodetool drain): every op that writes
 WRITES = frozenset({"insert", "delete", "update", "create_keyspace", "create_table", "create_index",
-                    "drop_index", "drop_table", "drop_keyspace", "restoresnapshot"})
+                    "drop_index", "drop_table", "drop_keyspace", "restoresnapshot", "alter_table",
+                    "alter_keyspace"})

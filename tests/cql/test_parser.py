@@ -47,6 +47,15 @@ STATEMENTS = [
     "CREATE INDEX userIndex ON NerdMovies (user);", "CREATE INDEX ON Mutants (abilityId);",
     "CREATE INDEX IF NOT EXISTS i ON ks.t (v)", "CREATE CUSTOM INDEX ON t (v) USING 'StorageAttachedIndex'",
     "DROP INDEX userIndex;", "DROP INDEX IF EXISTS ks.i",
+    # ALTER and DESCRIBE (Cassandra 4/5)
+    "ALTER TABLE addamsFamily ADD gravesite varchar;", "ALTER TABLE ks.t ADD IF NOT EXISTS (a int, b set<text>)",
+    "ALTER TABLE addamsFamily DROP gravesite;", "ALTER TABLE IF EXISTS t DROP IF EXISTS (a, b) USING TIMESTAMP 5",
+    "ALTER TABLE t RENAME IF EXISTS c TO d AND e TO f", "ALTER COLUMNFAMILY t WITH comment = 'x' AND gc_grace_seconds = 1",
+    "ALTER KEYSPACE excelsior WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 4};",
+    "ALTER SCHEMA IF EXISTS ks WITH durable_writes = false",
+    "DESCRIBE KEYSPACES;", "DESC TABLES", "DESCRIBE FULL SCHEMA", "DESCRIBE SCHEMA", "DESCRIBE CLUSTER",
+    "DESCRIBE KEYSPACE ks", "DESCRIBE ONLY KEYSPACE ks WITH INTERNALS", "DESC KEYSPACE", "DESCRIBE TABLE ks.t",
+    "DESCRIBE COLUMNFAMILY t", "DESCRIBE INDEX ks.i", "DESC ks", "DESCRIBE ks.t", "DESCRIBE TYPES",
     "INSERT INTO NerdMovies (movie, director, main_actor, year) VALUES ('Serenity', 'Joss Whedon', "
     "'Nathan Fillion', 2005) USING TTL 86400;",
     "INSERT INTO t (k, v) VALUES (1, 'a') IF NOT EXISTS",

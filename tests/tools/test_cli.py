@@ -179,3 +179,12 @@ def test_node_refuses_a_corrupt_commit_log_and_starts_when_told_to_skip_it(run, 
         assert glob.glob(os.path.join(nh.data_dir, "**", "corrupt", "CommitLog-*.log"), recursive=True)
     finally:
         run("cluster", "remove")
+
+
+def test_cqlsh_without_a_running_node_says_what_to_do(run):
+    assert "create one with `dynatable cluster create NAME`" in run("cqlsh", code=1)
+    run("cluster", "create", "idle", "-n", "2")
+    out = run("cqlsh", "-e", "DESCRIBE KEYSPACES", code=1)
+    assert out.strip().count("\n") == 0 and "start it with `dynatable cluster start`" in out
+    assert "node2 is not running; start it with" in run("cqlsh", "node2", code=1)
+    assert "no node 'node9' in cluster idle (nodes: node1, node2)" in run("cqlsh", "node9", code=1)

@@ -2,8 +2,11 @@
 
 Each command loads the cluster from disk (the current one unless named), does one thing, and
 prints one line or a table; ClusterError and TimeoutError become one line on stderr (`fail`).
+`dynatable cqlsh [NODE]` (registered at the root) replaces itself with cqlsh on a node's CQL address.
 """
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -245,3 +248,34 @@ def cluster_remove(name, root) -> None:
     c = _load(name, root)
     _run(c.remove)
     click.echo(f"removed cluster {c.name} ({c.path})")
+
+
+@click.command("cqlsh", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("node_name", metavar="[NODE]", required=False)
+@click.argument("cqlsh_args", metavar="[CQLSH ARGS]...", nargs=-1, type=click.UNPROCESSED)
+@click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")
+@_root_option
+def cqlsh(node_name, cqlsh_args, name, root) -> None:
+    """Open cqlsh (PyPI `cqlsh`, the `cqlsh` extra) on NODE's CQL address (default: the first
+    running node of the current cluster). Other arguments go to cqlsh, e.g. `-e 'DESCRIBE KEYSPACES'`."""
+    import os
+    import shutil
+    if node_name is not None and node_name.startswith("-"):
+        cqlsh_args, node_name = (node_name,) + cqlsh_args, None
+    c = _load(name, root)
+    if node_name is None:
+        running = [nh for nh in c.nodes if nh.is_running()]
+        if not running:
+            fail(f"no node of cluster {c.name} is running; start it with `dynatable cluster start`")
+        nh = running[0]
+    else:
+        nh = _run(c.node, node_name)
+        if not nh.is_running():
+            fail(f"{nh.name} is not running; start it with `dynatable cluster start --node {nh.name}`")
+    here = os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])), "cqlsh")
+    program = here if os.access(here, os.X_OK) else shutil.which("cqlsh")
+    if program is None:
+        fail("cqlsh is not installed: run `pip install -e '.[cqlsh]'` (or `pip install cqlsh`) in dynatable's venv")
+    host, _, port = nh.cql_endpoint.rpartition(":")
+    sys.stdout.flush()
+    os.execv(program, [program, host, port, *cqlsh_args])
