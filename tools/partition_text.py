@@ -16,7 +16,7 @@ from engine import cql_types
 from engine.catalog import load_schema
 from engine.errors import CorruptionError
 from engine.mutation import decode_clustering, decode_key, partition_key_bytes
-from engine.partition import decode_partition
+from engine.partition import decode_partition, sorted_cells
 from engine.schema import MARKER_COLUMN_ID, Table
 
 
@@ -102,12 +102,18 @@ def partition_text(table: Table | None, payload: bytes) -> str:
     for ck in sorted(p.rows):
         row = p.rows[ck]
         cells = []
-        for col_id, (ts, ldt, ttl, value) in sorted(row.cells.items()):
+        for col_id, (ts, ldt, ttl, value) in sorted_cells(row.cells):
+            path = ""
+            if col_id.__class__ is tuple:      # a collection element (or its tombstone, path empty)
+                col_id, path = col_id[0], "[" + col_id[1].hex() + "]"
+                value = value if value is None or value else b""
             if value is None:
-                name = _value(table, col_id, b"")[0]
+                name = _value(table, col_id, b"")[0] + path
                 cells.append(f"{name}=tombstone(ts={ts}, ldt={ldt})")
                 continue
             name, shown = _value(table, col_id, value)
+            if path:
+                name, shown = name + path, value.hex()
             name = name if name == "row_marker" else f"{name}="
             cells.append(f"{name}{shown}(ts={ts}, ttl={ttl}, expires={ldt})" if ttl else f"{name}{shown}(ts={ts})")
         rdel = f" row_deletion(mfda={row.deletion[0]}, ldt={row.deletion[1]})" if row.deletion else ""
