@@ -49,8 +49,9 @@ class CollectionOp:
     """A non-overwriting change to a multi-cell collection (the value of a column in a write).
 
     kind: append / prepend (list, `value` a list), add (set elements or map entries), remove
-    (set elements or map keys, tombstones), put (list element at `path` = value), delete_path
-    (list element at `path`)."""
+    (set elements or map keys, tombstones), put (list element at `path` = value), delete_paths
+    (list elements at the paths in `value`). The CQL layer turns its by-index and by-value list
+    operations into put / delete_paths after reading the list (ring/cql/collection_ops.py)."""
     kind: str
     value: object = None
     path: bytes = b""
@@ -285,11 +286,13 @@ def op_cells(t: CollectionType, op: CollectionOp, column: str, ts: int, live, de
             raise InvalidRequest(f"column '{column}' is {t}: removing list values needs the list read first")
         kt = t.params[0]
         return [(encode_ordered(kt, _element(kt, k, column)), dead()) for k in op.value]
-    if kind in ("put", "delete_path"):
+    if kind == "delete_paths":
+        if t.name != "list" or any(type(p) is not bytes or len(p) != 16 for p in op.value):
+            raise InvalidRequest(f"column '{column}' is {t}: {kind} needs list element paths")
+        return [(p, dead()) for p in op.value]
+    if kind == "put":
         if t.name != "list" or len(op.path) != 16:
             raise InvalidRequest(f"column '{column}' is {t}: {kind} needs a list element's path")
-        if kind == "delete_path":
-            return [(op.path, dead())]
         return [(op.path, live(serialize(t.params[0], _element(t.params[0], op.value, column))))]
     raise InvalidRequest(f"unknown collection operation {kind!r}")
 

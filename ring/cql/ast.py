@@ -61,6 +61,21 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class CollectionUpdate:
+    """The right side of `c = c + x`, `c = c - x` or (prepend=True) `c = x + c`."""
+    op: str                     # "+" | "-"
+    value: object
+    prepend: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """`c[key]`: the left side of `c[key] = value` (value set) or a DELETE target (value None)."""
+    key: object
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class InValues:
     """The right side of `col IN (a, b, ?)`; `col IN ?` is a plain BindMarker instead."""
     items: tuple = ()
@@ -220,7 +235,7 @@ class Update:
 class Delete:
     keyspace: str | None
     table: str
-    columns: tuple[str, ...]
+    columns: tuple                  # column names, or (name, Element) for DELETE c[key]
     where: tuple
     timestamp: object = None
     if_exists: bool = False

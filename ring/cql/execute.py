@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
-from ring.cql import paging, responses
+from ring.cql import collection_ops, paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
 from ring.cql.prepare import PreparedCache, PreparedStatement
@@ -191,6 +191,7 @@ class Execution:
         return (yield from self._read(p, plan, values, params, level))
 
     def _write(self, ops: list, level: str, timestamp: int | None, batch: bool):
+        yield from self._settle_lists(ops, level)
         for _, args in ops:
             args["consistency"] = level
             if timestamp is not None:
@@ -202,6 +203,26 @@ class Execution:
                 raise WriteTimeout(e.level, e.received, e.block_for, "UNLOGGED_BATCH")
             _result(reply)
         return Void()
+
+    def _settle_lists(self, ops: list, level: str):
+        """List operations by index or by value read the row's list first (collection_ops.py)."""
+        for _, args in ops:
+            columns = collection_ops.pending_reads(args)
+            if not columns:
+                continue
+            table = self.node.store.table(args["keyspace"], args["table"])
+            given = args["row"] if "row" in args else args["key"]
+            key = {c.name: given[c.name] for c in table.partition_key + table.clustering if c.name in given}
+            (reply,) = yield [("get", {"keyspace": table.keyspace, "table": table.name, "key": key,
+                                       "columns": columns, "paths": True,
+                                       "consistency": "ONE" if level == "ANY" else level})]
+            row = _result(reply) or {}
+            if "row" in args:
+                for name in columns:
+                    args["row"][name] = collection_ops.settle(args["row"][name], row.get(name), name)
+            else:
+                args["columns"] = [c if isinstance(c, str) or not collection_ops.needs_read(c[1]) else
+                                   (c[0], collection_ops.settle(c[1], row.get(c[0]), c[0])) for c in args["columns"]]
 
     def _ddl(self, plan: SchemaPlan):
         args = plan.args

@@ -190,17 +190,24 @@ class Parser(DdlParser):
 
     def assignment(self) -> tuple:
         column = self.name()
-        if self.is_symbol("["):
-            raise InvalidRequest(f"setting an element of {column} ({column}[...]) is not supported yet")
+        if self.accept_symbol("["):
+            key = self.term()
+            self.expect_symbol("]")
+            self.expect_symbol("=")
+            return column, ast.Element(key, self.term())
         if self.is_symbol("+") or self.is_symbol("-"):
-            raise InvalidRequest(f"{column} {self.tok.text}= ... (collection and counter updates) is not supported yet")
+            raise InvalidRequest(f"{column} {self.tok.text}= ... is not supported; write {column} = {column} "
+                                 f"{self.tok.text} ...")
         self.expect_symbol("=")
         if self.tok.kind in ("WORD", "QNAME") and self.tok.value == column and (self.is_symbol("+", 1) or self.is_symbol("-", 1)):
-            raise InvalidRequest(f"{column} = {column} {self.toks[self.i + 1].text} ... (collection and counter "
-                                 "updates) is not supported yet")
+            self.advance()
+            op = self.advance().value
+            return column, ast.CollectionUpdate(op, self.term())
         value = self.term()
-        if self.is_symbol("+"):
-            raise InvalidRequest(f"{column} = ... + {column} (collection updates) is not supported yet")
+        if self.accept_symbol("+"):
+            if self.name() != column:
+                self.fail(f"Only expressions of the form X = <value> + X are supported (for {column})", at=self.i - 1)
+            return column, ast.CollectionUpdate("+", value, prepend=True)
         return column, value
 
     def conditions(self) -> tuple[bool, tuple]:
@@ -222,11 +229,11 @@ class Parser(DdlParser):
     def delete(self):
         columns = []
         if not self.is_word("from"):
-            columns.append(self.name())
+            columns.append(self.deletion_target())
             while self.accept_symbol(","):
-                columns.append(self.name())
-            if self.is_symbol("[") or self.is_symbol("."):
-                raise InvalidRequest("deleting collection elements or fields is not supported yet")
+                columns.append(self.deletion_target())
+            if self.is_symbol("."):
+                raise InvalidRequest("deleting user-defined type fields is not supported")
         self.expect_word("from")
         keyspace, table = self.qualified()
         timestamp = None
@@ -236,6 +243,14 @@ class Parser(DdlParser):
         where = self.where()
         if_exists, conditions = self.conditions()
         return ast.Delete(keyspace, table, tuple(columns), where, timestamp, if_exists, conditions)
+
+    def deletion_target(self):
+        name = self.name()
+        if not self.accept_symbol("["):
+            return name
+        key = self.term()
+        self.expect_symbol("]")
+        return name, ast.Element(key)
 
     def batch(self):
         kind = "LOGGED"

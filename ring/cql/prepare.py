@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, ddl_plans, system_tables
+from ring.cql import ast, collection_ops, ddl_plans, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -219,6 +219,9 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
                 raise InvalidRequest(f"Undefined column name {name} in table {table.qualified_name}")
             if col.kind != "regular":
                 raise InvalidRequest(f"PRIMARY KEY part {name} found in SET part")
+            if isinstance(term, (ast.Element, ast.CollectionUpdate)):
+                row.append((col.name, collection_ops.prepare_assignment(binder, table, col, term)))
+                continue
             row.append((col.name, _source(binder, term, col, table)))
         key, slices = _write_key(binder, table, s.where, "UPDATE")
         binder.note_where_key(table, s.where)
@@ -227,12 +230,16 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
             raise InvalidRequest(f"Some clustering keys are missing: {', '.join(missing)}")
         return WritePlan("insert", table.keyspace, table.name, key, row=tuple(row), ttl=ttl, timestamp=ts)
     _, ts = _using(binder, table, None, s.timestamp)
-    for name in s.columns:
+    targets = []
+    for target in s.columns:
+        name = target if isinstance(target, str) else target[0]
         col = table.by_name.get(name)
         if col is None:
             raise InvalidRequest(f"Undefined column name {name} in table {table.qualified_name}")
         if col.kind != "regular":
             raise InvalidRequest(f"Invalid identifier {name} for deletion (should not be a PRIMARY KEY part)")
+        targets.append(name if isinstance(target, str) else
+                       (name, collection_ops.prepare_element_delete(binder, table, col, target[1])))
     key, slices = _write_key(binder, table, s.where, "DELETE")
     binder.note_where_key(table, s.where)
     given = [k[0] for k in key if k[0] in {c.name for c in table.clustering}]
@@ -243,7 +250,7 @@ def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
     if s.columns and len(given) != len(ck_names):
         raise InvalidRequest("Range deletions are not supported for specific columns")
     start, end, start_inc, end_inc = clustering_slice(table, given, key, slices)
-    return WritePlan("delete", table.keyspace, table.name, key, columns=tuple(s.columns), start=start, end=end,
+    return WritePlan("delete", table.keyspace, table.name, key, columns=tuple(targets), start=start, end=end,
                      start_inclusive=start_inc, end_inclusive=end_inc, timestamp=ts)
 
 

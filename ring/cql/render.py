@@ -102,13 +102,24 @@ def _insert(s: ast.Insert) -> str:
 
 
 def _update(s: ast.Update) -> str:
-    sets = ", ".join(f"{q(c)} = {term(v)}" for c, v in s.assignments)
+    sets = ", ".join(_assignment(c, v) for c, v in s.assignments)
     return (f"UPDATE {_table(s.keyspace, s.table)}{_using(s.ttl, s.timestamp)} SET {sets}{_where(s.where)}"
             + _conditions(s.if_exists, s.conditions))
 
 
+def _assignment(column: str, v) -> str:
+    if isinstance(v, ast.Element):
+        return f"{q(column)}[{term(v.key)}] = {term(v.value)}"
+    if isinstance(v, ast.CollectionUpdate):
+        if v.prepend:
+            return f"{q(column)} = {term(v.value)} + {q(column)}"
+        return f"{q(column)} = {q(column)} {v.op} {term(v.value)}"
+    return f"{q(column)} = {term(v)}"
+
+
 def _delete(s: ast.Delete) -> str:
-    columns = ", ".join(map(q, s.columns)) + " " if s.columns else ""
+    columns = ", ".join(q(c) if isinstance(c, str) else f"{q(c[0])}[{term(c[1].key)}]" for c in s.columns)
+    columns = columns + " " if columns else ""
     return (f"DELETE {columns}FROM {_table(s.keyspace, s.table)}{_using(None, s.timestamp)}{_where(s.where)}"
             + _conditions(s.if_exists, s.conditions))
 
