@@ -73,7 +73,14 @@ def parse(cql_type: str):
     return found
 
 
-def _parse(s: str):
+def _frozen(t):
+    """Everything inside a frozen collection is frozen (frozen<list<set<int>>> as Cassandra reads it)."""
+    if not isinstance(t, CollectionType):
+        return t
+    return CollectionType(t.name, tuple(_frozen(p) for p in t.params), True)
+
+
+def _parse(s: str, within_frozen: bool = False):
     i = 0
     while i < len(s) and (s[i].isalnum() or s[i] == "_"):
         i += 1
@@ -85,7 +92,7 @@ def _parse(s: str):
     params = []
     rest = rest[1:]
     while True:
-        p, rest = _parse(rest)
+        p, rest = _parse(rest, within_frozen or name == "frozen")
         params.append(p)
         if rest.startswith(","):
             rest = rest[1:]
@@ -98,11 +105,11 @@ def _parse(s: str):
         inner = params[0]
         if len(params) != 1 or not isinstance(inner, CollectionType):
             raise InvalidRequest("frozen<> takes one collection type")
-        return CollectionType(inner.name, inner.params, True), rest
+        return _frozen(inner), rest
     if name not in _ARITY or len(params) != _ARITY[name]:
         raise InvalidRequest(f"type {name} does not take {len(params)} parameter(s)")
     for p in params:
-        if isinstance(p, CollectionType) and not p.frozen:
+        if isinstance(p, CollectionType) and not p.frozen and not within_frozen:
             raise InvalidRequest("Non-frozen collections are not allowed inside collections: "
                                  f"{name}<{', '.join(map(str, params))}>")
         if p == "duration" and (name == "set" or p is params[0] and name == "map"):
