@@ -134,6 +134,8 @@ def make_table(keyspace: str, name: str, columns: dict[str, str], primary_key,
         if ck not in ck_names or direction not in ("ASC", "DESC"):
             raise InvalidRequest(f"clustering order {ck} {direction}: only clustering columns, ASC or DESC")
     for key_name in pk_names + ck_names:
+        if columns[key_name] == "duration":
+            raise InvalidRequest(f"duration type is not supported for PRIMARY KEY column '{key_name}'")
         if collections.is_multicell(columns[key_name]):
             raise InvalidRequest(f"Invalid non-frozen collection type {columns[key_name]} for PRIMARY KEY "
                                  f"component {key_name}")

@@ -16,6 +16,7 @@ from cassandra.policies import (DCAwareRoundRobinPolicy, FallthroughRetryPolicy,
                                 WhiteListRoundRobinPolicy)
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, SimpleStatement
+from cassandra.util import Duration
 
 from tools.cluster import LocalCluster
 
@@ -172,6 +173,20 @@ def test_collections_prepared_binds_and_frozen_keys(session):
     assert session.cluster.metadata.keyspaces["ks"].tables["fk"].columns["k"].cql_type == "frozen<map<text, int>>"
     with pytest.raises(InvalidRequest, match="non-frozen collection"):
         session.execute("CREATE TABLE ks.bad (k list<int> PRIMARY KEY, v int)")
+
+
+def test_duration_literals_binds_and_keys(session):
+    session.execute("CREATE TABLE ks.dur (k int PRIMARY KEY, d duration, l list<duration>)")
+    session.execute("INSERT INTO ks.dur (k, d, l) VALUES (1, 1y2mo3d4h, [1h30m, -2d])")
+    session.execute(session.prepare("INSERT INTO ks.dur (k, d) VALUES (?, ?)"), (2, Duration(1, 2, 3)))
+    one = session.execute("SELECT d, l FROM ks.dur WHERE k = 1").one()
+    assert one.d == Duration(14, 3, 4 * 3600 * 10**9)
+    assert one.l == [Duration(0, 0, 90 * 60 * 10**9), Duration(0, -2, 0)]
+    assert session.execute("SELECT d FROM ks.dur WHERE k = 2").one().d == Duration(1, 2, 3)
+    with pytest.raises(InvalidRequest, match="PRIMARY KEY"):
+        session.execute("CREATE TABLE ks.durk (k duration PRIMARY KEY, v int)")
+    with pytest.raises(InvalidRequest, match="duration"):
+        session.execute("CREATE TABLE ks.durs (k int PRIMARY KEY, v set<duration>)")
 
 
 def test_batch_using_timestamp_applies_to_statements_without_their_own(session):

@@ -136,3 +136,4 @@ def test_frozen_map_round_trips(m):
     t = coll.parse("frozen<map<text, frozen<list<boolean>>>>")
     assert coll.deserialize(t, coll.serialize(t, m)) == m
     assert coll.decode_ordered(t, coll.encode_ordered(t, m), 0)[0] == m
+
