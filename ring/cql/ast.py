@@ -217,6 +217,8 @@ class Insert:
     if_not_exists: bool = False
     ttl: object = None              # a term, or None when absent
     timestamp: object = None
+    json: object = None             # INSERT JSON: the document's term (columns and values empty)
+    json_default_unset: bool = False    # DEFAULT UNSET (else DEFAULT NULL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,7 @@ class Select:
     per_partition_limit: object = None
     limit: object = None
     allow_filtering: bool = False
+    json: bool = False                          # SELECT JSON
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
-from ring.cql import collection_ops, paging, responses
+from ring.cql import collection_ops, json_values, paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql.plan import UNSET, BatchPlan, ReadPlan, SchemaPlan, UsePlan, WritePlan, resolve
 from ring.cql.prepare import PreparedCache, PreparedStatement
@@ -269,7 +269,7 @@ class Execution:
 
     def _read(self, p: PreparedStatement, plan: ReadPlan, values: list, params, level: str):
         table = self.node.store.table(plan.keyspace, plan.table)
-        selection = Selection(p.statement, table, p.result_columns, plan.filters, values)
+        selection = Selection(p.statement, table, p.json_columns or p.result_columns, plan.filters, values)
         ppl = resolve(plan.per_partition_limit, values) if plan.per_partition_limit is not None else None
         if ppl is not None and ppl is not UNSET and ppl <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
@@ -318,7 +318,7 @@ class Execution:
                 cursor = result.get("paging_state")
                 if cursor is None:
                     i += 1
-        rows = [[sink.counted]] if plan.count else sink.rows
+        rows = _as_json(p, [[sink.counted]] if plan.count else sink.rows)
         return Rows.from_values(RowsMetadata(p.result_columns, paging_state=more.encode() if more else None,
                                              no_metadata=params.skip_metadata), rows)
 
@@ -334,8 +334,15 @@ class Execution:
         sink.ppl = None
         for row in rows:
             sink.offer(row)
-        out = [[sink.counted]] if plan.count else sink.rows
+        out = _as_json(p, [[sink.counted]] if plan.count else sink.rows)
         return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata), out)
+
+
+def _as_json(p: PreparedStatement, rows: list) -> list:
+    """SELECT JSON: each row as its one `[json]` value (json_values.py)."""
+    if not p.json_columns:
+        return rows
+    return [[json_values.row_to_json(p.json_columns, row)] for row in rows]
 
 
 def _result(reply: Reply):

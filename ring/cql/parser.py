@@ -39,8 +39,7 @@ class Parser(DdlParser):
     # -- SELECT ----------------------------------------------------------------------------------
 
     def select(self):
-        if self.is_word("json"):
-            raise InvalidRequest("SELECT JSON is not supported yet")
+        json = self.accept_word("json")
         distinct = False
         if self.is_word("distinct") and not (self.is_word("from", 1) or self.is_symbol(",", 1) or self.is_word("as", 1)):
             self.advance()
@@ -75,7 +74,7 @@ class Parser(DdlParser):
             self.expect_word("filtering")
             allow_filtering = True
         return ast.Select(keyspace, table, selectors, where, distinct, order, per_partition_limit, limit,
-                          allow_filtering)
+                          allow_filtering, json)
 
     def selector(self) -> ast.Selector:
         tok = self.tok
@@ -154,8 +153,8 @@ class Parser(DdlParser):
     def insert(self):
         self.expect_word("into")
         keyspace, table = self.qualified()
-        if self.is_word("json"):
-            raise InvalidRequest("INSERT JSON is not supported yet")
+        if self.accept_word("json"):
+            return self.insert_json(keyspace, table)
         columns = self.names()
         self.expect_word("values")
         self.expect_symbol("(")
@@ -163,6 +162,18 @@ class Parser(DdlParser):
         if_not_exists = self.if_not_exists()
         ttl, timestamp = self.using() if self.accept_word("using") else (None, None)
         return ast.Insert(keyspace, table, columns, values, if_not_exists, ttl, timestamp)
+
+    def insert_json(self, keyspace, table):
+        document = self.term()
+        unset = False
+        if self.accept_word("default"):
+            if self.accept_word("unset"):
+                unset = True
+            elif not self.accept_word("null"):
+                self.fail()
+        if_not_exists = self.if_not_exists()
+        ttl, timestamp = self.using() if self.accept_word("using") else (None, None)
+        return ast.Insert(keyspace, table, (), (), if_not_exists, ttl, timestamp, document, unset)
 
     def using(self, ttl_allowed: bool = True) -> tuple:
         ttl = timestamp = None

@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
-from ring.cql import ast
+from ring.cql import ast, json_values
 from ring.cql.collection_ops import CollectionSource, resolve_op
 
 UNSET = object()        # an unset bind value ([value] length -2): the column is left alone
@@ -98,8 +98,15 @@ class WritePlan:
     end_inclusive: bool = True
     ttl: object = None
     timestamp: object = None
+    json: tuple | None = None       # INSERT JSON: (table, document source, default null)
 
     def operations(self, values=()) -> list[tuple[str, dict]]:
+        if self.json is not None:
+            table, document, default_null = self.json
+            row = json_values.row_from_json(table, resolve(document, values), default_null)
+            args = {"keyspace": self.keyspace, "table": self.table, "row": row}
+            _using(args, self.ttl, self.timestamp, values)
+            return [("insert", args)]
         out = []
         for key in _alternatives(self.key, values):
             args = {"keyspace": self.keyspace, "table": self.table}

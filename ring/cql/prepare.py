@@ -39,6 +39,7 @@ class PreparedStatement:
     pk_indexes: tuple[int, ...]
     result_columns: tuple[ColumnSpec, ...]
     plan: object
+    json_columns: tuple[ColumnSpec, ...] = ()   # SELECT JSON: the selection rendered into `[json]`
 
     @property
     def result_metadata_id(self) -> bytes:
@@ -56,6 +57,7 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     statement, bind_count = parse(query)
     binder = Binder(bind_count)
     result_columns: tuple = ()
+    json_columns: tuple = ()
     target = _target_keyspace(statement, keyspace)
     if isinstance(statement, ast.Select) and system_tables.is_virtual(target):
         plan, result_columns = system_tables.prepare_select(statement, keyspace, binder)
@@ -63,6 +65,9 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
         raise InvalidRequest(f"{target} is a system keyspace: its tables are read-only views of the node's state")
     elif isinstance(statement, ast.Select):
         plan, result_columns = prepare_select(statement, keyspace, keyspaces, binder)
+        if statement.json:
+            json_columns, first = result_columns, result_columns[0]
+            result_columns = (ColumnSpec(first.keyspace, first.table, "[json]", CqlType("text")),)
     elif isinstance(statement, (ast.Insert, ast.Update, ast.Delete)):
         plan = prepare_write(statement, keyspace, keyspaces, binder)
     elif isinstance(statement, ast.Batch):
@@ -74,7 +79,7 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     bind = binder.specs()
     return PreparedStatement(prepared_id(query, keyspace), query, keyspace, statement, bind,
                              binder.pk_indexes if not isinstance(statement, ast.Batch) else (),
-                             result_columns, plan)
+                             result_columns, plan, json_columns)
 
 
 def _target_keyspace(statement, keyspace: str | None) -> str | None:
@@ -185,6 +190,17 @@ def _write_key(binder: Binder, table: Table, where, statement: str) -> tuple[tup
 
 def prepare_write(s, keyspace, keyspaces, binder: Binder) -> WritePlan:
     table = table_of(keyspaces, s.keyspace or keyspace, s.table)
+    if isinstance(s, ast.Insert) and s.json is not None:
+        if s.if_not_exists:
+            raise InvalidRequest("IF NOT EXISTS (a lightweight transaction) is not supported yet")
+        ttl, ts = _using(binder, table, s.ttl, s.timestamp)
+        document = s.json
+        if isinstance(document, ast.BindMarker):
+            binder.bind(document, ColumnSpec(table.keyspace, table.name, document.name or "[json]", CqlType("text")))
+        else:
+            document = convert(document, CqlType("text"), "[json]")
+        return WritePlan("insert", table.keyspace, table.name, (), ttl=ttl, timestamp=ts,
+                         json=(table, document, not s.json_default_unset))
     if isinstance(s, ast.Insert):
         if s.if_not_exists:
             raise InvalidRequest("IF NOT EXISTS (a lightweight transaction) is not supported yet")

@@ -83,7 +83,7 @@ def _selector(s: ast.Selector) -> str:
 
 
 def _select(s: ast.Select) -> str:
-    out = "SELECT " + ("DISTINCT " if s.distinct else "")
+    out = "SELECT " + ("JSON " if s.json else "") + ("DISTINCT " if s.distinct else "")
     out += "*" if s.selectors is None else ", ".join(map(_selector, s.selectors))
     out += " FROM " + _table(s.keyspace, s.table) + _where(s.where)
     if s.order_by:
@@ -96,6 +96,10 @@ def _select(s: ast.Select) -> str:
 
 
 def _insert(s: ast.Insert) -> str:
+    if s.json is not None:
+        return (f"INSERT INTO {_table(s.keyspace, s.table)} JSON {term(s.json)}"
+                + (" DEFAULT UNSET" if s.json_default_unset else "")
+                + (" IF NOT EXISTS" if s.if_not_exists else "") + _using(s.ttl, s.timestamp))
     return (f"INSERT INTO {_table(s.keyspace, s.table)} ({', '.join(map(q, s.columns))}) VALUES "
             f"({', '.join(map(term, s.values))})" + (" IF NOT EXISTS" if s.if_not_exists else "")
             + _using(s.ttl, s.timestamp))

@@ -189,6 +189,26 @@ def test_duration_literals_binds_and_keys(session):
         session.execute("CREATE TABLE ks.durs (k int PRIMARY KEY, v set<duration>)")
 
 
+def test_insert_json_and_select_json(session):
+    session.execute("CREATE TABLE ks.js (k int, c text, v int, b blob, ts timestamp, l list<int>, "
+                    "m map<int, text>, d duration, PRIMARY KEY (k, c))")
+    session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "v": "7", "b": "0x0aff", """
+                    """"ts": "2024-01-02 03:04:05.678Z", "l": [1, 2], "m": {"3": "three"}, "d": "1h"}'""")
+    result = session.execute("SELECT JSON * FROM ks.js WHERE k = 1")
+    assert result.column_names == ["[json]"]
+    (row,) = result
+    assert row[0] == ('{"k": 1, "c": "x", "b": "0x0aff", "d": "1h", "l": [1, 2], "m": {"3": "three"}, '
+                      '"ts": "2024-01-02 03:04:05.678Z", "v": 7}')
+    prepared = session.prepare("INSERT INTO ks.js JSON ? DEFAULT UNSET")
+    session.execute(prepared, ['{"k": 1, "c": "x", "v": 8}'])                 # DEFAULT UNSET keeps l and m
+    one = session.execute("SELECT v, l FROM ks.js WHERE k = 1 AND c = 'x'").one()
+    assert (one.v, one.l) == (8, [1, 2])
+    session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "v": 9}'""")   # DEFAULT NULL clears them
+    assert session.execute("SELECT JSON v AS value, l FROM ks.js WHERE k = 1").one()[0] == '{"value": 9, "l": null}'
+    with pytest.raises(InvalidRequest, match="unrecognized column"):
+        session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "nope": 1}'""")
+
+
 def test_batch_using_timestamp_applies_to_statements_without_their_own(session):
     session.execute("BEGIN BATCH USING TIMESTAMP 1000 "
                     "INSERT INTO ks.t (k, c, v) VALUES (500, 1, 'batch') "
