@@ -27,7 +27,7 @@ _READ_KINDS = ("list_remove", "list_put_index", "list_delete_index")
 
 @dataclass(frozen=True)
 class CollectionSource:
-    kind: str           # append prepend add remove | list_remove list_put_index list_delete_index
+    kind: str           # append prepend add remove remove_key | list_remove list_put_index list_delete_index
     value: object       # a value source (converted literal or ast.BindMarker)
     key: object = None  # m[k] = v: the key's source (value is v's)
 
@@ -81,7 +81,7 @@ def prepare_element_delete(binder, table, col, element: ast.Element) -> Collecti
     if t.name == "list":
         return CollectionSource("list_delete_index", _source(binder, element.key, CqlType("int"), table,
                                                              f"idx({col.name})"))
-    return CollectionSource("remove", _source(binder, element.key, t.params[0], table, f"key({col.name})"))
+    return CollectionSource("remove_key", _source(binder, element.key, t.params[0], table, f"key({col.name})"))
 
 
 def resolve_op(source: CollectionSource, values, unset) -> CollectionOp | None:
@@ -97,6 +97,10 @@ def resolve_op(source: CollectionSource, values, unset) -> CollectionOp | None:
         if value is None:                       # m[k] = null deletes the entry
             return CollectionOp("remove", [key])
         return CollectionOp("add", {key: value})
+    if source.kind == "remove_key":            # DELETE m[k]: one key
+        if value is None:
+            raise InvalidRequest("Invalid null value for a map key")
+        return CollectionOp("remove", [value])
     if source.kind == "list_delete_index":
         return CollectionOp("list_delete_index", value)
     if source.kind == "list_put_index":

@@ -144,7 +144,8 @@ def test_collections_non_frozen_element_operations(session):
     assert row.l == [0, 1, 2, 3] and sorted(row.s) == ["b", "c"] and dict(row.m) == {"x": 1, "y": 2, "z": 3}
     assert row.f == [9, 8]
     session.execute("UPDATE ks.coll SET l[1] = 10, m = m - {'x'} WHERE k = 1")
-    session.execute("DELETE l[0], m['y'] FROM ks.coll WHERE k = 1")
+    session.execute("UPDATE ks.coll SET m['yz'] = 5 WHERE k = 1")
+    session.execute("DELETE l[0], m['y'], m['yz'] FROM ks.coll WHERE k = 1")
     session.execute("UPDATE ks.coll SET l = l - [2] WHERE k = 1")
     row = session.execute("SELECT l, m FROM ks.coll WHERE k = 1").one()
     assert row.l == [10, 3] and dict(row.m) == {"z": 3}
