@@ -113,6 +113,12 @@ def test_types_refused_as_cassandra_refuses_them():
             coll.parse(bad)
     with pytest.raises(InvalidRequest, match="non-frozen"):
         make_table("ks", "t", {"k": "set<int>", "v": "int"}, "k")
+
+
+def test_collections_cannot_be_indexed(store):
+    for column in ("l", "f"):
+        with pytest.raises(InvalidRequest, match="indexes on collections"):
+            store.create_index("ks", "t", column)
     assert str(coll.parse("frozen<map<text,list<set<int>>>>")) == "frozen<map<text, frozen<list<frozen<set<int>>>>>>"
 
 
