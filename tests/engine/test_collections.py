@@ -143,3 +143,12 @@ def test_frozen_map_round_trips(m):
     assert coll.deserialize(t, coll.serialize(t, m)) == m
     assert coll.decode_ordered(t, coll.encode_ordered(t, m), 0)[0] == m
 
+
+
+def test_the_dump_tools_show_elements_by_key():
+    from tools.partition_text import partition_text
+    table = make_table("ks", "t", {"k": "int", "s": "set<int>", "m": "map<text, int>", "f": "frozen<list<int>>"}, "k")
+    _, _, payload = build_insert_encoded(table, {"k": 1, "s": {2}, "m": {"a": 1}, "f": [7]}, 10, 100, None, 1 << 20)
+    text = partition_text(table, payload)
+    for part in ("s[]=tombstone(ts=9, ldt=100)", "s[2]=(ts=10)", "m['a']=1(ts=10)", "f=[7](ts=10)"):
+        assert part in text
