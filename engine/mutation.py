@@ -164,6 +164,7 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
         if col.kind != "regular":
             continue
         col_id = col.id
+        ctype = None
         if "<" in col.cql_type:
             ctype = coll.parse(col.cql_type)
             if not ctype.frozen:
@@ -175,7 +176,7 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
             continue
         if col.cql_type == "blob" and type(value) is bytes:
             data = value
-        elif "<" in col.cql_type:
+        elif ctype is not None:
             data = coll.serialize(ctype, coll.validate(ctype, value, name))
         else:
             data = cql_types.serialize(col.cql_type, cql_types.validate(col.cql_type, value, name))
