@@ -13,12 +13,14 @@ import datetime as _dt
 import decimal
 import uuid
 
+from engine import duration
 from engine.encoding import F32, F64, I32, I64, U32, U64
 from engine.errors import InvalidRequest
 
 TYPES = (
     "int", "bigint", "varint", "float", "double", "decimal", "text", "ascii", "blob",
     "boolean", "timestamp", "uuid", "timeuuid",
+    "duration",                                     # engine/duration.py
 )
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
@@ -73,6 +75,8 @@ def validate(cql_type: str, value, column: str):
         if cql_type == "timeuuid" and value.version != 1:
             raise InvalidRequest(f"column '{column}' is timeuuid: {value} is not a version 1 UUID")
         return value
+    if cql_type == "duration":
+        return duration.validate(value, column)
     raise InvalidRequest(f"column '{column}' has unknown type {cql_type!r}")
 
 
@@ -107,6 +111,8 @@ def serialize(cql_type: str, value) -> bytes:
         sign, digits, exponent = value.as_tuple()
         unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
         return I32.pack(-exponent) + _varint_bytes(unscaled)
+    if cql_type == "duration":
+        return duration.serialize(value)
     raise AssertionError(cql_type)
 
 
@@ -135,6 +141,8 @@ def deserialize(cql_type: str, data: bytes):
     if cql_type == "decimal":
         scale = I32.unpack(data[:4])[0]
         return decimal.Decimal(int.from_bytes(data[4:], "big", signed=True)).scaleb(-scale)
+    if cql_type == "duration":
+        return duration.deserialize(data)
     raise AssertionError(cql_type)
 
 

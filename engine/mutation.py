@@ -9,9 +9,10 @@ highest value); a prefix P covers the byte interval [P, successor(P)).
 """
 from __future__ import annotations
 
+from engine import collections as coll
 from engine import cql_types
 from engine.errors import InvalidRequest
-from engine.partition import NO_DELETION_TIME, Partition, Row, encode_partition
+from engine.partition import NO_DELETION_TIME, Partition, Row, cell_order, encode_partition
 from engine.partition import _packb, _unpackb  # the payload (un)packer (one shared msgpack.Packer)
 from engine.schema import MARKER_COLUMN_ID, Table
 
@@ -29,6 +30,8 @@ def partition_key_bytes(table: Table, values: dict) -> bytes:
         raw = values[col.name]
         if col.cql_type == "blob" and type(raw) is bytes:
             key = raw
+        elif "<" in col.cql_type:
+            key = coll.serialize(coll.parse(col.cql_type), _validated(col, raw))
         else:
             key = cql_types.serialize(col.cql_type, _validated(col, raw))
     else:
@@ -37,7 +40,10 @@ def partition_key_bytes(table: Table, values: dict) -> bytes:
             if col.name not in values:
                 raise InvalidRequest(f"missing partition key column '{col.name}' for {table.qualified_name}")
             vals.append(_validated(col, values[col.name]))
-        key = cql_types.serialize_partition_key([c.cql_type for c in cols], vals)
+        if any("<" in c.cql_type for c in cols):
+            key = _composite_key(cols, vals)
+        else:
+            key = cql_types.serialize_partition_key([c.cql_type for c in cols], vals)
     if len(key) > MAX_KEY_BYTES:
         raise InvalidRequest(f"partition key of {len(key)} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes (64 KiB)")
     if not key:
@@ -45,14 +51,26 @@ def partition_key_bytes(table: Table, values: dict) -> bytes:
     return key
 
 
+def _composite_key(cols, vals) -> bytes:
+    """A composite partition key with a frozen collection among its components."""
+    out = bytearray()
+    for col, value in zip(cols, vals):
+        part = coll.serialize(coll.parse(col.cql_type) or col.cql_type, value)
+        out += len(part).to_bytes(2, "big") + part + b"\x00"
+    return bytes(out)
+
+
 def _validated(col, value):
     if value is None:
         raise InvalidRequest(f"key column '{col.name}' may not be null")
+    if "<" in col.cql_type:
+        return coll.validate(coll.parse(col.cql_type), value, col.name)
     return cql_types.validate(col.cql_type, value, col.name)
 
 
 def _encode_component(col, value) -> bytes:
-    enc = cql_types.encode_ordered(col.cql_type, _validated(col, value))
+    t = coll.parse(col.cql_type) if "<" in col.cql_type else col.cql_type
+    enc = coll.encode_ordered(t, _validated(col, value))
     return cql_types.invert(enc) if col.descending else enc
 
 
@@ -149,12 +167,20 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
         if col.kind != "regular":
             continue
         col_id = col.id
+        ctype = None
+        if "<" in col.cql_type:
+            ctype = coll.parse(col.cql_type)
+            if not ctype.frozen:
+                _collection_cells(ctype, col, value, ts, now_s, ttl, expiry, cells, encoded, max_value_bytes)
+                continue
         if value is None:
             cells[col_id] = (ts, now_s, 0, None)
             encoded.append([col_id, ts, None, now_s])
             continue
         if col.cql_type == "blob" and type(value) is bytes:
             data = value
+        elif ctype is not None:
+            data = coll.serialize(ctype, coll.validate(ctype, value, name))
         else:
             data = cql_types.serialize(col.cql_type, cql_types.validate(col.cql_type, value, name))
         if len(data) > max_value_bytes:
@@ -163,7 +189,10 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
         cells[col_id] = (ts, expiry, ttl, data)
         encoded.append([col_id, ts, data, ttl, expiry] if ttl else [col_id, ts, data])
     if len(encoded) > 2:
-        encoded.sort(key=_first)  # column ids are unique: only the id is compared
+        try:
+            encoded.sort(key=_first)  # column ids are unique: only the id is compared
+        except TypeError:             # collection elements: [id, path] keys among the ids
+            encoded.sort(key=_element_order)
     encoded[0:0] = (ck, None, None)
     return key, Partition(None, {ck: Row(None, cells)}, []), _packb([None, [encoded], []])
 
@@ -206,6 +235,41 @@ def _first(cell: list) -> int:
     return cell[0]
 
 
+def _element_order(cell: list) -> tuple:
+    return (cell[0], b"") if cell[0].__class__ is int else tuple(cell[0])
+
+
+def _collection_cells(ctype, col, value, ts: int, now_s: int, ttl: int, expiry: int, cells: dict,
+                      encoded: list, max_value_bytes: int) -> None:
+    """A multi-cell collection's cells: an overwrite (a value or None) writes the collection
+    tombstone (at ts - 1, or at ts for a null) and the elements; a CollectionOp only its elements."""
+    col_id = col.id
+
+    def live(data: bytes) -> tuple:
+        if len(data) > max_value_bytes:
+            raise InvalidRequest(
+                f"an element of column '{col.name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
+        return (ts, expiry, ttl, data)
+
+    def dead() -> tuple:
+        return (ts, now_s, 0, None)
+
+    if isinstance(value, coll.CollectionOp):
+        pairs = coll.op_cells(ctype, value, col.name, ts, live, dead)
+    else:
+        tomb_ts = ts if value is None else ts - 1
+        pairs = [(coll.TOMBSTONE_PATH, (tomb_ts, now_s, 0, None))]
+        if value is not None:
+            pairs += coll.element_cells(ctype, coll.validate(ctype, value, col.name), ts, live)
+    for path, cell in pairs:
+        cells[(col_id, path)] = cell
+        c_ts, ldt, c_ttl, data = cell
+        if data is None:
+            encoded.append([[col_id, path], c_ts, None, ldt])
+        else:
+            encoded.append([[col_id, path], c_ts, data, c_ttl, ldt] if c_ttl else [[col_id, path], c_ts, data])
+
+
 def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=None,
                  start=None, end=None, start_inclusive: bool = True,
                  end_inclusive: bool = True) -> tuple[bytes, Partition]:
@@ -216,18 +280,16 @@ def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=No
     given = [c for c in table.clustering if c.name in key_values]
     deletion = (ts, now_s)
     if columns:
-        cols = [table.column(n) for n in columns]
-        bad = [c.name for c in cols if c.kind != "regular"]
-        if bad:
-            raise InvalidRequest(f"cannot delete primary key column(s) {bad}; delete the row instead")
+        def is_static(entry) -> bool:
+            return table.column(entry if isinstance(entry, str) else entry[0]).static
         rows = {}
-        statics = [c for c in cols if c.static]
+        statics = [e for e in columns if is_static(e)]
         if statics:                         # DELETE s: tombstones in the static row
-            rows[b""] = Row(None, {c.id: (ts, now_s, 0, None) for c in statics})
-        plain = [c for c in cols if not c.static]
+            rows[b""] = Row(None, _deleted_cells(table, statics, ts, now_s))
+        plain = [e for e in columns if not is_static(e)]
         if plain:
             ck = _full_clustering(table, key_values) if table.clustering else b""
-            rows[ck] = Row(None, {c.id: (ts, now_s, 0, None) for c in plain})
+            rows[ck] = Row(None, _deleted_cells(table, plain, ts, now_s))
         return key, Partition(None, rows, [])
     if start is not None or end is not None:
         lo, hi = slice_bounds(table, start, end, start_inclusive, end_inclusive)
@@ -241,6 +303,29 @@ def build_delete(table: Table, key_values: dict, ts: int, now_s: int, columns=No
         prefix = clustering_prefix(table, key_values)
         return key, Partition(None, {}, [(prefix, successor(prefix), ts, now_s)])
     return key, Partition(deletion, {}, [])
+
+
+def _deleted_cells(table: Table, columns, ts: int, now_s: int) -> dict:
+    """Tombstones for DELETE of columns: a cell tombstone, a collection tombstone for a multi-cell
+    collection, or an element's tombstone for a (name, CollectionOp) entry (DELETE m[k], l[i])."""
+    out = {}
+    for entry in columns:
+        name, op = (entry, None) if isinstance(entry, str) else entry
+        col = table.column(name)
+        if col.kind != "regular":
+            raise InvalidRequest(f"cannot delete primary key column(s) ['{name}']; delete the row instead")
+        ctype = coll.parse(col.cql_type) if "<" in col.cql_type else None
+        if op is not None:
+            if ctype is None or ctype.frozen:
+                raise InvalidRequest(f"column '{name}' is {col.cql_type}: only elements of non-frozen collections "
+                                     "can be deleted")
+            for path, cell in coll.op_cells(ctype, op, name, ts, None, lambda: (ts, now_s, 0, None)):
+                out[(col.id, path)] = cell
+        elif ctype is not None and not ctype.frozen:
+            out[(col.id, coll.TOMBSTONE_PATH)] = (ts, now_s, 0, None)
+        else:
+            out[col.id] = (ts, now_s, 0, None)
+    return out
 
 
 _INT64 = 2**63
@@ -284,14 +369,19 @@ def _checked_partition(struct) -> Partition:
             raise ValueError(f"rows are not in strictly increasing clustering order at {ck.hex()[:32]}")
         last_ck = ck
         rdel = None if r[1] is None and r[2] is None else _deletion(r[1:3], "row deletion")
-        cells, last_col = {}, -1
+        cells, last_col = {}, (-1, b"")
         for c in r[3:]:
             if type(c) is not list or not 3 <= len(c) <= 5:
                 raise ValueError(f"a cell of row {ck.hex()[:32]} is not a 3-, 4- or 5-element array")
             col, ts, value = c[0], c[1], c[2]
-            if type(col) is not int or not last_col < col < 65536:
+            if type(col) is list and len(col) == 2 and type(col[0]) is int and type(col[1]) is bytes:
+                col = (col[0], col[1])
+            elif type(col) is not int:
+                raise ValueError(f"cell key {col!r} is neither a column id nor [column id, path] in row {ck.hex()[:32]}")
+            order = cell_order(col)
+            if not last_col < order or not 0 <= order[0] < 65536:
                 raise ValueError(f"column id {col!r} is out of order or out of range in row {ck.hex()[:32]}")
-            last_col = col
+            last_col = order
             _int(ts, "cell timestamp")
             n = len(c)
             if n == 3 and type(value) is bytes:
@@ -327,39 +417,73 @@ def _int(v, what: str) -> int:
 def decode_clustering(table: Table, ck: bytes) -> dict:
     out, pos = {}, 0
     for col in table.clustering:
+        t = coll.parse(col.cql_type) if "<" in col.cql_type else col.cql_type
         if col.descending:
-            n = cql_types.component_length(col.cql_type, ck, pos, True)
-            value, _ = cql_types.decode_ordered(col.cql_type, cql_types.invert(ck[pos:pos + n]), 0)
+            n = coll.ordered_length(t, ck, pos, True)
+            value, _ = coll.decode_ordered(t, cql_types.invert(ck[pos:pos + n]), 0)
             pos += n
         else:
-            value, pos = cql_types.decode_ordered(col.cql_type, ck, pos)
+            value, pos = coll.decode_ordered(t, ck, pos)
         out[col.name] = value
     return out
 
 
 def decode_key(table: Table, key: bytes) -> dict:
     cols = table.partition_key
-    values = cql_types.deserialize_partition_key([c.cql_type for c in cols], key)
-    return {c.name: v for c, v in zip(cols, values)}
+    if not any("<" in c.cql_type for c in cols):
+        values = cql_types.deserialize_partition_key([c.cql_type for c in cols], key)
+        return {c.name: v for c, v in zip(cols, values)}
+    types = [coll.parse(c.cql_type) or c.cql_type for c in cols]
+    if len(cols) == 1:
+        return {cols[0].name: coll.deserialize(types[0], key)}
+    out, pos = {}, 0
+    for col, t in zip(cols, types):
+        length = int.from_bytes(key[pos:pos + 2], "big")
+        out[col.name] = coll.deserialize(t, key[pos + 2:pos + 2 + length])
+        pos += 3 + length
+    return out
 
 
 def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=None,
-             writetime: bool = False) -> dict:
-    """A live row as a plain dict; with writetime=True also 'writetime(col)' entries (µs)."""
+             writetime: bool = False, paths: bool = False) -> dict:
+    """A live row as a plain dict; with writetime=True also 'writetime(col)' entries (µs).
+
+    A multi-cell collection is assembled from its element cells (none: the column is absent,
+    i.e. null); paths=True gives a list as [(path, value), ...] (what `l[i] = v` needs)."""
     row = dict(key_values)
     if ck:
         row.update(decode_clustering(table, ck))
     elif table.clustering:                  # the static row alone: null clustering
         row.update((c.name, None) for c in table.clustering)
     by_id = table.by_id
+    elements = None
     for col_id, cell in cells.items():
+        if col_id.__class__ is tuple:
+            if elements is None:
+                elements = {}
+            elements.setdefault(col_id[0], []).append((col_id[1], cell[3]))
+            continue
         col = by_id.get(col_id)
         if col is None or (columns is not None and col.name not in columns):
             continue
         value = cell[3]
-        row[col.name] = value if col.cql_type == "blob" else cql_types.deserialize(col.cql_type, value)
+        if col.cql_type == "blob":
+            row[col.name] = value
+        elif "<" in col.cql_type:
+            row[col.name] = coll.deserialize(coll.parse(col.cql_type), value)
+        else:
+            row[col.name] = cql_types.deserialize(col.cql_type, value)
         if writetime:
             row[f"writetime({col.name})"] = cell[0]
+    if elements:
+        for col_id, pairs in elements.items():
+            col = by_id.get(col_id)
+            if col is None or (columns is not None and col.name not in columns):
+                continue
+            pairs.sort()
+            value = coll.assemble(coll.parse(col.cql_type), [p for p in pairs if p[0]], paths)
+            if value is not None:
+                row[col.name] = value
     if columns is not None:
         keep = set(columns) | set(key_values) | {c.name for c in table.clustering}
         if writetime:

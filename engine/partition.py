@@ -14,6 +14,9 @@ argument order. It is commutative, associative and idempotent (tests/engine/test
 
 Clustering keys are order-preserving bytes (engine/cql_types.py); a range tombstone covers the
 half-open byte interval [lo, hi) with hi=None meaning +infinity. Column id 0 is the row marker.
+A row's cells are keyed by column id, or by `(column_id, path)` for an element of a multi-cell
+collection (engine/collections.py); path b"" is the collection tombstone, which shadows the
+column's elements with timestamps <= its own, as a row deletion shadows the row's cells.
 The msgpack payload layout is in docs/format.md#partition-payload.
 """
 from __future__ import annotations
@@ -140,10 +143,26 @@ def merge_all(partitions: list[Partition]) -> Partition:
 #   pdel   = nil | [mfda, ldt]
 #   rows   = [[ckey, rdel_mfda|nil, rdel_ldt|nil, cell...], ...]   sorted by ckey
 #   cell   = [col, ts, value] | [col, ts, value, ttl, ldt] | [col, ts, nil, ldt]
+#   col    = column id | [column id, path]   (a collection element; format version 2)
 #   ranges = [[lo, hi|nil, mfda, ldt], ...]
 
-def _encode_cell(col: int, cell: tuple) -> list:
+def cell_order(key) -> tuple:
+    """Sort key of a row's cell keys when collection elements are among them."""
+    return (key, b"") if key.__class__ is int else key
+
+
+def sorted_cells(cells: dict) -> list:
+    """A row's (key, cell) pairs in payload order: by column id, a collection's elements by path."""
+    try:
+        return sorted(cells.items())
+    except TypeError:                   # int and (id, path) keys: a row with collection elements
+        return sorted(cells.items(), key=lambda kv: cell_order(kv[0]))
+
+
+def _encode_cell(col, cell: tuple) -> list:
     ts, ldt, ttl, value = cell
+    if col.__class__ is tuple:
+        col = list(col)
     if value is None:
         return [col, ts, None, ldt]
     if ttl:
@@ -157,7 +176,7 @@ def partition_struct(p: Partition) -> list:
         row = p.rows[ck]
         d = row.deletion
         entry = [ck, d[0] if d else None, d[1] if d else None]
-        entry.extend(_encode_cell(col, cell) for col, cell in sorted(row.cells.items()))
+        entry.extend(_encode_cell(col, cell) for col, cell in sorted_cells(row.cells))
         rows.append(entry)
     pdel = list(p.deletion) if p.deletion else None
     return [pdel, rows, [list(r) for r in p.ranges]]
@@ -174,12 +193,15 @@ def decode_partition(payload: bytes) -> Partition:
         cells = {}
         for c in r[3:]:
             n = len(c)
+            col = c[0]
+            if col.__class__ is list:
+                col = (col[0], col[1])
             if n == 3:
-                cells[c[0]] = (c[1], NO_DELETION_TIME, 0, c[2])
+                cells[col] = (c[1], NO_DELETION_TIME, 0, c[2])
             elif n == 5:
-                cells[c[0]] = (c[1], c[4], c[3], c[2])
+                cells[col] = (c[1], c[4], c[3], c[2])
             else:
-                cells[c[0]] = (c[1], c[3], 0, None)
+                cells[col] = (c[1], c[3], 0, None)
         out_rows[r[0]] = Row((r[1], r[2]) if r[1] is not None else None, cells)
     return Partition(tuple(pdel) if pdel else None, out_rows, [tuple(r) for r in ranges])
 
@@ -313,16 +335,36 @@ def live_row(p: Partition, ck: bytes, now_s: int, counter: list | None = None) -
 def _live_cells(row: Row, mfda: int, now_s: int, counter: list | None) -> dict:
     """The row's cells newer than the covering deletion and not expired; counts the dead ones."""
     cells = {}
+    complex_seen = False
     for col, cell in row.cells.items():
         ts, ldt, ttl, value = cell
         if ts <= mfda:
             continue
+        if col.__class__ is tuple:
+            complex_seen = True
         if value is None or (ttl and ldt <= now_s):
             if counter is not None:
                 counter[0] += 1
             continue
         cells[col] = cell
+    if complex_seen:
+        _drop_shadowed_elements(row.cells, cells)
     return cells
+
+
+def collection_tombstones(cells: dict) -> dict:
+    """{column id: timestamp} of the collection tombstones (path b"") among a row's cells."""
+    return {col[0]: cell[0] for col, cell in cells.items()
+            if col.__class__ is tuple and not col[1] and cell[3] is None}
+
+
+def _drop_shadowed_elements(all_cells: dict, cells: dict) -> None:
+    """Remove from `cells` the collection elements a collection tombstone of the row covers."""
+    tombs = collection_tombstones(all_cells)
+    if tombs:
+        for col in [c for c, cell in cells.items()
+                    if c.__class__ is tuple and c[0] in tombs and cell[0] <= tombs[c[0]]]:
+            del cells[col]
 
 
 # -- compaction: drop what is shadowed, purge what is purgeable ------------------------------
@@ -363,6 +405,11 @@ def compact_partition(p: Partition, now_s: int, gc_before: int, max_purgeable_ts
             if value is None and _purgeable(ts, ldt, gc_before, max_purgeable_ts):
                 continue
             cells[col] = cell
+        if len(cells) > 1 and any(c.__class__ is tuple for c in cells):
+            tombs = collection_tombstones(row.cells)
+            for c in [c for c, cell in cells.items()
+                      if c.__class__ is tuple and c[1] and c[0] in tombs and cell[0] <= tombs[c[0]]]:
+                del cells[c]
         if cells or rdel:
             out.rows[ck] = Row(rdel, cells)
     return None if out.is_empty() else out

@@ -19,7 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from engine import cql_types
+from engine import collections, cql_types
 from engine.errors import InvalidRequest
 
 MARKER_COLUMN_ID = 0
@@ -160,7 +160,7 @@ def make_table(keyspace: str, name: str, columns: dict[str, str], primary_key,
                                  "clustering column")
     for col_name, cql_type in columns.items():
         check_name("column", col_name)
-        if cql_type not in cql_types.TYPES:
+        if cql_type not in cql_types.TYPES and collections.parse(cql_type) is None:
             raise InvalidRequest(f"column '{col_name}' has unknown type {cql_type!r}; known: {', '.join(cql_types.TYPES)}")
     for key_name in pk_names + ck_names:
         if key_name not in columns:
@@ -170,6 +170,12 @@ def make_table(keyspace: str, name: str, columns: dict[str, str], primary_key,
     for ck, direction in order.items():
         if ck not in ck_names or direction not in ("ASC", "DESC"):
             raise InvalidRequest(f"clustering order {ck} {direction}: only clustering columns, ASC or DESC")
+    for key_name in pk_names + ck_names:
+        if columns[key_name] == "duration":
+            raise InvalidRequest(f"duration type is not supported for PRIMARY KEY column '{key_name}'")
+        if collections.is_multicell(columns[key_name]):
+            raise InvalidRequest(f"Invalid non-frozen collection type {columns[key_name]} for PRIMARY KEY "
+                                 f"component {key_name}")
     for ck in ck_names:
         if columns[ck] == "decimal":
             raise InvalidRequest(f"clustering column '{ck}': decimal is not supported as a clustering type")

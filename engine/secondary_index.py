@@ -59,6 +59,9 @@ def check_indexable(table: Table, column: str) -> None:
     if col.cql_type == "decimal":
         raise InvalidRequest(f"column '{column}' is decimal, which has no order-preserving encoding yet, so it "
                              "cannot be indexed; index a double or text copy of it")
+    if "<" in col.cql_type or col.cql_type == "duration":
+        raise InvalidRequest(f"column '{column}' is {col.cql_type}: indexes on collections and durations are not "
+                             "supported (docs/cql.md)")
 
 
 class SecondaryIndex:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 
-from engine import cql_types
+from engine import collections, cql_types
 from engine.catalog import load_schema
 from engine.errors import CorruptionError
 from engine.mutation import decode_clustering, decode_key, partition_key_bytes
-from engine.partition import decode_partition
+from engine.partition import decode_partition, sorted_cells
 from engine.schema import MARKER_COLUMN_ID, Table
 
 
@@ -77,9 +77,27 @@ def _value(table: Table | None, col_id: int, value: bytes) -> tuple[str, str]:
     if col.cql_type == "blob":
         return col.name, "0x" + value.hex()
     try:
+        if "<" in col.cql_type:
+            return col.name, repr(collections.deserialize(collections.parse(col.cql_type), value))
         return col.name, repr(cql_types.deserialize(col.cql_type, value))
     except Exception:  # noqa: BLE001 - not a value of the column's type: show its bytes
         return col.name, value.hex()
+
+
+def _element_text(table: Table | None, col_id: int, path: bytes, value: bytes | None) -> tuple[str, str]:
+    """A collection element's `[key]` and value as text: a set element or map key decoded, a list
+    element by its path's hex; bytes in hex when the schema is unknown or does not decode them."""
+    col = table.by_id.get(col_id) if table is not None else None
+    t = collections.parse(col.cql_type) if col is not None and "<" in col.cql_type else None
+    if not path:
+        return "[]", ""
+    try:
+        key = path.hex() if t is None or t.name == "list" else repr(collections.decode_ordered(t.params[0], path, 0)[0])
+        if value is None or t is None or t.name == "set":
+            return f"[{key}]", "" if value is None or t is not None else value.hex()
+        return f"[{key}]", repr(collections.deserialize(t.params[-1], value))
+    except Exception:  # noqa: BLE001 - not an element of the column's type: show its bytes
+        return f"[{path.hex()}]", "" if value is None else value.hex()
 
 
 def _clustering(table: Table | None, ck: bytes) -> str:
@@ -102,12 +120,17 @@ def partition_text(table: Table | None, payload: bytes) -> str:
     for ck in sorted(p.rows):
         row = p.rows[ck]
         cells = []
-        for col_id, (ts, ldt, ttl, value) in sorted(row.cells.items()):
+        for col_id, (ts, ldt, ttl, value) in sorted_cells(row.cells):
+            path = ""
+            if col_id.__class__ is tuple:      # a collection element (or its tombstone, path empty)
+                col_id, path, element = col_id[0], *_element_text(table, col_id[0], col_id[1], value)
             if value is None:
-                name = _value(table, col_id, b"")[0]
+                name = _value(table, col_id, b"")[0] + path
                 cells.append(f"{name}=tombstone(ts={ts}, ldt={ldt})")
                 continue
             name, shown = _value(table, col_id, value)
+            if path:
+                name, shown = name + path, element
             name = name if name == "row_marker" else f"{name}="
             cells.append(f"{name}{shown}(ts={ts}, ttl={ttl}, expires={ldt})" if ttl else f"{name}{shown}(ts={ts})")
         rdel = f" row_deletion(mfda={row.deletion[0]}, ldt={row.deletion[1]})" if row.deletion else ""

@@ -61,6 +61,21 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class CollectionUpdate:
+    """The right side of `c = c + x`, `c = c - x` or (prepend=True) `c = x + c`."""
+    op: str                     # "+" | "-"
+    value: object
+    prepend: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """`c[key]`: the left side of `c[key] = value` (value set) or a DELETE target (value None)."""
+    key: object
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class InValues:
     """The right side of `col IN (a, b, ?)`; `col IN ?` is a plain BindMarker instead."""
     items: tuple = ()
@@ -232,6 +247,8 @@ class Insert:
     if_not_exists: bool = False
     ttl: object = None              # a term, or None when absent
     timestamp: object = None
+    json: object = None             # INSERT JSON: the document's term (columns and values empty)
+    json_default_unset: bool = False    # DEFAULT UNSET (else DEFAULT NULL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +267,7 @@ class Update:
 class Delete:
     keyspace: str | None
     table: str
-    columns: tuple[str, ...]
+    columns: tuple                  # column names, or (name, Element) for DELETE c[key]
     where: tuple
     timestamp: object = None
     if_exists: bool = False
@@ -268,6 +285,7 @@ class Select:
     per_partition_limit: object = None
     limit: object = None
     allow_filtering: bool = False
+    json: bool = False                          # SELECT JSON
 
 
 @dataclass(frozen=True, slots=True)

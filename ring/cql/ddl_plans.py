@@ -9,7 +9,7 @@ naming the type. Existence (AlreadyExists, IF [NOT] EXISTS) is the node's decisi
 """
 from __future__ import annotations
 
-from engine import cql_types
+from engine import collections, cql_types
 from engine.errors import InvalidRequest
 from engine.schema import DEFAULT_TABLE_OPTIONS, STATIC_SUFFIX
 from ring.cql import ast
@@ -125,13 +125,20 @@ def plan_ddl(s, keyspace: str | None, keyspaces) -> SchemaPlan:
     raise AssertionError(f"not a DDL statement: {s!r}")
 
 
+def _collection_type(type_name: str) -> bool:
+    """A list / set / map type the engine stores (engine/collections.py), else False."""
+    if type_name.startswith("frozen<tuple") or type_name.startswith("tuple"):
+        return False
+    return collections.parse(type_name) is not None
+
+
 def _create_table(s: ast.CreateTable, keyspace: str) -> SchemaPlan:
     columns = {}
     for c in s.columns:
         if c.name in columns:
             raise InvalidRequest(f"Multiple definition of identifier {c.name}")
         type_name = str(c.type)
-        if type_name not in cql_types.TYPES:
+        if type_name not in cql_types.TYPES and not _collection_type(type_name):
             raise InvalidRequest(f"column {c.name}: type {type_name} is not supported by the storage engine yet "
                                  f"(supported: {', '.join(cql_types.TYPES)})")
         columns[c.name] = type_name + (STATIC_SUFFIX if c.static else "")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
-from ring.cql import cas, paging, responses
+from ring.cql import cas, collection_ops, json_values, paging, responses
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql import ddl_plans
 from ring.cql.describe import DescribePlan
@@ -210,6 +210,7 @@ class Execution:
         return (yield from self._read(p, plan, values, params, level))
 
     def _write(self, ops: list, level: str, timestamp: int | None, batch: bool):
+        yield from self._settle_lists(ops, level)
         for _, args in ops:
             args["consistency"] = level
             if timestamp is not None:
@@ -230,6 +231,26 @@ class Execution:
         table = self.node.store.table(args["keyspace"], args["table"])
         (reply,) = yield [(op, args)]
         return cas.result_rows(table, plan, _result(reply))
+
+    def _settle_lists(self, ops: list, level: str):
+        """List operations by index or by value read the row's list first (collection_ops.py)."""
+        for _, args in ops:
+            columns = collection_ops.pending_reads(args)
+            if not columns:
+                continue
+            table = self.node.store.table(args["keyspace"], args["table"])
+            given = args["row"] if "row" in args else args["key"]
+            key = {c.name: given[c.name] for c in table.partition_key + table.clustering if c.name in given}
+            (reply,) = yield [("get", {"keyspace": table.keyspace, "table": table.name, "key": key,
+                                       "columns": columns, "paths": True,
+                                       "consistency": "ONE" if level == "ANY" else level})]
+            row = _result(reply) or {}
+            if "row" in args:
+                for name in columns:
+                    args["row"][name] = collection_ops.settle(args["row"][name], row.get(name), name)
+            else:
+                args["columns"] = [c if isinstance(c, str) or not collection_ops.needs_read(c[1]) else
+                                   (c[0], collection_ops.settle(c[1], row.get(c[0]), c[0])) for c in args["columns"]]
 
     def _ddl(self, plan: SchemaPlan):
         args = plan.args
@@ -292,7 +313,7 @@ class Execution:
 
     def _read(self, p: PreparedStatement, plan: ReadPlan, values: list, params, level: str):
         table = self.node.store.table(plan.keyspace, plan.table)
-        selection = Selection(p.statement, table, p.result_columns, plan.filters, values)
+        selection = Selection(p.statement, table, p.json_columns or p.result_columns, plan.filters, values)
         ppl = resolve(plan.per_partition_limit, values) if plan.per_partition_limit is not None else None
         if ppl is not None and ppl is not UNSET and ppl <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
@@ -342,7 +363,7 @@ class Execution:
                 cursor = result.get("paging_state")
                 if cursor is None:
                     i += 1
-        rows = [[sink.counted]] if plan.count else sink.rows
+        rows = _as_json(p, [[sink.counted]] if plan.count else sink.rows)
         return Rows.from_values(RowsMetadata(p.result_columns, paging_state=more.encode() if more else None,
                                              no_metadata=params.skip_metadata), rows)
 
@@ -358,8 +379,15 @@ class Execution:
         sink.ppl = None
         for row in rows:
             sink.offer(row)
-        out = [[sink.counted]] if plan.count else sink.rows
+        out = _as_json(p, [[sink.counted]] if plan.count else sink.rows)
         return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata), out)
+
+
+def _as_json(p: PreparedStatement, rows: list) -> list:
+    """SELECT JSON: each row as its one `[json]` value (json_values.py)."""
+    if not p.json_columns:
+        return rows
+    return [[json_values.row_to_json(p.json_columns, row)] for row in rows]
 
 
 def _result(reply: Reply):

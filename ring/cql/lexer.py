@@ -9,6 +9,7 @@ float over an integer. Token kinds:
     STRING   '...' ('' escapes a quote) or $$...$$; `value` is the text
     INTEGER  -?digits;   FLOAT  -?digits[.digits][e[+-]digits] (NaN / Infinity are WORDs)
     UUID     8-4-4-4-12 hex digits;   HEX  0x... (a blob literal; `value` is the digits)
+    DURATION digits and units, e.g. 1h30m, -2d (engine/duration.py)
     SYMBOL   one of  <= >= != = < > ( ) , . ; ? : [ ] { } + - * / %
     EOF      the end (its position is just past the last character)
 
@@ -44,6 +45,7 @@ _PATTERN = re.compile(r"""
   | (?P<comment>--[^\n]*|//[^\n]*|/\*.*?\*/)
   | (?P<UUID>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9a-zA-Z_]))
   | (?P<HEX>0[xX][0-9a-fA-F]*(?![0-9a-zA-Z_]))
+  | (?P<DURATION>-?(?:[0-9]+(?:[yY]|[mM][oO]|[wW]|[dD]|[hH]|[mM][sS]|[uU][sS]|µs|[nN][sS]|[mM]|[sS]))+(?![0-9a-zA-Z_]))
   | (?P<FLOAT>-?[0-9]+(?:\.[0-9]*(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)(?![0-9a-zA-Z_]))
   | (?P<INTEGER>-?[0-9]+(?![0-9a-zA-Z_.]))
   | (?P<WORD>[a-zA-Z][a-zA-Z0-9_]*)
@@ -96,7 +98,7 @@ def tokenize(query: str) -> list[Token]:
             append(Token("WORD", text, text.lower(), pos, line, pos - line_start))
         elif kind == "SYMBOL":
             append(Token("SYMBOL", text, text, pos, line, pos - line_start))
-        elif kind in ("INTEGER", "FLOAT", "UUID"):
+        elif kind in ("INTEGER", "FLOAT", "UUID", "DURATION"):
             append(Token(kind, text, text.lower(), pos, line, pos - line_start))
         elif kind == "STRING":
             append(Token("STRING", text, text[1:-1].replace("''", "'"), pos, line, pos - line_start))

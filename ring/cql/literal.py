@@ -15,6 +15,7 @@ import ipaddress
 import re
 import uuid
 
+from engine import duration
 from engine.errors import InvalidRequest
 from ring.cql import ast
 from ring.cql.types import CqlType, hashable, serialize
@@ -127,6 +128,10 @@ def _constant(c: ast.Constant, t: CqlType, receiver: str):
             if kind != "string":
                 raise bad()
             return ipaddress.ip_address(text)
+        if name == "duration":
+            if kind not in ("duration", "string") and not (kind == "integer" and text.lstrip("-") == "0"):
+                raise bad()
+            return duration.parse(text if kind != "integer" else "0s")
     except (ValueError, decimal.InvalidOperation):
         raise bad()
     raise bad()

@@ -39,8 +39,7 @@ class Parser(DdlParser):
     # -- SELECT ----------------------------------------------------------------------------------
 
     def select(self):
-        if self.is_word("json"):
-            raise InvalidRequest("SELECT JSON is not supported yet")
+        json = self.accept_word("json")
         distinct = False
         if self.is_word("distinct") and not (self.is_word("from", 1) or self.is_symbol(",", 1) or self.is_word("as", 1)):
             self.advance()
@@ -75,7 +74,7 @@ class Parser(DdlParser):
             self.expect_word("filtering")
             allow_filtering = True
         return ast.Select(keyspace, table, selectors, where, distinct, order, per_partition_limit, limit,
-                          allow_filtering)
+                          allow_filtering, json)
 
     def selector(self) -> ast.Selector:
         tok = self.tok
@@ -154,8 +153,8 @@ class Parser(DdlParser):
     def insert(self):
         self.expect_word("into")
         keyspace, table = self.qualified()
-        if self.is_word("json"):
-            raise InvalidRequest("INSERT JSON is not supported yet")
+        if self.accept_word("json"):
+            return self.insert_json(keyspace, table)
         columns = self.names()
         self.expect_word("values")
         self.expect_symbol("(")
@@ -163,6 +162,18 @@ class Parser(DdlParser):
         if_not_exists = self.if_not_exists()
         ttl, timestamp = self.using() if self.accept_word("using") else (None, None)
         return ast.Insert(keyspace, table, columns, values, if_not_exists, ttl, timestamp)
+
+    def insert_json(self, keyspace, table):
+        document = self.term()
+        unset = False
+        if self.accept_word("default"):
+            if self.accept_word("unset"):
+                unset = True
+            elif not self.accept_word("null"):
+                self.fail()
+        if_not_exists = self.if_not_exists()
+        ttl, timestamp = self.using() if self.accept_word("using") else (None, None)
+        return ast.Insert(keyspace, table, (), (), if_not_exists, ttl, timestamp, document, unset)
 
     def using(self, ttl_allowed: bool = True) -> tuple:
         ttl = timestamp = None
@@ -190,17 +201,24 @@ class Parser(DdlParser):
 
     def assignment(self) -> tuple:
         column = self.name()
-        if self.is_symbol("["):
-            raise InvalidRequest(f"setting an element of {column} ({column}[...]) is not supported yet")
+        if self.accept_symbol("["):
+            key = self.term()
+            self.expect_symbol("]")
+            self.expect_symbol("=")
+            return column, ast.Element(key, self.term())
         if self.is_symbol("+") or self.is_symbol("-"):
-            raise InvalidRequest(f"{column} {self.tok.text}= ... (collection and counter updates) is not supported yet")
+            raise InvalidRequest(f"{column} {self.tok.text}= ... is not supported; write {column} = {column} "
+                                 f"{self.tok.text} ...")
         self.expect_symbol("=")
         if self.tok.kind in ("WORD", "QNAME") and self.tok.value == column and (self.is_symbol("+", 1) or self.is_symbol("-", 1)):
-            raise InvalidRequest(f"{column} = {column} {self.toks[self.i + 1].text} ... (collection and counter "
-                                 "updates) is not supported yet")
+            self.advance()
+            op = self.advance().value
+            return column, ast.CollectionUpdate(op, self.term())
         value = self.term()
-        if self.is_symbol("+"):
-            raise InvalidRequest(f"{column} = ... + {column} (collection updates) is not supported yet")
+        if self.accept_symbol("+"):
+            if self.name() != column:
+                self.fail(f"Only expressions of the form X = <value> + X are supported (for {column})", at=self.i - 1)
+            return column, ast.CollectionUpdate("+", value, prepend=True)
         return column, value
 
     def conditions(self) -> tuple[bool, tuple]:
@@ -222,11 +240,11 @@ class Parser(DdlParser):
     def delete(self):
         columns = []
         if not self.is_word("from"):
-            columns.append(self.name())
+            columns.append(self.deletion_target())
             while self.accept_symbol(","):
-                columns.append(self.name())
-            if self.is_symbol("[") or self.is_symbol("."):
-                raise InvalidRequest("deleting collection elements or fields is not supported yet")
+                columns.append(self.deletion_target())
+            if self.is_symbol("."):
+                raise InvalidRequest("deleting user-defined type fields is not supported")
         self.expect_word("from")
         keyspace, table = self.qualified()
         timestamp = None
@@ -236,6 +254,14 @@ class Parser(DdlParser):
         where = self.where()
         if_exists, conditions = self.conditions()
         return ast.Delete(keyspace, table, tuple(columns), where, timestamp, if_exists, conditions)
+
+    def deletion_target(self):
+        name = self.name()
+        if not self.accept_symbol("["):
+            return name
+        key = self.term()
+        self.expect_symbol("]")
+        return name, ast.Element(key)
 
     def batch(self):
         kind = "LOGGED"

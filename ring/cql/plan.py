@@ -16,7 +16,8 @@ import itertools
 from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
-from ring.cql import ast
+from ring.cql import ast, json_values
+from ring.cql.collection_ops import CollectionSource, resolve_op
 
 UNSET = object()        # an unset bind value ([value] length -2): the column is left alone
 
@@ -97,14 +98,26 @@ class WritePlan:
     end_inclusive: bool = True
     ttl: object = None
     timestamp: object = None
+    json: tuple | None = None       # INSERT JSON: (table, document source, default null)
 
     def operations(self, values=()) -> list[tuple[str, dict]]:
+        if self.json is not None:
+            table, document, default_null = self.json
+            row = json_values.row_from_json(table, resolve(document, values), default_null)
+            args = {"keyspace": self.keyspace, "table": self.table, "row": row}
+            _using(args, self.ttl, self.timestamp, values)
+            return [("insert", args)]
         out = []
         for key in _alternatives(self.key, values):
             args = {"keyspace": self.keyspace, "table": self.table}
             if self.op == "insert":
                 row = dict(key)
                 for column, source in self.row:
+                    if isinstance(source, CollectionSource):
+                        v = resolve_op(source, values, UNSET)
+                        if v is not None:
+                            row[column] = v
+                        continue
                     v = resolve(source, values)
                     if v is not UNSET:
                         row[column] = v
@@ -112,12 +125,25 @@ class WritePlan:
             else:
                 args["key"] = key
                 if self.columns:
-                    args["columns"] = list(self.columns)
+                    args["columns"] = _deletion_targets(self.columns, values)
+                    if not args["columns"]:
+                        continue
                 if self.start or self.end:
                     args.update(_bounds(self, values))
             _using(args, self.ttl, self.timestamp, values)
             out.append((self.op, args))
         return out
+
+
+def _deletion_targets(columns: tuple, values) -> list:
+    """DELETE's columns: names, and (name, CollectionOp) for elements (an unset key drops one)."""
+    out = []
+    for c in columns:
+        if isinstance(c, str):
+            out.append(c)
+        elif (op := resolve_op(c[1], values, UNSET)) is not None:
+            out.append((c[0], op))
+    return out
 
 
 def _bounds(plan, values) -> dict:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, cas, ddl_plans, describe, system_tables
+from ring.cql import ast, cas, collection_ops, ddl_plans, describe, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -39,6 +39,7 @@ class PreparedStatement:
     pk_indexes: tuple[int, ...]
     result_columns: tuple[ColumnSpec, ...]
     plan: object
+    json_columns: tuple[ColumnSpec, ...] = ()   # SELECT JSON: the selection rendered into `[json]`
 
     @property
     def result_metadata_id(self) -> bytes:
@@ -56,6 +57,7 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     statement, bind_count = parse(query)
     binder = Binder(bind_count)
     result_columns: tuple = ()
+    json_columns: tuple = ()
     target = _target_keyspace(statement, keyspace)
     if isinstance(statement, ast.Describe):
         plan, result_columns = describe.prepare_describe(statement, keyspace, query)
@@ -65,6 +67,9 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
         raise InvalidRequest(f"{target} is a system keyspace: its tables are read-only views of the node's state")
     elif isinstance(statement, ast.Select):
         plan, result_columns = prepare_select(statement, keyspace, keyspaces, binder)
+        if statement.json:
+            json_columns, first = result_columns, result_columns[0]
+            result_columns = (ColumnSpec(first.keyspace, first.table, "[json]", CqlType("text")),)
     elif isinstance(statement, (ast.Insert, ast.Update, ast.Delete)):
         plan = prepare_write(statement, keyspace, keyspaces, binder)
     elif isinstance(statement, ast.Batch):
@@ -76,7 +81,7 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     bind = binder.specs()
     return PreparedStatement(prepared_id(query, keyspace), query, keyspace, statement, bind,
                              binder.pk_indexes if not isinstance(statement, ast.Batch) else (),
-                             result_columns, plan)
+                             result_columns, plan, json_columns)
 
 
 def _target_keyspace(statement, keyspace: str | None) -> str | None:
@@ -188,6 +193,17 @@ def _write_key(binder: Binder, table: Table, where, statement: str) -> tuple[tup
 def prepare_write(s, keyspace, keyspaces, binder: Binder):
     """A WritePlan, or a cas.CasPlan when the statement has an IF clause."""
     table = table_of(keyspaces, s.keyspace or keyspace, s.table)
+    if isinstance(s, ast.Insert) and s.json is not None:
+        if s.if_not_exists:
+            raise InvalidRequest("INSERT JSON ... IF NOT EXISTS is not supported yet (docs/cql.md)")
+        ttl, ts = _using(binder, table, s.ttl, s.timestamp)
+        document = s.json
+        if isinstance(document, ast.BindMarker):
+            binder.bind(document, ColumnSpec(table.keyspace, table.name, document.name or "[json]", CqlType("text")))
+        else:
+            document = convert(document, CqlType("text"), "[json]")
+        return WritePlan("insert", table.keyspace, table.name, (), ttl=ttl, timestamp=ts,
+                         json=(table, document, not s.json_default_unset))
     plan = _prepare_write(s, table, binder)
     conditional = s.if_not_exists if isinstance(s, ast.Insert) else (s.if_exists or s.conditions)
     return cas.prepare_cas(s, table, plan, binder, _source) if conditional else plan
@@ -231,6 +247,9 @@ def _prepare_write(s, table: Table, binder: Binder) -> WritePlan:
                 raise InvalidRequest(f"Undefined column name {name} in table {table.qualified_name}")
             if col.kind != "regular":
                 raise InvalidRequest(f"PRIMARY KEY part {name} found in SET part")
+            if isinstance(term, (ast.Element, ast.CollectionUpdate)):
+                row.append((col.name, collection_ops.prepare_assignment(binder, table, col, term)))
+                continue
             row.append((col.name, _source(binder, term, col, table)))
         key, slices = _write_key(binder, table, s.where, "UPDATE")
         binder.note_where_key(table, s.where)
@@ -239,12 +258,16 @@ def _prepare_write(s, table: Table, binder: Binder) -> WritePlan:
             raise InvalidRequest(f"Some clustering keys are missing: {', '.join(missing)}")
         return WritePlan("insert", table.keyspace, table.name, key, row=tuple(row), ttl=ttl, timestamp=ts)
     _, ts = _using(binder, table, None, s.timestamp)
-    for name in s.columns:
+    targets = []
+    for target in s.columns:
+        name = target if isinstance(target, str) else target[0]
         col = table.by_name.get(name)
         if col is None:
             raise InvalidRequest(f"Undefined column name {name} in table {table.qualified_name}")
         if col.kind != "regular":
             raise InvalidRequest(f"Invalid identifier {name} for deletion (should not be a PRIMARY KEY part)")
+        targets.append(name if isinstance(target, str) else
+                       (name, collection_ops.prepare_element_delete(binder, table, col, target[1])))
     key, slices = _write_key(binder, table, s.where, "DELETE")
     binder.note_where_key(table, s.where)
     given = [k[0] for k in key if k[0] in {c.name for c in table.clustering}]
@@ -255,7 +278,7 @@ def _prepare_write(s, table: Table, binder: Binder) -> WritePlan:
     if s.columns and len(given) != len(ck_names) and not (not given and _statics_only(table, s.columns)):
         raise InvalidRequest("Range deletions are not supported for specific columns")
     start, end, start_inc, end_inc = clustering_slice(table, given, key, slices)
-    return WritePlan("delete", table.keyspace, table.name, key, columns=tuple(s.columns), start=start, end=end,
+    return WritePlan("delete", table.keyspace, table.name, key, columns=tuple(targets), start=start, end=end,
                      start_inclusive=start_inc, end_inclusive=end_inc, timestamp=ts)
 
 

@@ -83,7 +83,7 @@ def _selector(s: ast.Selector) -> str:
 
 
 def _select(s: ast.Select) -> str:
-    out = "SELECT " + ("DISTINCT " if s.distinct else "")
+    out = "SELECT " + ("JSON " if s.json else "") + ("DISTINCT " if s.distinct else "")
     out += "*" if s.selectors is None else ", ".join(map(_selector, s.selectors))
     out += " FROM " + _table(s.keyspace, s.table) + _where(s.where)
     if s.order_by:
@@ -96,19 +96,34 @@ def _select(s: ast.Select) -> str:
 
 
 def _insert(s: ast.Insert) -> str:
+    if s.json is not None:
+        return (f"INSERT INTO {_table(s.keyspace, s.table)} JSON {term(s.json)}"
+                + (" DEFAULT UNSET" if s.json_default_unset else "")
+                + (" IF NOT EXISTS" if s.if_not_exists else "") + _using(s.ttl, s.timestamp))
     return (f"INSERT INTO {_table(s.keyspace, s.table)} ({', '.join(map(q, s.columns))}) VALUES "
             f"({', '.join(map(term, s.values))})" + (" IF NOT EXISTS" if s.if_not_exists else "")
             + _using(s.ttl, s.timestamp))
 
 
 def _update(s: ast.Update) -> str:
-    sets = ", ".join(f"{q(c)} = {term(v)}" for c, v in s.assignments)
+    sets = ", ".join(_assignment(c, v) for c, v in s.assignments)
     return (f"UPDATE {_table(s.keyspace, s.table)}{_using(s.ttl, s.timestamp)} SET {sets}{_where(s.where)}"
             + _conditions(s.if_exists, s.conditions))
 
 
+def _assignment(column: str, v) -> str:
+    if isinstance(v, ast.Element):
+        return f"{q(column)}[{term(v.key)}] = {term(v.value)}"
+    if isinstance(v, ast.CollectionUpdate):
+        if v.prepend:
+            return f"{q(column)} = {term(v.value)} + {q(column)}"
+        return f"{q(column)} = {q(column)} {v.op} {term(v.value)}"
+    return f"{q(column)} = {term(v)}"
+
+
 def _delete(s: ast.Delete) -> str:
-    columns = ", ".join(map(q, s.columns)) + " " if s.columns else ""
+    columns = ", ".join(q(c) if isinstance(c, str) else f"{q(c[0])}[{term(c[1].key)}]" for c in s.columns)
+    columns = columns + " " if columns else ""
     return (f"DELETE {columns}FROM {_table(s.keyspace, s.table)}{_using(None, s.timestamp)}{_where(s.where)}"
             + _conditions(s.if_exists, s.conditions))
 

@@ -127,6 +127,8 @@ def _selection(s: ast.Select, table) -> tuple[tuple, tuple | None, bool, bool]:
             fn = "writetime" if isinstance(e, ast.WriteTime) else "ttl"
             if col.kind != "regular":
                 raise InvalidRequest(f"Cannot use selection function {fn} on PRIMARY KEY part {col.name}")
+            if "<" in col.cql_type and not col.cql_type.startswith("frozen<"):
+                raise InvalidRequest(f"Cannot use selection function {fn} on non-frozen collection {col.name}")
             if fn == "ttl":
                 raise InvalidRequest("ttl() is not supported yet: the read operations do not return cell TTLs")
             writetime = True

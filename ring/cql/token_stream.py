@@ -194,4 +194,5 @@ class TokenStream:
         self.fail()
 
 
-_CONSTANT_KINDS = {"STRING": "string", "INTEGER": "integer", "FLOAT": "float", "UUID": "uuid", "HEX": "hex"}
+_CONSTANT_KINDS = {"STRING": "string", "INTEGER": "integer", "FLOAT": "float", "UUID": "uuid", "HEX": "hex",
+                   "DURATION": "duration"}

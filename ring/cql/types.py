@@ -149,6 +149,8 @@ def serialize(t: CqlType, value) -> bytes:
         except ValueError:
             raise InvalidRequest(f"inet expects an IPv4 or IPv6 address, got {value!r:.60}")
     if name in ("list", "set"):
+        if name == "set":
+            value = _in_order(value)
         return I32.pack(len(value)) + b"".join(_element(t.params[0], v) for v in value)
     if name == "map":
         k, v = t.params
@@ -160,6 +162,14 @@ def serialize(t: CqlType, value) -> bytes:
     if name not in cql_types.TYPES:
         raise InvalidRequest(f"values of type {t} are not supported")
     return cql_types.serialize(name, cql_types.validate(name, value, str(t)))
+
+
+def _in_order(items):
+    """A set's elements in their natural order (the order Cassandra sends; drivers keep it)."""
+    try:
+        return sorted(items)
+    except TypeError:
+        return list(items)
 
 
 def _element(t: CqlType, value) -> bytes:

@@ -69,6 +69,7 @@ def select(node, rid: int, args: dict, exact: bool = False) -> list:
     limit = 1 if exact else args.get("limit")
     reverse = bool(args.get("reverse"))
     writetime = bool(args.get("writetime"))
+    paths = bool(args.get("paths"))         # lists as [(path, value), ...]: CQL's l[i] = v reads them
     pk_values = {c.name: key_values[c.name] for c in table.partition_key}
     now_s = node.clock.wall_us() // 1_000_000
 
@@ -76,7 +77,7 @@ def select(node, rid: int, args: dict, exact: bool = False) -> list:
         rows = []
         if p is not None:
             for ck, cells in live_rows(p, now_s, lo, hi, reverse):
-                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime))
+                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime, paths))
                 if limit is not None and len(rows) >= limit:
                     break
         if exact:

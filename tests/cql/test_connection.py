@@ -2,7 +2,7 @@
 import pytest
 from cassandra.protocol import (
     AuthResponseMessage, OptionsMessage, ProtocolException as DriverProtocolException, QueryMessage,
-    ReadyMessage, RegisterMessage, ResultMessage, StartupMessage, SupportedMessage,
+    ReadyMessage, RegisterMessage, StartupMessage, SupportedMessage,
 )
 from hypothesis import HealthCheck, given, settings, strategies as st
 

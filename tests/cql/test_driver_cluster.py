@@ -10,12 +10,13 @@ import time
 
 import pytest
 
-from cassandra import ConsistencyLevel, Unavailable
+from cassandra import ConsistencyLevel, InvalidRequest, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import (DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy,
                                 WhiteListRoundRobinPolicy)
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, SimpleStatement
+from cassandra.util import Duration
 
 from tools.cluster import LocalCluster
 
@@ -155,6 +156,95 @@ def overloaded_in_a_burst(sessions, statement, n: int) -> tuple[list[str], int]:
         except OverloadedErrorMessage as e:
             messages.append(str(e))
     return messages, ok
+
+
+def test_collections_non_frozen_element_operations(session):
+    session.execute("CREATE TABLE ks.coll (k int PRIMARY KEY, l list<int>, s set<text>, m map<text, int>, "
+                    "f frozen<list<int>>)")
+    table = session.cluster.metadata.keyspaces["ks"].tables["coll"]
+    assert [table.columns[n].cql_type for n in ("l", "s", "m", "f")] == [
+        "list<int>", "set<text>", "map<text, int>", "frozen<list<int>>"]
+    session.execute("INSERT INTO ks.coll (k, l, s, m, f) VALUES (1, [1, 2], {'b', 'a'}, {'x': 1}, [9, 8])")
+    session.execute("UPDATE ks.coll SET l = l + [3], s = s + {'c'}, m['y'] = 2 WHERE k = 1")
+    session.execute("UPDATE ks.coll SET l = [0] + l, s = s - {'a'}, m = m + {'z': 3} WHERE k = 1")
+    row = session.execute("SELECT l, s, m, f FROM ks.coll WHERE k = 1").one()
+    assert row.l == [0, 1, 2, 3] and sorted(row.s) == ["b", "c"] and dict(row.m) == {"x": 1, "y": 2, "z": 3}
+    assert row.f == [9, 8]
+    session.execute("UPDATE ks.coll SET l[1] = 10, m = m - {'x'} WHERE k = 1")
+    session.execute("UPDATE ks.coll SET m['yz'] = 5 WHERE k = 1")
+    session.execute("DELETE l[0], m['y'], m['yz'] FROM ks.coll WHERE k = 1")
+    session.execute("UPDATE ks.coll SET l = l - [2] WHERE k = 1")
+    row = session.execute("SELECT l, m FROM ks.coll WHERE k = 1").one()
+    assert row.l == [10, 3] and dict(row.m) == {"z": 3}
+    with pytest.raises(InvalidRequest, match="out of bound"):
+        session.execute("UPDATE ks.coll SET l[7] = 1 WHERE k = 1")
+    session.execute("UPDATE ks.coll SET s = {'only'}, l = [] WHERE k = 1")       # overwrite: tombstone + elements
+    row = session.execute("SELECT l, s FROM ks.coll WHERE k = 1").one()
+    assert row.l is None and set(row.s) == {"only"}                              # empty = null
+    session.execute("UPDATE ks.coll USING TTL 1 SET s = s + {'brief'} WHERE k = 1")   # an element's own TTL
+    time.sleep(2.2)
+    assert set(session.execute("SELECT s FROM ks.coll WHERE k = 1").one().s) == {"only"}
+
+
+def test_collections_prepared_binds_and_frozen_keys(session):
+    session.execute("CREATE TABLE ks.fk (k frozen<map<text, int>>, c frozen<set<int>>, v map<int, frozen<list<text>>>,"
+                    " PRIMARY KEY (k, c))")
+    insert = session.prepare("INSERT INTO ks.fk (k, c, v) VALUES (?, ?, ?)")
+    key = {"a": 1, "b": 2}
+    for c in ({3}, {1, 2}, set(), {1, 5}):
+        session.execute(insert, (key, c, {1: ["x", "y"]}))
+    put = session.prepare("UPDATE ks.fk SET v[?] = ? WHERE k = ? AND c = ?")
+    session.execute(put, (2, ["z"], key, {3}))
+    rows = list(session.execute(session.prepare("SELECT c, v FROM ks.fk WHERE k = ?"), (key,)))
+    assert [sorted(r.c or ()) for r in rows] == [[], [1, 2], [1, 5], [3]]          # frozen sets in CQL order
+    assert dict(rows[-1].v) == {1: ["x", "y"], 2: ["z"]}
+    assert session.cluster.metadata.keyspaces["ks"].tables["fk"].columns["k"].cql_type == "frozen<map<text, int>>"
+    with pytest.raises(InvalidRequest, match="non-frozen collection"):
+        session.execute("CREATE TABLE ks.bad (k list<int> PRIMARY KEY, v int)")
+
+
+def test_duration_literals_binds_and_keys(session):
+    session.execute("CREATE TABLE ks.dur (k int PRIMARY KEY, d duration, l list<duration>)")
+    session.execute("INSERT INTO ks.dur (k, d, l) VALUES (1, 1y2mo3d4h, [1h30m, -2d])")
+    session.execute(session.prepare("INSERT INTO ks.dur (k, d) VALUES (?, ?)"), (2, Duration(1, 2, 3)))
+    one = session.execute("SELECT d, l FROM ks.dur WHERE k = 1").one()
+    assert one.d == Duration(14, 3, 4 * 3600 * 10**9)
+    assert one.l == [Duration(0, 0, 90 * 60 * 10**9), Duration(0, -2, 0)]
+    assert session.execute("SELECT d FROM ks.dur WHERE k = 2").one().d == Duration(1, 2, 3)
+    with pytest.raises(InvalidRequest, match="PRIMARY KEY"):
+        session.execute("CREATE TABLE ks.durk (k duration PRIMARY KEY, v int)")
+    with pytest.raises(InvalidRequest, match="duration"):
+        session.execute("CREATE TABLE ks.durs (k int PRIMARY KEY, v set<duration>)")
+
+
+def test_insert_json_and_select_json(session):
+    session.execute("CREATE TABLE ks.js (k int, c text, v int, b blob, ts timestamp, l list<int>, "
+                    "m map<int, text>, d duration, PRIMARY KEY (k, c))")
+    session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "v": "7", "b": "0x0aff", """
+                    """"ts": "2024-01-02 03:04:05.678Z", "l": [1, 2], "m": {"3": "three"}, "d": "1h"}'""")
+    result = session.execute("SELECT JSON * FROM ks.js WHERE k = 1")
+    assert result.column_names == ["[json]"]
+    (row,) = result
+    assert row[0] == ('{"k": 1, "c": "x", "b": "0x0aff", "d": "1h", "l": [1, 2], "m": {"3": "three"}, '
+                      '"ts": "2024-01-02 03:04:05.678Z", "v": 7}')
+    prepared = session.prepare("INSERT INTO ks.js JSON ? DEFAULT UNSET")
+    session.execute(prepared, ['{"k": 1, "c": "x", "v": 8}'])                 # DEFAULT UNSET keeps l and m
+    one = session.execute("SELECT v, l FROM ks.js WHERE k = 1 AND c = 'x'").one()
+    assert (one.v, one.l) == (8, [1, 2])
+    session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "v": 9}'""")   # DEFAULT NULL clears them
+    assert session.execute("SELECT JSON v AS value, l FROM ks.js WHERE k = 1").one()[0] == '{"value": 9, "l": null}'
+    with pytest.raises(InvalidRequest, match="unrecognized column"):
+        session.execute("""INSERT INTO ks.js JSON '{"k": 1, "c": "x", "nope": 1}'""")
+
+
+def test_batch_using_timestamp_applies_to_statements_without_their_own(session):
+    session.execute("BEGIN BATCH USING TIMESTAMP 1000 "
+                    "INSERT INTO ks.t (k, c, v) VALUES (500, 1, 'batch') "
+                    "INSERT INTO ks.t (k, c, v) VALUES (500, 2, 'batch') APPLY BATCH")
+    rows = list(session.execute("SELECT c, writetime(v) AS w FROM ks.t WHERE k = 500"))
+    assert [(r.c, r.w) for r in rows] == [(1, 1000), (2, 1000)]
+    session.execute("INSERT INTO ks.t (k, c, v) VALUES (500, 1, 'older') USING TIMESTAMP 999")
+    assert session.execute("SELECT v FROM ks.t WHERE k = 500 AND c = 1").one().v == "batch"
 
 
 def test_overloaded_per_connection_and_per_node_while_the_node_serves_on(cluster, session):

@@ -1,5 +1,4 @@
 """Request bodies decoded from cassandra-driver's encoder; response bodies decoded by its decoder."""
-import uuid
 from dataclasses import replace
 
 import pytest
@@ -15,12 +14,12 @@ from ring import errors as ring_errors
 from ring.cql.frame import decode_header
 from ring.cql.notation import UNSET, Consistency, ProtocolException
 from ring.cql.requests import (
-    AuthResponse, Batch, BatchStatement, BatchType, Execute, Prepare, Query, QueryParameters, Register,
-    Startup, decode_request,
+    Batch, BatchStatement, BatchType, Execute, Prepare, Query, QueryParameters, Register,
+    decode_request,
 )
 from ring.cql.responses import (
     AlreadyExists, Authenticate, Error, ErrorCode, ReadFailure, ReadTimeout, SchemaChange, StatusChange,
-    Supported, TopologyChange, Unavailable, Unprepared, WriteFailure, WriteTimeout, error_for,
+    TopologyChange, Unavailable, Unprepared, WriteFailure, WriteTimeout, error_for,
 )
 from ring.cql.result import ColumnSpec, Prepared, Rows, RowsMetadata, SchemaChangeResult, SetKeyspace, Void
 from ring.cql.types import parse_type

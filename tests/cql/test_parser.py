@@ -90,6 +90,12 @@ STATEMENTS = [
     "SELECT * FROM t WHERE k IN ? AND c >= :lo",
     "select * from t -- a comment\n where /* another */ k = 1 // and a third",
     'SELECT "Quoted ""Name""", "select" FROM "T"',
+    "UPDATE t SET l = l + [1, 2], s = s - {'a'}, m[?] = ?, p = [0] + p WHERE k = 1",
+    "DELETE m['a'], l[0], v FROM t WHERE k = 1",
+    "INSERT INTO t JSON '{\"k\": 1}' DEFAULT UNSET USING TTL 5",
+    "INSERT INTO t JSON ?",
+    "SELECT JSON k, v AS x FROM t WHERE k = 1",
+    "INSERT INTO t (k, d) VALUES (1, 1h30m)",
 ]
 
 
@@ -138,8 +144,8 @@ def test_syntax_errors_name_the_position(query, message):
 
 
 @pytest.mark.parametrize("query", [
-    "SELECT JSON * FROM t", "SELECT * FROM t WHERE (a, b) > (1, 2)", "UPDATE t SET c = c + 1 WHERE k = 1",
-    "UPDATE t SET m['a'] = 1 WHERE k = 1", "SELECT * FROM t GROUP BY k", "SELECT max(v) FROM t",
+    "SELECT * FROM t WHERE (a, b) > (1, 2)", "UPDATE t SET c += 1 WHERE k = 1",
+    "SELECT * FROM t GROUP BY k", "SELECT max(v) FROM t",
     "CREATE TABLE t (k my_udt PRIMARY KEY)", "CREATE TABLE t (k int, PRIMARY KEY (k), PRIMARY KEY (k))",
 ])
 def test_unsupported_constructs_say_so(query):

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 
 from hypothesis import settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from engine.clock import ManualClock
 from engine.store import Store
