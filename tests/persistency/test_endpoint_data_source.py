@@ -19,7 +19,7 @@ from persistency.operation import (
 )
 from persistency.query import DataSourceQuery
 from persistency.serializer import register_class
-from persistency.native_backend import DynatableClient
+from persistency.config import open_backend
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint, SynchronizationError
 
 pytestmark = pytest.mark.slow
@@ -255,7 +255,7 @@ def test_type_descriptor_round_trip_and_hierarchy_order(make_client):
     assert all(again.index(parent) < again.index(child) for child, parent in parents.items())
 
 
-def test_declarative_configuration_and_client_rules(cluster, keyspace, make_client):
+def test_declarative_configuration_and_client_rules(make_config, make_client):
     client = make_client(read_consistency="QUORUM", write_consistency="ONE", gc_grace_seconds=864000)
     endpoint = SpaceSynchronizationEndpoint(client)
     source = SpaceDataSource(make_client(), batch_limit=100)
@@ -265,11 +265,11 @@ def test_declarative_configuration_and_client_rules(cluster, keyspace, make_clie
     source.initial_metadata_load()
     assert list(source.initial_data_load()) == [doc]
     with pytest.raises(InvalidRequest, match="ANY"):
-        DynatableClient(cluster.contact_points(), keyspace, read_consistency="ANY")
+        make_client(read_consistency="ANY")
     with pytest.raises(InvalidRequest, match="does not exist"):
-        DynatableClient(cluster.contact_points(), "no_such_keyspace")
+        open_backend(dataclasses.replace(make_config(), keyspace_name="no_such_keyspace"))
     with pytest.raises(InvalidRequest, match="gc_grace_seconds"):
-        DynatableClient(cluster.contact_points(), keyspace, gc_grace_seconds=-1)
+        make_client(gc_grace_seconds=-1)
     client.close()
     client.close()   # idempotent
 

@@ -123,10 +123,12 @@ def test_a_node_down_during_synchronization_loses_nothing(cluster, make_client, 
         cluster.wait_for_up(victim)
 
 
-def test_a_killed_space_process_loses_no_logged_operation(cluster, keyspace, make_client, tmp_path):
+def test_a_killed_space_process_loses_no_logged_operation(make_config, make_client, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     script = os.path.join(os.path.dirname(__file__), "crash_writer.py")
-    proc = subprocess.Popen([sys.executable, script, ",".join(cluster.contact_points()), keyspace, str(tmp_path), "200"],
+    config = make_config()
+    args = [config.backend, ",".join(config.host_list()), str(config.port or "-"), config.keyspace_name]
+    proc = subprocess.Popen([sys.executable, script, *args, str(tmp_path), "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
