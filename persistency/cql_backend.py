@@ -57,10 +57,28 @@ def _level(name: str) -> int:
     return getattr(ConsistencyLevel, name)
 
 
+def _driver_options(config: CassandraConfig) -> dict:
+    options = {}
+    if config.protocol_version is not None:
+        options["protocol_version"] = config.protocol_version
+    if config.username is not None:
+        options["auth_provider"] = PlainTextAuthProvider(config.username, config.password or "")
+    return options
+
+
+def connect(config: CassandraConfig):
+    """A connected driver Session for `config`, to share between backends (CqlBackend(config, session));
+    the caller shuts its cluster down."""
+    return Cluster(list(config.host_list()), port=config.port or 9042, connect_timeout=config.connect_timeout_s,
+                   **_driver_options(config)).connect()
+
+
 class CqlBackend:
     """A backend.Backend on a Cassandra-compatible cluster and an existing keyspace (never created here)."""
 
-    def __init__(self, config: CassandraConfig):
+    def __init__(self, config: CassandraConfig, session=None):
+        """Connect as `config` says; or use `session`, a connected driver Session shared with other
+        backends (then its Cluster is the caller's: close() leaves it open)."""
         self.config = config
         read, write = check_options(config.read_consistency_level, config.write_consistency_level,
                                     config.column_family_gc_grace_seconds)
@@ -68,28 +86,33 @@ class CqlBackend:
         self.read_consistency, self.write_consistency = read, write
         self._prepared: dict[tuple[str, str], object] = {}
         self._closed = False
-
-        def profile(level: str) -> ExecutionProfile:
-            return ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(config.local_dc)),
-                                    consistency_level=_level(level), request_timeout=config.request_timeout_s,
-                                    row_factory=dict_factory)
-        options = {}
-        if config.protocol_version is not None:
-            options["protocol_version"] = config.protocol_version
-        if config.username is not None:
-            options["auth_provider"] = PlainTextAuthProvider(config.username, config.password or "")
-        self.cluster = Cluster(list(config.host_list()), port=config.port or 9042,
-                               execution_profiles={EXEC_PROFILE_DEFAULT: profile(read), "read": profile(read),
-                                                   "write": profile(write), "metadata": profile(METADATA_LEVEL)},
-                               connect_timeout=config.connect_timeout_s, **options)
+        self._owned = session is None
+        self.profiles = {"read": f"dynatable-{read}", "write": f"dynatable-{write}",
+                         "metadata": f"dynatable-{METADATA_LEVEL}"}
+        if session is None:
+            self.cluster = Cluster(list(config.host_list()), port=config.port or 9042,
+                                   execution_profiles={EXEC_PROFILE_DEFAULT: self._profile(read)},
+                                   connect_timeout=config.connect_timeout_s, **_driver_options(config))
+        else:
+            self.cluster = session.cluster
         try:
-            self.session = self.cluster.connect()
+            self.session = self.cluster.connect() if session is None else session
+            for name in set(self.profiles.values()):
+                if name not in self.cluster.profile_manager.profiles:
+                    self.cluster.add_execution_profile(name, self._profile(name.split("-", 1)[1]))
+            if self.keyspace not in self.cluster.metadata.keyspaces:
+                self._run(lambda: self.cluster.refresh_schema_metadata())   # created after this driver connected?
             if self.keyspace not in self.cluster.metadata.keyspaces:
                 raise InvalidRequest(f"Keyspace {self.keyspace} does not exist; create it first (the persistency "
                                      "never creates keyspaces)")
         except BaseException:
             self.close()
             raise
+
+    def _profile(self, level: str) -> ExecutionProfile:
+        return ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(self.config.local_dc)),
+                                consistency_level=_level(level), request_timeout=self.config.request_timeout_s,
+                                row_factory=dict_factory)
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -130,7 +153,8 @@ class CqlBackend:
         stmt = self._statement(kind, table, key_column).bind(params)
         if page_size is not None:
             stmt.fetch_size = page_size
-        return self._run(lambda: self.session.execute(stmt, execution_profile=profile, paging_state=paging_state))
+        return self._run(lambda: self.session.execute(stmt, execution_profile=self.profiles[profile],
+                                                      paging_state=paging_state))
 
     def _concurrent(self, statements: list, profile: str) -> list:
         """Execute bound statements concurrently (at most max_in_flight); raise the first error."""
@@ -138,7 +162,7 @@ class CqlBackend:
             return []
         results = self._run(lambda: execute_concurrent(
             self.session, [(s, None) for s in statements], concurrency=self.config.max_in_flight,
-            raise_on_first_error=False, results_generator=False, execution_profile=profile))
+            raise_on_first_error=False, results_generator=False, execution_profile=self.profiles[profile]))
         out = []
         for ok, result in results:
             if not ok:
@@ -156,8 +180,10 @@ class CqlBackend:
         """Every live node on the same schema version (the driver's wait, max_schema_agreement_wait)."""
         return self._run(lambda: self.cluster.control_connection.wait_for_schema_agreement())
 
-    def _columns(self, name: str) -> dict | None:
-        self._run(lambda: self.cluster.refresh_table_metadata(self.keyspace, name))
+    def _columns(self, name: str, refresh: bool = False) -> dict | None:
+        """The table's {column: type} from the driver's metadata (kept current by schema events)."""
+        if refresh:
+            self._run(lambda: self.cluster.refresh_table_metadata(self.keyspace, name))
         table = self.cluster.metadata.keyspaces[self.keyspace].tables.get(name)
         return None if table is None else {c.name: c.cql_type for c in table.columns.values()}
 
@@ -181,7 +207,7 @@ class CqlBackend:
             grace = self.config.column_family_gc_grace_seconds
             options = f" WITH gc_grace_seconds = {grace}" if grace is not None else ""
             self._ddl(f"CREATE TABLE IF NOT EXISTS {self._name(name)} ({body}, PRIMARY KEY ({primary_key})){options}")
-            have = self._columns(name)
+            have = self._columns(name) or self._columns(name, refresh=True)   # IF NOT EXISTS no-op: no event
         if have != columns:
             raise InvalidRequest(f"table {self.keyspace}.{name} exists with columns {have}, not {columns}: "
                                  "another type or application uses that name; configure a name converter")
@@ -274,7 +300,8 @@ class CqlBackend:
         if self._closed:
             return
         self._closed = True
-        self.cluster.shutdown()
+        if self._owned:
+            self.cluster.shutdown()
 
     def __enter__(self) -> Self:
         return self

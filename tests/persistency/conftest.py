@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from persistency.config import CassandraConfig, open_backend
+from persistency.cql_backend import CqlBackend, connect
 from tools.cluster import LocalCluster
 
 SETTINGS = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "num_tokens": 8, "log_level": "WARNING"}
@@ -56,14 +57,27 @@ def make_config(cluster, keyspace, backend):
     return lambda **kw: config_of(cluster, keyspace, backend, **kw)
 
 
+@pytest.fixture(scope="package")
+def cql_session(cluster):
+    """One driver Session for the package's CQL clients (a driver connects in about a second here)."""
+    session = connect(config_of(cluster, "system", "cql"))
+    yield session
+    session.cluster.shutdown()
+
+
 @pytest.fixture
-def make_client(make_config):
+def make_client(request, backend, make_config):
     """Clients of the test's keyspace on the test's backend; each call is a separate client (the
-    original's tests used one for the endpoint and another for the data source)."""
+    original's tests used one for the endpoint and another for the data source; CQL clients share
+    the package's driver session, `fresh=True` connects one of its own)."""
     made = []
 
-    def make(**kw):
-        c = open_backend(make_config(**kw))
+    def make(fresh=False, **kw):
+        config = make_config(**kw)
+        if backend == "cql" and not fresh:
+            c = CqlBackend(config, request.getfixturevalue("cql_session"))
+        else:
+            c = open_backend(config)
         made.append(c)
         return c
     yield make
