@@ -66,5 +66,7 @@ def open_backend(config: CassandraConfig):
                                write_consistency=config.write_consistency_level,
                                gc_grace_seconds=config.column_family_gc_grace_seconds,
                                max_in_flight=config.max_in_flight)
-    from persistency.cql_backend import CqlBackend   # cassandra-driver is needed only here
+    from persistency.cql_backend import (
+        CqlBackend,  # cassandra-driver is needed only here
+    )
     return CqlBackend(config)

@@ -34,8 +34,14 @@ from cassandra.query import dict_factory
 
 from engine.errors import InvalidRequest
 from engine.schema import check_name
-from persistency.backend import (DEAD_LETTER_TABLE, METADATA_LEVEL, METADATA_TABLE, VALUE_INDEX, Put,
-                                 check_options)
+from persistency.backend import (
+    DEAD_LETTER_TABLE,
+    METADATA_LEVEL,
+    METADATA_TABLE,
+    VALUE_INDEX,
+    Put,
+    check_options,
+)
 
 if TYPE_CHECKING:
     from persistency.config import CassandraConfig

@@ -21,6 +21,7 @@ import threading
 import time
 
 from engine.errors import InvalidRequest
+from persistency.dynamic_serializer import DEFAULT_DYNAMIC
 from persistency.mapping import type_name_of
 from persistency.mirror_log import LogEntry, MirrorLog
 from persistency.operation import (
@@ -29,7 +30,6 @@ from persistency.operation import (
     OperationsBatchData,
     OperationType,
 )
-from persistency.serializer import DEFAULT_DYNAMIC
 
 log = logging.getLogger("dynatable.persistency")
 POLICIES = ("block", "drop-oldest")

@@ -14,8 +14,14 @@ from typing import Self
 
 from engine.errors import IndexNotReady, InvalidRequest
 from engine.schema import check_name
-from persistency.backend import (DEAD_LETTER_TABLE, METADATA_LEVEL, METADATA_TABLE, VALUE_INDEX, Put,
-                                 check_options)
+from persistency.backend import (
+    DEAD_LETTER_TABLE,
+    METADATA_LEVEL,
+    METADATA_TABLE,
+    VALUE_INDEX,
+    Put,
+    check_options,
+)
 from ring.client import AsyncCluster
 
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all

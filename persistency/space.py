@@ -21,6 +21,7 @@ import mmh3
 from engine.errors import InvalidRequest
 from persistency.descriptor import SpaceTypeDescriptor
 from persistency.document import SpaceDocument
+from persistency.dynamic_serializer import DEFAULT_DYNAMIC
 from persistency.mapping import properties_of, type_name_of
 from persistency.operation import OperationType
 from persistency.query import (
@@ -29,7 +30,7 @@ from persistency.query import (
     parse_sql,
     restrictions_of,
 )
-from persistency.serializer import CLASSES, DEFAULT_DYNAMIC, new_instance
+from persistency.serializer import CLASSES, new_instance
 
 
 class EntryNotInSpace(InvalidRequest):

@@ -6,10 +6,10 @@ batch and interval), prints "written N", then waits to be killed with SIGKILL.
 import sys
 import time
 
+from persistency.config import CassandraConfig, open_backend
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mirror import Mirror
 from persistency.space import Space
-from persistency.config import CassandraConfig, open_backend
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
 
 

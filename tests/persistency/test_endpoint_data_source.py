@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine.errors import InvalidRequest
+from persistency.config import open_backend
 from persistency.data_source import SpaceDataSource, sort_super_types_first
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mapping import MappingError
@@ -19,7 +20,6 @@ from persistency.operation import (
 )
 from persistency.query import DataSourceQuery
 from persistency.serializer import register_class
-from persistency.config import open_backend
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint, SynchronizationError
 
 pytestmark = pytest.mark.slow
