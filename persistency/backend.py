@@ -32,6 +32,13 @@ METADATA_LEVEL = "QUORUM"
 VALUE_INDEX = "{table}_value_idx"
 
 
+class StoreUnavailable(Exception):
+    """The cluster could not take the request now (a timeout, too few replicas, overload, no host,
+    a lost connection). Nothing is known to be applied; the same request may succeed later."""
+
+    retryable = True
+
+
 @dataclass(frozen=True, slots=True)
 class Put:
     table: str

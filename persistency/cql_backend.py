@@ -13,8 +13,9 @@ CQL front end and unchanged on Apache Cassandra 4/5 or ScyllaDB (docs/persistenc
   `column1` is the path (no ALLOW FILTERING, which Cassandra would demand for the pair);
 * DDL is `CREATE ... IF NOT EXISTS`, then `control_connection.wait_for_schema_agreement()`.
 Driver errors a retry cannot fix (syntax, invalid, unauthorized, configuration) become
-engine.errors.InvalidRequest, so the mirror parks instead of retrying; the rest stay as they are
-(timeouts, unavailable, no host) and are retried.
+engine.errors.InvalidRequest, so the mirror parks instead of retrying; those of the cluster's state
+(timeouts, unavailable, overloaded, no host, lost connections) become backend.StoreUnavailable,
+which the mirror retries.
 """
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ from typing import TYPE_CHECKING, Self
 from cassandra import ConsistencyLevel, DriverException, ReadFailure
 from cassandra import InvalidRequest as DriverInvalidRequest
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+)
 from cassandra.concurrent import execute_concurrent
+from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import ConfigurationException, SyntaxException, Unauthorized
 from cassandra.query import dict_factory
@@ -40,6 +47,7 @@ from persistency.backend import (
     METADATA_TABLE,
     VALUE_INDEX,
     Put,
+    StoreUnavailable,
     check_options,
 )
 
@@ -48,15 +56,20 @@ if TYPE_CHECKING:
 
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
 DETERMINISTIC = (DriverInvalidRequest, SyntaxException, Unauthorized, ConfigurationException)
+TRANSIENT = (DriverException, NoHostAvailable, ConnectionException, OSError)
 
 
-def deterministic(error: BaseException) -> BaseException:
-    """A driver error a retry cannot fix as an InvalidRequest (the mirror parks those); others unchanged."""
+def translate(error: BaseException) -> BaseException:
+    """A driver error in the project's terms: one a retry cannot fix is an InvalidRequest (the mirror
+    parks it), one of the cluster's state a StoreUnavailable (retried); others stay as they are."""
     if isinstance(error, DETERMINISTIC):
         e = InvalidRequest(f"{type(error).__name__}: {error}")
-        e.__cause__ = error
-        return e
-    return error
+    elif isinstance(error, TRANSIENT):
+        e = StoreUnavailable(f"{type(error).__name__}: {error}")
+    else:
+        return error
+    e.__cause__ = error
+    return e
 
 
 def _level(name: str) -> int:
@@ -151,8 +164,8 @@ class CqlBackend:
     def _run(call):
         try:
             return call()
-        except DriverException as e:
-            raise deterministic(e) from e
+        except TRANSIENT as e:
+            raise translate(e) from e
 
     def _execute(self, kind: str, table: str, params=(), profile: str = "read", key_column: str = "key",
                  page_size: int | None = None, paging_state=None):
@@ -172,7 +185,7 @@ class CqlBackend:
         out = []
         for ok, result in results:
             if not ok:
-                raise deterministic(result)
+                raise translate(result)
             out.append(result)
         return out
 
@@ -278,9 +291,9 @@ class CqlBackend:
                     page = self._execute("index", table, (value,), key_column=key_column, page_size=page_size,
                                          paging_state=state)
                     break
-                except (ReadFailure, InvalidRequest) as e:   # just created: every node builds its index first
+                except (StoreUnavailable, InvalidRequest) as e:   # just created: every node builds its index
                     if attempt == INDEX_NOT_READY_RETRIES or "not ready" not in str(e).lower() \
-                            and not isinstance(e, ReadFailure):
+                            and not isinstance(e.__cause__, ReadFailure):
                         raise
                     time.sleep(0.1 * (attempt + 1))
             keys = [r[key_column] for r in page.current_rows if r["column1"] == column]

@@ -1,7 +1,8 @@
 """An in-process space: typed entries (SpaceDocuments or registered dataclass objects) by type and
 id, routed into `partitions` by the routing property (the id by default), persisted write-behind.
 
-Every change goes to the mirror after it is applied in memory: `write` sends WRITE for a new id
+Every change goes to the mirror first and is applied in memory only once the mirror accepted it
+(a change the mirror refuses, e.g. an unregistered class, leaves the space as it was): `write` sends WRITE for a new id
 and UPDATE (full replace) for an existing one, as GigaSpaces' write does; `update` UPDATE;
 `partial_update` PARTIAL_UPDATE with only the changed properties; `take` REMOVE. `start` loads the
 metadata and then every entry through the data source (nothing of that goes back to the mirror);
@@ -133,10 +134,10 @@ class Space:
             _set(entry, d.id_property, uuid.uuid4().hex)
         with self._lock:
             existing = self._find(d.type_name, props_id(entry, d))
-            if existing is not None:
+            self._send(OperationType.UPDATE if existing is not None else OperationType.WRITE, entry)
+            if existing is not None:     # the mirror accepted it: now the space changes
                 self._remove(existing)
             self._put(entry)
-            self._send(OperationType.UPDATE if existing is not None else OperationType.WRITE, entry)
         return copy.deepcopy(entry)
 
     def read_by_id(self, type_name: str, id_value):
@@ -181,8 +182,8 @@ class Space:
         with self._lock:
             entry = self.read(template)
             if entry is not None:
-                self._remove(entry)
                 self._send(OperationType.REMOVE, entry)
+                self._remove(entry)
             return entry
 
     def update(self, entry):
@@ -200,10 +201,13 @@ class Space:
             if self.read_by_id(type_name, id_value) is None:
                 raise EntryNotInSpace(f"no {type_name} with id {id_value!r} to update")
             entry = self._find(type_name, id_value)
+            changed = copy.deepcopy(entry)
             for k, v in changes.items():
-                _set(entry, k, v)
+                _set(changed, k, v)
             self._send(OperationType.PARTIAL_UPDATE, SpaceDocument(type_name, {d.id_property: id_value, **changes}))
-            return copy.deepcopy(entry)
+            self._remove(entry)
+            self._put(changed)
+            return copy.deepcopy(changed)
 
     def count(self, type_name: str) -> int:
         with self._lock:
