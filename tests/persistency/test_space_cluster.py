@@ -13,6 +13,7 @@ import pytest
 from engine.errors import InvalidRequest
 from persistency.data_source import SpaceDataSource
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
+from persistency.dynamic_serializer import DynamicPropertyValueSerializer
 from persistency.mirror import Mirror
 from persistency.operation import OperationType
 from persistency.serializer import register_class
@@ -85,21 +86,34 @@ def test_space_round_trip_through_a_restart(make_client, tmp_path):
     cold.close()
 
 
+class PickySerializer(DynamicPropertyValueSerializer):
+    """A user serializer with a bug: a TypeError for one value (issue 15, bug 3)."""
+
+    def to_bytes(self, value):
+        if value == "unencodable":
+            raise TypeError("PickySerializer cannot encode this")
+        return super().to_bytes(value)
+
+
 def test_poison_operations_are_parked_and_the_rest_delivered(make_client, tmp_path):
     client = make_client()
-    endpoint = SpaceSynchronizationEndpoint(client)
+    endpoint = SpaceSynchronizationEndpoint(client, dynamic_serializer=PickySerializer())
     endpoint.on_introduce_type(SpaceTypeDescriptor("Good", "id", fixed_properties={"id": "long"}))
     mirror = Mirror(endpoint, str(tmp_path), batch_size=10, interval_ms=50)
     for i in range(9):
         mirror.enqueue(OperationType.WRITE, SpaceDocument("Good", {"id": i, "v": i}))
         if i == 4:
             mirror.enqueue(OperationType.WRITE, SpaceDocument("NeverIntroduced", {"id": 1}))
+        if i == 6:
+            mirror.enqueue(OperationType.WRITE, SpaceDocument("Good", {"id": 100, "v": "unencodable"}))
+    assert mirror.flush(timeout_s=60)
+    assert mirror.metrics["parked"] == 2 and mirror.metrics["delivered"] == 11 and mirror.metrics["retries"] == 0
     assert mirror.close(timeout_s=60)
-    assert mirror.metrics["parked"] == 1 and mirror.metrics["delivered"] == 10
-    parked = client.dead_letters()
-    assert len(parked) == 1 and parked[0]["type_name"] == "NeverIntroduced"
-    assert "Could not find column family" in parked[0]["error"]
-    source = SpaceDataSource(make_client())
+    parked = sorted(client.dead_letters(), key=lambda p: p["type_name"])
+    assert [p["type_name"] for p in parked] == ["Good", "NeverIntroduced"]
+    assert "Could not find column family" in parked[1]["error"]
+    assert parked[0]["error"] == "TypeError: PickySerializer cannot encode this"
+    source = SpaceDataSource(make_client(), dynamic_serializer=PickySerializer())
     assert sorted(d["id"] for d in source.get_data_iterator_by_ids("Good", range(9))) == list(range(9))
 
 
