@@ -15,7 +15,7 @@ from persistency.data_source import SpaceDataSource
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.dynamic_serializer import DynamicPropertyValueSerializer
 from persistency.mirror import Mirror
-from persistency.operation import OperationType
+from persistency.operation import DataSyncOperation, OperationsBatchData, OperationType
 from persistency.serializer import register_class
 from persistency.space import EntryNotInSpace, Space
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
@@ -159,3 +159,35 @@ def test_a_killed_space_process_loses_no_logged_operation(make_config, make_clie
     loaded = {d["id"]: d for d in source.initial_data_load()}
     assert sorted(loaded) == [0] + list(range(2, 200))
     assert loaded[0]["tag"] == "partial" and loaded[199].properties == {"id": 199, "n": 199, "tag": "t199"}
+
+
+def test_each_partition_loads_its_own_share_in_parallel(make_client, tmp_path):
+    endpoint = SpaceSynchronizationEndpoint(make_client())
+    by_id = SpaceTypeDescriptor("ById", "id", fixed_properties={"id": "long"})
+    by_region = SpaceTypeDescriptor("ByRegion", "id", fixed_properties={"id": "string"}, routing_property="region")
+    for d in (by_id, by_region):
+        endpoint.on_introduce_type(d)
+    ops = [DataSyncOperation(OperationType.WRITE, SpaceDocument("ById", {"id": i, "v": i})) for i in range(150)]
+    ops += [DataSyncOperation(OperationType.WRITE, SpaceDocument("ByRegion", {"id": f"r{i}", "region": f"z{i % 7}"}))
+            for i in range(40)]
+    endpoint.on_operations_batch_synchronization(OperationsBatchData(ops))
+    source = SpaceDataSource(make_client(), batch_limit=30)
+    source.initial_metadata_load()
+    everything = {(d.type_name, d["id"]) for d in source.initial_data_load()}
+    assert len(everything) == 190
+    shares = [[(d.type_name, d["id"]) for d in source.initial_data_load(i, 4)] for i in range(4)]
+    assert sorted(k for share in shares for k in share) == sorted(everything)      # disjoint, complete
+    assert all(len(share) > 10 for share in shares)
+
+    seen = []
+    space = Space("loader", data_source=source, partitions=4)
+    assert space.start(concurrency=2, progress=lambda *a: seen.append(a)) == 190
+    assert sorted(p for p, _, done in seen if done) == [0, 1, 2, 3]
+    for i, share in enumerate(shares):   # what partition i loaded is what it holds
+        held = {(t, k) for t, entries in space.partitions[i].items() for k in
+                (space.read_by_id(t, e["id"])["id"] for e in entries.values())}
+        assert held == set(share)
+    sequential = Space("loader", data_source=source, partitions=4)
+    assert sequential.start(parallel=False) == 190
+    assert [{t: set(es) for t, es in p.items()} for p in sequential.partitions] == \
+        [{t: set(es) for t, es in p.items()} for p in space.partitions]
