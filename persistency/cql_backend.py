@@ -37,7 +37,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import ConfigurationException, SyntaxException, Unauthorized
-from cassandra.query import dict_factory
+from cassandra.query import BatchStatement, BatchType, dict_factory
 
 from engine.errors import InvalidRequest
 from engine.schema import check_name
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from persistency.config import CassandraConfig
 
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
+BATCH_STATEMENTS_MAX = 100       # statements in one single-partition batch (batch_size_warn_threshold)
 DETERMINISTIC = (DriverInvalidRequest, SyntaxException, Unauthorized, ConfigurationException)
 TRANSIENT = (DriverException, NoHostAvailable, ConnectionException, OSError)
 
@@ -252,14 +253,28 @@ class CqlBackend:
     # -- data ------------------------------------------------------------------------------------
 
     def apply(self, mutations: list) -> None:
-        statements = []
+        """One UNLOGGED BATCH per row (a single partition: one mutation on its replicas, each
+        statement with its own timestamp), the rows concurrently."""
+        rows: dict[tuple, list] = {}
         for m in mutations:
             if isinstance(m, Put):
                 stmt = self._statement("put", m.table, m.key_column)
-                statements.append(stmt.bind((m.key, m.column, m.value, m.timestamp)))
+                bound = stmt.bind((m.key, m.column, m.value, m.timestamp))
             else:
                 stmt = self._statement("delete", m.table, m.key_column)
-                statements.append(stmt.bind((m.timestamp, m.key)))
+                bound = stmt.bind((m.timestamp, m.key))
+            rows.setdefault((m.table, bound.routing_key), []).append(bound)
+        statements = []
+        for bounds in rows.values():
+            for i in range(0, len(bounds), BATCH_STATEMENTS_MAX):
+                chunk = bounds[i:i + BATCH_STATEMENTS_MAX]
+                if len(chunk) == 1:
+                    statements.append(chunk[0])
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for b in chunk:
+                    batch.add(b)
+                statements.append(batch)
         self._concurrent(statements, "write")
 
     def read_row(self, table: str, key_column: str, key) -> list[tuple[str, bytes]]:
