@@ -176,6 +176,13 @@ class CqlBackend:
         return self._run(lambda: self.session.execute(stmt, execution_profile=self.profiles[profile],
                                                       paging_state=paging_state))
 
+    def _rows(self, result):
+        """Every row of a result, fetching the next pages as it goes (driver errors translated)."""
+        yield from result.current_rows
+        while result.has_more_pages:
+            self._run(result.fetch_next_page)
+            yield from result.current_rows
+
     def _concurrent(self, statements: list, profile: str) -> list:
         """Execute bound statements concurrently (at most max_in_flight); raise the first error."""
         if not statements:
@@ -187,7 +194,7 @@ class CqlBackend:
         for ok, result in results:
             if not ok:
                 raise translate(result)
-            out.append(result)
+            out.append(list(self._rows(result)))
         return out
 
     # -- tables ----------------------------------------------------------------------------------
@@ -243,11 +250,11 @@ class CqlBackend:
         self._execute("meta_put", METADATA_TABLE, (type_name, data), "metadata")
 
     def read_metadata(self, type_name: str) -> bytes | None:
-        rows = list(self._execute("meta_get", METADATA_TABLE, (type_name,), "metadata"))
+        rows = list(self._rows(self._execute("meta_get", METADATA_TABLE, (type_name,), "metadata")))
         return rows[0]["metadata"] if rows else None
 
     def read_all_metadata(self) -> list[tuple[str, bytes]]:
-        rows = self._execute("meta_all", METADATA_TABLE, (), "metadata", page_size=1000)
+        rows = self._rows(self._execute("meta_all", METADATA_TABLE, (), "metadata", page_size=1000))
         return [(r["type_name"], r["metadata"]) for r in rows if r["metadata"] is not None]
 
     # -- data ------------------------------------------------------------------------------------
@@ -290,9 +297,9 @@ class CqlBackend:
         """Every row (or those whose token is in (start, end]) as (key, [(name, value)]) in token
         order, one page of cells in memory at a time (the driver fetches the next page on demand)."""
         if token_range is None:
-            rows = self._execute("scan", table, (), key_column=key_column, page_size=page_size)
+            rows = self._rows(self._execute("scan", table, (), key_column=key_column, page_size=page_size))
         else:
-            rows = self._execute("range", table, token_range, key_column=key_column, page_size=page_size)
+            rows = self._rows(self._execute("range", table, token_range, key_column=key_column, page_size=page_size))
         cells = ((r[key_column], r["column1"], r["value"]) for r in rows if r["value"] is not None)
         for key, group in groupby(cells, key=lambda c: c[0]):
             yield key, [(c[1], c[2]) for c in group]
@@ -324,7 +331,7 @@ class CqlBackend:
                                                   now), "write")
 
     def dead_letters(self) -> list[dict]:
-        rows = self._execute("parked", DEAD_LETTER_TABLE, (), page_size=1000)
+        rows = self._rows(self._execute("parked", DEAD_LETTER_TABLE, (), page_size=1000))
         return [{**r, "parked_at": _millis(r["parked_at"])} for r in rows]
 
     # -- life ------------------------------------------------------------------------------------
