@@ -121,7 +121,7 @@ class CqlBackend:
                 if name not in self.cluster.profile_manager.profiles:
                     self.cluster.add_execution_profile(name, self._profile(name.split("-", 1)[1]))
             if self.keyspace not in self.cluster.metadata.keyspaces:
-                self._run(lambda: self.cluster.refresh_schema_metadata())   # created after this driver connected?
+                self._run(lambda: self.cluster.refresh_keyspace_metadata(self.keyspace))   # created since we connected?
             if self.keyspace not in self.cluster.metadata.keyspaces:
                 raise InvalidRequest(f"Keyspace {self.keyspace} does not exist; create it first (the persistency "
                                      "never creates keyspaces)")
