@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from persistency.config import CassandraConfig
 
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
+SCHEMA_AGREEMENT_WAIT_S = 10.0   # the driver's max_schema_agreement_wait default
 BATCH_STATEMENTS_MAX = 100       # statements in one single-partition batch (batch_size_warn_threshold)
 DETERMINISTIC = (DriverInvalidRequest, SyntaxException, Unauthorized, ConfigurationException)
 TRANSIENT = (DriverException, NoHostAvailable, ConnectionException, OSError)
@@ -78,7 +79,9 @@ def _level(name: str) -> int:
 
 
 def _driver_options(config: CassandraConfig) -> dict:
-    options = {}
+    """Settings of the driver clusters we create. max_schema_agreement_wait=0: the driver does not
+    poll for agreement after each DDL (every 0.2 s); _ddl waits itself, then reads the table."""
+    options = {"connect_timeout": config.connect_timeout_s, "max_schema_agreement_wait": 0}
     if config.protocol_version is not None:
         options["protocol_version"] = config.protocol_version
     if config.username is not None:
@@ -89,8 +92,7 @@ def _driver_options(config: CassandraConfig) -> dict:
 def connect(config: CassandraConfig):
     """A connected driver Session for `config`, to share between backends (CqlBackend(config, session));
     the caller shuts its cluster down."""
-    return Cluster(list(config.host_list()), port=config.port or 9042, connect_timeout=config.connect_timeout_s,
-                   **_driver_options(config)).connect()
+    return Cluster(list(config.host_list()), port=config.port or 9042, **_driver_options(config)).connect()
 
 
 class CqlBackend:
@@ -112,7 +114,7 @@ class CqlBackend:
         if session is None:
             self.cluster = Cluster(list(config.host_list()), port=config.port or 9042,
                                    execution_profiles={EXEC_PROFILE_DEFAULT: self._profile(read)},
-                                   connect_timeout=config.connect_timeout_s, **_driver_options(config))
+                                   **_driver_options(config))
         else:
             self.cluster = session.cluster
         try:
@@ -204,8 +206,9 @@ class CqlBackend:
         self.wait_for_schema_agreement()
 
     def wait_for_schema_agreement(self) -> bool:
-        """Every live node on the same schema version (the driver's wait, max_schema_agreement_wait)."""
-        return self._run(lambda: self.cluster.control_connection.wait_for_schema_agreement())
+        """Every live node on the same schema version (the driver's wait, at most SCHEMA_AGREEMENT_WAIT_S)."""
+        return self._run(lambda: self.cluster.control_connection.wait_for_schema_agreement(
+            wait_time=SCHEMA_AGREEMENT_WAIT_S))
 
     def _columns(self, name: str, refresh: bool = False) -> dict | None:
         """The table's {column: type} from the driver's metadata (kept current by schema events)."""
@@ -234,7 +237,7 @@ class CqlBackend:
             grace = self.config.column_family_gc_grace_seconds
             options = f" WITH gc_grace_seconds = {grace}" if grace is not None else ""
             self._ddl(f"CREATE TABLE IF NOT EXISTS {self._name(name)} ({body}, PRIMARY KEY ({primary_key})){options}")
-            have = self._columns(name) or self._columns(name, refresh=True)   # IF NOT EXISTS no-op: no event
+            have = self._columns(name, refresh=True)
         if have != columns:
             raise InvalidRequest(f"table {self.keyspace}.{name} exists with columns {have}, not {columns}: "
                                  "another type or application uses that name; configure a name converter")

@@ -146,7 +146,7 @@ def test_update_replaces_partial_update_merges_write_upserts_and_replay_is_idemp
     assert sorted((d["id"], sorted(d.properties.items())) for d in source.initial_data_load()) == state
 
 
-def test_errors_missing_id_unknown_type_unsupported_kind_and_nothing_applied(pair):
+def test_errors_missing_id_unknown_type_unsupported_kind_and_nothing_applied(backend_agnostic, pair):
     endpoint, source = pair
     endpoint.on_introduce_type(simple_type())
     good = (W, SpaceDocument("TestType", {"id": 10, "some_prop": 1}))
@@ -233,7 +233,7 @@ def test_pojo_with_primitives_and_arrays(pair):
     assert list(source.initial_data_load()) == [doc]
 
 
-def test_type_descriptor_round_trip_and_hierarchy_order(make_client):
+def test_type_descriptor_round_trip_and_hierarchy_order(backend_agnostic, make_client):
     endpoint = SpaceSynchronizationEndpoint(make_client())
     parents = {"d4": "d1", "d7": "d4", "d5": "d2", "d6": "d2", "d8": "d5", "d9": "d8", "d10": "d8"}
     full = SpaceTypeDescriptor("d9", "id", routing_property="r", super_type_name="d8",
@@ -274,7 +274,7 @@ def test_declarative_configuration_and_client_rules(make_config, make_client):
     client.close()   # idempotent
 
 
-def test_unsupported_queries_fail_loudly(pair):
+def test_unsupported_queries_fail_loudly(backend_agnostic, pair):
     endpoint, source = pair
     endpoint.on_introduce_type(simple_type())
     endpoint.on_operations_batch_synchronization(batch((W, SpaceDocument("TestType", {"id": 1, "some_prop": 1}))))
@@ -288,7 +288,7 @@ def test_unsupported_queries_fail_loudly(pair):
     assert list(got) == []
 
 
-def test_colliding_type_names_are_detected(pair):
+def test_colliding_type_names_are_detected(backend_agnostic, pair):
     endpoint, _ = pair
     endpoint.on_introduce_type(simple_type("a.b"))
     with pytest.raises(SynchronizationError, match="both map to table a_b"):
