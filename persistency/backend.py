@@ -2,8 +2,8 @@
 
 The endpoint, the data source and the mirror reach the cluster only through these methods, so a
 backend is all it takes to run the same layer on another cluster: `native_backend.DynatableClient`
-(dynatable's own client) today, a CQL backend (cassandra-driver, for Apache Cassandra or ScyllaDB)
-later. Layout, the same for every backend (the Thrift column family seen from CQL, "compact
+(dynatable's own client) and `cql_backend.CqlBackend` (cassandra-driver: dynatable's CQL, Apache
+Cassandra, ScyllaDB); `config.open_backend` chooses. Layout, the same for every backend (the Thrift column family seen from CQL, "compact
 storage"): a type's table is `(<key> <id type>, column1 text, value blob, PRIMARY KEY (<key>,
 column1))`, one CQL row per space column, so columns can be added by any write (dynamic
 properties), a partition deletion is the original's row deletion, and reads return columns in name
@@ -12,7 +12,8 @@ operations in `persistency_dead_letter` (docs/persistency.md#tables).
 
 Contract: mutations carry explicit timestamps, so their order on the wire does not matter,
 reconciliation by timestamp does; `apply` returns only after every mutation has an answer and
-raises the first error. A backend never creates keyspaces; `ensure_*` calls are idempotent and
+raises the first error. `scan_rows` takes an optional token range (start, end]: the rows whose
+partition-key token lies in it (Murmur3, Cassandra's). A backend never creates keyspaces; `ensure_*` calls are idempotent and
 safe when several endpoints race.
 """
 from __future__ import annotations
@@ -29,6 +30,13 @@ RESERVED_TABLES = (METADATA_TABLE, DEAD_LETTER_TABLE)
 LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 METADATA_LEVEL = "QUORUM"
 VALUE_INDEX = "{table}_value_idx"
+
+
+class StoreUnavailable(Exception):
+    """The cluster could not take the request now (a timeout, too few replicas, overload, no host,
+    a lost connection). Nothing is known to be applied; the same request may succeed later."""
+
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +92,8 @@ class Backend(Protocol):
     def apply(self, mutations: list[Put | DeleteRow]) -> None: ...
     def read_row(self, table: str, key_column: str, key) -> list[tuple[str, bytes]]: ...
     def read_rows(self, table: str, key_column: str, keys: list) -> list[list[tuple[str, bytes]]]: ...
-    def scan_rows(self, table: str, key_column: str,
-                  page_size: int) -> Iterator[tuple[object, list[tuple[str, bytes]]]]: ...
+    def scan_rows(self, table: str, key_column: str, page_size: int,
+                  token_range: tuple[int, int] | None = None) -> Iterator[tuple[object, list[tuple[str, bytes]]]]: ...
     def index_keys(self, table: str, key_column: str, column: str, value: bytes,
                    page_size: int) -> Iterator[list]: ...
 

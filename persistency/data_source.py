@@ -2,7 +2,8 @@
 
 * `initial_metadata_load` reads every stored type and returns descriptors super types first.
 * `initial_data_load` streams every type's rows (or the type's configured load query) page by
-  page: memory holds one page of cells, never a whole table.
+  page: memory holds one page of cells, never a whole table. Given a space partition, only that
+  partition's routing share (routing.py): by token range when the type routes by its id.
 * `get_by_id` / `get_data_iterator_by_ids` read rows by key (ids in request order, missing skipped).
 * `get_data_iterator` answers a template or the SQL subset (query.py): an equality on the id is a
   by-key read; an empty query is a full scan; otherwise one equality on an indexed path is answered
@@ -19,6 +20,7 @@ from engine.errors import InvalidRequest
 from persistency.backend import Backend
 from persistency.mapping import DefaultFlattenedPropertiesFilter, Mapper
 from persistency.query import OPERATORS, DataSourceQuery, Restriction, restrictions_of
+from persistency.routing import partition_of, routes_by_key, routing_token, token_range
 from persistency.serializer import CLASSES
 from persistency.sync_endpoint import TypeCatalog, unpack_metadata
 
@@ -68,15 +70,29 @@ class SpaceDataSource:
             self.catalog.put(unpack_metadata(data))
         return sort_super_types_first([m.meta.descriptor for m in self.catalog.mappers.values()])
 
-    def initial_data_load(self):
+    def initial_data_load(self, partition_id: int | None = None, partitions: int = 1):
+        """Every entry; or, with `partition_id`, only that space partition's routing share (routing.py):
+        a type routed by its id is read by the partition's token range only; another type is read
+        whole and filtered (as GigaSpaces partitions did)."""
+        if partition_id is not None and not (isinstance(partitions, int) and 0 <= partition_id < partitions):
+            raise InvalidRequest(f"partition_id must be in 0..{partitions - 1}, got {partition_id!r}")
+        whole = partition_id is None or partitions == 1
         for descriptor in sort_super_types_first([m.meta.descriptor for m in self.catalog.mappers.values()]):
+            m = self.catalog.mappers[descriptor.type_name]
             query = self.initial_load_queries.get(descriptor.type_name)
             if query is not None:
-                yield from self.get_data_iterator(query) or ()
-                continue
-            m = self.catalog.mappers[descriptor.type_name]
-            for key, cols in self.client.scan_rows(m.meta.cf_name, m.meta.key_column, self.batch_limit):
-                yield m.from_columns(m.key_from_store(key), cols)
+                docs = self.get_data_iterator(query) or ()
+            else:
+                share = None if whole or not routes_by_key(m) else token_range(partition_id, partitions)
+                docs = (m.from_columns(m.key_from_store(key), cols)
+                        for key, cols in self.client.scan_rows(m.meta.cf_name, m.meta.key_column, self.batch_limit,
+                                                               share))
+                if share is not None:
+                    yield from docs
+                    continue
+            for doc in docs:
+                if whole or partition_of(routing_token(m, doc.properties), partitions) == partition_id:
+                    yield doc
 
     def get_by_id(self, type_name: str, id_value):
         m = self.catalog.get(type_name)

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidRequest
 from persistency.descriptor import FIXED_TYPES, SpaceTypeDescriptor, field_refs
 from persistency.document import SpaceDocument
+from persistency.dynamic_serializer import DEFAULT_DYNAMIC
 from persistency.serializer import (
     CLASSES,
-    DEFAULT_DYNAMIC,
     ClassRegistry,
     PropertyValueSerializer,
     SerializationError,

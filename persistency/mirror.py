@@ -6,13 +6,16 @@ pending or the oldest has waited `interval_ms` (GigaSpaces' defaults: 100 operat
 and on `flush`/`close`. Delivery is at-least-once: the log is acknowledged only after the
 endpoint succeeded, and replays are harmless (operations carry their timestamps).
 
-Failures: an error whose `retryable` is true (timeouts, overload, unreachable nodes) and any
-error that is not an InvalidRequest is retried with exponential backoff, forever. A batch that
-fails with an InvalidRequest (a poison operation: unknown type, bad value, ...) is split: each
-operation is sent alone; one that still fails is parked in the dead-letter table with its error
-(`persistency_dead_letter`) and counted; it is never dropped silently.
+Failures are classified (`classify`): "transient" errors of the cluster's state (timeouts,
+unavailable replicas, overload, lost connections) are retried with exponential backoff, forever:
+nothing is parked because the cluster is down. "poison" errors a retry cannot fix (InvalidRequest,
+a SerializationError, a TypeError or ValueError from a user serializer, ...) split the batch at
+once: each operation is sent alone, and one that still fails is parked in the dead-letter table
+(`persistency_dead_letter`) with its error and counted, never dropped silently; the rest flow.
+Any other error is retried `max_attempts` times, then handled as poison.
 A full log applies `on_capacity_exceeded`: "block" (the writer waits; `blocked` counts) or
-"drop-oldest" (the oldest pending operation is settled undelivered; `dropped` counts).
+"drop-oldest" (the oldest pending operations are settled undelivered; `dropped` counts only those
+not already in the batch being sent, which are still delivered).
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import logging
 import threading
 import time
 
-from engine.errors import InvalidRequest
+from engine.errors import EngineError, InvalidRequest
+from persistency.backend import StoreUnavailable
+from persistency.dynamic_serializer import DEFAULT_DYNAMIC
 from persistency.mapping import type_name_of
 from persistency.mirror_log import LogEntry, MirrorLog
 from persistency.operation import (
@@ -29,7 +34,7 @@ from persistency.operation import (
     OperationsBatchData,
     OperationType,
 )
-from persistency.serializer import DEFAULT_DYNAMIC
+from ring.errors import ConfigurationError, RequestError
 
 log = logging.getLogger("dynatable.persistency")
 POLICIES = ("block", "drop-oldest")
@@ -43,17 +48,30 @@ class MirrorClosed(InvalidRequest):
     """The mirror was closed; create a new one over the same log directory to resume."""
 
 
-def is_poison(error: BaseException) -> bool:
-    """An error a retry of the same operation cannot fix (see the module docstring)."""
-    return isinstance(error, InvalidRequest) and not getattr(error, "retryable", False)
+TRANSIENT = (RequestError, StoreUnavailable, OSError, TimeoutError)
+DETERMINISTIC = (TypeError, ValueError, AttributeError, LookupError, ArithmeticError, RecursionError,
+                 NotImplementedError, ConfigurationError)
+
+
+def classify(error: BaseException) -> str:
+    """"transient" (retry until it works), "poison" (a retry cannot fix it) or "unknown" (retry a
+    bounded number of times). Pure; see the module docstring."""
+    if isinstance(error, EngineError):
+        return "transient" if error.retryable else "poison"
+    if isinstance(error, TRANSIENT):
+        return "transient"
+    if isinstance(error, DETERMINISTIC):
+        return "poison"
+    return "unknown"
 
 
 class Mirror:
     def __init__(self, endpoint, log_directory: str, *, batch_size: int = 100, interval_ms: int = 2000,
                  capacity: int = 100_000, on_capacity_exceeded: str = "block", sync: str = "periodic",
                  sync_period_ms: int = 100, retry_initial_ms: int = 100, retry_max_ms: int = 5000,
-                 serializer=DEFAULT_DYNAMIC, start: bool = True):
-        for name, value in (("batch_size", batch_size), ("interval_ms", interval_ms), ("capacity", capacity)):
+                 max_attempts: int = 5, serializer=DEFAULT_DYNAMIC, start: bool = True):
+        for name, value in (("batch_size", batch_size), ("interval_ms", interval_ms), ("capacity", capacity),
+                            ("max_attempts", max_attempts)):
             if not isinstance(value, int) or value < 1:
                 raise InvalidRequest(f"mirror {name} must be a positive integer, got {value!r}")
         if on_capacity_exceeded not in POLICIES:
@@ -63,6 +81,8 @@ class Mirror:
         self.policy = on_capacity_exceeded
         self.sync_period_s = sync_period_ms / 1000
         self.retry_initial_s, self.retry_max_s = retry_initial_ms / 1000, retry_max_ms / 1000
+        self.max_attempts = max_attempts
+        self._in_flight: set[int] = set()    # seqs of the batch being sent
         self.serializer = serializer
         self.log = MirrorLog(log_directory, sync=sync)
         self.clock = OperationClock(max((e.timestamp_us for e in self.log.pending), default=0))
@@ -90,9 +110,11 @@ class Mirror:
                 if len(self.log.pending) < self.capacity:
                     break
                 if self.policy == "drop-oldest":
-                    self.log.settle(self.log.pending[0].seq, dropped=True)
-                    self.metrics["dropped"] += 1
-                    log.warning("mirror log full (%d operations): dropped the oldest", self.capacity)
+                    oldest = self.log.pending[0].seq
+                    self.log.settle(oldest, dropped=True)
+                    if oldest not in self._in_flight:   # one being sent is still delivered
+                        self.metrics["dropped"] += 1
+                        log.warning("mirror log full (%d operations): dropped the oldest", self.capacity)
                     break
                 self.metrics["blocked"] += 1
                 self._cond.wait(0.5)
@@ -154,7 +176,9 @@ class Mirror:
                 due = self._oldest_at is not None and now - self._oldest_at >= self.interval_s
                 if n and (n >= self.batch_size or due or self._flush_requested):
                     self.log.sync()
-                    return [self.log.pending[i] for i in range(min(n, self.batch_size))]
+                    batch = [self.log.pending[i] for i in range(min(n, self.batch_size))]
+                    self._in_flight = {e.seq for e in batch}
+                    return batch
                 if not n:
                     self._flush_requested = False
                 self._cond.wait(self.sync_period_s)
@@ -173,7 +197,9 @@ class Mirror:
         with self._cond:
             if self._closed:
                 raise _Stopping   # closed while the endpoint was busy: the log stays as it is
-            self.metrics["delivered"] += self.log.settle(batch[-1].seq)
+            self.log.settle(batch[-1].seq)       # a no-op for operations drop-oldest settled meanwhile
+            self._in_flight = set()
+            self.metrics["delivered"] += len(batch)
             self.metrics["batches"] += 1
             self._oldest_at = time.monotonic() if self.log.pending else None
             self._cond.notify_all()
@@ -214,14 +240,18 @@ class Mirror:
         self.endpoint.after_operations_batch_synchronization(batch)
 
     def _attempt(self, send) -> BaseException | None:
-        """Send, retrying with backoff until success (None) or a poison error (returned)."""
+        """Send, retrying with backoff until success (None), a poison error or `max_attempts` of
+        unknown ones (the last error returned). Transient errors are retried forever."""
         delay = self.retry_initial_s
+        unknown = 0
         while True:
             try:
                 send()
                 return None
             except Exception as e:  # noqa: BLE001 - the endpoint's errors are classified, never lost
-                if is_poison(e):
+                kind = classify(e)
+                unknown += kind == "unknown"
+                if kind == "poison" or unknown >= self.max_attempts:
                     return e
                 self.metrics["retries"] += 1
                 log.warning("mirror: batch failed (%s: %s); retrying in %.1f s", type(e).__name__, e, delay)

@@ -14,8 +14,14 @@ from typing import Self
 
 from engine.errors import IndexNotReady, InvalidRequest
 from engine.schema import check_name
-from persistency.backend import (DEAD_LETTER_TABLE, METADATA_LEVEL, METADATA_TABLE, VALUE_INDEX, Put,
-                                 check_options)
+from persistency.backend import (
+    DEAD_LETTER_TABLE,
+    METADATA_LEVEL,
+    METADATA_TABLE,
+    VALUE_INDEX,
+    Put,
+    check_options,
+)
 from ring.client import AsyncCluster
 
 INDEX_NOT_READY_RETRIES = 20     # about 20 s in all
@@ -176,17 +182,21 @@ class DynatableClient:
                                                 consistency=self.read_consistency) for k in keys)
         return [[(r["column1"], r["value"]) for r in rows if r.get("value") is not None] for rows in results]
 
-    def scan_rows(self, table: str, key_column: str, page_size: int):
-        """Every row as (key, [(name, value)]) in token order, one page of cells in memory at a time."""
+    def scan_rows(self, table: str, key_column: str, page_size: int, token_range: tuple[int, int] | None = None):
+        """Every row (or those whose token is in (start, end]) as (key, [(name, value)]) in token order,
+        one page of cells in memory at a time."""
         cells = ((r[key_column], r["column1"], r["value"])
-                 for r in self._scan(table, page_size, self.read_consistency) if r.get("value") is not None)
+                 for r in self._scan(table, page_size, self.read_consistency, token_range)
+                 if r.get("value") is not None)
         for key, group in groupby(cells, key=lambda c: c[0]):
             yield key, [(c[1], c[2]) for c in group]
 
-    def _scan(self, table: str, page_size: int, level: str):
+    def _scan(self, table: str, page_size: int, level: str, token_range: tuple[int, int] | None = None):
+        start, end = token_range or (None, None)
         state = None
         while True:
-            page = self._call(self.session.scan(table, page_size=page_size, paging_state=state, consistency=level))
+            page = self._call(self.session.scan(table, start, end, page_size=page_size, paging_state=state,
+                                                consistency=level))
             yield from page.rows
             if (state := page.paging_state) is None:
                 return

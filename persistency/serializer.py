@@ -1,11 +1,10 @@
-"""Property value serializers: fixed (by declared type) and dynamic (one type-tag byte + payload).
+"""Property value serializers: the fixed encodings (by declared type) and the class registry; the
+dynamic serializer (one type-tag byte + payload, object graphs) is dynamic_serializer.py.
 
 Fixed encodings follow the original's native Cassandra ones (big-endian): boolean 1 byte, int 4,
 long 8, float 4 (IEEE), double 8, bigint two's complement, decimal 4-byte scale + unscaled,
 string UTF-8, uuid 16, bytes raw, datetime 8-byte epoch microseconds + 4-byte UTC offset.
-The dynamic serializer keeps the exact Python type: its tags are the original's where a Python
-type matches, plus tags for containers, dataclasses and SpaceDocuments (docs/format.md#space
-property values). Nothing is ever unpickled: a class must be registered (`register_class`) to be
+Nothing is ever unpickled: a class must be registered (`register_class`) to be
 written, and an unknown class name read back is an error, never a silent document.
 """
 from __future__ import annotations
@@ -17,10 +16,7 @@ import struct
 import uuid
 from typing import Protocol
 
-import msgpack
-
 from engine.errors import InvalidRequest
-from persistency.document import SpaceDocument
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NAIVE = -(2 ** 31)   # utc-offset field of a naive datetime
@@ -194,97 +190,3 @@ def decode_fixed(type_name: str, data: bytes):
     if type_name == "bigint":
         return int.from_bytes(data, "big", signed=True)
     raise AssertionError(f"not a native fixed type: {type_name}")
-
-
-# -- dynamic: one tag byte, then the payload (on disk: never renumber) -----------------------------
-
-TAG_STR, TAG_BOOL, TAG_LONG, TAG_DOUBLE = 0x82, 0x83, 0x85, 0x87
-TAG_UUID, TAG_DATETIME, TAG_BIGINT, TAG_DECIMAL, TAG_BYTES = 0x89, 0x8A, 0x8B, 0x8C, 0x8D
-TAG_LIST, TAG_TUPLE, TAG_SET, TAG_FROZENSET, TAG_DICT = 0x90, 0x91, 0x92, 0x93, 0x94
-TAG_OBJECT, TAG_DOCUMENT, TAG_NONE = 0x95, 0x96, 0x97
-_SEQUENCES = {list: TAG_LIST, tuple: TAG_TUPLE, set: TAG_SET, frozenset: TAG_FROZENSET}
-_SEQUENCE_TYPES = {tag: t for t, tag in _SEQUENCES.items()}
-_NATIVE = {TAG_STR: "string", TAG_DOUBLE: "double", TAG_UUID: "uuid", TAG_DATETIME: "datetime",
-           TAG_BIGINT: "bigint", TAG_DECIMAL: "decimal"}
-
-
-def _pack(obj) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-class DynamicPropertyValueSerializer:
-    """The default serializer of dynamic properties (and of fixed non-native leaves)."""
-
-    def __init__(self, registry: ClassRegistry = CLASSES):
-        self.registry = registry
-
-    def to_bytes(self, value) -> bytes:
-        if value is None:
-            return bytes([TAG_NONE])
-        t = type(value)
-        if t is bool:
-            return bytes([TAG_BOOL, value])
-        if t is int:
-            if -(2 ** 63) <= value < 2 ** 63:
-                return bytes([TAG_LONG]) + value.to_bytes(8, "big", signed=True)
-            return bytes([TAG_BIGINT]) + _twos(value)
-        if t is float:
-            return bytes([TAG_DOUBLE]) + struct.pack(">d", value)
-        if t is str:
-            return bytes([TAG_STR]) + encode_fixed("string", value)
-        if t in (bytes, bytearray):
-            return bytes([TAG_BYTES]) + struct.pack(">I", len(value)) + bytes(value)
-        if t is uuid.UUID:
-            return bytes([TAG_UUID]) + value.bytes
-        if t is dt.datetime:
-            return bytes([TAG_DATETIME]) + _datetime_bytes(value)
-        if t is decimal.Decimal:
-            return bytes([TAG_DECIMAL]) + _decimal_bytes(value)
-        if t in _SEQUENCES:
-            items = [self.to_bytes(v) for v in value]
-            if t in (set, frozenset):
-                items.sort()   # deterministic bytes for equal sets
-            return bytes([_SEQUENCES[t]]) + _pack(items)
-        if t is dict:
-            return bytes([TAG_DICT]) + _pack([[self.to_bytes(k), self.to_bytes(v)] for k, v in value.items()])
-        if t is SpaceDocument:
-            return bytes([TAG_DOCUMENT]) + _pack([value.type_name, self._fields(value.properties)])
-        if dataclasses.is_dataclass(value):
-            name = self.registry.name_of(t)
-            return bytes([TAG_OBJECT]) + _pack(
-                [name, self._fields({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})])
-        raise SerializationError(f"cannot serialize a {t.__module__}.{t.__qualname__}: use a dataclass registered "
-                                 "with persistency.register_class, a container, or a plain value")
-
-    def _fields(self, props: dict) -> list:
-        return [[k, self.to_bytes(v)] for k, v in props.items()]
-
-    def from_bytes(self, data: bytes):
-        if not data:
-            return None
-        tag, payload = data[0], data[1:]
-        if tag in _NATIVE:
-            return decode_fixed(_NATIVE[tag], payload)
-        if tag == TAG_NONE:
-            return None
-        if tag == TAG_BOOL:
-            return payload != b"\x00"
-        if tag == TAG_LONG:
-            return int.from_bytes(payload, "big", signed=True)
-        if tag == TAG_BYTES:
-            (n,) = struct.unpack_from(">I", payload)
-            return bytes(payload[4:4 + n])
-        if tag in _SEQUENCE_TYPES:
-            return _SEQUENCE_TYPES[tag](self.from_bytes(b) for b in msgpack.unpackb(payload))
-        if tag == TAG_DICT:
-            return {self.from_bytes(k): self.from_bytes(v) for k, v in msgpack.unpackb(payload)}
-        if tag == TAG_DOCUMENT:
-            type_name, fields = msgpack.unpackb(payload)
-            return SpaceDocument(type_name, {k: self.from_bytes(v) for k, v in fields})
-        if tag == TAG_OBJECT:
-            name, fields = msgpack.unpackb(payload)
-            return new_instance(self.registry.class_of(name), {k: self.from_bytes(v) for k, v in fields})
-        raise SerializationError(f"unknown dynamic value tag 0x{tag:02x}; was it written with another serializer?")
-
-
-DEFAULT_DYNAMIC = DynamicPropertyValueSerializer()

@@ -1,10 +1,13 @@
 """An in-process space: typed entries (SpaceDocuments or registered dataclass objects) by type and
-id, routed into `partitions` by the routing property (the id by default), persisted write-behind.
+id, routed into `partitions` by the routing property (the id by default; routing.py: the token
+ring cut into equal ranges), persisted write-behind.
 
-Every change goes to the mirror after it is applied in memory: `write` sends WRITE for a new id
+Every change goes to the mirror first and is applied in memory only once the mirror accepted it
+(a change the mirror refuses, e.g. an unregistered class, leaves the space as it was): `write` sends WRITE for a new id
 and UPDATE (full replace) for an existing one, as GigaSpaces' write does; `update` UPDATE;
 `partial_update` PARTIAL_UPDATE with only the changed properties; `take` REMOVE. `start` loads the
-metadata and then every entry through the data source (nothing of that goes back to the mirror);
+metadata and then every entry through the data source, each partition its own share in parallel
+(nothing of that goes back to the mirror);
 `read_by_id` reads through on a miss and keeps what it found. Template and SQL reads run on memory
 (everything is loaded at start: GigaSpaces' ALL_IN_CACHE policy). Entries are copied in and out,
 so callers never share state with the space.
@@ -15,13 +18,19 @@ import copy
 import dataclasses
 import threading
 import uuid
-
-import mmh3
+from concurrent.futures import ThreadPoolExecutor
 
 from engine.errors import InvalidRequest
 from persistency.descriptor import SpaceTypeDescriptor
 from persistency.document import SpaceDocument
-from persistency.mapping import properties_of, type_name_of
+from persistency.dynamic_serializer import DEFAULT_DYNAMIC
+from persistency.mapping import (
+    DefaultFlattenedPropertiesFilter,
+    Mapper,
+    build_metadata,
+    properties_of,
+    type_name_of,
+)
 from persistency.operation import OperationType
 from persistency.query import (
     DataSourceQuery,
@@ -29,7 +38,10 @@ from persistency.query import (
     parse_sql,
     restrictions_of,
 )
-from persistency.serializer import CLASSES, DEFAULT_DYNAMIC, new_instance
+from persistency.routing import partition_of, routing_token
+from persistency.serializer import CLASSES, new_instance
+
+PROGRESS_EVERY = 1000
 
 
 class EntryNotInSpace(InvalidRequest):
@@ -45,21 +57,44 @@ class Space:
         self.mirror, self.data_source, self.registry = mirror, data_source, registry
         self.types: dict[str, SpaceTypeDescriptor] = {}
         self.partitions: list[dict[str, dict[bytes, object]]] = [{} for _ in range(partitions)]
+        self._mappers: dict[str, Mapper] = {}
         self._lock = threading.RLock()
 
     # -- life ------------------------------------------------------------------------------------
 
-    def start(self) -> int:
-        """Load metadata and data through the data source; returns how many entries were loaded."""
+    def start(self, *, parallel: bool = True, concurrency: int = 4, progress=None) -> int:
+        """Load metadata, then data through the data source; returns how many entries were loaded.
+
+        parallel (the default): each partition loads its own routing share (by token range when the
+        type routes by its id), at most `concurrency` partitions at once; `progress(partition,
+        loaded, done)` is called every PROGRESS_EVERY entries of a partition and when it is done.
+        parallel=False: one sequential load of everything (the loader before issue 15)."""
         if self.data_source is None:
             return 0
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidRequest(f"concurrency must be a positive integer, got {concurrency!r}")
         for d in self.data_source.initial_metadata_load():
             self.types[d.type_name] = d
-        n = 0
-        for doc in self.data_source.initial_data_load():
-            self._put(self._entry(doc))
-            n += 1
-        return n
+        if not parallel:
+            return self._load(None, progress)
+        n = len(self.partitions)
+        with ThreadPoolExecutor(max_workers=min(concurrency, n), thread_name_prefix="space-load") as pool:
+            return sum(pool.map(lambda i: self._load(i, progress), range(n)))
+
+    def _load(self, partition: int | None, progress) -> int:
+        loaded = 0
+        docs = self.data_source.initial_data_load() if partition is None else \
+            self.data_source.initial_data_load(partition, len(self.partitions))
+        for doc in docs:
+            entry = self._entry(doc)
+            with self._lock:
+                self._put(entry)
+            loaded += 1
+            if progress is not None and loaded % PROGRESS_EVERY == 0:
+                progress(partition, loaded, False)
+        if progress is not None:
+            progress(partition, loaded, True)
+        return loaded
 
     def close(self, timeout_s: float = 300.0) -> bool:
         """Flush the mirror (within the timeout) and stop it."""
@@ -82,12 +117,17 @@ class Space:
     def _key(self, value) -> bytes:
         return DEFAULT_DYNAMIC.to_bytes(value)
 
+    def _mapper(self, d: SpaceTypeDescriptor) -> Mapper:
+        m = self._mappers.get(d.type_name)
+        if m is None or m.meta.descriptor is not d:
+            m = self._mappers[d.type_name] = Mapper(build_metadata(d, DefaultFlattenedPropertiesFilter(), d.type_name,
+                                                                   self.registry), registry=self.registry)
+        return m
+
     def _partition(self, d: SpaceTypeDescriptor, props: dict) -> dict:
-        routing = props.get(d.routing)
-        if routing is None:
-            routing = props.get(d.id_property)
-        part = self.partitions[mmh3.hash(self._key(routing), signed=False) % len(self.partitions)]
-        return part.setdefault(d.type_name, {})
+        """The entry's partition by its routing token (routing.py), the token its share is loaded by."""
+        t = routing_token(self._mapper(d), props)
+        return self.partitions[partition_of(t, len(self.partitions))].setdefault(d.type_name, {})
 
     def _find(self, type_name: str, id_value):
         key = self._key(id_value)
@@ -132,10 +172,10 @@ class Space:
             _set(entry, d.id_property, uuid.uuid4().hex)
         with self._lock:
             existing = self._find(d.type_name, props_id(entry, d))
-            if existing is not None:
+            self._send(OperationType.UPDATE if existing is not None else OperationType.WRITE, entry)
+            if existing is not None:     # the mirror accepted it: now the space changes
                 self._remove(existing)
             self._put(entry)
-            self._send(OperationType.UPDATE if existing is not None else OperationType.WRITE, entry)
         return copy.deepcopy(entry)
 
     def read_by_id(self, type_name: str, id_value):
@@ -180,8 +220,8 @@ class Space:
         with self._lock:
             entry = self.read(template)
             if entry is not None:
-                self._remove(entry)
                 self._send(OperationType.REMOVE, entry)
+                self._remove(entry)
             return entry
 
     def update(self, entry):
@@ -199,10 +239,13 @@ class Space:
             if self.read_by_id(type_name, id_value) is None:
                 raise EntryNotInSpace(f"no {type_name} with id {id_value!r} to update")
             entry = self._find(type_name, id_value)
+            changed = copy.deepcopy(entry)
             for k, v in changes.items():
-                _set(entry, k, v)
+                _set(changed, k, v)
             self._send(OperationType.PARTIAL_UPDATE, SpaceDocument(type_name, {d.id_property: id_value, **changes}))
-            return copy.deepcopy(entry)
+            self._remove(entry)
+            self._put(changed)
+            return copy.deepcopy(changed)
 
     def count(self, type_name: str) -> int:
         with self._lock:

@@ -17,6 +17,7 @@ from collections import defaultdict
 import msgpack
 
 from engine.errors import InvalidRequest
+from persistency.backend import RESERVED_TABLES, Backend, DeleteRow, Put
 from persistency.descriptor import IndexType, SpaceTypeDescriptor
 from persistency.mapping import (
     ColumnFamilyMetadata,
@@ -29,7 +30,6 @@ from persistency.mapping import (
 from persistency.name_converter import DefaultColumnFamilyNameConverter
 from persistency.operation import DataSyncOperation, OperationClock, OperationType
 from persistency.serializer import CLASSES
-from persistency.backend import RESERVED_TABLES, Backend, DeleteRow, Put
 
 
 class SynchronizationError(InvalidRequest):

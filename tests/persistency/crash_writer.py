@@ -1,20 +1,20 @@
 """A space process for the crash test: writes entries through a mirror that holds them (huge
 batch and interval), prints "written N", then waits to be killed with SIGKILL.
 
-    python crash_writer.py CONTACT_POINTS KEYSPACE LOG_DIR COUNT
+    python crash_writer.py BACKEND HOSTS PORT KEYSPACE LOG_DIR COUNT     (PORT "-" for none)
 """
 import sys
 import time
 
+from persistency.config import CassandraConfig, open_backend
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mirror import Mirror
 from persistency.space import Space
-from persistency.native_backend import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
 
 
-def main(contact_points: str, keyspace: str, log_dir: str, count: str) -> None:
-    client = DynatableClient(contact_points.split(","), keyspace)
+def main(backend: str, hosts: str, port: str, keyspace: str, log_dir: str, count: str) -> None:
+    client = open_backend(CassandraConfig(hosts, keyspace, port=None if port == "-" else int(port), backend=backend))
     mirror = Mirror(SpaceSynchronizationEndpoint(client), log_dir, batch_size=1_000_000, interval_ms=3_600_000)
     space = Space("crashing", mirror=mirror, partitions=4)
     space.register_type(SpaceTypeDescriptor("Crashed", "id", fixed_properties={"id": "long", "n": "int"}))

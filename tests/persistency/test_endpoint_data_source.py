@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine.errors import InvalidRequest
+from persistency.config import open_backend
 from persistency.data_source import SpaceDataSource, sort_super_types_first
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
 from persistency.mapping import MappingError
@@ -19,7 +20,6 @@ from persistency.operation import (
 )
 from persistency.query import DataSourceQuery
 from persistency.serializer import register_class
-from persistency.native_backend import DynatableClient
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint, SynchronizationError
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def test_update_replaces_partial_update_merges_write_upserts_and_replay_is_idemp
     assert sorted((d["id"], sorted(d.properties.items())) for d in source.initial_data_load()) == state
 
 
-def test_errors_missing_id_unknown_type_unsupported_kind_and_nothing_applied(pair):
+def test_errors_missing_id_unknown_type_unsupported_kind_and_nothing_applied(backend_agnostic, pair):
     endpoint, source = pair
     endpoint.on_introduce_type(simple_type())
     good = (W, SpaceDocument("TestType", {"id": 10, "some_prop": 1}))
@@ -233,7 +233,7 @@ def test_pojo_with_primitives_and_arrays(pair):
     assert list(source.initial_data_load()) == [doc]
 
 
-def test_type_descriptor_round_trip_and_hierarchy_order(make_client):
+def test_type_descriptor_round_trip_and_hierarchy_order(backend_agnostic, make_client):
     endpoint = SpaceSynchronizationEndpoint(make_client())
     parents = {"d4": "d1", "d7": "d4", "d5": "d2", "d6": "d2", "d8": "d5", "d9": "d8", "d10": "d8"}
     full = SpaceTypeDescriptor("d9", "id", routing_property="r", super_type_name="d8",
@@ -255,7 +255,7 @@ def test_type_descriptor_round_trip_and_hierarchy_order(make_client):
     assert all(again.index(parent) < again.index(child) for child, parent in parents.items())
 
 
-def test_declarative_configuration_and_client_rules(cluster, keyspace, make_client):
+def test_declarative_configuration_and_client_rules(make_config, make_client):
     client = make_client(read_consistency="QUORUM", write_consistency="ONE", gc_grace_seconds=864000)
     endpoint = SpaceSynchronizationEndpoint(client)
     source = SpaceDataSource(make_client(), batch_limit=100)
@@ -265,16 +265,16 @@ def test_declarative_configuration_and_client_rules(cluster, keyspace, make_clie
     source.initial_metadata_load()
     assert list(source.initial_data_load()) == [doc]
     with pytest.raises(InvalidRequest, match="ANY"):
-        DynatableClient(cluster.contact_points(), keyspace, read_consistency="ANY")
+        make_client(read_consistency="ANY")
     with pytest.raises(InvalidRequest, match="does not exist"):
-        DynatableClient(cluster.contact_points(), "no_such_keyspace")
+        open_backend(dataclasses.replace(make_config(), keyspace_name="no_such_keyspace"))
     with pytest.raises(InvalidRequest, match="gc_grace_seconds"):
-        DynatableClient(cluster.contact_points(), keyspace, gc_grace_seconds=-1)
+        make_client(gc_grace_seconds=-1)
     client.close()
     client.close()   # idempotent
 
 
-def test_unsupported_queries_fail_loudly(pair):
+def test_unsupported_queries_fail_loudly(backend_agnostic, pair):
     endpoint, source = pair
     endpoint.on_introduce_type(simple_type())
     endpoint.on_operations_batch_synchronization(batch((W, SpaceDocument("TestType", {"id": 1, "some_prop": 1}))))
@@ -288,7 +288,7 @@ def test_unsupported_queries_fail_loudly(pair):
     assert list(got) == []
 
 
-def test_colliding_type_names_are_detected(pair):
+def test_colliding_type_names_are_detected(backend_agnostic, pair):
     endpoint, _ = pair
     endpoint.on_introduce_type(simple_type("a.b"))
     with pytest.raises(SynchronizationError, match="both map to table a_b"):

@@ -133,3 +133,71 @@ def test_bad_settings_are_clear_errors(tmp_path):
                      ({"on_capacity_exceeded": "ignore"}, "on_capacity_exceeded"), ({"sync": "never"}, "sync")):
         with pytest.raises(InvalidRequest, match=word):
             Mirror(RecordingEndpoint(), str(tmp_path), **kw)
+
+
+class PoisonEndpoint(RecordingEndpoint):
+    """Fails every batch holding the document with v == "bad" with `error`; parks into `client`."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error, self.client = error, self
+        self.parked = []
+
+    def on_operations_batch_synchronization(self, batch):
+        if any(op.document["v"] == "bad" for op in batch.operations):
+            raise self.error
+        super().on_operations_batch_synchronization(batch)
+
+    def ensure_dead_letter_table(self):
+        pass
+
+    def park(self, operation_id, type_name, operation_type, operation, error):
+        self.parked.append(error)
+
+
+def test_a_deterministic_error_parks_its_operation_at_once_and_the_rest_flow(tmp_path):
+    """Issue 15, bug 3: a TypeError from a user serializer was retried forever (0 of 19 applied)."""
+    ep = PoisonEndpoint(TypeError("user serializer: cannot encode"))
+    m = Mirror(ep, str(tmp_path), batch_size=20, interval_ms=60_000, retry_initial_ms=10)
+    for i in range(20):
+        m.enqueue(W, doc(i, v="bad" if i == 7 else i))
+    assert m.flush(timeout_s=10)
+    assert sorted(i for _, i, _, _ in ep.delivered()) == [i for i in range(20) if i != 7]
+    assert m.metrics["parked"] == 1 and m.metrics["retries"] == 0 and m.metrics["delivered"] == 20
+    assert ep.parked == ["TypeError: user serializer: cannot encode"]
+    assert m.close()
+
+
+def test_an_unknown_error_is_retried_a_bounded_number_of_times_then_parked(tmp_path):
+    ep = PoisonEndpoint(RuntimeError("odd"))
+    m = Mirror(ep, str(tmp_path), batch_size=5, interval_ms=60_000, retry_initial_ms=1, retry_max_ms=2,
+               max_attempts=3)
+    for i in range(5):
+        m.enqueue(W, doc(i, v="bad" if i == 0 else i))
+    assert m.flush(timeout_s=10)
+    assert m.metrics["parked"] == 1 and len(ep.delivered()) == 4
+    assert m.metrics["retries"] == 2 + 2   # the batch: 3 attempts; the bad one alone: 3 attempts
+    assert m.close()
+
+
+def test_drop_oldest_counts_only_what_was_really_dropped(tmp_path):
+    """Issue 15, bug 4: operations in the batch being sent were counted as dropped, yet delivered."""
+    gate, entered = threading.Event(), threading.Event()
+
+    class Stuck(RecordingEndpoint):
+        def on_operations_batch_synchronization(self, batch):
+            entered.set()
+            super().on_operations_batch_synchronization(batch)
+    ep = Stuck(gate=gate)
+    m = Mirror(ep, str(tmp_path), batch_size=3, interval_ms=60_000, capacity=5, on_capacity_exceeded="drop-oldest")
+    for i in range(3):
+        m.enqueue(W, doc(i, v=i))
+    assert entered.wait(10)                  # the endpoint is stuck on operations 0, 1, 2
+    for i in range(3, 12):
+        m.enqueue(W, doc(i, v=i))
+    gate.set()
+    assert m.flush(timeout_s=10)
+    delivered = [v for _, _, v, _ in ep.delivered()]
+    assert delivered == [0, 1, 2, 7, 8, 9, 10, 11]
+    assert m.metrics["dropped"] == 4 == 12 - len(delivered)
+    assert m.close()

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from persistency.descriptor import SpaceDocument
+from persistency.dynamic_serializer import DynamicPropertyValueSerializer
 from persistency.serializer import (
-    DynamicPropertyValueSerializer,
     SerializationError,
     decode_fixed,
     encode_fixed,

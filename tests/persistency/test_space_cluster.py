@@ -13,8 +13,9 @@ import pytest
 from engine.errors import InvalidRequest
 from persistency.data_source import SpaceDataSource
 from persistency.descriptor import SpaceDocument, SpaceTypeDescriptor
+from persistency.dynamic_serializer import DynamicPropertyValueSerializer
 from persistency.mirror import Mirror
-from persistency.operation import OperationType
+from persistency.operation import DataSyncOperation, OperationsBatchData, OperationType
 from persistency.serializer import register_class
 from persistency.space import EntryNotInSpace, Space
 from persistency.sync_endpoint import SpaceSynchronizationEndpoint
@@ -85,21 +86,34 @@ def test_space_round_trip_through_a_restart(make_client, tmp_path):
     cold.close()
 
 
+class PickySerializer(DynamicPropertyValueSerializer):
+    """A user serializer with a bug: a TypeError for one value (issue 15, bug 3)."""
+
+    def to_bytes(self, value):
+        if value == "unencodable":
+            raise TypeError("PickySerializer cannot encode this")
+        return super().to_bytes(value)
+
+
 def test_poison_operations_are_parked_and_the_rest_delivered(make_client, tmp_path):
     client = make_client()
-    endpoint = SpaceSynchronizationEndpoint(client)
+    endpoint = SpaceSynchronizationEndpoint(client, dynamic_serializer=PickySerializer())
     endpoint.on_introduce_type(SpaceTypeDescriptor("Good", "id", fixed_properties={"id": "long"}))
     mirror = Mirror(endpoint, str(tmp_path), batch_size=10, interval_ms=50)
     for i in range(9):
         mirror.enqueue(OperationType.WRITE, SpaceDocument("Good", {"id": i, "v": i}))
         if i == 4:
             mirror.enqueue(OperationType.WRITE, SpaceDocument("NeverIntroduced", {"id": 1}))
+        if i == 6:
+            mirror.enqueue(OperationType.WRITE, SpaceDocument("Good", {"id": 100, "v": "unencodable"}))
+    assert mirror.flush(timeout_s=60)
+    assert mirror.metrics["parked"] == 2 and mirror.metrics["delivered"] == 11 and mirror.metrics["retries"] == 0
     assert mirror.close(timeout_s=60)
-    assert mirror.metrics["parked"] == 1 and mirror.metrics["delivered"] == 10
-    parked = client.dead_letters()
-    assert len(parked) == 1 and parked[0]["type_name"] == "NeverIntroduced"
-    assert "Could not find column family" in parked[0]["error"]
-    source = SpaceDataSource(make_client())
+    parked = sorted(client.dead_letters(), key=lambda p: p["type_name"])
+    assert [p["type_name"] for p in parked] == ["Good", "NeverIntroduced"]
+    assert "Could not find column family" in parked[1]["error"]
+    assert parked[0]["error"] == "TypeError: PickySerializer cannot encode this"
+    source = SpaceDataSource(make_client(), dynamic_serializer=PickySerializer())
     assert sorted(d["id"] for d in source.get_data_iterator_by_ids("Good", range(9))) == list(range(9))
 
 
@@ -123,10 +137,12 @@ def test_a_node_down_during_synchronization_loses_nothing(cluster, make_client, 
         cluster.wait_for_up(victim)
 
 
-def test_a_killed_space_process_loses_no_logged_operation(cluster, keyspace, make_client, tmp_path):
+def test_a_killed_space_process_loses_no_logged_operation(make_config, make_client, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     script = os.path.join(os.path.dirname(__file__), "crash_writer.py")
-    proc = subprocess.Popen([sys.executable, script, ",".join(cluster.contact_points()), keyspace, str(tmp_path), "200"],
+    config = make_config()
+    args = [config.backend, ",".join(config.host_list()), str(config.port or "-"), config.keyspace_name]
+    proc = subprocess.Popen([sys.executable, script, *args, str(tmp_path), "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
@@ -143,3 +159,35 @@ def test_a_killed_space_process_loses_no_logged_operation(cluster, keyspace, mak
     loaded = {d["id"]: d for d in source.initial_data_load()}
     assert sorted(loaded) == [0] + list(range(2, 200))
     assert loaded[0]["tag"] == "partial" and loaded[199].properties == {"id": 199, "n": 199, "tag": "t199"}
+
+
+def test_each_partition_loads_its_own_share_in_parallel(make_client, tmp_path):
+    endpoint = SpaceSynchronizationEndpoint(make_client())
+    by_id = SpaceTypeDescriptor("ById", "id", fixed_properties={"id": "long"})
+    by_region = SpaceTypeDescriptor("ByRegion", "id", fixed_properties={"id": "string"}, routing_property="region")
+    for d in (by_id, by_region):
+        endpoint.on_introduce_type(d)
+    ops = [DataSyncOperation(OperationType.WRITE, SpaceDocument("ById", {"id": i, "v": i})) for i in range(150)]
+    ops += [DataSyncOperation(OperationType.WRITE, SpaceDocument("ByRegion", {"id": f"r{i}", "region": f"z{i % 7}"}))
+            for i in range(40)]
+    endpoint.on_operations_batch_synchronization(OperationsBatchData(ops))
+    source = SpaceDataSource(make_client(), batch_limit=30)
+    source.initial_metadata_load()
+    everything = {(d.type_name, d["id"]) for d in source.initial_data_load()}
+    assert len(everything) == 190
+    shares = [[(d.type_name, d["id"]) for d in source.initial_data_load(i, 4)] for i in range(4)]
+    assert sorted(k for share in shares for k in share) == sorted(everything)      # disjoint, complete
+    assert all(len(share) > 10 for share in shares)
+
+    seen = []
+    space = Space("loader", data_source=source, partitions=4)
+    assert space.start(concurrency=2, progress=lambda *a: seen.append(a)) == 190
+    assert sorted(p for p, _, done in seen if done) == [0, 1, 2, 3]
+    for i, share in enumerate(shares):   # what partition i loaded is what it holds
+        held = {(t, k) for t, entries in space.partitions[i].items() for k in
+                (space.read_by_id(t, e["id"])["id"] for e in entries.values())}
+        assert held == set(share)
+    sequential = Space("loader", data_source=source, partitions=4)
+    assert sequential.start(parallel=False) == 190
+    assert [{t: set(es) for t, es in p.items()} for p in sequential.partitions] == \
+        [{t: set(es) for t, es in p.items()} for p in space.partitions]
