@@ -357,6 +357,20 @@ class CommitRequest:       # answered by a MutationResponse
         _check_ballots(self, "ballot")
 
 
+# -- TRUNCATE (ring/ops/truncate.py) -------------------------------------------------------------
+
+@message(60)
+class TruncateRequest:
+    id: int
+    table_id: str
+
+
+@message(61)
+class TruncateResponse:
+    id: int
+    error: str | None      # None = truncated on that node
+
+
 # -- client <-> coordinator ---------------------------------------------------------------------
 
 @message(30)
