@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import acsylla
 import pytest
+from acsylla import errors
 
-acsylla = pytest.importorskip("acsylla")
-from acsylla import errors  # noqa: E402
-
-from tools.cluster import LocalCluster  # noqa: E402
+from tools.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,7 @@ def run(cluster: LocalCluster, scenario) -> object:
 
     async def main():
         client = acsylla.create_cluster(hosts, port=port, connect_timeout=10, request_timeout=20,
-                                        consistency=acsylla.Consistency.QUORUM, protocol_version=4)
+                                        consistency=acsylla.Consistency.QUORUM)
         session = await client.create_session()
         try:
             return await scenario(session)
@@ -51,9 +50,10 @@ def test_ddl_prepared_writes_reads_and_paging(cluster):
         await session.execute(acsylla.create_statement(
             "CREATE TABLE ks.items (k int, c int, v text, d date, ip inet, s smallint, PRIMARY KEY (k, c))"))
         await session.use_keyspace("ks")
-        meta = await session.get_metadata()
-        table = meta.table_meta("ks", "items")
-        assert [c.name for c in table.columns_meta] == ["k", "c", "d", "ip", "s", "v"]
+        table = session.get_metadata().get_table_meta("ks", "items")   # from system_schema, as we serve it
+        assert {c.name: (c.type, c.kind) for c in table.columns} == {
+            "k": ("int", "partition_key"), "c": ("int", "clustering"), "v": ("text", "regular"),
+            "d": ("date", "regular"), "ip": ("inet", "regular"), "s": ("smallint", "regular")}
         insert = await session.create_prepared("INSERT INTO items (k, c, v, s) VALUES (?, ?, ?, ?)")
         for k in range(3):
             for c in range(25):
