@@ -103,3 +103,11 @@ def test_truncation_record_round_trip_and_corruption_is_reported_with_offset(pat
         f.write(b"\xee")
     with pytest.raises(CorruptionError, match="truncated.db"):
         _open(path)
+
+
+def test_the_documented_example_matches_the_code():
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "format.md").read_text()
+    vector = re.search(r"<!-- truncation-vector -->\n```\n(.*?)\n```", doc, re.S).group(1)
+    assert truncation.encode({"a" * 32: ((3, 4096), 1_700_000_000_000)}).hex(" ") == vector
