@@ -5,7 +5,7 @@ import math
 import uuid
 
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 from engine import cql_types
 from engine.errors import InvalidRequest
