@@ -6,7 +6,7 @@ go as simple QUERY text or as prepared EXECUTEs (hypothesis picks); reads cover 
 partition with writetime(), a clustering slice, ORDER BY DESC with LIMIT, COUNT(*), and a
 paged scan of the example's partitions.
 
-Examples: 25 in the default (ci) profile, 8 in dev, the profile's own number (1000) in nightly.
+Examples: 15 in the default (ci) profile, 8 in dev, the profile's own number (1000) in nightly.
 Each example writes its own partitions (keys offset by the example number), so no DDL per
 example and no state shared between examples.
 """
@@ -28,7 +28,7 @@ from tools.cluster import LocalCluster
 pytestmark = pytest.mark.slow
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-EXAMPLES = {"ci": 25, "dev": 8}.get(PROFILE, settings.default.max_examples)
+EXAMPLES = {"ci": 15, "dev": 8}.get(PROFILE, settings.default.max_examples)
 
 KEYS, CLUSTERINGS = st.integers(0, 2), st.integers(0, 3)   # dense: statements collide
 TIMESTAMPS = st.integers(1, 30)
