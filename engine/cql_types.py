@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import ipaddress
 import uuid
 
 from engine import duration
@@ -19,11 +20,15 @@ from engine.errors import InvalidRequest
 
 TYPES = (
     "int", "bigint", "varint", "float", "double", "decimal", "text", "ascii", "blob",
-    "boolean", "timestamp", "uuid", "timeuuid",
+    "boolean", "timestamp", "uuid", "timeuuid", "smallint", "tinyint", "date", "time", "inet",
     "duration",                                     # engine/duration.py
 )
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+_EPOCH_DATE = _dt.date(1970, 1, 1)
+_DATE_CENTER = 1 << 31                     # date on the wire: u32 days with the epoch at 2^31
+NANOS_PER_DAY = 86_400 * 10**9
+_INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1),
+              "smallint": (-(2**15), 2**15 - 1), "tinyint": (-128, 127)}
 
 
 def validate(cql_type: str, value, column: str):
@@ -32,7 +37,7 @@ def validate(cql_type: str, value, column: str):
         return InvalidRequest(
             f"column '{column}' is {cql_type}: expected {expected}, got {type(value).__name__} {value!r:.60}"
         )
-    if cql_type in ("int", "bigint", "varint"):
+    if cql_type in ("int", "bigint", "varint", "smallint", "tinyint"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad("an integer")
         lo_hi = _INT_RANGE.get(cql_type)
@@ -77,6 +82,31 @@ def validate(cql_type: str, value, column: str):
         return value
     if cql_type == "duration":
         return duration.validate(value, column)
+    if cql_type == "date":   # canonical: int days since 1970-01-01
+        days = (value - _EPOCH_DATE).days if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime) \
+            else value
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise bad("a datetime.date or integer days since the epoch")
+        if not -_DATE_CENTER <= days < _DATE_CENTER:
+            raise InvalidRequest(f"column '{column}' is date: {days} days is out of range")
+        return days
+    if cql_type == "time":   # canonical: int nanoseconds since midnight
+        if isinstance(value, _dt.time):
+            value = ((value.hour * 60 + value.minute) * 60 + value.second) * 10**9 + value.microsecond * 1000
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("a datetime.time or integer nanoseconds since midnight")
+        if not 0 <= value < NANOS_PER_DAY:
+            raise InvalidRequest(f"column '{column}' is time: {value} is not in [0, 86400e9) nanoseconds")
+        return value
+    if cql_type == "inet":
+        if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            return value
+        if isinstance(value, str):
+            try:
+                return ipaddress.ip_address(value)
+            except ValueError:
+                raise InvalidRequest(f"column '{column}' is inet: {value!r:.60} is not an IPv4 or IPv6 address")
+        raise bad("an ipaddress address or its text")
     raise InvalidRequest(f"column '{column}' has unknown type {cql_type!r}")
 
 
@@ -107,6 +137,14 @@ def serialize(cql_type: str, value) -> bytes:
         return b"\x01" if value else b"\x00"
     if cql_type in ("uuid", "timeuuid"):
         return value.bytes
+    if cql_type in ("smallint", "tinyint"):
+        return value.to_bytes(2 if cql_type == "smallint" else 1, "big", signed=True)
+    if cql_type == "date":
+        return U32.pack(value + _DATE_CENTER)
+    if cql_type == "time":
+        return I64.pack(value)
+    if cql_type == "inet":
+        return value.packed
     if cql_type == "decimal":
         sign, digits, exponent = value.as_tuple()
         unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
@@ -143,7 +181,23 @@ def deserialize(cql_type: str, data: bytes):
         return decimal.Decimal(int.from_bytes(data[4:], "big", signed=True)).scaleb(-scale)
     if cql_type == "duration":
         return duration.deserialize(data)
+    if cql_type in ("smallint", "tinyint"):
+        return int.from_bytes(data, "big", signed=True)
+    if cql_type == "date":
+        return date_of(U32.unpack(data)[0] - _DATE_CENTER)
+    if cql_type == "time":
+        return I64.unpack(data)[0]
+    if cql_type == "inet":
+        return ipaddress.ip_address(bytes(data))
     raise AssertionError(cql_type)
+
+
+def date_of(days: int):
+    """datetime.date of days since the epoch; an int when Python's dates cannot hold it."""
+    try:
+        return _EPOCH_DATE + _dt.timedelta(days=days)
+    except OverflowError:
+        return days
 
 
 def serialize_partition_key(types: list[str], values: list) -> bytes:
@@ -174,7 +228,8 @@ def deserialize_partition_key(types: list[str], key: bytes) -> list:
 
 _SIGN32, _SIGN64 = 1 << 31, 1 << 63
 _FIXED = {"int": 4, "bigint": 8, "timestamp": 8, "float": 4, "double": 8, "boolean": 1,
-          "uuid": 17, "timeuuid": 16}
+          "uuid": 17, "timeuuid": 16, "smallint": 2, "tinyint": 1, "date": 4, "time": 8}
+_ESCAPED = ("text", "ascii", "blob", "inet")   # variable length: 0x00 escaped, 00 00 terminated
 
 
 def _escape(raw: bytes) -> bytes:
@@ -206,6 +261,16 @@ def encode_ordered(cql_type: str, value) -> bytes:
         return _escape(value)
     if cql_type == "boolean":
         return b"\x01" if value else b"\x00"
+    if cql_type == "smallint":
+        return ((value + (1 << 15)) & 0xFFFF).to_bytes(2, "big")
+    if cql_type == "tinyint":
+        return bytes([(value + 128) & 0xFF])
+    if cql_type == "date":
+        return U32.pack(value + _DATE_CENTER)        # Cassandra's bytes already sort as dates
+    if cql_type == "time":
+        return U64.pack(value + _SIGN64)
+    if cql_type == "inet":
+        return _escape(value.packed)                 # Cassandra orders inet by its unsigned bytes
     if cql_type == "double":
         return U64.pack(_float_key(U64.unpack(F64.pack(value))[0], _SIGN64, 0xFFFFFFFFFFFFFFFF))
     if cql_type == "float":
@@ -250,13 +315,23 @@ def decode_ordered(cql_type: str, buf: bytes, pos: int) -> tuple[object, int]:
             return _time_unorder(part), end
         if cql_type == "uuid":
             return (_time_unorder(part[1:]) if part[0] == 1 else uuid.UUID(bytes=part[1:])), end
-    if cql_type in ("text", "ascii", "blob"):
+        if cql_type == "smallint":
+            return int.from_bytes(part, "big") - (1 << 15), end
+        if cql_type == "tinyint":
+            return part[0] - 128, end
+        if cql_type == "date":
+            return date_of(U32.unpack(part)[0] - _DATE_CENTER), end
+        if cql_type == "time":
+            return U64.unpack(part)[0] - _SIGN64, end
+    if cql_type in _ESCAPED:
         out = bytearray()
         while True:
             nul = buf.index(b"\x00", pos)
             out += buf[pos:nul]
             if buf[nul + 1] == 0:
                 raw = bytes(out)
+                if cql_type == "inet":
+                    return ipaddress.ip_address(raw), nul + 2
                 return (raw if cql_type == "blob" else raw.decode("utf-8")), nul + 2
             out.append(0)
             pos = nul + 2
@@ -284,7 +359,7 @@ def component_length(cql_type: str, buf: bytes, pos: int, descending: bool) -> i
     width = _FIXED.get(cql_type)
     if width is not None:
         return width
-    if cql_type in ("text", "ascii", "blob"):
+    if cql_type in _ESCAPED:
         nul, esc = (b"\xff", 0xFF) if descending else (b"\x00", 0x00)
         start = pos
         while True:

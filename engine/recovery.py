@@ -11,6 +11,8 @@ segments go.
 Invariants:
 * a record at position p is replayed into a table unless a live SSTable of that table covers p
   (its commit-log interval (lo, hi]), so nothing is lost and nothing is applied twice;
+* a truncated table's records at or before its truncation position are skipped, and SSTables
+  holding only truncated data are dropped (engine/truncation.py), so TRUNCATE survives a restart;
 * records of tables the schema does not know (dropped tables) are skipped and counted; if
   schema.db is missing while the commit log holds such records, the open is refused;
 * any CorruptionError refuses the open (docs/operations.md): what was opened is closed and nothing
@@ -27,6 +29,7 @@ import threading
 
 import msgpack
 
+from engine import truncation
 from engine.catalog import Catalog, load_schema, schema_path
 from engine.column_family import ColumnFamilyStore
 from engine.commit_log import CommitLog
@@ -52,10 +55,13 @@ def recover(path: str, options: dict, clock, write_lock: threading.RLock) -> tup
         ignore_replay_errors=ignore_replay_errors(options))
     catalog = Catalog(path, options, clock, keyspaces or {}, commit_log, write_lock)
     try:
+        floors = truncation.replay_floor(truncation.load(path))
         for ks in catalog.keyspaces.values():
             for table in ks.tables.values():
                 catalog.open_table(table, (0, 0))
-        replayed, orphans = replay(commit_log, catalog.cfs)
+                if table.id in floors:
+                    truncation.drop_truncated(catalog.cfs[table.id], floors[table.id])
+        replayed, orphans = replay(commit_log, catalog.cfs, floors)
         if orphans and keyspaces is None:
             raise CorruptionError(schema_path(path), 0, f"missing, but the commit log holds "
                                   f"{orphans} mutations; restore schema.db from a backup")
@@ -68,9 +74,11 @@ def recover(path: str, options: dict, clock, write_lock: threading.RLock) -> tup
     return catalog, commit_log, replayed
 
 
-def replay(commit_log: CommitLog, cfs_by_id: dict[str, ColumnFamilyStore]) -> tuple[int, int]:
-    """Apply every record the tables' SSTables do not cover: (mutations applied, mutations of
-    unknown tables)."""
+def replay(commit_log: CommitLog, cfs_by_id: dict[str, ColumnFamilyStore],
+           floors: dict[str, tuple] | None = None) -> tuple[int, int]:
+    """Apply every record the tables' SSTables do not cover and no truncation (`floors`: table
+    id -> position) precedes: (mutations applied, mutations of unknown tables)."""
+    floors = floors or {}
     persisted = {tid: cfs.persisted_intervals() for tid, cfs in cfs_by_id.items()}
     count = orphans = 0
     for position, record in commit_log.replay():
@@ -81,6 +89,9 @@ def replay(commit_log: CommitLog, cfs_by_id: dict[str, ColumnFamilyStore]) -> tu
                 continue  # the table was dropped
             if any(tuple(lo) < position <= tuple(hi) for lo, hi in persisted[table_id]):
                 continue
+            floor = floors.get(table_id)
+            if floor is not None and position <= floor:
+                continue  # truncated
             cfs.apply(token_of(key), key, payload, decode_partition(payload), position)
             count += 1
     return count, orphans

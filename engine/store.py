@@ -27,9 +27,8 @@ import threading
 import msgpack
 
 from engine import mutation as mut
-from engine import recovery
 from engine import restriction as rs  # noqa: F401  (for the replica API's index queries)
-from engine import results
+from engine import recovery, results, truncation
 from engine import snapshot as snapshots
 from engine.background import Background
 from engine.clock import SystemClock
@@ -118,11 +117,9 @@ class Store:
         self._closed = True
 
     def crash(self, lose_unsynced: bool = False) -> None:
-        """Fault injection for tests and the simulator: stop as a killed process would.
-
-        Nothing is flushed; the commit log's user-space buffer is dropped, and with
-        lose_unsynced=True so is everything not yet fsynced (a machine crash).
-        """
+        """Fault injection (tests, the simulator): stop as a killed process would. Nothing is
+        flushed; the commit log's user-space buffer is dropped, and with lose_unsynced=True so is
+        everything not yet fsynced (a machine crash)."""
         self.background.stop()
         self.catalog.stop_index_builds()
         self.commit_log.crash(lose_unsynced=lose_unsynced)
@@ -396,6 +393,9 @@ class Store:
     def restore_snapshot(self, keyspace: str, table: str, tag: str) -> int:
         return snapshots.restore(self, self.cfs[self.table(keyspace, table).id], tag)
 
+    def truncate(self, keyspace: str, table: str, auto_snapshot: bool = True) -> int:  # engine/truncation.py
+        return truncation.truncate(self, self.cfs[self.table(keyspace, table).id], auto_snapshot)
+
     # -- reads (engine/results.py) -----------------------------------------------------------
 
     def get(self, keyspace: str, table: str, key: dict, columns=None, writetime: bool = False) -> dict | None:
@@ -433,8 +433,7 @@ class Store:
         while True:
             page = self.scan(keyspace, table, start_token, end_token, page_size, state, **kwargs)
             yield from page.rows
-            state = page.paging_state
-            if state is None:
+            if (state := page.paging_state) is None:
                 return
 
     def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,

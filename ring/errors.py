@@ -154,6 +154,17 @@ class WriteFailure(RequestFailure):
     )
 
 
+class TruncateError(RequestError):
+    """A node failed a TRUNCATE or did not answer in time: the table may be truncated on some
+    nodes only. Run TRUNCATE again once every node is up."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(f"Error during truncate: {what}; run TRUNCATE again")
+
+
 class ProtocolError(RequestError):
     """A peer sent a message that does not decode (a wrong type or shape). It is dropped."""
 

@@ -4,13 +4,14 @@ A message is encoded as the msgpack array `[type_id, field...]` (fields in decla
 Type ids are on the wire: never renumber. `decode` rejects what is not a well-formed message (an
 unknown type id, the wrong number of fields, a field of a type its declaration does not allow)
 with an `InvalidRequest` naming the message and the field, so the node never sees one. Client values that msgpack has no type for travel as
-ext types (1 uuid, 2 timestamp-ms, 3 decimal); nothing is ever pickled. Framing (length,
+ext types (1 uuid, 2 timestamp-ms, 3 decimal, 4 date, 5 inet); nothing is ever pickled. Framing (length,
 version, checksum, size limit) is the runtime's job: docs/format.md (wire).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import ipaddress
 import uuid
 from dataclasses import astuple, dataclass, fields
 
@@ -19,6 +20,7 @@ import msgpack
 from engine.errors import InvalidRequest
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH_DATE = _dt.date(1970, 1, 1)
 
 
 def _default(obj):
@@ -31,6 +33,10 @@ def _default(obj):
         return msgpack.ExtType(2, ms.to_bytes(8, "big", signed=True))
     if isinstance(obj, decimal.Decimal):
         return msgpack.ExtType(3, str(obj).encode())
+    if isinstance(obj, _dt.date):  # after datetime, its subclass
+        return msgpack.ExtType(4, (obj - _EPOCH_DATE).days.to_bytes(4, "big", signed=True))
+    if isinstance(obj, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return msgpack.ExtType(5, obj.packed)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
@@ -43,6 +49,10 @@ def _ext_hook(code: int, data: bytes):
         return _EPOCH + _dt.timedelta(milliseconds=int.from_bytes(data, "big", signed=True))
     if code == 3:
         return decimal.Decimal(data.decode())
+    if code == 4 and len(data) == 4:
+        return _EPOCH_DATE + _dt.timedelta(days=int.from_bytes(data, "big", signed=True))
+    if code == 5 and len(data) in (4, 16):
+        return ipaddress.ip_address(data)
     raise InvalidRequest(f"unknown or malformed msgpack ext type {code} on the wire")
 
 
@@ -355,6 +365,20 @@ class CommitRequest:       # answered by a MutationResponse
 
     def __post_init__(self):
         _check_ballots(self, "ballot")
+
+
+# -- TRUNCATE (ring/ops/truncate.py) -------------------------------------------------------------
+
+@message(60)
+class TruncateRequest:
+    id: int
+    table_id: str
+
+
+@message(61)
+class TruncateResponse:
+    id: int
+    error: str | None      # None = truncated on that node
 
 
 # -- client <-> coordinator ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
                            IndexReadResponse, MutationRequest, MutationResponse, PrepareResponse, ProposeResponse,
                            RangeReadResponse, ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamResponse,
-                           ValidationResponse)
+                           TruncateResponse, ValidationResponse)
 from ring.paxos import acceptor as paxos_acceptor
 from ring.paxos import state as paxos_state
 from ring.paxos.ballot import BallotClock
@@ -57,7 +57,7 @@ RELEASE_VERSION = "0.1.0"
 SNITCH_RESET_INTERVAL_MS = 600_000
 # replies routed by their `id` to the handler that sent the request
 REPLIES = frozenset({MutationResponse, ReadResponse, RangeReadResponse, ValidationResponse, StreamResponse,
-                     FetchRangesDone, IndexReadResponse, PrepareResponse, ProposeResponse})
+                     FetchRangesDone, IndexReadResponse, PrepareResponse, ProposeResponse, TruncateResponse})
 
 
 @dataclass

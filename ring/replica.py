@@ -25,7 +25,8 @@ from ring.index_query import MAX_FETCH_ROWS, MAX_PAGE_ROWS, MAX_RESPONSE_BYTES, 
 from ring.merkle import MerkleTree
 from ring.messages import (IndexReadRequest, IndexReadResponse, MutationRequest, MutationResponse, RangeReadRequest,
                            RangeReadResponse, ReadRequest, ReadResponse, RowsReadRequest, StreamRequest,
-                           StreamResponse, ValidationRequest, ValidationResponse)
+                           StreamResponse, TruncateRequest, TruncateResponse, ValidationRequest,
+                           ValidationResponse)
 from ring.streaming import MAX_PAGE_PARTITIONS, page_checksum
 
 
@@ -158,9 +159,20 @@ def answer_rows_read(store, msg: RowsReadRequest) -> IndexReadResponse:
 
 
 # answer_mutation is not here: the node wraps its response in a Durable effect when it must wait
+def answer_truncate(store, msg: TruncateRequest) -> TruncateResponse:
+    """TRUNCATE on this node: auto_snapshot, then every row dropped (engine/truncation.py)."""
+    try:
+        table = table_by_id(store, msg.table_id)
+        store.truncate(table.keyspace, table.name)
+        return TruncateResponse(msg.id, None)
+    except (InvalidRequest, EngineError, OSError) as e:
+        return TruncateResponse(msg.id, _error(e))
+
+
 ANSWERS = {ReadRequest: answer_read, RangeReadRequest: answer_range_read,
            ValidationRequest: answer_validation, StreamRequest: answer_stream,
-           IndexReadRequest: answer_index_read, RowsReadRequest: answer_rows_read}
+           IndexReadRequest: answer_index_read, RowsReadRequest: answer_rows_read,
+           TruncateRequest: answer_truncate}
 COUNTED = {ReadRequest: "replica_reads"}
 
 

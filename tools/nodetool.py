@@ -15,6 +15,7 @@ replicate a partition. Output is rich tables on a terminal and plain aligned tex
 """
 from __future__ import annotations
 
+import datetime
 import decimal
 import time
 import uuid
@@ -265,8 +266,10 @@ def parse_key(text: str, cql_type: str):
     """A partition key component typed on the command line, as the column's type wants it."""
     t = cql_type.lower()
     try:
-        if t in ("int", "bigint", "varint", "timestamp"):
+        if t in ("int", "bigint", "varint", "timestamp", "smallint", "tinyint", "time"):
             return int(text, 0)
+        if t == "date":
+            return datetime.date.fromisoformat(text)
         if t in ("uuid", "timeuuid"):
             return uuid.UUID(text)
         if t == "blob":

@@ -255,8 +255,10 @@ class Execution:
     def _ddl(self, plan: SchemaPlan):
         args = plan.args
         keyspaces = self.node.store.keyspaces
-        if plan.op == "truncate":
-            raise InvalidRequest("TRUNCATE is not supported yet (docs/cql.md)")
+        if plan.op == "truncate":  # every node drops the table's rows; no schema change (Cassandra's VOID)
+            (reply,) = yield [("truncate", dict(args))]
+            _result(reply)
+            return Void()
         if plan.op in ("alter_table", "alter_keyspace"):
             return (yield from self._alter(plan))
         if plan.op in ("create_keyspace", "drop_keyspace"):

@@ -7,8 +7,8 @@ index_query, create_keyspace, ...), adding `consistency`, and `timestamp` when t
 none. A value source is either a Python value (a literal, already converted) or an
 ast.BindMarker (looked up in `values`). Key alternatives (`k IN (...)`) expand to one
 operation per combination, in the order written. Nothing here invents an operation: a plan
-names only ops and args the node handlers read today; TRUNCATE is the one exception, named
-"truncate" and documented as not served yet (docs/cql.md).
+names only ops and args the node handlers read today (TRUNCATE is the node's "truncate" op,
+ring/ops/truncate.py).
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 A `CqlType` is a name plus parameters (`list<int>` is CqlType("list", (INT,))); `frozen` is kept
 for the type string only, since the native protocol does not mark frozenness. Values of the
-engine's types go through `engine.cql_types` (one serialization for cells, keys and the wire);
-this module adds smallint, tinyint, date, time, inet, counter, and list / set / map / tuple.
+engine's types (smallint, tinyint, date, time and inet among them) go through
+`engine.cql_types` (one serialization for cells, keys and the wire); this module adds counter
+and list / set / map / tuple.
 
 Python forms: date <-> datetime.date (days outside its range stay an int of days since the
 epoch), time <-> int nanoseconds since midnight (datetime.time accepted), inet <-> ipaddress
@@ -13,8 +14,6 @@ raise `InvalidRequest` naming the type, as Cassandra's MarshalException does.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import ipaddress
 from dataclasses import dataclass
 
 from engine import cql_types
@@ -35,9 +34,6 @@ _NAMES = {v: k for k, v in OPTION_IDS.items()}
 _ALIASES = {"varchar": "text"}
 _ARITY = {"list": 1, "set": 1, "map": 2}
 _EMPTY_IS_VALUE = {"text", "ascii", "blob"}
-_DATE_EPOCH = 1 << 31
-_EPOCH_DATE = _dt.date(1970, 1, 1)
-NANOS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,29 +121,8 @@ def decode_option(reader: Reader, depth: int = 0) -> CqlType:
 def serialize(t: CqlType, value) -> bytes:
     """Cassandra's bytes for `value` (never None: a null is the [value] length -1)."""
     name = t.name
-    if name in ("smallint", "tinyint"):
-        bits = 16 if name == "smallint" else 8
-        if isinstance(value, bool) or not isinstance(value, int) or not -(1 << bits - 1) <= value < 1 << bits - 1:
-            raise InvalidRequest(f"{name} expects an integer of {bits} bits, got {value!r:.60}")
-        return value.to_bytes(bits // 8, "big", signed=True)
     if name == "counter":
         return serialize(CqlType("bigint"), value)
-    if name == "date":
-        days = (value - _EPOCH_DATE).days if isinstance(value, _dt.date) else value
-        if isinstance(days, bool) or not isinstance(days, int) or not -_DATE_EPOCH <= days < _DATE_EPOCH:
-            raise InvalidRequest(f"date expects a datetime.date or int days, got {value!r:.60}")
-        return (days + _DATE_EPOCH).to_bytes(4, "big")
-    if name == "time":
-        if isinstance(value, _dt.time):
-            value = ((value.hour * 60 + value.minute) * 60 + value.second) * 10**9 + value.microsecond * 1000
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < NANOS_PER_DAY:
-            raise InvalidRequest(f"time expects nanoseconds in [0, 86400e9), got {value!r:.60}")
-        return value.to_bytes(8, "big", signed=True)
-    if name == "inet":
-        try:
-            return ipaddress.ip_address(value).packed
-        except ValueError:
-            raise InvalidRequest(f"inet expects an IPv4 or IPv6 address, got {value!r:.60}")
     if name in ("list", "set"):
         if name == "set":
             value = _in_order(value)
@@ -192,20 +167,11 @@ def deserialize(t: CqlType, data: bytes | None):
     width = _FIXED_WIDTH.get(name)
     if width is not None and len(data) != width:
         raise InvalidRequest(f"expected {width} bytes for a {name} value, got {len(data)}")
-    if name in ("smallint", "tinyint", "counter"):
-        return int.from_bytes(data, "big", signed=True)
-    if name == "date":
-        days = int.from_bytes(data, "big") - _DATE_EPOCH
-        try:
-            return _EPOCH_DATE + _dt.timedelta(days=days)
-        except OverflowError:
-            return days
-    if name == "time":
+    if name == "counter":
         return int.from_bytes(data, "big", signed=True)
     if name == "inet":
         if len(data) not in (4, 16):
             raise InvalidRequest(f"expected 4 or 16 bytes for an inet value, got {len(data)}")
-        return ipaddress.ip_address(bytes(data))
     if name in ("list", "set", "map", "tuple"):
         return _deserialize_collection(t, Reader(data))
     if name == "decimal" and len(data) < 4:

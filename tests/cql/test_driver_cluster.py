@@ -1,12 +1,17 @@
 """A real 3-node cluster (`LocalCluster`, node N on 127.0.0.N, CQL on one port for all) driven only
 through cassandra-driver: default protocol negotiation, DDL, prepared INSERT/SELECT with
-token-aware routing checked against `nodetool getendpoints`, paging, TTL, DELETE, BATCH,
-Overloaded answered by a node that serves on, Unavailable raised as the driver's class, and a
-schema change seen by a second Cluster. The CQL limits are small here so that Overloaded is reachable;
+token-aware routing checked against `nodetool getendpoints`, paging, TTL, DELETE, BATCH, every
+type as partition key, clustering key and regular column, TRUNCATE (and no resurrection after a
+killed node restarts), Overloaded answered by a node that serves on, Unavailable raised as the
+driver's class (writes and TRUNCATE), and a schema change seen by a second Cluster. The CQL limits are small here so that Overloaded is reachable;
 the node kill comes last (the cluster is shared by the module)."""
 from __future__ import annotations
 
+import datetime
+import decimal
+import ipaddress
 import time
+import uuid
 
 import pytest
 
@@ -143,6 +148,96 @@ def test_a_schema_change_reaches_a_second_cluster(cluster, session):
         assert "t2" in other.metadata.keyspaces["ks"].tables
     finally:
         other.shutdown()
+
+
+# every type: (CQL type, edge values the driver must get back unchanged)
+EVERY_TYPE = [
+    ("int", [-(2**31), 0, 2**31 - 1]), ("bigint", [-(2**63), 2**63 - 1]), ("varint", [-(2**70), 0, 2**70]),
+    ("smallint", [-(2**15), -1, 2**15 - 1]), ("tinyint", [-128, 0, 127]),
+    ("float", [-1.5, 0.0, 3.25]), ("double", [-1e300, 0.0, 2.5e-300]),
+    ("decimal", [decimal.Decimal("-1.50"), decimal.Decimal("0"), decimal.Decimal("12345678901234567890.001")]),
+    ("text", ["", "o'k", "\u00e9\u4e2d"]), ("ascii", ["", "plain"]), ("blob", [b"", b"\x00\xff", b"\x00"]),
+    ("boolean", [False, True]),
+    ("timestamp", [datetime.datetime(1969, 12, 31, 23, 59, 59, 999000), datetime.datetime(2024, 1, 2, 3, 4, 5)]),
+    ("uuid", [uuid.UUID(int=0), uuid.UUID("12345678-1234-4234-8234-123456789abc")]),
+    ("timeuuid", [uuid.UUID("e7a1e5c0-a5f1-11ee-8000-000000000001")]),
+    ("date", [datetime.date(1, 1, 1), datetime.date(1970, 1, 1), datetime.date(9999, 12, 31)]),
+    ("time", [0, 1, 86_400 * 10**9 - 1]),
+    ("inet", [ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("127.0.0.1"),
+              ipaddress.ip_address("::1"), ipaddress.ip_address("2001:db8::ff")]),
+]
+
+
+def _driver_form(cql_type: str, value):
+    """What the driver hands back for `value` (its own Python forms)."""
+    from cassandra.util import Date, Time
+    if cql_type == "date":
+        return Date(value)
+    if cql_type == "time":
+        return Time(value)
+    if cql_type == "inet":
+        return str(value)
+    return value
+
+
+def _cql_order(cql_type: str, value):
+    if cql_type == "inet":
+        return value.packed                    # Cassandra orders inet by its unsigned bytes
+    if cql_type == "uuid":
+        return (value.version or 0, value.bytes)
+    return value
+
+
+@pytest.mark.parametrize("cql_type, values", EVERY_TYPE, ids=[t for t, _ in EVERY_TYPE])
+def test_every_type_as_partition_key_clustering_key_and_regular_column(session, cql_type, values):
+    name = f"every_{cql_type}"
+    clustered = cql_type != "decimal"          # decimal cannot be a clustering column (docs/cql.md)
+    session.execute(f"CREATE TABLE ks.{name} (k {cql_type}, c {cql_type if clustered else 'int'}, "
+                    f"v {cql_type}, PRIMARY KEY (k, c))")
+    meta = session.cluster.metadata.keyspaces["ks"].tables[name]
+    assert [meta.columns[n].cql_type for n in ("k", "v")] == [cql_type, cql_type]
+    insert = session.prepare(f"INSERT INTO ks.{name} (k, c, v) VALUES (?, ?, ?)")
+    select = session.prepare(f"SELECT c, v FROM ks.{name} WHERE k = ?")
+    wire = (lambda x: str(x)) if cql_type == "inet" else (lambda x: x)
+    cks = [(v if clustered else j, v) for j, v in enumerate(values)]
+    want = sorted(cks, key=lambda cv: _cql_order(cql_type, cv[0])) if clustered else cks
+    keys = [v for v in values if v not in ("", b"")]    # an empty partition key is refused, as in Cassandra
+    for k in keys:
+        futures = []
+        for c, v in cks:
+            bound = insert.bind((wire(k), wire(c) if clustered else c, wire(v)))
+            replicas = {h.address for h in session.cluster.metadata.get_replicas("ks", bound.routing_key)}
+            futures.append((session.execute_async(bound), replicas))
+        for future, replicas in futures:
+            future.result()
+            assert future.coordinator_host.address in replicas         # token-aware for every key type
+        got = [tuple(r) for r in session.execute(select, (wire(k),))]
+        assert got == [(_driver_form(cql_type, c) if clustered else c, _driver_form(cql_type, v)) for c, v in want]
+    k, c = keys[0], cks[0][0]
+    session.execute(session.prepare(f"UPDATE ks.{name} SET v = null WHERE k = ? AND c = ?"),
+                    (wire(k), wire(c) if clustered else c))
+    assert [r.v for r in session.execute(select, (wire(k),)) if r.c == _driver_form(cql_type, c)] == [None]
+
+
+def test_truncate_empties_the_table_and_a_killed_node_does_not_bring_rows_back(cluster, session):
+    session.execute("CREATE TABLE ks.trunc (k int, c int, v text, PRIMARY KEY (k, c))")
+    insert = session.prepare("INSERT INTO ks.trunc (k, c, v) VALUES (?, ?, ?)")
+    for k in range(30):
+        session.execute(insert, (k, 1, "before"))
+    cluster.ask(cluster.nodes[0], "flush", keyspace="ks", table="trunc")   # some in SSTables, some not
+    for k in range(30, 40):
+        session.execute(insert, (k, 1, "before"))
+    assert len(list(session.execute("SELECT * FROM ks.trunc"))) == 40
+    session.execute("TRUNCATE ks.trunc")
+    all_cl = SimpleStatement("SELECT k FROM ks.trunc", consistency_level=ConsistencyLevel.ALL)
+    assert list(session.execute(all_cl)) == []
+    session.execute(insert, (7, 2, "after"))
+    cluster.kill("node2")                      # no flush, no drain: the commit log is replayed
+    cluster.start(["node2"], timeout_s=60)
+    assert [tuple(r) for r in session.execute(
+        SimpleStatement("SELECT k, c, v FROM ks.trunc", consistency_level=ConsistencyLevel.ALL))] == [(7, 2, "after")]
+    snapshots = cluster.ask(cluster.nodes[1], "listsnapshots")
+    assert any(s["table"] == "trunc" and s["tag"].startswith("truncated-") for s in snapshots)  # auto_snapshot
 
 
 def overloaded_in_a_burst(sessions, statement, n: int) -> tuple[list[str], int]:
@@ -282,3 +377,6 @@ def test_unavailable_is_the_drivers_class_when_nodes_are_killed(cluster, session
     with pytest.raises(Unavailable):
         session.execute(statement, host=next(h for h in session.cluster.metadata.all_hosts()
                                              if h.address == "127.0.0.1"))
+    with pytest.raises(Unavailable, match="consistency level ALL"):  # TRUNCATE needs every node
+        session.execute("TRUNCATE ks.t", host=next(h for h in session.cluster.metadata.all_hosts()
+                                                   if h.address == "127.0.0.1"))

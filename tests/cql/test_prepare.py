@@ -80,7 +80,7 @@ def test_cache_is_bounded_lru_and_invalidates():
     ("DELETE k FROM t WHERE k = 1", "Invalid identifier k for deletion"),
     ("INSERT INTO t (k, c, d) VALUES (1, 2, 'x') IF NOT EXISTS USING TIMESTAMP 1", "custom timestamp for conditional"),
     ("SELECT * FROM t", None),
-    ("CREATE TABLE t2 (k int PRIMARY KEY, s smallint)", "type smallint is not supported by the storage engine"),
+    ("CREATE TABLE t2 (k int PRIMARY KEY, s counter)", "type counter is not supported by the storage engine"),
     ("CREATE KEYSPACE k2 WITH durable_writes = true", "Missing mandatory option 'class'"),
 ])
 def test_invalid_requests_in_cassandra_words(query, message):

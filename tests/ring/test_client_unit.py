@@ -25,6 +25,7 @@ from ring.runtime.frames import (ERROR_CLASSES, AuthenticationError, ServerError
 EXAMPLES = [
     ring_errors.UnavailableError(CL.QUORUM, 2, 1),
     ring_errors.RepairFailure("repair of ks.t failed: replica(s) [x] of range (1, 2] are down"),
+    ring_errors.TruncateError("no answer from 127.0.0.3:7000 in 10000 ms"),
     ring_errors.UnavailableError(CL.LOCAL_QUORUM, 2, 0, dc="dc2"),
     ring_errors.WriteTimeout(CL.QUORUM, 1, 2, "BATCH"),
     ring_errors.ReadTimeout(CL.ALL, 2, 3, data_present=True),

@@ -82,6 +82,7 @@ def test_cluster_lifecycle_and_nodetool(run, tmp_path):
 
         assert "kill: node2" in run("cluster", "kill", "node2")
         out = run("cluster", "status")
+        assert re.search(r"^CQL \(native_transport_port\): node1 127\.0\.0\.1:\d+, node2 127\.0\.0\.2:\d+", out, re.M)
         assert "not running: node2" in out
         node2 = next(ln for ln in out.splitlines() if ln.startswith("node2"))
         assert " Down " in node2 or "node2: process stopped, peers have not convicted it yet" in out
