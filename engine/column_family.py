@@ -62,8 +62,7 @@ class ColumnFamilyStore:
         self.manifest = Manifest.load(directory)
         self._remove_leftovers()
         self.sstables: list[SSTableReader] = [
-            SSTableReader.open(directory, gen, key_cache_size=options["key_cache_size"])
-            for gen in sorted(self.manifest.levels, reverse=True)
+            self.adopt(SSTableReader.open(directory, gen)) for gen in sorted(self.manifest.levels, reverse=True)
         ]
         self.memtable = Memtable(position)
         self.flushing: list[Memtable] = []
@@ -91,6 +90,12 @@ class ColumnFamilyStore:
         if missing:
             from engine.errors import CorruptionError
             raise CorruptionError(self.manifest.path, 0, f"manifest names sstables {sorted(missing)} that are missing")
+
+    def adopt(self, reader: SSTableReader) -> SSTableReader:
+        """Give a newly opened reader of this table the store's key cache size and block cache."""
+        reader.key_cache_size = self.options["key_cache_size"]
+        reader.block_cache = self.options.get("block_cache")
+        return reader
 
     def persisted_intervals(self) -> list[tuple]:
         out = []
@@ -138,7 +143,7 @@ class ColumnFamilyStore:
         except BaseException:
             writer.abort()
             raise
-        reader.key_cache_size = self.options["key_cache_size"]
+        self.adopt(reader)
         with self.lock:
             self.manifest.commit({gen: 0}, [])
             self.sstables.insert(0, reader)

@@ -32,6 +32,7 @@ from engine import restriction as rs  # noqa: F401  (for the replica API's index
 from engine import results
 from engine import snapshot as snapshots
 from engine.background import Background
+from engine.block_cache import BlockCache
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest, StoreClosedError
@@ -52,6 +53,8 @@ DEFAULT_OPTIONS = {
     "max_value_bytes": 1024 * 1024,
     "max_batch_bytes": 16 * 1024 * 1024,
     "key_cache_size": 100_000,                 # entries per SSTable
+    "chunk_cache_size_bytes": 64 * 1024 * 1024,  # verified blocks and index segments, all tables
+    "block_cache": None,                       # a BlockCache to share (e.g. between stores); None: own
     "row_cache_size": 0,                       # partitions per table; 0 = off
     "tombstone_warn_threshold": 1000,
     "tombstone_failure_threshold": 100_000,
@@ -84,6 +87,8 @@ class Store:
         opts = {**DEFAULT_OPTIONS, **options}
         if opts["commitlog_sync"] not in ("periodic", "batch", "group"):
             raise InvalidRequest(f"commitlog_sync must be periodic, batch or group, not {opts['commitlog_sync']!r}")
+        if opts["block_cache"] is None:
+            opts["block_cache"] = BlockCache(opts["chunk_cache_size_bytes"])
         store = cls(path, opts)
         store._open()
         return store
@@ -113,7 +118,9 @@ class Store:
         self.background.stop()
         self.catalog.stop_index_builds()
         self.flush()
-        self.commit_log.close()
+        # every memtable flushed: no record of the commit log is needed any more
+        flushed = all(not c.memtable.partitions and not c.flushing for c in self.cfs.values())
+        self.commit_log.close(flushed=flushed)
         self.catalog.close_tables()
         self._closed = True
 
