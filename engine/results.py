@@ -17,7 +17,7 @@ import msgpack
 
 from engine import mutation as mut
 from engine import restriction as rs
-from engine.column_family import ColumnFamilyStore
+from engine.column_family import ColumnFamilyStore, simple_row_cells
 from engine.errors import InvalidRequest
 from engine.partition import live_row
 from engine.schema import Table
@@ -58,8 +58,21 @@ def check_page_size(page_size) -> None:
         raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
 
 
-def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, now_s: int) -> dict | None:
-    """One row by its full primary key (or the first live row of a partition without clustering)."""
+def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, clock) -> dict | None:
+    """One row by its full primary key (or the first live row of a partition without clustering).
+
+    Fast path: a table without clustering whose partition has one stored version that is a
+    plain live row (column_family.simple_row_cells) skips the Partition objects altogether."""
+    if not t.clustering and cfs.row_cache is None:
+        if columns is not None:
+            check_columns(t, columns)
+        pk = mut.partition_key_bytes(t, key)
+        payloads = cfs.read_payloads(token_of(pk), pk)
+        if not payloads:
+            return None
+        cells = simple_row_cells(payloads[0]) if len(payloads) == 1 else None
+        if cells is not None:
+            return mut.row_dict(t, {c.name: key[c.name] for c in t.partition_key}, b"", cells, columns, writetime)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -71,7 +84,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     if p is None:
         return None
     counter = [0]
-    cells = live_row(p, ck, now_s, counter)
+    cells = live_row(p, ck, clock.now_s(), counter)
     cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
     if cells is None:
         return None

@@ -407,9 +407,13 @@ class Store:
 
     def get(self, keyspace: str, table: str, key: dict, columns=None, writetime: bool = False) -> dict | None:
         """One row by its full primary key (or the first live row of a partition without clustering)."""
-        self._check_open()
-        t = self.table(keyspace, table)
-        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock.now_s())
+        if self._closed:
+            self._check_open()
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.table(keyspace, table)  # raises the usual InvalidRequest
+        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,
