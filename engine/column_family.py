@@ -229,12 +229,17 @@ class ColumnFamilyStore:
             log.warning("read %s scanned %d tombstones (warn threshold %d)", where, scanned,
                         self.options["tombstone_warn_threshold"])
 
-    def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
-        """Yield (token, key, Partition) in (token, key) order over [start, end)."""
+    def scan_payloads(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, [payloads]) in (token, key) order over [start, end), not reconciled."""
         memtables, sstables = self.snapshot()
         sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
         sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
-        return merge.merge_partitions(sources)
+        return merge.group(sources)
+
+    def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, Partition) in (token, key) order over [start, end)."""
+        for token, key, payloads in self.scan_payloads(start, end, end_inclusive):
+            yield token, key, merge.reconcile(payloads)
 
     def live_rows(self, p: Partition, lo: bytes, hi, reverse: bool, counter: list):
         return live_rows(p, self.clock.now_s(), lo, hi, reverse, counter)

@@ -134,7 +134,11 @@ def parse_records(raw: bytes, p: int, end: int, path: str, file_offset: int,
         n = raw[p]
         p += 1
         if n >= 0x80:
-            n, p = decode_uvarint(raw, p - 1, path)
+            if p < end and raw[p] < 0x80:  # a two-byte length: payloads of 128 B to 16 KiB
+                n = (n & 0x7F) | (raw[p] << 7)
+                p += 1
+            else:
+                n, p = decode_uvarint(raw, p - 1, path)
         q = p + n
         if q > end:
             raise CorruptionError(path, file_offset, "record payload runs past the block")
