@@ -1,13 +1,16 @@
 """The block cache: verified SSTable blocks and decoded index segments, shared by a store's readers
-(Cassandra's chunk cache and key cache, in one bounded LRU).
+(Cassandra's chunk cache, holding what a point read would otherwise read and check again).
 
 An entry is what a reader already checked (CRC, decompression, msgpack shape), so a hit skips the
 pread, the checksum and the decode. Keys are ints a reader builds from its own `cache_id` (unique
-per open reader in this process, never reused) and an offset, so a compacted-away or reopened
+per opened reader in this process, never reused) and a slot, so a compacted-away or reopened
 SSTable can never be answered from another one's entries; they simply age out.
-Invariants: `size_bytes` is the sum of the sizes given to `put` for the entries held, and
-`size_bytes <= capacity_bytes` after every `put` (capacity 0 holds nothing). Thread-safe: every
-operation holds the cache's lock.
+
+Eviction is first in, first out: a hit is one dict lookup with no reordering and no lock (a
+random point-read workload gains nothing from LRU order, and the read path pays for every
+operation). Invariants: `size_bytes` is the sum of the sizes given to `put` for the entries
+held, and `size_bytes <= capacity_bytes` after every `put` (capacity 0 holds nothing); `put`
+and eviction hold the lock, `get` is a single atomic dict lookup.
 """
 from __future__ import annotations
 
@@ -15,58 +18,55 @@ import itertools
 import threading
 
 _ids = itertools.count(1)
-ID_SHIFT = 42  # a key is cache_id << ID_SHIFT | slot; a slot is < 2**42 (Data.db offsets < 1 TiB ...)
+ID_SHIFT = 42  # a key is cache_id | slot; a Data.db block offset is a slot (files < 2 TiB) ...
 SEGMENT_SLOT = 1 << 41  # ... and index segment i uses slot SEGMENT_SLOT | i
 
 
 def new_cache_id() -> int:
-    """A fresh id for an opened reader: its cache keys are cache_id << ID_SHIFT | slot."""
+    """A fresh id for an opened reader: its cache keys are cache_id | slot."""
     return next(_ids) << ID_SHIFT
 
 
 class BlockCache:
-    __slots__ = ("capacity_bytes", "size_bytes", "hits", "requests", "_entries", "_lock")
+    __slots__ = ("capacity_bytes", "size_bytes", "_values", "_sizes", "_lock")
 
     def __init__(self, capacity_bytes: int):
         assert capacity_bytes >= 0, capacity_bytes
         self.capacity_bytes = capacity_bytes
         self.size_bytes = 0
-        self.hits = self.requests = 0  # counted by readers that want hit rates (tablestats)
-        self._entries: dict[int, tuple] = {}  # key -> (size, value); least recently used first
+        self._values: dict[int, object] = {}  # key -> value
+        self._sizes: dict[int, int] = {}  # key -> size, in insertion order (the FIFO)
         self._lock = threading.Lock()
 
     def get(self, key: int):
-        with self._lock:
-            entries = self._entries
-            entry = entries.pop(key, None)
-            if entry is None:
-                return None
-            entries[key] = entry  # most recently used goes last
-            return entry[1]
+        return self._values.get(key)
 
     def put(self, key: int, value, size: int) -> None:
         if size > self.capacity_bytes:
             return
         with self._lock:
-            entries = self._entries
-            old = entries.pop(key, None)
+            sizes = self._sizes
+            old = sizes.pop(key, None)
             if old is not None:
-                self.size_bytes -= old[0]
-            entries[key] = (size, value)
+                self.size_bytes -= old
+            while self.size_bytes + size > self.capacity_bytes:
+                first = next(iter(sizes))
+                self.size_bytes -= sizes.pop(first)
+                del self._values[first]
+            sizes[key] = size
+            self._values[key] = value
             self.size_bytes += size
-            while self.size_bytes > self.capacity_bytes:
-                first = next(iter(entries))
-                self.size_bytes -= entries.pop(first)[0]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._sizes)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._values.clear()
+            self._sizes.clear()
             self.size_bytes = 0
 
     def check_invariants(self) -> None:
         with self._lock:
-            assert self.size_bytes == sum(s for s, _ in self._entries.values())
-            assert self.size_bytes <= self.capacity_bytes
+            assert self._values.keys() == self._sizes.keys()
+            assert self.size_bytes == sum(self._sizes.values()) <= self.capacity_bytes
