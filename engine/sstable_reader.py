@@ -339,7 +339,11 @@ class SSTableReader:
         n = raw[q]
         p = q + 1
         if n >= 0x80:
-            n, p = decode_uvarint(raw, q, path)
+            if p < end and raw[p] < 0x80:  # a two-byte length, inline
+                n = (n & 0x7F) | (raw[p] << 7)
+                p += 1
+            else:
+                n, p = decode_uvarint(raw, q, path)
         q = p + n
         if q > end:
             raise CorruptionError(path, block_off, "record payload runs past the block")
