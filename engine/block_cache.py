@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import OrderedDict
 
 _ids = itertools.count(1)
 ID_SHIFT = 42  # a key is cache_id | slot; a Data.db block offset is a slot (files < 2 TiB) ...
@@ -35,7 +36,9 @@ class BlockCache:
         self.capacity_bytes = capacity_bytes
         self.size_bytes = 0
         self._values: dict[int, object] = {}  # key -> value
-        self._sizes: dict[int, int] = {}  # key -> size, in insertion order (the FIFO)
+        # key -> size, in insertion order (the FIFO); an OrderedDict because evicting the first
+        # key of a plain dict costs a scan over the slots its earlier deletions left behind
+        self._sizes: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: int):
@@ -50,8 +53,8 @@ class BlockCache:
             if old is not None:
                 self.size_bytes -= old
             while self.size_bytes + size > self.capacity_bytes:
-                first = next(iter(sizes))
-                self.size_bytes -= sizes.pop(first)
+                first, first_size = sizes.popitem(last=False)
+                self.size_bytes -= first_size
                 del self._values[first]
             sizes[key] = size
             self._values[key] = value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from typing import Iterator
 
 import lz4.block
@@ -157,7 +158,7 @@ class SSTableReader:
         self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
         self.data_path, self.index_path = self.paths[0], self.paths[1]
         self._data_fd = self._index_fd = -1
-        self._key_cache: dict[bytes, int] | None = None
+        self._key_cache: OrderedDict[bytes, int] | None = None
         self.key_cache_size = key_cache_size
         self.block_cache: BlockCache | None = None  # set by the owner (engine/block_cache.py)
         self.cache_id = new_cache_id()
@@ -176,10 +177,10 @@ class SSTableReader:
         if size == 0:
             self._key_cache = None
         elif self._key_cache is None:
-            self._key_cache = {}
+            self._key_cache = OrderedDict()  # popitem(last=False) is O(1); a dict's next(iter()) is not
         else:
             while len(self._key_cache) > size:
-                del self._key_cache[next(iter(self._key_cache))]
+                self._key_cache.popitem(last=False)
 
     @classmethod
     def open(cls, directory: str, generation: int, *, key_cache_size: int = 0) -> "SSTableReader":
@@ -238,10 +239,13 @@ class SSTableReader:
         cache = self._key_cache
         if cache is not None:
             self.key_cache_requests += 1
-            position = cache.pop(sk, None)
+            position = cache.get(sk)
             if position is not None:
                 self.key_cache_hits += 1
-                cache[sk] = position  # most recently used goes last
+                try:
+                    cache.move_to_end(sk)  # most recently used goes last
+                except KeyError:  # evicted meanwhile by another thread
+                    pass
                 return self._payload_at(position, key)
         # Inlined _find(sk, exact=True): this is the hot path.
         i = bisect_right(self._first_keys, sk) - 1
@@ -255,8 +259,8 @@ class SSTableReader:
         if cache is not None:
             if len(cache) >= self._key_cache_size:
                 try:  # evict the least recently used; tolerate a concurrent eviction
-                    del cache[next(iter(cache))]
-                except (KeyError, StopIteration, RuntimeError):
+                    cache.popitem(last=False)
+                except KeyError:
                     pass
             cache[sk] = position
         return self._payload_at(position, key)
