@@ -1,4 +1,5 @@
-"""The standard single-node workload (shared/specs/performance.md) on dynatable, LevelDB and SQLite.
+"""The standard single-node workload (shared/specs/performance.md) on dynatable, LevelDB, SQLite, kevo
+and the pure-Python floors (bench/floors.py).
 
 One run, one machine, every engine on the same keys and values, so the ratios mean something on
 a noisy 2-vCPU box. For each metric: each engine's figure, the ratio dynatable/LevelDB, the goal
@@ -27,7 +28,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -39,6 +39,9 @@ from rich.table import Table as RichTable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.floors import run_floors  # noqa: E402
+from bench.kevo_anchor import available as kevo_available, run_kevo  # noqa: E402
+from bench.sqlite_anchor import run_sqlite  # noqa: E402
 from engine.store import Store  # noqa: E402
 from engine.token import MAX_TOKEN, MIN_TOKEN  # noqa: E402
 
@@ -202,11 +205,30 @@ def run_dynatable(w: Workload, root: str, r: Runner) -> dict:
     return out
 
 
+def fdatasync_us(root: str, n: int = 200) -> float:
+    """Median fdatasync latency of a 4 KiB append here, now: with one write in flight per writer,
+    group commit cannot beat DURABLE_THREADS / this latency."""
+    path = os.path.join(root, "fdatasync.probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    spent = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            spent.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.remove(path)
+    return sorted(spent)[n // 2] * 1e6
+
+
 def run_durable(w: Workload, root: str, r: Runner) -> dict:
     """Group commit vs periodic sync, each with DURABLE_THREADS writer threads, fresh stores."""
     total = min(100_000, max(DURABLE_THREADS * 100, w.n // 10))
     per = total // DURABLE_THREADS
-    out = {"durable_writes": per * DURABLE_THREADS, "durable_threads": DURABLE_THREADS}
+    out = {"durable_writes": per * DURABLE_THREADS, "durable_threads": DURABLE_THREADS,
+           "fdatasync_us": fdatasync_us(root)}
     for mode in ("periodic", "group"):
         path = os.path.join(root, f"dynatable-{mode}")
         store = _open_store(path, commitlog_sync=mode)
@@ -300,79 +322,15 @@ def run_leveldb(w: Workload, root: str, r: Runner) -> dict:
     return out
 
 
-# -- SQLite --------------------------------------------------------------------------------------
-
-def _sqlite(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)  # autocommit: one transaction per statement
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
-    return conn
-
-
-def run_sqlite(w: Workload, root: str, r: Runner) -> dict:
-    out = {}
-    keys, values = w.keys, w.values
-    os.makedirs(os.path.join(root, "sqlite"))
-    path = os.path.join(root, "sqlite", "single.db")
-    conn = _sqlite(path)
-    ex = conn.execute
-    sql = "INSERT OR REPLACE INTO kv VALUES (?, ?)"
-
-    def single(lo, hi):
-        for i in range(lo, hi):
-            ex(sql, (keys[i], values[i]))
-    out["put_single"] = w.n / r.chunked("SQLite put 1/call", w.n, single)
-    r.once("SQLite close", conn.close)
-
-    bpath = os.path.join(root, "sqlite", "batch.db")
-    bconn = _sqlite(bpath)
-
-    def batched(lo, hi):
-        for b in range(lo, hi, BATCH):
-            bconn.execute("BEGIN")
-            bconn.executemany(sql, zip(keys[b:min(hi, b + BATCH)], values[b:min(hi, b + BATCH)]))
-            bconn.execute("COMMIT")
-    out["put_batch"] = w.n / r.chunked("SQLite put batch 1000", w.n, batched)
-    bconn.close()
-
-    out["disk_bytes"] = sum(os.path.getsize(os.path.join(root, "sqlite", f))
-                            for f in os.listdir(os.path.join(root, "sqlite")) if f.startswith("single.db"))
-    conn = _sqlite(path)
-    cur = conn.cursor()
-    q = "SELECT v FROM kv WHERE k = ?"
-
-    def hits(lo, hi):
-        for i in range(lo, hi):
-            if cur.execute(q, (w.hits[i],)).fetchone() is None:
-                raise AssertionError("SQLite lost a key")
-    out["get_hit"] = w.reads / r.chunked("SQLite get hit", w.reads, hits)
-
-    def misses(lo, hi):
-        for i in range(lo, hi):
-            if cur.execute(q, (w.misses[i],)).fetchone() is not None:
-                raise AssertionError("SQLite found a key never written")
-    out["get_miss"] = w.reads / r.chunked("SQLite get miss", w.reads, misses)
-
-    def scans():
-        rows = 0
-        for start in w.scan_starts:
-            n = 0
-            for _k, _v in conn.execute("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?",
-                                       (keys[start], w.scan_rows)):
-                n += 1
-            rows += n
-        return rows
-    spent, rows = r.once("SQLite scan", scans)
-    out["scan"] = rows / spent
-    conn.close()
-    shutil.rmtree(os.path.join(root, "sqlite"))
-    return out
-
-
 # -- report --------------------------------------------------------------------------------------
 
-def evaluate(w: Workload, ours: dict, ldb: dict, sq: dict, dur: dict) -> list[dict]:
+def _ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def evaluate(w: Workload, ours: dict, ldb: dict, sq: dict, dur: dict, kv: dict | None = None,
+             floor: dict | None = None) -> list[dict]:
+    kv, floor = kv or {}, floor or {}
     rows = []
     for m, (goal, stretch) in GOALS.items():
         ratio = ours[m] / ldb[m]
@@ -380,11 +338,13 @@ def evaluate(w: Workload, ours: dict, ldb: dict, sq: dict, dur: dict) -> list[di
                      "sqlite": sq[m], "ratio": ratio, "goal": f">= {goal}x LevelDB",
                      "goal_ratio": goal, "stretch_ratio": stretch,
                      "result": "PASS" if ratio >= goal else "MISS",
-                     "stretch": ratio >= stretch})
+                     "stretch": ratio >= stretch, "kevo": kv.get(m), "floor": floor.get(m),
+                     "vs_kevo": _ratio(ours[m], kv.get(m)), "vs_floor": _ratio(ours[m], floor.get(m))})
     raw_ratio = ours["disk_bytes"] / w.raw_bytes
     rows.append({"metric": "disk_bytes", "label": LABELS["disk_bytes"], "dynatable": ours["disk_bytes"],
                  "leveldb": ldb["disk_bytes"], "sqlite": sq["disk_bytes"],
                  "ratio": ours["disk_bytes"] / ldb["disk_bytes"], "raw_ratio": raw_ratio,
+                 "kevo": kv.get("disk_bytes"), "vs_kevo": _ratio(ours["disk_bytes"], kv.get("disk_bytes")),
                  "goal": f"<= {DISK_GOAL}x raw payload", "goal_ratio": DISK_GOAL,
                  "result": "PASS" if raw_ratio <= DISK_GOAL else "MISS"})
     d_ratio = dur["group_32_writers"] / dur["periodic_32_writers"]
@@ -408,7 +368,8 @@ def _fmt(metric: str, v) -> str:
 
 def print_report(w: Workload, rows: list[dict], dur: dict, extra: dict) -> None:
     t = RichTable(title=f"dynatable vs anchors — {w.n:,} keys, one run")
-    for col in ("metric", "dynatable", "LevelDB", "SQLite", "ratio", "goal", "result"):
+    for col in ("metric", "dynatable", "LevelDB", "SQLite", "kevo", "floor", "ratio", "vs kevo", "vs floor",
+                "goal", "result"):
         t.add_column(col, justify="left" if col in ("metric", "goal") else "right")
     for row in rows:
         ratio = f"{row['ratio']:.2f}x"
@@ -417,12 +378,18 @@ def print_report(w: Workload, rows: list[dict], dur: dict, extra: dict) -> None:
         if row["metric"] == "durable_group":
             ratio += " of periodic"
         style = "green" if row["result"] == "PASS" else "red"
-        t.add_row(row["label"], _fmt(row["metric"], row["dynatable"]), _fmt(row["metric"], row["leveldb"]),
-                  _fmt(row["metric"], row["sqlite"]), ratio, row["goal"], f"[{style}]{row['result']}[/]")
+        m = row["metric"]
+        vk, vf = row.get("vs_kevo"), row.get("vs_floor")
+        t.add_row(row["label"], _fmt(m, row["dynatable"]), _fmt(m, row["leveldb"]), _fmt(m, row["sqlite"]),
+                  _fmt(m, row.get("kevo")), _fmt(m, row.get("floor")), ratio,
+                  "—" if vk is None else f"{vk:.2f}x", "—" if vf is None else f"{vf:.2f}x",
+                  row["goal"], f"[{style}]{row['result']}[/]")
     console.print(t)
     console.print(f"raw payload {w.raw_bytes / 1e6:,.1f} MB; dynatable SSTables at read time: "
                   f"{extra['sstables_at_read']}; durable: periodic {_fmt('', dur['periodic_32_writers'])}/s vs "
-                  f"group {_fmt('', dur['group_32_writers'])}/s with {DURABLE_THREADS} writer threads, "
+                  f"group {_fmt('', dur['group_32_writers'])}/s with {DURABLE_THREADS} writer threads "
+                  f"(fdatasync {dur['fdatasync_us']:,.0f} us: at most "
+                  f"{_fmt('', DURABLE_THREADS / dur['fdatasync_us'] * 1e6)}/s), "
                   f"{dur['durable_writes']:,} writes in all; dynatable on disk: {extra['sstable_bytes'] / 1e6:,.1f} MB "
                   f"SSTables + {extra['commitlog_bytes'] / 1e6:,.1f} MB commit log")
 
@@ -473,16 +440,21 @@ def main(argv=None) -> int:
             sq = run_sqlite(w, root, r)
             console.print(f"SQLite done ({time.time() - t0:,.0f} s)")
             dur = run_durable(w, root, r)
+            kv = run_kevo(w, root, r) if kevo_available() else None
+            console.print(f"kevo {'done' if kv else 'not installed: pip install --no-deps kevo==0.2.0'} "
+                          f"({time.time() - t0:,.0f} s)")
+            floor = run_floors(w, root, r)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    rows = evaluate(w, ours, ldb, sq, dur)
+    rows = evaluate(w, ours, ldb, sq, dur, kv, floor)
     print_report(w, rows, dur, ours)
     console.print(f"total {time.time() - t0:,.0f} s; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"keys": w.n, "reads": w.reads, "scan_rows": w.scan_rows, "raw_bytes": w.raw_bytes,
                        "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                       "dynatable": ours, "leveldb": ldb, "sqlite": sq, "durable": dur, "rows": rows},
+                       "dynatable": ours, "leveldb": ldb, "sqlite": sq, "kevo": kv, "floor": floor,
+                       "durable": dur, "rows": rows},
                       f, indent=2)
     if args.plot:
         plot(rows, args.plot, w.n)

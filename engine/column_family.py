@@ -16,18 +16,21 @@ import os
 import threading
 from collections import OrderedDict
 
+import msgpack
+
 from engine import merge
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
-from engine.partition import Partition, live_rows
+from engine.partition import NO_DELETION_TIME, Partition, live_rows
 from engine.schema import Table
 from engine.sstable_reader import SSTableReader, delete_sstable, list_generations
 from engine.sstable_writer import SSTableWriter
 
 log = logging.getLogger("dynatable.engine")
+_unpackb = msgpack.unpackb
 
 
 class RowCache:
@@ -53,6 +56,30 @@ class RowCache:
             self.entries.popitem(last=False)
 
 
+def simple_row_cells(payload: bytes) -> dict | None:
+    """The read fast path for a plain single-row partition: its cells {column id: (ts,
+    NO_DELETION_TIME, 0, value)}, exactly what partition.live_row returns for it; or None
+    whenever the payload is anything else (a deletion of any level, more than one row or a
+    clustering, a TTL or tombstone cell, a value that is not bytes), so the caller takes the
+    general path. It relies only on the payload layout of docs/format.md#partition-payload."""
+    try:
+        pdel, rows, ranges = _unpackb(payload)
+    except ValueError:
+        return None
+    if pdel is not None or ranges or len(rows) != 1:
+        return None
+    row = rows[0]
+    if row[0] != b"" or row[1] is not None or len(row) == 3:
+        return None
+    cells = {}
+    for i in range(3, len(row)):
+        c = row[i]
+        if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
+            return None
+        cells[c[0]] = (c[1], NO_DELETION_TIME, 0, c[2])
+    return cells
+
+
 class ColumnFamilyStore:
     def __init__(self, table: Table, directory: str, options: dict, clock, position):
         self.table = table
@@ -63,8 +90,7 @@ class ColumnFamilyStore:
         self.manifest = Manifest.load(directory)
         self._remove_leftovers()
         self.sstables: list[SSTableReader] = [
-            SSTableReader.open(directory, gen, key_cache_size=options["key_cache_size"])
-            for gen in sorted(self.manifest.levels, reverse=True)
+            self.adopt(SSTableReader.open(directory, gen)) for gen in sorted(self.manifest.levels, reverse=True)
         ]
         self.memtable = Memtable(position)
         self.flushing: list[Memtable] = []
@@ -93,6 +119,12 @@ class ColumnFamilyStore:
             from engine.errors import CorruptionError
             raise CorruptionError(self.manifest.path, 0, f"manifest names sstables {sorted(missing)} that are missing")
 
+    def adopt(self, reader: SSTableReader) -> SSTableReader:
+        """Give a newly opened reader of this table the store's key cache size and block cache."""
+        reader.key_cache_size = self.options["key_cache_size"]
+        reader.block_cache = self.options.get("block_cache")
+        return reader
+
     def persisted_intervals(self) -> list[tuple]:
         out = []
         for sst in self.sstables:
@@ -112,14 +144,17 @@ class ColumnFamilyStore:
             self.row_cache.entries.pop(key, None)
 
     def switch_memtable(self, position) -> Memtable | None:
-        """Called under the Store's write lock: start a new memtable, queue the old one for flush."""
+        """Called under the Store's write lock: start a new memtable, queue the old one for flush.
+
+        The old one joins `flushing` before the new one replaces it, so a lock-free reader
+        (read_payloads) that sees the new memtable also sees the old one in `flushing`."""
         old = self.memtable
         if not old.partitions:
             return None
         old.hi = position
-        self.memtable = Memtable(position)
         with self.lock:
             self.flushing.append(old)
+        self.memtable = Memtable(position)
         return old
 
     def flush_memtable(self, mt: Memtable) -> SSTableReader:
@@ -139,7 +174,7 @@ class ColumnFamilyStore:
         except BaseException:
             writer.abort()
             raise
-        reader.key_cache_size = self.options["key_cache_size"]
+        self.adopt(reader)
         with self.lock:
             self.manifest.commit({gen: 0}, [])
             self.sstables.insert(0, reader)
@@ -153,6 +188,24 @@ class ColumnFamilyStore:
         with self.lock:
             return [self.memtable, *reversed(self.flushing)], list(self.sstables)
 
+    def read_payloads(self, token: int, key: bytes) -> list[bytes]:
+        """Every stored version of one partition (not reconciled), without a lock: the memtable,
+        then the flushing ones, then the SSTables are read in that order, and a flush adds its
+        SSTable before it drops its memtable from `flushing`, so a concurrent flush or
+        compaction can only make a version appear twice (reconcile is idempotent), never vanish."""
+        held = self.memtable.partitions.get(key)
+        payloads = held[1:] if held is not None else []
+        if self.flushing:
+            for mt in reversed(list(self.flushing)):
+                held = mt.partitions.get(key)
+                if held is not None:
+                    payloads.extend(held[1:])
+        for sst in tuple(self.sstables):
+            found = sst.get(token, key)  # checks the token range and bloom filter first
+            if found is not None:
+                payloads.append(found)
+        return payloads
+
     def read_partition(self, token: int, key: bytes) -> Partition | None:
         cache = self.row_cache
         if cache is not None:
@@ -160,16 +213,7 @@ class ColumnFamilyStore:
             if cached is not None:
                 return visible(self.table, cached)
             writes_before = self.writes
-        memtables, sstables = self.snapshot()
-        payloads: list[bytes] = []
-        for mt in memtables:
-            held = mt.get(key)
-            if held:
-                payloads.extend(held)
-        for sst in sstables:
-            found = sst.get(token, key)  # checks the token range and bloom filter first
-            if found is not None:
-                payloads.append(found)
+        payloads = self.read_payloads(token, key)
         if not payloads:
             return None
         p = merge.reconcile(payloads)
@@ -186,12 +230,20 @@ class ColumnFamilyStore:
             log.warning("read %s scanned %d tombstones (warn threshold %d)", where, scanned,
                         self.options["tombstone_warn_threshold"])
 
-    def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
-        """Yield (token, key, Partition) in (token, key) order over [start, end)."""
+    def scan_payloads(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, [payloads]) in (token, key) order over [start, end), not reconciled."""
         memtables, sstables = self.snapshot()
         sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
         sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
-        return visible_partitions(self.table, merge.merge_partitions(sources))
+        if len(sources) == 1 and len(sstables) == 1:  # one SSTable: every key once, nothing to group
+            return ((token, key, (payload,)) for token, key, payload in sources[0])
+        return merge.group(sources)
+
+    def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, Partition) in (token, key) order over [start, end), dropped columns hidden."""
+        merged = ((token, key, merge.reconcile(payloads))
+                  for token, key, payloads in self.scan_payloads(start, end, end_inclusive))
+        return visible_partitions(self.table, merged)
 
     def live_rows(self, p: Partition, lo: bytes, hi, reverse: bool, counter: list):
         return live_rows(p, self.clock.now_s(), lo, hi, reverse, counter)

@@ -393,15 +393,30 @@ class CommitLog:
         log.error("commit log: moved damaged segment %s to %s (replayed with errors skipped)",
                   path, target)
 
-    def close(self) -> None:
-        """Sync, stop the sync thread, close files. An active segment with no record is deleted."""
+    def close(self, flushed: bool = False) -> None:
+        """Sync, stop the sync thread, close files. An active segment with no record is deleted.
+
+        flushed=True (a clean shutdown: the caller has every record in SSTables): every segment
+        but the active one is deleted and the active one is truncated to its header, so no
+        record stays on disk while the next open still continues the segment ids from it."""
         with self._lock:
             if not self._open:
                 return
             if self._failure is None:
                 self._sync_all_locked()
             self._shutdown_locked()
-            if self._offset == HEADER_SIZE and self._failure is None:
+            if self._failure is None and flushed and not self._damaged:
+                for seg_id in [i for i in self._segments if i != self._seg_id]:
+                    os.unlink(self._segments.pop(seg_id))
+                    self._synced_len.pop(seg_id, None)
+                    self._segments_deleted += 1
+                if self._offset > HEADER_SIZE:
+                    path = self._segments[self._seg_id]
+                    os.truncate(path, HEADER_SIZE)
+                    fsync_path(path)
+                    self._synced_len[self._seg_id] = HEADER_SIZE
+                fsync_path(self.directory, directory=True)
+            elif self._offset == HEADER_SIZE and self._failure is None:
                 os.unlink(self._segments.pop(self._seg_id))
                 self._synced_len.pop(self._seg_id, None)
                 self._segments_deleted += 1

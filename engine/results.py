@@ -17,7 +17,9 @@ import msgpack
 
 from engine import mutation as mut
 from engine import restriction as rs
-from engine.column_family import ColumnFamilyStore
+from engine.column_family import ColumnFamilyStore, simple_row_cells
+from engine.dropped_columns import visible
+from engine.merge import reconcile
 from engine.errors import InvalidRequest
 from engine.partition import live_row
 from engine.schema import Table
@@ -58,8 +60,21 @@ def check_page_size(page_size) -> None:
         raise InvalidRequest(f"page_size must be a positive integer, got {page_size!r}")
 
 
-def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, now_s: int) -> dict | None:
-    """One row by its full primary key (or the first live row of a partition without clustering)."""
+def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, clock) -> dict | None:
+    """One row by its full primary key (or the first live row of a partition without clustering).
+
+    Fast path: a table without clustering whose partition has one stored version that is a
+    plain live row (column_family.simple_row_cells) skips the Partition objects altogether."""
+    if not t.clustering and cfs.row_cache is None and not t.dropped:  # dropped columns: visible() below
+        if columns is not None:
+            check_columns(t, columns)
+        pk = mut.partition_key_bytes(t, key)
+        payloads = cfs.read_payloads(token_of(pk), pk)
+        if not payloads:
+            return None
+        cells = simple_row_cells(payloads[0]) if len(payloads) == 1 else None
+        if cells is not None:
+            return mut.row_dict(t, {c.name: key[c.name] for c in t.partition_key}, b"", cells, columns, writetime)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -71,7 +86,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     if p is None:
         return None
     counter = [0]
-    cells = live_row(p, ck, now_s, counter)
+    cells = live_row(p, ck, clock.now_s(), counter)
     cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
     if cells is None:
         return None
@@ -116,11 +131,22 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 continue
             if start is None or (rt, rk) > start:
                 start = (rt, rk)
-        for tok, key, p in cfs.scan_partitions(start, end):
-            key_values = mut.decode_key(t, key)
+        blob_key = blob_key_name(t)
+        for tok, key, payloads in cfs.scan_payloads(start, end):
+            key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
             lo = b""
             if resume is not None and (tok, key) == (resume[0], resume[1]):
                 lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
+            elif len(payloads) == 1 and not t.clustering and not t.dropped:  # the fast path of read_row, for scans
+                cells = simple_row_cells(payloads[0])
+                if cells is not None:
+                    rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
+                    if len(rows) >= page_size:
+                        state = msgpack.packb([tok, key, b""], use_bin_type=True)
+                        cfs.guard(counter, f"{t.qualified_name} scan")
+                        return ScanPage(rows, state)
+                    continue
+            p = visible(t, reconcile(payloads))
             for ck, cells in cfs.live_rows(p, lo, None, False, counter):
                 rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
                 if len(rows) >= page_size:
@@ -131,6 +157,12 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 cfs.guard(counter, f"{t.qualified_name} scan")
     cfs.guard(counter, f"{t.qualified_name} scan")
     return ScanPage(rows, None)
+
+
+def blob_key_name(t: Table) -> str | None:
+    """The partition key column's name when it is one blob column (its bytes are the key)."""
+    cols = t.partition_key
+    return cols[0].name if len(cols) == 1 and cols[0].cql_type == "blob" else None
 
 
 def token_ranges(start: int | None, end: int | None) -> list[tuple]:

@@ -271,7 +271,7 @@ def _swap(cfs, snapshot_dir: str, generations: list[int], position: tuple) -> No
     fsync_directory(cfs.directory)
     old = [s.generation for s in cfs.sstables]
     cfs.manifest.commit({g: 0 for g in new}, old)
-    readers = [SSTableReader.open(cfs.directory, g, key_cache_size=cfs.options["key_cache_size"]) for g in new]
+    readers = [cfs.adopt(SSTableReader.open(cfs.directory, g)) for g in new]
     cfs.sstables = sorted(readers, key=lambda s: s.generation, reverse=True)
     if cfs.row_cache is not None:
         cfs.row_cache.entries.clear()

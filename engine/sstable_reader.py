@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from typing import Iterator
 
 import lz4.block
 
+from engine.block_cache import SEGMENT_SLOT, BlockCache, new_cache_id
 from engine.bloom import BloomFilter
 from engine.encoding import I64, U32, U64, check, crc32, decode_uvarint
 from engine.errors import CorruptionError
@@ -133,7 +135,11 @@ def parse_records(raw: bytes, p: int, end: int, path: str, file_offset: int,
         n = raw[p]
         p += 1
         if n >= 0x80:
-            n, p = decode_uvarint(raw, p - 1, path)
+            if p < end and raw[p] < 0x80:  # a two-byte length: payloads of 128 B to 16 KiB
+                n = (n & 0x7F) | (raw[p] << 7)
+                p += 1
+            else:
+                n, p = decode_uvarint(raw, p - 1, path)
         q = p + n
         if q > end:
             raise CorruptionError(path, file_offset, "record payload runs past the block")
@@ -152,8 +158,10 @@ class SSTableReader:
         self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
         self.data_path, self.index_path = self.paths[0], self.paths[1]
         self._data_fd = self._index_fd = -1
-        self._key_cache: dict[bytes, int] | None = None
+        self._key_cache: OrderedDict[bytes, int] | None = None
         self.key_cache_size = key_cache_size
+        self.block_cache: BlockCache | None = None  # set by the owner (engine/block_cache.py)
+        self.cache_id = new_cache_id()
         self.key_cache_hits = 0
         self.key_cache_requests = 0
 
@@ -169,10 +177,10 @@ class SSTableReader:
         if size == 0:
             self._key_cache = None
         elif self._key_cache is None:
-            self._key_cache = {}
+            self._key_cache = OrderedDict()  # popitem(last=False) is O(1); a dict's next(iter()) is not
         else:
             while len(self._key_cache) > size:
-                del self._key_cache[next(iter(self._key_cache))]
+                self._key_cache.popitem(last=False)
 
     @classmethod
     def open(cls, directory: str, generation: int, *, key_cache_size: int = 0) -> "SSTableReader":
@@ -231,16 +239,19 @@ class SSTableReader:
         cache = self._key_cache
         if cache is not None:
             self.key_cache_requests += 1
-            position = cache.pop(sk, None)
+            position = cache.get(sk)
             if position is not None:
                 self.key_cache_hits += 1
-                cache[sk] = position  # most recently used goes last
+                try:
+                    cache.move_to_end(sk)  # most recently used goes last
+                except KeyError:  # evicted meanwhile by another thread
+                    pass
                 return self._payload_at(position, key)
         # Inlined _find(sk, exact=True): this is the hot path.
         i = bisect_right(self._first_keys, sk) - 1
         if i < 0:
             return None
-        keys, blob = self._segment(i)
+        keys, blob = self._cached_segment(i)
         j = bisect_left(keys, sk)
         if j == len(keys) or keys[j] != sk:
             return None
@@ -248,11 +259,23 @@ class SSTableReader:
         if cache is not None:
             if len(cache) >= self._key_cache_size:
                 try:  # evict the least recently used; tolerate a concurrent eviction
-                    del cache[next(iter(cache))]
-                except (KeyError, StopIteration, RuntimeError):
+                    cache.popitem(last=False)
+                except KeyError:
                     pass
             cache[sk] = position
         return self._payload_at(position, key)
+
+    def _cached_segment(self, i: int) -> tuple[tuple[bytes, ...], bytes]:
+        """Index segment i, decoded and checked, through the block cache when there is one."""
+        bc = self.block_cache
+        if bc is None:
+            return self._segment(i)
+        slot = self.cache_id | SEGMENT_SLOT | i
+        seg = bc.get(slot)
+        if seg is None:
+            seg = self._segment(i)
+            bc.put(slot, seg, 12 * len(seg[1]) + 200)  # ~ 96 bytes per entry, objects included
+        return seg
 
     def _segment(self, i: int) -> tuple[tuple[bytes, ...], bytes]:
         off = self._segment_bounds[i]
@@ -281,21 +304,30 @@ class SSTableReader:
 
     def _payload_at(self, position: int, key: bytes) -> bytes:
         block_off = position >> IN_BLOCK_BITS
+        bc = self.block_cache
+        if bc is None:
+            raw, start, end = self._verified_block(block_off)
+        else:
+            block = bc.get(self.cache_id | block_off)
+            if block is None:
+                block = self._verified_block(block_off)
+                bc.put(self.cache_id | block_off, block, len(block[0]) + 100)
+            raw, start, end = block
+        return self._one_payload(raw, start + (position & IN_BLOCK_MASK), end, key, block_off)
+
+    def _verified_block(self, block_off: int) -> tuple[bytes, int, int]:
+        """(raw, start, end) of the block at block_off: read, CRC-checked, decompressed."""
         buf = _pread(self._data_fd, self._read_hint, block_off)
-        n = len(buf)
-        if n < BLOCK_OVERHEAD:
+        if len(buf) < BLOCK_OVERHEAD:
             raise CorruptionError(self.data_path, block_off, "block header is truncated")
         end = BLOCK_HEADER_SIZE + _u32_unpack_from(buf, 0)[0]
-        if end + 4 > n:  # a block holding one partition larger than block_size
+        if end + 4 > len(buf):  # a block holding one partition larger than block_size
             if block_off + end + 4 > self._data_size:
-                raise CorruptionError(self.data_path, block_off,
-                                      "block runs past the end of Data.db")
+                raise CorruptionError(self.data_path, block_off, "block runs past the end of Data.db")
             buf = _pread(self._data_fd, end + 4, block_off)
-        if buf[4] == COMPRESSION_NONE and _u32_unpack_from(buf, end)[0] == crc32(buf[:end]):
-            return self._one_payload(buf, BLOCK_HEADER_SIZE + (position & IN_BLOCK_MASK), end,
-                                     key, block_off)
-        raw, start, end = decode_block(buf, 0, self.data_path, block_off)
-        return self._one_payload(raw, start + (position & IN_BLOCK_MASK), end, key, block_off)
+        elif end + 4 < len(buf):
+            buf = buf[:end + 4]  # cache only this block's bytes
+        return decode_block(buf, 0, self.data_path, block_off)
 
     def _one_payload(self, raw: bytes, p: int, end: int, key: bytes, block_off: int) -> bytes:
         path = self.data_path
@@ -311,7 +343,11 @@ class SSTableReader:
         n = raw[q]
         p = q + 1
         if n >= 0x80:
-            n, p = decode_uvarint(raw, q, path)
+            if p < end and raw[p] < 0x80:  # a two-byte length, inline
+                n = (n & 0x7F) | (raw[p] << 7)
+                p += 1
+            else:
+                n, p = decode_uvarint(raw, q, path)
         q = p + n
         if q > end:
             raise CorruptionError(path, block_off, "record payload runs past the block")

@@ -31,6 +31,8 @@ from engine import restriction as rs  # noqa: F401  (for the replica API's index
 from engine import recovery, results, truncation
 from engine import snapshot as snapshots
 from engine.background import Background
+from engine.batch import Batch
+from engine.block_cache import BlockCache
 from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest, StoreClosedError
@@ -51,6 +53,8 @@ DEFAULT_OPTIONS = {
     "max_value_bytes": 1024 * 1024,
     "max_batch_bytes": 16 * 1024 * 1024,
     "key_cache_size": 100_000,                 # entries per SSTable
+    "chunk_cache_size_bytes": 64 * 1024 * 1024,  # verified blocks and index segments, all tables
+    "block_cache": None,                       # a BlockCache to share (e.g. between stores); None: own
     "row_cache_size": 0,                       # partitions per table; 0 = off
     "tombstone_warn_threshold": 1000,
     "tombstone_failure_threshold": 100_000,
@@ -83,6 +87,8 @@ class Store:
         opts = {**DEFAULT_OPTIONS, **options}
         if opts["commitlog_sync"] not in ("periodic", "batch", "group"):
             raise InvalidRequest(f"commitlog_sync must be periodic, batch or group, not {opts['commitlog_sync']!r}")
+        if opts["block_cache"] is None:
+            opts["block_cache"] = BlockCache(opts["chunk_cache_size_bytes"])
         store = cls(path, opts)
         store._open()
         return store
@@ -112,7 +118,9 @@ class Store:
         self.background.stop()
         self.catalog.stop_index_builds()
         self.flush()
-        self.commit_log.close()
+        # every memtable flushed: no record of the commit log is needed any more
+        flushed = all(not c.memtable.partitions and not c.flushing for c in self.cfs.values())
+        self.commit_log.close(flushed=flushed)
         self.catalog.close_tables()
         self._closed = True
 
@@ -191,6 +199,18 @@ class Store:
         self._last_ts = ts
         return ts
 
+    def _timestamp_now(self, timestamp: int | None) -> tuple[int, int]:
+        """(write timestamp, now in seconds) from one clock reading: the write hot path."""
+        clock = self.clock
+        if timestamp is None:  # new_timestamp(None), inlined
+            ts = wall = clock.wall_us()
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+            self._last_ts = ts
+            # SystemClock.now_s() is wall_us() // 1e6: one clock reading serves both
+            return ts, wall // 1_000_000 if type(clock).now_s is SystemClock.now_s else clock.now_s()
+        return self.new_timestamp(timestamp), clock.now_s()
+
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None,
                timestamp: int | None = None) -> int:
         """Upsert one row (INSERT: writes the row marker). Returns the write timestamp (µs)."""
@@ -200,17 +220,7 @@ class Store:
         t = ks.tables.get(table) if ks is not None else None
         if t is None:
             t = self.table(keyspace, table)  # raises the usual InvalidRequest
-        clock = self.clock
-        if timestamp is None:  # new_timestamp(None), inlined: this is the write hot path
-            ts = wall = clock.wall_us()
-            if ts <= self._last_ts:
-                ts = self._last_ts + 1
-            self._last_ts = ts
-            # SystemClock.now_s() is wall_us() // 1e6: one clock reading serves both
-            now_s = wall // 1_000_000 if type(clock).now_s is SystemClock.now_s else clock.now_s()
-        else:
-            ts = self.new_timestamp(timestamp)
-            now_s = clock.now_s()
+        ts, now_s = self._timestamp_now(timestamp)
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, self.options["max_value_bytes"])
         self._apply_encoded([(t, key, payload, update)])
         return ts
@@ -226,7 +236,7 @@ class Store:
         self.apply([(t, pk, update)])
         return ts
 
-    def batch(self) -> "Batch":
+    def batch(self) -> Batch:
         return Batch(self)
 
     def apply(self, updates: list) -> None:
@@ -400,9 +410,13 @@ class Store:
 
     def get(self, keyspace: str, table: str, key: dict, columns=None, writetime: bool = False) -> dict | None:
         """One row by its full primary key (or the first live row of a partition without clustering)."""
-        self._check_open()
-        t = self.table(keyspace, table)
-        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock.now_s())
+        if self._closed:
+            self._check_open()
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.table(keyspace, table)  # raises the usual InvalidRequest
+        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,
@@ -460,40 +474,3 @@ class Store:
 
     def check_invariants(self) -> None:
         self.catalog.check_invariants()
-
-
-class Batch:
-    """Collects inserts and deletes and applies them as one commit-log record."""
-
-    def __init__(self, store: Store):
-        self.store = store
-        self.updates: list = []
-        self._payloads: list = []   # encoded updates[i], or None: encoded at apply time
-
-    def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
-        t = self.store.table(keyspace, table)
-        ts = self.store.new_timestamp(timestamp)
-        key, update, payload = mut.build_insert_encoded(t, row, ts, self.store.clock.now_s(), ttl,
-                                                        self.store.options["max_value_bytes"])
-        self.updates.append((t, key, update))
-        self._payloads.append(payload)
-        return ts
-
-    def delete(self, keyspace: str, table: str, key: dict, columns=None, timestamp: int | None = None, **bounds):
-        t = self.store.table(keyspace, table)
-        ts = self.store.new_timestamp(timestamp)
-        pk, update = mut.build_delete(t, key, ts, self.store.clock.now_s(), columns, **bounds)
-        self.updates.append((t, pk, update))
-        self._payloads.append(None)
-        return ts
-
-    def __enter__(self) -> "Batch":
-        return self
-
-    def __exit__(self, exc_type, *_) -> None:
-        if exc_type is None and self.updates:
-            if len(self._payloads) != len(self.updates):  # updates was changed from outside
-                self.store.apply(self.updates)
-                return
-            self.store._apply_encoded([(t, key, encode_partition(update) if payload is None else payload, update)
-                                       for (t, key, update), payload in zip(self.updates, self._payloads)])

@@ -98,7 +98,7 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
     if fail_at == "after_outputs":
         raise RuntimeError("injected crash after compaction outputs were written")
     for o in outputs:
-        o.key_cache_size = cfs.options["key_cache_size"]
+        cfs.adopt(o)
     cfs.stats["bytes_compacted"] += sum(s.size_bytes for s in inputs)
     cfs.install_compaction(task.inputs, outputs, task.output_level)
     return outputs

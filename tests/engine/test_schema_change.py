@@ -116,3 +116,22 @@ def test_cells_of_a_column_not_learnt_yet_are_kept():
     assert set(visible(stale, p).rows[b""].cells) == {0, 2, 4}
     assert set(visible(newer, p).rows[b""].cells) == {0, 2, 4}
     assert set(p.rows[b""].cells) == {0, 2, 3, 4}                                   # the input is untouched
+
+
+def test_dropped_cells_stay_hidden_on_the_single_row_fast_paths(tmp_path):
+    """A table without clustering reads plain rows without Partition objects (results.read_row,
+    scan); a dropped column's cells must stay hidden there too, in memtables and SSTables."""
+    store = _open(tmp_path / "flat")
+    store.create_keyspace("ks")
+    store.create_table("ks", "kv", {"k": "int", "v": "text", "w": "int"}, primary_key=("k",))
+    store.insert("ks", "kv", {"k": 1, "v": "gone", "w": 1})
+    store.flush()
+    store.insert("ks", "kv", {"k": 2, "v": "gone too", "w": 2})
+    drop_ts = store.clock.wall_us() + 10
+    store.catalog.alter_table("ks", "kv", lambda t: sc.drop_columns(t, ["v"], ts=drop_ts))
+    for _ in range(2):
+        assert store.get("ks", "kv", {"k": 1}) == {"k": 1, "w": 1}
+        assert store.get("ks", "kv", {"k": 2}) == {"k": 2, "w": 2}
+        assert sorted(store.scan_all("ks", "kv"), key=lambda r: r["k"]) == [{"k": 1, "w": 1}, {"k": 2, "w": 2}]
+        store.flush()
+    store.close()

@@ -1,0 +1,50 @@
+"""A batch: inserts and deletes collected by `with store.batch() as b:` and applied on exit as
+one commit-log record (atomic per partition, as Cassandra's unlogged batch within a partition).
+
+Nothing is applied if the block raises. Inserts are encoded as they are added (the write hot
+path of Store.insert); deletes are encoded at apply time.
+"""
+from __future__ import annotations
+
+from engine import mutation as mut
+from engine.partition import encode_partition
+
+
+class Batch:
+    """Collects inserts and deletes and applies them as one commit-log record."""
+
+    def __init__(self, store):
+        self.store = store
+        self.updates: list = []
+        self._payloads: list = []   # encoded updates[i], or None: encoded at apply time
+
+    def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
+        store = self.store
+        ks = store.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = store.table(keyspace, table)  # raises the usual InvalidRequest
+        ts, now_s = store._timestamp_now(timestamp)
+        key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, store.options["max_value_bytes"])
+        self.updates.append((t, key, update))
+        self._payloads.append(payload)
+        return ts
+
+    def delete(self, keyspace: str, table: str, key: dict, columns=None, timestamp: int | None = None, **bounds):
+        t = self.store.table(keyspace, table)
+        ts = self.store.new_timestamp(timestamp)
+        pk, update = mut.build_delete(t, key, ts, self.store.clock.now_s(), columns, **bounds)
+        self.updates.append((t, pk, update))
+        self._payloads.append(None)
+        return ts
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is None and self.updates:
+            if len(self._payloads) != len(self.updates):  # updates was changed from outside
+                self.store.apply(self.updates)
+                return
+            self.store._apply_encoded([(t, key, encode_partition(update) if payload is None else payload, update)
+                                       for (t, key, update), payload in zip(self.updates, self._payloads)])

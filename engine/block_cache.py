@@ -1,0 +1,75 @@
+"""The block cache: verified SSTable blocks and decoded index segments, shared by a store's readers
+(Cassandra's chunk cache, holding what a point read would otherwise read and check again).
+
+An entry is what a reader already checked (CRC, decompression, msgpack shape), so a hit skips the
+pread, the checksum and the decode. Keys are ints a reader builds from its own `cache_id` (unique
+per opened reader in this process, never reused) and a slot, so a compacted-away or reopened
+SSTable can never be answered from another one's entries; they simply age out.
+
+Eviction is first in, first out: a hit is one dict lookup with no reordering and no lock (a
+random point-read workload gains nothing from LRU order, and the read path pays for every
+operation). Invariants: `size_bytes` is the sum of the sizes given to `put` for the entries
+held, and `size_bytes <= capacity_bytes` after every `put` (capacity 0 holds nothing); `put`
+and eviction hold the lock, `get` is a single atomic dict lookup.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+
+_ids = itertools.count(1)
+ID_SHIFT = 42  # a key is cache_id | slot; a Data.db block offset is a slot (files < 2 TiB) ...
+SEGMENT_SLOT = 1 << 41  # ... and index segment i uses slot SEGMENT_SLOT | i
+
+
+def new_cache_id() -> int:
+    """A fresh id for an opened reader: its cache keys are cache_id | slot."""
+    return next(_ids) << ID_SHIFT
+
+
+class BlockCache:
+    __slots__ = ("capacity_bytes", "size_bytes", "_values", "_sizes", "_lock")
+
+    def __init__(self, capacity_bytes: int):
+        assert capacity_bytes >= 0, capacity_bytes
+        self.capacity_bytes = capacity_bytes
+        self.size_bytes = 0
+        self._values: dict[int, object] = {}  # key -> value
+        # key -> size, in insertion order (the FIFO); an OrderedDict because evicting the first
+        # key of a plain dict costs a scan over the slots its earlier deletions left behind
+        self._sizes: OrderedDict[int, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: int):
+        return self._values.get(key)
+
+    def put(self, key: int, value, size: int) -> None:
+        if size > self.capacity_bytes:
+            return
+        with self._lock:
+            sizes = self._sizes
+            old = sizes.pop(key, None)
+            if old is not None:
+                self.size_bytes -= old
+            while self.size_bytes + size > self.capacity_bytes:
+                first, first_size = sizes.popitem(last=False)
+                self.size_bytes -= first_size
+                del self._values[first]
+            sizes[key] = size
+            self._values[key] = value
+            self.size_bytes += size
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._sizes.clear()
+            self.size_bytes = 0
+
+    def check_invariants(self) -> None:
+        with self._lock:
+            assert self._values.keys() == self._sizes.keys()
+            assert self.size_bytes == sum(self._sizes.values()) <= self.capacity_bytes
