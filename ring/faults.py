@@ -26,6 +26,11 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   is answered by a plain read at ONE (LOCAL_ONE), with no Paxos round (at QUORUM the simulator
   catches it only rarely: blocking read repair hides most of it).
 
+* `merkle_skip_last_range` -> `repair_skip_last_run`, at anti_entropy.py `plan_syncs`: each
+  pair of replicas' last run of differing Merkle leaves is never synced (a loop that forgets to
+  flush its final run); with a few keys that is usually the only run, so repair leaves the
+  replicas apart and `check_convergence` (P5) sees it.
+
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
@@ -50,6 +55,7 @@ MUTANTS = {
     "paxos_accept_lower_ballot": "paxos_accept_below_promise",
     "paxos_commit_before_quorum": "paxos_commit_early",
     "serial_read_without_paxos": "serial_read_plain",
+    "merkle_skip_last_range": "repair_skip_last_run",
 }
 
 
@@ -63,6 +69,7 @@ class Faults:
     paxos_accept_below_promise: bool = False  # Paxos: an acceptor accepts below its promise
     paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
+    repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
 
     @classmethod
     def none(cls) -> Faults:
