@@ -31,6 +31,13 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   flush its final run); with a few keys that is usually the only run, so repair leaves the
   replicas apart and `check_convergence` (P5) sees it.
 
+* `gossip_accept_older_generation` -> `gossip_by_version_only`, at membership.py `merge`
+  (through `Gossiper.by_version_only`, set by node.py): when two states of an endpoint differ in
+  generation, the one with the higher heartbeat version wins, so a restarted node's new
+  generation (versions from 1 again) loses to its old one until it outcounts it; its peers see
+  its heartbeat frozen and convict it. No history property fails; `workload.finish` records
+  whether the cluster converged after the final heal, and `check_convergence` fails P8 if not.
+
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
@@ -56,6 +63,7 @@ MUTANTS = {
     "paxos_commit_before_quorum": "paxos_commit_early",
     "serial_read_without_paxos": "serial_read_plain",
     "merkle_skip_last_range": "repair_skip_last_run",
+    "gossip_accept_older_generation": "gossip_by_version_only",
 }
 
 
@@ -70,6 +78,7 @@ class Faults:
     paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
     repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
+    gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
 
     @classmethod
     def none(cls) -> Faults:
