@@ -10,6 +10,11 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   at block_for - 1 acknowledgements.
 * `hints_count` -> `count_hints`, at coordinator.py `WriteHandler.on_hint_stored`: a stored hint
   counts toward the level (a sloppy quorum).
+* `each_quorum_hint_wrong_dc` -> `hint_counts_locally`, at coordinator.py
+  `WriteHandler.on_hint_stored`: at EACH_QUORUM a hint stored for a down replica of another DC is
+  tallied as an acknowledgement of the coordinator's own DC (the DC lookup keyed by the wrong
+  endpoint), so the local DC's quorum is reached one real acknowledgement short. Swept with
+  `--two-dcs --write EACH_QUORUM --read LOCAL_QUORUM`.
 * `no_read_repair_writeback` -> `skip_read_repair_writeback`, at ops/data.py `coordinate_read`:
   a digest mismatch is reconciled but never written back.
 * `early_tombstone_purge` -> `purge_tombstones_early`, at node.py `Node.tick`: every gossip
@@ -64,6 +69,7 @@ MUTANTS = {
     "serial_read_without_paxos": "serial_read_plain",
     "merkle_skip_last_range": "repair_skip_last_run",
     "gossip_accept_older_generation": "gossip_by_version_only",
+    "each_quorum_hint_wrong_dc": "hint_counts_locally",
 }
 
 
@@ -79,6 +85,7 @@ class Faults:
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
     repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
     gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
+    hint_counts_locally: bool = False         # EACH_QUORUM: a hint for a remote replica counts locally
 
     @classmethod
     def none(cls) -> Faults:
