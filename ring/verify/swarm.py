@@ -123,7 +123,7 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return lo * (hi / lo) ** rng.random()
 
 
-def draw_phase(rng: random.Random, *, rf: int, skew: bool) -> Phase:
+def draw_phase(rng: random.Random, *, rf: int, skew: bool, convict_ms: int = 2500) -> Phase:
     """One phase: a regime, then its knobs. `mixed` draws every knob on its own (Groce's swarm);
     the others tie knobs together that only matter in conjunction (see REGIMES)."""
     regime = rng.choice(REGIMES)
@@ -140,11 +140,12 @@ def draw_phase(rng: random.Random, *, rf: int, skew: bool) -> Phase:
                        delete_p=rng.choice([0.0, 0.0, 0.03]), net_drop=0.0, net_reorder=False,
                        net_delay_ms=rng.choice([5, 20]))
     if regime == "returning":    # nodes come back while some coordinators still think them down
+        quick.pop("step_ms")
         return replace(phase, **quick, kinds=rng.choice([("crash",), ("pause",), ("crash", "pause")]) + extra,
                        fault_rate=_log_uniform(rng, 0.03, 0.1), max_down=rng.choice([1, rf - 1]),
-                       down_ms=(2500, rng.choice([5000, 10000])), write_p=rng.choice([0.25, 0.45]),
-                       delete_p=rng.choice([0.0, 0.1]), net_drop=rng.uniform(0.15, 0.4),
-                       net_delay_ms=rng.choice([40, 80, 150]),
+                       down_ms=(convict_ms, convict_ms * 2), write_p=rng.choice([0.25, 0.45]),
+                       delete_p=rng.choice([0.1, 0.2, 0.3]), net_drop=rng.uniform(0.15, 0.4),
+                       net_delay_ms=rng.choice([40, 80, 150]), step_ms=rng.choice([20, 40, 80]),
                        net_reorder=True)
     # racy: no node fault, a slow reordering network, contended keys, deletes racing writes
     return replace(phase, **quick, kinds=("flaky",) + extra, fault_rate=_log_uniform(rng, 0.005, 0.03),
@@ -191,9 +192,13 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     if rng.random() < 0.15:
         node_options["hinted_handoff_enabled"] = False
     elif rng.random() < 0.2:
-        node_options["max_hint_window_ms"] = rng.choice([1000, 3000])
+        node_options["max_hint_window_ms"] = rng.choice([1000, 3000, 10000])
     keys, clients = rng.choice([1, 2, 2, 3, 4, 6]), rng.choice([3, 4, 6, 8])
-    phases = tuple(draw_phase(rng, rf=min(3, nodes), skew=skew) for _ in range(PHASES))
+    # a node is convicted after about phi * ln 10 mean heartbeat intervals of silence (ring/failure_detector.py;
+    # heartbeats arrive about every 300 ms with 3 nodes gossiping every 500 ms): `returning` keeps nodes
+    # down past that, so that coordinators hint them, and not much longer, so that they come back often
+    convict_ms = int(node_options["phi_convict_threshold"] * 2.3 * 300) + 500
+    phases = tuple(draw_phase(rng, rf=min(3, nodes), skew=skew, convict_ms=convict_ms) for _ in range(PHASES))
     probe = rng.choice([0, 1, 2, 2])
     plan = Plan(phases=phases, skew=skew, keys=keys, clients=clients, steps=STEPS, node_options=node_options,
                 probe=probe)
