@@ -1,0 +1,186 @@
+"""The concurrent real-process nemesis: client threads against a 3-process cluster while faults run.
+
+Four client threads, two at QUORUM/QUORUM and two at ONE/ONE, write unique values and read three
+keys through their own client connections while a nemesis thread runs kill -9 and restart,
+SIGSTOP/SIGCONT, a partition (per-node drop rules, the admin op `nemesis_drop`) and clock skew
+(`set_clock_offset`). Then everything heals, every node repairs, and the simulator's checkers
+judge the history:
+
+* P0 (no phantom or aborted read) and P5-P7 (convergence, durability, no resurrection) over the
+  whole history, every level;
+* P1/P2/P4 over the QUORUM view: QUORUM operations, with each ONE write kept as an `info` write
+  (it may be visible, it is never required to be) and ONE reads dropped. P3 is not asserted: the
+  nemesis skews a clock.
+
+As Jepsen records them, a timeout or a lost connection is `info` (the operation may apply later
+or never) and retires the client process; Unavailable and invalid requests are `fail`. History
+times are logical and taken under one lock, so they respect real-time order across threads.
+"""
+import dataclasses
+import random
+import threading
+import time
+
+import pytest
+
+from engine.errors import InvalidRequest
+from ring.client import NoHostAvailable, OperationTimedOut
+from ring.client.protocol import ConnectionLost
+from ring.errors import OverloadedError, RequestTimeout, UnavailableError
+from ring.verify.checkers import check_convergence, check_lww
+from ring.verify.history import History
+from tools.cluster import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "num_tokens": 4,
+            "write_request_timeout_ms": 1000, "read_request_timeout_ms": 1000}
+KEYS = ["a", "b", "c"]
+CLIENTS = {"q1": "QUORUM", "q2": "QUORUM", "o1": "ONE", "o2": "ONE"}
+
+
+class Clients:
+    """The client threads and the history they share."""
+
+    def __init__(self, cluster, seed: int):
+        self.cluster = cluster
+        self.history = History()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.seed = seed
+        self.outcomes = {"ok": 0, "fail": 0, "info": 0}
+        self.seq = 0
+        self.errors: list[BaseException] = []
+
+    def _next(self) -> int:
+        with self.lock:
+            self.seq += 1
+            return self.seq
+
+    def run(self, name: str, level: str) -> None:
+        rng = random.Random(f"{self.seed}:{name}")
+        client = self.cluster.client(timeout_s=3)
+        try:
+            session = client.connect("ks")
+            process = f"{name}.0"
+            while not self.stop.is_set():
+                key = rng.choice(KEYS)
+                kind = "write" if rng.random() < 0.5 else "read"
+                value = f"{name}-{self._next()}" if kind == "write" else None
+                with self.lock:
+                    handle = self.history.invoke(process, kind, key, value, level)
+                try:
+                    if kind == "write":
+                        ts = session.insert("kv", {"k": key, "v": value}, consistency=level)
+                        result = ("ok", None, ts["timestamp"] if isinstance(ts, dict) else ts)
+                    else:
+                        row = session.get("kv", {"k": key}, writetime=True, consistency=level)
+                        v = row.get("v") if row else None
+                        result = ("ok", v, row.get("writetime(v)") if v is not None else None)
+                except (UnavailableError, InvalidRequest, OverloadedError):
+                    result = ("fail", None, None)
+                except (RequestTimeout, OperationTimedOut, NoHostAvailable, ConnectionLost, ConnectionError):
+                    result = ("info", None, None)
+                with self.lock:
+                    self.history.complete(handle, *result)
+                    self.outcomes[result[0]] += 1
+                if result[0] == "info":
+                    process = f"{name}.{self._next()}"   # Knossos: a process that timed out never returns
+                    time.sleep(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test, never swallowed
+            self.errors.append(exc)
+        finally:
+            client.shutdown()
+
+
+def quorum_view(history: History) -> History:
+    """QUORUM ops; a ONE write becomes info (may be seen, never required); ONE reads dropped."""
+    ops = []
+    for op in history.ops:
+        if op.level == "QUORUM":
+            ops.append(op)
+        elif op.is_write and op.outcome != "fail":
+            ops.append(dataclasses.replace(op, outcome="info", ret=None))
+    return History.from_ops(ops)
+
+
+def nemesis(cluster, admin) -> list[str]:
+    """The fault schedule, while the clients run. Returns what it did, in order."""
+    n1, n2, n3 = cluster.nodes
+    done = []
+    time.sleep(2)
+    cluster.kill(n3)                                            # kill -9, then restart
+    done.append("kill n3")
+    time.sleep(3)
+    cluster.restart(n3)
+    done.append("restart n3")
+    time.sleep(1)
+    cluster.pause(n2)                                           # SIGSTOP / SIGCONT
+    done.append("pause n2")
+    time.sleep(3)
+    cluster.resume(n2)
+    done.append("resume n2")
+    time.sleep(1)
+    admin.execute("nemesis_drop", endpoint=n1.endpoint, peers=[n2.endpoint, n3.endpoint])   # isolate n1
+    for other in (n2, n3):
+        admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
+    done.append("partition n1 | n2 n3")
+    time.sleep(3)
+    for node in (n1, n2, n3):
+        admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
+    done.append("heal")
+    admin.execute("set_clock_offset", endpoint=n2.endpoint, offset_ms=300)                  # clock skew
+    done.append("skew n2 +300 ms")
+    time.sleep(2)
+    admin.execute("set_clock_offset", endpoint=n2.endpoint, offset_ms=0)
+    done.append("unskew n2")
+    return done
+
+
+def test_concurrent_real_process_nemesis(tmp_path):
+    started = time.monotonic()
+    with LocalCluster.create("nemesisc", n=3, root=str(tmp_path), settings=SETTINGS) as cluster:
+        cluster.start(timeout_s=60)
+        client = cluster.client(timeout_s=3)
+        admin = client.connect()
+        admin.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 3})
+        admin.create_table("kv", {"k": "text", "v": "text"}, primary_key="k", keyspace="ks")
+        clients = Clients(cluster, seed=16)
+        threads = [threading.Thread(target=clients.run, args=(name, level), daemon=True)
+                   for name, level in CLIENTS.items()]
+        for t in threads:
+            t.start()
+        try:
+            done = nemesis(cluster, admin)
+        finally:
+            clients.stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert not clients.errors, clients.errors
+        cluster.wait_for_up(cluster.nodes[2])
+        cluster.wait_until_converged()
+        for node in cluster.nodes:                              # healed; hints flow, then repair
+            admin.execute("repair", endpoint=node.endpoint, keyspace="ks", table="kv")
+        cells = {}
+        for node in cluster.nodes:
+            cells[node.name] = {}
+            for key in KEYS:
+                row = admin.execute("get", endpoint=node.endpoint, keyspace="ks", table="kv", key={"k": key},
+                                    writetime=True, consistency="ONE")
+                cells[node.name][key] = (row["v"], row["writetime(v)"]) if row else None
+        client.shutdown()
+
+    history = clients.history
+    assert len(done) == 8
+    assert clients.outcomes["ok"] >= 100, clients.outcomes      # not a vacuous pass
+    levels = {op.level for op in history.ops if op.outcome == "ok"}
+    assert levels == {"QUORUM", "ONE"}, levels
+    everything = check_lww(history, expect_overlap=False, expect_monotonic=False, expect_ryw=False)
+    assert everything.ok, str(everything)                       # P0 at every level
+    quorum = check_lww(quorum_view(history), expect_overlap=True, expect_monotonic=True, expect_ryw=True)
+    assert quorum.ok, str(quorum)
+    convergence = check_convergence(cells, history)
+    assert convergence.ok, str(convergence)
+    print(f"history: {len(history)} ops {clients.outcomes}, quorum view {quorum.stats['ops']} ops; "
+          f"nemesis: {', '.join(done)}; {time.monotonic() - started:.1f} s")
+    assert time.monotonic() - started < 120
