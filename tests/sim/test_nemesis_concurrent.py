@@ -4,7 +4,7 @@ Four client threads, two at QUORUM/QUORUM and two at ONE/ONE, write unique value
 keys through their own client connections while a nemesis thread runs kill -9 and restart,
 SIGSTOP/SIGCONT, a partition (per-node drop rules, the admin op `nemesis_drop`) and clock skew
 (`set_clock_offset`). Then everything heals, every node repairs, and the simulator's checkers
-judge the history:
+judge the history (the client threads: tools/sim_clients.py):
 
 * P0 (no phantom or aborted read) and P5-P7 (convergence, durability, no resurrection) over the
   whole history, every level;
@@ -12,96 +12,20 @@ judge the history:
   (it may be visible, it is never required to be) and ONE reads dropped. P3 is not asserted: the
   nemesis skews a clock.
 
-As Jepsen records them, a timeout or a lost connection is `info` (the operation may apply later
-or never) and retires the client process; Unavailable and invalid requests are `fail`. History
-times are logical and taken under one lock, so they respect real-time order across threads.
+As Jepsen records them, a timeout or a lost connection is `info` and retires the client process.
 """
-import dataclasses
-import random
-import threading
 import time
 
 import pytest
 
-from engine.errors import InvalidRequest
-from ring.client import NoHostAvailable, OperationTimedOut
-from ring.client.protocol import ConnectionLost
-from ring.errors import OverloadedError, RequestTimeout, UnavailableError
 from ring.verify.checkers import check_convergence, check_lww
-from ring.verify.history import History
 from tools.cluster import LocalCluster
+from tools.sim_clients import KEYS, Clients, quorum_view, start, stop
 
 pytestmark = pytest.mark.slow
 
 SETTINGS = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "num_tokens": 4,
             "write_request_timeout_ms": 1000, "read_request_timeout_ms": 1000}
-KEYS = ["a", "b", "c"]
-CLIENTS = {"q1": "QUORUM", "q2": "QUORUM", "o1": "ONE", "o2": "ONE"}
-
-
-class Clients:
-    """The client threads and the history they share."""
-
-    def __init__(self, cluster, seed: int):
-        self.cluster = cluster
-        self.history = History()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.seed = seed
-        self.outcomes = {"ok": 0, "fail": 0, "info": 0}
-        self.seq = 0
-        self.errors: list[BaseException] = []
-
-    def _next(self) -> int:
-        with self.lock:
-            self.seq += 1
-            return self.seq
-
-    def run(self, name: str, level: str) -> None:
-        rng = random.Random(f"{self.seed}:{name}")
-        client = self.cluster.client(timeout_s=3)
-        try:
-            session = client.connect("ks")
-            process = f"{name}.0"
-            while not self.stop.is_set():
-                key = rng.choice(KEYS)
-                kind = "write" if rng.random() < 0.5 else "read"
-                value = f"{name}-{self._next()}" if kind == "write" else None
-                with self.lock:
-                    handle = self.history.invoke(process, kind, key, value, level)
-                try:
-                    if kind == "write":
-                        ts = session.insert("kv", {"k": key, "v": value}, consistency=level)
-                        result = ("ok", None, ts["timestamp"] if isinstance(ts, dict) else ts)
-                    else:
-                        row = session.get("kv", {"k": key}, writetime=True, consistency=level)
-                        v = row.get("v") if row else None
-                        result = ("ok", v, row.get("writetime(v)") if v is not None else None)
-                except (UnavailableError, InvalidRequest, OverloadedError):
-                    result = ("fail", None, None)
-                except (RequestTimeout, OperationTimedOut, NoHostAvailable, ConnectionLost, ConnectionError):
-                    result = ("info", None, None)
-                with self.lock:
-                    self.history.complete(handle, *result)
-                    self.outcomes[result[0]] += 1
-                if result[0] == "info":
-                    process = f"{name}.{self._next()}"   # Knossos: a process that timed out never returns
-                    time.sleep(0.05)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test, never swallowed
-            self.errors.append(exc)
-        finally:
-            client.shutdown()
-
-
-def quorum_view(history: History) -> History:
-    """QUORUM ops; a ONE write becomes info (may be seen, never required); ONE reads dropped."""
-    ops = []
-    for op in history.ops:
-        if op.level == "QUORUM":
-            ops.append(op)
-        elif op.is_write and op.outcome != "fail":
-            ops.append(dataclasses.replace(op, outcome="info", ret=None))
-    return History.from_ops(ops)
 
 
 def nemesis(cluster, admin) -> list[str]:
@@ -145,17 +69,12 @@ def test_concurrent_real_process_nemesis(tmp_path):
         admin = client.connect()
         admin.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 3})
         admin.create_table("kv", {"k": "text", "v": "text"}, primary_key="k", keyspace="ks")
-        clients = Clients(cluster, seed=16)
-        threads = [threading.Thread(target=clients.run, args=(name, level), daemon=True)
-                   for name, level in CLIENTS.items()]
-        for t in threads:
-            t.start()
+        clients = Clients(lambda: cluster.client(timeout_s=3), seed=16)
+        threads = start(clients)
         try:
             done = nemesis(cluster, admin)
         finally:
-            clients.stop.set()
-            for t in threads:
-                t.join(timeout=30)
+            stop(clients, threads)
         assert not clients.errors, clients.errors
         cluster.wait_for_up(cluster.nodes[2])
         cluster.wait_until_converged()
