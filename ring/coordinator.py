@@ -87,6 +87,8 @@ class WriteHandler:
         return sorted(self.sent_to - self.acked)
 
     def on_reply(self, now_ms: int, src: str, reply: MutationResponse) -> list:
+        if src in self.acked:
+            return []  # a duplicated response (the network may deliver one twice): one replica, one ack
         error = reply.error
         if error is None:
             self.acked.add(src)

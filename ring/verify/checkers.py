@@ -301,7 +301,7 @@ def check_convergence(replica_cells: dict, history: History, unseen: list | None
     report = Report("check_convergence")
     if unseen:
         report.fail("P8", "*", f"membership did not converge after the final heal: {len(unseen)} live peer(s) "
-                               f"still seen down, e.g. {unseen[0][0]} sees {unseen[0][1]} down")
+                               f"still seen down, e.g. {unseen[0][0]}: {unseen[0][1]}")
     by_key = history.by_key()
     keys = sorted({k for cells in replica_cells.values() for k in cells} | set(by_key))
     diverged = 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import InvalidRequest
 from ring import consistency as cl
-from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
+from ring.errors import OverloadedError, ReadFailure, ReadTimeout, RepairFailure, UnavailableError, WriteFailure, WriteTimeout
 from ring.verify.history import History
 from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
@@ -321,14 +321,18 @@ class Workload:
         self._shape_links()
         sim.heal_all()
         sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
-        unseen = [(a, b) for a in sim.live() for b in sim.live()
+        unseen = [(a, f"sees {b} down") for a in sim.live() for b in sim.live()
                   if a != b and not sim.nodes[a].node.is_alive(sim.nodes[b].endpoint)]
         sim.run_for(5000)                           # hints flow to the nodes that were down
         for node in sim.nodes.values():
             self.event("hints_delivered", node.node.hints.stats["hints_delivered"])
             self.event("read_repairs", node.node.stats["read_repairs"])
         for name in sim.nodes if not unseen else ():  # a node seen down fails repair; P8 reports it
-            summary = sim.request(name, "repair", keyspace="ks", table="kv")
+            try:
+                summary = sim.request(name, "repair", keyspace="ks", table="kv")
+            except RepairFailure as e:                # a replica seen down (again) after the heal
+                unseen.append((name, f"repair failed: {e}"))
+                break
             self.event("repair_rows_streamed", summary["rows_streamed"])
         cells = {name: {k: _cell(sim.local_row(name, "ks", "kv", {"k": k})) for k in self.keys}
                  for name in sim.nodes}
