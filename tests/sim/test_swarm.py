@@ -95,13 +95,6 @@ def test_mutant_sweep_catches(mutant):
     assert lines[0].startswith("caught ") and "first failing seed: dynatable sim --seed" in "\n".join(lines)
 
 
-def test_each_quorum_hint_in_the_wrong_dc_is_caught_with_two_dcs():
-    opt = SweepOptions(mutant="each_quorum_hint_wrong_dc", write_cl="EACH_QUORUM", read_cl="LOCAL_QUORUM",
-                       two_dcs=True)
-    lines, passed = summary(sweep(range(1, 21) if NIGHTLY else range(3, 4), opt, jobs=2), opt)
-    assert passed, "\n".join(lines)
-
-
 def test_random_levels_sweep_is_clean():
     opt = SweepOptions(levels="random", steps=1000)
     lines, passed = summary(sweep(range(1, 5), opt, jobs=2), opt)
