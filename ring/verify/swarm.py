@@ -6,9 +6,11 @@ whether clocks may skew, the number of steps, and with `levels="random"` the lev
 is cut into `Phase`s of equal length, each with its own fault mix and workload mix: which fault
 kinds the nemesis may use and how often, how long a node stays down and how many may be down at
 once (up to RF-1 and beyond), partition shapes, flaky and slow links, reordering, the
-read/write/delete mix and a hot key. Phases let one seed visit several regimes (a quiet, slow,
-contended network; then every node cut off alone; then crash and restart cycles), so a sweep
-reaches each interleaving class more often than one regime per seed would.
+read/write/delete mix and a hot key. Each phase first draws a regime (REGIMES): `mixed` draws
+every knob on its own; `lonely`, `returning` and `racy` tie together the knobs that only matter in
+conjunction (docs/simulation.md). Phases let one seed visit several regimes, so a sweep reaches
+each interleaving class more often than one regime per seed would. `Plan.probe` adds a client that
+reads every key through every node after each heal or return.
 
 Invariants:
 * `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers

@@ -32,16 +32,16 @@ def nemesis(cluster, admin) -> list[str]:
     """The fault schedule, while the clients run. Returns what it did, in order."""
     n1, n2, n3 = cluster.nodes
     done = []
-    time.sleep(2)
+    time.sleep(1)
     cluster.kill(n3)                                            # kill -9, then restart
     done.append("kill n3")
-    time.sleep(3)
+    time.sleep(2)
     cluster.restart(n3)
     done.append("restart n3")
     time.sleep(1)
     cluster.pause(n2)                                           # SIGSTOP / SIGCONT
     done.append("pause n2")
-    time.sleep(3)
+    time.sleep(2)
     cluster.resume(n2)
     done.append("resume n2")
     time.sleep(1)
@@ -49,13 +49,13 @@ def nemesis(cluster, admin) -> list[str]:
     for other in (n2, n3):
         admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
     done.append("partition n1 | n2 n3")
-    time.sleep(3)
+    time.sleep(2)
     for node in (n1, n2, n3):
         admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
     done.append("heal")
     admin.execute("set_clock_offset", endpoint=n2.endpoint, offset_ms=300)                  # clock skew
     done.append("skew n2 +300 ms")
-    time.sleep(2)
+    time.sleep(1.5)
     admin.execute("set_clock_offset", endpoint=n2.endpoint, offset_ms=0)
     done.append("unskew n2")
     return done

@@ -71,10 +71,10 @@ def test_workload_nemesis_and_checkers_on_network_namespaces(tmp_path):
                 assert client.poll() is None, client.stdout.read()
                 assert time.monotonic() < deadline, "the client never got its schema in"
                 time.sleep(0.2)
-            time.sleep(2)
+            time.sleep(1)
             lab.partition(n1, [n2, n3])                                 # nftables: n1 cut off
             done.append("partition n1 | n2 n3 (nftables)")
-            time.sleep(3)
+            time.sleep(2)
             lab.heal()
             done.append("heal")
             netem = _netem_works(lab, n2)
@@ -86,19 +86,19 @@ def test_workload_nemesis_and_checkers_on_network_namespaces(tmp_path):
             time.sleep(1)
             lab.signal(n3, signal.SIGKILL)                              # kill -9, then restart
             done.append("kill -9 n3")
-            time.sleep(3)
+            time.sleep(2)
             lab.spawn_node(n3, configs[2], configs[2].replace("node.toml", "node.log"), ROOT)
             done.append("restart n3")
-            time.sleep(4)
+            time.sleep(3)
             lab.signal(n2, signal.SIGSTOP)                              # SIGSTOP / SIGCONT
             done.append("pause n2")
-            time.sleep(3)
+            time.sleep(2)
             lab.signal(n2, signal.SIGCONT)
             done.append("resume n2")
-            time.sleep(2)
+            time.sleep(1)
         finally:
             open(os.path.join(work, "stop"), "w").close()
-        time.sleep(6)                                                   # healed: gossip and hints settle
+        time.sleep(5)                                                   # healed: gossip and hints settle
         open(os.path.join(work, "healed"), "w").close()
         out, _ = client.communicate(timeout=180)
         assert client.returncode == 0, out
