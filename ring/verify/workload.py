@@ -289,6 +289,13 @@ class Workload:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self, steps: int | None = None) -> RunResult:
+        try:
+            return self._run(steps)
+        except BaseException:
+            self.sim.close()                        # a run that raises leaves no store behind (/dev/shm)
+            raise
+
+    def _run(self, steps: int | None) -> RunResult:
         self.setup()
         steps = steps or self.plan.steps
         for step in range(steps):
