@@ -74,8 +74,9 @@ class WriteHandler:
         if not self.done and self.level is cl.ConsistencyLevel.ANY:
             self.done = True
             return [Reply(self.request_id, result=self.result)]
-        if self.faults.count_hints and replica is not None and not self.done:  # canary: a sloppy quorum
-            dc = self.replica_dc.get(replica, self.local_dc)
+        wrong_dc = self.faults.hint_counts_locally and self.level is cl.ConsistencyLevel.EACH_QUORUM
+        if (self.faults.count_hints or wrong_dc) and replica is not None and not self.done:  # canaries
+            dc = self.local_dc if wrong_dc else self.replica_dc.get(replica, self.local_dc)
             self.acks_by_dc[dc] = self.acks_by_dc.get(dc, 0) + 1
             if cl.tally(self.level, self.acks_by_dc, self.rf_by_dc, self.local_dc, pending_by_dc=self.pending_by_dc):
                 self.done = True
@@ -86,6 +87,8 @@ class WriteHandler:
         return sorted(self.sent_to - self.acked)
 
     def on_reply(self, now_ms: int, src: str, reply: MutationResponse) -> list:
+        if src in self.acked:
+            return []  # a duplicated response (the network may deliver one twice): one replica, one ack
         error = reply.error
         if error is None:
             self.acked.add(src)

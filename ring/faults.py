@@ -10,6 +10,11 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   at block_for - 1 acknowledgements.
 * `hints_count` -> `count_hints`, at coordinator.py `WriteHandler.on_hint_stored`: a stored hint
   counts toward the level (a sloppy quorum).
+* `each_quorum_hint_wrong_dc` -> `hint_counts_locally`, at coordinator.py
+  `WriteHandler.on_hint_stored`: at EACH_QUORUM a hint stored for a down replica of another DC is
+  tallied as an acknowledgement of the coordinator's own DC (the DC lookup keyed by the wrong
+  endpoint), so the local DC's quorum is reached one real acknowledgement short. Swept with
+  `--two-dcs --write EACH_QUORUM --read LOCAL_QUORUM`.
 * `no_read_repair_writeback` -> `skip_read_repair_writeback`, at ops/data.py `coordinate_read`:
   a digest mismatch is reconciled but never written back.
 * `early_tombstone_purge` -> `purge_tombstones_early`, at node.py `Node.tick`: every gossip
@@ -25,6 +30,18 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
 * `serial_read_without_paxos` -> `serial_read_plain`, at ops/lwt.py `serial_read`: a SERIAL read
   is answered by a plain read at ONE (LOCAL_ONE), with no Paxos round (at QUORUM the simulator
   catches it only rarely: blocking read repair hides most of it).
+
+* `merkle_skip_last_range` -> `repair_skip_last_run`, at anti_entropy.py `plan_syncs`: each
+  pair of replicas' last run of differing Merkle leaves is never synced (a loop that forgets to
+  flush its final run); with a few keys that is usually the only run, so repair leaves the
+  replicas apart and `check_convergence` (P5) sees it.
+
+* `gossip_accept_older_generation` -> `gossip_by_version_only`, at membership.py `merge`
+  (through `Gossiper.by_version_only`, set by node.py): when two states of an endpoint differ in
+  generation, the one with the higher heartbeat version wins, so a restarted node's new
+  generation (versions from 1 again) loses to its old one until it outcounts it; its peers see
+  its heartbeat frozen and convict it. No history property fails; `workload.finish` records
+  whether the cluster converged after the final heal, and `check_convergence` fails P8 if not.
 
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
@@ -50,6 +67,9 @@ MUTANTS = {
     "paxos_accept_lower_ballot": "paxos_accept_below_promise",
     "paxos_commit_before_quorum": "paxos_commit_early",
     "serial_read_without_paxos": "serial_read_plain",
+    "merkle_skip_last_range": "repair_skip_last_run",
+    "gossip_accept_older_generation": "gossip_by_version_only",
+    "each_quorum_hint_wrong_dc": "hint_counts_locally",
 }
 
 
@@ -63,6 +83,9 @@ class Faults:
     paxos_accept_below_promise: bool = False  # Paxos: an acceptor accepts below its promise
     paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
+    repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
+    gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
+    hint_counts_locally: bool = False         # EACH_QUORUM: a hint for a remote replica counts locally
 
     @classmethod
     def none(cls) -> Faults:

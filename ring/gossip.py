@@ -29,6 +29,7 @@ class Gossiper:
         self._version = 0
         self._last_round_ms: int | None = None
         self.rounds = 0
+        self.by_version_only = False  # canary Faults.gossip_by_version_only (ring/faults.py); set by the node
 
     # -- our own state -----------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ class Gossiper:
         """Merge received states; report grown heartbeats to the detector. Returns changed eps."""
         remote.pop(self.endpoint, None)  # nobody tells us about ourselves
         before = {ep: self.states.get(ep) for ep in remote}
-        self.states, changed = ms.apply_states(self.states, remote, now_s=None)
+        self.states, changed = ms.apply_states(self.states, remote, now_s=None, by_version_only=self.by_version_only)
         for ep in changed:
             old, new = before[ep], self.states[ep]
             status = new.get(ms.ApplicationState.STATUS)

@@ -186,14 +186,18 @@ def _check_int(x: object, what: str) -> None:
 # --- merge ------------------------------------------------------------------------------------
 
 
-def merge(local: EndpointState | None, remote: EndpointState, *, now_s: int | None = None) -> EndpointState:
-    """The state a node keeps after learning `remote` (see the module docstring)."""
+def merge(local: EndpointState | None, remote: EndpointState, *, now_s: int | None = None,
+          by_version_only: bool = False) -> EndpointState:
+    """The state a node keeps after learning `remote` (see the module docstring).
+    `by_version_only` is the canary `Faults.gossip_by_version_only` (ring/faults.py)."""
     if local is None:
         return remote
     lg, rg = local.generation, remote.generation
     limit = (now_s if now_s is not None else lg) + MAX_GENERATION_DIFFERENCE
     if lg != 0 and rg > limit:
         return local  # an unbelievable generation: some peer's memory is corrupt
+    if rg != lg and by_version_only:  # canary: an older generation with a higher version wins
+        return remote if remote.heartbeat.version > local.heartbeat.version else local
     if rg != lg:
         return remote if rg > lg else local
     heartbeat = max(local.heartbeat, remote.heartbeat, key=lambda h: h.version)
@@ -286,6 +290,7 @@ def apply_states(
     remote_states: Mapping[str, EndpointState],
     *,
     now_s: int | None = None,
+    by_version_only: bool = False,
 ) -> tuple[dict[str, EndpointState], list[str]]:
     """Merge received states into ours. Returns (the new map, the endpoints whose state changed,
     sorted); the input map is not modified."""
@@ -293,7 +298,7 @@ def apply_states(
     changed = []
     for ep in sorted(remote_states):
         before = merged.get(ep)
-        after = merge(before, remote_states[ep], now_s=now_s)
+        after = merge(before, remote_states[ep], now_s=now_s, by_version_only=by_version_only)
         if after is not before:
             merged[ep] = after
             changed.append(ep)

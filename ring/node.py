@@ -105,6 +105,7 @@ class Node:
                                         gossip_interval_ms=config.gossip_interval_ms)
         self.gossiper = Gossiper(config.endpoint, config.cluster_name, config.seeds, rng, self.detector,
                                  config.gossip_interval_ms)
+        self.gossiper.by_version_only = config.faults.gossip_by_version_only  # canary seam (ring/faults.py)
         self.snitch = DynamicSnitch(GossipingPropertyFileSnitch(config.endpoint, config.datacenter, config.rack,
                                                                 self._peer_location))
         self.schema = SchemaRegistry(store)

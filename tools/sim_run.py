@@ -33,7 +33,7 @@ def check_run(result) -> list:
     exp = result.expectations
     reports = [check_lww(result.history, expect_overlap=exp["overlap"], expect_monotonic=exp["monotonic"],
                          expect_ryw=exp["ryw"]),
-               check_convergence(result.replica_cells, result.history)]
+               check_convergence(result.replica_cells, result.history, result.unseen)]
     if exp["linearizable"]:
         reports.append(check_linearizable(result.history, max_steps=200_000))
     return [r for r in reports if not r.ok]

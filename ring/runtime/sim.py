@@ -81,6 +81,18 @@ class SimNode:
     options: dict = field(default_factory=dict)  # NodeConfig options of this node only
 
 
+def scratch_dir() -> str | None:
+    """Where a simulation's stores live when no root is given: `DYNATABLE_SIM_DIR`, else a memory
+    file system (/dev/shm) when there is one, else the system temp dir. The files, fsyncs and
+    renames are the engine's real ones either way; on tmpfs an fsync costs no disk flush, which is
+    most of a sweep's time (the simulator models process crashes, which lose nothing the OS holds)."""
+    chosen = os.environ.get("DYNATABLE_SIM_DIR")
+    if chosen:
+        return chosen
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 class Simulation:
     def __init__(self, seed: int, nodes: int = 3, *, dcs: list[str] | None = None, durability: str = "periodic",
                  node_options: dict | None = None, root: str | None = None, sync_interval_ms: int = 1000,
@@ -91,7 +103,7 @@ class Simulation:
         self.durability = durability
         self.sync_interval_ms = sync_interval_ms
         self.node_options = dict(node_options or {})
-        self.root = root or tempfile.mkdtemp(prefix=f"dynatable-sim-{seed}-")
+        self.root = root or tempfile.mkdtemp(prefix=f"dynatable-sim-{seed}-", dir=scratch_dir())
         self._own_root = root is None
         self.events: list = []
         self._seq = 0

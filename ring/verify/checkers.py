@@ -5,7 +5,8 @@ Pure functions over `ring.verify.history.History`; no I/O.
 * `check_lww` (always on, O(n log n) sweeps): P0 no phantom or aborted reads; P1 no stale read;
   P2 monotonic reads; P4 read-your-writes; and the count of timestamp/real-time inversions.
 * `check_register` / `check_linearizable` (P3) live in `ring/verify/linearizability.py`.
-* `check_convergence` (P5–P7) on the replicas' final cells after heal, hints and repair.
+* `check_convergence` (P5–P7) on the replicas' final cells after heal, hints and repair; P8: after
+  the final heal every live node sees every live node up (gossip converged).
 
 Rules (the ones the checkers rely on; the workload must respect them)
 --------------------------------------------------------------------
@@ -287,15 +288,20 @@ def _same(a, b) -> bool:
     return tuple(a) == tuple(b)
 
 
-def check_convergence(replica_cells: dict, history: History) -> Report:
+def check_convergence(replica_cells: dict, history: History, unseen: list | None = None) -> Report:
     """replica_cells: {replica: {key: (value, ts) | (None, tombstone_ts) | None}} after heal, hints and
     repair; a key missing from a replica's dict is absent there.
 
     P5: all replicas hold the same cell per key; it is a cell some ok or info write produced (value
     and ts), and no ok write beats it (higher ts, or same ts and it wins the tie: tombstone, then
     greater value). P6: every ok write is present or superseded by a higher ts (or a delete at >= ts).
-    P7: after an ok delete d the final cell is absent or newer than d (ts > d.ts)."""
+    P7: after an ok delete d the final cell is absent or newer than d (ts > d.ts). P8: `unseen`,
+    the (observer, peer) pairs where a live node still saw a live peer down after the final heal
+    and its grace period (None or empty: every node saw every node up)."""
     report = Report("check_convergence")
+    if unseen:
+        report.fail("P8", "*", f"membership did not converge after the final heal: {len(unseen)} live peer(s) "
+                               f"still seen down, e.g. {unseen[0][0]}: {unseen[0][1]}")
     by_key = history.by_key()
     keys = sorted({k for cells in replica_cells.values() for k in cells} | set(by_key))
     diverged = 0

@@ -6,9 +6,11 @@ whether clocks may skew, the number of steps, and with `levels="random"` the lev
 is cut into `Phase`s of equal length, each with its own fault mix and workload mix: which fault
 kinds the nemesis may use and how often, how long a node stays down and how many may be down at
 once (up to RF-1 and beyond), partition shapes, flaky and slow links, reordering, the
-read/write/delete mix and a hot key. Phases let one seed visit several regimes (a quiet, slow,
-contended network; then every node cut off alone; then crash and restart cycles), so a sweep
-reaches each interleaving class more often than one regime per seed would.
+read/write/delete mix and a hot key. Each phase first draws a regime (REGIMES): `mixed` draws
+every knob on its own; `lonely`, `returning` and `racy` tie together the knobs that only matter in
+conjunction (docs/simulation.md). Phases let one seed visit several regimes, so a sweep reaches
+each interleaving class more often than one regime per seed would. `Plan.probe` adds a client that
+reads every key through every node after each heal or return.
 
 Invariants:
 * `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers
@@ -30,6 +32,12 @@ READS = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ON
 KINDS = ("partition", "crash", "pause", "flaky")        # and "skew" when the plan allows it
 ODDS = {"partition": 0.6, "crash": 0.5, "pause": 0.4, "flaky": 0.4}   # a kind is on in this share of phases
 SHAPES = ("isolate", "split", "bridge", "asymmetric", "scatter")
+# A phase's regime. mixed: every knob drawn on its own. lonely: short scatter or isolate partitions
+# with a read-heavy, hot-key mix (a value on one replica, read through it and around it). returning:
+# short crash/pause cycles on a slow reordering network (a coordinator still convicts a node that
+# the others already read from). racy: a slow reordering network and contended keys, no node down
+# (reads and deletes inside one network delay of an acknowledgement).
+REGIMES = ("mixed", "lonely", "lonely", "returning", "racy", "racy")   # lonely and racy drawn twice as often
 PHASES = 4
 STEPS = 4000
 
@@ -37,6 +45,7 @@ STEPS = 4000
 @dataclass(frozen=True)
 class Phase:
     """One stretch of the run: its fault mix and its workload mix."""
+    regime: str = "mixed"                       # REGIMES; mixed draws every knob on its own
     fault_rate: float = 0.02                    # chance per step that the nemesis strikes
     kinds: tuple[str, ...] = ("partition", "crash", "pause")
     max_down: int | None = None                 # nodes crashed or paused at once; None: half the nodes
@@ -79,6 +88,8 @@ class Plan:
     keys: int = 4
     clients: int = 4
     steps: int = 300                            # workload steps (an explicit --steps wins)
+    probe: int = 0                              # after each heal or return, read every key through
+    #   every node this many times over, one read at a time (0: no prober)
     node_options: dict = field(default_factory=dict)   # legal settings; promises do not depend on them
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
@@ -114,7 +125,37 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return lo * (hi / lo) ** rng.random()
 
 
-def draw_phase(rng: random.Random, *, rf: int, skew: bool) -> Phase:
+def draw_phase(rng: random.Random, *, rf: int, skew: bool, convict_ms: int = 2500) -> Phase:
+    """One phase: a regime, then its knobs. `mixed` draws every knob on its own (Groce's swarm);
+    the others tie knobs together that only matter in conjunction (see REGIMES)."""
+    regime = rng.choice(REGIMES)
+    phase = _draw_mixed(rng, rf=rf, skew=skew)
+    if regime == "mixed":
+        return phase
+    quick = dict(regime=regime, issue_p=rng.uniform(0.6, 0.95), hot_p=rng.choice([0.5, 0.8, 1.0]),
+                 step_ms=rng.choice([5, 10, 20]), skew_ms=phase.skew_ms)
+    extra = ("skew",) if skew else ()
+    if regime == "lonely":       # writes that reach one replica, then many reads before the next write
+        return replace(phase, **quick, kinds=("partition",) + extra, fault_rate=_log_uniform(rng, 0.02, 0.08),
+                       shapes=rng.choice([("scatter",), ("isolate",), ("scatter", "isolate")]),
+                       partition_ms=(500, rng.choice([1500, 3000])), write_p=rng.choice([0.05, 0.1, 0.15]),
+                       delete_p=rng.choice([0.0, 0.0, 0.03]), net_drop=0.0, net_reorder=False,
+                       net_delay_ms=rng.choice([5, 20]))
+    if regime == "returning":    # nodes come back while some coordinators still think them down
+        quick.pop("step_ms")
+        return replace(phase, **quick, kinds=rng.choice([("crash",), ("pause",), ("crash", "pause")]) + extra,
+                       fault_rate=_log_uniform(rng, 0.03, 0.1), max_down=rng.choice([1, rf - 1]),
+                       down_ms=(convict_ms, convict_ms * 2), write_p=rng.choice([0.25, 0.45]),
+                       delete_p=rng.choice([0.1, 0.2, 0.3]), net_drop=rng.uniform(0.15, 0.4),
+                       net_delay_ms=rng.choice([40, 80, 150]), step_ms=rng.choice([20, 40, 80]),
+                       net_reorder=True)
+    # racy: no node fault, a slow reordering network, contended keys, deletes racing writes
+    return replace(phase, **quick, kinds=("flaky",) + extra, fault_rate=_log_uniform(rng, 0.005, 0.03),
+                   flaky_drop=rng.uniform(0.0, 0.2), net_drop=0.0, net_delay_ms=rng.choice([40, 80, 150]),
+                   net_reorder=True, write_p=rng.choice([0.25, 0.45]), delete_p=rng.choice([0.15, 0.3]))
+
+
+def _draw_mixed(rng: random.Random, *, rf: int, skew: bool) -> Phase:
     kinds = [k for k in KINDS if rng.random() < ODDS[k]] or [rng.choice(KINDS)]
     if skew:
         kinds.append("skew")
@@ -150,13 +191,19 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     node_options = {"phi_convict_threshold": rng.choice([1.5, 2.0, 4.0, 8.0]),
                     "write_request_timeout_ms": rng.choice([300, 1000, 2000]),
                     "read_request_timeout_ms": rng.choice([300, 1000, 2000])}
-    if rng.random() < 0.3:
+    if rng.random() < 0.15:
         node_options["hinted_handoff_enabled"] = False
-    elif rng.random() < 0.3:
-        node_options["max_hint_window_ms"] = rng.choice([1000, 3000])
+    elif rng.random() < 0.2:
+        node_options["max_hint_window_ms"] = rng.choice([1000, 3000, 10000])
     keys, clients = rng.choice([1, 2, 2, 3, 4, 6]), rng.choice([3, 4, 6, 8])
-    phases = tuple(draw_phase(rng, rf=min(3, nodes), skew=skew) for _ in range(PHASES))
-    plan = Plan(phases=phases, skew=skew, keys=keys, clients=clients, steps=STEPS, node_options=node_options)
+    # a node is convicted after about phi * ln 10 mean heartbeat intervals of silence (ring/failure_detector.py;
+    # heartbeats arrive about every 300 ms with 3 nodes gossiping every 500 ms): `returning` keeps nodes
+    # down past that, so that coordinators hint them, and not much longer, so that they come back often
+    convict_ms = int(node_options["phi_convict_threshold"] * 2.3 * 300) + 500
+    phases = tuple(draw_phase(rng, rf=min(3, nodes), skew=skew, convict_ms=convict_ms) for _ in range(PHASES))
+    probe = rng.choice([0, 1, 2, 2])
+    plan = Plan(phases=phases, skew=skew, keys=keys, clients=clients, steps=STEPS, node_options=node_options,
+                probe=probe)
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     return plan

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 
 from engine.errors import InvalidRequest
 from ring import consistency as cl
-from ring.errors import OverloadedError, ReadFailure, ReadTimeout, UnavailableError, WriteFailure, WriteTimeout
+from ring.errors import OverloadedError, ReadFailure, ReadTimeout, RepairFailure, UnavailableError, WriteFailure, WriteTimeout
 from ring.verify.history import History
 from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
 
 FAST = {"gossip_interval_ms": 500, "phi_convict_threshold": 2.0, "write_request_timeout_ms": 1000,
         "read_request_timeout_ms": 1000}
+PROBER = "probe"         # the client that reads every key through every node after a heal or a return
 KEYS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
 
 
@@ -40,6 +41,7 @@ class RunResult:
     trace: list | None = None
     digest: str = ""
     plan: Plan | None = None
+    unseen: list = field(default_factory=list)   # (observer, peer): a live peer still seen down after the heal
 
 
 def _replicas_by_dc(dcs: list[str]) -> list[tuple[str, str]]:
@@ -100,6 +102,9 @@ class Workload:
         self.down: dict[str, int] = {}                       # node -> virtual time to bring it back
         self.partitioned_until = 0
         self.flaky: dict[str, int] = {}                      # node -> virtual time its links recover
+        self.probes: list[tuple[str, str]] = []              # (coordinator, key) reads the prober owes
+        if self.plan.probe:
+            self.process[PROBER] = f"{PROBER}.0"
         self.shaped = any(p.net_drop > 0 or p.net_delay_ms != Phase.net_delay_ms or p.net_reorder or
                           "flaky" in p.kinds for p in self.plan.phases)
 
@@ -139,18 +144,22 @@ class Workload:
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _issue(self, client: str) -> None:
+    def _issue(self, client: str, probe: tuple[str, str] | None = None) -> None:
         sim = self.sim
         live = sim.live()
         if not live:
             return
-        coordinator = self.rng.choice(live)
         plan = self.phase
-        if plan.hot_p and self.rng.random() < plan.hot_p:
-            key = self.keys[0]
+        if probe is not None:                 # the prober: a read of this key through this node
+            coordinator, key = probe
+            roll = 1.0
         else:
-            key = self.rng.choice(self.keys)
-        roll = self.rng.random()
+            coordinator = self.rng.choice(live)
+            if plan.hot_p and self.rng.random() < plan.hot_p:
+                key = self.keys[0]
+            else:
+                key = self.rng.choice(self.keys)
+            roll = self.rng.random()
         process = self.process[client]
         if roll < plan.write_p:
             value = f"{client}-{next(self.seq)}"
@@ -207,10 +216,12 @@ class Workload:
                 elif sim.nodes[node].paused:
                     sim.resume(node)
                 del self.down[node]
+                self._queue_probes()
         if self.partitioned_until and sim.now_ms >= self.partitioned_until:
             sim.heal()
             self.partitioned_until = 0
             self._shape_links()                                # heal() clears every link's loss
+            self._queue_probes()
         if self.flaky and any(sim.now_ms >= until for until in self.flaky.values()):
             self.flaky = {n: until for n, until in self.flaky.items() if sim.now_ms < until}
             self._shape_links()
@@ -241,6 +252,15 @@ class Workload:
             sim.skew(victim, rng.randint(-plan.skew_ms, plan.skew_ms))
             self.event("skew")
 
+    def _queue_probes(self) -> None:
+        """After a heal or a return, read every key through every node in turn (one at a time):
+        the reads that tell replicas apart while hints and read repair are still catching up."""
+        if not self.plan.probe:
+            return
+        names = list(self.sim.nodes)
+        self.nemesis.shuffle(names)
+        self.probes = [(n, k) for _ in range(self.plan.probe) for k in self.keys for n in names]
+
     def _partition(self, victim: str, names: list[str]) -> None:
         """Cut the network in one of the plan's shapes (the classic one: `isolate`)."""
         sim, rng, shapes = self.sim, self.nemesis, self.phase.shapes
@@ -269,6 +289,13 @@ class Workload:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self, steps: int | None = None) -> RunResult:
+        try:
+            return self._run(steps)
+        except BaseException:
+            self.sim.close()                        # a run that raises leaves no store behind (/dev/shm)
+            raise
+
+    def _run(self, steps: int | None) -> RunResult:
         self.setup()
         steps = steps or self.plan.steps
         for step in range(steps):
@@ -279,6 +306,10 @@ class Workload:
             for client in self.clients:
                 if client not in self.pending and self.rng.random() < phase.issue_p:
                     self._issue(client)
+            while self.probes and PROBER not in self.pending:
+                coordinator, key = self.probes.pop(0)
+                if coordinator in self.sim.live():
+                    self._issue(PROBER, (coordinator, key))
             if self.faults:
                 self._nemesis()
             self.sim.run_for(self.rng.randint(1, phase.step_ms))
@@ -297,18 +328,24 @@ class Workload:
         self._shape_links()
         sim.heal_all()
         sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+        unseen = [(a, f"sees {b} down") for a in sim.live() for b in sim.live()
+                  if a != b and not sim.nodes[a].node.is_alive(sim.nodes[b].endpoint)]
         sim.run_for(5000)                           # hints flow to the nodes that were down
         for node in sim.nodes.values():
             self.event("hints_delivered", node.node.hints.stats["hints_delivered"])
             self.event("read_repairs", node.node.stats["read_repairs"])
-        for name in sim.nodes:
-            summary = sim.request(name, "repair", keyspace="ks", table="kv")
+        for name in sim.nodes if not unseen else ():  # a node seen down fails repair; P8 reports it
+            try:
+                summary = sim.request(name, "repair", keyspace="ks", table="kv")
+            except RepairFailure as e:                # a replica seen down (again) after the heal
+                unseen.append((name, f"repair failed: {e}"))
+                break
             self.event("repair_rows_streamed", summary["rows_streamed"])
         cells = {name: {k: _cell(sim.local_row(name, "ks", "kv", {"k": k})) for k in self.keys}
                  for name in sim.nodes}
         exp = expectations(self.write_cl, self.read_cl, self.dcs, self.rf_by_dc, self.skew)
         result = RunResult(self.seed, self.write_cl, self.read_cl, self.history, cells, exp, dict(self.events),
-                           sim.trace, sim.trace_digest(), self.plan)
+                           sim.trace, sim.trace_digest(), self.plan, unseen)
         sim.close()
         return result
 
