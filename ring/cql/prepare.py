@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, cas, ddl_plans, system_tables
+from ring.cql import ast, cas, ddl_plans, role_statements, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -57,7 +57,10 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     binder = Binder(bind_count)
     result_columns: tuple = ()
     target = _target_keyspace(statement, keyspace)
-    if isinstance(statement, ast.Select) and system_tables.is_virtual(target):
+    role_statements.check_not_protected(statement, keyspace)
+    if isinstance(statement, role_statements.RoleStatement):
+        plan, result_columns = role_statements.RolePlan(statement), role_statements.result_columns(statement)
+    elif isinstance(statement, ast.Select) and system_tables.is_virtual(target):
         plan, result_columns = system_tables.prepare_select(statement, keyspace, binder)
     elif system_tables.is_virtual(target):
         raise InvalidRequest(f"{target} is a system keyspace: its tables are read-only views of the node's state")

@@ -313,6 +313,10 @@ def error_for(exc: Exception) -> Error:
                             block_for=exc.block_for, failure_count=exc.failures)
     if isinstance(exc, ring_errors.OverloadedError):
         return Error(ErrorCode.OVERLOADED, message)
+    if isinstance(exc, ring_errors.AuthenticationFailed):
+        return Error(ErrorCode.BAD_CREDENTIALS, message)
+    if isinstance(exc, ring_errors.Unauthorized):
+        return Error(ErrorCode.UNAUTHORIZED, message)
     if isinstance(exc, engine_errors.AlreadyExists):
         return AlreadyExists(message=message, keyspace=exc.keyspace, table=exc.table)
     if isinstance(exc, InvalidRequest):
