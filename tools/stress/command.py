@@ -148,8 +148,9 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
         err.write(f"dynatable stress: {e}\n")
         return 2
     if s.protocol == "cql":
-        from tools.stress.cql_mode import cql_contact
+        from tools.stress.cql_mode import cql_contact, require_driver
         try:
+            require_driver()
             hosts, port = cql_contact(s)
         except InvalidRequest as e:
             err.write(f"dynatable stress: {e}\n")

@@ -31,6 +31,14 @@ CQL_PORT_DEFAULT = 9042
 CONNECT_TIMEOUT_S = 10
 
 
+def require_driver() -> None:
+    try:
+        import cassandra.cluster  # noqa: F401
+    except ImportError:
+        raise InvalidRequest("--mode cql needs cassandra-driver: pip install 'cassandra-driver>=3.28,<4' "
+                             "(it comes with dynatable[test])") from None
+
+
 def cluster_for(s, contact_points: list[str]) -> "CqlCluster":
     """The CQL cluster for `contact_points` ("host:port", as `cql_contact` made them)."""
     hosts = [c.rsplit(":", 1)[0] for c in contact_points]
