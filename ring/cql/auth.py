@@ -15,7 +15,8 @@ Salted hash format (docs/cql.md#authentication), never the clear password:
 hashlib.scrypt with N = 2**ln, block size r, parallelism p, a 16-byte random salt and a 32-byte
 key, base64 without padding. `check_password` accepts the parameters a stored hash names, within
 limits (ln <= 20, r <= 32, p <= 16) so that a forged row cannot make a login eat the node's memory.
-A hash that does not parse never matches.
+A hash that does not parse never matches. The salt is the one randomness here (os.urandom: a salt
+must be unpredictable); it never steers a decision, so the simulator's runs stay replayable.
 """
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
 """The CQL server of one node, sans-IO: request events in, node requests and response bytes out.
 
-`NativeServer` is node-wide (the prepared-statement cache, the limits, every connection, the ring
-view behind pushed EVENTs); `ServerConnection` is one client connection: a `Connection` (bytes <->
+`NativeServer` is node-wide (the prepared-statement cache, the limits, the authenticator, every
+connection, the ring view behind pushed EVENTs); `ServerConnection` is one client connection: a `Connection` (bytes <->
 events), a `CqlSession` (keyspace, prepared statements) and the statements in flight. A driver
 (ring/runtime/native_transport.py) feeds `receive_data(bytes)` and `on_reply(Reply)` and performs
 the `Output`: write `data`, submit each of `requests` to `Node.submit` (the same entry point as
 the own protocol) and feed its reply back, push `events` with `NativeServer.push`, close if
 `close`. Statements are `ring.cql.execute.Execution`s, so the simulator can drive the same path.
+With PasswordAuthenticator, STARTUP is answered AUTHENTICATE and an AUTH_RESPONSE is an Execution
+too (roles.login: it reads the role through the node); see auth.py.
 
 Invariants: every request event is answered exactly once, on its stream, in completion order
 (pipelined responses come back out of order); pushed EVENTs use stream -1 and go only to

@@ -6,6 +6,10 @@ makes to `NodeProcess.submit` (the same entry point as the own protocol's reques
 reply back, and pushes EVENTs to the connections that registered for them: SCHEMA_CHANGE from
 DDL results and from a schema learnt through gossip (its version compared on every tick), TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
 
+With PasswordAuthenticator it creates system_auth locally at start (roles.ensure_schema) and,
+`superuser_setup_delay_ms` later, runs roles.setup_default_superuser through the node (retried
+until it succeeds).
+
 Backpressure: reading a connection waits for its writes to drain. A connection's failure closes
 only that connection; an exception that escaped an execution is logged and counted
 (`cql_server_errors`), and the node keeps serving.
