@@ -28,6 +28,8 @@ __all__ = [
     "ProtocolError",
     "ConfigurationError",
     "RepairFailure",
+    "AuthenticationFailed",
+    "Unauthorized",
     "WRITE_TYPES",
 ]
 
@@ -189,3 +191,16 @@ class RepairFailure(RequestError):
     def __init__(self, what: str):
         self.what = what
         super().__init__(f"{what}; ranges already synced stay synced, run the repair again")
+
+
+class AuthenticationFailed(RequestError):
+    """Credentials were refused (CQL error 0x0100). The connection stays unauthenticated and
+    accepts only another AUTH_RESPONSE: retry with the right credentials."""
+
+    retryable: ClassVar[bool] = False
+
+
+class Unauthorized(RequestError):
+    """The logged-in role may not do this (CQL error 0x2100): log in as a superuser."""
+
+    retryable: ClassVar[bool] = False

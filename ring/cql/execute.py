@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.errors import AlreadyExists, EngineError, InvalidRequest
-from ring.cql import cas, collection_ops, json_values, paging, responses
+from ring.cql import cas, collection_ops, json_values, paging, responses, role_statements
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql import ddl_plans
 from ring.cql.describe import DescribePlan
@@ -36,11 +36,13 @@ SCAN_ROWS_MAX = 10_000           # the node's scan and index_query page limit
 
 
 class CqlSession:
-    """One connection's state: the current keyspace (USE) and the node's prepared statements."""
+    """One connection's state: the current keyspace (USE), the logged-in role and the node's
+    prepared statements."""
 
     def __init__(self, prepared: PreparedCache, keyspace: str | None = None):
         self.prepared = prepared
         self.keyspace = keyspace
+        self.user: str | None = None          # the logged-in role (PasswordAuthenticator), auth.py
 
     def prepare(self, node, query: str, keyspace: str | None = None) -> PreparedStatement:
         return self.prepared.prepare(query, keyspace or self.keyspace, node.store.keyspaces)
@@ -195,6 +197,8 @@ class Execution:
             return SetKeyspace(plan.keyspace)
         if isinstance(plan, SchemaPlan):
             return (yield from self._ddl(plan))
+        if isinstance(plan, role_statements.RolePlan):
+            return (yield from role_statements.run(self.session, plan.statement, params.skip_metadata))
         if isinstance(plan, (cas.CasPlan, cas.CasBatchPlan)):
             return (yield from self._cas(plan, plan.operations(values), level, params.serial_consistency))
         if level in ("SERIAL", "LOCAL_SERIAL") and isinstance(plan, ReadPlan) and (

@@ -10,7 +10,7 @@ dynatable does not support yet raise InvalidRequest saying so, never a silent mi
 from __future__ import annotations
 
 from engine.errors import InvalidRequest
-from ring.cql import ast
+from ring.cql import ast, role_statements
 from ring.cql.ddl_parser import DdlParser
 
 _COMPARISONS = ("=", "<", "<=", ">", ">=", "!=")
@@ -29,6 +29,8 @@ def parse(query: str) -> tuple[object, int]:
 
 class Parser(DdlParser):
     def statement(self):
+        if role_statements.is_role_statement(self):
+            return role_statements.parse(self)
         tok = self.tok
         handler = _STATEMENTS.get(tok.value) if tok.kind == "WORD" else None
         if handler is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from ring.cql import ast, cas, collection_ops, ddl_plans, describe, system_tables
+from ring.cql import ast, cas, collection_ops, ddl_plans, describe, role_statements, system_tables
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
@@ -59,7 +59,10 @@ def prepare(query: str, keyspace: str | None, keyspaces) -> PreparedStatement:
     result_columns: tuple = ()
     json_columns: tuple = ()
     target = _target_keyspace(statement, keyspace)
-    if isinstance(statement, ast.Describe):
+    role_statements.check_not_protected(statement, keyspace)
+    if isinstance(statement, role_statements.RoleStatement):
+        plan, result_columns = role_statements.RolePlan(statement), role_statements.result_columns(statement)
+    elif isinstance(statement, ast.Describe):
         plan, result_columns = describe.prepare_describe(statement, keyspace, query)
     elif isinstance(statement, ast.Select) and system_tables.is_virtual(target):
         plan, result_columns = system_tables.prepare_select(statement, keyspace, binder)

@@ -315,6 +315,10 @@ def error_for(exc: Exception) -> Error:
         return Error(ErrorCode.OVERLOADED, message)
     if isinstance(exc, ring_errors.TruncateError):
         return Error(ErrorCode.TRUNCATE_ERROR, message)
+    if isinstance(exc, ring_errors.AuthenticationFailed):
+        return Error(ErrorCode.BAD_CREDENTIALS, message)
+    if isinstance(exc, ring_errors.Unauthorized):
+        return Error(ErrorCode.UNAUTHORIZED, message)
     if isinstance(exc, engine_errors.AlreadyExists):
         return AlreadyExists(message=message, keyspace=exc.keyspace, table=exc.table)
     if isinstance(exc, InvalidRequest):

@@ -1,12 +1,14 @@
 """The CQL server of one node, sans-IO: request events in, node requests and response bytes out.
 
-`NativeServer` is node-wide (the prepared-statement cache, the limits, every connection, the ring
-view behind pushed EVENTs); `ServerConnection` is one client connection: a `Connection` (bytes <->
+`NativeServer` is node-wide (the prepared-statement cache, the limits, the authenticator, every
+connection, the ring view behind pushed EVENTs); `ServerConnection` is one client connection: a `Connection` (bytes <->
 events), a `CqlSession` (keyspace, prepared statements) and the statements in flight. A driver
 (ring/runtime/native_transport.py) feeds `receive_data(bytes)` and `on_reply(Reply)` and performs
 the `Output`: write `data`, submit each of `requests` to `Node.submit` (the same entry point as
 the own protocol) and feed its reply back, push `events` with `NativeServer.push`, close if
 `close`. Statements are `ring.cql.execute.Execution`s, so the simulator can drive the same path.
+With PasswordAuthenticator, STARTUP is answered AUTHENTICATE and an AUTH_RESPONSE is an Execution
+too (roles.login: it reads the role through the node); see auth.py.
 
 Invariants: every request event is answered exactly once, on its stream, in completion order
 (pipelined responses come back out of order); pushed EVENTs use stream -1 and go only to
@@ -22,10 +24,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from ring.cql import execute
+from ring.cql import auth, execute, roles
 from ring.cql.connection import Connection, Rejected
-from ring.cql.requests import Batch, Execute, Options, Prepare, Query, Register, Startup
-from ring.cql.responses import Error, ErrorCode, Ready, Response, SchemaChange, StatusChange, TopologyChange
+from ring.cql.requests import AuthResponse, Batch, Execute, Options, Prepare, Query, Register, Startup
+from ring.cql.responses import (Authenticate, Error, ErrorCode, Ready, Response, SchemaChange, StatusChange,
+                                TopologyChange)
 from ring.messages import ClientRequest, Reply
 
 CONNECTIONS_MAX_DEFAULT = 1024
@@ -55,8 +58,9 @@ class NativeServer:
     def __init__(self, node, *, max_connections: int = CONNECTIONS_MAX_DEFAULT,
                  max_requests_per_connection: int = REQUESTS_PER_CONNECTION_MAX_DEFAULT,
                  max_concurrent_requests: int = CONCURRENT_REQUESTS_MAX_DEFAULT,
-                 max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT):
+                 max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT, authenticator: str = auth.ALLOW_ALL):
         self.node = node
+        self.authenticator = auth.authenticator_name(authenticator)
         self.prepared = execute.PreparedCache()
         self.max_connections = max_connections
         self.max_requests_per_connection = max_requests_per_connection
@@ -202,12 +206,14 @@ class ServerConnection:
             return self._respond(self.refusal, event.stream, close=True)
         if isinstance(event, Options):
             return self._respond(self.connection.supported(), event.stream)
+        if isinstance(event, Startup) and self.server.authenticator == auth.PASSWORD:
+            return self._respond(Authenticate(auth.PASSWORD_AUTHENTICATOR_CLASS), event.stream)
         if isinstance(event, (Startup, Register)):
             return self._respond(Ready(), event.stream)
         if isinstance(event, Prepare):
             return self._respond(execute.prepare_result(self.server.node, self.session, event.query,
                                                            event.keyspace), event.stream)
-        if isinstance(event, (Query, Execute, Batch)):
+        if isinstance(event, (Query, Execute, Batch, AuthResponse)):
             return self._statement(event)
         return self._respond(Error(ErrorCode.PROTOCOL_ERROR, f"Unexpected message {event.opcode.name}"),
                              event.stream)
@@ -231,6 +237,8 @@ class ServerConnection:
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
                 ex = Execution.execute(node, session, event.query_id, event.parameters, server.ids)
+            elif isinstance(event, AuthResponse):      # PasswordAuthenticator's login, roles.py
+                ex = Execution(node, session, server.ids, lambda _ex: roles.login(session, event.token))
             else:
                 ex = Execution.batch(node, session, event, server.ids)
         except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring

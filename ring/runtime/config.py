@@ -69,6 +69,11 @@ class NodeSettings:
         2048, "CQL statements in flight on one connection before Overloaded")
     native_transport_max_concurrent_requests: int = _key(
         4096, "CQL statements in flight on the node before Overloaded")
+    authenticator: str = _key(
+        "AllowAllAuthenticator", "CQL logins: AllowAllAuthenticator (none) | PasswordAuthenticator (roles in "
+        "system_auth.roles; default superuser cassandra/cassandra, change it)")
+    superuser_setup_delay_ms: int = _key(
+        10_000, "PasswordAuthenticator: wait this long after start before creating the default superuser")
 
     def endpoint(self) -> str:
         host = self.listen_address
@@ -121,6 +126,10 @@ def _validate(s: NodeSettings) -> None:
                  "native_transport_max_concurrent_requests"):
         if getattr(s, name) <= 0:
             raise ConfigurationError(f"config key '{name}' must be positive, got {getattr(s, name)}")
+    from ring.cql.auth import authenticator_name
+    authenticator_name(s.authenticator)  # validates
+    if s.superuser_setup_delay_ms < 0:
+        raise ConfigurationError(f"config key 'superuser_setup_delay_ms' must be >= 0, got {s.superuser_setup_delay_ms}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):
         raise ConfigurationError(f"commitlog_sync must be periodic, batch or group, not {s.commitlog_sync!r}")
     for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max"):

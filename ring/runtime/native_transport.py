@@ -6,6 +6,10 @@ makes to `NodeProcess.submit` (the same entry point as the own protocol's reques
 reply back, and pushes EVENTs to the connections that registered for them: SCHEMA_CHANGE from
 DDL results and from a schema learnt through gossip (its version compared on every tick), TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
 
+With PasswordAuthenticator it creates system_auth locally at start (roles.ensure_schema) and,
+`superuser_setup_delay_ms` later, runs roles.setup_default_superuser through the node (retried
+until it succeeds).
+
 Backpressure: reading a connection waits for its writes to drain. A connection's failure closes
 only that connection; an exception that escaped an execution is logged and counted
 (`cql_server_errors`), and the node keeps serving.
@@ -16,12 +20,15 @@ import asyncio
 import functools
 import logging
 
+from ring.cql import auth, roles
+from ring.cql.execute import CqlSession, Execution
 from ring.cql.server import NativeServer, Output, ServerConnection
 from ring.messages import Reply
 
 log = logging.getLogger("dynatable.cql")
 
 READ_CHUNK_BYTES = 256 * 1024
+SUPERUSER_SETUP_RETRY_S = 2
 
 
 class NativeTransport:
@@ -32,13 +39,17 @@ class NativeTransport:
         self._asyncio_server: asyncio.Server | None = None
         self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
         self._schema_version = None
+        self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
 
     async def start(self) -> None:
         s = self.process.settings
         self.server = NativeServer(self.process.node, max_connections=s.native_transport_max_concurrent_connections,
                                    max_requests_per_connection=s.native_transport_max_requests_per_connection,
                                    max_concurrent_requests=s.native_transport_max_concurrent_requests,
-                                   max_frame_bytes=s.max_frame_bytes)
+                                   max_frame_bytes=s.max_frame_bytes, authenticator=s.authenticator)
+        if self.server.authenticator == auth.PASSWORD:
+            roles.ensure_schema(self.process.node)
+            self._superuser_setup_at = asyncio.get_running_loop().time() + s.superuser_setup_delay_ms / 1000
         self.server.observe_ring(ring_view(self.process.node))
         self.server.observe_schema(schema_view(self.process.node))
         self._asyncio_server = await asyncio.start_server(self._serve, s.listen_address, self.port,
@@ -56,6 +67,7 @@ class NativeTransport:
         SCHEMA_CHANGE for a schema learnt from a peer."""
         if self.server is None:
             return
+        self._setup_superuser()
         for event in self.server.observe_ring(ring_view(self.process.node)) + self._schema_events():
             self._push(event)
 
@@ -115,6 +127,32 @@ class NativeTransport:
             writer = self._writers.get(conn)
             if writer is not None and not writer.is_closing():
                 writer.write(data)
+
+    def _setup_superuser(self) -> None:
+        """PasswordAuthenticator: once, `superuser_setup_delay_ms` after start, create the default
+        superuser if no role exists (roles.py); retried every SUPERUSER_SETUP_RETRY_S on failure."""
+        at = self._superuser_setup_at
+        loop = asyncio.get_running_loop()
+        if at is None or loop.time() < at:
+            return
+        self._superuser_setup_at = None
+        ex = Execution(self.process.node, CqlSession(self.server.prepared), self.server.ids,
+                       lambda _ex: roles.setup_default_superuser())
+
+        def advance(requests) -> None:
+            for req in requests:
+                self.process.submit(req.op, req.args, functools.partial(on_reply, req.id))
+            if ex.done:
+                error = getattr(ex.response, "message", None) if not isinstance(ex.response, bool) else None
+                if error is not None:
+                    log.warning("default superuser setup failed (%s); retrying in %d s", error,
+                                SUPERUSER_SETUP_RETRY_S)
+                    self._superuser_setup_at = loop.time() + SUPERUSER_SETUP_RETRY_S
+
+        def on_reply(request_id, result, error) -> None:
+            advance(ex.on_reply(Reply(request_id, result, error)))
+
+        advance(ex.start())
 
     def _log_bugs(self) -> None:
         while self.server.bugs:

@@ -37,6 +37,8 @@ EXAMPLES = [
     ring_errors.ProtocolError("frame checksum mismatch"),
     ring_errors.ConfigurationError("unknown host"),
     ring_errors.RequestError("generic"),
+    ring_errors.AuthenticationFailed("Provided username x and/or password are incorrect"),
+    ring_errors.Unauthorized("You have not logged in"),
     engine_errors.InvalidRequest("table 'ks.t' does not exist"),
     engine_errors.AlreadyExists("ks", "t"),
     engine_errors.TombstoneOverwhelmingError(100_001, 100_000, "ks.t partition 00"),

@@ -78,3 +78,21 @@ def test_bad_lines_name_the_problem(argv, names):
     with pytest.raises(InvalidRequest) as e:
         parse(argv)
     assert names in str(e.value)
+
+
+def test_cql_mode_words_and_credentials():
+    from tools.stress.cql_mode import cql_contact
+    assert parse(["write", "n=10"]).protocol == "dynatable"
+    for argv in (["write", "n=10", "--mode", "cql"], ["write", "n=10", "-mode", "native", "cql3"]):
+        assert parse(argv).protocol == "cql"
+    s = parse(["write", "n=10", "-mode", "cql", "user=alice", "password=wonder", "-node", "10.0.0.1,10.0.0.2"])
+    assert (s.user, s.password) == ("alice", "wonder")
+    assert cql_contact(s) == (["10.0.0.1", "10.0.0.2"], 9042)
+    assert cql_contact(parse(["write", "n=10", "--mode", "cql", "-node", "h1:9043,h2:9043"])) == (["h1", "h2"], 9043)
+    with pytest.raises(InvalidRequest, match="one CQL port"):
+        cql_contact(parse(["write", "n=10", "--mode", "cql", "-node", "h1:9043,h2:9044"]))
+    for argv, words in ((["write", "n=10", "--mode", "thrift"], "use cql"),
+                        (["write", "n=10", "-mode", "user=alice"], "go together"),
+                        (["write", "n=10", "-mode", "user=a", "password=b"], "add --mode cql")):
+        with pytest.raises(InvalidRequest, match=words):
+            parse(argv)

@@ -33,6 +33,8 @@ options:
   -node HOST:PORT[,HOST:PORT]   (default: the current local cluster, else 127.0.0.1:9100)
   -col n=fixed(5) size=fixed(34)        -pop seq=1..N | dist=uniform(1..N) | dist=gaussian(1..N)
   -schema replication(factor=3) [keyspace=NAME]   -mode cluster-name=NAME secret=S timeout=12s
+  --mode cql [-mode user=U password=P]  drive any Cassandra-compatible cluster over CQL (cassandra-driver,
+                                        prepared statements, token-aware; -node HOST[:9042])
   -seed N                               --quiet (no progress lines)
 example:
   dynatable stress write n=100000 cl=QUORUM -rate threads=32 -col n=5 size=fixed(34) -pop dist=uniform(1..100000)
@@ -70,8 +72,12 @@ async def run_phases(s, contact_points, cluster_name, secret, emit, on_row=None,
     interval row as it ends (the benchmarks time their events with it)."""
     from ring.client import AsyncCluster
     from tools.stress.runner import run_load
-    cluster = AsyncCluster(contact_points, cluster_name=cluster_name, cluster_secret=secret,
-                           timeout_s=s.timeout_s, seed=s.seed)
+    if s.protocol == "cql":
+        from tools.stress.cql_mode import cluster_for
+        cluster = cluster_for(s, contact_points)
+    else:
+        cluster = AsyncCluster(contact_points, cluster_name=cluster_name, cluster_secret=secret,
+                               timeout_s=s.timeout_s, seed=s.seed)
     phases = [] if phases is None else phases
     try:
         session = await cluster.connect()
@@ -141,7 +147,17 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
     except InvalidRequest as e:
         err.write(f"dynatable stress: {e}\n")
         return 2
-    contact_points, cluster_name, secret = resolve_contact(s, cluster_name_for)
+    if s.protocol == "cql":
+        from tools.stress.cql_mode import cql_contact, require_driver
+        try:
+            require_driver()
+            hosts, port = cql_contact(s)
+        except InvalidRequest as e:
+            err.write(f"dynatable stress: {e}\n")
+            return 2
+        contact_points, cluster_name, secret = [f"{h}:{port}" for h in hosts], "", ""
+    else:
+        contact_points, cluster_name, secret = resolve_contact(s, cluster_name_for)
     from ring.client import NoHostAvailable
     phases: list[dict] = []
     status = 0
@@ -149,7 +165,9 @@ def run_command(argv: list[str], out=None, err=None, cluster_name_for=None) -> i
         _event_loop_runner()(run_phases(s, contact_points, cluster_name, secret, emit, phases=phases))
     except NoHostAvailable as e:
         err.write(f"dynatable stress: {e}; is a node running at {', '.join(contact_points)}? "
-                  "pass -node HOST:PORT, or start a local cluster with `dynatable cluster start`\n")
+                  "pass -node HOST:PORT, or start a local cluster with `dynatable cluster start`"
+                  + (" (CQL mode: -mode cql user=U password=P if the cluster needs a login)"
+                     if s.protocol == "cql" else "") + "\n")
         return 1
     except (InvalidRequest, TimeoutError) as e:
         err.write(f"dynatable stress: {e}\n")

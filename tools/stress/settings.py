@@ -52,6 +52,10 @@ class StressSettings:
     replication_factor: int = 1
     cluster_name: str | None = None
     secret: str = ""
+    protocol: str = "dynatable"          # "dynatable" (the own protocol) or "cql" (cql_mode.py)
+    node_words: list[str] = field(default_factory=list)   # -node as written (CQL mode's default port differs)
+    user: str | None = None              # CQL mode: PlainTextAuthProvider credentials
+    password: str | None = None
     timeout_s: float = 12.0
     seed: int | None = None
     json_path: str | None = None
@@ -213,6 +217,7 @@ def _group(s: StressSettings, name: str, words: list[str]) -> None:
         if not words:
             raise InvalidRequest("-node needs HOST[:PORT][,HOST[:PORT]...]")
         s.nodes = [ep for w in words for ep in parse_endpoints(w)]
+        s.node_words = list(words)
     elif name == "-col":
         for w in words:
             key, value = _kv(w, name)
@@ -246,15 +251,21 @@ def _group(s: StressSettings, name: str, words: list[str]) -> None:
                                      "(letters, digits, _)")
     elif name == "-mode":
         for w in words:
+            if w.lower() in ("cql", "cql3", "native"):   # cassandra-stress says `-mode native cql3`
+                s.protocol = "cql"
+                continue
             key, value = _kv(w, name)
-            if key == "cluster-name":
+            if key in ("user", "password"):
+                setattr(s, key, value)
+            elif key == "cluster-name":
                 s.cluster_name = value
             elif key == "secret":
                 s.secret = value
             elif key == "timeout":
                 s.timeout_s = parse_duration(value, "-mode timeout=")
             else:
-                raise InvalidRequest(f"unknown -mode word {w!r}: use cluster-name=NAME, secret=S or timeout=12s")
+                raise InvalidRequest(f"unknown -mode word {w!r}: use cql, user=U, password=P, cluster-name=NAME, "
+                                     "secret=S or timeout=12s")
     elif name == "-seed":
         if len(words) != 1 or not words[0].isdigit():
             raise InvalidRequest("-seed takes one whole number, e.g. -seed 42")
@@ -308,13 +319,22 @@ def parse(argv: list[str]) -> StressSettings:
             _set_workload(s, value)
         elif flag in ("--quiet", "-q"):
             s.quiet = True
+        elif flag == "--mode":
+            if value.lower() not in ("cql", "dynatable"):
+                raise InvalidRequest(f"--mode {value!r}: use cql (any Cassandra-compatible cluster, through "
+                                     "cassandra-driver) or dynatable (the own protocol, the default)")
+            s.protocol = value.lower()
         else:
-            raise InvalidRequest(f"unknown flag {flag!r}: use --json FILE, --csv FILE, --plot FILE.png"
+            raise InvalidRequest(f"unknown flag {flag!r}: use --json FILE, --csv FILE, --plot FILE.png, --mode cql"
                                  + (", --workload X" if command == "ycsb" else ""))
     return _finish(s)
 
 
 def _finish(s: StressSettings) -> StressSettings:
+    if (s.user is None) != (s.password is None):
+        raise InvalidRequest("-mode user= and password= go together")
+    if s.user is not None and s.protocol != "cql":
+        raise InvalidRequest("-mode user=/password= are CQL logins: add --mode cql (or the word cql to -mode)")
     if s.n is not None and s.duration_s is not None:
         raise InvalidRequest("give n= or duration=, not both")
     if s.plot_path is not None and not s.plot_path.lower().endswith((".png", ".svg", ".pdf")):
