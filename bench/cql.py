@@ -3,11 +3,14 @@ writes and reads through dynatable's own client, on one 3-node cluster in one ru
 
 3 nodes (separate processes, 127.0.0.1-3), keyspace RF 3, QUORUM, rows of an int key and a 100-byte
 blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware routing, the driver's
-default protocol negotiation: v5 with lz4, the default row factory); own: `ring.client.AsyncCluster`
-with the same number of requests in flight. Both tables are fresh; each phase runs after a 200-row
-warm-up. Per phase:
+default protocol negotiation: v5 with lz4; `--row-factory`, default `dict_factory`: rows as dicts,
+the shape the own client returns; the driver's default `named_tuple_factory` builds a namedtuple
+class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same
+number of requests in flight. Both tables are fresh; each phase runs after a 200-row warm-up. Per
+phase:
 
-- **peak** (closed loop): rows per second of wall time, client and nodes on the same 2 cores;
+- **peak** (closed loop, `--seconds`, in calls of 1000 requests): rows per second of wall time,
+  client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
   node CPU (utime + stime of the three node processes) and client CPU (this process: the driver's
   threads and the own client's loop) per 1000 operations;
 - **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
@@ -16,8 +19,8 @@ warm-up. Per phase:
 - **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
   `ring.cql.prepare.prepare` in this process against an embedded store's schema).
 
-    python -m bench.cql                     # 5,000 rows, 64 in flight, 5 s at half of peak
-    python -m bench.cql --rows 20000 --concurrency 128 --json cql.json
+    python -m bench.cql                     # 5 s per peak, 64 in flight, 5 s at half of peak
+    python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import tempfile
 import threading
 import time
 import timeit
+import tomllib
 
 from hdrh.histogram import HdrHistogram
 
@@ -38,6 +42,7 @@ from bench.harness import cpu_seconds, machine, print_table, temp_cluster
 KEYSPACE = "bench_cql"
 VALUE = os.urandom(100)
 WARMUP = 200
+CHUNK = 1000                         # closed-loop requests per execute_concurrent / gather call
 HIST_MAX_US = 60_000_000
 STATEMENTS = (                       # the parse / prepare figures
     "SELECT v FROM bench_cql.kv WHERE k = ?",
@@ -71,8 +76,8 @@ def percentiles(hist: HdrHistogram, errors: int) -> dict:
             "count": hist.get_total_count(), "errors": errors}
 
 
-def cql_phases(cluster, pids, rows: int, concurrency: int, half_s: float) -> dict:
-    from cassandra import ConsistencyLevel
+def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str) -> dict:
+    from cassandra import ConsistencyLevel, query
     from cassandra.cluster import Cluster
     from cassandra.concurrent import execute_concurrent_with_args
 
@@ -81,6 +86,7 @@ def cql_phases(cluster, pids, rows: int, concurrency: int, half_s: float) -> dic
     driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port)
     try:
         session = driver.connect()
+        session.row_factory = getattr(query, row_factory + "_factory")
         session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
                         "{'class': 'SimpleStrategy', 'replication_factor': 3}")
         session.execute(f"CREATE TABLE {KEYSPACE}.cql (k int PRIMARY KEY, v blob)")
@@ -88,18 +94,23 @@ def cql_phases(cluster, pids, rows: int, concurrency: int, half_s: float) -> dic
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
-        out = {"protocol": driver.protocol_version}
-        for name, statement, args in (("insert", insert, lambda k: (k, VALUE)), ("select", select, lambda k: (k,))):
+        out, written = {"protocol": driver.protocol_version}, 0
+        for name, statement, args in (("insert", insert, lambda k: (k, VALUE)),
+                                      ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
                                          concurrency=concurrency)
-            meter = Meter(pids)
-            results = execute_concurrent_with_args(session, statement, [args(k) for k in range(rows)],
-                                                   concurrency=concurrency, raise_on_first_error=False)
-            out[name] = meter.done(rows)
-            out[name]["errors"] = sum(not ok for ok, _ in results)
+            meter, n, errors, found = Meter(pids), 0, 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = execute_concurrent_with_args(session, statement, [args(k) for k in range(n, n + CHUNK)],
+                                                       concurrency=concurrency, raise_on_first_error=False)
+                n += CHUNK
+                errors += sum(not ok for ok, _ in results)
+                found += sum(1 for ok, r in results if ok and r.one() is not None)
+            out[name] = dict(meter.done(n), errors=errors)
             if name == "select":
-                out[name]["found"] = sum(1 for ok, r in results if ok and r.one() is not None)
-            out[name]["half"] = cql_open_loop(session, statement, args, rows, out[name]["ops_s"] / 2, half_s)
+                out[name]["found"] = found
+            written = written or n
+            out[name]["half"] = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
         return out
     finally:
         driver.shutdown()
@@ -142,18 +153,18 @@ def cql_open_loop(session, statement, args, keys: int, rate: float, seconds: flo
     return dict(percentiles(hist, state["errors"]), rate=rate)
 
 
-async def own_phases(cluster, pids, rows: int, concurrency: int, half_s: float) -> dict:
+async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float) -> dict:
     from ring.client import AsyncCluster
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
     session = await client.connect(KEYSPACE)
     gate = asyncio.Semaphore(concurrency)
-    out, counts = {}, {"found": 0, "errors": 0}
+    out, counts, written = {}, {"found": 0, "errors": 0}, 0
 
     async def call(op, k):
         if op == "insert":
             return await session.insert("own", {"k": k, "v": VALUE}, consistency="QUORUM")
-        return await session.get("own", {"k": k}, consistency="QUORUM")
+        return await session.get("own", {"k": k % written}, consistency="QUORUM")
 
     async def one(op, k):
         async with gate:
@@ -173,11 +184,14 @@ async def own_phases(cluster, pids, rows: int, concurrency: int, half_s: float) 
         for op in ("insert", "select"):
             await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
             counts.update(found=0, errors=0)
-            meter = Meter(pids)
-            await asyncio.gather(*(one(op, k) for k in range(rows)))
-            out[op] = dict(meter.done(rows), errors=counts["errors"])
+            meter, n = Meter(pids), 0
+            while time.perf_counter() - meter.t0 < seconds:
+                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
+                n += CHUNK
+            out[op] = dict(meter.done(n), errors=counts["errors"])
             if op == "select":
                 out[op]["found"] = counts["found"]
+            written = written or n
             rate = out[op]["ops_s"] / 2
             hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
             t0 = time.perf_counter()
@@ -186,7 +200,7 @@ async def own_phases(cluster, pids, rows: int, concurrency: int, half_s: float) 
                 ahead = due - time.perf_counter()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-                tasks.append(asyncio.ensure_future(timed(op, n % rows, due, hist, errors)))
+                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
                 n += 1
             await asyncio.gather(*tasks)
             out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate)
@@ -246,19 +260,27 @@ def report(cql: dict, own: dict, costs: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.cql", description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=5000)
+    ap.add_argument("--seconds", type=float, default=5.0, help="closed-loop seconds per peak phase")
+    ap.add_argument("--row-factory", choices=("dict", "tuple", "named_tuple"), default="dict",
+                    help="the driver's row factory (dict: rows shaped as the own client's; named_tuple: "
+                         "the driver's default, which builds a namedtuple class per response)")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
     settings = {"num_tokens": 8, "log_level": "WARNING"}
+    for item in args.node_setting:
+        key, _, value = item.partition("=")
+        settings[key] = tomllib.loads(f"v = {value}")["v"]
     with temp_cluster(3, name="benchcql", settings=settings) as cluster:
         pids = [nh.pid for nh in cluster.nodes]
-        cql = cql_phases(cluster, pids, args.rows, args.concurrency, args.half_seconds)
-        own = asyncio.run(own_phases(cluster, pids, args.rows, args.concurrency, args.half_seconds))
+        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory)
+        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
     costs = parse_prepare_costs()
-    print(f"3 nodes, RF 3, QUORUM, {args.rows} rows, {args.concurrency} in flight; "
-          f"cassandra-driver negotiated protocol v{cql['protocol']}")
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
+          f"negotiated protocol v{cql['protocol']}, row factory {args.row_factory}")
     report(cql, own, costs)
     if args.json:
         with open(args.json, "w") as f:
