@@ -64,7 +64,7 @@ class NodeSettings:
     cluster_secret: str = _key("", "shared secret for HMAC connection auth; empty = no auth")
     log_level: str = _key("INFO", "DEBUG | INFO | WARNING | ERROR")
     gc_young_threshold: int = _key(
-        20_000, "after startup: gc.freeze() and this generation-0 threshold (Python's is 700); 0 = leave the "
+        5_000, "after startup: gc.freeze() and this generation-0 threshold (Python's is 700); 0 = leave the "
         "collector as Python sets it")
     gc_log_threshold_ms: int = _key(200, "log a garbage-collector pause of at least this many ms at INFO")
     native_transport_max_concurrent_connections: int = _key(

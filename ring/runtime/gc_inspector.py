@@ -10,7 +10,9 @@ kind). Two measures, applied by `tune(young_threshold)` once the node has starte
   indexes and caches) moves to the permanent generation and is never walked again;
 - the young threshold goes from Python's 700 to `young_threshold` allocations (the node's
   request path allocates a few hundred objects per operation, nearly all freed by reference
-  counting): fewer collections, so fewer promotions and fewer full collections.
+  counting): fewer collections, so fewer promotions and fewer full collections. Measured
+  (bench/README.md): 10 s of QUORUM writes on 3 nodes took 3 full collections (262-333 ms of
+  pauses, the longest 112-127 ms) with Python's settings, none with 5,000.
 
 `GcInspector` (Cassandra's name for the same job) counts every collection per generation and
 its pause (`gc.callbacks`), for the metrics, and logs a pause of at least `log_threshold_ms` at
