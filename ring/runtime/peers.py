@@ -5,10 +5,10 @@ challenge; docs/format.md (wire)) and a bounded queue of encoded frames. It conn
 first frame, reconnects with backoff 100 ms -> 5 s, drops the oldest frame when the queue is full
 (`peer_queue_frames_max`), and writes every frame queued during one loop iteration in one write,
 from a callback at the end of the iteration (no task wakes per message). While the connection's
-write buffer is over its high-water mark the link stops writing until it drains. A frame still queued after
-`write_request_timeout_ms` is dropped unsent (its request has timed out and been hinted, as
-Cassandra expires internode messages). The peer never writes on this connection: data or EOF
-from it means the link is broken.
+write buffer is over its high-water mark the link stops writing until it drains. A frame still
+queued after `write_request_timeout_ms` is dropped unsent (its request has timed out and been
+hinted, as Cassandra expires internode messages). The peer never writes on this connection:
+data or EOF from it means the link is broken.
 
 `Peers.dropped` holds the nemesis's drop rules (a partition without root privileges): messages to
 those peers are counted and dropped here, messages from them by the listener.
