@@ -3,30 +3,81 @@ writes and reads through dynatable's own client, on one 3-node cluster in one ru
 
 3 nodes (separate processes, 127.0.0.1-3), keyspace RF 3, QUORUM, rows of an int key and a 100-byte
 blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware routing, the driver's
-default protocol negotiation: v5 with lz4); own: `ring.client.AsyncCluster` with the same number
-of requests in flight. Both tables are fresh; each phase runs once after a 200-row warm-up. The
-figure is rows per second of wall time, client and nodes on the same 2 cores.
+default protocol negotiation: v5 with lz4; `--row-factory`, default `dict_factory`: rows as dicts,
+the shape the own client returns; the driver's default `named_tuple_factory` builds a namedtuple
+class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same
+number of requests in flight. Both tables are fresh; each phase runs after a 200-row warm-up. Per
+phase:
 
-    python -m bench.cql                     # 5,000 rows, 64 in flight
-    python -m bench.cql --rows 20000 --concurrency 128
+- **peak** (closed loop, `--seconds`, in calls of 1000 requests): rows per second of wall time,
+  client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
+  node CPU (utime + stime of the three node processes) and client CPU (this process: the driver's
+  threads and the own client's loop) per 1000 operations;
+- **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
+  phase's peak, latency measured from each request's *intended* start (coordinated omission
+  corrected), into an HdrHistogram (1 us .. 60 s, 3 digits): p50 / p95 / p99 / max;
+- **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
+  `ring.cql.prepare.prepare` in this process against an embedded store's schema).
+
+    python -m bench.cql                     # 5 s per peak, 64 in flight, 5 s at half of peak
+    python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import tempfile
+import threading
 import time
+import timeit
+import tomllib
 
-from bench.harness import print_table, temp_cluster
+from hdrh.histogram import HdrHistogram
+
+from bench.harness import cpu_seconds, machine, print_table, temp_cluster
 
 KEYSPACE = "bench_cql"
 VALUE = os.urandom(100)
 WARMUP = 200
+CHUNK = 1000                         # closed-loop requests per execute_concurrent / gather call
+HIST_MAX_US = 60_000_000
+STATEMENTS = (                       # the parse / prepare figures
+    "SELECT v FROM bench_cql.kv WHERE k = ?",
+    "INSERT INTO bench_cql.kv (k, v) VALUES (?, ?)",
+    "UPDATE bench_cql.wide USING TTL 60 SET a = ?, b = ? WHERE p = ? AND c = ?",
+    "SELECT p, c, a, writetime(a) FROM bench_cql.wide WHERE p = ? AND c >= ? AND c < ? "
+    "ORDER BY c DESC LIMIT 100",
+    "DELETE FROM bench_cql.wide WHERE p = 1 AND c = 2",
+)
 
 
-def cql_phases(cluster, rows: int, concurrency: int) -> dict:
-    from cassandra import ConsistencyLevel
+class Meter:
+    """Wall time, node CPU and this process's CPU over one phase."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.t0, self.nodes0, self.own0 = time.perf_counter(), self._nodes(), time.process_time()
+
+    def _nodes(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def done(self, ops: int) -> dict:
+        wall = time.perf_counter() - self.t0
+        return {"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
+                "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
+
+
+def percentiles(hist: HdrHistogram, errors: int) -> dict:
+    return {"p50_ms": hist.get_value_at_percentile(50) / 1000, "p95_ms": hist.get_value_at_percentile(95) / 1000,
+            "p99_ms": hist.get_value_at_percentile(99) / 1000, "max_ms": hist.get_max_value() / 1000,
+            "count": hist.get_total_count(), "errors": errors}
+
+
+def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str) -> dict:
+    from cassandra import ConsistencyLevel, query
     from cassandra.cluster import Cluster
     from cassandra.concurrent import execute_concurrent_with_args
 
@@ -35,6 +86,7 @@ def cql_phases(cluster, rows: int, concurrency: int) -> dict:
     driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port)
     try:
         session = driver.connect()
+        session.row_factory = getattr(query, row_factory + "_factory")
         session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
                         "{'class': 'SimpleStrategy', 'replication_factor': 3}")
         session.execute(f"CREATE TABLE {KEYSPACE}.cql (k int PRIMARY KEY, v blob)")
@@ -42,73 +94,200 @@ def cql_phases(cluster, rows: int, concurrency: int) -> dict:
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
-        out = {"protocol": driver.protocol_version}
-        for name, statement, args in (("insert", insert, lambda k: (k, VALUE)), ("select", select, lambda k: (k,))):
+        out, written = {"protocol": driver.protocol_version}, 0
+        for name, statement, args in (("insert", insert, lambda k: (k, VALUE)),
+                                      ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
                                          concurrency=concurrency)
-            t0 = time.perf_counter()
-            results = execute_concurrent_with_args(session, statement, [args(k) for k in range(rows)],
-                                                   concurrency=concurrency, raise_on_first_error=False)
-            out[name] = rows / (time.perf_counter() - t0)
-            out[name + "_errors"] = sum(not ok for ok, _ in results)
-        out["select_found"] = sum(1 for ok, r in results if ok and r.one() is not None)
+            meter, n, errors, found = Meter(pids), 0, 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = execute_concurrent_with_args(session, statement, [args(k) for k in range(n, n + CHUNK)],
+                                                       concurrency=concurrency, raise_on_first_error=False)
+                n += CHUNK
+                errors += sum(not ok for ok, _ in results)
+                found += sum(1 for ok, r in results if ok and r.one() is not None)
+            out[name] = dict(meter.done(n), errors=errors)
+            if name == "select":
+                out[name]["found"] = found
+            written = written or n
+            out[name]["half"] = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
         return out
     finally:
         driver.shutdown()
 
 
-async def own_phases(cluster, rows: int, concurrency: int) -> dict:
+def cql_open_loop(session, statement, args, keys: int, rate: float, seconds: float) -> dict:
+    """`rate` requests/s for `seconds`, each timed from its intended start (driver callbacks)."""
+    hist, lock, state = HdrHistogram(1, HIST_MAX_US, 3), threading.Lock(), {"left": 0, "errors": 0}
+    finished = threading.Event()
+
+    def settle(due, error):
+        with lock:
+            if error:
+                state["errors"] += 1
+            else:
+                hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
+            state["left"] -= 1
+            if state["left"] == 0 and state.get("issued"):
+                finished.set()
+
+    interval, n = 1.0 / rate, 0
+    t0 = time.perf_counter()
+    while True:
+        due = t0 + n * interval
+        if due - t0 >= seconds:
+            break
+        ahead = due - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        with lock:
+            state["left"] += 1
+        future = session.execute_async(statement, args(n % keys))
+        future.add_callbacks(lambda _, due=due: settle(due, False), lambda _, due=due: settle(due, True))
+        n += 1
+    with lock:
+        state["issued"] = True
+        if state["left"] == 0:
+            finished.set()
+    finished.wait(60)
+    return dict(percentiles(hist, state["errors"]), rate=rate)
+
+
+async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float) -> dict:
     from ring.client import AsyncCluster
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
     session = await client.connect(KEYSPACE)
     gate = asyncio.Semaphore(concurrency)
-    out, found, errors = {}, 0, 0
+    out, counts, written = {}, {"found": 0, "errors": 0}, 0
+
+    async def call(op, k):
+        if op == "insert":
+            return await session.insert("own", {"k": k, "v": VALUE}, consistency="QUORUM")
+        return await session.get("own", {"k": k % written}, consistency="QUORUM")
 
     async def one(op, k):
-        nonlocal found, errors
         async with gate:
             try:
-                if op == "insert":
-                    await session.insert("own", {"k": k, "v": VALUE}, consistency="QUORUM")
-                else:
-                    row = await session.get("own", {"k": k}, consistency="QUORUM")
-                    found += row is not None
+                counts["found"] += (await call(op, k)) is not None
             except Exception:  # noqa: BLE001 - counted, reported
-                errors += 1
+                counts["errors"] += 1
+
+    async def timed(op, k, due, hist, errors):
+        try:
+            await call(op, k)
+            hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
+        except Exception:  # noqa: BLE001 - counted, reported
+            errors.append(1)
 
     try:
         for op in ("insert", "select"):
             await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
-            found, errors = 0, 0
+            counts.update(found=0, errors=0)
+            meter, n = Meter(pids), 0
+            while time.perf_counter() - meter.t0 < seconds:
+                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
+                n += CHUNK
+            out[op] = dict(meter.done(n), errors=counts["errors"])
+            if op == "select":
+                out[op]["found"] = counts["found"]
+            written = written or n
+            rate = out[op]["ops_s"] / 2
+            hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
             t0 = time.perf_counter()
-            await asyncio.gather(*(one(op, k) for k in range(rows)))
-            out[op] = rows / (time.perf_counter() - t0)
-            out[op + "_errors"] = errors
-        out["select_found"] = found
+            while n / rate < half_s:
+                due = t0 + n / rate
+                ahead = due - time.perf_counter()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
+                n += 1
+            await asyncio.gather(*tasks)
+            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate)
         return out
     finally:
         await client.shutdown()
 
 
+def parse_prepare_costs(number: int = 2000) -> dict:
+    """Microseconds per parse and per prepare (no cache) of each of STATEMENTS."""
+    from engine.store import Store
+    from ring.cql.parser import parse
+    from ring.cql.prepare import prepare
+
+    with tempfile.TemporaryDirectory(prefix="bench-cql-") as d:
+        store = Store.open(d)
+        try:
+            store.create_keyspace(KEYSPACE)
+            store.create_table(KEYSPACE, "kv", {"k": "int", "v": "blob"}, ["k"])
+            store.create_table(KEYSPACE, "wide", {"p": "int", "c": "int", "a": "text", "b": "bigint"},
+                               (["p"], "c"))
+            out = {}
+            for q in STATEMENTS:
+                prepare(q, None, store.keyspaces)                   # checks it prepares at all
+                out[q] = {"parse_us": min(timeit.repeat(lambda: parse(q), number=number, repeat=3)) / number * 1e6,
+                          "prepare_us": min(timeit.repeat(lambda: prepare(q, None, store.keyspaces), number=number,
+                                                          repeat=3)) / number * 1e6}
+            return out
+        finally:
+            store.close()
+
+
+def report(cql: dict, own: dict, costs: dict) -> None:
+    table = [["operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
+              "client CPU ms/op (CQL, own)", "errors (CQL, own)"]]
+    for op in ("insert", "select"):
+        c, o = cql[op], own[op]
+        table.append([op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
+                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
+                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
+                      f"{c['errors']}, {o['errors']}"])
+    print_table(table)
+    print()
+    table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"]]
+    for who, d in (("CQL", cql), ("own", own)):
+        for op in ("insert", "select"):
+            h = d[op]["half"]
+            table.append([f"{who} {op}", f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p95_ms']:.2f}",
+                          f"{h['p99_ms']:.2f}", f"{h['max_ms']:.1f}", str(h["errors"])])
+    print_table(table)
+    print()
+    table = [["statement", "parse us", "prepare us (parse included)"]]
+    for q, c in costs.items():
+        table.append([q if len(q) < 60 else q[:57] + "...", f"{c['parse_us']:.0f}", f"{c['prepare_us']:.0f}"])
+    print_table(table)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.cql", description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=5000)
+    ap.add_argument("--seconds", type=float, default=5.0, help="closed-loop seconds per peak phase")
+    ap.add_argument("--row-factory", choices=("dict", "tuple", "named_tuple"), default="dict",
+                    help="the driver's row factory (dict: rows shaped as the own client's; named_tuple: "
+                         "the driver's default, which builds a namedtuple class per response)")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
+    ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
     settings = {"num_tokens": 8, "log_level": "WARNING"}
+    for item in args.node_setting:
+        key, _, value = item.partition("=")
+        settings[key] = tomllib.loads(f"v = {value}")["v"]
     with temp_cluster(3, name="benchcql", settings=settings) as cluster:
-        cql = cql_phases(cluster, args.rows, args.concurrency)
-        own = asyncio.run(own_phases(cluster, args.rows, args.concurrency))
-    print(f"3 nodes, RF 3, QUORUM, {args.rows} rows, {args.concurrency} in flight; "
-          f"cassandra-driver negotiated protocol v{cql['protocol']}")
-    table = [["operation", "CQL rows/s", "own rows/s", "CQL / own", "errors (CQL, own)", "found (CQL, own)"]]
-    for op in ("insert", "select"):
-        table.append([op, f"{cql[op]:,.0f}", f"{own[op]:,.0f}", f"{cql[op] / own[op]:.2f}x",
-                      f"{cql[op + '_errors']}, {own[op + '_errors']}",
-                      f"{cql['select_found']}, {own['select_found']}" if op == "select" else ""])
-    print_table(table)
-    return 0 if not any(d[op + "_errors"] for d in (cql, own) for op in ("insert", "select")) else 1
+        pids = [nh.pid for nh in cluster.nodes]
+        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory)
+        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
+    costs = parse_prepare_costs()
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
+          f"negotiated protocol v{cql['protocol']}, row factory {args.row_factory}")
+    report(cql, own, costs)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs}, f,
+                      indent=1)
+    return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (cql, own) for op in ("insert", "select")) \
+        else 1
 
 
 if __name__ == "__main__":

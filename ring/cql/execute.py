@@ -320,6 +320,10 @@ class Execution:
     def _read(self, p: PreparedStatement, plan: ReadPlan, values: list, params, level: str):
         table = self.node.store.table(plan.keyspace, plan.table)
         selection = Selection(p.statement, table, p.json_columns or p.result_columns, plan.filters, values)
+        if _is_row_read(plan, table, params):
+            ops = plan.operations(values)
+            if len(ops) == 1:
+                return (yield from self._read_row(p, ops[0], selection, params, level))
         ppl = resolve(plan.per_partition_limit, values) if plan.per_partition_limit is not None else None
         if ppl is not None and ppl is not UNSET and ppl <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
@@ -371,7 +375,17 @@ class Execution:
                     i += 1
         rows = _as_json(p, [[sink.counted]] if plan.count else sink.rows)
         return Rows.from_values(RowsMetadata(p.result_columns, paging_state=more.encode() if more else None,
-                                             no_metadata=params.skip_metadata), rows)
+                                             no_metadata=params.skip_metadata, specs=p.result_specs), rows)
+
+    def _read_row(self, p: PreparedStatement, op: tuple, selection: Selection, params, level: str):
+        """The common point read (one partition of a table without clustering columns, no LIMIT,
+        filter or paging state): at most one row, so one page; what `_read` would answer."""
+        name, args = op
+        args["consistency"] = level
+        (reply,) = yield [(name, args)]
+        rows = _as_json(p, [selection.project(row) for row in _result(reply)])
+        return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata,
+                                             specs=p.result_specs), rows)
 
     def _read_ordered(self, p, plan: ReadPlan, ops: list, table, selection: Selection, sink: RowSink, params, level):
         """IN with ORDER BY: every partition's rows, merged in clustering order, then LIMIT; one page
@@ -394,6 +408,12 @@ def _as_json(p: PreparedStatement, rows: list) -> list:
     if not p.json_columns:
         return rows
     return [[json_values.row_to_json(p.json_columns, row)] for row in rows]
+
+
+def _is_row_read(plan: ReadPlan, table, params) -> bool:
+    return (plan.op == "select" and not table.clustering and not plan.filters and plan.limit is None
+            and plan.per_partition_limit is None and not plan.distinct and not plan.count
+            and not params.paging_state)
 
 
 def _result(reply: Reply):

@@ -12,6 +12,7 @@ Errors are InvalidRequest in Cassandra's words; SELECT's rules live in select_ru
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ring.cql import ast, cas, collection_ops, ddl_plans, describe, role_stateme
 from ring.cql.literal import convert
 from ring.cql.parser import parse
 from ring.cql.plan import BatchPlan, UsePlan, WritePlan
-from ring.cql.result import ColumnSpec
+from ring.cql.result import ColumnSpec, encode_specs
 from ring.cql.select_rules import Binder, clustering_slice, prepare_select, table_of
 from ring.cql.types import CqlType, parse_type
 
@@ -40,6 +41,11 @@ class PreparedStatement:
     result_columns: tuple[ColumnSpec, ...]
     plan: object
     json_columns: tuple[ColumnSpec, ...] = ()   # SELECT JSON: the selection rendered into `[json]`
+
+    @functools.cached_property
+    def result_specs(self) -> tuple[int, bytes]:
+        """The result columns' metadata as encoded in every ROWS answer (result.encode_specs)."""
+        return encode_specs(self.result_columns)
 
     @property
     def result_metadata_id(self) -> bytes:

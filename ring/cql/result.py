@@ -45,8 +45,10 @@ class ColumnSpec:
     type: CqlType
 
 
-def _specs(columns: tuple[ColumnSpec, ...]) -> tuple[int, bytes]:
-    """(the Global_tables_spec flag or 0, the encoded table spec and column specs)."""
+def encode_specs(columns: tuple[ColumnSpec, ...]) -> tuple[int, bytes]:
+    """(the Global_tables_spec flag or 0, the encoded table spec and column specs). A prepared
+    statement keeps its own (PreparedStatement.result_specs): drivers that never ask to skip the
+    metadata (cassandra-driver) get it with every page."""
     tables = {(c.keyspace, c.table) for c in columns}
     if len(tables) == 1:
         ((keyspace, table),) = tables
@@ -62,6 +64,7 @@ class RowsMetadata:
     paging_state: bytes | None = None
     no_metadata: bool = False
     new_metadata_id: bytes | None = None      # v5: the result metadata changed since PREPARE
+    specs: tuple[int, bytes] | None = None    # encode_specs(columns), when the caller has it already
 
     def encode(self, version: int) -> bytes:
         flags = (HAS_MORE_PAGES if self.paging_state is not None else 0) | (NO_METADATA if self.no_metadata else 0)
@@ -69,7 +72,7 @@ class RowsMetadata:
         flags |= METADATA_CHANGED if changed else 0
         specs = b""
         if not self.no_metadata and self.columns:
-            spec_flag, specs = _specs(self.columns)
+            spec_flag, specs = self.specs or encode_specs(self.columns)
             flags |= spec_flag
         out = encode_int(flags) + encode_int(len(self.columns))
         if self.paging_state is not None:
@@ -142,7 +145,7 @@ class Prepared(Result):
         out = encode_short_bytes(self.query_id)
         if version >= 5:
             out += encode_short_bytes(self.result_metadata_id)
-        spec_flag, specs = _specs(self.bind) if self.bind else (0, b"")
+        spec_flag, specs = encode_specs(self.bind) if self.bind else (0, b"")
         out += encode_int(spec_flag) + encode_int(len(self.bind)) + encode_int(len(self.pk_indexes))
         out += b"".join(encode_short(i) for i in self.pk_indexes)
         return out + specs + self.result_metadata.encode(version)

@@ -30,17 +30,29 @@ CRC32_SEED = zlib.crc32(b"\xfa\x2d\x55\xca")
 _LENGTH_BITS = 17
 
 
-def crc24(value: int, length: int) -> int:
-    """CRC24 of the `length` low bytes of `value`, least significant byte first."""
-    crc = CRC24_INIT
-    for _ in range(length):
-        crc ^= (value & 0xFF) << 16
-        value >>= 8
+def _crc24_table() -> tuple[int, ...]:
+    """CRC24 of each byte value from a zero register: the spec's bit loop, run once per byte value."""
+    table = []
+    for byte in range(256):
+        crc = byte << 16
         for _ in range(8):
             crc <<= 1
             if crc & 0x1000000:
                 crc ^= CRC24_POLY
-    return crc & 0xFFFFFF
+        table.append(crc & 0xFFFFFF)
+    return tuple(table)
+
+
+_CRC24_TABLE = _crc24_table()
+
+
+def crc24(value: int, length: int) -> int:
+    """CRC24 of the `length` low bytes of `value`, least significant byte first (a byte a step)."""
+    crc, table = CRC24_INIT, _CRC24_TABLE
+    for _ in range(length):
+        crc = ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ value) & 0xFF]
+        value >>= 8
+    return crc
 
 
 def crc32(payload: bytes) -> int:

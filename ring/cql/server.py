@@ -92,6 +92,7 @@ class NativeServer:
         self.in_flight -= len(conn.executions)
         conn.executions.clear()
         conn.waiting.clear()
+        conn.requests.clear()
 
     def push(self, event: Response) -> list[tuple["ServerConnection", bytes]]:
         """The bytes of `event` for every connection registered for its type."""
@@ -168,6 +169,7 @@ class ServerConnection:
         self.refusal = refusal
         self.executions: dict[object, int] = {}         # Execution -> stream
         self.waiting: dict[int, object] = {}            # node request id -> Execution
+        self.requests: dict[object, list[int]] = {}     # Execution -> its node request ids
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -253,8 +255,11 @@ class ServerConnection:
         return self._follow(ex, more)
 
     def _follow(self, ex, more: list[ClientRequest]) -> Output:
-        for req in more:
-            self.waiting[req.id] = ex
+        if more:
+            ids = self.requests.setdefault(ex, [])
+            for req in more:
+                self.waiting[req.id] = ex
+                ids.append(req.id)
         if not ex.done:
             return Output(requests=list(more))
         out = self._respond(ex.response, self._finish(ex))
@@ -264,8 +269,8 @@ class ServerConnection:
     def _finish(self, ex) -> int:
         stream = self.executions.pop(ex)
         self.server.in_flight -= 1
-        for rid in [rid for rid, e in self.waiting.items() if e is ex]:
-            del self.waiting[rid]
+        for rid in self.requests.pop(ex, ()):
+            self.waiting.pop(rid, None)
         return stream
 
     def _bug(self, ex, e: BaseException) -> Output:

@@ -211,7 +211,8 @@ class DynamicSnitch(Snitch):
     (1 + badness_threshold) times the best score for that position; then it sorts by score
     (ties in subsnitch order). Threshold 1.0 (4.0's default): only a replica more than twice as
     bad is passed over. Cassandra recomputes scores every 100 ms and resets samples every 600 s;
-    here scores are recomputed on demand after a new sample, and the driver calls `reset()`.
+    here scores are recomputed on demand after a new sample (only the medians of endpoints with
+    new samples: one per reply, not all of them per read), and the driver calls `reset()`.
     """
 
     def __init__(self, subsnitch: Snitch, badness_threshold: float = 1.0, window: int = 100,
@@ -222,6 +223,7 @@ class DynamicSnitch(Snitch):
         self.alpha = alpha
         self._samples: dict[str, list[tuple[float, int]]] = {}
         self._scores: dict[str, float] | None = {}
+        self._medians: dict[str, float] = {}     # per endpoint, until its next sample
 
     def datacenter(self, ep: str) -> str:
         return self.subsnitch.datacenter(ep)
@@ -234,14 +236,17 @@ class DynamicSnitch(Snitch):
         samples.append((float(latency_ms), now_ms))
         if len(samples) > self.window:
             del samples[0]
+        self._medians.pop(ep, None)
         self._scores = None
 
     def reset(self) -> None:
         self._samples.clear()
+        self._medians.clear()
         self._scores = {}
 
     def forget(self, ep: str) -> None:
         """Drop one endpoint's samples (it came back up: its old latencies say nothing now)."""
+        self._medians.pop(ep, None)
         if self._samples.pop(ep, None) is not None:
             self._scores = None
 
@@ -258,7 +263,12 @@ class DynamicSnitch(Snitch):
 
     def scores(self) -> dict[str, float]:
         if self._scores is None:
-            medians = {ep: self._median(s) for ep, s in sorted(self._samples.items())}
+            medians = {}
+            for ep, samples in sorted(self._samples.items()):
+                m = self._medians.get(ep)
+                if m is None:
+                    m = self._medians[ep] = self._median(samples)
+                medians[ep] = m
             worst = max([1.0, *medians.values()])
             self._scores = {ep: m / worst for ep, m in medians.items()}
         return dict(self._scores)

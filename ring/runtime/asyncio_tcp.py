@@ -10,8 +10,8 @@ thread, never on the loop; then `Node.durable` releases it). An exception raised
 logged with the message type and counted (`node_errors`); the node keeps serving.
 
 Rooms: listener.py (the own-protocol port: peers and clients), native_transport.py (the CQL
-port), peers.py (outbound links),
-metrics_http.py (Prometheus), durability.py. Data directory layout: `<data_directory>/host_id`
+port), peers.py (outbound links), metrics_http.py (Prometheus), durability.py, gc_inspector.py
+(the collector tuned once started, its pauses counted). Data directory layout: `<data_directory>/host_id`
 (uuid4 hex, created once, fsynced) and the engine Store rooted at `<data_directory>` (data/,
 commitlog/, schema.db; docs/format.md).
 Run: `python -m ring.runtime.asyncio_tcp --config node.toml` (or `dynatable node --config`).
@@ -35,6 +35,7 @@ from ring.messages import ClientRequest, Durable, Reply, Send
 from ring.runtime import config as config_mod
 from ring.runtime.durability import DurabilityWaiter
 from ring.runtime.frames import ServerError
+from ring.runtime.gc_inspector import GcInspector, tune as tune_gc
 from ring.runtime.listener import Listener
 from ring.runtime.metrics_http import MetricsHttp
 from ring.runtime.native_transport import NativeTransport
@@ -89,6 +90,7 @@ class NodeProcess:
         self._tasks: list[asyncio.Task] = []
         self.node = None
         self.store = None
+        self.gc: GcInspector | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class NodeProcess:
             await self.native_transport.start()
             self.extra_metrics.append(self.native_transport.metrics)
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
+        self.gc = GcInspector(s.gc_log_threshold_ms)
+        self.extra_metrics.append(self.gc.metrics)
         if s.metrics_port:
             self.metrics.start(s.listen_address, s.metrics_port)
         log.info("listening on %s (host id %s, data %s)", self.endpoint, self.host_id, s.data_directory)
@@ -132,6 +136,8 @@ class NodeProcess:
         finally:
             self.store.close()
             self.metrics.shutdown()
+            if self.gc is not None:
+                self.gc.close()
         log.info("stopped")
 
     async def _tick_loop(self) -> None:
@@ -218,6 +224,7 @@ async def serve(settings: config_mod.NodeSettings, node_factory=None) -> None:
     """Run a node until SIGTERM or SIGINT, then stop it and close its store."""
     process = NodeProcess(settings, node_factory)
     await process.start()
+    tune_gc(settings.gc_young_threshold)     # the process is ours alone (not in tests' NodeProcesses)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -63,6 +63,10 @@ class NodeSettings:
     peer_queue_frames_max: int = _key(10_000, "frames queued per unreachable peer before dropping")
     cluster_secret: str = _key("", "shared secret for HMAC connection auth; empty = no auth")
     log_level: str = _key("INFO", "DEBUG | INFO | WARNING | ERROR")
+    gc_young_threshold: int = _key(
+        5_000, "after startup: gc.freeze() and this generation-0 threshold (Python's is 700); 0 = leave the "
+        "collector as Python sets it")
+    gc_log_threshold_ms: int = _key(200, "log a garbage-collector pause of at least this many ms at INFO")
     native_transport_max_concurrent_connections: int = _key(
         1024, "CQL connections at once; more are answered Overloaded and closed")
     native_transport_max_requests_per_connection: int = _key(

@@ -10,8 +10,10 @@ With PasswordAuthenticator it creates system_auth locally at start (roles.ensure
 `superuser_setup_delay_ms` later, runs roles.setup_default_superuser through the node (retried
 until it succeeds).
 
-Backpressure: reading a connection waits for its writes to drain. A connection's failure closes
-only that connection; an exception that escaped an execution is logged and counted
+Writes are coalesced: what a connection's statements answer during one loop iteration goes out in
+one `write` (one send() instead of one per response). Backpressure: reading a connection waits
+for its writes to drain. A connection's failure closes only that connection; an exception that
+escaped an execution is logged and counted
 (`cql_server_errors`), and the node keeps serving.
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ class NativeTransport:
         self.server: NativeServer | None = None
         self._asyncio_server: asyncio.Server | None = None
         self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
+        self._outbox: dict[ServerConnection, list[bytes]] = {}     # written at the end of this iteration
         self._schema_version = None
         self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
 
@@ -101,6 +104,7 @@ class NativeTransport:
         except Exception:
             log.exception("CQL connection from %s failed", writer.get_extra_info("peername"))
         finally:
+            self._flush()                       # what is already answered still goes out
             self.server.disconnect(conn)
             self._writers.pop(conn, None)
             writer.close()
@@ -109,14 +113,15 @@ class NativeTransport:
         writer = self._writers.get(conn)
         if writer is None:
             return
-        if out.data and not writer.is_closing():
-            writer.write(out.data)
+        if out.data:
+            self._write(conn, out.data)
         self._log_bugs()
         for req in out.requests:
             self.process.submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
         for event in out.events + (self._schema_events(out.events) if out.events else []):
             self._push(event)
         if out.close:
+            self._flush()
             writer.close()
 
     def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
@@ -124,9 +129,20 @@ class NativeTransport:
 
     def _push(self, event) -> None:
         for conn, data in self.server.push(event):
+            self._write(conn, data)
+
+    def _write(self, conn: ServerConnection, data: bytes) -> None:
+        """Queue `data`; the queue is written once at the end of this loop iteration."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.setdefault(conn, []).append(data)
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for conn, chunks in outbox.items():
             writer = self._writers.get(conn)
             if writer is not None and not writer.is_closing():
-                writer.write(data)
+                writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _setup_superuser(self) -> None:
         """PasswordAuthenticator: once, `superuser_setup_delay_ms` after start, create the default

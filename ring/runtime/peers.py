@@ -3,10 +3,12 @@
 A link owns one connection of our own to the peer (hello with role "peer", then the optional HMAC
 challenge; docs/format.md (wire)) and a bounded queue of encoded frames. It connects lazily on the
 first frame, reconnects with backoff 100 ms -> 5 s, drops the oldest frame when the queue is full
-(`peer_queue_frames_max`), and writes every queued frame in one write. A frame still queued after
-`write_request_timeout_ms` is dropped unsent (its request has timed out and been hinted, as
-Cassandra expires internode messages). The peer never writes on this connection: data or EOF
-from it means the link is broken.
+(`peer_queue_frames_max`), and writes every frame queued during one loop iteration in one write,
+from a callback at the end of the iteration (no task wakes per message). While the connection's
+write buffer is over its high-water mark the link stops writing until it drains. A frame still
+queued after `write_request_timeout_ms` is dropped unsent (its request has timed out and been
+hinted, as Cassandra expires internode messages). The peer never writes on this connection:
+data or EOF from it means the link is broken.
 
 `Peers.dropped` holds the nemesis's drop rules (a partition without root privileges): messages to
 those peers are counted and dropped here, messages from them by the listener.
@@ -56,15 +58,47 @@ class PeerLink:
         self.connected = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._writer: asyncio.StreamWriter | None = None     # set while connected and not draining
+        self._flush_soon = False
 
     def send(self, frame: bytes) -> None:
         if len(self.queue) >= self.settings.peer_queue_frames_max:
             self.queue.popleft()
             self.dropped += 1
         self.queue.append((time.monotonic(), frame))
-        self._wakeup.set()
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """End of the loop iteration: write what was queued, or leave it to the pump."""
+        self._flush_soon = False
+        if self._writer is not None:
+            self._write(self._writer)
+        else:
+            self._wakeup.set()
+
+    def _write(self, writer: asyncio.StreamWriter) -> None:
+        oldest = time.monotonic() - self.settings.write_request_timeout_ms / 1000
+        queue = self.queue
+        if not queue:
+            return
+        if queue[0][0] >= oldest:
+            frames = [frame for _, frame in queue]
+        else:
+            frames = [frame for queued_at, frame in queue if queued_at >= oldest]
+            self.expired += len(queue) - len(frames)
+        queue.clear()
+        if not frames:
+            return
+        writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self.stats["peer_frames_sent"] += len(frames)
+        transport = writer.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            self._writer = None             # over the high-water mark: the pump drains first
+            self._wakeup.set()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -113,23 +147,21 @@ class PeerLink:
         woken = None
         try:
             while True:
-                if not self.queue:
-                    self._wakeup.clear()
-                    woken = asyncio.ensure_future(self._wakeup.wait())
-                    await asyncio.wait((woken, closed), return_when=asyncio.FIRST_COMPLETED)
-                    woken.cancel()
                 if closed.done():
                     raise ConnectionResetError("peer closed the connection")
-                oldest = time.monotonic() - self.settings.write_request_timeout_ms / 1000
-                frames = [frame for queued_at, frame in self.queue if queued_at >= oldest]
-                self.expired += len(self.queue) - len(frames)
-                self.queue.clear()
-                if not frames:
-                    continue
-                writer.write(b"".join(frames))
-                self.stats["peer_frames_sent"] += len(frames)
                 await writer.drain()
+                if self.queue:
+                    self._write(writer)         # what was queued while unconnected or draining
+                    if writer.transport.get_write_buffer_size() > writer.transport.get_write_buffer_limits()[1]:
+                        continue
+                self._writer = writer           # from here on _flush writes directly
+                self._wakeup.clear()
+                woken = asyncio.ensure_future(self._wakeup.wait())
+                await asyncio.wait((woken, closed), return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                self._writer = None
         finally:
+            self._writer = None
             closed.cancel()
             if woken is not None:
                 woken.cancel()
