@@ -26,6 +26,10 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   is answered by a plain read at ONE (LOCAL_ONE), with no Paxos round (at QUORUM the simulator
   catches it only rarely: blocking read repair hides most of it).
 
+* `batchlog_coordinator_dies` -> `stop_after_batchlog` (injected, not a mutant: `INJECTED`), at
+  ops/batchlog.py `LoggedBatch.on_part`: once its batchlog write is acknowledged, a logged batch's
+  coordinator sends nothing more and never answers, as if it died there (the replay must finish it).
+
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
@@ -52,6 +56,12 @@ MUTANTS = {
     "serial_read_without_paxos": "serial_read_plain",
 }
 
+# injected faults, not mutants (no checker is meant to catch them): a test makes the failure it
+# needs happen at a named seam. Same switch (`NodeConfig.canary_mutant`), same rules.
+INJECTED = {
+    "batchlog_coordinator_dies": "stop_after_batchlog",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Faults:
@@ -63,6 +73,7 @@ class Faults:
     paxos_accept_below_promise: bool = False  # Paxos: an acceptor accepts below its promise
     paxos_commit_early: bool = False          # Paxos: commit at the first accept, not a quorum
     serial_read_plain: bool = False           # a SERIAL read runs no Paxos round
+    stop_after_batchlog: bool = False         # injected: a logged batch's coordinator dies after its batchlog write
 
     @classmethod
     def none(cls) -> Faults:
@@ -74,9 +85,10 @@ class Faults:
         """The policy of one canary mutant, by its CLI name; the empty name is `none()`."""
         if not name:
             return _NONE
-        field_name = MUTANTS.get(name)
+        field_name = MUTANTS.get(name) or INJECTED.get(name)
         if field_name is None:
-            raise ConfigurationError(f"unknown canary mutant {name!r}; use one of: {', '.join(sorted(MUTANTS))}")
+            known = ", ".join(sorted(MUTANTS) + sorted(INJECTED))
+            raise ConfigurationError(f"unknown canary mutant {name!r}; use one of: {known}")
         return cls(**{field_name: True})
 
 
