@@ -101,3 +101,31 @@ def test_a_single_node_cluster_keeps_its_own_batchlog():
     c.sim.run_for(500)
     assert all(present(c.sim, "n1")) and entries(c.sim, "n1") == []
     c.sim.close()
+
+
+def test_using_timestamp_stamps_every_statement_of_a_logged_batch():
+    c = cluster(8)
+    c.ok("n2", BATCH.replace("BEGIN BATCH", "BEGIN BATCH USING TIMESTAMP 1234567"), consistency="ALL")
+    assert {c.sim.local_row("n3", "ks", t, {"k": k})[f"writetime({col})"] for t, k, col, _ in ROWS} == {1234567}
+    c.sim.close()
+
+
+def test_a_timeout_after_the_batchlog_write_says_batch_and_the_replay_finishes_it():
+    kinds = []
+    for seed in range(1, 13):               # the batchlog endpoints are 2 of n2-n4, chosen at random
+        if "BATCH" in kinds:
+            break
+        c = cluster(seed, nodes=4, rf=4, phi_convict_threshold=12.0, gossip_interval_ms=1000)
+        c.sim.pause("n4")                   # alive to the failure detector for a while yet
+        r = c.run("n1", BATCH, consistency="ALL")
+        assert isinstance(r, WriteTimeout), r
+        holders = [n for n in ("n2", "n3") if entries(c.sim, n)]
+        kinds.append(r.write_type)
+        assert r.write_type == ("BATCH" if len(holders) == 2 else "BATCH_LOG"), (r, holders)
+        if r.write_type == "BATCH":         # applied where it could be; the entry stays for the replay
+            assert all(present(c.sim, "n2"))
+            c.sim.resume("n4")
+            c.sim.run_for(15_000)
+            assert all(present(c.sim, "n4")) and entries(c.sim, "n2") == entries(c.sim, "n3") == []
+        c.sim.close()
+    assert "BATCH" in kinds
