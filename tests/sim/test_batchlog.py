@@ -129,3 +129,22 @@ def test_a_timeout_after_the_batchlog_write_says_batch_and_the_replay_finishes_i
             assert all(present(c.sim, "n4")) and entries(c.sim, "n2") == entries(c.sim, "n3") == []
         c.sim.close()
     assert "BATCH" in kinds
+
+
+def test_the_native_clients_logged_batch_spans_tables_and_partitions():
+    from ring.client.session import SessionAPI
+
+    class SimSession(SessionAPI):             # the client's request building, run on the simulator
+        def _run(self, op, args, post=None):
+            return self.sim.request("n2", op, **args)
+
+    c = cluster(9)
+    s = SimSession()
+    s.sim, s.keyspace = c.sim, "ks"
+    result = s.logged_batch([{"op": "insert", "table": "t", "row": {"k": 1, "v": "a"}},
+                             {"op": "insert", "table": "t", "row": {"k": 2, "v": "b"}},
+                             {"op": "update", "table": "t", "key": {"k": 3}, "set": {"v": "c"}},
+                             {"op": "insert", "table": "u", "row": {"k": 4, "w": 40}}], consistency="ALL")
+    assert isinstance(result["timestamp"], int)
+    assert all(present(c.sim, "n1")) and c.sim.nodes["n2"].node.stats.get("logged_batches") == 1
+    c.sim.close()
