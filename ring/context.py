@@ -105,6 +105,14 @@ class Context:
     def host_id_of(self, ep: str) -> str | None:
         return self._node.host_id_of(ep)
 
+    def write_replicas(self, keyspace: str, token: int) -> list[str]:
+        """Every endpoint a write of `token` goes to: the natural replicas, then the pending ones."""
+        return self._node.replicas(keyspace, token) + list(self._node.pending_endpoints(keyspace, token))
+
+    def hint(self, ep: str, table, key: bytes, payload: bytes) -> bool:
+        """Keep a mutation for replica `ep` (hinted handoff); False if no hint was stored."""
+        return self._node.hint(ep, table, key, payload)
+
     # -- topology operations (ring/operations/) -------------------------------------------------
 
     @property

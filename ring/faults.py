@@ -43,6 +43,10 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   its heartbeat frozen and convict it. No history property fails; `workload.finish` records
   whether the cluster converged after the final heal, and `check_convergence` fails P8 if not.
 
+* `batchlog_coordinator_dies` -> `stop_after_batchlog` (injected, not a mutant: `INJECTED`), at
+  ops/batchlog.py `LoggedBatch.on_part`: once its batchlog write is acknowledged, a logged batch's
+  coordinator sends nothing more and never answers, as if it died there (the replay must finish it).
+
 The engine cannot import ring/, so the last one reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
@@ -72,6 +76,12 @@ MUTANTS = {
     "each_quorum_hint_wrong_dc": "hint_counts_locally",
 }
 
+# injected faults, not mutants (no checker is meant to catch them): a test makes the failure it
+# needs happen at a named seam. Same switch (`NodeConfig.canary_mutant`), same rules.
+INJECTED = {
+    "batchlog_coordinator_dies": "stop_after_batchlog",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Faults:
@@ -86,6 +96,7 @@ class Faults:
     repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
     gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
     hint_counts_locally: bool = False         # EACH_QUORUM: a hint for a remote replica counts locally
+    stop_after_batchlog: bool = False         # injected: a logged batch's coordinator dies after its batchlog write
 
     @classmethod
     def none(cls) -> Faults:
@@ -97,9 +108,10 @@ class Faults:
         """The policy of one canary mutant, by its CLI name; the empty name is `none()`."""
         if not name:
             return _NONE
-        field_name = MUTANTS.get(name)
+        field_name = MUTANTS.get(name) or INJECTED.get(name)
         if field_name is None:
-            raise ConfigurationError(f"unknown canary mutant {name!r}; use one of: {', '.join(sorted(MUTANTS))}")
+            known = ", ".join(sorted(MUTANTS) + sorted(INJECTED))
+            raise ConfigurationError(f"unknown canary mutant {name!r}; use one of: {known}")
         return cls(**{field_name: True})
 
 

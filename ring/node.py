@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass, field
 
 from engine.errors import EngineError, InvalidRequest
+from ring import batchlog
 from ring import membership as ms
 from ring import replica
 from ring import speculative_retry
@@ -82,6 +83,7 @@ class NodeConfig:
     auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
     cas_contention_timeout_ms: int = 1000  # a lightweight transaction retries contention this long
     ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
+    batchlog_replay_interval_ms: int = batchlog.REPLAY_INTERVAL_MS  # list the batchlog, replay old entries
     # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
     # lists them); it becomes `faults`, the policy the seams read. Never set in production.
     canary_mutant: str = ""
@@ -130,6 +132,8 @@ class Node:
         self.read_latency = speculative_retry.LatencyTracker()  # replica read latencies, for 99p
         create_system_tables(store)
         paxos_state.create_table(store)
+        batchlog.create_table(store)
+        self.batchlog = batchlog.Batchlog(self.context)  # this node's entries of others' logged batches
         self.ballots = BallotClock(config.host_id)  # Paxos ballots of the rounds this node proposes
         self._ring_key = None
         self.handlers: dict[int, object] = {}
@@ -230,6 +234,7 @@ class Node:
                 if type(handler) is WriteHandler:
                     self.handoff.hint_unacked(handler)
         effects += self.handoff.deliver(now_ms)
+        effects += self._local(self.batchlog.tick(now_ms))
         return effects
 
     def stop(self) -> None:

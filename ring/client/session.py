@@ -75,6 +75,16 @@ class SessionAPI:
         return self._data("batch", table, keyspace, consistency, statements=list(statements), timestamp=timestamp,
                           **_lwt(serial_consistency=serial_consistency))
 
+    def logged_batch(self, statements: list, consistency="ONE", keyspace: str | None = None,
+                     timestamp: int | None = None):
+        """A LOGGED batch over any tables and partitions, all or nothing eventually (the batchlog,
+        docs/ring.md#batchlog): statements [{"op": "insert" | "update" | "delete", "table", and that
+        op's arguments}, ...], no conditions; one timestamp for those without their own."""
+        ks, level = self._ks(keyspace), level_name(consistency)
+        mutations = [[s["op"], {"keyspace": ks, "consistency": level, **{k: v for k, v in s.items() if k != "op"}}]
+                     for s in statements]
+        return self._run("logged_batch", {"mutations": mutations, "consistency": level, "timestamp": timestamp})
+
     def get(self, table: str, key: dict, columns=None, writetime: bool = False, consistency="ONE",
             keyspace: str | None = None):
         return self._data("get", table, keyspace, consistency, key=key, columns=columns, writetime=writetime)

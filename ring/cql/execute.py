@@ -7,9 +7,10 @@ every `Reply` back, and when `done` sends `response` (a RESULT or an ERROR) and 
 (SCHEMA_CHANGE) to the connections that registered for them. Request ids come from the
 injected `ids()`; nothing here touches sockets, clocks or randomness.
 
-Rules: writes of one statement or batch go out together and the statement answers VOID once all
-are acknowledged (the first error wins; a batch's WriteTimeout says UNLOGGED_BATCH, since a
-LOGGED batch runs unlogged here). Reads run their operations one at a time in order, fetching at
+Rules: writes of one statement or UNLOGGED batch go out together and the statement answers VOID
+once all are acknowledged (the first error wins; a batch's WriteTimeout says UNLOGGED_BATCH). A
+LOGGED batch of more than one statement is one `logged_batch` op (ring/ops/batchlog.py: the
+batchlog, then the mutations; its WriteTimeout says BATCH_LOG or BATCH). Reads run their operations one at a time in order, fetching at
 most what still fits in the page, so a page never overflows and the paging state (paging.py)
 resumes exactly after the last row fetched, on any node. system.* and system_schema.* are
 answered locally (system_tables.py). DDL checks existence first: CREATE of an existing keyspace
@@ -146,7 +147,8 @@ class Execution:
                 args = {"keyspace": plans[0].keyspace, "table": plans[0].table,
                         "statements": [pl.statement(v) for pl, (_, v) in zip(plans, conditional)]}
                 return (yield from ex._cas(plan, [("batch", args)], batch.consistency.name, batch.serial_consistency))
-            return (yield from ex._write(ops, batch.consistency.name, batch.timestamp, True))
+            return (yield from ex._write(ops, batch.consistency.name, batch.timestamp, True,
+                                         batch.batch_type.name == "LOGGED"))
         return cls(node, session, ids, body)
 
     # -- the driver's side ---------------------------------------------------------------------
@@ -206,19 +208,25 @@ class Execution:
             raise InvalidRequest("SERIAL/LOCAL_SERIAL consistency may only be requested for one partition at a time")
         if isinstance(plan, (WritePlan, BatchPlan)):
             return (yield from self._write(plan.operations(values), level, params.timestamp,
-                                           isinstance(plan, BatchPlan)))
+                                           isinstance(plan, BatchPlan),
+                                           isinstance(plan, BatchPlan) and plan.kind == "LOGGED"))
         if isinstance(plan, (VirtualPlan, DescribePlan)):
             return Rows.from_values(RowsMetadata(p.result_columns, no_metadata=params.skip_metadata),
                                     plan.run(self.node, values))
         assert isinstance(plan, ReadPlan), plan
         return (yield from self._read(p, plan, values, params, level))
 
-    def _write(self, ops: list, level: str, timestamp: int | None, batch: bool):
+    def _write(self, ops: list, level: str, timestamp: int | None, batch: bool, logged: bool = False):
         yield from self._settle_lists(ops, level)
         for _, args in ops:
             args["consistency"] = level
             if timestamp is not None:
                 args.setdefault("timestamp", timestamp)
+        if logged and len(ops) > 1:   # the node's logged_batch op (ring/ops/batchlog.py): one timestamp,
+            (reply,) = yield [("logged_batch", {"mutations": [[op, args] for op, args in ops],  # the batchlog
+                                                "consistency": level, "timestamp": timestamp})]
+            _result(reply)             # its WriteTimeout already says BATCH_LOG or BATCH
+            return Void()
         replies = yield ops
         for reply in replies:
             if isinstance(reply.error, WriteTimeout) and batch:

@@ -8,12 +8,13 @@ topology.py (repair and ring changes). The names are the client protocol's: neve
 """
 from __future__ import annotations
 
-from ring.ops import admin, data, lwt, schema, snapshot, topology, truncate
+from ring.ops import admin, batchlog, data, lwt, schema, snapshot, topology, truncate
 
 OPS = {
     # data
     "insert": lwt.insert, "delete": lwt.delete, "get": lwt.get, "select": lwt.select, "scan": data.scan,
     "index_query": data.query_index, "update": lwt.update, "batch": lwt.batch,
+    "logged_batch": batchlog.logged_batch,
     # schema
     "create_keyspace": schema.create_keyspace, "create_table": schema.create_table,
     "create_index": schema.create_index, "drop_index": schema.drop_index, "drop_table": schema.drop_table,
@@ -38,4 +39,4 @@ OPS = {
 # what a drained node refuses (nodetool drain): every op that writes
 WRITES = frozenset({"insert", "delete", "update", "create_keyspace", "create_table", "create_index",
                     "drop_index", "drop_table", "drop_keyspace", "restoresnapshot", "alter_table",
-                    "alter_keyspace", "truncate"})
+                    "alter_keyspace", "truncate", "logged_batch"})

@@ -78,6 +78,9 @@ class NodeSettings:
         "system_auth.roles; default superuser cassandra/cassandra, change it)")
     superuser_setup_delay_ms: int = _key(
         10_000, "PasswordAuthenticator: wait this long after start before creating the default superuser")
+    batchlog_replay_interval_ms: int = _key(10_000, "list this node's batchlog and replay entries older than "
+                                             "2 x write_request_timeout_ms this often")
+    canary_mutant: str = _key("", "test-only: a fault of ring/faults.py to inject; never set in production")
 
     def endpoint(self) -> str:
         host = self.listen_address
@@ -136,7 +139,8 @@ def _validate(s: NodeSettings) -> None:
         raise ConfigurationError(f"config key 'superuser_setup_delay_ms' must be >= 0, got {s.superuser_setup_delay_ms}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):
         raise ConfigurationError(f"commitlog_sync must be periodic, batch or group, not {s.commitlog_sync!r}")
-    for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max"):
+    for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max",
+                 "batchlog_replay_interval_ms"):
         if getattr(s, name) <= 0:
             raise ConfigurationError(f"config key '{name}' must be positive, got {getattr(s, name)}")
     if not 0 <= s.metrics_port < 65536 or not 0 < s.port < 65536 or not 0 < s.native_transport_port < 65536:
