@@ -275,7 +275,7 @@ def cqlsh(node_name, cqlsh_args, name, root) -> None:
     here = os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])), "cqlsh")
     program = here if os.access(here, os.X_OK) else shutil.which("cqlsh")
     if program is None:
-        fail("cqlsh is not installed: run `pip install -e '.[cqlsh]'` (or `pip install cqlsh`) in dynatable's venv")
+        fail("cqlsh is not installed: run `pip install -e .` (it brings cqlsh) or `pip install 'cqlsh>=6.2.2,<6.3'` in dynatable's venv")
     host, _, port = nh.cql_endpoint.rpartition(":")
     sys.stdout.flush()
     os.execv(program, [program, host, port, *cqlsh_args])
