@@ -100,6 +100,7 @@ class ColumnFamilyStore:
         self.row_cache = RowCache(options["row_cache_size"]) if options["row_cache_size"] else None
         self.indexes: dict = {}               # name -> engine.secondary_index.SecondaryIndex
         self.writes = 0
+        self.truncated_at_ms: int | None = None  # the last TRUNCATE's time (engine/truncation.py)
         self.stats = {"flushes": 0, "compactions": 0, "tombstone_warnings": 0, "bytes_compacted": 0}
 
     # -- startup ----------------------------------------------------------------------------

@@ -445,8 +445,9 @@ def decode_key(table: Table, key: bytes) -> dict:
 
 
 def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=None,
-             writetime: bool = False, paths: bool = False) -> dict:
-    """A live row as a plain dict; with writetime=True also 'writetime(col)' entries (µs).
+             writetime: bool = False, paths: bool = False, ttl_now: int | None = None) -> dict:
+    """A live row as a plain dict; with writetime=True also 'writetime(col)' entries (µs), with
+    ttl_now (the reader's clock, s) also 'ttl(col)': the seconds left, None for a cell without TTL.
 
     A multi-cell collection is assembled from its element cells (none: the column is absent,
     i.e. null); paths=True gives a list as [(path, value), ...] (what `l[i] = v` needs)."""
@@ -475,6 +476,8 @@ def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=Non
             row[col.name] = cql_types.deserialize(col.cql_type, value)
         if writetime:
             row[f"writetime({col.name})"] = cell[0]
+        if ttl_now is not None:
+            row[f"ttl({col.name})"] = cell[1] - ttl_now if cell[2] else None
     if elements:
         for col_id, pairs in elements.items():
             col = by_id.get(col_id)
@@ -488,5 +491,7 @@ def row_dict(table: Table, key_values: dict, ck: bytes, cells: dict, columns=Non
         keep = set(columns) | set(key_values) | {c.name for c in table.clustering}
         if writetime:
             keep |= {f"writetime({c})" for c in columns}
+        if ttl_now is not None:
+            keep |= {f"ttl({c})" for c in columns}
         row = {k: v for k, v in row.items() if k in keep}
     return row

@@ -55,12 +55,14 @@ def recover(path: str, options: dict, clock, write_lock: threading.RLock) -> tup
         ignore_replay_errors=ignore_replay_errors(options))
     catalog = Catalog(path, options, clock, keyspaces or {}, commit_log, write_lock)
     try:
-        floors = truncation.replay_floor(truncation.load(path))
+        records = truncation.load(path)
+        floors = truncation.replay_floor(records)
         for ks in catalog.keyspaces.values():
             for table in ks.tables.values():
                 catalog.open_table(table, (0, 0))
                 if table.id in floors:
                     truncation.drop_truncated(catalog.cfs[table.id], floors[table.id])
+                    catalog.cfs[table.id].truncated_at_ms = records[table.id][1]
         replayed, orphans = replay(commit_log, catalog.cfs, floors)
         if orphans and keyspaces is None:
             raise CorruptionError(schema_path(path), 0, f"missing, but the commit log holds "

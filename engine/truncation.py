@@ -18,7 +18,9 @@ Invariants:
   crash between the record and the MANIFEST left it live): the next open drops it
   (`drop_truncated`);
 * writes after the truncate (positions > P) are kept; a bad truncated.db refuses the open
-  with CorruptionError (file and offset), never a silent resurrection.
+  with CorruptionError (file and offset), never a silent resurrection;
+* a hint created at or before truncated_at is dropped by the replica it reaches
+  (`truncated_at_ms`, ring/replica.py answer_hint), as Cassandra's Hint.apply does.
 Layout of truncated.db: docs/format.md#truncation-record.
 """
 from __future__ import annotations
@@ -85,6 +87,12 @@ def save(store_path: str, records: dict[str, tuple]) -> None:
 
 # -- open: what recovery must not bring back ----------------------------------------------------
 
+def truncated_at_ms(store, table_id: str) -> int | None:
+    """When the table was last truncated on this node (wall clock, ms), or None."""
+    cfs = store.cfs.get(table_id)
+    return cfs.truncated_at_ms if cfs is not None else None
+
+
 def replay_floor(records: dict[str, tuple]) -> dict[str, tuple]:
     """{table_id: P}: replay skips a table's records at positions <= P."""
     return {tid: pos for tid, (pos, _) in records.items()}
@@ -131,6 +139,7 @@ def _discard(store, cfs) -> int:
     records[cfs.table.id] = (position, at_ms)
     save(store.path, records)                      # durable before anything is dropped
     cfs.memtable = Memtable(position)
+    cfs.truncated_at_ms = at_ms
     old = [s.generation for s in cfs.sstables]
     cfs.manifest.commit({}, old)
     cfs.sstables = []  # readers stay open for reads in flight (as after a compaction)

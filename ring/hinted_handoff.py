@@ -5,13 +5,15 @@ Rule: hinted_handoff.py decides and stores; node.py sends. Hints live in the nod
 they survive restarts like any write. Each hint expires after the smallest `gc_grace_seconds` of
 the tables it touches (Cassandra's hint TTL): a hint older than that could resurrect deleted data.
 No hint is stored for a node down longer than `max_hint_window_ms` (3 h). Hints never count
-toward a consistency level, except ANY, where a stored hint is the acknowledgement.
+toward a consistency level, except ANY, where a stored hint is the acknowledgement. A hint travels
+as a HintRequest carrying its creation time (the hint row's write time): the target drops it if
+the table was truncated there since (ring/replica.py answer_hint).
 """
 from __future__ import annotations
 
 from engine.errors import InvalidRequest
 from ring import membership as ms
-from ring.messages import MutationRequest, Send
+from ring.messages import HintRequest, Send
 
 SYSTEM = "system"
 TABLE = "hints"
@@ -78,7 +80,7 @@ class HintStore:
             after = chunk.last_id if chunk is not None else None
             rows = self.store.select(SYSTEM, TABLE, {"target": target_host},
                                      start=None if after is None else {"id": after}, start_inclusive=False,
-                                     limit=CHUNK_HINTS)
+                                     limit=CHUNK_HINTS, writetime=True)  # writetime: the hint's creation
             if not rows:
                 self.chunks.pop(target_host, None)
                 self.pending.pop(target_host, None)  # everything delivered or expired
@@ -187,7 +189,8 @@ class Handoff:
             for row in hints.next_batch(host, ctx.config.hints_per_tick):
                 delivery = HintDelivery(hints, host, row["id"], now_ms + ctx.config.write_request_timeout_ms)
                 msg_id = ctx.register(delivery)
-                out.append(Send(ep, MutationRequest(msg_id, row["table_id"], row["key"], row["payload"])))
+                out.append(Send(ep, HintRequest(msg_id, row["table_id"], row["key"], row["payload"],
+                                                row["writetime(payload)"])))
         return out
 
 

@@ -32,7 +32,6 @@ from engine.partition import (
     merge_all,
 )
 from engine.secondary_index import decode_paging_state
-from engine.store import project
 from ring.errors import ReadFailure, ReadTimeout
 from ring.messages import (
     IndexReadRequest,
@@ -71,12 +70,15 @@ def start(ctx, request_id: int, level, table, args: dict, subranges: list) -> li
     handler = IndexQueryHandler(ctx, request_id, level, table, restrictions, subranges, resume, page_size,
                                 columns, ctx.now_ms + ctx.config.range_request_timeout_ms,
                                 ctx.wall_us() // 1_000_000)
+    handler.writetime, handler.ttl_now = bool(args.get("writetime")), handler.now_s if args.get("ttl") else None
     ctx.count("index_queries")
     return handler.start()
 
 
 class IndexQueryHandler:
     msg_id = None
+    writetime = False               # 'writetime(col)' entries in the rows
+    ttl_now = None                  # the clock (s) 'ttl(col)' entries count from; None: no such entries
 
     def __init__(self, ctx, request_id: int, level, table, restrictions: list, subranges: list, resume,
                  page_size: int, columns, deadline_ms: int, now_s: int):
@@ -177,9 +179,11 @@ class IndexQueryHandler:
             self.after = (token, key, ck)
             if not cells:
                 continue
-            row = mut.row_dict(table, mut.decode_key(table, key), ck, cells)
+            key_values = mut.decode_key(table, key)
+            row = mut.row_dict(table, key_values, ck, cells, None, self.writetime, ttl_now=self.ttl_now)
             if rs.matches(table, self.restrictions, row):
-                self.rows.append(project(table, row, self.columns))
+                self.rows.append(row if self.columns is None else mut.row_dict(
+                    table, key_values, ck, cells, self.columns, self.writetime, ttl_now=self.ttl_now))
                 if len(self.rows) >= self.page_size:
                     self.done = True
                     return [Reply(self.request_id, result={"rows": self.rows,

@@ -152,6 +152,17 @@ class MutationRequest:
     payload: bytes         # an encoded partition update (engine/partition.py)
 
 
+@message(16)
+class HintRequest:
+    """A stored hint delivered (answered by a MutationResponse): the receiver drops it when the
+    table was truncated at or after the hint was created (Cassandra's Hint.apply)."""
+    id: int
+    table_id: str
+    key: bytes
+    payload: bytes
+    created_us: int        # when the coordinator stored the hint, on its wall clock
+
+
 @message(11)
 class MutationResponse:
     id: int

@@ -36,8 +36,8 @@ from ring.faults import Faults
 from ring.gossip import Gossiper
 from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
-                           IndexReadResponse, MutationRequest, MutationResponse, PrepareResponse, ProposeResponse,
-                           RangeReadResponse, ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamResponse,
+                           HintRequest, IndexReadResponse, MutationRequest, MutationResponse, PrepareResponse,
+                           ProposeResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamResponse,
                            TruncateResponse, ValidationResponse)
 from ring.paxos import acceptor as paxos_acceptor
 from ring.paxos import state as paxos_state
@@ -261,10 +261,11 @@ class Node:
 
     def _dispatch(self, src: str, msg) -> list:
         kind = type(msg)
-        if kind is MutationRequest:
+        if kind is MutationRequest or kind is HintRequest:
             if self.mode == "DRAINED":
                 return [Send(src, MutationResponse(msg.id, "this replica was drained (nodetool drain)"))]
-            response, position = replica.answer_mutation(self.store, msg)
+            answer = replica.answer_mutation if kind is MutationRequest else replica.answer_hint
+            response, position = answer(self.store, msg)
             if response.error is None:
                 self.meter.count("replica_mutations")
             if position is None:

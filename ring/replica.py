@@ -15,6 +15,7 @@ driver as a `Durable` effect, so no fsync wait ever runs inside the node.
 from __future__ import annotations
 
 from engine import restriction as rs
+from engine import truncation
 from engine.errors import EngineError, InvalidRequest
 from engine.partition import encode_partition, slice_partition
 from engine.schema import Table
@@ -23,7 +24,7 @@ from ring.anti_entropy import scan_bounds, unwrap
 from ring.coordinator import canonical_payload, digest_of
 from ring.index_query import MAX_FETCH_ROWS, MAX_PAGE_ROWS, MAX_RESPONSE_BYTES, row_slice
 from ring.merkle import MerkleTree
-from ring.messages import (IndexReadRequest, IndexReadResponse, MutationRequest, MutationResponse, RangeReadRequest,
+from ring.messages import (HintRequest, IndexReadRequest, IndexReadResponse, MutationRequest, MutationResponse, RangeReadRequest,
                            RangeReadResponse, ReadRequest, ReadResponse, RowsReadRequest, StreamRequest,
                            StreamResponse, TruncateRequest, TruncateResponse, ValidationRequest,
                            ValidationResponse)
@@ -53,6 +54,15 @@ def answer_mutation(store, msg: MutationRequest) -> tuple[MutationResponse, tupl
         return MutationResponse(msg.id, None), store.apply_mutation(table, msg.key, msg.payload)
     except (InvalidRequest, EngineError, ValueError) as e:
         return MutationResponse(msg.id, _error(e)), None
+
+
+def answer_hint(store, msg: HintRequest) -> tuple[MutationResponse, tuple | None]:
+    """A hint is applied as a mutation unless its table was truncated here at or after the hint
+    was created: then it is acknowledged and dropped, so TRUNCATE stays a TRUNCATE."""
+    truncated_ms = truncation.truncated_at_ms(store, msg.table_id)
+    if truncated_ms is not None and msg.created_us <= truncated_ms * 1000:
+        return MutationResponse(msg.id, None), None
+    return answer_mutation(store, MutationRequest(msg.id, msg.table_id, msg.key, msg.payload))
 
 
 def answer_read(store, msg: ReadRequest) -> ReadResponse:

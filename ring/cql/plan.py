@@ -177,6 +177,7 @@ class ReadPlan:
     reverse: bool = False
     columns: tuple | None = None    # regular columns to fetch (None = all)
     writetime: bool = False
+    ttl: bool = False               # 'ttl(col)' entries: the seconds left of each cell's TTL
     start_token: object = None      # scan: (start, end] tokens; sources
     end_token: object = None
     where: tuple = ()               # index_query: ((column, op, source), ...)
@@ -192,6 +193,8 @@ class ReadPlan:
             base["columns"] = list(self.columns)
         if self.writetime:
             base["writetime"] = True
+        if self.ttl:
+            base["ttl"] = True
         if self.op == "scan":
             for name in ("start_token", "end_token"):
                 source = getattr(self, name)

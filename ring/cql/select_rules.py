@@ -98,14 +98,14 @@ def _int_source(binder, term, table, name: str, t: CqlType = INT):
     return value
 
 
-def _selection(s: ast.Select, table) -> tuple[tuple, tuple | None, bool, bool]:
-    """(result column specs, regular columns to fetch or None, writetime needed, count)."""
+def _selection(s: ast.Select, table) -> tuple[tuple, tuple | None, bool, bool, bool]:
+    """(result column specs, regular columns to fetch or None, writetime needed, ttl needed, count)."""
     ks, name = table.keyspace, table.name
     if s.selectors is None:
         regular = sorted(table.regular, key=lambda c: (not c.static, c.name))   # statics first, as Cassandra
         cols = list(table.partition_key) + list(table.clustering) + regular
-        return tuple(ColumnSpec(ks, name, c.name, parse_type(c.cql_type)) for c in cols), None, False, False
-    specs, fetch, writetime, count = [], [], False, False
+        return tuple(ColumnSpec(ks, name, c.name, parse_type(c.cql_type)) for c in cols), None, False, False, False
+    specs, fetch, writetime, ttl, count = [], [], False, False, False
     for sel in s.selectors:
         e = sel.expression
         if isinstance(e, ast.CountRows):
@@ -130,21 +130,23 @@ def _selection(s: ast.Select, table) -> tuple[tuple, tuple | None, bool, bool]:
             if "<" in col.cql_type and not col.cql_type.startswith("frozen<"):
                 raise InvalidRequest(f"Cannot use selection function {fn} on non-frozen collection {col.name}")
             if fn == "ttl":
-                raise InvalidRequest("ttl() is not supported yet: the read operations do not return cell TTLs")
-            writetime = True
-            specs.append(ColumnSpec(ks, name, sel.alias or f"writetime({col.name})", BIGINT))
+                ttl = True
+                specs.append(ColumnSpec(ks, name, sel.alias or f"ttl({col.name})", INT))
+            else:
+                writetime = True
+                specs.append(ColumnSpec(ks, name, sel.alias or f"writetime({col.name})", BIGINT))
         else:
             specs.append(ColumnSpec(ks, name, sel.alias or col.name, parse_type(col.cql_type)))
         if col.kind == "regular":
             fetch.append(col.name)
     if count and len(specs) > 1:
         raise InvalidRequest("COUNT(*) together with other selectors is not supported yet")
-    return tuple(specs), tuple(dict.fromkeys(fetch)), writetime, count
+    return tuple(specs), tuple(dict.fromkeys(fetch)), writetime, ttl, count
 
 
 def prepare_select(s: ast.Select, keyspace, keyspaces, binder: Binder):
     table = table_of(keyspaces, s.keyspace or keyspace, s.table)
-    specs, fetch, writetime, count = _selection(s, table)
+    specs, fetch, writetime, ttl, count = _selection(s, table)
     pk_names = [c.name for c in table.partition_key]
     eq, slices, tokens, others = {}, {}, [], []
     for r in s.where:
@@ -184,8 +186,8 @@ def prepare_select(s: ast.Select, keyspace, keyspaces, binder: Binder):
     if tokens and some_pk:
         raise InvalidRequest("Columns \"" + ", ".join(some_pk) + "\" cannot be restricted by both a normal relation"
                              " and a token relation")
-    base = dict(keyspace=table.keyspace, table=table.name, columns=fetch, writetime=writetime, limit=limit,
-                per_partition_limit=ppl, distinct=s.distinct, count=count)
+    base = dict(keyspace=table.keyspace, table=table.name, columns=fetch, writetime=writetime, ttl=ttl,
+                limit=limit, per_partition_limit=ppl, distinct=s.distinct, count=count)
     if full_pk:
         return _partition_plan(s, table, eq, slices, others, binder, base), specs
     if s.order_by:

@@ -1,11 +1,11 @@
 """A SELECT's rows, from the node's row dicts to result rows. Pure.
 
-The node's read ops answer rows as dicts (column -> Python value, `writetime(col)` -> µs;
-engine.mutation.row_dict). `Selection` holds what the executor does to them, in Cassandra's
-order: the ALLOW FILTERING restrictions (`ReadPlan.filters`) decide whether a row counts at all;
+The node's read ops answer rows as dicts (column -> Python value, `writetime(col)` -> µs,
+`ttl(col)` -> seconds left or None; engine.mutation.row_dict). `Selection` holds what the
+executor does to them, in Cassandra's order: the ALLOW FILTERING restrictions (`ReadPlan.filters`) decide whether a row counts at all;
 PER PARTITION LIMIT and DISTINCT (one row per partition) decide by the row's partition; LIMIT
 counts what is left; then `project` turns a row into the result columns (`*`, columns and
-aliases, writetime(), token()). A null never satisfies a restriction, as in Cassandra.
+aliases, writetime(), ttl(), token()). A null never satisfies a restriction, as in Cassandra.
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ class Selection:
             return _column(e.name)
         if isinstance(e, ast.WriteTime):
             return _column(f"writetime({e.column})")
+        if isinstance(e, ast.Ttl):
+            return _column(f"ttl({e.column})")
         if isinstance(e, ast.TokenOf):
             return lambda row: token_of(self.partition_key(row))
         assert isinstance(e, ast.CountRows), e

@@ -72,12 +72,13 @@ def select(node, rid: int, args: dict, exact: bool = False) -> list:
     paths = bool(args.get("paths"))         # lists as [(path, value), ...]: CQL's l[i] = v reads them
     pk_values = {c.name: key_values[c.name] for c in table.partition_key}
     now_s = node.clock.wall_us() // 1_000_000
+    ttl_now = now_s if args.get("ttl") else None    # 'ttl(col)': seconds left at the node's clock
 
     def finish(p):
         rows = []
         if p is not None:
             for ck, cells in live_rows(p, now_s, lo, hi, reverse):
-                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime, paths))
+                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime, paths, ttl_now))
                 if limit is not None and len(rows) >= limit:
                     break
         if exact:
@@ -104,6 +105,7 @@ def scan(node, rid: int, args: dict) -> list:
     writetime = bool(args.get("writetime"))
     subranges = scan_subranges(node, keyspace, level, args.get("start_token"), args.get("end_token"))
     now_s = node.clock.wall_us() // 1_000_000
+    ttl_now = now_s if args.get("ttl") else None
 
     def emit(token, key, p, rows, resume_at):
         lo = b""
@@ -111,7 +113,7 @@ def scan(node, rid: int, args: dict) -> list:
             lo = resume_at[2] + b"\x00"
         key_values = mut.decode_key(table, key)
         for ck, cells in live_rows(p, now_s, lo, None, False):
-            rows.append(mut.row_dict(table, key_values, ck, cells, columns, writetime))
+            rows.append(mut.row_dict(table, key_values, ck, cells, columns, writetime, ttl_now=ttl_now))
             if len(rows) >= page_size:
                 return packb([token, key, ck])
         return None

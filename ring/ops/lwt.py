@@ -304,8 +304,10 @@ def serial_read(node, rid: int, args: dict, exact: bool) -> list:
     def decide(current, micros: int):
         rows = []
         if current is not None:
-            for ck, cells in live_rows(current, node.clock.wall_us() // 1_000_000, lo, hi, reverse):
-                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime))
+            now_s = node.clock.wall_us() // 1_000_000
+            for ck, cells in live_rows(current, now_s, lo, hi, reverse):
+                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime,
+                                         ttl_now=now_s if args.get("ttl") else None))
                 if limit is not None and len(rows) >= limit:
                     break
         return None, ((rows[0] if rows else None) if exact else rows)

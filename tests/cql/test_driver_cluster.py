@@ -1,6 +1,6 @@
 """A real 3-node cluster (`LocalCluster`, node N on 127.0.0.N, CQL on one port for all) driven only
 through cassandra-driver: default protocol negotiation, DDL, prepared INSERT/SELECT with
-token-aware routing checked against `nodetool getendpoints`, paging, TTL, DELETE, BATCH, every
+token-aware routing checked against `nodetool getendpoints`, paging, TTL and ttl(), DELETE, BATCH, every
 type as partition key, clustering key and regular column, TRUNCATE (and no resurrection after a
 killed node restarts), Overloaded answered by a node that serves on, Unavailable raised as the
 driver's class (writes and TRUNCATE), and a schema change seen by a second Cluster. The CQL limits are small here so that Overloaded is reachable;
@@ -99,6 +99,10 @@ def test_paging_ttl_delete_and_batch(session):
     scan = session.execute(SimpleStatement("SELECT k, c FROM ks.t", fetch_size=3))
     assert len({(r.k, r.c) for r in scan}) == len(list(session.execute("SELECT k, c FROM ks.t")))
     session.execute("INSERT INTO ks.t (k, c, v) VALUES (200, 1, 'gone') USING TTL 1")
+    session.execute("INSERT INTO ks.t (k, c, v) VALUES (201, 1, 'kept') USING TTL 100")
+    (left,), = session.execute("SELECT ttl(v) FROM ks.t WHERE k = 201 AND c = 1")
+    assert 95 < left <= 100                                                 # seconds left, an int
+    assert session.execute("SELECT ttl(v) FROM ks.t WHERE k = 300").column_names == ["ttl(v)"]
     session.execute("DELETE FROM ks.t WHERE k = 100 AND c = 3")
     assert 3 not in [r.c for r in session.execute("SELECT c FROM ks.t WHERE k = 100")]
     batch = BatchStatement()

@@ -48,3 +48,30 @@ def test_a_silent_node_makes_it_a_truncate_error():
     e = c.run("n1", "TRUNCATE ks.t")
     assert isinstance(e, Error) and e.code == ErrorCode.TRUNCATE_ERROR and "10.0.0.3" in e.message
     c.sim.close()
+
+
+def _hinted_on_n1(c, rows):
+    """Writes coordinated by n1 while the n1 <-> n3 link is cut: n3 never acknowledges, so n1
+    stores a hint for each (and cannot deliver it while the link stays cut)."""
+    for k, v in rows:
+        c.ok("n1", f"INSERT INTO ks.t (k, c, v) VALUES ({k}, 1, '{v}')", consistency="QUORUM")
+    c.sim.run_for(5000)                        # the write timeouts: n3 is hinted
+
+
+def test_hints_stored_before_a_truncate_are_dropped_by_the_replica():
+    c = cluster()
+    c.sim.partition({"n1"}, {"n3"})            # n3 stays alive to everyone through n2's gossip
+    _hinted_on_n1(c, [(k, "before") for k in range(5)])
+    hints = c.sim.nodes["n1"].node.hints
+    assert hints.pending.get(c.sim.nodes["n3"].node.config.host_id) == 5
+    assert isinstance(c.run("n2", "TRUNCATE ks.t"), Void)      # reaches n3 through n2
+    _hinted_on_n1(c, [(7, "after")])           # created after the truncate: must arrive
+    c.sim.crash("n3", lose_unsynced=False)     # the truncation time comes back from truncated.db
+    c.sim.restart("n3")
+    c.sim.heal()
+    c.sim.run_for(20_000)                      # every hint delivered (and acknowledged)
+    assert hints.stats["hints_delivered"] == 6 and not any(hints.pending.values())
+    assert [c.sim.local_row("n3", "ks", "t", {"k": k, "c": 1}) for k in range(5)] == [None] * 5
+    assert c.sim.local_row("n3", "ks", "t", {"k": 7, "c": 1})["v"] == "after"
+    assert c.rows("n3", "SELECT k, v FROM ks.t", consistency="ALL") == [(7, "after")]
+    c.sim.close()
