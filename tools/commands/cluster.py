@@ -256,7 +256,7 @@ def cluster_remove(name, root) -> None:
 @click.option("--cluster", "name", default=None, help="Cluster name (default: the current one).")
 @_root_option
 def cqlsh(node_name, cqlsh_args, name, root) -> None:
-    """Open cqlsh (PyPI `cqlsh`, the `cqlsh` extra) on NODE's CQL address (default: the first
+    """Open cqlsh (PyPI `cqlsh`, installed with dynatable) on NODE's CQL address (default: the first
     running node of the current cluster). Other arguments go to cqlsh, e.g. `-e 'DESCRIBE KEYSPACES'`."""
     import os
     import shutil
