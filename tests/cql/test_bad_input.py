@@ -10,11 +10,10 @@ import struct
 
 import pytest
 from cassandra import InvalidRequest
-from cassandra.cluster import Cluster
 from cassandra.protocol import ErrorMessage, OptionsMessage, QueryMessage, StartupMessage, SupportedMessage
 
 from tests.cql.driver import decode_responses, request_bytes
-from tools.cluster import LocalCluster
+from tests.cql.one_node import one_node
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +26,8 @@ STARTUP = StartupMessage(cqlversion="3.4.5", options={})
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    c = LocalCluster.create("badinput", n=1, root=str(tmp_path_factory.mktemp("clusters")), settings=SETTINGS)
-    with c:
-        c.start(timeout_s=60)
-        host, port = c.nodes[0].cql_endpoint.rsplit(":", 1)
-        dc = Cluster([host], port=int(port))
-        session = dc.connect()
-        session.execute("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
-        session.execute("CREATE TABLE ks.t (k int PRIMARY KEY, v text)")
-        yield (host, int(port)), session
-        dc.shutdown()
-    c.remove()
+    with one_node(tmp_path_factory, "badinput", SETTINGS, "CREATE TABLE ks.t (k int PRIMARY KEY, v text)") as both:
+        yield both
 
 
 def still_serving(session) -> None:

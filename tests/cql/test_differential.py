@@ -17,13 +17,12 @@ import os
 
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.store import Store
-from tools.cluster import LocalCluster
+from tests.cql.one_node import one_node
 
 pytestmark = pytest.mark.slow
 
@@ -92,22 +91,13 @@ def literal(value) -> str:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    c = LocalCluster.create("differential", n=1, root=str(tmp_path_factory.mktemp("clusters")),
-                            settings={"num_tokens": 4, "log_level": "WARNING"})
-    with c:
-        c.start(timeout_s=60)
-        host, port = c.nodes[0].cql_endpoint.rsplit(":", 1)
-        dc = Cluster([host], port=int(port))
-        session = dc.connect()
-        session.execute("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
-        session.execute("CREATE TABLE ks.t (k int, c int, v text, w bigint, PRIMARY KEY (k, c))")
+    with one_node(tmp_path_factory, "differential", {"num_tokens": 4, "log_level": "WARNING"},
+                  "CREATE TABLE ks.t (k int, c int, v text, w bigint, PRIMARY KEY (k, c))") as (_, session):
         store = Store.open(str(tmp_path_factory.mktemp("model")), background=False)
         store.create_keyspace("ks")
         store.create_table("ks", "t", {"k": "int", "c": "int", "v": "text", "w": "bigint"}, primary_key=("k", "c"))
         yield session, store, itertools.count(), {}
         store.close()
-        dc.shutdown()
-    c.remove()
 
 
 def rows(session, query: str, values=(), fetch_size=None) -> list[tuple]:
