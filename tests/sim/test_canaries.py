@@ -52,6 +52,27 @@ def test_ack_after_w_minus_1_gives_stale_quorum_reads(mutant, caught):
     assert stale_read_after_quorum_write(mutant) is caught
 
 
+def lost_acknowledged_write(mutant: str) -> bool:
+    """A QUORUM write via n1 is acknowledged; at once n2 and n3 die (kill -9: what reached the OS
+    survives) and restart from disk; with n1 cut off, does a QUORUM read via n2 see the write?"""
+    with _sim(16, mutant) as sim:
+        sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": 1, "v": "old"}, consistency="ALL")
+        sim.run_for(500)                       # under the mutant too, "old" reaches every commit log
+        sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": 1, "v": "new"}, consistency="QUORUM")
+        for name in ("n2", "n3"):
+            sim.crash(name, lose_unsynced=False)
+        for name in ("n2", "n3"):
+            sim.restart(name)
+        sim.partition({"n1"}, {"n2", "n3"})    # n2 and n3 alone answer the read
+        sim.run_for(2000)
+        return _get(sim, "n2", "QUORUM") != "new"
+
+
+@pytest.mark.parametrize("mutant,caught", [("", False), ("ack_before_commitlog", True)])
+def test_acking_before_the_commit_log_append_loses_acknowledged_writes(mutant, caught):
+    assert lost_acknowledged_write(mutant) is caught
+
+
 def hinted_sloppy_quorum(mutant: str) -> bool:
     with _sim(12, mutant, phi_convict_threshold=2.0) as sim:
         sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": 1, "v": "old"}, consistency="ALL")

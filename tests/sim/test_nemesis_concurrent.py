@@ -103,3 +103,41 @@ def test_concurrent_real_process_nemesis(tmp_path):
     print(f"history: {len(history)} ops {clients.outcomes}, quorum view {quorum.stats['ops']} ops; "
           f"nemesis: {', '.join(done)}; {time.monotonic() - started:.1f} s")
     assert time.monotonic() - started < 120
+
+
+def test_real_processes_catch_a_canary_mutant(tmp_path):
+    """The same real processes, started with `canary_mutant = "ack_w_minus_1"` (a QUORUM write
+    answers at one acknowledgement): QUORUM clients while n1 is cut off from n2 and n3. Writes
+    coordinated by n1 are acknowledged by n1 alone, QUORUM reads through n2 or n3 miss them, and the
+    QUORUM checker must fail the history (P1/P2)."""
+    started = time.monotonic()
+    settings = {**SETTINGS, "canary_mutant": "ack_w_minus_1"}
+    with LocalCluster.create("nemesism", n=3, root=str(tmp_path), settings=settings) as cluster:
+        cluster.start(timeout_s=60)
+        n1, n2, n3 = cluster.nodes
+        client = cluster.client(timeout_s=3)
+        admin = client.connect()
+        admin.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 3})
+        admin.create_table("kv", {"k": "text", "v": "text"}, primary_key="k", keyspace="ks")
+        clients = Clients(lambda: cluster.client(timeout_s=3), seed=17)
+        threads = start(clients, {"q1": "QUORUM", "q2": "QUORUM", "q3": "QUORUM"})
+        try:
+            time.sleep(1)
+            admin.execute("nemesis_drop", endpoint=n1.endpoint, peers=[n2.endpoint, n3.endpoint])
+            for other in (n2, n3):
+                admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
+            time.sleep(3)
+            for node in cluster.nodes:
+                admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
+            time.sleep(1)
+        finally:
+            stop(clients, threads)
+        client.shutdown()
+    assert not clients.errors, clients.errors
+    history = clients.history
+    assert clients.outcomes["ok"] >= 100, clients.outcomes      # not a vacuous catch either
+    assert sum(op.is_write and op.outcome == "ok" for op in history.ops) >= 30
+    verdict = check_lww(history, expect_overlap=True, expect_monotonic=True, expect_ryw=True)
+    assert not verdict.ok, "the checkers passed a cluster running ack_w_minus_1"
+    print(f"caught: {str(verdict)[:300]}; {len(history)} ops {clients.outcomes}; {time.monotonic() - started:.1f} s")
+    assert time.monotonic() - started < 40
