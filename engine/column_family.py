@@ -24,7 +24,7 @@ from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
-from engine.partition import NO_DELETION_TIME, Partition, live_rows
+from engine.partition import NO_DELETION_TIME, Partition, decode_partition, encode_partition, live_rows
 from engine.schema import Table
 from engine.sstable_reader import SSTableReader, delete_sstable, list_generations
 from engine.sstable_writer import SSTableWriter
@@ -201,10 +201,17 @@ class ColumnFamilyStore:
                 held = mt.partitions.get(key)
                 if held is not None:
                     payloads.extend(held[1:])
-        for sst in tuple(self.sstables):
+        skip_ranges = self.options.get("canary_skip_older_range_tombstones")
+        newest = True
+        for sst in tuple(self.sstables):   # newest first
             found = sst.get(token, key)  # checks the token range and bloom filter first
             if found is not None:
+                if skip_ranges and not newest:  # test-only canary: older SSTables' range tombstones ignored
+                    p = decode_partition(found)
+                    p.ranges = []
+                    found = encode_partition(p)
                 payloads.append(found)
+                newest = False
         return payloads
 
     def read_partition(self, token: int, key: bytes) -> Partition | None:

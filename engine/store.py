@@ -62,6 +62,8 @@ DEFAULT_OPTIONS = {
     "background": True,                        # background flush and compaction threads
     "clock": None,
     "canary_gc_grace_seconds": None,           # test-only mutant: purge tombstones this early
+    "canary_skip_older_range_tombstones": False,  # test-only mutant: a point read ignores the range
+                                               # tombstones of every SSTable but the newest one
 }
 
 

@@ -21,6 +21,11 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   answers a `MutationRequest` at once and appends it to the commit log (and applies it) only at
   its next `Node.tick`, as an asynchronous write path that acks before the append would; a crash
   in between (the process dies, the store reopens from disk) loses an acknowledged write.
+* `range_tombstone_one_sstable` -> `skip_older_range_tombstones`, at node.py `Node.__init__`,
+  through the engine's store option `canary_skip_older_range_tombstones` (engine/column_family.py
+  `ColumnFamily.read_payloads`): a point read ignores the range tombstones of every SSTable but the
+  newest one holding the partition, so rows a range delete covers come back once newer writes to the
+  partition are flushed after it. Swept with `--workload clustering` (ring/verify/clustering_workload.py).
 * `early_tombstone_purge` -> `purge_tombstones_early`, at node.py `Node.tick`: every gossip
   round, `replica.purge_tombstones_now`.
 
@@ -51,7 +56,7 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   ops/batchlog.py `LoggedBatch.on_part`: once its batchlog write is acknowledged, a logged batch's
   coordinator sends nothing more and never answers, as if it died there (the replay must finish it).
 
-The engine cannot import ring/, so the last one reaches it through the store option
+The engine cannot import ring/, so `early_tombstone_purge` reaches it through the store option
 `canary_gc_grace_seconds` (engine/store.py, read by engine/column_family.py
 `ColumnFamily.gc_grace_seconds`): `replica.purge_tombstones_now` sets it to 0, then flushes and
 compacts. That option is the engine's seam; nothing else sets it.
@@ -70,6 +75,7 @@ MUTANTS = {
     "ack_w_minus_1": "ack_early",
     "hints_count": "count_hints",
     "ack_before_commitlog": "ack_before_commitlog",
+    "range_tombstone_one_sstable": "skip_older_range_tombstones",
     "no_read_repair_writeback": "skip_read_repair_writeback",
     "early_tombstone_purge": "purge_tombstones_early",
     "paxos_skip_in_progress_repair": "paxos_skip_in_progress",
@@ -102,6 +108,7 @@ class Faults:
     gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
     hint_counts_locally: bool = False         # EACH_QUORUM: a hint for a remote replica counts locally
     ack_before_commitlog: bool = False        # a replica acks a mutation before its commit-log append
+    skip_older_range_tombstones: bool = False  # a read ignores range tombstones of all but the newest SSTable
     stop_after_batchlog: bool = False         # injected: a logged batch's coordinator dies after its batchlog write
 
     @classmethod

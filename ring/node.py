@@ -108,6 +108,8 @@ class Node:
         self.gossiper = Gossiper(config.endpoint, config.cluster_name, config.seeds, rng, self.detector,
                                  config.gossip_interval_ms)
         self.gossiper.by_version_only = config.faults.gossip_by_version_only  # canary seam (ring/faults.py)
+        if config.faults.skip_older_range_tombstones:  # canary seam (ring/faults.py), the engine's option
+            store.options["canary_skip_older_range_tombstones"] = True
         self.snitch = DynamicSnitch(GossipingPropertyFileSnitch(config.endpoint, config.datacenter, config.rack,
                                                                 self._peer_location))
         self.schema = SchemaRegistry(store)
