@@ -134,9 +134,10 @@ def node(config_path, print_default_config, ignore_replay_errors) -> None:
 @click.option("--seed", type=int, default=None, help="The run to replay.")
 @click.option("--sweep", "seed_range", default=None, metavar="A..B",
               help="Run seeds A to B (swarm on) in parallel; print the verdict and the first failing seed.")
-@click.option("--workload", type=click.Choice(["register", "cas", "cas-list"]), default="register", show_default=True,
+@click.option("--workload", type=click.Choice(["register", "cas", "cas-list", "clustering"]), default="register", show_default=True,
               help="cas: lightweight transactions (CAS registers at SERIAL, checked with WGL); cas-list: a "
-                   "CAS-built append-only list (WGL and the list's own checks).")
+                   "CAS-built append-only list (WGL and the list's own checks); clustering: rows, range deletes and "
+                   "flushes, every read checked against a model.")
 @click.option("--swarm", "use_swarm", is_flag=True, help="Let the seed draw its fault mix and workload shape.")
 @click.option("--levels", type=click.Choice(["fixed", "random"]), default="fixed", show_default=True,
               help="random: each seed draws its level pair too (implies --swarm).")
@@ -161,13 +162,14 @@ def sim(seed, seed_range, workload, use_swarm, levels, write_cl, read_cl, two_dc
         sys.exit(2)
     if (seed is None) == (seed_range is None):
         fail("sim takes exactly one of --seed N (replay one run) or --sweep A..B (e.g. --sweep 1..50)")
-    if workload.startswith("cas") and (use_swarm or levels != "fixed" or two_dcs or skew or verbose
+    if workload != "register" and (use_swarm or levels != "fixed" or two_dcs or skew or verbose
                               or write_cl.upper() != "QUORUM" or read_cl.upper() != "QUORUM"):
-        fail(f"--workload {workload} runs its own plan (SERIAL, every fault, 3 nodes): drop --swarm/--levels/--write/"
+        fail(f"--workload {workload} runs its own plan (3 nodes): drop --swarm/--levels/--write/"
              "--read/--two-dcs/--skew/--verbose")
-    if workload.startswith("cas") and seed is not None:
-        from tools.sim_run import main_cas
-        sys.exit(0 if main_cas(seed, mutant, steps, workload) else 1)
+    if workload != "register" and seed is not None:
+        from tools.sim_run import main_cas, main_clustering
+        main_workload = main_clustering if workload == "clustering" else main_cas
+        sys.exit(0 if main_workload(seed, mutant, steps, workload) else 1)
     if seed is not None:
         from tools.sim_run import main as run
         sys.exit(0 if run(seed, write_cl.upper(), read_cl.upper(), two_dcs, skew, mutant, steps, verbose,

@@ -103,6 +103,19 @@ def main_cas(seed: int, mutant: str, steps: int | None, workload: str = "cas") -
     return True
 
 
+def main_clustering(seed: int, mutant: str, steps: int | None, workload: str = "clustering") -> bool:
+    """Replay one clustering-workload seed (ring/verify/clustering_workload.py); print its verdict."""
+    from ring.verify.clustering_workload import run_clustering_seed
+    result, report, failed = run_clustering_seed(seed, mutant, steps)
+    print(f"seed={seed} workload=clustering {result.counts} trace={result.digest}")
+    print(str(report))
+    if failed:
+        print(f"FAILED (rows); replay: {cas_replay_command(seed, mutant, steps, workload)}")
+        return False
+    print("OK: every read matched the model")
+    return True
+
+
 def replay_command(seed: int, write_cl: str, read_cl: str, dcs=None, skew: bool = False, mutant: str = "", *,
                    use_swarm: bool = False, levels: str = "fixed", steps: int | None = None) -> str:
     parts = [f"dynatable sim --seed {seed}"]

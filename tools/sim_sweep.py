@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+from ring.verify.clustering_workload import run_clustering_seed
 from tools.sim_run import TWO_DCS, cas_replay_command, replay_command, run_cas_seed, run_seed
 
 
@@ -32,7 +33,7 @@ class SweepOptions:
     mutant: str = ""
     steps: int | None = None        # None: the swarm plan's
     levels: str = "fixed"
-    workload: str = "register"      # or "cas", "cas-list"
+    workload: str = "register"      # or "cas", "cas-list", "clustering"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def parse_range(text: str) -> range:
 def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
     seed, opt = args
     start = time.perf_counter()
-    if opt.workload.startswith("cas"):
+    if opt.workload != "register":
         return _run_cas(seed, opt, start)
     try:
         _, failures = run_seed(seed, opt.write_cl, opt.read_cl, dcs=TWO_DCS if opt.two_dcs else None,
@@ -77,6 +78,9 @@ def run_one(args: tuple[int, SweepOptions]) -> SeedVerdict:
 
 def _run_cas(seed: int, opt: SweepOptions, start: float) -> SeedVerdict:
     try:
+        if opt.workload == "clustering":   # ring/verify/clustering_workload.py
+            return SeedVerdict(seed, tuple(run_clustering_seed(seed, opt.mutant, opt.steps)[2]), "",
+                               time.perf_counter() - start)
         result, _, failed = run_cas_seed(seed, mutant=opt.mutant, steps=opt.steps, workload=opt.workload)
     except Exception as exc:  # noqa: BLE001 - as run_one
         return SeedVerdict(seed, (), f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
@@ -85,7 +89,7 @@ def _run_cas(seed: int, opt: SweepOptions, start: float) -> SeedVerdict:
 
 
 def _replay(seed: int, opt: SweepOptions) -> str:
-    if opt.workload.startswith("cas"):
+    if opt.workload != "register":
         return cas_replay_command(seed, opt.mutant, opt.steps, opt.workload)
     return replay_command(seed, opt.write_cl, opt.read_cl, TWO_DCS if opt.two_dcs else None, opt.skew, opt.mutant,
                           use_swarm=True, levels=opt.levels, steps=opt.steps)
@@ -143,8 +147,8 @@ def main(seeds: range, opt: SweepOptions, jobs: int | None) -> bool:
     start = time.perf_counter()
     what = f"mutant {opt.mutant}" if opt.mutant else "no mutant"
     levels = "random levels" if opt.levels == "random" else f"{opt.write_cl}/{opt.read_cl}"
-    if opt.workload.startswith("cas"):
-        levels = f"{opt.workload} workload, SERIAL"
+    if opt.workload != "register":
+        levels = f"{opt.workload} workload, {'ALL/QUORUM' if opt.workload == 'clustering' else 'SERIAL'}"
 
     def progress(done: int, total: int) -> None:
         if tty:

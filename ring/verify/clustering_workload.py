@@ -106,3 +106,10 @@ def check_clustering(result: ClusteringResult) -> ClusteringReport:
         if resurrected or lost or wrong:
             problems.append(f"step {step} p={p}: resurrected c={resurrected} lost c={lost} wrong c={wrong}")
     return ClusteringReport(problems, len(result.reads))
+
+
+def run_clustering_seed(seed: int, mutant: str = "", steps: int | None = None):
+    """One run and its report; the failed property is "rows" (a read that differs from the model)."""
+    result = ClusteringWorkload(seed, {"canary_mutant": mutant} if mutant else None).run(steps or STEPS)
+    report = check_clustering(result)
+    return result, report, set() if report.ok else {"rows"}
