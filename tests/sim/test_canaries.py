@@ -73,6 +73,33 @@ def test_acking_before_the_commit_log_append_loses_acknowledged_writes(mutant, c
     assert lost_acknowledged_write(mutant) is caught
 
 
+def resurrected_by_range_delete(mutant: str) -> list[int]:
+    """Rows c=0..5 flushed; a range delete of 1 < c < 4 flushed; a newer row flushed: three
+    SSTables on every replica. The clustering rows a QUORUM read returns."""
+    with _sim(17, mutant) as sim:
+        sim.request("n1", "create_table", keyspace="ks", name="ct", columns={"p": "int", "c": "int", "v": "text"},
+                    primary_key=("p", "c"))
+        sim.run_for(2000)
+        for c in range(6):
+            sim.request("n1", "insert", keyspace="ks", table="ct", row={"p": 1, "c": c, "v": "x"}, consistency="ALL")
+        for step in ("rows", "range delete", "newer row"):
+            if step == "range delete":
+                sim.request("n2", "delete", keyspace="ks", table="ct", key={"p": 1}, start={"c": 1}, end={"c": 4},
+                            start_inclusive=False, end_inclusive=False, consistency="ALL")
+            elif step == "newer row":
+                sim.request("n3", "insert", keyspace="ks", table="ct", row={"p": 1, "c": 9, "v": "y"}, consistency="ALL")
+            for name in ("n1", "n2", "n3"):
+                sim.request(name, "flush")
+            sim.run_for(5)
+        rows = sim.request("n1", "select", keyspace="ks", table="ct", key={"p": 1}, consistency="QUORUM")
+        return [r["c"] for r in rows]
+
+
+@pytest.mark.parametrize("mutant,rows", [("", [0, 1, 4, 5, 9]), ("range_tombstone_one_sstable", [0, 1, 2, 3, 4, 5, 9])])
+def test_ignoring_an_older_sstables_range_tombstone_resurrects_rows(mutant, rows):
+    assert resurrected_by_range_delete(mutant) == rows
+
+
 def hinted_sloppy_quorum(mutant: str) -> bool:
     with _sim(12, mutant, phi_convict_threshold=2.0) as sim:
         sim.request("n1", "insert", keyspace="ks", table="kv", row={"k": 1, "v": "old"}, consistency="ALL")
