@@ -17,7 +17,7 @@ is the only place that maps the names used by `dynatable sim --mutant NAME` and
   `--two-dcs --write EACH_QUORUM --read LOCAL_QUORUM`.
 * `no_read_repair_writeback` -> `skip_read_repair_writeback`, at ops/data.py `coordinate_read`:
   a digest mismatch is reconciled but never written back.
-* `ack_before_commitlog` -> `ack_before_commitlog`, at node.py `Node._dispatch`: a replica
+* `ack_before_commitlog` -> `ack_before_append`, at node.py `Node._dispatch`: a replica
   answers a `MutationRequest` at once and appends it to the commit log (and applies it) only at
   its next `Node.tick`, as an asynchronous write path that acks before the append would; a crash
   in between (the process dies, the store reopens from disk) loses an acknowledged write.
@@ -74,7 +74,7 @@ from ring.errors import ConfigurationError
 MUTANTS = {
     "ack_w_minus_1": "ack_early",
     "hints_count": "count_hints",
-    "ack_before_commitlog": "ack_before_commitlog",
+    "ack_before_commitlog": "ack_before_append",
     "range_tombstone_one_sstable": "skip_older_range_tombstones",
     "no_read_repair_writeback": "skip_read_repair_writeback",
     "early_tombstone_purge": "purge_tombstones_early",
@@ -107,7 +107,7 @@ class Faults:
     repair_skip_last_run: bool = False        # repair never syncs each pair's last differing range
     gossip_by_version_only: bool = False      # gossip compares heartbeat versions across generations
     hint_counts_locally: bool = False         # EACH_QUORUM: a hint for a remote replica counts locally
-    ack_before_commitlog: bool = False        # a replica acks a mutation before its commit-log append
+    ack_before_append: bool = False           # a replica acks a mutation before its commit-log append
     skip_older_range_tombstones: bool = False  # a read ignores range tombstones of all but the newest SSTable
     stop_after_batchlog: bool = False         # injected: a logged batch's coordinator dies after its batchlog write
 

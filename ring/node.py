@@ -127,7 +127,7 @@ class Node:
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self.topology = Topology(self.ring, self.ring, {self.endpoint: ms.Status.NORMAL})
         self._pending: dict[str, tuple[object, PendingIndex]] = {}
-        self._unlogged: list[MutationRequest] = []  # canary ack_before_commitlog: acked, not yet appended
+        self._unlogged: list[MutationRequest] = []  # canary (ring/faults.py): acked, not yet appended
         self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED, DRAINED
         self.bootstrap: Bootstrap | None = None
         self.topology_change = None       # the Decommission or RemoveNode in progress here
@@ -216,7 +216,7 @@ class Node:
             self.snitch.reset()
         self.refresh_ring()
         self.gossiper.set_app_state(ms.ApplicationState.SCHEMA, self.schema.version())
-        for msg in self._unlogged:  # canary ack_before_commitlog: the append the ack did not wait for
+        for msg in self._unlogged:  # canary (ring/faults.py): the append the ack did not wait for
             replica.answer_mutation(self.store, msg)
         self._unlogged.clear()
         effects = self.gossiper.tick(now_ms)
@@ -270,7 +270,7 @@ class Node:
         if kind is MutationRequest or kind is HintRequest:
             if self.mode == "DRAINED":
                 return [Send(src, MutationResponse(msg.id, "this replica was drained (nodetool drain)"))]
-            if kind is MutationRequest and self.config.faults.ack_before_commitlog:  # canary (ring/faults.py)
+            if kind is MutationRequest and self.config.faults.ack_before_append:  # canary (ring/faults.py)
                 self._unlogged.append(msg)  # appended and applied at the next tick, after the ack
                 return [Send(src, MutationResponse(msg.id, None))]
             answer = replica.answer_mutation if kind is MutationRequest else replica.answer_hint

@@ -9,7 +9,8 @@ without ties: the model (a dict per partition) is the only correct answer of eve
 
 `check_clustering` compares each read with the model and names what differs: a row the model
 deleted that came back (`resurrected`), a row it holds that is missing (`lost`), or a value that
-differs (`wrong`). The canary `range_tombstone_one_sstable` (ring/faults.py) must fail it.
+differs (`wrong`). The canary that skips older SSTables' range tombstones (ring/faults.py
+`skip_older_range_tombstones`) must fail it.
 Invariant: the workload draws everything from `random.Random(f"{seed}:clustering")`; same seed, same
 operations, same trace.
 """
