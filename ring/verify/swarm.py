@@ -211,4 +211,4 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
-    return replace(plan, tail=tail_rng.choice([0, 40, 80, 80]))
+    return replace(plan, tail=tail_rng.choice([40, 80]))
