@@ -10,7 +10,8 @@ read/write/delete mix and a hot key. Each phase first draws a regime (REGIMES): 
 every knob on its own; `lonely`, `returning` and `racy` tie together the knobs that only matter in
 conjunction (docs/simulation.md). Phases let one seed visit several regimes, so a sweep reaches
 each interleaving class more often than one regime per seed would. `Plan.probe` adds a client that
-reads every key through every node after each heal or return.
+reads every key through every node after each heal or return. `Plan.tail` ends the run with
+writes that one cut-off replica misses and no hints left to replay them: the final repair's work.
 
 Invariants:
 * `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers
@@ -91,6 +92,9 @@ class Plan:
     probe: int = 0                              # after each heal or return, read every key through
     #   every node this many times over, one read at a time (0: no prober)
     node_options: dict = field(default_factory=dict)   # legal settings; promises do not depend on them
+    tail: int = 0                               # after the run: this many steps of writes and deletes
+    #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
+    #   that only repair can bring the cut-off replica back (0: no tail)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
 
@@ -206,4 +210,5 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
                 probe=probe)
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
-    return plan
+    tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
+    return replace(plan, tail=tail_rng.choice([40, 80]))

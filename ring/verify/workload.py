@@ -316,6 +316,38 @@ class Workload:
             self._collect()
         return self.finish()
 
+    def _tail(self) -> None:
+        """Heal, cut one node off, write and delete for `plan.tail` steps, then truncate every node's
+        hints: the cut-off replica misses those writes and only repair brings them (Cassandra's
+        `nodetool truncatehints`: legal, repair must make up for it). An ANY write may live only in a
+        hint, so at ANY the hints stay."""
+        sim, plan = self.sim, self.plan
+        self.flaky.clear()
+        self.phase = Phase(write_p=0.8, delete_p=0.2, issue_p=0.8, step_ms=20)
+        self._shape_links()
+        sim.heal_all()
+        sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+        names = list(sim.nodes)
+        victim = self.nemesis.choice(names)
+        sim.partition({victim}, {n for n in names if n != victim})
+        self.event("tail")
+        for client in self.clients:                # some finished with an info op: fresh processes
+            self.process[client] = f"{client}.{next(self.seq)}"
+        for _ in range(plan.tail):
+            for client in self.clients:
+                if client not in self.pending and self.rng.random() < self.phase.issue_p:
+                    self._issue(client)
+            sim.run_for(self.rng.randint(1, self.phase.step_ms))
+            self._collect()
+        sim.run_for(3000)
+        self._collect()
+        for client, (rid, handle, _) in list(self.pending.items()):
+            self.history.complete(handle, "info")
+        self.pending.clear()
+        if self.write_cl != "ANY":
+            for node in sim.nodes.values():
+                self.event("hints_truncated", node.node.hints.truncate())
+
     def finish(self) -> RunResult:
         sim = self.sim
         sim.run_for(3000)
@@ -323,6 +355,8 @@ class Workload:
         for client, (rid, handle, _) in list(self.pending.items()):
             self.history.complete(handle, "info")   # never answered: indeterminate
         self.pending.clear()
+        if self.plan.tail:
+            self._tail()
         self.flaky.clear()
         self.phase = Phase()                        # the classic network: quick, FIFO, lossless
         self._shape_links()

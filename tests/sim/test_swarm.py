@@ -34,6 +34,12 @@ def test_a_seed_draws_the_same_plan_and_seeds_differ():
     assert any(p.max_down == 3 for s in range(50) for p in swarm.draw(s).phases)   # beyond RF-1
 
 
+def test_every_swarm_seed_ends_with_a_tail_and_the_classic_run_has_none():
+    assert swarm.Plan().tail == 0
+    assert {swarm.draw(s).tail for s in range(50)} == {40, 80}
+    assert all(swarm.draw(s, levels="random").tail == swarm.draw(s).tail for s in range(10))
+
+
 def test_random_levels_draw_last_so_the_faults_stay_the_same():
     fixed, rand = swarm.draw(5), swarm.draw(5, levels="random")
     assert rand.phases == fixed.phases and rand.node_options == fixed.node_options
