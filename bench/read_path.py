@@ -6,8 +6,10 @@ rate, the rate in this process's CPU time (`time.process_time`): the reads run o
 reopened with `background=False`, so no flusher or compactor thread of ours shares that clock
 and other processes' load moves it far less (it still moves with cache and frequency contention).
 
-One run: write N keys (16-byte blob key, 100-byte blob value) with background threads, close,
-reopen without them, then R rounds of (HITS random hits, HITS misses, SCANS scans of 1000 rows).
+One run: write N keys (random blob keys of --key-bytes bytes, default 16; 100-byte blob values)
+with background threads, close, reopen without them, then HITS random hits, HITS misses (keys of
+the same length never written) and SCANS scans of 1000 rows. The key length matters: a key whose
+len % 16 tail holds a byte >= 0x80 takes Cassandra's sign-extension rule in engine/token.py.
 
 `--compare DIR` runs this script alternately on the engine in DIR (e.g. a frozen copy of main:
 `git archive main | tar -x -C /tmp/base`) and on this tree, ROUNDS times each, each in a fresh
@@ -32,11 +34,12 @@ import time
 FIGURES = ("hit_cpu", "miss_cpu", "scan_cpu", "hit_wall", "miss_wall", "scan_wall")
 
 
-def measure(n: int, hits: int, scans: int, seed: int, root: str) -> dict:
+def measure(n: int, key_bytes: int, hits: int, scans: int, seed: int, root: str) -> dict:
     from engine.store import Store  # from sys.path: this tree, or the --compare copy
 
     rnd = random.Random(seed)
-    keys = [rnd.randbytes(16) for _ in range(n)]
+    keys = list(dict.fromkeys(rnd.randbytes(key_bytes) for _ in range(n)))
+    n = len(keys)
     path = os.path.join(root, "store")
     store = Store.open(path, commitlog_sync="periodic", background=True)
     store.create_keyspace("ks")
@@ -45,8 +48,11 @@ def measure(n: int, hits: int, scans: int, seed: int, root: str) -> dict:
         store.insert("ks", "t", {"k": k, "v": rnd.randbytes(100)})
     store.close()
     store = Store.open(path, commitlog_sync="periodic", background=False)
+    sstables = next(t["sstable_count"] for t in store.tablestats() if t["table"] == "ks.t")
     hit_keys = [keys[rnd.randrange(n)] for _ in range(hits)]
-    miss_keys = [rnd.randbytes(15) for _ in range(hits)]  # 15 bytes: never written
+    written = set(keys)
+    miss_keys = [k for k in (rnd.randbytes(key_bytes) for _ in range(2 * hits))
+                 if k not in written][:hits]
     starts = [rnd.randrange(-2**63, 2**63 - 2**60) for _ in range(scans)]
     get = store.get
 
@@ -78,12 +84,13 @@ def measure(n: int, hits: int, scans: int, seed: int, root: str) -> dict:
         out[f"{name}_cpu"] = done / (time.process_time() - c0)
         out[f"{name}_wall"] = done / (time.perf_counter() - w0)
     store.close()
+    out["sstables"] = sstables
     out["load_avg_1m"] = os.getloadavg()[0]
     return out
 
 
 def _child(tree: str, args) -> dict:
-    cmd = [sys.executable, "-m", "bench.read_path", "--keys", str(args.keys), "--hits",
+    cmd = [sys.executable, "-m", "bench.read_path", "--keys", str(args.keys), "--key-bytes", str(args.key_bytes), "--hits",
            str(args.hits), "--scans", str(args.scans), "--seed", str(args.seed), "--json-line"]
     env = dict(os.environ, PYTHONPATH=tree)
     res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
@@ -97,7 +104,7 @@ def _med(xs: list[float]) -> str:
 def compare(args) -> None:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     base = os.path.abspath(args.compare)
-    if not os.path.exists(os.path.join(base, "bench", "read_path.py")):
+    if base != here:  # the same harness on both sides
         os.makedirs(os.path.join(base, "bench"), exist_ok=True)
         shutil.copy(os.path.abspath(__file__), os.path.join(base, "bench", "read_path.py"))
     runs: dict[str, list[dict]] = {base: [], here: []}
@@ -107,7 +114,9 @@ def compare(args) -> None:
             print(f"round {r + 1} {tree}: " + ", ".join(
                 f"{k} {runs[tree][-1][k] / 1000:.1f}k" for k in FIGURES), flush=True)
     loads = [x["load_avg_1m"] for rs in runs.values() for x in rs]
-    print(f"\n{args.keys} keys, {args.rounds} rounds alternated, load average {min(loads):.1f}-"
+    print("sstables read: base", sorted({x["sstables"] for x in runs[base]}), "tree",
+          sorted({x["sstables"] for x in runs[here]}))
+    print(f"\n{args.keys} keys of {args.key_bytes} bytes, {args.rounds} rounds alternated, load average {min(loads):.1f}-"
           f"{max(loads):.1f}; rates per second, median (min-max); ratio = medians, tree / base")
     for k in FIGURES:
         b = [x[k] for x in runs[base]]
@@ -119,6 +128,7 @@ def compare(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--key-bytes", type=int, default=16)
     ap.add_argument("--hits", type=int, default=50_000, help="gets of each kind per run")
     ap.add_argument("--scans", type=int, default=50, help="scans of 1000 rows per run")
     ap.add_argument("--seed", type=int, default=1)
@@ -130,7 +140,7 @@ def main() -> None:
         compare(args)
         return
     with tempfile.TemporaryDirectory(prefix="read_path-") as root:
-        out = measure(args.keys, args.hits, args.scans, args.seed, root)
+        out = measure(args.keys, args.key_bytes, args.hits, args.scans, args.seed, root)
     if args.json_line:
         print(json.dumps(out))
     else:
