@@ -1,0 +1,152 @@
+"""Read-path cost of one store in CPU time: get hit, get miss and scan after reopen.
+
+The machine these benchmarks run on is shared, so wall-clock rates move with other people's load
+(bench/README.md: hit rates of 27-38k/s within one hour). This script reports, next to the wall
+rate, the rate in this process's CPU time (`time.process_time`): the reads run on a store
+reopened with `background=False`, so no flusher or compactor thread of ours shares that clock
+and other processes' load moves it far less (it still moves with cache and frequency contention).
+
+One run: write N keys (random blob keys of --key-bytes bytes, default 16; 100-byte blob values)
+with background threads, close, reopen without them, then HITS random hits, HITS misses (keys of
+the same length never written) and SCANS scans of 1000 rows. The key length matters: a key whose
+len % 16 tail holds a byte >= 0x80 takes Cassandra's sign-extension rule in engine/token.py.
+
+`--compare DIR` runs this script alternately on the engine in DIR (e.g. a frozen copy of main:
+`git archive main | tar -x -C /tmp/base`) and on this tree, ROUNDS times each, each in a fresh
+process, and prints the median (min-max) of every figure and the ratio this tree / DIR.
+
+  python -m bench.read_path --keys 100000
+  python -m bench.read_path --keys 100000 --compare /tmp/base --rounds 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+FIGURES = ("hit_cpu", "miss_cpu", "scan_cpu", "hit_wall", "miss_wall", "scan_wall")
+
+
+def measure(n: int, key_bytes: int, hits: int, scans: int, seed: int, root: str) -> dict:
+    from engine.store import Store  # from sys.path: this tree, or the --compare copy
+
+    rnd = random.Random(seed)
+    keys = list(dict.fromkeys(rnd.randbytes(key_bytes) for _ in range(n)))
+    n = len(keys)
+    path = os.path.join(root, "store")
+    store = Store.open(path, commitlog_sync="periodic", background=True)
+    store.create_keyspace("ks")
+    store.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+    for k in keys:
+        store.insert("ks", "t", {"k": k, "v": rnd.randbytes(100)})
+    store.close()
+    store = Store.open(path, commitlog_sync="periodic", background=False)
+    sstables = next(t["sstable_count"] for t in store.tablestats() if t["table"] == "ks.t")
+    hit_keys = [keys[rnd.randrange(n)] for _ in range(hits)]
+    written = set(keys)
+    miss_keys = [k for k in (rnd.randbytes(key_bytes) for _ in range(2 * hits))
+                 if k not in written][:hits]
+    starts = [rnd.randrange(-2**63, 2**63 - 2**60) for _ in range(scans)]
+    get = store.get
+
+    def hit():
+        for k in hit_keys:
+            if get("ks", "t", {"k": k}) is None:
+                raise AssertionError(f"lost key {k!r}")
+        return hits
+
+    def miss():
+        for k in miss_keys:
+            if get("ks", "t", {"k": k}) is not None:
+                raise AssertionError(f"found a key never written {k!r}")
+        return hits
+
+    def scan():
+        rows = 0
+        for start in starts:
+            for i, _ in enumerate(store.scan_all("ks", "t", start_token=start, page_size=1000)):
+                if i == 999:
+                    break
+            rows += i + 1
+        return rows
+
+    out = {}
+    for name, fn in (("hit", hit), ("miss", miss), ("scan", scan)):
+        c0, w0 = time.process_time(), time.perf_counter()
+        done = fn()
+        out[f"{name}_cpu"] = done / (time.process_time() - c0)
+        out[f"{name}_wall"] = done / (time.perf_counter() - w0)
+    store.close()
+    out["sstables"] = sstables
+    out["load_avg_1m"] = os.getloadavg()[0]
+    return out
+
+
+def _child(tree: str, args) -> dict:
+    cmd = [sys.executable, "-m", "bench.read_path", "--keys", str(args.keys), "--key-bytes", str(args.key_bytes), "--hits",
+           str(args.hits), "--scans", str(args.scans), "--seed", str(args.seed), "--json-line"]
+    env = dict(os.environ, PYTHONPATH=tree)
+    res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _med(xs: list[float]) -> str:
+    return f"{statistics.median(xs) / 1000:.1f}k ({min(xs) / 1000:.1f}-{max(xs) / 1000:.1f})"
+
+
+def compare(args) -> None:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = os.path.abspath(args.compare)
+    if base != here:  # the same harness on both sides
+        os.makedirs(os.path.join(base, "bench"), exist_ok=True)
+        shutil.copy(os.path.abspath(__file__), os.path.join(base, "bench", "read_path.py"))
+    runs: dict[str, list[dict]] = {base: [], here: []}
+    for r in range(args.rounds):
+        for tree in (base, here):
+            runs[tree].append(_child(tree, args))
+            print(f"round {r + 1} {tree}: " + ", ".join(
+                f"{k} {runs[tree][-1][k] / 1000:.1f}k" for k in FIGURES), flush=True)
+    loads = [x["load_avg_1m"] for rs in runs.values() for x in rs]
+    print("sstables read: base", sorted({x["sstables"] for x in runs[base]}), "tree",
+          sorted({x["sstables"] for x in runs[here]}))
+    print(f"\n{args.keys} keys of {args.key_bytes} bytes, {args.rounds} rounds alternated, load average {min(loads):.1f}-"
+          f"{max(loads):.1f}; rates per second, median (min-max); ratio = medians, tree / base")
+    for k in FIGURES:
+        b = [x[k] for x in runs[base]]
+        t = [x[k] for x in runs[here]]
+        print(f"{k:10s} base {_med(b):24s} tree {_med(t):24s} "
+              f"ratio {statistics.median(t) / statistics.median(b):.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--key-bytes", type=int, default=16)
+    ap.add_argument("--hits", type=int, default=50_000, help="gets of each kind per run")
+    ap.add_argument("--scans", type=int, default=50, help="scans of 1000 rows per run")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--compare", metavar="DIR", help="alternate with the engine in DIR")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json-line", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.compare:
+        compare(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="read_path-") as root:
+        out = measure(args.keys, args.key_bytes, args.hits, args.scans, args.seed, root)
+    if args.json_line:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:12s} {v:,.1f}")
+
+
+if __name__ == "__main__":
+    main()
