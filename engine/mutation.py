@@ -147,11 +147,11 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
         return _build_insert_static(table, row, ts, now_s, ttl, max_value_bytes)
     key = partition_key_bytes(table, row)
     ck = _full_clustering(table, row) if table.clustering else b""
-    plan, default_ttl = table.__dict__.get("write_plan") or _write_plan(table)
     if ttl is None:
-        ttl = default_ttl
+        ttl = table.option("default_time_to_live") or 0
     if ttl.__class__ is not int or ttl:  # exactly int 0 needs no check
         ttl = _ttl(table, ttl)
+    by_name = table.by_name
     if ttl:
         expiry = now_s + ttl
         cells = {MARKER_COLUMN_ID: (ts, expiry, ttl, b"")}
@@ -161,21 +161,23 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
         cells = {MARKER_COLUMN_ID: (ts, expiry, 0, b"")}
         encoded = [[MARKER_COLUMN_ID, ts, b""]]
     for name, value in row.items():
-        p = plan.get(name)
-        if p is None:
+        col = by_name.get(name)
+        if col is None:
             raise InvalidRequest(f"unknown column '{name}' in table {table.qualified_name}")
-        col, ctype = p
-        if col is None:  # a key column
+        if col.kind != "regular":
             continue
         col_id = col.id
-        if ctype is not None and not ctype.frozen:
-            _collection_cells(ctype, col, value, ts, now_s, ttl, expiry, cells, encoded, max_value_bytes)
-            continue
+        ctype = None
+        if "<" in col.cql_type:
+            ctype = coll.parse(col.cql_type)
+            if not ctype.frozen:
+                _collection_cells(ctype, col, value, ts, now_s, ttl, expiry, cells, encoded, max_value_bytes)
+                continue
         if value is None:
             cells[col_id] = (ts, now_s, 0, None)
             encoded.append([col_id, ts, None, now_s])
             continue
-        if type(value) is bytes and col.cql_type == "blob":
+        if col.cql_type == "blob" and type(value) is bytes:
             data = value
         elif ctype is not None:
             data = coll.serialize(ctype, coll.validate(ctype, value, name))
@@ -193,15 +195,6 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
             encoded.sort(key=_element_order)
     encoded[0:0] = (ck, None, None)
     return key, Partition(None, {ck: Row(None, cells)}, []), _packb([None, [encoded], []])
-
-
-def _write_plan(table: Table) -> tuple[dict, int]:
-    """({column name: (regular Column or None for a key column, its CollectionType or None)},
-    default TTL), kept on the (immutable) Table: the per-column work of an insert, done once."""
-    plan = {c.name: (c, coll.parse(c.cql_type)) if c.kind == "regular" else (None, None) for c in table.columns}
-    found = (plan, table.option("default_time_to_live") or 0)
-    object.__setattr__(table, "write_plan", found)
-    return found
 
 
 def _build_insert_static(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,

@@ -245,21 +245,15 @@ class PartitionStats:
                 self._ts(row.deletion[0])
                 self._tombstone(row.deletion[1])
                 self._ldt(row.deletion[1])
-            cells = row.cells
-            self.cell_count += len(cells)
-            lo, hi = self.min_timestamp, self.max_timestamp  # the write hot path: _ts inlined
-            for ts, ldt, ttl, value in cells.values():
-                if ts < lo:
-                    lo = ts
-                if ts > hi:
-                    hi = ts
+            for ts, ldt, ttl, value in row.cells.values():
+                self.cell_count += 1
+                self._ts(ts)
                 if value is None or ttl:
                     self._ldt(ldt)
                     if value is None:
                         self._tombstone(ldt)
                     else:  # an expiring cell becomes droppable at expiry
                         self.histogram[ldt - ldt % 60] = self.histogram.get(ldt - ldt % 60, 0) + 1
-            self.min_timestamp, self.max_timestamp = lo, hi
 
     def _ldt(self, ldt: int) -> None:
         if ldt > self.max_local_deletion_time:
