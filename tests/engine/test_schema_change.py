@@ -139,7 +139,7 @@ def test_dropped_cells_stay_hidden_on_the_single_row_fast_paths(tmp_path):
 
 def test_inserts_follow_each_alter_of_a_table_already_written(store):
     """Store._resolve gives inserts and reads the current definition after each ALTER."""
-    store.insert("ks", "t", {"k": 1, "c": 1, "v": "a"})          # the plan of the first definition
+    store.insert("ks", "t", {"k": 1, "c": 1, "v": "a"})          # under the first definition
     _alter(store, lambda t: sc.add_columns(t, [("x", "int")], ts=t.altered_us + 1))
     store.insert("ks", "t", {"k": 1, "c": 2, "x": 7})
     assert store.get("ks", "t", {"k": 1, "c": 2})["x"] == 7
