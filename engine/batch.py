@@ -20,10 +20,7 @@ class Batch:
 
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
         store = self.store
-        ks = store.keyspaces.get(keyspace)
-        t = ks.tables.get(table) if ks is not None else None
-        if t is None:
-            t = store.table(keyspace, table)  # raises the usual InvalidRequest
+        t = store._resolve(keyspace, table)
         ts, now_s = store._timestamp_now(timestamp)
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, store.options["max_value_bytes"])
         self.updates.append((t, key, update))

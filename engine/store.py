@@ -166,6 +166,13 @@ class Store:
     def table(self, keyspace: str, name: str) -> Table:
         return self.catalog.table(keyspace, name)
 
+    def _resolve(self, keyspace: str, table: str) -> Table:
+        """table() for the hot paths (insert, get, Batch.insert): two dict lookups, and the
+        catalog's InvalidRequest only when the keyspace or table does not exist."""
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        return t if t is not None else self.catalog.table(keyspace, table)
+
     def create_index(self, keyspace: str, table: str, column: str, name: str | None = None,
                      if_not_exists: bool = True) -> IndexMetadata | None:
         """CREATE INDEX [name] ON keyspace.table (column): built from the existing rows in the
@@ -218,10 +225,7 @@ class Store:
         """Upsert one row (INSERT: writes the row marker). Returns the write timestamp (µs)."""
         if self._closed:
             self._check_open()
-        ks = self.keyspaces.get(keyspace)
-        t = ks.tables.get(table) if ks is not None else None
-        if t is None:
-            t = self.table(keyspace, table)  # raises the usual InvalidRequest
+        t = self._resolve(keyspace, table)
         ts, now_s = self._timestamp_now(timestamp)
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, self.options["max_value_bytes"])
         self._apply_encoded([(t, key, payload, update)])
@@ -414,10 +418,7 @@ class Store:
         """One row by its full primary key (or the first live row of a partition without clustering)."""
         if self._closed:
             self._check_open()
-        ks = self.keyspaces.get(keyspace)
-        t = ks.tables.get(table) if ks is not None else None
-        if t is None:
-            t = self.table(keyspace, table)  # raises the usual InvalidRequest
+        t = self._resolve(keyspace, table)
         return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,

@@ -135,3 +135,18 @@ def test_dropped_cells_stay_hidden_on_the_single_row_fast_paths(tmp_path):
         assert sorted(store.scan_all("ks", "kv"), key=lambda r: r["k"]) == [{"k": 1, "w": 1}, {"k": 2, "w": 2}]
         store.flush()
     store.close()
+
+
+def test_inserts_follow_each_alter_of_a_table_already_written(store):
+    """Store._resolve gives inserts and reads the current definition after each ALTER."""
+    store.insert("ks", "t", {"k": 1, "c": 1, "v": "a"})          # under the first definition
+    _alter(store, lambda t: sc.add_columns(t, [("x", "int")], ts=t.altered_us + 1))
+    store.insert("ks", "t", {"k": 1, "c": 2, "x": 7})
+    assert store.get("ks", "t", {"k": 1, "c": 2})["x"] == 7
+    _alter(store, lambda t: sc.with_options(t, {"default_time_to_live": 100}, ts=t.altered_us + 1))
+    store.insert("ks", "t", {"k": 1, "c": 3, "v": "b"})
+    store.clock.advance(101)
+    assert [r["c"] for r in _rows(store)] == [1, 2]              # the default TTL applies at once
+    _alter(store, lambda t: sc.drop_columns(t, ["v"], ts=store.new_timestamp()))
+    with pytest.raises(InvalidRequest, match="unknown column 'v'"):
+        store.insert("ks", "t", {"k": 1, "c": 4, "v": "c"})
