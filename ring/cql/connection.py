@@ -35,7 +35,7 @@ from ring.cql.frame import (
 from ring.cql.notation import ProtocolException, Reader, encode_string_list
 from ring.cql.requests import AuthResponse, Options, Register, Request, Startup, decode_request
 from ring.cql.responses import Authenticate, AuthSuccess, Error, ErrorCode, Ready, Response, Supported
-from ring.cql.segment import SegmentDecoder, encode_frames
+from ring.cql.segment import SegmentDecoder, encode_segments
 
 FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024   # Cassandra's native_transport_max_frame_size
 CQL_VERSION = "3.4.5"
@@ -218,14 +218,6 @@ class Connection:
     def send(self, response: Response, stream: int, *, tracing_id: bytes | None = None,
              warnings: list[str] | None = None) -> bytes:
         """The bytes of `response` on `stream` (framed, compressed and segmented as negotiated)."""
-        segmented = self._segments is not None
-        frame = self.frame(response, stream, tracing_id=tracing_id, warnings=warnings)
-        return self.wrap([frame]) if segmented else frame
-
-    def frame(self, response: Response, stream: int, *, tracing_id: bytes | None = None,
-              warnings: list[str] | None = None) -> bytes:
-        """The frame of `response` on `stream`, before v5 segmenting: when `uses_segments` was true
-        before this call, it goes on the wire only through `wrap`, alone or with other frames."""
         version = self._reply_version if self.version is None else self.version
         flags, prefix = 0, b""
         if tracing_id is not None:
@@ -237,14 +229,10 @@ class Connection:
         if self.compression is not None and self._segments is None and body:
             flags, body = flags | FLAG_COMPRESSION, compress_body(body)
         frame = encode_frame(version, flags, stream, response.opcode, body)
+        if self._segments is not None:
+            frame = encode_segments(frame, compressed=self.compression is not None)
         self._after_send(response, stream)
         return frame
-
-    def wrap(self, frames: list[bytes]) -> bytes:
-        """v5 segments around whole `frames` (made by `frame` once segments were on): frames share
-        a self-contained segment while they fit."""
-        assert self._segments is not None
-        return encode_frames(frames, compressed=self.compression is not None)
 
     def _after_send(self, response: Response, stream: int) -> None:
         if self.phase is Phase.STARTING and stream == self._startup.stream:

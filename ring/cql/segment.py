@@ -87,25 +87,6 @@ def encode_segments(frames: bytes, compressed: bool) -> bytes:
                     for i in range(0, len(frames), PAYLOAD_BYTES_MAX))
 
 
-def encode_frames(frames: list[bytes], compressed: bool) -> bytes:
-    """Wrap a list of whole frames: consecutive frames share a self-contained segment while they
-    fit in one payload (one header, one checksum, one lz4 block for many responses); a frame
-    longer than the payload limit is cut into its own segments."""
-    out, group, size = [], [], 0
-    for frame in frames:
-        if group and size + len(frame) > PAYLOAD_BYTES_MAX:
-            out.append(_encode_one(b"".join(group), True, compressed))
-            group, size = [], 0
-        if len(frame) > PAYLOAD_BYTES_MAX:
-            out.append(encode_segments(frame, compressed))
-            continue
-        group.append(frame)
-        size += len(frame)
-    if group:
-        out.append(_encode_one(group[0] if len(group) == 1 else b"".join(group), True, compressed))
-    return b"".join(out)
-
-
 @dataclass(frozen=True, slots=True)
 class Segment:
     payload: bytes

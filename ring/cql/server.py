@@ -40,19 +40,15 @@ EVENT_STREAM = -1
 
 @dataclass
 class Output:
-    """What the driver does next, in order: write `data` then `frames` (v5 frames, to be wrapped in
-    segments by `ServerConnection.wrap`, together with the frames of later Outputs of the same loop
-    iteration if the driver likes), submit `requests`, push `events`, close."""
+    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close."""
 
     data: bytes = b""
-    frames: list[bytes] = field(default_factory=list)
     requests: list[ClientRequest] = field(default_factory=list)
     events: list[Response] = field(default_factory=list)
     close: bool = False
 
     def extend(self, other: "Output") -> None:
         self.data += other.data
-        self.frames += other.frames
         self.requests += other.requests
         self.events += other.events
         self.close = self.close or other.close
@@ -202,15 +198,8 @@ class ServerConnection:
 
     # -- handling -------------------------------------------------------------------------------
 
-    def wrap(self, frames: list[bytes]) -> bytes:
-        """The wire bytes of Output.frames (v5 segments; several frames share one)."""
-        return self.connection.wrap(frames) if frames else b""
-
     def _respond(self, response: Response, stream: int, close: bool = False) -> Output:
-        c = self.connection
-        if c.uses_segments:
-            return Output(frames=[c.frame(response, stream)], close=close)
-        return Output(data=c.send(response, stream), close=close)
+        return Output(data=self.connection.send(response, stream), close=close)
 
     def _handle(self, event) -> Output:
         if isinstance(event, Rejected):

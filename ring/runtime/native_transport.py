@@ -11,8 +11,7 @@ With PasswordAuthenticator it creates system_auth locally at start (roles.ensure
 until it succeeds).
 
 Writes are coalesced: what a connection's statements answer during one loop iteration goes out in
-one `write` (one send() instead of one per response), and in v5 those responses share segments
-(one header, CRC and lz4 block for up to 128 KiB of frames, not one per response). Backpressure: reading a connection waits
+one `write` (one send() instead of one per response). Backpressure: reading a connection waits
 for its writes to drain. A connection's failure closes only that connection; an exception that
 escaped an execution is logged and counted
 (`cql_server_errors`), and the node keeps serving.
@@ -41,8 +40,7 @@ class NativeTransport:
         self.server: NativeServer | None = None
         self._asyncio_server: asyncio.Server | None = None
         self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
-        # written at the end of this loop iteration: wire bytes, then v5 frames wrapped together
-        self._outbox: dict[ServerConnection, tuple[list[bytes], list[bytes]]] = {}
+        self._outbox: dict[ServerConnection, list[bytes]] = {}     # written at the end of this iteration
         self._schema_version = None
         self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
 
@@ -115,8 +113,8 @@ class NativeTransport:
         writer = self._writers.get(conn)
         if writer is None:
             return
-        if out.data or out.frames:
-            self._write(conn, out.data, out.frames)
+        if out.data:
+            self._write(conn, out.data)
         self._log_bugs()
         for req in out.requests:
             self.process.submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
@@ -133,24 +131,17 @@ class NativeTransport:
         for conn, data in self.server.push(event):
             self._write(conn, data)
 
-    def _write(self, conn: ServerConnection, data: bytes, frames: list[bytes] = ()) -> None:
-        """Queue `data` and `frames`; the queue is written once at the end of this loop iteration."""
+    def _write(self, conn: ServerConnection, data: bytes) -> None:
+        """Queue `data`; the queue is written once at the end of this loop iteration."""
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
-        queued = self._outbox.get(conn)
-        if queued is None:
-            queued = self._outbox[conn] = ([], [])
-        if data:
-            queued[0].append(data)
-        queued[1].extend(frames)
+        self._outbox.setdefault(conn, []).append(data)
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, {}
-        for conn, (chunks, frames) in outbox.items():
+        for conn, chunks in outbox.items():
             writer = self._writers.get(conn)
             if writer is not None and not writer.is_closing():
-                if frames:
-                    chunks.append(conn.wrap(frames))
                 writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _setup_superuser(self) -> None:

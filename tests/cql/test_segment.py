@@ -7,22 +7,9 @@ from cassandra.segment import compute_crc24
 from hypothesis import given, strategies as st
 
 from ring.cql.notation import ProtocolException
-from ring.cql.segment import PAYLOAD_BYTES_MAX, SegmentDecoder, crc24, encode_frames, encode_segments
+from ring.cql.segment import PAYLOAD_BYTES_MAX, SegmentDecoder, crc24, encode_segments
 
 CODECS = {False: segment_codec_no_compression, True: segment_codec_lz4}
-
-
-@pytest.mark.parametrize("compressed", [False, True])
-def test_frames_share_self_contained_segments_and_a_big_frame_is_split_alone(compressed):
-    small, big = [bytes([i]) * 50_000 for i in range(5)], b"x" * (PAYLOAD_BYTES_MAX + 10)
-    frames = small[:3] + [big] + small[3:]
-    segments = SegmentDecoder(compressed).feed(encode_frames(frames, compressed))
-    assert [len(s.payload) for s in segments] == [100_000, 50_000, PAYLOAD_BYTES_MAX, 10, 100_000]
-    assert [s.self_contained for s in segments] == [True, True, False, False, True]
-    assert b"".join(s.payload for s in segments) == b"".join(frames)
-    one = io.BytesIO(encode_frames(small[:2], compressed))   # the driver decodes a shared segment
-    codec = CODECS[compressed]
-    assert codec.decode(one, codec.decode_header(one)).payload == small[0] + small[1]
 
 
 @given(st.integers(0, 2**40 - 1), st.sampled_from([3, 5]))
