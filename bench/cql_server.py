@@ -4,7 +4,7 @@ A simulated cluster (ring/runtime/sim.py) holds the schema and answers one real 
 real `insert`; their replies are then canned. A `ServerConnection` (protocol v5, lz4, as
 cassandra-driver negotiates) is fed batches of 64 EXECUTE frames encoded by cassandra-driver's own
 codec, each node request is answered with the canned reply, and the responses of a batch are
-wrapped together as the native transport does at its flush. Reported: CPU microseconds
+joined as the native transport does at its flush. Reported: CPU microseconds
 (`process_time`) per statement, best and median of 7 rounds of 30 batches. What it leaves out:
 asyncio streams, the node's coordinator and replicas (bench/cql.py measures the whole path).
 
@@ -80,12 +80,8 @@ def main() -> None:
         "COMPRESSION": "lz4"}), 1, VERSION, lz4_compress, False))
     conn.receive_data(b"")
 
-    def wire(out) -> bytes:         # Output.frames came with shared v5 segments (older trees: data only)
-        frames = getattr(out, "frames", [])
-        return out.data + (conn.wrap(frames) if frames else b"")
-
     def prepare(query: str, stream: int):
-        (_, body), = frames_in(wire(conn.receive_data(segments(PrepareMessage(query), stream))))
+        (_, body), = frames_in(conn.receive_data(segments(PrepareMessage(query), stream)).data)
         return ProtocolHandler.decode_message(VERSION, {}, stream, 0, 0x08, body, None, None)
 
     select, insert = prepare("SELECT v FROM ks.kv WHERE k = ?", 2), prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)", 3)
@@ -109,8 +105,7 @@ def main() -> None:
             outs = [conn.receive_data(data)]
             outs += [conn.on_reply(Reply(req.id, *canned[req.op])) for req in outs[0].requests]
             assert all(not o.requests for o in outs[1:])
-            b"".join(wire(o) for o in outs) if not hasattr(outs[0], "frames") else \
-                conn.wrap([f for o in outs for f in o.frames])
+            b"".join(o.data for o in outs)
 
     print(f"machine: {machine()}")
     for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),
