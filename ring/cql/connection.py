@@ -137,7 +137,9 @@ class Connection:
 
     def _next_event(self) -> Request | Rejected | None:
         self._pump()
-        header = None if self._frames.skipping else decode_header(self._frames.buffer)
+        buf, header = self._frames.buffer, None
+        if buf and not self._frames.skipping and (self.version is None or buf[0] & 0x7F != self.version):
+            header = decode_header(buf)      # only the first frame's and a changed version's
         if header is not None and not header.is_response:
             if self.version is None and header.version not in self.versions:
                 self._reply_version = header.version if header.version in _KNOWN_OLD_VERSIONS else self.versions[-1]

@@ -57,6 +57,9 @@ class Consistency(enum.IntEnum):
     LOCAL_ONE = 0x000A
 
 
+_CONSISTENCY_BY_CODE = {c.value: c for c in Consistency}
+
+
 class Reader:
     """A cursor over one frame body. Every method consumes its notation or raises ProtocolException."""
 
@@ -87,10 +90,18 @@ class Reader:
         return self.take(1, "[byte]")[0]
 
     def short(self) -> int:
-        return U16.unpack(self.take(2, "[short]"))[0]
+        pos = self.pos
+        if pos + 2 > len(self.buf):
+            self.take(2, "[short]")             # raises, naming the offset
+        self.pos = pos + 2
+        return U16.unpack_from(self.buf, pos)[0]
 
     def int(self) -> int:
-        return I32.unpack(self.take(4, "[int]"))[0]
+        pos = self.pos
+        if pos + 4 > len(self.buf):
+            self.take(4, "[int]")
+        self.pos = pos + 4
+        return I32.unpack_from(self.buf, pos)[0]
 
     def long(self) -> int:
         return I64.unpack(self.take(8, "[long]"))[0]
@@ -154,8 +165,8 @@ class Reader:
     def consistency(self) -> Consistency:
         code = self.short()
         try:
-            return Consistency(code)
-        except ValueError:
+            return _CONSISTENCY_BY_CODE[code]
+        except KeyError:
             raise ProtocolException(f"unknown consistency level 0x{code:04x} at offset {self.pos - 2}")
 
 
