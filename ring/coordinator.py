@@ -162,7 +162,8 @@ class ReadHandler:
     def requests(self, msg_id: int) -> list:
         first, rest = self.targets[0], self.targets[1:]
         out = [Send(first, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, False))]
-        out += [Send(ep, ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, True)) for ep in rest]
+        digest = ReadRequest(msg_id, self.table.id, self.key, self.lo, self.hi, True)   # encoded once
+        out += [Send(ep, digest) for ep in rest]
         if self.speculate_at_ms is not None and self.speculate_at_ms <= self.ctx.now_ms:
             out += self._speculate()  # ALWAYS
         return out

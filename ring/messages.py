@@ -70,6 +70,7 @@ _REGISTRY: dict[int, type] = {}
 _FIELD_TYPES = {"int": int, "str": str, "bytes": bytes, "bool": bool, "list": list, "dict": dict,
                 "None": type(None), "object": object}
 _SHAPES: dict[type, tuple] = {}   # message class -> ((field name, accepted types), ...)
+_NAMES: dict[type, tuple] = {}    # message class -> field names in declaration order (for encode)
 
 
 def message(type_id: int):
@@ -80,6 +81,7 @@ def message(type_id: int):
         _REGISTRY[type_id] = cls
         _SHAPES[cls] = tuple((f.name, tuple(_FIELD_TYPES[t.strip()] for t in f.type.split("|")))
                              for f in fields(cls))
+        _NAMES[cls] = tuple(f.name for f in fields(cls))
         return cls
     return register
 
@@ -99,11 +101,11 @@ def _check_shape(cls, values: list) -> None:
 
 
 def encode(msg) -> bytes:
-    return packb([msg.TYPE_ID, *astuple_shallow(msg)])
+    return packb([msg.TYPE_ID, *[getattr(msg, name) for name in _NAMES[type(msg)]]])
 
 
 def astuple_shallow(msg) -> tuple:
-    return tuple(getattr(msg, f.name) for f in fields(msg))
+    return tuple(getattr(msg, name) for name in _NAMES[type(msg)])
 
 
 def decode(data: bytes):

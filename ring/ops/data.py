@@ -180,7 +180,8 @@ def coordinate_write(node, request_id: int, keyspace: str, table: Table, key: by
     if not live and not effects:
         node.forget(msg_id)
         raise UnavailableError(level, 1, 0)
-    return effects + [Send(ep, MutationRequest(msg_id, table.id, key, payload)) for ep in live]
+    request = MutationRequest(msg_id, table.id, key, payload)   # one message: the peer links encode it once
+    return effects + [Send(ep, request) for ep in live]
 
 
 def coordinate_read(node, request_id: int, keyspace: str, table: Table, key: bytes, lo, hi, level, finish) -> list:

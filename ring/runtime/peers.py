@@ -177,6 +177,7 @@ class Peers:
         self._deliver_local = deliver_local     # deliver_local(src, msg), called soon on the loop
         self.links: dict[str, PeerLink] = {}
         self.dropped: set[str] = set()          # the nemesis's drop rules
+        self._last: tuple = (None, b"")          # (message, its frame): one message to n replicas is encoded once
 
     def send(self, to: str, msg) -> None:
         if to in self.dropped:
@@ -188,7 +189,11 @@ class Peers:
         link = self.links.get(to)
         if link is None:
             link = self.links[to] = PeerLink(to, self.local_endpoint, self.settings, self.stats)
-        link.send(encode_frame(encode(msg)))
+        last, frame = self._last
+        if msg is not last:             # messages are frozen: the same object encodes to the same frame
+            frame = encode_frame(encode(msg))
+            self._last = (msg, frame)
+        link.send(frame)
 
     async def close(self) -> None:
         await asyncio.gather(*(link.close() for link in self.links.values()))
