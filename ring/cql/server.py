@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from ring.cql import auth, execute, roles
+from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
 from ring.cql.requests import AuthResponse, Batch, Execute, Options, Prepare, Query, Register, Startup
 from ring.cql.responses import (Authenticate, Error, ErrorCode, Ready, Response, SchemaChange, StatusChange,
@@ -58,8 +58,10 @@ class NativeServer:
     def __init__(self, node, *, max_connections: int = CONNECTIONS_MAX_DEFAULT,
                  max_requests_per_connection: int = REQUESTS_PER_CONNECTION_MAX_DEFAULT,
                  max_concurrent_requests: int = CONCURRENT_REQUESTS_MAX_DEFAULT,
-                 max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT, authenticator: str = auth.ALLOW_ALL):
+                 max_frame_bytes: int = FRAME_BYTES_MAX_DEFAULT, authenticator: str = auth.ALLOW_ALL,
+                 point_path: bool = True):
         self.node = node
+        self.point_path = point_path            # EXECUTEs of point statements skip the planner (point.py)
         self.authenticator = auth.authenticator_name(authenticator)
         self.prepared = execute.PreparedCache()
         self.max_connections = max_connections
@@ -238,7 +240,9 @@ class ServerConnection:
             if isinstance(event, Query):
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
-                ex = Execution.execute(node, session, event.query_id, event.parameters, server.ids)
+                ex = (server.point_path and point.execution(node, session, event.query_id, event.parameters,
+                                                            server.ids)) \
+                    or Execution.execute(node, session, event.query_id, event.parameters, server.ids)
             elif isinstance(event, AuthResponse):      # PasswordAuthenticator's login, roles.py
                 ex = Execution(node, session, server.ids, lambda _ex: roles.login(session, event.token))
             else:

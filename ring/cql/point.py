@@ -1,0 +1,299 @@
+"""The prepared-statement point fast path, sans-IO: EXECUTE of a point INSERT or a point SELECT
+without the general executor (execute.py's generator, plan.operations, RowSink, Rows objects).
+
+At the first EXECUTE of a prepared statement, `compile_point` looks at its plan and the live
+table and, for the two shapes below, builds a `Point`: the bind slots in order, the node op's
+fixed args, and (SELECT) the getters and the encoded result metadata per protocol version.
+`execution(...)` then goes from the wire [value]s straight to one `ClientRequest` and from its
+reply to the RESULT body.
+
+* INSERT: a WritePlan "insert" whose every key column is a plain `?` or a literal (no IN), every
+  value a plain `?` or a literal (no collection operation), no JSON, no IF, no USING TTL /
+  TIMESTAMP (the protocol's default timestamp is honoured, as by the general path).
+* SELECT by the full primary key: a ReadPlan "select" with `=` on every partition key column and
+  every clustering column (start == end, inclusive), no ALLOW FILTERING, filters, LIMIT, PER PARTITION LIMIT,
+  DISTINCT, COUNT or JSON, and a page size of None or > 1 (so one page always holds the answer).
+
+Invariant (tests/cql/test_point.py, differential): for every statement and values it accepts,
+the node request and the response bytes are exactly those of the general path. It never makes
+an error of its own: named values, a wrong arity, a null or unset key value, a value that does
+not deserialize, a SERIAL read, a paging state, or a table that changed since compiling (its
+identity in the live schema) all return None from `execution`, and the caller runs the general
+path, which answers them as before (an unknown id is Unprepared there too).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+from engine.errors import EngineError, InvalidRequest
+from ring.cql import ast, responses
+from ring.cql.collection_ops import CollectionSource
+from ring.cql.frame import Opcode
+from ring.cql.notation import UNSET as WIRE_UNSET
+from ring.cql.plan import ReadPlan, WritePlan
+from ring.cql.responses import Response
+from ring.cql.result import ResultKind, RowsMetadata, Void
+from ring.cql.selection import Selection
+from ring.cql.types import deserialize, serialize
+from ring.errors import ConfigurationError, RequestError
+from ring.messages import ClientRequest, Reply
+
+_I32 = struct.Struct(">i")
+_ROWS = _I32.pack(ResultKind.ROWS)
+_NULL_CELL = _I32.pack(-1)
+_SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
+
+
+@dataclass(frozen=True, slots=True)
+class PointRows(Response):
+    """A ROWS result whose metadata and cells are already encoded (what Rows.encode_kind makes)."""
+
+    opcode: ClassVar[Opcode] = Opcode.RESULT
+    metadata: Callable[[int], bytes]        # version -> the encoded RowsMetadata
+    cells: bytes
+    count: int
+
+    def encode_body(self, version: int) -> bytes:
+        return _ROWS + self.metadata(version) + _I32.pack(self.count) + self.cells
+
+
+class PointExecution:
+    """One EXECUTE on the point path; the Execution interface the server drives."""
+
+    __slots__ = ("done", "response", "events", "_request", "_finish")
+
+    def __init__(self, request: ClientRequest, finish):
+        self.done = False
+        self.response = None
+        self.events = ()
+        self._request = request
+        self._finish = finish               # the node's result -> the RESULT
+
+    def start(self) -> list[ClientRequest]:
+        return [self._request]
+
+    def on_reply(self, reply: Reply) -> list[ClientRequest]:
+        if self.done or reply.request_id != self._request.id:
+            return []
+        error = reply.error
+        if error is None:
+            self.response = self._finish(reply.result)
+        else:
+            if not isinstance(error, (EngineError, RequestError, ConfigurationError)):
+                error = RequestError(f"{type(error).__name__}: {error}")
+            self.response = responses.error_for(error)
+        self.done = True
+        return []
+
+
+class Point:
+    """A compiled point statement: `slots` are (bind index, type) in marker order."""
+
+    def __init__(self, table, types: tuple, key_slots: tuple, build, finish_for):
+        self.table = table
+        self.types = types                  # the bind specs' types, by marker index
+        self.key_slots = key_slots          # marker indexes that may be neither null nor unset
+        self.build = build                  # (values, params) -> (op, args) or None
+        self.finish_for = finish_for        # params -> (node result -> RESULT)
+
+
+def execution(node, session, query_id: bytes, params, ids) -> PointExecution | None:
+    """The point path for this EXECUTE, or None: run the general path (see the module docstring)."""
+    p = session.prepared.get(query_id)
+    if p is None or params.names is not None or params.paging_state:
+        return None
+    point = _compiled(node, p)
+    if point is None:
+        return None
+    raw, types = params.values, point.types
+    if len(raw) != len(types):
+        return None
+    values = []
+    for value, t in zip(raw, types):
+        if value is None or value is WIRE_UNSET:
+            values.append(value)
+            continue
+        try:
+            values.append(deserialize(t, value))
+        except InvalidRequest:
+            return None
+    for i in point.key_slots:
+        if values[i] is None or values[i] is WIRE_UNSET:
+            return None
+    built = point.build(values, params)
+    if built is None:
+        return None
+    op, args = built
+    return PointExecution(ClientRequest(ids(), op, args), point.finish_for(params))
+
+
+def _compiled(node, p) -> Point | None:
+    """The Point of `p` for the live table (compiled again when the table changed), or None."""
+    plan = p.plan
+    if not isinstance(plan, (WritePlan, ReadPlan)):
+        return None
+    ks = node.store.keyspaces.get(plan.keyspace)
+    table = ks.tables.get(plan.table) if ks is not None else None
+    if table is None:
+        return None
+    cached = p.__dict__.get("_point")
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    point = compile_point(p, table)
+    p.__dict__["_point"] = (table, point)   # PreparedStatement is frozen; this is its cache slot
+    return point
+
+
+def compile_point(p, table) -> Point | None:
+    """The Point for prepared statement `p` on `table`, or None when it is not a point shape."""
+    if p.json_columns:
+        return None
+    if isinstance(p.plan, WritePlan):
+        return _compile_insert(p, p.plan, table)
+    if isinstance(p.plan, ReadPlan):
+        return _compile_select(p, p.plan, table)
+    return None
+
+
+def _source(source):
+    """(marker index, None) for a plain marker, (None, value) for a literal; None otherwise."""
+    if isinstance(source, ast.BindMarker):
+        return source.index, None
+    if isinstance(source, CollectionSource) or type(source).__module__ == ast.__name__:
+        return None                          # a collection operation or an unconverted term
+    return None, source
+
+
+def _markers_cover(p, slots) -> bool:
+    return sorted(i for i, _ in slots if i is not None) == list(range(len(p.bind)))
+
+
+def _compile_insert(p, plan: WritePlan, table) -> Point | None:
+    if plan.op != "insert" or plan.json is not None or plan.ttl is not None or plan.timestamp is not None:
+        return None
+    if any(is_in for _, _, is_in in plan.key):
+        return None
+    if isinstance(p.statement, ast.Insert) and p.statement.if_not_exists:
+        return None
+    key = [(column, _source(source)) for column, source, _ in plan.key]
+    row = [(column, _source(source)) for column, source in plan.row]
+    if any(s is None for _, s in key + row) or not _markers_cover(p, [s for _, s in key + row]):
+        return None
+    keyspace, name = plan.keyspace, plan.table
+    key_slots = tuple(i for _, (i, _) in key if i is not None)
+    if any(c is None for _, (i, c) in key if i is None):
+        return None                          # a literal null key: the general path's error
+    fields = tuple((column, i, c) for column, (i, c) in key + row)
+    void = Void()
+
+    def build(values, params):
+        out = {}
+        for column, i, constant in fields:
+            if i is None:
+                out[column] = constant
+                continue
+            v = values[i]
+            if v is not WIRE_UNSET:
+                out[column] = v
+        args = {"keyspace": keyspace, "table": name, "row": out, "consistency": params.consistency.name}
+        if params.timestamp is not None:
+            args["timestamp"] = params.timestamp
+        return "insert", args
+
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, lambda params: lambda result: void)
+
+
+def _compile_select(p, plan: ReadPlan, table) -> Point | None:
+    if (plan.op != "select" or plan.filters or plan.limit is not None or plan.per_partition_limit is not None
+            or plan.distinct or plan.count or p.statement.order_by or p.statement.allow_filtering):
+        return None
+    if any(is_in for _, _, is_in in plan.key) or len(plan.key) != len(table.partition_key):
+        return None
+    clustering = [c.name for c in table.clustering]
+    if clustering:
+        if (plan.start != plan.end or not plan.start_inclusive or not plan.end_inclusive
+                or [c for c, _ in plan.start] != clustering):
+            return None
+    elif plan.start or plan.end:
+        return None
+    key = [(column, _source(source)) for column, source, _ in plan.key]
+    bounds = [(column, _source(source)) for column, source in plan.start]
+    if any(s is None for _, s in key + bounds) or not _markers_cover(p, [s for _, s in key + bounds]):
+        return None
+    if any(i is None and c is None for _, (i, c) in key + bounds):
+        return None
+    selection = Selection(p.statement, table, p.result_columns, (), ())
+    getters = selection.getters
+    types = [c.type for c in p.result_columns]
+    if len(getters) != len(types) or any(g is None for g in getters):
+        return None
+    base = {"keyspace": plan.keyspace, "table": plan.table}
+    if plan.columns is not None:
+        base["columns"] = list(plan.columns)
+    if plan.writetime:
+        base["writetime"] = True
+    if plan.ttl:
+        base["ttl"] = True
+    key_fields = tuple((column, i, c) for column, (i, c) in key)
+    bound_fields = tuple((i, c) for _, (i, c) in bounds)
+    key_slots = tuple(i for _, i, _ in key_fields if i is not None) + tuple(i for i, _ in bound_fields
+                                                                             if i is not None)
+    metadata = _metadata_encoder(p)
+    with_clustering = bool(clustering)
+    columns = tuple(zip(getters, types))
+
+    def build(values, params):
+        level = params.consistency.name
+        if level in _SERIAL:
+            return None
+        page_size = params.page_size
+        if with_clustering and page_size is not None and page_size <= 1:
+            return None
+        args = dict(base)
+        args["key"] = {column: (c if i is None else values[i]) for column, i, c in key_fields}
+        if with_clustering:
+            bound = tuple(c if i is None else values[i] for i, c in bound_fields)
+            args["start"], args["start_inclusive"] = bound, True
+            args["end"], args["end_inclusive"] = bound, True
+            args["consistency"] = level
+            if page_size is not None:
+                args["limit"] = page_size
+        else:
+            args["consistency"] = level
+        return "select", args
+
+    def finish_for(params):
+        meta = metadata(bool(params.skip_metadata))
+
+        def finish(rows):
+            cells = []
+            for row in rows:
+                for getter, t in columns:
+                    v = getter(row)
+                    if v is None:
+                        cells.append(_NULL_CELL)
+                    else:
+                        b = serialize(t, v)
+                        cells.append(_I32.pack(len(b)))
+                        cells.append(b)
+            return PointRows(meta, b"".join(cells), len(rows))
+        return finish
+
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, finish_for)
+
+
+def _metadata_encoder(p):
+    """skip_metadata -> (version -> the encoded RowsMetadata of a one-page answer), memoised."""
+    memo: dict[tuple[bool, int], bytes] = {}
+
+    def for_skip(skip: bool):
+        def encode(version: int) -> bytes:
+            found = memo.get((skip, version))
+            if found is None:
+                found = memo[(skip, version)] = RowsMetadata(p.result_columns, no_metadata=skip,
+                                                             specs=p.result_specs).encode(version)
+            return found
+        return encode
+    return for_skip

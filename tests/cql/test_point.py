@@ -1,0 +1,212 @@
+"""ring/cql/point.py, differential: the same EXECUTE frames through a server with the point path
+and one without it (both on node n1 of one simulated 3-node cluster) give byte-identical
+responses, and the point path is really taken for the point shapes."""
+from __future__ import annotations
+
+import struct
+import types
+import uuid
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.protocol import ErrorMessage, ExecuteMessage, PrepareMessage, StartupMessage
+from cassandra.query import UNSET_VALUE
+
+from ring.cql import point
+from ring.cql.server import NativeServer
+from ring.messages import Reply
+from ring.runtime.native_transport import schema_view
+from tests.cql.driver import decode_responses, request_bytes
+from tests.cql.test_execute import cluster
+
+TABLES = (
+    "CREATE TABLE ks.kv (k int PRIMARY KEY, v blob)",
+    "CREATE TABLE ks.wide (k bigint, c text, s int STATIC, ts timestamp, u uuid, b blob, i int, l list<int>, "
+    "m map<text, int>, f frozen<set<text>>, PRIMARY KEY (k, c))",
+    "CREATE TABLE ks.two (a int, b text, c int, d int, v text, PRIMARY KEY ((a, b), c, d))",
+)
+I32, I64 = struct.Struct(">i"), struct.Struct(">q")
+
+
+def text(s: str) -> bytes:
+    return s.encode()
+
+
+class Pair:
+    """Two servers on one node, the point path on and off, fed the same frames."""
+
+    def __init__(self, cql, version: int):
+        self.cql, self.version, self.node = cql, version, cql.sim.nodes["n1"].node
+        self.servers = [NativeServer(self.node, point_path=True), NativeServer(self.node, point_path=False)]
+        self.conns = [s.connect() for s in self.servers]
+        self.observe()
+        self.feed(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 1, version))
+        for c in self.conns:
+            c.receive_data(b"")
+        self.stream = 10
+
+    def observe(self):
+        for s in self.servers:
+            s.observe_schema(schema_view(self.node))
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Both servers' response bytes; their node requests (op and args) must be the same."""
+        outs, sent = [], []
+        for conn in self.conns:
+            out = conn.receive_data(data)
+            got, pending = [out.data], list(out.requests)
+            sent.append([])
+            while pending:
+                req = pending.pop(0)
+                sent[-1].append((req.op, repr(req.args)))
+                reply = self.cql.sim.wait(self.cql.sim.submit("n1", req.op, **req.args))
+                more = conn.on_reply(Reply(req.id, reply.result, reply.error))
+                got.append(more.data)
+                pending += more.requests
+            outs.append(b"".join(got))
+        assert sent[0] == sent[1]
+        return outs
+
+    def frame(self, msg) -> bytes:
+        self.stream += 1
+        return request_bytes(msg, self.stream, self.version, segments=self.version >= 5)
+
+    def prepare(self, query: str):
+        on, off = self.feed(self.frame(PrepareMessage(query)))
+        assert on == off
+        (_, msg), = decode_responses(on, segments=self.version >= 5)
+        return msg
+
+    def execute(self, prepared, values, consistency=ConsistencyLevel.QUORUM, **kw) -> bytes:
+        on, off = self.feed(self.frame(ExecuteMessage(prepared.query_id, values, consistency,
+                                                      result_metadata_id=prepared.result_metadata_id, **kw)))
+        assert on == off, (on, off)
+        return on
+
+    def rows(self, prepared, values, **kw):
+        (_, msg), = decode_responses(self.execute(prepared, values, **kw), segments=self.version >= 5,
+                                     result_metadata=prepared.column_metadata)
+        return msg
+
+
+@pytest.fixture(scope="module")
+def cql():
+    c = cluster()
+    for ddl in TABLES:
+        c.ok("n1", ddl)
+    c.agree()
+    yield c
+    c.sim.close()
+
+
+def point_taken(pair: Pair, prepared, values, **params) -> bool:
+    """Whether point.execution accepts this EXECUTE (the server with the point path on)."""
+    from ring.cql.notation import Consistency, UNSET
+    from ring.cql.requests import QueryParameters
+    raw = tuple(UNSET if v is UNSET_VALUE else v for v in values)
+    qp = QueryParameters(Consistency.QUORUM, raw, params.get("names"), False, params.get("page_size", 5000),
+                         None, None, None, None, None, bool(raw))
+    conn = pair.conns[0]
+    return point.execution(pair.node, conn.session, prepared.query_id, qp, lambda: 0) is not None
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_point_insert_and_select_are_byte_identical(cql, version):
+    pair = Pair(cql, version)
+    ins = pair.prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)")
+    sel = pair.prepare("SELECT v, writetime(v), ttl(v), k, token(k) FROM ks.kv WHERE k = ?")
+    star = pair.prepare("SELECT * FROM ks.kv WHERE k = ?")
+    for k, v in ((1, b"\x00\xff"), (2, b""), (3, None)):
+        assert point_taken(pair, ins, [I32.pack(k), v])
+        pair.execute(ins, [I32.pack(k), v], timestamp=1000 + k)
+    pair.execute(ins, [I32.pack(4), UNSET_VALUE])
+    for k in range(6):
+        assert point_taken(pair, sel, [I32.pack(k)])
+        pair.execute(sel, [I32.pack(k)])
+        pair.execute(star, [I32.pack(k)], skip_meta=True)
+        pair.execute(star, [I32.pack(k)], consistency=ConsistencyLevel.ONE)
+    got = pair.rows(star, [I32.pack(1)])
+    assert got.parsed_rows == [(1, b"\x00\xff")]
+    assert pair.rows(star, [I32.pack(3)]).parsed_rows == [(3, None)]
+    assert pair.rows(star, [I32.pack(5)]).parsed_rows == []
+
+
+def test_wide_rows_types_collections_and_static(cql):
+    pair = Pair(cql, 4)
+    ins = pair.prepare("INSERT INTO ks.wide (k, c, s, ts, u, b, i, l, m, f) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    lit = pair.prepare("INSERT INTO ks.wide (k, c, i) VALUES (?, 'lit', 7)")
+    sel = pair.prepare("SELECT * FROM ks.wide WHERE k = ? AND c = ?")
+    some = pair.prepare("SELECT s, i, l, m, f, writetime(i) FROM ks.wide WHERE k = ? AND c = ?")
+    static_only = pair.prepare("INSERT INTO ks.wide (k, s) VALUES (?, ?)")
+    u = uuid.UUID(int=7)
+    values = [I64.pack(5), text("a"), I32.pack(9), I64.pack(1_700_000_000_000), u.bytes, b"\x01", I32.pack(-3),
+              struct.pack(">iii", 1, 4, 2), struct.pack(">ii", 1, 1) + b"x" + I32.pack(4) + I32.pack(5),
+              struct.pack(">ii", 1, 1) + b"z"]
+    pair.execute(ins, values, timestamp=10)
+    pair.execute(ins, values[:2] + [None] * 8, timestamp=5)            # older nulls lose
+    pair.execute(ins, [I64.pack(6), text("b")] + [None, UNSET_VALUE] * 4, timestamp=20)
+    assert point_taken(pair, lit, [I64.pack(5)])
+    pair.execute(lit, [I64.pack(5)])
+    assert point_taken(pair, static_only, [I64.pack(8), I32.pack(1)])
+    pair.execute(static_only, [I64.pack(8), I32.pack(1)])
+    for k, c in ((5, "a"), (5, "lit"), (6, "b"), (8, "none"), (9, "x")):
+        assert point_taken(pair, sel, [I64.pack(k), text(c)])
+        pair.execute(sel, [I64.pack(k), text(c)])
+        pair.execute(sel, [I64.pack(k), text(c)], fetch_size=100)
+        pair.execute(some, [I64.pack(k), text(c)])
+        pair.execute(some, [I64.pack(k), text(c)], paging_state=None, fetch_size=1)   # page 1: general path
+    got = pair.rows(sel, [I64.pack(5), text("a")])
+    (row,) = [dict(zip(got.column_names, r)) for r in got.parsed_rows]
+    assert (row["k"], row["c"], row["s"], row["u"], row["i"], row["l"], row["m"], row["f"], row["b"]) == (
+        5, "a", 9, u, -3, [2], {"x": 5}, {"z"}, b"\x01")
+    two = pair.prepare("SELECT v FROM ks.two WHERE a = ? AND b = ? AND c = ? AND d = ?")
+    put = pair.prepare("INSERT INTO ks.two (a, b, c, d, v) VALUES (?, ?, ?, ?, ?)")
+    pair.execute(put, [I32.pack(1), text("x"), I32.pack(2), I32.pack(3), text("v")])
+    assert pair.rows(two, [I32.pack(1), text("x"), I32.pack(2), I32.pack(3)]).parsed_rows == [("v",)]
+
+
+def test_errors_and_odd_values_go_the_general_way_with_the_same_bytes(cql):
+    pair = Pair(cql, 5)
+    ins = pair.prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)")
+    sel = pair.prepare("SELECT v FROM ks.kv WHERE k = ?")
+    cases = [(ins, [I32.pack(1)]), (ins, [I32.pack(1), b"v", b"extra"]), (ins, [b"\x00\x01", b"v"]),
+             (ins, [None, b"v"]), (ins, [UNSET_VALUE, b"v"]), (sel, [None]), (sel, [UNSET_VALUE]),
+             (sel, [b"\x01\x02\x03"]), (sel, [])]
+    for prepared, values in cases:
+        assert not point_taken(pair, prepared, values)
+        out = pair.execute(prepared, values)
+        (_, msg), = decode_responses(out, segments=True)
+        assert isinstance(msg, ErrorMessage), (values, msg)
+    pair.execute(sel, [I32.pack(1)], consistency=ConsistencyLevel.SERIAL)
+    unknown = types.SimpleNamespace(query_id=b"\x00" * 16, result_metadata_id=ins.result_metadata_id)
+    (_, msg), = decode_responses(pair.execute(unknown, [I32.pack(1), b"v"]), segments=True)
+    assert msg.code == 0x2500                                         # Unprepared, as before
+    for shape in ("SELECT v FROM ks.kv WHERE k IN (1, 2)", "SELECT v FROM ks.kv WHERE k = ? LIMIT 1",
+                  "SELECT COUNT(*) FROM ks.kv WHERE k = ?", "INSERT INTO ks.kv (k, v) VALUES (?, ?) USING TTL 60",
+                  "SELECT c FROM ks.wide WHERE k = ?", "SELECT v FROM ks.kv WHERE k = ? ALLOW FILTERING"):
+        p = pair.prepare(shape)
+        assert not isinstance(p, ErrorMessage), (shape, p)
+        n = len(p.bind_metadata)
+        values = [I32.pack(1)] * n if "wide" not in shape else [I64.pack(1)]
+        assert not point_taken(pair, p, values)
+        pair.execute(p, values)
+
+
+def test_schema_change_after_prepare(cql):
+    cql.ok("n1", "CREATE TABLE ks.alt (k int PRIMARY KEY, v int)")
+    cql.agree()
+    pair = Pair(cql, 4)
+    sel = pair.prepare("SELECT * FROM ks.alt WHERE k = ?")
+    ins = pair.prepare("INSERT INTO ks.alt (k, v) VALUES (?, ?)")
+    pair.execute(ins, [I32.pack(1), I32.pack(2)])
+    pair.execute(sel, [I32.pack(1)])
+    cql.ok("n1", "ALTER TABLE ks.alt ADD w text")
+    cql.agree()
+    assert point_taken(pair, sel, [I32.pack(1)])      # compiled again for the new table
+    pair.execute(sel, [I32.pack(1)])                   # not yet invalidated: the same stale answer
+    pair.execute(ins, [I32.pack(1), I32.pack(3)])
+    pair.observe()                                     # the transport's tick: statements forgotten
+    (_, msg), = decode_responses(pair.execute(sel, [I32.pack(1)]))
+    assert msg.code == 0x2500
+    sel = pair.prepare("SELECT * FROM ks.alt WHERE k = ?")
+    assert pair.rows(sel, [I32.pack(1)]).parsed_rows == [(1, 3, None)]
