@@ -1,17 +1,21 @@
 """The CQL server's own CPU per prepared EXECUTE, in process: no sockets, no other node.
 
 A simulated cluster (ring/runtime/sim.py) holds the schema and answers one real `select` and one
-real `insert`; their replies are then canned. A `ServerConnection` (protocol v5, lz4, as
-cassandra-driver negotiates) is fed batches of 64 EXECUTE frames encoded by cassandra-driver's own
-codec, each node request is answered with the canned reply, and the responses of a batch are
-joined as the native transport does at its flush. Reported: CPU microseconds
-(`process_time`) per statement, best and median of 7 rounds of 30 batches. What it leaves out:
-asyncio streams, the node's coordinator and replicas (bench/cql.py measures the whole path).
+real `insert`; their replies are then canned. A `ServerConnection` (`--protocol`, default v5,
+`--compression`, default lz4, as cassandra-driver negotiates) is fed batches of 64 EXECUTE frames
+encoded by cassandra-driver's own codec, each node request is answered with the canned reply, and
+the responses of a batch are joined as the native transport does at its flush. Each statement is
+timed twice in the same run: the general executor (`point_path=False`) and the point fast path
+(ring/cql/point.py), and the ratio is printed. Reported: CPU microseconds (`process_time`) per
+statement, best and median of 7 rounds of 30 batches. What it leaves out: the asyncio transport,
+the node's coordinator and replicas (bench/cql.py measures the whole path).
 
     python -m bench.cql_server
+    python -m bench.cql_server --protocol 4 --compression none
 """
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
 import statistics
@@ -19,7 +23,7 @@ import struct
 import time
 
 from cassandra import ConsistencyLevel
-from cassandra.connection import lz4_compress, segment_codec_lz4
+from cassandra.connection import lz4_compress, lz4_decompress, segment_codec_lz4, segment_codec_no_compression
 from cassandra.protocol import ExecuteMessage, PrepareMessage, ProtocolHandler, StartupMessage
 
 from bench.harness import machine
@@ -33,27 +37,39 @@ from ring.messages import Reply
 from ring.runtime.sim import Simulation
 
 BATCH, ROUNDS, REPEATS = 64, 30, 7
-VERSION = 5
 VALUE = b"\xab" * 100
 
 
-def segments(msg, stream: int) -> bytes:
-    frame = ProtocolHandler.encode_message(msg, stream, VERSION, None, False)
-    out = io.BytesIO()
-    segment_codec_lz4.encode(out, frame)
-    return out.getvalue()
+class Codec:
+    """Client frames as cassandra-driver encodes them for one protocol version and compression."""
 
+    def __init__(self, version: int, compression: str):
+        self.version, self.lz4 = version, compression == "lz4"
 
-def frames_in(data: bytes) -> list[tuple[object, bytes]]:
-    buf, payload = io.BytesIO(data), b""
-    while buf.tell() < len(data):
-        payload += segment_codec_lz4.decode(buf, segment_codec_lz4.decode_header(buf)).payload
-    out, pos = [], 0
-    while pos < len(payload):
-        h = decode_header(payload, pos)
-        out.append((h, payload[pos + 9:pos + 9 + h.length]))
-        pos += 9 + h.length
-    return out
+    def request(self, msg, stream: int, handshake: bool = False) -> bytes:
+        v5 = self.version >= 5
+        compressor = lz4_compress if self.lz4 and not v5 and not handshake else None
+        frame = ProtocolHandler.encode_message(msg, stream, self.version, compressor, False)
+        if not v5 or handshake:
+            return frame
+        out = io.BytesIO()
+        (segment_codec_lz4 if self.lz4 else segment_codec_no_compression).encode(out, frame)
+        return out.getvalue()
+
+    def frames_in(self, data: bytes) -> list[tuple[object, bytes]]:
+        if self.version >= 5:
+            codec = segment_codec_lz4 if self.lz4 else segment_codec_no_compression
+            buf, payload = io.BytesIO(data), b""
+            while buf.tell() < len(data):
+                payload += codec.decode(buf, codec.decode_header(buf)).payload
+            data = payload
+        out, pos = [], 0
+        while pos < len(data):
+            h = decode_header(data, pos)
+            body = data[pos + 9:pos + 9 + h.length]
+            out.append((h, lz4_decompress(body) if h.flags & 1 else body))
+            pos += 9 + h.length
+        return out
 
 
 def run_cql(sim, node: str, query: str, ids) -> None:
@@ -66,29 +82,23 @@ def run_cql(sim, node: str, query: str, ids) -> None:
     assert ex.done and not hasattr(ex.response, "code"), ex.response
 
 
-def main() -> None:
-    sim = Simulation(7, node_options={"gossip_interval_ms": 200, "phi_convict_threshold": 4.0})
-    sim.run_for(3000)
-    ids = itertools.count(1).__next__
-    run_cql(sim, "n1", "CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}",
-            ids)
-    run_cql(sim, "n1", "CREATE TABLE ks.kv (k int PRIMARY KEY, v blob)", ids)
-    sim.run_for(3000)
-    server = NativeServer(sim.nodes["n1"].node)
+def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float]]:
+    """{statement: (best, median) CPU us per statement} on a fresh NativeServer of node n1."""
+    server = NativeServer(sim.nodes["n1"].node, point_path=point_path)
     conn = server.connect()
-    conn.receive_data(ProtocolHandler.encode_message(StartupMessage(cqlversion="3.4.5", options={
-        "COMPRESSION": "lz4"}), 1, VERSION, lz4_compress, False))
+    conn.receive_data(codec.request(StartupMessage(cqlversion="3.4.5", options={
+        "COMPRESSION": "lz4"} if codec.lz4 else {}), 1, handshake=True))
     conn.receive_data(b"")
 
     def prepare(query: str, stream: int):
-        (_, body), = frames_in(conn.receive_data(segments(PrepareMessage(query), stream)).data)
-        return ProtocolHandler.decode_message(VERSION, {}, stream, 0, 0x08, body, None, None)
+        (_, body), = codec.frames_in(conn.receive_data(codec.request(PrepareMessage(query), stream)).data)
+        return ProtocolHandler.decode_message(codec.version, {}, stream, 0, 0x08, body, None, None)
 
     select, insert = prepare("SELECT v FROM ks.kv WHERE k = ?", 2), prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)", 3)
     canned = {}
     for prep, values in ((insert, [struct.pack(">i", 1), VALUE]), (select, [struct.pack(">i", 1)])):
-        out = conn.receive_data(segments(ExecuteMessage(prep.query_id, values, ConsistencyLevel.QUORUM,
-                                                        result_metadata_id=prep.result_metadata_id), 4))
+        out = conn.receive_data(codec.request(ExecuteMessage(prep.query_id, values, ConsistencyLevel.QUORUM,
+                                                             result_metadata_id=prep.result_metadata_id), 4))
         for req in out.requests:
             reply = sim.wait(sim.submit("n1", req.op, **req.args))
             canned[req.op] = (reply.result, reply.error)
@@ -96,8 +106,8 @@ def main() -> None:
             conn.on_reply(Reply(req.id, reply.result, reply.error))
 
     def batch(prep, values) -> bytes:
-        return b"".join(segments(ExecuteMessage(prep.query_id, values(i), ConsistencyLevel.QUORUM,
-                                                result_metadata_id=prep.result_metadata_id), 10 + i)
+        return b"".join(codec.request(ExecuteMessage(prep.query_id, values(i), ConsistencyLevel.QUORUM,
+                                                     result_metadata_id=prep.result_metadata_id), 10 + i)
                         for i in range(BATCH))
 
     def rounds(data: bytes, n: int) -> None:
@@ -107,7 +117,7 @@ def main() -> None:
             assert all(not o.requests for o in outs[1:])
             b"".join(o.data for o in outs)
 
-    print(f"machine: {machine()}")
+    out = {}
     for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),
                                ("INSERT", insert, lambda i: [struct.pack(">i", i), VALUE])):
         data = batch(prep, values)
@@ -117,7 +127,31 @@ def main() -> None:
             t = time.process_time()
             rounds(data, ROUNDS)
             us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
-        print(f"{name}: {min(us):.1f} us per statement (best of {REPEATS}), median {statistics.median(us):.1f}")
+        out[name] = (min(us), statistics.median(us))
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.cql_server", description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", type=int, choices=(4, 5), default=5)
+    ap.add_argument("--compression", choices=("none", "lz4"), default="lz4")
+    args = ap.parse_args(argv)
+    sim = Simulation(7, node_options={"gossip_interval_ms": 200, "phi_convict_threshold": 4.0})
+    sim.run_for(3000)
+    ids = itertools.count(1).__next__
+    run_cql(sim, "n1", "CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}",
+            ids)
+    run_cql(sim, "n1", "CREATE TABLE ks.kv (k int PRIMARY KEY, v blob)", ids)
+    sim.run_for(3000)
+    print(f"machine: {machine()}")
+    print(f"protocol v{args.protocol}, compression {args.compression}; CPU us per statement, best of {REPEATS} "
+          f"(median)")
+    figures = {}
+    for point_path in (False, True):
+        figures[point_path] = measure(sim, Codec(args.protocol, args.compression), point_path)
+    for name in ("SELECT by key", "INSERT"):
+        (g, gm), (p, pm) = figures[False][name], figures[True][name]
+        print(f"{name}: general {g:.1f} ({gm:.1f}), point {p:.1f} ({pm:.1f}): point / general {p / g:.2f}x")
     sim.close()
 
 
