@@ -1,7 +1,9 @@
 """The CQL port of a node process (`native_transport_port`, default 9042, bound to listen_address).
 
-A thin asyncio driver around the sans-IO server (ring/cql/server.py), in the node's own loop: it
-reads bytes into a `ServerConnection`, writes what comes out, hands each node request a statement
+A thin asyncio driver around the sans-IO server (ring/cql/server.py), in the node's own loop: one
+`CqlProtocol` (an asyncio.Protocol, no streams) per client connection feeds the bytes it receives
+into a `ServerConnection` (which buffers them and cuts frames with the frame decoder), writes what
+comes out, hands each node request a statement
 makes to `NodeProcess.submit` (the same entry point as the own protocol's requests) and feeds the
 reply back, and pushes EVENTs to the connections that registered for them: SCHEMA_CHANGE from
 DDL results and from a schema learnt through gossip (its version compared on every tick), TOPOLOGY_CHANGE and STATUS_CHANGE from the gossip view, compared on every tick.
@@ -11,10 +13,12 @@ With PasswordAuthenticator it creates system_auth locally at start (roles.ensure
 until it succeeds).
 
 Writes are coalesced: what a connection's statements answer during one loop iteration goes out in
-one `write` (one send() instead of one per response). Backpressure: reading a connection waits
-for its writes to drain. A connection's failure closes only that connection; an exception that
-escaped an execution is logged and counted
-(`cql_server_errors`), and the node keeps serving.
+one `transport.write` (one send() instead of one per response). Backpressure: when a connection's
+transport buffer passes WRITE_BUFFER_HIGH_BYTES (the client does not read its answers), reading
+from it pauses until the buffer drains below WRITE_BUFFER_LOW_BYTES. A client that half-closes
+still gets what is already answered. A connection's failure closes only that connection; an
+exception that escaped an execution is logged and counted (`cql_server_errors`), and the node
+keeps serving.
 """
 from __future__ import annotations
 
@@ -29,8 +33,64 @@ from ring.messages import Reply
 
 log = logging.getLogger("dynatable.cql")
 
-READ_CHUNK_BYTES = 256 * 1024
+WRITE_BUFFER_HIGH_BYTES = 1024 * 1024
+WRITE_BUFFER_LOW_BYTES = 256 * 1024
 SUPERUSER_SETUP_RETRY_S = 2
+
+
+class CqlProtocol(asyncio.Protocol):
+    """One client connection: bytes in -> its ServerConnection; answers out, one write per loop
+    iteration (NativeTransport._flush)."""
+
+    def __init__(self, owner: "NativeTransport"):
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.conn: ServerConnection | None = None
+        self.outbox: list[bytes] = []            # written at the end of this loop iteration
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES, low=WRITE_BUFFER_LOW_BYTES)
+        self.conn = self.owner.server.connect()
+        self.owner._protocols[self.conn] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.owner._perform(self.conn, self.conn.receive_data(data))
+        except Exception:
+            log.exception("CQL connection from %s failed", self.transport.get_extra_info("peername"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        self.flush()                              # what is already answered still goes out
+        return False                              # then the transport closes
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.outbox.clear()
+        self.owner.server.disconnect(self.conn)
+        self.owner._protocols.pop(self.conn, None)
+
+    def pause_writing(self) -> None:
+        if not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
+    def flush(self) -> None:
+        out, self.outbox = self.outbox, []
+        if out and not self.closed and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        self.flush()
+        self.closed = True
+        self.transport.close()
 
 
 class NativeTransport:
@@ -39,8 +99,8 @@ class NativeTransport:
         self.port = port
         self.server: NativeServer | None = None
         self._asyncio_server: asyncio.Server | None = None
-        self._writers: dict[ServerConnection, asyncio.StreamWriter] = {}
-        self._outbox: dict[ServerConnection, list[bytes]] = {}     # written at the end of this iteration
+        self._protocols: dict[ServerConnection, CqlProtocol] = {}
+        self._dirty: list[CqlProtocol] = []         # protocols with an outbox to write this iteration
         self._schema_version = None
         self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
 
@@ -55,15 +115,16 @@ class NativeTransport:
             self._superuser_setup_at = asyncio.get_running_loop().time() + s.superuser_setup_delay_ms / 1000
         self.server.observe_ring(ring_view(self.process.node))
         self.server.observe_schema(schema_view(self.process.node))
-        self._asyncio_server = await asyncio.start_server(self._serve, s.listen_address, self.port,
-                                                          reuse_address=True)
+        loop = asyncio.get_running_loop()
+        self._asyncio_server = await loop.create_server(lambda: CqlProtocol(self), s.listen_address, self.port,
+                                                        reuse_address=True)
         log.info("CQL native transport listening on %s:%d", s.listen_address, self.port)
 
     def close(self) -> None:
         if self._asyncio_server is not None:
             self._asyncio_server.close()
-        for writer in list(self._writers.values()):
-            writer.close()
+        for protocol in list(self._protocols.values()):
+            protocol.close()
 
     def tick(self) -> None:
         """Push TOPOLOGY_CHANGE / STATUS_CHANGE for what gossip changed since the last tick, and
@@ -89,40 +150,23 @@ class NativeTransport:
                 "cql_connections_refused": self.server.refused_connections,
                 "cql_requests_overloaded": self.server.overloaded}
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = self.server.connect()
-        self._writers[conn] = writer
-        try:
-            while not writer.is_closing():
-                data = await reader.read(READ_CHUNK_BYTES)
-                if not data:
-                    return
-                self._perform(conn, conn.receive_data(data))
-                await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        except Exception:
-            log.exception("CQL connection from %s failed", writer.get_extra_info("peername"))
-        finally:
-            self._flush()                       # what is already answered still goes out
-            self.server.disconnect(conn)
-            self._writers.pop(conn, None)
-            writer.close()
-
     def _perform(self, conn: ServerConnection, out: Output) -> None:
-        writer = self._writers.get(conn)
-        if writer is None:
+        protocol = self._protocols.get(conn)
+        if protocol is None or protocol.closed:
             return
         if out.data:
             self._write(conn, out.data)
-        self._log_bugs()
-        for req in out.requests:
-            self.process.submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
-        for event in out.events + (self._schema_events(out.events) if out.events else []):
-            self._push(event)
+        if self.server.bugs:
+            self._log_bugs()
+        if out.requests:
+            submit = self.process.submit
+            for req in out.requests:
+                submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
+        if out.events:
+            for event in out.events + self._schema_events(out.events):
+                self._push(event)
         if out.close:
-            self._flush()
-            writer.close()
+            protocol.close()
 
     def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
         self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
@@ -132,17 +176,20 @@ class NativeTransport:
             self._write(conn, data)
 
     def _write(self, conn: ServerConnection, data: bytes) -> None:
-        """Queue `data`; the queue is written once at the end of this loop iteration."""
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.setdefault(conn, []).append(data)
+        """Queue `data`; every queue is written once at the end of this loop iteration."""
+        protocol = self._protocols.get(conn)
+        if protocol is None or protocol.closed:
+            return
+        if not protocol.outbox:
+            if not self._dirty:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._dirty.append(protocol)
+        protocol.outbox.append(data)
 
     def _flush(self) -> None:
-        outbox, self._outbox = self._outbox, {}
-        for conn, chunks in outbox.items():
-            writer = self._writers.get(conn)
-            if writer is not None and not writer.is_closing():
-                writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        dirty, self._dirty = self._dirty, []
+        for protocol in dirty:
+            protocol.flush()
 
     def _setup_superuser(self) -> None:
         """PasswordAuthenticator: once, `superuser_setup_delay_ms` after start, create the default
