@@ -2,12 +2,14 @@
 writes and reads through dynatable's own client, on one 3-node cluster in one run.
 
 3 nodes (separate processes, 127.0.0.1-3), keyspace RF 3, QUORUM, rows of an int key and a 100-byte
-blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware routing, the driver's
-default protocol negotiation: v5 with lz4; `--row-factory`, default `dict_factory`: rows as dicts,
-the shape the own client returns; the driver's default `named_tuple_factory` builds a namedtuple
-class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same
-number of requests in flight. Both tables are fresh; each phase runs after a 200-row warm-up. Per
-phase:
+blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware routing;
+`--protocol`, default 4, and `--compression`, default none, choose the CQL framing;
+`--row-factory`, default `dict_factory`: rows as dicts, the shape the own client returns; the
+driver's default `named_tuple_factory` builds a namedtuple class for every response, ~40 us of
+client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight.
+`--client-gc freeze` runs gc.collect() and gc.freeze() in this process before the phases (the
+driver's and the own client's long-lived objects leave the collector's generations). Both tables
+are fresh; each phase runs after a 200-row warm-up. Per phase:
 
 - **peak** (closed loop, `--seconds`, in calls of 1000 requests): rows per second of wall time,
   client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
@@ -21,11 +23,13 @@ phase:
 
     python -m bench.cql                     # 5 s per peak, 64 in flight, 5 s at half of peak
     python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
+    python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -76,14 +80,16 @@ def percentiles(hist: HdrHistogram, errors: int) -> dict:
             "count": hist.get_total_count(), "errors": errors}
 
 
-def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str) -> dict:
+def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
+               protocol: int = 4, compression: str = "none") -> dict:
     from cassandra import ConsistencyLevel, query
     from cassandra.cluster import Cluster
     from cassandra.concurrent import execute_concurrent_with_args
 
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     port = int(cluster.nodes[0].cql_endpoint.rsplit(":", 1)[1])
-    driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port)
+    driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
+                     protocol_version=protocol, compression=False if compression == "none" else compression)
     try:
         session = driver.connect()
         session.row_factory = getattr(query, row_factory + "_factory")
@@ -94,7 +100,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
-        out, written = {"protocol": driver.protocol_version}, 0
+        out, written = {"protocol": driver.protocol_version, "compression": compression}, 0
         for name, statement, args in (("insert", insert, lambda k: (k, VALUE)),
                                       ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
@@ -265,6 +271,10 @@ def main(argv=None) -> int:
                     help="the driver's row factory (dict: rows shaped as the own client's; named_tuple: "
                          "the driver's default, which builds a namedtuple class per response)")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--protocol", type=int, choices=(4, 5), default=4, help="the CQL protocol version the driver uses")
+    ap.add_argument("--compression", choices=("none", "lz4"), default="none", help="CQL frame compression")
+    ap.add_argument("--client-gc", choices=("default", "freeze"), default="default",
+                    help="freeze: gc.collect() then gc.freeze() in this (client) process after the setup")
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
@@ -276,11 +286,16 @@ def main(argv=None) -> int:
         settings[key] = tomllib.loads(f"v = {value}")["v"]
     with temp_cluster(3, name="benchcql", settings=settings) as cluster:
         pids = [nh.pid for nh in cluster.nodes]
-        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory)
+        if args.client_gc == "freeze":
+            gc.collect()
+            gc.freeze()
+        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory,
+                         args.protocol, args.compression)
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
-          f"negotiated protocol v{cql['protocol']}, row factory {args.row_factory}")
+          f"protocol v{cql['protocol']}, compression {args.compression}, row factory {args.row_factory}, client GC "
+          f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
     report(cql, own, costs)
     if args.json:
         with open(args.json, "w") as f:
