@@ -33,6 +33,9 @@ import gc
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -59,16 +62,28 @@ STATEMENTS = (                       # the parse / prepare figures
 
 
 class Meter:
-    """Wall time, node CPU and this process's CPU over one phase."""
+    """Wall time, node CPU and this process's CPU over one phase; with `PY_SPY` set (--py-spy DIR),
+    py-spy samples node 1 during the phase into DIR/<name>.txt (collapsed stacks)."""
 
-    def __init__(self, pids):
+    PY_SPY: str | None = None
+
+    def __init__(self, pids, name: str = ""):
         self.pids = pids
+        self.spy = None
+        if self.PY_SPY and name:
+            exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
+                                         "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.t0, self.nodes0, self.own0 = time.perf_counter(), self._nodes(), time.process_time()
 
     def _nodes(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)
 
     def done(self, ops: int) -> dict:
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(60)
         wall = time.perf_counter() - self.t0
         return {"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
@@ -105,7 +120,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
                                       ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
                                          concurrency=concurrency)
-            meter, n, errors, found = Meter(pids), 0, 0, 0
+            meter, n, errors, found = Meter(pids, f"cql_{name}"), 0, 0, 0
             while time.perf_counter() - meter.t0 < seconds:
                 results = execute_concurrent_with_args(session, statement, [args(k) for k in range(n, n + CHUNK)],
                                                        concurrency=concurrency, raise_on_first_error=False)
@@ -190,7 +205,7 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
         for op in ("insert", "select"):
             await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
             counts.update(found=0, errors=0)
-            meter, n = Meter(pids), 0
+            meter, n = Meter(pids, f"own_{op}"), 0
             while time.perf_counter() - meter.t0 < seconds:
                 await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
                 n += CHUNK
@@ -277,10 +292,14 @@ def main(argv=None) -> int:
                     help="freeze: gc.collect() then gc.freeze() in this (client) process after the setup")
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
     settings = {"num_tokens": 8, "log_level": "WARNING"}
+    if args.py_spy:
+        os.makedirs(args.py_spy, exist_ok=True)
+        Meter.PY_SPY = args.py_spy
     for item in args.node_setting:
         key, _, value = item.partition("=")
         settings[key] = tomllib.loads(f"v = {value}")["v"]

@@ -41,6 +41,7 @@ from ring.errors import ConfigurationError, RequestError
 from ring.messages import ClientRequest, Reply
 
 _I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
 _ROWS = _I32.pack(ResultKind.ROWS)
 _NULL_CELL = _I32.pack(-1)
 _SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
@@ -93,7 +94,7 @@ class Point:
 
     def __init__(self, table, types: tuple, key_slots: tuple, build, finish_for):
         self.table = table
-        self.types = types                  # the bind specs' types, by marker index
+        self.decoders = tuple(_decoder(t) for t in types)    # by marker index: bytes -> value
         self.key_slots = key_slots          # marker indexes that may be neither null nor unset
         self.build = build                  # (values, params) -> (op, args) or None
         self.finish_for = finish_for        # params -> (node result -> RESULT)
@@ -107,16 +108,16 @@ def execution(node, session, query_id: bytes, params, ids) -> PointExecution | N
     point = _compiled(node, p)
     if point is None:
         return None
-    raw, types = params.values, point.types
-    if len(raw) != len(types):
+    raw, decoders = params.values, point.decoders
+    if len(raw) != len(decoders):
         return None
     values = []
-    for value, t in zip(raw, types):
+    for value, decode in zip(raw, decoders):
         if value is None or value is WIRE_UNSET:
             values.append(value)
             continue
         try:
-            values.append(deserialize(t, value))
+            values.append(decode(value))
         except InvalidRequest:
             return None
     for i in point.key_slots:
@@ -155,6 +156,20 @@ def compile_point(p, table) -> Point | None:
     if isinstance(p.plan, ReadPlan):
         return _compile_select(p, p.plan, table)
     return None
+
+
+def _decoder(t):
+    """types.deserialize(t, ·), with the common types' well-formed values decoded inline."""
+    name = t.name
+    if name == "int":
+        unpack = _I32.unpack
+        return lambda data: unpack(data)[0] if len(data) == 4 else deserialize(t, data)
+    if name == "bigint":
+        unpack = _I64.unpack
+        return lambda data: unpack(data)[0] if len(data) == 8 else deserialize(t, data)
+    if name == "blob":
+        return lambda data: data if type(data) is bytes else deserialize(t, data)
+    return lambda data: deserialize(t, data)
 
 
 def _source(source):

@@ -170,7 +170,7 @@ def test_errors_and_odd_values_go_the_general_way_with_the_same_bytes(cql):
     ins = pair.prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)")
     sel = pair.prepare("SELECT v FROM ks.kv WHERE k = ?")
     cases = [(ins, [I32.pack(1)]), (ins, [I32.pack(1), b"v", b"extra"]), (ins, [b"\x00\x01", b"v"]),
-             (ins, [None, b"v"]), (ins, [UNSET_VALUE, b"v"]), (sel, [None]), (sel, [UNSET_VALUE]),
+             (ins, [None, b"v"]), (ins, [UNSET_VALUE, b"v"]), (ins, [b"", b"v"]), (sel, [None]), (sel, [UNSET_VALUE]),
              (sel, [b"\x01\x02\x03"]), (sel, [])]
     for prepared, values in cases:
         assert not point_taken(pair, prepared, values)
