@@ -4,9 +4,11 @@ writes and reads through dynatable's own client, on one 3-node cluster in one ru
 3 nodes (separate processes, 127.0.0.1-3), keyspace RF 3, QUORUM, rows of an int key and a 100-byte
 blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware routing;
 `--protocol`, default 4, and `--compression`, default none, choose the CQL framing;
-`--row-factory`, default `dict_factory`: rows as dicts, the shape the own client returns; the
-driver's default `named_tuple_factory` builds a namedtuple class for every response, ~40 us of
-client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight.
+`--routing`, default shuffled: TokenAwarePolicy over DCAwareRoundRobinPolicy with the replicas
+shuffled, as the own client does; `primary`: the driver's default, always the first replica, so
+each node coordinates its primary vnode ranges' share; `--row-factory`, default `dict_factory`:
+rows as dicts, the shape the own client returns; the driver's default `named_tuple_factory`
+builds a namedtuple class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight.
 `--client-gc freeze` runs gc.collect() and gc.freeze() in this process before the phases (the
 driver's and the own client's long-lived objects leave the collector's generations). Both tables
 are fresh; each phase runs after a 200-row warm-up. Per phase:
@@ -75,17 +77,37 @@ class Meter:
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.t0, self.nodes0, self.own0 = time.perf_counter(), self._nodes(), time.process_time()
+        self.each0, self.sys0 = self._each(), self._syscalls()
+        self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
 
     def _nodes(self) -> float:
-        return sum(cpu_seconds(pid) for pid in self.pids)
+        return sum(self._each())
+
+    def _each(self) -> list[float]:
+        return [cpu_seconds(pid) for pid in self.pids]
+
+    def _syscalls(self) -> tuple[int, int]:
+        """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
+        r = w = 0
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/io") as f:
+                    fields = dict(line.split(":") for line in f.read().splitlines())
+            except OSError:
+                return (0, 0)
+            r, w = r + int(fields["syscr"]), w + int(fields["syscw"])
+        return r, w
 
     def done(self, ops: int) -> dict:
         if self.spy is not None:
             self.spy.send_signal(signal.SIGINT)
             self.spy.wait(60)
         wall = time.perf_counter() - self.t0
+        each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
+        (r0, w0), (r1, w1) = self.sys0, self._syscalls()
         return {"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
+                "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
+                "node_writes_per_op": (w1 - w0) / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
 
 
@@ -96,18 +118,21 @@ def percentiles(hist: HdrHistogram, errors: int) -> dict:
 
 
 def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
-               protocol: int = 4, compression: str = "none") -> dict:
+               protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
     from cassandra import ConsistencyLevel, query
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
     from cassandra.concurrent import execute_concurrent_with_args
 
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     port = int(cluster.nodes[0].cql_endpoint.rsplit(":", 1)[1])
+    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(), shuffle_replicas=routing == "shuffled")
     driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
-                     protocol_version=protocol, compression=False if compression == "none" else compression)
+                     protocol_version=protocol, compression=False if compression == "none" else compression,
+                     execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                         load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
     try:
         session = driver.connect()
-        session.row_factory = getattr(query, row_factory + "_factory")
         session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
                         "{'class': 'SimpleStrategy', 'replication_factor': 3}")
         session.execute(f"CREATE TABLE {KEYSPACE}.cql (k int PRIMARY KEY, v blob)")
@@ -115,7 +140,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
-        out, written = {"protocol": driver.protocol_version, "compression": compression}, 0
+        out, written = {"protocol": driver.protocol_version, "compression": compression, "routing": routing}, 0
         for name, statement, args in (("insert", insert, lambda k: (k, VALUE)),
                                       ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
@@ -256,12 +281,14 @@ def parse_prepare_costs(number: int = 2000) -> dict:
 
 def report(cql: dict, own: dict, costs: dict) -> None:
     table = [["operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
-              "client CPU ms/op (CQL, own)", "errors (CQL, own)"]]
+              "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)", "errors (CQL, own)"]]
     for op in ("insert", "select"):
         c, o = cql[op], own[op]
         table.append([op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
                       f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
                       f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
+                      f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
+                      f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
                       f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()
@@ -288,6 +315,9 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--protocol", type=int, choices=(4, 5), default=4, help="the CQL protocol version the driver uses")
     ap.add_argument("--compression", choices=("none", "lz4"), default="none", help="CQL frame compression")
+    ap.add_argument("--routing", choices=("shuffled", "primary"), default="shuffled",
+                    help="the driver's TokenAwarePolicy: shuffled replicas (as the own client) or always the "
+                         "primary replica (cassandra-driver's default, shuffle_replicas=False)")
     ap.add_argument("--client-gc", choices=("default", "freeze"), default="default",
                     help="freeze: gc.collect() then gc.freeze() in this (client) process after the setup")
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
@@ -309,11 +339,11 @@ def main(argv=None) -> int:
             gc.collect()
             gc.freeze()
         cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory,
-                         args.protocol, args.compression)
+                         args.protocol, args.compression, args.routing)
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
-          f"protocol v{cql['protocol']}, compression {args.compression}, row factory {args.row_factory}, client GC "
+          f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
           f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
     report(cql, own, costs)
     if args.json:
