@@ -11,7 +11,7 @@ statement, best and median of 7 rounds of 30 batches. What it leaves out: the as
 the node's coordinator and replicas (bench/cql.py measures the whole path).
 
     python -m bench.cql_server
-    python -m bench.cql_server --protocol 4 --compression none
+    python -m bench.cql_server --protocol 4 --compression none --batch 1
 """
 from __future__ import annotations
 
@@ -132,10 +132,13 @@ def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float
 
 
 def main(argv=None) -> None:
+    global BATCH, ROUNDS
     ap = argparse.ArgumentParser(prog="python -m bench.cql_server", description=__doc__.splitlines()[0])
     ap.add_argument("--protocol", type=int, choices=(4, 5), default=5)
     ap.add_argument("--compression", choices=("none", "lz4"), default="lz4")
+    ap.add_argument("--batch", type=int, default=64, help="EXECUTE frames per receive_data call (default 64)")
     args = ap.parse_args(argv)
+    BATCH, ROUNDS = args.batch, ROUNDS * BATCH // args.batch      # the same statements per round
     sim = Simulation(7, node_options={"gossip_interval_ms": 200, "phi_convict_threshold": 4.0})
     sim.run_for(3000)
     ids = itertools.count(1).__next__
@@ -144,7 +147,7 @@ def main(argv=None) -> None:
     run_cql(sim, "n1", "CREATE TABLE ks.kv (k int PRIMARY KEY, v blob)", ids)
     sim.run_for(3000)
     print(f"machine: {machine()}")
-    print(f"protocol v{args.protocol}, compression {args.compression}; CPU us per statement, best of {REPEATS} "
+    print(f"protocol v{args.protocol}, compression {args.compression}, {BATCH} frames per read; CPU us per statement, best of {REPEATS} "
           f"(median)")
     figures = {}
     for point_path in (False, True):
