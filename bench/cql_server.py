@@ -2,12 +2,13 @@
 
 A simulated cluster (ring/runtime/sim.py) holds the schema and answers one real `select` and one
 real `insert`; their replies are then canned. A `ServerConnection` (`--protocol`, default v5,
-`--compression`, default lz4, as cassandra-driver negotiates) is fed batches of 64 EXECUTE frames
-encoded by cassandra-driver's own codec, each node request is answered with the canned reply, and
-the responses of a batch are joined as the native transport does at its flush. Each statement is
+`--compression`, default lz4, as cassandra-driver negotiates) is fed batches of `--batch`
+(default 64) EXECUTE frames per `receive_data`, encoded by cassandra-driver's own codec; each
+node request is answered with the canned reply, and the responses of a batch are joined as the
+native transport does at its flush. Each statement is
 timed twice in the same run: the general executor (`point_path=False`) and the point fast path
 (ring/cql/point.py), and the ratio is printed. Reported: CPU microseconds (`process_time`) per
-statement, best and median of 7 rounds of 30 batches. What it leaves out: the asyncio transport,
+statement, best and median of 7 rounds of 30 x 64 statements. What it leaves out: the asyncio transport,
 the node's coordinator and replicas (bench/cql.py measures the whole path).
 
     python -m bench.cql_server
