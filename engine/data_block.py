@@ -19,9 +19,13 @@ Layouts: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
-import lz4.block
+from operator import lt as _lt
+from os.path import commonprefix as _commonprefix
 
-from engine.encoding import U32, check, crc32, decode_uvarint, encode_uvarint
+import lz4.block
+import msgpack
+
+from engine.encoding import U32, check, crc32
 from engine.errors import CorruptionError
 
 # Block compression byte. On disk: never renumber.
@@ -33,12 +37,9 @@ BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
 _u32_unpack_from = U32.unpack_from
 _u32_pack = U32.pack
 _lz4_decompress = lz4.block.decompress
-_from_bytes = int.from_bytes
-_VARINT1 = [bytes((n,)) for n in range(128)]
-
-
-def _uvarint(n: int) -> bytes:
-    return _VARINT1[n] if n < 128 else encode_uvarint(n)
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_BYTES = {bytes}
 
 
 def frame_block(raw: bytes, compress: bool) -> bytes:
@@ -82,95 +83,68 @@ def decode_block(buf: bytes, at: int, path: str, file_offset: int) -> tuple[byte
 
 
 class BlockBuilder:
-    """Accumulates format-2 entries of one block; `add` returns the entry's encoded size."""
+    """Accumulates the entries of one format-2 block; `size` estimates its raw bytes."""
 
-    __slots__ = ("parts", "size", "count", "_tok", "_key")
+    __slots__ = ("toks", "keys", "payloads", "size", "count")
 
     def __init__(self):
-        self.parts: list[bytes] = []
+        self.toks: list[int] = []
+        self.keys: list[bytes] = []
+        self.payloads: list[bytes] = []
         self.size = 0
         self.count = 0
-        self._tok = -1  # biased token of the previous entry; -1: none yet
-        self._key = b""
 
-    def add(self, biased_token: int, key: bytes, payload: bytes) -> int:
-        prev_tok, prev_key = self._tok, self._key
-        if prev_tok < 0:
-            ts = 0
-        else:  # bytes shared by two big-endian u64s, from the bit length of their xor
-            ts = (64 - (biased_token ^ prev_tok).bit_length()) >> 3
-        tok_suffix = biased_token.to_bytes(8, "big")[ts:]
-        ks = 0
-        if prev_key:
-            m = min(len(key), len(prev_key))
-            x = _from_bytes(key[:m], "big") ^ _from_bytes(prev_key[:m], "big")
-            ks = m - ((x.bit_length() + 7) >> 3)
-        suffix = key[ks:]
-        entry = b"".join((_VARINT1[ts], tok_suffix, _uvarint(ks), _uvarint(len(suffix)), suffix,
-                          _uvarint(len(payload)), payload))
-        self.parts.append(entry)
-        self.size += len(entry)
+    def add(self, biased_token: int, key: bytes, payload: bytes) -> None:
+        self.toks.append(biased_token)
+        self.keys.append(key)
+        self.payloads.append(payload)
+        self.size += len(key) + len(payload) + 12
         self.count += 1
-        self._tok, self._key = biased_token, key
-        return len(entry)
 
     def take(self) -> bytes:
-        raw = b"".join(self.parts)
-        self.parts = []
+        """The raw entries (the msgpack array below); the builder is empty again."""
+        toks, keys, payloads = self.toks, self.keys, self.payloads
+        first, last = toks[0], toks[-1]  # ascending: their common prefix is everyone's
+        tp = (64 - (first ^ last).bit_length()) >> 3
+        w = 8 - tp
+        tok_prefix = first.to_bytes(8, "big")[:tp]
+        lo, hi = min(keys), max(keys)
+        kp = len(_commonprefix((lo, hi)))
+        tok_blob = b"".join([t.to_bytes(8, "big")[tp:] for t in toks]) if w else b""
+        raw = _packb([tok_prefix, lo[:kp], tok_blob, [k[kp:] for k in keys] if kp else keys,
+                      payloads], use_bin_type=True)
+        self.toks, self.keys, self.payloads = [], [], []
         self.size = self.count = 0
-        self._tok, self._key = -1, b""
         return raw
 
 
-def decode_entries(raw: bytes, p: int, end: int, path: str,
+def decode_entries(raw, p: int, end: int, path: str,
                    file_offset: int) -> tuple[list[bytes], list[bytes]]:
     """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order."""
-    keys: list[bytes] = []
-    payloads: list[bytes] = []
-    kappend = keys.append
-    pappend = payloads.append
-    tok = b""
-    key = b""
     try:
-        while p < end:
-            ts = raw[p]
-            if ts > 8 or ts > len(tok):
-                raise CorruptionError(path, file_offset, f"token shares {ts} bytes with the entry before")
-            q = p + 9 - ts
-            tok = tok[:ts] + raw[p + 1:q]
-            ks = raw[q]
-            if ks >= 0x80:
-                ks, q = decode_uvarint(raw, q, path)
-            else:
-                q += 1
-            n = raw[q]
-            if n >= 0x80:
-                n, q = decode_uvarint(raw, q, path)
-            else:
-                q += 1
-            if ks > len(key):
-                raise CorruptionError(path, file_offset, f"key shares {ks} bytes with the entry before")
-            p = q + n
-            key = key[:ks] + raw[q:p]
-            n = raw[p]
-            p += 1
-            if n >= 0x80:
-                if raw[p] < 0x80:  # a two-byte length: payloads of 128 B to 16 KiB
-                    n = (n & 0x7F) | (raw[p] << 7)
-                    p += 1
-                else:
-                    n, p = decode_uvarint(raw, p - 1, path)
-            q = p + n
-            if q > end:
-                raise CorruptionError(path, file_offset, "entry runs past the block")
-            kappend(tok + key)
-            pappend(raw[p:q])
-            p = q
-    except IndexError:
-        raise CorruptionError(path, file_offset, "entry runs past the block") from None
-    if p != end or len(tok) != 8:
-        raise CorruptionError(path, file_offset, "entries do not fill the block")
-    for a, b in zip(keys, keys[1:]):
-        if a >= b:
-            raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
+        m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CorruptionError(path, file_offset, f"block entries are not valid msgpack: {exc}") from None
+    if type(m) is not list or len(m) != 5:
+        raise CorruptionError(path, file_offset, "block entries are not [5 items]")
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
+    if (type(tok_prefix) is not bytes or type(key_prefix) is not bytes or type(tok_blob) is not bytes
+            or type(key_suffixes) is not list or type(payloads) is not list):
+        raise CorruptionError(path, file_offset, "block entries have the wrong types")
+    n = len(payloads)
+    w = 8 - len(tok_prefix)
+    if not n or w < 0 or len(key_suffixes) != n or len(tok_blob) != n * w:
+        raise CorruptionError(path, file_offset, "block entry counts disagree")
+    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
+        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    if w:
+        toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+    else:
+        toks = [tok_prefix] * n
+    if key_prefix:
+        keys = [t + key_prefix + k for t, k in zip(toks, key_suffixes)]
+    else:
+        keys = [t + k for t, k in zip(toks, key_suffixes)]
+    if not all(map(_lt, keys, keys[1:])):
+        raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
     return keys, payloads

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_right
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,16 +28,19 @@ def write(directory, items, **kw) -> SSTableReader:
     return w.finish(dict(STATS))
 
 
-def test_entries_share_token_and_key_prefixes():
+def test_a_block_stores_the_common_token_and_key_prefixes_once():
     b = BlockBuilder()
-    first = b.add(TOKEN_BIAS + 0x1122334455667788, b"user000001", b"v1")
-    second = b.add(TOKEN_BIAS + 0x1122334455667799, b"user000002", b"v2")
-    # 7 token bytes and 9 key bytes shared: u8 7, 1 token byte, varint 9, varint 1, 1 key byte, 2 + 2
-    assert (first, second) == (1 + 8 + 1 + 1 + 10 + 1 + 2, 1 + 1 + 1 + 1 + 1 + 1 + 2)
+    for i, tok in enumerate((0x1122334455667788, 0x1122334455667799, 0x11223344556677AA)):
+        b.add(TOKEN_BIAS + tok, b"user00000%d" % (9 - i), b"v%d" % i)
     raw = b.take()
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = msgpack.unpackb(raw)
+    assert (tok_prefix, key_prefix, tok_blob) == ((TOKEN_BIAS + 0x1122334455667700).to_bytes(8, "big")[:7],
+                                                  b"user00000", b"\x88\x99\xaa")
+    assert key_suffixes == [b"9", b"8", b"7"] and payloads == [b"v0", b"v1", b"v2"]
     keys, payloads = decode_entries(raw, 0, len(raw), "x", 0)
-    assert keys == [sort_key(0x1122334455667788, b"user000001"), sort_key(0x1122334455667799, b"user000002")]
-    assert payloads == [b"v1", b"v2"]
+    assert keys == [sort_key(0x1122334455667788, b"user000009"), sort_key(0x1122334455667799, b"user000008"),
+                    sort_key(0x11223344556677AA, b"user000007")]
+    assert payloads == [b"v0", b"v1", b"v2"] and b.count == 0
 
 
 @pytest.mark.parametrize("last, first", [(b"\x01\x02\x03", b"\x01\x05"), (b"ab", b"abc"),
@@ -131,3 +135,17 @@ def test_a_block_index_whose_blocks_overlap_is_refused():
                 BlockIndex(0, 100, 4096, [b"\x00" * 8], [6], b"")):
         with pytest.raises(CorruptionError):
             BlockIndex.decode(bad.encode(), "s")
+
+
+@pytest.mark.parametrize("entries, what", [
+    ([b"", b"", b"\x01" * 16, [b"b", b"a"], [b"1", b"2"]], "order"),
+    ([b"", b"", b"\x01" * 8 + b"\x02" * 8, [b"a", b"b"], [b"1"]], "counts"),
+    ([b"", b"", b"\x01" * 7, [b"a"], [b"1"]], "counts"),
+    ([b"", b"", b"\x01" * 8, [b"a"], [1]], "bin"),
+    ([b"", b"", b"\x01" * 8, [b"a"]], "5 items"),
+])
+def test_well_framed_but_inconsistent_entries_are_refused(entries, what):
+    raw = msgpack.packb(entries, use_bin_type=True)
+    with pytest.raises(CorruptionError) as e:
+        decode_entries(raw, 0, len(raw), "Data.db", 4242)
+    assert (e.value.path, e.value.offset) == ("Data.db", 4242) and what in e.value.what
