@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from operator import lt
 from typing import Iterator
 
@@ -158,7 +158,7 @@ class SSTableReader:
         if token < self._min_token or token > self._max_token or not self._might_contain(key):
             return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
-        i = self.index.block_of(sk)
+        i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
         if i < 0:
             return None
         bc = self.block_cache
