@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from bisect import bisect_left, bisect_right
-from operator import lt
+from itertools import repeat
+from operator import itemgetter, lt, xor
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
@@ -39,6 +41,9 @@ _u32_unpack_from = U32.unpack_from
 _u64_unpack_from = U64.unpack_from
 _u64_pack = U64.pack
 _pread = os.pread
+_struct_unpack = struct.unpack
+_after_token = itemgetter(slice(8, None))  # sort key -> partition key
+_SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
 
 
 # -- naming -------------------------------------------------------------------------------------
@@ -231,9 +236,11 @@ class SSTableReader:
                 if end_inclusive and stop < len(keys) and keys[stop] == end_sk:
                     stop += 1
                 done = True
-            for j in range(skip, stop):
-                sk = keys[j]
-                yield _u64_unpack_from(sk, 0)[0] - TOKEN_BIAS, sk[8:], payloads[j]
+            if skip or stop < len(keys):
+                keys, payloads = keys[skip:stop], payloads[skip:stop]
+            if keys:  # whole blocks at C speed: tokens unpacked at once, rows zipped
+                toks = _struct_unpack(f">{len(keys)}q", b"".join([sk[:8] for sk in keys]))
+                yield from zip(map(xor, toks, repeat(_SIGN)), map(_after_token, keys), payloads)
             skip = 0
             if done:
                 return
