@@ -119,17 +119,18 @@ class BlockBuilder:
 
 
 def decode_entries(raw, p: int, end: int, path: str,
-                   file_offset: int) -> tuple[list[bytes], list[bytes]]:
-    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order."""
+                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
+    so that the collector untracks them while the block cache holds them."""
     try:
-        m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=True)
+        m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise CorruptionError(path, file_offset, f"block entries are not valid msgpack: {exc}") from None
-    if type(m) is not list or len(m) != 5:
+    if type(m) is not tuple or len(m) != 5:
         raise CorruptionError(path, file_offset, "block entries are not [5 items]")
     tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
     if (type(tok_prefix) is not bytes or type(key_prefix) is not bytes or type(tok_blob) is not bytes
-            or type(key_suffixes) is not list or type(payloads) is not list):
+            or type(key_suffixes) is not tuple or type(payloads) is not tuple):
         raise CorruptionError(path, file_offset, "block entries have the wrong types")
     n = len(payloads)
     w = 8 - len(tok_prefix)
@@ -142,9 +143,9 @@ def decode_entries(raw, p: int, end: int, path: str,
     else:
         toks = [tok_prefix] * n
     if key_prefix:
-        keys = [t + key_prefix + k for t, k in zip(toks, key_suffixes)]
+        keys = tuple([t + key_prefix + k for t, k in zip(toks, key_suffixes)])
     else:
-        keys = [t + k for t, k in zip(toks, key_suffixes)]
+        keys = tuple([t + k for t, k in zip(toks, key_suffixes)])
     if not all(map(_lt, keys, keys[1:])):
         raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
     return keys, payloads

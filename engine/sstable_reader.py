@@ -179,13 +179,13 @@ class SSTableReader:
             return payloads[j]
         return None
 
-    def _cache_block(self, bc: BlockCache, i: int) -> tuple[list[bytes], list[bytes]]:
+    def _cache_block(self, bc: BlockCache, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         block = self._block(i)
         bc.put(self.cache_id | self._bounds[i], block,
                self._bounds[i + 1] - self._bounds[i] + 100 * len(block[0]))
         return block
 
-    def _block(self, i: int) -> tuple[list[bytes], list[bytes]]:
+    def _block(self, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         """(sort keys, payloads) of block i: one pread, CRC-checked, decompressed, decoded."""
         off, end = self._bounds[i], self._bounds[i + 1]
         buf = _pread(self._data_fd, end - off, off)
@@ -196,7 +196,7 @@ class SSTableReader:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _blocks(self, i: int) -> Iterator[tuple[int, list[bytes], list[bytes]]]:
+    def _blocks(self, i: int) -> Iterator[tuple[int, tuple[bytes, ...], tuple[bytes, ...]]]:
         """(offset, sort keys, payloads) of each block from block i to the last, decoded.
 
         Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""

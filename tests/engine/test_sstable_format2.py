@@ -38,9 +38,9 @@ def test_a_block_stores_the_common_token_and_key_prefixes_once():
                                                   b"user00000", b"\x88\x99\xaa")
     assert key_suffixes == [b"9", b"8", b"7"] and payloads == [b"v0", b"v1", b"v2"]
     keys, payloads = decode_entries(raw, 0, len(raw), "x", 0)
-    assert keys == [sort_key(0x1122334455667788, b"user000009"), sort_key(0x1122334455667799, b"user000008"),
+    assert list(keys) == [sort_key(0x1122334455667788, b"user000009"), sort_key(0x1122334455667799, b"user000008"),
                     sort_key(0x11223344556677AA, b"user000007")]
-    assert payloads == [b"v0", b"v1", b"v2"] and b.count == 0
+    assert list(payloads) == [b"v0", b"v1", b"v2"] and b.count == 0
 
 
 @pytest.mark.parametrize("last, first", [(b"\x01\x02\x03", b"\x01\x05"), (b"ab", b"abc"),
