@@ -1,4 +1,4 @@
-"""Partition index (Index.db) and its in-memory summary (Summary.db).
+"""Format 1 (read only, engine/sstable_v1.py): the partition index (Index.db) and its in-memory summary (Summary.db).
 
 Every partition has one index entry: its sort key and the position of its record in Data.db.
 

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 from engine.files import fsync_directory, write_atomically
-from engine.sstable_reader import COMPONENTS, SSTableReader, component_path, delete_sstable
+from engine.sstable_reader import SSTableReader, component_path, delete_sstable, sstable_components
 from engine.sstable_stats import read_statistics_file, write_statistics_file
 
 SNAPSHOTS_DIR = "snapshots"
 MANIFEST = "snapshot.json"
 FORMAT = 1
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
-LINKED = tuple(c for c in COMPONENTS if c not in ("Statistics.db", "TOC.txt"))  # TOC.txt goes last
+NOT_LINKED = ("Statistics.db", "TOC.txt")  # rewritten on restore; TOC.txt goes last
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def take(cfs, tag: str, created_ms: int) -> SnapshotInfo:
             generations = sorted(s.generation for s in cfs.sstables)
         try:
             for gen in generations:
-                for component in COMPONENTS:
+                for component in sstable_components(cfs.directory, gen):  # either SSTable format
                     os.link(component_path(cfs.directory, gen, component), component_path(tmp, gen, component))
             break
         except FileNotFoundError:
@@ -260,7 +260,7 @@ def _swap(cfs, snapshot_dir: str, generations: list[int], position: tuple) -> No
     new = []
     for gen in generations:
         g = cfs.manifest.new_generation()
-        for component in LINKED:
+        for component in (c for c in sstable_components(snapshot_dir, gen) if c not in NOT_LINKED):
             os.link(component_path(snapshot_dir, gen, component), component_path(cfs.directory, g, component))
         stats = read_statistics_file(component_path(snapshot_dir, gen, "Statistics.db"))
         truncated = stats.commit_log_intervals + (((0, 0), tuple(position)),)

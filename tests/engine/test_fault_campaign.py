@@ -35,7 +35,7 @@ from engine.store import Store
 ROWS = 500
 SEGMENT_BYTES = 4096
 TRIALS = {"dev": 60, "ci": 300, "nightly": 3000}
-FILE_KINDS = ("commitlog-newest", "commitlog-older", "Data.db", "Index.db", "Summary.db",
+FILE_KINDS = ("commitlog-newest", "commitlog-older", "Data.db", "Summary.db",
               "Filter.db", "Statistics.db", "TOC.txt", "MANIFEST", "schema.db")
 FAULTS = ("flip", "truncate", "delete")
 

@@ -47,3 +47,58 @@ def test_format_1_sstables_compact_into_the_current_format(store_v1):
         store_v1.compact(keyspace, table)
     assert contents(store_v1) == before
     store_v1.check_invariants()
+
+
+# -- format-1 SSTables opened directly (engine/sstable_v1.py) ------------------------------------
+
+KV_DIR = next((VECTORS / "store_v1" / "data" / "ks").glob("kv-*"))
+
+
+@pytest.fixture
+def kv_v1(tmp_path):
+    d = tmp_path / "kv"
+    shutil.copytree(KV_DIR, d)
+    return str(d)
+
+
+def test_toc_with_index_db_opens_the_format_1_reader(kv_v1):
+    from engine.sstable_reader import SSTableReader
+    from engine.sstable_v1 import SSTableReaderV1
+    with SSTableReader.open(kv_v1, 1) as r:
+        assert type(r) is SSTableReaderV1
+        rows = list(r.scan())
+        assert len(rows) == r.stats.partition_count > 100
+        assert all(r.get(t, k) == p for t, k, p in rows)
+        t, k, _ = rows[0]
+        assert r.get(t, k + b"\x00") is None
+        assert list(r.scan(rows[10][:2], rows[20][:2])) == rows[10:20]
+        r.check_invariants()
+
+
+def test_format_1_key_cache_is_bounded_and_counted(kv_v1):
+    from engine.sstable_reader import SSTableReader
+    r = SSTableReader.open(kv_v1, 1, key_cache_size=10)
+    items = list(r.scan())
+    for t, k, v in items[:20] + items[15:20]:
+        assert r.get(t, k) == v
+    assert (r.key_cache_requests, r.key_cache_hits) == (25, 5)
+    assert len(r._key_cache) == 10
+    r.key_cache_size = 4  # settable after open (the store does this after flush)
+    assert len(r._key_cache) == 4 and r.get(*items[19][:2]) == items[19][2]
+    r.close()
+
+
+@pytest.mark.parametrize("component", ["Data.db", "Index.db", "Summary.db"])
+def test_a_flipped_byte_in_a_format_1_file_is_reported_with_its_path(kv_v1, component):
+    import os
+
+    from engine.errors import CorruptionError
+    from engine.sstable_reader import SSTableReader
+    path = os.path.join(kv_v1, f"dt-1-{component}")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CorruptionError) as e:
+        with SSTableReader.open(kv_v1, 1) as r:
+            r.check_invariants()
+    assert e.value.path == path

@@ -87,28 +87,6 @@ def test_get_absent_keys(tmp_path):
     assert all(r.may_contain(t, k) for t, k, _ in items)
 
 
-def test_key_cache_is_bounded_and_counted(tmp_path):
-    items = partitions(300)
-    w = SSTableWriter(str(tmp_path), 1, expected_partitions=300)
-    for it in items:
-        w.append(*it)
-    w.finish(DATA_STATS).close()
-    r = SSTableReader.open(str(tmp_path), 1, key_cache_size=10)
-    for t, k, v in items[:20] + items[15:20]:
-        assert r.get(t, k) == v
-    assert (r.key_cache_requests, r.key_cache_hits) == (25, 5)
-    assert len(r._key_cache) == 10
-    r.key_cache_size = 4  # settable after open (the store does this after flush)
-    assert len(r._key_cache) == 4 and r.get(*items[19][:2]) == items[19][2]
-    r.key_cache_size = 0
-    assert r.get(*items[0][:2]) == items[0][2] and r.key_cache_requests == 26
-    fresh = SSTableReader.open(str(tmp_path), 1)
-    fresh.key_cache_size = 5
-    fresh.get(*items[0][:2])
-    fresh.get(*items[0][:2])
-    assert (fresh.key_cache_requests, fresh.key_cache_hits) == (2, 1)
-
-
 def test_partition_larger_than_a_block_gets_its_own_block(tmp_path):
     items = partitions(50)
     big = items[20][0], items[20][1], os.urandom(10_000)

@@ -1,0 +1,151 @@
+"""Data.db blocks: the checksummed frame (both formats) and format 2's prefix-compressed entries.
+
+A block on disk is `u32 stored_len | u8 compression | stored bytes | u32 crc32(header + stored)`;
+stored bytes are the raw entries, or `u32 raw_len | lz4 block` when compression is 1. A block is
+verified whole (CRC, then decompression) before any byte of it is used.
+
+Format 2 raw entries, each relative to the previous entry of the SAME block (the first entry of a
+block shares nothing, so every block decodes on its own):
+
+    u8 token_shared (0..8) | token suffix: 8 - token_shared bytes of u64(token + 2**63) big-endian
+    uvarint key_shared | uvarint key_suffix_len | key suffix
+    uvarint payload_len | payload
+
+An entry's sort key is the 8 token bytes followed by the key (engine/block_index.py); plain bytes
+order of sort keys is (signed token, key) order. Invariants: entries are in strictly increasing
+sort-key order; a block holds at least one entry; decoding never reads past the block and any
+inconsistency raises CorruptionError(path, block offset, what).
+Layouts: docs/format.md (SSTables).
+"""
+from __future__ import annotations
+
+from operator import lt as _lt
+from os.path import commonprefix as _commonprefix
+
+import lz4.block
+import msgpack
+
+from engine.encoding import U32, check, crc32
+from engine.errors import CorruptionError
+
+# Block compression byte. On disk: never renumber.
+COMPRESSION_NONE = 0
+COMPRESSION_LZ4 = 1
+BLOCK_HEADER_SIZE = 5  # u32 stored_len | u8 compression
+BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
+
+_u32_unpack_from = U32.unpack_from
+_u32_pack = U32.pack
+_lz4_decompress = lz4.block.decompress
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_BYTES = {bytes}
+
+
+def frame_block(raw: bytes, compress: bool) -> bytes:
+    """The on-disk frame of one block's raw entries (lz4 only where it saves bytes)."""
+    ctype, stored = COMPRESSION_NONE, raw
+    if compress:
+        packed = lz4.block.compress(raw, store_size=False)
+        if len(packed) + 4 < len(raw):
+            ctype, stored = COMPRESSION_LZ4, _u32_pack(len(raw)) + packed
+    head = _u32_pack(len(stored)) + bytes((ctype,))
+    return b"".join((head, stored, _u32_pack(crc32(stored, crc32(head)))))
+
+
+def decode_block(buf: bytes, at: int, path: str, file_offset: int) -> tuple[bytes, int, int]:
+    """Check the block that starts at buf[at] (all of it must be in buf).
+
+    Returns (raw, start, end): the uncompressed entry bytes are raw[start:end] (for an
+    uncompressed block `raw` is `buf` itself, so nothing is copied)."""
+    if at + BLOCK_OVERHEAD > len(buf):
+        raise CorruptionError(path, file_offset, "block header is truncated")
+    (stored_len,) = _u32_unpack_from(buf, at)
+    ctype = buf[at + 4]
+    end = at + BLOCK_HEADER_SIZE + stored_len
+    if end + 4 > len(buf):
+        raise CorruptionError(path, file_offset, f"block of {stored_len} bytes is truncated")
+    if _u32_unpack_from(buf, end)[0] != crc32(memoryview(buf)[at:end]):
+        raise CorruptionError(path, file_offset, "block checksum mismatch")
+    start = at + BLOCK_HEADER_SIZE
+    if ctype == COMPRESSION_NONE:
+        return buf, start, end
+    if ctype != COMPRESSION_LZ4:
+        raise CorruptionError(path, file_offset + 4, f"unknown block compression {ctype}")
+    check(stored_len >= 4, path, file_offset, "lz4 block lacks its uncompressed size")
+    (raw_len,) = _u32_unpack_from(buf, start)
+    try:
+        raw = _lz4_decompress(memoryview(buf)[start + 4:end], uncompressed_size=raw_len)
+    except lz4.block.LZ4BlockError as exc:
+        raise CorruptionError(path, file_offset, f"lz4 block does not decompress: {exc}") from None
+    check(len(raw) == raw_len, path, file_offset, "lz4 block has the wrong uncompressed size")
+    return raw, 0, raw_len
+
+
+class BlockBuilder:
+    """Accumulates the entries of one format-2 block; `size` estimates its raw bytes."""
+
+    __slots__ = ("toks", "keys", "payloads", "size", "count")
+
+    def __init__(self):
+        self.toks: list[int] = []
+        self.keys: list[bytes] = []
+        self.payloads: list[bytes] = []
+        self.size = 0
+        self.count = 0
+
+    def add(self, biased_token: int, key: bytes, payload: bytes) -> None:
+        self.toks.append(biased_token)
+        self.keys.append(key)
+        self.payloads.append(payload)
+        self.size += len(key) + len(payload) + 12
+        self.count += 1
+
+    def take(self) -> bytes:
+        """The raw entries (the msgpack array below); the builder is empty again."""
+        toks, keys, payloads = self.toks, self.keys, self.payloads
+        first, last = toks[0], toks[-1]  # ascending: their common prefix is everyone's
+        tp = (64 - (first ^ last).bit_length()) >> 3
+        w = 8 - tp
+        tok_prefix = first.to_bytes(8, "big")[:tp]
+        lo, hi = min(keys), max(keys)
+        kp = len(_commonprefix((lo, hi)))
+        tok_blob = b"".join([t.to_bytes(8, "big")[tp:] for t in toks]) if w else b""
+        raw = _packb([tok_prefix, lo[:kp], tok_blob, [k[kp:] for k in keys] if kp else keys,
+                      payloads], use_bin_type=True)
+        self.toks, self.keys, self.payloads = [], [], []
+        self.size = self.count = 0
+        return raw
+
+
+def decode_entries(raw, p: int, end: int, path: str,
+                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
+    so that the collector untracks them while the block cache holds them."""
+    try:
+        m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CorruptionError(path, file_offset, f"block entries are not valid msgpack: {exc}") from None
+    if type(m) is not tuple or len(m) != 5:
+        raise CorruptionError(path, file_offset, "block entries are not [5 items]")
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
+    if (type(tok_prefix) is not bytes or type(key_prefix) is not bytes or type(tok_blob) is not bytes
+            or type(key_suffixes) is not tuple or type(payloads) is not tuple):
+        raise CorruptionError(path, file_offset, "block entries have the wrong types")
+    n = len(payloads)
+    w = 8 - len(tok_prefix)
+    if not n or w < 0 or len(key_suffixes) != n or len(tok_blob) != n * w:
+        raise CorruptionError(path, file_offset, "block entry counts disagree")
+    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
+        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    if w:
+        toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+    else:
+        toks = [tok_prefix] * n
+    if key_prefix:
+        keys = tuple([t + key_prefix + k for t, k in zip(toks, key_suffixes)])
+    else:
+        keys = tuple([t + k for t, k in zip(toks, key_suffixes)])
+    if not all(map(_lt, keys, keys[1:])):
+        raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
+    return keys, payloads
