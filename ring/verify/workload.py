@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, RepairFailure, UnavailableError, WriteFailure, WriteTimeout
+from ring.verify import regimes
 from ring.verify.history import History
 from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
@@ -251,6 +252,8 @@ class Workload:
         elif fault == "skew":
             sim.skew(victim, rng.randint(-plan.skew_ms, plan.skew_ms))
             self.event("skew")
+        elif fault == "split_dc":
+            regimes.split_dc(self, victim)
 
     def _queue_probes(self) -> None:
         """After a heal or a return, read every key through every node in turn (one at a time):
@@ -298,6 +301,7 @@ class Workload:
     def _run(self, steps: int | None) -> RunResult:
         self.setup()
         steps = steps or self.plan.steps
+        restart = regimes.RollingRestart(self, steps) if self.plan.restarts and self.faults else None
         for step in range(steps):
             phase = self.plan.phase_at(step, steps)
             if phase is not self.phase:
@@ -312,6 +316,8 @@ class Workload:
                     self._issue(PROBER, (coordinator, key))
             if self.faults:
                 self._nemesis()
+            if restart:
+                restart.step(step)
             self.sim.run_for(self.rng.randint(1, phase.step_ms))
             self._collect()
         return self.finish()

@@ -1,0 +1,122 @@
+"""Named fault regimes a swarm plan draws beside its phases: `split_dc` and `rolling_restart`.
+
+A regime ties faults together that only matter in conjunction, as the phase regimes of
+ring/verify/swarm.py do, but across the cluster's shape (data centers) or across the whole run:
+
+* `split_dc` (a phase regime, two-DC plans only, drawn with odds SPLIT_DC_ODDS): each strike
+  takes one node X of one DC away (crash or pause) and cuts a bridge node C of the *other* DC off
+  from its own DC's peers (only those links: C still reaches the other DC, and gossip relayed
+  through it keeps C and its peers alive to each other). C convicts X and hints it at write time;
+  C's writes reach its own replica and the other DC, never its DC peers. At EACH_QUORUM a correct
+  coordinator then times out (one real acknowledgement in its DC); a coordinator that counts the
+  hint for X in its own DC (the `each_quorum_hint_wrong_dc` mutant) acknowledges a write that only
+  C holds in its DC, and a LOCAL_QUORUM read through C's peers misses it (P1).
+* `rolling_restart` (every swarm plan, `Plan.restarts`): late in the run every node in turn is
+  stopped (a process crash that loses nothing unsynced: a clean restart) and started again with a
+  new gossip generation, one at a time, each after the previous one is back. A node that accepts
+  an older generation from gossip (`gossip_accept_older_generation`) keeps the restarted node's
+  old state, whose heartbeat version (one per gossip round and one per LOAD change under writes)
+  outnumbers the new one for longer than the rest of the run, so the restarted node is still seen
+  down after the final heal (P8).
+
+Invariants: a regime is only legal faults (crash, pause, partition), so the promised properties
+must hold under it and the controls stay clean. Both are drawn from their own random streams
+(`f"{seed}:regimes"`), so a plan's other knobs draw what they drew before; the classic `Plan()`
+has no regime (no restarts, no split_dc phase) and replays draw-for-draw.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+SPLIT_DC_ODDS = 0.9           # share of two-DC plans with split_dc phases
+RESTART_START = (0.9, 0.95)   # the rolling restart begins in this share of the run's steps
+RESTART_GAP = (20, 40)        # steps between two restarts (a node is back before the next goes)
+RESTART_DOWN = (1.0, 1.5)     # a restarting node stays down this many times its conviction time
+
+
+def draw_restarts(seed: int, steps: int, nodes: int) -> tuple[tuple[int, int], ...]:
+    """The rolling restart: (step, node index) pairs, every node once, in a drawn order."""
+    rng = random.Random(f"{seed}:regimes:restart")
+    order = list(range(nodes))
+    rng.shuffle(order)
+    step = int(steps * rng.uniform(*RESTART_START))
+    out = []
+    for index in order:
+        out.append((step, index))
+        step += rng.randint(*RESTART_GAP)
+    return tuple(out)
+
+
+def draw_split_dc(seed: int, phases: tuple, node_options: dict, convict_ms: int) -> tuple[tuple, dict]:
+    """Two-DC plans: with odds SPLIT_DC_ODDS, two or three phases become `split_dc` phases, and hints
+    are on with no window shorter than a split (the regime is about what a hint may count for).
+    Returns the phases and the node options."""
+    rng = random.Random(f"{seed}:regimes:split_dc")
+    if rng.random() >= SPLIT_DC_ODDS:
+        return phases, node_options
+    node_options = {k: v for k, v in node_options.items() if k not in ("hinted_handoff_enabled", "max_hint_window_ms")}
+    chosen = rng.sample(range(len(phases)), rng.choice([2, 2, 3]))
+    out = list(phases)
+    for i in chosen:
+        down = max(3000, convict_ms * 2)
+        out[i] = replace(phases[i], regime="split_dc", kinds=("split_dc",), fault_rate=rng.uniform(0.05, 0.15),
+                         max_down=1, down_ms=(down, down * 2), partition_ms=(down, down * 2),
+                         issue_p=rng.uniform(0.6, 0.9), write_p=rng.choice([0.3, 0.45]),
+                         delete_p=rng.choice([0.0, 0.05]), hot_p=rng.choice([0.5, 0.8, 1.0]),
+                         net_drop=0.0, net_reorder=False, net_delay_ms=rng.choice([5, 20]),
+                         step_ms=rng.choice([10, 20]))
+    return tuple(out), node_options
+
+
+def split_dc(workload, bridge: str) -> bool:
+    """One split_dc strike with `bridge` as C (see the module docstring). False: nothing done
+    (a partition already on, a node already down, or one DC only)."""
+    sim, rng, plan = workload.sim, workload.nemesis, workload.phase
+    dc_of = dict(zip(sim.nodes, workload.dcs))
+    if workload.partitioned_until or workload.down or len(set(workload.dcs)) < 2:
+        return False
+    peers = {n for n in sim.nodes if n != bridge and dc_of[n] == dc_of[bridge]}
+    others = sorted(n for n in sim.nodes if dc_of[n] != dc_of[bridge])
+    away = rng.choice(others)
+    if rng.random() < 0.5:
+        sim.crash(away, lose_unsynced=False)
+    else:
+        sim.pause(away)
+    until = sim.now_ms + rng.randint(*plan.down_ms)
+    workload.down[away] = until
+    sim.partition({bridge}, peers)
+    workload.partitioned_until = until - rng.randint(0, 1000)
+    workload.event("split_dc")
+    return True
+
+
+class RollingRestart:
+    """Carries out `Plan.restarts` inside the workload's step loop (`step(i)` once per step)."""
+
+    def __init__(self, workload, steps: int):
+        self.workload = workload
+        scale = steps / max(1, workload.plan.steps)  # an explicit --steps: the same share of the run
+        self.todo = [(int(step * scale), index) for step, index in workload.plan.restarts]
+        self.rng = random.Random(f"{workload.seed}:regimes:restart:down")
+        self.current: str | None = None
+        # the silence after which its peers convict a node: phi * ln 10 mean heartbeat intervals, the
+        # mean starting at 2 gossip intervals (ring/failure_detector.py); a node down that long comes
+        # back convicted, and a node that accepts an older generation keeps it convicted
+        options = workload.sim.node_options
+        self.convict_ms = int(options.get("phi_convict_threshold", 8.0) * math.log(10)
+                              * 2 * options.get("gossip_interval_ms", 1000))
+
+    def step(self, step: int) -> None:
+        w = self.workload
+        if not self.todo or self.todo[0][0] > step or self.current in w.down:
+            return                                   # one at a time: the previous node is back first
+        node = list(w.sim.nodes)[self.todo[0][1] % len(w.sim.nodes)]
+        if node in w.down:                           # the nemesis has it away: wait until it is back
+            return
+        self.todo.pop(0)
+        self.current = node
+        w.sim.crash(node, lose_unsynced=False)
+        w.down[node] = w.sim.now_ms + int(self.convict_ms * self.rng.uniform(*RESTART_DOWN))
+        w.event("rolling_restart")
