@@ -31,22 +31,19 @@ import random
 from dataclasses import replace
 
 SPLIT_DC_ODDS = 0.9           # share of two-DC plans with split_dc phases
-RESTART_START = (0.9, 0.95)   # the rolling restart begins in this share of the run's steps
-RESTART_GAP = (20, 40)        # steps between two restarts (a node is back before the next goes)
+RESTARTS = (1, 2)             # how many nodes a rolling restart restarts
+MIN_VERSION = 170             # only a node whose heartbeat version is this high restarts (RollingRestart)
+STRETCH_MAX_MS = 90_000       # the rolling restart stretch ends after this much virtual time at most
 RESTART_DOWN = (1.0, 1.5)     # a restarting node stays down this many times its conviction time
 
 
-def draw_restarts(seed: int, steps: int, nodes: int) -> tuple[tuple[int, int], ...]:
-    """The rolling restart: (step, node index) pairs, every node once, in a drawn order."""
+def draw_restarts(seed: int, nodes: int) -> tuple[str, ...]:
+    """The rolling restart: how many nodes restart (the tuple's length) and the order that
+    breaks ties between nodes up equally long (RollingRestart)."""
     rng = random.Random(f"{seed}:regimes:restart")
-    order = list(range(nodes))
-    rng.shuffle(order)
-    step = int(steps * rng.uniform(*RESTART_START))
-    out = []
-    for index in order:
-        out.append((step, index))
-        step += rng.randint(*RESTART_GAP)
-    return tuple(out)
+    names = [f"n{i + 1}" for i in range(nodes)]
+    rng.shuffle(names)
+    return tuple(names[:rng.choice(RESTARTS)])
 
 
 def draw_split_dc(seed: int, phases: tuple, node_options: dict, convict_ms: int) -> tuple[tuple, dict]:
@@ -93,29 +90,67 @@ def split_dc(workload, bridge: str) -> bool:
 
 
 class RollingRestart:
-    """Carries out `Plan.restarts` inside the workload's step loop (`step(i)` once per step)."""
+    """The rolling restart stretch, after the run's last step (`Plan.restarts`).
 
-    def __init__(self, workload, steps: int):
+    The clients go on with the last phase's mix and the nemesis strikes no more (what it did
+    expires as drawn). Then, one at a time, `len(plan.restarts)` nodes restart: each time the live
+    node with the highest heartbeat version (the plan's order breaks ties), once that is at least
+    MIN_VERSION (a version the new generation, at about two per second, cannot reach in the ~70 s
+    of virtual time from there to the run's final checks), down for 1-1.5 times the silence its
+    peers convict it after. The stretch ends when
+    the last one is back, or after STRETCH_MAX_MS of virtual time."""
+
+    def __init__(self, workload):
         self.workload = workload
-        scale = steps / max(1, workload.plan.steps)  # an explicit --steps: the same share of the run
-        self.todo = [(int(step * scale), index) for step, index in workload.plan.restarts]
+        self.order = list(workload.plan.restarts)     # breaks ties between nodes up equally long
+        self.left = len(self.order)
+        self._quiet = None
+        self.until_ms: int | None = None                 # the stretch ends by then, whatever is left
         self.rng = random.Random(f"{workload.seed}:regimes:restart:down")
         self.current: str | None = None
         # the silence after which its peers convict a node: phi * ln 10 mean heartbeat intervals, the
-        # mean starting at 2 gossip intervals (ring/failure_detector.py); a node down that long comes
-        # back convicted, and a node that accepts an older generation keeps it convicted
+        # mean starting at 2 gossip intervals (ring/failure_detector.py)
         options = workload.sim.node_options
         self.convict_ms = int(options.get("phi_convict_threshold", 8.0) * math.log(10)
                               * 2 * options.get("gossip_interval_ms", 1000))
 
-    def step(self, step: int) -> None:
+    def quiet(self, phase):
+        """The stretch's phase: the last phase's network and keys, no new fault, mostly writes
+        (every gossip round then also bumps each node's LOAD, so versions grow twice as fast)."""
+        if self._quiet is None:
+            self._quiet = replace(phase, fault_rate=0.0, issue_p=0.9, write_p=0.7, delete_p=0.1)
+        return self._quiet
+
+    def extends(self) -> bool:
+        """Whether the stretch goes on (called once per step after the run's last)."""
         w = self.workload
-        if not self.todo or self.todo[0][0] > step or self.current in w.down:
+        if self.until_ms is None:
+            self.until_ms = w.sim.now_ms + STRETCH_MAX_MS
+        return (self.left > 0 or self.current in w.down) and w.sim.now_ms < self.until_ms
+
+    def versions(self) -> dict[str, int]:
+        """Live nodes (not crashed, paused or due back) -> the heartbeat version of their own gossip
+        state: what a peer holding their current generation has to be outcounted from."""
+        out = {}
+        for name, sn in self.workload.sim.nodes.items():
+            if sn.node is not None and not sn.paused and name not in self.workload.down:
+                gossiper = sn.node.gossiper
+                out[name] = gossiper.states[gossiper.endpoint].heartbeat.version
+        return out
+
+    def step(self) -> None:
+        """Once per step; restarts only in the stretch (once `extends` was called)."""
+        w = self.workload
+        if self.until_ms is None or not self.left or self.current in w.down:
             return                                   # one at a time: the previous node is back first
-        node = list(w.sim.nodes)[self.todo[0][1] % len(w.sim.nodes)]
-        if node in w.down:                           # the nemesis has it away: wait until it is back
+        versions = self.versions()
+        if not versions:
             return
-        self.todo.pop(0)
+        rank = {n: -self.order.index(n) if n in self.order else -len(self.order) for n in versions}
+        node = max(versions, key=lambda n: (versions[n], rank[n]))
+        if versions[node] < MIN_VERSION:
+            return
+        self.left -= 1
         self.current = node
         w.sim.crash(node, lose_unsynced=False)
         w.down[node] = w.sim.now_ms + int(self.convict_ms * self.rng.uniform(*RESTART_DOWN))

@@ -97,8 +97,8 @@ class Plan:
     tail: int = 0                               # after the run: this many steps of writes and deletes
     #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
     #   that only repair can bring the cut-off replica back (0: no tail)
-    restarts: tuple[tuple[int, int], ...] = ()  # the rolling restart (ring/verify/regimes.py): (step,
-    #   node index) pairs, one node at a time, each with a new gossip generation (empty: none)
+    restarts: tuple[str, ...] = ()              # the rolling restart after the last step (ring/verify/
+    #   regimes.py): this many nodes, one at a time, each with a new gossip generation (empty: none)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
 
@@ -221,4 +221,4 @@ def draw(seed: int, *, nodes: int = 3, dcs: int = 1, skew: bool | None = None, l
     if dcs > 1:
         phases, options = regimes.draw_split_dc(seed, plan.phases, plan.node_options, convict_ms)
         plan = replace(plan, phases=phases, node_options=options)
-    return replace(plan, restarts=regimes.draw_restarts(seed, plan.steps, nodes))
+    return replace(plan, restarts=regimes.draw_restarts(seed, nodes))

@@ -301,9 +301,14 @@ class Workload:
     def _run(self, steps: int | None) -> RunResult:
         self.setup()
         steps = steps or self.plan.steps
-        restart = regimes.RollingRestart(self, steps) if self.plan.restarts and self.faults else None
-        for step in range(steps):
-            phase = self.plan.phase_at(step, steps)
+        restart = regimes.RollingRestart(self) if self.plan.restarts and self.faults else None
+        for step in itertools.count():
+            if step < steps:
+                phase = self.plan.phase_at(step, steps)
+            elif restart and restart.extends():      # the rolling restart stretch (ring/verify/regimes.py)
+                phase = restart.quiet(self.plan.phases[-1])
+            else:
+                break
             if phase is not self.phase:
                 self.phase = phase
                 self._shape_links()
@@ -317,7 +322,7 @@ class Workload:
             if self.faults:
                 self._nemesis()
             if restart:
-                restart.step(step)
+                restart.step()
             self.sim.run_for(self.rng.randint(1, phase.step_ms))
             self._collect()
         return self.finish()
