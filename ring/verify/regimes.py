@@ -115,10 +115,11 @@ class RollingRestart:
                               * 2 * options.get("gossip_interval_ms", 1000))
 
     def quiet(self, phase):
-        """The stretch's phase: the last phase's network and keys, no new fault, mostly writes
-        (every gossip round then also bumps each node's LOAD, so versions grow twice as fast)."""
+        """The stretch's phase: the last phase's network and keys, no new fault, long steps (a
+        stretch of a minute is a few hundred steps, not thousands) and a few writes every gossip
+        round (each then also bumps every replica's LOAD, so versions grow twice as fast)."""
         if self._quiet is None:
-            self._quiet = replace(phase, fault_rate=0.0, issue_p=0.9, write_p=0.7, delete_p=0.1)
+            self._quiet = replace(phase, fault_rate=0.0, issue_p=0.25, write_p=0.7, delete_p=0.1, step_ms=200)
         return self._quiet
 
     def extends(self) -> bool:
