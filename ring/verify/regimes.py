@@ -34,7 +34,7 @@ SPLIT_DC_ODDS = 0.9           # share of two-DC plans with split_dc phases
 RESTARTS = (1, 2)             # how many nodes a rolling restart restarts
 MIN_VERSION = 170             # only a node whose heartbeat version is this high restarts (RollingRestart)
 STRETCH_MAX_MS = 90_000       # the rolling restart stretch ends after this much virtual time at most
-RESTART_DOWN = (1.0, 1.5)     # a restarting node stays down this many times its conviction time
+RESTART_DOWN = (1.0, 1.2)     # a restarting node stays down this many times its conviction time
 
 
 def draw_restarts(seed: int, nodes: int) -> tuple[str, ...]:
@@ -119,15 +119,18 @@ class RollingRestart:
         stretch of a minute is a few hundred steps, not thousands) and a few writes every gossip
         round (each then also bumps every replica's LOAD, so versions grow twice as fast)."""
         if self._quiet is None:
-            self._quiet = replace(phase, fault_rate=0.0, issue_p=0.25, write_p=0.7, delete_p=0.1, step_ms=200)
+            self._quiet = replace(phase, fault_rate=0.0, issue_p=0.1, write_p=0.8, delete_p=0.05, step_ms=200)
         return self._quiet
 
     def extends(self) -> bool:
         """Whether the stretch goes on (called once per step after the run's last)."""
         w = self.workload
         if self.until_ms is None:
-            self.until_ms = w.sim.now_ms + STRETCH_MAX_MS
-        return (self.left > 0 or self.current in w.down) and w.sim.now_ms < self.until_ms
+            self.until_ms, self.began_ms = w.sim.now_ms + STRETCH_MAX_MS, w.sim.now_ms
+        if (self.left > 0 or self.current in w.down) and w.sim.now_ms < self.until_ms:
+            return True
+        w.event("restart_stretch_ms", w.sim.now_ms - self.began_ms)
+        return False
 
     def versions(self) -> dict[str, int]:
         """Live nodes (not crashed, paused or due back) -> the heartbeat version of their own gossip
