@@ -47,7 +47,8 @@ def run_seed(seed: int, write_cl: str = "QUORUM", read_cl: str = "QUORUM", *, dc
     options = {"canary_mutant": mutant} if mutant else None
     plan = None
     if use_swarm or levels == "random":
-        plan = swarm.draw(seed, nodes=len(dcs or [0] * 3), skew=True if skew else None, levels=levels)
+        plan = swarm.draw(seed, nodes=len(dcs or [0] * 3), dcs=len(set(dcs or ["dc1"])), skew=True if skew else None,
+                          levels=levels)
         write_cl, read_cl = plan.write_cl or write_cl, plan.read_cl or read_cl
     result = Workload(seed, write_cl, read_cl, dcs=dcs, faults=faults, skew=skew, node_options=options,
                       trace=trace, plan=plan).run(steps)

@@ -28,6 +28,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
+from ring.verify import regimes
+
 WRITES = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ANY")
 READS = ("ONE", "TWO", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 KINDS = ("partition", "crash", "pause", "flaky")        # and "skew" when the plan allows it
@@ -95,6 +97,8 @@ class Plan:
     tail: int = 0                               # after the run: this many steps of writes and deletes
     #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
     #   that only repair can bring the cut-off replica back (0: no tail)
+    restarts: tuple[str, ...] = ()              # the rolling restart after the last step (ring/verify/
+    #   regimes.py): this many nodes, one at a time, each with a new gossip generation (empty: none)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
 
@@ -187,8 +191,9 @@ def _draw_mixed(rng: random.Random, *, rf: int, skew: bool) -> Phase:
     )
 
 
-def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "fixed") -> Plan:
-    """The seed's plan. `skew`: None draws it, True/False forces it. `levels="random"` draws the pair."""
+def draw(seed: int, *, nodes: int = 3, dcs: int = 1, skew: bool | None = None, levels: str = "fixed") -> Plan:
+    """The seed's plan. `skew`: None draws it, True/False forces it. `levels="random"` draws the pair.
+    `dcs` > 1: the plan may draw `split_dc` phases (ring/verify/regimes.py)."""
     rng = random.Random(f"{seed}:swarm")
     drawn_skew = rng.random() < 0.25
     skew = drawn_skew if skew is None else skew
@@ -211,4 +216,9 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
-    return replace(plan, tail=tail_rng.choice([40, 80]))
+    plan = replace(plan, tail=tail_rng.choice([40, 80]))
+    # the named regimes (ring/verify/regimes.py), each from its own stream as the tail
+    if dcs > 1:
+        phases, options = regimes.draw_split_dc(seed, plan.phases, plan.node_options, convict_ms)
+        plan = replace(plan, phases=phases, node_options=options)
+    return replace(plan, restarts=regimes.draw_restarts(seed, nodes))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, RepairFailure, UnavailableError, WriteFailure, WriteTimeout
+from ring.verify import regimes
 from ring.verify.history import History
 from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
@@ -251,6 +252,8 @@ class Workload:
         elif fault == "skew":
             sim.skew(victim, rng.randint(-plan.skew_ms, plan.skew_ms))
             self.event("skew")
+        elif fault == "split_dc":
+            regimes.split_dc(self, victim)
 
     def _queue_probes(self) -> None:
         """After a heal or a return, read every key through every node in turn (one at a time):
@@ -298,8 +301,14 @@ class Workload:
     def _run(self, steps: int | None) -> RunResult:
         self.setup()
         steps = steps or self.plan.steps
-        for step in range(steps):
-            phase = self.plan.phase_at(step, steps)
+        restart = regimes.RollingRestart(self) if self.plan.restarts and self.faults else None
+        for step in itertools.count():
+            if step < steps:
+                phase = self.plan.phase_at(step, steps)
+            elif restart and restart.extends():      # the rolling restart stretch (ring/verify/regimes.py)
+                phase = restart.quiet(self.plan.phases[-1])
+            else:
+                break
             if phase is not self.phase:
                 self.phase = phase
                 self._shape_links()
@@ -312,6 +321,8 @@ class Workload:
                     self._issue(PROBER, (coordinator, key))
             if self.faults:
                 self._nemesis()
+            if restart:
+                restart.step()
             self.sim.run_for(self.rng.randint(1, phase.step_ms))
             self._collect()
         return self.finish()
