@@ -51,7 +51,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -373,16 +372,13 @@ def main(argv=None) -> int:
         print(f"  {res[f'anchor_{name}_msgs_per_s']:,.0f} msgs/s", flush=True)
     res["anchor_msgs_per_s"] = res[f"anchor_{loop_name}_msgs_per_s"]   # ratios: same loop on both sides
     settings = {"commitlog_sync": args.commitlog_sync, "event_loop": args.event_loop}
-    if args.count_syscalls:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            settings["metrics_port"] = sock.getsockname()[1]   # each node on its own address, same port
 
     root = tempfile.mkdtemp(prefix="dynatable-bench-", dir=args.root)
     cluster = None
     try:
         print(f"starting a 3-node cluster in {root} ...", flush=True)
-        cluster = LocalCluster.create("bench", n=3, root=root, settings=settings)
+        cluster = LocalCluster.create("bench", n=3, root=root, settings=settings,
+                                     metrics=args.count_syscalls)
         cluster.start()
         contact_points = list(cluster.contact_points())
         cluster_name = cluster.setting("cluster_name", cluster.name)
@@ -401,8 +397,11 @@ def main(argv=None) -> int:
                   "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
                   "node_pids": node_pids}
         if args.count_syscalls:
-            common["metrics_urls"] = [f"http://{ep.rpartition(':')[0]}:{settings['metrics_port']}/metrics"
-                                      for ep in contact_points]
+            from ring.runtime.config import load as load_settings
+            common["metrics_urls"] = []
+            for node in cluster.nodes:
+                ns = load_settings(node.config_path)
+                common["metrics_urls"].append(f"http://{ns.listen_address}:{ns.metrics_port}/metrics")
         keys: dict[int, int] = {}
 
         def phase(name, rate=None):

@@ -94,7 +94,9 @@ class PeerLink:
         if not frames:
             return
         writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        self.stats["peer_frames_sent"] += len(frames)
+        stats = self.stats
+        stats["peer_frames_sent"] += len(frames)
+        stats["peer_writes"] += 1
         transport = writer.transport
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             self._writer = None             # over the high-water mark: the pump drains first
