@@ -68,6 +68,7 @@ class ClientConnection(asyncio.Protocol):
                                                                   s.cluster_secret)
         self._timer: asyncio.TimerHandle | None = None
         self._dispatch = None           # set by the handshake: the role's per-message handler
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -75,7 +76,9 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport
         self.peername = transport.get_extra_info("peername")
         self.listener.connections.add(self)
-        self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._handshake_timed_out)
+        # the loop, once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
+        self._loop = loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
         if self.lingering or self.closed:
@@ -188,7 +191,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
         self._outbox.append(frame)
 
     def flush(self) -> None:
@@ -219,7 +222,7 @@ class ClientConnection(asyncio.Protocol):
             transport.write_eof()
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(LINGER_S, self.close)
+        self._timer = self._loop.call_later(LINGER_S, self.close)
 
 
 class Listener:
