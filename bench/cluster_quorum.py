@@ -353,6 +353,9 @@ def main(argv=None) -> int:
                     help="the nodes' event_loop setting; the anchor runs on the same loop (default auto)")
     ap.add_argument("--count-syscalls", action="store_true",
                     help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
+    ap.add_argument("--half-rates", metavar="W,R", default=None,
+                    help="fixed open-loop rates (writes/s,reads/s) instead of half of each measured peak: "
+                         "compares latency of two trees at the same load")
     ap.add_argument("--keep-running", type=float, default=0.0,
                     help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
     args = ap.parse_args(argv)
@@ -417,9 +420,14 @@ def main(argv=None) -> int:
         p = phase("write_peak")
         keys.update(p["keys_written"])
         phase("read_peak")
-        p = phase("write_half", rate=res["phases"]["write_peak"]["ops_per_s"] / 2)
+        if args.half_rates:
+            write_rate, read_rate = (float(x) for x in args.half_rates.split(","))
+        else:
+            write_rate = res["phases"]["write_peak"]["ops_per_s"] / 2
+            read_rate = res["phases"]["read_peak"]["ops_per_s"] / 2
+        p = phase("write_half", rate=write_rate)
         keys.update(p["keys_written"])
-        phase("read_half", rate=res["phases"]["read_peak"]["ops_per_s"] / 2)
+        phase("read_half", rate=read_rate)
         if args.keep_running:
             print(f"extra load for {args.keep_running:g} s (node pids {node_pids}) ...", flush=True)
             run_phase(phase="write_extra", rate=None, keys_written=keys,
