@@ -21,6 +21,17 @@ What one run does:
    and of the client processes;
 6. the cluster is removed at the end, always (also on Ctrl-C or an error).
 
+Event loop: `--event-loop auto|uvloop|asyncio` is the nodes' `event_loop` setting (auto = uvloop
+where importable). The anchor runs on the same loop as the nodes (the uvloop twin of the ping-pong
+when the nodes run uvloop), so the ratio compares like with like; with uvloop the asyncio anchor is
+measured too and printed for reference.
+
+`--count-syscalls`: the nodes serve Prometheus metrics; per phase the bench reads each node's peer
+link counters (`peer_frames_sent` / `peer_writes`: internode frames per transport write, and the
+inbound `peer_frames_received` / `peer_reads`) and attaches `strace -c -f` to node 1 for the
+measured window (syscalls per operation by name). strace slows node 1 down: the throughput and
+latency figures of such a run are not comparable with a run without it.
+
 Latencies go into HdrHistogram (1 us .. 60 s, 3 significant digits); each phase has a warm-up
 (`--warmup` s) whose operations are not counted. Errors (timeouts, overload) are counted per phase.
 
@@ -37,10 +48,15 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from hdrh.histogram import HdrHistogram
 
@@ -152,8 +168,49 @@ def _worker(args, out) -> None:
         out.put({"proc": args[2], "failed": f"{type(e).__name__}: {e}"})
 
 
-def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids) -> dict:
-    """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s."""
+COUNTERS = ("peer_frames_sent", "peer_writes", "peer_frames_received", "peer_reads", "messages_received")
+
+
+def scrape_counters(metrics_urls: list[str]) -> list[dict[str, float]]:
+    """Each node's runtime counters from its Prometheus endpoint (snapshotted once a second)."""
+    out = []
+    for url in metrics_urls:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for name in COUNTERS:
+            m = re.search(rf"^dynatable_{name} ([0-9.e+]+)$", text, re.M)
+            values[name] = float(m.group(1)) if m else 0.0
+        out.append(values)
+    return out
+
+
+def start_strace(pid: int, path: str):
+    if shutil.which("strace") is None:
+        return None
+    return subprocess.Popen(["strace", "-c", "-f", "-o", path, "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_strace(proc, path: str, ops: int) -> dict:
+    """strace -c's table for the window as {syscall: calls per operation}."""
+    if proc is None:
+        return {}
+    proc.send_signal(signal.SIGINT)
+    proc.wait(30)
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 5 and cols[0].replace(".", "", 1).isdigit() and cols[-1] != "total":
+                calls[cols[-1]] = int(cols[3])
+    return {name: n / ops for name, n in sorted(calls.items(), key=lambda kv: -kv[1])} if ops else {}
+
+
+def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids,
+              metrics_urls=None) -> dict:
+    """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s.
+    With `metrics_urls` (--count-syscalls): counters per node and strace -c of node 1."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(clients + 1)
     out = ctx.Queue()
@@ -174,11 +231,20 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
             failures.append(out.get())
         raise RuntimeError(f"{phase}: client processes did not start: {failures}")
     time.sleep(warmup)
+    strace = None
+    if metrics_urls:
+        counters0 = scrape_counters(metrics_urls)
+        strace_path = tempfile.mktemp(prefix="strace-", suffix=".txt")
+        strace = start_strace(node_pids[0], strace_path)
     cpu0 = {pid: cpu_seconds(pid) for pid in node_pids}
     t0 = time.perf_counter()
     time.sleep(seconds)
     cpu1 = {pid: cpu_seconds(pid) for pid in node_pids}
     wall = time.perf_counter() - t0
+    if metrics_urls:
+        strace_out = stop_strace(strace, strace_path, 1)
+        time.sleep(1.1)                 # the next snapshot of the counters
+        counters1 = scrape_counters(metrics_urls)
     results = [out.get(timeout=warmup + seconds + 120) for _ in procs]
     for pr in procs:
         pr.join(10)
@@ -195,7 +261,16 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
     throughput = ops / seconds
     node_cpu = [cpu1[pid] - cpu0[pid] for pid in node_pids]
     q = lambda p: hist.get_value_at_percentile(p) / 1000.0
-    return {
+    io = {}
+    if metrics_urls:
+        deltas = [{k: c1[k] - c0[k] for k in COUNTERS} for c0, c1 in zip(counters0, counters1)]
+        io = {"counters": deltas,
+              "frames_per_write": [d["peer_frames_sent"] / d["peer_writes"] if d["peer_writes"] else None
+                                   for d in deltas],
+              "frames_per_read": [d["peer_frames_received"] / d["peer_reads"] if d["peer_reads"] else None
+                                  for d in deltas],
+              "node1_syscalls_per_op": {k: v / ops for k, v in strace_out.items()} if ops else {}}
+    return {**io,
         "phase": phase, "clients": clients, "inflight_per_client": inflight if rate is None else None,
         "target_rate": rate, "ops": ops, "seconds": seconds, "ops_per_s": throughput, "errors": errors,
         "p50_ms": q(50), "p95_ms": q(95), "p99_ms": q(99), "max_ms": hist.get_max_value() / 1000.0,
@@ -218,6 +293,11 @@ def report(res: dict) -> list[list[str]]:
     anchor = res["anchor_msgs_per_s"]
     ph = res["phases"]
     rows = [["metric", "ours", "anchor", "ratio", "goal", "result"]]
+    loop = res.get("event_loop", "asyncio")
+    rows.append(["event loop (nodes and anchor)", loop, "", "", "", "info"])
+    if loop != "asyncio" and "anchor_asyncio_msgs_per_s" in res:
+        rows.append(["asyncio anchor (reference)", "", f"{res['anchor_asyncio_msgs_per_s']:,.0f} msgs/s",
+                     f"{anchor / res['anchor_asyncio_msgs_per_s']:.2f}x", "", "info"])
     for name, key in (("QUORUM write ops/s (peak)", "write_peak"), ("QUORUM read ops/s (peak)", "read_peak")):
         ours = ph[key]["ops_per_s"]
         ratio = ours / anchor
@@ -236,11 +316,19 @@ def report(res: dict) -> list[list[str]]:
                      f"{p['p50_ms']:.2f}/{p['p95_ms']:.2f}/{p['max_ms']:.1f}", "", "", "", "info"])
     for key in ("write_peak", "read_peak", "write_half", "read_half"):
         p = ph[key]
-        per = "/".join(f"{c:.2f}" for c in p["node_cpu_s_per_1000_ops"])
+        per = "/".join(f"{c:.3f}" for c in p["node_cpu_s_per_1000_ops"])
         util = "/".join(f"{u:.0%}" for u in p["node_cpu_util"])
         rows.append([f"node CPU s per 1000 ops, {key} (n1/n2/n3; util)", f"{per} ({util})", "", "", "", "info"])
         rows.append([f"client CPU s per 1000 ops, {key} (all clients; util)",
-                     f"{p['client_cpu_s_per_1000_ops']:.2f} ({p['client_cpu_util']:.0%})", "", "", "", "info"])
+                     f"{p['client_cpu_s_per_1000_ops']:.3f} ({p['client_cpu_util']:.0%})", "", "", "", "info"])
+    for key, p in ph.items():
+        if "frames_per_write" in p:
+            fmt = lambda xs: "/".join("-" if x is None else f"{x:.1f}" for x in xs)
+            rows.append([f"internode frames per write / per read, {key} (n1/n2/n3)",
+                         f"{fmt(p['frames_per_write'])} / {fmt(p['frames_per_read'])}", "", "", "", "info"])
+            top = list(p["node1_syscalls_per_op"].items())[:6]
+            rows.append([f"node 1 syscalls per op, {key} (strace -c)",
+                         ", ".join(f"{k} {v:.2f}" for k, v in top) or "strace not available", "", "", "", "info"])
     errs = {k: p["errors"] for k, p in ph.items() if p["errors"]}
     rows.append(["errors (timeouts, overload, ...)", json.dumps(errs) if errs else "none", "", "", "", "info"])
     return rows
@@ -261,25 +349,39 @@ def main(argv=None) -> int:
                     help="throughput against the anchor and p99 at half of peak against the goal (matplotlib)")
     ap.add_argument("--commitlog-sync", choices=("periodic", "batch", "group"), default="periodic",
                     help="the nodes' commitlog_sync (default periodic; batch/group ack after fsync)")
+    ap.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                    help="the nodes' event_loop setting; the anchor runs on the same loop (default auto)")
+    ap.add_argument("--count-syscalls", action="store_true",
+                    help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
+    ap.add_argument("--half-rates", metavar="W,R", default=None,
+                    help="fixed open-loop rates (writes/s,reads/s) instead of half of each measured peak: "
+                         "compares latency of two trees at the same load")
     ap.add_argument("--keep-running", type=float, default=0.0,
                     help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
     args = ap.parse_args(argv)
 
     from bench.pingpong_anchor import measure_pingpong
+    from ring.runtime.config import event_loop_runner
     from tools.cluster import LocalCluster
 
+    loop_name = event_loop_runner(args.event_loop)[0]
     res = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                        "loadavg_at_start": os.getloadavg()},
-           "config": vars(args), "phases": {}}
-    print(f"anchor: asyncio ping-pong, 32 connections, {args.anchor_seconds or args.seconds:g} s ...", flush=True)
-    res["anchor_msgs_per_s"] = measure_pingpong(args.anchor_seconds or args.seconds)
-    print(f"  {res['anchor_msgs_per_s']:,.0f} msgs/s", flush=True)
+           "config": vars(args), "event_loop": loop_name, "phases": {}}
+    anchor_seconds = args.anchor_seconds or args.seconds
+    for name in dict.fromkeys((loop_name, "asyncio")):     # the nodes' loop first; asyncio for reference
+        print(f"anchor: {name} ping-pong, 32 connections, {anchor_seconds:g} s ...", flush=True)
+        res[f"anchor_{name}_msgs_per_s"] = measure_pingpong(anchor_seconds, event_loop=name)
+        print(f"  {res[f'anchor_{name}_msgs_per_s']:,.0f} msgs/s", flush=True)
+    res["anchor_msgs_per_s"] = res[f"anchor_{loop_name}_msgs_per_s"]   # ratios: same loop on both sides
+    settings = {"commitlog_sync": args.commitlog_sync, "event_loop": args.event_loop}
 
     root = tempfile.mkdtemp(prefix="dynatable-bench-", dir=args.root)
     cluster = None
     try:
         print(f"starting a 3-node cluster in {root} ...", flush=True)
-        cluster = LocalCluster.create("bench", n=3, root=root, settings={"commitlog_sync": args.commitlog_sync})
+        cluster = LocalCluster.create("bench", n=3, root=root, settings=settings,
+                                     metrics=args.count_syscalls)
         cluster.start()
         contact_points = list(cluster.contact_points())
         cluster_name = cluster.setting("cluster_name", cluster.name)
@@ -297,6 +399,12 @@ def main(argv=None) -> int:
         common = {"contact_points": contact_points, "cluster_name": cluster_name, "clients": args.clients,
                   "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
                   "node_pids": node_pids}
+        if args.count_syscalls:
+            from ring.runtime.config import load as load_settings
+            common["metrics_urls"] = []
+            for node in cluster.nodes:
+                ns = load_settings(node.config_path)
+                common["metrics_urls"].append(f"http://{ns.listen_address}:{ns.metrics_port}/metrics")
         keys: dict[int, int] = {}
 
         def phase(name, rate=None):
@@ -312,9 +420,14 @@ def main(argv=None) -> int:
         p = phase("write_peak")
         keys.update(p["keys_written"])
         phase("read_peak")
-        p = phase("write_half", rate=res["phases"]["write_peak"]["ops_per_s"] / 2)
+        if args.half_rates:
+            write_rate, read_rate = (float(x) for x in args.half_rates.split(","))
+        else:
+            write_rate = res["phases"]["write_peak"]["ops_per_s"] / 2
+            read_rate = res["phases"]["read_peak"]["ops_per_s"] / 2
+        p = phase("write_half", rate=write_rate)
         keys.update(p["keys_written"])
-        phase("read_half", rate=res["phases"]["read_peak"]["ops_per_s"] / 2)
+        phase("read_half", rate=read_rate)
         if args.keep_running:
             print(f"extra load for {args.keep_running:g} s (node pids {node_pids}) ...", flush=True)
             run_phase(phase="write_extra", rate=None, keys_written=keys,
@@ -325,7 +438,7 @@ def main(argv=None) -> int:
                 cluster.remove()
             except Exception as e:  # noqa: BLE001
                 print(f"cluster.remove() failed: {e}", file=sys.stderr)
-        import shutil
+
         shutil.rmtree(root, ignore_errors=True)
 
     res["machine"]["loadavg_at_end"] = os.getloadavg()

@@ -7,9 +7,12 @@ the same run as the cluster figures so ratios do not depend on how noisy the mac
   (4-byte big-endian length + payload) back on the same connection;
 - client: another process, one asyncio loop, 32 connections; each connection sends one ~100-byte
   frame, waits for the echo, and repeats (one request in flight per connection), for N seconds;
-- a "message" is one completed request/response round trip; the figure is round trips per second.
+- a "message" is one completed request/response round trip; the figure is round trips per second;
+- `event_loop` ("asyncio" or "uvloop", ring/runtime/config.py's setting): both processes run on
+  that loop, so the cluster bench compares nodes on uvloop with a uvloop anchor (the twin) and
+  nodes on asyncio with the asyncio anchor.
 
-    python -m bench.pingpong_anchor --seconds 5
+    python -m bench.pingpong_anchor --seconds 5 [--event-loop uvloop]
 """
 from __future__ import annotations
 
@@ -45,14 +48,22 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-def _serve(port: int, ready) -> None:
+def _runner(event_loop: str):
+    from ring.runtime.config import event_loop_runner
+    name, run = event_loop_runner(event_loop)
+    if event_loop != "auto" and name != event_loop:
+        raise RuntimeError(f"anchor asked for {event_loop}, got {name}")
+    return run
+
+
+def _serve(port: int, ready, event_loop: str = "asyncio") -> None:
     async def main() -> None:
         server = await asyncio.start_server(_echo, "127.0.0.1", port, backlog=128)
         ready.set()
         async with server:
             await server.serve_forever()
     try:
-        asyncio.run(main())
+        _runner(event_loop)(main())
     except KeyboardInterrupt:
         pass
 
@@ -90,22 +101,24 @@ async def _client_main(port: int, seconds: float, connections: int) -> tuple[int
     return sum(counts), elapsed
 
 
-def _client(port: int, seconds: float, connections: int, out) -> None:
-    out.put(asyncio.run(_client_main(port, seconds, connections)))
+def _client(port: int, seconds: float, connections: int, out, event_loop: str = "asyncio") -> None:
+    out.put(_runner(event_loop)(_client_main(port, seconds, connections)))
 
 
-def measure_pingpong(seconds: float = 5.0, connections: int = CONNECTIONS) -> float:
-    """Round trips per second: echo server in one process, `connections` clients in another."""
+def measure_pingpong(seconds: float = 5.0, connections: int = CONNECTIONS, event_loop: str = "asyncio") -> float:
+    """Round trips per second: echo server in one process, `connections` clients in another, both
+    on `event_loop` ("asyncio" or "uvloop")."""
     ctx = mp.get_context("spawn")
     port = _free_port()
     ready = ctx.Event()
-    server = ctx.Process(target=_serve, args=(port, ready), daemon=True)
+    server = ctx.Process(target=_serve, args=(port, ready, event_loop), daemon=True)
     server.start()
     try:
         if not ready.wait(30):
             raise RuntimeError("echo server did not start")
         out = ctx.Queue()
-        client = ctx.Process(target=_client, args=(port, seconds, connections, out), daemon=True)
+        client = ctx.Process(target=_client, args=(port, seconds, connections, out, event_loop),
+                             daemon=True)
         client.start()
         msgs, elapsed = out.get(timeout=seconds + 60)
         client.join(10)
@@ -119,9 +132,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=CONNECTIONS)
+    ap.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = ap.parse_args()
-    rate = measure_pingpong(args.seconds, args.connections)
-    print(f"asyncio ping-pong, {args.connections} connections, {PAYLOAD_BYTES} B: {rate:,.0f} msgs/s")
+    rate = measure_pingpong(args.seconds, args.connections, args.event_loop)
+    print(f"{args.event_loop} ping-pong, {args.connections} connections, {PAYLOAD_BYTES} B: {rate:,.0f} msgs/s")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import ipaddress
+import threading
 import uuid
 from dataclasses import astuple, dataclass, fields
 
@@ -56,8 +57,15 @@ def _ext_hook(code: int, data: bytes):
     raise InvalidRequest(f"unknown or malformed msgpack ext type {code} on the wire")
 
 
+_PACKERS = threading.local()   # one Packer per thread: msgpack.packb builds (and mallocs) one per call
+
+
 def packb(obj) -> bytes:
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
+    try:
+        packer = _PACKERS.packer
+    except AttributeError:
+        packer = _PACKERS.packer = msgpack.Packer(default=_default, use_bin_type=True)
+    return packer.pack(obj)    # autoreset: the buffer is emptied after each call, also on an error
 
 
 def unpackb(data: bytes):
@@ -71,6 +79,25 @@ _FIELD_TYPES = {"int": int, "str": str, "bytes": bytes, "bool": bool, "list": li
                 "None": type(None), "object": object}
 _SHAPES: dict[type, tuple] = {}   # message class -> ((field name, accepted types), ...)
 _NAMES: dict[type, tuple] = {}    # message class -> field names in declaration order (for encode)
+# decode's fast path: per field, the exact types msgpack may hand back for it (None: any); a value
+# of another type goes through `_check_shape`'s full rules, which decide. And a constructor that
+# sets the slots directly (a frozen dataclass's __init__ goes through object.__setattr__).
+_EXACT: dict[type, tuple] = {}
+_BUILD: dict[type, object] = {}
+
+
+def _builder(cls):
+    """cls(*values) without the frozen dataclass's __init__: the same slots set, in a generated
+    function. A message with a `__post_init__` (its own checks) keeps its __init__."""
+    names = _NAMES[cls]
+    if hasattr(cls, "__post_init__"):
+        return cls
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "".join(f"    set{i}(self, v{i})\n" for i in range(len(names)))
+    src = f"def build({args}):\n    self = new(cls)\n{body}    return self\n"
+    env = {"new": object.__new__, "cls": cls, **{f"set{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}}
+    exec(src, env)  # noqa: S102 - generated from the class's own field names
+    return env["build"]
 
 
 def message(type_id: int):
@@ -82,6 +109,8 @@ def message(type_id: int):
         _SHAPES[cls] = tuple((f.name, tuple(_FIELD_TYPES[t.strip()] for t in f.type.split("|")))
                              for f in fields(cls))
         _NAMES[cls] = tuple(f.name for f in fields(cls))
+        _EXACT[cls] = tuple(None if object in accepted else frozenset(accepted) for _, accepted in _SHAPES[cls])
+        _BUILD[cls] = _builder(cls)
         return cls
     return register
 
@@ -118,11 +147,15 @@ def decode(data: bytes):
     cls = _REGISTRY.get(obj[0])
     if cls is None:
         raise InvalidRequest(f"unknown message type {obj[0]}")
-    expected = len(_SHAPES[cls])
-    if len(obj) - 1 != expected:
-        raise InvalidRequest(f"malformed {cls.__name__}: {len(obj) - 1} fields, expected {expected}")
-    _check_shape(cls, obj[1:])
-    return cls(*obj[1:])
+    exact = _EXACT[cls]
+    if len(obj) - 1 != len(exact):
+        raise InvalidRequest(f"malformed {cls.__name__}: {len(obj) - 1} fields, expected {len(exact)}")
+    values = obj[1:]
+    for value, allowed in zip(values, exact):
+        if allowed is not None and type(value) not in allowed:
+            _check_shape(cls, values)   # the full rules: raise, or accept (a subclass of a declared type)
+            break
+    return _BUILD[cls](*values)
 
 
 # -- gossip (GossipDigestSyn / Ack / Ack2) ----------------------------------------------------

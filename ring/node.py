@@ -326,12 +326,21 @@ class Node:
 
     def _local(self, effects: list) -> list:
         """Deliver effects addressed to ourselves synchronously; return the rest."""
+        if type(effects) is not list:
+            effects = list(effects)
+        endpoint = self.endpoint
+        for eff in effects:    # the common case (a replica's answer): nothing to deliver or observe
+            kind = type(eff)
+            if kind is Reply or kind is Send and eff.to == endpoint:
+                break
+        else:
+            return effects
         out = []
         queue = collections.deque(effects)
         while queue:
             eff = queue.popleft()
-            if type(eff) is Send and eff.to == self.endpoint:
-                queue.extend(self._dispatch(self.endpoint, eff.msg))
+            if type(eff) is Send and eff.to == endpoint:
+                queue.extend(self._dispatch(endpoint, eff.msg))
             else:
                 if type(eff) is Reply:
                     self.meter.observe(eff.request_id, self.now_ms, eff.error)

@@ -237,12 +237,9 @@ async def serve(settings: config_mod.NodeSettings, node_factory=None) -> None:
 def run_node(config_path: str | None, node_factory=None) -> None:
     settings = config_mod.load(config_path) if config_path else config_mod.NodeSettings()
     setup_logging(settings)
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(serve(settings, node_factory))
+    name, run = config_mod.event_loop_runner(settings.event_loop)
+    log.info("event loop: %s (event_loop = %s)", name, settings.event_loop)
+    run(serve(settings, node_factory))
 
 
 def main(argv: list[str] | None = None) -> int:

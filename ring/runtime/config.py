@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ring.errors import ConfigurationError
 
 MiB = 1024 * 1024
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def _key(default, comment: str, **kw):
@@ -80,6 +81,8 @@ class NodeSettings:
         10_000, "PasswordAuthenticator: wait this long after start before creating the default superuser")
     batchlog_replay_interval_ms: int = _key(10_000, "list this node's batchlog and replay entries older than "
                                              "2 x write_request_timeout_ms this often")
+    event_loop: str = _key("auto", "auto | uvloop | asyncio: the node's event loop (auto = uvloop where importable, "
+                           "the optional `fast` extra)")
     canary_mutant: str = _key("", "test-only: a fault of ring/faults.py to inject; never set in production")
 
     def endpoint(self) -> str:
@@ -137,6 +140,8 @@ def _validate(s: NodeSettings) -> None:
     authenticator_name(s.authenticator)  # validates
     if s.superuser_setup_delay_ms < 0:
         raise ConfigurationError(f"config key 'superuser_setup_delay_ms' must be >= 0, got {s.superuser_setup_delay_ms}")
+    if s.event_loop not in EVENT_LOOPS:
+        raise ConfigurationError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {s.event_loop!r}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):
         raise ConfigurationError(f"commitlog_sync must be periodic, batch or group, not {s.commitlog_sync!r}")
     for name in ("port", "num_tokens", "max_frame_bytes", "max_pending_requests", "peer_queue_frames_max",
@@ -146,6 +151,28 @@ def _validate(s: NodeSettings) -> None:
     if not 0 <= s.metrics_port < 65536 or not 0 < s.port < 65536 or not 0 < s.native_transport_port < 65536:
         raise ConfigurationError("port, native_transport_port and metrics_port must be in 1..65535 "
                                  "(metrics_port 0 = off)")
+
+
+def event_loop_runner(choice: str = "auto"):
+    """(name, run) for `event_loop`: run(coro) runs it to completion on a new loop of that kind.
+    auto = uvloop if importable, else asyncio; "uvloop" without uvloop installed is a
+    ConfigurationError (pip install -e '.[fast]')."""
+    import asyncio
+    if choice not in EVENT_LOOPS:
+        raise ConfigurationError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigurationError("event_loop = \"uvloop\" but uvloop is not installed "
+                                         "(pip install -e '.[fast]'), or set event_loop = \"auto\"") from None
+        else:
+            def run(coro):
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    return runner.run(coro)
+            return "uvloop", run
+    return "asyncio", asyncio.run
 
 
 def load(path: str) -> NodeSettings:

@@ -60,6 +60,7 @@ class PeerLink:
         self._task: asyncio.Task | None = None
         self._writer: asyncio.StreamWriter | None = None     # set while connected and not draining
         self._flush_soon = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, frame: bytes) -> None:
         if len(self.queue) >= self.settings.peer_queue_frames_max:
@@ -68,9 +69,10 @@ class PeerLink:
         self.queue.append((time.monotonic(), frame))
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
+            self._loop = asyncio.get_running_loop()  # once: each call costs a getpid() on Python 3.11
         if not self._flush_soon:
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """End of the loop iteration: write what was queued, or leave it to the pump."""
@@ -94,7 +96,9 @@ class PeerLink:
         if not frames:
             return
         writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        self.stats["peer_frames_sent"] += len(frames)
+        stats = self.stats
+        stats["peer_frames_sent"] += len(frames)
+        stats["peer_writes"] += 1
         transport = writer.transport
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             self._writer = None             # over the high-water mark: the pump drains first
@@ -184,7 +188,7 @@ class Peers:
             self.stats["nemesis_dropped"] += 1
             return
         if to == self.local_endpoint:
-            asyncio.get_running_loop().call_soon(self._deliver_local, to, msg)
+            asyncio.get_running_loop().call_soon(self._deliver_local, to, msg)   # rare: the node delivers its own
             return
         link = self.links.get(to)
         if link is None:

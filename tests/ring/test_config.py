@@ -83,3 +83,27 @@ def test_print_default_config(capsys):
     from ring.runtime import asyncio_tcp
     assert asyncio_tcp.main(["--print-default-config"]) == 0
     assert capsys.readouterr().out == config.dump_default()
+
+
+def test_event_loop_setting_picks_the_loop_it_names():
+    import asyncio
+
+
+    async def loop_module():
+        return type(asyncio.get_running_loop()).__module__
+
+    assert config.NodeSettings().event_loop == "auto"
+    name, run = config.event_loop_runner("asyncio")
+    assert name == "asyncio" and run(loop_module()).startswith("asyncio")
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigurationError, match="uvloop is not installed"):
+            config.event_loop_runner("uvloop")
+        assert config.event_loop_runner("auto")[0] == "asyncio"
+    else:
+        for choice in ("auto", "uvloop"):
+            name, run = config.event_loop_runner(choice)
+            assert name == "uvloop" and run(loop_module()).startswith("uvloop")
+    with pytest.raises(ConfigurationError, match="event_loop must be one of"):
+        config.from_dict({"event_loop": "trio"})

@@ -22,7 +22,7 @@ import pytest
 from engine.errors import InvalidRequest
 from ring.client import AsyncCluster, Cluster, OperationTimedOut
 from ring.errors import ConfigurationError, ProtocolError, UnavailableError
-from ring.messages import ClientResponse, GossipSyn, Reply, Send, decode, encode, packb
+from ring.messages import ClientRequest, ClientResponse, GossipSyn, Reply, Send, decode, encode, packb
 from ring.placement.token_ring import allocate_tokens
 from ring.runtime import frames
 from ring.runtime.asyncio_tcp import NodeProcess
@@ -82,6 +82,8 @@ class SendingNode(StoreNode):
             return [Send(req.args["to"], GossipSyn(req.args["name"], [])), Reply(req.id, "sent")]
         if req.op == "slow":
             return []  # never answered: the client times out
+        if req.op == "blob":
+            return [Reply(req.id, b"x" * req.args["n"])]
         return super().submit(now_ms, req)
 
 
@@ -188,6 +190,35 @@ def test_async_client_pipelines(node):
             with pytest.raises(UnavailableError):
                 await session.get("t", {"id": 1, "c": 1}, consistency="ALL")
     asyncio.run(main())
+
+
+def test_a_client_that_does_not_read_stops_the_node_reading_it(tmp_path):
+    """Backpressure of the Protocol listener: responses piling up over the transport's high-water
+    mark pause reading from that client; once it reads them all, reading resumes, none lost."""
+    n = NodeThread(tmp_path)
+    try:
+        sock = raw_client(n.endpoint)
+        assert frames.decode_handshake(read_payloads(sock)[0], ("ready",))[1] == n.endpoint
+        count, size = 40, 256 * 1024
+        sock.sendall(b"".join(encode_frame(encode(ClientRequest(i, "blob", {"n": size}))) for i in range(count)))
+
+        def reading() -> list[bool]:
+            async def probe():
+                return [c.transport.is_reading() for c in n.process.listener.connections if c.role == "client"]
+            return n.run(probe())
+        deadline = time.monotonic() + 5
+        while reading() != [False] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reading() == [False]          # paused while the responses sit unread
+        got = [decode(p) for p in read_payloads(sock, count)]
+        assert [(r.id, len(r.result)) for r in got] == [(i, size) for i in range(count)]
+        deadline = time.monotonic() + 5
+        while reading() != [True] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reading() == [True]           # drained: reading again
+        sock.close()
+    finally:
+        n.stop()
 
 
 @pytest.mark.parametrize("bad,expect", [
