@@ -26,6 +26,7 @@ import time
 from typing import Iterator
 
 from engine.commit_log_replay import fsync_path, list_segments, repair_tail, replay_segments
+from engine.commit_log_sync import SyncWaiters, release_all
 from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, MAX_SEGMENT_BYTES,
                                        VERSION, encode_header, encode_marker, segment_name)
 from engine.encoding import U32, U32_U32, crc32
@@ -100,8 +101,8 @@ class CommitLog:
         self._dir_dirty = False
         self._create_segment_locked()
         self._synced: Position = (self._seg_id, 0)
-        self._syncing = False
-        self._leader_waiting = False
+        self._syncing = False                                   # a leader holds the sync role
+        self._waiters = SyncWaiters()                           # batch/group writers asleep
         self._sync_requested = False
         self._failure: BaseException | None = None
         self._open = True
@@ -151,10 +152,11 @@ class CommitLog:
     def await_durable(self, pos: Position) -> None:
         """Block as the sync mode demands for a record at `pos`: until it is fsynced (batch,
         group), or while the periodic sync lags more than 1.5 periods (periodic)."""
+        if self._ack_after_sync:
+            self._await_synced(pos)
+            return
         with self._lock:
-            if self._ack_after_sync:
-                self._await_synced_locked(pos, self._window_s)
-            elif self._clock() - self._last_sync_start > self._block_s:
+            if self._clock() - self._last_sync_start > self._block_s:
                 self._block_for_sync_locked()
 
     def append(self, payload: bytes) -> Position:
@@ -252,48 +254,76 @@ class CommitLog:
         log.error("commit log failed: %r; it accepts no more writes", exc)
         self._failure = exc
         self._ready = False
+        release_all(self._waiters.fail(EngineError(f"commit log failed and stopped: {exc!r}")))
         self._cond.notify_all()
 
     # ---- syncing ------------------------------------------------------------------------------
 
-    def _await_synced_locked(self, pos: Position, window_s: float) -> None:
-        """Return once `pos` is durable, leading a sync when none runs (natural batching).
+    def _await_synced(self, pos: Position) -> None:
+        """Return once `pos` is durable: lead a sync when none runs, else sleep on the batch
+        that covers pos (engine/commit_log_sync.py). Raises EngineError if the log fails or
+        closes first; then the record was not acknowledged."""
+        waiters = self._waiters
+        while True:
+            with self._lock:
+                if self._synced >= pos:
+                    return
+                if self._failure is not None or not self._open:
+                    self._raise_not_ready()
+                if not self._syncing:
+                    release = self._lead_locked()
+                else:
+                    batch, lk = waiters.enlist(pos)
+                    release = None
+            if release is None:
+                if waiters.wait(batch, lk):
+                    return
+            else:
+                release_all(release)
 
-        With window_s > 0 (group), a sync starts at most once per window: one writer waits out
-        the rest of the window as the next leader while the others sleep on the condition.
-        """
-        while self._synced < pos:
+    def _lead_locked(self) -> list:
+        """Take the sync role; in group mode first wait out the rest of the group window (at
+        most one sync starts per window) while others enlist on the open batch. Returns the
+        waiters to release."""
+        self._syncing = True
+        if self._window_s:
+            wait_s = self._last_sync_start + self._window_s - self._clock()
+            if wait_s > 0:
+                self._lock.release()
+                try:
+                    time.sleep(wait_s)
+                finally:
+                    self._lock.acquire()
+        return self._sync_locked(leading=True)
+
+    def _sync_locked(self, leading: bool = False) -> list:
+        """Write the buffer, then fdatasync outside the lock. Only one sync runs at a time.
+
+        Returns the sleeping writers this sync acknowledged (and the next leader, handed the
+        role), for the caller to release once it drops the lock."""
+        if not leading:
+            assert not self._syncing
+            self._syncing = True
+        try:
             if self._failure is not None or not self._open:
                 self._raise_not_ready()
-            if self._syncing or self._leader_waiting:
-                self._cond.wait()
-                continue
-            if window_s:
-                wait_s = self._last_sync_start + window_s - self._clock()
-                if wait_s > 0:
-                    self._leader_waiting = True
-                    try:
-                        self._cond.wait(wait_s)
-                    finally:
-                        self._leader_waiting = False
-                    continue
-            self._sync_locked()
-
-    def _sync_locked(self) -> None:
-        """Write the buffer, then fdatasync outside the lock. Only one sync runs at a time."""
-        assert not self._syncing
-        start = self._clock()
-        self._mark_locked()
-        self._write_buffer_locked()
+            start = self._clock()
+            self._mark_locked()
+            self._write_buffer_locked()
+        except BaseException:
+            self._syncing = False
+            self._cond.notify_all()
+            raise
         target = (self._seg_id, self._offset)
+        self._waiters.take(target)
         if target == self._synced and not self._closing and not self._dir_dirty:
             self._last_sync_start = start                        # nothing new: a free sync
+            self._syncing = False
             self._cond.notify_all()
-            return
+            return self._waiters.complete()
         rolled, self._closing = self._closing, []
         jobs = rolled + [(self._seg_id, self._fd, self._offset)]
         dir_dirty, self._dir_dirty = self._dir_dirty, False
-        self._syncing = True
         self._lock.release()
         try:
             for _, fd, _ in jobs:
@@ -317,6 +347,7 @@ class CommitLog:
         self._last_sync_start = start
         self._syncs += 1
         self._cond.notify_all()
+        return self._waiters.complete()
 
     def _block_for_sync_locked(self) -> None:
         """Periodic mode: the last sync lags more than 1.5 periods; wait for the next one."""
@@ -343,7 +374,7 @@ class CommitLog:
                     continue
                 self._sync_requested = False
                 try:
-                    self._sync_locked()
+                    release_all(self._sync_locked())
                 except EngineError:
                     return
 
@@ -357,7 +388,7 @@ class CommitLog:
     def _sync_all_locked(self) -> None:
         while self._syncing:
             self._cond.wait()
-        self._sync_locked()
+        release_all(self._sync_locked())
 
     # ---- positions, segments, shutdown --------------------------------------------------------
 
@@ -442,6 +473,7 @@ class CommitLog:
         self._cond.notify_all()
         while self._syncing:                 # an fsync in flight still uses the fds
             self._cond.wait()
+        release_all(self._waiters.fail(EngineError("commit log is closed")))
         for _, fd, _ in self._closing:
             os.close(fd)
         self._closing = []
