@@ -273,10 +273,10 @@ class CommitLog:
                 if not self._syncing:
                     release = self._lead_locked()
                 else:
-                    batch, lk = waiters.enlist(pos)
+                    batch, lk, after = waiters.enlist(pos)
                     release = None
             if release is None:
-                if waiters.wait(batch, lk):
+                if waiters.wait(batch, lk, after):
                     return
             else:
                 release_all(release)

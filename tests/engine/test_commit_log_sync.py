@@ -199,3 +199,44 @@ def test_leadership_is_handed_to_a_sleeping_writer(tmp_path, monkeypatch):
     assert cl._synced >= max(positions.values())
     cl.crash()
     assert replay(str(tmp_path / "cl")) == {b"A", b"B", b"C"}
+
+
+def woken(slot):
+    """SyncWaiters.wait for a slot that must have been released already (one thread: never block)."""
+    from engine.commit_log_sync import SyncWaiters
+    assert not slot[1].locked(), "this writer was never woken"
+    return SyncWaiters.wait(*slot)
+
+
+def test_relay_wakes_each_writer_once_when_a_candidate_finds_its_batch_done():
+    """SyncWaiters alone, one thread: a writer handed leadership whose batch a newcomer then
+    synced returns durable without waking anyone; the relay wakes the rest, each exactly once
+    (a second release of a lock raises RuntimeError)."""
+    from engine.commit_log_sync import SyncWaiters, release_all
+    w = SyncWaiters()
+    w.take((1, 10))                                          # S1 in flight up to offset 10
+    slots = [w.enlist((1, 20 + i)) for i in range(3)]        # three writers on the open batch
+    assert w.queued() == 3 and all(b is w.open for b, _, _ in slots)
+    first = w.complete()                                     # S1 done: hand-over to the first
+    assert first == [slots[0][1]] and w.queued() == 2
+    release_all(first)
+    w.take((1, 30))                                          # a newcomer takes the open batch
+    relay = w.complete()                                     # ... and syncs it
+    assert relay == [slots[1][1]]
+    release_all(relay)
+    assert woken(slots[0]) is True                           # candidate: covered, relays nothing
+    assert slots[2][1].locked()                              # still asleep until its turn
+    assert woken(slots[1]) is True                           # relays to the third
+    assert woken(slots[2]) is True
+
+
+def test_failure_reaches_every_waiter_through_the_relay():
+    from engine.commit_log_sync import SyncWaiters, release_all
+    w = SyncWaiters()
+    w.take((1, 10))
+    inflight = [w.enlist((1, 5 + i)) for i in range(3)]
+    queued = [w.enlist((1, 20 + i)) for i in range(3)]
+    release_all(w.fail(EngineError("disk gone")))
+    for slot in inflight + queued:
+        with pytest.raises(EngineError, match="disk gone"):
+            woken(slot)
