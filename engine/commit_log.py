@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from _thread import allocate_lock
 import time
 from typing import Iterator
 
@@ -282,18 +283,22 @@ class CommitLog:
                 release_all(release)
 
     def _lead_locked(self) -> list:
-        """Take the sync role; in group mode first wait out the rest of the group window (at
-        most one sync starts per window) while others enlist on the open batch. Returns the
-        waiters to release."""
+        """Take the sync role; in group mode first wait out the rest of the group window while
+        others enlist on the open batch, or until as many sleep there as the last sync
+        acknowledged (SyncWaiters.enlist opens the gate). Returns the waiters to release."""
         self._syncing = True
         if self._window_s:
             wait_s = self._last_sync_start + self._window_s - self._clock()
             if wait_s > 0:
+                gate = allocate_lock()
+                gate.acquire()
+                self._waiters.window_gate = gate
                 self._lock.release()
                 try:
-                    time.sleep(wait_s)
+                    gate.acquire(timeout=wait_s)
                 finally:
                     self._lock.acquire()
+                    self._waiters.window_gate = None
         return self._sync_locked(leading=True)
 
     def _sync_locked(self, leading: bool = False) -> list:

@@ -22,6 +22,9 @@ Invariants:
   (released, not in the relay): it retries, and either leads, finds itself covered, or enlists
   again behind a sync some newcomer started. So the next sync starts without waiting for a
   writer to arrive, and without waking the whole batch.
+- group mode: a leader sleeping out its window on `window_gate` is woken by the enlist that
+  brings the open batch to `expected` sleepers (as many as the last sync acknowledged), so a
+  window never delays a batch that is already as large as the last one.
 - A failed sync fails both batches: every waiter raises the same error, none is acknowledged.
 - Waiters of a completed batch read `done`/`error` without the commit log's lock: there is no
   convoy on it after an fsync, each woken writer goes straight back to its caller.
@@ -50,6 +53,8 @@ class SyncWaiters:
         self.open = Batch()
         self.inflight: Batch | None = None
         self.inflight_target: tuple[int, int] | None = None
+        self.window_gate = None           # lock a leader sleeps on during its group window
+        self.expected = 0                 # writers the last sync acknowledged (its batch size)
         self.syncs_led = 0                # completions (tests and stats)
         self.handovers = 0                # leaderships passed to a sleeping writer
 
@@ -62,6 +67,10 @@ class SyncWaiters:
         lk.acquire()
         waiters = batch.waiters
         waiters.append(lk)
+        gate = self.window_gate
+        if gate is not None and batch is self.open and len(waiters) - batch.first >= self.expected:
+            self.window_gate = None       # as many as last time are here: end the window now
+            gate.release()
         return batch, lk, len(waiters)
 
     @staticmethod
@@ -106,6 +115,7 @@ class SyncWaiters:
             self.handovers += 1
         if batch is not None:
             batch.done = True
+            self.expected = len(batch.waiters) - batch.first
             if len(batch.waiters) > batch.first:
                 release.append(batch.waiters[batch.first])   # starts the relay
         return release

@@ -240,3 +240,44 @@ def test_failure_reaches_every_waiter_through_the_relay():
     for slot in inflight + queued:
         with pytest.raises(EngineError, match="disk gone"):
             woken(slot)
+
+
+def test_group_window_ends_when_as_many_writers_as_last_time_wait(tmp_path):
+    """group mode: a leader sleeps out group_window_ms (here 30 s) unless the open batch holds as
+    many sleepers as the last sync acknowledged; then it syncs at once."""
+    cl = CommitLog(str(tmp_path / "cl"), sync="group", group_window_ms=30_000)
+
+    def leader_in_window(rnd):
+        t = threading.Thread(target=cl.add, args=(b"L%d" % rnd,), daemon=True, name="L")
+        t.start()
+        deadline = time.monotonic() + JOIN_S
+        while cl._waiters.window_gate is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert cl._waiters.window_gate is not None, "the leader is not waiting out its window"
+        return t
+
+    for rnd in range(3):
+        t0 = time.monotonic()
+        leader = leader_in_window(rnd)
+        if rnd == 2:                          # fewer sleepers than last time: the window holds
+            time.sleep(0.3)
+            assert leader.is_alive(), "the leader cut its window short with no one waiting"
+        cl.add(b"B%d" % rnd)                  # one sleeper, as many as the last sync acked
+        leader.join(10)
+        assert not leader.is_alive() and time.monotonic() - t0 < 10
+        assert cl._waiters.expected == 1
+    cl._waiters.expected = 2                  # as if the last sync had acked two sleepers
+    leader = leader_in_window(3)
+    followers = [threading.Thread(target=cl.add, args=(b"F%d" % i,), daemon=True) for i in range(2)]
+    followers[0].start()
+    deadline = time.monotonic() + JOIN_S
+    while cl._waiters.queued() < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.3)
+    assert leader.is_alive() and followers[0].is_alive(), "one sleeper of two ended the window"
+    followers[1].start()
+    for t in [leader] + followers:
+        t.join(10)
+        assert not t.is_alive()
+    cl.close()
+    assert len(replay(str(tmp_path / "cl"))) == 9
