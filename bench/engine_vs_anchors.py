@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -259,9 +260,14 @@ def run_durable(w: Workload, root: str, r: Runner) -> dict:
             barrier.wait()
             for t in threads:
                 t.join()
+        cpu0, csw0 = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         spent, _ = r.once(f"dynatable {mode} sync, {DURABLE_THREADS} writers", go)
+        cpu1, csw1 = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         if errors:
             raise errors[0]
+        n = per * DURABLE_THREADS       # process CPU and context switches per write (all threads)
+        out[f"{mode}_cpu_us"] = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / n * 1e6
+        out[f"{mode}_csw"] = ((csw1.ru_nvcsw + csw1.ru_nivcsw) - (csw0.ru_nvcsw + csw0.ru_nivcsw)) / n
         out[f"{mode}_32_writers"] = per * DURABLE_THREADS / spent
         out[f"{mode}_syncs"] = store.commit_log.stats["syncs"]
         store.close()
@@ -440,6 +446,8 @@ def run_durable_only(w: Workload, root: str, json_path: str | None, t0: float) -
                   f"(bound {_fmt('', DURABLE_THREADS / dur['fdatasync_us'] * 1e6)}/s); "
                   f"group syncs {dur.get('group_syncs', 0):,} "
                   f"({dur['durable_writes'] / max(1, dur.get('group_syncs', 0)):.1f} writes per fsync); "
+                  f"CPU per write periodic {dur['periodic_cpu_us']:.1f} us / group {dur['group_cpu_us']:.1f} us, "
+                  f"context switches per write {dur['periodic_csw']:.2f} / {dur['group_csw']:.2f}; "
                   f"loadavg {dur.get('loadavg', '?')}; total {time.time() - t0:,.0f} s")
     if json_path:
         with open(json_path, "w") as f:
