@@ -296,9 +296,15 @@ class CommitLog:
                 self._lock.release()
                 try:
                     gate.acquire(timeout=wait_s)
-                finally:
+                except BaseException:            # e.g. KeyboardInterrupt: give the role up
                     self._lock.acquire()
                     self._waiters.window_gate = None
+                    self._syncing = False
+                    self._cond.notify_all()
+                    release_all(self._waiters.complete())
+                    raise
+                self._lock.acquire()
+                self._waiters.window_gate = None
         return self._sync_locked(leading=True)
 
     def _sync_locked(self, leading: bool = False) -> list:

@@ -281,3 +281,53 @@ def test_group_window_ends_when_as_many_writers_as_last_time_wait(tmp_path):
         assert not t.is_alive()
     cl.close()
     assert len(replay(str(tmp_path / "cl"))) == 9
+
+
+def test_a_leader_interrupted_in_its_window_hands_the_role_over(tmp_path, monkeypatch):
+    """An exception (say KeyboardInterrupt) in a leader's window wait must not leave the sync
+    role taken: the writer sleeping on the open batch is handed it and gets its sync."""
+    import engine.commit_log as commit_log_module
+
+    class Interrupted(Exception):
+        pass
+
+    real_lock = commit_log_module.allocate_lock
+
+    class InterruptedGate:                     # the window gate: its timed wait is interrupted
+        def __init__(self):
+            self.lock = real_lock()
+
+        def acquire(self, timeout=-1):
+            if timeout != -1:
+                time.sleep(0.2)
+                raise Interrupted()
+            return self.lock.acquire()
+
+        def release(self):
+            self.lock.release()
+
+    cl = CommitLog(str(tmp_path / "cl"), sync="group", group_window_ms=1500)
+    monkeypatch.setattr(commit_log_module, "allocate_lock", InterruptedGate)
+    raised = []
+
+    def leader():
+        try:
+            cl.add(b"L")
+        except Interrupted:
+            raised.append(True)
+
+    t = threading.Thread(target=leader, daemon=True)
+    t.start()
+    deadline = time.monotonic() + JOIN_S
+    while cl._waiters.window_gate is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    monkeypatch.setattr(commit_log_module, "allocate_lock", real_lock)
+    cl._waiters.expected = 5                   # B alone does not end the window
+    b = threading.Thread(target=cl.add, args=(b"B",), daemon=True)
+    b.start()
+    t.join(10)
+    b.join(10)
+    assert raised == [True] and not b.is_alive(), "the sleeper was stranded by the interrupted leader"
+    assert not cl._syncing
+    cl.close()
+    assert replay(str(tmp_path / "cl")) >= {b"B"}
