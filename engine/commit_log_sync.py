@@ -1,4 +1,5 @@
-"""SyncWaiters: the writers of batch and group commit waiting for an fdatasync that covers them.
+"""Syncing the commit log: SyncWaiters (the writers of batch and group commit waiting for an
+fdatasync that covers them) and CommitLogSync (the sync half of CommitLog).
 
 Group commit (Cassandra's commitlog_sync batch/group) as a leader/follower protocol. Writers
 append under the commit log's lock and get a position; then a writer whose position is not yet
@@ -31,7 +32,14 @@ Invariants:
 """
 from __future__ import annotations
 
+import os
+import time
 from _thread import allocate_lock
+
+from engine.commit_log_replay import fsync_path
+from engine.errors import EngineError
+
+Position = tuple[int, int]
 
 
 class Batch:
@@ -137,3 +145,151 @@ def release_all(locks: list) -> None:
     """Wake the writers `complete`/`fail` returned (each lock was acquired by its waiter)."""
     for lk in locks:
         lk.release()
+
+
+class CommitLogSync:
+    """The syncing half of engine/commit_log.py's CommitLog (its lock, buffer and segments):
+    batch/group writers lead a sync or sleep in SyncWaiters; periodic mode's sync thread and
+    the writers it blocks when it lags; an explicit sync(). Every `_locked` method runs with
+    the log's lock held and returns with it held."""
+
+    def _await_synced(self, pos: Position) -> None:
+        """Return once `pos` is durable: lead a sync when none runs, else sleep on the batch
+        that covers pos (engine/commit_log_sync.py). Raises EngineError if the log fails or
+        closes first; then the record was not acknowledged."""
+        waiters = self._waiters
+        while True:
+            with self._lock:
+                if self._synced >= pos:
+                    return
+                if self._failure is not None or not self._open:
+                    self._raise_not_ready()
+                if not self._syncing:
+                    release = self._lead_locked()
+                else:
+                    batch, lk, after = waiters.enlist(pos)
+                    release = None
+            if release is None:
+                if waiters.wait(batch, lk, after):
+                    return
+            else:
+                release_all(release)
+
+    def _lead_locked(self) -> list:
+        """Take the sync role; in group mode first wait out the rest of the group window while
+        others enlist on the open batch, or until as many sleep there as the last sync
+        acknowledged (SyncWaiters.enlist opens the gate). Returns the waiters to release."""
+        self._syncing = True
+        if self._window_s:
+            wait_s = self._last_sync_start + self._window_s - self._clock()
+            if wait_s > 0:
+                gate = allocate_lock()
+                gate.acquire()
+                self._waiters.window_gate = gate
+                self._lock.release()
+                try:
+                    gate.acquire(timeout=wait_s)
+                except BaseException:            # e.g. KeyboardInterrupt: give the role up
+                    self._lock.acquire()
+                    self._waiters.window_gate = None
+                    self._syncing = False
+                    self._cond.notify_all()
+                    release_all(self._waiters.complete())
+                    raise
+                self._lock.acquire()
+                self._waiters.window_gate = None
+        return self._sync_locked(leading=True)
+
+    def _sync_locked(self, leading: bool = False) -> list:
+        """Write the buffer, then fdatasync outside the lock. Only one sync runs at a time.
+
+        Returns the sleeping writers this sync acknowledged (and the next leader, handed the
+        role), for the caller to release once it drops the lock."""
+        if not leading:
+            assert not self._syncing
+            self._syncing = True
+        try:
+            if self._failure is not None or not self._open:
+                self._raise_not_ready()
+            start = self._clock()
+            self._mark_locked()
+            self._write_buffer_locked()
+        except BaseException:
+            self._syncing = False
+            self._cond.notify_all()
+            raise
+        target = (self._seg_id, self._offset)
+        self._waiters.take(target)
+        if target == self._synced and not self._closing and not self._dir_dirty:
+            self._last_sync_start = start                        # nothing new: a free sync
+            self._syncing = False
+            self._cond.notify_all()
+            return self._waiters.complete()
+        rolled, self._closing = self._closing, []
+        jobs = rolled + [(self._seg_id, self._fd, self._offset)]
+        dir_dirty, self._dir_dirty = self._dir_dirty, False
+        self._lock.release()
+        try:
+            for _, fd, _ in jobs:
+                os.fdatasync(fd)
+            if dir_dirty:
+                fsync_path(self.directory, directory=True)
+        except OSError as e:
+            self._lock.acquire()
+            self._syncing = False
+            self._fail_locked(e)
+            raise EngineError(f"commit log sync failed: {e!r}") from e
+        self._lock.acquire()
+        self._syncing = False
+        for seg_id, _, length in jobs:
+            if seg_id in self._synced_len:
+                self._synced_len[seg_id] = length
+        for _, fd, _ in rolled:     # an fd rolled during this fsync is closed by the next sync
+            os.close(fd)
+        if target > self._synced:
+            self._synced = target
+        self._last_sync_start = start
+        self._syncs += 1
+        self._cond.notify_all()
+        return self._waiters.complete()
+
+    def _block_for_sync_locked(self) -> None:
+        """Periodic mode: the last sync lags more than 1.5 periods; wait for the next one."""
+        t0 = time.perf_counter()
+        seen = self._syncs
+        lag_start = self._last_sync_start
+        self._sync_requested = True
+        self._cond.notify_all()
+        while self._syncs == seen and self._last_sync_start == lag_start:
+            if self._failure is not None or not self._open:
+                self._raise_not_ready()
+            self._cond.wait()
+        self._blocked_s += time.perf_counter() - t0
+
+    def _run_periodic(self) -> None:
+        with self._lock:
+            while self._open and self._failure is None:
+                due = self._last_sync_start + self._period_s - self._clock()
+                if due > 0 and not self._sync_requested:
+                    self._cond.wait(min(due, self._period_s))
+                    continue
+                if self._syncing:
+                    self._cond.wait()
+                    continue
+                self._sync_requested = False
+                try:
+                    release_all(self._sync_locked())
+                except EngineError:
+                    return
+
+    def sync(self) -> None:
+        """Write everything buffered and fdatasync it now (any mode)."""
+        with self._lock:
+            if not self._open or self._failure is not None:
+                self._raise_not_ready()
+            self._sync_all_locked()
+
+    def _sync_all_locked(self) -> None:
+        while self._syncing:
+            self._cond.wait()
+        release_all(self._sync_locked())

@@ -286,7 +286,7 @@ def test_group_window_ends_when_as_many_writers_as_last_time_wait(tmp_path):
 def test_a_leader_interrupted_in_its_window_hands_the_role_over(tmp_path, monkeypatch):
     """An exception (say KeyboardInterrupt) in a leader's window wait must not leave the sync
     role taken: the writer sleeping on the open batch is handed it and gets its sync."""
-    import engine.commit_log as commit_log_module
+    import engine.commit_log_sync as commit_log_module
 
     class Interrupted(Exception):
         pass
