@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -223,12 +224,20 @@ def fdatasync_us(root: str, n: int = 200) -> float:
     return sorted(spent)[n // 2] * 1e6
 
 
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def run_durable(w: Workload, root: str, r: Runner) -> dict:
     """Group commit vs periodic sync, each with DURABLE_THREADS writer threads, fresh stores."""
     total = min(100_000, max(DURABLE_THREADS * 100, w.n // 10))
     per = total // DURABLE_THREADS
     out = {"durable_writes": per * DURABLE_THREADS, "durable_threads": DURABLE_THREADS,
-           "fdatasync_us": fdatasync_us(root)}
+           "fdatasync_us": fdatasync_us(root), "loadavg": _loadavg()}
     for mode in ("periodic", "group"):
         path = os.path.join(root, f"dynatable-{mode}")
         store = _open_store(path, commitlog_sync=mode)
@@ -251,10 +260,16 @@ def run_durable(w: Workload, root: str, r: Runner) -> dict:
             barrier.wait()
             for t in threads:
                 t.join()
+        cpu0, csw0 = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         spent, _ = r.once(f"dynatable {mode} sync, {DURABLE_THREADS} writers", go)
+        cpu1, csw1 = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         if errors:
             raise errors[0]
+        n = per * DURABLE_THREADS       # process CPU and context switches per write (all threads)
+        out[f"{mode}_cpu_us"] = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / n * 1e6
+        out[f"{mode}_csw"] = ((csw1.ru_nvcsw + csw1.ru_nivcsw) - (csw0.ru_nvcsw + csw0.ru_nivcsw)) / n
         out[f"{mode}_32_writers"] = per * DURABLE_THREADS / spent
+        out[f"{mode}_syncs"] = store.commit_log.stats["syncs"]
         store.close()
         shutil.rmtree(path)
     return out
@@ -415,6 +430,31 @@ def plot(rows: list[dict], path: str, n: int) -> None:
     fig.savefig(path, dpi=120)
 
 
+def run_durable_only(w: Workload, root: str, json_path: str | None, t0: float) -> int:
+    """--only durable: the group-commit row alone (fdatasync probe, periodic, group)."""
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            dur = run_durable(w, root, Runner(progress))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    ratio = dur["group_32_writers"] / dur["periodic_32_writers"]
+    console.print(f"durable, {DURABLE_THREADS} writers, {dur['durable_writes']:,} writes each mode: "
+                  f"periodic {_fmt('', dur['periodic_32_writers'])}/s, group {_fmt('', dur['group_32_writers'])}/s "
+                  f"= {ratio:.2f}x of periodic (goal >= {DURABLE_GOAL}x: "
+                  f"{'PASS' if ratio >= DURABLE_GOAL else 'MISS'}); fdatasync {dur['fdatasync_us']:,.0f} us "
+                  f"(bound {_fmt('', DURABLE_THREADS / dur['fdatasync_us'] * 1e6)}/s); "
+                  f"group syncs {dur.get('group_syncs', 0):,} "
+                  f"({dur['durable_writes'] / max(1, dur.get('group_syncs', 0)):.1f} writes per fsync); "
+                  f"CPU per write periodic {dur['periodic_cpu_us']:.1f} us / group {dur['group_cpu_us']:.1f} us, "
+                  f"context switches per write {dur['periodic_csw']:.2f} / {dur['group_csw']:.2f}; "
+                  f"loadavg {dur.get('loadavg', '?')}; total {time.time() - t0:,.0f} s")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"keys": w.n, "durable": dur}, f, indent=2)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keys", type=int, default=1_000_000, help="N keys (default 1,000,000)")
@@ -422,6 +462,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs goals (needs matplotlib)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--dir", help="work directory (default: a temp dir, removed at the end)")
+    ap.add_argument("--only", choices=["durable"],
+                    help="run only one part: durable = group commit vs periodic, 32 writers")
     args = ap.parse_args(argv)
     if args.keys < 1000:
         ap.error("--keys must be at least 1000")
@@ -430,6 +472,8 @@ def main(argv=None) -> int:
     try:
         console.print(f"generating {args.keys:,} keys and values ...")
         w = Workload(args.keys, args.seed)
+        if args.only == "durable":
+            return run_durable_only(w, root, args.json, t0)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
             r = Runner(progress)

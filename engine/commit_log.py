@@ -26,6 +26,7 @@ import time
 from typing import Iterator
 
 from engine.commit_log_replay import fsync_path, list_segments, repair_tail, replay_segments
+from engine.commit_log_sync import CommitLogSync, SyncWaiters, release_all
 from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, MAX_SEGMENT_BYTES,
                                        VERSION, encode_header, encode_marker, segment_name)
 from engine.encoding import U32, U32_U32, crc32
@@ -45,7 +46,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class CommitLog:
+class CommitLog(CommitLogSync):
     """A directory of segments; `add` appends, a sync policy decides when appends are durable."""
 
     def __init__(self, directory: str, *, sync: str = "periodic", sync_period_ms: int = 10_000,
@@ -100,8 +101,8 @@ class CommitLog:
         self._dir_dirty = False
         self._create_segment_locked()
         self._synced: Position = (self._seg_id, 0)
-        self._syncing = False
-        self._leader_waiting = False
+        self._syncing = False                                   # a leader holds the sync role
+        self._waiters = SyncWaiters()                           # batch/group writers asleep
         self._sync_requested = False
         self._failure: BaseException | None = None
         self._open = True
@@ -151,10 +152,11 @@ class CommitLog:
     def await_durable(self, pos: Position) -> None:
         """Block as the sync mode demands for a record at `pos`: until it is fsynced (batch,
         group), or while the periodic sync lags more than 1.5 periods (periodic)."""
+        if self._ack_after_sync:
+            self._await_synced(pos)
+            return
         with self._lock:
-            if self._ack_after_sync:
-                self._await_synced_locked(pos, self._window_s)
-            elif self._clock() - self._last_sync_start > self._block_s:
+            if self._clock() - self._last_sync_start > self._block_s:
                 self._block_for_sync_locked()
 
     def append(self, payload: bytes) -> Position:
@@ -252,112 +254,8 @@ class CommitLog:
         log.error("commit log failed: %r; it accepts no more writes", exc)
         self._failure = exc
         self._ready = False
+        release_all(self._waiters.fail(EngineError(f"commit log failed and stopped: {exc!r}")))
         self._cond.notify_all()
-
-    # ---- syncing ------------------------------------------------------------------------------
-
-    def _await_synced_locked(self, pos: Position, window_s: float) -> None:
-        """Return once `pos` is durable, leading a sync when none runs (natural batching).
-
-        With window_s > 0 (group), a sync starts at most once per window: one writer waits out
-        the rest of the window as the next leader while the others sleep on the condition.
-        """
-        while self._synced < pos:
-            if self._failure is not None or not self._open:
-                self._raise_not_ready()
-            if self._syncing or self._leader_waiting:
-                self._cond.wait()
-                continue
-            if window_s:
-                wait_s = self._last_sync_start + window_s - self._clock()
-                if wait_s > 0:
-                    self._leader_waiting = True
-                    try:
-                        self._cond.wait(wait_s)
-                    finally:
-                        self._leader_waiting = False
-                    continue
-            self._sync_locked()
-
-    def _sync_locked(self) -> None:
-        """Write the buffer, then fdatasync outside the lock. Only one sync runs at a time."""
-        assert not self._syncing
-        start = self._clock()
-        self._mark_locked()
-        self._write_buffer_locked()
-        target = (self._seg_id, self._offset)
-        if target == self._synced and not self._closing and not self._dir_dirty:
-            self._last_sync_start = start                        # nothing new: a free sync
-            self._cond.notify_all()
-            return
-        rolled, self._closing = self._closing, []
-        jobs = rolled + [(self._seg_id, self._fd, self._offset)]
-        dir_dirty, self._dir_dirty = self._dir_dirty, False
-        self._syncing = True
-        self._lock.release()
-        try:
-            for _, fd, _ in jobs:
-                os.fdatasync(fd)
-            if dir_dirty:
-                fsync_path(self.directory, directory=True)
-        except OSError as e:
-            self._lock.acquire()
-            self._syncing = False
-            self._fail_locked(e)
-            raise EngineError(f"commit log sync failed: {e!r}") from e
-        self._lock.acquire()
-        self._syncing = False
-        for seg_id, _, length in jobs:
-            if seg_id in self._synced_len:
-                self._synced_len[seg_id] = length
-        for _, fd, _ in rolled:     # an fd rolled during this fsync is closed by the next sync
-            os.close(fd)
-        if target > self._synced:
-            self._synced = target
-        self._last_sync_start = start
-        self._syncs += 1
-        self._cond.notify_all()
-
-    def _block_for_sync_locked(self) -> None:
-        """Periodic mode: the last sync lags more than 1.5 periods; wait for the next one."""
-        t0 = time.perf_counter()
-        seen = self._syncs
-        lag_start = self._last_sync_start
-        self._sync_requested = True
-        self._cond.notify_all()
-        while self._syncs == seen and self._last_sync_start == lag_start:
-            if self._failure is not None or not self._open:
-                self._raise_not_ready()
-            self._cond.wait()
-        self._blocked_s += time.perf_counter() - t0
-
-    def _run_periodic(self) -> None:
-        with self._lock:
-            while self._open and self._failure is None:
-                due = self._last_sync_start + self._period_s - self._clock()
-                if due > 0 and not self._sync_requested:
-                    self._cond.wait(min(due, self._period_s))
-                    continue
-                if self._syncing:
-                    self._cond.wait()
-                    continue
-                self._sync_requested = False
-                try:
-                    self._sync_locked()
-                except EngineError:
-                    return
-
-    def sync(self) -> None:
-        """Write everything buffered and fdatasync it now (any mode)."""
-        with self._lock:
-            if not self._open or self._failure is not None:
-                self._raise_not_ready()
-            self._sync_all_locked()
-
-    def _sync_all_locked(self) -> None:
-        while self._syncing:
-            self._cond.wait()
-        self._sync_locked()
 
     # ---- positions, segments, shutdown --------------------------------------------------------
 
@@ -442,6 +340,7 @@ class CommitLog:
         self._cond.notify_all()
         while self._syncing:                 # an fsync in flight still uses the fds
             self._cond.wait()
+        release_all(self._waiters.fail(EngineError("commit log is closed")))
         for _, fd, _ in self._closing:
             os.close(fd)
         self._closing = []

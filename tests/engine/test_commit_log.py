@@ -149,8 +149,8 @@ def test_ack_after_sync_concurrent_writers(tmp_path, mode):
     elapsed = time.monotonic() - t0
     syncs = cl.stats["syncs"]
     assert syncs < len(acked)                     # writers shared fsyncs
-    if mode == "group":                           # at most one fsync per window
-        assert syncs <= elapsed / 0.005 + 2
+    if mode == "group":     # a window ends early only when as many as last time wait: big batches
+        assert len(acked) / syncs >= 3, (syncs, elapsed)
     cl.crash(lose_unsynced=True)
     assert replay_all(tmp_path, segment_size_bytes=2048) == sorted(acked)
 
