@@ -95,6 +95,8 @@ class Plan:
     tail: int = 0                               # after the run: this many steps of writes and deletes
     #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
     #   that only repair can bring the cut-off replica back (0: no tail)
+    endings: tuple[str, ...] = ()               # after the tail: ring/verify/endings.py (`lonely`, `sloppy`);
+    #   a plan with endings also runs the replica watch (P9)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
 
@@ -195,7 +197,7 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     node_options = {"phi_convict_threshold": rng.choice([1.5, 2.0, 4.0, 8.0]),
                     "write_request_timeout_ms": rng.choice([300, 1000, 2000]),
                     "read_request_timeout_ms": rng.choice([300, 1000, 2000])}
-    if rng.random() < 0.15:
+    if rng.random() < 0.10:                     # Cassandra allows it; `hints_count` is inert then
         node_options["hinted_handoff_enabled"] = False
     elif rng.random() < 0.2:
         node_options["max_hint_window_ms"] = rng.choice([1000, 3000, 10000])
@@ -211,4 +213,5 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
-    return replace(plan, tail=tail_rng.choice([40, 80]))
+    return replace(plan, tail=tail_rng.choice([40, 80]), endings=("lonely", "gc_grace", "sloppy"))
+
