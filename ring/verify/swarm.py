@@ -10,8 +10,10 @@ read/write/delete mix and a hot key. Each phase first draws a regime (REGIMES): 
 every knob on its own; `lonely`, `returning` and `racy` tie together the knobs that only matter in
 conjunction (docs/simulation.md). Phases let one seed visit several regimes, so a sweep reaches
 each interleaving class more often than one regime per seed would. `Plan.probe` adds a client that
-reads every key through every node after each heal or return. `Plan.tail` ends the run with
-writes that one cut-off replica misses and no hints left to replay them: the final repair's work.
+reads every key through every node after each heal or return. `Plan.endings` and `Plan.tail`
+say how the run ends (ring/verify/endings.py): the `lonely`, `gc_grace` and `sloppy` endings and
+the replica watch (P9), then writes that one crashed replica misses with no hints left to replay
+them: the final repair's work.
 
 Invariants:
 * `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers

@@ -22,9 +22,9 @@ NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 MUTANTS = ["ack_w_minus_1", "early_tombstone_purge", "no_read_repair_writeback", "hints_count",
            "merkle_skip_last_range", "gossip_accept_older_generation"]
 BY_THE_WATCH = {"early_tombstone_purge", "no_read_repair_writeback", "hints_count", "ack_w_minus_1"}
-CI_SEEDS = {"ack_w_minus_1": range(1, 3), "early_tombstone_purge": range(3, 4),
-            "no_read_repair_writeback": range(5, 6), "hints_count": range(5, 6),
-            "merkle_skip_last_range": range(7, 8), "gossip_accept_older_generation": range(3, 4)}
+CI_SEEDS = {"ack_w_minus_1": range(7, 8), "early_tombstone_purge": range(7, 8),   # each caught by that seed,
+            "no_read_repair_writeback": range(7, 8), "hints_count": range(4, 5),    # and among the fastest
+            "merkle_skip_last_range": range(7, 8), "gossip_accept_older_generation": range(4, 5)}   # (s7 sweeps)
 
 
 def test_a_seed_draws_the_same_plan_and_seeds_differ():
@@ -173,9 +173,9 @@ def test_cli_sweep_prints_the_verdict_and_exits_by_it():
     out = _cli("--sweep", "1..2", "--steps", "300", "--jobs", "2")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "clean 2/2" in out.stdout and "2 seeds in" in out.stdout
-    caught = _cli("--sweep", "5..5", "--mutant", "no_read_repair_writeback")
+    caught = _cli("--sweep", "7..7", "--mutant", "no_read_repair_writeback")
     assert caught.returncode == 0 and "caught 1/1" in caught.stdout
-    assert "first failing seed: dynatable sim --seed 5 --write QUORUM --read QUORUM --swarm " \
+    assert "first failing seed: dynatable sim --seed 7 --write QUORUM --read QUORUM --swarm " \
            "--mutant no_read_repair_writeback" in caught.stdout
 
 
