@@ -26,8 +26,10 @@ The replica watch (`ReplicaWatch`, property P9: acknowledged data is on enough r
 one assertion the endings add, and it is true of a correct node at any moment after the
 acknowledgement: an ok write or delete at level W with timestamp T means replicas satisfying W
 applied a mutation at ts >= T; an ok read at a level with blocking read repair (QUORUM, ALL,
-EACH_QUORUM, LOCAL_QUORUM in one DC) that returned a value at ts T means replicas satisfying that
-level hold ts >= T (the digests matched, or the stale ones were repaired before the answer).
+EACH_QUORUM, LOCAL_QUORUM in one DC) that returned a value at ts T means as many replicas as the
+level blocks for (counted as the read counts them: at EACH_QUORUM from any DC, as Cassandra's
+ReadCallback does) hold ts >= T (the digests matched, or the stale ones were repaired before the
+answer).
 Nothing a correct node does takes a replica below T within the run: writes only add timestamps,
 tombstones are kept for gc_grace_seconds (3600 s, far past a run's virtual time), a process crash
 keeps what reached the OS. A crashed node's store cannot be read, so it counts as a holder (the
@@ -105,7 +107,12 @@ class ReplicaWatch:
         for n in holders:
             acks[self.dc_of[n]] = acks.get(self.dc_of[n], 0) + 1
         lvl = cl.ConsistencyLevel.parse(level)
-        if any(cl.tally(lvl, acks, self.rf_by_dc, local) for local in self.rf_by_dc):
+        if op.kind == "read":        # a read answers after block_for replies from any DC that counts
+            #   (coordinator.ReadHandler, as Cassandra's ReadCallback: EACH_QUORUM's are not per DC)
+            if any(sum(n for dc, n in acks.items() if cl.counts_towards(lvl, dc, local))
+                   >= cl.block_for(lvl, self.rf_by_dc, local) for local in self.rf_by_dc):
+                return True
+        elif any(cl.tally(lvl, acks, self.rf_by_dc, local) for local in self.rf_by_dc):
             return True
         if (op.key, op.ts) in self.reported:
             return False

@@ -188,3 +188,20 @@ def test_cli_errors_are_one_line():
     for args in (["--sweep", "9..1"], ["--seed", "1", "--sweep", "1..2"], []):
         out = _cli(*args)
         assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+
+
+def test_the_watch_counts_a_read_as_the_read_counts_and_a_write_per_dc():
+    """EACH_QUORUM in two DCs: a read answers after any 4 of 6 (coordinator.ReadHandler, as
+    Cassandra's ReadCallback), a write after 2 per DC (tally): the watch asks exactly that."""
+    from types import SimpleNamespace
+    dcs = ["dc1"] * 3 + ["dc2"] * 3
+    w = SimpleNamespace(sim=None, dcs=dcs, rf_by_dc={"dc1": 3, "dc2": 3}, write_cl="EACH_QUORUM",
+                        read_cl="EACH_QUORUM")
+    watch = endings.ReplicaWatch(w, monotonic=True)
+    newest = {"n1": 5, "n2": 5, "n3": 9, "n4": 9, "n5": 9, "n6": 9}    # dc1 has one holder of ts 9
+    assert watch._check(Op(1, "c0.0", "read", "a", "v", 9, 1, 2, "ok", "EACH_QUORUM"), "EACH_QUORUM", newest, "now")
+    assert not watch._check(Op(3, "c0.0", "write", "a", "v", 9, 3, 4, "ok", "EACH_QUORUM"), "EACH_QUORUM",
+                            newest, "now")
+    assert not watch._check(Op(5, "c0.0", "read", "b", "v", 9, 5, 6, "ok", "EACH_QUORUM"), "EACH_QUORUM",
+                            {**newest, "n4": 5, "n5": 5}, "now")          # 2 holders of 6: too few
+    assert len(watch.violations) == 2
