@@ -273,9 +273,11 @@ def sloppy(w) -> None:
     sim.partition({victim}, others)
     w.event("sloppy")
     _fresh_processes(w)
+    budget = dict.fromkeys(w.clients, 3)          # a few lone copies per client (at ONE each write is ok at once)
     for _ in range(rng.choice([50, 100])):      # 0.5-1 s: before the victim convicts its peers
         for client in w.clients:
-            if client not in w.pending:
+            if client not in w.pending and budget[client]:
+                budget[client] -= 1
                 key = rng.choice(w.keys)
                 value = f"{client}-{next(w.seq)}"
                 handle = w.history.invoke(w.process[client], "write", key, value, w.write_cl)
