@@ -94,11 +94,11 @@ class Plan:
     probe: int = 0                              # after each heal or return, read every key through
     #   every node this many times over, one read at a time (0: no prober)
     node_options: dict = field(default_factory=dict)   # legal settings; promises do not depend on them
-    tail: int = 0                               # after the run: this many steps of writes and deletes
-    #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
-    #   that only repair can bring the cut-off replica back (0: no tail)
-    endings: tuple[str, ...] = ()               # after the tail: ring/verify/endings.py (`lonely`, `sloppy`);
-    #   a plan with endings also runs the replica watch (P9)
+    tail: int = 0                               # after the run (and its endings): this many steps of writes
+    #   and deletes while one node is cut off (crashed, with endings), then every node's hints are
+    #   truncated (nodetool truncatehints), so that only repair can bring that replica back (0: no tail)
+    endings: tuple[str, ...] = ()               # after the run, before the tail: ring/verify/endings.py
+    #   (`lonely`, `gc_grace`, `sloppy`); a plan with endings also runs the replica watch (P9)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
     read_cl: str | None = None
 
@@ -216,4 +216,3 @@ def draw(seed: int, *, nodes: int = 3, skew: bool | None = None, levels: str = "
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
     return replace(plan, tail=tail_rng.choice([40, 80]), endings=("lonely", "gc_grace", "sloppy"))
-
