@@ -19,7 +19,7 @@ from rich.console import Console
 
 from ring.verify import swarm
 from ring.verify.cas_workload import CasWorkload, check_append_only
-from ring.verify.checkers import check_convergence, check_lww
+from ring.verify.checkers import check_convergence, check_lww, check_replicas
 from ring.verify.linearizability import check_linearizable
 from ring.verify.workload import Workload
 
@@ -33,7 +33,8 @@ def check_run(result) -> list:
     exp = result.expectations
     reports = [check_lww(result.history, expect_overlap=exp["overlap"], expect_monotonic=exp["monotonic"],
                          expect_ryw=exp["ryw"]),
-               check_convergence(result.replica_cells, result.history, result.unseen)]
+               check_convergence(result.replica_cells, result.history, result.unseen),
+               check_replicas(result.observed)]
     if exp["linearizable"]:
         reports.append(check_linearizable(result.history, max_steps=200_000))
     return [r for r in reports if not r.ok]

@@ -354,3 +354,14 @@ def _check_final_cell(report: Report, key: str, cell, ops: list[Op], where: str)
     if resurrected:
         d = max(resurrected, key=lambda d: d.ts)
         report.fail("P7", key, f"resurrection: deleted at ts {d.ts}, but {value!r}@{ts}{where} is back", d)
+
+
+# -- P9: acknowledged data on enough replicas (observed by ring/verify/endings.py) ---------------------
+
+def check_replicas(observed: list) -> Report:
+    """observed: (key, why, op) per obligation the replica watch found unmet (one per key and ts)."""
+    report = Report("check_replicas")
+    for key, why, op in observed:
+        report.fail("P9", key, why, op)
+    report.stats = {"unmet": len(observed)}
+    return report

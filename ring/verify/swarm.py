@@ -10,8 +10,10 @@ read/write/delete mix and a hot key. Each phase first draws a regime (REGIMES): 
 every knob on its own; `lonely`, `returning` and `racy` tie together the knobs that only matter in
 conjunction (docs/simulation.md). Phases let one seed visit several regimes, so a sweep reaches
 each interleaving class more often than one regime per seed would. `Plan.probe` adds a client that
-reads every key through every node after each heal or return. `Plan.tail` ends the run with
-writes that one cut-off replica misses and no hints left to replay them: the final repair's work.
+reads every key through every node after each heal or return. `Plan.endings` and `Plan.tail`
+say how the run ends (ring/verify/endings.py): the `lonely`, `gc_grace` and `sloppy` endings and
+the replica watch (P9), then writes that one crashed replica misses with no hints left to replay
+them: the final repair's work.
 
 Invariants:
 * `Plan()` is the classic, gentle run: the workload driven by it draws exactly the random numbers
@@ -94,9 +96,11 @@ class Plan:
     probe: int = 0                              # after each heal or return, read every key through
     #   every node this many times over, one read at a time (0: no prober)
     node_options: dict = field(default_factory=dict)   # legal settings; promises do not depend on them
-    tail: int = 0                               # after the run: this many steps of writes and deletes
-    #   while one node is cut off, then every node's hints are truncated (nodetool truncatehints), so
-    #   that only repair can bring the cut-off replica back (0: no tail)
+    tail: int = 0                               # after the run (and its endings): this many steps of writes
+    #   and deletes while one node is cut off (crashed, with endings), then every node's hints are
+    #   truncated (nodetool truncatehints), so that only repair can bring that replica back (0: no tail)
+    endings: tuple[str, ...] = ()               # after the run, before the tail: ring/verify/endings.py
+    #   (`lonely`, `gc_grace`, `sloppy`); a plan with endings also runs the replica watch (P9)
     restarts: tuple[str, ...] = ()              # the rolling restart after the last step (ring/verify/
     #   regimes.py): this many nodes, one at a time, each with a new gossip generation (empty: none)
     write_cl: str | None = None                 # the level pair, when drawn (`levels="random"`)
@@ -200,7 +204,7 @@ def draw(seed: int, *, nodes: int = 3, dcs: int = 1, skew: bool | None = None, l
     node_options = {"phi_convict_threshold": rng.choice([1.5, 2.0, 4.0, 8.0]),
                     "write_request_timeout_ms": rng.choice([300, 1000, 2000]),
                     "read_request_timeout_ms": rng.choice([300, 1000, 2000])}
-    if rng.random() < 0.15:
+    if rng.random() < 0.10:                     # Cassandra allows it; `hints_count` is inert then
         node_options["hinted_handoff_enabled"] = False
     elif rng.random() < 0.2:
         node_options["max_hint_window_ms"] = rng.choice([1000, 3000, 10000])
@@ -216,7 +220,7 @@ def draw(seed: int, *, nodes: int = 3, dcs: int = 1, skew: bool | None = None, l
     if levels == "random":
         plan = replace(plan, write_cl=rng.choice(WRITES), read_cl=rng.choice(READS))
     tail_rng = random.Random(f"{seed}:tail")      # its own stream: the knobs above draw what they drew
-    plan = replace(plan, tail=tail_rng.choice([40, 80]))
+    plan = replace(plan, tail=tail_rng.choice([40, 80]), endings=("lonely", "gc_grace", "sloppy"))
     # the named regimes (ring/verify/regimes.py), each from its own stream as the tail
     if dcs > 1:
         phases, options = regimes.draw_split_dc(seed, plan.phases, plan.node_options, convict_ms)

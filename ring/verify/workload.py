@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidRequest
 from ring import consistency as cl
 from ring.errors import OverloadedError, ReadFailure, ReadTimeout, RepairFailure, UnavailableError, WriteFailure, WriteTimeout
-from ring.verify import regimes
+from ring.verify import endings, regimes
 from ring.verify.history import History
 from ring.verify.swarm import Phase, Plan
 from ring.runtime.sim import Simulation
@@ -43,6 +43,7 @@ class RunResult:
     digest: str = ""
     plan: Plan | None = None
     unseen: list = field(default_factory=list)   # (observer, peer): a live peer still seen down after the heal
+    observed: list = field(default_factory=list)  # P9 (ring/verify/endings.py): (key, why, op) not on enough replicas
 
 
 def _replicas_by_dc(dcs: list[str]) -> list[tuple[str, str]]:
@@ -106,6 +107,10 @@ class Workload:
         self.probes: list[tuple[str, str]] = []              # (coordinator, key) reads the prober owes
         if self.plan.probe:
             self.process[PROBER] = f"{PROBER}.0"
+        self.watch = None                                    # P9, when the plan has endings (endings.py)
+        if self.plan.endings:
+            exp = expectations(write_cl, read_cl, self.dcs, self.rf_by_dc, self.skew)
+            self.watch = endings.ReplicaWatch(self, exp["monotonic"])
         self.shaped = any(p.net_drop > 0 or p.net_delay_ms != Phase.net_delay_ms or p.net_reorder or
                           "flaky" in p.kinds for p in self.plan.phases)
 
@@ -196,6 +201,8 @@ class Workload:
                     self.history.complete(handle, "ok", value, ts)
                 else:
                     self.history.complete(handle, "ok", None, reply.result["timestamp"])
+                if self.watch:
+                    self.watch.on_ok(self.history._done[-1])    # the op just completed
             elif isinstance(err, (UnavailableError, InvalidRequest, OverloadedError)) or \
                     (isinstance(err, ConnectionError) and not isinstance(err, TimeoutError)):
                 self.event(type(err).__name__)
@@ -312,6 +319,8 @@ class Workload:
             if phase is not self.phase:
                 self.phase = phase
                 self._shape_links()
+                if self.watch:
+                    self.watch.check_all(f"at step {step}")
             for client in self.clients:
                 if client not in self.pending and self.rng.random() < phase.issue_p:
                     self._issue(client)
@@ -327,38 +336,6 @@ class Workload:
             self._collect()
         return self.finish()
 
-    def _tail(self) -> None:
-        """Heal, cut one node off, write and delete for `plan.tail` steps, then truncate every node's
-        hints: the cut-off replica misses those writes and only repair brings them (Cassandra's
-        `nodetool truncatehints`: legal, repair must make up for it). An ANY write may live only in a
-        hint, so at ANY the hints stay."""
-        sim, plan = self.sim, self.plan
-        self.flaky.clear()
-        self.phase = Phase(write_p=0.8, delete_p=0.2, issue_p=0.8, step_ms=20)
-        self._shape_links()
-        sim.heal_all()
-        sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
-        names = list(sim.nodes)
-        victim = self.nemesis.choice(names)
-        sim.partition({victim}, {n for n in names if n != victim})
-        self.event("tail")
-        for client in self.clients:                # some finished with an info op: fresh processes
-            self.process[client] = f"{client}.{next(self.seq)}"
-        for _ in range(plan.tail):
-            for client in self.clients:
-                if client not in self.pending and self.rng.random() < self.phase.issue_p:
-                    self._issue(client)
-            sim.run_for(self.rng.randint(1, self.phase.step_ms))
-            self._collect()
-        sim.run_for(3000)
-        self._collect()
-        for client, (rid, handle, _) in list(self.pending.items()):
-            self.history.complete(handle, "info")
-        self.pending.clear()
-        if self.write_cl != "ANY":
-            for node in sim.nodes.values():
-                self.event("hints_truncated", node.node.hints.truncate())
-
     def finish(self) -> RunResult:
         sim = self.sim
         sim.run_for(3000)
@@ -366,8 +343,7 @@ class Workload:
         for client, (rid, handle, _) in list(self.pending.items()):
             self.history.complete(handle, "info")   # never answered: indeterminate
         self.pending.clear()
-        if self.plan.tail:
-            self._tail()
+        endings.run(self)                           # the tail, lonely, ... (ring/verify/endings.py)
         self.flaky.clear()
         self.phase = Phase()                        # the classic network: quick, FIFO, lossless
         self._shape_links()
@@ -376,6 +352,8 @@ class Workload:
         unseen = [(a, f"sees {b} down") for a in sim.live() for b in sim.live()
                   if a != b and not sim.nodes[a].node.is_alive(sim.nodes[b].endpoint)]
         sim.run_for(5000)                           # hints flow to the nodes that were down
+        if self.watch and "sloppy" in self.plan.endings:
+            self.watch.check_all("after the final heal and hint delivery, before repair")
         for node in sim.nodes.values():
             self.event("hints_delivered", node.node.hints.stats["hints_delivered"])
             self.event("read_repairs", node.node.stats["read_repairs"])
@@ -390,7 +368,8 @@ class Workload:
                  for name in sim.nodes}
         exp = expectations(self.write_cl, self.read_cl, self.dcs, self.rf_by_dc, self.skew)
         result = RunResult(self.seed, self.write_cl, self.read_cl, self.history, cells, exp, dict(self.events),
-                           sim.trace, sim.trace_digest(), self.plan, unseen)
+                           sim.trace, sim.trace_digest(), self.plan, unseen,
+                           self.watch.violations if self.watch else [])
         sim.close()
         return result
 

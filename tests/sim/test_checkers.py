@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ring.verify.checkers import Report, check_convergence, check_lww
+from ring.verify.checkers import Report, check_convergence, check_lww, check_replicas
 from ring.verify.linearizability import check_linearizable, check_register
 from ring.verify.history import History, Op
 
@@ -420,3 +420,10 @@ def test_check_linearizable_on_a_longer_history():
     took = time.perf_counter() - start
     assert report.ok and report.stats["unknown"] == 0, str(report)
     assert took < 5.0, f"WGL took {took:.2f}s on 2k ops"
+
+
+def test_check_replicas_reports_each_observation_as_p9():
+    assert check_replicas([]).ok
+    op = Op(1, "c0.0", "write", "a", "v1", 10, 1, 2, "ok", "QUORUM")
+    report = check_replicas([("a", "write acknowledged at QUORUM with ts 10, but only ['n1'] hold it", op)])
+    assert not report.ok and report.properties() == {"P9"} and report.violations[0]["ops"] == [op]
