@@ -26,7 +26,8 @@ from engine.manifest import Manifest
 from engine.memtable import Memtable
 from engine.partition import NO_DELETION_TIME, Partition, decode_partition, encode_partition, live_rows
 from engine.schema import Table
-from engine.sstable_reader import SSTableReader, delete_sstable, list_generations
+from engine.sstable_files import delete_sstable, list_generations
+from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter
 
 log = logging.getLogger("dynatable.engine")

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 from engine.files import fsync_directory, write_atomically
-from engine.sstable_reader import SSTableReader, component_path, delete_sstable, sstable_components
+from engine.sstable_files import component_path, delete_sstable, sstable_components
+from engine.sstable_reader import SSTableReader
 from engine.sstable_stats import read_statistics_file, write_statistics_file
 
 SNAPSHOTS_DIR = "snapshots"

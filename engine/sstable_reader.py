@@ -14,7 +14,6 @@ Formats: docs/format.md (SSTables).
 from __future__ import annotations
 
 import os
-import re
 import struct
 from bisect import bisect_left, bisect_right
 from itertools import repeat
@@ -27,15 +26,13 @@ from engine.bloom import BloomFilter
 from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
-from engine.sstable_stats import decode_statistics, fsync_directory
+from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
+from engine.sstable_stats import decode_statistics
 
-DATA_MAGIC = b"DTSD"
 DATA_VERSION = 2
-SCAN_CHUNK_BYTES = 256 * 1024
 
 COMPONENTS = ("Data.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")
 TOC_TEXT = "".join(c + "\n" for c in COMPONENTS)
-_TOC_RE = re.compile(r"^dt-(\d+)-TOC\.txt$")
 
 _u32_unpack_from = U32.unpack_from
 _u64_unpack_from = U64.unpack_from
@@ -44,53 +41,6 @@ _pread = os.pread
 _struct_unpack = struct.unpack
 _after_token = itemgetter(slice(8, None))  # sort key -> partition key
 _SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
-
-
-# -- naming -------------------------------------------------------------------------------------
-
-def component_path(directory: str, generation: int, component: str) -> str:
-    return os.path.join(directory, f"dt-{generation}-{component}")
-
-
-def list_generations(directory: str) -> list[int]:
-    """Generations of complete sstables (TOC.txt present), sorted."""
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(int(m.group(1)) for m in map(_TOC_RE.match, names) if m)
-
-
-def component_paths(directory: str, generation: int) -> list[str]:
-    """Every file of a generation, complete or not (temporary files included), sorted."""
-    prefix = f"dt-{generation}-"
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(os.path.join(directory, n) for n in names if n.startswith(prefix))
-
-
-def sstable_components(directory: str, generation: int) -> tuple[str, ...]:
-    """The components TOC.txt lists (either format), TOC.txt last; FileNotFoundError if none."""
-    toc = read_whole(component_path(directory, generation, "TOC.txt")).decode("ascii", "replace")
-    names = tuple(line for line in toc.split("\n") if line)
-    return tuple(n for n in names if n != "TOC.txt") + ("TOC.txt",)
-
-
-def delete_sstable(directory: str, generation: int) -> None:
-    """Remove TOC.txt first (the sstable stops being complete), then the rest; fsync the dir."""
-    toc = component_path(directory, generation, "TOC.txt")
-    if os.path.exists(toc):
-        os.remove(toc)
-    for path in component_paths(directory, generation):
-        os.remove(path)
-    fsync_directory(directory)
-
-
-def read_whole(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 class SSTableReader:

@@ -20,7 +20,8 @@ from typing import Callable
 from engine.errors import CorruptionError
 from engine.files import fsync_directory
 from engine.manifest import FILE_NAME, Manifest
-from engine.sstable_reader import SSTableReader, component_paths, list_generations
+from engine.sstable_files import component_paths, list_generations
+from engine.sstable_reader import SSTableReader
 
 QUARANTINE_DIR = "quarantine"
 

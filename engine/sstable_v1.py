@@ -21,7 +21,7 @@ from engine.encoding import I64, U32, U64, check, decode_uvarint
 from engine.errors import CorruptionError
 from engine.partition_index import (HEADER_SIZE, IN_BLOCK_BITS, IN_BLOCK_MASK, INDEX_MAGIC,
                                     TOKEN_BIAS, Summary, check_header, decode_segment, sort_key)
-from engine.sstable_reader import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
+from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
 COMPONENTS_V1 = ("Data.db", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")

@@ -17,8 +17,8 @@ from engine.block_index import (HEADER_SIZE, MAX_BLOCK_SIZE, TOKEN_BIAS, BlockIn
 from engine.bloom import BloomFilter
 from engine.data_block import BlockBuilder, frame_block
 from engine.encoding import U64
-from engine.sstable_reader import (DATA_MAGIC, DATA_VERSION, TOC_TEXT, SSTableReader,
-                                   component_path, component_paths)
+from engine.sstable_files import DATA_MAGIC, component_path, component_paths
+from engine.sstable_reader import DATA_VERSION, TOC_TEXT, SSTableReader
 from engine.sstable_stats import (NO_DELETION_TIME, SSTableStats, encode_statistics,
                                   fsync_directory)
 

@@ -35,7 +35,7 @@ from engine.encoding import U32
 from engine.errors import CorruptionError, EngineError
 from engine.files import write_atomically
 from engine.memtable import Memtable
-from engine.sstable_reader import delete_sstable
+from engine.sstable_files import delete_sstable
 
 FILE = "truncated.db"
 MAGIC = b"DTTR"

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import CorruptionError
-from engine.sstable_reader import (COMPONENTS, SSTableReader, component_path, component_paths,
-                                   delete_sstable, list_generations)
+from engine.sstable_files import component_path, component_paths, delete_sstable, list_generations
+from engine.sstable_reader import COMPONENTS, SSTableReader
 from engine.sstable_stats import (NO_DELETION_TIME, SSTableStats, decode_statistics,
                                   encode_statistics, read_statistics_file, write_statistics_file)
 from engine.sstable_writer import SSTableWriter

@@ -14,7 +14,8 @@ from engine.block_cache import BlockCache
 from engine.block_index import TOKEN_BIAS, BlockIndex, shortest_separator, sort_key
 from engine.data_block import BlockBuilder, decode_entries
 from engine.errors import CorruptionError
-from engine.sstable_reader import SSTableReader, component_path
+from engine.sstable_files import component_path
+from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter
 
 STATS = {"min_timestamp": 1, "max_timestamp": 1, "cell_count": 1, "tombstone_count": 0,
