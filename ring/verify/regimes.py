@@ -9,12 +9,12 @@ ring/verify/swarm.py do, but across the cluster's shape (data centers) or across
   through it keeps C and its peers alive to each other). C convicts X and hints it at write time;
   C's writes reach its own replica and the other DC, never its DC peers. At EACH_QUORUM a correct
   coordinator then times out (one real acknowledgement in its DC); a coordinator that counts the
-  hint for X in its own DC (the `each_quorum_hint_wrong_dc` mutant) acknowledges a write that only
+  hint for X in its own DC (a canary mutant of ring/faults.py) acknowledges a write that only
   C holds in its DC, and a LOCAL_QUORUM read through C's peers misses it (P1).
 * `rolling_restart` (every swarm plan, `Plan.restarts`): late in the run every node in turn is
   stopped (a process crash that loses nothing unsynced: a clean restart) and started again with a
   new gossip generation, one at a time, each after the previous one is back. A node that accepts
-  an older generation from gossip (`gossip_accept_older_generation`) keeps the restarted node's
+  an older generation from gossip (a canary mutant of ring/faults.py) keeps the restarted node's
   old state, whose heartbeat version (one per gossip round and one per LOAD change under writes)
   outnumbers the new one for longer than the rest of the run, so the restarted node is still seen
   down after the final heal (P8).

@@ -204,7 +204,7 @@ def draw(seed: int, *, nodes: int = 3, dcs: int = 1, skew: bool | None = None, l
     node_options = {"phi_convict_threshold": rng.choice([1.5, 2.0, 4.0, 8.0]),
                     "write_request_timeout_ms": rng.choice([300, 1000, 2000]),
                     "read_request_timeout_ms": rng.choice([300, 1000, 2000])}
-    if rng.random() < 0.10:                     # Cassandra allows it; `hints_count` is inert then
+    if rng.random() < 0.10:                     # Cassandra allows it; a hint-counting bug is inert then
         node_options["hinted_handoff_enabled"] = False
     elif rng.random() < 0.2:
         node_options["max_hint_window_ms"] = rng.choice([1000, 3000, 10000])
