@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +70,7 @@ class Meter:
     py-spy samples node 1 during the phase into DIR/<name>.txt (collapsed stacks)."""
 
     PY_SPY: str | None = None
+    METRICS: list[str] = []             # --metrics: each node's http://address:port/metrics
 
     def __init__(self, pids, name: str = ""):
         self.pids = pids
@@ -77,7 +80,7 @@ class Meter:
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.each0, self.sys0 = self._each(), self._syscalls()
+        self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
         self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
 
     def _nodes(self) -> float:
@@ -85,6 +88,18 @@ class Meter:
 
     def _each(self) -> list[float]:
         return [cpu_seconds(pid) for pid in self.pids]
+
+    def _metrics(self) -> dict[str, float]:
+        """The node gauges summed over the nodes (`dynatable_*` lines of each /metrics), when scraped."""
+        from urllib.request import urlopen
+        out: dict[str, float] = {}
+        for url in self.METRICS:
+            with urlopen(url, timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("dynatable_") and " " in line:
+                        name, _, value = line.rpartition(" ")
+                        out[name] = out.get(name, 0.0) + float(value)
+        return out
 
     def _syscalls(self) -> tuple[int, int]:
         """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
@@ -105,10 +120,39 @@ class Meter:
         wall = time.perf_counter() - self.t0
         each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
         (r0, w0), (r1, w1) = self.sys0, self._syscalls()
-        return {"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
+        if self.METRICS:
+            time.sleep(1.2)             # the node snapshots its gauges once a second
+            m1 = self._metrics()
+            changed = {k: round((v - self.metrics0.get(k, 0.0)) / ops, 4) for k, v in m1.items()
+                       if v != self.metrics0.get(k, 0.0) and "_bucket" not in k}
+        else:
+            changed = {}
+        return {"metrics_per_op": changed,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
                 "node_writes_per_op": (w1 - w0) / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
+
+
+@contextlib.contextmanager
+def metrics_cluster(settings: dict):
+    """temp_cluster's 3 nodes, each with a Prometheus /metrics port (LocalCluster metrics=True)."""
+    from tools.cluster import LocalCluster
+    where = tempfile.mkdtemp(prefix="dynatable-bench-")
+    cluster = None
+    try:
+        cluster = LocalCluster.create("benchcql", n=3, root=where, settings=settings, metrics=True)
+        cluster.start(timeout_s=120)
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.remove()
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def metrics_url(nh) -> str:
+    with open(nh.config_path, "rb") as f:
+        conf = tomllib.load(f)
+    return f"http://{nh.endpoint.rsplit(':', 1)[0]}:{conf['metrics_port']}/metrics"
 
 
 def percentiles(hist: HdrHistogram, errors: int) -> dict:
@@ -156,7 +200,9 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
             if name == "select":
                 out[name]["found"] = found
             written = written or n
-            out[name]["half"] = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
+            meter = Meter(pids)
+            half = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
+            out[name]["half"] = dict(half, node_cpu_ms_per_op=meter.done(max(1, half["count"]))["node_cpu_ms_per_op"])
         return out
     finally:
         driver.shutdown()
@@ -199,7 +245,8 @@ def cql_open_loop(session, statement, args, keys: int, rate: float, seconds: flo
     return dict(percentiles(hist, state["errors"]), rate=rate)
 
 
-async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float) -> dict:
+async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float,
+                     same_rate: dict | None = None) -> dict:
     from ring.client import AsyncCluster
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
@@ -238,7 +285,8 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
             if op == "select":
                 out[op]["found"] = counts["found"]
             written = written or n
-            rate = out[op]["ops_s"] / 2
+            rate = same_rate[op] if same_rate else out[op]["ops_s"] / 2
+            meter = Meter(pids)
             hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
             t0 = time.perf_counter()
             while n / rate < half_s:
@@ -249,7 +297,8 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
                 tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
                 n += 1
             await asyncio.gather(*tasks)
-            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate)
+            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
+                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
         return out
     finally:
         await client.shutdown()
@@ -292,12 +341,12 @@ def report(cql: dict, own: dict, costs: dict) -> None:
                       f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()
-    table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"]]
+    table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "node CPU ms/op"]]
     for who, d in (("CQL", cql), ("own", own)):
         for op in ("insert", "select"):
             h = d[op]["half"]
             table.append([f"{who} {op}", f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p95_ms']:.2f}",
-                          f"{h['p99_ms']:.2f}", f"{h['max_ms']:.1f}", str(h["errors"])])
+                          f"{h['p99_ms']:.2f}", f"{h['max_ms']:.1f}", str(h["errors"]), f"{h['node_cpu_ms_per_op']:.3f}"])
     print_table(table)
     print()
     table = [["statement", "parse us", "prepare us (parse included)"]]
@@ -321,8 +370,13 @@ def main(argv=None) -> int:
     ap.add_argument("--client-gc", choices=("default", "freeze"), default="default",
                     help="freeze: gc.collect() then gc.freeze() in this (client) process after the setup")
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
+    ap.add_argument("--same-rate", action="store_true",
+                    help="the own open loop runs at the CQL one's rate (half of the CQL peak), so node CPU per "
+                         "operation compares at the same throughput")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
+    ap.add_argument("--metrics", action="store_true",
+                    help="nodes export /metrics; each phase reports (JSON) the changed node gauges per operation")
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
@@ -333,14 +387,17 @@ def main(argv=None) -> int:
     for item in args.node_setting:
         key, _, value = item.partition("=")
         settings[key] = tomllib.loads(f"v = {value}")["v"]
-    with temp_cluster(3, name="benchcql", settings=settings) as cluster:
+    with (metrics_cluster(settings) if args.metrics else temp_cluster(3, name="benchcql", settings=settings)) as cluster:
         pids = [nh.pid for nh in cluster.nodes]
+        if args.metrics:
+            Meter.METRICS = [metrics_url(nh) for nh in cluster.nodes]
         if args.client_gc == "freeze":
             gc.collect()
             gc.freeze()
         cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory,
                          args.protocol, args.compression, args.routing)
-        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
+        same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
+        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
