@@ -20,12 +20,20 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
 - **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
   phase's peak, latency measured from each request's *intended* start (coordinated omission
   corrected), into an HdrHistogram (1 us .. 60 s, 3 digits): p50 / p95 / p99 / max;
+- **SELECT rounds** (`--rounds N`, after the above): N more peak SELECT phases per side on the
+  same tables, CQL and own alternating (CQL first in odd rounds, own first in even ones), each
+  after the nodes are quiet (under 0.15 CPU-s/s, flushes and compactions done): the two sides
+  share the machine's drifts; the median ratio and its range. `--same-rate` runs the own open
+  loop at the CQL one's rate, and each open loop reports node CPU per operation, so the node's
+  work per operation compares at the same throughput; `--metrics` reports (JSON
+  `metrics_per_op`) every node gauge that changed during a peak phase, per operation;
 - **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
   `ring.cql.prepare.prepare` in this process against an embedded store's schema).
 
     python -m bench.cql                     # 5 s per peak, 64 in flight, 5 s at half of peak
     python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
+    python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
 """
 from __future__ import annotations
 
@@ -161,20 +169,97 @@ def percentiles(hist: HdrHistogram, errors: int) -> dict:
             "count": hist.get_total_count(), "errors": errors}
 
 
-def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
-               protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
-    from cassandra import ConsistencyLevel, query
+def make_driver(cluster, row_factory: str, protocol: int, compression: str, routing: str):
+    from cassandra import query
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-    from cassandra.concurrent import execute_concurrent_with_args
 
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     port = int(cluster.nodes[0].cql_endpoint.rsplit(":", 1)[1])
     policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(), shuffle_replicas=routing == "shuffled")
-    driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
-                     protocol_version=protocol, compression=False if compression == "none" else compression,
-                     execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
-                         load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
+    return Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
+                   protocol_version=protocol, compression=False if compression == "none" else compression,
+                   execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                       load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
+
+
+def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
+    """Wait (at most `limit_s`) until the nodes use under `busy` CPU-seconds per second together
+    (flushes and compactions of the previous phase done); the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        c0 = sum(cpu_seconds(p) for p in pids)
+        time.sleep(0.5)
+        if (sum(cpu_seconds(p) for p in pids) - c0) / 0.5 < busy:
+            break
+    return time.perf_counter() - t0
+
+
+def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, keys: dict, driver_args) -> list:
+    """`rounds` pairs of peak SELECT phases, CQL and own alternating (CQL first in even rounds, own
+    first in odd ones), each after the nodes are quiet: the two sides share the machine's drifts."""
+    from cassandra import ConsistencyLevel
+    from cassandra.concurrent import execute_concurrent_with_args
+    from ring.client import AsyncCluster
+
+    driver = make_driver(cluster, *driver_args)
+    loop = asyncio.new_event_loop()
+    client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
+    try:
+        session = driver.connect()
+        select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
+        select.consistency_level = ConsistencyLevel.QUORUM
+        own = loop.run_until_complete(client.connect(KEYSPACE))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def get(k):
+            async with gate:
+                return await own.get("own", {"k": k % keys["own"]}, consistency="QUORUM")
+
+        async def own_chunk(n):
+            return await asyncio.gather(*(get(k) for k in range(n, n + CHUNK)), return_exceptions=True)
+
+        def cql_phase():
+            meter, n, errors = Meter(pids), 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = execute_concurrent_with_args(session, select, [(k % keys["cql"],) for k in range(n, n + CHUNK)],
+                                                       concurrency=concurrency, raise_on_first_error=False)
+                n += CHUNK
+                errors += sum(not ok for ok, _ in results)
+            return dict(meter.done(n), errors=errors)
+
+        def own_phase():
+            meter, n, errors = Meter(pids), 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = loop.run_until_complete(own_chunk(n))
+                n += CHUNK
+                errors += sum(isinstance(r, BaseException) for r in results)
+            return dict(meter.done(n), errors=errors)
+
+        execute_concurrent_with_args(session, select, [(k,) for k in range(WARMUP)], concurrency=concurrency)
+        loop.run_until_complete(own_chunk(0))
+        out = []
+        for r in range(rounds):
+            row = {"order": "CQL, own" if r % 2 == 0 else "own, CQL"}
+            for side in (("cql", "own") if r % 2 == 0 else ("own", "cql")):
+                row[side + "_quiesce_s"] = quiesce(pids)
+                row[side] = cql_phase() if side == "cql" else own_phase()
+            row["load"] = os.getloadavg()[0]
+            out.append(row)
+        return out
+    finally:
+        loop.run_until_complete(client.shutdown())
+        loop.run_until_complete(asyncio.sleep(0.2))        # the connections' read loops end
+        loop.close()
+        driver.shutdown()
+
+
+def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
+               protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
+    from cassandra import ConsistencyLevel
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    driver = make_driver(cluster, row_factory, protocol, compression, routing)
     try:
         session = driver.connect()
         session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
@@ -203,6 +288,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
             meter = Meter(pids)
             half = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
             out[name]["half"] = dict(half, node_cpu_ms_per_op=meter.done(max(1, half["count"]))["node_cpu_ms_per_op"])
+        out["written"] = written
         return out
     finally:
         driver.shutdown()
@@ -299,6 +385,7 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
             await asyncio.gather(*tasks)
             out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
                                    node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
+        out["written"] = written
         return out
     finally:
         await client.shutdown()
@@ -355,6 +442,27 @@ def report(cql: dict, own: dict, costs: dict) -> None:
     print_table(table)
 
 
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def report_rounds(rounds: list) -> None:
+    table = [["SELECT round", "order", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
+              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "load"]]
+    for i, r in enumerate(rounds):
+        c, o = r["cql"], r["own"]
+        table.append([str(i + 1), r["order"], f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
+                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
+                      f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
+                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}", f"{r['load']:.1f}"])
+    print_table(table)
+    speed = [r["cql"]["ops_s"] / r["own"]["ops_s"] for r in rounds]
+    cpu = [r["cql"]["node_cpu_ms_per_op"] / r["own"]["node_cpu_ms_per_op"] for r in rounds]
+    print(f"median of {len(rounds)}: SELECT CQL / own rows/s {median(speed):.2f}x [{min(speed):.2f}-{max(speed):.2f}], "
+          f"node CPU per op CQL / own {median(cpu):.2f}x [{min(cpu):.2f}-{max(cpu):.2f}]")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.cql", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="closed-loop seconds per peak phase")
@@ -373,6 +481,9 @@ def main(argv=None) -> int:
     ap.add_argument("--same-rate", action="store_true",
                     help="the own open loop runs at the CQL one's rate (half of the CQL peak), so node CPU per "
                          "operation compares at the same throughput")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="then N more peak SELECT phases per side, alternating CQL / own, each after the nodes "
+                         "are quiet; their median ratio")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
     ap.add_argument("--metrics", action="store_true",
@@ -398,14 +509,21 @@ def main(argv=None) -> int:
                          args.protocol, args.compression, args.routing)
         same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, args.concurrency,
+                               {"cql": cql["written"], "own": own["written"]},
+                               (args.row_factory, args.protocol, args.compression, args.routing)) if args.rounds else []
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
           f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
     report(cql, own, costs)
+    if rounds:
+        print()
+        report_rounds(rounds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs}, f,
+            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs,
+                       "select_rounds": rounds}, f,
                       indent=1)
     return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (cql, own) for op in ("insert", "select")) \
         else 1
