@@ -183,77 +183,6 @@ def make_driver(cluster, row_factory: str, protocol: int, compression: str, rout
                        load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
 
 
-def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
-    """Wait (at most `limit_s`) until the nodes use under `busy` CPU-seconds per second together
-    (flushes and compactions of the previous phase done); the seconds waited."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < limit_s:
-        c0 = sum(cpu_seconds(p) for p in pids)
-        time.sleep(0.5)
-        if (sum(cpu_seconds(p) for p in pids) - c0) / 0.5 < busy:
-            break
-    return time.perf_counter() - t0
-
-
-def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, keys: dict, driver_args) -> list:
-    """`rounds` pairs of peak SELECT phases, CQL and own alternating (CQL first in even rounds, own
-    first in odd ones), each after the nodes are quiet: the two sides share the machine's drifts."""
-    from cassandra import ConsistencyLevel
-    from cassandra.concurrent import execute_concurrent_with_args
-    from ring.client import AsyncCluster
-
-    driver = make_driver(cluster, *driver_args)
-    loop = asyncio.new_event_loop()
-    client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
-    try:
-        session = driver.connect()
-        select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
-        select.consistency_level = ConsistencyLevel.QUORUM
-        own = loop.run_until_complete(client.connect(KEYSPACE))
-        gate = asyncio.Semaphore(concurrency)
-
-        async def get(k):
-            async with gate:
-                return await own.get("own", {"k": k % keys["own"]}, consistency="QUORUM")
-
-        async def own_chunk(n):
-            return await asyncio.gather(*(get(k) for k in range(n, n + CHUNK)), return_exceptions=True)
-
-        def cql_phase():
-            meter, n, errors = Meter(pids), 0, 0
-            while time.perf_counter() - meter.t0 < seconds:
-                results = execute_concurrent_with_args(session, select, [(k % keys["cql"],) for k in range(n, n + CHUNK)],
-                                                       concurrency=concurrency, raise_on_first_error=False)
-                n += CHUNK
-                errors += sum(not ok for ok, _ in results)
-            return dict(meter.done(n), errors=errors)
-
-        def own_phase():
-            meter, n, errors = Meter(pids), 0, 0
-            while time.perf_counter() - meter.t0 < seconds:
-                results = loop.run_until_complete(own_chunk(n))
-                n += CHUNK
-                errors += sum(isinstance(r, BaseException) for r in results)
-            return dict(meter.done(n), errors=errors)
-
-        execute_concurrent_with_args(session, select, [(k,) for k in range(WARMUP)], concurrency=concurrency)
-        loop.run_until_complete(own_chunk(0))
-        out = []
-        for r in range(rounds):
-            row = {"order": "CQL, own" if r % 2 == 0 else "own, CQL"}
-            for side in (("cql", "own") if r % 2 == 0 else ("own", "cql")):
-                row[side + "_quiesce_s"] = quiesce(pids)
-                row[side] = cql_phase() if side == "cql" else own_phase()
-            row["load"] = os.getloadavg()[0]
-            out.append(row)
-        return out
-    finally:
-        loop.run_until_complete(client.shutdown())
-        loop.run_until_complete(asyncio.sleep(0.2))        # the connections' read loops end
-        loop.close()
-        driver.shutdown()
-
-
 def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
                protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
     from cassandra import ConsistencyLevel
@@ -442,27 +371,6 @@ def report(cql: dict, own: dict, costs: dict) -> None:
     print_table(table)
 
 
-def median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-
-
-def report_rounds(rounds: list) -> None:
-    table = [["SELECT round", "order", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
-              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "load"]]
-    for i, r in enumerate(rounds):
-        c, o = r["cql"], r["own"]
-        table.append([str(i + 1), r["order"], f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
-                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
-                      f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
-                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}", f"{r['load']:.1f}"])
-    print_table(table)
-    speed = [r["cql"]["ops_s"] / r["own"]["ops_s"] for r in rounds]
-    cpu = [r["cql"]["node_cpu_ms_per_op"] / r["own"]["node_cpu_ms_per_op"] for r in rounds]
-    print(f"median of {len(rounds)}: SELECT CQL / own rows/s {median(speed):.2f}x [{min(speed):.2f}-{max(speed):.2f}], "
-          f"node CPU per op CQL / own {median(cpu):.2f}x [{min(cpu):.2f}-{max(cpu):.2f}]")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.cql", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="closed-loop seconds per peak phase")
@@ -484,6 +392,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=0,
                     help="then N more peak SELECT phases per side, alternating CQL / own, each after the nodes "
                          "are quiet; their median ratio")
+    ap.add_argument("--swap-tables", action="store_true",
+                    help="in the --rounds, CQL reads the own client's table and the own client the CQL one")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
     ap.add_argument("--metrics", action="store_true",
@@ -509,9 +419,11 @@ def main(argv=None) -> int:
                          args.protocol, args.compression, args.routing)
         same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
+        from bench.cql_rounds import report_rounds, select_rounds
         rounds = select_rounds(cluster, pids, args.rounds, args.seconds, args.concurrency,
                                {"cql": cql["written"], "own": own["written"]},
-                               (args.row_factory, args.protocol, args.compression, args.routing)) if args.rounds else []
+                               (args.row_factory, args.protocol, args.compression, args.routing),
+                               args.swap_tables) if args.rounds else []
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
