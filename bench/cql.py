@@ -89,6 +89,10 @@ class Meter:
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
+        self.in_flight: list[float] = []        # with METRICS: the nodes' requests in flight, summed, once a second
+        self.polling = threading.Event()
+        if self.METRICS:
+            threading.Thread(target=self._poll_in_flight, daemon=True).start()
         self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
 
     def _nodes(self) -> float:
@@ -109,6 +113,10 @@ class Meter:
                         out[name] = out.get(name, 0.0) + float(value)
         return out
 
+    def _poll_in_flight(self) -> None:
+        while not self.polling.wait(1.0):
+            self.in_flight.append(self._metrics().get("dynatable_client_requests_in_flight", 0.0))
+
     def _syscalls(self) -> tuple[int, int]:
         """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
         r = w = 0
@@ -128,6 +136,7 @@ class Meter:
         wall = time.perf_counter() - self.t0
         each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
         (r0, w0), (r1, w1) = self.sys0, self._syscalls()
+        self.polling.set()
         if self.METRICS:
             time.sleep(1.2)             # the node snapshots its gauges once a second
             m1 = self._metrics()
@@ -135,7 +144,8 @@ class Meter:
                        if v != self.metrics0.get(k, 0.0) and "_bucket" not in k}
         else:
             changed = {}
-        return {"metrics_per_op": changed,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
+        in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
+        return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
                 "node_writes_per_op": (w1 - w0) / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
@@ -423,7 +433,7 @@ def main(argv=None) -> int:
         rounds = select_rounds(cluster, pids, args.rounds, args.seconds, args.concurrency,
                                {"cql": cql["written"], "own": own["written"]},
                                (args.row_factory, args.protocol, args.compression, args.routing),
-                               args.swap_tables) if args.rounds else []
+                               args.swap_tables, Meter) if args.rounds else []
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "

@@ -26,9 +26,10 @@ def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
 
 
 def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, keys: dict, driver_args,
-                  swap: bool = False) -> list:
+                  swap: bool = False, meter_class=Meter) -> list:
     """`rounds` pairs of peak SELECT phases, CQL and own alternating (CQL first in even rounds, own
     first in odd ones), each after the nodes are quiet: the two sides share the machine's drifts.
+    `meter_class`: the Meter whose METRICS / PY_SPY main() set (bench.cql runs as __main__).
     `swap`: CQL reads the table the own client wrote and the own client the CQL one (both read the
     first min(written) keys), to tell the protocol's cost from the data's."""
     from cassandra import ConsistencyLevel
@@ -56,7 +57,7 @@ def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, 
             return await asyncio.gather(*(get(k) for k in range(n, n + CHUNK)), return_exceptions=True)
 
         def cql_phase(name):
-            meter, n, errors = Meter(pids, name), 0, 0
+            meter, n, errors = meter_class(pids, name), 0, 0
             while time.perf_counter() - meter.t0 < seconds:
                 results = execute_concurrent_with_args(session, select, [(k % keys["cql"],) for k in range(n, n + CHUNK)],
                                                        concurrency=concurrency, raise_on_first_error=False)
@@ -65,7 +66,7 @@ def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, 
             return dict(meter.done(n), errors=errors)
 
         def own_phase(name):
-            meter, n, errors = Meter(pids, name), 0, 0
+            meter, n, errors = meter_class(pids, name), 0, 0
             while time.perf_counter() - meter.t0 < seconds:
                 results = loop.run_until_complete(own_chunk(n))
                 n += CHUNK
@@ -105,6 +106,10 @@ def report_rounds(rounds: list) -> None:
                       f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
                       f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}", f"{r['load']:.1f}"])
     print_table(table)
+    for i, r in enumerate(rounds):
+        if r["cql"].get("node_requests_in_flight") is not None:
+            print(f"round {i + 1}: requests in flight at the nodes (summed, sampled once a second): "
+                  f"CQL {r['cql']['node_requests_in_flight']:.1f}, own {r['own']['node_requests_in_flight']:.1f}")
     speed = [r["cql"]["ops_s"] / r["own"]["ops_s"] for r in rounds]
     cpu = [r["cql"]["node_cpu_ms_per_op"] / r["own"]["node_cpu_ms_per_op"] for r in rounds]
     print(f"median of {len(rounds)}: SELECT CQL / own rows/s {median(speed):.2f}x [{min(speed):.2f}-{max(speed):.2f}], "
