@@ -388,6 +388,9 @@ def main(argv=None) -> int:
                     help="the driver's row factory (dict: rows shaped as the own client's; named_tuple: "
                          "the driver's default, which builds a namedtuple class per response)")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--cql-concurrency", type=int, default=0,
+                    help="requests in flight for the CQL side only (default: --concurrency); cassandra-driver keeps "
+                         "fewer of them at the nodes than the own client (--metrics shows the depth)")
     ap.add_argument("--protocol", type=int, choices=(4, 5), default=4, help="the CQL protocol version the driver uses")
     ap.add_argument("--compression", choices=("none", "lz4"), default="none", help="CQL frame compression")
     ap.add_argument("--routing", choices=("shuffled", "primary"), default="shuffled",
@@ -425,17 +428,20 @@ def main(argv=None) -> int:
         if args.client_gc == "freeze":
             gc.collect()
             gc.freeze()
-        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory,
+        cql = cql_phases(cluster, pids, args.seconds, args.cql_concurrency or args.concurrency, args.half_seconds,
+                         args.row_factory,
                          args.protocol, args.compression, args.routing)
         same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
         from bench.cql_rounds import report_rounds, select_rounds
-        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, args.concurrency,
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds,
+                               (args.cql_concurrency or args.concurrency, args.concurrency),
                                {"cql": cql["written"], "own": own["written"]},
                                (args.row_factory, args.protocol, args.compression, args.routing),
                                args.swap_tables, Meter) if args.rounds else []
     costs = parse_prepare_costs()
-    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight "
+          f"(CQL {args.cql_concurrency or args.concurrency}); cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
           f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
     report(cql, own, costs)

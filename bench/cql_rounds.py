@@ -25,11 +25,11 @@ def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
     return time.perf_counter() - t0
 
 
-def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, keys: dict, driver_args,
+def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: tuple[int, int], keys: dict, driver_args,
                   swap: bool = False, meter_class=Meter) -> list:
     """`rounds` pairs of peak SELECT phases, CQL and own alternating (CQL first in even rounds, own
     first in odd ones), each after the nodes are quiet: the two sides share the machine's drifts.
-    `meter_class`: the Meter whose METRICS / PY_SPY main() set (bench.cql runs as __main__).
+    `concurrency`: (CQL, own) requests in flight. `meter_class`: the Meter whose METRICS / PY_SPY main() set (bench.cql runs as __main__).
     `swap`: CQL reads the table the own client wrote and the own client the CQL one (both read the
     first min(written) keys), to tell the protocol's cost from the data's."""
     from cassandra import ConsistencyLevel
@@ -47,7 +47,8 @@ def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, 
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.{tables[0]} WHERE k = ?")
         select.consistency_level = ConsistencyLevel.QUORUM
         own = loop.run_until_complete(client.connect(KEYSPACE))
-        gate = asyncio.Semaphore(concurrency)
+        cql_in_flight, own_in_flight = concurrency
+        gate = asyncio.Semaphore(own_in_flight)
 
         async def get(k):
             async with gate:
@@ -60,7 +61,7 @@ def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, 
             meter, n, errors = meter_class(pids, name), 0, 0
             while time.perf_counter() - meter.t0 < seconds:
                 results = execute_concurrent_with_args(session, select, [(k % keys["cql"],) for k in range(n, n + CHUNK)],
-                                                       concurrency=concurrency, raise_on_first_error=False)
+                                                       concurrency=cql_in_flight, raise_on_first_error=False)
                 n += CHUNK
                 errors += sum(not ok for ok, _ in results)
             return dict(meter.done(n), errors=errors)
@@ -73,7 +74,7 @@ def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: int, 
                 errors += sum(isinstance(r, BaseException) for r in results)
             return dict(meter.done(n), errors=errors)
 
-        execute_concurrent_with_args(session, select, [(k,) for k in range(WARMUP)], concurrency=concurrency)
+        execute_concurrent_with_args(session, select, [(k,) for k in range(WARMUP)], concurrency=cql_in_flight)
         loop.run_until_complete(own_chunk(0))
         out = []
         for r in range(rounds):
