@@ -20,21 +20,31 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
 - **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
   phase's peak, latency measured from each request's *intended* start (coordinated omission
   corrected), into an HdrHistogram (1 us .. 60 s, 3 digits): p50 / p95 / p99 / max;
+- **SELECT rounds** (`--rounds N`, after the above): N more peak SELECT phases per side on the
+  same tables, CQL and own alternating (CQL first in odd rounds, own first in even ones), each
+  after the nodes are quiet (under 0.15 CPU-s/s, flushes and compactions done): the two sides
+  share the machine's drifts; the median ratio and its range. `--same-rate` runs the own open
+  loop at the CQL one's rate, and each open loop reports node CPU per operation, so the node's
+  work per operation compares at the same throughput; `--metrics` reports (JSON
+  `metrics_per_op`) every node gauge that changed during a peak phase, per operation;
 - **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
   `ring.cql.prepare.prepare` in this process against an embedded store's schema).
 
     python -m bench.cql                     # 5 s per peak, 64 in flight, 5 s at half of peak
     python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
+    python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +78,7 @@ class Meter:
     py-spy samples node 1 during the phase into DIR/<name>.txt (collapsed stacks)."""
 
     PY_SPY: str | None = None
+    METRICS: list[str] = []             # --metrics: each node's http://address:port/metrics
 
     def __init__(self, pids, name: str = ""):
         self.pids = pids
@@ -77,7 +88,11 @@ class Meter:
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.each0, self.sys0 = self._each(), self._syscalls()
+        self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
+        self.in_flight: list[float] = []        # with METRICS: the nodes' requests in flight, summed, once a second
+        self.polling = threading.Event()
+        if self.METRICS:
+            threading.Thread(target=self._poll_in_flight, daemon=True).start()
         self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
 
     def _nodes(self) -> float:
@@ -85,6 +100,22 @@ class Meter:
 
     def _each(self) -> list[float]:
         return [cpu_seconds(pid) for pid in self.pids]
+
+    def _metrics(self) -> dict[str, float]:
+        """The node gauges summed over the nodes (`dynatable_*` lines of each /metrics), when scraped."""
+        from urllib.request import urlopen
+        out: dict[str, float] = {}
+        for url in self.METRICS:
+            with urlopen(url, timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("dynatable_") and " " in line:
+                        name, _, value = line.rpartition(" ")
+                        out[name] = out.get(name, 0.0) + float(value)
+        return out
+
+    def _poll_in_flight(self) -> None:
+        while not self.polling.wait(1.0):
+            self.in_flight.append(self._metrics().get("dynatable_client_requests_in_flight", 0.0))
 
     def _syscalls(self) -> tuple[int, int]:
         """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
@@ -105,10 +136,41 @@ class Meter:
         wall = time.perf_counter() - self.t0
         each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
         (r0, w0), (r1, w1) = self.sys0, self._syscalls()
-        return {"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
+        self.polling.set()
+        if self.METRICS:
+            time.sleep(1.2)             # the node snapshots its gauges once a second
+            m1 = self._metrics()
+            changed = {k: round((v - self.metrics0.get(k, 0.0)) / ops, 4) for k, v in m1.items()
+                       if v != self.metrics0.get(k, 0.0) and "_bucket" not in k}
+        else:
+            changed = {}
+        in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
+        return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
                 "node_writes_per_op": (w1 - w0) / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
+
+
+@contextlib.contextmanager
+def metrics_cluster(settings: dict):
+    """temp_cluster's 3 nodes, each with a Prometheus /metrics port (LocalCluster metrics=True)."""
+    from tools.cluster import LocalCluster
+    where = tempfile.mkdtemp(prefix="dynatable-bench-")
+    cluster = None
+    try:
+        cluster = LocalCluster.create("benchcql", n=3, root=where, settings=settings, metrics=True)
+        cluster.start(timeout_s=120)
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.remove()
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def metrics_url(nh) -> str:
+    with open(nh.config_path, "rb") as f:
+        conf = tomllib.load(f)
+    return f"http://{nh.endpoint.rsplit(':', 1)[0]}:{conf['metrics_port']}/metrics"
 
 
 def percentiles(hist: HdrHistogram, errors: int) -> dict:
@@ -117,20 +179,26 @@ def percentiles(hist: HdrHistogram, errors: int) -> dict:
             "count": hist.get_total_count(), "errors": errors}
 
 
-def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
-               protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
-    from cassandra import ConsistencyLevel, query
+def make_driver(cluster, row_factory: str, protocol: int, compression: str, routing: str):
+    from cassandra import query
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-    from cassandra.concurrent import execute_concurrent_with_args
 
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     port = int(cluster.nodes[0].cql_endpoint.rsplit(":", 1)[1])
     policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(), shuffle_replicas=routing == "shuffled")
-    driver = Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
-                     protocol_version=protocol, compression=False if compression == "none" else compression,
-                     execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
-                         load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
+    return Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
+                   protocol_version=protocol, compression=False if compression == "none" else compression,
+                   execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                       load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
+
+
+def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
+               protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
+    from cassandra import ConsistencyLevel
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    driver = make_driver(cluster, row_factory, protocol, compression, routing)
     try:
         session = driver.connect()
         session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
@@ -156,7 +224,10 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
             if name == "select":
                 out[name]["found"] = found
             written = written or n
-            out[name]["half"] = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
+            meter = Meter(pids)
+            half = cql_open_loop(session, statement, args, written, out[name]["ops_s"] / 2, half_s)
+            out[name]["half"] = dict(half, node_cpu_ms_per_op=meter.done(max(1, half["count"]))["node_cpu_ms_per_op"])
+        out["written"] = written
         return out
     finally:
         driver.shutdown()
@@ -199,7 +270,8 @@ def cql_open_loop(session, statement, args, keys: int, rate: float, seconds: flo
     return dict(percentiles(hist, state["errors"]), rate=rate)
 
 
-async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float) -> dict:
+async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: float,
+                     same_rate: dict | None = None) -> dict:
     from ring.client import AsyncCluster
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
@@ -238,7 +310,8 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
             if op == "select":
                 out[op]["found"] = counts["found"]
             written = written or n
-            rate = out[op]["ops_s"] / 2
+            rate = same_rate[op] if same_rate else out[op]["ops_s"] / 2
+            meter = Meter(pids)
             hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
             t0 = time.perf_counter()
             while n / rate < half_s:
@@ -249,7 +322,9 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
                 tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
                 n += 1
             await asyncio.gather(*tasks)
-            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate)
+            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
+                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
+        out["written"] = written
         return out
     finally:
         await client.shutdown()
@@ -292,12 +367,12 @@ def report(cql: dict, own: dict, costs: dict) -> None:
                       f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()
-    table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"]]
+    table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "node CPU ms/op"]]
     for who, d in (("CQL", cql), ("own", own)):
         for op in ("insert", "select"):
             h = d[op]["half"]
             table.append([f"{who} {op}", f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p95_ms']:.2f}",
-                          f"{h['p99_ms']:.2f}", f"{h['max_ms']:.1f}", str(h["errors"])])
+                          f"{h['p99_ms']:.2f}", f"{h['max_ms']:.1f}", str(h["errors"]), f"{h['node_cpu_ms_per_op']:.3f}"])
     print_table(table)
     print()
     table = [["statement", "parse us", "prepare us (parse included)"]]
@@ -313,6 +388,9 @@ def main(argv=None) -> int:
                     help="the driver's row factory (dict: rows shaped as the own client's; named_tuple: "
                          "the driver's default, which builds a namedtuple class per response)")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--cql-concurrency", type=int, default=0,
+                    help="requests in flight for the CQL side only (default: --concurrency); cassandra-driver keeps "
+                         "fewer of them at the nodes than the own client (--metrics shows the depth)")
     ap.add_argument("--protocol", type=int, choices=(4, 5), default=4, help="the CQL protocol version the driver uses")
     ap.add_argument("--compression", choices=("none", "lz4"), default="none", help="CQL frame compression")
     ap.add_argument("--routing", choices=("shuffled", "primary"), default="shuffled",
@@ -321,8 +399,18 @@ def main(argv=None) -> int:
     ap.add_argument("--client-gc", choices=("default", "freeze"), default="default",
                     help="freeze: gc.collect() then gc.freeze() in this (client) process after the setup")
     ap.add_argument("--half-seconds", type=float, default=5.0, help="open-loop seconds at half of peak (0: skip)")
+    ap.add_argument("--same-rate", action="store_true",
+                    help="the own open loop runs at the CQL one's rate (half of the CQL peak), so node CPU per "
+                         "operation compares at the same throughput")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="then N more peak SELECT phases per side, alternating CQL / own, each after the nodes "
+                         "are quiet; their median ratio")
+    ap.add_argument("--swap-tables", action="store_true",
+                    help="in the --rounds, CQL reads the own client's table and the own client the CQL one")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
+    ap.add_argument("--metrics", action="store_true",
+                    help="nodes export /metrics; each phase reports (JSON) the changed node gauges per operation")
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
@@ -333,22 +421,37 @@ def main(argv=None) -> int:
     for item in args.node_setting:
         key, _, value = item.partition("=")
         settings[key] = tomllib.loads(f"v = {value}")["v"]
-    with temp_cluster(3, name="benchcql", settings=settings) as cluster:
+    with (metrics_cluster(settings) if args.metrics else temp_cluster(3, name="benchcql", settings=settings)) as cluster:
         pids = [nh.pid for nh in cluster.nodes]
+        if args.metrics:
+            Meter.METRICS = [metrics_url(nh) for nh in cluster.nodes]
         if args.client_gc == "freeze":
             gc.collect()
             gc.freeze()
-        cql = cql_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, args.row_factory,
+        cql = cql_phases(cluster, pids, args.seconds, args.cql_concurrency or args.concurrency, args.half_seconds,
+                         args.row_factory,
                          args.protocol, args.compression, args.routing)
-        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds))
+        same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
+        own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
+        from bench.cql_rounds import report_rounds, select_rounds
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds,
+                               (args.cql_concurrency or args.concurrency, args.concurrency),
+                               {"cql": cql["written"], "own": own["written"]},
+                               (args.row_factory, args.protocol, args.compression, args.routing),
+                               args.swap_tables, Meter) if args.rounds else []
     costs = parse_prepare_costs()
-    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight; cassandra-driver "
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight "
+          f"(CQL {args.cql_concurrency or args.concurrency}); cassandra-driver "
           f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
           f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
     report(cql, own, costs)
+    if rounds:
+        print()
+        report_rounds(rounds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs}, f,
+            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs,
+                       "select_rounds": rounds}, f,
                       indent=1)
     return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (cql, own) for op in ("insert", "select")) \
         else 1

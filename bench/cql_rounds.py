@@ -1,0 +1,117 @@
+"""The alternating SELECT rounds of bench/cql.py (`--rounds N`): CQL and own peak SELECT phases
+on the same cluster, CQL first in odd rounds and own first in even ones, each started after the
+nodes are quiet (flushes and compactions of the previous phase done), so both sides share the
+machine's drifts; reported as the median ratio and its range. `--swap-tables` makes each side
+read the other's table (the cost then follows the protocol, not the data)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from bench.cql import CHUNK, KEYSPACE, WARMUP, Meter, make_driver
+from bench.harness import cpu_seconds, print_table
+
+
+def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
+    """Wait (at most `limit_s`) until the nodes use under `busy` CPU-seconds per second together
+    (flushes and compactions of the previous phase done); the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        c0 = sum(cpu_seconds(p) for p in pids)
+        time.sleep(0.5)
+        if (sum(cpu_seconds(p) for p in pids) - c0) / 0.5 < busy:
+            break
+    return time.perf_counter() - t0
+
+
+def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: tuple[int, int], keys: dict, driver_args,
+                  swap: bool = False, meter_class=Meter) -> list:
+    """`rounds` pairs of peak SELECT phases, CQL and own alternating (CQL first in even rounds, own
+    first in odd ones), each after the nodes are quiet: the two sides share the machine's drifts.
+    `concurrency`: (CQL, own) requests in flight. `meter_class`: the Meter whose METRICS / PY_SPY main() set (bench.cql runs as __main__).
+    `swap`: CQL reads the table the own client wrote and the own client the CQL one (both read the
+    first min(written) keys), to tell the protocol's cost from the data's."""
+    from cassandra import ConsistencyLevel
+    from cassandra.concurrent import execute_concurrent_with_args
+    from ring.client import AsyncCluster
+
+    tables = ("own", "cql") if swap else ("cql", "own")
+    if swap:
+        keys = dict.fromkeys(keys, min(keys.values()))
+    driver = make_driver(cluster, *driver_args)
+    loop = asyncio.new_event_loop()
+    client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
+    try:
+        session = driver.connect()
+        select = session.prepare(f"SELECT v FROM {KEYSPACE}.{tables[0]} WHERE k = ?")
+        select.consistency_level = ConsistencyLevel.QUORUM
+        own = loop.run_until_complete(client.connect(KEYSPACE))
+        cql_in_flight, own_in_flight = concurrency
+        gate = asyncio.Semaphore(own_in_flight)
+
+        async def get(k):
+            async with gate:
+                return await own.get(tables[1], {"k": k % keys["own"]}, consistency="QUORUM")
+
+        async def own_chunk(n):
+            return await asyncio.gather(*(get(k) for k in range(n, n + CHUNK)), return_exceptions=True)
+
+        def cql_phase(name):
+            meter, n, errors = meter_class(pids, name), 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = execute_concurrent_with_args(session, select, [(k % keys["cql"],) for k in range(n, n + CHUNK)],
+                                                       concurrency=cql_in_flight, raise_on_first_error=False)
+                n += CHUNK
+                errors += sum(not ok for ok, _ in results)
+            return dict(meter.done(n), errors=errors)
+
+        def own_phase(name):
+            meter, n, errors = meter_class(pids, name), 0, 0
+            while time.perf_counter() - meter.t0 < seconds:
+                results = loop.run_until_complete(own_chunk(n))
+                n += CHUNK
+                errors += sum(isinstance(r, BaseException) for r in results)
+            return dict(meter.done(n), errors=errors)
+
+        execute_concurrent_with_args(session, select, [(k,) for k in range(WARMUP)], concurrency=cql_in_flight)
+        loop.run_until_complete(own_chunk(0))
+        out = []
+        for r in range(rounds):
+            row = {"order": "CQL, own" if r % 2 == 0 else "own, CQL"}
+            for side in (("cql", "own") if r % 2 == 0 else ("own", "cql")):
+                row[side + "_quiesce_s"] = quiesce(pids)
+                row[side] = (cql_phase if side == "cql" else own_phase)(f"round{r + 1}_{side}_select")
+            row["load"] = os.getloadavg()[0]
+            out.append(row)
+        return out
+    finally:
+        loop.run_until_complete(client.shutdown())
+        loop.run_until_complete(asyncio.sleep(0.2))        # the connections' read loops end
+        loop.close()
+        driver.shutdown()
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def report_rounds(rounds: list) -> None:
+    table = [["SELECT round", "order", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
+              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "load"]]
+    for i, r in enumerate(rounds):
+        c, o = r["cql"], r["own"]
+        table.append([str(i + 1), r["order"], f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
+                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
+                      f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
+                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}", f"{r['load']:.1f}"])
+    print_table(table)
+    for i, r in enumerate(rounds):
+        if r["cql"].get("node_requests_in_flight") is not None:
+            print(f"round {i + 1}: requests in flight at the nodes (summed, sampled once a second): "
+                  f"CQL {r['cql']['node_requests_in_flight']:.1f}, own {r['own']['node_requests_in_flight']:.1f}")
+    speed = [r["cql"]["ops_s"] / r["own"]["ops_s"] for r in rounds]
+    cpu = [r["cql"]["node_cpu_ms_per_op"] / r["own"]["node_cpu_ms_per_op"] for r in rounds]
+    print(f"median of {len(rounds)}: SELECT CQL / own rows/s {median(speed):.2f}x [{min(speed):.2f}-{max(speed):.2f}], "
+          f"node CPU per op CQL / own {median(cpu):.2f}x [{min(cpu):.2f}-{max(cpu):.2f}]")
