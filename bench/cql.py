@@ -39,15 +39,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
-import logging
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -56,12 +50,10 @@ import tomllib
 
 from hdrh.histogram import HdrHistogram
 
-from bench.harness import cpu_seconds, machine, print_table, temp_cluster
+from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver, metrics_cluster, metrics_url
+from bench.harness import machine, print_table, temp_cluster
 
-KEYSPACE = "bench_cql"
 VALUE = os.urandom(100)
-WARMUP = 200
-CHUNK = 1000                         # closed-loop requests per execute_concurrent / gather call
 HIST_MAX_US = 60_000_000
 STATEMENTS = (                       # the parse / prepare figures
     "SELECT v FROM bench_cql.kv WHERE k = ?",
@@ -73,124 +65,10 @@ STATEMENTS = (                       # the parse / prepare figures
 )
 
 
-class Meter:
-    """Wall time, node CPU and this process's CPU over one phase; with `PY_SPY` set (--py-spy DIR),
-    py-spy samples node 1 during the phase into DIR/<name>.txt (collapsed stacks)."""
-
-    PY_SPY: str | None = None
-    METRICS: list[str] = []             # --metrics: each node's http://address:port/metrics
-
-    def __init__(self, pids, name: str = ""):
-        self.pids = pids
-        self.spy = None
-        if self.PY_SPY and name:
-            exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
-            self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
-                                         "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
-        self.in_flight: list[float] = []        # with METRICS: the nodes' requests in flight, summed, once a second
-        self.polling = threading.Event()
-        if self.METRICS:
-            threading.Thread(target=self._poll_in_flight, daemon=True).start()
-        self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
-
-    def _nodes(self) -> float:
-        return sum(self._each())
-
-    def _each(self) -> list[float]:
-        return [cpu_seconds(pid) for pid in self.pids]
-
-    def _metrics(self) -> dict[str, float]:
-        """The node gauges summed over the nodes (`dynatable_*` lines of each /metrics), when scraped."""
-        from urllib.request import urlopen
-        out: dict[str, float] = {}
-        for url in self.METRICS:
-            with urlopen(url, timeout=10) as r:
-                for line in r.read().decode().splitlines():
-                    if line.startswith("dynatable_") and " " in line:
-                        name, _, value = line.rpartition(" ")
-                        out[name] = out.get(name, 0.0) + float(value)
-        return out
-
-    def _poll_in_flight(self) -> None:
-        while not self.polling.wait(1.0):
-            self.in_flight.append(self._metrics().get("dynatable_client_requests_in_flight", 0.0))
-
-    def _syscalls(self) -> tuple[int, int]:
-        """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
-        r = w = 0
-        for pid in self.pids:
-            try:
-                with open(f"/proc/{pid}/io") as f:
-                    fields = dict(line.split(":") for line in f.read().splitlines())
-            except OSError:
-                return (0, 0)
-            r, w = r + int(fields["syscr"]), w + int(fields["syscw"])
-        return r, w
-
-    def done(self, ops: int) -> dict:
-        if self.spy is not None:
-            self.spy.send_signal(signal.SIGINT)
-            self.spy.wait(60)
-        wall = time.perf_counter() - self.t0
-        each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
-        (r0, w0), (r1, w1) = self.sys0, self._syscalls()
-        self.polling.set()
-        if self.METRICS:
-            time.sleep(1.2)             # the node snapshots its gauges once a second
-            m1 = self._metrics()
-            changed = {k: round((v - self.metrics0.get(k, 0.0)) / ops, 4) for k, v in m1.items()
-                       if v != self.metrics0.get(k, 0.0) and "_bucket" not in k}
-        else:
-            changed = {}
-        in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
-        return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
-                "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
-                "node_writes_per_op": (w1 - w0) / ops,
-                "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
-
-
-@contextlib.contextmanager
-def metrics_cluster(settings: dict):
-    """temp_cluster's 3 nodes, each with a Prometheus /metrics port (LocalCluster metrics=True)."""
-    from tools.cluster import LocalCluster
-    where = tempfile.mkdtemp(prefix="dynatable-bench-")
-    cluster = None
-    try:
-        cluster = LocalCluster.create("benchcql", n=3, root=where, settings=settings, metrics=True)
-        cluster.start(timeout_s=120)
-        yield cluster
-    finally:
-        if cluster is not None:
-            cluster.remove()
-        shutil.rmtree(where, ignore_errors=True)
-
-
-def metrics_url(nh) -> str:
-    with open(nh.config_path, "rb") as f:
-        conf = tomllib.load(f)
-    return f"http://{nh.endpoint.rsplit(':', 1)[0]}:{conf['metrics_port']}/metrics"
-
-
 def percentiles(hist: HdrHistogram, errors: int) -> dict:
     return {"p50_ms": hist.get_value_at_percentile(50) / 1000, "p95_ms": hist.get_value_at_percentile(95) / 1000,
             "p99_ms": hist.get_value_at_percentile(99) / 1000, "max_ms": hist.get_max_value() / 1000,
             "count": hist.get_total_count(), "errors": errors}
-
-
-def make_driver(cluster, row_factory: str, protocol: int, compression: str, routing: str):
-    from cassandra import query
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
-    port = int(cluster.nodes[0].cql_endpoint.rsplit(":", 1)[1])
-    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(), shuffle_replicas=routing == "shuffled")
-    return Cluster([nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes], port=port,
-                   protocol_version=protocol, compression=False if compression == "none" else compression,
-                   execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
-                       load_balancing_policy=policy, row_factory=getattr(query, row_factory + "_factory"))})
 
 
 def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,

@@ -9,7 +9,7 @@ import asyncio
 import os
 import time
 
-from bench.cql import CHUNK, KEYSPACE, WARMUP, Meter, make_driver
+from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver
 from bench.harness import cpu_seconds, print_table
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import ipaddress
-import threading
 import uuid
 from dataclasses import astuple, dataclass, fields
 
@@ -57,15 +56,10 @@ def _ext_hook(code: int, data: bytes):
     raise InvalidRequest(f"unknown or malformed msgpack ext type {code} on the wire")
 
 
-_PACKERS = threading.local()   # one Packer per thread: msgpack.packb builds (and mallocs) one per call
-
-
 def packb(obj) -> bytes:
-    try:
-        packer = _PACKERS.packer
-    except AttributeError:
-        packer = _PACKERS.packer = msgpack.Packer(default=_default, use_bin_type=True)
-    return packer.pack(obj)    # autoreset: the buffer is emptied after each call, also on an error
+    # msgpack.packb builds a Packer per call: a shared one is not safe across threads (the store's
+    # and the driver's threads also encode), and ring/ protocol code may not own thread state
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
 
 
 def unpackb(data: bytes):

@@ -220,10 +220,12 @@ def setup_logging(settings: config_mod.NodeSettings) -> None:
                         format=f"%(asctime)s %(levelname)s {settings.endpoint()} %(name)s: %(message)s")
 
 
-async def serve(settings: config_mod.NodeSettings, node_factory=None) -> None:
+async def serve(settings: config_mod.NodeSettings, node_factory=None, loop_name: str = "asyncio") -> None:
     """Run a node until SIGTERM or SIGINT, then stop it and close its store."""
     process = NodeProcess(settings, node_factory)
     await process.start()
+    log.info("event loop: %s (event_loop = %s)", loop_name, settings.event_loop)   # once started: a
+    #   node that refuses to start says only why (one line)
     tune_gc(settings.gc_young_threshold)     # the process is ours alone (not in tests' NodeProcesses)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -238,8 +240,7 @@ def run_node(config_path: str | None, node_factory=None) -> None:
     settings = config_mod.load(config_path) if config_path else config_mod.NodeSettings()
     setup_logging(settings)
     name, run = config_mod.event_loop_runner(settings.event_loop)
-    log.info("event loop: %s (event_loop = %s)", name, settings.event_loop)
-    run(serve(settings, node_factory))
+    run(serve(settings, node_factory, name))
 
 
 def main(argv: list[str] | None = None) -> int:
