@@ -124,10 +124,11 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
               page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
     """One page of the rows whose token is in (start_token, end_token], in token order.
 
-    Fast path: when one SSTable is the only source and the table is plain (no clustering, no
-    dropped columns, every column asked for, no writetime), each plain single-row payload
-    becomes its row dict directly (simple_row), with no Partition, Row or cells dict; any other
-    payload takes the general path (reconcile, live_rows, row_dict), row for row the same."""
+    Fast path: when the table is plain (no clustering, no dropped columns, every column asked
+    for, no writetime), a partition with one version (always, when one SSTable is the only
+    source: then not even grouped) that is a plain single-row payload becomes its row dict
+    directly (simple_row), with no Partition, Row or cells dict; any other partition takes the
+    general path (reconcile, live_rows, row_dict), row for row the same."""
     check_page_size(page_size)
     ranges = token_ranges(start_token, end_token)
     resume = msgpack.unpackb(paging_state) if paging_state else None
@@ -192,6 +193,14 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
             lo = b""
             if resume is not None and (tok, key) == (resume[0], resume[1]):
                 lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
+            elif converters is not None and len(payloads) == 1:  # one version: nothing to reconcile
+                row = simple_row(payloads[0], key_values, converters)
+                if row is not None:
+                    rows.append(row)
+                    if len(rows) < page_size:
+                        continue
+                    cfs.guard(counter, f"{t.qualified_name} scan")
+                    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
             state = general(tok, key, key_values, payloads, lo)
             if state is not None:
                 cfs.guard(counter, f"{t.qualified_name} scan")

@@ -92,7 +92,7 @@ def test_a_clean_close_leaves_only_an_empty_segment(tmp_path):
 
 
 def test_scan_of_one_sstable_matches_point_reads(tmp_path):
-    """One SSTable as the only source: the scan fast path (results.simple_row) and the general
+    """One SSTable as the only source, then two: the scan fast path (results.simple_row) and the general
     path it falls back to for expiring, deleted and resumed rows answer what get answers."""
     with Store.open(str(tmp_path), background=False) as s:
         s.create_keyspace("ks")
@@ -107,10 +107,16 @@ def test_scan_of_one_sstable_matches_point_reads(tmp_path):
         s.delete("ks", "t", {"k": 4}, columns=["n"])          # cell tombstone
         s.insert("ks", "t", {"k": 5})                         # a row with no cells
         s.flush()
-        for name, keys in (("t", [{"k": k} for k in range(80)]),
-                           ("b", [{"k": bytes([k])} for k in range(80)])):
+        for sstables, name, keys in ((1, "t", [{"k": k} for k in range(80)]),
+                                     (1, "b", [{"k": bytes([k])} for k in range(80)]),
+                                     (2, "t", [{"k": k} for k in range(80)])):
+            if sstables == 2:  # a second SSTable: partitions of one version take simple_row too
+                s.insert("ks", "t", {"k": 7, "v": "newer"})
+                s.insert("ks", "t", {"k": 90, "v": "new", "l": [1]})
+                keys.append({"k": 90})
+                s.flush()
             cfs = s.cfs[s.table("ks", name).id]
-            assert len(cfs.sstables) == 1 and not cfs.memtable.partitions
+            assert len(cfs.sstables) == sstables and not cfs.memtable.partitions
             expected = [r for r in (s.get("ks", name, k) for k in keys) if r is not None]
             by_key = {repr(r["k"]): r for r in expected}
             for page_size in (1, 7, 1000):
