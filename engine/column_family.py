@@ -239,14 +239,23 @@ class ColumnFamilyStore:
             log.warning("read %s scanned %d tombstones (warn threshold %d)", where, scanned,
                         self.options["tombstone_warn_threshold"])
 
-    def scan_payloads(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
-        """Yield (token, key, [payloads]) in (token, key) order over [start, end), not reconciled."""
+    def scan_sources(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """(single, grouped): when one SSTable is the only source, `single` yields its
+        (token, key, payload) (every key once: nothing to group or reconcile) and `grouped` is
+        None; otherwise `single` is None and `grouped` yields (token, key, [payloads])."""
         memtables, sstables = self.snapshot()
         sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
         sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
-        if len(sources) == 1 and len(sstables) == 1:  # one SSTable: every key once, nothing to group
-            return ((token, key, (payload,)) for token, key, payload in sources[0])
-        return merge.group(sources)
+        if len(sources) == 1 and len(sstables) == 1:
+            return sources[0], None
+        return None, merge.group(sources)
+
+    def scan_payloads(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
+        """Yield (token, key, [payloads]) in (token, key) order over [start, end), not reconciled."""
+        single, grouped = self.scan_sources(start, end, end_inclusive)
+        if single is not None:
+            return ((token, key, (payload,)) for token, key, payload in single)
+        return grouped
 
     def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
         """Yield (token, key, Partition) in (token, key) order over [start, end), dropped columns hidden."""

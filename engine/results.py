@@ -13,8 +13,12 @@ covers (start, MAX] and [MIN, end].
 """
 from __future__ import annotations
 
+from functools import partial
+
 import msgpack
 
+from engine import collections as coll
+from engine import cql_types
 from engine import mutation as mut
 from engine import restriction as rs
 from engine.column_family import ColumnFamilyStore, simple_row_cells
@@ -25,6 +29,8 @@ from engine.partition import live_row
 from engine.schema import Table
 from engine.secondary_index import decode_paging_state
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
+
+_unpackb = msgpack.unpackb
 
 
 class ScanPage:
@@ -116,12 +122,41 @@ def read_rows(t: Table, cfs: ColumnFamilyStore, key: dict, start, end, start_inc
 
 def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_token: int | None,
               page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
-    """One page of the rows whose token is in (start_token, end_token], in token order."""
+    """One page of the rows whose token is in (start_token, end_token], in token order.
+
+    Fast path: when the table is plain (no clustering, no dropped columns, every column asked
+    for, no writetime), a partition with one version (always, when one SSTable is the only
+    source: then not even grouped) that is a plain single-row payload becomes its row dict
+    directly (simple_row), with no Partition, Row or cells dict; any other partition takes the
+    general path (reconcile, live_rows, row_dict), row for row the same."""
     check_page_size(page_size)
     ranges = token_ranges(start_token, end_token)
     resume = msgpack.unpackb(paging_state) if paging_state else None
     rows: list[dict] = []
     counter = [0]
+    blob_key = blob_key_name(t)
+    plain = not t.clustering and not t.dropped
+    converters = column_converters(t) if plain and columns is None and not writetime else None
+
+    def general(tok: int, key: bytes, key_values: dict, payloads, lo: bytes) -> bytes | None:
+        """Append the live rows of one partition from clustering `lo`; the paging state when
+        the page is full, else None."""
+        if not lo and len(payloads) == 1 and plain:  # the fast path of read_row, for scans
+            cells = simple_row_cells(payloads[0])
+            if cells is not None:
+                rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
+                if len(rows) >= page_size:
+                    return msgpack.packb([tok, key, b""], use_bin_type=True)
+                return None
+        p = visible(t, reconcile(payloads))
+        for ck, cells in cfs.live_rows(p, lo, None, False, counter):
+            rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
+            if len(rows) >= page_size:
+                return msgpack.packb([tok, key, ck], use_bin_type=True)
+        if counter[0] > cfs.options["tombstone_failure_threshold"]:
+            cfs.guard(counter, f"{t.qualified_name} scan")
+        return None
+
     for lo_tok, hi_tok in ranges:
         start = (lo_tok + 1, b"") if lo_tok is not None else None
         end = (hi_tok + 1, b"") if hi_tok is not None else None
@@ -131,32 +166,89 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 continue
             if start is None or (rt, rk) > start:
                 start = (rt, rk)
-        blob_key = blob_key_name(t)
-        for tok, key, payloads in cfs.scan_payloads(start, end):
+        single, grouped = cfs.scan_sources(start, end)
+        if single is not None and converters is not None:
+            append = rows.append
+            for tok, key, payload in single:
+                key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
+                if resume is not None and (tok, key) == (resume[0], resume[1]):
+                    state = general(tok, key, key_values, (payload,), resume[2] + b"\x00")
+                else:
+                    row = simple_row(payload, key_values, converters)
+                    if row is not None:
+                        append(row)
+                        if len(rows) < page_size:
+                            continue
+                        state = msgpack.packb([tok, key, b""], use_bin_type=True)
+                    else:
+                        state = general(tok, key, key_values, (payload,), b"")
+                if state is not None:
+                    cfs.guard(counter, f"{t.qualified_name} scan")
+                    return ScanPage(rows, state)
+            continue
+        if single is not None:
+            grouped = ((tok, key, (payload,)) for tok, key, payload in single)
+        for tok, key, payloads in grouped:
             key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
             lo = b""
             if resume is not None and (tok, key) == (resume[0], resume[1]):
                 lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
-            elif len(payloads) == 1 and not t.clustering and not t.dropped:  # the fast path of read_row, for scans
-                cells = simple_row_cells(payloads[0])
-                if cells is not None:
-                    rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
-                    if len(rows) >= page_size:
-                        state = msgpack.packb([tok, key, b""], use_bin_type=True)
-                        cfs.guard(counter, f"{t.qualified_name} scan")
-                        return ScanPage(rows, state)
-                    continue
-            p = visible(t, reconcile(payloads))
-            for ck, cells in cfs.live_rows(p, lo, None, False, counter):
-                rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
-                if len(rows) >= page_size:
-                    state = msgpack.packb([tok, key, ck], use_bin_type=True)
+            elif converters is not None and len(payloads) == 1:  # one version: nothing to reconcile
+                row = simple_row(payloads[0], key_values, converters)
+                if row is not None:
+                    rows.append(row)
+                    if len(rows) < page_size:
+                        continue
                     cfs.guard(counter, f"{t.qualified_name} scan")
-                    return ScanPage(rows, state)
-            if counter[0] > cfs.options["tombstone_failure_threshold"]:
+                    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
+            state = general(tok, key, key_values, payloads, lo)
+            if state is not None:
                 cfs.guard(counter, f"{t.qualified_name} scan")
+                return ScanPage(rows, state)
     cfs.guard(counter, f"{t.qualified_name} scan")
     return ScanPage(rows, None)
+
+
+def column_converters(t: Table) -> dict:
+    """{column id: (name, deserializer or None for blob)} of the regular columns, as row_dict
+    converts them."""
+    out = {}
+    for col_id, col in t.by_id.items():
+        if col.cql_type == "blob":
+            out[col_id] = (col.name, None)
+        elif "<" in col.cql_type:
+            out[col_id] = (col.name, partial(coll.deserialize, coll.parse(col.cql_type)))
+        else:
+            out[col_id] = (col.name, partial(cql_types.deserialize, col.cql_type))
+    return out
+
+
+def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
+    """`row` (the partition key's columns) completed with the cells of a plain single-row
+    payload: the dict mut.row_dict builds from simple_row_cells(payload), with no cells dict
+    in between; None (and `row` to be discarded) for exactly the payloads simple_row_cells
+    refuses (column_family.simple_row_cells states them)."""
+    try:
+        pdel, prows, ranges = _unpackb(payload)
+    except ValueError:
+        return None
+    if pdel is not None or ranges or len(prows) != 1:
+        return None
+    r = prows[0]
+    if r[0] != b"" or r[1] is not None or len(r) == 3:
+        return None
+    for i in range(3, len(r)):
+        c = r[i]
+        if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
+            return None
+    get = converters.get
+    for i in range(3, len(r)):
+        c = r[i]
+        conv = get(c[0])
+        if conv is not None:
+            name, fn = conv
+            row[name] = c[2] if fn is None else fn(c[2])
+    return row
 
 
 def blob_key_name(t: Table) -> str | None:

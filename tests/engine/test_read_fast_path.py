@@ -89,3 +89,41 @@ def test_a_clean_close_leaves_only_an_empty_segment(tmp_path):
     with Store.open(path, background=False) as s:           # and replay still works after it
         assert s.replayed == 1
         assert s.get("ks", "t", {"k": 100}) == {"k": 100, "v": "y"}
+
+
+def test_scan_of_one_sstable_matches_point_reads(tmp_path):
+    """One SSTable as the only source, then two: the scan fast path (results.simple_row) and the general
+    path it falls back to for expiring, deleted and resumed rows answer what get answers."""
+    with Store.open(str(tmp_path), background=False) as s:
+        s.create_keyspace("ks")
+        s.create_table("ks", "t", {"k": "int", "v": "text", "n": "bigint", "l": "frozen<list<int>>"},
+                       primary_key="k")
+        s.create_table("ks", "b", {"k": "blob", "v": "blob"}, primary_key="k")
+        for k in range(80):
+            s.insert("ks", "t", {"k": k, "v": f"v{k}", "n": k * 10, "l": [k, 1]})
+            s.insert("ks", "b", {"k": bytes([k]), "v": bytes([k, 7])})
+        s.insert("ks", "t", {"k": 3, "v": "ttl"}, ttl=1000)   # expiring: general path
+        s.delete("ks", "t", {"k": 2})                        # partition tombstone
+        s.delete("ks", "t", {"k": 4}, columns=["n"])          # cell tombstone
+        s.insert("ks", "t", {"k": 5})                         # a row with no cells
+        s.flush()
+        for sstables, name, keys in ((1, "t", [{"k": k} for k in range(80)]),
+                                     (1, "b", [{"k": bytes([k])} for k in range(80)]),
+                                     (2, "t", [{"k": k} for k in range(80)])):
+            if sstables == 2:  # a second SSTable: partitions of one version take simple_row too
+                s.insert("ks", "t", {"k": 7, "v": "newer"})
+                s.insert("ks", "t", {"k": 90, "v": "new", "l": [1]})
+                keys.append({"k": 90})
+                s.flush()
+            cfs = s.cfs[s.table("ks", name).id]
+            assert len(cfs.sstables) == sstables and not cfs.memtable.partitions
+            expected = [r for r in (s.get("ks", name, k) for k in keys) if r is not None]
+            by_key = {repr(r["k"]): r for r in expected}
+            for page_size in (1, 7, 1000):
+                got = list(s.scan_all("ks", name, page_size=page_size))
+                assert len(got) == len(expected)
+                assert {repr(r["k"]): r for r in got} == by_key
+            assert list(s.scan_all("ks", name, writetime=True)) == [
+                {**r, **{f"writetime({c})": r2[f"writetime({c})"] for c in r if c != "k" and r[c] is not None}}
+                for r, r2 in ((r, s.get("ks", name, {"k": r["k"]}, writetime=True))
+                              for r in s.scan_all("ks", name))]
