@@ -289,7 +289,9 @@ class Store:
 
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
-        memtables; returns the record's position (not yet durable in batch and group modes)."""
+        memtables; returns the record's position (not yet durable in batch and group modes).
+        In place of the Partition, a plain insert (Batch) gives (encoded, tombstones, now_s) from
+        mut.encode_plain_insert."""
         options = self.options
         if len(encoded) == 1:
             t, key, payload, update = encoded[0]
@@ -312,13 +314,19 @@ class Store:
                 cfs = cfs_map.get(t.id)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                cfs.apply(tok, key, payload, update, position)
+                if update.__class__ is tuple:  # a plain insert's (encoded, tombstones, now_s) (Batch)
+                    cfs.apply_plain(tok, key, payload, *update, position)
+                else:
+                    cfs.apply(tok, key, payload, update, position)
             else:
                 for (t, key, payload, update), tok in zip(encoded, tokens):
                     cfs = cfs_map.get(t.id)
                     if cfs is None:
                         raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    cfs.apply(tok, key, payload, update, position)
+                    if update.__class__ is tuple:
+                        cfs.apply_plain(tok, key, payload, *update, position)
+                    else:
+                        cfs.apply(tok, key, payload, update, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()

@@ -44,19 +44,29 @@ def _store(path: str, **options) -> Store:
     return store
 
 
-def _write(store: Store, ttl) -> None:
+def _write(store: Store, ttl, batched: bool) -> None:
+    if batched:  # the same rows through Batch.insert: one commit-log record per group
+        with store.batch() as batch:
+            _write_rows(store, batch.insert, ttl)
+        with store.batch() as batch:
+            batch.insert("ks", "kv", {"k": b"lone", "v": b"1"}, ttl=ttl)  # a batch of one
+    else:
+        _write_rows(store, store.insert, ttl)
+
+
+def _write_rows(store: Store, insert, ttl) -> None:
     for i, row in enumerate(ROWS):
         store.clock.advance(61 * i)  # tombstones in different histogram buckets
-        store.insert("ks", "plain", row, ttl=ttl)
+        insert("ks", "plain", row, ttl=ttl)
     for i in range(50):
-        store.insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
+        insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
     for _ in range(9):  # 9 updates of one partition: the memtable merges a run of 8
-        store.insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
-        store.insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
+        insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
+        insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
     for row in CLUSTERED:
-        store.insert("ks", "clustered", row, ttl=ttl)
+        insert("ks", "clustered", row, ttl=ttl)
     for row in STATIC:
-        store.insert("ks", "static", row, ttl=ttl)
+        insert("ks", "static", row, ttl=ttl)
 
 
 def _segment_bytes(path: str) -> bytes:
@@ -77,10 +87,11 @@ def _sstable_files(path: str) -> dict:
     return out
 
 
-def test_fast_path_writes_the_general_paths_bytes(tmp_path):
+@pytest.mark.parametrize("batched", [False, True])
+def test_fast_path_writes_the_general_paths_bytes(tmp_path, batched):
     fast, general = _store(str(tmp_path / "fast")), _store(str(tmp_path / "general"))
-    _write(fast, None)   # ttl None: the fast path where it applies
-    _write(general, 0)   # ttl 0: always the general path, the same payload
+    _write(fast, None, batched)   # ttl None: the fast path where it applies
+    _write(general, 0, batched)   # ttl 0: always the general path, the same payload
     assert _segment_bytes(fast.path) == _segment_bytes(general.path)
     for t in ("plain", "kv", "clustered", "static"):
         a = fast.cfs[fast.table("ks", t).id].memtable
@@ -150,4 +161,15 @@ def test_fast_path_keeps_the_row_cache_and_indexes_current(tmp_path):
     store.insert("ks", "plain", {"k": 1, "a": "newer"})
     assert sorted(r["k"] for r in store.index_query_all("ks", "plain", [("a", "=", "new")])) == [2]
     assert [r["k"] for r in store.index_query_all("ks", "plain", [("a", "=", "newer")])] == [1]
+    store.close()
+
+
+def test_batch_applies_updates_added_from_outside(tmp_path):
+    store = _store(str(tmp_path / "s"))
+    t = store.table("ks", "kv")
+    with store.batch() as batch:
+        batch.insert("ks", "kv", {"k": b"a", "v": b"1"})
+        key, update = mut.build_insert(t, {"k": b"b", "v": b"2"}, 5, 100, None, 1 << 20)
+        batch.updates.append((t, key, update))
+    assert store.get("ks", "kv", {"k": b"a"})["v"] == b"1" and store.get("ks", "kv", {"k": b"b"})["v"] == b"2"
     store.close()
