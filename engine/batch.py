@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine import mutation as mut
 from engine.partition import decode_partition, encode_partition
+from engine.plain_insert import encode_plain_insert
 
 
 class Batch:
@@ -24,7 +25,7 @@ class Batch:
         t = store._resolve(keyspace, table)
         ts, now_s = store._timestamp_now(timestamp)
         if ttl is None:  # the plain-insert fast path of Store.insert: no Partition object
-            plain = mut.encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
+            plain = encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
             if plain is not None:
                 key, payload, encoded, tombstones = plain
                 self.updates.append((t, key, None))

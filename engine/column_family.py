@@ -147,7 +147,7 @@ class ColumnFamilyStore:
 
     def apply_plain(self, token: int, key: bytes, payload: bytes, encoded: list, tombstones: int,
                     now_s: int, position) -> None:
-        """apply() of a plain insert (mutation.encode_plain_insert), without a Partition object
+        """apply() of a plain insert (plain_insert.encode_plain_insert), without a Partition object
         unless an index needs one. Called under the Store's write lock."""
         if self.indexes:
             self.apply(token, key, payload, decode_partition(payload), position)

@@ -59,7 +59,7 @@ class Memtable:
 
     def put_plain(self, token: int, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
                   now_s: int, position) -> None:
-        """put() of a plain insert (mutation.encode_plain_insert) without its Partition: `cells`
+        """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
         cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
         `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them."""
         entry = self.partitions.get(key)

@@ -37,6 +37,7 @@ from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest, StoreClosedError
 from engine.partition import encode_partition
+from engine.plain_insert import encode_plain_insert
 from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.token import token as token_of
@@ -229,7 +230,7 @@ class Store:
         ts, now_s = self._timestamp_now(timestamp)
         options = self.options
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
-            plain = mut.encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
+            plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
             if plain is not None:
                 self.commit_log.await_durable(self._append_plain(t, plain, now_s))
                 return ts
@@ -239,7 +240,7 @@ class Store:
 
     def _append_plain(self, t: Table, plain: tuple, now_s: int):
         """_append() of one plain insert (key, payload, encoded, tombstones) from
-        mut.encode_plain_insert: the same commit-log record, the memtable put without a Partition."""
+        encode_plain_insert: the same commit-log record, the memtable put without a Partition."""
         key, payload, encoded, tombstones = plain
         options = self.options
         record = _packb([(t.id, key, payload)])
@@ -291,7 +292,7 @@ class Store:
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
         memtables; returns the record's position (not yet durable in batch and group modes).
         In place of the Partition, a plain insert (Batch) gives (encoded, tombstones, now_s) from
-        mut.encode_plain_insert."""
+        encode_plain_insert."""
         options = self.options
         if len(encoded) == 1:
             t, key, payload, update = encoded[0]

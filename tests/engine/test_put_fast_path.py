@@ -1,4 +1,4 @@
-"""The plain-insert fast path (mutation.encode_plain_insert, Store.insert -> _append_plain ->
+"""The plain-insert fast path (plain_insert.encode_plain_insert, Store.insert -> _append_plain ->
 ColumnFamilyStore.apply_plain -> Memtable.put_plain) writes byte for byte what the general path
 (build_insert_encoded with an explicit ttl=0, Store.apply) writes: the same commit-log segment
 bytes, the same SSTable files after flush, the same memtable statistics and the same reads; and
@@ -13,6 +13,7 @@ from engine import mutation as mut
 from engine.clock import ManualClock
 from engine.commit_log_segment import HEADER_SIZE
 from engine.errors import InvalidRequest
+from engine.plain_insert import encode_plain_insert
 from engine.partition import decode_partition
 from engine.schema_change import with_options
 from engine.sstable_stats import read_statistics_file
@@ -113,17 +114,17 @@ def test_fast_path_covers_plain_rows_and_declines_the_rest(tmp_path):
     store = _store(str(tmp_path / "s"))
     plain = store.table("ks", "plain")
     for row in ROWS[:5]:
-        key, payload, encoded, tombstones = mut.encode_plain_insert(plain, row, 7, 100, 1 << 20)
+        key, payload, encoded, tombstones = encode_plain_insert(plain, row, 7, 100, 1 << 20)
         key2, _, payload2 = mut.build_insert_encoded(plain, row, 7, 100, 0, 1 << 20)
         assert (key, payload) == (key2, payload2)
         assert tombstones == sum(v is None for v in row.values())
-    assert mut.encode_plain_insert(plain, ROWS[5], 7, 100, 1 << 20) is None           # a collection
-    assert mut.encode_plain_insert(plain, {"k": 1, "zz": 1}, 7, 100, 1 << 20) is None  # unknown column
+    assert encode_plain_insert(plain, ROWS[5], 7, 100, 1 << 20) is None           # a collection
+    assert encode_plain_insert(plain, {"k": 1, "zz": 1}, 7, 100, 1 << 20) is None  # unknown column
     for t, row in (("clustered", CLUSTERED[0]), ("static", STATIC[0])):
-        assert mut.encode_plain_insert(store.table("ks", t), row, 7, 100, 1 << 20) is None
+        assert encode_plain_insert(store.table("ks", t), row, 7, 100, 1 << 20) is None
     # ALTER makes a new Table: its plan and its default TTL are seen; a default TTL declines
     store.catalog.alter_table("ks", "plain", lambda t: with_options(t, {"default_time_to_live": 60}, 1))
-    assert mut.encode_plain_insert(store.table("ks", "plain"), ROWS[0], 7, 100, 1 << 20) is None
+    assert encode_plain_insert(store.table("ks", "plain"), ROWS[0], 7, 100, 1 << 20) is None
     store.insert("ks", "plain", {"k": 9, "a": "t"})
     assert store.get("ks", "plain", {"k": 9}, writetime=True) is not None
     ttl_cells = [c for c in decode_partition(store.cfs[plain.id].memtable.get((9).to_bytes(4, "big", signed=True))[0])
