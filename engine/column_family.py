@@ -145,6 +145,18 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
+    def apply_plain(self, token: int, key: bytes, payload: bytes, encoded: list, tombstones: int,
+                    now_s: int, position) -> None:
+        """apply() of a plain insert (plain_insert.encode_plain_insert), without a Partition object
+        unless an index needs one. Called under the Store's write lock."""
+        if self.indexes:
+            self.apply(token, key, payload, decode_partition(payload), position)
+            return
+        self.memtable.put_plain(token, key, payload, encoded[3][1], len(encoded) - 3, tombstones, now_s, position)
+        self.writes += 1
+        if self.row_cache is not None:
+            self.row_cache.entries.pop(key, None)
+
     def switch_memtable(self, position) -> Memtable | None:
         """Called under the Store's write lock: start a new memtable, queue the old one for flush.
 

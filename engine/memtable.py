@@ -51,10 +51,40 @@ class Memtable:
                 _merge_tail(entry, weights, _RUN)
                 while len(weights) >= 2 and weights[-2] <= weights[-1]:
                     _merge_tail(entry, weights, 2)
-        self.stats.add(update)
+        if update is not None:  # None: put_plain adds the statistics itself
+            self.stats.add(update)
         self.updates += 1
         if self.min_position is None and position is not None:
             self.min_position = position
+
+    def put_plain(self, token: int, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
+                  now_s: int, position) -> None:
+        """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
+        cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
+        `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them."""
+        entry = self.partitions.get(key)
+        if entry is None:
+            self.partitions[key] = [token, payload]
+            self._sorted = None
+            self.size_bytes += len(payload) + len(key) + 64
+        else:
+            self.put(token, key, payload, None, position)  # the rare path: runs and merges
+        stats = self.stats
+        if ts < stats.min_timestamp:
+            stats.min_timestamp = ts
+        if ts > stats.max_timestamp:
+            stats.max_timestamp = ts
+        stats.cell_count += cells
+        if tombstones:
+            stats.tombstone_count += tombstones
+            bucket = now_s - now_s % 60
+            stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
+            if now_s > stats.max_local_deletion_time:
+                stats.max_local_deletion_time = now_s
+        if entry is None:
+            self.updates += 1
+            if self.min_position is None and position is not None:
+                self.min_position = position
 
     def __len__(self) -> int:
         return len(self.partitions)

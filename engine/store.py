@@ -37,6 +37,7 @@ from engine.clock import SystemClock
 from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest, StoreClosedError
 from engine.partition import encode_partition
+from engine.plain_insert import encode_plain_insert
 from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.token import token as token_of
@@ -227,9 +228,42 @@ class Store:
             self._check_open()
         t = self._resolve(keyspace, table)
         ts, now_s = self._timestamp_now(timestamp)
-        key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, self.options["max_value_bytes"])
+        options = self.options
+        if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
+            plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
+            if plain is not None:
+                self.commit_log.await_durable(self._append_plain(t, plain, now_s))
+                return ts
+        key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, options["max_value_bytes"])
         self._apply_encoded([(t, key, payload, update)])
         return ts
+
+    def _append_plain(self, t: Table, plain: tuple, now_s: int):
+        """_append() of one plain insert (key, payload, encoded, tombstones) from
+        encode_plain_insert: the same commit-log record, the memtable put without a Partition."""
+        key, payload, encoded, tombstones = plain
+        options = self.options
+        record = _packb([(t.id, key, payload)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tok = token_of(key)
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs_map = self.cfs
+            cfs = cfs_map.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            cfs.apply_plain(tok, key, payload, encoded, tombstones, now_s, position)
+            total = 0  # _memtable_bytes(), inlined
+            for c in cfs_map.values():
+                total += c.memtable.size_bytes
+            need_flush = total > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
 
     def delete(self, keyspace: str, table: str, key: dict, columns=None, start=None, end=None,
                start_inclusive: bool = True, end_inclusive: bool = True, timestamp: int | None = None) -> int:
@@ -256,7 +290,9 @@ class Store:
 
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
-        memtables; returns the record's position (not yet durable in batch and group modes)."""
+        memtables; returns the record's position (not yet durable in batch and group modes).
+        In place of the Partition, a plain insert (Batch) gives (encoded, tombstones, now_s) from
+        encode_plain_insert."""
         options = self.options
         if len(encoded) == 1:
             t, key, payload, update = encoded[0]
@@ -279,13 +315,19 @@ class Store:
                 cfs = cfs_map.get(t.id)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                cfs.apply(tok, key, payload, update, position)
+                if update.__class__ is tuple:  # a plain insert's (encoded, tombstones, now_s) (Batch)
+                    cfs.apply_plain(tok, key, payload, *update, position)
+                else:
+                    cfs.apply(tok, key, payload, update, position)
             else:
                 for (t, key, payload, update), tok in zip(encoded, tokens):
                     cfs = cfs_map.get(t.id)
                     if cfs is None:
                         raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    cfs.apply(tok, key, payload, update, position)
+                    if update.__class__ is tuple:
+                        cfs.apply_plain(tok, key, payload, *update, position)
+                    else:
+                        cfs.apply(tok, key, payload, update, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
