@@ -24,10 +24,6 @@ import argparse
 import json
 import os
 import random
-import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -89,40 +85,16 @@ def measure(n: int, key_bytes: int, hits: int, scans: int, seed: int, root: str)
     return out
 
 
-def _child(tree: str, args) -> dict:
-    cmd = [sys.executable, "-m", "bench.read_path", "--keys", str(args.keys), "--key-bytes", str(args.key_bytes), "--hits",
-           str(args.hits), "--scans", str(args.scans), "--seed", str(args.seed), "--json-line"]
-    env = dict(os.environ, PYTHONPATH=tree)
-    res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _med(xs: list[float]) -> str:
-    return f"{statistics.median(xs) / 1000:.1f}k ({min(xs) / 1000:.1f}-{max(xs) / 1000:.1f})"
-
-
 def compare(args) -> None:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = os.path.abspath(args.compare)
-    if base != here:  # the same harness on both sides
-        os.makedirs(os.path.join(base, "bench"), exist_ok=True)
-        shutil.copy(os.path.abspath(__file__), os.path.join(base, "bench", "read_path.py"))
-    runs: dict[str, list[dict]] = {base: [], here: []}
-    for r in range(args.rounds):
-        for tree in (base, here):
-            runs[tree].append(_child(tree, args))
-            print(f"round {r + 1} {tree}: " + ", ".join(
-                f"{k} {runs[tree][-1][k] / 1000:.1f}k" for k in FIGURES), flush=True)
-    loads = [x["load_avg_1m"] for rs in runs.values() for x in rs]
+    from bench.tree_compare import HERE, alternate, load_range, print_ratios
+    child = ["--keys", str(args.keys), "--key-bytes", str(args.key_bytes), "--hits", str(args.hits),
+             "--scans", str(args.scans), "--seed", str(args.seed)]
+    base, runs = alternate(__file__, "bench.read_path", child, args.compare, args.rounds, FIGURES)
     print("sstables read: base", sorted({x["sstables"] for x in runs[base]}), "tree",
-          sorted({x["sstables"] for x in runs[here]}))
-    print(f"\n{args.keys} keys of {args.key_bytes} bytes, {args.rounds} rounds alternated, load average {min(loads):.1f}-"
-          f"{max(loads):.1f}; rates per second, median (min-max); ratio = medians, tree / base")
-    for k in FIGURES:
-        b = [x[k] for x in runs[base]]
-        t = [x[k] for x in runs[here]]
-        print(f"{k:10s} base {_med(b):24s} tree {_med(t):24s} "
-              f"ratio {statistics.median(t) / statistics.median(b):.2f}")
+          sorted({x["sstables"] for x in runs[HERE]}))
+    print(f"\n{args.keys} keys of {args.key_bytes} bytes, {args.rounds} rounds alternated, load average "
+          f"{load_range(runs)}; rates per second, median (min-max); ratio = medians, tree / base")
+    print_ratios(base, runs, FIGURES, 10)
 
 
 def main() -> None:

@@ -19,10 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -66,36 +62,13 @@ def measure(n: int, root: str) -> dict:
     return out
 
 
-def _child(tree: str, args) -> dict:
-    cmd = [sys.executable, "-m", "bench.write_path", "--keys", str(args.keys), "--json-line"]
-    env = dict(os.environ, PYTHONPATH=tree)
-    res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _med(xs: list[float]) -> str:
-    return f"{statistics.median(xs) / 1000:.1f}k ({min(xs) / 1000:.1f}-{max(xs) / 1000:.1f})"
-
-
 def compare(args) -> None:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = os.path.abspath(args.compare)
-    if base != here:  # the same harness on both sides
-        os.makedirs(os.path.join(base, "bench"), exist_ok=True)
-        shutil.copy(os.path.abspath(__file__), os.path.join(base, "bench", "write_path.py"))
-    runs: dict[str, list[dict]] = {base: [], here: []}
-    for r in range(args.rounds):
-        for tree in (base, here):
-            runs[tree].append(_child(tree, args))
-            print(f"round {r + 1} {tree}: " + ", ".join(
-                f"{k} {runs[tree][-1][k] / 1000:.1f}k" for k in FIGURES), flush=True)
-    loads = [x["load_avg_1m"] for rs in runs.values() for x in rs]
-    print(f"\n{args.keys} keys, {args.rounds} rounds alternated, load average {min(loads):.1f}-{max(loads):.1f}; "
+    from bench.tree_compare import alternate, load_range, print_ratios
+    base, runs = alternate(__file__, "bench.write_path", ["--keys", str(args.keys)], args.compare, args.rounds,
+                           FIGURES)
+    print(f"\n{args.keys} keys, {args.rounds} rounds alternated, load average {load_range(runs)}; "
           "puts per second, median (min-max); ratio = medians, tree / base")
-    for k in FIGURES:
-        b = [x[k] for x in runs[base]]
-        t = [x[k] for x in runs[here]]
-        print(f"{k:11s} base {_med(b):24s} tree {_med(t):24s} ratio {statistics.median(t) / statistics.median(b):.2f}")
+    print_ratios(base, runs, FIGURES, 11)
 
 
 def main() -> None:
