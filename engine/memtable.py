@@ -62,13 +62,7 @@ class Memtable:
         """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
         cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
         `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them."""
-        entry = self.partitions.get(key)
-        if entry is None:
-            self.partitions[key] = [token, payload]
-            self._sorted = None
-            self.size_bytes += len(payload) + len(key) + 64
-        else:
-            self.put(token, key, payload, None, position)  # the rare path: runs and merges
+        self.put(token, key, payload, None, position)
         stats = self.stats
         if ts < stats.min_timestamp:
             stats.min_timestamp = ts
@@ -81,10 +75,6 @@ class Memtable:
             stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
             if now_s > stats.max_local_deletion_time:
                 stats.max_local_deletion_time = now_s
-        if entry is None:
-            self.updates += 1
-            if self.min_position is None and position is not None:
-                self.min_position = position
 
     def __len__(self) -> int:
         return len(self.partitions)

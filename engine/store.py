@@ -27,7 +27,6 @@ import threading
 import msgpack
 
 from engine import mutation as mut
-from engine import restriction as rs  # noqa: F401  (for the replica API's index queries)
 from engine import recovery, results, truncation
 from engine import snapshot as snapshots
 from engine.background import Background
@@ -38,6 +37,7 @@ from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest, StoreClosedError
 from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
+from engine.replica_api import ReplicaApi
 from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.token import token as token_of
@@ -68,7 +68,7 @@ DEFAULT_OPTIONS = {
 }
 
 
-class Store:
+class Store(ReplicaApi):
     def __init__(self, path: str, options: dict):
         self.path = os.path.abspath(path)
         self.options = options
@@ -240,7 +240,9 @@ class Store:
 
     def _append_plain(self, t: Table, plain: tuple, now_s: int):
         """_append() of one plain insert (key, payload, encoded, tombstones) from
-        encode_plain_insert: the same commit-log record, the memtable put without a Partition."""
+        encode_plain_insert: the same commit-log record, the memtable put without a Partition.
+        Kept apart from _append: routing single puts through it cost 12% of their CPU
+        (`python -m bench.write_path --compare`, 3 rounds, load 0.9)."""
         key, payload, encoded, tombstones = plain
         options = self.options
         record = _packb([(t.id, key, payload)])
@@ -333,85 +335,11 @@ class Store:
             self._on_memtable_full()
         return position
 
-    # -- the replica API: what ring/ uses instead of the column families ---------------------
-    # A mutation arrives encoded (docs/format.md#partition-payload); it is decoded once, to check
-    # it and for the memtable, and the same bytes go into the commit log. Durability is split
-    # from the write so a driver can wait for it off its event loop (docs/architecture.md).
-
-    def table_by_id(self, table_id: str) -> Table | None:
-        """The local schema's table with this id, or None (not created, or not yet learned)."""
-        cfs = self.cfs.get(table_id)
-        return None if cfs is None else cfs.table
-
-    def apply_mutation(self, table: Table, key: bytes, payload: bytes):
-        """Apply one encoded partition update; see apply_mutations."""
-        return self.apply_mutations([(table, key, payload)])
-
-    def apply_mutations(self, mutations: list):
-        """Apply [(table, key, payload)] as one commit-log record, each payload decoded once
-        (mutation.decode_update: InvalidRequest naming the problem, nothing applied).
-
-        Returns the commit-log position the caller must pass to await_durable before it
-        acknowledges (batch and group modes), or None when the write may be acknowledged at
-        once (periodic mode, which only waits here if the periodic sync lags).
-        """
-        encoded = []
-        for table, key, payload in mutations:
-            if type(key) is not bytes or not 0 < len(key) <= mut.MAX_KEY_BYTES:
-                raise InvalidRequest(f"partition key must be 1..{mut.MAX_KEY_BYTES} bytes")
-            encoded.append((table, key, payload, mut.decode_update(payload)))
-        position = self._append(encoded)
-        if self.commit_log.sync_mode == "periodic":
-            self.commit_log.await_durable(position)
-            return None
-        return position
-
-    def await_durable(self, position) -> None:
-        """Block until the record at `position` is durable (thread-safe: drivers call it from a
-        worker thread). Raises EngineError if the commit log failed or closed first."""
-        self.commit_log.await_durable(position)
-
-    def read_partition(self, table: Table, key: bytes):
-        """The reconciled Partition of `key` from every local source, or None."""
-        return self._cfs_of(table).read_partition(token_of(key), key)
-
-    def scan_partitions(self, table: Table, start: tuple | None, end: tuple | None):
-        """(token, key, Partition) over [start, end) of (token, key), in that order."""
-        return self._cfs_of(table).scan_partitions(start, end)
-
-    def local_index(self, table: Table, restrictions: list):
-        """The ready secondary index an index query with these restrictions reads
-        (InvalidRequest if none fits, IndexNotReady while it builds)."""
-        cfs = self._cfs_of(table)
-        index = cfs.indexes[rs.choose_index(cfs.table, restrictions).name]
-        index.check_ready(cfs.table)
-        return index
-
-    def search_index(self, table: Table, index, restrictions: list, start=None, end=None, after=None):
-        """(token, key, ck, Partition, row) of each live row `index` finds matching `restrictions`."""
-        cfs = self._cfs_of(table)
-        return index.search(cfs, cfs.table, restrictions, start, end, after)
-
-    def partition_estimate(self, table: Table) -> int:
-        """Partitions in the table's SSTables and memtable (duplicates counted)."""
-        cfs = self._cfs_of(table)
-        return sum(s.stats.partition_count for s in cfs.sstables) + len(cfs.memtable)
-
-    def load_bytes(self) -> int:
-        """Bytes of every table in SSTables and in memtables, flushing ones too (gossip's LOAD)."""
-        return sum(c.disk_bytes() + c.memtable_bytes() for c in list(self.cfs.values()))
-
     def tables(self) -> list[Table]:  # every table of every keyspace
         return [c.table for c in list(self.cfs.values())]
 
     def pool_stats(self) -> dict:  # nodetool tpstats and compactionstats: engine/background.py
         return self.background.stats()
-
-    def _cfs_of(self, table: Table) -> ColumnFamilyStore:
-        cfs = self.cfs.get(table.id)
-        if cfs is None:
-            raise InvalidRequest(f"table {table.qualified_name} does not exist here (dropped, or not yet learned)")
-        return cfs
 
     def _memtable_bytes(self) -> int:
         return sum(c.memtable.size_bytes for c in self.cfs.values())
