@@ -187,7 +187,8 @@ class ReadPlan:
     distinct: bool = False
     count: bool = False
 
-    def operations(self, values=()) -> list[tuple[str, dict]]:
+    def request_base(self) -> dict:
+        """The request fields every operation of this read carries (also the point path's)."""
         base = {"keyspace": self.keyspace, "table": self.table}
         if self.columns is not None:
             base["columns"] = list(self.columns)
@@ -195,6 +196,10 @@ class ReadPlan:
             base["writetime"] = True
         if self.ttl:
             base["ttl"] = True
+        return base
+
+    def operations(self, values=()) -> list[tuple[str, dict]]:
+        base = self.request_base()
         if self.op == "scan":
             for name in ("start_token", "end_token"):
                 source = getattr(self, name)

@@ -244,13 +244,7 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
     types = [c.type for c in p.result_columns]
     if len(getters) != len(types) or any(g is None for g in getters):
         return None
-    base = {"keyspace": plan.keyspace, "table": plan.table}
-    if plan.columns is not None:
-        base["columns"] = list(plan.columns)
-    if plan.writetime:
-        base["writetime"] = True
-    if plan.ttl:
-        base["ttl"] = True
+    base = plan.request_base()
     key_fields = tuple((column, i, c) for column, (i, c) in key)
     bound_fields = tuple((i, c) for _, (i, c) in bounds)
     key_slots = tuple(i for _, i, _ in key_fields if i is not None) + tuple(i for i, _ in bound_fields

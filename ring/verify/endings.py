@@ -181,6 +181,17 @@ def _settle(w, limit_ms: int = 3000) -> None:
     w.pending.clear()
 
 
+def _calm(w, phase: Phase) -> None:
+    """How each ending starts: no flaky links, `phase`'s network and clients, every partition
+    healed, then up to 30 s (virtual) for membership to converge."""
+    sim = w.sim
+    w.flaky.clear()
+    w.phase = phase
+    w._shape_links()
+    sim.heal_all()
+    sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+
+
 def tail(w) -> None:
     """Heal, crash one node, write and delete for `plan.tail` steps, then truncate every node's
     hints: the crashed replica misses those writes and only repair brings them (Cassandra's
@@ -189,11 +200,7 @@ def tail(w) -> None:
     generation shortly before the membership check (P8). With a swarm plan's endings (`w.watch`)
     the node is crashed; without them (a plan that only has a tail) it is cut off, as before."""
     sim = w.sim
-    w.flaky.clear()
-    w.phase = Phase(write_p=0.8, delete_p=0.2, issue_p=0.8, step_ms=20)
-    w._shape_links()
-    sim.heal_all()
-    sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+    _calm(w, Phase(write_p=0.8, delete_p=0.2, issue_p=0.8, step_ms=20))
     names = list(sim.nodes)
     victim = w.nemesis.choice(names)
     if w.watch:
@@ -214,11 +221,7 @@ def lonely(w) -> None:
     link between them: each write is hinted for the cut-off replica at once, and is on one real
     replica until the other survivor's copy arrives. Then the node comes back (hints delivered)."""
     sim, rng = w.sim, random.Random(f"{w.seed}:ending")
-    w.flaky.clear()
-    w.phase = Phase(write_p=0.7, delete_p=0.1, issue_p=0.9, step_ms=rng.choice([5, 10]))
-    w._shape_links()
-    sim.heal_all()
-    sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+    _calm(w, Phase(write_p=0.7, delete_p=0.1, issue_p=0.9, step_ms=rng.choice([5, 10])))
     names = list(sim.nodes)
     victim = rng.choice(names)
     others = [n for n in names if n != victim]
@@ -262,11 +265,7 @@ def sloppy(w) -> None:
     any repair: a read that meets the lone copy must write it back (blocking read repair) before
     it answers, which the watch (P9) checks at the acknowledgement."""
     sim, rng = w.sim, random.Random(f"{w.seed}:sloppy")
-    w.flaky.clear()
-    w.phase = Phase(write_p=1.0, delete_p=0.0, issue_p=1.0, step_ms=10)
-    w._shape_links()
-    sim.heal_all()
-    sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+    _calm(w, Phase(write_p=1.0, delete_p=0.0, issue_p=1.0, step_ms=10))
     names = list(sim.nodes)
     victim = rng.choice(names)
     others = {n for n in names if n != victim}
@@ -321,11 +320,7 @@ def gc_grace(w) -> None:
     (the watch checks it), and after the heal no read may bring a deleted value back (the cut-off
     replica still holds it: only the tombstone can shadow it)."""
     sim, rng = w.sim, random.Random(f"{w.seed}:gc_grace")
-    w.flaky.clear()
-    w.phase = Phase()
-    w._shape_links()
-    sim.heal_all()
-    sim.run_until(sim.now_ms + 30_000, stop=sim.converged)
+    _calm(w, Phase())
     names = list(sim.nodes)
     victim = rng.choice(names)
     others = sorted(n for n in names if n != victim)
