@@ -227,11 +227,21 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
     """`row` (the partition key's columns) completed with the cells of a plain single-row
     payload: the dict mut.row_dict builds from simple_row_cells(payload), with no cells dict
     in between; None (and `row` to be discarded) for exactly the payloads simple_row_cells
-    refuses (column_family.simple_row_cells states them)."""
+    refuses (column_family.simple_row_cells states them). The plain form (payload version 3)
+    is one flat list: its (column id, value) pairs go straight into `row`."""
     try:
-        pdel, prows, ranges = _unpackb(payload)
+        struct = _unpackb(payload)
     except ValueError:
         return None
+    get = converters.get
+    if struct[0].__class__ is int:     # [ts, col, value, col, value, ...]
+        for i in range(1, len(struct), 2):
+            conv = get(struct[i])
+            if conv is not None:
+                fn = conv[1]
+                row[conv[0]] = struct[i + 1] if fn is None else fn(struct[i + 1])
+        return row
+    pdel, prows, ranges = struct
     if pdel is not None or ranges or len(prows) != 1:
         return None
     r = prows[0]
@@ -241,7 +251,6 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
         c = r[i]
         if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
             return None
-    get = converters.get
     for i in range(3, len(r)):
         c = r[i]
         conv = get(c[0])
