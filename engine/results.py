@@ -168,12 +168,24 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 start = (rt, rk)
         single, grouped = cfs.scan_sources(start, end)
         if single is not None and converters is not None:
-            append = rows.append
+            append, get = rows.append, converters.get
+            rtok, rkey = (resume[0], resume[1]) if resume is not None else (None, None)
             for tok, key, payload in single:
                 key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
-                if resume is not None and (tok, key) == (resume[0], resume[1]):
+                if key == rkey and tok == rtok:
                     state = general(tok, key, key_values, (payload,), resume[2] + b"\x00")
                 else:
+                    flat = _unpackb(payload)
+                    if flat[0].__class__ is int:  # the plain form: simple_row's first branch, inline
+                        for i in range(1, len(flat), 2):
+                            conv = get(flat[i])
+                            if conv is not None:
+                                fn = conv[1]
+                                key_values[conv[0]] = flat[i + 1] if fn is None else fn(flat[i + 1])
+                        append(key_values)
+                        if len(rows) < page_size:
+                            continue
+                        return _full_page(cfs, counter, t, rows, tok, key)
                     row = simple_row(payload, key_values, converters)
                     if row is not None:
                         append(row)
@@ -207,6 +219,12 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 return ScanPage(rows, state)
     cfs.guard(counter, f"{t.qualified_name} scan")
     return ScanPage(rows, None)
+
+
+def _full_page(cfs: ColumnFamilyStore, counter: list, t: Table, rows: list, tok: int, key: bytes) -> ScanPage:
+    """The page that ends with the whole partition (tok, key): its paging state resumes after it."""
+    cfs.guard(counter, f"{t.qualified_name} scan")
+    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
 
 
 def column_converters(t: Table) -> dict:
