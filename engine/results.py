@@ -70,7 +70,9 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     """One row by its full primary key (or the first live row of a partition without clustering).
 
     Fast path: a table without clustering whose partition has one stored version that is a
-    plain live row (column_family.simple_row_cells) skips the Partition objects altogether."""
+    plain live row (column_family.simple_row_cells) skips the Partition objects altogether; asked
+    for every column without writetime, the row dict is filled straight from the payload
+    (simple_row), as a scan does."""
     if not t.clustering and cfs.row_cache is None and not t.dropped:  # dropped columns: visible() below
         if columns is not None:
             check_columns(t, columns)
@@ -78,9 +80,16 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
         payloads = cfs.read_payloads(token_of(pk), pk)
         if not payloads:
             return None
-        cells = simple_row_cells(payloads[0]) if len(payloads) == 1 else None
-        if cells is not None:
-            return mut.row_dict(t, {c.name: key[c.name] for c in t.partition_key}, b"", cells, columns, writetime)
+        if len(payloads) == 1:
+            key_values = {c.name: key[c.name] for c in t.partition_key}
+            if columns is None and not writetime:  # the whole row: straight from the payload
+                row = simple_row(payloads[0], key_values, column_converters(t))
+                if row is not None:
+                    return row
+            else:
+                cells = simple_row_cells(payloads[0])
+                if cells is not None:
+                    return mut.row_dict(t, key_values, b"", cells, columns, writetime)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -229,7 +238,10 @@ def _full_page(cfs: ColumnFamilyStore, counter: list, t: Table, rows: list, tok:
 
 def column_converters(t: Table) -> dict:
     """{column id: (name, deserializer or None for blob)} of the regular columns, as row_dict
-    converts them."""
+    converts them; made once per Table object (ALTER TABLE makes a new Table)."""
+    out = t.__dict__.get("_column_converters")
+    if out is not None:
+        return out
     out = {}
     for col_id, col in t.by_id.items():
         if col.cql_type == "blob":
@@ -238,6 +250,7 @@ def column_converters(t: Table) -> dict:
             out[col_id] = (col.name, partial(coll.deserialize, coll.parse(col.cql_type)))
         else:
             out[col_id] = (col.name, partial(cql_types.deserialize, col.cql_type))
+    object.__setattr__(t, "_column_converters", out)
     return out
 
 
