@@ -9,7 +9,7 @@ import shutil
 
 import msgpack
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from engine.clock import ManualClock
 from engine.column_family import simple_row_cells
@@ -77,11 +77,14 @@ cell = st.one_of(st.builds(lambda v: (1, N, 0, v), val), st.builds(lambda v: (1,
                  st.builds(lambda t, v: (t, 7, 2, v), ts, val), st.builds(lambda t: (t, 5, 0, None), ts))
 marker = st.one_of(st.just((1, N, 0, b"")), st.just((1, N, 0, b"")), st.just((2, 9, 3, b"")),
                    st.just((1, 4, 0, None)))
-row = st.builds(lambda m, c, d: Row(d, {0: m, **c} if m is not None else c),
+plain_row = st.builds(lambda c: Row(None, {0: (1, N, 0, b""), **{k: (1, N, 0, v) for k, v in c.items()}}),
+                      st.dictionaries(st.integers(1, 300), val, max_size=4))
+any_row = st.builds(lambda m, c, d: Row(d, {0: m, **c} if m is not None else c),
                 st.one_of(marker, st.none()),
                 st.dictionaries(st.one_of(st.integers(1, 300), st.integers(1, 300),
-                                          st.tuples(st.integers(1, 3), st.binary(max_size=1))), cell, max_size=4),
+                                          st.tuples(st.integers(301, 303), st.binary(max_size=1))), cell, max_size=4),
                 st.one_of(st.none(), st.none(), st.none(), st.tuples(ts, ts)))
+row = st.one_of(plain_row, any_row, any_row)
 partitions = st.builds(Partition, st.one_of(st.none(), st.none(), st.none(), st.tuples(ts, ts)),
                        st.one_of(st.fixed_dictionaries({b"": row}), st.fixed_dictionaries({b"": row}),
                                  st.dictionaries(st.sampled_from([b"", b"a"]), row, max_size=2)),
@@ -89,6 +92,7 @@ partitions = st.builds(Partition, st.one_of(st.none(), st.none(), st.none(), st.
                                                                     max_size=1)))
 
 
+@settings(max_examples=300)
 @given(partitions, partitions, st.integers(0, 9))
 def test_both_forms_decode_and_reconcile_alike(p, other, now_s):
     new, old, second = encode_partition(p), general_bytes(p), encode_partition(other)
