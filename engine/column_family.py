@@ -24,7 +24,8 @@ from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
-from engine.partition import NO_DELETION_TIME, Partition, decode_partition, encode_partition, live_rows
+from engine.partition import (NO_DELETION_TIME, Partition, decode_partition, encode_partition, live_rows,
+                              plain_cells)
 from engine.schema import Table
 from engine.sstable_files import delete_sstable, list_generations
 from engine.sstable_reader import SSTableReader
@@ -62,11 +63,15 @@ def simple_row_cells(payload: bytes) -> dict | None:
     NO_DELETION_TIME, 0, value)}, exactly what partition.live_row returns for it; or None
     whenever the payload is anything else (a deletion of any level, more than one row or a
     clustering, a TTL or tombstone cell, a value that is not bytes), so the caller takes the
-    general path. It relies only on the payload layout of docs/format.md#partition-payload."""
+    general path. It relies only on the payload layout of docs/format.md#partition-payload:
+    a plain-form payload (version 3) always qualifies."""
     try:
-        pdel, rows, ranges = _unpackb(payload)
+        struct = _unpackb(payload)
     except ValueError:
         return None
+    if struct[0].__class__ is int:     # the plain form: [ts, col, value, ...]
+        return plain_cells(struct)
+    pdel, rows, ranges = struct
     if pdel is not None or ranges or len(rows) != 1:
         return None
     row = rows[0]
@@ -145,14 +150,15 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
-    def apply_plain(self, token: int, key: bytes, payload: bytes, encoded: list, tombstones: int,
+    def apply_plain(self, token: int, key: bytes, payload: bytes, counts: tuple, tombstones: int,
                     now_s: int, position) -> None:
-        """apply() of a plain insert (plain_insert.encode_plain_insert), without a Partition object
-        unless an index needs one. Called under the Store's write lock."""
+        """apply() of a plain insert (plain_insert.encode_plain_insert: `counts` is its (timestamp,
+        cell count)), without a Partition object unless an index needs one. Called under the
+        Store's write lock."""
         if self.indexes:
             self.apply(token, key, payload, decode_partition(payload), position)
             return
-        self.memtable.put_plain(token, key, payload, encoded[3][1], len(encoded) - 3, tombstones, now_s, position)
+        self.memtable.put_plain(token, key, payload, counts[0], counts[1], tombstones, now_s, position)
         self.writes += 1
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)

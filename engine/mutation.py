@@ -141,7 +141,9 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
     """build_insert plus the update's payload, built in the same pass (the write hot path).
 
     The payload is byte for byte encode_partition(update) (docs/format.md#partition-payload):
-    [nil, [[ckey, nil, nil, cell...]], []] with cells sorted by column id, the marker (id 0) first.
+    the plain form [ts, col, value, ...] (version 3) for a row without clustering, TTL, null or
+    collection element; else [nil, [[ckey, nil, nil, cell...]], []] with cells sorted by column
+    id, the marker (id 0) first.
     """
     if table.statics and not statics_done:
         return _build_insert_static(table, row, ts, now_s, ttl, max_value_bytes)
@@ -152,6 +154,7 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
     if ttl.__class__ is not int or ttl:  # exactly int 0 needs no check
         ttl = _ttl(table, ttl)
     by_name = table.by_name
+    plain = not ttl and not ck          # the plain form, until a null or an element says otherwise
     if ttl:
         expiry = now_s + ttl
         cells = {MARKER_COLUMN_ID: (ts, expiry, ttl, b"")}
@@ -172,8 +175,10 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
             ctype = coll.parse(col.cql_type)
             if not ctype.frozen:
                 _collection_cells(ctype, col, value, ts, now_s, ttl, expiry, cells, encoded, max_value_bytes)
+                plain = False
                 continue
         if value is None:
+            plain = False
             cells[col_id] = (ts, now_s, 0, None)
             encoded.append([col_id, ts, None, now_s])
             continue
@@ -193,8 +198,15 @@ def build_insert_encoded(table: Table, row: dict, ts: int, now_s: int, ttl: int 
             encoded.sort(key=_first)  # column ids are unique: only the id is compared
         except TypeError:             # collection elements: [id, path] keys among the ids
             encoded.sort(key=_element_order)
+    update = Partition(None, {ck: Row(None, cells)}, [])
+    if plain:
+        flat = [ts]
+        for i in range(1, len(encoded)):
+            c = encoded[i]
+            flat += (c[0], c[2])
+        return key, update, _packb(flat)
     encoded[0:0] = (ck, None, None)
-    return key, Partition(None, {ck: Row(None, cells)}, []), _packb([None, [encoded], []])
+    return key, update, _packb([None, [encoded], []])
 
 
 def _build_insert_static(table: Table, row: dict, ts: int, now_s: int, ttl: int | None,
@@ -353,6 +365,8 @@ def decode_update(payload) -> Partition:
 
 
 def _checked_partition(struct) -> Partition:
+    if type(struct) is list and struct and type(struct[0]) is int:
+        return _checked_plain(struct)
     if type(struct) is not list or len(struct) != 3:
         raise ValueError("payload is not [partition_deletion, rows, range_tombstones]")
     pdel, rows, ranges = struct
@@ -400,6 +414,24 @@ def _checked_partition(struct) -> Partition:
             raise ValueError("a range tombstone is not [lo (bin), hi (bin) | nil, mfda, ldt]")
         out_ranges.append((rt[0], rt[1], _int(rt[2], "range mfda"), _int(rt[3], "range ldt")))
     return Partition(pdel, out_rows, out_ranges)
+
+
+def _checked_plain(struct: list) -> Partition:
+    """The plain form [ts, col, value, ...] (payload version 3): an odd length, column ids
+    strictly increasing in 1..65535 (the marker, 0, is implied), every value bin."""
+    ts = _int(struct[0], "plain row timestamp")
+    if len(struct) % 2 != 1:
+        raise ValueError(f"plain row of {len(struct)} items is not [ts, column id, value, ...]")
+    cells, last = {0: (ts, NO_DELETION_TIME, 0, b"")}, 0
+    for i in range(1, len(struct), 2):
+        col, value = struct[i], struct[i + 1]
+        if type(col) is not int or not last < col < 65536:
+            raise ValueError(f"column id {col!r} of the plain row is out of order or out of range")
+        if type(value) is not bytes:
+            raise ValueError(f"value of column {col} of the plain row is not bin")
+        last = col
+        cells[col] = (ts, NO_DELETION_TIME, 0, value)
+    return Partition(None, {b"": Row(None, cells)}, [])
 
 
 def _deletion(d, what: str) -> tuple:

@@ -139,12 +139,15 @@ def merge_all(partitions: list[Partition]) -> Partition:
 
 
 # -- payload encoding --------------------------------------------------------------------------
-# payload = msgpack [pdel, rows, ranges]
+# payload = general | plain   (told apart by the type of the array's first item)
+# general = msgpack [pdel, rows, ranges]
 #   pdel   = nil | [mfda, ldt]
 #   rows   = [[ckey, rdel_mfda|nil, rdel_ldt|nil, cell...], ...]   sorted by ckey
 #   cell   = [col, ts, value] | [col, ts, value, ttl, ldt] | [col, ts, nil, ldt]
 #   col    = column id | [column id, path]   (a collection element; format version 2)
 #   ranges = [[lo, hi|nil, mfda, ldt], ...]
+# plain   = msgpack [ts, col, value, col, value, ...]   (format version 3): one row, clustering b"",
+#   no deletion, the marker (0, ts, b"") implied, every cell live at ts, columns increasing from 1
 
 def cell_order(key) -> tuple:
     """Sort key of a row's cell keys when collection elements are among them."""
@@ -170,7 +173,38 @@ def _encode_cell(col, cell: tuple) -> list:
     return [col, ts, value]
 
 
+def plain_struct(p: Partition) -> list | None:
+    """The plain form (payload version 3) of `p`, [ts, col, value, ...], when `p` qualifies: no
+    partition deletion or range tombstone, one row at clustering b"" without a row deletion,
+    whose marker is live (b"", no TTL) and whose cells are all live, without TTL, at the
+    marker's timestamp, with plain column ids; else None (the general form is written)."""
+    if p.deletion is not None or p.ranges or len(p.rows) != 1:
+        return None
+    row = p.rows.get(b"")
+    if row is None or row.deletion is not None:
+        return None
+    cells = row.cells
+    marker = cells.get(0)
+    if marker is None or marker[2] or marker[3] != b"":
+        return None
+    ts = marker[0]
+    out = [ts]
+    if len(cells) == 1:
+        return out
+    try:
+        items = sorted(cells.items())
+    except TypeError:                   # (id, path) keys: collection elements
+        return None
+    for col, cell in items[1:]:
+        if cell[0] != ts or cell[2] or cell[3] is None:
+            return None
+        out.append(col)
+        out.append(cell[3])
+    return out
+
+
 def partition_struct(p: Partition) -> list:
+    """The general form (payload versions 1 and 2) of `p`."""
     rows = []
     for ck in sorted(p.rows):
         row = p.rows[ck]
@@ -183,11 +217,26 @@ def partition_struct(p: Partition) -> list:
 
 
 def encode_partition(p: Partition) -> bytes:
-    return _packb(partition_struct(p))
+    """The payload of `p`: the plain form when `p` qualifies (plain_struct), else the general one.
+    A function of the partition alone, so equal partitions always encode to equal bytes."""
+    flat = plain_struct(p)
+    return _packb(partition_struct(p) if flat is None else flat)
+
+
+def plain_cells(flat: list) -> dict:
+    """The row's cells {column id: cell} of a plain-form payload [ts, col, value, ...]."""
+    ts = flat[0]
+    cells = {0: (ts, NO_DELETION_TIME, 0, b"")}
+    for i in range(1, len(flat), 2):
+        cells[flat[i]] = (ts, NO_DELETION_TIME, 0, flat[i + 1])
+    return cells
 
 
 def decode_partition(payload: bytes) -> Partition:
-    pdel, rows, ranges = _unpackb(payload)
+    struct = _unpackb(payload)
+    if struct[0].__class__ is int:      # the plain form (payload version 3)
+        return Partition(None, {b"": Row(None, plain_cells(struct))}, [])
+    pdel, rows, ranges = struct
     out_rows = {}
     for r in rows:
         cells = {}

@@ -38,14 +38,15 @@ def _plain_plan(table: Table):
 
 
 def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_bytes: int):
-    """The write hot path's fast encoder: (key, payload, encoded cells, tombstones) for an INSERT
-    without TTL (and no default_time_to_live) of one row into a plain table (_plain_plan) that sets
-    only scalar regular columns, or None when that is not the case (the caller then takes the
-    general path, which also raises every error except an oversized value).
+    """The write hot path's fast encoder: (key, payload, (ts, cell count), tombstones) for an
+    INSERT without TTL (and no default_time_to_live) of one row into a plain table (_plain_plan)
+    that sets only scalar regular columns, or None when that is not the case (the caller then
+    takes the general path, which also raises every error except an oversized value).
 
-    The payload is byte for byte build_insert_encoded's (docs/format.md#partition-payload):
-    [nil, [[b"", nil, nil, [0, ts, b""], cell...]], []], cells sorted by column id; a null is a
-    tombstone [id, ts, nil, now_s]. `encoded` is the row list inside the payload."""
+    The payload is byte for byte build_insert_encoded's (docs/format.md#partition-payload): the
+    plain form [ts, col, value, ...] (version 3) when no column is null, else the general form
+    [nil, [[b"", nil, nil, [0, ts, b""], cell...]], []] where a null is a tombstone
+    [id, ts, nil, now_s]; cells sorted by column id. The cell count includes the marker."""
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = _plain_plan(table)
@@ -57,7 +58,7 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         key = raw
     else:
         key = partition_key_bytes(table, row)  # first, as on the general path: its errors come first
-    encoded = [b"", None, None, [MARKER_COLUMN_ID, ts, b""]]
+    cells = []
     tombstones = 0
     for name, value in row.items():
         spec = cols.get(name)
@@ -66,7 +67,7 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
                 continue
             return None  # a collection, or an unknown column: the general path decides (and raises)
         if value is None:
-            encoded.append([spec[0], ts, None, now_s])
+            cells.append((spec[0], None))
             tombstones += 1
             continue
         if spec[2] and value.__class__ is bytes:
@@ -77,7 +78,15 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         if len(data) > max_value_bytes:
             raise InvalidRequest(
                 f"value of column '{name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
-        encoded.append([spec[0], ts, data])
-    if len(encoded) > 5:
-        encoded[3:] = sorted(encoded[3:], key=_first)  # the marker (id 0) stays first
-    return key, _packb([None, [encoded], []]), encoded, tombstones
+        cells.append((spec[0], data))
+    if len(cells) > 1:
+        cells.sort(key=_first)  # column ids are unique: only the id is compared
+    counts = (ts, len(cells) + 1)
+    if not tombstones:
+        flat = [ts]
+        for col_id, data in cells:
+            flat += (col_id, data)
+        return key, _packb(flat), counts, 0
+    encoded = [b"", None, None, [MARKER_COLUMN_ID, ts, b""]]
+    encoded += [[c, ts, d] if d is not None else [c, ts, None, now_s] for c, d in cells]
+    return key, _packb([None, [encoded], []]), counts, tombstones

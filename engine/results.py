@@ -70,7 +70,9 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     """One row by its full primary key (or the first live row of a partition without clustering).
 
     Fast path: a table without clustering whose partition has one stored version that is a
-    plain live row (column_family.simple_row_cells) skips the Partition objects altogether."""
+    plain live row (column_family.simple_row_cells) skips the Partition objects altogether; asked
+    for every column without writetime, the row dict is filled straight from the payload
+    (simple_row), as a scan does."""
     if not t.clustering and cfs.row_cache is None and not t.dropped:  # dropped columns: visible() below
         if columns is not None:
             check_columns(t, columns)
@@ -78,9 +80,16 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
         payloads = cfs.read_payloads(token_of(pk), pk)
         if not payloads:
             return None
-        cells = simple_row_cells(payloads[0]) if len(payloads) == 1 else None
-        if cells is not None:
-            return mut.row_dict(t, {c.name: key[c.name] for c in t.partition_key}, b"", cells, columns, writetime)
+        if len(payloads) == 1:
+            key_values = {c.name: key[c.name] for c in t.partition_key}
+            if columns is None and not writetime:  # the whole row: straight from the payload
+                row = simple_row(payloads[0], key_values, column_converters(t))
+                if row is not None:
+                    return row
+            else:
+                cells = simple_row_cells(payloads[0])
+                if cells is not None:
+                    return mut.row_dict(t, key_values, b"", cells, columns, writetime)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -168,12 +177,24 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                 start = (rt, rk)
         single, grouped = cfs.scan_sources(start, end)
         if single is not None and converters is not None:
-            append = rows.append
+            append, get = rows.append, converters.get
+            rtok, rkey = (resume[0], resume[1]) if resume is not None else (None, None)
             for tok, key, payload in single:
                 key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
-                if resume is not None and (tok, key) == (resume[0], resume[1]):
+                if key == rkey and tok == rtok:
                     state = general(tok, key, key_values, (payload,), resume[2] + b"\x00")
                 else:
+                    flat = _unpackb(payload)
+                    if flat[0].__class__ is int:  # the plain form: simple_row's first branch, inline
+                        for i in range(1, len(flat), 2):
+                            conv = get(flat[i])
+                            if conv is not None:
+                                fn = conv[1]
+                                key_values[conv[0]] = flat[i + 1] if fn is None else fn(flat[i + 1])
+                        append(key_values)
+                        if len(rows) < page_size:
+                            continue
+                        return _full_page(cfs, counter, t, rows, tok, key)
                     row = simple_row(payload, key_values, converters)
                     if row is not None:
                         append(row)
@@ -209,9 +230,18 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
     return ScanPage(rows, None)
 
 
+def _full_page(cfs: ColumnFamilyStore, counter: list, t: Table, rows: list, tok: int, key: bytes) -> ScanPage:
+    """The page that ends with the whole partition (tok, key): its paging state resumes after it."""
+    cfs.guard(counter, f"{t.qualified_name} scan")
+    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
+
+
 def column_converters(t: Table) -> dict:
     """{column id: (name, deserializer or None for blob)} of the regular columns, as row_dict
-    converts them."""
+    converts them; made once per Table object (ALTER TABLE makes a new Table)."""
+    out = t.__dict__.get("_column_converters")
+    if out is not None:
+        return out
     out = {}
     for col_id, col in t.by_id.items():
         if col.cql_type == "blob":
@@ -220,6 +250,7 @@ def column_converters(t: Table) -> dict:
             out[col_id] = (col.name, partial(coll.deserialize, coll.parse(col.cql_type)))
         else:
             out[col_id] = (col.name, partial(cql_types.deserialize, col.cql_type))
+    object.__setattr__(t, "_column_converters", out)
     return out
 
 
@@ -227,11 +258,21 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
     """`row` (the partition key's columns) completed with the cells of a plain single-row
     payload: the dict mut.row_dict builds from simple_row_cells(payload), with no cells dict
     in between; None (and `row` to be discarded) for exactly the payloads simple_row_cells
-    refuses (column_family.simple_row_cells states them)."""
+    refuses (column_family.simple_row_cells states them). The plain form (payload version 3)
+    is one flat list: its (column id, value) pairs go straight into `row`."""
     try:
-        pdel, prows, ranges = _unpackb(payload)
+        struct = _unpackb(payload)
     except ValueError:
         return None
+    get = converters.get
+    if struct[0].__class__ is int:     # [ts, col, value, col, value, ...]
+        for i in range(1, len(struct), 2):
+            conv = get(struct[i])
+            if conv is not None:
+                fn = conv[1]
+                row[conv[0]] = struct[i + 1] if fn is None else fn(struct[i + 1])
+        return row
+    pdel, prows, ranges = struct
     if pdel is not None or ranges or len(prows) != 1:
         return None
     r = prows[0]
@@ -241,7 +282,6 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
         c = r[i]
         if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
             return None
-    get = converters.get
     for i in range(3, len(r)):
         c = r[i]
         conv = get(c[0])

@@ -123,6 +123,15 @@ def test_scan_of_one_sstable_matches_point_reads(tmp_path):
                 got = list(s.scan_all("ks", name, page_size=page_size))
                 assert len(got) == len(expected)
                 assert {repr(r["k"]): r for r in got} == by_key
+                state, pages = None, []
+                while True:             # every page but the last is full, and no fuller
+                    page = s.scan("ks", name, page_size=page_size, paging_state=state)
+                    pages.append(len(page.rows))
+                    state = page.paging_state
+                    if state is None:
+                        break
+                assert all(n == page_size for n in pages[:-1]) and pages[-1] <= page_size
+                assert sum(pages) == len(expected)
             assert list(s.scan_all("ks", name, writetime=True)) == [
                 {**r, **{f"writetime({c})": r2[f"writetime({c})"] for c in r if c != "k" and r[c] is not None}}
                 for r, r2 in ((r, s.get("ks", name, {"k": r["k"]}, writetime=True))
