@@ -185,7 +185,8 @@ class AsyncSession(SessionAPI):
         self.keyspace = keyspace
 
     async def _run(self, op: str, args: dict, post=None):
-        result = await self.cluster.request(op, args)
+        cluster = self.cluster
+        result = await cluster.run(cluster.call(op, args))
         return post(result) if post else result
 
     async def scan_all(self, table: str, start_token=None, end_token=None, page_size: int = 1000, **kwargs):
@@ -236,7 +237,9 @@ class AsyncCluster(ClientCore):
             while True:
                 if type(effect) is Send:
                     try:
-                        conn = await self._connection(effect.endpoint)
+                        conn = self._connections.get(effect.endpoint)
+                        if conn is None or conn.closed:
+                            conn = await self._connection(effect.endpoint)
                         response = await conn.request(effect.request, self.timeout_s)
                     except TRANSPORT_ERRORS as e:
                         effect = flow.throw(e)
@@ -249,9 +252,6 @@ class AsyncCluster(ClientCore):
             return stop.value
 
     async def _connection(self, ep: str) -> AsyncConnection:
-        conn = self._connections.get(ep)
-        if conn is not None and not conn.closed:
-            return conn                 # the common case: no lock round
         async with self._connecting.setdefault(ep, asyncio.Lock()):
             conn = self._connections.get(ep)
             if conn is None or conn.closed:
