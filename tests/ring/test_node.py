@@ -336,7 +336,8 @@ def test_placement_follows_the_ring_and_each_keyspace(loop):
                                                                            "replication_factor": 1})
     loop.advance(2000)
     node = loop.nodes[loop.eps[0]]
-    tokens = [random.Random(7).randrange(-2**63 + 1, 2**63) for _ in range(300)]
+    rng = random.Random(7)
+    tokens = [rng.randrange(-2**63 + 1, 2**63) for _ in range(300)]
     for ring in (node.ring, node.ring.without_endpoint(loop.eps[1])):
         node.ring = ring
         for tok in tokens:
