@@ -48,7 +48,7 @@ from ring.ops import OPS, WRITES
 from ring.ops.admin import status_rows
 from ring.placement.pending import PendingIndex, Topology, pending_index, topology_from_states
 from ring.placement.snitch import DynamicSnitch, GossipingPropertyFileSnitch
-from ring.placement.strategy import from_options
+from ring.placement.strategy import SimpleStrategy, from_options
 from ring.placement.token_ring import TokenRing, allocate_tokens
 from ring.schema_sync import SchemaRegistry, peers_to_pull
 from ring.stats import MEASURED_OPS, Metrics
@@ -121,6 +121,9 @@ class Node:
         self.context = Context(self)                    # what handlers see of this node
         self.handoff = Handoff(self.context, self.hints)
         self._strategies: dict[str, tuple] = {}
+        # SimpleStrategy placement per (rf, ring index), for the ring it was computed on: a token's
+        # replicas depend only on the ring position it falls in (the snitch plays no part)
+        self._placements: tuple[TokenRing | None, dict] = (None, {})
         self.started_ms = 0
         self._snitch_reset_ms = 0
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
@@ -404,7 +407,18 @@ class Node:
         return cached[1]
 
     def replicas(self, keyspace: str, token: int) -> list[str]:
-        return self.strategy(keyspace).replicas(self.ring, token, self.snitch)
+        strategy = self.strategy(keyspace)
+        ring = self.ring
+        if type(strategy) is not SimpleStrategy or not ring.tokens:
+            return strategy.replicas(ring, token, self.snitch)
+        computed_on, placements = self._placements
+        if computed_on is not ring:
+            self._placements = (ring, placements := {})
+        index = ring.first_token_index(token)
+        found = placements.get((strategy.rf, index))
+        if found is None:
+            found = placements[(strategy.rf, index)] = strategy.replicas(ring, ring.tokens[index], self.snitch)
+        return list(found)
 
     def rf_by_dc(self, keyspace: str) -> dict[str, int]:
         return self.strategy(keyspace).rf_by_dc(self.ring, self.snitch, self.config.datacenter)

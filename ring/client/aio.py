@@ -4,13 +4,14 @@
         session = await cluster.connect("ks")
         await session.insert("users", {"id": 1, "name": "ada"})
 
-One pipelined stream per node, opened on first use: many requests may be in flight on it, and a
-reader task matches answers to them by request id. Must be used from one event loop. This file
+One pipelined connection per node, opened on first use: many requests may be in flight on it,
+and answers are matched to them by request id as they are read. Must be used from one event loop. This file
 only moves bytes and waits: what to send where, and what to do when it fails, is ClientCore's.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from engine.errors import InvalidRequest
@@ -23,86 +24,159 @@ from ring.messages import ClientRequest, ClientResponse
 from ring.runtime.frames import split_endpoint
 
 
-class AsyncConnection:
-    """One asyncio stream to one node; requests are pipelined and matched to answers by id."""
+class AsyncConnection(asyncio.Protocol):
+    """One connection to one node as an asyncio.Protocol; requests are pipelined and matched to
+    answers by id. Requests made during one loop iteration leave in one transport write (`flush`,
+    scheduled by the first of them); `data_received` decodes every whole answer and resolves its
+    future in the same call (no reader task, no StreamReader). Timeouts: one timer per connection,
+    armed for the earliest deadline in flight (`_sweep` fails the expired requests and re-arms),
+    not a timer and a waiter per request."""
 
     def __init__(self, endpoint: str, cluster: AsyncCluster):
         self.endpoint = endpoint
         self.cluster = cluster
         self.reader = ReplyReader(cluster.max_frame_bytes)
-        self.pending: dict[int, asyncio.Future] = {}
+        self.pending: dict[int, tuple[asyncio.Future, float, float]] = {}   # id -> (future, deadline, timeout_s)
         self.closed = False
+        self.writes = 0                 # transport writes of requests (each carries >= 1 frame)
+        self.transport: asyncio.Transport | None = None
+        self._outbox: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handshake = None
+        self._ready: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     async def open(self) -> None:
+        # the loop, once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
+        self._loop = loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        host, port = split_endpoint(self.endpoint)
         try:
-            self.stream, self.writer = await asyncio.wait_for(asyncio.open_connection(*split_endpoint(self.endpoint)),
-                                                              HANDSHAKE_TIMEOUT_S)
+            await asyncio.wait_for(loop.create_connection(lambda: self, host, port), HANDSHAKE_TIMEOUT_S)
         except (OSError, asyncio.TimeoutError) as e:
             raise ConnectionRefused(f"cannot connect to {self.endpoint}: {e!r}") from None
         try:
-            await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
-            self.writer.close()
+            await asyncio.wait_for(self._ready, HANDSHAKE_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError) as e:
+            self._close_transport()
             raise ConnectionRefused(f"handshake with {self.endpoint} failed: {e!r}") from None
         except BaseException:
-            self.writer.close()
+            self._close_transport()
             raise
-        self._reader_task = asyncio.ensure_future(self._read_loop())
 
-    async def _handshake(self) -> None:
-        handshake = self.cluster.handshake()
-        self.writer.write(handshake.start())
-        while not handshake.done:
-            reply = handshake.receive(await self._read(self.reader.next_payload))
-            if reply:
-                self.writer.write(reply)
+    # -- asyncio.Protocol ------------------------------------------------------------------------
 
-    async def _read(self, next_item):
-        while (item := next_item()) is None:
-            data = await self.stream.read(65536)
-            if not data:
-                raise ConnectionResetError(f"{self.endpoint} closed the connection")
-            self.reader.feed(data)
-        return item
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._handshake = self.cluster.handshake()
+        transport.write(self._handshake.start())
 
-    async def _read_loop(self) -> None:
-        failure: BaseException = ConnectionLost(f"connection to {self.endpoint} lost")
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        reader = self.reader
         try:
-            while True:
-                response = await self._read(self.reader.next_reply)
+            reader.feed(data)
+            if self._handshake is not None and not self._handshake_step():
+                return
+            pending = self.pending
+            while (response := reader.next_reply()) is not None:
                 if (refused := refusal_of(response)) is not None:
-                    failure = refused
+                    self.close(refused)
                     return
-                fut = self.pending.pop(response.id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(response)
-        except (OSError, RequestError, InvalidRequest) as e:
-            failure = ConnectionLost(f"connection to {self.endpoint} lost: {e}")
-        finally:
-            self.close(failure)
+                entry = pending.pop(response.id, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(response)
+        except (RequestError, InvalidRequest) as e:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(e)     # a refused handshake: open() raises it
+            self.close(ConnectionLost(f"connection to {self.endpoint} lost: {e}"))
+
+    def _handshake_step(self) -> bool:
+        """Feed handshake frames; True once done, False while more bytes are needed."""
+        handshake = self._handshake
+        while not handshake.done:
+            payload = self.reader.next_payload()
+            if payload is None:
+                return False
+            reply = handshake.receive(payload)
+            if reply:
+                self.transport.write(reply)
+        self._handshake = None
+        if not self._ready.done():
+            self._ready.set_result(None)
+        return True
+
+    def connection_lost(self, exc) -> None:
+        error = exc or ConnectionResetError(f"{self.endpoint} closed the connection")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(ConnectionResetError(str(error)))   # open() raises ConnectionRefused
+        self.close(ConnectionLost(f"connection to {self.endpoint} lost: {error}"))
+
+    # -- requests --------------------------------------------------------------------------------
 
     async def request(self, req: ClientRequest, timeout_s: float) -> ClientResponse:
         if self.closed:
             raise ConnectionLost(f"connection to {self.endpoint} is closed")
         frame = encode_request(req, self.reader.frames.max_frame_bytes)  # over the limit: raises, unsent
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[req.id] = fut
-        self.writer.write(frame)
+        loop = self._loop
+        fut = loop.create_future()
+        deadline = loop.time() + timeout_s
+        self.pending[req.id] = (fut, deadline, timeout_s)
+        outbox = self._outbox
+        if not outbox:
+            loop.call_soon(self.flush)
+        outbox.append(frame)
+        if deadline < self._timer_at:
+            self._arm(deadline)
         try:
-            return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
-            raise OperationTimedOut(self.endpoint, timeout_s) from None
+            return await fut
         finally:
             self.pending.pop(req.id, None)
 
+    def flush(self) -> None:
+        outbox = self._outbox
+        if outbox and not self.closed:
+            self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+            self.writes += 1
+        outbox.clear()
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._sweep)
+
+    def _sweep(self) -> None:
+        """Fail every request past its deadline; re-arm for the earliest one left."""
+        self._timer, self._timer_at = None, math.inf
+        now = self._loop.time()
+        earliest = math.inf
+        for fut, deadline, timeout_s in list(self.pending.values()):
+            if deadline <= now:
+                if not fut.done():
+                    fut.set_exception(OperationTimedOut(self.endpoint, timeout_s))
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf and not self.closed:
+            self._arm(earliest)
+
     def close(self, failure: BaseException | None = None) -> None:
         self.closed = True
-        for fut in self.pending.values():
+        self._outbox.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
+        for fut, _, _ in self.pending.values():
             if not fut.done():
                 fut.set_exception(failure or ConnectionLost(f"connection to {self.endpoint} closed"))
         self.pending.clear()
-        if hasattr(self, "writer"):
-            self.writer.close()
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class AsyncSession(SessionAPI):
@@ -111,7 +185,8 @@ class AsyncSession(SessionAPI):
         self.keyspace = keyspace
 
     async def _run(self, op: str, args: dict, post=None):
-        result = await self.cluster.request(op, args)
+        cluster = self.cluster
+        result = await cluster.run(cluster.call(op, args))
         return post(result) if post else result
 
     async def scan_all(self, table: str, start_token=None, end_token=None, page_size: int = 1000, **kwargs):
@@ -162,7 +237,9 @@ class AsyncCluster(ClientCore):
             while True:
                 if type(effect) is Send:
                     try:
-                        conn = await self._connection(effect.endpoint)
+                        conn = self._connections.get(effect.endpoint)
+                        if conn is None or conn.closed:
+                            conn = await self._connection(effect.endpoint)
                         response = await conn.request(effect.request, self.timeout_s)
                     except TRANSPORT_ERRORS as e:
                         effect = flow.throw(e)

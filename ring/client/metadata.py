@@ -56,6 +56,9 @@ class ClusterMetadata:
         self.refreshed_at = float("-inf")
         self._live: dict[str, None] = {}           # Up endpoints, in endpoint order (derived from endpoints)
         self._strategies: dict[str, object] = {}   # keyspace -> its replication strategy (derived, cached)
+        # (keyspace, ring index) -> the plan's parts before shuffling (derived, cached): placement
+        # depends only on the ring position a token falls in (num_tokens x nodes positions)
+        self._plans: dict[tuple, tuple[tuple[str, ...], ...]] = {}
 
     def update_ring(self, answer: dict) -> None:
         self.endpoints = dict(answer.get("endpoints") or {})
@@ -67,6 +70,7 @@ class ClusterMetadata:
              for ep, info in self.endpoints.items()}, default=("datacenter1", "rack1"))
         self._live = dict.fromkeys(ep for ep in self.endpoints if self.is_up(ep))
         self._strategies = {}
+        self._plans = {}
 
     def update_schema(self, answer) -> None:
         tables = answer.get("tables", answer) if isinstance(answer, dict) else answer
@@ -80,6 +84,7 @@ class ClusterMetadata:
             for name, replication in answer["keyspaces"].items():
                 self.keyspaces.setdefault(name, replication)
         self._strategies = {}
+        self._plans = {}
 
     def is_up(self, ep: str) -> bool:
         info = self.endpoints.get(ep, {})
@@ -100,34 +105,55 @@ class ClusterMetadata:
 
     def replicas(self, keyspace: str, table: str, key: dict) -> list[str]:
         """The replicas of `key`'s partition in placement order, or [] if unknown."""
+        position = self._position(keyspace, table, key)
+        return [] if position is None else list(self._plan_parts(*position)[0])
+
+    def _position(self, keyspace, table, key) -> tuple[str, int] | None:
+        """(keyspace, index of the first ring token >= the key's token), or None if unroutable."""
         schema = self.tables.get((keyspace, table))
-        options = self.keyspaces.get(keyspace)
-        if schema is None or options is None or not self.ring.tokens or not isinstance(key, dict):
-            return []
+        if schema is None or self.keyspaces.get(keyspace) is None or not self.ring.tokens \
+                or not isinstance(key, dict):
+            return None
         try:
             tok = token_of(partition_key_bytes(schema, key))
-            strategy = self._strategy(keyspace, options)
         except (InvalidRequest, RequestError):
-            return []  # let the coordinator say what is wrong with the request
-        return strategy.replicas(self.ring, tok, self.snitch)
+            return None  # let the coordinator say what is wrong with the request
+        return keyspace, self.ring.first_token_index(tok)
+
+    def _plan_parts(self, keyspace: str | None, index: int) -> tuple[tuple[str, ...], ...]:
+        """(replicas in placement order, the live ones, the other live nodes, the rest) for a ring
+        position (keyspace None: an unkeyed request), computed once per metadata version."""
+        parts = self._plans.get((keyspace, index))
+        if parts is None:
+            replicas: list[str] = []
+            if keyspace is not None:
+                try:
+                    strategy = self._strategy(keyspace, self.keyspaces[keyspace])
+                    replicas = strategy.replicas(self.ring, self.ring.tokens[index], self.snitch)
+                except (InvalidRequest, RequestError):
+                    replicas = []
+            live = self._live
+            live_replicas = [ep for ep in replicas if ep in live]
+            others = [ep for ep in live if ep not in live_replicas]
+            seen = set(live_replicas) | set(others)
+            rest = [ep for ep in itertools.chain(replicas, self.endpoints, self.contact_points)
+                    if not (ep in seen or seen.add(ep))]
+            parts = self._plans[(keyspace, index)] = (tuple(replicas), tuple(live_replicas), tuple(others),
+                                                      tuple(rest))
+        return parts
 
     def query_plan(self, op: str, args: dict, rng: random.Random, local_dc: str | None = None) -> list[str]:
         """Endpoints to try, in order: live replicas (local DC first, shuffled), the other live
         nodes (shuffled), then everything else known (down nodes, contact points) as a last resort."""
-        replicas: list[str] = []
+        position = None
         if op in KEYED_OPS:
-            replicas = self.replicas(args.get("keyspace"), args.get("table"), args.get(KEYED_OPS[op]))
-        live = self._live
-        live_replicas = [ep for ep in replicas if ep in live]
+            position = self._position(args.get("keyspace"), args.get("table"), args.get(KEYED_OPS[op]))
+        _, live_replicas, others, rest = self._plan_parts(*(position or (None, 0)))
+        live_replicas, others = list(live_replicas), list(others)
         rng.shuffle(live_replicas)
         if local_dc is not None:
             live_replicas.sort(key=lambda ep: self.snitch.datacenter(ep) != local_dc)
-        others = [ep for ep in live if ep not in live_replicas]
         rng.shuffle(others)
         if local_dc is not None:
             others.sort(key=lambda ep: self.snitch.datacenter(ep) != local_dc)
-        plan = live_replicas + others
-        for ep in itertools.chain(replicas, self.endpoints, self.contact_points):
-            if ep not in plan:
-                plan.append(ep)
-        return plan
+        return live_replicas + others + list(rest)

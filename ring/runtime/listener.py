@@ -36,6 +36,8 @@ LINGER_S = 2.0      # how long a refused client's remaining bytes are read and d
 
 def wire_result(result):
     """A node result as msgpack-able data (a ScanPage becomes {"rows", "paging_state"})."""
+    if type(result) is dict or result is None:
+        return result               # the common case: no attribute probing
     if hasattr(result, "rows") and hasattr(result, "paging_state"):
         return {"rows": result.rows, "paging_state": result.paging_state}
     if hasattr(result, "to_dict"):

@@ -325,3 +325,22 @@ def test_repair_needs_every_replica_up(tmp_path):
     _kill_and_convict(loop, loop.eps[2])
     with pytest.raises(RepairFailure, match="are down"):
         loop.request(loop.eps[0], "repair", keyspace="ks", table="kv")
+
+
+def test_placement_follows_the_ring_and_each_keyspace(loop):
+    """Node.replicas caches SimpleStrategy placement per ring position: the answers must stay those
+    of the strategy itself, for keyspaces of different RF asked in turn and after the ring changes."""
+    from ring.placement.strategy import SimpleStrategy
+    loop.setup_table(rf=2)
+    loop.request(loop.eps[0], "create_keyspace", name="ks1", replication={"class": "SimpleStrategy",
+                                                                           "replication_factor": 1})
+    loop.advance(2000)
+    node = loop.nodes[loop.eps[0]]
+    rng = random.Random(7)
+    tokens = [rng.randrange(-2**63 + 1, 2**63) for _ in range(300)]
+    for ring in (node.ring, node.ring.without_endpoint(loop.eps[1])):
+        node.ring = ring
+        for tok in tokens:
+            for ks, rf in (("ks", 2), ("ks1", 1)):
+                assert node.replicas(ks, tok) == SimpleStrategy(rf).replicas(ring, tok), (ks, tok)
+    assert loop.eps[1] not in {ep for tok in tokens for ep in node.replicas("ks", tok)}
