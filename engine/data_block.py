@@ -118,10 +118,10 @@ class BlockBuilder:
         return raw
 
 
-def decode_entries(raw, p: int, end: int, path: str,
-                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
-    so that the collector untracks them while the block cache holds them."""
+def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
+    """The five fields of the format-2 entries in raw[p:end], shape-checked but not expanded:
+    (tok_prefix, key_prefix, tok_blob, key_suffixes, payloads). What a point read caches and
+    searches with `find_entry`; `decode_entries` expands it and also checks the entry order."""
     try:
         m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -138,6 +138,47 @@ def decode_entries(raw, p: int, end: int, path: str,
         raise CorruptionError(path, file_offset, "block entry counts disagree")
     if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
         raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    return m
+
+
+def find_entry(m: tuple, sk: bytes) -> bytes | None:
+    """The payload of sort key `sk` in an unpacked block (`unpack_entries`), or None.
+
+    Touches only what it needs: the shared prefixes, then a C-speed `find` of the token
+    suffix in the fixed-width token blob (aligned hits only), then the key suffixes of the
+    entries with that token. It does not rely on the entry order, so a block whose order is
+    broken still never yields another key's payload."""
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
+    tp = len(tok_prefix)
+    if sk[:tp] != tok_prefix or sk[8:8 + len(key_prefix)] != key_prefix:
+        return None
+    suffix = sk[8 + len(key_prefix):]
+    w = 8 - tp
+    if not w:  # one token for the whole block
+        for j, ks in enumerate(key_suffixes):
+            if ks == suffix:
+                return payloads[j]
+        return None
+    ts = sk[tp:8]
+    i = tok_blob.find(ts)
+    while i >= 0:
+        if i % w:
+            i = tok_blob.find(ts, i + 1)
+            continue
+        j = i // w
+        if key_suffixes[j] == suffix:
+            return payloads[j]
+        i = tok_blob.find(ts, i + w)
+    return None
+
+
+def decode_entries(raw, p: int, end: int, path: str,
+                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
+    so that the collector untracks them while the block cache holds them."""
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = unpack_entries(raw, p, end, path, file_offset)
+    n = len(payloads)
+    w = 8 - len(tok_prefix)
     if w:
         toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
     else:

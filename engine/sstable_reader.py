@@ -22,8 +22,8 @@ from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
 from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
-from engine.bloom import BloomFilter
-from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries
+from engine.bloom import BloomFilter, key_hash as _key_hash
+from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries, find_entry as _find_entry, unpack_entries
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
@@ -40,7 +40,10 @@ _u64_pack = U64.pack
 _pread = os.pread
 _struct_unpack = struct.unpack
 _after_token = itemgetter(slice(8, None))  # sort key -> partition key
-_SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
+_SIGN = -(2**63)
+# cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
+# (~33 B each) and two tuple slots (8 B each)
+ENTRY_OVERHEAD = 100  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
 
 
 class SSTableReader:
@@ -101,6 +104,7 @@ class SSTableReader:
         else:
             self._min_token, self._max_token = 1, 0  # admits no token
         self._might_contain = self.bloom.might_contain
+        self._probe = self.bloom.might_contain_hash
 
     # -- point reads ---------------------------------------------------------------------------
 
@@ -108,9 +112,12 @@ class SSTableReader:
         """False when the token is outside [min_token, max_token] or the bloom filter says no."""
         return self._min_token <= token <= self._max_token and self._might_contain(key)
 
-    def get(self, token: int, key: bytes) -> bytes | None:
-        """The payload stored for (token, key), or None."""
-        if token < self._min_token or token > self._max_token or not self._might_contain(key):
+    def get(self, token: int, key: bytes, h: tuple[int, int] | None = None) -> bytes | None:
+        """The payload stored for (token, key), or None; h: the key's bloom.key_hash, if known
+        (a store computes it once per read and probes every SSTable's filter with it)."""
+        if token < self._min_token or token > self._max_token:
+            return None
+        if not self._probe(_key_hash(key) if h is None else h):
             return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
@@ -118,31 +125,22 @@ class SSTableReader:
             return None
         bc = self.block_cache
         if bc is None:
-            keys, payloads = self._block(i)
-        else:
-            block = bc.get(self.cache_id | self._bounds[i])
-            if block is None:
-                block = self._cache_block(bc, i)
-            keys, payloads = block
-        j = bisect_left(keys, sk)
-        if j < len(keys) and keys[j] == sk:
-            return payloads[j]
-        return None
+            return _find_entry(self._unpacked(i), sk)
+        block = bc.get(self.cache_id | self._bounds[i])
+        if block is None:
+            block = self._unpacked(i)
+            bc.put(self.cache_id | self._bounds[i], block,
+                   self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
+        return _find_entry(block, sk)
 
-    def _cache_block(self, bc: BlockCache, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        block = self._block(i)
-        bc.put(self.cache_id | self._bounds[i], block,
-               self._bounds[i + 1] - self._bounds[i] + 100 * len(block[0]))
-        return block
-
-    def _block(self, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        """(sort keys, payloads) of block i: one pread, CRC-checked, decompressed, decoded."""
+    def _unpacked(self, i: int) -> tuple:
+        """Block i unpacked (data_block.unpack_entries): one pread, CRC-checked, decompressed."""
         off, end = self._bounds[i], self._bounds[i + 1]
         buf = _pread(self._data_fd, end - off, off)
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
-        return decode_entries(raw, s, e, self.data_path, off)
+        return unpack_entries(raw, s, e, self.data_path, off)
 
     # -- scans ---------------------------------------------------------------------------------
 
