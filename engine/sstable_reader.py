@@ -1,18 +1,21 @@
 """SSTable reader (format 2): point reads are bloom -> bisect over the in-memory block index ->
-ONE pread of one verified block (or none, when the block cache holds it decoded); range scans
+ONE slice of a read-only mmap of Data.db for one verified block (or none, when the block cache
+holds it unpacked), then a search of that block that builds no sort keys; range scans
 stream decoded blocks from sequential chunked reads of Data.db. Also the naming of SSTable files.
 
 An sstable is complete when its `dt-<generation>-TOC.txt` exists; the writer writes it last.
 `SSTableReader.open` reads TOC.txt and dispatches on it: a TOC listing Index.db is format 1
 (engine/sstable_v1.py, read only); otherwise format 2, whose Data.db header says version 2.
 Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and keeps one fd on
-Data.db, read with os.pread (so a reader is safe to share between threads). Every byte read is
+Data.db, read with os.pread by scans and through the map by point reads (both safe to share
+between threads; SSTables are immutable and never truncated in place). Every byte read is
 checked (magic, version, lengths, CRCs, entry order); failures raise
 CorruptionError(path, offset, what) and no wrong bytes are ever returned or cached.
 Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from bisect import bisect_left, bisect_right
@@ -58,6 +61,7 @@ class SSTableReader:
         self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
         self.data_path = self.paths[0]
         self._data_fd = -1
+        self._map: mmap.mmap | None = None
         self.key_cache_size = key_cache_size  # format 1 only: the block index replaces it
         self.block_cache: BlockCache | None = None  # set by the owner (engine/block_cache.py)
         self.cache_id = new_cache_id()
@@ -94,6 +98,9 @@ class SSTableReader:
         actual = os.fstat(fd).st_size
         check(actual == index.data_size, data_path, min(actual, index.data_size),
               f"file has {actual} bytes, the summary says {index.data_size}")
+        # point reads slice a read-only map of Data.db: no syscall, and (unlike pread) the GIL
+        # stays with the reader, so a busy compaction thread cannot stall every cold get
+        self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         version = header_version(_pread(fd, HEADER_SIZE, 0), DATA_MAGIC, data_path)
         check(version == DATA_VERSION, data_path, 4, f"unsupported Data.db version {version}")
         self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
@@ -134,9 +141,10 @@ class SSTableReader:
         return _find_entry(block, sk)
 
     def _unpacked(self, i: int) -> tuple:
-        """Block i unpacked (data_block.unpack_entries): one pread, CRC-checked, decompressed."""
+        """Block i unpacked (data_block.unpack_entries): one slice of the map, CRC-checked,
+        decompressed."""
         off, end = self._bounds[i], self._bounds[i + 1]
-        buf = _pread(self._data_fd, end - off, off)
+        buf = self._map[off:end]
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
@@ -234,6 +242,10 @@ class SSTableReader:
         assert stats.min_token <= stats.max_token or not count
 
     def close(self) -> None:
+        mapped = getattr(self, "_map", None)
+        if mapped is not None:
+            mapped.close()
+            self._map = None
         fd = getattr(self, "_data_fd", -1)
         if fd >= 0:
             os.close(fd)
