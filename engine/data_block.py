@@ -121,7 +121,8 @@ class BlockBuilder:
 def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
     """The five fields of the format-2 entries in raw[p:end], shape-checked but not expanded:
     (tok_prefix, key_prefix, tok_blob, key_suffixes, payloads). What a point read caches and
-    searches with `find_entry`; `decode_entries` expands it and also checks the entry order."""
+    searches with `find_entry`; `decode_entries` expands it and also checks that every key and
+    payload is bin and the entry order (a point read checks only the payload it returns)."""
     try:
         m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -136,8 +137,6 @@ def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
     w = 8 - len(tok_prefix)
     if not n or w < 0 or len(key_suffixes) != n or len(tok_blob) != n * w:
         raise CorruptionError(path, file_offset, "block entry counts disagree")
-    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
-        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
     return m
 
 
@@ -146,8 +145,9 @@ def find_entry(m: tuple, sk: bytes) -> bytes | None:
 
     Touches only what it needs: the shared prefixes, then a C-speed `find` of the token
     suffix in the fixed-width token blob (aligned hits only), then the key suffixes of the
-    entries with that token. It does not rely on the entry order, so a block whose order is
-    broken still never yields another key's payload."""
+    entries with that token (a key suffix that is not bin never equals one). It does not rely
+    on the entry order, so a block whose order is broken still never yields another key's
+    payload. The caller checks that the payload it gets is bin."""
     tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
     tp = len(tok_prefix)
     if sk[:tp] != tok_prefix or sk[8:8 + len(key_prefix)] != key_prefix:
@@ -177,6 +177,8 @@ def decode_entries(raw, p: int, end: int, path: str,
     """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
     so that the collector untracks them while the block cache holds them."""
     tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = unpack_entries(raw, p, end, path, file_offset)
+    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
+        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
     n = len(payloads)
     w = 8 - len(tok_prefix)
     if w:

@@ -132,13 +132,17 @@ class SSTableReader:
             return None
         bc = self.block_cache
         if bc is None:
-            return _find_entry(self._unpacked(i), sk)
-        block = bc.get(self.cache_id | self._bounds[i])
-        if block is None:
-            block = self._unpacked(i)
-            bc.put(self.cache_id | self._bounds[i], block,
-                   self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
-        return _find_entry(block, sk)
+            found = _find_entry(self._unpacked(i), sk)
+        else:
+            block = bc.get(self.cache_id | self._bounds[i])
+            if block is None:
+                block = self._unpacked(i)
+                bc.put(self.cache_id | self._bounds[i], block,
+                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
+            found = _find_entry(block, sk)
+        if found is None or type(found) is bytes:
+            return found
+        raise CorruptionError(self.data_path, self._bounds[i], "block payloads must be bin")
 
     def _unpacked(self, i: int) -> tuple:
         """Block i unpacked (data_block.unpack_entries): one slice of the map, CRC-checked,
