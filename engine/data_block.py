@@ -4,14 +4,12 @@ A block on disk is `u32 stored_len | u8 compression | stored bytes | u32 crc32(h
 stored bytes are the raw entries, or `u32 raw_len | lz4 block` when compression is 1. A block is
 verified whole (CRC, then decompression) before any byte of it is used.
 
-Format 2 raw entries, each relative to the previous entry of the SAME block (the first entry of a
-block shares nothing, so every block decodes on its own):
+Format 2 raw entries are one msgpack array (every block decodes on its own):
 
-    u8 token_shared (0..8) | token suffix: 8 - token_shared bytes of u64(token + 2**63) big-endian
-    uvarint key_shared | uvarint key_suffix_len | key suffix
-    uvarint payload_len | payload
+    [tok_prefix, key_prefix, tok_suffixes (n * w bytes, w = 8 - len(tok_prefix)), [key suffix]*n, [payload]*n]
 
-An entry's sort key is the 8 token bytes followed by the key (engine/block_index.py); plain bytes
+where tok_prefix is what every entry's u64(token + 2**63) shares and key_prefix what every key
+shares. An entry's sort key is the 8 token bytes followed by the key (engine/block_index.py); plain bytes
 order of sort keys is (signed token, key) order. Invariants: entries are in strictly increasing
 sort-key order; a block holds at least one entry; decoding never reads past the block and any
 inconsistency raises CorruptionError(path, block offset, what).
