@@ -17,6 +17,7 @@ process, and prints the median (min-max) of every figure and the ratio this tree
 
   python -m bench.read_path --keys 100000
   python -m bench.read_path --keys 100000 --compare /tmp/base --rounds 3
+  python -m bench.read_path --keys 1000000 --store-cache /tmp/rp --compare /tmp/base --rounds 3
 """
 from __future__ import annotations
 
@@ -24,25 +25,36 @@ import argparse
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 
 FIGURES = ("hit_cpu", "miss_cpu", "scan_cpu", "hit_wall", "miss_wall", "scan_wall")
 
 
-def measure(n: int, key_bytes: int, hits: int, scans: int, seed: int, root: str) -> dict:
+def measure(n: int, key_bytes: int, hits: int, scans: int, seed: int, root: str,
+            store_cache: str | None = None) -> dict:
     from engine.store import Store  # from sys.path: this tree, or the --compare copy
 
     rnd = random.Random(seed)
     keys = list(dict.fromkeys(rnd.randbytes(key_bytes) for _ in range(n)))
     n = len(keys)
     path = os.path.join(root, "store")
-    store = Store.open(path, commitlog_sync="periodic", background=True)
-    store.create_keyspace("ks")
-    store.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
-    for k in keys:
-        store.insert("ks", "t", {"k": k, "v": rnd.randbytes(100)})
-    store.close()
+    saved = store_cache and os.path.join(store_cache, f"read_path-{n}-{key_bytes}-{seed}")
+    if saved and os.path.isdir(saved):  # the same bytes the write phase below would produce
+        shutil.copytree(saved, path)
+        for _ in range(n):
+            rnd.randbytes(100)  # the values' draws: the reads below draw the same keys
+    else:
+        store = Store.open(path, commitlog_sync="periodic", background=True)
+        store.create_keyspace("ks")
+        store.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+        for k in keys:
+            store.insert("ks", "t", {"k": k, "v": rnd.randbytes(100)})
+        store.close()
+        if saved:
+            shutil.copytree(path, saved + ".tmp")
+            os.rename(saved + ".tmp", saved)
     store = Store.open(path, commitlog_sync="periodic", background=False)
     sstables = next(t["sstable_count"] for t in store.tablestats() if t["table"] == "ks.t")
     hit_keys = [keys[rnd.randrange(n)] for _ in range(hits)]
@@ -89,6 +101,8 @@ def compare(args) -> None:
     from bench.tree_compare import HERE, alternate, load_range, print_ratios
     child = ["--keys", str(args.keys), "--key-bytes", str(args.key_bytes), "--hits", str(args.hits),
              "--scans", str(args.scans), "--seed", str(args.seed)]
+    if args.store_cache:
+        child += ["--store-cache", os.path.abspath(args.store_cache)]
     base, runs = alternate(__file__, "bench.read_path", child, args.compare, args.rounds, FIGURES)
     print("sstables read: base", sorted({x["sstables"] for x in runs[base]}), "tree",
           sorted({x["sstables"] for x in runs[HERE]}))
@@ -105,6 +119,9 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=400,
                     help="scans of 1000 rows per run (50 was ~130 ms of CPU: one collection moved it)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--store-cache", metavar="DIR",
+                    help="write the store once into DIR and reuse a copy of it in every later run (read-side "
+                         "comparisons at 1M keys; the write format must be the same on both sides)")
     ap.add_argument("--compare", metavar="DIR", help="alternate with the engine in DIR")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json-line", action="store_true", help=argparse.SUPPRESS)
@@ -113,7 +130,7 @@ def main() -> None:
         compare(args)
         return
     with tempfile.TemporaryDirectory(prefix="read_path-") as root:
-        out = measure(args.keys, args.key_bytes, args.hits, args.scans, args.seed, root)
+        out = measure(args.keys, args.key_bytes, args.hits, args.scans, args.seed, root, args.store_cache)
     if args.json_line:
         print(json.dumps(out))
     else:

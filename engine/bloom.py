@@ -54,6 +54,14 @@ PROBS: tuple[tuple[float, ...], ...] = (
 )
 
 
+_hash64 = mmh3.hash64
+
+
+def key_hash(key: bytes) -> tuple[int, int]:
+    """(h1, h2) of a partition key: what every filter probes (`might_contain_hash`)."""
+    return _hash64(key, 0, True, False)
+
+
 def _opt_k(buckets: int) -> int:
     row = PROBS[buckets]
     best = min(range(len(row)), key=lambda j: (row[j], j))  # first minimum, as Cassandra
@@ -123,10 +131,14 @@ class BloomFilter:
                 idx -= m
 
     def might_contain(self, key: bytes) -> bool:
+        return self.might_contain_hash(_hash64(key, 0, True, False))
+
+    def might_contain_hash(self, h: tuple[int, int]) -> bool:
+        """might_contain for a key whose `key_hash` is h: one hash serves every SSTable's filter."""
         m = self.m
         if not m:
             return True
-        h1, h2 = mmh3.hash64(key, 0, True, False)
+        h1, h2 = h
         bits = self.bits
         idx = h2 % m
         if not bits[idx >> 3] & (1 << (idx & 7)):

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import msgpack
 
 from engine import merge
+from engine.bloom import key_hash as _key_hash
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
@@ -222,8 +223,9 @@ class ColumnFamilyStore:
                     payloads.extend(held[1:])
         skip_ranges = self.options.get("canary_skip_older_range_tombstones")
         newest = True
+        h = _key_hash(key)  # once: every SSTable's bloom filter probes the same hash
         for sst in tuple(self.sstables):   # newest first
-            found = sst.get(token, key)  # checks the token range and bloom filter first
+            found = sst.get(token, key, h)  # checks the token range and bloom filter first
             if found is not None:
                 if skip_ranges and not newest:  # test-only canary: older SSTables' range tombstones ignored
                     p = decode_partition(found)

@@ -4,14 +4,12 @@ A block on disk is `u32 stored_len | u8 compression | stored bytes | u32 crc32(h
 stored bytes are the raw entries, or `u32 raw_len | lz4 block` when compression is 1. A block is
 verified whole (CRC, then decompression) before any byte of it is used.
 
-Format 2 raw entries, each relative to the previous entry of the SAME block (the first entry of a
-block shares nothing, so every block decodes on its own):
+Format 2 raw entries are one msgpack array (every block decodes on its own):
 
-    u8 token_shared (0..8) | token suffix: 8 - token_shared bytes of u64(token + 2**63) big-endian
-    uvarint key_shared | uvarint key_suffix_len | key suffix
-    uvarint payload_len | payload
+    [tok_prefix, key_prefix, tok_suffixes (n * w bytes, w = 8 - len(tok_prefix)), [key suffix]*n, [payload]*n]
 
-An entry's sort key is the 8 token bytes followed by the key (engine/block_index.py); plain bytes
+where tok_prefix is what every entry's u64(token + 2**63) shares and key_prefix what every key
+shares. An entry's sort key is the 8 token bytes followed by the key (engine/block_index.py); plain bytes
 order of sort keys is (signed token, key) order. Invariants: entries are in strictly increasing
 sort-key order; a block holds at least one entry; decoding never reads past the block and any
 inconsistency raises CorruptionError(path, block offset, what).
@@ -118,10 +116,11 @@ class BlockBuilder:
         return raw
 
 
-def decode_entries(raw, p: int, end: int, path: str,
-                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
-    so that the collector untracks them while the block cache holds them."""
+def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
+    """The five fields of the format-2 entries in raw[p:end], shape-checked but not expanded:
+    (tok_prefix, key_prefix, tok_blob, key_suffixes, payloads). What a point read caches and
+    searches with `find_entry`; `decode_entries` expands it and also checks that every key and
+    payload is bin and the entry order (a point read checks only the payload it returns)."""
     try:
         m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -136,8 +135,50 @@ def decode_entries(raw, p: int, end: int, path: str,
     w = 8 - len(tok_prefix)
     if not n or w < 0 or len(key_suffixes) != n or len(tok_blob) != n * w:
         raise CorruptionError(path, file_offset, "block entry counts disagree")
+    return m
+
+
+def find_entry(m: tuple, sk: bytes) -> bytes | None:
+    """The payload of sort key `sk` in an unpacked block (`unpack_entries`), or None.
+
+    Touches only what it needs: the shared prefixes, then a C-speed `find` of the token
+    suffix in the fixed-width token blob (aligned hits only), then the key suffixes of the
+    entries with that token (a key suffix that is not bin never equals one). It does not rely
+    on the entry order, so a block whose order is broken still never yields another key's
+    payload. The caller checks that the payload it gets is bin."""
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
+    tp = len(tok_prefix)
+    if sk[:tp] != tok_prefix or sk[8:8 + len(key_prefix)] != key_prefix:
+        return None
+    suffix = sk[8 + len(key_prefix):]
+    w = 8 - tp
+    if not w:  # one token for the whole block
+        for j, ks in enumerate(key_suffixes):
+            if ks == suffix:
+                return payloads[j]
+        return None
+    ts = sk[tp:8]
+    i = tok_blob.find(ts)
+    while i >= 0:
+        if i % w:
+            i = tok_blob.find(ts, i + 1)
+            continue
+        j = i // w
+        if key_suffixes[j] == suffix:
+            return payloads[j]
+        i = tok_blob.find(ts, i + w)
+    return None
+
+
+def decode_entries(raw, p: int, end: int, path: str,
+                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
+    so that the collector untracks them while the block cache holds them."""
+    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = unpack_entries(raw, p, end, path, file_offset)
     if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
         raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    n = len(payloads)
+    w = 8 - len(tok_prefix)
     if w:
         toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
     else:

@@ -1,18 +1,21 @@
 """SSTable reader (format 2): point reads are bloom -> bisect over the in-memory block index ->
-ONE pread of one verified block (or none, when the block cache holds it decoded); range scans
+ONE slice of a read-only mmap of Data.db for one verified block (or none, when the block cache
+holds it unpacked), then a search of that block that builds no sort keys; range scans
 stream decoded blocks from sequential chunked reads of Data.db. Also the naming of SSTable files.
 
 An sstable is complete when its `dt-<generation>-TOC.txt` exists; the writer writes it last.
 `SSTableReader.open` reads TOC.txt and dispatches on it: a TOC listing Index.db is format 1
 (engine/sstable_v1.py, read only); otherwise format 2, whose Data.db header says version 2.
 Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and keeps one fd on
-Data.db, read with os.pread (so a reader is safe to share between threads). Every byte read is
+Data.db, read with os.pread by scans and through the map by point reads (both safe to share
+between threads; SSTables are immutable and never truncated in place). Every byte read is
 checked (magic, version, lengths, CRCs, entry order); failures raise
 CorruptionError(path, offset, what) and no wrong bytes are ever returned or cached.
 Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from bisect import bisect_left, bisect_right
@@ -22,8 +25,8 @@ from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
 from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
-from engine.bloom import BloomFilter
-from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries
+from engine.bloom import BloomFilter, key_hash as _key_hash
+from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries, find_entry as _find_entry, unpack_entries
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
@@ -41,6 +44,9 @@ _pread = os.pread
 _struct_unpack = struct.unpack
 _after_token = itemgetter(slice(8, None))  # sort key -> partition key
 _SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
+# cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
+# (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
+ENTRY_OVERHEAD = 100
 
 
 class SSTableReader:
@@ -55,6 +61,7 @@ class SSTableReader:
         self.paths = [component_path(directory, generation, c) for c in COMPONENTS]
         self.data_path = self.paths[0]
         self._data_fd = -1
+        self._map: mmap.mmap | None = None
         self.key_cache_size = key_cache_size  # format 1 only: the block index replaces it
         self.block_cache: BlockCache | None = None  # set by the owner (engine/block_cache.py)
         self.cache_id = new_cache_id()
@@ -91,6 +98,9 @@ class SSTableReader:
         actual = os.fstat(fd).st_size
         check(actual == index.data_size, data_path, min(actual, index.data_size),
               f"file has {actual} bytes, the summary says {index.data_size}")
+        # point reads slice a read-only map of Data.db: no syscall, and (unlike pread) the GIL
+        # stays with the reader, so a busy compaction thread cannot stall every cold get
+        self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         version = header_version(_pread(fd, HEADER_SIZE, 0), DATA_MAGIC, data_path)
         check(version == DATA_VERSION, data_path, 4, f"unsupported Data.db version {version}")
         self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
@@ -101,6 +111,7 @@ class SSTableReader:
         else:
             self._min_token, self._max_token = 1, 0  # admits no token
         self._might_contain = self.bloom.might_contain
+        self._probe = self.bloom.might_contain_hash
 
     # -- point reads ---------------------------------------------------------------------------
 
@@ -108,9 +119,12 @@ class SSTableReader:
         """False when the token is outside [min_token, max_token] or the bloom filter says no."""
         return self._min_token <= token <= self._max_token and self._might_contain(key)
 
-    def get(self, token: int, key: bytes) -> bytes | None:
-        """The payload stored for (token, key), or None."""
-        if token < self._min_token or token > self._max_token or not self._might_contain(key):
+    def get(self, token: int, key: bytes, h: tuple[int, int] | None = None) -> bytes | None:
+        """The payload stored for (token, key), or None; h: the key's bloom.key_hash, if known
+        (a store computes it once per read and probes every SSTable's filter with it)."""
+        if token < self._min_token or token > self._max_token:
+            return None
+        if not self._probe(_key_hash(key) if h is None else h):
             return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
@@ -118,31 +132,27 @@ class SSTableReader:
             return None
         bc = self.block_cache
         if bc is None:
-            keys, payloads = self._block(i)
+            found = _find_entry(self._unpacked(i), sk)
         else:
             block = bc.get(self.cache_id | self._bounds[i])
             if block is None:
-                block = self._cache_block(bc, i)
-            keys, payloads = block
-        j = bisect_left(keys, sk)
-        if j < len(keys) and keys[j] == sk:
-            return payloads[j]
-        return None
+                block = self._unpacked(i)
+                bc.put(self.cache_id | self._bounds[i], block,
+                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
+            found = _find_entry(block, sk)
+        if found is None or type(found) is bytes:
+            return found
+        raise CorruptionError(self.data_path, self._bounds[i], "block payloads must be bin")
 
-    def _cache_block(self, bc: BlockCache, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        block = self._block(i)
-        bc.put(self.cache_id | self._bounds[i], block,
-               self._bounds[i + 1] - self._bounds[i] + 100 * len(block[0]))
-        return block
-
-    def _block(self, i: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        """(sort keys, payloads) of block i: one pread, CRC-checked, decompressed, decoded."""
+    def _unpacked(self, i: int) -> tuple:
+        """Block i unpacked (data_block.unpack_entries): one slice of the map, CRC-checked,
+        decompressed."""
         off, end = self._bounds[i], self._bounds[i + 1]
-        buf = _pread(self._data_fd, end - off, off)
+        buf = self._map[off:end]
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
-        return decode_entries(raw, s, e, self.data_path, off)
+        return unpack_entries(raw, s, e, self.data_path, off)
 
     # -- scans ---------------------------------------------------------------------------------
 
@@ -236,6 +246,10 @@ class SSTableReader:
         assert stats.min_token <= stats.max_token or not count
 
     def close(self) -> None:
+        mapped = getattr(self, "_map", None)
+        if mapped is not None:
+            mapped.close()
+            self._map = None
         fd = getattr(self, "_data_fd", -1)
         if fd >= 0:
             os.close(fd)

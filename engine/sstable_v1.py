@@ -155,9 +155,11 @@ class SSTableReaderV1:
         """False when the token is outside [min_token, max_token] or the bloom filter says no."""
         return self._min_token <= token <= self._max_token and self._might_contain(key)
 
-    def get(self, token: int, key: bytes) -> bytes | None:
-        """The payload stored for (token, key), or None."""
-        if token < self._min_token or token > self._max_token or not self._might_contain(key):
+    def get(self, token: int, key: bytes, h: tuple[int, int] | None = None) -> bytes | None:
+        """The payload stored for (token, key), or None; h: the key's bloom.key_hash, if known."""
+        if token < self._min_token or token > self._max_token:
+            return None
+        if not (self._might_contain(key) if h is None else self.bloom.might_contain_hash(h)):
             return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         cache = self._key_cache

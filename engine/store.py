@@ -54,7 +54,7 @@ DEFAULT_OPTIONS = {
     "max_value_bytes": 1024 * 1024,
     "max_batch_bytes": 16 * 1024 * 1024,
     "key_cache_size": 100_000,                 # entries per SSTable
-    "chunk_cache_size_bytes": 64 * 1024 * 1024,  # verified blocks and index segments, all tables
+    "chunk_cache_size_bytes": 256 * 1024 * 1024,  # verified blocks and index segments, all tables
     "block_cache": None,                       # a BlockCache to share (e.g. between stores); None: own
     "row_cache_size": 0,                       # partitions per table; 0 = off
     "tombstone_warn_threshold": 1000,

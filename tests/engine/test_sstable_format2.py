@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from engine.block_cache import BlockCache
 from engine.block_index import TOKEN_BIAS, BlockIndex, shortest_separator, sort_key
-from engine.data_block import BlockBuilder, decode_entries
+from engine.data_block import BlockBuilder, decode_entries, find_entry
+from engine.encoding import crc32
 from engine.errors import CorruptionError
 from engine.sstable_files import component_path
 from engine.sstable_reader import SSTableReader
@@ -72,7 +73,7 @@ def test_round_trip_with_shared_prefixes_and_equal_tokens(tmp_path_factory, keys
         assert len(seps) == len(r.index.offsets) >= 1
         for t, k, _ in items:  # the block the index names holds the key
             i = bisect_right(seps, sort_key(t, k)) - 1
-            assert sort_key(t, k) in r._block(i)[0]
+            assert find_entry(r._unpacked(i), sort_key(t, k)) == k * 3
         r.check_invariants()
     finally:
         r.close()
@@ -150,3 +151,50 @@ def test_well_framed_but_inconsistent_entries_are_refused(entries, what):
     with pytest.raises(CorruptionError) as e:
         decode_entries(raw, 0, len(raw), "Data.db", 4242)
     assert (e.value.path, e.value.offset) == ("Data.db", 4242) and what in e.value.what
+
+
+def _block(toks: list[int], keys: list[bytes], payloads: list[bytes]) -> tuple:
+    b = BlockBuilder()
+    for t, k, p in zip(toks, keys, payloads):
+        b.add(TOKEN_BIAS + t, k, p)
+    raw = b.take()
+    return msgpack.unpackb(raw, use_list=False)
+
+
+def test_find_entry_matches_whole_token_suffixes_and_keys_only():
+    # token suffixes 01 02 | 02 05 | 02 05: b"\x02\x02" occurs in the blob at an unaligned
+    # offset only, and two entries share the token 0x0205
+    m = _block([0x0102, 0x0205, 0x0205], [b"ka", b"kb", b"kc"], [b"1", b"2", b"3"])
+    assert m[2] == b"\x01\x02\x02\x05\x02\x05"
+    assert find_entry(m, sort_key(0x0202, b"ka")) is None
+    assert [find_entry(m, sort_key(t, k)) for t, k in ((0x0102, b"ka"), (0x0205, b"kb"), (0x0205, b"kc"))] \
+        == [b"1", b"2", b"3"]
+    assert find_entry(m, sort_key(0x0205, b"ka")) is None  # right token, other key
+    assert find_entry(m, sort_key(0x0102, b"kb")) is None
+    assert find_entry(m, sort_key(0x0102, b"k")) is None and find_entry(m, sort_key(0x0102, b"kab")) is None
+    assert find_entry(m, sort_key(0x1000102, b"ka")) is None  # token prefix differs
+    one = _block([7, 7], [b"x1", b"x2"], [b"a", b"b"])  # one token for the whole block: no blob
+    assert one[2] == b"" and find_entry(one, sort_key(7, b"x2")) == b"b"
+    assert find_entry(one, sort_key(7, b"x3")) is None and find_entry(one, sort_key(8, b"x1")) is None
+
+
+def test_a_point_read_of_a_non_bin_payload_is_corruption_at_the_block(tmp_path):
+    r = write(tmp_path, [(5, b"k1", b"X"), (6, b"k2", b"Y")])
+    off, end = r.index.bounds[0], r.index.bounds[1]
+    r.close()
+    path = component_path(str(tmp_path), 1, "Data.db")
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"\xc4\x01X", off)  # the payload b"X" as msgpack bin 8 ...
+    data[at:at + 3] = b"\xa2XY"        # ... becomes the str "XY": same length, frame re-checksummed
+    data[end - 4:end] = (crc32(bytes(data[off:end - 4]))).to_bytes(4, "big")
+    open(path, "wb").write(bytes(data))
+    r = SSTableReader.open(str(tmp_path), 1)
+    try:
+        assert r.get(6, b"k2") == b"Y"  # the other entry of the block is still readable
+        with pytest.raises(CorruptionError) as e:
+            r.get(5, b"k1")
+        assert (e.value.path, e.value.offset) == (path, off) and "bin" in e.value.what
+        with pytest.raises(CorruptionError):
+            list(r.scan())
+    finally:
+        r.close()
