@@ -145,14 +145,15 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
-    def apply_plain(self, token: int, key: bytes, payload: bytes, encoded: list, tombstones: int,
+    def apply_plain(self, token: int, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
                     now_s: int, position) -> None:
-        """apply() of a plain insert (plain_insert.encode_plain_insert), without a Partition object
-        unless an index needs one. Called under the Store's write lock."""
+        """apply() of a plain insert (plain_insert.encode_plain_insert: `cells` cells written at
+        `ts`, the marker included), without a Partition object unless an index needs one.
+        Called under the Store's write lock."""
         if self.indexes:
             self.apply(token, key, payload, decode_partition(payload), position)
             return
-        self.memtable.put_plain(token, key, payload, encoded[3][1], len(encoded) - 3, tombstones, now_s, position)
+        self.memtable.put_plain(token, key, payload, ts, cells, tombstones, now_s, position)
         self.writes += 1
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
@@ -208,7 +209,7 @@ class ColumnFamilyStore:
         SSTable before it drops its memtable from `flushing`, so a concurrent flush or
         compaction can only make a version appear twice (reconcile is idempotent), never vanish."""
         held = self.memtable.partitions.get(key)
-        payloads = held[1:] if held is not None else []
+        payloads = list(held[1:]) if held is not None else []  # a memtable entry may be a tuple
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)

@@ -1,7 +1,11 @@
 """The memtable: recent writes of one table, in memory, until a flush writes them to an SSTable.
 
-Structure chosen by measured cost (DESIGN.md): a plain dict `key -> [token, payload, payload...]`
-(dict insert 2.0 M/s, where a SortedDict of random-order tokens manages 0.17 M/s). Updates are
+Structure chosen by measured cost (DESIGN.md): a plain dict `key -> (token, payload)`, a list
+`[token, payload, payload...]` once a key is updated again (dict insert 2.0 M/s, where a SortedDict
+of random-order tokens manages 0.17 M/s). Single-update entries are tuples of an int and bytes,
+which the cyclic garbage collector untracks, so its full collections do not walk a million-entry
+memtable (they cost 3.2 s of CPU in 2M puts: bench/README.md, "Write path at 1M keys"); readers
+take `entry[1:]` of either kind, and a writer replaces a tuple by a new list, never mutates it. Updates are
 kept as the encoded payloads they arrived as (the commit log needed those bytes anyway) and
 reconciled only when read or flushed; ordering by (token, key) is done once, by sort, at flush or
 scan time. A partition updated many times keeps its updates as runs, like a binary counter:
@@ -36,11 +40,15 @@ class Memtable:
     def put(self, token: int, key: bytes, payload: bytes, update: Partition, position) -> None:
         entry = self.partitions.get(key)
         if entry is None:
-            self.partitions[key] = [token, payload]
+            self.partitions[key] = (token, payload)  # a tuple: the collector untracks it (below)
             self._sorted = None
             self.size_bytes += len(payload) + len(key) + 64
         else:
-            entry.append(payload)
+            if entry.__class__ is tuple:  # second update: a list from now on, swapped in whole
+                entry = [*entry, payload]
+                self.partitions[key] = entry
+            else:
+                entry.append(payload)
             self.size_bytes += len(payload)
             weights = self.weights.get(key)
             if weights is None:
@@ -82,7 +90,7 @@ class Memtable:
     def get(self, key: bytes) -> list[bytes] | None:
         """The payloads held for `key`, oldest first (not reconciled), or None."""
         entry = self.partitions.get(key)
-        return None if entry is None else entry[1:]
+        return None if entry is None else list(entry[1:])
 
     def sorted_keys(self) -> list[tuple[int, bytes]]:
         keys = self._sorted

@@ -258,7 +258,7 @@ class Store(ReplicaApi):
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(tok, key, payload, encoded, tombstones, now_s, position)
+            cfs.apply_plain(tok, key, payload, encoded[3][1], len(encoded) - 3, tombstones, now_s, position)
             total = 0  # _memtable_bytes(), inlined
             for c in cfs_map.values():
                 total += c.memtable.size_bytes
@@ -290,11 +290,42 @@ class Store(ReplicaApi):
         position = self._append(encoded)
         self.commit_log.await_durable(position)
 
+    def _apply_columns(self, tables: list, keys: list, payloads: list, infos: list) -> None:
+        """_apply_encoded() of writes held as columns (Batch): table, key, payload, and a
+        Partition or a plain insert's (ts, cells, tombstones, now_s), without a tuple per write
+        that holds a tracked object (engine/batch.py says why)."""
+        self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
+
+    def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
+        """_append() of columns: the same commit-log record, the same memtable puts."""
+        options = self.options
+        record = _packb([*zip([t.id for t in tables], keys, payloads)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tokens = [*map(token_of, keys)]
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs_map = self.cfs
+            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
+                cfs = cfs_map.get(t.id)
+                if cfs is None:
+                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                if info.__class__ is tuple:
+                    cfs.apply_plain(tok, key, payload, *info, position)
+                else:
+                    cfs.apply(tok, key, payload, info, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
+
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
         memtables; returns the record's position (not yet durable in batch and group modes).
-        In place of the Partition, a plain insert (Batch) gives (encoded, tombstones, now_s) from
-        encode_plain_insert."""
+        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s) (Batch)."""
         options = self.options
         if len(encoded) == 1:
             t, key, payload, update = encoded[0]
