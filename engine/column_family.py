@@ -180,8 +180,7 @@ class ColumnFamilyStore:
                                bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
                                compression=self.table.option("compression"))
         try:
-            for token, key, payload in mt.flush_items():
-                writer.append(token, key, payload)
+            writer.append_all(mt.flush_items())
             data_stats = mt.stats.to_dict()
             data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
                               created_ms=self.clock.wall_ms())
