@@ -176,6 +176,8 @@ class CommitLog(CommitLogSync):
         if self._ack_after_sync:
             self._await_synced(pos)
             return
+        if self._clock() - self._last_sync_start <= self._block_s:
+            return                       # the common case, read without the lock (a float, set whole)
         with self._lock:
             if self._clock() - self._last_sync_start > self._block_s:
                 self._block_for_sync_locked()

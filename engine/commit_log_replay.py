@@ -86,11 +86,11 @@ def repair_tail(directory: str, segments: dict[int, str], versions: dict[int, in
         plan = plan_segment(data, path, max_record)
         good = last_end = plan.good_end
         if good < len(data):                             # a torn tail, or zero fill
-            if plan.tail is not None:                    # zero fill (preallocation) is no loss
+            if plan.tail is not None:
                 log.warning("commit log: torn tail in %s at offset %d (%s) after the last sync "
                             "marker; truncating, dropping %d unsynced bytes",
                             path, good, plan.tail.what, len(data) - good)
-                dropped += len(data) - good
+            dropped += len(data) - good
             with open(path, "r+b") as f:
                 f.truncate(good)
                 f.flush()
