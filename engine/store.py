@@ -325,42 +325,28 @@ class Store(ReplicaApi):
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
         memtables; returns the record's position (not yet durable in batch and group modes).
-        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s) (Batch)."""
+        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s)."""
+        if len(encoded) != 1:
+            tables, keys, payloads, infos = zip(*encoded)
+            return self._append_columns(tables, keys, payloads, infos)
         options = self.options
-        if len(encoded) == 1:
-            t, key, payload, update = encoded[0]
-            record = _packb([(t.id, key, payload)])
-            tokens = None
-        else:
-            record = _packb([(t.id, key, payload) for t, key, payload, _ in encoded])
-            tokens = [token_of(key) for _, key, _, _ in encoded]
+        t, key, payload, update = encoded[0]
+        record = _packb([(t.id, key, payload)])
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        if tokens is None:
-            tok = token_of(key)
+        tok = token_of(key)
         with self._write_lock:
             if self._closed:
                 self._check_open()
             position = self.commit_log.append(record)
-            cfs_map = self.cfs
-            if tokens is None:  # one partition: the common case, without the loop
-                cfs = cfs_map.get(t.id)
-                if cfs is None:
-                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                if update.__class__ is tuple:  # a plain insert's (encoded, tombstones, now_s) (Batch)
-                    cfs.apply_plain(tok, key, payload, *update, position)
-                else:
-                    cfs.apply(tok, key, payload, update, position)
+            cfs = self.cfs.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            if update.__class__ is tuple:
+                cfs.apply_plain(tok, key, payload, *update, position)
             else:
-                for (t, key, payload, update), tok in zip(encoded, tokens):
-                    cfs = cfs_map.get(t.id)
-                    if cfs is None:
-                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    if update.__class__ is tuple:
-                        cfs.apply_plain(tok, key, payload, *update, position)
-                    else:
-                        cfs.apply(tok, key, payload, update, position)
+                cfs.apply(tok, key, payload, update, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
