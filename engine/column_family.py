@@ -151,15 +151,15 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
-    def apply_plain(self, token: int, key: bytes, payload: bytes, counts: tuple, tombstones: int,
+    def apply_plain(self, token: int, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
                     now_s: int, position) -> None:
-        """apply() of a plain insert (plain_insert.encode_plain_insert: `counts` is its (timestamp,
-        cell count)), without a Partition object unless an index needs one. Called under the
-        Store's write lock."""
+        """apply() of a plain insert (plain_insert.encode_plain_insert: `cells` cells written at
+        `ts`, the marker included), without a Partition object unless an index needs one.
+        Called under the Store's write lock."""
         if self.indexes:
             self.apply(token, key, payload, decode_partition(payload), position)
             return
-        self.memtable.put_plain(token, key, payload, counts[0], counts[1], tombstones, now_s, position)
+        self.memtable.put_plain(token, key, payload, ts, cells, tombstones, now_s, position)
         self.writes += 1
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
@@ -186,8 +186,7 @@ class ColumnFamilyStore:
                                bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
                                compression=self.table.option("compression"))
         try:
-            for token, key, payload in mt.flush_items():
-                writer.append(token, key, payload)
+            writer.append_all(mt.flush_items())
             data_stats = mt.stats.to_dict()
             data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
                               created_ms=self.clock.wall_ms())
@@ -215,7 +214,7 @@ class ColumnFamilyStore:
         SSTable before it drops its memtable from `flushing`, so a concurrent flush or
         compaction can only make a version appear twice (reconcile is idempotent), never vanish."""
         held = self.memtable.partitions.get(key)
-        payloads = held[1:] if held is not None else []
+        payloads = list(held[1:]) if held is not None else []  # a memtable entry may be a tuple
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)

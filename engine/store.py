@@ -239,11 +239,11 @@ class Store(ReplicaApi):
         return ts
 
     def _append_plain(self, t: Table, plain: tuple, now_s: int):
-        """_append() of one plain insert (key, payload, encoded, tombstones) from
+        """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
         encode_plain_insert: the same commit-log record, the memtable put without a Partition.
         Kept apart from _append: routing single puts through it cost 12% of their CPU
         (`python -m bench.write_path --compare`, 3 rounds, load 0.9)."""
-        key, payload, encoded, tombstones = plain
+        key, payload, counts, tombstones = plain
         options = self.options
         record = _packb([(t.id, key, payload)])
         if len(record) > options["max_batch_bytes"]:
@@ -258,7 +258,7 @@ class Store(ReplicaApi):
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(tok, key, payload, encoded, tombstones, now_s, position)
+            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
             total = 0  # _memtable_bytes(), inlined
             for c in cfs_map.values():
                 total += c.memtable.size_bytes
@@ -290,46 +290,63 @@ class Store(ReplicaApi):
         position = self._append(encoded)
         self.commit_log.await_durable(position)
 
-    def _append(self, encoded: list):
-        """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
-        memtables; returns the record's position (not yet durable in batch and group modes).
-        In place of the Partition, a plain insert (Batch) gives (encoded, tombstones, now_s) from
-        encode_plain_insert."""
+    def _apply_columns(self, tables: list, keys: list, payloads: list, infos: list) -> None:
+        """_apply_encoded() of writes held as columns (Batch): table, key, payload, and a
+        Partition or a plain insert's (ts, cells, tombstones, now_s), without a tuple per write
+        that holds a tracked object (engine/batch.py says why)."""
+        self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
+
+    def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
+        """_append() of columns: the same commit-log record, the same memtable puts."""
         options = self.options
-        if len(encoded) == 1:
-            t, key, payload, update = encoded[0]
-            record = _packb([(t.id, key, payload)])
-            tokens = None
-        else:
-            record = _packb([(t.id, key, payload) for t, key, payload, _ in encoded])
-            tokens = [token_of(key) for _, key, _, _ in encoded]
+        record = _packb([*zip([t.id for t in tables], keys, payloads)])
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        if tokens is None:
-            tok = token_of(key)
+        tokens = [*map(token_of, keys)]
         with self._write_lock:
             if self._closed:
                 self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
-            if tokens is None:  # one partition: the common case, without the loop
+            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
                 cfs = cfs_map.get(t.id)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                if update.__class__ is tuple:  # a plain insert's (encoded, tombstones, now_s) (Batch)
-                    cfs.apply_plain(tok, key, payload, *update, position)
+                if info.__class__ is tuple:
+                    cfs.apply_plain(tok, key, payload, *info, position)
                 else:
-                    cfs.apply(tok, key, payload, update, position)
+                    cfs.apply(tok, key, payload, info, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
+
+    def _append(self, encoded: list):
+        """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
+        memtables; returns the record's position (not yet durable in batch and group modes).
+        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s)."""
+        if len(encoded) != 1:
+            tables, keys, payloads, infos = zip(*encoded)
+            return self._append_columns(tables, keys, payloads, infos)
+        options = self.options
+        t, key, payload, update = encoded[0]
+        record = _packb([(t.id, key, payload)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tok = token_of(key)
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs = self.cfs.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            if update.__class__ is tuple:
+                cfs.apply_plain(tok, key, payload, *update, position)
             else:
-                for (t, key, payload, update), tok in zip(encoded, tokens):
-                    cfs = cfs_map.get(t.id)
-                    if cfs is None:
-                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    if update.__class__ is tuple:
-                        cfs.apply_plain(tok, key, payload, *update, position)
-                    else:
-                        cfs.apply(tok, key, payload, update, position)
+                cfs.apply(tok, key, payload, update, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()

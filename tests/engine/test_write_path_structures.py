@@ -1,0 +1,114 @@
+"""The write path's cheap structures stay correct: SSTableWriter.append_all writes byte for byte
+what append() writes; the memtable orders equal tokens by key; its single-update entries are
+tuples the garbage collector untracks, readable (also while flushing) like the list entries; a
+Batch holds no per-write container that stays tracked (engine/batch.py, engine/memtable.py)."""
+import gc
+import glob
+import os
+import random
+
+import pytest
+
+from engine.memtable import Memtable
+from engine.sstable_writer import SSTableWriter
+from engine.store import Store
+from engine.token import token as token_of
+
+STATS = {"min_timestamp": 1, "max_timestamp": 2, "cell_count": 3, "tombstone_count": 0,
+         "max_local_deletion_time": 2**31 - 1, "droppable_histogram": (), "created_ms": 7}
+
+
+def _items(n: int, seed: int = 1):
+    rnd = random.Random(seed)
+    rows = {(rnd.randrange(-2**63, 2**63), b"k%d" % i): rnd.randbytes(rnd.randrange(1, 300)) for i in range(n)}
+    rows[(5, b"a")] = b"x"   # an equal token, ordered by key
+    rows[(5, b"b")] = b"y"
+    return [(tok, key, rows[(tok, key)]) for tok, key in sorted(rows)]
+
+
+def _files(directory: str, gen: int) -> dict:
+    return {os.path.basename(f).split(f"{gen}-", 1)[1]: open(f, "rb").read()
+            for f in glob.glob(os.path.join(directory, f"*{gen}-*"))}
+
+
+@pytest.mark.parametrize("compression", [None, "lz4"])
+def test_append_all_writes_what_append_writes(tmp_path, compression):
+    items = _items(3000)
+    one = SSTableWriter(str(tmp_path), 1, expected_partitions=len(items), compression=compression)
+    for tok, key, payload in items:
+        one.append(tok, key, payload)
+    one.finish(dict(STATS))
+    two = SSTableWriter(str(tmp_path), 2, expected_partitions=len(items), compression=compression)
+    two.append(*items[0])                   # the state carries over between the two ways
+    two.append_all(items[1:1700])
+    two.append_all(iter(items[1700:]))
+    reader = two.finish(dict(STATS))
+    a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
+    assert len(a) >= 5 and a == b
+    assert reader.get(items[123][0], items[123][1]) == items[123][2]
+
+
+def test_append_all_rejects_what_append_rejects(tmp_path):
+    w = SSTableWriter(str(tmp_path), 1, expected_partitions=4)
+    w.append_all([(1, b"b", b"p")])
+    for bad in [(1, b"b", b"p"), (1, b"a", b"p"), (0, b"z", b"p"), (2, b"x" * 65536, b"p")]:
+        with pytest.raises(AssertionError):
+            w.append_all([bad])
+    w.append_all([(1, b"c", b"p")])
+    w.abort()
+
+
+def test_memtable_orders_equal_tokens_by_key():
+    mt = Memtable((0, 0))
+    for tok, key in [(5, b"b"), (9, b"q"), (5, b"a"), (-3, b"z"), (5, b"c")]:
+        mt.put(tok, key, b"p" + key, None, None)
+    assert mt.sorted_keys() == [(-3, b"z"), (5, b"a"), (5, b"b"), (5, b"c"), (9, b"q")]
+    assert [k for _, k, _ in mt.flush_items()] == [b"z", b"a", b"b", b"c", b"q"]
+
+
+def test_single_update_entries_are_untracked_and_read_like_lists():
+    mt = Memtable((0, 0))
+    mt.put(token_of(b"k"), b"k", b"p1", None, None)
+    gc.collect()
+    assert not gc.is_tracked(mt.partitions[b"k"])   # a tuple of an int and bytes
+    assert mt.get(b"k") == [b"p1"]
+    mt.put(token_of(b"k"), b"k", b"p2", None, None)
+    assert mt.get(b"k") == [b"p1", b"p2"]
+    mt.check_invariants()
+
+
+def _kv_store(path: str) -> Store:
+    store = Store.open(path, background=False)
+    store.create_keyspace("ks")
+    store.create_table("ks", "kv", {"k": "blob", "v": "blob"}, primary_key="k")
+    return store
+
+
+def test_reads_merge_single_update_entries_of_current_and_flushing_memtables(tmp_path):
+    store = _kv_store(str(tmp_path / "s"))
+    cfs = next(iter(store.cfs.values()))
+    store.insert("ks", "kv", {"k": b"a", "v": b"old"}, timestamp=1)
+    store.insert("ks", "kv", {"k": b"b", "v": b"kept"}, timestamp=1)
+    old = cfs.switch_memtable(store.commit_log.current_position())   # now in `flushing`
+    store.insert("ks", "kv", {"k": b"a", "v": b"new"}, timestamp=2)
+    assert len(cfs.read_payloads(old.partitions[b"a"][0], b"a")) == 2
+    assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
+    assert store.get("ks", "kv", {"k": b"b"})["v"] == b"kept"
+    cfs.flush_memtable(old)
+    assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
+    store.close()
+
+
+def test_a_batch_holds_no_tracked_container_per_write(tmp_path):
+    store = _kv_store(str(tmp_path / "s"))
+    with store.batch() as batch:
+        for i in range(100):
+            batch.insert("ks", "kv", {"k": b"k%d" % i, "v": b"v"})
+        gc.collect()
+        assert not any(gc.is_tracked(info) for info in batch._infos)
+        assert len(gc.get_referrers(store.table("ks", "kv"))) < 20   # not one per write
+    assert store.get("ks", "kv", {"k": b"k99"})["v"] == b"v"
+    cfs = next(iter(store.cfs.values()))
+    gc.collect()
+    assert not any(gc.is_tracked(e) for e in cfs.memtable.partitions.values())
+    store.close()
