@@ -304,6 +304,11 @@ class PartitionStats:
                     else:  # an expiring cell becomes droppable at expiry
                         self.histogram[ldt - ldt % 60] = self.histogram.get(ldt - ldt % 60, 0) + 1
 
+    def add_plain(self, ts: int, cells: int) -> None:
+        """add() of a plain-form partition: `cells` live cells (the marker included) at `ts`."""
+        self._ts(ts)
+        self.cell_count += cells
+
     def _ldt(self, ldt: int) -> None:
         if ldt > self.max_local_deletion_time:
             self.max_local_deletion_time = ldt

@@ -1,5 +1,11 @@
 """Runs a planned compaction: merge the inputs through the read pipeline, purge, write, swap.
 
+Copy-through: a partition found in one input only, stored in the plain form (payload version 3:
+one live row, no TTL, no tombstone, no deletion), has nothing to reconcile, purge, expire or
+shadow, and encode_partition is canonical, so the general path would write back the very same
+bytes; it is copied as it is (no decode, no re-encode). Tables with dropped columns take the
+general path for every partition (a plain row may hold a dropped column's cell).
+
 Crash safety comes from the order: outputs are written completely (each SSTable's TOC last), then
 one manifest write replaces the inputs with the outputs, then the input files are deleted. A crash
 before the manifest write leaves outputs the manifest doesn't name; a crash after it leaves inputs
@@ -7,9 +13,13 @@ it doesn't name; either kind is deleted on the next open. Nothing is lost or dup
 """
 from __future__ import annotations
 
+import msgpack
+
 from engine import merge
 from engine.dropped_columns import visible_partitions
 from engine.partition import PartitionStats, compact_partition, encode_partition
+
+_unpackb = msgpack.unpackb
 from engine.sstable_writer import SSTableWriter
 
 
@@ -20,12 +30,39 @@ def _intervals(readers) -> tuple:
     return tuple(sorted(set(out)))
 
 
-def execute(cfs, task, fail_at: str | None = None, keep=None):
+def _plain_form(payload: bytes) -> bool:
+    """Whether a payload is in the plain form: a msgpack array whose first item is an int (the
+    general form's first item is nil or an array), read from the first bytes only."""
+    b = payload[0]
+    i = 1 if 0x90 <= b <= 0x9f else 3 if b == 0xdc else 5 if b == 0xdd else 0
+    if not i or len(payload) <= i:
+        return False
+    b = payload[i]
+    return b <= 0x7f or 0xcc <= b <= 0xd3 or b >= 0xe0
+
+
+def _partitions(cfs, sources, copy_through: bool):
+    """(token, key, Partition | None, payload | None) of the merged inputs: the payload of a
+    copy-through partition (module docstring), else the merged Partition, dropped columns hidden."""
+    if not copy_through or cfs.table.dropped:
+        for token, key, p in visible_partitions(cfs.table, merge.merge_partitions(sources)):
+            yield token, key, p, None
+        return
+    reconcile = merge.reconcile
+    for token, key, payloads in merge.group(sources):
+        if len(payloads) == 1 and _plain_form(payloads[0]):
+            yield token, key, None, payloads[0]
+        else:
+            yield token, key, reconcile(payloads), None
+
+
+def execute(cfs, task, fail_at: str | None = None, keep=None, copy_through: bool = True):
     """Compact `task.inputs` of a ColumnFamilyStore; returns the output readers.
 
     `keep(token) -> bool`, when given, drops every partition whose token it rejects (nodetool
     cleanup: the ranges this node no longer replicates). `fail_at` ("after_outputs") is a
-    fault-injection point used by the crash tests.
+    fault-injection point used by the crash tests. `copy_through=False` sends every partition
+    through decode, purge and encode (the tests compare the two paths byte for byte).
     """
     now_s = cfs.clock.now_s()
     gc_before = now_s - cfs.gc_grace_seconds()
@@ -65,20 +102,25 @@ def execute(cfs, task, fail_at: str | None = None, keep=None):
 
     cfs.compactions_running[id(progress)] = progress
     try:
-        for token, key, p in visible_partitions(cfs.table, merge.merge_partitions([counted(s) for s in inputs])):
+        for token, key, p, payload in _partitions(cfs, [counted(s) for s in inputs], copy_through):
             if keep is not None and not keep(token):
                 cfs.stats["partitions_cleaned"] = cfs.stats.get("partitions_cleaned", 0) + 1
                 continue
-            max_ts = cfs.max_purgeable_timestamp(token, key, overlapping, memtables)
-            out = compact_partition(p, now_s, gc_before, max_ts)
-            if out is None:
-                continue
+            if payload is None:
+                max_ts = cfs.max_purgeable_timestamp(token, key, overlapping, memtables)
+                out = compact_partition(p, now_s, gc_before, max_ts)
+                if out is None:
+                    continue
+                payload = encode_partition(out)
             if writer is None:
                 writer, stats = open_writer()
                 written = 0
-            payload = encode_partition(out)
             writer.append(token, key, payload)
-            stats.add(out)
+            if p is None:
+                flat = _unpackb(payload)
+                stats.add_plain(flat[0], (len(flat) + 1) >> 1)
+            else:
+                stats.add(out)
             written += len(payload) + len(key)
             progress["bytes_written"] += len(payload) + len(key)
             if task.max_output_bytes and written >= task.max_output_bytes:
