@@ -79,10 +79,6 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
     driver = make_driver(cluster, row_factory, protocol, compression, routing)
     try:
         session = driver.connect()
-        session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
-                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
-        session.execute(f"CREATE TABLE {KEYSPACE}.cql (k int PRIMARY KEY, v blob)")
-        session.execute(f"CREATE TABLE {KEYSPACE}.own (k int PRIMARY KEY, v blob)")
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
@@ -107,6 +103,19 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
             out[name]["half"] = dict(half, node_cpu_ms_per_op=meter.done(max(1, half["count"]))["node_cpu_ms_per_op"])
         out["written"] = written
         return out
+    finally:
+        driver.shutdown()
+
+
+def create_schema(cluster) -> None:
+    """The keyspace (RF 3) and one fresh table per client: cql (cassandra-driver), acsylla, own."""
+    driver = make_driver(cluster, "dict", 4, "none", "shuffled")
+    try:
+        session = driver.connect()
+        session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+        for table in ("cql", "acsylla", "own"):
+            session.execute(f"CREATE TABLE {KEYSPACE}.{table} (k int PRIMARY KEY, v blob)")
     finally:
         driver.shutdown()
 
@@ -232,21 +241,25 @@ def parse_prepare_costs(number: int = 2000) -> dict:
             store.close()
 
 
-def report(cql: dict, own: dict, costs: dict) -> None:
-    table = [["operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
-              "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)", "errors (CQL, own)"]]
-    for op in ("insert", "select"):
-        c, o = cql[op], own[op]
-        table.append([op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
-                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
-                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
-                      f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
-                      f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
-                      f"{c['errors']}, {o['errors']}"])
+def report(clients: dict, own: dict, costs: dict) -> None:
+    """`clients`: {"cassandra-driver" or "acsylla": that client's phases}, each against `own`."""
+    table = [["CQL client", "operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
+              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)",
+              "errors (CQL, own)"]]
+    for name, cql in clients.items():
+        for op in ("insert", "select"):
+            c, o = cql[op], own[op]
+            table.append([name, op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
+                          f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
+                          f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
+                          f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
+                          f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
+                          f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
+                          f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()
     table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "node CPU ms/op"]]
-    for who, d in (("CQL", cql), ("own", own)):
+    for who, d in [*clients.items(), ("own", own)]:
         for op in ("insert", "select"):
             h = d[op]["half"]
             table.append([f"{who} {op}", f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p95_ms']:.2f}",
@@ -285,6 +298,9 @@ def main(argv=None) -> int:
                          "are quiet; their median ratio")
     ap.add_argument("--swap-tables", action="store_true",
                     help="in the --rounds, CQL reads the own client's table and the own client the CQL one")
+    ap.add_argument("--client", choices=("cassandra-driver", "acsylla", "both"), default="cassandra-driver",
+                    help="the CQL client(s): cassandra-driver (pure-Python event loop), acsylla (the C/C++ driver "
+                         "under asyncio; bench/cql_acsylla.py), or both in turn; each reported against own")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
     ap.add_argument("--metrics", action="store_true",
@@ -292,6 +308,8 @@ def main(argv=None) -> int:
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
+    if args.rounds and args.client == "acsylla":
+        ap.error("--rounds run cassandra-driver against own: use --client cassandra-driver or both")
     settings = {"num_tokens": 8, "log_level": "WARNING"}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
@@ -306,33 +324,39 @@ def main(argv=None) -> int:
         if args.client_gc == "freeze":
             gc.collect()
             gc.freeze()
-        cql = cql_phases(cluster, pids, args.seconds, args.cql_concurrency or args.concurrency, args.half_seconds,
-                         args.row_factory,
-                         args.protocol, args.compression, args.routing)
-        same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
+        create_schema(cluster)
+        clients, in_flight = {}, args.cql_concurrency or args.concurrency
+        if args.client in ("cassandra-driver", "both"):
+            clients["cassandra-driver"] = cql_phases(cluster, pids, args.seconds, in_flight, args.half_seconds,
+                                                     args.row_factory, args.protocol, args.compression, args.routing)
+        if args.client in ("acsylla", "both"):
+            from bench.cql_acsylla import acsylla_phases
+            clients["acsylla"] = acsylla_phases(cluster, pids, "acsylla", VALUE, args.seconds, in_flight,
+                                                args.half_seconds, percentiles)
+        first = next(iter(clients.values()))
+        same = {op: first[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
         from bench.cql_rounds import report_rounds, select_rounds
-        rounds = select_rounds(cluster, pids, args.rounds, args.seconds,
-                               (args.cql_concurrency or args.concurrency, args.concurrency),
-                               {"cql": cql["written"], "own": own["written"]},
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, (in_flight, args.concurrency),
+                               {"cql": clients["cassandra-driver"]["written"], "own": own["written"]},
                                (args.row_factory, args.protocol, args.compression, args.routing),
                                args.swap_tables, Meter) if args.rounds else []
     costs = parse_prepare_costs()
-    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight "
-          f"(CQL {args.cql_concurrency or args.concurrency}); cassandra-driver "
-          f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
-          f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
-    report(cql, own, costs)
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight (CQL {in_flight}); "
+          f"clients {', '.join(clients)}; cassandra-driver protocol v{args.protocol}, compression {args.compression}, "
+          f"routing {args.routing}, row factory {args.row_factory}, client GC {args.client_gc} (acsylla: v4, none, "
+          f"shuffled); load average {os.getloadavg()[0]:.2f} at the end")
+    report(clients, own, costs)
     if rounds:
         print()
         report_rounds(rounds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs,
-                       "select_rounds": rounds}, f,
-                      indent=1)
-    return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (cql, own) for op in ("insert", "select")) \
-        else 1
+            json.dump({"machine": machine(), "args": vars(args), "cql": clients.get("cassandra-driver"),
+                       "acsylla": clients.get("acsylla"), "own": own, "parse_prepare": costs,
+                       "select_rounds": rounds}, f, indent=1)
+    return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (*clients.values(), own)
+                        for op in ("insert", "select")) else 1
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Meter:
         self.spy = None
         if self.PY_SPY and name:
             exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            exe = exe if os.path.exists(exe) else shutil.which("py-spy") or exe   # else on PATH
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,106 @@
+"""bench/cql.py's second CQL client: acsylla 1.2.0 (Python over the C/C++ DataStax driver, asyncio
+front end, its own I/O thread in C++), `--client acsylla` or `--client both`.
+
+The same workload as the cassandra-driver phases: prepared `INSERT INTO bench_cql.<table> (k, v)
+VALUES (?, ?)` and `SELECT v FROM bench_cql.<table> WHERE k = ?` at QUORUM, token-aware with the
+replicas shuffled (acsylla's default, as the own client routes), protocol v4, no compression, the
+same requests in flight (an asyncio.Semaphore around `session.execute`, closed loop in calls of
+CHUNK requests), the same 200-row warm-up; then an open loop at half of the phase's peak with
+latency from each request's intended start. The table is created by the caller. acsylla needs one
+CQL port for all nodes (node N on 127.0.0.N, as LocalCluster lays them out).
+
+A C++ driver keeps the Python client's CPU small, so CQL / own with acsylla shows the node's CQL
+cost apart from cassandra-driver's client CPU. Client CPU (`process_time`) counts acsylla's I/O
+thread too.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hdrh.histogram import HdrHistogram
+
+from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter
+
+HIST_MAX_US = 60_000_000
+
+
+def connect_args(cluster) -> tuple[list[str], int]:
+    hosts = [nh.cql_endpoint.rsplit(":", 1)[0] for nh in cluster.nodes]
+    ports = {int(nh.cql_endpoint.rsplit(":", 1)[1]) for nh in cluster.nodes}
+    if len(ports) != 1:
+        raise SystemExit(f"acsylla needs one CQL port for every node, the cluster has {sorted(ports)}")
+    return hosts, ports.pop()
+
+
+def acsylla_phases(cluster, pids, table: str, value: bytes, seconds: float, concurrency: int,
+                   half_s: float, percentiles) -> dict:
+    """{"insert": {...}, "select": {...}, "written": n} as cql_phases returns them."""
+    return asyncio.run(_phases(cluster, pids, table, value, seconds, concurrency, half_s, percentiles))
+
+
+async def _phases(cluster, pids, table, value, seconds, concurrency, half_s, percentiles) -> dict:
+    import acsylla
+
+    hosts, port = connect_args(cluster)
+    client = acsylla.create_cluster(hosts, port=port, protocol_version=4, connect_timeout=10, request_timeout=12,
+                                    consistency=acsylla.Consistency.QUORUM, token_aware_routing=True,
+                                    token_aware_routing_shuffle_replicas=True, log_level="error")
+    session = await client.create_session(keyspace=KEYSPACE)
+    try:
+        insert = await session.create_prepared(f"INSERT INTO {KEYSPACE}.{table} (k, v) VALUES (?, ?)")
+        select = await session.create_prepared(f"SELECT v FROM {KEYSPACE}.{table} WHERE k = ?")
+        gate = asyncio.Semaphore(concurrency)
+        counts = {"found": 0, "errors": 0}
+        written = 0
+
+        def statement(op, k):
+            if op == "insert":
+                return insert.bind([k, value], consistency=acsylla.Consistency.QUORUM)
+            return select.bind([k % written], consistency=acsylla.Consistency.QUORUM)
+
+        async def one(op, k):
+            async with gate:
+                try:
+                    result = await session.execute(statement(op, k))
+                    counts["found"] += op == "select" and result.first() is not None
+                except Exception:  # noqa: BLE001 - counted, reported
+                    counts["errors"] += 1
+
+        async def timed(op, k, due, hist, errors):
+            try:
+                await session.execute(statement(op, k))
+                hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
+            except Exception:  # noqa: BLE001 - counted, reported
+                errors.append(1)
+
+        out = {"protocol": 4, "compression": "none", "routing": "shuffled", "client": "acsylla"}
+        for op in ("insert", "select"):
+            await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
+            counts.update(found=0, errors=0)
+            meter, n = Meter(pids, f"acsylla_{op}"), 0
+            while time.perf_counter() - meter.t0 < seconds:
+                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
+                n += CHUNK
+            out[op] = dict(meter.done(n), errors=counts["errors"])
+            if op == "select":
+                out[op]["found"] = counts["found"]
+            written = written or n
+            rate = out[op]["ops_s"] / 2
+            meter = Meter(pids)
+            hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
+            t0 = time.perf_counter()
+            while n / rate < half_s:
+                due = t0 + n / rate
+                ahead = due - time.perf_counter()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
+                n += 1
+            await asyncio.gather(*tasks)
+            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
+                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
+        out["written"] = written
+        return out
+    finally:
+        await session.close()
