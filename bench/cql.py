@@ -309,7 +309,10 @@ def main(argv=None) -> int:
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
     if args.rounds and args.client == "acsylla":
-        ap.error("--rounds run cassandra-driver against own: use --client cassandra-driver or both")
+        ap.error("--rounds run cassandra-driver (and acsylla with --client both) against own: use "
+                 "--client cassandra-driver or both")
+    if args.swap_tables and args.client != "cassandra-driver":
+        ap.error("--swap-tables swaps the cassandra-driver and own tables: use --client cassandra-driver")
     settings = {"num_tokens": 8, "log_level": "WARNING"}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
@@ -337,10 +340,12 @@ def main(argv=None) -> int:
         same = {op: first[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
         from bench.cql_rounds import report_rounds, select_rounds
-        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, (in_flight, args.concurrency),
-                               {"cql": clients["cassandra-driver"]["written"], "own": own["written"]},
+        written = {"cql": clients["cassandra-driver"]["written"], "own": own["written"]}
+        if "acsylla" in clients:
+            written["acsylla"] = clients["acsylla"]["written"]
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, (in_flight, args.concurrency), written,
                                (args.row_factory, args.protocol, args.compression, args.routing),
-                               args.swap_tables, Meter) if args.rounds else []
+                               args.swap_tables, Meter, acsylla="acsylla" in clients) if args.rounds else []
     costs = parse_prepare_costs()
     print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight (CQL {in_flight}); "
           f"clients {', '.join(clients)}; cassandra-driver protocol v{args.protocol}, compression {args.compression}, "

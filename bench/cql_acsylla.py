@@ -104,3 +104,29 @@ async def _phases(cluster, pids, table, value, seconds, concurrency, half_s, per
         return out
     finally:
         await session.close()
+
+
+async def select_chunks(cluster, table: str, keys: int, concurrency: int):
+    """For bench/cql_rounds.py, in the running loop: (chunk(n, count) -> errors, close()) where
+    chunk runs `count` prepared QUORUM SELECTs of keys n.. (mod `keys`), `concurrency` in flight."""
+    import acsylla
+
+    hosts, port = connect_args(cluster)
+    client = acsylla.create_cluster(hosts, port=port, protocol_version=4, connect_timeout=10, request_timeout=12,
+                                    consistency=acsylla.Consistency.QUORUM, log_level="error")
+    session = await client.create_session(keyspace=KEYSPACE)
+    select = await session.create_prepared(f"SELECT v FROM {KEYSPACE}.{table} WHERE k = ?")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(k) -> int:
+        async with gate:
+            try:
+                await session.execute(select.bind([k % keys], consistency=acsylla.Consistency.QUORUM))
+                return 0
+            except Exception:  # noqa: BLE001 - counted, reported
+                return 1
+
+    async def chunk(n: int, count: int) -> int:
+        return sum(await asyncio.gather(*(one(k) for k in range(n, n + count))))
+
+    return chunk, session.close

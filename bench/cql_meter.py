@@ -47,9 +47,18 @@ class Meter:
         if self.METRICS:
             threading.Thread(target=self._poll_in_flight, daemon=True).start()
         self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
+        self.stime0 = self._system()
 
     def _nodes(self) -> float:
         return sum(self._each())
+
+    def _system(self) -> float:
+        """stime of the node processes (kernel CPU: sockets, epoll, fsync), seconds."""
+        total = 0.0
+        for pid in self.pids:
+            with open(f"/proc/{pid}/stat") as f:
+                total += int(f.read().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def _each(self) -> list[float]:
         return [cpu_seconds(pid) for pid in self.pids]
@@ -100,7 +109,7 @@ class Meter:
         in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
         return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
-                "node_writes_per_op": (w1 - w0) / ops,
+                "node_writes_per_op": (w1 - w0) / ops, "node_sys_cpu_ms_per_op": (self._system() - self.stime0) * 1000 / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
 
 

@@ -72,6 +72,7 @@ class NativeServer:
         self.in_flight = 0                      # statements in flight on the node
         self.refused_connections = 0
         self.overloaded = 0
+        self.point_statements = 0               # EXECUTEs the point fast path answered (point.py)
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
@@ -249,9 +250,12 @@ class ServerConnection:
             if isinstance(event, Query):
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
-                ex = (server.point_path and point.execution(node, session, event.query_id, event.parameters,
-                                                            server.ids)) \
-                    or Execution.execute(node, session, event.query_id, event.parameters, server.ids)
+                ex = server.point_path and point.execution(node, session, event.query_id, event.parameters,
+                                                           server.ids)
+                if ex:
+                    server.point_statements += 1
+                else:
+                    ex = Execution.execute(node, session, event.query_id, event.parameters, server.ids)
             elif isinstance(event, AuthResponse):      # PasswordAuthenticator's login, roles.py
                 ex = Execution(node, session, server.ids, lambda _ex: roles.login(session, event.token))
             else:
