@@ -340,9 +340,8 @@ def main(argv=None) -> int:
         same = {op: first[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
         from bench.cql_rounds import report_rounds, select_rounds
-        written = {"cql": clients["cassandra-driver"]["written"], "own": own["written"]}
-        if "acsylla" in clients:
-            written["acsylla"] = clients["acsylla"]["written"]
+        written = {"own": own["written"], **{("cql" if name == "cassandra-driver" else name): c["written"]
+                                             for name, c in clients.items()}}
         rounds = select_rounds(cluster, pids, args.rounds, args.seconds, (in_flight, args.concurrency), written,
                                (args.row_factory, args.protocol, args.compression, args.routing),
                                args.swap_tables, Meter, acsylla="acsylla" in clients) if args.rounds else []
