@@ -8,7 +8,10 @@ blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware r
 shuffled, as the own client does; `primary`: the driver's default, always the first replica, so
 each node coordinates its primary vnode ranges' share; `--row-factory`, default `dict_factory`:
 rows as dicts, the shape the own client returns; the driver's default `named_tuple_factory`
-builds a namedtuple class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight.
+builds a namedtuple class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight. `--client acsylla`
+(bench/cql_acsylla.py: the C/C++ DataStax driver under asyncio, prepared statements, v4, token-aware
+shuffled, QUORUM, the same depth) or `--client both` runs a second CQL client and reports each
+against own: its small client CPU tells the node's CQL cost apart from cassandra-driver's.
 `--client-gc freeze` runs gc.collect() and gc.freeze() in this process before the phases (the
 driver's and the own client's long-lived objects leave the collector's generations). Both tables
 are fresh; each phase runs after a 200-row warm-up. Per phase:
@@ -34,6 +37,7 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
     python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
     python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
+    python -m bench.cql --seconds 5 --half-seconds 2 --client both --rounds 2   # acsylla a third side
 """
 from __future__ import annotations
 
