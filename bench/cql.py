@@ -54,11 +54,11 @@ import tomllib
 
 from hdrh.histogram import HdrHistogram
 
-from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver, metrics_cluster, metrics_url
+from bench.cql_meter import (CHUNK, HIST_MAX_US, KEYSPACE, WARMUP, Meter, asyncio_phases, make_driver, metrics_cluster,
+                              metrics_url, percentiles)
 from bench.harness import machine, print_table, temp_cluster
 
 VALUE = os.urandom(100)
-HIST_MAX_US = 60_000_000
 STATEMENTS = (                       # the parse / prepare figures
     "SELECT v FROM bench_cql.kv WHERE k = ?",
     "INSERT INTO bench_cql.kv (k, v) VALUES (?, ?)",
@@ -67,12 +67,6 @@ STATEMENTS = (                       # the parse / prepare figures
     "ORDER BY c DESC LIMIT 100",
     "DELETE FROM bench_cql.wide WHERE p = 1 AND c = 2",
 )
-
-
-def percentiles(hist: HdrHistogram, errors: int) -> dict:
-    return {"p50_ms": hist.get_value_at_percentile(50) / 1000, "p95_ms": hist.get_value_at_percentile(95) / 1000,
-            "p99_ms": hist.get_value_at_percentile(99) / 1000, "max_ms": hist.get_max_value() / 1000,
-            "count": hist.get_total_count(), "errors": errors}
 
 
 def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
@@ -167,56 +161,14 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
     session = await client.connect(KEYSPACE)
-    gate = asyncio.Semaphore(concurrency)
-    out, counts, written = {}, {"found": 0, "errors": 0}, 0
 
-    async def call(op, k):
+    async def call(op, k, written):
         if op == "insert":
             return await session.insert("own", {"k": k, "v": VALUE}, consistency="QUORUM")
         return await session.get("own", {"k": k % written}, consistency="QUORUM")
 
-    async def one(op, k):
-        async with gate:
-            try:
-                counts["found"] += (await call(op, k)) is not None
-            except Exception:  # noqa: BLE001 - counted, reported
-                counts["errors"] += 1
-
-    async def timed(op, k, due, hist, errors):
-        try:
-            await call(op, k)
-            hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
-        except Exception:  # noqa: BLE001 - counted, reported
-            errors.append(1)
-
     try:
-        for op in ("insert", "select"):
-            await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
-            counts.update(found=0, errors=0)
-            meter, n = Meter(pids, f"own_{op}"), 0
-            while time.perf_counter() - meter.t0 < seconds:
-                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
-                n += CHUNK
-            out[op] = dict(meter.done(n), errors=counts["errors"])
-            if op == "select":
-                out[op]["found"] = counts["found"]
-            written = written or n
-            rate = same_rate[op] if same_rate else out[op]["ops_s"] / 2
-            meter = Meter(pids)
-            hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
-            t0 = time.perf_counter()
-            while n / rate < half_s:
-                due = t0 + n / rate
-                ahead = due - time.perf_counter()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
-                n += 1
-            await asyncio.gather(*tasks)
-            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
-                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
-        out["written"] = written
-        return out
+        return await asyncio_phases(pids, "own", call, seconds, concurrency, half_s, same_rate)
     finally:
         await client.shutdown()
 
@@ -339,7 +291,7 @@ def main(argv=None) -> int:
         if args.client in ("acsylla", "both"):
             from bench.cql_acsylla import acsylla_phases
             clients["acsylla"] = acsylla_phases(cluster, pids, "acsylla", VALUE, args.seconds, in_flight,
-                                                args.half_seconds, percentiles)
+                                                args.half_seconds)
         first = next(iter(clients.values()))
         same = {op: first[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))

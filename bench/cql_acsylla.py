@@ -16,13 +16,8 @@ thread too.
 from __future__ import annotations
 
 import asyncio
-import time
 
-from hdrh.histogram import HdrHistogram
-
-from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter
-
-HIST_MAX_US = 60_000_000
+from bench.cql_meter import KEYSPACE, asyncio_phases
 
 
 def connect_args(cluster) -> tuple[list[str], int]:
@@ -34,12 +29,12 @@ def connect_args(cluster) -> tuple[list[str], int]:
 
 
 def acsylla_phases(cluster, pids, table: str, value: bytes, seconds: float, concurrency: int,
-                   half_s: float, percentiles) -> dict:
-    """{"insert": {...}, "select": {...}, "written": n} as cql_phases returns them."""
-    return asyncio.run(_phases(cluster, pids, table, value, seconds, concurrency, half_s, percentiles))
+                   half_s: float) -> dict:
+    """{"insert": {...}, "select": {...}, "written": n, ...} as cql_phases returns them."""
+    return asyncio.run(_phases(cluster, pids, table, value, seconds, concurrency, half_s))
 
 
-async def _phases(cluster, pids, table, value, seconds, concurrency, half_s, percentiles) -> dict:
+async def _phases(cluster, pids, table, value, seconds, concurrency, half_s) -> dict:
     import acsylla
 
     hosts, port = connect_args(cluster)
@@ -50,58 +45,15 @@ async def _phases(cluster, pids, table, value, seconds, concurrency, half_s, per
     try:
         insert = await session.create_prepared(f"INSERT INTO {KEYSPACE}.{table} (k, v) VALUES (?, ?)")
         select = await session.create_prepared(f"SELECT v FROM {KEYSPACE}.{table} WHERE k = ?")
-        gate = asyncio.Semaphore(concurrency)
-        counts = {"found": 0, "errors": 0}
-        written = 0
+        quorum = acsylla.Consistency.QUORUM
 
-        def statement(op, k):
+        async def call(op, k, written):
             if op == "insert":
-                return insert.bind([k, value], consistency=acsylla.Consistency.QUORUM)
-            return select.bind([k % written], consistency=acsylla.Consistency.QUORUM)
+                return await session.execute(insert.bind([k, value], consistency=quorum))
+            return (await session.execute(select.bind([k % written], consistency=quorum))).first()
 
-        async def one(op, k):
-            async with gate:
-                try:
-                    result = await session.execute(statement(op, k))
-                    counts["found"] += op == "select" and result.first() is not None
-                except Exception:  # noqa: BLE001 - counted, reported
-                    counts["errors"] += 1
-
-        async def timed(op, k, due, hist, errors):
-            try:
-                await session.execute(statement(op, k))
-                hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
-            except Exception:  # noqa: BLE001 - counted, reported
-                errors.append(1)
-
-        out = {"protocol": 4, "compression": "none", "routing": "shuffled", "client": "acsylla"}
-        for op in ("insert", "select"):
-            await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
-            counts.update(found=0, errors=0)
-            meter, n = Meter(pids, f"acsylla_{op}"), 0
-            while time.perf_counter() - meter.t0 < seconds:
-                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
-                n += CHUNK
-            out[op] = dict(meter.done(n), errors=counts["errors"])
-            if op == "select":
-                out[op]["found"] = counts["found"]
-            written = written or n
-            rate = out[op]["ops_s"] / 2
-            meter = Meter(pids)
-            hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
-            t0 = time.perf_counter()
-            while n / rate < half_s:
-                due = t0 + n / rate
-                ahead = due - time.perf_counter()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
-                n += 1
-            await asyncio.gather(*tasks)
-            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
-                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
-        out["written"] = written
-        return out
+        out = await asyncio_phases(pids, "acsylla", call, seconds, concurrency, half_s)
+        return dict(out, protocol=4, compression="none", routing="shuffled", client="acsylla")
     finally:
         await session.close()
 
