@@ -8,7 +8,10 @@ blob. CQL: `execute_concurrent_with_args` of a prepared statement (token-aware r
 shuffled, as the own client does; `primary`: the driver's default, always the first replica, so
 each node coordinates its primary vnode ranges' share; `--row-factory`, default `dict_factory`:
 rows as dicts, the shape the own client returns; the driver's default `named_tuple_factory`
-builds a namedtuple class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight.
+builds a namedtuple class for every response, ~40 us of client CPU each); own: `ring.client.AsyncCluster` with the same number of requests in flight. `--client acsylla`
+(bench/cql_acsylla.py: the C/C++ DataStax driver under asyncio, prepared statements, v4, token-aware
+shuffled, QUORUM, the same depth) or `--client both` runs a second CQL client and reports each
+against own: its small client CPU tells the node's CQL cost apart from cassandra-driver's.
 `--client-gc freeze` runs gc.collect() and gc.freeze() in this process before the phases (the
 driver's and the own client's long-lived objects leave the collector's generations). Both tables
 are fresh; each phase runs after a 200-row warm-up. Per phase:
@@ -34,6 +37,7 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
     python -m bench.cql --seconds 10 --concurrency 128 --row-factory named_tuple --json cql.json
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
     python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
+    python -m bench.cql --seconds 5 --half-seconds 2 --client both --rounds 2   # acsylla a third side
 """
 from __future__ import annotations
 
@@ -50,11 +54,11 @@ import tomllib
 
 from hdrh.histogram import HdrHistogram
 
-from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver, metrics_cluster, metrics_url
+from bench.cql_meter import (CHUNK, HIST_MAX_US, KEYSPACE, WARMUP, Meter, asyncio_phases, make_driver, metrics_cluster,
+                              metrics_url, percentiles)
 from bench.harness import machine, print_table, temp_cluster
 
 VALUE = os.urandom(100)
-HIST_MAX_US = 60_000_000
 STATEMENTS = (                       # the parse / prepare figures
     "SELECT v FROM bench_cql.kv WHERE k = ?",
     "INSERT INTO bench_cql.kv (k, v) VALUES (?, ?)",
@@ -65,12 +69,6 @@ STATEMENTS = (                       # the parse / prepare figures
 )
 
 
-def percentiles(hist: HdrHistogram, errors: int) -> dict:
-    return {"p50_ms": hist.get_value_at_percentile(50) / 1000, "p95_ms": hist.get_value_at_percentile(95) / 1000,
-            "p99_ms": hist.get_value_at_percentile(99) / 1000, "max_ms": hist.get_max_value() / 1000,
-            "count": hist.get_total_count(), "errors": errors}
-
-
 def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, row_factory: str,
                protocol: int = 4, compression: str = "none", routing: str = "shuffled") -> dict:
     from cassandra import ConsistencyLevel
@@ -79,10 +77,6 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
     driver = make_driver(cluster, row_factory, protocol, compression, routing)
     try:
         session = driver.connect()
-        session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
-                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
-        session.execute(f"CREATE TABLE {KEYSPACE}.cql (k int PRIMARY KEY, v blob)")
-        session.execute(f"CREATE TABLE {KEYSPACE}.own (k int PRIMARY KEY, v blob)")
         insert = session.prepare(f"INSERT INTO {KEYSPACE}.cql (k, v) VALUES (?, ?)")
         select = session.prepare(f"SELECT v FROM {KEYSPACE}.cql WHERE k = ?")
         insert.consistency_level = select.consistency_level = ConsistencyLevel.QUORUM
@@ -107,6 +101,19 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
             out[name]["half"] = dict(half, node_cpu_ms_per_op=meter.done(max(1, half["count"]))["node_cpu_ms_per_op"])
         out["written"] = written
         return out
+    finally:
+        driver.shutdown()
+
+
+def create_schema(cluster) -> None:
+    """The keyspace (RF 3) and one fresh table per client: cql (cassandra-driver), acsylla, own."""
+    driver = make_driver(cluster, "dict", 4, "none", "shuffled")
+    try:
+        session = driver.connect()
+        session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+        for table in ("cql", "acsylla", "own"):
+            session.execute(f"CREATE TABLE {KEYSPACE}.{table} (k int PRIMARY KEY, v blob)")
     finally:
         driver.shutdown()
 
@@ -154,56 +161,14 @@ async def own_phases(cluster, pids, seconds: float, concurrency: int, half_s: fl
 
     client = AsyncCluster([nh.endpoint for nh in cluster.nodes], timeout_s=12.0)
     session = await client.connect(KEYSPACE)
-    gate = asyncio.Semaphore(concurrency)
-    out, counts, written = {}, {"found": 0, "errors": 0}, 0
 
-    async def call(op, k):
+    async def call(op, k, written):
         if op == "insert":
             return await session.insert("own", {"k": k, "v": VALUE}, consistency="QUORUM")
         return await session.get("own", {"k": k % written}, consistency="QUORUM")
 
-    async def one(op, k):
-        async with gate:
-            try:
-                counts["found"] += (await call(op, k)) is not None
-            except Exception:  # noqa: BLE001 - counted, reported
-                counts["errors"] += 1
-
-    async def timed(op, k, due, hist, errors):
-        try:
-            await call(op, k)
-            hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
-        except Exception:  # noqa: BLE001 - counted, reported
-            errors.append(1)
-
     try:
-        for op in ("insert", "select"):
-            await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
-            counts.update(found=0, errors=0)
-            meter, n = Meter(pids, f"own_{op}"), 0
-            while time.perf_counter() - meter.t0 < seconds:
-                await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
-                n += CHUNK
-            out[op] = dict(meter.done(n), errors=counts["errors"])
-            if op == "select":
-                out[op]["found"] = counts["found"]
-            written = written or n
-            rate = same_rate[op] if same_rate else out[op]["ops_s"] / 2
-            meter = Meter(pids)
-            hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
-            t0 = time.perf_counter()
-            while n / rate < half_s:
-                due = t0 + n / rate
-                ahead = due - time.perf_counter()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
-                n += 1
-            await asyncio.gather(*tasks)
-            out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
-                                   node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
-        out["written"] = written
-        return out
+        return await asyncio_phases(pids, "own", call, seconds, concurrency, half_s, same_rate)
     finally:
         await client.shutdown()
 
@@ -232,21 +197,25 @@ def parse_prepare_costs(number: int = 2000) -> dict:
             store.close()
 
 
-def report(cql: dict, own: dict, costs: dict) -> None:
-    table = [["operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
-              "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)", "errors (CQL, own)"]]
-    for op in ("insert", "select"):
-        c, o = cql[op], own[op]
-        table.append([op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
-                      f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
-                      f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
-                      f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
-                      f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
-                      f"{c['errors']}, {o['errors']}"])
+def report(clients: dict, own: dict, costs: dict) -> None:
+    """`clients`: {"cassandra-driver" or "acsylla": that client's phases}, each against `own`."""
+    table = [["CQL client", "operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
+              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)",
+              "errors (CQL, own)"]]
+    for name, cql in clients.items():
+        for op in ("insert", "select"):
+            c, o = cql[op], own[op]
+            table.append([name, op, f"{c['ops_s']:,.0f}", f"{o['ops_s']:,.0f}", f"{c['ops_s'] / o['ops_s']:.2f}x",
+                          f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
+                          f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
+                          f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
+                          f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
+                          f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
+                          f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()
     table = [["half of peak", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "node CPU ms/op"]]
-    for who, d in (("CQL", cql), ("own", own)):
+    for who, d in [*clients.items(), ("own", own)]:
         for op in ("insert", "select"):
             h = d[op]["half"]
             table.append([f"{who} {op}", f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p95_ms']:.2f}",
@@ -285,6 +254,9 @@ def main(argv=None) -> int:
                          "are quiet; their median ratio")
     ap.add_argument("--swap-tables", action="store_true",
                     help="in the --rounds, CQL reads the own client's table and the own client the CQL one")
+    ap.add_argument("--client", choices=("cassandra-driver", "acsylla", "both"), default="cassandra-driver",
+                    help="the CQL client(s): cassandra-driver (pure-Python event loop), acsylla (the C/C++ driver "
+                         "under asyncio; bench/cql_acsylla.py), or both in turn; each reported against own")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
     ap.add_argument("--metrics", action="store_true",
@@ -292,6 +264,11 @@ def main(argv=None) -> int:
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a node setting (TOML value), e.g. gc_young_threshold=0; repeatable")
     args = ap.parse_args(argv)
+    if args.rounds and args.client == "acsylla":
+        ap.error("--rounds run cassandra-driver (and acsylla with --client both) against own: use "
+                 "--client cassandra-driver or both")
+    if args.swap_tables and args.client != "cassandra-driver":
+        ap.error("--swap-tables swaps the cassandra-driver and own tables: use --client cassandra-driver")
     settings = {"num_tokens": 8, "log_level": "WARNING"}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
@@ -306,33 +283,40 @@ def main(argv=None) -> int:
         if args.client_gc == "freeze":
             gc.collect()
             gc.freeze()
-        cql = cql_phases(cluster, pids, args.seconds, args.cql_concurrency or args.concurrency, args.half_seconds,
-                         args.row_factory,
-                         args.protocol, args.compression, args.routing)
-        same = {op: cql[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
+        create_schema(cluster)
+        clients, in_flight = {}, args.cql_concurrency or args.concurrency
+        if args.client in ("cassandra-driver", "both"):
+            clients["cassandra-driver"] = cql_phases(cluster, pids, args.seconds, in_flight, args.half_seconds,
+                                                     args.row_factory, args.protocol, args.compression, args.routing)
+        if args.client in ("acsylla", "both"):
+            from bench.cql_acsylla import acsylla_phases
+            clients["acsylla"] = acsylla_phases(cluster, pids, "acsylla", VALUE, args.seconds, in_flight,
+                                                args.half_seconds)
+        first = next(iter(clients.values()))
+        same = {op: first[op]["half"]["rate"] for op in ("insert", "select")} if args.same_rate else None
         own = asyncio.run(own_phases(cluster, pids, args.seconds, args.concurrency, args.half_seconds, same))
         from bench.cql_rounds import report_rounds, select_rounds
-        rounds = select_rounds(cluster, pids, args.rounds, args.seconds,
-                               (args.cql_concurrency or args.concurrency, args.concurrency),
-                               {"cql": cql["written"], "own": own["written"]},
+        written = {"own": own["written"], **{("cql" if name == "cassandra-driver" else name): c["written"]
+                                             for name, c in clients.items()}}
+        rounds = select_rounds(cluster, pids, args.rounds, args.seconds, (in_flight, args.concurrency), written,
                                (args.row_factory, args.protocol, args.compression, args.routing),
-                               args.swap_tables, Meter) if args.rounds else []
+                               args.swap_tables, Meter, acsylla="acsylla" in clients) if args.rounds else []
     costs = parse_prepare_costs()
-    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight "
-          f"(CQL {args.cql_concurrency or args.concurrency}); cassandra-driver "
-          f"protocol v{cql['protocol']}, compression {args.compression}, routing {args.routing}, row factory {args.row_factory}, client GC "
-          f"{args.client_gc}; load average {os.getloadavg()[0]:.2f} at the end")
-    report(cql, own, costs)
+    print(f"3 nodes, RF 3, QUORUM, {args.seconds:g} s per peak, {args.concurrency} in flight (CQL {in_flight}); "
+          f"clients {', '.join(clients)}; cassandra-driver protocol v{args.protocol}, compression {args.compression}, "
+          f"routing {args.routing}, row factory {args.row_factory}, client GC {args.client_gc} (acsylla: v4, none, "
+          f"shuffled); load average {os.getloadavg()[0]:.2f} at the end")
+    report(clients, own, costs)
     if rounds:
         print()
         report_rounds(rounds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "args": vars(args), "cql": cql, "own": own, "parse_prepare": costs,
-                       "select_rounds": rounds}, f,
-                      indent=1)
-    return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (cql, own) for op in ("insert", "select")) \
-        else 1
+            json.dump({"machine": machine(), "args": vars(args), "cql": clients.get("cassandra-driver"),
+                       "acsylla": clients.get("acsylla"), "own": own, "parse_prepare": costs,
+                       "select_rounds": rounds}, f, indent=1)
+    return 0 if not any(d[op]["errors"] or d[op]["half"]["errors"] for d in (*clients.values(), own)
+                        for op in ("insert", "select")) else 1
 
 
 if __name__ == "__main__":

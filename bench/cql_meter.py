@@ -1,11 +1,13 @@
-"""What bench/cql.py and bench/cql_rounds.py share: the keyspace and batch sizes, the driver as the
-bench configures it, a cluster whose nodes export /metrics, and `Meter`, which measures one phase:
+"""What bench/cql.py, bench/cql_acsylla.py and bench/cql_rounds.py share: the keyspace and batch
+sizes, the driver as the bench configures it, a cluster whose nodes export /metrics, the phases
+of an asyncio client (`asyncio_phases`), and `Meter`, which measures one phase:
 wall time, node CPU (utime + stime of the node processes) and client CPU per operation, the nodes'
 read/write system calls (/proc/<pid>/io), optionally every node gauge that changed and a py-spy
 profile of node 1. A phase's figures are the differences between `Meter()` and `Meter.done(ops)`.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,11 +20,72 @@ import threading
 import time
 import tomllib
 
+from hdrh.histogram import HdrHistogram
+
 from bench.harness import cpu_seconds
 
 KEYSPACE = "bench_cql"
 WARMUP = 200
 CHUNK = 1000                         # closed-loop requests per execute_concurrent / gather call
+HIST_MAX_US = 60_000_000
+
+
+def percentiles(hist: HdrHistogram, errors: int) -> dict:
+    return {"p50_ms": hist.get_value_at_percentile(50) / 1000, "p95_ms": hist.get_value_at_percentile(95) / 1000,
+            "p99_ms": hist.get_value_at_percentile(99) / 1000, "max_ms": hist.get_max_value() / 1000,
+            "count": hist.get_total_count(), "errors": errors}
+
+
+async def asyncio_phases(pids, prefix: str, call, seconds: float, concurrency: int, half_s: float,
+                         same_rate: dict | None = None) -> dict:
+    """insert, then select, for an asyncio client: the warm-up, the closed-loop peak (`concurrency`
+    in flight, Meter named prefix_op) and the open loop at half of the peak (or at `same_rate[op]`)
+    timed from each request's intended start. `call(op, k, written)` makes one request and returns
+    the row (None: not found); select reads key k % written."""
+    gate = asyncio.Semaphore(concurrency)
+    out, counts, written = {}, {"found": 0, "errors": 0}, 0
+
+    async def one(op, k):
+        async with gate:
+            try:
+                counts["found"] += (await call(op, k, written)) is not None
+            except Exception:  # noqa: BLE001 - counted, reported
+                counts["errors"] += 1
+
+    async def timed(op, k, due, hist, errors):
+        try:
+            await call(op, k, written)
+            hist.record_value(max(1, int((time.perf_counter() - due) * 1e6)))
+        except Exception:  # noqa: BLE001 - counted, reported
+            errors.append(1)
+
+    for op in ("insert", "select"):
+        await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
+        counts.update(found=0, errors=0)
+        meter, n = Meter(pids, f"{prefix}_{op}"), 0
+        while time.perf_counter() - meter.t0 < seconds:
+            await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
+            n += CHUNK
+        out[op] = dict(meter.done(n), errors=counts["errors"])
+        if op == "select":
+            out[op]["found"] = counts["found"]
+        written = written or n
+        rate = same_rate[op] if same_rate else out[op]["ops_s"] / 2
+        meter = Meter(pids)
+        hist, errors, tasks, n = HdrHistogram(1, HIST_MAX_US, 3), [], [], 0
+        t0 = time.perf_counter()
+        while n / rate < half_s:
+            due = t0 + n / rate
+            ahead = due - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            tasks.append(asyncio.ensure_future(timed(op, n, due, hist, errors)))
+            n += 1
+        await asyncio.gather(*tasks)
+        out[op]["half"] = dict(percentiles(hist, len(errors)), rate=rate,
+                               node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
+    out["written"] = written
+    return out
 
 
 class Meter:
@@ -37,6 +100,7 @@ class Meter:
         self.spy = None
         if self.PY_SPY and name:
             exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            exe = exe if os.path.exists(exe) else shutil.which("py-spy") or exe   # else on PATH
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,9 +110,18 @@ class Meter:
         if self.METRICS:
             threading.Thread(target=self._poll_in_flight, daemon=True).start()
         self.t0, self.nodes0, self.own0 = time.perf_counter(), sum(self.each0), time.process_time()
+        self.stime0 = self._system()
 
     def _nodes(self) -> float:
         return sum(self._each())
+
+    def _system(self) -> float:
+        """stime of the node processes (kernel CPU: sockets, epoll, fsync), seconds."""
+        total = 0.0
+        for pid in self.pids:
+            with open(f"/proc/{pid}/stat") as f:
+                total += int(f.read().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def _each(self) -> list[float]:
         return [cpu_seconds(pid) for pid in self.pids]
@@ -99,7 +172,7 @@ class Meter:
         in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
         return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
-                "node_writes_per_op": (w1 - w0) / ops,
+                "node_writes_per_op": (w1 - w0) / ops, "node_sys_cpu_ms_per_op": (self._system() - self.stime0) * 1000 / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
 
 

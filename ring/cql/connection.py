@@ -32,6 +32,7 @@ from ring.cql.frame import (
     FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, FLAG_TRACING, FLAG_WARNING, FrameDecoder, OversizedFrame,
     compress_body, decode_header, decompress_body, encode_frame,
 )
+from ring.cql.execute_frames import next_execute
 from ring.cql.notation import ProtocolException, Reader, encode_string_list
 from ring.cql.requests import AuthResponse, Options, Register, Request, Startup, decode_request
 from ring.cql.responses import Authenticate, AuthSuccess, Error, ErrorCode, Ready, Response, Supported
@@ -107,6 +108,13 @@ class Connection:
         events: list[Request | Rejected] = []
         while self.phase not in (Phase.STARTING, Phase.CLOSED):
             try:
+                if self.phase is Phase.READY and not self._frames.skipping:
+                    self._pump()
+                    found = next_execute(self._frames.buffer, self.version, self.max_frame_bytes)
+                    if found is not None:      # the common EXECUTE in one pass (execute_frames.py)
+                        events.append(found[0])
+                        del self._frames.buffer[:found[1]]
+                        continue
                 event = self._next_event()
             except ProtocolException as e:
                 assert e.fatal, e

@@ -17,6 +17,7 @@ reported once and its body is skipped, so the stream stays in sync and the conne
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 import lz4.block
@@ -55,6 +56,7 @@ FLAG_USE_BETA = 0x10
 RESPONSE_BIT = 0x80
 HEADER_BYTES = 9
 BODY_BYTES_MAX = 256 * 1024 * 1024   # the spec's hard limit; connections set a lower one
+_HEADER = struct.Struct(">BBhBi")    # v3+: version, flags, stream, opcode, length
 
 
 def header_bytes(version: int) -> int:
@@ -97,9 +99,8 @@ def encode_frame(version: int, flags: int, stream: int, opcode: int, body: bytes
     first = version | (RESPONSE_BIT if response else 0)
     if version < 3:
         head = bytes([first, flags]) + stream.to_bytes(1, "big", signed=True) + bytes([opcode])
-    else:
-        head = bytes([first, flags]) + stream.to_bytes(2, "big", signed=True) + bytes([opcode])
-    return head + I32.pack(len(body)) + body
+        return head + I32.pack(len(body)) + body
+    return _HEADER.pack(first, flags, stream, opcode, len(body)) + body
 
 
 def compress_body(body: bytes) -> bytes:

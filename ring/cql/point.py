@@ -217,7 +217,10 @@ def _compile_insert(p, plan: WritePlan, table) -> Point | None:
             args["timestamp"] = params.timestamp
         return "insert", args
 
-    return Point(table, tuple(s.type for s in p.bind), key_slots, build, lambda params: lambda result: void)
+    def finish(result):
+        return void
+
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, lambda params: finish)
 
 
 def _compile_select(p, plan: ReadPlan, table) -> Point | None:
@@ -273,8 +276,8 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
             args["consistency"] = level
         return "select", args
 
-    def finish_for(params):
-        meta = metadata(bool(params.skip_metadata))
+    def finish_with(skip: bool):
+        meta = metadata(skip)
 
         def finish(rows):
             cells = []
@@ -290,7 +293,9 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
             return PointRows(meta, b"".join(cells), len(rows))
         return finish
 
-    return Point(table, tuple(s.type for s in p.bind), key_slots, build, finish_for)
+    finishes = {False: finish_with(False), True: finish_with(True)}   # by skip_metadata, built once
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build,
+                 lambda params: finishes[bool(params.skip_metadata)])
 
 
 def _metadata_encoder(p):

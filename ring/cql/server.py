@@ -72,6 +72,7 @@ class NativeServer:
         self.in_flight = 0                      # statements in flight on the node
         self.refused_connections = 0
         self.overloaded = 0
+        self.point_statements = 0               # EXECUTEs the point fast path answered (point.py)
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
@@ -178,8 +179,13 @@ class ServerConnection:
     def receive_data(self, data: bytes) -> Output:
         out = Output()
         events = self.connection.receive_data(data)
-        while events:
-            event = events.pop(0)
+        i = 0
+        while i < len(events):
+            event = events[i]
+            i += 1
+            if type(event) is Execute and self.refusal is None:
+                self._statement(event, out)            # the common request, straight into `out`
+                continue
             out.extend(self._handle(event))
             if isinstance(event, Startup):
                 events += self.connection.receive_data(b"")   # what arrived while STARTUP was pending
@@ -222,53 +228,69 @@ class ServerConnection:
         return self._respond(Error(ErrorCode.PROTOCOL_ERROR, f"Unexpected message {event.opcode.name}"),
                              event.stream)
 
-    def _statement(self, event) -> Output:
+    def _statement(self, event, into: Output | None = None) -> Output:
+        """Start the statement; what it answers or requests goes into `into` (a new Output if None)."""
+        out = Output() if into is None else into
         server = self.server
         if len(self.executions) >= server.max_requests_per_connection:
             server.overloaded += 1
-            return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this connection "
-                                       f"(max {server.max_requests_per_connection}); wait for responses or open "
-                                       f"another connection"), event.stream)
+            out.extend(self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this connection "
+                                           f"(max {server.max_requests_per_connection}); wait for responses or "
+                                           f"open another connection"), event.stream))
+            return out
         if server.in_flight >= server.max_concurrent_requests:
             server.overloaded += 1
-            return self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
-                                       f"(max {server.max_concurrent_requests}); retry later or on another node"),
-                                 event.stream)
+            out.extend(self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this node "
+                                           f"(max {server.max_concurrent_requests}); retry later or on another "
+                                           f"node"), event.stream))
+            return out
         Execution = execute.Execution
         node, session = server.node, self.session
         try:
             if isinstance(event, Query):
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
-                ex = (server.point_path and point.execution(node, session, event.query_id, event.parameters,
-                                                            server.ids)) \
-                    or Execution.execute(node, session, event.query_id, event.parameters, server.ids)
+                ex = server.point_path and point.execution(node, session, event.query_id, event.parameters,
+                                                           server.ids)
+                if ex:
+                    server.point_statements += 1
+                else:
+                    ex = Execution.execute(node, session, event.query_id, event.parameters, server.ids)
             elif isinstance(event, AuthResponse):      # PasswordAuthenticator's login, roles.py
                 ex = Execution(node, session, server.ids, lambda _ex: roles.login(session, event.token))
             else:
                 ex = Execution.batch(node, session, event, server.ids)
         except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
             server.bugs.append(e)
-            return self._respond(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), event.stream)
+            out.extend(self._respond(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), event.stream))
+            return out
         self.executions[ex] = event.stream
         server.in_flight += 1
         try:
             more = ex.start()
         except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
-            return self._bug(ex, e)
-        return self._follow(ex, more)
+            out.extend(self._bug(ex, e))
+            return out
+        return self._follow(ex, more, out)
 
-    def _follow(self, ex, more: list[ClientRequest]) -> Output:
+    def _follow(self, ex, more: list[ClientRequest], into: Output | None = None) -> Output:
+        """What `ex` asks next (`more`), or its answer when done, added to `into` (or a new Output)."""
         if more:
             ids = self.requests.setdefault(ex, [])
             for req in more:
                 self.waiting[req.id] = ex
                 ids.append(req.id)
         if not ex.done:
-            return Output(requests=list(more))
+            if into is None:
+                return Output(requests=list(more))
+            into.requests += more
+            return into
         out = self._respond(ex.response, self._finish(ex))
         out.events = list(ex.events)
-        return out
+        if into is None:
+            return out
+        into.extend(out)
+        return into
 
     def _finish(self, ex) -> int:
         stream = self.executions.pop(ex)

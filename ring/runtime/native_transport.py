@@ -58,6 +58,7 @@ class CqlProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.owner.reads += 1
         try:
             self.owner._perform(self.conn, self.conn.receive_data(data))
         except Exception:
@@ -85,6 +86,8 @@ class CqlProtocol(asyncio.Protocol):
     def flush(self) -> None:
         out, self.outbox = self.outbox, []
         if out and not self.closed and not self.transport.is_closing():
+            self.owner.writes += 1
+            self.owner.responses_written += len(out)
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
@@ -103,6 +106,7 @@ class NativeTransport:
         self._dirty: list[CqlProtocol] = []         # protocols with an outbox to write this iteration
         self._schema_version = None
         self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
+        self.reads = self.writes = self.responses_written = 0   # data_received calls, transport writes, frames
 
     async def start(self) -> None:
         s = self.process.settings
@@ -148,7 +152,9 @@ class NativeTransport:
             return {}
         return {"cql_connections": len(self.server.connections), "cql_requests_in_flight": self.server.in_flight,
                 "cql_connections_refused": self.server.refused_connections,
-                "cql_requests_overloaded": self.server.overloaded}
+                "cql_requests_overloaded": self.server.overloaded, "cql_socket_reads": self.reads,
+                "cql_socket_writes": self.writes, "cql_frames_written": self.responses_written,
+                "cql_point_statements": self.server.point_statements}
 
     def _perform(self, conn: ServerConnection, out: Output) -> None:
         protocol = self._protocols.get(conn)

@@ -129,6 +129,8 @@ def test_point_insert_and_select_are_byte_identical(cql, version):
     assert got.parsed_rows == [(1, b"\x00\xff")]
     assert pair.rows(star, [I32.pack(3)]).parsed_rows == [(3, None)]
     assert pair.rows(star, [I32.pack(5)]).parsed_rows == []
+    on, off = pair.servers          # every EXECUTE above was a point statement: 4 inserts, 6 x 3 selects + 3
+    assert (on.point_statements, off.point_statements) == (4 + 6 * 3 + 3, 0)
 
 
 def test_wide_rows_types_collections_and_static(cql):

@@ -1,0 +1,115 @@
+"""EXECUTE frames in one pass: the header and the body of the common EXECUTE decoded with
+`struct.unpack_from` at offsets, without the FrameHeader / Frame / Reader objects of the general
+path (frame.py, notation.py, requests.py). A prepared point statement's EXECUTE is the request a
+busy client sends most; this is its decoder.
+
+Contract: `next_execute(buf, version, max_body)` returns `(Execute, frame bytes consumed)` for a
+well-formed EXECUTE request frame at the start of `buf` of the connection's `version` with no
+compression, custom payload or named values, or None: not whole yet, another opcode, a flag it
+does not take, or anything malformed. None never consumes and never decides an error: the caller
+runs the general decoder on the same bytes, which answers what is wrong. Invariant
+(tests/cql/test_execute_frames.py, differential and fuzzed): whenever it returns an Execute, it
+equals what `decode_request` makes of the same body (v4 and v5).
+"""
+from __future__ import annotations
+
+import struct
+
+from ring.cql.frame import FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, Opcode
+from ring.cql.notation import UNSET, Consistency
+from ring.cql.requests import (
+    F_PAGE_SIZE, F_PAGING_STATE, F_SERIAL_CONSISTENCY, F_SKIP_METADATA, F_TIMESTAMP, F_VALUES, Execute,
+    QueryParameters,
+)
+
+_HEADER = struct.Struct(">BBhBi")             # version, flags, stream, opcode, length
+_U16 = struct.Struct(">H").unpack_from
+_I32 = struct.Struct(">i").unpack_from
+_U32 = struct.Struct(">I").unpack_from
+_I64 = struct.Struct(">q").unpack_from
+_EXECUTE = int(Opcode.EXECUTE)
+_REFUSED_FRAME_FLAGS = FLAG_COMPRESSION | FLAG_CUSTOM_PAYLOAD
+_TAKEN = F_VALUES | F_SKIP_METADATA | F_PAGE_SIZE | F_PAGING_STATE | F_SERIAL_CONSISTENCY | F_TIMESTAMP
+_CONSISTENCY = {c.value: c for c in Consistency}
+
+
+def next_execute(buf, version: int, max_body: int) -> tuple[Execute, int] | None:
+    """The EXECUTE frame at the start of `buf` (bytes or bytearray) and its size, or None."""
+    if len(buf) < 9:
+        return None
+    first, flags, stream, opcode, length = _HEADER.unpack_from(buf, 0)
+    if first != version or opcode != _EXECUTE or flags & _REFUSED_FRAME_FLAGS or not 0 <= length <= max_body:
+        return None
+    end = 9 + length
+    if len(buf) < end:
+        return None
+    request = decode_execute(bytes(buf[9:end]), version, stream, bool(flags & 0x02))
+    return None if request is None else (request, end)
+
+
+def decode_execute(body: bytes, version: int, stream: int, tracing: bool) -> Execute | None:
+    """The EXECUTE in `body`, or None when the general decoder has to look at it."""
+    try:
+        n = _U16(body, 0)[0]
+        pos = 2 + n
+        query_id = body[2:pos]
+        metadata_id = None
+        if version >= 5:
+            m = _U16(body, pos)[0]
+            metadata_id = body[pos + 2:pos + 2 + m]
+            pos += 2 + m
+        consistency = _CONSISTENCY.get(_U16(body, pos)[0])
+        if version >= 5:
+            flags = _U32(body, pos + 2)[0]
+            pos += 6
+        else:
+            flags = body[pos + 2]
+            pos += 3
+        if consistency is None or flags & ~_TAKEN:
+            return None
+        values = ()
+        if flags & F_VALUES:
+            count = _U16(body, pos)[0]
+            pos += 2
+            out = []
+            for _ in range(count):
+                size = _I32(body, pos)[0]
+                pos += 4
+                if size >= 0:
+                    out.append(body[pos:pos + size])
+                    pos += size
+                elif size == -1:
+                    out.append(None)
+                elif size == -2:
+                    out.append(UNSET)
+                else:
+                    return None
+            values = tuple(out)
+        page_size = paging_state = serial = timestamp = None
+        if flags & F_PAGE_SIZE:
+            page_size = _I32(body, pos)[0]
+            pos += 4
+            if page_size <= 0:
+                return None
+        if flags & F_PAGING_STATE:
+            size = _I32(body, pos)[0]
+            pos += 4
+            if size >= 0:
+                paging_state = body[pos:pos + size]
+                pos += size
+        if flags & F_SERIAL_CONSISTENCY:
+            serial = _CONSISTENCY.get(_U16(body, pos)[0])
+            pos += 2
+            if serial is None:
+                return None
+        if flags & F_TIMESTAMP:
+            timestamp = _I64(body, pos)[0]
+            pos += 8
+    except (struct.error, IndexError):
+        return None
+    if pos != len(body):
+        return None                              # truncated (a slice ran past the end) or trailing bytes
+    params = QueryParameters(consistency, values, None, bool(flags & F_SKIP_METADATA), page_size, paging_state,
+                             serial, timestamp, None, None, bool(flags & F_VALUES))
+    return Execute(query_id=query_id, result_metadata_id=metadata_id, parameters=params, stream=stream,
+                   tracing=tracing)

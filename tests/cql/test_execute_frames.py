@@ -1,0 +1,119 @@
+"""execute_frames.py, the one-pass EXECUTE decoder, against the general one (`decode_request`):
+on the frames cassandra-driver encodes (every query-parameter flag it takes, v4 and v5) it must
+decode exactly the same Execute; on damaged and random bodies it may only step aside (None),
+never return something the general decoder would not; and a Connection that uses it serves
+the same events for the same traffic, whatever the cuts between the reads."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.protocol import ExecuteMessage, OptionsMessage, ProtocolHandler, StartupMessage
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ring.cql.connection import Connection
+from ring.cql.execute_frames import decode_execute, next_execute
+from ring.cql.notation import ProtocolException
+from ring.cql.requests import Execute, decode_request
+from ring.cql.responses import Ready
+from tests.cql.driver import request_bytes
+
+QID, MID = b"0123456789abcdef", b"fedcba9876543210"
+
+
+def execute_frame(version: int, values, stream: int = 7, **kw) -> bytes:
+    msg = ExecuteMessage(QID, values, kw.pop("consistency", ConsistencyLevel.QUORUM),
+                         result_metadata_id=MID if version >= 5 else None, **kw)
+    return ProtocolHandler.encode_message(msg, stream, version, None, False)
+
+
+def general(body: bytes, version: int, stream: int = 7):
+    try:
+        return decode_request(0x0A, body, version, stream=stream, tracing=False, custom_payload=None)
+    except ProtocolException:
+        return "error"
+
+
+CASES = [
+    ([struct.pack(">i", 5)], {}),
+    ([struct.pack(">i", 5), b"x" * 100], {"timestamp": 1795274658022548, "fetch_size": 5000}),
+    ([], {}),
+    ([None, b"", struct.pack(">q", -1)], {"serial_consistency_level": ConsistencyLevel.LOCAL_SERIAL}),
+    ([b"a"], {"paging_state": b"\x01\x02\x03", "fetch_size": 2, "skip_meta": True}),
+    ([b"a"], {"consistency": ConsistencyLevel.LOCAL_ONE, "timestamp": 3}),
+]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("values,kw", CASES)
+def test_same_execute_as_the_general_decoder(version, values, kw):
+    frame = execute_frame(version, values, **kw)
+    found = next_execute(frame, version, 1 << 20)
+    assert found is not None and found[1] == len(frame)
+    expected = general(frame[9:], version)
+    assert isinstance(expected, Execute) and found[0] == expected
+    assert next_execute(frame[:-1], version, 1 << 20) is None                 # not whole yet
+    assert next_execute(frame, 5 if version == 4 else 4, 1 << 20) is None    # another version
+    assert next_execute(frame, version, len(frame) - 10) is None             # over the frame limit
+
+
+def test_steps_aside_for_what_it_does_not_take():
+    frame = bytearray(execute_frame(4, [b"a"]))
+    frame[1] |= 0x01                               # compressed: the general path decides
+    assert next_execute(frame, 4, 1 << 20) is None
+    query = ProtocolHandler.encode_message(OptionsMessage(), 1, 4, None, False)
+    assert next_execute(query, 4, 1 << 20) is None
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([4, 5]), st.integers(0, len(CASES) - 1), st.integers(0, 10_000), st.integers(0, 7),
+       st.integers(0, 40), st.binary(max_size=6))
+def test_damaged_bodies_never_decode_differently(version, case, position, bit, cut, junk):
+    values, kw = CASES[case]
+    body = bytearray(execute_frame(version, values, **dict(kw))[9:])
+    body[position % len(body)] ^= 1 << bit
+    body = bytes(body[:len(body) - cut % (len(body) + 1)]) + junk
+    fast = decode_execute(body, version, 7, False)
+    if fast is not None:
+        assert fast == general(body, version)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([4, 5]), st.binary(max_size=80))
+def test_random_bodies_never_decode_differently(version, body):
+    fast = decode_execute(body, version, 7, False)
+    if fast is not None:
+        assert fast == general(body, version)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 200), max_size=8))
+def test_a_connection_serves_the_same_events_at_any_cut(cuts):
+    traffic = b"".join(execute_frame(4, [struct.pack(">i", i), b"v" * i], stream=i, timestamp=i)
+                       for i in range(12))
+    traffic += ProtocolHandler.encode_message(OptionsMessage(), 99, 4, None, False)
+    conn = Connection()
+    conn.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 0, 4))
+    conn.send(Ready(), 0)
+    events, pos = conn.receive_data(b""), 0
+    for c in cuts + [len(traffic)]:
+        events += conn.receive_data(traffic[pos:pos + c])
+        pos += c
+    events += conn.receive_data(traffic[pos:])
+    assert [e.stream for e in events] == list(range(12)) + [99]
+    for i, e in enumerate(events[:12]):
+        assert e == general(traffic_frame_body(i), 4, stream=i)
+
+
+def traffic_frame_body(i: int) -> bytes:
+    return execute_frame(4, [struct.pack(">i", i), b"v" * i], stream=i, timestamp=i)[9:]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_skip_metadata_flag(version):
+    body = bytearray(execute_frame(version, [b"a"], fetch_size=3)[9:])
+    at = 2 + len(QID) + (2 + len(MID) if version >= 5 else 0) + 2 + (3 if version >= 5 else 0)
+    body[at] |= 0x02                               # skip_metadata, set by hand (the driver sets it itself)
+    fast = decode_execute(bytes(body), version, 7, False)
+    assert fast.parameters.skip_metadata and fast == general(bytes(body), version)
