@@ -23,7 +23,8 @@ from engine.clock import SystemClock
 from engine.commit_log import CommitLog
 from engine.memtable import Memtable
 from engine.merge import merge_partitions
-from engine.partition import PartitionStats, encode_partition
+from engine.partition import encode_partition
+from engine.partition_stats import PartitionStats
 from engine.schema import make_table
 from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from engine.partition import Partition, PartitionStats, decode_partition, encode_partition, merge_all
+from engine.partition import Partition, decode_partition, encode_partition, merge_all
+from engine.partition_stats import PartitionStats
 
 _token_of_pair = itemgetter(0)
 _RUN = 8  # this many single updates of a partition are merged into one run

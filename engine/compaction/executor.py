@@ -17,7 +17,8 @@ import msgpack
 
 from engine import merge
 from engine.dropped_columns import visible_partitions
-from engine.partition import PartitionStats, compact_partition, encode_partition
+from engine.partition import compact_partition, encode_partition
+from engine.partition_stats import PartitionStats
 
 _unpackb = msgpack.unpackb
 from engine.sstable_writer import SSTableWriter
