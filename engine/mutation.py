@@ -364,6 +364,24 @@ def decode_update(payload) -> Partition:
         raise InvalidRequest(f"partition update is malformed: {e}") from None
 
 
+def decode_update_for_apply(payload):
+    """decode_update for the replica's write path: the same checks and errors, but a plain-form
+    payload (version 3) comes back as `(ts, cells, 0, 0)`, what Store._append takes in place of
+    a Partition for a plain insert (ColumnFamilyStore.apply_plain: no Partition object)."""
+    if type(payload) is not bytes:
+        raise InvalidRequest(f"partition update must be bytes, not {type(payload).__name__}")
+    try:
+        struct = _unpackb(payload)
+    except Exception as e:  # msgpack raises many types for garbage; each one means "does not decode"
+        raise InvalidRequest(f"partition update does not decode: {type(e).__name__}: {e}") from None
+    try:
+        if type(struct) is list and struct and type(struct[0]) is int:
+            return _checked_plain(struct, False)
+        return _checked_partition(struct)
+    except (TypeError, ValueError, IndexError) as e:
+        raise InvalidRequest(f"partition update is malformed: {e}") from None
+
+
 def _checked_partition(struct) -> Partition:
     if type(struct) is list and struct and type(struct[0]) is int:
         return _checked_plain(struct)
@@ -416,9 +434,10 @@ def _checked_partition(struct) -> Partition:
     return Partition(pdel, out_rows, out_ranges)
 
 
-def _checked_plain(struct: list) -> Partition:
+def _checked_plain(struct: list, build: bool = True):
     """The plain form [ts, col, value, ...] (payload version 3): an odd length, column ids
-    strictly increasing in 1..65535 (the marker, 0, is implied), every value bin."""
+    strictly increasing in 1..65535 (the marker, 0, is implied), every value bin. Returns its
+    Partition, or with build=False `(ts, cell count with the marker, 0 tombstones, 0)`."""
     ts = _int(struct[0], "plain row timestamp")
     if len(struct) % 2 != 1:
         raise ValueError(f"plain row of {len(struct)} items is not [ts, column id, value, ...]")
@@ -430,7 +449,10 @@ def _checked_plain(struct: list) -> Partition:
         if type(value) is not bytes:
             raise ValueError(f"value of column {col} of the plain row is not bin")
         last = col
-        cells[col] = (ts, NO_DELETION_TIME, 0, value)
+        if build:
+            cells[col] = (ts, NO_DELETION_TIME, 0, value)
+    if not build:
+        return (ts, (len(struct) + 1) >> 1, 0, 0)
     return Partition(None, {b"": Row(None, cells)}, [])
 
 

@@ -15,7 +15,7 @@ from engine.clock import ManualClock
 from engine.column_family import simple_row_cells
 from engine.errors import InvalidRequest
 from engine.merge import reconcile
-from engine.mutation import decode_update
+from engine.mutation import decode_update, decode_update_for_apply
 from engine.partition import (NO_DELETION_TIME, Partition, Row, _packb, decode_partition, encode_partition,
                               live_row, partition_struct, plain_struct)
 from engine.sstable_reader import SSTableReader
@@ -107,6 +107,11 @@ def test_both_forms_decode_and_reconcile_alike(p, other, now_s):
         assert fast_new == live_row(p, b"", now_s)
     if plain_struct(p) is not None:
         assert new != old and fast_new is not None  # the plain form was written; the fast path takes it
+        row = p.rows[b""]
+        assert decode_update_for_apply(new) == (row.cells[0][0], len(row.cells), 0, 0)
+    else:
+        assert decode_update_for_apply(new) == p
+    assert decode_update_for_apply(old) == p
 
 
 @pytest.mark.parametrize("flat, what", [
@@ -124,8 +129,33 @@ def test_both_forms_decode_and_reconcile_alike(p, other, now_s):
     ([2**63, 1, b"x"], "is not an integer in 0..2\\^63-1"),
 ])
 def test_malformed_plain_payloads_are_refused(flat, what):
-    with pytest.raises(InvalidRequest, match=f"partition update is malformed: .*{what}"):
-        decode_update(msgpack.packb(flat, use_bin_type=True))
+    for check in (decode_update, decode_update_for_apply):
+        with pytest.raises(InvalidRequest, match=f"partition update is malformed: .*{what}"):
+            check(msgpack.packb(flat, use_bin_type=True))
+
+
+def test_a_replica_applies_a_plain_payload_without_a_partition(tmp_path):
+    """Store.apply_mutation of a plain payload (the replica's write): the same row and the same
+    memtable statistics as the general path's decode."""
+    s = Store.open(str(tmp_path / "db"), background=False, clock=ManualClock())
+    try:
+        s.create_keyspace("ks")
+        s.create_table("ks", "kv", {"k": "blob", "v": "blob", "n": "int"}, primary_key="k")
+        t = s.table("ks", "kv")
+        ids = {c.name: c.id for c in t.regular}
+        cells = sorted([(ids["v"], b"x"), (ids["n"], b"\x00\x00\x00\x07")])
+        payload = msgpack.packb([1_700_000_000_000_005, *cells[0], *cells[1]], use_bin_type=True)
+        s.apply_mutation(t, b"a", payload)
+        assert s.get("ks", "kv", {"k": b"a"}, writetime=True) == {
+            "k": b"a", "v": b"x", "n": 7, "writetime(v)": 1_700_000_000_000_005, "writetime(n)": 1_700_000_000_000_005}
+        stats = s.cfs[t.id].memtable.stats
+        assert (stats.min_timestamp, stats.max_timestamp, stats.cell_count) == (
+            1_700_000_000_000_005, 1_700_000_000_000_005, 3)
+        with pytest.raises(InvalidRequest, match="partition update is malformed"):
+            s.apply_mutation(t, b"b", msgpack.packb([5, 1, None]))
+        assert s.get("ks", "kv", {"k": b"b"}) is None
+    finally:
+        s.close()
 
 
 def test_the_plain_marker_alone_passes_the_replica_check():
