@@ -20,11 +20,10 @@ CHILD = textwrap.dedent("""
     import sys
     from engine.commit_log import CommitLog
     cl = CommitLog(sys.argv[1], sync="periodic", segment_size_bytes=int(sys.argv[2]))
-    i = 0
-    while True:
+    for i in range(int(sys.argv[3])):
         cl.add(b"record-%08d" % i + bytes(200))
         print(i, flush=True)
-        i += 1
+    sys.stdin.readline()    # killed here: the active segment holds records, then its zero fill
 """)
 
 
@@ -42,8 +41,8 @@ def _replay(directory, **kw) -> tuple[list[bytes], dict]:
 
 def test_kill_9_leaves_zero_fill_and_loses_nothing_acknowledged(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(SEGMENT)],
-                             stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(SEGMENT), "1001"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     acked, deadline = -1, time.monotonic() + 30
     while acked < 1000 and time.monotonic() < deadline:   # ~4 segments
         line = child.stdout.readline()
