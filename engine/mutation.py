@@ -343,14 +343,16 @@ def _deleted_cells(table: Table, columns, ts: int, now_s: int) -> dict:
 _INT64 = 2**63
 
 
-def decode_update(payload) -> Partition:
+def decode_update(payload, plain_as_counts: bool = False):
     """A partition payload from elsewhere (a coordinator, a peer's stream), decoded and checked.
 
     The replica's only decode of a mutation (docs/format.md#partition-payload): it must be the
     layout's exact shape, with rows in strictly increasing clustering order, cells in strictly
     increasing column-id order and every integer in 0..2^63-1, so the bytes are canonical and
     can go to the commit log and memtable as they are. Anything else is an InvalidRequest naming
-    the problem; nothing is applied.
+    the problem; nothing is applied. With plain_as_counts, a plain-form payload (version 3) is
+    checked alike but comes back as `(ts, cells, 0, 0)`, what Store._append takes in place of a
+    Partition (ColumnFamilyStore.apply_plain: no Partition object).
     """
     if type(payload) is not bytes:
         raise InvalidRequest(f"partition update must be bytes, not {type(payload).__name__}")
@@ -359,32 +361,19 @@ def decode_update(payload) -> Partition:
     except Exception as e:  # msgpack raises many types for garbage; each one means "does not decode"
         raise InvalidRequest(f"partition update does not decode: {type(e).__name__}: {e}") from None
     try:
+        if type(struct) is list and struct and type(struct[0]) is int:
+            return _checked_plain(struct, not plain_as_counts)
         return _checked_partition(struct)
     except (TypeError, ValueError, IndexError) as e:
         raise InvalidRequest(f"partition update is malformed: {e}") from None
 
 
 def decode_update_for_apply(payload):
-    """decode_update for the replica's write path: the same checks and errors, but a plain-form
-    payload (version 3) comes back as `(ts, cells, 0, 0)`, what Store._append takes in place of
-    a Partition for a plain insert (ColumnFamilyStore.apply_plain: no Partition object)."""
-    if type(payload) is not bytes:
-        raise InvalidRequest(f"partition update must be bytes, not {type(payload).__name__}")
-    try:
-        struct = _unpackb(payload)
-    except Exception as e:  # msgpack raises many types for garbage; each one means "does not decode"
-        raise InvalidRequest(f"partition update does not decode: {type(e).__name__}: {e}") from None
-    try:
-        if type(struct) is list and struct and type(struct[0]) is int:
-            return _checked_plain(struct, False)
-        return _checked_partition(struct)
-    except (TypeError, ValueError, IndexError) as e:
-        raise InvalidRequest(f"partition update is malformed: {e}") from None
+    """decode_update(payload, plain_as_counts=True): the replica's write path."""
+    return decode_update(payload, True)
 
 
 def _checked_partition(struct) -> Partition:
-    if type(struct) is list and struct and type(struct[0]) is int:
-        return _checked_plain(struct)
     if type(struct) is not list or len(struct) != 3:
         raise ValueError("payload is not [partition_deletion, rows, range_tombstones]")
     pdel, rows, ranges = struct
