@@ -26,7 +26,8 @@ def endpoint(tmp_path_factory):
     port = free_port()
     cfg = tmp / "node.toml"
     cfg.write_text(dump(NodeSettings(port=port, data_directory=str(tmp / "data"), num_tokens=4,
-                                     max_frame_bytes=NODE_LIMIT)))
+                                     max_frame_bytes=NODE_LIMIT,
+                                     native_transport_port=free_port())))  # not 9042: it may be taken
     proc = subprocess.Popen([sys.executable, "-m", "ring.runtime.asyncio_tcp", "--config", str(cfg)],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
