@@ -1,11 +1,13 @@
-"""SSTable reader (format 2): point reads are bloom -> bisect over the in-memory block index ->
+"""SSTable reader (formats 2 and 3): point reads are bloom -> bisect over the in-memory block index ->
 ONE slice of a read-only mmap of Data.db for one verified block (or none, when the block cache
 holds it unpacked), then a search of that block that builds no sort keys; range scans
 stream decoded blocks from sequential chunked reads of Data.db. Also the naming of SSTable files.
 
 An sstable is complete when its `dt-<generation>-TOC.txt` exists; the writer writes it last.
 `SSTableReader.open` reads TOC.txt and dispatches on it: a TOC listing Index.db is format 1
-(engine/sstable_v1.py, read only); otherwise format 2, whose Data.db header says version 2.
+(engine/sstable_v1.py, read only); otherwise formats 2 and 3, which share every component and
+differ only in Data.db's blocks (format 3 stores no tokens; engine/data_block.py) and the
+version in its header.
 Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and keeps one fd on
 Data.db, read with os.pread by scans and through the map by point reads (both safe to share
 between threads; SSTables are immutable and never truncated in place). Every byte read is
@@ -32,7 +34,8 @@ from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
-DATA_VERSION = 2
+DATA_VERSION = 3  # what the writer writes
+DATA_VERSIONS = (2, 3)  # what this reader opens
 
 COMPONENTS = ("Data.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")
 TOC_TEXT = "".join(c + "\n" for c in COMPONENTS)
@@ -50,10 +53,10 @@ ENTRY_OVERHEAD = 100
 
 
 class SSTableReader:
-    """An open, immutable format-2 sstable. Attributes: generation, stats, paths, size_bytes,
-    index (the BlockIndex), bloom, block_cache (set by the owner), format_version."""
+    """An open, immutable format-2 or format-3 sstable. Attributes: generation, stats, paths,
+    size_bytes, index (the BlockIndex), bloom, block_cache (set by the owner), format_version."""
 
-    format_version = 2
+    format_version = DATA_VERSION  # the Data.db version, set on open
 
     def __init__(self, directory: str, generation: int, key_cache_size: int = 0):
         self.directory = directory
@@ -102,7 +105,8 @@ class SSTableReader:
         # stays with the reader, so a busy compaction thread cannot stall every cold get
         self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         version = header_version(_pread(fd, HEADER_SIZE, 0), DATA_MAGIC, data_path)
-        check(version == DATA_VERSION, data_path, 4, f"unsupported Data.db version {version}")
+        check(version in DATA_VERSIONS, data_path, 4, f"unsupported Data.db version {version}")
+        self.format_version = version
         self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
         self._separators = index.separators
         self._bounds = index.bounds
@@ -138,7 +142,7 @@ class SSTableReader:
             if block is None:
                 block = self._unpacked(i)
                 bc.put(self.cache_id | self._bounds[i], block,
-                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
+                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
             found = _find_entry(block, sk)
         if found is None or type(found) is bytes:
             return found
@@ -152,7 +156,7 @@ class SSTableReader:
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
-        return unpack_entries(raw, s, e, self.data_path, off)
+        return unpack_entries(raw, s, e, self.data_path, off, self.format_version)
 
     # -- scans ---------------------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class SSTableReader:
         """(offset, sort keys, payloads) of each block from block i to the last, decoded.
 
         Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""
-        fd, path, bounds = self._data_fd, self.data_path, self._bounds
+        fd, path, bounds, version = self._data_fd, self.data_path, self._bounds, self.format_version
         chunk, chunk_off = b"", 0
         for b in range(i, len(bounds) - 1):
             off, end = bounds[b], bounds[b + 1]
@@ -171,7 +175,7 @@ class SSTableReader:
             if _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != end - off:
                 raise CorruptionError(path, off, "block does not end where the summary says")
             raw, s, e = decode_block(chunk, at, path, off)
-            keys, payloads = decode_entries(raw, s, e, path, off)
+            keys, payloads = decode_entries(raw, s, e, path, off, version)
             yield off, keys, payloads
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
