@@ -28,13 +28,15 @@ from itertools import repeat
 from operator import add as _add, lt as _lt, sub as _sub
 from os.path import commonprefix as _commonprefix
 
+from struct import unpack as _struct_unpack
+
 import lz4.block
 import msgpack
 
 from engine.block_index import TOKEN_BIAS
 from engine.encoding import U32, U64, check, crc32
 from engine.errors import CorruptionError
-from engine.token import token as _token
+from engine.token import MIN_TOKEN, _cmurmur3, token as _token  # _cmurmur3: None without the C driver
 
 # Block compression byte. On disk: never renumber.
 COMPRESSION_NONE = 0
@@ -205,34 +207,52 @@ def find_entry(m: tuple, sk: bytes) -> bytes | None:
     return None
 
 
-def decode_entries(raw, p: int, end: int, path: str, file_offset: int,
-                   version: int = 3) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """The (sort keys, payloads) of the entries in raw[p:end], in order; a format-3 block's tokens
-    are computed here, in one pass over its keys. Tuples of bytes, so that the collector untracks
-    them while the block cache holds them."""
+def block_tokens(keys) -> list[int]:
+    """The Murmur3Partitioner tokens of `keys`, in one C-level pass: cassandra-driver's murmur3
+    directly, and `engine.token.token` for the whole block only when a key is empty or hashes to
+    the reserved minimum (the two cases its wrapper maps)."""
+    if _cmurmur3 is not None:
+        toks = list(map(_cmurmur3, keys))
+        if b"" not in keys and MIN_TOKEN not in toks:
+            return toks
+    return list(map(_token, keys))
+
+
+def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
+    """(sort keys, tokens, keys, payloads) of the entries in raw[p:end], in order, checked like
+    `decode_entries`: what a scan streams. A format-3 block's tokens are computed here, in one
+    pass over its keys (`block_tokens`)."""
     m = unpack_entries(raw, p, end, path, file_offset, version)
     key_suffixes, payloads = m[-2], m[-1]
     if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
         raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
     if len(m) == 3:
         key_prefix = m[0]
-        keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
-        biased = map(_add, map(_token, keys), repeat(TOKEN_BIAS))
-        sks = tuple(map(_add, map(_u64_pack, biased), keys))
-        if not all(map(_lt, sks, sks[1:])):
-            raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
-        return sks, payloads
-    tok_prefix, key_prefix, tok_blob = m[:3]
-    n = len(payloads)
-    w = 8 - len(tok_prefix)
-    if w:
-        toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+        keys = tuple([key_prefix + k for k in key_suffixes]) if key_prefix else key_suffixes
+        toks = block_tokens(keys)
+        sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))
     else:
-        toks = [tok_prefix] * n
-    if key_prefix:
-        keys = tuple([t + key_prefix + k for t, k in zip(toks, key_suffixes)])
-    else:
-        keys = tuple([t + k for t, k in zip(toks, key_suffixes)])
-    if not all(map(_lt, keys, keys[1:])):
+        tok_prefix, key_prefix, tok_blob = m[:3]
+        n = len(payloads)
+        w = 8 - len(tok_prefix)
+        if w:
+            tbs = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+        else:
+            tbs = [tok_prefix] * n
+        if key_prefix:
+            keys = tuple([key_prefix + k for k in key_suffixes])
+        else:
+            keys = key_suffixes
+        sks = tuple(map(_add, tbs, keys))
+        toks = [t - TOKEN_BIAS for t in _struct_unpack(f">{n}Q", b"".join(tbs))]
+    if not all(map(_lt, sks, sks[1:])):
         raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
-    return keys, payloads
+    return sks, toks, keys, payloads
+
+
+def decode_entries(raw, p: int, end: int, path: str, file_offset: int,
+                   version: int = 3) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the entries in raw[p:end], in order (`decode_rows`). Tuples
+    of bytes, so that the collector untracks them while the block cache holds them."""
+    sks, _toks, _keys, payloads = decode_rows(raw, p, end, path, file_offset, version)
+    return sks, payloads

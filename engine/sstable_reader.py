@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from bisect import bisect_left, bisect_right
-from itertools import repeat
-from operator import itemgetter, lt, xor
+from operator import lt
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
 from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
 from engine.bloom import BloomFilter, key_hash as _key_hash
-from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries, find_entry as _find_entry, unpack_entries
+from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_rows, find_entry as _find_entry, unpack_entries
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
@@ -44,9 +42,6 @@ _u32_unpack_from = U32.unpack_from
 _u64_unpack_from = U64.unpack_from
 _u64_pack = U64.pack
 _pread = os.pread
-_struct_unpack = struct.unpack
-_after_token = itemgetter(slice(8, None))  # sort key -> partition key
-_SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
 # cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
@@ -160,8 +155,9 @@ class SSTableReader:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _blocks(self, i: int) -> Iterator[tuple[int, tuple[bytes, ...], tuple[bytes, ...]]]:
-        """(offset, sort keys, payloads) of each block from block i to the last, decoded.
+    def _blocks(self, i: int) -> Iterator[tuple[int, tuple, list, tuple, tuple]]:
+        """(offset, sort keys, tokens, keys, payloads) of each block from block i to the last,
+        decoded (data_block.decode_rows).
 
         Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""
         fd, path, bounds, version = self._data_fd, self.data_path, self._bounds, self.format_version
@@ -175,8 +171,7 @@ class SSTableReader:
             if _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != end - off:
                 raise CorruptionError(path, off, "block does not end where the summary says")
             raw, s, e = decode_block(chunk, at, path, off)
-            keys, payloads = decode_entries(raw, s, e, path, off, version)
-            yield off, keys, payloads
+            yield (off, *decode_rows(raw, s, e, path, off, version))
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
              *, end_inclusive: bool = False) -> Iterator[tuple[int, bytes, bytes]]:
@@ -189,7 +184,7 @@ class SSTableReader:
             start_sk = sort_key(*start)
             first = max(0, self.index.block_of(start_sk))
         end_sk = None if end is None else sort_key(*end)
-        for _off, keys, payloads in self._blocks(first):
+        for _off, keys, toks, pkeys, payloads in self._blocks(first):
             if start is not None:
                 skip = bisect_left(keys, start_sk)
                 start = None
@@ -201,10 +196,8 @@ class SSTableReader:
                     stop += 1
                 done = True
             if skip or stop < len(keys):
-                keys, payloads = keys[skip:stop], payloads[skip:stop]
-            if keys:  # whole blocks at C speed: tokens unpacked at once, rows zipped
-                toks = _struct_unpack(f">{len(keys)}q", b"".join([sk[:8] for sk in keys]))
-                yield from zip(map(xor, toks, repeat(_SIGN)), map(_after_token, keys), payloads)
+                toks, pkeys, payloads = toks[skip:stop], pkeys[skip:stop], payloads[skip:stop]
+            yield from zip(toks, pkeys, payloads)  # whole blocks at C speed
             skip = 0
             if done:
                 return
@@ -213,9 +206,9 @@ class SSTableReader:
 
     def iter_positions(self) -> Iterator[tuple[int, int, int, bytes, bytes]]:
         """Walk Data.db from its header: (block offset, entry number in block, token, key, payload)."""
-        for off, keys, payloads in self._blocks(0):
-            for j, sk in enumerate(keys):
-                yield off, j, _u64_unpack_from(sk, 0)[0] - TOKEN_BIAS, sk[8:], payloads[j]
+        for off, _sks, toks, keys, payloads in self._blocks(0):
+            for j, key in enumerate(keys):
+                yield off, j, toks[j], key, payloads[j]
 
     def check_invariants(self, bloom_sample: int = 1000) -> None:
         """Read every byte of Data.db: order, block index <-> data agreement, statistics; the
@@ -227,7 +220,7 @@ class SSTableReader:
         prev = b""
         count = 0
         blocks = 0
-        for off, keys, _payloads in self._blocks(0):
+        for off, keys, _toks, _keys, _payloads in self._blocks(0):
             assert off == index.offsets[blocks], f"block {blocks} is not at its summary offset"
             assert keys, f"empty block at {off}"
             assert prev < seps[blocks] <= keys[0], f"bad separator for block {blocks}"
