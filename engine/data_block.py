@@ -119,7 +119,7 @@ class BlockBuilder:
         lo, hi = min(keys), max(keys)
         kp = len(_commonprefix((lo, hi)))
         suffixes = [k[kp:] for k in keys] if kp else keys
-        if list(map(_token, keys)) == list(map(_sub, toks, repeat(TOKEN_BIAS))):
+        if block_tokens(keys) == list(map(_sub, toks, repeat(TOKEN_BIAS))):
             raw = _packb([lo[:kp], suffixes, payloads], use_bin_type=True)
         else:
             first, last = toks[0], toks[-1]  # ascending: their common prefix is everyone's
