@@ -1,4 +1,4 @@
-"""The block index of a format-2 SSTable: Summary.db, held in memory while the SSTable is open.
+"""The block index of a format-2/3 SSTable: Summary.db, held in memory while the SSTable is open.
 
 For every Data.db block it holds a separator and the block's file offset, so a point read is a
 C-level bisect over the separators and then ONE read of one block (no partition index file).

@@ -1,10 +1,17 @@
-"""Data.db blocks: the checksummed frame (both formats) and format 2's prefix-compressed entries.
+"""Data.db blocks: the checksummed frame (formats 2 and 3) and their prefix-compressed entries.
 
 A block on disk is `u32 stored_len | u8 compression | stored bytes | u32 crc32(header + stored)`;
 stored bytes are the raw entries, or `u32 raw_len | lz4 block` when compression is 1. A block is
 verified whole (CRC, then decompression) before any byte of it is used.
 
-Format 2 raw entries are one msgpack array (every block decodes on its own):
+Raw entries are one msgpack array (every block decodes on its own). Format 3 stores no tokens:
+
+    [key_prefix, [key suffix]*n, [payload]*n]
+
+an entry's token is the Murmur3Partitioner token of its key (engine/token.py), computed only where
+a token is needed (scans and checks; a point read matches the key alone). A format-3 Data.db may
+also hold format-2 blocks: the writer keeps a block's tokens when one of them is not its key's
+token (synthetic tokens in tests and tools; the engine always uses Murmur3). Format 2 (read only):
 
     [tok_prefix, key_prefix, tok_suffixes (n * w bytes, w = 8 - len(tok_prefix)), [key suffix]*n, [payload]*n]
 
@@ -17,14 +24,19 @@ Layouts: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
-from operator import lt as _lt
+from itertools import repeat
+from operator import add as _add, lt as _lt, sub as _sub
 from os.path import commonprefix as _commonprefix
+
+from struct import unpack as _struct_unpack
 
 import lz4.block
 import msgpack
 
-from engine.encoding import U32, check, crc32
+from engine.block_index import TOKEN_BIAS
+from engine.encoding import U32, U64, check, crc32
 from engine.errors import CorruptionError
+from engine.token import MIN_TOKEN, _cmurmur3, token as _token  # _cmurmur3: None without the C driver
 
 # Block compression byte. On disk: never renumber.
 COMPRESSION_NONE = 0
@@ -34,6 +46,7 @@ BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
 
 _u32_unpack_from = U32.unpack_from
 _u32_pack = U32.pack
+_u64_pack = U64.pack
 _lz4_decompress = lz4.block.decompress
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
@@ -81,7 +94,7 @@ def decode_block(buf: bytes, at: int, path: str, file_offset: int) -> tuple[byte
 
 
 class BlockBuilder:
-    """Accumulates the entries of one format-2 block; `size` estimates its raw bytes."""
+    """Accumulates the entries of one block; `size` estimates its raw bytes."""
 
     __slots__ = ("toks", "keys", "payloads", "size", "count")
 
@@ -100,33 +113,45 @@ class BlockBuilder:
         self.count += 1
 
     def take(self) -> bytes:
-        """The raw entries (the msgpack array below); the builder is empty again."""
+        """The raw entries: a format-3 array when every (biased) token is its key's Murmur3
+        token, else a format-2 array (module docstring); the builder is empty again."""
         toks, keys, payloads = self.toks, self.keys, self.payloads
-        first, last = toks[0], toks[-1]  # ascending: their common prefix is everyone's
-        tp = (64 - (first ^ last).bit_length()) >> 3
-        w = 8 - tp
-        tok_prefix = first.to_bytes(8, "big")[:tp]
         lo, hi = min(keys), max(keys)
         kp = len(_commonprefix((lo, hi)))
-        tok_blob = b"".join([t.to_bytes(8, "big")[tp:] for t in toks]) if w else b""
-        raw = _packb([tok_prefix, lo[:kp], tok_blob, [k[kp:] for k in keys] if kp else keys,
-                      payloads], use_bin_type=True)
+        suffixes = [k[kp:] for k in keys] if kp else keys
+        if block_tokens(keys) == list(map(_sub, toks, repeat(TOKEN_BIAS))):
+            raw = _packb([lo[:kp], suffixes, payloads], use_bin_type=True)
+        else:
+            first, last = toks[0], toks[-1]  # ascending: their common prefix is everyone's
+            tp = (64 - (first ^ last).bit_length()) >> 3
+            tok_prefix = first.to_bytes(8, "big")[:tp]
+            tok_blob = b"".join([t.to_bytes(8, "big")[tp:] for t in toks]) if tp < 8 else b""
+            raw = _packb([tok_prefix, lo[:kp], tok_blob, suffixes, payloads], use_bin_type=True)
         self.toks, self.keys, self.payloads = [], [], []
         self.size = self.count = 0
         return raw
 
 
-def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
-    """The five fields of the format-2 entries in raw[p:end], shape-checked but not expanded:
-    (tok_prefix, key_prefix, tok_blob, key_suffixes, payloads). What a point read caches and
+def unpack_entries(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
+    """The fields of the entries in raw[p:end], shape-checked but not expanded: format 3's
+    (key_prefix, key_suffixes, payloads) or format 2's (tok_prefix, key_prefix, tok_blob,
+    key_suffixes, payloads); a version-2 file holds only the latter. What a point read caches and
     searches with `find_entry`; `decode_entries` expands it and also checks that every key and
     payload is bin and the entry order (a point read checks only the payload it returns)."""
     try:
         m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise CorruptionError(path, file_offset, f"block entries are not valid msgpack: {exc}") from None
+    if type(m) is tuple and len(m) == 3 and version >= 3:
+        key_prefix, key_suffixes, payloads = m
+        if type(key_prefix) is not bytes or type(key_suffixes) is not tuple or type(payloads) is not tuple:
+            raise CorruptionError(path, file_offset, "block entries have the wrong types")
+        if not payloads or len(key_suffixes) != len(payloads):
+            raise CorruptionError(path, file_offset, "block entry counts disagree")
+        return m
     if type(m) is not tuple or len(m) != 5:
-        raise CorruptionError(path, file_offset, "block entries are not [5 items]")
+        raise CorruptionError(path, file_offset, "block entries are not [3 or 5 items]" if version >= 3
+                              else "block entries are not [5 items]")
     tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
     if (type(tok_prefix) is not bytes or type(key_prefix) is not bytes or type(tok_blob) is not bytes
             or type(key_suffixes) is not tuple or type(payloads) is not tuple):
@@ -141,11 +166,23 @@ def unpack_entries(raw, p: int, end: int, path: str, file_offset: int) -> tuple:
 def find_entry(m: tuple, sk: bytes) -> bytes | None:
     """The payload of sort key `sk` in an unpacked block (`unpack_entries`), or None.
 
-    Touches only what it needs: the shared prefixes, then a C-speed `find` of the token
+    A format-3 block: the shared key prefix, then a C-speed `tuple.index` of the key suffix
+    (exact bytes equality; keys are unique in an SSTable, and a suffix that is not bin never
+    equals one); the token bytes of sk are not looked at: an entry's token is its key's.
+    A format-2 block: touches only what it needs: the shared prefixes, then a C-speed `find` of the token
     suffix in the fixed-width token blob (aligned hits only), then the key suffixes of the
     entries with that token (a key suffix that is not bin never equals one). It does not rely
     on the entry order, so a block whose order is broken still never yields another key's
     payload. The caller checks that the payload it gets is bin."""
+    if len(m) == 3:
+        key_prefix, key_suffixes, payloads = m
+        kp = len(key_prefix)
+        if kp and sk[8:8 + kp] != key_prefix:
+            return None
+        try:
+            return payloads[key_suffixes.index(sk[8 + kp:])]
+        except ValueError:
+            return None
     tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = m
     tp = len(tok_prefix)
     if sk[:tp] != tok_prefix or sk[8:8 + len(key_prefix)] != key_prefix:
@@ -170,23 +207,52 @@ def find_entry(m: tuple, sk: bytes) -> bytes | None:
     return None
 
 
-def decode_entries(raw, p: int, end: int, path: str,
-                   file_offset: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """The (sort keys, payloads) of the format-2 entries in raw[p:end], in order. Tuples of bytes,
-    so that the collector untracks them while the block cache holds them."""
-    tok_prefix, key_prefix, tok_blob, key_suffixes, payloads = unpack_entries(raw, p, end, path, file_offset)
+def block_tokens(keys) -> list[int]:
+    """The Murmur3Partitioner tokens of `keys`, in one C-level pass: cassandra-driver's murmur3
+    directly, and `engine.token.token` for the whole block only when a key is empty or hashes to
+    the reserved minimum (the two cases its wrapper maps)."""
+    if _cmurmur3 is not None:
+        toks = list(map(_cmurmur3, keys))
+        if b"" not in keys and MIN_TOKEN not in toks:
+            return toks
+    return list(map(_token, keys))
+
+
+def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
+    """(sort keys, tokens, keys, payloads) of the entries in raw[p:end], in order, checked like
+    `decode_entries`: what a scan streams. A format-3 block's tokens are computed here, in one
+    pass over its keys (`block_tokens`)."""
+    m = unpack_entries(raw, p, end, path, file_offset, version)
+    key_suffixes, payloads = m[-2], m[-1]
     if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
         raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
-    n = len(payloads)
-    w = 8 - len(tok_prefix)
-    if w:
-        toks = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+    if len(m) == 3:
+        key_prefix = m[0]
+        keys = tuple([key_prefix + k for k in key_suffixes]) if key_prefix else key_suffixes
+        toks = block_tokens(keys)
+        sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))
     else:
-        toks = [tok_prefix] * n
-    if key_prefix:
-        keys = tuple([t + key_prefix + k for t, k in zip(toks, key_suffixes)])
-    else:
-        keys = tuple([t + k for t, k in zip(toks, key_suffixes)])
-    if not all(map(_lt, keys, keys[1:])):
+        tok_prefix, key_prefix, tok_blob = m[:3]
+        n = len(payloads)
+        w = 8 - len(tok_prefix)
+        if w:
+            tbs = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+        else:
+            tbs = [tok_prefix] * n
+        if key_prefix:
+            keys = tuple([key_prefix + k for k in key_suffixes])
+        else:
+            keys = key_suffixes
+        sks = tuple(map(_add, tbs, keys))
+        toks = [t - TOKEN_BIAS for t in _struct_unpack(f">{n}Q", b"".join(tbs))]
+    if not all(map(_lt, sks, sks[1:])):
         raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
-    return keys, payloads
+    return sks, toks, keys, payloads
+
+
+def decode_entries(raw, p: int, end: int, path: str, file_offset: int,
+                   version: int = 3) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The (sort keys, payloads) of the entries in raw[p:end], in order (`decode_rows`). Tuples
+    of bytes, so that the collector untracks them while the block cache holds them."""
+    sks, _toks, _keys, payloads = decode_rows(raw, p, end, path, file_offset, version)
+    return sks, payloads

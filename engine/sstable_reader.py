@@ -1,11 +1,13 @@
-"""SSTable reader (format 2): point reads are bloom -> bisect over the in-memory block index ->
+"""SSTable reader (formats 2 and 3): point reads are bloom -> bisect over the in-memory block index ->
 ONE slice of a read-only mmap of Data.db for one verified block (or none, when the block cache
 holds it unpacked), then a search of that block that builds no sort keys; range scans
 stream decoded blocks from sequential chunked reads of Data.db. Also the naming of SSTable files.
 
 An sstable is complete when its `dt-<generation>-TOC.txt` exists; the writer writes it last.
 `SSTableReader.open` reads TOC.txt and dispatches on it: a TOC listing Index.db is format 1
-(engine/sstable_v1.py, read only); otherwise format 2, whose Data.db header says version 2.
+(engine/sstable_v1.py, read only); otherwise formats 2 and 3, which share every component and
+differ only in Data.db's blocks (format 3 stores no tokens; engine/data_block.py) and the
+version in its header.
 Open reads TOC, Summary, Statistics and Filter whole (they stay in memory) and keeps one fd on
 Data.db, read with os.pread by scans and through the map by point reads (both safe to share
 between threads; SSTables are immutable and never truncated in place). Every byte read is
@@ -17,22 +19,21 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from bisect import bisect_left, bisect_right
-from itertools import repeat
-from operator import itemgetter, lt, xor
+from operator import lt
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
 from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
 from engine.bloom import BloomFilter, key_hash as _key_hash
-from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_entries, find_entry as _find_entry, unpack_entries
+from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_rows, find_entry as _find_entry, unpack_entries
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
-DATA_VERSION = 2
+DATA_VERSION = 3  # what the writer writes
+DATA_VERSIONS = (2, 3)  # what this reader opens
 
 COMPONENTS = ("Data.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")
 TOC_TEXT = "".join(c + "\n" for c in COMPONENTS)
@@ -41,19 +42,16 @@ _u32_unpack_from = U32.unpack_from
 _u64_unpack_from = U64.unpack_from
 _u64_pack = U64.pack
 _pread = os.pread
-_struct_unpack = struct.unpack
-_after_token = itemgetter(slice(8, None))  # sort key -> partition key
-_SIGN = -(2**63)  # i64(u64 + 2**63 wrapped) ^ -2**63 == u64 - 2**63: the token
 # cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
 
 
 class SSTableReader:
-    """An open, immutable format-2 sstable. Attributes: generation, stats, paths, size_bytes,
-    index (the BlockIndex), bloom, block_cache (set by the owner), format_version."""
+    """An open, immutable format-2 or format-3 sstable. Attributes: generation, stats, paths,
+    size_bytes, index (the BlockIndex), bloom, block_cache (set by the owner), format_version."""
 
-    format_version = 2
+    format_version = DATA_VERSION  # the Data.db version, set on open
 
     def __init__(self, directory: str, generation: int, key_cache_size: int = 0):
         self.directory = directory
@@ -102,7 +100,8 @@ class SSTableReader:
         # stays with the reader, so a busy compaction thread cannot stall every cold get
         self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         version = header_version(_pread(fd, HEADER_SIZE, 0), DATA_MAGIC, data_path)
-        check(version == DATA_VERSION, data_path, 4, f"unsupported Data.db version {version}")
+        check(version in DATA_VERSIONS, data_path, 4, f"unsupported Data.db version {version}")
+        self.format_version = version
         self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
         self._separators = index.separators
         self._bounds = index.bounds
@@ -138,7 +137,7 @@ class SSTableReader:
             if block is None:
                 block = self._unpacked(i)
                 bc.put(self.cache_id | self._bounds[i], block,
-                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[4]))
+                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
             found = _find_entry(block, sk)
         if found is None or type(found) is bytes:
             return found
@@ -152,15 +151,16 @@ class SSTableReader:
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
-        return unpack_entries(raw, s, e, self.data_path, off)
+        return unpack_entries(raw, s, e, self.data_path, off, self.format_version)
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _blocks(self, i: int) -> Iterator[tuple[int, tuple[bytes, ...], tuple[bytes, ...]]]:
-        """(offset, sort keys, payloads) of each block from block i to the last, decoded.
+    def _blocks(self, i: int) -> Iterator[tuple[int, tuple, list, tuple, tuple]]:
+        """(offset, sort keys, tokens, keys, payloads) of each block from block i to the last,
+        decoded (data_block.decode_rows).
 
         Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""
-        fd, path, bounds = self._data_fd, self.data_path, self._bounds
+        fd, path, bounds, version = self._data_fd, self.data_path, self._bounds, self.format_version
         chunk, chunk_off = b"", 0
         for b in range(i, len(bounds) - 1):
             off, end = bounds[b], bounds[b + 1]
@@ -171,8 +171,7 @@ class SSTableReader:
             if _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != end - off:
                 raise CorruptionError(path, off, "block does not end where the summary says")
             raw, s, e = decode_block(chunk, at, path, off)
-            keys, payloads = decode_entries(raw, s, e, path, off)
-            yield off, keys, payloads
+            yield (off, *decode_rows(raw, s, e, path, off, version))
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
              *, end_inclusive: bool = False) -> Iterator[tuple[int, bytes, bytes]]:
@@ -185,7 +184,7 @@ class SSTableReader:
             start_sk = sort_key(*start)
             first = max(0, self.index.block_of(start_sk))
         end_sk = None if end is None else sort_key(*end)
-        for _off, keys, payloads in self._blocks(first):
+        for _off, keys, toks, pkeys, payloads in self._blocks(first):
             if start is not None:
                 skip = bisect_left(keys, start_sk)
                 start = None
@@ -197,10 +196,8 @@ class SSTableReader:
                     stop += 1
                 done = True
             if skip or stop < len(keys):
-                keys, payloads = keys[skip:stop], payloads[skip:stop]
-            if keys:  # whole blocks at C speed: tokens unpacked at once, rows zipped
-                toks = _struct_unpack(f">{len(keys)}q", b"".join([sk[:8] for sk in keys]))
-                yield from zip(map(xor, toks, repeat(_SIGN)), map(_after_token, keys), payloads)
+                toks, pkeys, payloads = toks[skip:stop], pkeys[skip:stop], payloads[skip:stop]
+            yield from zip(toks, pkeys, payloads)  # whole blocks at C speed
             skip = 0
             if done:
                 return
@@ -209,9 +206,9 @@ class SSTableReader:
 
     def iter_positions(self) -> Iterator[tuple[int, int, int, bytes, bytes]]:
         """Walk Data.db from its header: (block offset, entry number in block, token, key, payload)."""
-        for off, keys, payloads in self._blocks(0):
-            for j, sk in enumerate(keys):
-                yield off, j, _u64_unpack_from(sk, 0)[0] - TOKEN_BIAS, sk[8:], payloads[j]
+        for off, _sks, toks, keys, payloads in self._blocks(0):
+            for j, key in enumerate(keys):
+                yield off, j, toks[j], key, payloads[j]
 
     def check_invariants(self, bloom_sample: int = 1000) -> None:
         """Read every byte of Data.db: order, block index <-> data agreement, statistics; the
@@ -223,7 +220,7 @@ class SSTableReader:
         prev = b""
         count = 0
         blocks = 0
-        for off, keys, _payloads in self._blocks(0):
+        for off, keys, _toks, _keys, _payloads in self._blocks(0):
             assert off == index.offsets[blocks], f"block {blocks} is not at its summary offset"
             assert keys, f"empty block at {off}"
             assert prev < seps[blocks] <= keys[0], f"bad separator for block {blocks}"

@@ -3,7 +3,7 @@
 Point reads go bloom -> Summary.db bisect -> one Index.db segment (128 entries, msgpack, CRC) ->
 one Data.db block; scans read Data.db sequentially in chunks. Data.db records are
 `i64 token | uvarint key_len | key | uvarint payload_len | payload` in blocks framed as in
-engine/data_block.py. Nothing here writes: compaction rewrites format-1 SSTables as format 2.
+engine/data_block.py. Nothing here writes: compaction rewrites format-1 SSTables in the current format.
 Every byte read is checked; failures raise CorruptionError(path, offset, what).
 SSTableReader.open (engine/sstable_reader.py) dispatches here when TOC.txt lists Index.db.
 """

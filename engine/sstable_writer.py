@@ -1,4 +1,4 @@
-"""SSTable writer (format 2): streams partitions, already in (token, key) order, into a new generation.
+"""SSTable writer (format 3): streams partitions, already in (token, key) order, into a new generation.
 
 Data.db gets blocks of prefix-compressed entries (engine/data_block.py); a block is closed as soon
 as it reaches block_size_bytes, so it passes that size by at most one entry. For each block the

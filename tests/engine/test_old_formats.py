@@ -102,3 +102,67 @@ def test_a_flipped_byte_in_a_format_1_file_is_reported_with_its_path(kv_v1, comp
         with SSTableReader.open(kv_v1, 1) as r:
             r.check_invariants()
     assert e.value.path == path
+
+
+# -- format-2 SSTables (tokens stored in Data.db), written by main at e8a7d5d -------------------
+
+SSTABLE_V2 = Path(__file__).resolve().parent / "data" / "sstable_v2"
+
+
+def _v2_items() -> list:
+    """What tests/engine/data/make_sstable_v2.py wrote into both generations."""
+    from engine.token import token
+    return sorted((token(k), k, bytes([i % 251]) * 40 + k)
+                  for i, k in enumerate(b"key%04d" % i for i in range(300)))
+
+
+@pytest.fixture
+def sstable_v2(tmp_path):
+    d = tmp_path / "v2"
+    shutil.copytree(SSTABLE_V2, d)
+    return str(d)
+
+
+@pytest.mark.parametrize("generation", [1, 2])
+def test_format_2_sstables_read_the_same(sstable_v2, generation):
+    from engine.sstable_reader import SSTableReader
+    items = _v2_items()
+    with SSTableReader.open(sstable_v2, generation) as r:
+        assert r.format_version == 2 and len(r.index.offsets) > 10
+        assert list(r.scan()) == items
+        assert all(r.get(t, k) == p for t, k, p in items)
+        assert r.get(items[5][0], items[5][1] + b"\x00") is None
+        assert list(r.scan(items[10][:2], items[200][:2])) == items[10:200]
+        assert [(t, k) for _o, _j, t, k, _p in r.iter_positions()] == [(t, k) for t, k, _ in items]
+        r.check_invariants()
+
+
+def test_format_2_sstables_rewrite_as_format_3(sstable_v2):
+    from engine.sstable_reader import SSTableReader
+    from engine.sstable_writer import SSTableWriter
+    with SSTableReader.open(sstable_v2, 2) as old:
+        w = SSTableWriter(sstable_v2, 3, expected_partitions=300, block_size_bytes=512)
+        w.append_all(old.scan())
+        new = w.finish({"min_timestamp": 1, "max_timestamp": 2, "cell_count": 300, "tombstone_count": 0,
+                        "max_local_deletion_time": 2**63 - 1, "droppable_histogram": []})
+        assert new.format_version == 3 and list(new.scan()) == list(old.scan()) == _v2_items()
+        assert new.size_bytes < SSTableReader.open(sstable_v2, 1).size_bytes  # same rows, no tokens
+        new.check_invariants()
+        new.close()
+
+
+def test_a_flipped_byte_in_a_format_2_data_block_is_reported_with_its_offset(sstable_v2):
+    import os
+
+    from engine.errors import CorruptionError
+    from engine.sstable_reader import SSTableReader
+    path = os.path.join(sstable_v2, "dt-1-Data.db")
+    with SSTableReader.open(sstable_v2, 1) as r:
+        offsets = r.index.offsets
+    data = bytearray(open(path, "rb").read())
+    data[offsets[3] + 20] ^= 0x04
+    open(path, "wb").write(bytes(data))
+    with SSTableReader.open(sstable_v2, 1) as r:
+        with pytest.raises(CorruptionError) as e:
+            list(r.scan())
+        assert (e.value.path, e.value.offset) == (path, offsets[3])
