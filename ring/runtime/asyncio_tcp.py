@@ -40,7 +40,6 @@ from ring.runtime.listener import Listener
 from ring.runtime.metrics_http import MetricsHttp
 from ring.runtime.native_transport import NativeTransport
 from ring.runtime.peers import Peers
-from ring.runtime.write_batch import WriteBatch
 
 log = logging.getLogger("dynatable.runtime")
 
@@ -81,11 +80,10 @@ class NodeProcess:
         self._node_factory = node_factory      # tests and tools may drive a stand-in node
         self._config_factory = config_factory
         self.stats = collections.Counter()
-        self.write_batch = WriteBatch()         # one flush pass of every connection per loop iteration
-        self.peers = Peers(self.endpoint, settings, self.stats, self.step, self.write_batch)
+        self.peers = Peers(self.endpoint, settings, self.stats, self.step)
         self.listener = Listener(self)
         self.metrics = MetricsHttp(self)
-        self.extra_metrics: list = [self.write_batch.metrics]   # more snapshot sources: () -> {name: value}
+        self.extra_metrics: list = []          # more snapshot sources: () -> {name: value}
         self.native_transport: NativeTransport | None = None
         self._requests: dict[int, object] = {}  # node request id -> on_reply(result, error)
         self._request_ids = itertools.count(1)

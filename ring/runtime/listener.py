@@ -4,8 +4,7 @@ Every connection starts with the hello (optionally followed by the HMAC challeng
 (wire)), which fixes its role. A peer connection then carries internode messages, handed to the
 node with `NodeProcess.step`; a client connection carries `ClientRequest`s, handed to the node
 with `NodeProcess.submit`, and each reply goes back as a `ClientResponse` with the client's own
-request id. Replies to one connection are coalesced into one write per pass of the process's
-`WriteBatch` (ring/runtime/write_batch.py).
+request id. Replies to one connection are coalesced into one write per loop iteration.
 
 Each connection is an asyncio.Protocol (`ClientConnection`): the loop calls `data_received` with
 what the socket had, the frames in it are split and dispatched in that call (no reader task or
@@ -72,7 +71,6 @@ class ClientConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._dispatch = None           # set by the handshake: the role's per-message handler
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._write_batch = process.write_batch
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -195,7 +193,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         if not self._outbox:
-            self._write_batch.want(self.flush)
+            self._loop.call_soon(self.flush)
         self._outbox.append(frame)
 
     def flush(self) -> None:

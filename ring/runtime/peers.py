@@ -3,8 +3,8 @@
 A link owns one connection of our own to the peer (hello with role "peer", then the optional HMAC
 challenge; docs/format.md (wire)) and a bounded queue of encoded frames. It connects lazily on the
 first frame, reconnects with backoff 100 ms -> 5 s, drops the oldest frame when the queue is full
-(`peer_queue_frames_max`), and writes every frame queued before the process's `WriteBatch` pass in
-one write (ring/runtime/write_batch.py; no task wakes per message). While the connection's
+(`peer_queue_frames_max`), and writes every frame queued during one loop iteration in one write,
+from a callback at the end of the iteration (no task wakes per message). While the connection's
 write buffer is over its high-water mark the link stops writing until it drains. A frame still
 queued after `write_request_timeout_ms` is dropped unsent (its request has timed out and been
 hinted, as Cassandra expires internode messages). The peer never writes on this connection:
@@ -24,7 +24,6 @@ from engine.errors import EngineError
 from ring.errors import ConfigurationError, RequestError
 from ring.messages import encode
 from ring.runtime.frames import ConnectorHandshake, FrameDecoder, encode_frame, split_endpoint
-from ring.runtime.write_batch import WriteBatch
 
 log = logging.getLogger("dynatable.runtime")
 
@@ -48,8 +47,7 @@ async def read_payload(reader: asyncio.StreamReader, decoder: FrameDecoder) -> b
 class PeerLink:
     """Outbound frames to one peer over one connection of our own (role "peer")."""
 
-    def __init__(self, endpoint: str, local_endpoint: str, settings, stats: collections.Counter,
-                 write_batch: WriteBatch | None = None):
+    def __init__(self, endpoint: str, local_endpoint: str, settings, stats: collections.Counter):
         self.endpoint = endpoint
         self.local_endpoint = local_endpoint
         self.settings = settings
@@ -62,7 +60,7 @@ class PeerLink:
         self._task: asyncio.Task | None = None
         self._writer: asyncio.StreamWriter | None = None     # set while connected and not draining
         self._flush_soon = False
-        self._write_batch = write_batch if write_batch is not None else WriteBatch()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, frame: bytes) -> None:
         if len(self.queue) >= self.settings.peer_queue_frames_max:
@@ -71,12 +69,13 @@ class PeerLink:
         self.queue.append((time.monotonic(), frame))
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
+            self._loop = asyncio.get_running_loop()  # once: each call costs a getpid() on Python 3.11
         if not self._flush_soon:
             self._flush_soon = True
-            self._write_batch.want(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """The write batch's pass: write what was queued, or leave it to the pump."""
+        """End of the loop iteration: write what was queued, or leave it to the pump."""
         self._flush_soon = False
         if self._writer is not None:
             self._write(self._writer)
@@ -175,15 +174,13 @@ class PeerLink:
 class Peers:
     """Every outbound link of one node; a message to the node itself is delivered on the loop."""
 
-    def __init__(self, local_endpoint: str, settings, stats: collections.Counter, deliver_local,
-                 write_batch: WriteBatch | None = None):
+    def __init__(self, local_endpoint: str, settings, stats: collections.Counter, deliver_local):
         self.local_endpoint = local_endpoint
         self.settings = settings
         self.stats = stats
         self._deliver_local = deliver_local     # deliver_local(src, msg), called soon on the loop
         self.links: dict[str, PeerLink] = {}
         self.dropped: set[str] = set()          # the nemesis's drop rules
-        self.write_batch = write_batch if write_batch is not None else WriteBatch()
         self._last: tuple = (None, b"")          # (message, its frame): one message to n replicas is encoded once
 
     def send(self, to: str, msg) -> None:
@@ -195,8 +192,7 @@ class Peers:
             return
         link = self.links.get(to)
         if link is None:
-            link = self.links[to] = PeerLink(to, self.local_endpoint, self.settings, self.stats,
-                                                   self.write_batch)
+            link = self.links[to] = PeerLink(to, self.local_endpoint, self.settings, self.stats)
         last, frame = self._last
         if msg is not last:             # messages are frozen: the same object encodes to the same frame
             frame = encode_frame(encode(msg))
