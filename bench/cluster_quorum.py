@@ -360,7 +360,9 @@ def main(argv=None) -> int:
                     help="fixed open-loop rates (writes/s,reads/s) instead of half of each measured peak: "
                          "compares latency of two trees at the same load")
     ap.add_argument("--keep-running", type=float, default=0.0,
-                    help="after the phases, keep a closed-loop write load going this many seconds (for a profiler)")
+                    help="after the phases, keep a closed-loop load going this many seconds (for a profiler)")
+    ap.add_argument("--keep-running-op", choices=("write", "read"), default="write",
+                    help="what --keep-running sends: QUORUM writes (default) or QUORUM reads of written keys")
     args = ap.parse_args(argv)
 
     from bench.pingpong_anchor import measure_pingpong
@@ -432,8 +434,9 @@ def main(argv=None) -> int:
         keys.update(p["keys_written"])
         phase("read_half", rate=read_rate)
         if args.keep_running:
-            print(f"extra load for {args.keep_running:g} s (node pids {node_pids}) ...", flush=True)
-            run_phase(phase="write_extra", rate=None, keys_written=keys,
+            print(f"extra {args.keep_running_op} load for {args.keep_running:g} s (node pids {node_pids}) ...",
+                  flush=True)
+            run_phase(phase=f"{args.keep_running_op}_extra", rate=None, keys_written=keys,
                       **{**common, "seconds": args.keep_running, "warmup": 0.0})
     finally:
         if cluster is not None:
