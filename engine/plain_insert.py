@@ -58,7 +58,9 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         key = raw
     else:
         key = partition_key_bytes(table, row)  # first, as on the general path: its errors come first
-    cells = []
+    flat = [ts]         # the plain form, built as the cells come while none is null
+    last_id = -1        # ascending ids so far: no sort needed
+    cells = None        # (id, data or None) once the row needs sorting or holds a null
     tombstones = 0
     for name, value in row.items():
         spec = cols.get(name)
@@ -67,6 +69,8 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
                 continue
             return None  # a collection, or an unknown column: the general path decides (and raises)
         if value is None:
+            if cells is None:
+                cells = [*zip(flat[1::2], flat[2::2])]
             cells.append((spec[0], None))
             tombstones += 1
             continue
@@ -78,7 +82,16 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         if len(data) > max_value_bytes:
             raise InvalidRequest(
                 f"value of column '{name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
-        cells.append((spec[0], data))
+        col_id = spec[0]
+        if cells is not None:
+            cells.append((col_id, data))
+        elif col_id > last_id:
+            flat += (col_id, data)
+            last_id = col_id
+        else:
+            cells = [*zip(flat[1::2], flat[2::2]), (col_id, data)]
+    if cells is None:
+        return key, _packb(flat), (ts, len(flat) // 2 + 1), 0
     if len(cells) > 1:
         cells.sort(key=_first)  # column ids are unique: only the id is compared
     counts = (ts, len(cells) + 1)
