@@ -73,7 +73,16 @@ class Memtable:
         """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
         cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
         `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them."""
-        self.put(token, key, payload, None, position)
+        parts = self.partitions
+        if key in parts:
+            self.put(token, key, payload, None, position)
+        else:  # put() of a new key, inlined
+            parts[key] = (token, payload)
+            self._sorted = None
+            self.size_bytes += len(payload) + len(key) + 64
+            self.updates += 1
+            if self.min_position is None:
+                self.min_position = position
         stats = self.stats
         if ts < stats.min_timestamp:
             stats.min_timestamp = ts

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from time import time_ns as _time_ns
 
 import msgpack
 
@@ -226,8 +227,19 @@ class Store(ReplicaApi):
         """Upsert one row (INSERT: writes the row marker). Returns the write timestamp (µs)."""
         if self._closed:
             self._check_open()
-        t = self._resolve(keyspace, table)
-        ts, now_s = self._timestamp_now(timestamp)
+        ks = self.keyspaces.get(keyspace)  # _resolve(), inlined
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.catalog.table(keyspace, table)
+        clock = self.clock
+        if timestamp is None and clock.__class__ is SystemClock:  # _timestamp_now(), inlined
+            ts = wall = _time_ns() // 1000 + clock.offset_us
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+            self._last_ts = ts
+            now_s = wall // 1_000_000
+        else:
+            ts, now_s = self._timestamp_now(timestamp)
         options = self.options
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
