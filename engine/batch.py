@@ -12,7 +12,10 @@ puts: bench/README.md, "Write path at 1M keys"). Updates appended to `updates` f
 """
 from __future__ import annotations
 
+from time import time_ns as _time_ns
+
 from engine import mutation as mut
+from engine.clock import SystemClock
 from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
 
@@ -31,8 +34,19 @@ class Batch:
 
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
         store = self.store
-        t = store._resolve(keyspace, table)
-        ts, now_s = store._timestamp_now(timestamp)
+        ks = store.keyspaces.get(keyspace)  # Store._resolve(), inlined
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = store.catalog.table(keyspace, table)
+        clock = store.clock
+        if timestamp is None and clock.__class__ is SystemClock:  # Store._timestamp_now(), inlined
+            ts = wall = _time_ns() // 1000 + clock.offset_us
+            if ts <= store._last_ts:
+                ts = store._last_ts + 1
+            store._last_ts = ts
+            now_s = wall // 1_000_000
+        else:
+            ts, now_s = store._timestamp_now(timestamp)
         if ttl is None:  # the plain-insert fast path of Store.insert: no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
             if plain is not None:
@@ -40,7 +54,7 @@ class Batch:
                 self._tables.append(t)
                 self._keys.append(key)
                 self._payloads.append(payload)
-                self._infos.append((counts[0], counts[1], tombstones, now_s))
+                self._infos.append((ts, counts[1], tombstones, now_s))
                 return ts
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, store.options["max_value_bytes"])
         self._add(t, key, payload, update)

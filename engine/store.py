@@ -321,12 +321,15 @@ class Store(ReplicaApi):
                 self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
+            last = cfs = apply_plain = None
             for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
-                cfs = cfs_map.get(t.id)
-                if cfs is None:
-                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                if t is not last:  # a batch's writes mostly share a table: look it up once per run
+                    cfs = cfs_map.get(t.id)
+                    if cfs is None:
+                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                    last, apply_plain = t, cfs.apply_plain
                 if info.__class__ is tuple:
-                    cfs.apply_plain(tok, key, payload, *info, position)
+                    apply_plain(tok, key, payload, *info, position)
                 else:
                     cfs.apply(tok, key, payload, info, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
