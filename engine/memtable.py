@@ -18,7 +18,8 @@ non-increasing; size_bytes is the sum of payload and key lengths.
 """
 from __future__ import annotations
 
-from operator import itemgetter
+from itertools import islice
+from operator import eq, itemgetter
 
 from engine.partition import Partition, PartitionStats, decode_partition, encode_partition, merge_all
 
@@ -73,11 +74,10 @@ class Memtable:
         """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
         cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
         `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them."""
-        parts = self.partitions
-        if key in parts:
+        entry = (token, payload)
+        if self.partitions.setdefault(key, entry) is not entry:  # one probe for a new key
             self.put(token, key, payload, None, position)
         else:  # put() of a new key, inlined
-            parts[key] = (token, payload)
             self._sorted = None
             self.size_bytes += len(payload) + len(key) + 64
             self.updates += 1
@@ -142,14 +142,15 @@ class Memtable:
             return ((e[0], k, e[1] if len(e) == 2 else _reconciled(e)) for k, e in parts.items())
         entries = [*parts.values()]
         toks = [entry[0] for entry in entries]
-        if len(set(toks)) != n:  # two keys share a token: order those by key too (rare)
-            order = self.sorted_keys()
+        pick = itemgetter(*sorted(range(n), key=toks.__getitem__))
+        toks = pick(toks)
+        if any(map(eq, toks, islice(toks, 1, None))):  # two keys share a token (rare): order
+            order = self.sorted_keys()                   # those by key too
             keys = [tk[1] for tk in order]
             toks = [tk[0] for tk in order]
             entries = [*map(parts.__getitem__, keys)]
         else:
-            pick = itemgetter(*sorted(range(n), key=toks.__getitem__))
-            keys, entries, toks = pick([*parts]), pick(entries), pick(toks)
+            keys, entries = pick([*parts]), pick(entries)
         payloads = [entry[1] if len(entry) == 2 else _reconciled(entry) for entry in entries]
         return zip(toks, keys, payloads)
 
