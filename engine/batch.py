@@ -12,10 +12,7 @@ puts: bench/README.md, "Write path at 1M keys"). Updates appended to `updates` f
 """
 from __future__ import annotations
 
-from time import time_ns as _time_ns
-
 from engine import mutation as mut
-from engine.clock import SystemClock
 from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
 
@@ -38,15 +35,7 @@ class Batch:
         t = ks.tables.get(table) if ks is not None else None
         if t is None:
             t = store.catalog.table(keyspace, table)
-        clock = store.clock
-        if timestamp is None and clock.__class__ is SystemClock:  # Store._timestamp_now(), inlined
-            ts = wall = _time_ns() // 1000 + clock.offset_us
-            if ts <= store._last_ts:
-                ts = store._last_ts + 1
-            store._last_ts = ts
-            now_s = wall // 1_000_000
-        else:
-            ts, now_s = store._timestamp_now(timestamp)
+        ts, now_s = store._timestamp_now(timestamp)
         if ttl is None:  # the plain-insert fast path of Store.insert: no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
             if plain is not None:

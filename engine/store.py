@@ -214,7 +214,10 @@ class Store(ReplicaApi):
         """(write timestamp, now in seconds) from one clock reading: the write hot path."""
         clock = self.clock
         if timestamp is None:  # new_timestamp(None), inlined
-            ts = wall = clock.wall_us()
+            if clock.__class__ is SystemClock:
+                ts = wall = _time_ns() // 1000 + clock.offset_us  # SystemClock.wall_us(), inlined
+            else:
+                ts = wall = clock.wall_us()
             if ts <= self._last_ts:
                 ts = self._last_ts + 1
             self._last_ts = ts
@@ -231,15 +234,7 @@ class Store(ReplicaApi):
         t = ks.tables.get(table) if ks is not None else None
         if t is None:
             t = self.catalog.table(keyspace, table)
-        clock = self.clock
-        if timestamp is None and clock.__class__ is SystemClock:  # _timestamp_now(), inlined
-            ts = wall = _time_ns() // 1000 + clock.offset_us
-            if ts <= self._last_ts:
-                ts = self._last_ts + 1
-            self._last_ts = ts
-            now_s = wall // 1_000_000
-        else:
-            ts, now_s = self._timestamp_now(timestamp)
+        ts, now_s = self._timestamp_now(timestamp)
         options = self.options
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
