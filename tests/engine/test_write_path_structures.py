@@ -92,6 +92,16 @@ def test_flush_items_orders_unique_tokens_and_reconciles_updated_keys():
     assert list(one.flush_items()) == [(1, b"a", b"p")]
 
 
+def test_flush_items_orders_tokens_that_round_to_the_same_float():
+    mt = Memtable((0, 0))
+    big = 2**62
+    assert float(big + 1) == float(big) and float(-big - 1) == float(-big)
+    for tok, key in [(big + 1, b"a"), (-big, b"c"), (big, b"b"), (-big - 1, b"d"), (0, b"e")]:
+        mt.put(tok, key, b"p" + key, None, None)
+    assert [(tok, k) for tok, k, _ in mt.flush_items()] == [(-big - 1, b"d"), (-big, b"c"), (0, b"e"),
+                                                           (big, b"b"), (big + 1, b"a")]
+
+
 def test_single_update_entries_are_untracked_and_read_like_lists():
     mt = Memtable((0, 0))
     mt.put(token_of(b"k"), b"k", b"p1", None, None)
