@@ -24,6 +24,7 @@ from operator import itemgetter, lt
 from engine.partition import Partition, PartitionStats, decode_partition, encode_partition, merge_all
 
 _token_of_pair = itemgetter(0)
+_payload_of_single = itemgetter(1)
 _RUN = 8  # this many single updates of a partition are merged into one run
 
 
@@ -133,29 +134,29 @@ class Memtable:
 
     def flush_items(self):
         """(token, key, payload) once per partition, reconciled, in (token, key) order: an
-        iterator over three sequences gathered in C. The entries are read in memory order and
-        an order of indexes is sorted by token, so no key is looked up again in the dict (those
-        random-order lookups cost ~40% of this: bench/README.md, "Puts at 1M keys")."""
+        iterator over three sequences gathered in C. Tokens and payloads are read from the
+        entries in memory order and an order of indexes is sorted by token, so no key is looked
+        up again and no entry is read in random order (bench/README.md, "Puts at 1M keys")."""
         parts = self.partitions
         n = len(parts)
         if n < 2:
             return ((e[0], k, e[1] if len(e) == 2 else _reconciled(e)) for k, e in parts.items())
         entries = [*parts.values()]
-        toks = [entry[0] for entry in entries]
+        toks = [*map(_token_of_pair, entries)]
+        if self.weights:  # some key holds several payloads (a list entry): reconcile those
+            payloads = [entry[1] if len(entry) == 2 else _reconciled(entry) for entry in entries]
+        else:
+            payloads = [*map(_payload_of_single, entries)]
         # sorted by the tokens as floats (Python compares floats ~2x faster than 64-bit ints);
         # rounding keeps the order but may tie distinct tokens, so the exact order is checked
         floats = [*map(float, toks)]
         pick = itemgetter(*sorted(range(n), key=floats.__getitem__))
         toks = pick(toks)
-        if not all(map(lt, toks, islice(toks, 1, None))):  # a float tie out of order, or two keys
-            order = self.sorted_keys()                       # sharing a token (both rare)
-            keys = [tk[1] for tk in order]
-            toks = [tk[0] for tk in order]
-            entries = [*map(parts.__getitem__, keys)]
-        else:
-            keys, entries = pick([*parts]), pick(entries)
-        payloads = [entry[1] if len(entry) == 2 else _reconciled(entry) for entry in entries]
-        return zip(toks, keys, payloads)
+        if all(map(lt, toks, islice(toks, 1, None))):
+            return zip(toks, pick([*parts]), pick(payloads))
+        order = self.sorted_keys()  # a float tie out of order, or two keys sharing a token (rare)
+        where = dict(zip(parts, range(n)))
+        return zip([tk[0] for tk in order], [tk[1] for tk in order], [payloads[where[tk[1]]] for tk in order])
 
     def check_invariants(self) -> None:
         from engine.token import token as token_of
