@@ -24,12 +24,14 @@ from engine.schema import MARKER_COLUMN_ID, Table
 def _plain_plan(table: Table):
     """The plain-insert plan of a table, made once per Table (ALTER makes a new Table): (partition
     key name, partition key type, {regular column name: (id, cql type, is blob)}) for a table with one
-    partition-key column, no clustering and no static columns; False for any other table.
+    partition-key column, no clustering, no static columns and no default_time_to_live; False for
+    any other table (table options are never changed in place: ALTER makes a new Table).
     Collection columns are left out of the map, so a row that sets one takes the general path."""
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = False
-        if len(table.partition_key) == 1 and not table.clustering and not table.statics:
+        if (len(table.partition_key) == 1 and not table.clustering and not table.statics
+                and not table.options.get("default_time_to_live")):
             pk = table.partition_key[0]
             plan = (pk.name, pk.cql_type, {c.name: (c.id, c.cql_type, c.cql_type == "blob")
                                            for c in table.regular if "<" not in c.cql_type})
@@ -50,7 +52,7 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = _plain_plan(table)
-    if not plan or table.options.get("default_time_to_live"):
+    if not plan:
         return None
     pk_name, pk_type, cols = plan
     raw = row.get(pk_name)
