@@ -5,8 +5,11 @@ false-positive chance, (buckets_per_element, K) come from the `probs` table; the
 `m = n * buckets_per_element + 20` bits rounded up to whole 64-bit words. fp_chance >= 1.0 gives an
 "always present" filter (no bits, K = 0).
 
-Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, False)` (two unsigned 64-bit halves of standard
-MurmurHash3 x64_128, seed 0). Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
+Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, True)` (the two halves of standard MurmurHash3
+x64_128, seed 0, as *signed* 64-bit integers: what the filters are written with, since mmh3 5.3.1
+ignores the positional `signed=False` this code used to pass; asking for signed explicitly keeps
+an mmh3 that honours the argument on the same bits; pinned in tests/engine/test_bloom.py).
+Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
 incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
 double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
 (least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives (keys
@@ -62,7 +65,7 @@ _hash64 = mmh3.hash64
 
 def key_hash(key: bytes) -> tuple[int, int]:
     """(h1, h2) of a partition key: what every filter probes (`might_contain_hash`)."""
-    return _hash64(key, 0, True, False)
+    return _hash64(key, 0, True, True)
 
 
 def _opt_k(buckets: int) -> int:
@@ -124,7 +127,7 @@ class BloomFilter:
         m = self.m
         if not m:
             return
-        h1, h2 = mmh3.hash64(key, 0, True, False)
+        h1, h2 = _hash64(key, 0, True, True)
         bits = self.bits
         idx = h2 % m
         step = h1 % m
@@ -147,7 +150,7 @@ class BloomFilter:
             return
         bits = self.bits
         probes = range(self.k - 1)
-        for h1, h2 in map(_hash64, keys, repeat(0), repeat(True), repeat(False)):
+        for h1, h2 in map(_hash64, keys, repeat(0), repeat(True), repeat(True)):
             idx = h2 % m
             step = h1 % m
             bits[idx >> 3] |= 1 << (idx & 7)
@@ -158,7 +161,7 @@ class BloomFilter:
                 bits[idx >> 3] |= 1 << (idx & 7)
 
     def might_contain(self, key: bytes) -> bool:
-        return self.might_contain_hash(_hash64(key, 0, True, False))
+        return self.might_contain_hash(_hash64(key, 0, True, True))
 
     def might_contain_hash(self, h: tuple[int, int]) -> bool:
         """might_contain for a key whose `key_hash` is h: one hash serves every SSTable's filter."""

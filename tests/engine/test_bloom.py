@@ -93,3 +93,16 @@ def test_add_many_and_deferred_add_set_the_bits_add_sets(fp):
     assert many.bits == one.bits and later.encode() == one.encode()
     back = BloomFilter.decode(later.encode(), "Filter.db")   # queued keys are set once, at encode
     assert back.bits == one.bits and all(back.might_contain(k) for k in keys)
+
+
+def test_hash_halves_are_signed_as_every_filter_was_written():
+    """The layout uses mmh3's *signed* halves (docs/format.md, Filter.db): h1 % m differs for a
+    negative h1, so an unsigned hash would miss keys of every existing Filter.db."""
+    from engine.bloom import key_hash
+    assert key_hash(b"abc") == (-5434086359492102041, 4297124817637354834)
+    f = BloomFilter.create(1, 0.01)
+    f.add(b"abc")
+    assert f.m == 64 and f.bits == bytearray.fromhex("8000040001400002")
+    many = BloomFilter.create(1, 0.01)
+    many.add_many([b"abc"])
+    assert many.bits == f.bits
