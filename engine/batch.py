@@ -31,7 +31,10 @@ class Batch:
 
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None, timestamp: int | None = None):
         store = self.store
-        t = store._resolve(keyspace, table)
+        ks = store.keyspaces.get(keyspace)  # Store._resolve(), inlined
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = store.catalog.table(keyspace, table)
         ts, now_s = store._timestamp_now(timestamp)
         if ttl is None:  # the plain-insert fast path of Store.insert: no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
@@ -40,7 +43,7 @@ class Batch:
                 self._tables.append(t)
                 self._keys.append(key)
                 self._payloads.append(payload)
-                self._infos.append((counts[0], counts[1], tombstones, now_s))
+                self._infos.append((ts, counts[1], tombstones, now_s))
                 return ts
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, store.options["max_value_bytes"])
         self._add(t, key, payload, update)

@@ -5,14 +5,20 @@ false-positive chance, (buckets_per_element, K) come from the `probs` table; the
 `m = n * buckets_per_element + 20` bits rounded up to whole 64-bit words. fp_chance >= 1.0 gives an
 "always present" filter (no bits, K = 0).
 
-Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, False)` (two unsigned 64-bit halves of standard
-MurmurHash3 x64_128, seed 0). Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
+Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, True)` (the two halves of standard MurmurHash3
+x64_128, seed 0, as *signed* 64-bit integers: what the filters are written with, since mmh3 5.3.1
+ignores the positional `signed=False` this code used to pass; asking for signed explicitly keeps
+an mmh3 that honours the argument on the same bits; pinned in tests/engine/test_bloom.py).
+Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
 incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
 double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
-(least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives.
+(least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives (keys
+a writer queues with deferred_add are set, in bulk, before encode() returns the bits).
 File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
+
+from itertools import repeat
 
 import mmh3
 
@@ -59,7 +65,7 @@ _hash64 = mmh3.hash64
 
 def key_hash(key: bytes) -> tuple[int, int]:
     """(h1, h2) of a partition key: what every filter probes (`might_contain_hash`)."""
-    return _hash64(key, 0, True, False)
+    return _hash64(key, 0, True, True)
 
 
 def _opt_k(buckets: int) -> int:
@@ -100,13 +106,14 @@ def bits_for(expected: int, buckets: int) -> int:
 class BloomFilter:
     """A bit array plus K. `m == 0` means "always present" (fp_chance >= 1.0)."""
 
-    __slots__ = ("m", "k", "bits")
+    __slots__ = ("m", "k", "bits", "_queued")
 
     def __init__(self, m: int, k: int, bits: bytearray):
         assert m % 64 == 0 and len(bits) == m // 8 and (m == 0) == (k == 0), (m, k, len(bits))
         self.m = m
         self.k = k
         self.bits = bits
+        self._queued: list[bytes] = []   # keys of deferred_add(), in the bits once encode() ran
 
     @classmethod
     def create(cls, expected: int, fp_chance: float) -> "BloomFilter":
@@ -120,7 +127,7 @@ class BloomFilter:
         m = self.m
         if not m:
             return
-        h1, h2 = mmh3.hash64(key, 0, True, False)
+        h1, h2 = _hash64(key, 0, True, True)
         bits = self.bits
         idx = h2 % m
         step = h1 % m
@@ -130,8 +137,31 @@ class BloomFilter:
             if idx >= m:
                 idx -= m
 
+    def deferred_add(self):
+        """A callable that queues a key for add(): for a filter being written (an SSTable
+        writer's per-key call is then a list append); the queued keys are set by add_many at
+        encode(). might_contain does not see them before that."""
+        return self._queued.append
+
+    def add_many(self, keys) -> None:
+        """add() of every key of an iterable: the same bits, from one loop."""
+        m = self.m
+        if not m:
+            return
+        bits = self.bits
+        probes = range(self.k - 1)
+        for h1, h2 in map(_hash64, keys, repeat(0), repeat(True), repeat(True)):
+            idx = h2 % m
+            step = h1 % m
+            bits[idx >> 3] |= 1 << (idx & 7)
+            for _ in probes:
+                idx += step
+                if idx >= m:
+                    idx -= m
+                bits[idx >> 3] |= 1 << (idx & 7)
+
     def might_contain(self, key: bytes) -> bool:
-        return self.might_contain_hash(_hash64(key, 0, True, False))
+        return self.might_contain_hash(_hash64(key, 0, True, True))
 
     def might_contain_hash(self, h: tuple[int, int]) -> bool:
         """might_contain for a key whose `key_hash` is h: one hash serves every SSTable's filter."""
@@ -156,6 +186,9 @@ class BloomFilter:
     # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes)
 
     def encode(self) -> bytes:
+        if self._queued:
+            queued, self._queued = self._queued, []
+            self.add_many(queued)
         head = MAGIC + U16.pack(VERSION) + U32.pack(self.k) + U64.pack(self.m)
         body = head + bytes(self.bits)
         return body + U32.pack(crc32(body))

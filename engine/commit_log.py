@@ -23,6 +23,7 @@ import errno
 import logging
 import mmap
 import os
+import struct
 import threading
 import time
 from typing import Iterator
@@ -32,9 +33,6 @@ from engine.commit_log_sync import CommitLogSync, SyncWaiters, release_all
 from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, MAX_SEGMENT_BYTES,
                                        VERSION, encode_header, encode_marker, segment_name)
 from engine.encoding import U32, U32_U32, crc32
-
-_pack_head = U32_U32.pack_into
-_pack_tail = U32.pack_into
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 
 Position = tuple[int, int]
@@ -44,6 +42,19 @@ log = logging.getLogger(__name__)
 WRITE_BUFFER_BYTES = 64 * 1024       # batch/group: appends reach the OS when the buffer exceeds this
 SYNC_MODES = ("periodic", "batch", "group")
 QUARANTINE_DIR = "corrupt"           # damaged segments are moved here, never deleted
+
+
+_FRAMING: dict[int, tuple] = {}     # record size -> (pack_into of the whole record, size CRC)
+_FRAMING_SIZES = 4096               # sizes kept (records of a table's common shapes repeat them)
+
+
+def _framing(n: int) -> tuple:
+    """One record of `n` payload bytes is `u32 n | u32 crc32(n) | payload | u32 crc`: one struct
+    packs it whole into the mapping, and the size CRC is computed once per size."""
+    framing = (struct.Struct(f">II{n}sI").pack_into, crc32(U32.pack(n)))
+    if len(_FRAMING) < _FRAMING_SIZES:
+        _FRAMING[n] = framing
+    return framing
 
 
 def _now_ms() -> int:
@@ -190,7 +201,10 @@ class CommitLog(CommitLogSync):
         n = len(payload)
         if n > self._max_record or n == 0:
             self._reject(n)
-        c = crc32(U32.pack(n))
+        framing = _FRAMING.get(n)                              # (pack_into of the record, size CRC)
+        if framing is None:
+            framing = _framing(n)
+        pack_record, c = framing
         with self._lock:
             if not self._ready:
                 self._raise_not_ready()
@@ -201,10 +215,7 @@ class CommitLog(CommitLogSync):
             buf = self._buf
             mm = self._map
             if mm is not None and not buf:                     # periodic: straight into the mapping
-                at = self._woff
-                _pack_head(mm, at, n, c)
-                mm[at + 8:end - 4] = payload
-                _pack_tail(mm, end - 4, crc32(payload, c))
+                pack_record(mm, self._woff, n, c, payload, crc32(payload, c))
                 self._woff = self._offset = end
                 self._records += 1
                 self._bytes += n

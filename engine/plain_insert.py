@@ -24,12 +24,14 @@ from engine.schema import MARKER_COLUMN_ID, Table
 def _plain_plan(table: Table):
     """The plain-insert plan of a table, made once per Table (ALTER makes a new Table): (partition
     key name, partition key type, {regular column name: (id, cql type, is blob)}) for a table with one
-    partition-key column, no clustering and no static columns; False for any other table.
+    partition-key column, no clustering, no static columns and no default_time_to_live; False for
+    any other table (table options are never changed in place: ALTER makes a new Table).
     Collection columns are left out of the map, so a row that sets one takes the general path."""
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = False
-        if len(table.partition_key) == 1 and not table.clustering and not table.statics:
+        if (len(table.partition_key) == 1 and not table.clustering and not table.statics
+                and not table.options.get("default_time_to_live")):
             pk = table.partition_key[0]
             plan = (pk.name, pk.cql_type, {c.name: (c.id, c.cql_type, c.cql_type == "blob")
                                            for c in table.regular if "<" not in c.cql_type})
@@ -50,7 +52,7 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = _plain_plan(table)
-    if not plan or table.options.get("default_time_to_live"):
+    if not plan:
         return None
     pk_name, pk_type, cols = plan
     raw = row.get(pk_name)
@@ -58,7 +60,9 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         key = raw
     else:
         key = partition_key_bytes(table, row)  # first, as on the general path: its errors come first
-    cells = []
+    flat = [ts]         # the plain form, built as the cells come while none is null
+    last_id = -1        # ascending ids so far: no sort needed
+    cells = None        # (id, data or None) once the row needs sorting or holds a null
     tombstones = 0
     for name, value in row.items():
         spec = cols.get(name)
@@ -67,6 +71,8 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
                 continue
             return None  # a collection, or an unknown column: the general path decides (and raises)
         if value is None:
+            if cells is None:
+                cells = [*zip(flat[1::2], flat[2::2])]
             cells.append((spec[0], None))
             tombstones += 1
             continue
@@ -78,7 +84,16 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         if len(data) > max_value_bytes:
             raise InvalidRequest(
                 f"value of column '{name}' is {len(data)} bytes, over max_value_bytes={max_value_bytes}")
-        cells.append((spec[0], data))
+        col_id = spec[0]
+        if cells is not None:
+            cells.append((col_id, data))
+        elif col_id > last_id:
+            flat += (col_id, data)
+            last_id = col_id
+        else:
+            cells = [*zip(flat[1::2], flat[2::2]), (col_id, data)]
+    if cells is None:
+        return key, _packb(flat), (ts, len(flat) // 2 + 1), 0
     if len(cells) > 1:
         cells.sort(key=_first)  # column ids are unique: only the id is compared
     counts = (ts, len(cells) + 1)

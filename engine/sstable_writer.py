@@ -85,7 +85,7 @@ class SSTableWriter:
         bias = TOKEN_BIAS
         block = self._block
         toks, keys, payloads = block.toks, block.keys, block.payloads
-        bloom_add = self._bloom.add
+        bloom_add = self._bloom.deferred_add()          # set in bulk at encode (engine/bloom.py)
         limit = self.block_size
         last_tok, last_key = self._last_tok, self._last_key
         size, count, total = block.size, block.count, self._count

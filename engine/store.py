@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from time import time_ns as _time_ns
 
 import msgpack
 
@@ -213,7 +214,10 @@ class Store(ReplicaApi):
         """(write timestamp, now in seconds) from one clock reading: the write hot path."""
         clock = self.clock
         if timestamp is None:  # new_timestamp(None), inlined
-            ts = wall = clock.wall_us()
+            if clock.__class__ is SystemClock:
+                ts = wall = _time_ns() // 1000 + clock.offset_us  # SystemClock.wall_us(), inlined
+            else:
+                ts = wall = clock.wall_us()
             if ts <= self._last_ts:
                 ts = self._last_ts + 1
             self._last_ts = ts
@@ -226,7 +230,10 @@ class Store(ReplicaApi):
         """Upsert one row (INSERT: writes the row marker). Returns the write timestamp (µs)."""
         if self._closed:
             self._check_open()
-        t = self._resolve(keyspace, table)
+        ks = self.keyspaces.get(keyspace)  # _resolve(), inlined
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.catalog.table(keyspace, table)
         ts, now_s = self._timestamp_now(timestamp)
         options = self.options
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
@@ -309,12 +316,15 @@ class Store(ReplicaApi):
                 self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
+            last = cfs = apply_plain = None
             for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
-                cfs = cfs_map.get(t.id)
-                if cfs is None:
-                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                if t is not last:  # a batch's writes mostly share a table: look it up once per run
+                    cfs = cfs_map.get(t.id)
+                    if cfs is None:
+                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                    last, apply_plain = t, cfs.apply_plain
                 if info.__class__ is tuple:
-                    cfs.apply_plain(tok, key, payload, *info, position)
+                    apply_plain(tok, key, payload, *info, position)
                 else:
                     cfs.apply(tok, key, payload, info, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]

@@ -74,3 +74,35 @@ def test_filter_file_checks_every_byte():
     for cut in (0, 5, len(buf) // 2, len(buf) - 1):
         with pytest.raises(CorruptionError):
             BloomFilter.decode(buf[:cut], "dt-1-Filter.db")
+
+
+@pytest.mark.parametrize("fp", [0.01, 0.1, 0.001, 1.0])
+def test_add_many_and_deferred_add_set_the_bits_add_sets(fp):
+    import random
+    rnd = random.Random(3)
+    keys = [rnd.randbytes(rnd.randrange(0, 40)) for _ in range(2000)]
+    one = BloomFilter.create(len(keys), fp)
+    for key in keys:
+        one.add(key)
+    many = BloomFilter.create(len(keys), fp)
+    many.add_many(iter(keys))
+    later = BloomFilter.create(len(keys), fp)
+    queue = later.deferred_add()
+    for key in keys:
+        queue(key)
+    assert many.bits == one.bits and later.encode() == one.encode()
+    back = BloomFilter.decode(later.encode(), "Filter.db")   # queued keys are set once, at encode
+    assert back.bits == one.bits and all(back.might_contain(k) for k in keys)
+
+
+def test_hash_halves_are_signed_as_every_filter_was_written():
+    """The layout uses mmh3's *signed* halves (docs/format.md, Filter.db): h1 % m differs for a
+    negative h1, so an unsigned hash would miss keys of every existing Filter.db."""
+    from engine.bloom import key_hash
+    assert key_hash(b"abc") == (-5434086359492102041, 4297124817637354834)
+    f = BloomFilter.create(1, 0.01)
+    f.add(b"abc")
+    assert f.m == 64 and f.bits == bytearray.fromhex("8000040001400002")
+    many = BloomFilter.create(1, 0.01)
+    many.add_many([b"abc"])
+    assert many.bits == f.bits

@@ -591,3 +591,20 @@ def test_dump_tool(tmp_path, monkeypatch):
     out = io.StringIO()
     dump_commitlog(str(tmp_path / "missing.log"), out)
     assert out.getvalue().startswith("error file=")
+
+
+def test_record_framing_is_per_size_and_the_limit_per_log(tmp_path):
+    """A record is packed whole by a struct kept per payload size (engine/commit_log.py, _framing):
+    every size frames right in the mapping and in the buffer, and a size another log with a
+    larger max_record_bytes has framed is still rejected by a log with a smaller one."""
+    items = [os.urandom(n) for n in range(1, 300)] + [os.urandom(n) for n in range(299, 0, -7)]
+    for mode in ("periodic", "batch"):
+        d = tmp_path / mode
+        cl = CommitLog(str(d), sync=mode)
+        written = [(cl.add(p), p) for p in items]
+        cl.close()
+        assert replay_all(d) == written
+    small = CommitLog(str(tmp_path / "small"), segment_size_bytes=400)   # max_record_bytes 200
+    with pytest.raises(InvalidRequest, match=r"mutation of 250 bytes exceeds max_record_bytes=200"):
+        small.add(items[249])
+    small.close()

@@ -66,6 +66,42 @@ def test_memtable_orders_equal_tokens_by_key():
     assert [k for _, k, _ in mt.flush_items()] == [b"z", b"a", b"b", b"c", b"q"]
 
 
+def test_flush_items_orders_unique_tokens_and_reconciles_updated_keys():
+    from engine.memtable import _reconciled
+    from engine.partition import encode_partition
+    from engine.mutation import build_insert
+    from engine.schema import make_table
+    t = make_table("ks", "t", {"k": "blob", "v": "int"}, "k")
+    mt = Memtable((0, 0))
+    rnd = random.Random(7)
+    keys = [b"k%d" % i for i in range(500)]
+    rnd.shuffle(keys)
+    for n, key in enumerate(keys):
+        for ts in range(1 + n % 3):              # a third single updates, the rest lists
+            mt.put(token_of(key), key, encode_partition(build_insert(t, {"k": key, "v": ts}, 10 + ts, 0, None, 1 << 20)[1]),
+                   None, None)
+    got = list(mt.flush_items())
+    order = sorted((token_of(k), k) for k in keys)
+    assert [(tok, k) for tok, k, _ in got] == order
+    parts = mt.partitions
+    assert [p for _, _, p in got] == [e[1] if len(e) == 2 else _reconciled(e) for e in
+                                      (parts[k] for _, k in order)]
+    assert list(Memtable((0, 0)).flush_items()) == []
+    one = Memtable((0, 0))
+    one.put(1, b"a", b"p", None, None)
+    assert list(one.flush_items()) == [(1, b"a", b"p")]
+
+
+def test_flush_items_orders_tokens_that_round_to_the_same_float():
+    mt = Memtable((0, 0))
+    big = 2**62
+    assert float(big + 1) == float(big) and float(-big - 1) == float(-big)
+    for tok, key in [(big + 1, b"a"), (-big, b"c"), (big, b"b"), (-big - 1, b"d"), (0, b"e")]:
+        mt.put(tok, key, b"p" + key, None, None)
+    assert [(tok, k) for tok, k, _ in mt.flush_items()] == [(-big - 1, b"d"), (-big, b"c"), (0, b"e"),
+                                                           (big, b"b"), (big + 1, b"a")]
+
+
 def test_single_update_entries_are_untracked_and_read_like_lists():
     mt = Memtable((0, 0))
     mt.put(token_of(b"k"), b"k", b"p1", None, None)
