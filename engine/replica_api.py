@@ -8,6 +8,7 @@ Partitions from every local source. Relies on Store's `cfs`, `commit_log` and `_
 from __future__ import annotations
 
 from engine import mutation as mut
+from engine.update_check import decode_update_for_apply
 from engine import restriction as rs
 from engine.column_family import ColumnFamilyStore
 from engine.errors import InvalidRequest
@@ -29,7 +30,7 @@ class ReplicaApi:
 
     def apply_mutations(self, mutations: list):
         """Apply [(table, key, payload)] as one commit-log record, each payload decoded once
-        (mutation.decode_update_for_apply: InvalidRequest naming the problem, nothing applied;
+        (update_check.decode_update_for_apply: InvalidRequest naming the problem, nothing applied;
         a plain-form payload is checked and put without a Partition object).
 
         Returns the commit-log position the caller must pass to await_durable before it
@@ -40,7 +41,7 @@ class ReplicaApi:
         for table, key, payload in mutations:
             if type(key) is not bytes or not 0 < len(key) <= mut.MAX_KEY_BYTES:
                 raise InvalidRequest(f"partition key must be 1..{mut.MAX_KEY_BYTES} bytes")
-            encoded.append((table, key, payload, mut.decode_update_for_apply(payload)))
+            encoded.append((table, key, payload, decode_update_for_apply(payload)))
         position = self._append(encoded)
         if self.commit_log.sync_mode == "periodic":
             self.commit_log.await_durable(position)

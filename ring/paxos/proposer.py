@@ -23,7 +23,7 @@ holds unless it is decided (accepted by a quorum) or provably refused by every p
 """
 from __future__ import annotations
 
-from engine.mutation import decode_update
+from engine.update_check import decode_update
 from engine.partition import decode_partition, encode_partition, merge_all
 from ring.errors import ReadTimeout, UnavailableError, WriteTimeout
 from ring.messages import (CommitRequest, MutationResponse, PrepareRequest, PrepareResponse, ProposeRequest,

@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 from engine import collections as coll
 from engine.collections import CollectionOp as Op
 from engine.errors import InvalidRequest
-from engine.mutation import build_insert_encoded, decode_update
+from engine.mutation import build_insert_encoded
+from engine.update_check import decode_update
 from engine.partition import decode_partition, encode_partition
 from engine.schema import make_table
 from engine.store import Store

@@ -15,7 +15,7 @@ from engine.clock import ManualClock
 from engine.column_family import simple_row_cells
 from engine.errors import InvalidRequest
 from engine.merge import reconcile
-from engine.mutation import decode_update, decode_update_for_apply
+from engine.update_check import decode_update, decode_update_for_apply
 from engine.partition import (NO_DELETION_TIME, Partition, Row, _packb, decode_partition, encode_partition,
                               live_row, partition_struct, plain_struct)
 from engine.sstable_reader import SSTableReader

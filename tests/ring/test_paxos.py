@@ -108,7 +108,7 @@ def test_a_restarted_replica_keeps_its_promises(tmp_path):
 
 
 def test_restamp_sets_every_timestamp():
-    from engine.mutation import decode_update
+    from engine.update_check import decode_update
     from engine.partition import Partition, Row, encode_partition
     p = Partition((5, 1), {b"": Row((6, 1), {1: (7, 2**63 - 1, 0, b"x")})}, [(b"a", b"b", 8, 1)])
     q = decode_update(restamp(encode_partition(p), 99))

@@ -10,6 +10,8 @@ import msgpack
 import pytest
 
 import engine.mutation
+import engine.replica_api
+import engine.update_check
 import engine.partition
 import engine.store
 import ring.ops.data
@@ -98,8 +100,8 @@ def test_a_write_is_encoded_once_and_its_bytes_are_what_each_replica_logs(tmp_pa
 
     for module in (engine.store, ring.ops.data, ring.replica, engine.partition):
         monkeypatch.setattr(module, "encode_partition", counting("encode", engine.partition.encode_partition))
-    monkeypatch.setattr(engine.mutation, "decode_update_for_apply",
-                        counting("decode", engine.mutation.decode_update_for_apply))
+    monkeypatch.setattr(engine.replica_api, "decode_update_for_apply",
+                        counting("decode", engine.update_check.decode_update_for_apply))
     sent = []
     real_run = loop._run
 
