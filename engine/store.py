@@ -25,8 +25,6 @@ import os
 import threading
 from time import time_ns as _time_ns
 
-import msgpack
-
 from engine import mutation as mut
 from engine import recovery, results, truncation
 from engine import snapshot as snapshots
@@ -41,9 +39,8 @@ from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
 from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
-from engine.token import token as token_of
+from engine.write_path import WritePath
 
-_packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
 DEFAULT_OPTIONS = {
     "commitlog_sync": "periodic",              # periodic | batch | group
@@ -69,7 +66,7 @@ DEFAULT_OPTIONS = {
 }
 
 
-class Store(ReplicaApi):
+class Store(ReplicaApi, WritePath):
     def __init__(self, path: str, options: dict):
         self.path = os.path.abspath(path)
         self.options = options
@@ -245,35 +242,6 @@ class Store(ReplicaApi):
         self._apply_encoded([(t, key, payload, update)])
         return ts
 
-    def _append_plain(self, t: Table, plain: tuple, now_s: int):
-        """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
-        encode_plain_insert: the same commit-log record, the memtable put without a Partition.
-        Kept apart from _append: routing single puts through it cost 12% of their CPU
-        (`python -m bench.write_path --compare`, 3 rounds, load 0.9)."""
-        key, payload, counts, tombstones = plain
-        options = self.options
-        record = _packb([(t.id, key, payload)])
-        if len(record) > options["max_batch_bytes"]:
-            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
-                                 f"{options['max_batch_bytes']}; split it into smaller batches")
-        tok = token_of(key)
-        with self._write_lock:
-            if self._closed:
-                self._check_open()
-            position = self.commit_log.append(record)
-            cfs_map = self.cfs
-            cfs = cfs_map.get(t.id)
-            if cfs is None:
-                raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
-            total = 0  # _memtable_bytes(), inlined
-            for c in cfs_map.values():
-                total += c.memtable.size_bytes
-            need_flush = total > options["memtable_flush_threshold_bytes"]
-        if need_flush:
-            self._on_memtable_full()
-        return position
-
     def delete(self, keyspace: str, table: str, key: dict, columns=None, start=None, end=None,
                start_inclusive: bool = True, end_inclusive: bool = True, timestamp: int | None = None) -> int:
         """Delete cells (`columns`), a row (full key), a clustering range (prefix or start/end) or a partition."""
@@ -292,84 +260,11 @@ class Store(ReplicaApi):
         """Apply [(table, key, Partition)] as one commit-log record (atomic per partition)."""
         self._apply_encoded([(t, key, encode_partition(update), update) for t, key, update in updates])
 
-    def _apply_encoded(self, encoded: list) -> None:
-        """apply() for [(table, key, payload, Partition)] whose payloads are already encoded."""
-        position = self._append(encoded)
-        self.commit_log.await_durable(position)
-
-    def _apply_columns(self, tables: list, keys: list, payloads: list, infos: list) -> None:
-        """_apply_encoded() of writes held as columns (Batch): table, key, payload, and a
-        Partition or a plain insert's (ts, cells, tombstones, now_s), without a tuple per write
-        that holds a tracked object (engine/batch.py says why)."""
-        self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
-
-    def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
-        """_append() of columns: the same commit-log record, the same memtable puts."""
-        options = self.options
-        record = _packb([*zip([t.id for t in tables], keys, payloads)])
-        if len(record) > options["max_batch_bytes"]:
-            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
-                                 f"{options['max_batch_bytes']}; split it into smaller batches")
-        tokens = [*map(token_of, keys)]
-        with self._write_lock:
-            if self._closed:
-                self._check_open()
-            position = self.commit_log.append(record)
-            cfs_map = self.cfs
-            last = cfs = apply_plain = None
-            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
-                if t is not last:  # a batch's writes mostly share a table: look it up once per run
-                    cfs = cfs_map.get(t.id)
-                    if cfs is None:
-                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    last, apply_plain = t, cfs.apply_plain
-                if info.__class__ is tuple:
-                    apply_plain(tok, key, payload, *info, position)
-                else:
-                    cfs.apply(tok, key, payload, info, position)
-            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
-        if need_flush:
-            self._on_memtable_full()
-        return position
-
-    def _append(self, encoded: list):
-        """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
-        memtables; returns the record's position (not yet durable in batch and group modes).
-        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s)."""
-        if len(encoded) != 1:
-            tables, keys, payloads, infos = zip(*encoded)
-            return self._append_columns(tables, keys, payloads, infos)
-        options = self.options
-        t, key, payload, update = encoded[0]
-        record = _packb([(t.id, key, payload)])
-        if len(record) > options["max_batch_bytes"]:
-            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
-                                 f"{options['max_batch_bytes']}; split it into smaller batches")
-        tok = token_of(key)
-        with self._write_lock:
-            if self._closed:
-                self._check_open()
-            position = self.commit_log.append(record)
-            cfs = self.cfs.get(t.id)
-            if cfs is None:
-                raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            if update.__class__ is tuple:
-                cfs.apply_plain(tok, key, payload, *update, position)
-            else:
-                cfs.apply(tok, key, payload, update, position)
-            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
-        if need_flush:
-            self._on_memtable_full()
-        return position
-
     def tables(self) -> list[Table]:  # every table of every keyspace
         return [c.table for c in list(self.cfs.values())]
 
     def pool_stats(self) -> dict:  # nodetool tpstats and compactionstats: engine/background.py
         return self.background.stats()
-
-    def _memtable_bytes(self) -> int:
-        return sum(c.memtable.size_bytes for c in self.cfs.values())
 
     # -- flush and compaction (engine/background.py) -----------------------------------------
 

@@ -1,0 +1,124 @@
+"""The write path's last step, shared by every write (a mixin of engine.store.Store): one call's
+updates become ONE commit-log record (so they replay together, atomic per partition), then go into
+the memtables under the store's write lock, in the record's order; a memtable over the flush
+threshold queues a flush. Returns the record's position, durable at once in periodic mode and
+after await_durable in batch and group modes. An update comes as a Partition, or, for a plain
+insert (engine/plain_insert.py), as its (ts, cells, tombstones, now_s), put without one.
+Relies on Store's `options`, `cfs`, `commit_log`, `_write_lock`, `_closed`, `_check_open` and
+`_on_memtable_full`.
+"""
+from __future__ import annotations
+
+import msgpack
+
+from engine.errors import InvalidRequest
+from engine.schema import Table
+from engine.token import token as token_of
+
+_packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
+
+
+class WritePath:
+    """Store's commit-log-then-memtable append (engine/store.py mixes this in)."""
+
+    def _append_plain(self, t: Table, plain: tuple, now_s: int):
+        """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
+        encode_plain_insert: the same commit-log record, the memtable put without a Partition.
+        Kept apart from _append: routing single puts through it cost 12% of their CPU
+        (`python -m bench.write_path --compare`, 3 rounds, load 0.9)."""
+        key, payload, counts, tombstones = plain
+        options = self.options
+        record = _packb([(t.id, key, payload)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tok = token_of(key)
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs_map = self.cfs
+            cfs = cfs_map.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
+            total = 0  # _memtable_bytes(), inlined
+            for c in cfs_map.values():
+                total += c.memtable.size_bytes
+            need_flush = total > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
+
+    def _apply_encoded(self, encoded: list) -> None:
+        """apply() for [(table, key, payload, Partition)] whose payloads are already encoded."""
+        position = self._append(encoded)
+        self.commit_log.await_durable(position)
+
+    def _apply_columns(self, tables: list, keys: list, payloads: list, infos: list) -> None:
+        """_apply_encoded() of writes held as columns (Batch): table, key, payload, and a
+        Partition or a plain insert's (ts, cells, tombstones, now_s), without a tuple per write
+        that holds a tracked object (engine/batch.py says why)."""
+        self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
+
+    def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
+        """_append() of columns: the same commit-log record, the same memtable puts."""
+        options = self.options
+        record = _packb([*zip([t.id for t in tables], keys, payloads)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tokens = [*map(token_of, keys)]
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs_map = self.cfs
+            last = cfs = apply_plain = None
+            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
+                if t is not last:  # a batch's writes mostly share a table: look it up once per run
+                    cfs = cfs_map.get(t.id)
+                    if cfs is None:
+                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                    last, apply_plain = t, cfs.apply_plain
+                if info.__class__ is tuple:
+                    apply_plain(tok, key, payload, *info, position)
+                else:
+                    cfs.apply(tok, key, payload, info, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
+
+    def _append(self, encoded: list):
+        """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
+        memtables; returns the record's position (not yet durable in batch and group modes).
+        In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s)."""
+        if len(encoded) != 1:
+            tables, keys, payloads, infos = zip(*encoded)
+            return self._append_columns(tables, keys, payloads, infos)
+        options = self.options
+        t, key, payload, update = encoded[0]
+        record = _packb([(t.id, key, payload)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        tok = token_of(key)
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append(record)
+            cfs = self.cfs.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            if update.__class__ is tuple:
+                cfs.apply_plain(tok, key, payload, *update, position)
+            else:
+                cfs.apply(tok, key, payload, update, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        return position
+
+    def _memtable_bytes(self) -> int:
+        return sum(c.memtable.size_bytes for c in self.cfs.values())
