@@ -62,14 +62,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _preallocate(fd: int, size: int) -> None:
-    """Reserve the blocks of a whole segment (posix_fallocate; ftruncate where unsupported)."""
+def _preallocate(fd: int, size: int) -> bool:
+    """Reserve the blocks of a whole segment (posix_fallocate). False where the file system cannot:
+    a sparse file would turn a full disk into a SIGBUS on a mapped page, so the caller then
+    writes records with write() instead of mapping the segment."""
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as e:
         if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
-        os.ftruncate(fd, size)
+        return False
+    return True
 
 
 class CommitLog(CommitLogSync):
@@ -205,6 +208,7 @@ class CommitLog(CommitLogSync):
         if framing is None:
             framing = _framing(n)
         pack_record, c = framing
+        crc = crc32(payload, c)        # outside the lock: not held while a writer checksums
         with self._lock:
             if not self._ready:
                 self._raise_not_ready()
@@ -215,12 +219,12 @@ class CommitLog(CommitLogSync):
             buf = self._buf
             mm = self._map
             if mm is not None and not buf:                     # periodic: straight into the mapping
-                pack_record(mm, self._woff, n, c, payload, crc32(payload, c))
+                pack_record(mm, self._woff, n, c, payload, crc)
                 self._woff = self._offset = end
                 self._records += 1
                 self._bytes += n
                 return (self._seg_id, end)
-            tail = U32.pack(crc32(payload, c))
+            tail = U32.pack(crc)
             buf += U32_U32.pack(n, c)
             buf += payload
             buf += tail
@@ -255,8 +259,10 @@ class CommitLog(CommitLogSync):
             if self._mapped:
                 # blocks now, so a full disk is an error here and never a SIGBUS on a mapped page;
                 # the zero fill past the data reads as "no data follows" (docs/format.md)
-                _preallocate(fd, self._segment_size)
-                mm = mmap.mmap(fd, self._segment_size)
+                if _preallocate(fd, self._segment_size):
+                    mm = mmap.mmap(fd, self._segment_size)
+                else:
+                    self._mapped = False    # no reservation: this and later segments use write()
         except BaseException:
             os.close(fd)
             raise

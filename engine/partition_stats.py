@@ -78,6 +78,3 @@ class PartitionStats:
                                         if self.max_local_deletion_time >= 0 else NO_DELETION_TIME),
             "droppable_histogram": tuple(sorted(self.histogram.items())),
         }
-
-
-# -- reading: shadowing, expiry and slices ----------------------------------------------------

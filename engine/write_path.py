@@ -94,8 +94,8 @@ class WritePath:
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
         memtables; returns the record's position (not yet durable in batch and group modes).
         In place of the Partition, a plain insert may give (ts, cells, tombstones, now_s)."""
-        if len(encoded) != 1:
-            tables, keys, payloads, infos = zip(*encoded)
+        if len(encoded) != 1:   # several, or none: an empty record, as before
+            tables, keys, payloads, infos = zip(*encoded) if encoded else ((), (), (), ())
             return self._append_columns(tables, keys, payloads, infos)
         options = self.options
         t, key, payload, update = encoded[0]

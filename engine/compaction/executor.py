@@ -3,8 +3,9 @@
 Copy-through: a partition found in one input only, stored in the plain form (payload version 3:
 one live row, no TTL, no tombstone, no deletion), has nothing to reconcile, purge, expire or
 shadow, and encode_partition is canonical, so the general path would write back the very same
-bytes; it is copied as it is (no decode, no re-encode). Tables with dropped columns take the
-general path for every partition (a plain row may hold a dropped column's cell).
+bytes; it is copied as it is (no Partition, no re-encode: only its timestamp and cell count are
+read, for the statistics). Tables with dropped columns take the general path for every partition
+(a plain row may hold a dropped column's cell).
 
 Crash safety comes from the order: outputs are written completely (each SSTable's TOC last), then
 one manifest write replaces the inputs with the outputs, then the input files are deleted. A crash
@@ -19,9 +20,9 @@ from engine import merge
 from engine.dropped_columns import visible_partitions
 from engine.partition import compact_partition, encode_partition
 from engine.partition_stats import PartitionStats
+from engine.sstable_writer import SSTableWriter
 
 _unpackb = msgpack.unpackb
-from engine.sstable_writer import SSTableWriter
 
 
 def _intervals(readers) -> tuple:

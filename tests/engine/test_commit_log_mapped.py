@@ -124,3 +124,21 @@ def test_a_byte_in_the_zero_fill_of_an_older_segment_is_reported(tmp_path):
         list(cl.replay())
     cl.crash()
     assert e.value.path == first and e.value.offset == size and "not the newest" in e.value.what
+
+
+def test_without_block_reservation_periodic_mode_writes_instead_of_mapping(tmp_path, monkeypatch):
+    """Where posix_fallocate is unsupported a mapped sparse segment could SIGBUS on a full disk,
+    so the log falls back to write(): the records still replay, and the segment is not preallocated."""
+    import errno
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    cl = CommitLog(str(tmp_path), sync="periodic", segment_size_bytes=SEGMENT)
+    want = [os.urandom(100) for _ in range(20)]
+    for p in want:
+        cl.add(p)
+    cl.crash()
+    [path] = _segments(tmp_path)
+    assert os.path.getsize(path) < SEGMENT
+    assert _replay(tmp_path)[0] == want

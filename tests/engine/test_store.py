@@ -414,3 +414,9 @@ def test_load_bytes_counts_memtables_as_well_as_sstables(store):
     store.flush()
     on_disk = store.load_bytes()
     assert on_disk > 0 and sum(c.memtable.size_bytes for c in store.cfs.values()) == 0
+
+
+def test_apply_of_no_updates_is_accepted(store):
+    store.apply([])
+    store.apply_mutations([])
+    assert store.get("ks", "kv", {"k": b"a"}) is None
