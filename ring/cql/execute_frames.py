@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import struct
 
-from ring.cql.frame import FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, Opcode
-from ring.cql.notation import UNSET, Consistency
+from ring.cql.frame import _HEADER, FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, Opcode
+from ring.cql.notation import _CONSISTENCY_BY_CODE as _CONSISTENCY, UNSET
 from ring.cql.requests import (
     F_PAGE_SIZE, F_PAGING_STATE, F_SERIAL_CONSISTENCY, F_SKIP_METADATA, F_TIMESTAMP, F_VALUES, Execute,
     QueryParameters,
 )
 
-_HEADER = struct.Struct(">BBhBi")             # version, flags, stream, opcode, length
 _U16 = struct.Struct(">H").unpack_from
 _I32 = struct.Struct(">i").unpack_from
 _U32 = struct.Struct(">I").unpack_from
@@ -30,7 +29,6 @@ _I64 = struct.Struct(">q").unpack_from
 _EXECUTE = int(Opcode.EXECUTE)
 _REFUSED_FRAME_FLAGS = FLAG_COMPRESSION | FLAG_CUSTOM_PAYLOAD
 _TAKEN = F_VALUES | F_SKIP_METADATA | F_PAGE_SIZE | F_PAGING_STATE | F_SERIAL_CONSISTENCY | F_TIMESTAMP
-_CONSISTENCY = {c.value: c for c in Consistency}
 
 
 def next_execute(buf, version: int, max_body: int) -> tuple[Execute, int] | None:

@@ -12,6 +12,7 @@ from cassandra import ConsistencyLevel
 from cassandra.protocol import ExecuteMessage, OptionsMessage, ProtocolHandler, StartupMessage
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import ring.cql.connection as connection_module
 from ring.cql.connection import Connection
 from ring.cql.execute_frames import decode_execute, next_execute
 from ring.cql.notation import ProtocolException
@@ -96,11 +97,23 @@ def test_a_connection_serves_the_same_events_at_any_cut(cuts):
     conn = Connection()
     conn.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 0, 4))
     conn.send(Ready(), 0)
-    events, pos = conn.receive_data(b""), 0
-    for c in cuts + [len(traffic)]:
-        events += conn.receive_data(traffic[pos:pos + c])
-        pos += c
-    events += conn.receive_data(traffic[pos:])
+    served = []                                    # the EXECUTEs the one-pass decoder served
+
+    def counting(buf, version, max_body):
+        found = next_execute(buf, version, max_body)
+        if found is not None:
+            served.append(found[0].stream)
+        return found
+    connection_module.next_execute = counting
+    try:
+        events, pos = conn.receive_data(b""), 0
+        for c in cuts + [len(traffic)]:
+            events += conn.receive_data(traffic[pos:pos + c])
+            pos += c
+        events += conn.receive_data(traffic[pos:])
+    finally:
+        connection_module.next_execute = next_execute
+    assert served == list(range(12))
     assert [e.stream for e in events] == list(range(12)) + [99]
     for i, e in enumerate(events[:12]):
         assert e == general(traffic_frame_body(i), 4, stream=i)

@@ -71,8 +71,8 @@ def test_every_message_round_trips_and_refuses_a_field_of_the_wrong_type():
 
 
 def test_packb_is_safe_across_threads():
-    """One msgpack Packer per thread: concurrent packs (with `default` callbacks, which may switch
-    threads mid-pack) never mix their bytes."""
+    """Concurrent packs (with `default` callbacks, which may switch threads mid-pack) never mix
+    their bytes: a guard against a Packer shared between threads (packb makes one per call today)."""
     import threading
     values = [{"u": uuid.UUID(int=i), "d": decimal.Decimal(i), "pad": b"x" * i} for i in range(64)]
     expected = [msgpack.packb(v, default=lambda o: msgpack.ExtType(1, o.bytes) if isinstance(o, uuid.UUID)
