@@ -48,7 +48,8 @@ async def asyncio_phases(pids, prefix: str, call, seconds: float, concurrency: i
     async def one(op, k):
         async with gate:
             try:
-                counts["found"] += (await call(op, k, written)) is not None
+                row = await call(op, k, written)     # awaited first: `counts[...] += await` would lose updates
+                counts["found"] += row is not None
             except Exception:  # noqa: BLE001 - counted, reported
                 counts["errors"] += 1
 

@@ -5,11 +5,18 @@ real `insert`; their replies are then canned. A `ServerConnection` (`--protocol`
 `--compression`, default lz4, as cassandra-driver negotiates) is fed batches of `--batch`
 (default 64) EXECUTE frames per `receive_data`, encoded by cassandra-driver's own codec; each
 node request is answered with the canned reply, and the responses of a batch are joined as the
-native transport does at its flush. Each statement is
+native transport does at its flush (a point-lane answer through `point_reply`, as the transport
+takes it; anything else through `on_reply`). Each statement is
 timed twice in the same run: the general executor (`point_path=False`) and the point fast path
 (ring/cql/point.py), and the ratio is printed. Reported: CPU microseconds (`process_time`) per
 statement, best and median of 7 rounds of 30 x 64 statements. What it leaves out: the asyncio transport,
 the node's coordinator and replicas (bench/cql.py measures the whole path).
+
+The own protocol's front end is timed the same way for comparison (`own` in the output): batches
+of 64 own-protocol frames of the requests the own client sends for the same row (`insert`, and the
+`get` bench/cql.py reads with), through the listener's code (FrameDecoder, `ClientConnection.
+_on_client_payload`, `Listener._respond` with the canned result); its connection and process are
+stand-ins that collect what it submits and writes.
 
     python -m bench.cql_server
     python -m bench.cql_server --protocol 4 --compression none --batch 1
@@ -17,11 +24,13 @@ the node's coordinator and replicas (bench/cql.py measures the whole path).
 from __future__ import annotations
 
 import argparse
+import collections
 import io
 import itertools
 import statistics
 import struct
 import time
+import types
 
 from cassandra import ConsistencyLevel
 from cassandra.connection import lz4_compress, lz4_decompress, segment_codec_lz4, segment_codec_no_compression
@@ -111,12 +120,18 @@ def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float
                                                      result_metadata_id=prep.result_metadata_id), 10 + i)
                         for i in range(BATCH))
 
+    def reply(req) -> bytes:              # as the native transport's _on_reply
+        data = conn.point_reply(req.id, *canned[req.op])
+        if data is None:
+            out = conn.on_reply(Reply(req.id, *canned[req.op]))
+            assert not out.requests
+            data = out.data
+        return data
+
     def rounds(data: bytes, n: int) -> None:
         for _ in range(n):
-            outs = [conn.receive_data(data)]
-            outs += [conn.on_reply(Reply(req.id, *canned[req.op])) for req in outs[0].requests]
-            assert all(not o.requests for o in outs[1:])
-            b"".join(o.data for o in outs)
+            first = conn.receive_data(data)
+            b"".join([first.data] + [reply(req) for req in first.requests])
 
     out = {}
     for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),
@@ -129,6 +144,51 @@ def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float
             rounds(data, ROUNDS)
             us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
         out[name] = (min(us), statistics.median(us))
+    return out
+
+
+def measure_own(sim) -> dict[str, tuple[float, float]]:
+    """{request: (best, median) CPU us per request} of the own protocol's listener code."""
+    from ring.messages import ClientRequest, encode
+    from ring.runtime.frames import FrameDecoder, encode_frame
+    from ring.runtime.listener import ClientConnection, Listener
+
+    submitted, written = [], []
+    conn = types.SimpleNamespace(stats=collections.Counter(), listener=Listener, closed=False, write=written.append,
+                                 process=types.SimpleNamespace(submit=lambda op, args, reply: submitted.append(
+                                     (op, reply))))
+    requests = {"insert": {"keyspace": "ks", "table": "kv", "consistency": "QUORUM", "row": {"k": 1, "v": VALUE},
+                           "ttl": None, "timestamp": None},
+                "get": {"keyspace": "ks", "table": "kv", "consistency": "QUORUM", "key": {"k": 1}, "columns": None,
+                        "writetime": False}}
+    canned = {}
+    for op, args in requests.items():
+        reply = sim.wait(sim.submit("n1", op, **args))
+        assert reply.error is None, reply.error
+        canned[op] = (reply.result, reply.error)
+    decoder = FrameDecoder()
+
+    def rounds(data: bytes, n: int) -> None:
+        for _ in range(n):
+            decoder.feed(data)
+            while (payload := decoder.next_payload()) is not None:      # ClientConnection.data_received
+                ClientConnection._on_client_payload(conn, payload)
+            for op, reply in submitted:
+                reply(*canned[op])
+            submitted.clear()
+            b"".join(written)                                             # ClientConnection.flush
+            written.clear()
+
+    out = {}
+    for op, args in requests.items():
+        data = b"".join(encode_frame(encode(ClientRequest(10 + i, op, args))) for i in range(BATCH))
+        rounds(data, 5)
+        us = []
+        for _ in range(REPEATS):
+            t = time.process_time()
+            rounds(data, ROUNDS)
+            us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
+        out[op] = (min(us), statistics.median(us))
     return out
 
 
@@ -153,9 +213,11 @@ def main(argv=None) -> None:
     figures = {}
     for point_path in (False, True):
         figures[point_path] = measure(sim, Codec(args.protocol, args.compression), point_path)
-    for name in ("SELECT by key", "INSERT"):
-        (g, gm), (p, pm) = figures[False][name], figures[True][name]
-        print(f"{name}: general {g:.1f} ({gm:.1f}), point {p:.1f} ({pm:.1f}): point / general {p / g:.2f}x")
+    own = measure_own(sim)
+    for name, own_op in (("SELECT by key", "get"), ("INSERT", "insert")):
+        (g, gm), (p, pm), (o, om) = figures[False][name], figures[True][name], own[own_op]
+        print(f"{name}: general {g:.1f} ({gm:.1f}), point {p:.1f} ({pm:.1f}): point / general {p / g:.2f}x; "
+              f"own {own_op} {o:.1f} ({om:.1f}): point / own {p / o:.2f}x")
     sim.close()
 
 

@@ -29,8 +29,8 @@ import enum
 from dataclasses import dataclass
 
 from ring.cql.frame import (
-    FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, FLAG_TRACING, FLAG_WARNING, FrameDecoder, OversizedFrame,
-    compress_body, decode_header, decompress_body, encode_frame,
+    _HEADER, FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, FLAG_TRACING, FLAG_WARNING, RESPONSE_BIT, FrameDecoder,
+    Opcode, OversizedFrame, compress_body, decode_header, decompress_body, encode_frame,
 )
 from ring.cql.execute_frames import next_execute
 from ring.cql.notation import ProtocolException, Reader, encode_string_list
@@ -41,6 +41,19 @@ from ring.cql.segment import SegmentDecoder, encode_segments
 FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024   # Cassandra's native_transport_max_frame_size
 CQL_VERSION = "3.4.5"
 _KNOWN_OLD_VERSIONS = (1, 2, 3, 4)           # answered in their own framing when unsupported
+
+
+_RESULT_HEADER = _HEADER.pack
+_RESULT = int(Opcode.RESULT)
+
+
+@dataclass(frozen=True, slots=True)
+class _EncodedResult(Response):
+    opcode = Opcode.RESULT
+    body: bytes
+
+    def encode_body(self, version: int) -> bytes:
+        return self.body
 
 
 class Phase(enum.Enum):
@@ -81,6 +94,7 @@ class Connection:
         self._segments: SegmentDecoder | None = None
         self._startup: Startup | None = None
         self._reply_version = self.versions[-1]
+        self.execute_lane = None                   # (fields, stream) -> event or None, see execute_frames.py
 
     @property
     def closed(self) -> bool:
@@ -110,10 +124,7 @@ class Connection:
             try:
                 if self.phase is Phase.READY and not self._frames.skipping:
                     self._pump()
-                    found = next_execute(self._frames.buffer, self.version, self.max_frame_bytes)
-                    if found is not None:      # the common EXECUTE in one pass (execute_frames.py)
-                        events.append(found[0])
-                        del self._frames.buffer[:found[1]]
+                    if self._executes(events):      # the common EXECUTEs in one pass (execute_frames.py)
                         continue
                 event = self._next_event()
             except ProtocolException as e:
@@ -123,6 +134,17 @@ class Connection:
                 break
             events.append(event)
         return events
+
+    def _executes(self, events: list) -> bool:
+        """The run of EXECUTE frames at the start of the frame buffer into `events`, consumed at once."""
+        buf, version, limit, lane, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_lane, 0
+        while (found := next_execute(buf, version, limit, lane, pos)) is not None:
+            events.append(found[0])
+            pos = found[1]
+        if not pos:
+            return False
+        del buf[:pos]
+        return True
 
     def _pump(self) -> None:
         if not self._inbox:
@@ -241,6 +263,13 @@ class Connection:
             frame = encode_segments(frame, compressed=self.compression is not None)
         self._after_send(response, stream)
         return frame
+
+    def send_result(self, body: bytes, stream: int) -> bytes:
+        """`send` of a RESULT `body` on a READY connection: without compression or segments, one
+        header pack (no flags: the point lane answers neither tracing nor warnings)."""
+        if self.compression is not None or self._segments is not None:
+            return self.send(_EncodedResult(body), stream)
+        return _RESULT_HEADER(RESPONSE_BIT | self.version, 0, stream, _RESULT, len(body)) + body
 
     def _after_send(self, response: Response, stream: int) -> None:
         if self.phase is Phase.STARTING and stream == self._startup.stream:

@@ -3,13 +3,15 @@
 path (frame.py, notation.py, requests.py). A prepared point statement's EXECUTE is the request a
 busy client sends most; this is its decoder.
 
-Contract: `next_execute(buf, version, max_body)` returns `(Execute, frame bytes consumed)` for a
-well-formed EXECUTE request frame at the start of `buf` of the connection's `version` with no
+Contract: `next_execute(buf, version, max_body, pos=0)` returns `(Execute, where the frame ends)`
+for a well-formed EXECUTE request frame at `pos` in `buf` of the connection's `version` with no
 compression, custom payload or named values, or None: not whole yet, another opcode, a flag it
 does not take, or anything malformed. None never consumes and never decides an error: the caller
 runs the general decoder on the same bytes, which answers what is wrong. Invariant
 (tests/cql/test_execute_frames.py, differential and fuzzed): whenever it returns an Execute, it
-equals what `decode_request` makes of the same body (v4 and v5).
+equals what `decode_request` makes of the same body (v4 and v5). With a `lane`, a frame without
+flags is offered to it as decoded fields first; the lane either takes the whole request (and
+returns the event that stands for it) or returns None and leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -31,22 +33,45 @@ _REFUSED_FRAME_FLAGS = FLAG_COMPRESSION | FLAG_CUSTOM_PAYLOAD
 _TAKEN = F_VALUES | F_SKIP_METADATA | F_PAGE_SIZE | F_PAGING_STATE | F_SERIAL_CONSISTENCY | F_TIMESTAMP
 
 
-def next_execute(buf, version: int, max_body: int) -> tuple[Execute, int] | None:
-    """The EXECUTE frame at the start of `buf` (bytes or bytearray) and its size, or None."""
-    if len(buf) < 9:
+def next_execute(buf, version: int, max_body: int, lane=None, pos: int = 0) -> tuple[object, int] | None:
+    """The EXECUTE frame at `pos` in `buf` (bytes or bytearray) and where it ends, or None. With a
+    `lane` (fields, stream) -> event or None, a frame without flags is first offered to it (the
+    server's point lane, server.py), and what it returns stands for the Execute."""
+    if len(buf) - pos < 9:
         return None
-    first, flags, stream, opcode, length = _HEADER.unpack_from(buf, 0)
+    first, flags, stream, opcode, length = _HEADER.unpack_from(buf, pos)
     if first != version or opcode != _EXECUTE or flags & _REFUSED_FRAME_FLAGS or not 0 <= length <= max_body:
         return None
-    end = 9 + length
+    end = pos + 9 + length
     if len(buf) < end:
         return None
-    request = decode_execute(bytes(buf[9:end]), version, stream, bool(flags & 0x02))
-    return None if request is None else (request, end)
+    fields = execute_fields(bytes(buf[pos + 9:end]), version)
+    if fields is None:
+        return None
+    if lane is not None and not flags:
+        event = lane(fields, stream)
+        if event is not None:
+            return event, end
+    return _execute(fields, stream, bool(flags & 0x02)), end
 
 
 def decode_execute(body: bytes, version: int, stream: int, tracing: bool) -> Execute | None:
     """The EXECUTE in `body`, or None when the general decoder has to look at it."""
+    fields = execute_fields(body, version)
+    return None if fields is None else _execute(fields, stream, tracing)
+
+
+def _execute(fields: tuple, stream: int, tracing: bool) -> Execute:
+    query_id, metadata_id, consistency, flags, values, page_size, paging_state, serial, timestamp = fields
+    params = QueryParameters(consistency, values, None, bool(flags & F_SKIP_METADATA), page_size, paging_state,
+                             serial, timestamp, None, None, bool(flags & F_VALUES))
+    return Execute(query_id=query_id, result_metadata_id=metadata_id, parameters=params, stream=stream,
+                   tracing=tracing)
+
+
+def execute_fields(body: bytes, version: int) -> tuple | None:
+    """(query_id, result_metadata_id, consistency, flags, values, page_size, paging_state, serial,
+    timestamp) of the EXECUTE in `body`, or None when the general decoder has to look at it."""
     try:
         n = _U16(body, 0)[0]
         pos = 2 + n
@@ -107,7 +132,4 @@ def decode_execute(body: bytes, version: int, stream: int, tracing: bool) -> Exe
         return None
     if pos != len(body):
         return None                              # truncated (a slice ran past the end) or trailing bytes
-    params = QueryParameters(consistency, values, None, bool(flags & F_SKIP_METADATA), page_size, paging_state,
-                             serial, timestamp, None, None, bool(flags & F_VALUES))
-    return Execute(query_id=query_id, result_metadata_id=metadata_id, parameters=params, stream=stream,
-                   tracing=tracing)
+    return query_id, metadata_id, consistency, flags, values, page_size, paging_state, serial, timestamp

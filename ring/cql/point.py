@@ -4,8 +4,9 @@ without the general executor (execute.py's generator, plan.operations, RowSink, 
 At the first EXECUTE of a prepared statement, `compile_point` looks at its plan and the live
 table and, for the two shapes below, builds a `Point`: the bind slots in order, the node op's
 fixed args, and (SELECT) the getters and the encoded result metadata per protocol version.
-`execution(...)` then goes from the wire [value]s straight to one `ClientRequest` and from its
-reply to the RESULT body.
+`request(...)` then goes from the wire [value]s straight to one `ClientRequest` and a RESULT maker
+((node result, version) -> the RESULT body); `execution(...)` wraps the two for the general
+server path, and the server's point lane (server.py) uses them without the wrapper.
 
 * INSERT: a WritePlan "insert" whose every key column is a plain `?` or a literal (no IN), every
   value a plain `?` or a literal (no collection operation), no JSON, no IF, no USING TTL /
@@ -48,16 +49,15 @@ _SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
 
 
 @dataclass(frozen=True, slots=True)
-class PointRows(Response):
-    """A ROWS result whose metadata and cells are already encoded (what Rows.encode_kind makes)."""
+class PointResult(Response):
+    """The RESULT of a point statement: `body(result, version)` makes its body when it is sent."""
 
     opcode: ClassVar[Opcode] = Opcode.RESULT
-    metadata: Callable[[int], bytes]        # version -> the encoded RowsMetadata
-    cells: bytes
-    count: int
+    body: Callable[[object, int], bytes]    # (node result, protocol version) -> RESULT body
+    result: object
 
     def encode_body(self, version: int) -> bytes:
-        return _ROWS + self.metadata(version) + _I32.pack(self.count) + self.cells
+        return self.body(self.result, version)
 
 
 class PointExecution:
@@ -70,7 +70,7 @@ class PointExecution:
         self.response = None
         self.events = ()
         self._request = request
-        self._finish = finish               # the node's result -> the RESULT
+        self._finish = finish               # (node result, version) -> the RESULT body
 
     def start(self) -> list[ClientRequest]:
         return [self._request]
@@ -78,37 +78,56 @@ class PointExecution:
     def on_reply(self, reply: Reply) -> list[ClientRequest]:
         if self.done or reply.request_id != self._request.id:
             return []
-        error = reply.error
-        if error is None:
-            self.response = self._finish(reply.result)
-        else:
-            if not isinstance(error, (EngineError, RequestError, ConfigurationError)):
-                error = RequestError(f"{type(error).__name__}: {error}")
-            self.response = responses.error_for(error)
+        self.response = answer(self._finish, reply.result, reply.error)
         self.done = True
         return []
+
+
+def answer(finish, result, error) -> Response:
+    """The RESULT of a point request's node reply (`finish` of its result), or its ERROR."""
+    if error is None:
+        return PointResult(finish, result)
+    return error_response(error)
+
+
+def error_response(error) -> Response:
+    """The ERROR answering a point request's node error (as the general path answers it)."""
+    if not isinstance(error, (EngineError, RequestError, ConfigurationError)):
+        error = RequestError(f"{type(error).__name__}: {error}")
+    return responses.error_for(error)
 
 
 class Point:
     """A compiled point statement: `slots` are (bind index, type) in marker order."""
 
-    def __init__(self, table, types: tuple, key_slots: tuple, build, finish_for):
+    def __init__(self, table, types: tuple, key_slots: tuple, build, finishes):
         self.table = table
         self.decoders = tuple(_decoder(t) for t in types)    # by marker index: bytes -> value
         self.key_slots = key_slots          # marker indexes that may be neither null nor unset
-        self.build = build                  # (values, params) -> (op, args) or None
-        self.finish_for = finish_for        # params -> (node result -> RESULT)
+        self.build = build                  # (values, level, page size, timestamp) -> (op, args) or None
+        self.finishes = finishes            # by skip_metadata: (node result, version) -> RESULT body
 
 
 def execution(node, session, query_id: bytes, params, ids) -> PointExecution | None:
     """The point path for this EXECUTE, or None: run the general path (see the module docstring)."""
+    if params.names is not None:
+        return None
+    started = request(node, session, query_id, params.values, params.consistency, params.page_size,
+                      params.paging_state, params.timestamp, params.skip_metadata, ids)
+    return None if started is None else PointExecution(*started)
+
+
+def request(node, session, query_id: bytes, raw, consistency, page_size, paging_state, timestamp, skip_metadata,
+            ids) -> tuple[ClientRequest, Callable] | None:
+    """The node request of a point EXECUTE with these (positional) wire values and its RESULT maker
+    (node result -> Response), or None: run the general path. `execution` without the objects."""
     p = session.prepared.get(query_id)
-    if p is None or params.names is not None or params.paging_state:
+    if p is None or paging_state:
         return None
     point = _compiled(node, p)
     if point is None:
         return None
-    raw, decoders = params.values, point.decoders
+    decoders = point.decoders
     if len(raw) != len(decoders):
         return None
     values = []
@@ -123,11 +142,11 @@ def execution(node, session, query_id: bytes, params, ids) -> PointExecution | N
     for i in point.key_slots:
         if values[i] is None or values[i] is WIRE_UNSET:
             return None
-    built = point.build(values, params)
+    built = point.build(values, consistency._name_, page_size, timestamp)   # _name_: no enum descriptor
     if built is None:
         return None
     op, args = built
-    return PointExecution(ClientRequest(ids(), op, args), point.finish_for(params))
+    return ClientRequest(ids(), op, args), point.finishes[bool(skip_metadata)]
 
 
 def _compiled(node, p) -> Point | None:
@@ -172,6 +191,20 @@ def _decoder(t):
     return lambda data: deserialize(t, data)
 
 
+def _encoder(t):
+    """types.serialize(t, ·), with the common types' plain values encoded inline."""
+    name = t.name
+    if name == "int":
+        pack = _I32.pack
+        return lambda v: pack(v) if type(v) is int and -0x80000000 <= v <= 0x7FFFFFFF else serialize(t, v)
+    if name == "bigint":
+        pack = _I64.pack
+        return lambda v: pack(v) if type(v) is int and -(1 << 63) <= v < (1 << 63) else serialize(t, v)
+    if name == "blob":
+        return lambda v: v if type(v) is bytes else serialize(t, v)
+    return lambda v: serialize(t, v)
+
+
 def _source(source):
     """(marker index, None) for a plain marker, (None, value) for a literal; None otherwise."""
     if isinstance(source, ast.BindMarker):
@@ -201,9 +234,9 @@ def _compile_insert(p, plan: WritePlan, table) -> Point | None:
     if any(c is None for _, (i, c) in key if i is None):
         return None                          # a literal null key: the general path's error
     fields = tuple((column, i, c) for column, (i, c) in key + row)
-    void = Void()
+    void = Void().encode_body(4)            # the same bytes in every version
 
-    def build(values, params):
+    def build(values, level, page_size, timestamp):
         out = {}
         for column, i, constant in fields:
             if i is None:
@@ -212,15 +245,15 @@ def _compile_insert(p, plan: WritePlan, table) -> Point | None:
             v = values[i]
             if v is not WIRE_UNSET:
                 out[column] = v
-        args = {"keyspace": keyspace, "table": name, "row": out, "consistency": params.consistency.name}
-        if params.timestamp is not None:
-            args["timestamp"] = params.timestamp
+        args = {"keyspace": keyspace, "table": name, "row": out, "consistency": level}
+        if timestamp is not None:
+            args["timestamp"] = timestamp
         return "insert", args
 
-    def finish(result):
+    def finish(result, version):
         return void
 
-    return Point(table, tuple(s.type for s in p.bind), key_slots, build, lambda params: finish)
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, (finish, finish))
 
 
 def _compile_select(p, plan: ReadPlan, table) -> Point | None:
@@ -254,13 +287,11 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
                                                                              if i is not None)
     metadata = _metadata_encoder(p)
     with_clustering = bool(clustering)
-    columns = tuple(zip(getters, types))
+    columns = tuple(zip(getters, [_encoder(t) for t in types]))
 
-    def build(values, params):
-        level = params.consistency.name
+    def build(values, level, page_size, timestamp):
         if level in _SERIAL:
             return None
-        page_size = params.page_size
         if with_clustering and page_size is not None and page_size <= 1:
             return None
         args = dict(base)
@@ -279,23 +310,21 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
     def finish_with(skip: bool):
         meta = metadata(skip)
 
-        def finish(rows):
+        def finish(rows, version):
             cells = []
             for row in rows:
-                for getter, t in columns:
+                for getter, encode in columns:
                     v = getter(row)
                     if v is None:
                         cells.append(_NULL_CELL)
                     else:
-                        b = serialize(t, v)
+                        b = encode(v)
                         cells.append(_I32.pack(len(b)))
                         cells.append(b)
-            return PointRows(meta, b"".join(cells), len(rows))
+            return _ROWS + meta(version) + _I32.pack(len(rows)) + b"".join(cells)
         return finish
 
-    finishes = {False: finish_with(False), True: finish_with(True)}   # by skip_metadata, built once
-    return Point(table, tuple(s.type for s in p.bind), key_slots, build,
-                 lambda params: finishes[bool(params.skip_metadata)])
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, (finish_with(False), finish_with(True)))
 
 
 def _metadata_encoder(p):

@@ -18,6 +18,13 @@ connections that REGISTERed for their type. Limits answer Overloaded and the nod
 answers every request with the error, then closes). Frames over `max_frame_bytes` are refused
 by the Connection. An exception escaping an execution is a bug: it answers ServerError on its
 stream, is kept in `NativeServer.bugs` for the driver to log, and the connection serves on.
+
+The point lane: an EXECUTE frame without flags of a compiled point statement (point.py) goes from
+its decoded fields (execute_frames.py) straight to its node request, with no Execute, Execution or
+Output object; `points` maps the request id to (stream, RESULT maker), and `point_reply` turns
+its node reply into the answer's bytes (the driver calls it first, and `on_reply` when it returns
+None). Whatever the lane declines (a limit reached, a frame with flags, anything point.py does not
+take) runs the general path, which answers it as before.
 """
 from __future__ import annotations
 
@@ -26,7 +33,8 @@ from dataclasses import dataclass, field
 
 from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
-from ring.cql.requests import AuthResponse, Batch, Execute, Options, Prepare, Query, Register, Startup
+from ring.cql.requests import (F_SKIP_METADATA, AuthResponse, Batch, Execute, Options, Prepare, Query, Register,
+                               Startup)
 from ring.cql.responses import (Authenticate, Error, ErrorCode, Ready, Response, SchemaChange, StatusChange,
                                 TopologyChange)
 from ring.messages import ClientRequest, Reply
@@ -92,8 +100,9 @@ class NativeServer:
 
     def disconnect(self, conn: "ServerConnection") -> None:
         self.connections.discard(conn)
-        self.in_flight -= len(conn.executions)
+        self.in_flight -= len(conn.executions) + len(conn.points)
         conn.executions.clear()
+        conn.points.clear()
         conn.waiting.clear()
         conn.requests.clear()
 
@@ -173,6 +182,8 @@ class ServerConnection:
         self.executions: dict[object, int] = {}         # Execution -> stream
         self.waiting: dict[int, object] = {}            # node request id -> Execution
         self.requests: dict[object, list[int]] = {}     # Execution -> its node request ids
+        self.points: dict[int, tuple] = {}               # point lane: node request id -> (stream, RESULT maker)
+        self.connection.execute_lane = self._point_lane
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -183,6 +194,9 @@ class ServerConnection:
         while i < len(events):
             event = events[i]
             i += 1
+            if type(event) is ClientRequest:           # a point EXECUTE the lane started
+                out.requests.append(event)
+                continue
             if type(event) is Execute and self.refusal is None:
                 self._statement(event, out)            # the common request, straight into `out`
                 continue
@@ -195,6 +209,8 @@ class ServerConnection:
 
     def on_reply(self, reply: Reply) -> Output:
         """A node reply to one of this connection's requests."""
+        if reply.request_id in self.points:
+            return Output(data=self.point_reply(reply.request_id, reply.result, reply.error))
         ex = self.waiting.pop(reply.request_id, None)
         if ex is None:
             return Output()                         # the connection went away meanwhile
@@ -203,6 +219,43 @@ class ServerConnection:
         except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
             return self._bug(ex, e)
         return self._follow(ex, more)
+
+    def point_reply(self, request_id: int, result, error) -> bytes | None:
+        """`on_reply` for a request of the point lane: its answer's bytes; None for any other id."""
+        found = self.points.pop(request_id, None)
+        if found is None:
+            return None
+        stream, finish = found
+        self.server.in_flight -= 1
+        connection = self.connection
+        if error is None:
+            try:
+                return connection.send_result(finish(result, connection.version), stream)
+            except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
+                self.server.bugs.append(e)
+                return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)
+        return connection.send(point.error_response(error), stream)
+
+    def _point_lane(self, fields: tuple, stream: int) -> ClientRequest | None:
+        """A point EXECUTE (point.py) from its decoded fields to its node request, or None: the
+        general path takes the frame (and answers limits, errors and everything else)."""
+        server = self.server
+        if (not server.point_path or self.refusal is not None or server.in_flight >= server.max_concurrent_requests
+                or len(self.executions) + len(self.points) >= server.max_requests_per_connection):
+            return None
+        query_id, _, consistency, flags, values, page_size, paging_state, _, timestamp = fields
+        try:
+            started = point.request(server.node, self.session, query_id, values, consistency, page_size,
+                                    paging_state, timestamp, flags & F_SKIP_METADATA, server.ids)
+        except Exception:  # noqa: BLE001 - the general path runs it again and reports the bug
+            return None
+        if started is None:
+            return None
+        req, finish = started
+        self.points[req.id] = (stream, finish)
+        server.in_flight += 1
+        server.point_statements += 1
+        return req
 
     # -- handling -------------------------------------------------------------------------------
 
@@ -232,7 +285,7 @@ class ServerConnection:
         """Start the statement; what it answers or requests goes into `into` (a new Output if None)."""
         out = Output() if into is None else into
         server = self.server
-        if len(self.executions) >= server.max_requests_per_connection:
+        if len(self.executions) + len(self.points) >= server.max_requests_per_connection:
             server.overloaded += 1
             out.extend(self._respond(Error(ErrorCode.OVERLOADED, f"Too many requests in flight on this connection "
                                            f"(max {server.max_requests_per_connection}); wait for responses or "

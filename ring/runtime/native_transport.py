@@ -175,7 +175,13 @@ class NativeTransport:
             protocol.close()
 
     def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
-        self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
+        data = conn.point_reply(request_id, result, error)      # a point EXECUTE's answer: no Output
+        if data is None:
+            self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
+            return
+        if self.server.bugs:
+            self._log_bugs()
+        self._write(conn, data)
 
     def _push(self, event) -> None:
         for conn, data in self.server.push(event):

@@ -212,3 +212,61 @@ def test_schema_change_after_prepare(cql):
     assert msg.code == 0x2500
     sel = pair.prepare("SELECT * FROM ks.alt WHERE k = ?")
     assert pair.rows(sel, [I32.pack(1)]).parsed_rows == [(1, 3, None)]
+
+
+def _lane_server(cql, **limits):
+    """A point-path server on n1, READY on v4, and the prepared point INSERT of ks.kv."""
+    node = cql.sim.nodes["n1"].node
+    server = NativeServer(node, **limits)
+    server.observe_schema(schema_view(node))
+    conn = server.connect()
+    conn.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 1, 4))
+    conn.receive_data(b"")
+    (_, prepared), = decode_responses(conn.receive_data(request_bytes(
+        PrepareMessage("INSERT INTO ks.kv (k, v) VALUES (?, ?)"), 2, 4)).data)
+    return server, conn, prepared
+
+
+def _insert_frame(prepared, k: int, stream: int) -> bytes:
+    return request_bytes(ExecuteMessage(prepared.query_id, [I32.pack(k), b"x"], ConsistencyLevel.QUORUM), stream, 4)
+
+
+def test_the_lane_starts_point_executes_without_an_execution_and_answers_them(cql):
+    server, conn, prepared = _lane_server(cql)
+    out = conn.receive_data(b"".join(_insert_frame(prepared, k, 20 + k) for k in range(3)))
+    assert [r.op for r in out.requests] == ["insert"] * 3 and not conn.executions and len(conn.points) == 3
+    assert server.in_flight == 3 and server.point_statements == 3
+    answers = []
+    for req in reversed(out.requests):                   # answered in completion order, on their streams
+        reply = cql.sim.wait(cql.sim.submit("n1", req.op, **req.args))
+        answers += decode_responses(conn.point_reply(req.id, reply.result, reply.error))
+    assert [(h.stream, m.kind) for h, m in answers] == [(s, 1) for s in (22, 21, 20)]      # VOID
+    assert conn.point_reply(out.requests[0].id, None, None) is None       # answered once
+    assert server.in_flight == 0 and not conn.points
+
+
+def test_the_lane_keeps_the_limits_and_a_disconnect_releases_its_requests(cql):
+    server, conn, prepared = _lane_server(cql, max_requests_per_connection=2)
+    out = conn.receive_data(b"".join(_insert_frame(prepared, k, 30 + k) for k in range(3)))
+    assert len(out.requests) == 2 and server.in_flight == 2
+    (header, msg), = decode_responses(out.data)
+    assert header.stream == 32 and isinstance(msg, ErrorMessage) and msg.code == 0x1001   # Overloaded
+    other = server.connect()
+    server.max_concurrent_requests = 2
+    other.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 1, 4))
+    other.receive_data(b"")
+    (_, msg), = decode_responses(other.receive_data(_insert_frame(prepared, 9, 40)).data)
+    assert msg.code == 0x1001 and not other.points
+    server.disconnect(conn)
+    assert server.in_flight == 0 and not conn.points
+
+
+def test_a_failing_answer_on_the_lane_is_a_server_error_on_its_stream(cql):
+    server, conn, prepared = _lane_server(cql)
+    (select,) = [m for _, m in decode_responses(conn.receive_data(request_bytes(
+        PrepareMessage("SELECT v FROM ks.kv WHERE k = ?"), 3, 4)).data)]
+    req, = conn.receive_data(request_bytes(ExecuteMessage(select.query_id, [I32.pack(1)], ConsistencyLevel.QUORUM),
+                                           50, 4)).requests
+    (header, msg), = decode_responses(conn.point_reply(req.id, 42, None))      # not rows: the RESULT maker raises
+    assert header.stream == 50 and msg.code == 0x0000 and "TypeError" in msg.message
+    assert len(server.bugs) == 1 and server.in_flight == 0
