@@ -87,6 +87,8 @@ class ClientConnection(asyncio.Protocol):
             return                      # a refused client's remaining bytes are discarded
         if self.role == "peer":
             self.stats["peer_reads"] += 1
+        elif self.role == "client":
+            self.stats["client_reads"] += 1     # socket reads of client connections (cql_socket_reads' twin)
         decoder = self._decoder
         try:
             decoder.feed(data)
@@ -198,6 +200,8 @@ class ClientConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         if self._outbox and not self.closed:
+            if self.role == "client":
+                self.stats["client_writes"] += 1
             outbox = self._outbox
             self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
         self._outbox.clear()

@@ -104,6 +104,7 @@ class NativeTransport:
         self._asyncio_server: asyncio.Server | None = None
         self._protocols: dict[ServerConnection, CqlProtocol] = {}
         self._dirty: list[CqlProtocol] = []         # protocols with an outbox to write this iteration
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._schema_version = None
         self._superuser_setup_at: float | None = None    # when to (re)try the default superuser setup
         self.reads = self.writes = self.responses_written = 0   # data_received calls, transport writes, frames
@@ -119,7 +120,7 @@ class NativeTransport:
             self._superuser_setup_at = asyncio.get_running_loop().time() + s.superuser_setup_delay_ms / 1000
         self.server.observe_ring(ring_view(self.process.node))
         self.server.observe_schema(schema_view(self.process.node))
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._asyncio_server = await loop.create_server(lambda: CqlProtocol(self), s.listen_address, self.port,
                                                         reuse_address=True)
         log.info("CQL native transport listening on %s:%d", s.listen_address, self.port)
@@ -194,7 +195,7 @@ class NativeTransport:
             return
         if not protocol.outbox:
             if not self._dirty:
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)     # the loop, kept: get_running_loop() is a getpid()
             self._dirty.append(protocol)
         protocol.outbox.append(data)
 
