@@ -16,7 +16,9 @@ against own: its small client CPU tells the node's CQL cost apart from cassandra
 driver's and the own client's long-lived objects leave the collector's generations). Both tables
 are fresh; each phase runs after a 200-row warm-up. Per phase:
 
-- **peak** (closed loop, `--seconds`, in calls of 1000 requests): rows per second of wall time,
+- **peak** (closed loop, `--seconds`, in calls of 1000 requests; each peak starts once the nodes
+  are quiet, `cql_meter.quiesce`: under 0.15 CPU-s/s together, at most 15 s, so that no side is
+  charged the flushes and compactions of the phase before it; JSON `quiesce_s`): rows per second of wall time,
   client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
   node CPU (utime + stime of the three node processes) and client CPU (this process: the driver's
   threads and the own client's loop) per 1000 operations;
@@ -55,7 +57,7 @@ import tomllib
 from hdrh.histogram import HdrHistogram
 
 from bench.cql_meter import (CHUNK, HIST_MAX_US, KEYSPACE, WARMUP, Meter, asyncio_phases, make_driver, metrics_cluster,
-                              metrics_url, percentiles)
+                              metrics_url, percentiles, quiesce)
 from bench.harness import machine, print_table, temp_cluster
 
 VALUE = os.urandom(100)
@@ -85,6 +87,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
                                       ("select", select, lambda k: (k % written,))):
             execute_concurrent_with_args(session, statement, [args(-k - 1) for k in range(WARMUP)],
                                          concurrency=concurrency)
+            quiet_s = quiesce(pids)                 # the previous phase's flushes are not ours
             meter, n, errors, found = Meter(pids, f"cql_{name}"), 0, 0, 0
             while time.perf_counter() - meter.t0 < seconds:
                 results = execute_concurrent_with_args(session, statement, [args(k) for k in range(n, n + CHUNK)],
@@ -92,7 +95,7 @@ def cql_phases(cluster, pids, seconds: float, concurrency: int, half_s: float, r
                 n += CHUNK
                 errors += sum(not ok for ok, _ in results)
                 found += sum(1 for ok, r in results if ok and r.one() is not None)
-            out[name] = dict(meter.done(n), errors=errors)
+            out[name] = dict(meter.done(n), errors=errors, quiesce_s=quiet_s)
             if name == "select":
                 out[name]["found"] = found
             written = written or n

@@ -63,11 +63,12 @@ async def asyncio_phases(pids, prefix: str, call, seconds: float, concurrency: i
     for op in ("insert", "select"):
         await asyncio.gather(*(one(op, -k - 1) for k in range(WARMUP)))
         counts.update(found=0, errors=0)
+        quiet_s = await asyncio.to_thread(quiesce, pids)      # the previous phase's flushes are not ours
         meter, n = Meter(pids, f"{prefix}_{op}"), 0
         while time.perf_counter() - meter.t0 < seconds:
             await asyncio.gather(*(one(op, k) for k in range(n, n + CHUNK)))
             n += CHUNK
-        out[op] = dict(meter.done(n), errors=counts["errors"])
+        out[op] = dict(meter.done(n), errors=counts["errors"], quiesce_s=quiet_s)
         if op == "select":
             out[op]["found"] = counts["found"]
         written = written or n
@@ -87,6 +88,18 @@ async def asyncio_phases(pids, prefix: str, call, seconds: float, concurrency: i
                                node_cpu_ms_per_op=meter.done(max(1, n))["node_cpu_ms_per_op"])
     out["written"] = written
     return out
+
+
+def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
+    """Wait (at most `limit_s`) until the nodes use under `busy` CPU-seconds per second together
+    (flushes and compactions of the previous phase done); the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        c0 = sum(cpu_seconds(p) for p in pids)
+        time.sleep(0.5)
+        if (sum(cpu_seconds(p) for p in pids) - c0) / 0.5 < busy:
+            break
+    return time.perf_counter() - t0
 
 
 class Meter:

@@ -9,20 +9,8 @@ import asyncio
 import os
 import time
 
-from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver
-from bench.harness import cpu_seconds, print_table
-
-
-def quiesce(pids, busy: float = 0.15, limit_s: float = 15.0) -> float:
-    """Wait (at most `limit_s`) until the nodes use under `busy` CPU-seconds per second together
-    (flushes and compactions of the previous phase done); the seconds waited."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < limit_s:
-        c0 = sum(cpu_seconds(p) for p in pids)
-        time.sleep(0.5)
-        if (sum(cpu_seconds(p) for p in pids) - c0) / 0.5 < busy:
-            break
-    return time.perf_counter() - t0
+from bench.cql_meter import CHUNK, KEYSPACE, WARMUP, Meter, make_driver, quiesce
+from bench.harness import print_table
 
 
 def select_rounds(cluster, pids, rounds: int, seconds: float, concurrency: tuple[int, int], keys: dict, driver_args,
