@@ -133,18 +133,20 @@ def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float
             first = conn.receive_data(data)
             b"".join([first.data] + [reply(req) for req in first.requests])
 
-    out = {}
-    for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),
-                               ("INSERT", insert, lambda i: [struct.pack(">i", i), VALUE])):
-        data = batch(prep, values)
-        rounds(data, 5)
-        us = []
-        for _ in range(REPEATS):
-            t = time.process_time()
-            rounds(data, ROUNDS)
-            us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
-        out[name] = (min(us), statistics.median(us))
-    return out
+    return {name: timed(rounds, batch(prep, values))
+            for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),
+                                       ("INSERT", insert, lambda i: [struct.pack(">i", i), VALUE]))}
+
+
+def timed(rounds, data: bytes) -> tuple[float, float]:
+    """(best, median) CPU us per statement of `rounds(data, ROUNDS)`, after 5 warm-up rounds."""
+    rounds(data, 5)
+    us = []
+    for _ in range(REPEATS):
+        t = time.process_time()
+        rounds(data, ROUNDS)
+        us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
+    return min(us), statistics.median(us)
 
 
 def measure_own(sim) -> dict[str, tuple[float, float]]:
@@ -179,17 +181,8 @@ def measure_own(sim) -> dict[str, tuple[float, float]]:
             b"".join(written)                                             # ClientConnection.flush
             written.clear()
 
-    out = {}
-    for op, args in requests.items():
-        data = b"".join(encode_frame(encode(ClientRequest(10 + i, op, args))) for i in range(BATCH))
-        rounds(data, 5)
-        us = []
-        for _ in range(REPEATS):
-            t = time.process_time()
-            rounds(data, ROUNDS)
-            us.append((time.process_time() - t) / (ROUNDS * BATCH) * 1e6)
-        out[op] = (min(us), statistics.median(us))
-    return out
+    return {op: timed(rounds, b"".join(encode_frame(encode(ClientRequest(10 + i, op, args))) for i in range(BATCH)))
+            for op, args in requests.items()}
 
 
 def main(argv=None) -> None:
