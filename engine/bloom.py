@@ -18,9 +18,8 @@ File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 
-from itertools import repeat
-
 import mmh3
+import numpy as _np
 
 from engine.encoding import U16, U32, U64, check, crc32
 
@@ -61,6 +60,7 @@ PROBS: tuple[tuple[float, ...], ...] = (
 
 
 _hash64 = mmh3.hash64
+_hash_bytes = mmh3.hash_bytes  # the same hash as 16 bytes: h1, h2 as little-endian u64s
 
 
 def key_hash(key: bytes) -> tuple[int, int]:
@@ -144,21 +144,26 @@ class BloomFilter:
         return self._queued.append
 
     def add_many(self, keys) -> None:
-        """add() of every key of an iterable: the same bits, from one loop."""
+        """add() of every key of an iterable: the same bits, set in bulk by numpy from the
+        16-byte MurmurHash3 digests (h1, h2 little-endian: what hash64 returns, signed)."""
         m = self.m
         if not m:
             return
-        bits = self.bits
-        probes = range(self.k - 1)
-        for h1, h2 in map(_hash64, keys, repeat(0), repeat(True), repeat(True)):
-            idx = h2 % m
-            step = h1 % m
-            bits[idx >> 3] |= 1 << (idx & 7)
-            for _ in probes:
-                idx += step
-                if idx >= m:
-                    idx -= m
-                bits[idx >> 3] |= 1 << (idx & 7)
+        digests = b"".join(map(_hash_bytes, keys))
+        if not digests:
+            return
+        h = _np.frombuffer(digests, dtype="<i8").reshape(-1, 2)
+        step = h[:, 0] % m              # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
+        idx = h[:, 1] % m
+        marks = _np.zeros(m, dtype=_np.bool_)
+        marks[idx] = True
+        for _ in range(self.k - 1):     # idx + step < 2m: no 64-bit wrap for any m < 2**62
+            idx += step
+            idx[idx >= m] -= m
+            marks[idx] = True
+        packed = _np.packbits(marks, bitorder="little")  # bit b in byte b >> 3, mask 1 << (b & 7)
+        bits = _np.frombuffer(self.bits, dtype=_np.uint8)
+        bits |= packed
 
     def might_contain(self, key: bytes) -> bool:
         return self.might_contain_hash(_hash64(key, 0, True, True))

@@ -186,7 +186,7 @@ class ColumnFamilyStore:
                                bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
                                compression=self.table.option("compression"))
         try:
-            writer.append_all(mt.flush_items())
+            writer.append_unsorted(*mt.flush_columns())
             data_stats = mt.stats.to_dict()
             data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
                               created_ms=self.clock.wall_ms())

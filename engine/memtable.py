@@ -18,8 +18,9 @@ non-increasing; size_bytes is the sum of payload and key lengths.
 """
 from __future__ import annotations
 
-from itertools import islice
-from operator import itemgetter, lt
+from operator import itemgetter
+
+import numpy as _np
 
 from engine.partition import Partition, decode_partition, encode_partition, merge_all
 from engine.partition_stats import PartitionStats
@@ -136,28 +137,33 @@ class Memtable:
     def flush_items(self):
         """(token, key, payload) once per partition, reconciled, in (token, key) order: an
         iterator over three sequences gathered in C. Tokens and payloads are read from the
-        entries in memory order and an order of indexes is sorted by token, so no key is looked
-        up again and no entry is read in random order (bench/README.md, "Puts at 1M keys")."""
-        parts = self.partitions
-        n = len(parts)
+        entries in memory order and numpy sorts an order of indexes by token (int64: every
+        Murmur3 token fits), so no key is looked up again and no entry is read in random order
+        (bench/README.md, "Puts at 1M keys"). A flush takes flush_columns(), unsorted."""
+        toks, keys, payloads = self.flush_columns()
+        n = len(keys)
         if n < 2:
-            return ((e[0], k, e[1] if len(e) == 2 else _reconciled(e)) for k, e in parts.items())
-        entries = [*parts.values()]
+            return zip(toks, keys, payloads)
+        arr = _np.fromiter(toks, _np.int64, n)
+        order = arr.argsort(kind="stable")
+        arr = arr[order]
+        if bool((arr[1:] > arr[:-1]).all()):  # strictly increasing: no two keys share a token
+            pick = itemgetter(*order.tolist())
+            return zip(arr.tolist(), pick(keys), pick(payloads))
+        order = self.sorted_keys()  # two keys sharing a token: sorted_keys orders those by key
+        where = dict(zip(keys, range(n)))
+        return zip([tk[0] for tk in order], [tk[1] for tk in order], [payloads[where[tk[1]]] for tk in order])
+
+    def flush_columns(self) -> tuple[list, list, list]:
+        """(tokens, keys, payloads): one row per partition, reconciled, in memory order (the
+        dict's), unsorted: SSTableWriter.append_unsorted sorts them."""
+        entries = [*self.partitions.values()]
         toks = [*map(_token_of_pair, entries)]
         if self.weights:  # some key holds several payloads (a list entry): reconcile those
             payloads = [entry[1] if len(entry) == 2 else _reconciled(entry) for entry in entries]
         else:
             payloads = [*map(_payload_of_single, entries)]
-        # sorted by the tokens as floats (Python compares floats ~2x faster than 64-bit ints);
-        # rounding keeps the order but may tie distinct tokens, so the exact order is checked
-        floats = [*map(float, toks)]
-        pick = itemgetter(*sorted(range(n), key=floats.__getitem__))
-        toks = pick(toks)
-        if all(map(lt, toks, islice(toks, 1, None))):
-            return zip(toks, pick([*parts]), pick(payloads))
-        order = self.sorted_keys()  # a float tie out of order, or two keys sharing a token (rare)
-        where = dict(zip(parts, range(n)))
-        return zip([tk[0] for tk in order], [tk[1] for tk in order], [payloads[where[tk[1]]] for tk in order])
+        return toks, [*self.partitions], payloads
 
     def check_invariants(self) -> None:
         from engine.token import token as token_of
