@@ -164,6 +164,18 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
+    def apply_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
+        """apply_plain() of a batch's plain inserts, infos[i] = (ts, cells, tombstones, now_s),
+        into the memtable in bulk when no index or row cache needs them one by one.
+        Called under the Store's write lock."""
+        if self.indexes or self.row_cache is not None:
+            apply_plain = self.apply_plain
+            for tok, key, payload, info in zip(tokens, keys, payloads, infos):
+                apply_plain(tok, key, payload, *info, position)
+            return
+        self.memtable.put_plain_many(tokens, keys, payloads, infos, position)
+        self.writes += len(keys)
+
     def switch_memtable(self, position) -> Memtable | None:
         """Called under the Store's write lock: start a new memtable, queue the old one for flush.
 

@@ -27,6 +27,7 @@ from engine.partition_stats import PartitionStats
 
 _token_of_pair = itemgetter(0)
 _payload_of_single = itemgetter(1)
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 _RUN = 8  # this many single updates of a partition are merged into one run
 
 
@@ -98,6 +99,43 @@ class Memtable:
             stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
             if now_s > stats.max_local_deletion_time:
                 stats.max_local_deletion_time = now_s
+
+    def put_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
+        """put_plain() of each (token, key, payload, *info) in order, info = (ts, cells,
+        tombstones, now_s): one dict update and the statistics in bulk when every key is new to
+        the memtable and to the batch (the common batch), else one put_plain each."""
+        parts = self.partitions
+        n = len(keys)
+        new = dict(zip(keys, zip(tokens, payloads)))
+        if len(new) != n or not parts.keys().isdisjoint(new):  # a key updated again: one by one
+            put_plain = self.put_plain
+            for tok, key, payload, info in zip(tokens, keys, payloads, infos):
+                put_plain(tok, key, payload, *info, position)
+            return
+        if not n:
+            return
+        parts.update(new)
+        self._sorted = None
+        self.size_bytes += sum(map(len, payloads)) + sum(map(len, keys)) + 64 * n
+        self.updates += n
+        if self.min_position is None:
+            self.min_position = position
+        stats = self.stats
+        ts = [*map(_first, infos)]
+        low, high = min(ts), max(ts)
+        if low < stats.min_timestamp:
+            stats.min_timestamp = low
+        if high > stats.max_timestamp:
+            stats.max_timestamp = high
+        stats.cell_count += sum(map(_second, infos))
+        if any(map(_third, infos)):  # nulls: their tombstones, as put_plain counts them
+            for _, _, tombstones, now_s in infos:
+                if tombstones:
+                    stats.tombstone_count += tombstones
+                    bucket = now_s - now_s % 60
+                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
+                    if now_s > stats.max_local_deletion_time:
+                        stats.max_local_deletion_time = now_s
 
     def __len__(self) -> int:
         return len(self.partitions)

@@ -18,6 +18,10 @@ from engine.token import token as token_of
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
 
+def _types(items) -> set:
+    return set(map(type, items))
+
+
 class WritePath:
     """Store's commit-log-then-memtable append (engine/store.py mixes this in)."""
 
@@ -74,21 +78,33 @@ class WritePath:
                 self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
-            last = cfs = apply_plain = None
-            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
-                if t is not last:  # a batch's writes mostly share a table: look it up once per run
-                    cfs = cfs_map.get(t.id)
-                    if cfs is None:
-                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    last, apply_plain = t, cfs.apply_plain
-                if info.__class__ is tuple:
-                    apply_plain(tok, key, payload, *info, position)
-                else:
-                    cfs.apply(tok, key, payload, info, position)
+            t = tables[0] if tables else None
+            if t is not None and tables.count(t) == len(tables) and _types(infos) == {tuple}:
+                cfs = cfs_map.get(t.id)  # one table, plain inserts only (a Batch's common case)
+                if cfs is None:
+                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                cfs.apply_plain_many(tokens, keys, payloads, infos, position)
+            else:
+                self._apply_each(tables, keys, payloads, infos, tokens, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
         return position
+
+    def _apply_each(self, tables, keys, payloads, infos, tokens, position) -> None:
+        """The memtable puts of _append_columns, one by one (under the write lock)."""
+        cfs_map = self.cfs
+        last = cfs = apply_plain = None
+        for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
+            if t is not last:  # a batch's writes mostly share a table: look it up once per run
+                cfs = cfs_map.get(t.id)
+                if cfs is None:
+                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                last, apply_plain = t, cfs.apply_plain
+            if info.__class__ is tuple:
+                apply_plain(tok, key, payload, *info, position)
+            else:
+                cfs.apply(tok, key, payload, info, position)
 
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
