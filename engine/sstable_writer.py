@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from operator import itemgetter
-from os.path import commonprefix as _commonprefix
 
 import numpy as _np
 from msgpack import packb as _packb
@@ -36,6 +35,7 @@ _DATA_STATS_OPTIONAL = ("commit_log_intervals", "level", "created_ms")
 
 _u64_pack = U64.pack
 _token_and_key = itemgetter(0, 1)
+_from_bytes = int.from_bytes
 
 
 class SSTableWriter:
@@ -175,7 +175,8 @@ class SSTableWriter:
             ks = keys[start:end]
             if murmur:
                 lo, hi = min(ks), max(ks)
-                kp = len(_commonprefix((lo, hi)))
+                m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
+                kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)
                 raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]],
                              use_bin_type=True)
             else:
