@@ -12,7 +12,8 @@ an mmh3 that honours the argument on the same bits; pinned in tests/engine/test_
 Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
 incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
 double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
-(least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives (keys
+(least significant bit first, as Cassandra's OffHeapBitSet). add_many sets the same bits in bulk
+with numpy, from mmh3.hash_bytes (the same two halves, little-endian). Invariant: no false negatives (keys
 a writer queues with deferred_add are set, in bulk, before encode() returns the bits).
 File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """

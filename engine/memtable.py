@@ -7,8 +7,8 @@ which the cyclic garbage collector untracks, so its full collections do not walk
 memtable (they cost 3.2 s of CPU in 2M puts: bench/README.md, "Write path at 1M keys"); readers
 take `entry[1:]` of either kind, and a writer replaces a tuple by a new list, never mutates it. Updates are
 kept as the encoded payloads they arrived as (the commit log needed those bytes anyway) and
-reconciled only when read or flushed; ordering by (token, key) is done once, by sort, at flush or
-scan time. A partition updated many times keeps its updates as runs, like a binary counter:
+reconciled only when read or flushed; ordering by (token, key) is done once, by sort, at flush
+(by the SSTable writer: flush_columns hands it the rows in memory order) or scan time. A partition updated many times keeps its updates as runs, like a binary counter:
 8 single updates are merged into one run, and a run is merged into the one before it while
 that one holds no more updates than it, so each update is re-merged O(log n) times and a
 partition holds O(log n) payloads (merging everything every 8 updates made wide partitions, such

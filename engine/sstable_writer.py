@@ -5,7 +5,9 @@ as it reaches block_size_bytes, so it passes that size by at most one entry. For
 writer keeps its shortest separator and offset; finish() writes them as Summary.db (the block
 index, engine/block_index.py), then Filter.db and Statistics.db, each fsynced; TOC.txt is written
 last (via a temp file and a rename), then the directory is fsynced. A generation without TOC.txt
-is incomplete and is ignored by readers. Formats: docs/format.md (SSTables).
+is incomplete and is ignored by readers. Rows come one at a time (append), sorted (append_all), or
+in any order (append_unsorted, a memtable flush: sorted here); all three write the same bytes.
+Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
