@@ -94,11 +94,7 @@ class Memtable:
             stats.max_timestamp = ts
         stats.cell_count += cells
         if tombstones:
-            stats.tombstone_count += tombstones
-            bucket = now_s - now_s % 60
-            stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
-            if now_s > stats.max_local_deletion_time:
-                stats.max_local_deletion_time = now_s
+            _count_tombstones(stats, tombstones, now_s)
 
     def put_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
         """put_plain() of each (token, key, payload, *info) in order, info = (ts, cells,
@@ -131,11 +127,7 @@ class Memtable:
         if any(map(_third, infos)):  # nulls: their tombstones, as put_plain counts them
             for _, _, tombstones, now_s in infos:
                 if tombstones:
-                    stats.tombstone_count += tombstones
-                    bucket = now_s - now_s % 60
-                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
-                    if now_s > stats.max_local_deletion_time:
-                        stats.max_local_deletion_time = now_s
+                    _count_tombstones(stats, tombstones, now_s)
 
     def __len__(self) -> int:
         return len(self.partitions)
@@ -215,6 +207,15 @@ class Memtable:
         if self._sorted is not None:
             assert self._sorted == sorted(self._sorted)
             assert len(self._sorted) == len(self.partitions)
+
+
+def _count_tombstones(stats: PartitionStats, tombstones: int, now_s: int) -> None:
+    """The statistics of a plain insert's `tombstones` nulls, deleted at `now_s`."""
+    stats.tombstone_count += tombstones
+    bucket = now_s - now_s % 60
+    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
+    if now_s > stats.max_local_deletion_time:
+        stats.max_local_deletion_time = now_s
 
 
 def _reconciled(entry: list) -> bytes:
