@@ -19,6 +19,8 @@ File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 
+from itertools import islice
+
 import mmh3
 import numpy as _np
 
@@ -62,6 +64,8 @@ PROBS: tuple[tuple[float, ...], ...] = (
 
 _hash64 = mmh3.hash64
 _hash_bytes = mmh3.hash_bytes  # the same hash as 16 bytes: h1, h2 as little-endian u64s
+_CHUNK = 1 << 20               # keys hashed and set per numpy pass of add_many
+_MARKS_BITS = 1 << 26          # add_many marks a bool per bit up to this filter size (64 MiB)
 
 
 def key_hash(key: bytes) -> tuple[int, int]:
@@ -146,25 +150,32 @@ class BloomFilter:
 
     def add_many(self, keys) -> None:
         """add() of every key of an iterable: the same bits, set in bulk by numpy from the
-        16-byte MurmurHash3 digests (h1, h2 little-endian: what hash64 returns, signed)."""
+        16-byte MurmurHash3 digests (h1, h2 little-endian: what hash64 returns, signed), for
+        _CHUNK keys at a time (int64 temporaries of ~50 bytes a key). A filter of up to
+        _MARKS_BITS bits is marked in a bool per bit, then packed (m bytes of temporary); a
+        larger one is set in place, one bit position of the byte at a time."""
         m = self.m
         if not m:
             return
-        digests = b"".join(map(_hash_bytes, keys))
-        if not digests:
-            return
-        h = _np.frombuffer(digests, dtype="<i8").reshape(-1, 2)
-        step = h[:, 0] % m              # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
-        idx = h[:, 1] % m
-        marks = _np.zeros(m, dtype=_np.bool_)
-        marks[idx] = True
-        for _ in range(self.k - 1):     # idx + step < 2m: no 64-bit wrap for any m < 2**62
-            idx += step
-            idx[idx >= m] -= m
-            marks[idx] = True
-        packed = _np.packbits(marks, bitorder="little")  # bit b in byte b >> 3, mask 1 << (b & 7)
+        keys = iter(keys)
         bits = _np.frombuffer(self.bits, dtype=_np.uint8)
-        bits |= packed
+        marks = _np.zeros(m, dtype=_np.bool_) if m <= _MARKS_BITS else None
+        while chunk := b"".join(map(_hash_bytes, islice(keys, _CHUNK))):
+            h = _np.frombuffer(chunk, dtype="<i8").reshape(-1, 2)
+            step = h[:, 0] % m          # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
+            idx = h[:, 1] % m
+            for i in range(self.k):
+                if i:                   # idx + step < 2m: no 64-bit wrap for any m < 2**62
+                    idx += step
+                    idx[idx >= m] -= m
+                if marks is not None:
+                    marks[idx] = True
+                    continue
+                byte, bit = idx >> 3, idx & 7
+                for b in range(8):      # bit b of byte i is 1 << b (a repeated index sets it once)
+                    bits[byte[bit == b]] |= _np.uint8(1 << b)
+        if marks is not None:
+            bits |= _np.packbits(marks, bitorder="little")
 
     def might_contain(self, key: bytes) -> bool:
         return self.might_contain_hash(_hash64(key, 0, True, True))
