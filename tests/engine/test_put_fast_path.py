@@ -61,6 +61,8 @@ def _write_rows(store: Store, insert, ttl) -> None:
         insert("ks", "plain", row, ttl=ttl)
     for i in range(50):
         insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
+    insert("ks", "kv", {"k": b"big", "v": b"b" * 300}, ttl=ttl)     # a payload over 255 bytes
+    insert("ks", "kv", {"k": b"K" * 300, "v": b"v"}, ttl=ttl)       # a key over 255 bytes
     for _ in range(9):  # 9 updates of one partition: the memtable merges a run of 8
         insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
         insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
