@@ -12,15 +12,17 @@ an mmh3 that honours the argument on the same bits; pinned in tests/engine/test_
 Probe i (0 <= i < K) tests bit `(h2 + i * h1) mod m`, computed
 incrementally as `idx = h2 mod m; step = h1 mod m; idx = (idx + step) mod m` (Kirsch-Mitzenmacher
 double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 << (b & 7)`
-(least significant bit first, as Cassandra's OffHeapBitSet). Invariant: no false negatives (keys
+(least significant bit first, as Cassandra's OffHeapBitSet). add_many sets the same bits in bulk
+with numpy, from mmh3.hash_bytes (the same two halves, little-endian). Invariant: no false negatives (keys
 a writer queues with deferred_add are set, in bulk, before encode() returns the bits).
 File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 
-from itertools import repeat
+from itertools import islice
 
 import mmh3
+import numpy as _np
 
 from engine.encoding import U16, U32, U64, check, crc32
 
@@ -61,6 +63,9 @@ PROBS: tuple[tuple[float, ...], ...] = (
 
 
 _hash64 = mmh3.hash64
+_hash_bytes = mmh3.hash_bytes  # the same hash as 16 bytes: h1, h2 as little-endian u64s
+_CHUNK = 1 << 20               # keys hashed and set per numpy pass of add_many
+_MARKS_BITS = 1 << 26          # add_many marks a bool per bit up to this filter size (64 MiB)
 
 
 def key_hash(key: bytes) -> tuple[int, int]:
@@ -144,21 +149,33 @@ class BloomFilter:
         return self._queued.append
 
     def add_many(self, keys) -> None:
-        """add() of every key of an iterable: the same bits, from one loop."""
+        """add() of every key of an iterable: the same bits, set in bulk by numpy from the
+        16-byte MurmurHash3 digests (h1, h2 little-endian: what hash64 returns, signed), for
+        _CHUNK keys at a time (int64 temporaries of ~50 bytes a key). A filter of up to
+        _MARKS_BITS bits is marked in a bool per bit, then packed (m bytes of temporary); a
+        larger one is set in place, one bit position of the byte at a time."""
         m = self.m
         if not m:
             return
-        bits = self.bits
-        probes = range(self.k - 1)
-        for h1, h2 in map(_hash64, keys, repeat(0), repeat(True), repeat(True)):
-            idx = h2 % m
-            step = h1 % m
-            bits[idx >> 3] |= 1 << (idx & 7)
-            for _ in probes:
-                idx += step
-                if idx >= m:
-                    idx -= m
-                bits[idx >> 3] |= 1 << (idx & 7)
+        keys = iter(keys)
+        bits = _np.frombuffer(self.bits, dtype=_np.uint8)
+        marks = _np.zeros(m, dtype=_np.bool_) if m <= _MARKS_BITS else None
+        while chunk := b"".join(map(_hash_bytes, islice(keys, _CHUNK))):
+            h = _np.frombuffer(chunk, dtype="<i8").reshape(-1, 2)
+            step = h[:, 0] % m          # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
+            idx = h[:, 1] % m
+            for i in range(self.k):
+                if i:                   # idx + step < 2m: no 64-bit wrap for any m < 2**62
+                    idx += step
+                    idx[idx >= m] -= m
+                if marks is not None:
+                    marks[idx] = True
+                    continue
+                byte, bit = idx >> 3, idx & 7
+                for b in range(8):      # bit b of byte i is 1 << b (a repeated index sets it once)
+                    bits[byte[bit == b]] |= _np.uint8(1 << b)
+        if marks is not None:
+            bits |= _np.packbits(marks, bitorder="little")
 
     def might_contain(self, key: bytes) -> bool:
         return self.might_contain_hash(_hash64(key, 0, True, True))

@@ -164,6 +164,18 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
+    def apply_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
+        """apply_plain() of a batch's plain inserts, infos[i] = (ts, cells, tombstones, now_s),
+        into the memtable in bulk when no index or row cache needs them one by one.
+        Called under the Store's write lock."""
+        if self.indexes or self.row_cache is not None:
+            apply_plain = self.apply_plain
+            for tok, key, payload, info in zip(tokens, keys, payloads, infos):
+                apply_plain(tok, key, payload, *info, position)
+            return
+        self.memtable.put_plain_many(tokens, keys, payloads, infos, position)
+        self.writes += len(keys)
+
     def switch_memtable(self, position) -> Memtable | None:
         """Called under the Store's write lock: start a new memtable, queue the old one for flush.
 
@@ -186,7 +198,7 @@ class ColumnFamilyStore:
                                bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
                                compression=self.table.option("compression"))
         try:
-            writer.append_all(mt.flush_items())
+            writer.append_unsorted(*mt.flush_columns())
             data_stats = mt.stats.to_dict()
             data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
                               created_ms=self.clock.wall_ms())

@@ -7,8 +7,8 @@ which the cyclic garbage collector untracks, so its full collections do not walk
 memtable (they cost 3.2 s of CPU in 2M puts: bench/README.md, "Write path at 1M keys"); readers
 take `entry[1:]` of either kind, and a writer replaces a tuple by a new list, never mutates it. Updates are
 kept as the encoded payloads they arrived as (the commit log needed those bytes anyway) and
-reconciled only when read or flushed; ordering by (token, key) is done once, by sort, at flush or
-scan time. A partition updated many times keeps its updates as runs, like a binary counter:
+reconciled only when read or flushed; ordering by (token, key) is done once, by sort, at flush
+(by the SSTable writer: flush_columns hands it the rows in memory order) or scan time. A partition updated many times keeps its updates as runs, like a binary counter:
 8 single updates are merged into one run, and a run is merged into the one before it while
 that one holds no more updates than it, so each update is re-merged O(log n) times and a
 partition holds O(log n) payloads (merging everything every 8 updates made wide partitions, such
@@ -18,14 +18,16 @@ non-increasing; size_bytes is the sum of payload and key lengths.
 """
 from __future__ import annotations
 
-from itertools import islice
-from operator import itemgetter, lt
+from operator import itemgetter
+
+import numpy as _np
 
 from engine.partition import Partition, decode_partition, encode_partition, merge_all
 from engine.partition_stats import PartitionStats
 
 _token_of_pair = itemgetter(0)
 _payload_of_single = itemgetter(1)
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 _RUN = 8  # this many single updates of a partition are merged into one run
 
 
@@ -92,11 +94,40 @@ class Memtable:
             stats.max_timestamp = ts
         stats.cell_count += cells
         if tombstones:
-            stats.tombstone_count += tombstones
-            bucket = now_s - now_s % 60
-            stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
-            if now_s > stats.max_local_deletion_time:
-                stats.max_local_deletion_time = now_s
+            _count_tombstones(stats, tombstones, now_s)
+
+    def put_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
+        """put_plain() of each (token, key, payload, *info) in order, info = (ts, cells,
+        tombstones, now_s): one dict update and the statistics in bulk when every key is new to
+        the memtable and to the batch (the common batch), else one put_plain each."""
+        parts = self.partitions
+        n = len(keys)
+        new = dict(zip(keys, zip(tokens, payloads)))
+        if len(new) != n or not parts.keys().isdisjoint(new):  # a key updated again: one by one
+            put_plain = self.put_plain
+            for tok, key, payload, info in zip(tokens, keys, payloads, infos):
+                put_plain(tok, key, payload, *info, position)
+            return
+        if not n:
+            return
+        parts.update(new)
+        self._sorted = None
+        self.size_bytes += sum(map(len, payloads)) + sum(map(len, keys)) + 64 * n
+        self.updates += n
+        if self.min_position is None:
+            self.min_position = position
+        stats = self.stats
+        ts = [*map(_first, infos)]
+        low, high = min(ts), max(ts)
+        if low < stats.min_timestamp:
+            stats.min_timestamp = low
+        if high > stats.max_timestamp:
+            stats.max_timestamp = high
+        stats.cell_count += sum(map(_second, infos))
+        if any(map(_third, infos)):  # nulls: their tombstones, as put_plain counts them
+            for _, _, tombstones, now_s in infos:
+                if tombstones:
+                    _count_tombstones(stats, tombstones, now_s)
 
     def __len__(self) -> int:
         return len(self.partitions)
@@ -136,28 +167,33 @@ class Memtable:
     def flush_items(self):
         """(token, key, payload) once per partition, reconciled, in (token, key) order: an
         iterator over three sequences gathered in C. Tokens and payloads are read from the
-        entries in memory order and an order of indexes is sorted by token, so no key is looked
-        up again and no entry is read in random order (bench/README.md, "Puts at 1M keys")."""
-        parts = self.partitions
-        n = len(parts)
+        entries in memory order and numpy sorts an order of indexes by token (int64: every
+        Murmur3 token fits), so no key is looked up again and no entry is read in random order
+        (bench/README.md, "Puts at 1M keys"). A flush takes flush_columns(), unsorted."""
+        toks, keys, payloads = self.flush_columns()
+        n = len(keys)
         if n < 2:
-            return ((e[0], k, e[1] if len(e) == 2 else _reconciled(e)) for k, e in parts.items())
-        entries = [*parts.values()]
+            return zip(toks, keys, payloads)
+        arr = _np.fromiter(toks, _np.int64, n)
+        order = arr.argsort(kind="stable")
+        arr = arr[order]
+        if bool((arr[1:] > arr[:-1]).all()):  # strictly increasing: no two keys share a token
+            pick = itemgetter(*order.tolist())
+            return zip(arr.tolist(), pick(keys), pick(payloads))
+        order = self.sorted_keys()  # two keys sharing a token: sorted_keys orders those by key
+        where = dict(zip(keys, range(n)))
+        return zip([tk[0] for tk in order], [tk[1] for tk in order], [payloads[where[tk[1]]] for tk in order])
+
+    def flush_columns(self) -> tuple[list, list, list]:
+        """(tokens, keys, payloads): one row per partition, reconciled, in memory order (the
+        dict's), unsorted: SSTableWriter.append_unsorted sorts them."""
+        entries = [*self.partitions.values()]
         toks = [*map(_token_of_pair, entries)]
         if self.weights:  # some key holds several payloads (a list entry): reconcile those
             payloads = [entry[1] if len(entry) == 2 else _reconciled(entry) for entry in entries]
         else:
             payloads = [*map(_payload_of_single, entries)]
-        # sorted by the tokens as floats (Python compares floats ~2x faster than 64-bit ints);
-        # rounding keeps the order but may tie distinct tokens, so the exact order is checked
-        floats = [*map(float, toks)]
-        pick = itemgetter(*sorted(range(n), key=floats.__getitem__))
-        toks = pick(toks)
-        if all(map(lt, toks, islice(toks, 1, None))):
-            return zip(toks, pick([*parts]), pick(payloads))
-        order = self.sorted_keys()  # a float tie out of order, or two keys sharing a token (rare)
-        where = dict(zip(parts, range(n)))
-        return zip([tk[0] for tk in order], [tk[1] for tk in order], [payloads[where[tk[1]]] for tk in order])
+        return toks, [*self.partitions], payloads
 
     def check_invariants(self) -> None:
         from engine.token import token as token_of
@@ -171,6 +207,15 @@ class Memtable:
         if self._sorted is not None:
             assert self._sorted == sorted(self._sorted)
             assert len(self._sorted) == len(self.partitions)
+
+
+def _count_tombstones(stats: PartitionStats, tombstones: int, now_s: int) -> None:
+    """The statistics of a plain insert's `tombstones` nulls, deleted at `now_s`."""
+    stats.tombstone_count += tombstones
+    bucket = now_s - now_s % 60
+    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + tombstones
+    if now_s > stats.max_local_deletion_time:
+        stats.max_local_deletion_time = now_s
 
 
 def _reconciled(entry: list) -> bytes:

@@ -5,17 +5,23 @@ as it reaches block_size_bytes, so it passes that size by at most one entry. For
 writer keeps its shortest separator and offset; finish() writes them as Summary.db (the block
 index, engine/block_index.py), then Filter.db and Statistics.db, each fsynced; TOC.txt is written
 last (via a temp file and a rename), then the directory is fsynced. A generation without TOC.txt
-is incomplete and is ignored by readers. Formats: docs/format.md (SSTables).
+is incomplete and is ignored by readers. Rows come one at a time (append), sorted (append_all), or
+in any order (append_unsorted, a memtable flush: sorted here); all three write the same bytes.
+Formats: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
 import os
 import time
+from operator import itemgetter
+
+import numpy as _np
+from msgpack import packb as _packb
 
 from engine.block_index import (HEADER_SIZE, MAX_BLOCK_SIZE, TOKEN_BIAS, BlockIndex, encode_header,
                                 shortest_separator)
 from engine.bloom import BloomFilter
-from engine.data_block import BlockBuilder, frame_block
+from engine.data_block import BlockBuilder, block_tokens, frame_block
 from engine.encoding import U64
 from engine.sstable_files import DATA_MAGIC, component_path, component_paths
 from engine.sstable_reader import DATA_VERSION, TOC_TEXT, SSTableReader
@@ -30,6 +36,8 @@ _DATA_STATS_REQUIRED = ("min_timestamp", "max_timestamp", "cell_count", "tombsto
 _DATA_STATS_OPTIONAL = ("commit_log_intervals", "level", "created_ms")
 
 _u64_pack = U64.pack
+_token_and_key = itemgetter(0, 1)
+_from_bytes = int.from_bytes
 
 
 class SSTableWriter:
@@ -117,6 +125,80 @@ class SSTableWriter:
         finally:
             block.size, block.count = size, count
             self._last_tok, self._last_key, self._count = last_tok, last_key, total
+
+    def append_unsorted(self, toks, keys, payloads) -> None:
+        """append_all() of rows (toks[i], keys[i], payloads[i]) given in ANY order (a memtable's,
+        which is memory order), sorted here: the same files, byte for byte, as append_all of the
+        rows in (token, key) order. The per-row work is done in bulk and, but for the blocks
+        themselves, in the given order, so no pass but the last reads the rows in (random) token
+        order: numpy sorts the tokens (int64: every Murmur3 token fits) and finds the block ends,
+        every block's Murmur3 check is one pass, the bloom filter is set at once
+        (bench/README.md, "Puts at 1M keys, again"). Rows it cannot take in bulk (tokens that
+        repeat, a single row, a writer that already holds rows) are sorted and go through append_all, which
+        raises as append() does."""
+        n = len(keys)
+        if not n:
+            return
+        arr = _np.fromiter(toks, _np.int64, n)
+        order = arr.argsort(kind="stable")
+        arr = arr[order]
+        if (n < 2 or self._count or len(toks) != n or len(payloads) != n or not bool((arr[1:] > arr[:-1]).all())
+                or max(map(len, keys)) > MAX_KEY_BYTES or max(map(len, payloads)) > MAX_PAYLOAD_BYTES):
+            self.append_all(sorted(zip(toks, keys, payloads), key=_token_and_key))
+            return
+        cum = _np.fromiter(map(len, keys), _np.int64, n)
+        cum += _np.fromiter(map(len, payloads), _np.int64, n)
+        cum += 12                                 # BlockBuilder.add's estimate
+        cum = cum[order].cumsum()
+        ends = []                                 # one past each full block's last row
+        limit, base, at = self.block_size, 0, 0
+        search = cum.searchsorted
+        while at < n:
+            j = int(search(base + limit))         # the first row whose block size reaches limit
+            if j >= n:
+                break
+            base = int(cum[j])
+            at = j + 1
+            ends.append(at)
+        murmur = block_tokens(keys) == list(toks)  # format 3 for every block (else take() decides)
+        self._bloom.add_many(keys)
+        pick = itemgetter(*order.tolist())
+        toks, keys, payloads = arr.tolist(), pick(keys), pick(payloads)
+        bias, lz4, write = TOKEN_BIAS, self.compression == "lz4", self._data.write
+        separators, offsets = self._separators, self._offsets
+        prev_last, off = self._prev_block_last, self._data_off
+        self._first_sk = _u64_pack(toks[0] + bias) + keys[0]
+        start = 0
+        for end in ends:
+            first = _u64_pack(toks[start] + bias) + keys[start]
+            separators.append(shortest_separator(prev_last, first) if separators else first)
+            prev_last = _u64_pack(toks[end - 1] + bias) + keys[end - 1]
+            offsets.append(off)
+            ks = keys[start:end]
+            if murmur:
+                lo, hi = min(ks), max(ks)
+                m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
+                kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)
+                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]],
+                             use_bin_type=True)
+            else:
+                block = self._block
+                block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, payloads[start:end]
+                raw = block.take()
+            frame = frame_block(raw, lz4)
+            write(frame)
+            off += len(frame)
+            start = end
+        self._prev_block_last, self._data_off = prev_last, off
+        self._count = n
+        self._last_tok, self._last_key = toks[-1] + bias, keys[-1]
+        if start < n:                             # the rest waits in the builder, as append leaves it
+            block = self._block
+            block.toks = [t + bias for t in toks[start:]]
+            block.keys, block.payloads = list(keys[start:]), list(payloads[start:])
+            block.count = n - start
+            block.size = int(cum[-1]) - base
+            self._block_first = _u64_pack(toks[start] + bias) + keys[start]
 
     def _flush_block(self) -> None:
         first = self._block_first

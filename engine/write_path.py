@@ -18,6 +18,14 @@ from engine.token import token as token_of
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
 
+_BIN8 = tuple(b"\xc4" + bytes((n,)) for n in range(256))  # msgpack's bin 8 header of n bytes
+_RECORD_PREFIX: dict[str, bytes] = {}   # table id -> a plain record's bytes before its key
+
+
+def _types(items) -> set:
+    return set(map(type, items))
+
+
 class WritePath:
     """Store's commit-log-then-memtable append (engine/store.py mixes this in)."""
 
@@ -25,10 +33,19 @@ class WritePath:
         """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
         encode_plain_insert: the same commit-log record, the memtable put without a Partition.
         Kept apart from _append: routing single puts through it cost 12% of their CPU
-        (`python -m bench.write_path --compare`, 3 rounds, load 0.9)."""
+        (`python -m bench.write_path --compare`, 3 rounds, load 0.9). The record of a key and
+        payload under 256 bytes each is joined from cached parts, not packed (4% of a put's CPU:
+        bench/README.md, "Puts at 1M keys, again")."""
         key, payload, counts, tombstones = plain
         options = self.options
-        record = _packb([(t.id, key, payload)])
+        kn, pn = len(key), len(payload)
+        if kn < 256 and pn < 256:  # _packb([(t.id, key, payload)]), joined from its parts
+            prefix = _RECORD_PREFIX.get(t.id)
+            if prefix is None:
+                prefix = _RECORD_PREFIX[t.id] = b"\x91\x93" + _packb(t.id)  # a 1-array of a 3-array, id
+            record = b"".join((prefix, _BIN8[kn], key, _BIN8[pn], payload))
+        else:
+            record = _packb([(t.id, key, payload)])
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
@@ -41,7 +58,11 @@ class WritePath:
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
+            if cfs.indexes or cfs.row_cache is not None:
+                cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
+            else:  # cfs.apply_plain() without an index or a row cache, inlined
+                cfs.memtable.put_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
+                cfs.writes += 1
             total = 0  # _memtable_bytes(), inlined
             for c in cfs_map.values():
                 total += c.memtable.size_bytes
@@ -74,21 +95,33 @@ class WritePath:
                 self._check_open()
             position = self.commit_log.append(record)
             cfs_map = self.cfs
-            last = cfs = apply_plain = None
-            for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
-                if t is not last:  # a batch's writes mostly share a table: look it up once per run
-                    cfs = cfs_map.get(t.id)
-                    if cfs is None:
-                        raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                    last, apply_plain = t, cfs.apply_plain
-                if info.__class__ is tuple:
-                    apply_plain(tok, key, payload, *info, position)
-                else:
-                    cfs.apply(tok, key, payload, info, position)
+            t = tables[0] if tables else None
+            if t is not None and tables.count(t) == len(tables) and _types(infos) == {tuple}:
+                cfs = cfs_map.get(t.id)  # one table, plain inserts only (a Batch's common case)
+                if cfs is None:
+                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                cfs.apply_plain_many(tokens, keys, payloads, infos, position)
+            else:
+                self._apply_each(tables, keys, payloads, infos, tokens, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
         return position
+
+    def _apply_each(self, tables, keys, payloads, infos, tokens, position) -> None:
+        """The memtable puts of _append_columns, one by one (under the write lock)."""
+        cfs_map = self.cfs
+        last = cfs = apply_plain = None
+        for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
+            if t is not last:  # a batch's writes mostly share a table: look it up once per run
+                cfs = cfs_map.get(t.id)
+                if cfs is None:
+                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
+                last, apply_plain = t, cfs.apply_plain
+            if info.__class__ is tuple:
+                apply_plain(tok, key, payload, *info, position)
+            else:
+                cfs.apply(tok, key, payload, info, position)
 
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the

@@ -106,3 +106,25 @@ def test_hash_halves_are_signed_as_every_filter_was_written():
     many = BloomFilter.create(1, 0.01)
     many.add_many([b"abc"])
     assert many.bits == f.bits
+
+
+@pytest.mark.parametrize("chunk, marks_bits", [(7, 1 << 26), (7, 0), (1 << 20, 0)])
+def test_add_many_sets_add_bits_in_chunks_and_in_place(monkeypatch, chunk, marks_bits):
+    """add_many hashes `_CHUNK` keys per numpy pass, and sets a filter over `_MARKS_BITS` bits
+    in place instead of marking a bool per bit: the same bits either way, on top of bits
+    already set."""
+    import random
+    from engine import bloom
+    monkeypatch.setattr(bloom, "_CHUNK", chunk)
+    monkeypatch.setattr(bloom, "_MARKS_BITS", marks_bits)
+    rnd = random.Random(4)
+    keys = [rnd.randbytes(rnd.randrange(0, 30)) for _ in range(3000)]
+    one = BloomFilter.create(len(keys), 0.01)
+    many = BloomFilter.create(len(keys), 0.01)
+    for key in keys[:100]:
+        one.add(key)
+        many.add(key)
+    for key in keys[100:]:
+        one.add(key)
+    many.add_many(iter(keys[100:]))
+    assert many.bits == one.bits and sum(one.bits)

@@ -61,6 +61,8 @@ def _write_rows(store: Store, insert, ttl) -> None:
         insert("ks", "plain", row, ttl=ttl)
     for i in range(50):
         insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
+    insert("ks", "kv", {"k": b"big", "v": b"b" * 300}, ttl=ttl)     # a payload over 255 bytes
+    insert("ks", "kv", {"k": b"K" * 300, "v": b"v"}, ttl=ttl)       # a key over 255 bytes
     for _ in range(9):  # 9 updates of one partition: the memtable merges a run of 8
         insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
         insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
@@ -174,3 +176,64 @@ def test_batch_applies_updates_added_from_outside(tmp_path):
         batch.updates.append((t, key, update))
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"1" and store.get("ks", "kv", {"k": b"b"})["v"] == b"2"
     store.close()
+
+
+@pytest.mark.parametrize("case", ["new", "tombstones", "repeated_in_batch", "held_already", "empty"])
+def test_put_plain_many_leaves_what_put_plain_leaves(case):
+    """Memtable.put_plain_many (a one-table batch of plain inserts) ends with the entries, sizes,
+    counts, position and statistics that put_plain of each row leaves: in bulk when every key is
+    new, one by one when a key repeats in the batch or is held already."""
+    from engine.memtable import Memtable
+    from engine.token import token as token_of
+    keys = [b"k%d" % i for i in range(40)]
+    if case == "repeated_in_batch":
+        keys[30] = keys[3]
+    if case == "empty":
+        keys = []
+    payloads = [b"p%d" % i for i in range(len(keys))]
+    infos = [(1000 + (i * 7) % 13, 1 + i % 3, 0, 5000) for i in range(len(keys))]
+    if case == "tombstones":
+        infos = [(ts, c, i % 2, 5000 + 61 * i) for i, (ts, c, _, _) in enumerate(infos)]
+    tokens = [*map(token_of, keys)]
+    one, many = Memtable((0, 0)), Memtable((0, 0))
+    for mt in (one, many):
+        if case == "held_already":
+            mt.put_plain(token_of(keys[7]), keys[7], b"old", 1, 2, 0, 5, (1, 1))
+    for args in zip(tokens, keys, payloads, infos):
+        one.put_plain(*args[:3], *args[3], (1, 2))
+    many.put_plain_many(tokens, keys, payloads, infos, (1, 2))
+    assert many.partitions == one.partitions and many.weights == one.weights
+    assert (many.size_bytes, many.updates, many.min_position) == (one.size_bytes, one.updates, one.min_position)
+    assert all(getattr(many.stats, s) == getattr(one.stats, s) for s in one.stats.__slots__)
+    many.check_invariants()
+
+
+@pytest.mark.parametrize("rows", ["two_tables", "with_ttl", "with_delete"])
+def test_one_table_batches_go_in_bulk_and_the_rest_one_by_one(tmp_path, rows):
+    """A batch of plain inserts into one table takes put_plain_many; one that spans two tables,
+    holds a TTL insert or a delete takes the one-by-one puts: either way the memtables end as
+    the same writes made one call each leave them."""
+    writes = [("kv", {"k": b"a%d" % i, "v": b"x"}, None) for i in range(20)]
+    if rows == "two_tables":
+        writes += [("plain", {"k": i, "a": "y"}, None) for i in range(5)]
+    elif rows == "with_ttl":
+        writes.append(("kv", {"k": b"ttl", "v": b"t"}, 60))
+    batched, single = _store(str(tmp_path / "b")), _store(str(tmp_path / "s"))
+    with batched.batch() as batch:
+        for table, row, ttl in writes:
+            batch.insert("ks", table, row, ttl=ttl)
+        if rows == "with_delete":
+            batch.delete("ks", "kv", {"k": b"a3"})
+    for table, row, ttl in writes:
+        single.insert("ks", table, row, ttl=ttl)
+    if rows == "with_delete":
+        single.delete("ks", "kv", {"k": b"a3"})
+    for t in ("plain", "kv"):
+        a = batched.cfs[batched.table("ks", t).id].memtable
+        b = single.cfs[single.table("ks", t).id].memtable
+        assert a.partitions.keys() == b.partitions.keys() and a.size_bytes == b.size_bytes, t
+        assert all(getattr(a.stats, s) == getattr(b.stats, s) for s in a.stats.__slots__), t
+        for key in a.partitions:
+            assert [decode_partition(p) for p in a.get(key)] == [decode_partition(p) for p in b.get(key)]
+    batched.close()
+    single.close()
