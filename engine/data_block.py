@@ -50,7 +50,7 @@ _u64_pack = U64.pack
 _lz4_decompress = lz4.block.decompress
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-_BYTES = {bytes}
+_join = b"".join
 
 
 def frame_block(raw: bytes, compress: bool) -> bytes:
@@ -226,11 +226,14 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     here, in one pass over its keys (`block_tokens`)."""
     m = unpack_entries(raw, p, end, path, file_offset, version)
     key_suffixes, payloads = m[-2], m[-1]
-    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
-        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    try:  # msgpack gives bytes for bin and never another bytes-like type: join fails on str, int...
+        _join(key_suffixes)
+        _join(payloads)
+    except TypeError:
+        raise CorruptionError(path, file_offset, "block keys and payloads must be bin") from None
     if len(m) == 3:
         key_prefix = m[0]
-        keys = tuple([key_prefix + k for k in key_suffixes]) if key_prefix else key_suffixes
+        keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
         toks = block_tokens(keys)
     else:
         tok_prefix, key_prefix, tok_blob = m[:3]
@@ -240,7 +243,7 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
             tbs = b"".join([tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)])
         else:
             tbs = tok_prefix * n
-        keys = tuple([key_prefix + k for k in key_suffixes]) if key_prefix else key_suffixes
+        keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
         toks = [t - TOKEN_BIAS for t in _struct_unpack(f">{n}Q", tbs)]
     if not all(map(_lt, toks, toks[1:])):  # a tie (or worse): the full (token, key) order
         sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))

@@ -47,7 +47,7 @@ _pread = os.pread
 # cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
-FIRST_CHUNK_BYTES = 32 * 1024  # a scan's first read of Data.db (then doubling)
+FIRST_CHUNK_BYTES = 64 * 1024  # a scan's first read of Data.db (then doubling)
 
 
 class SSTableReader:
