@@ -5,7 +5,8 @@ strictly increasing (token, key) order (across runs too): an SSTable's decoded D
 (sstable_reader.scan_blocks), slices of a memtable's sorted keys (`memtable_blocks`), or any
 row iterator cut into runs (`row_blocks`). A payload is the partition's bytes, or a list of its
 versions when the source holds several (a memtable key updated again, or a key met in several
-sources by `merge_blocks`); `multi` is False when every payload of the run is bytes.
+sources by `merge_blocks`); `multi` is True when a payload of the run may be a list, and
+False only when every payload is bytes.
 
 `merge_blocks` merges block streams without a per-row heap: each round takes from every source
 the entries up to the smallest last (token, key) of the sources' current runs (at least one run

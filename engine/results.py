@@ -173,17 +173,21 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
             cfs.guard(counter, f"{t.qualified_name} scan")
         return None
 
+    if resume is not None:  # the range the page resumes in; the ranges before it are done
+        rt, rk, rck = resume
+        while len(ranges) > 1 and not _in_range(rt, *ranges[0]):
+            ranges = ranges[1:]
     for lo_tok, hi_tok in ranges:
         start = (lo_tok + 1, b"") if lo_tok is not None else None
         end = (hi_tok + 1, b"") if hi_tok is not None else None
         rtok = rkey = None
         if resume is not None:
-            rt, rk, rck = resume
             if end is not None and (rt, rk) >= end:
                 continue
             if start is None or (rt, rk) > start:
                 start = (rt, rk)
             rtok, rkey = rt, rk
+            resume = None  # the later range of a wrapping one is read whole
         for toks, keys, payloads, multi in cfs.scan_blocks(start, end, False, page_size - len(rows)):
             if rkey is not None:  # the partition the page resumes in: from after its last row
                 if keys[0] == rkey and toks[0] == rtok:
@@ -214,6 +218,11 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
                     return ScanPage(rows, state)
     cfs.guard(counter, f"{t.qualified_name} scan")
     return ScanPage(rows, None)
+
+
+def _in_range(tok: int, lo: int | None, hi: int | None) -> bool:
+    """tok in the non-wrapping range (lo, hi] (None: the end of the ring)."""
+    return (lo is None or tok > lo) and (hi is None or tok <= hi)
 
 
 def _versions(payload) -> tuple | list:
