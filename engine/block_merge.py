@@ -23,6 +23,7 @@ from itertools import chain, islice
 from operator import itemgetter, lt
 
 BLOCK_ROWS = 128  # rows per run of a memtable or a row iterator
+ROUND_ROWS = 1024  # at most this many held rows per round of a merge (larger runs lost cache locality)
 
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -88,9 +89,9 @@ def merge_blocks(streams: list, want: int = 0):
     `want`: how many partitions the caller expects to take (a hint, 0: unknown). Rounds are
     sized to it: a round fetches runs from the source whose last fetched (token, key), its
     frontier, is the smallest until `want` rows are held, then hands out every held row up to
-    the smallest frontier as one run; without a hint (or once it is used up), a round hands out
-    what the source with the smallest frontier holds. Either way at most one fetched run per
-    source is left partly unused when the caller stops."""
+    the smallest frontier as one run (at most ROUND_ROWS held); without a hint (or once it is
+    used up), a round hands out what the source with the smallest frontier holds. Either way
+    at most one fetched run per source is left partly unused when the caller stops."""
     srcs = []  # [runs held, frontier, stream, rows held, ended]
     for stream in streams:
         stream = iter(stream)
@@ -99,9 +100,10 @@ def merge_blocks(streams: list, want: int = 0):
             srcs.append([[run], (run[0][-1], run[1][-1]), stream, len(run[0]), False])
     held = sum(s[3] for s in srcs)
     while len(srcs) > 1:
+        target = min(want, ROUND_ROWS)
         while True:  # fetch
             low = min(srcs, key=_frontier)
-            if low[3] and held >= want:
+            if low[3] and held >= target:
                 break
             if low[4]:  # its stream has ended
                 if low[3]:
