@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 import msgpack
 
-from engine import merge
+from engine import block_merge, merge
 from engine.bloom import key_hash as _key_hash
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
@@ -270,23 +270,26 @@ class ColumnFamilyStore:
             log.warning("read %s scanned %d tombstones (warn threshold %d)", where, scanned,
                         self.options["tombstone_warn_threshold"])
 
-    def scan_sources(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
-        """(single, grouped): when one SSTable is the only source, `single` yields its
-        (token, key, payload) (every key once: nothing to group or reconcile) and `grouped` is
-        None; otherwise `single` is None and `grouped` yields (token, key, [payloads])."""
+    def scan_blocks(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False, want: int = 0):
+        """The block stream (engine/block_merge.py) of every partition in [start, end) (] if
+        end_inclusive), in (token, key) order: a single source's own blocks, else the merge of
+        the memtables' and SSTables' streams (a key held by several sources comes once, with
+        the list of its versions); `want`: how many partitions the caller expects to take, a
+        hint that sizes the merge's rounds (block_merge.merge_blocks)."""
         memtables, sstables = self.snapshot()
-        sources = [mt.scan(start, end, end_inclusive) for mt in memtables if mt.partitions]
-        sources += [s.scan(start, end, end_inclusive=end_inclusive) for s in sstables]
-        if len(sources) == 1 and len(sstables) == 1:
-            return sources[0], None
-        return None, merge.group(sources)
+        sources = [block_merge.memtable_blocks(mt, start, end, end_inclusive) for mt in memtables if mt.partitions]
+        sources += [s.scan_blocks(start, end, end_inclusive=end_inclusive) for s in sstables]
+        if len(sources) == 1:
+            return sources[0]
+        return block_merge.merge_blocks(sources, want)
 
     def scan_payloads(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
         """Yield (token, key, [payloads]) in (token, key) order over [start, end), not reconciled."""
-        single, grouped = self.scan_sources(start, end, end_inclusive)
-        if single is not None:
-            return ((token, key, (payload,)) for token, key, payload in single)
-        return grouped
+        for toks, keys, payloads, multi in self.scan_blocks(start, end, end_inclusive):
+            if multi:
+                yield from zip(toks, keys, [p if type(p) is list else (p,) for p in payloads])
+            else:
+                yield from zip(toks, keys, zip(payloads))
 
     def scan_partitions(self, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
         """Yield (token, key, Partition) in (token, key) order over [start, end), dropped columns hidden."""

@@ -50,7 +50,7 @@ _u64_pack = U64.pack
 _lz4_decompress = lz4.block.decompress
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-_BYTES = {bytes}
+_join = b"".join
 
 
 def frame_block(raw: bytes, compress: bool) -> bytes:
@@ -218,35 +218,45 @@ def block_tokens(keys) -> list[int]:
     return list(map(_token, keys))
 
 
-def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
-    """(sort keys, tokens, keys, payloads) of the entries in raw[p:end], in order, checked like
-    `decode_entries`: what a scan streams. A format-3 block's tokens are computed here, in one
-    pass over its keys (`block_tokens`)."""
+def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
+    """(tokens, keys, payloads) of the entries in raw[p:end], in order: what a scan streams,
+    checked like `decode_entries` (every key and payload bin, strictly increasing (token, key))
+    without building sort keys: the order is checked on the tokens alone, and on the sort keys
+    only in a block where two entries share a token. A format-3 block's tokens are computed
+    here, in one pass over its keys (`block_tokens`)."""
     m = unpack_entries(raw, p, end, path, file_offset, version)
     key_suffixes, payloads = m[-2], m[-1]
-    if set(map(type, key_suffixes)) != _BYTES or set(map(type, payloads)) != _BYTES:
-        raise CorruptionError(path, file_offset, "block keys and payloads must be bin")
+    try:  # msgpack gives bytes for bin and never another bytes-like type: join fails on str, int...
+        _join(key_suffixes)
+        _join(payloads)
+    except TypeError:
+        raise CorruptionError(path, file_offset, "block keys and payloads must be bin") from None
     if len(m) == 3:
         key_prefix = m[0]
-        keys = tuple([key_prefix + k for k in key_suffixes]) if key_prefix else key_suffixes
+        keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
         toks = block_tokens(keys)
-        sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))
     else:
         tok_prefix, key_prefix, tok_blob = m[:3]
         n = len(payloads)
         w = 8 - len(tok_prefix)
         if w:
-            tbs = [tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)]
+            tbs = b"".join([tok_prefix + tok_blob[i:i + w] for i in range(0, n * w, w)])
         else:
-            tbs = [tok_prefix] * n
-        if key_prefix:
-            keys = tuple([key_prefix + k for k in key_suffixes])
-        else:
-            keys = key_suffixes
-        sks = tuple(map(_add, tbs, keys))
-        toks = [t - TOKEN_BIAS for t in _struct_unpack(f">{n}Q", b"".join(tbs))]
-    if not all(map(_lt, sks, sks[1:])):
-        raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
+            tbs = tok_prefix * n
+        keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
+        toks = [t - TOKEN_BIAS for t in _struct_unpack(f">{n}Q", tbs)]
+    if not all(map(_lt, toks, toks[1:])):  # a tie (or worse): the full (token, key) order
+        sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))
+        if not all(map(_lt, sks, sks[1:])):
+            raise CorruptionError(path, file_offset, "block entries are not in sort-key order")
+    return toks, keys, payloads
+
+
+def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
+    """(sort keys, tokens, keys, payloads) of the entries in raw[p:end]: `decode_scan` and the
+    entries' sort keys (engine/block_index.py)."""
+    toks, keys, payloads = decode_scan(raw, p, end, path, file_offset, version)
+    sks = tuple(map(_add, map(_u64_pack, map(_add, toks, repeat(TOKEN_BIAS))), keys))
     return sks, toks, keys, payloads
 
 

@@ -26,6 +26,7 @@ from engine.dropped_columns import visible
 from engine.merge import reconcile
 from engine.errors import InvalidRequest
 from engine.partition import live_row
+from engine.plain_rows import plain_rows
 from engine.schema import Table
 from engine.secondary_index import decode_paging_state
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
@@ -133,11 +134,12 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
               page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
     """One page of the rows whose token is in (start_token, end_token], in token order.
 
-    Fast path: when the table is plain (no clustering, no dropped columns, every column asked
-    for, no writetime), a partition with one version (always, when one SSTable is the only
-    source: then not even grouped) that is a plain single-row payload becomes its row dict
-    directly (simple_row), with no Partition, Row or cells dict; any other partition takes the
-    general path (reconcile, live_rows, row_dict), row for row the same."""
+    The partitions come as runs (cfs.scan_blocks: an SSTable's decoded blocks, merged in runs
+    when several sources hold the range). Fast path: when the table is plain (no clustering, no
+    dropped columns, every column asked for, no writetime), a run of single-version plain
+    payloads becomes its row dicts at once (plain_rows), added to the page with one extend; any
+    other run takes the general path partition by partition (a single plain version: simple_row;
+    else reconcile, live_rows, row_dict), row for row the same."""
     check_page_size(page_size)
     ranges = token_ranges(start_token, end_token)
     resume = msgpack.unpackb(paging_state) if paging_state else None
@@ -147,16 +149,21 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
     plain = not t.clustering and not t.dropped
     converters = column_converters(t) if plain and columns is None and not writetime else None
 
-    def general(tok: int, key: bytes, key_values: dict, payloads, lo: bytes) -> bytes | None:
+    def general(tok: int, key: bytes, payloads, lo: bytes) -> bytes | None:
         """Append the live rows of one partition from clustering `lo`; the paging state when
         the page is full, else None."""
-        if not lo and len(payloads) == 1 and plain:  # the fast path of read_row, for scans
-            cells = simple_row_cells(payloads[0])
-            if cells is not None:
-                rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
-                if len(rows) >= page_size:
-                    return msgpack.packb([tok, key, b""], use_bin_type=True)
-                return None
+        key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
+        if not lo and len(payloads) == 1 and plain:  # the fast paths of read_row, for scans
+            if converters is not None:
+                row = simple_row(payloads[0], key_values, converters)
+                if row is not None:
+                    rows.append(row)
+                    return _state(rows, page_size, tok, key)
+            else:
+                cells = simple_row_cells(payloads[0])
+                if cells is not None:
+                    rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
+                    return _state(rows, page_size, tok, key)
         p = visible(t, reconcile(payloads))
         for ck, cells in cfs.live_rows(p, lo, None, False, counter):
             rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
@@ -166,74 +173,68 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
             cfs.guard(counter, f"{t.qualified_name} scan")
         return None
 
+    if resume is not None:  # the range the page resumes in; the ranges before it are done
+        rt, rk, rck = resume
+        while len(ranges) > 1 and not _in_range(rt, *ranges[0]):
+            ranges = ranges[1:]
     for lo_tok, hi_tok in ranges:
         start = (lo_tok + 1, b"") if lo_tok is not None else None
         end = (hi_tok + 1, b"") if hi_tok is not None else None
+        rtok = rkey = None
         if resume is not None:
-            rt, rk, rck = resume
             if end is not None and (rt, rk) >= end:
                 continue
             if start is None or (rt, rk) > start:
                 start = (rt, rk)
-        single, grouped = cfs.scan_sources(start, end)
-        if single is not None and converters is not None:
-            append, get = rows.append, converters.get
-            rtok, rkey = (resume[0], resume[1]) if resume is not None else (None, None)
-            for tok, key, payload in single:
-                key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
-                if key == rkey and tok == rtok:
-                    state = general(tok, key, key_values, (payload,), resume[2] + b"\x00")
+            rtok, rkey = rt, rk
+            resume = None  # the later range of a wrapping one is read whole
+        for toks, keys, payloads, multi in cfs.scan_blocks(start, end, False, page_size - len(rows)):
+            if rkey is not None:  # the partition the page resumes in: from after its last row
+                if keys[0] == rkey and toks[0] == rtok:
+                    state = general(rtok, rkey, _versions(payloads[0]), rck + b"\x00")
+                    if state is not None:
+                        cfs.guard(counter, f"{t.qualified_name} scan")
+                        return ScanPage(rows, state)
+                    toks, keys, payloads = toks[1:], keys[1:], payloads[1:]
+                rkey = None
+                if not keys:
+                    continue
+            if converters is not None and not multi:
+                need = page_size - len(rows)
+                if len(keys) > need:  # the page ends in this run: decode only what it takes
+                    block_rows = plain_rows(t, converters, blob_key, keys[:need], payloads[:need])
                 else:
-                    flat = _unpackb(payload)
-                    if flat[0].__class__ is int:  # the plain form: simple_row's first branch, inline
-                        for i in range(1, len(flat), 2):
-                            conv = get(flat[i])
-                            if conv is not None:
-                                fn = conv[1]
-                                key_values[conv[0]] = flat[i + 1] if fn is None else fn(flat[i + 1])
-                        append(key_values)
-                        if len(rows) < page_size:
-                            continue
-                        return _full_page(cfs, counter, t, rows, tok, key)
-                    row = simple_row(payload, key_values, converters)
-                    if row is not None:
-                        append(row)
-                        if len(rows) < page_size:
-                            continue
-                        state = msgpack.packb([tok, key, b""], use_bin_type=True)
-                    else:
-                        state = general(tok, key, key_values, (payload,), b"")
-                if state is not None:
-                    cfs.guard(counter, f"{t.qualified_name} scan")
-                    return ScanPage(rows, state)
-            continue
-        if single is not None:
-            grouped = ((tok, key, (payload,)) for tok, key, payload in single)
-        for tok, key, payloads in grouped:
-            key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
-            lo = b""
-            if resume is not None and (tok, key) == (resume[0], resume[1]):
-                lo = resume[2] + b"\x00"  # the smallest clustering key after the last one returned
-            elif converters is not None and len(payloads) == 1:  # one version: nothing to reconcile
-                row = simple_row(payloads[0], key_values, converters)
-                if row is not None:
-                    rows.append(row)
+                    block_rows = plain_rows(t, converters, blob_key, keys, payloads)
+                if block_rows is not None:
+                    rows += block_rows
                     if len(rows) < page_size:
                         continue
                     cfs.guard(counter, f"{t.qualified_name} scan")
-                    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
-            state = general(tok, key, key_values, payloads, lo)
-            if state is not None:
-                cfs.guard(counter, f"{t.qualified_name} scan")
-                return ScanPage(rows, state)
+                    return ScanPage(rows, msgpack.packb([toks[need - 1], keys[need - 1], b""], use_bin_type=True))
+            for tok, key, p in zip(toks, keys, payloads):
+                state = general(tok, key, _versions(p), b"")
+                if state is not None:
+                    cfs.guard(counter, f"{t.qualified_name} scan")
+                    return ScanPage(rows, state)
     cfs.guard(counter, f"{t.qualified_name} scan")
     return ScanPage(rows, None)
 
 
-def _full_page(cfs: ColumnFamilyStore, counter: list, t: Table, rows: list, tok: int, key: bytes) -> ScanPage:
-    """The page that ends with the whole partition (tok, key): its paging state resumes after it."""
-    cfs.guard(counter, f"{t.qualified_name} scan")
-    return ScanPage(rows, msgpack.packb([tok, key, b""], use_bin_type=True))
+def _in_range(tok: int, lo: int | None, hi: int | None) -> bool:
+    """tok in the non-wrapping range (lo, hi] (None: the end of the ring)."""
+    return (lo is None or tok > lo) and (hi is None or tok <= hi)
+
+
+def _versions(payload) -> tuple | list:
+    """A run's payload entry (bytes, or the list of a partition's versions) as a sequence."""
+    return (payload,) if payload.__class__ is bytes else payload
+
+
+def _state(rows: list, page_size: int, tok: int, key: bytes) -> bytes | None:
+    """The paging state after partition (tok, key) when the page is full, else None."""
+    if len(rows) < page_size:
+        return None
+    return msgpack.packb([tok, key, b""], use_bin_type=True)
 
 
 def column_converters(t: Table) -> dict:

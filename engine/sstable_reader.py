@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import mmap
 import os
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from operator import lt
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
 from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
 from engine.bloom import BloomFilter, key_hash as _key_hash
-from engine.data_block import BLOCK_OVERHEAD, decode_block, decode_rows, find_entry as _find_entry, unpack_entries
+from engine.block_merge import lower, upper
+from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan, find_entry as _find_entry,
+                               unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
@@ -45,6 +47,7 @@ _pread = os.pread
 # cache charge per entry of an unpacked block, over its on-disk bytes: two bytes objects' headers
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
+FIRST_CHUNK_BYTES = 64 * 1024  # a scan's first read of Data.db (then doubling)
 
 
 class SSTableReader:
@@ -155,52 +158,59 @@ class SSTableReader:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _blocks(self, i: int) -> Iterator[tuple[int, tuple, list, tuple, tuple]]:
-        """(offset, sort keys, tokens, keys, payloads) of each block from block i to the last,
-        decoded (data_block.decode_rows).
+    def _blocks(self, i: int, decode=decode_rows) -> Iterator[tuple]:
+        """(offset, *decode(block)) of each block from block i to the last: by default (offset,
+        sort keys, tokens, keys, payloads) (data_block.decode_rows); scans pass
+        data_block.decode_scan, which builds no sort keys.
 
-        Reads SCAN_CHUNK_BYTES at a time (or one whole block if larger): bounded memory."""
+        Reads FIRST_CHUNK_BYTES first (a page of a scan often needs no more), then twice as
+        much each time up to SCAN_CHUNK_BYTES (or one whole block if larger): bounded memory."""
         fd, path, bounds, version = self._data_fd, self.data_path, self._bounds, self.format_version
         chunk, chunk_off = b"", 0
+        size = FIRST_CHUNK_BYTES
         for b in range(i, len(bounds) - 1):
             off, end = bounds[b], bounds[b + 1]
             if end - chunk_off > len(chunk):
-                chunk, chunk_off = _pread(fd, max(SCAN_CHUNK_BYTES, end - off), off), off
+                chunk, chunk_off = _pread(fd, max(size, end - off), off), off
+                size = min(2 * size, SCAN_CHUNK_BYTES)
                 check(len(chunk) >= end - off, path, off, "block runs past the end of Data.db")
             at = off - chunk_off
             if _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != end - off:
                 raise CorruptionError(path, off, "block does not end where the summary says")
             raw, s, e = decode_block(chunk, at, path, off)
-            yield (off, *decode_rows(raw, s, e, path, off, version))
+            yield (off, *decode(raw, s, e, path, off, version))
+
+    def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
+                    *, end_inclusive: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
+        """The block stream (engine/block_merge.py) of the entries with start <= (token, key) < end
+        (<= end if end_inclusive): (tokens, keys, payloads, False) per decoded block, cut at the
+        bounds. None means unbounded."""
+        if not self.index.partition_count:
+            return
+        first = 0
+        if start is not None:
+            first = max(0, self.index.block_of(sort_key(*start)))
+        for _off, toks, keys, payloads in self._blocks(first, decode_scan):
+            lo, stop, done = 0, len(toks), False
+            if start is not None:
+                lo = lower(toks, keys, start[0], start[1])
+                start = None
+            if end is not None and (toks[-1], keys[-1]) >= end:
+                stop = (upper if end_inclusive else lower)(toks, keys, end[0], end[1], lo)
+                done = True
+            if lo or stop < len(toks):
+                toks, keys, payloads = toks[lo:stop], keys[lo:stop], payloads[lo:stop]
+            if toks:
+                yield toks, keys, payloads, False
+            if done:
+                return
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
              *, end_inclusive: bool = False) -> Iterator[tuple[int, bytes, bytes]]:
         """(token, key, payload) with start <= (token, key) < end (<= end if end_inclusive),
         in order. None means unbounded."""
-        if not self.index.partition_count:
-            return
-        first, skip = 0, 0
-        if start is not None:
-            start_sk = sort_key(*start)
-            first = max(0, self.index.block_of(start_sk))
-        end_sk = None if end is None else sort_key(*end)
-        for _off, keys, toks, pkeys, payloads in self._blocks(first):
-            if start is not None:
-                skip = bisect_left(keys, start_sk)
-                start = None
-            stop = len(keys)
-            done = False
-            if end_sk is not None and keys[-1] >= end_sk:
-                stop = bisect_left(keys, end_sk)
-                if end_inclusive and stop < len(keys) and keys[stop] == end_sk:
-                    stop += 1
-                done = True
-            if skip or stop < len(keys):
-                toks, pkeys, payloads = toks[skip:stop], pkeys[skip:stop], payloads[skip:stop]
-            yield from zip(toks, pkeys, payloads)  # whole blocks at C speed
-            skip = 0
-            if done:
-                return
+        for toks, keys, payloads, _ in self.scan_blocks(start, end, end_inclusive=end_inclusive):
+            yield from zip(toks, keys, payloads)  # whole blocks at C speed
 
     # -- checks ----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Iterator
 
 from engine.block_cache import SEGMENT_SLOT, BlockCache, new_cache_id
+from engine.block_merge import row_blocks
 from engine.bloom import BloomFilter
 from engine.data_block import BLOCK_OVERHEAD, BLOCK_HEADER_SIZE, decode_block
 from engine.encoding import I64, U32, U64, check, decode_uvarint
@@ -301,6 +302,11 @@ class SSTableReaderV1:
             raw, start, end = decode_block(chunk, at, path, offset)
             yield offset, raw, start, end
             offset += total
+
+    def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
+                    *, end_inclusive: bool = False):
+        """`scan` as a block stream (engine/block_merge.py), in runs of block_merge.BLOCK_ROWS."""
+        return row_blocks(self.scan(start, end, end_inclusive=end_inclusive))
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
              *, end_inclusive: bool = False) -> Iterator[tuple[int, bytes, bytes]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from itertools import chain
 from time import time_ns as _time_ns
 
 from engine import mutation as mut
@@ -337,11 +338,16 @@ class Store(ReplicaApi, WritePath):
 
     def scan_all(self, keyspace: str, table: str, start_token=None, end_token=None, page_size: int = 1000,
                  **kwargs):
-        """Iterate over every row of a token range, page by page."""
+        """Iterate over every row of a token range, page by page (lazily: a page is read when
+        the rows before it are used up). One C-level chain over the pages' row lists."""
+        return chain.from_iterable(self._scan_pages(keyspace, table, start_token, end_token, page_size, kwargs))
+
+    def _scan_pages(self, keyspace: str, table: str, start_token, end_token, page_size: int, kwargs: dict):
+        """The row list of each page of scan_all."""
         state = None
         while True:
             page = self.scan(keyspace, table, start_token, end_token, page_size, state, **kwargs)
-            yield from page.rows
+            yield page.rows
             if (state := page.paging_state) is None:
                 return
 

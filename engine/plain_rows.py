@@ -1,0 +1,63 @@
+"""The row dicts of a run of plain partitions, made in C-level passes: a scan's fast path.
+
+`plain_rows` turns a run of partitions (their keys and their single payloads, engine/block_merge.py)
+into one row dict each, exactly the dicts results.simple_row makes one by one, when every
+payload of the run is in the plain form (docs/format.md, "The plain form (payload version 3)")
+with the same column ids, each a regular column of the table; else it returns None and the
+caller takes the row-by-row path for the run. The run is checked as a whole: one unpack per
+payload (a C-level map), then the shape of every payload compared with the first one's (a plain
+payload's items 1, 3, 5... are its column ids; a general-form payload's item 1 is a list, so it
+never matches). Values are converted as row_dict converts them (column_converters; blob: as is).
+"""
+from __future__ import annotations
+
+from functools import partial
+import msgpack
+
+from engine import mutation as mut
+
+_unpackb = msgpack.unpackb
+
+
+def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> list[dict] | None:
+    """[row dict] of `keys` / `payloads` (same length, every payload bytes), or None (module
+    docstring). `converters` is results.column_converters(t); `blob_key` the partition key
+    column's name when it is one blob column (its bytes are the key), else None.
+
+    Each payload's unpacked list is dropped as soon as its row is made: a run of them kept
+    alive would be walked, and promoted, by the collector's young collections."""
+    try:
+        first = _unpackb(payloads[0])
+        if first.__class__ is not list or not first or first[0].__class__ is not int:
+            return None
+        width = len(first)
+        ids = first[1::2]
+        convs = [converters.get(c) for c in ids]
+        if None in convs or not width & 1:
+            return None
+        n = len(payloads)
+        flats = map(_unpackb, payloads)
+        if width == 3:  # one column, the commonest shape: one comprehension; a payload of
+            cid = ids[0]  # another length raises ValueError, one of another form fails `c == cid`
+            name, fn = convs[0]
+            if blob_key is not None:
+                if fn is None:
+                    rows = [{blob_key: k, name: v} for k, (_, c, v) in zip(keys, flats) if c == cid]
+                else:
+                    rows = [{blob_key: k, name: fn(v)} for k, (_, c, v) in zip(keys, flats) if c == cid]
+            else:
+                decode_key = partial(mut.decode_key, t)
+                rows = [{**decode_key(k), name: v if fn is None else fn(v)}
+                        for k, (_, c, v) in zip(keys, flats) if c == cid]
+            return rows if len(rows) == n else None
+        rows = []
+        for k, flat in zip(keys, flats):
+            if len(flat) != width or flat[1::2] != ids:
+                return None
+            row = {blob_key: k} if blob_key is not None else mut.decode_key(t, k)
+            for (name, fn), v in zip(convs, flat[2::2]):
+                row[name] = v if fn is None else fn(v)
+            rows.append(row)
+        return rows
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None  # not this shape, or not msgpack: the row-by-row path decides (and reports)
