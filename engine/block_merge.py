@@ -151,7 +151,7 @@ def merge_blocks(streams: list, want: int = 0):
     for s in srcs:  # one source left: its held runs, then the rest of its stream
         yield from s[0]
         if not s[4]:
-            yield from s[2]
+            yield from (run for run in s[2] if run[0])  # never an empty run, as above
 
 
 def _frontier(src: list) -> tuple:

@@ -178,6 +178,8 @@ def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_tok
         while len(ranges) > 1 and not _in_range(rt, *ranges[0]):
             ranges = ranges[1:]
     for lo_tok, hi_tok in ranges:
+        if lo_tok == MAX_TOKEN:  # (MAX_TOKEN, ...] holds no token
+            continue
         start = (lo_tok + 1, b"") if lo_tok is not None else None
         end = (hi_tok + 1, b"") if hi_tok is not None else None
         rtok = rkey = None

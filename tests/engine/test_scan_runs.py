@@ -161,3 +161,23 @@ def test_a_scan_with_one_source_streams_its_blocks_unmerged(tmp_path, monkeypatc
         assert len(rows) == 300 and calls and {"k": 1, "v": "new"} in rows
     finally:
         s.close()
+
+
+def test_a_range_starting_at_the_top_of_the_ring_holds_no_token_whether_flushed_or_not(tmp_path):
+    """(MAX_TOKEN, MAX_TOKEN] is the whole ring and (MAX_TOKEN, hi] is [MIN_TOKEN, hi]: the
+    same answers from a memtable and from an SSTable (an SSTable's start bound once overflowed)."""
+    from engine.token import MAX_TOKEN
+    s, t = _table(tmp_path, {"k": "int", "v": "text"})
+    try:
+        for k in range(5):
+            s.insert("ks", "t", {"k": k, "v": str(k)})
+        ring = sorted(token(mut.partition_key_bytes(t, {"k": k})) for k in range(5))
+        answers = []
+        for flushed in (False, True):
+            if flushed:
+                s.flush()
+            answers.append([len(list(s.scan_all("ks", "t", start_token=MAX_TOKEN, end_token=end)))
+                            for end in (MAX_TOKEN, None, ring[2])])
+        assert answers == [[5, 0, 3], [5, 0, 3]]
+    finally:
+        s.close()
