@@ -3,6 +3,9 @@
 Invariants:
 * `sstables` is exactly the manifest's list, newest first; a reader is never closed while a
   read snapshot may use it (files of a compacted SSTable are unlinked, open fds stay readable);
+  the list is only ever replaced, never changed in place: assigning it also publishes the
+  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`), which
+  read_payloads reads with no lock;
 * a memtable switched out for flushing stays readable in `flushing` until its SSTable is in the
   manifest, so no write is ever invisible;
 * each SSTable records the commit-log interval (lo, hi] its memtable covered; replay skips
@@ -17,9 +20,9 @@ import threading
 from collections import OrderedDict
 
 import msgpack
+import mmh3
 
 from engine import merge
-from engine.bloom import key_hash as _key_hash
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
@@ -31,9 +34,11 @@ from engine.schema import Table
 from engine.sstable_files import delete_sstable, list_generations
 from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter
+from engine.token import token as _token
 
 log = logging.getLogger("dynatable.engine")
 _unpackb = msgpack.unpackb
+_hash64 = mmh3.hash64  # bloom.key_hash, inlined on the point-read path
 
 
 class RowCache:
@@ -96,7 +101,7 @@ class ColumnFamilyStore:
         os.makedirs(directory, exist_ok=True)
         self.manifest = Manifest.load(directory)
         self._remove_leftovers()
-        self.sstables: list[SSTableReader] = [
+        self.sstables = [
             self.adopt(SSTableReader.open(directory, gen)) for gen in sorted(self.manifest.levels, reverse=True)
         ]
         self.memtable = Memtable(position)
@@ -197,22 +202,38 @@ class ColumnFamilyStore:
         self.adopt(reader)
         with self.lock:
             self.manifest.commit({gen: 0}, [])
-            self.sstables.insert(0, reader)
+            self.sstables = [reader, *self.sstables]
             self.flushing.remove(mt)
             self.stats["flushes"] += 1
         return reader
 
     # -- reads ------------------------------------------------------------------------------
 
+    @property
+    def sstables(self) -> list[SSTableReader]:
+        return self._sstables
+
+    @sstables.setter
+    def sstables(self, readers: list[SSTableReader]) -> None:
+        """Replace the live SSTables (newest first) and the point-read view built from them."""
+        self._sstables = readers
+        self._read_view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
+
     def snapshot(self):
         with self.lock:
             return [self.memtable, *reversed(self.flushing)], list(self.sstables)
 
-    def read_payloads(self, token: int, key: bytes) -> list[bytes]:
-        """Every stored version of one partition (not reconciled), without a lock: the memtable,
-        then the flushing ones, then the SSTables are read in that order, and a flush adds its
-        SSTable before it drops its memtable from `flushing`, so a concurrent flush or
-        compaction can only make a version appear twice (reconcile is idempotent), never vanish."""
+    def read_payloads(self, token: int | None, key: bytes) -> list[bytes]:
+        """Every stored version of one partition (not reconciled; empty when none), without a
+        lock: the memtable, then the flushing ones, then the SSTables are read in that order, and
+        a flush adds its SSTable before it drops its memtable from `flushing`, so a concurrent
+        flush or compaction can only make a version appear twice (reconcile is idempotent),
+        never vanish. `token`: the key's token, or None to compute it only if a bloom filter
+        admits the key.
+
+        The hot path of every point read: one hash of the key, the memtable dict, then every
+        SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
+        the key is searched (get_probed). A miss builds nothing."""
         held = self.memtable.partitions.get(key)
         payloads = list(held[1:]) if held is not None else []  # a memtable entry may be a tuple
         if self.flushing:
@@ -220,13 +241,39 @@ class ColumnFamilyStore:
                 held = mt.partitions.get(key)
                 if held is not None:
                     payloads.extend(held[1:])
-        skip_ranges = self.options.get("canary_skip_older_range_tombstones")
+        if self.options.get("canary_skip_older_range_tombstones"):
+            return self._read_payloads_canary(token, key, payloads)
+        h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
+        for m, rest, bits, get_probed in self._read_view:  # newest first
+            # BloomFilter.might_contain_hash, inlined (probe_view states the equivalence)
+            idx = h2 % m
+            if not bits[idx >> 3] & (1 << (idx & 7)):
+                continue
+            step = h1 % m
+            for _ in rest:
+                idx += step
+                if idx >= m:
+                    idx -= m
+                if not bits[idx >> 3] & (1 << (idx & 7)):
+                    break
+            else:
+                if token is None:
+                    token = _token(key)
+                found = get_probed(token, key)
+                if found is not None:
+                    payloads.append(found)
+        return payloads
+
+    def _read_payloads_canary(self, token: int | None, key: bytes, payloads: list) -> list[bytes]:
+        """read_payloads with the test-only canary (ring/faults.py): older SSTables' range
+        tombstones are ignored."""
+        if token is None:
+            token = _token(key)
         newest = True
-        h = _key_hash(key)  # once: every SSTable's bloom filter probes the same hash
         for sst in tuple(self.sstables):   # newest first
-            found = sst.get(token, key, h)  # checks the token range and bloom filter first
+            found = sst.get(token, key)
             if found is not None:
-                if skip_ranges and not newest:  # test-only canary: older SSTables' range tombstones ignored
+                if not newest:
                     p = decode_partition(found)
                     p.ranges = []
                     found = encode_partition(p)
@@ -362,6 +409,7 @@ class ColumnFamilyStore:
 
     def check_invariants(self) -> None:
         assert [s.generation for s in self.sstables] == sorted(self.manifest.levels, reverse=True)
+        assert [v[-1].__self__ for v in self._read_view] == self.sstables, "read view is stale"
         self.memtable.check_invariants()
         for s in self.sstables:
             s.check_invariants()

@@ -125,6 +125,13 @@ class SSTableReader:
             return None
         if not self._probe(_key_hash(key) if h is None else h):
             return None
+        return self.get_probed(token, key)
+
+    def get_probed(self, token: int, key: bytes) -> bytes | None:
+        """get() for a key the caller has already tested against this SSTable's bloom filter
+        (ColumnFamilyStore's read view tests every filter's bits inline)."""
+        if token < self._min_token or token > self._max_token:
+            return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
         if i < 0:
