@@ -138,13 +138,23 @@ class SSTableReader:
             return None
         bc = self.block_cache
         if bc is None:
-            found = _find_entry(self._unpacked(i), sk)
+            block = self._unpacked(i)
         else:
             block = bc.get(self.cache_id | self._bounds[i])
             if block is None:
                 block = self._unpacked(i)
                 bc.put(self.cache_id | self._bounds[i], block,
                        self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
+        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined: the hot path
+            key_prefix, key_suffixes, payloads = block
+            kp = len(key_prefix)
+            if kp and key[:kp] != key_prefix:
+                return None
+            try:
+                found = payloads[key_suffixes.index(key[kp:])]
+            except ValueError:
+                return None
+        else:
             found = _find_entry(block, sk)
         if found is None or type(found) is bytes:
             return found
