@@ -92,6 +92,14 @@ def simple_row_cells(payload: bytes) -> dict | None:
     return cells
 
 
+def _without_range_tombstones(payload: bytes) -> bytes:
+    """The test-only canary `canary_skip_older_range_tombstones` (ring/faults.py): a point read
+    ignores the range tombstones of every SSTable but the newest holding the partition."""
+    p = decode_partition(payload)
+    p.ranges = []
+    return encode_partition(p)
+
+
 class ColumnFamilyStore:
     def __init__(self, table: Table, directory: str, options: dict, clock, position):
         self.table = table
@@ -223,27 +231,28 @@ class ColumnFamilyStore:
         with self.lock:
             return [self.memtable, *reversed(self.flushing)], list(self.sstables)
 
-    def read_payloads(self, token: int | None, key: bytes) -> list[bytes]:
-        """Every stored version of one partition (not reconciled; empty when none), without a
-        lock: the memtable, then the flushing ones, then the SSTables are read in that order, and
-        a flush adds its SSTable before it drops its memtable from `flushing`, so a concurrent
-        flush or compaction can only make a version appear twice (reconcile is idempotent),
-        never vanish. `token`: the key's token, or None to compute it only if a bloom filter
-        admits the key.
+    def read_payloads(self, token: int | None, key: bytes) -> list[bytes] | tuple:
+        """Every stored version of one partition (not reconciled; an empty tuple when none),
+        without a lock: the memtable, then the flushing ones, then the SSTables are read in that
+        order, and a flush adds its SSTable before it drops its memtable from `flushing`, so a
+        concurrent flush or compaction can only make a version appear twice (reconcile is
+        idempotent), never vanish. `token`: the key's token, or None to compute it only if a
+        bloom filter admits the key.
 
         The hot path of every point read: one hash of the key, the memtable dict, then every
         SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
-        the key is searched (get_probed). A miss builds nothing."""
+        the key is searched (get_probed). A miss allocates nothing."""
         held = self.memtable.partitions.get(key)
-        payloads = list(held[1:]) if held is not None else []  # a memtable entry may be a tuple
+        payloads = list(held[1:]) if held is not None else None  # a memtable entry may be a tuple
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)
                 if held is not None:
+                    if payloads is None:
+                        payloads = []
                     payloads.extend(held[1:])
-        if self.options.get("canary_skip_older_range_tombstones"):
-            return self._read_payloads_canary(token, key, payloads)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
+        older = False  # an SSTable (newest first) already held a version
         for m, rest, bits, get_probed in self._read_view:  # newest first
             # BloomFilter.might_contain_hash, inlined (probe_view states the equivalence)
             idx = h2 % m
@@ -261,25 +270,14 @@ class ColumnFamilyStore:
                     token = _token(key)
                 found = get_probed(token, key)
                 if found is not None:
-                    payloads.append(found)
-        return payloads
-
-    def _read_payloads_canary(self, token: int | None, key: bytes, payloads: list) -> list[bytes]:
-        """read_payloads with the test-only canary (ring/faults.py): older SSTables' range
-        tombstones are ignored."""
-        if token is None:
-            token = _token(key)
-        newest = True
-        for sst in tuple(self.sstables):   # newest first
-            found = sst.get(token, key)
-            if found is not None:
-                if not newest:
-                    p = decode_partition(found)
-                    p.ranges = []
-                    found = encode_partition(p)
-                payloads.append(found)
-                newest = False
-        return payloads
+                    if older and self.options.get("canary_skip_older_range_tombstones"):
+                        found = _without_range_tombstones(found)  # test-only mutant: ring/faults.py
+                    older = True
+                    if payloads is None:
+                        payloads = [found]
+                    else:
+                        payloads.append(found)
+        return () if payloads is None else payloads
 
     def read_partition(self, token: int, key: bytes) -> Partition | None:
         cache = self.row_cache

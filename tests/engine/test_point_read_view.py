@@ -62,8 +62,8 @@ def test_read_payloads_finds_exactly_what_each_sstable_holds(tmp_path):
             key = b"key%05d" % i
             expected = [p[1] for p in [cfs.memtable.partitions.get(key)] if p is not None]
             expected += [p for p in (sst.get(token_of(key), key) for sst in cfs.sstables) if p is not None]
-            assert cfs.read_payloads(None, key) == expected
-            assert cfs.read_payloads(token_of(key), key) == expected
+            assert list(cfs.read_payloads(None, key)) == expected
+            assert list(cfs.read_payloads(token_of(key), key)) == expected
         s.check_invariants()
 
 
