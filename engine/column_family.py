@@ -34,7 +34,7 @@ from engine.schema import Table
 from engine.sstable_files import delete_sstable, list_generations
 from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter
-from engine.token import token as _token
+from engine.token import MIN_TOKEN, token as _token
 
 log = logging.getLogger("dynatable.engine")
 _unpackb = msgpack.unpackb
@@ -266,8 +266,8 @@ class ColumnFamilyStore:
                 if not bits[idx >> 3] & (1 << (idx & 7)):
                     break
             else:
-                if token is None:
-                    token = _token(key)
+                if token is None:  # engine/token.py: an ASCII key's token is h1 (no sign-extended tail)
+                    token = h1 if key.isascii() and h1 != MIN_TOKEN and key else _token(key)
                 found = get_probed(token, key)
                 if found is not None:
                     if older and self.options.get("canary_skip_older_range_tombstones"):

@@ -94,3 +94,23 @@ def test_several_versions_are_reconciled_from_one_read(tmp_path):
         assert s.get("ks", "t", {"k": b"key00350"}) is None
         s.insert("ks", "t", {"k": b"key00360", "v": b"ttl"}, ttl=1000)
         assert s.get("ks", "t", {"k": b"key00360"}, writetime=True)["v"] == b"ttl"
+
+
+def test_the_token_taken_from_the_bloom_hash_is_the_partitioners(tmp_path):
+    """read_payloads takes an ASCII key's token from its bloom hash (h1); any other key's from
+    engine.token: both must find every key (a wrong token misses the block index)."""
+    import random
+    rnd = random.Random(7)
+    ascii_keys = [bytes(rnd.choice(b"abcxyz0129~") for _ in range(n)) for n in range(1, 41)]
+    binary_keys = [rnd.randbytes(n) for n in range(1, 41)]  # tails with bytes >= 0x80: sign-extended
+    keys = list(dict.fromkeys(ascii_keys + binary_keys))
+    with Store.open(str(tmp_path), background=False) as s:
+        s.create_keyspace("ks")
+        s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+        for k in keys:
+            s.insert("ks", "t", {"k": k, "v": k})
+        s.flush()
+        cfs = next(iter(s.cfs.values()))
+        for k in keys:
+            assert list(cfs.read_payloads(None, k)) == list(cfs.read_payloads(token_of(k), k)) != []
+            assert s.get("ks", "t", {"k": k}) == {"k": k, "v": k}
