@@ -88,7 +88,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
         if not payloads:
             return None
         if len(payloads) == 1:
-            key_values = {blob_key: pk} if blob_key is not None else {n: key[n] for n in plan[1]}
+            key_values = {blob_key: key[blob_key]} if blob_key is not None else {n: key[n] for n in plan[1]}
             if columns is None and not writetime:  # the whole row: straight from the payload
                 row = simple_row(payloads[0], key_values, plan[2])
                 if row is not None:

@@ -83,6 +83,8 @@ def test_blob_keys_the_fast_path_does_not_take_raise_as_before(tmp_path):
             s.get("ks", "t", {"k": b"key00001"}, columns=["nope"])
         assert s.get("ks", "t", {"k": b"key00001"}, columns=["v"]) == {"k": b"key00001", "v": b"v0-1"}
         assert s.get("ks", "t", {"k": b"k" * 65535}) is None
+        row = s.get("ks", "t", {"k": bytearray(b"key00001")})  # the general key path; the row
+        assert row == {"k": b"key00001", "v": b"v0-1"} and type(row["k"]) is bytearray  # keeps the given key
 
 
 def test_several_versions_are_reconciled_from_one_read(tmp_path):
