@@ -29,7 +29,7 @@ def new_cache_id() -> int:
 
 
 class BlockCache:
-    __slots__ = ("capacity_bytes", "size_bytes", "_values", "_sizes", "_lock")
+    __slots__ = ("capacity_bytes", "size_bytes", "_values", "_sizes", "_lock", "get")
 
     def __init__(self, capacity_bytes: int):
         assert capacity_bytes >= 0, capacity_bytes
@@ -40,9 +40,8 @@ class BlockCache:
         # key of a plain dict costs a scan over the slots its earlier deletions left behind
         self._sizes: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
-
-    def get(self, key: int):
-        return self._values.get(key)
+        # get(key): the entry or None; the dict's own bound get (no Python frame on a hit)
+        self.get = self._values.get
 
     def put(self, key: int, value, size: int) -> None:
         if size > self.capacity_bytes:

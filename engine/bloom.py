@@ -199,6 +199,15 @@ class BloomFilter:
                 return False
         return True
 
+    def probe_view(self) -> tuple[int, range, bytearray]:
+        """(m, range(K - 1), bits) for a caller that tests a key's bits inline, exactly as
+        might_contain_hash does: bit `h2 % m` first, then K - 1 steps of `h1 % m` (mod m).
+        An "always present" filter (m == 0) is viewed as 64 set bits and no further probe, so
+        the inline test needs no special case. The bits are this filter's own (no copy)."""
+        if not self.m:
+            return 64, range(0), bytearray(b"\xff" * 8)
+        return self.m, range(self.k - 1), self.bits
+
     # -- Filter.db -----------------------------------------------------------------------------
     # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes)
 

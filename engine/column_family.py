@@ -3,6 +3,9 @@
 Invariants:
 * `sstables` is exactly the manifest's list, newest first; a reader is never closed while a
   read snapshot may use it (files of a compacted SSTable are unlinked, open fds stay readable);
+  the list is only ever replaced, never changed in place: assigning it also publishes the
+  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`), which
+  read_payloads reads with no lock;
 * a memtable switched out for flushing stays readable in `flushing` until its SSTable is in the
   manifest, so no write is ever invisible;
 * each SSTable records the commit-log interval (lo, hi] its memtable covered; replay skips
@@ -17,9 +20,9 @@ import threading
 from collections import OrderedDict
 
 import msgpack
+import mmh3
 
 from engine import block_merge, merge
-from engine.bloom import key_hash as _key_hash
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
@@ -31,9 +34,11 @@ from engine.schema import Table
 from engine.sstable_files import delete_sstable, list_generations
 from engine.sstable_reader import SSTableReader
 from engine.sstable_writer import SSTableWriter
+from engine.token import MIN_TOKEN, token as _token
 
 log = logging.getLogger("dynatable.engine")
 _unpackb = msgpack.unpackb
+_hash64 = mmh3.hash64  # bloom.key_hash, inlined on the point-read path
 
 
 class RowCache:
@@ -87,6 +92,14 @@ def simple_row_cells(payload: bytes) -> dict | None:
     return cells
 
 
+def _without_range_tombstones(payload: bytes) -> bytes:
+    """The test-only canary `canary_skip_older_range_tombstones` (ring/faults.py): a point read
+    ignores the range tombstones of every SSTable but the newest holding the partition."""
+    p = decode_partition(payload)
+    p.ranges = []
+    return encode_partition(p)
+
+
 class ColumnFamilyStore:
     def __init__(self, table: Table, directory: str, options: dict, clock, position):
         self.table = table
@@ -96,7 +109,7 @@ class ColumnFamilyStore:
         os.makedirs(directory, exist_ok=True)
         self.manifest = Manifest.load(directory)
         self._remove_leftovers()
-        self.sstables: list[SSTableReader] = [
+        self.sstables = [
             self.adopt(SSTableReader.open(directory, gen)) for gen in sorted(self.manifest.levels, reverse=True)
         ]
         self.memtable = Memtable(position)
@@ -209,42 +222,74 @@ class ColumnFamilyStore:
         self.adopt(reader)
         with self.lock:
             self.manifest.commit({gen: 0}, [])
-            self.sstables.insert(0, reader)
+            self.sstables = [reader, *self.sstables]
             self.flushing.remove(mt)
             self.stats["flushes"] += 1
         return reader
 
     # -- reads ------------------------------------------------------------------------------
 
+    @property
+    def sstables(self) -> list[SSTableReader]:
+        return self._sstables
+
+    @sstables.setter
+    def sstables(self, readers: list[SSTableReader]) -> None:
+        """Replace the live SSTables (newest first) and the point-read view built from them."""
+        self._sstables = readers
+        self._read_view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
+
     def snapshot(self):
         with self.lock:
             return [self.memtable, *reversed(self.flushing)], list(self.sstables)
 
-    def read_payloads(self, token: int, key: bytes) -> list[bytes]:
-        """Every stored version of one partition (not reconciled), without a lock: the memtable,
-        then the flushing ones, then the SSTables are read in that order, and a flush adds its
-        SSTable before it drops its memtable from `flushing`, so a concurrent flush or
-        compaction can only make a version appear twice (reconcile is idempotent), never vanish."""
+    def read_payloads(self, token: int | None, key: bytes) -> list[bytes] | tuple:
+        """Every stored version of one partition (not reconciled; an empty tuple when none),
+        without a lock: the memtable, then the flushing ones, then the SSTables are read in that
+        order, and a flush adds its SSTable before it drops its memtable from `flushing`, so a
+        concurrent flush or compaction can only make a version appear twice (reconcile is
+        idempotent), never vanish. `token`: the key's token, or None to compute it only if a
+        bloom filter admits the key.
+
+        The hot path of every point read: one hash of the key, the memtable dict, then every
+        SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
+        the key is searched (get_probed). A miss allocates nothing."""
         held = self.memtable.partitions.get(key)
-        payloads = list(held[1:]) if held is not None else []  # a memtable entry may be a tuple
+        payloads = list(held[1:]) if held is not None else None  # a memtable entry may be a tuple
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)
                 if held is not None:
+                    if payloads is None:
+                        payloads = []
                     payloads.extend(held[1:])
-        skip_ranges = self.options.get("canary_skip_older_range_tombstones")
-        newest = True
-        h = _key_hash(key)  # once: every SSTable's bloom filter probes the same hash
-        for sst in tuple(self.sstables):   # newest first
-            found = sst.get(token, key, h)  # checks the token range and bloom filter first
-            if found is not None:
-                if skip_ranges and not newest:  # test-only canary: older SSTables' range tombstones ignored
-                    p = decode_partition(found)
-                    p.ranges = []
-                    found = encode_partition(p)
-                payloads.append(found)
-                newest = False
-        return payloads
+        h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
+        older = False  # an SSTable (newest first) already held a version
+        for m, rest, bits, get_probed in self._read_view:  # newest first
+            # BloomFilter.might_contain_hash, inlined (probe_view states the equivalence)
+            idx = h2 % m
+            if not bits[idx >> 3] & (1 << (idx & 7)):
+                continue
+            step = h1 % m
+            for _ in rest:
+                idx += step
+                if idx >= m:
+                    idx -= m
+                if not bits[idx >> 3] & (1 << (idx & 7)):
+                    break
+            else:
+                if token is None:  # engine/token.py: an ASCII key's token is h1 (no sign-extended tail)
+                    token = h1 if key.isascii() and h1 != MIN_TOKEN and key else _token(key)
+                found = get_probed(token, key)
+                if found is not None:
+                    if older and self.options.get("canary_skip_older_range_tombstones"):
+                        found = _without_range_tombstones(found)  # test-only mutant: ring/faults.py
+                    older = True
+                    if payloads is None:
+                        payloads = [found]
+                    else:
+                        payloads.append(found)
+        return () if payloads is None else payloads
 
     def read_partition(self, token: int, key: bytes) -> Partition | None:
         cache = self.row_cache
@@ -377,6 +422,7 @@ class ColumnFamilyStore:
 
     def check_invariants(self) -> None:
         assert [s.generation for s in self.sstables] == sorted(self.manifest.levels, reverse=True)
+        assert [v[-1].__self__ for v in self._read_view] == self.sstables, "read view is stale"
         self.memtable.check_invariants()
         for s in self.sstables:
             s.check_invariants()

@@ -24,6 +24,7 @@ from engine import restriction as rs
 from engine.column_family import ColumnFamilyStore, simple_row_cells
 from engine.dropped_columns import visible
 from engine.merge import reconcile
+from engine.mutation import MAX_KEY_BYTES
 from engine.errors import InvalidRequest
 from engine.partition import live_row
 from engine.plain_rows import plain_rows
@@ -70,27 +71,40 @@ def check_page_size(page_size) -> None:
 def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bool, clock) -> dict | None:
     """One row by its full primary key (or the first live row of a partition without clustering).
 
-    Fast path: a table without clustering whose partition has one stored version that is a
-    plain live row (column_family.simple_row_cells) skips the Partition objects altogether; asked
-    for every column without writetime, the row dict is filled straight from the payload
-    (simple_row), as a scan does."""
+    Fast path: a table without clustering (nor dropped columns, nor row cache) reads its
+    versions with cfs.read_payloads (a miss costs one hash and the bloom bits), keyed straight
+    by the dict's bytes when the partition key is one blob column; one stored version that is a
+    plain live row (column_family.simple_row_cells) skips the Partition objects altogether;
+    asked for every column without writetime, the row dict is filled straight from the payload
+    (simple_row), as a scan does. Several versions are reconciled from what was read."""
     if not t.clustering and cfs.row_cache is None and not t.dropped:  # dropped columns: visible() below
         if columns is not None:
             check_columns(t, columns)
-        pk = mut.partition_key_bytes(t, key)
-        payloads = cfs.read_payloads(token_of(pk), pk)
+        plan = t.__dict__.get("_read_plan") or read_plan(t)
+        blob_key = plan[0]
+        pk = key.get(blob_key) if blob_key is not None else None
+        if pk.__class__ is not bytes or not 0 < len(pk) <= MAX_KEY_BYTES:
+            pk = mut.partition_key_bytes(t, key)  # any other key, or the InvalidRequest
+        payloads = cfs.read_payloads(None, pk)
         if not payloads:
             return None
         if len(payloads) == 1:
-            key_values = {c.name: key[c.name] for c in t.partition_key}
+            key_values = {blob_key: key[blob_key]} if blob_key is not None else {n: key[n] for n in plan[1]}
             if columns is None and not writetime:  # the whole row: straight from the payload
-                row = simple_row(payloads[0], key_values, column_converters(t))
+                row = simple_row(payloads[0], key_values, plan[2])
                 if row is not None:
                     return row
             else:
                 cells = simple_row_cells(payloads[0])
                 if cells is not None:
                     return mut.row_dict(t, key_values, b"", cells, columns, writetime)
+        p = reconcile(payloads)
+        counter = [0]
+        cells = live_row(p, b"", clock.now_s(), counter)
+        cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
+        if cells is None:
+            return None
+        return mut.row_dict(t, {n: key[n] for n in plan[1]}, b"", cells, columns, writetime)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -108,6 +122,15 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
         return None
     key_values = {c.name: key[c.name] for c in t.partition_key}
     return mut.row_dict(t, key_values, ck, cells, columns, writetime)
+
+
+def read_plan(t: Table) -> tuple:
+    """(the blob partition key's column name or None, the partition key's column names,
+    column_converters(t)): what read_row's fast path needs of a table, made once per Table
+    object (ALTER TABLE makes a new Table)."""
+    plan = (blob_key_name(t), tuple(c.name for c in t.partition_key), column_converters(t))
+    object.__setattr__(t, "_read_plan", plan)
+    return plan
 
 
 def read_rows(t: Table, cfs: ColumnFamilyStore, key: dict, start, end, start_inclusive: bool,

@@ -128,19 +128,36 @@ class SSTableReader:
             return None
         if not self._probe(_key_hash(key) if h is None else h):
             return None
+        return self.get_probed(token, key)
+
+    def get_probed(self, token: int, key: bytes) -> bytes | None:
+        """get() for a key the caller has already tested against this SSTable's bloom filter
+        (ColumnFamilyStore's read view tests every filter's bits inline)."""
+        if token < self._min_token or token > self._max_token:
+            return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
         if i < 0:
             return None
         bc = self.block_cache
         if bc is None:
-            found = _find_entry(self._unpacked(i), sk)
+            block = self._unpacked(i)
         else:
             block = bc.get(self.cache_id | self._bounds[i])
             if block is None:
                 block = self._unpacked(i)
                 bc.put(self.cache_id | self._bounds[i], block,
                        self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
+        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined: the hot path
+            key_prefix, key_suffixes, payloads = block
+            kp = len(key_prefix)
+            if kp and key[:kp] != key_prefix:
+                return None
+            try:
+                found = payloads[key_suffixes.index(key[kp:])]
+            except ValueError:
+                return None
+        else:
             found = _find_entry(block, sk)
         if found is None or type(found) is bytes:
             return found

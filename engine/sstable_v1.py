@@ -162,6 +162,12 @@ class SSTableReaderV1:
             return None
         if not (self._might_contain(key) if h is None else self.bloom.might_contain_hash(h)):
             return None
+        return self.get_probed(token, key)
+
+    def get_probed(self, token: int, key: bytes) -> bytes | None:
+        """get() for a key the caller has already tested against this SSTable's bloom filter."""
+        if token < self._min_token or token > self._max_token:
+            return None
         sk = _u64_pack(token + TOKEN_BIAS) + key
         cache = self._key_cache
         if cache is not None:

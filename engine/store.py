@@ -38,7 +38,7 @@ from engine.errors import InvalidRequest, StoreClosedError
 from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
-from engine.results import ScanPage, project  # noqa: F401  (public: ring/ imports them from here)
+from engine.results import ScanPage, project, read_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.write_path import WritePath
 
@@ -311,8 +311,11 @@ class Store(ReplicaApi, WritePath):
         """One row by its full primary key (or the first live row of a partition without clustering)."""
         if self._closed:
             self._check_open()
-        t = self._resolve(keyspace, table)
-        return results.read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
+        ks = self.keyspaces.get(keyspace)  # _resolve(), inlined: the hot path
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            t = self.catalog.table(keyspace, table)
+        return read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,

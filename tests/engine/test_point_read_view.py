@@ -1,0 +1,118 @@
+"""The lean point read (ColumnFamilyStore.read_payloads over its read view, Store.get's blob-key
+path): the same answers as every SSTable's own get, bloom bits tested exactly as
+BloomFilter.might_contain_hash tests them, a view that follows every change of the SSTable list,
+and the same errors as the general path for keys it does not take."""
+import pytest
+
+from engine.errors import InvalidRequest
+from engine.store import Store
+from engine.token import token as token_of
+
+
+def store_with_three_sstables(path, fp_chance=0.01):
+    s = Store.open(str(path), background=False)
+    s.create_keyspace("ks")
+    s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k",
+                   options={"bloom_filter_fp_chance": fp_chance})
+    for gen in range(3):
+        for i in range(gen * 300, gen * 300 + 400):  # 100 keys overlap the next SSTable's
+            s.insert("ks", "t", {"k": b"key%05d" % i, "v": b"v%d-%d" % (gen, i)})
+        s.flush()
+    s.insert("ks", "t", {"k": b"key%05d" % 5, "v": b"memtable"})
+    return s
+
+
+def test_read_payloads_finds_exactly_what_each_sstable_holds(tmp_path):
+    with store_with_three_sstables(tmp_path) as s:
+        cfs = next(iter(s.cfs.values()))
+        assert len(cfs.sstables) == 3
+        for i in list(range(0, 1300)) + [5]:
+            key = b"key%05d" % i
+            expected = [p[1] for p in [cfs.memtable.partitions.get(key)] if p is not None]
+            expected += [p for p in (sst.get(token_of(key), key) for sst in cfs.sstables) if p is not None]
+            assert list(cfs.read_payloads(None, key)) == expected
+            assert list(cfs.read_payloads(token_of(key), key)) == expected
+        s.check_invariants()
+
+
+@pytest.mark.parametrize("fp_chance", [0.01, 0.3, 1.0])  # 1.0: "always present" filters (m == 0)
+def test_a_read_searches_exactly_the_sstables_whose_filter_admits_the_key(tmp_path, fp_chance):
+    """The bits read_payloads tests inline (BloomFilter.probe_view) answer as might_contain."""
+    with store_with_three_sstables(tmp_path, fp_chance) as s:
+        cfs = next(iter(s.cfs.values()))
+        searched = []
+        for sst in cfs.sstables:  # record each search of a reader's block index
+            sst.get_probed = (lambda f, g: lambda tok, key: searched.append((g, key)) or f(tok, key))(
+                sst.get_probed, sst.generation)
+        cfs.sstables = list(cfs.sstables)  # the view takes the recording get_probed
+        keys = [b"absent%05d" % i for i in range(2000)] + [b"key%05d" % i for i in range(0, 1300, 7)]
+        for k in keys:
+            s.get("ks", "t", {"k": k})
+        admitted = [(sst.generation, k) for k in keys for sst in cfs.sstables if sst.bloom.might_contain(k)]
+        assert sorted(searched) == sorted(admitted)
+        if fp_chance == 0.01:
+            assert sum(k.startswith(b"absent") for _, k in searched) < 100
+
+
+def test_the_view_follows_flush_compaction_and_truncate(tmp_path):
+    with store_with_three_sstables(tmp_path) as s:
+        cfs = next(iter(s.cfs.values()))
+        s.insert("ks", "t", {"k": b"new", "v": b"1"})
+        s.flush()
+        assert s.get("ks", "t", {"k": b"new"}) == {"k": b"new", "v": b"1"}
+        s.check_invariants()
+        s.compact("ks", "t")
+        assert len(cfs.sstables) == 1
+        s.check_invariants()
+        assert s.get("ks", "t", {"k": b"key00005"})["v"] == b"memtable"
+        assert s.get("ks", "t", {"k": b"key00350"})["v"] == b"v1-350"
+        s.truncate("ks", "t", auto_snapshot=False)
+        s.check_invariants()
+        assert s.get("ks", "t", {"k": b"key00350"}) is None
+
+
+def test_blob_keys_the_fast_path_does_not_take_raise_as_before(tmp_path):
+    with store_with_three_sstables(tmp_path) as s:
+        with pytest.raises(InvalidRequest, match="may not be empty"):
+            s.get("ks", "t", {"k": b""})
+        with pytest.raises(InvalidRequest, match="exceeds the maximum"):
+            s.get("ks", "t", {"k": b"x" * 65536})
+        with pytest.raises(InvalidRequest, match="missing partition key"):
+            s.get("ks", "t", {"v": b"x"})
+        with pytest.raises(InvalidRequest):
+            s.get("ks", "t", {"k": b"key00001"}, columns=["nope"])
+        assert s.get("ks", "t", {"k": b"key00001"}, columns=["v"]) == {"k": b"key00001", "v": b"v0-1"}
+        assert s.get("ks", "t", {"k": b"k" * 65535}) is None
+        row = s.get("ks", "t", {"k": bytearray(b"key00001")})  # the general key path; the row
+        assert row == {"k": b"key00001", "v": b"v0-1"} and type(row["k"]) is bytearray  # keeps the given key
+
+
+def test_several_versions_are_reconciled_from_one_read(tmp_path):
+    with store_with_three_sstables(tmp_path) as s:
+        # key00350 is in SSTables 0 and 1 (the newer wins); key00005 in the memtable and SSTable 0
+        assert s.get("ks", "t", {"k": b"key00350"}) == {"k": b"key00350", "v": b"v1-350"}
+        assert s.get("ks", "t", {"k": b"key00005"}) == {"k": b"key00005", "v": b"memtable"}
+        s.delete("ks", "t", {"k": b"key00350"})
+        assert s.get("ks", "t", {"k": b"key00350"}) is None
+        s.insert("ks", "t", {"k": b"key00360", "v": b"ttl"}, ttl=1000)
+        assert s.get("ks", "t", {"k": b"key00360"}, writetime=True)["v"] == b"ttl"
+
+
+def test_the_token_taken_from_the_bloom_hash_is_the_partitioners(tmp_path):
+    """read_payloads takes an ASCII key's token from its bloom hash (h1); any other key's from
+    engine.token: both must find every key (a wrong token misses the block index)."""
+    import random
+    rnd = random.Random(7)
+    ascii_keys = [bytes(rnd.choice(b"abcxyz0129~") for _ in range(n)) for n in range(1, 41)]
+    binary_keys = [rnd.randbytes(n) for n in range(1, 41)]  # tails with bytes >= 0x80: sign-extended
+    keys = list(dict.fromkeys(ascii_keys + binary_keys))
+    with Store.open(str(tmp_path), background=False) as s:
+        s.create_keyspace("ks")
+        s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+        for k in keys:
+            s.insert("ks", "t", {"k": k, "v": k})
+        s.flush()
+        cfs = next(iter(s.cfs.values()))
+        for k in keys:
+            assert list(cfs.read_payloads(None, k)) == list(cfs.read_payloads(token_of(k), k)) != []
+            assert s.get("ks", "t", {"k": k}) == {"k": k, "v": k}
