@@ -7,13 +7,14 @@ Input (what cluster_quorum writes with `--timeline`): per phase the client sampl
 
 - per event kind: the share of all requests that were in flight ([intended, intended + latency])
   while some node had such an event, the share of the slow ones (latency >= the phase's p99, and
-  >= 10 ms), and their ratio ("lift": > 1 means that kind goes with the tail). Kinds: `gc`,
+  >= 10 ms), their ratio ("lift": > 1 means that kind goes with the tail), and the p99 of the
+  requests in flight during that kind of event. Kinds: `gc`,
   `flush`, `compaction`, `segment` / `sync` (a commit-log roll / fsync, known to within the
   trace's poll), `stall:loop` (the loop thread was busy: a long callback), `stall:gil` (another
-  thread of the node held the GIL), `stall:wait` (the loop's thread waited for a CPU),
-  `stall:blocked` (none of these: blocked in the kernel, or on a GIL holder that itself waited
-  for a CPU); `client-lag` is a request
-  whose client started it >= 2 ms after its intended time (the client process was late);
+  thread of the node held the GIL), `stall:wait` (the loop's thread waited for a CPU): the
+  largest of the three, if it explains a third of the stall; else `stall:blocked` (blocked in
+  the kernel, or on a GIL holder that itself waited for a CPU); `client-lag` is a request whose
+  client started it >= 2 ms after its intended time (the client process was late);
 - the events of each node in the window (count, total and longest ms per kind);
 - `--plot FILE.png`: latency against time with every node's events underneath.
 
@@ -38,14 +39,10 @@ def classify(event: dict) -> str:
     kind = event["kind"]
     if kind != "stall":
         return kind
-    ms = event["ms"]
-    if event.get("loop_cpu_ms", 0.0) >= 0.5 * ms:
-        return "stall:loop"
-    if event.get("other_cpu_ms", 0.0) >= 0.5 * ms:
-        return "stall:gil"
-    if event.get("run_delay_ms", 0.0) >= 0.5 * ms:
-        return "stall:wait"
-    return "stall:blocked"
+    shares = {"stall:loop": event.get("loop_cpu_ms", 0.0), "stall:gil": event.get("other_cpu_ms", 0.0),
+              "stall:wait": event.get("run_delay_ms", 0.0)}
+    cause = max(shares, key=shares.get)           # the largest of the three, if it explains a third
+    return cause if shares[cause] >= event["ms"] / 3 else "stall:blocked"
 
 
 def intervals(events: list[dict]) -> list[tuple[float, float, str]]:
@@ -109,7 +106,8 @@ def analyze_phase(samples: list, node_events: list[list[dict]]) -> dict:
         share_p99 = float(hit[slow_p99].mean()) if slow_p99.any() else 0.0
         share_10 = float(hit[slow_10].mean()) if slow_10.any() else None
         rows[kind] = {"all": share_all, "slow_p99": share_p99, "slow_10ms": share_10,
-                      "lift_p99": share_p99 / share_all if share_all else None}
+                      "lift_p99": share_p99 / share_all if share_all else None,
+                      "p99_ms_in_flight": float(np.percentile(lat[hit], 99)) * 1000 if hit.any() else None}
     return {"requests": len(lat), "window_s": hi - lo, "p50_ms": float(np.percentile(lat, 50)) * 1000,
             "p99_ms": p99 * 1000, "max_ms": float(lat.max()) * 1000, "over_10ms": int(slow_10.sum()),
             "client_lag_p99_ms": float(np.percentile(lag, 99)) * 1000, "kinds": rows, "nodes": per_node}
@@ -127,10 +125,12 @@ def report_lines(result: dict) -> list[str]:
         out.append(f"{name}: {r['requests']:,} requests over {r['window_s']:.1f} s, p50 {r['p50_ms']:.2f} ms, "
                    f"p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms, {r['over_10ms']} over {SLOW_MS:g} ms; "
                    f"client start lag p99 {r['client_lag_p99_ms']:.2f} ms")
-        out.append(f"  {'in flight during':<14} {'all':>7} {'>= p99':>7} {'>= 10ms':>8} {'lift':>6}")
+        out.append(f"  {'in flight during':<14} {'all':>7} {'>= p99':>7} {'>= 10ms':>8} {'lift':>6} {'their p99':>10}")
         for kind, k in r["kinds"].items():
             lift = "-" if k["lift_p99"] is None else f"{k['lift_p99']:.1f}x"
-            out.append(f"  {kind:<14} {pct(k['all']):>7} {pct(k['slow_p99']):>7} {pct(k['slow_10ms']):>8} {lift:>6}")
+            p99 = "-" if k["p99_ms_in_flight"] is None else f"{k['p99_ms_in_flight']:.1f} ms"
+            out.append(f"  {kind:<14} {pct(k['all']):>7} {pct(k['slow_p99']):>7} {pct(k['slow_10ms']):>8} {lift:>6}"
+                       f" {p99:>10}")
         for i, node in enumerate(r["nodes"], 1):
             parts = [f"{k} {v['count']}x {v['total_ms']:.0f} ms (max {v['max_ms']:.1f})" for k, v in node.items()]
             out.append(f"  node {i}: " + ("; ".join(parts) or "no events"))

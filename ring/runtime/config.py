@@ -68,8 +68,8 @@ class NodeSettings:
         5_000, "after startup: gc.freeze() and this generation-0 threshold (Python's is 700); 0 = leave the "
         "collector as Python sets it")
     gil_switch_interval_ms: float = _key(
-        5.0, "sys.setswitchinterval of the node process: how long the event loop waits for the GIL while a flush or "
-        "compaction thread runs (Python's default 5 ms)")
+        0.5, "sys.setswitchinterval of the node process: how long the event loop waits for the GIL while a flush or "
+        "compaction thread runs (Python's default is 5 ms; docs/operations.md)")
     background_thread_nice: int = _key(0, "OS niceness of the flush and compaction threads (0 = as the process)")
     event_trace: bool = _key(False, "benchmarks only: write loop stalls, GC pauses, flushes, compactions and commit-log "
                              "rolls to <data_directory>/events.jsonl (ring/runtime/event_trace.py)")
