@@ -168,9 +168,9 @@ def plot(timeline: dict, path: str) -> None:
         bottom.set_yticks(range(len(nodes)), [f"node {i + 1}" for i in range(len(nodes))])
         bottom.set_xlabel("seconds")
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()]
-        bottom.legend(handles, list(COLORS), fontsize=6, ncol=4, loc="upper right")
+        top.legend(handles, [f"node event: {k}" for k in COLORS], fontsize=6, ncol=3, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
 
 
 def main(argv=None) -> int:

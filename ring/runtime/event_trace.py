@@ -12,8 +12,8 @@ with it. Kinds:
   (/proc/thread-self/schedstat; -1 where the kernel does not keep it). Which one is near `ms`
   says why: the loop ran a long callback (or a collection), another thread held the GIL, the
   machine had no free CPU; none of them: the thread was blocked (a page fault, a system call);
-- `gc`: a collection of generation `gen` paused the thread that allocated for `ms`, from `t`
-  (only pauses of at least `GC_MS`; their count and sum are in the gc_* metrics anyway);
+- `gc`: a collection of generation `gen` paused the thread that allocated for `ms`, from `t`, of
+  which `cpu_ms` on a CPU (only pauses of at least `GC_MS`; all are counted in the gc_* metrics);
 - `flush`, `compaction`: a memtable was being flushed / a compaction ran over [`t`, `t` + `ms`]
   (polled every `POLL_S`: edges are that coarse);
 - `segment`, `sync`: the commit log created a segment (a roll) / finished an fsync since the last
@@ -86,9 +86,9 @@ class EventTrace:
     def _event(self, kind: str, t: float, ms: float, **extra) -> None:
         self._lines.append(json.dumps({"t": round(t, 6), "kind": kind, "ms": round(ms, 3), **extra}))
 
-    def gc_pause(self, ms: float, generation: int) -> None:
+    def gc_pause(self, ms: float, generation: int, cpu_ms: float) -> None:
         if ms >= GC_MS:
-            self._event("gc", time.monotonic() - ms / 1000, ms, gen=generation)
+            self._event("gc", time.monotonic() - ms / 1000, ms, gen=generation, cpu_ms=round(cpu_ms, 3))
 
     def _arm(self, now: float) -> None:
         self._due = now + HEARTBEAT_S
