@@ -32,6 +32,11 @@ inbound `peer_frames_received` / `peer_reads`) and attaches `strace -c -f` to no
 measured window (syscalls per operation by name). strace slows node 1 down: the throughput and
 latency figures of such a run are not comparable with a run without it.
 
+`--timeline FILE.json` (with `--timeline-plot FILE.png`): the nodes run with `event_trace = true`
+and every half-of-peak request's intended time and latency is lined up with their loop stalls,
+GC pauses, flushes and compactions (bench/latency_timeline.py). `--setting KEY=VALUE` sets a node
+setting on every node (e.g. a small memtable_flush_threshold_bytes puts flushes in the phases).
+
 Latencies go into HdrHistogram (1 us .. 60 s, 3 significant digits); each phase has a warm-up
 (`--warmup` s) whose operations are not counted. Errors (timeouts, overload) are counted per phase.
 
