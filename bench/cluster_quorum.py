@@ -464,7 +464,9 @@ def main(argv=None) -> int:
         phase("read_half", rate=read_rate)
         if args.timeline:
             time.sleep(1.2)             # the traces are written once a second
-            save_timeline(res, cluster, args.timeline, args.timeline_plot)
+            from bench import latency_timeline
+            latency_timeline.save(res["phases"], [node.data_dir for node in cluster.nodes], args.timeline,
+                                  args.timeline_plot)
         if args.keep_running:
             print(f"extra {args.keep_running_op} load for {args.keep_running:g} s (node pids {node_pids}) ...",
                   flush=True)
@@ -491,22 +493,6 @@ def main(argv=None) -> int:
         plot(res, args.plot)
         print(f"wrote {args.plot}")
     return 0
-
-
-def save_timeline(res: dict, cluster, path: str, plot_path: str | None) -> None:
-    """Every phase's samples (taken out of `res`) and every node's events into `path`, analysed."""
-    from bench import latency_timeline
-    from ring.runtime.event_trace import FILE_NAME, read_trace
-    timeline = {"phases": {name: {"samples": p.pop("samples", [])} for name, p in res["phases"].items()},
-                "node_events": [read_trace(os.path.join(node.data_dir, FILE_NAME)) for node in cluster.nodes]}
-    timeline["phases"] = {k: v for k, v in timeline["phases"].items() if k.endswith("_half")}
-    with open(path, "w") as f:
-        json.dump(timeline, f)
-    print(f"\ntimeline (wrote {path}):")
-    print("\n".join(latency_timeline.report_lines(latency_timeline.analyze(timeline))), flush=True)
-    if plot_path:
-        latency_timeline.plot(timeline, plot_path)
-        print(f"wrote {plot_path}", flush=True)
 
 
 def plot(res: dict, path: str) -> None:

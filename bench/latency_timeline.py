@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -171,6 +172,22 @@ def plot(timeline: dict, path: str) -> None:
         top.legend(handles, [f"node event: {k}" for k in COLORS], fontsize=6, ncol=3, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+
+
+def save(phases: dict, data_dirs: list[str], path: str, plot_path: str | None = None) -> None:
+    """cluster_quorum's phases (their "samples" are taken out) and every node's trace into `path`,
+    then the analysis printed (and plotted)."""
+    from ring.runtime.event_trace import FILE_NAME, read_trace
+    timeline = {"phases": {name: {"samples": p.pop("samples", [])} for name, p in phases.items()},
+                "node_events": [read_trace(os.path.join(d, FILE_NAME)) for d in data_dirs]}
+    timeline["phases"] = {k: v for k, v in timeline["phases"].items() if k.endswith("_half")}
+    with open(path, "w") as f:
+        json.dump(timeline, f)
+    print(f"\ntimeline (wrote {path}):")
+    print("\n".join(report_lines(analyze(timeline))), flush=True)
+    if plot_path:
+        plot(timeline, plot_path)
+        print(f"wrote {plot_path}", flush=True)
 
 
 def main(argv=None) -> int:
