@@ -236,7 +236,7 @@ async def serve(settings: config_mod.NodeSettings, node_factory=None, loop_name:
     log.info("event loop: %s (event_loop = %s)", loop_name, settings.event_loop)   # once started: a
     #   node that refuses to start says only why (one line)
     tune_gc(settings.gc_young_threshold)     # the process is ours alone (not in tests' NodeProcesses)
-    log.info("scheduling: %s", scheduling.apply(settings.gil_switch_interval_ms, settings.background_thread_nice))
+    log.info("scheduling: %s", scheduling.apply(settings.gil_switch_interval_ms))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

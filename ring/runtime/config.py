@@ -70,7 +70,6 @@ class NodeSettings:
     gil_switch_interval_ms: float = _key(
         0.5, "sys.setswitchinterval of the node process: how long the event loop waits for the GIL while a flush or "
         "compaction thread runs (Python's default is 5 ms; docs/operations.md)")
-    background_thread_nice: int = _key(0, "OS niceness of the flush and compaction threads (0 = as the process)")
     event_trace: bool = _key(False, "benchmarks only: write loop stalls, GC pauses, flushes, compactions and commit-log "
                              "rolls to <data_directory>/events.jsonl (ring/runtime/event_trace.py)")
     gc_log_threshold_ms: int = _key(200, "log a garbage-collector pause of at least this many ms at INFO")
@@ -148,8 +147,6 @@ def _validate(s: NodeSettings) -> None:
         raise ConfigurationError(f"config key 'superuser_setup_delay_ms' must be >= 0, got {s.superuser_setup_delay_ms}")
     if not 0 < s.gil_switch_interval_ms <= 1000:
         raise ConfigurationError(f"gil_switch_interval_ms must be in (0, 1000], got {s.gil_switch_interval_ms}")
-    if not 0 <= s.background_thread_nice <= 19:
-        raise ConfigurationError(f"background_thread_nice must be in 0..19, got {s.background_thread_nice}")
     if s.event_loop not in EVENT_LOOPS:
         raise ConfigurationError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {s.event_loop!r}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):

@@ -2,14 +2,14 @@
 
 The event loop serves every request; the store's flusher and compactor threads
 (engine/background.py) are CPU-bound Python for seconds at a time (a 64 MiB memtable is seconds
-of flush). Two settings, applied once the store is open (`apply`):
+of flush). Applied once the store is open (`apply`):
 
-- `gil_switch_interval_ms`: `sys.setswitchinterval`. A thread that wants the GIL waits this long
-  before it asks the holder to drop it, so with a flush running each wake-up of the loop (a
-  socket became readable) waits up to this long before it runs; Python's default is 5 ms;
-- `background_thread_nice`: the OS niceness of the flush and compaction threads (Linux
-  schedules threads, `setpriority` on their native ids; 0 = as the process). Cassandra runs its
-  compaction threads at a low priority for the same reason.
+- `gil_switch_interval_ms` (node setting): `sys.setswitchinterval`. A thread that wants the GIL
+  waits this long before it asks the holder to drop it, so with a flush running each wake-up of
+  the loop (a socket became readable) waits up to this long before it runs; Python's is 5 ms;
+- `background_nice` (bench/flush_wake.py only, not a node setting: measured, it did not pay): the
+  OS niceness of the flush and compaction threads (Linux schedules threads, `setpriority` on
+  their native ids; 0 = as the process), as Cassandra lowers its compaction threads' priority.
 
 Invariant: neither changes what the node computes, only when its threads run. Thread ids of
 threads started later (an index build) are not touched.
@@ -30,7 +30,7 @@ def background_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(BACKGROUND_PREFIXES) and t.native_id]
 
 
-def apply(switch_interval_ms: float, background_nice: int) -> dict:
+def apply(switch_interval_ms: float, background_nice: int = 0) -> dict:
     """Set the switch interval and the background threads' niceness; returns what was set."""
     sys.setswitchinterval(switch_interval_ms / 1000)
     niced = []

@@ -108,7 +108,7 @@ def test_scheduling_sets_the_switch_interval_and_nices_only_the_background_threa
         assert abs(sys.getswitchinterval() - 0.0005) < 1e-9 and applied["niced"] == ["dynatable-flush"]
         assert os.getpriority(os.PRIO_PROCESS, flush.native_id) == 7
         assert os.getpriority(os.PRIO_PROCESS, other.native_id) == os.getpriority(os.PRIO_PROCESS, 0) != 7
-        assert scheduling.apply(5.0, 0)["niced"] == []
+        assert scheduling.apply(5.0)["niced"] == []
     finally:
         stop.set()
         flush.join()
