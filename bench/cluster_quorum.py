@@ -32,6 +32,11 @@ inbound `peer_frames_received` / `peer_reads`) and attaches `strace -c -f` to no
 measured window (syscalls per operation by name). strace slows node 1 down: the throughput and
 latency figures of such a run are not comparable with a run without it.
 
+`--timeline FILE.json` (with `--timeline-plot FILE.png`): the nodes run with `event_trace = true`
+and every half-of-peak request's intended time and latency is lined up with their loop stalls,
+GC pauses, flushes and compactions (bench/latency_timeline.py). `--setting KEY=VALUE` sets a node
+setting on every node (e.g. a small memtable_flush_threshold_bytes puts flushes in the phases).
+
 Latencies go into HdrHistogram (1 us .. 60 s, 3 significant digits); each phase has a warm-up
 (`--warmup` s) whose operations are not counted. Errors (timeouts, overload) are counted per phase.
 
@@ -77,7 +82,7 @@ def new_hist() -> HdrHistogram:
 # -- client worker (one process) -----------------------------------------------------------------
 
 async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
-                       barrier) -> dict:
+                       barrier, timeline=False) -> dict:
     from ring.client import AsyncCluster
     cluster = AsyncCluster(contact_points, timeout_s=12.0, cluster_name=cluster_name)
     session = await cluster.connect(KEYSPACE)
@@ -102,6 +107,8 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
         await op()
     latencies: list[int] = []          # us; into the histogram after the window (its record_value
     errors: dict[str, int] = {}        # costs ~3-6 us, which the client's CPU figure would include)
+    samples: list[tuple] = []          # --timeline: (intended, started - intended, latency) per request
+    timeline = timeline and rate is not None     # open-loop phases only
     done = 0
     await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
     cpu0 = time.process_time()
@@ -110,6 +117,7 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
 
     async def timed(intended: float, count_if) -> None:
         nonlocal done
+        started = time.perf_counter() if timeline else 0.0
         try:
             await op()
         except Exception as e:  # noqa: BLE001 - every failure is counted, none is fatal
@@ -120,6 +128,8 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
         if count_if(intended, now):
             latencies.append(int((now - intended) * 1e6))
             done += 1
+            if timeline:
+                samples.append((intended, started - intended, now - intended))
 
     if rate is None:                     # closed loop: `inflight` loops back to back
         def in_window(_intended, finished):
@@ -161,7 +171,7 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
     for us in latencies:
         hist.record_value(max(1, us))
     return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu,
-            "hist": hist.encode(), "next_key": next_key if writing else None}
+            "hist": hist.encode(), "next_key": next_key if writing else None, "samples": samples}
 
 
 def _worker(args, out) -> None:
@@ -211,7 +221,7 @@ def stop_strace(proc, path: str, ops: int) -> dict:
 
 
 def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids,
-              metrics_urls=None) -> dict:
+              metrics_urls=None, timeline=False) -> dict:
     """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s.
     With `metrics_urls` (--count-syscalls): counters per node and strace -c of node 1."""
     ctx = mp.get_context("spawn")
@@ -220,7 +230,7 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
     per_proc_rate = None if rate is None else rate / clients
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=((contact_points, cluster_name, p, phase, seconds, warmup, inflight, per_proc_rate,
-                                keys_written, barrier), out))
+                                keys_written, barrier, timeline), out))
              for p in range(clients)]
     for pr in procs:
         pr.start()
@@ -273,6 +283,8 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
               "frames_per_read": [d["peer_frames_received"] / d["peer_reads"] if d["peer_reads"] else None
                                   for d in deltas],
               "node1_syscalls_per_op": {k: v / ops for k, v in strace_out.items()} if ops else {}}
+    if timeline:
+        io["samples"] = sorted(s for r in results for s in r["samples"])
     return {**io,
         "phase": phase, "clients": clients, "inflight_per_client": inflight if rate is None else None,
         "target_rate": rate, "ops": ops, "seconds": seconds, "ops_per_s": throughput, "errors": errors,
@@ -359,6 +371,15 @@ def main(argv=None) -> int:
     ap.add_argument("--half-rates", metavar="W,R", default=None,
                     help="fixed open-loop rates (writes/s,reads/s) instead of half of each measured peak: "
                          "compares latency of two trees at the same load")
+    ap.add_argument("--setting", metavar="KEY=VALUE", action="append", default=[],
+                    help="a node setting for every node (node.toml key; VALUE read as JSON, else a string), "
+                         "e.g. --setting memtable_flush_threshold_bytes=16777216 to put flushes in every phase")
+    ap.add_argument("--timeline", metavar="FILE.json", default=None,
+                    help="nodes write an event trace (event_trace = true); every request's intended time and "
+                         "latency and every node's loop stalls, GC pauses, flushes are saved here and lined up "
+                         "(bench/latency_timeline.py); the heartbeat costs the nodes ~1-2%% CPU")
+    ap.add_argument("--timeline-plot", metavar="FILE.png", default=None,
+                    help="with --timeline: latency against time above each node's events")
     ap.add_argument("--keep-running", type=float, default=0.0,
                     help="after the phases, keep a closed-loop load going this many seconds (for a profiler)")
     ap.add_argument("--keep-running-op", choices=("write", "read"), default="write",
@@ -380,6 +401,14 @@ def main(argv=None) -> int:
         print(f"  {res[f'anchor_{name}_msgs_per_s']:,.0f} msgs/s", flush=True)
     res["anchor_msgs_per_s"] = res[f"anchor_{loop_name}_msgs_per_s"]   # ratios: same loop on both sides
     settings = {"commitlog_sync": args.commitlog_sync, "event_loop": args.event_loop}
+    for item in args.setting:
+        key, _, value = item.partition("=")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value
+    if args.timeline:
+        settings["event_trace"] = True
 
     root = tempfile.mkdtemp(prefix="dynatable-bench-", dir=args.root)
     cluster = None
@@ -403,7 +432,7 @@ def main(argv=None) -> int:
 
         common = {"contact_points": contact_points, "cluster_name": cluster_name, "clients": args.clients,
                   "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
-                  "node_pids": node_pids}
+                  "node_pids": node_pids, "timeline": bool(args.timeline)}
         if args.count_syscalls:
             from ring.runtime.config import load as load_settings
             common["metrics_urls"] = []
@@ -433,6 +462,11 @@ def main(argv=None) -> int:
         p = phase("write_half", rate=write_rate)
         keys.update(p["keys_written"])
         phase("read_half", rate=read_rate)
+        if args.timeline:
+            time.sleep(1.2)             # the traces are written once a second
+            from bench import latency_timeline
+            latency_timeline.save(res["phases"], [node.data_dir for node in cluster.nodes], args.timeline,
+                                  args.timeline_plot)
         if args.keep_running:
             print(f"extra {args.keep_running_op} load for {args.keep_running:g} s (node pids {node_pids}) ...",
                   flush=True)

@@ -11,7 +11,8 @@ logged with the message type and counted (`node_errors`); the node keeps serving
 
 Rooms: listener.py (the own-protocol port: peers and clients), native_transport.py (the CQL
 port), peers.py (outbound links), metrics_http.py (Prometheus), durability.py, gc_inspector.py
-(the collector tuned once started, its pauses counted). Data directory layout: `<data_directory>/host_id`
+(the collector tuned once started, its pauses counted), event_trace.py (`event_trace = true`: a
+timeline of loop stalls and background work). Data directory layout: `<data_directory>/host_id`
 (uuid4 hex, created once, fsynced) and the engine Store rooted at `<data_directory>` (data/,
 commitlog/, schema.db; docs/format.md).
 Run: `python -m ring.runtime.asyncio_tcp --config node.toml` (or `dynatable node --config`).
@@ -32,9 +33,10 @@ import uuid
 
 from ring.errors import ConfigurationError
 from ring.messages import ClientRequest, Durable, Reply, Send
-from ring.runtime import config as config_mod
+from ring.runtime import config as config_mod, scheduling
 from ring.runtime.durability import DurabilityWaiter
 from ring.runtime.frames import ServerError
+from ring.runtime.event_trace import open_trace
 from ring.runtime.gc_inspector import GcInspector, tune as tune_gc
 from ring.runtime.listener import Listener
 from ring.runtime.metrics_http import MetricsHttp
@@ -91,6 +93,7 @@ class NodeProcess:
         self.node = None
         self.store = None
         self.gc: GcInspector | None = None
+        self.trace = None                      # ring/runtime/event_trace.py, with event_trace = true
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,6 +119,10 @@ class NodeProcess:
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self.gc = GcInspector(s.gc_log_threshold_ms)
         self.extra_metrics.append(self.gc.metrics)
+        if s.event_trace:
+            self.trace = open_trace(s.data_directory, self.store)
+            self.gc.listener = self.trace.gc_pause
+            self.trace.start(asyncio.get_running_loop())
         if s.metrics_port:
             self.metrics.start(s.listen_address, s.metrics_port)
         log.info("listening on %s (host id %s, data %s)", self.endpoint, self.host_id, s.data_directory)
@@ -134,6 +141,8 @@ class NodeProcess:
         try:
             self.node.stop()
         finally:
+            if self.trace is not None:
+                self.trace.close()
             self.store.close()
             self.metrics.shutdown()
             if self.gc is not None:
@@ -227,6 +236,7 @@ async def serve(settings: config_mod.NodeSettings, node_factory=None, loop_name:
     log.info("event loop: %s (event_loop = %s)", loop_name, settings.event_loop)   # once started: a
     #   node that refuses to start says only why (one line)
     tune_gc(settings.gc_young_threshold)     # the process is ours alone (not in tests' NodeProcesses)
+    log.info("scheduling: %s", scheduling.apply(settings.gil_switch_interval_ms))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -67,6 +67,11 @@ class NodeSettings:
     gc_young_threshold: int = _key(
         5_000, "after startup: gc.freeze() and this generation-0 threshold (Python's is 700); 0 = leave the "
         "collector as Python sets it")
+    gil_switch_interval_ms: float = _key(
+        0.5, "sys.setswitchinterval of the node process: how long the event loop waits for the GIL while a flush or "
+        "compaction thread runs (Python's default is 5 ms; docs/operations.md)")
+    event_trace: bool = _key(False, "benchmarks only: write loop stalls, GC pauses, flushes, compactions and commit-log "
+                             "rolls to <data_directory>/events.jsonl (ring/runtime/event_trace.py)")
     gc_log_threshold_ms: int = _key(200, "log a garbage-collector pause of at least this many ms at INFO")
     native_transport_max_concurrent_connections: int = _key(
         1024, "CQL connections at once; more are answered Overloaded and closed")
@@ -140,6 +145,8 @@ def _validate(s: NodeSettings) -> None:
     authenticator_name(s.authenticator)  # validates
     if s.superuser_setup_delay_ms < 0:
         raise ConfigurationError(f"config key 'superuser_setup_delay_ms' must be >= 0, got {s.superuser_setup_delay_ms}")
+    if not 0 < s.gil_switch_interval_ms <= 1000:
+        raise ConfigurationError(f"gil_switch_interval_ms must be in (0, 1000], got {s.gil_switch_interval_ms}")
     if s.event_loop not in EVENT_LOOPS:
         raise ConfigurationError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {s.event_loop!r}")
     if s.commitlog_sync not in ("periodic", "batch", "group"):

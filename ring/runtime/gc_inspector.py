@@ -16,7 +16,9 @@ kind). Two measures, applied by `tune(young_threshold)` once the node has starte
 
 `GcInspector` (Cassandra's name for the same job) counts every collection per generation and
 its pause (`gc.callbacks`), for the metrics, and logs a pause of at least `log_threshold_ms` at
-INFO (Cassandra's gc_log_threshold, 200 ms). `young_threshold` 0 leaves the collector as Python
+INFO (Cassandra's gc_log_threshold, 200 ms); a `listener` (the event trace) hears every pause
+with the CPU its thread spent in it (a pause longer than its CPU waited for a CPU).
+`young_threshold` 0 leaves the collector as Python
 sets it (docs/operations.md, "Garbage collection").
 """
 from __future__ import annotations
@@ -49,6 +51,8 @@ class GcInspector:
         self.pause_ms = [0.0, 0.0, 0.0]           # summed per generation
         self.pause_max_ms = 0.0
         self._started: float | None = None
+        self._started_cpu = 0.0
+        self.listener = None                      # listener(ms, generation, cpu_ms) after every collection
         gc.callbacks.append(self._on_gc)
 
     def close(self) -> None:
@@ -58,6 +62,8 @@ class GcInspector:
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._started = self.clock()
+            if self.listener is not None:
+                self._started_cpu = time.thread_time()
             return
         if self._started is None:
             return
@@ -68,6 +74,8 @@ class GcInspector:
         self.pause_ms[generation] += ms
         if ms > self.pause_max_ms:
             self.pause_max_ms = ms
+        if self.listener is not None:
+            self.listener(ms, generation, (time.thread_time() - self._started_cpu) * 1000)
         if ms >= self.log_threshold_ms:
             log.info("GC generation %d paused the loop %.0f ms (%d collected, %d uncollectable)", generation, ms,
                      info.get("collected", 0), info.get("uncollectable", 0))

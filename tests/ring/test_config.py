@@ -29,6 +29,8 @@ def test_defaults_follow_the_brief():
         "dynatable", 9100, 0, 16, 16 * 1024 * 1024)
     assert (s.write_request_timeout_ms, s.read_request_timeout_ms, s.range_request_timeout_ms) == (2000, 5000, 10000)
     assert s.endpoint() == "127.0.0.1:9100" and s.seeds == [] and s.cluster_secret == ""
+    # the loop gets the GIL back from a flush within 0.5 ms; no trace unless asked (docs/operations.md)
+    assert (s.gil_switch_interval_ms, s.event_trace) == (0.5, False)
 
 
 def test_load_resolves_data_directory_against_the_file(tmp_path):
@@ -53,6 +55,7 @@ def test_dump_round_trips(tmp_path):
     ("commitlog_sync = 'sometimes'", "commitlog_sync must be periodic, batch or group"),
     ("num_tokens = 0", "config key 'num_tokens' must be positive"),
     ("port = [", "is not valid TOML"),
+    ("gil_switch_interval_ms = 0", "gil_switch_interval_ms must be in"),
 ])
 def test_bad_config_names_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
