@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
+from ring.cql.execute_frames import execute_event
 from ring.cql.requests import (F_SKIP_METADATA, AuthResponse, Batch, Execute, Options, Prepare, Query, Register,
                                Startup)
 from ring.cql.responses import (Authenticate, Error, ErrorCode, Ready, Response, SchemaChange, StatusChange,
@@ -183,7 +184,7 @@ class ServerConnection:
         self.waiting: dict[int, object] = {}            # node request id -> Execution
         self.requests: dict[object, list[int]] = {}     # Execution -> its node request ids
         self.points: dict[int, tuple] = {}               # point lane: node request id -> (stream, RESULT maker)
-        self.connection.execute_lane = self._point_lane
+        self.connection.execute_fields = True           # flagless EXECUTEs as (fields, stream): the point lane
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -194,9 +195,12 @@ class ServerConnection:
         while i < len(events):
             event = events[i]
             i += 1
-            if type(event) is ClientRequest:           # a point EXECUTE the lane started
-                out.requests.append(event)
-                continue
+            if type(event) is tuple:                   # a flagless EXECUTE's (fields, stream), in arrival order
+                req = self._point_lane(event)
+                if req is not None:
+                    out.requests.append(req)
+                    continue
+                event = execute_event(event)           # the general path takes it
             if type(event) is Execute and self.refusal is None:
                 self._statement(event, out)            # the common request, straight into `out`
                 continue
@@ -230,19 +234,23 @@ class ServerConnection:
         connection = self.connection
         if error is None:
             try:
-                return connection.send_result(finish(result, connection.version), stream)
+                body = point.result_body(finish, result, connection.version)
             except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
                 self.server.bugs.append(e)
                 return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)
+            if type(body) is bytes:
+                return connection.send_result(body, stream)
+            return connection.send(body, stream)        # an engine error making the RESULT: INVALID
         return connection.send(point.error_response(error), stream)
 
-    def _point_lane(self, fields: tuple, stream: int) -> ClientRequest | None:
-        """A point EXECUTE (point.py) from its decoded fields to its node request, or None: the
-        general path takes the frame (and answers limits, errors and everything else)."""
+    def _point_lane(self, marker: tuple) -> ClientRequest | None:
+        """A point EXECUTE (point.py) from its (decoded fields, stream) to its node request, or
+        None: the general path takes the frame (and answers limits, errors and everything else)."""
         server = self.server
         if (not server.point_path or self.refusal is not None or server.in_flight >= server.max_concurrent_requests
                 or len(self.executions) + len(self.points) >= server.max_requests_per_connection):
             return None
+        fields, stream = marker
         query_id, _, consistency, flags, values, page_size, paging_state, _, timestamp = fields
         try:
             started = point.request(server.node, self.session, query_id, values, consistency, page_size,
@@ -304,7 +312,7 @@ class ServerConnection:
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
                 ex = server.point_path and point.execution(node, session, event.query_id, event.parameters,
-                                                           server.ids)
+                                                           server.ids, self.connection.version)
                 if ex:
                     server.point_statements += 1
                 else:
