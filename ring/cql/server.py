@@ -20,10 +20,12 @@ by the Connection. An exception escaping an execution is a bug: it answers Serve
 stream, is kept in `NativeServer.bugs` for the driver to log, and the connection serves on.
 
 The point lane: an EXECUTE frame without flags of a compiled point statement (point.py) goes from
-its decoded fields (execute_frames.py) straight to its node request, with no Execute, Execution or
-Output object; `points` maps the request id to (stream, RESULT maker), and `point_reply` turns
+its decoded fields (execute_frames.py; the Connection hands them over as a (fields, stream) tuple,
+and `receive_data` offers it to the lane in arrival order, so limits see the statements in the
+order they came) straight to its node request, with no Execute, Execution or Output object; `points` maps the request id to (stream, RESULT maker), and `point_reply` turns
 its node reply into the answer's bytes (the driver calls it first, and `on_reply` when it returns
-None). Whatever the lane declines (a limit reached, a frame with flags, anything point.py does not
+None); a RESULT its maker cannot make for an engine error is that error (INVALID), any other
+exception a bug (ServerError). Whatever the lane declines (a limit reached, a frame with flags, anything point.py does not
 take) runs the general path, which answers it as before.
 """
 from __future__ import annotations
@@ -81,7 +83,7 @@ class NativeServer:
         self.in_flight = 0                      # statements in flight on the node
         self.refused_connections = 0
         self.overloaded = 0
-        self.point_statements = 0               # EXECUTEs the point fast path answered (point.py)
+        self.point_statements = 0               # EXECUTEs the point fast path started (point.py)
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
@@ -184,7 +186,7 @@ class ServerConnection:
         self.waiting: dict[int, object] = {}            # node request id -> Execution
         self.requests: dict[object, list[int]] = {}     # Execution -> its node request ids
         self.points: dict[int, tuple] = {}               # point lane: node request id -> (stream, RESULT maker)
-        self.connection.execute_fields = True           # flagless EXECUTEs as (fields, stream): the point lane
+        self.connection.execute_fields = server.point_path   # flagless EXECUTEs as (fields, stream): the lane
 
     # -- input ----------------------------------------------------------------------------------
 

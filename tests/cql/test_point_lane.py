@@ -13,9 +13,19 @@ from ring.cql.server import NativeServer
 from ring.messages import Reply
 from ring.runtime.native_transport import schema_view
 from tests.cql.driver import decode_responses, request_bytes
-from tests.cql.test_point import I32, cql  # noqa: F401 - the module's cluster fixture
+from tests.cql.test_execute import cluster
+from tests.cql.test_point import I32
 
 OVERLOADED, INVALID, SERVER_ERROR = 0x1001, 0x2200, 0x0000
+
+
+@pytest.fixture(scope="module")
+def cql():
+    c = cluster()
+    c.ok("n1", "CREATE TABLE ks.kv (k int PRIMARY KEY, v blob)")
+    c.agree()
+    yield c
+    c.sim.close()
 
 
 def _ready(cql, options=None, **limits):
