@@ -36,6 +36,7 @@ from ring.cql.execute_frames import next_execute
 from ring.cql.notation import ProtocolException, Reader, encode_string_list
 from ring.cql.requests import AuthResponse, Options, Register, Request, Startup, decode_request
 from ring.cql.responses import Authenticate, AuthSuccess, Error, ErrorCode, Ready, Response, Supported
+from ring.cql.result import EncodedResult
 from ring.cql.segment import SegmentDecoder, encode_segments
 
 FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024   # Cassandra's native_transport_max_frame_size
@@ -45,15 +46,6 @@ _KNOWN_OLD_VERSIONS = (1, 2, 3, 4)           # answered in their own framing whe
 
 _RESULT_HEADER = _HEADER.pack
 _RESULT = int(Opcode.RESULT)
-
-
-@dataclass(frozen=True, slots=True)
-class _EncodedResult(Response):
-    opcode = Opcode.RESULT
-    body: bytes
-
-    def encode_body(self, version: int) -> bytes:
-        return self.body
 
 
 class Phase(enum.Enum):
@@ -94,7 +86,7 @@ class Connection:
         self._segments: SegmentDecoder | None = None
         self._startup: Startup | None = None
         self._reply_version = self.versions[-1]
-        self.execute_lane = None                   # (fields, stream) -> event or None, see execute_frames.py
+        self.execute_fields = False                # flagless EXECUTEs as (fields, stream) tuples, execute_frames.py
 
     @property
     def closed(self) -> bool:
@@ -114,12 +106,14 @@ class Connection:
 
     # -- input --------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Request | Rejected]:
-        """Every whole request in the bytes received so far; [] means "need more data"."""
+    def receive_data(self, data: bytes) -> list[Request | Rejected | tuple]:
+        """Every whole request in the bytes received so far, in arrival order; [] means "need more
+        data". With `execute_fields` set, an EXECUTE frame without flags comes as the plain tuple
+        (fields, stream) of execute_frames.next_execute (execute_frames.execute_event: its Execute)."""
         if self.phase is Phase.CLOSED:
             return []
         self._inbox += data
-        events: list[Request | Rejected] = []
+        events: list[Request | Rejected | tuple] = []
         while self.phase not in (Phase.STARTING, Phase.CLOSED):
             try:
                 if self.phase is Phase.READY and not self._frames.skipping:
@@ -137,8 +131,8 @@ class Connection:
 
     def _executes(self, events: list) -> bool:
         """The run of EXECUTE frames at the start of the frame buffer into `events`, consumed at once."""
-        buf, version, limit, lane, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_lane, 0
-        while (found := next_execute(buf, version, limit, lane, pos)) is not None:
+        buf, version, limit, fields, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_fields, 0
+        while (found := next_execute(buf, version, limit, fields, pos)) is not None:
             events.append(found[0])
             pos = found[1]
         if not pos:
@@ -268,7 +262,7 @@ class Connection:
         """`send` of a RESULT `body` on a READY connection: without compression or segments, one
         header pack (no flags: the point lane answers neither tracing nor warnings)."""
         if self.compression is not None or self._segments is not None:
-            return self.send(_EncodedResult(body), stream)
+            return self.send(EncodedResult(body), stream)
         return _RESULT_HEADER(RESPONSE_BIT | self.version, 0, stream, _RESULT, len(body)) + body
 
     def _after_send(self, response: Response, stream: int) -> None:

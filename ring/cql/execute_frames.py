@@ -3,15 +3,15 @@
 path (frame.py, notation.py, requests.py). A prepared point statement's EXECUTE is the request a
 busy client sends most; this is its decoder.
 
-Contract: `next_execute(buf, version, max_body, pos=0)` returns `(Execute, where the frame ends)`
+Contract: `next_execute(buf, version, max_body, fields=False, pos=0)` returns `(Execute, where the frame ends)`
 for a well-formed EXECUTE request frame at `pos` in `buf` of the connection's `version` with no
 compression, custom payload or named values, or None: not whole yet, another opcode, a flag it
 does not take, or anything malformed. None never consumes and never decides an error: the caller
 runs the general decoder on the same bytes, which answers what is wrong. Invariant
 (tests/cql/test_execute_frames.py, differential and fuzzed): whenever it returns an Execute, it
-equals what `decode_request` makes of the same body (v4 and v5). With a `lane`, a frame without
-flags is offered to it as decoded fields first; the lane either takes the whole request (and
-returns the event that stands for it) or returns None and leaves nothing behind.
+equals what `decode_request` makes of the same body (v4 and v5). With `fields`, a frame without
+flags comes as the plain tuple `(execute_fields(body), stream)` instead (`execute_event` makes
+its Execute): the server's point lane decides on it in arrival order, no object made before.
 """
 from __future__ import annotations
 
@@ -33,10 +33,9 @@ _REFUSED_FRAME_FLAGS = FLAG_COMPRESSION | FLAG_CUSTOM_PAYLOAD
 _TAKEN = F_VALUES | F_SKIP_METADATA | F_PAGE_SIZE | F_PAGING_STATE | F_SERIAL_CONSISTENCY | F_TIMESTAMP
 
 
-def next_execute(buf, version: int, max_body: int, lane=None, pos: int = 0) -> tuple[object, int] | None:
-    """The EXECUTE frame at `pos` in `buf` (bytes or bytearray) and where it ends, or None. With a
-    `lane` (fields, stream) -> event or None, a frame without flags is first offered to it (the
-    server's point lane, server.py), and what it returns stands for the Execute."""
+def next_execute(buf, version: int, max_body: int, fields: bool = False, pos: int = 0) -> tuple[object, int] | None:
+    """The EXECUTE frame at `pos` in `buf` (bytes or bytearray) and where it ends, or None. With
+    `fields`, a frame without flags comes as the tuple (its execute_fields, its stream)."""
     if len(buf) - pos < 9:
         return None
     first, flags, stream, opcode, length = _HEADER.unpack_from(buf, pos)
@@ -45,14 +44,17 @@ def next_execute(buf, version: int, max_body: int, lane=None, pos: int = 0) -> t
     end = pos + 9 + length
     if len(buf) < end:
         return None
-    fields = execute_fields(bytes(buf[pos + 9:end]), version)
-    if fields is None:
+    decoded = execute_fields(bytes(buf[pos + 9:end]), version)
+    if decoded is None:
         return None
-    if lane is not None and not flags:
-        event = lane(fields, stream)
-        if event is not None:
-            return event, end
-    return _execute(fields, stream, bool(flags & 0x02)), end
+    if fields and not flags:
+        return (decoded, stream), end
+    return _execute(decoded, stream, bool(flags & 0x02)), end
+
+
+def execute_event(marker: tuple) -> Execute:
+    """The Execute of a `(fields, stream)` tuple `next_execute` returned (a frame without flags)."""
+    return _execute(marker[0], marker[1], False)
 
 
 def decode_execute(body: bytes, version: int, stream: int, tracing: bool) -> Execute | None:

@@ -25,17 +25,15 @@ path, which answers them as before (an unknown id is Unprepared there too).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable
 
 from engine.errors import EngineError, InvalidRequest
 from ring.cql import ast, responses
 from ring.cql.collection_ops import CollectionSource
-from ring.cql.frame import Opcode
 from ring.cql.notation import UNSET as WIRE_UNSET
 from ring.cql.plan import ReadPlan, WritePlan
 from ring.cql.responses import Response
-from ring.cql.result import ResultKind, RowsMetadata, Void
+from ring.cql.result import EncodedResult, ResultKind, RowsMetadata, Void
 from ring.cql.selection import Selection
 from ring.cql.types import deserialize, serialize
 from ring.errors import ConfigurationError, RequestError
@@ -48,29 +46,19 @@ _NULL_CELL = _I32.pack(-1)
 _SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
 
 
-@dataclass(frozen=True, slots=True)
-class PointResult(Response):
-    """The RESULT of a point statement: `body(result, version)` makes its body when it is sent."""
-
-    opcode: ClassVar[Opcode] = Opcode.RESULT
-    body: Callable[[object, int], bytes]    # (node result, protocol version) -> RESULT body
-    result: object
-
-    def encode_body(self, version: int) -> bytes:
-        return self.body(self.result, version)
-
-
 class PointExecution:
-    """One EXECUTE on the point path; the Execution interface the server drives."""
+    """One EXECUTE on the point path; the Execution interface the server drives. Its RESULT is
+    encoded here, in `on_reply` (the server's try/except around it), never later at sending."""
 
-    __slots__ = ("done", "response", "events", "_request", "_finish")
+    __slots__ = ("done", "response", "events", "_request", "_finish", "_version")
 
-    def __init__(self, request: ClientRequest, finish):
+    def __init__(self, request: ClientRequest, finish, version: int):
         self.done = False
         self.response = None
         self.events = ()
         self._request = request
         self._finish = finish               # (node result, version) -> the RESULT body
+        self._version = version             # the connection's protocol version
 
     def start(self) -> list[ClientRequest]:
         return [self._request]
@@ -78,16 +66,23 @@ class PointExecution:
     def on_reply(self, reply: Reply) -> list[ClientRequest]:
         if self.done or reply.request_id != self._request.id:
             return []
-        self.response = answer(self._finish, reply.result, reply.error)
+        if reply.error is None:
+            body = result_body(self._finish, reply.result, self._version)
+            self.response = EncodedResult(body) if type(body) is bytes else body
+        else:
+            self.response = error_response(reply.error)
         self.done = True
         return []
 
 
-def answer(finish, result, error) -> Response:
-    """The RESULT of a point request's node reply (`finish` of its result), or its ERROR."""
-    if error is None:
-        return PointResult(finish, result)
-    return error_response(error)
+def result_body(finish, result, version: int) -> bytes | Response:
+    """The RESULT body `finish` makes of a node result, or the ERROR answering an engine error it
+    raises (a row that no longer fits the statement's types: INVALID, as the general path answers).
+    Any other exception is a bug and escapes to the caller (ServerError on the stream)."""
+    try:
+        return finish(result, version)
+    except (EngineError, RequestError) as e:
+        return responses.error_for(e)
 
 
 def error_response(error) -> Response:
@@ -108,13 +103,14 @@ class Point:
         self.finishes = finishes            # by skip_metadata: (node result, version) -> RESULT body
 
 
-def execution(node, session, query_id: bytes, params, ids) -> PointExecution | None:
-    """The point path for this EXECUTE, or None: run the general path (see the module docstring)."""
+def execution(node, session, query_id: bytes, params, ids, version: int) -> PointExecution | None:
+    """The point path for this EXECUTE on a connection of protocol `version`, or None: run the
+    general path (see the module docstring)."""
     if params.names is not None:
         return None
     started = request(node, session, query_id, params.values, params.consistency, params.page_size,
                       params.paging_state, params.timestamp, params.skip_metadata, ids)
-    return None if started is None else PointExecution(*started)
+    return None if started is None else PointExecution(*started, version)
 
 
 def request(node, session, query_id: bytes, raw, consistency, page_size, paging_state, timestamp, skip_metadata,

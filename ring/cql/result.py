@@ -38,6 +38,17 @@ class ResultKind(enum.IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedResult(Response):
+    """A RESULT whose body is already encoded (the point path's, point.py), sent as it is."""
+
+    opcode: ClassVar[Opcode] = Opcode.RESULT
+    body: bytes
+
+    def encode_body(self, version: int) -> bytes:
+        return self.body
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnSpec:
     keyspace: str
     table: str

@@ -20,10 +20,12 @@ by the Connection. An exception escaping an execution is a bug: it answers Serve
 stream, is kept in `NativeServer.bugs` for the driver to log, and the connection serves on.
 
 The point lane: an EXECUTE frame without flags of a compiled point statement (point.py) goes from
-its decoded fields (execute_frames.py) straight to its node request, with no Execute, Execution or
-Output object; `points` maps the request id to (stream, RESULT maker), and `point_reply` turns
+its decoded fields (execute_frames.py; the Connection hands them over as a (fields, stream) tuple,
+and `receive_data` offers it to the lane in arrival order, so limits see the statements in the
+order they came) straight to its node request, with no Execute, Execution or Output object; `points` maps the request id to (stream, RESULT maker), and `point_reply` turns
 its node reply into the answer's bytes (the driver calls it first, and `on_reply` when it returns
-None). Whatever the lane declines (a limit reached, a frame with flags, anything point.py does not
+None); a RESULT its maker cannot make for an engine error is that error (INVALID), any other
+exception a bug (ServerError). Whatever the lane declines (a limit reached, a frame with flags, anything point.py does not
 take) runs the general path, which answers it as before.
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 
 from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
+from ring.cql.execute_frames import execute_event
 from ring.cql.requests import (F_SKIP_METADATA, AuthResponse, Batch, Execute, Options, Prepare, Query, Register,
                                Startup)
 from ring.cql.responses import (Authenticate, Error, ErrorCode, Ready, Response, SchemaChange, StatusChange,
@@ -80,7 +83,7 @@ class NativeServer:
         self.in_flight = 0                      # statements in flight on the node
         self.refused_connections = 0
         self.overloaded = 0
-        self.point_statements = 0               # EXECUTEs the point fast path answered (point.py)
+        self.point_statements = 0               # EXECUTEs the point fast path started (point.py)
         self.bugs: list[BaseException] = []     # exceptions that escaped an execution, for the driver to log
         self.ids = itertools.count(1).__next__  # ids of the node requests statements make
         self._ring: dict[str, tuple[bool, bool]] = {}   # native "host:port" -> (up, member), for EVENTs
@@ -183,7 +186,7 @@ class ServerConnection:
         self.waiting: dict[int, object] = {}            # node request id -> Execution
         self.requests: dict[object, list[int]] = {}     # Execution -> its node request ids
         self.points: dict[int, tuple] = {}               # point lane: node request id -> (stream, RESULT maker)
-        self.connection.execute_lane = self._point_lane
+        self.connection.execute_fields = server.point_path   # flagless EXECUTEs as (fields, stream): the lane
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -194,9 +197,12 @@ class ServerConnection:
         while i < len(events):
             event = events[i]
             i += 1
-            if type(event) is ClientRequest:           # a point EXECUTE the lane started
-                out.requests.append(event)
-                continue
+            if type(event) is tuple:                   # a flagless EXECUTE's (fields, stream), in arrival order
+                req = self._point_lane(event)
+                if req is not None:
+                    out.requests.append(req)
+                    continue
+                event = execute_event(event)           # the general path takes it
             if type(event) is Execute and self.refusal is None:
                 self._statement(event, out)            # the common request, straight into `out`
                 continue
@@ -230,19 +236,23 @@ class ServerConnection:
         connection = self.connection
         if error is None:
             try:
-                return connection.send_result(finish(result, connection.version), stream)
+                body = point.result_body(finish, result, connection.version)
             except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
                 self.server.bugs.append(e)
                 return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)
+            if type(body) is bytes:
+                return connection.send_result(body, stream)
+            return connection.send(body, stream)        # an engine error making the RESULT: INVALID
         return connection.send(point.error_response(error), stream)
 
-    def _point_lane(self, fields: tuple, stream: int) -> ClientRequest | None:
-        """A point EXECUTE (point.py) from its decoded fields to its node request, or None: the
-        general path takes the frame (and answers limits, errors and everything else)."""
+    def _point_lane(self, marker: tuple) -> ClientRequest | None:
+        """A point EXECUTE (point.py) from its (decoded fields, stream) to its node request, or
+        None: the general path takes the frame (and answers limits, errors and everything else)."""
         server = self.server
         if (not server.point_path or self.refusal is not None or server.in_flight >= server.max_concurrent_requests
                 or len(self.executions) + len(self.points) >= server.max_requests_per_connection):
             return None
+        fields, stream = marker
         query_id, _, consistency, flags, values, page_size, paging_state, _, timestamp = fields
         try:
             started = point.request(server.node, self.session, query_id, values, consistency, page_size,
@@ -304,7 +314,7 @@ class ServerConnection:
                 ex = Execution.query(node, session, event.query, event.parameters, server.ids)
             elif isinstance(event, Execute):
                 ex = server.point_path and point.execution(node, session, event.query_id, event.parameters,
-                                                           server.ids)
+                                                           server.ids, self.connection.version)
                 if ex:
                     server.point_statements += 1
                 else:

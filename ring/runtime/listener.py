@@ -9,7 +9,9 @@ request id. Replies to one connection are coalesced into one write per loop iter
 Each connection is an asyncio.Protocol (`ClientConnection`): the loop calls `data_received` with
 what the socket had, the frames in it are split and dispatched in that call (no reader task or
 StreamReader per connection). Counters: `peer_reads` (data_received calls on peer connections)
-and `peer_frames_received` (their frames): frames per inbound read.
+and `peer_frames_received` (their frames): frames per inbound read; `client_reads` (data_received
+calls on client connections, the one completing the hello included) and `client_writes` (their
+transport writes).
 
 Bad input: a bad frame closes only its connection. A client first gets the error (id 0), then the
 node half-closes and discards what the client still sends for up to LINGER_S (a lingering close,
@@ -95,6 +97,8 @@ class ClientConnection(asyncio.Protocol):
             if self._handshake is not None:
                 if not self._handshake_step():
                     return
+                if self.role == "client":
+                    self.stats["client_reads"] += 1     # the read that completed the hello counts too
             dispatch = self._dispatch
             while (payload := decoder.next_payload()) is not None:
                 dispatch(payload)

@@ -99,8 +99,8 @@ def test_a_connection_serves_the_same_events_at_any_cut(cuts):
     conn.send(Ready(), 0)
     served = []                                    # the EXECUTEs the one-pass decoder served
 
-    def counting(buf, version, max_body, lane, pos):
-        found = next_execute(buf, version, max_body, lane, pos)
+    def counting(buf, version, max_body, fields, pos):
+        found = next_execute(buf, version, max_body, fields, pos)
         if found is not None:
             served.append(found[0].stream)
         return found

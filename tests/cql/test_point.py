@@ -107,7 +107,7 @@ def point_taken(pair: Pair, prepared, values, **params) -> bool:
     qp = QueryParameters(Consistency.QUORUM, raw, params.get("names"), False, params.get("page_size", 5000),
                          None, None, None, None, None, bool(raw))
     conn = pair.conns[0]
-    return point.execution(pair.node, conn.session, prepared.query_id, qp, lambda: 0) is not None
+    return point.execution(pair.node, conn.session, prepared.query_id, qp, lambda: 0, 4) is not None
 
 
 @pytest.mark.parametrize("version", [4, 5])
