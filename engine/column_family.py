@@ -236,8 +236,9 @@ class ColumnFamilyStore:
     @sstables.setter
     def sstables(self, readers: list[SSTableReader]) -> None:
         """Replace the live SSTables (newest first) and the point-read view built from them."""
-        self._sstables = readers
-        self._read_view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
+        readers = list(readers)  # any iterable; the view is built first, so a failure changes neither
+        view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
+        self._sstables, self._read_view = readers, view
 
     def snapshot(self):
         with self.lock:
