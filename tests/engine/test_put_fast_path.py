@@ -259,3 +259,23 @@ def test_system_clock_timestamps_increase_when_the_clock_steps_back(tmp_path):
     finally:
         store.clock.offset_us = 0
         store.close()
+
+
+@pytest.mark.parametrize("tables", [1, 2])
+def test_plain_inserts_flush_a_full_memtable(tmp_path, tables):
+    """_append_plain sums the memtables it checks against memtable_flush_threshold_bytes (one
+    table: its own memtable's size, read directly): plain single puts over the threshold flush."""
+    store = Store.open(str(tmp_path), clock=ManualClock(), background=False,
+                       memtable_flush_threshold_bytes=8192)
+    store.create_keyspace("ks")
+    for i in range(tables):
+        store.create_table("ks", f"kv{i}", {"k": "blob", "v": "blob"}, primary_key="k")
+    cfs = store.cfs[store.table("ks", "kv0").id]
+    try:
+        for i in range(200):
+            store.insert("ks", "kv0", {"k": b"key%04d" % i, "v": bytes(100)})
+        assert cfs.sstables, "no flush at 200 puts of ~180 bytes over an 8 KiB threshold"
+        assert cfs.memtable.size_bytes <= 8192
+        assert store.get("ks", "kv0", {"k": b"key0000"}) is not None
+    finally:
+        store.close()
