@@ -13,7 +13,8 @@ import msgpack
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from engine.token import token as token_of
+from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
+from engine.token import _cmurmur3  # token_c's hash, called here without token_c's frame
 
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
@@ -49,7 +50,12 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        tok = token_of(key)
+        if key and _cmurmur3 is not None:  # token_c(), inlined
+            tok = _cmurmur3(key)
+            if tok == MIN_TOKEN:
+                tok = MAX_TOKEN
+        else:
+            tok = token_of(key)
         with self._write_lock:
             if self._closed:
                 self._check_open()
@@ -63,9 +69,12 @@ class WritePath:
             else:  # cfs.apply_plain() without an index or a row cache, inlined
                 cfs.memtable.put_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
                 cfs.writes += 1
-            total = 0  # _memtable_bytes(), inlined
-            for c in cfs_map.values():
-                total += c.memtable.size_bytes
+            if len(cfs_map) == 1:  # _memtable_bytes() of one table: its memtable's
+                total = cfs.memtable.size_bytes
+            else:  # _memtable_bytes(), inlined
+                total = 0
+                for c in cfs_map.values():
+                    total += c.memtable.size_bytes
             need_flush = total > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()

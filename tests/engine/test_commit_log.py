@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import engine.commit_log as commit_log
+import engine.commit_log_writer as commit_log_writer
 from engine.commit_log import CommitLog
 from engine.commit_log_segment import (ENTRY_OVERHEAD, HEADER_SIZE, MARKER_SIZE, encode_header,
-                                       encode_marker, encode_record)
+                                       encode_marker, encode_record, segment_name)
 from engine.errors import CorruptionError, EngineError, InvalidRequest
 from tools.commitlog_dump import dump_commitlog
 
@@ -421,7 +421,7 @@ def test_bad_full_header_in_last_segment_raises(tmp_path):
 @pytest.mark.parametrize("length", [0, 7, HEADER_SIZE - 1])
 def test_short_last_segment_is_torn_and_deleted(tmp_path, length):
     recs = write_segments(tmp_path, n_segments=2)
-    torn = tmp_path / commit_log.segment_name(int(time.time_ns() // 1_000_000) + 10**9)
+    torn = tmp_path / segment_name(int(time.time_ns() // 1_000_000) + 10**9)
     torn.write_bytes(encode_header(1)[:length])
     got = replay_all(tmp_path)
     assert got == recs and not torn.exists()
@@ -431,7 +431,7 @@ def test_all_zero_last_segment_is_torn_and_previous_tail_tolerated(tmp_path):
     recs = write_segments(tmp_path, n_segments=2)
     second = sorted(str(p) for p in tmp_path.iterdir())[-1]
     os.truncate(second, os.path.getsize(second) - MARKER_SIZE - 5)
-    torn = tmp_path / commit_log.segment_name(int(time.time_ns() // 1_000_000) + 10**9)
+    torn = tmp_path / segment_name(int(time.time_ns() // 1_000_000) + 10**9)
     torn.write_bytes(bytes(100))
     assert replay_all(tmp_path) == recs[:-1] and not torn.exists()
 
@@ -541,7 +541,7 @@ def doc_vector() -> tuple[str, bytes]:
 
 
 def test_format_vector_matches_doc(tmp_path, monkeypatch):
-    monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
+    monkeypatch.setattr(commit_log_writer, "_now_ms", lambda: 1_700_000_000_000)
     cl = CommitLog(str(tmp_path), sync="batch")
     assert cl.add(b"hello") == (1_700_000_000_000, 47)
     assert cl.add(b"dynatable") == (1_700_000_000_000, 80)
@@ -555,7 +555,7 @@ def test_format_vector_matches_doc(tmp_path, monkeypatch):
 
 
 def test_dump_tool(tmp_path, monkeypatch):
-    monkeypatch.setattr(commit_log, "_now_ms", lambda: 1_700_000_000_000)
+    monkeypatch.setattr(commit_log_writer, "_now_ms", lambda: 1_700_000_000_000)
     cl = CommitLog(str(tmp_path))
     cl.add(b"hello")
     cl.add(b"y" * 40)
@@ -594,7 +594,7 @@ def test_dump_tool(tmp_path, monkeypatch):
 
 
 def test_record_framing_is_per_size_and_the_limit_per_log(tmp_path):
-    """A record is packed whole by a struct kept per payload size (engine/commit_log.py, _framing):
+    """A record is packed whole by a struct kept per payload size (engine/commit_log_writer.py, _framing):
     every size frames right in the mapping and in the buffer, and a size another log with a
     larger max_record_bytes has framed is still rejected by a log with a smaller one."""
     items = [os.urandom(n) for n in range(1, 300)] + [os.urandom(n) for n in range(299, 0, -7)]

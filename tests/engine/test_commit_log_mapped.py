@@ -1,4 +1,4 @@
-"""Periodic mode writes records into a shared mapping of a preallocated segment (engine/commit_log.py):
+"""Periodic mode writes records into a shared mapping of a preallocated segment (engine/commit_log_writer.py):
 a kill -9 leaves them in the page cache and the segment ends in zero fill, which replay reads as
 "no data follows" (cut at open like a torn tail, never corruption); rolled segments and a cleanly closed
 one are cut to their data; bad bytes in the zero fill are still reported, never replayed."""

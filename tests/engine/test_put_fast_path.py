@@ -237,3 +237,45 @@ def test_one_table_batches_go_in_bulk_and_the_rest_one_by_one(tmp_path, rows):
             assert [decode_partition(p) for p in a.get(key)] == [decode_partition(p) for p in b.get(key)]
     batched.close()
     single.close()
+
+
+def test_system_clock_timestamps_increase_when_the_clock_steps_back(tmp_path):
+    """Store.insert reads a SystemClock inline (_timestamp_now's fast case): a clock stepped back
+    (offset_us, the nemesis's skew) still gives strictly increasing write timestamps, and the
+    cells' now_s (a null's local deletion time) is the stepped-back wall clock's second."""
+    store = Store.open(str(tmp_path), background=False)
+    store.create_keyspace("ks")
+    store.create_table("ks", "kv", {"k": "blob", "v": "blob"}, primary_key="k")
+    first = store.insert("ks", "kv", {"k": b"a", "v": b"1"})
+    store.clock.offset_us = -3_600_000_000                     # one hour back
+    try:
+        second = store.insert("ks", "kv", {"k": b"b", "v": None})
+        assert second == first + 1
+        assert store.insert("ks", "kv", {"k": b"c", "v": b"3"}) == first + 2
+        expected_s = store.clock.now_s()
+        payload = store.cfs[store.table("ks", "kv").id].memtable.get(b"b")[0]
+        tomb = decode_partition(payload).rows[b""].cells
+        assert [cell[1] for cell in tomb.values() if cell[3] is None] == [expected_s]
+    finally:
+        store.clock.offset_us = 0
+        store.close()
+
+
+@pytest.mark.parametrize("tables", [1, 2])
+def test_plain_inserts_flush_a_full_memtable(tmp_path, tables):
+    """_append_plain sums the memtables it checks against memtable_flush_threshold_bytes (one
+    table: its own memtable's size, read directly): plain single puts over the threshold flush."""
+    store = Store.open(str(tmp_path), clock=ManualClock(), background=False,
+                       memtable_flush_threshold_bytes=8192)
+    store.create_keyspace("ks")
+    for i in range(tables):
+        store.create_table("ks", f"kv{i}", {"k": "blob", "v": "blob"}, primary_key="k")
+    cfs = store.cfs[store.table("ks", "kv0").id]
+    try:
+        for i in range(200):
+            store.insert("ks", "kv0", {"k": b"key%04d" % i, "v": bytes(100)})
+        assert cfs.sstables, "no flush at 200 puts of ~180 bytes over an 8 KiB threshold"
+        assert cfs.memtable.size_bytes <= 8192
+        assert store.get("ks", "kv0", {"k": b"key0000"}) is not None
+    finally:
+        store.close()
