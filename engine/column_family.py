@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 
-import msgpack
 import mmh3
 
 from engine import block_merge, merge
@@ -28,8 +26,8 @@ from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
 from engine.memtable import Memtable
-from engine.partition import (NO_DELETION_TIME, Partition, decode_partition, encode_partition, live_rows,
-                              plain_cells)
+from engine.row_cache import RowCache
+from engine.partition import Partition, decode_partition, encode_partition, live_rows
 from engine.schema import Table
 from engine.sstable_files import delete_sstable, list_generations
 from engine.sstable_reader import SSTableReader
@@ -37,59 +35,7 @@ from engine.sstable_writer import SSTableWriter
 from engine.token import MIN_TOKEN, token as _token
 
 log = logging.getLogger("dynatable.engine")
-_unpackb = msgpack.unpackb
 _hash64 = mmh3.hash64  # bloom.key_hash, inlined on the point-read path
-
-
-class RowCache:
-    """Bounded LRU of reconciled partitions (key -> Partition); invalidated on every write."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.entries: OrderedDict[bytes, Partition] = OrderedDict()
-        self.hits = 0
-        self.requests = 0
-
-    def get(self, key: bytes):
-        self.requests += 1
-        p = self.entries.get(key)
-        if p is not None:
-            self.hits += 1
-            self.entries.move_to_end(key)
-        return p
-
-    def put(self, key: bytes, p: Partition) -> None:
-        self.entries[key] = p
-        if len(self.entries) > self.capacity:
-            self.entries.popitem(last=False)
-
-
-def simple_row_cells(payload: bytes) -> dict | None:
-    """The read fast path for a plain single-row partition: its cells {column id: (ts,
-    NO_DELETION_TIME, 0, value)}, exactly what partition.live_row returns for it; or None
-    whenever the payload is anything else (a deletion of any level, more than one row or a
-    clustering, a TTL or tombstone cell, a value that is not bytes), so the caller takes the
-    general path. It relies only on the payload layout of docs/format.md#partition-payload:
-    a plain-form payload (version 3) always qualifies."""
-    try:
-        struct = _unpackb(payload)
-    except ValueError:
-        return None
-    if struct[0].__class__ is int:     # the plain form: [ts, col, value, ...]
-        return plain_cells(struct)
-    pdel, rows, ranges = struct
-    if pdel is not None or ranges or len(rows) != 1:
-        return None
-    row = rows[0]
-    if row[0] != b"" or row[1] is not None or len(row) == 3:
-        return None
-    cells = {}
-    for i in range(3, len(row)):
-        c = row[i]
-        if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
-            return None
-        cells[c[0]] = (c[1], NO_DELETION_TIME, 0, c[2])
-    return cells
 
 
 def _without_range_tombstones(payload: bytes) -> bytes:

@@ -1,4 +1,5 @@
-"""The row dicts of a run of plain partitions, made in C-level passes: a scan's fast path.
+"""The read fast path of plain single-row partitions: one partition's cells (`simple_row_cells`,
+point reads) and the row dicts of a run of them made in C-level passes (`plain_rows`, scans).
 
 `plain_rows` turns a run of partitions (their keys and their single payloads, engine/block_merge.py)
 into one row dict each, exactly the dicts results.simple_row makes one by one, when every
@@ -15,6 +16,7 @@ from functools import partial
 import msgpack
 
 from engine import mutation as mut
+from engine.partition import NO_DELETION_TIME, plain_cells
 
 _unpackb = msgpack.unpackb
 
@@ -61,3 +63,31 @@ def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> lis
         return rows
     except (ValueError, TypeError, msgpack.UnpackException):
         return None  # not this shape, or not msgpack: the row-by-row path decides (and reports)
+
+
+def simple_row_cells(payload: bytes) -> dict | None:
+    """The read fast path for a plain single-row partition: its cells {column id: (ts,
+    NO_DELETION_TIME, 0, value)}, exactly what partition.live_row returns for it; or None
+    whenever the payload is anything else (a deletion of any level, more than one row or a
+    clustering, a TTL or tombstone cell, a value that is not bytes), so the caller takes the
+    general path. It relies only on the payload layout of docs/format.md#partition-payload:
+    a plain-form payload (version 3) always qualifies."""
+    try:
+        struct = _unpackb(payload)
+    except ValueError:
+        return None
+    if struct[0].__class__ is int:     # the plain form: [ts, col, value, ...]
+        return plain_cells(struct)
+    pdel, rows, ranges = struct
+    if pdel is not None or ranges or len(rows) != 1:
+        return None
+    row = rows[0]
+    if row[0] != b"" or row[1] is not None or len(row) == 3:
+        return None
+    cells = {}
+    for i in range(3, len(row)):
+        c = row[i]
+        if len(c) != 3 or type(c[2]) is not bytes or type(c[0]) is not int:  # (id, path): a collection element
+            return None
+        cells[c[0]] = (c[1], NO_DELETION_TIME, 0, c[2])
+    return cells

@@ -21,13 +21,13 @@ from engine import collections as coll
 from engine import cql_types
 from engine import mutation as mut
 from engine import restriction as rs
-from engine.column_family import ColumnFamilyStore, simple_row_cells
+from engine.column_family import ColumnFamilyStore
 from engine.dropped_columns import visible
 from engine.merge import reconcile
 from engine.mutation import MAX_KEY_BYTES
 from engine.errors import InvalidRequest
 from engine.partition import live_row
-from engine.plain_rows import plain_rows
+from engine.plain_rows import plain_rows, simple_row_cells
 from engine.schema import Table
 from engine.secondary_index import decode_paging_state
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
@@ -74,7 +74,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     Fast path: a table without clustering (nor dropped columns, nor row cache) reads its
     versions with cfs.read_payloads (a miss costs one hash and the bloom bits), keyed straight
     by the dict's bytes when the partition key is one blob column; one stored version that is a
-    plain live row (column_family.simple_row_cells) skips the Partition objects altogether;
+    plain live row (plain_rows.simple_row_cells) skips the Partition objects altogether;
     asked for every column without writetime, the row dict is filled straight from the payload
     (simple_row), as a scan does. Several versions are reconciled from what was read."""
     if not t.clustering and cfs.row_cache is None and not t.dropped:  # dropped columns: visible() below
@@ -284,7 +284,7 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
     """`row` (the partition key's columns) completed with the cells of a plain single-row
     payload: the dict mut.row_dict builds from simple_row_cells(payload), with no cells dict
     in between; None (and `row` to be discarded) for exactly the payloads simple_row_cells
-    refuses (column_family.simple_row_cells states them). The plain form (payload version 3)
+    refuses (plain_rows.simple_row_cells states them). The plain form (payload version 3)
     is one flat list: its (column id, value) pairs go straight into `row`."""
     try:
         struct = _unpackb(payload)

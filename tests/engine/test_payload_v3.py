@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.clock import ManualClock
-from engine.column_family import simple_row_cells
+from engine.plain_rows import simple_row_cells
 from engine.errors import InvalidRequest
 from engine.merge import reconcile
 from engine.update_check import decode_update, decode_update_for_apply

@@ -1,4 +1,4 @@
-"""The read fast paths (column_family.simple_row_cells, Store.get and scans of plain single-row
+"""The read fast paths (plain_rows.simple_row_cells, Store.get and scans of plain single-row
 partitions) answer exactly what the general path (decode, reconcile, live_row) answers, and
 decline everything else; a clean close leaves no commit-log record behind."""
 import os
@@ -6,7 +6,7 @@ import os
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.column_family import simple_row_cells
+from engine.plain_rows import simple_row_cells
 from engine.commit_log_segment import HEADER_SIZE
 from engine.partition import NO_DELETION_TIME, Partition, Row, decode_partition, encode_partition, live_row
 from engine.store import Store
