@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import mmap
 import os
-from bisect import bisect_right
+from array import array
+from bisect import bisect_left, bisect_right
 from operator import lt
 from typing import Iterator
 
@@ -48,6 +49,21 @@ _pread = os.pread
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
 FIRST_CHUNK_BYTES = 64 * 1024  # a scan's first read of Data.db (then doubling)
+
+
+def token_buckets(separators: list[bytes]) -> tuple[int, array]:
+    """(shift, bounds): the separators split by the top bits of their biased token, about one
+    per bucket (tokens are uniform). bounds[b] counts the separators below the first sort key
+    of bucket b (`U64(b << shift)`), bounds[-1] is them all; so a sort key `sk` whose biased
+    token u has u >> shift == b has bisect_right(separators, sk) ==
+    bisect_right(separators, sk, bounds[b], bounds[b + 1]): every separator below bounds[b] is
+    below sk, every one from bounds[b + 1] on is above it. Saves ~12 of ~14 comparisons of a
+    point read's bisect, for 4 bytes a bucket."""
+    bits = min(len(separators).bit_length(), 24)
+    shift = 64 - bits
+    bounds = array("I", [bisect_left(separators, _u64_pack(b << shift)) for b in range(1 << bits)])
+    bounds.append(len(separators))
+    return shift, bounds
 
 
 class SSTableReader:
@@ -108,6 +124,7 @@ class SSTableReader:
         self.size_bytes = sum(os.path.getsize(p) for p in self.paths)
         self._separators = index.separators
         self._bounds = index.bounds
+        self._bucket_shift, self._buckets = token_buckets(index.separators)
         if index.partition_count:
             self._min_token, self._max_token = stats.min_token, stats.max_token
         else:
@@ -135,8 +152,10 @@ class SSTableReader:
         (ColumnFamilyStore's read view tests every filter's bits inline)."""
         if token < self._min_token or token > self._max_token:
             return None
-        sk = _u64_pack(token + TOKEN_BIAS) + key
-        i = bisect_right(self._separators, sk) - 1  # BlockIndex.block_of, inlined: the hot path
+        u = token + TOKEN_BIAS
+        b = u >> self._bucket_shift  # BlockIndex.block_of, inlined and narrowed to the token's bucket
+        buckets = self._buckets
+        i = bisect_right(self._separators, _u64_pack(u) + key, buckets[b], buckets[b + 1]) - 1
         if i < 0:
             return None
         bc = self.block_cache
