@@ -155,7 +155,8 @@ class SSTableReader:
         u = token + TOKEN_BIAS
         b = u >> self._bucket_shift  # BlockIndex.block_of, inlined and narrowed to the token's bucket
         buckets = self._buckets
-        i = bisect_right(self._separators, _u64_pack(u) + key, buckets[b], buckets[b + 1]) - 1
+        sk = _u64_pack(u) + key
+        i = bisect_right(self._separators, sk, buckets[b], buckets[b + 1]) - 1
         if i < 0:
             return None
         bc = self.block_cache
