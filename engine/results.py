@@ -88,23 +88,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
         payloads = cfs.read_payloads(None, pk)
         if not payloads:
             return None
-        if len(payloads) == 1:
-            key_values = {blob_key: key[blob_key]} if blob_key is not None else {n: key[n] for n in plan[1]}
-            if columns is None and not writetime:  # the whole row: straight from the payload
-                row = simple_row(payloads[0], key_values, plan[2])
-                if row is not None:
-                    return row
-            else:
-                cells = simple_row_cells(payloads[0])
-                if cells is not None:
-                    return mut.row_dict(t, key_values, b"", cells, columns, writetime)
-        p = reconcile(payloads)
-        counter = [0]
-        cells = live_row(p, b"", clock.now_s(), counter)
-        cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
-        if cells is None:
-            return None
-        return mut.row_dict(t, {n: key[n] for n in plan[1]}, b"", cells, columns, writetime)
+        return versions_row(t, cfs, key, pk, payloads, plan, columns, writetime, clock)
     if t.clustering:
         missing = [c.name for c in t.clustering if c.name not in key]
         if missing:
@@ -124,11 +108,40 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     return mut.row_dict(t, key_values, ck, cells, columns, writetime)
 
 
+def versions_row(t: Table, cfs: ColumnFamilyStore, key: dict, pk: bytes, payloads, plan: tuple, columns,
+                 writetime: bool, clock) -> dict | None:
+    """read_row's fast path once the versions of a partition of a table without clustering
+    (nor dropped columns, nor row cache) are read: one plain live version is shaped straight
+    from its payload (simple_row, or simple_row_cells for a projection or writetime); any other
+    is reconciled."""
+    blob_key = plan[0]
+    if len(payloads) == 1:
+        key_values = {blob_key: key[blob_key]} if blob_key is not None else {n: key[n] for n in plan[1]}
+        if columns is None and not writetime:  # the whole row: straight from the payload
+            row = simple_row(payloads[0], key_values, plan[2])
+            if row is not None:
+                return row
+        else:
+            cells = simple_row_cells(payloads[0])
+            if cells is not None:
+                return mut.row_dict(t, key_values, b"", cells, columns, writetime)
+    p = reconcile(payloads)
+    counter = [0]
+    cells = live_row(p, b"", clock.now_s(), counter)
+    cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
+    if cells is None:
+        return None
+    return mut.row_dict(t, {n: key[n] for n in plan[1]}, b"", cells, columns, writetime)
+
+
 def read_plan(t: Table) -> tuple:
     """(the blob partition key's column name or None, the partition key's column names,
-    column_converters(t)): what read_row's fast path needs of a table, made once per Table
-    object (ALTER TABLE makes a new Table)."""
-    plan = (blob_key_name(t), tuple(c.name for c in t.partition_key), column_converters(t))
+    column_converters(t), the blob key's name when the table also has neither clustering nor
+    dropped columns, else None): what read_row's fast path (and Store.get's) needs of a table,
+    made once per Table object (ALTER TABLE makes a new Table)."""
+    blob_key = blob_key_name(t)
+    plan = (blob_key, tuple(c.name for c in t.partition_key), column_converters(t),
+            blob_key if not t.clustering and not t.dropped else None)
     object.__setattr__(t, "_read_plan", plan)
     return plan
 

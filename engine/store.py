@@ -38,6 +38,8 @@ from engine.errors import InvalidRequest, StoreClosedError
 from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
+from engine.mutation import MAX_KEY_BYTES
+from engine.results import read_plan, simple_row, versions_row
 from engine.results import ScanPage, project, read_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.write_path import WritePath
@@ -326,7 +328,22 @@ class Store(ReplicaApi, WritePath):
         t = ks.tables.get(table) if ks is not None else None
         if t is None:
             t = self.catalog.table(keyspace, table)
-        return read_row(t, self.cfs[t.id], key, columns, writetime, self.clock)
+        cfs = self.cfs[t.id]
+        plan = t.__dict__.get("_read_plan") or read_plan(t)
+        blob_key = plan[3]
+        if blob_key is not None and columns is None and not writetime and cfs.row_cache is None:
+            # results.read_row's fast path for a whole row by one blob key, inlined: one frame less
+            pk = key.get(blob_key)
+            if pk.__class__ is bytes and 0 < len(pk) <= MAX_KEY_BYTES:
+                payloads = cfs.read_payloads(None, pk)
+                if not payloads:
+                    return None
+                if len(payloads) == 1:
+                    row = simple_row(payloads[0], {blob_key: pk}, plan[2])
+                    if row is not None:
+                        return row
+                return versions_row(t, cfs, key, pk, payloads, plan, None, False, self.clock)
+        return read_row(t, cfs, key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
                end_inclusive: bool = True, limit: int | None = None, columns=None, writetime: bool = False,
