@@ -116,3 +116,36 @@ def test_the_token_taken_from_the_bloom_hash_is_the_partitioners(tmp_path):
         for k in keys:
             assert list(cfs.read_payloads(None, k)) == list(cfs.read_payloads(token_of(k), k)) != []
             assert s.get("ks", "t", {"k": k}) == {"k": k, "v": k}
+
+
+def test_the_blob_key_fast_path_follows_alter_table(tmp_path):
+    """Store.get's inlined fast path is decided once per Table object (results.read_plan): an
+    ALTER TABLE makes a new one, so a dropped column is hidden and an added one shown at once."""
+    from engine import schema_change as sc
+    with store_with_three_sstables(tmp_path) as s:
+        assert s.get("ks", "t", {"k": b"key00001"}) == {"k": b"key00001", "v": b"v0-1"}  # plan cached
+        ts = s.clock.wall_us() + 10
+        s.catalog.alter_table("ks", "t", lambda t: sc.add_columns(t, [("x", "int")], ts=ts))
+        s.insert("ks", "t", {"k": b"key00001", "x": 7})
+        s.flush()
+        assert s.get("ks", "t", {"k": b"key00001"}) == {"k": b"key00001", "v": b"v0-1", "x": 7}
+        assert s.get("ks", "t", {"k": b"key00002"}) == {"k": b"key00002", "v": b"v0-2"}
+        ts = s.clock.wall_us() + 10
+        s.catalog.alter_table("ks", "t", lambda t: sc.drop_columns(t, ["v"], ts=ts))
+        assert s.get("ks", "t", {"k": b"key00001"}) == {"k": b"key00001", "x": 7}
+        assert s.get("ks", "t", {"k": b"key00002"}) == {"k": b"key00002"}
+        assert s.get("ks", "t", {"k": b"key00005"}) == {"k": b"key00005"}  # two versions: reconciled
+        s.insert("ks", "t", {"k": b"key00005", "x": 8}, timestamp=ts - 5)  # older than the drop
+        assert s.get("ks", "t", {"k": b"key00005"}) == {"k": b"key00005", "x": 8}
+
+
+def test_a_row_cache_takes_the_general_path(tmp_path):
+    s = Store.open(str(tmp_path), background=False, row_cache_size=10)
+    s.create_keyspace("ks")
+    s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+    s.insert("ks", "t", {"k": b"a", "v": b"1"})
+    s.flush()
+    for _ in range(3):
+        assert s.get("ks", "t", {"k": b"a"}) == {"k": b"a", "v": b"1"}
+    assert s.tablestats()[0]["row_cache_hit_rate"] == pytest.approx(2 / 3)
+    s.close()

@@ -1,0 +1,31 @@
+"""sstable_reader.token_buckets: a point read's bisect narrowed to the separators of its token's
+bucket finds exactly the block the full bisect finds, whatever the spread of the tokens."""
+from bisect import bisect_right
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.encoding import U64
+from engine.sstable_reader import token_buckets
+
+u64s = st.integers(0, 2**64 - 1)
+skewed = st.integers(2**40, 2**40 + 50)  # every token in one bucket
+sort_keys = st.tuples(st.one_of(u64s, skewed), st.binary(max_size=4)).map(lambda t: U64.pack(t[0]) + t[1])
+
+
+@settings(max_examples=300)
+@given(st.lists(sort_keys, max_size=300, unique=True), st.lists(sort_keys, min_size=1, max_size=50))
+def test_narrowed_bisect_is_the_full_bisect(separators, probes):
+    separators.sort()
+    shift, bounds = token_buckets(separators)
+    assert len(bounds) == (1 << (64 - shift)) + 1 and bounds[-1] == len(separators)
+    for sk in probes + separators:  # a separator itself too: bisect_right's edge
+        b = int.from_bytes(sk[:8], "big") >> shift
+        assert bisect_right(separators, sk, bounds[b], bounds[b + 1]) == bisect_right(separators, sk)
+
+
+def test_about_one_separator_per_bucket():
+    separators = sorted(U64.pack(i * (2**64 // 1000)) + b"k" for i in range(1000))
+    shift, bounds = token_buckets(separators)
+    assert 1000 <= len(bounds) - 1 < 2000
+    assert max(bounds[b + 1] - bounds[b] for b in range(len(bounds) - 1)) == 1
