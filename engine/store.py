@@ -39,8 +39,7 @@ from engine.partition import encode_partition
 from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
 from engine.mutation import MAX_KEY_BYTES
-from engine.results import read_plan, simple_row, versions_row
-from engine.results import ScanPage, project, read_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
+from engine.results import ScanPage, project, read_plan, read_row, simple_row, versions_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.write_path import WritePath
 
@@ -332,17 +331,14 @@ class Store(ReplicaApi, WritePath):
         plan = t.__dict__.get("_read_plan") or read_plan(t)
         blob_key = plan[3]
         if blob_key is not None and columns is None and not writetime and cfs.row_cache is None:
-            # results.read_row's fast path for a whole row by one blob key, inlined: one frame less
-            pk = key.get(blob_key)
+            pk = key.get(blob_key)  # results.read_row's whole-row fast path, inlined: one frame less
             if pk.__class__ is bytes and 0 < len(pk) <= MAX_KEY_BYTES:
                 payloads = cfs.read_payloads(None, pk)
                 if not payloads:
                     return None
-                if len(payloads) == 1:
-                    row = simple_row(payloads[0], {blob_key: pk}, plan[2])
-                    if row is not None:
-                        return row
-                return versions_row(t, cfs, key, pk, payloads, plan, None, False, self.clock)
+                row = simple_row(payloads[0], {blob_key: pk}, plan[2]) if len(payloads) == 1 else None
+                return row if row is not None else versions_row(t, cfs, key, pk, payloads, plan, None, False,
+                                                                 self.clock)
         return read_row(t, cfs, key, columns, writetime, self.clock)
 
     def select(self, keyspace: str, table: str, key: dict, start=None, end=None, start_inclusive: bool = True,
