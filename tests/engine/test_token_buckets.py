@@ -29,3 +29,12 @@ def test_about_one_separator_per_bucket():
     shift, bounds = token_buckets(separators)
     assert 1000 <= len(bounds) - 1 < 2000
     assert max(bounds[b + 1] - bounds[b] for b in range(len(bounds) - 1)) == 1
+
+
+def test_the_table_is_capped_and_stays_exact():
+    separators = sorted(U64.pack(i * (2**64 // 200_000)) + b"k" for i in range(200_000))
+    shift, bounds = token_buckets(separators)
+    assert len(bounds) == 65_537
+    for sk in separators[::997] + [U64.pack(2**64 - 1), U64.pack(0)]:
+        b = int.from_bytes(sk[:8], "big") >> shift
+        assert bisect_right(separators, sk, bounds[b], bounds[b + 1]) == bisect_right(separators, sk)
