@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from itertools import chain, islice
-from operator import itemgetter, lt
+from operator import itemgetter
+
+import numpy
 
 BLOCK_ROWS = 128  # rows per run of a memtable or a row iterator
 ROUND_ROWS = 1024  # at most this many held rows per round of a merge (larger runs lost cache locality)
 
+_array = numpy.array
+_int64 = numpy.int64
 _first = itemgetter(0)
 _second = itemgetter(1)
 
@@ -171,10 +175,12 @@ def _sorted_run(toks: list, keys: list, payloads: list, multi: bool) -> tuple:
     key met more than once grouped into one list."""
     n = len(toks)
     if n > 1:
-        pick = itemgetter(*sorted(range(n), key=toks.__getitem__))
-        stoks = pick(toks)
-        if all(map(lt, stoks, islice(stoks, 1, None))):
-            return stoks, pick(keys), pick(payloads), multi
+        arr = _array(toks, _int64)  # tokens are signed 64-bit: numpy sorts them in C, unboxed
+        order = arr.argsort(kind="stable")
+        arr = arr[order]
+        if (arr[1:] > arr[:-1]).all():  # no token twice: the order is the (token, key) order
+            pick = itemgetter(*order.tolist())
+            return arr.tolist(), pick(keys), pick(payloads), multi
     else:
         return toks, keys, payloads, multi
     out_t, out_k, out_p = [], [], []

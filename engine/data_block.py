@@ -234,7 +234,16 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     if len(m) == 3:
         key_prefix = m[0]
         keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
-        toks = block_tokens(keys)
+        if _cmurmur3 is not None and (key_prefix or all(keys)):
+            # block_tokens without its MIN_TOKEN scan: strictly increasing tokens have their
+            # least first, so only toks[0] can be the reserved minimum (token() remaps it)
+            toks = list(map(_cmurmur3, keys))
+            if toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:])):
+                return toks, keys, payloads
+            if MIN_TOKEN in toks:
+                toks = list(map(_token, keys))
+        else:
+            toks = block_tokens(keys)
     else:
         tok_prefix, key_prefix, tok_blob = m[:3]
         n = len(payloads)

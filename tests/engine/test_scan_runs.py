@@ -6,6 +6,7 @@ answer (shadowing, tombstones, TTL, versions in several sources, token order, pa
 import random
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -181,3 +182,43 @@ def test_a_range_starting_at_the_top_of_the_ring_holds_no_token_whether_flushed_
         assert answers == [[5, 0, 3], [5, 0, 3]]
     finally:
         s.close()
+
+
+def test_decode_scan_tokens_are_the_partitioners_even_for_the_reserved_minimum(monkeypatch):
+    """A format-3 block's tokens are engine.token.token's: an empty key's is MIN_TOKEN, and a
+    key whose Murmur3 is the reserved minimum takes MAX_TOKEN (here a stand-in hash gives the
+    minimum for one key: no real 16-byte preimage is known), wherever it is in the block."""
+    from engine import data_block
+    from engine.data_block import TOKEN_BIAS, BlockBuilder, decode_scan
+    from engine.errors import CorruptionError
+    from engine.token import MAX_TOKEN, MIN_TOKEN
+
+    def block(keys, tok):
+        b = BlockBuilder()
+        for k in sorted(keys, key=lambda k: (tok(k), k)):
+            b.add(tok(k) + TOKEN_BIAS, k, b"p" + k)
+        raw = b.take()
+        return decode_scan(raw, 0, len(raw), "Data.db", 0)
+
+    keys = [b"", b"a", b"b", b"ccc", b"dddd"]
+    toks, got, payloads = block(keys, token)
+    assert toks == list(map(token, got)) and toks[0] == MIN_TOKEN and sorted(got) == sorted(keys)
+    assert list(payloads) == [b"p" + k for k in got]
+    real = data_block._cmurmur3
+    if real is None:
+        return
+    by_token = sorted(keys[1:], key=token)
+    b = BlockBuilder()
+    for k in by_token:
+        b.add(token(k) + TOKEN_BIAS, k, b"p")
+    raw = b.take()  # format 3 (no tokens stored), built before the stand-in hash is set
+    assert len(msgpack.unpackb(raw)) == 3
+    for special in (by_token[-1], by_token[0]):  # the reserved minimum last, then first, by token
+        monkeypatch.setattr(data_block, "_cmurmur3", lambda k: MIN_TOKEN if k == special else real(k))
+        monkeypatch.setattr(data_block, "_token", lambda k: MAX_TOKEN if k == special else token(k))
+        if special == by_token[-1]:
+            toks, got, _ = decode_scan(raw, 0, len(raw), "Data.db", 0)
+            assert list(got) == by_token and toks == [token(k) for k in by_token[:-1]] + [MAX_TOKEN]
+        else:  # its token (MAX_TOKEN) puts it last: the block, which has it first, is out of order
+            with pytest.raises(CorruptionError, match="sort-key order"):
+                decode_scan(raw, 0, len(raw), "Data.db", 0)
