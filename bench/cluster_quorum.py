@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -82,7 +83,7 @@ def new_hist() -> HdrHistogram:
 # -- client worker (one process) -----------------------------------------------------------------
 
 async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
-                       barrier, timeline=False) -> dict:
+                       barrier, timeline=False, tick_ms=1.0) -> dict:
     from ring.client import AsyncCluster
     cluster = AsyncCluster(contact_points, timeout_s=12.0, cluster_name=cluster_name)
     session = await cluster.connect(KEYSPACE)
@@ -110,10 +111,13 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
     samples: list[tuple] = []          # --timeline: (intended, started - intended, latency) per request
     timeline = timeline and rate is not None     # open-loop phases only
     done = 0
-    await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
-    cpu0 = time.process_time()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, barrier.wait)
     t0 = time.perf_counter()
     t_begin, t_end = t0 + warmup, t0 + warmup + seconds
+    cpu_marks: list[float] = []         # process CPU at t_begin and t_end: the measured window only
+    for at in (t_begin, t_end):
+        loop.call_later(at - t0, lambda: cpu_marks.append(time.process_time()))
 
     async def timed(intended: float, count_if) -> None:
         nonlocal done
@@ -135,37 +139,45 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
         def in_window(_intended, finished):
             return t_begin <= finished < t_end
 
-        async def loop() -> None:
+        async def closed() -> None:
             while time.perf_counter() < t_end:
                 await timed(time.perf_counter(), in_window)
-        await asyncio.gather(*(loop() for _ in range(inflight)))
-        window = seconds
+        await asyncio.gather(*(closed() for _ in range(inflight)))
     else:                                # open loop at `rate` ops/s, latency from the intended time
         def in_window(intended, _finished):
             return t_begin <= intended < t_end
 
-        tasks = set()
+        tasks: set = set()
+        paced = loop.create_future()
         interval = 1.0 / rate
+        tick = tick_ms / 1000.0
         i = 0
-        while True:
-            intended = t0 + i * interval
-            if intended >= t_end:
-                break
-            delay = intended - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # start every operation that is due (the loop may have fallen behind the schedule)
+
+        def pace() -> None:
+            """Start every request whose intended time has come; wake again at the next one's
+            intended time (tick 0) or at the first tick boundary at or after it."""
+            nonlocal i
             now = time.perf_counter()
+            intended = t0 + i * interval
             while intended <= now and intended < t_end:
-                task = asyncio.ensure_future(timed(intended, in_window))
+                task = loop.create_task(timed(intended, in_window))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
                 intended = t0 + i * interval
+            if intended >= t_end:
+                paced.set_result(None)
+                return
+            wake = intended if not tick else t0 + math.ceil((intended - t0) / tick) * tick
+            loop.call_later(wake - now, pace)
+        pace()
+        await paced
         if tasks:
             await asyncio.wait(tasks, timeout=30)
-        window = seconds
-    cpu = time.process_time() - cpu0
+    window = seconds
+    while len(cpu_marks) < 2:           # a closed loop may finish a hair before t_end's callback
+        await asyncio.sleep(max(0.0, t_end - time.perf_counter()) + 0.001)
+    cpu = cpu_marks[1] - cpu_marks[0]
     await cluster.shutdown()
     hist = new_hist()
     for us in latencies:
@@ -221,7 +233,7 @@ def stop_strace(proc, path: str, ops: int) -> dict:
 
 
 def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids,
-              metrics_urls=None, timeline=False) -> dict:
+              metrics_urls=None, timeline=False, tick_ms=1.0) -> dict:
     """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s.
     With `metrics_urls` (--count-syscalls): counters per node and strace -c of node 1."""
     ctx = mp.get_context("spawn")
@@ -230,7 +242,7 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
     per_proc_rate = None if rate is None else rate / clients
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=((contact_points, cluster_name, p, phase, seconds, warmup, inflight, per_proc_rate,
-                                keys_written, barrier, timeline), out))
+                                keys_written, barrier, timeline, tick_ms), out))
              for p in range(clients)]
     for pr in procs:
         pr.start()
@@ -293,7 +305,7 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
         "node_cpu_s": node_cpu, "node_cpu_util": [c / wall for c in node_cpu],
         "node_cpu_s_per_1000_ops": [1000 * c / ops if ops else None for c in node_cpu],
         "client_cpu_s_per_1000_ops": 1000 * sum(r["cpu_s"] for r in results) / ops if ops else None,
-        "client_cpu_util": sum(r["cpu_s"] for r in results) / (warmup + seconds),
+        "client_cpu_util": sum(r["cpu_s"] for r in results) / seconds,
         "keys_written": {r["proc"]: r["next_key"] for r in results if r["next_key"] is not None},
     }
 
@@ -366,6 +378,10 @@ def main(argv=None) -> int:
                     help="the nodes' commitlog_sync (default periodic; batch/group ack after fsync)")
     ap.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                     help="the nodes' event_loop setting; the anchor runs on the same loop (default auto)")
+    ap.add_argument("--tick-ms", type=float, default=1.0,
+                    help="open loop: each client process starts its due requests on a tick of this many ms "
+                         "(0 = a wake-up at each request's intended time); latency is still measured from "
+                         "each request's own intended time (default 1)")
     ap.add_argument("--count-syscalls", action="store_true",
                     help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
     ap.add_argument("--half-rates", metavar="W,R", default=None,
@@ -432,7 +448,7 @@ def main(argv=None) -> int:
 
         common = {"contact_points": contact_points, "cluster_name": cluster_name, "clients": args.clients,
                   "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
-                  "node_pids": node_pids, "timeline": bool(args.timeline)}
+                  "node_pids": node_pids, "timeline": bool(args.timeline), "tick_ms": args.tick_ms}
         if args.count_syscalls:
             from ring.runtime.config import load as load_settings
             common["metrics_urls"] = []
