@@ -14,11 +14,17 @@ What one run does:
 3. peak, closed loop: `--clients` client processes (spawned), each an `AsyncSession` with
    `--inflight` requests in flight, token-aware (any of the 3 replicas coordinates);
    QUORUM inserts of fresh keys, then QUORUM gets of keys written in step 3;
-4. half of each measured peak, open loop (fixed rate): requests are started on a fixed schedule,
-   whatever the answers do, and each latency is measured from its *intended* send time
-   (coordinated-omission correction; a stalled cluster shows up as latency, not as fewer samples);
+4. half of each measured peak, open loop (fixed rate): request i of a client process has the
+   intended start time t0 + i / rate, whatever the answers do, and its latency is measured from
+   that intended time (coordinated-omission correction; a stalled cluster shows up as latency, not
+   as fewer samples). The process starts requests from one timer callback that wakes on a tick
+   (`--tick-ms`, default 1 ms; 0 = at each request's own intended time) and starts every request
+   then due; the wait from the intended time to the tick is in the latency. The tick lets the
+   requests due in the same millisecond share one wake-up and one write per connection
+   (bench/README.md, "Issue 18, session 9, clu_half");
 5. CPU seconds per 1000 ops of each node process (utime + stime from /proc/<pid>/stat) per phase,
-   and of the client processes;
+   and of the client processes (process CPU between the window's start and end, warm-up and drain
+   excluded); loop wake-ups per op (voluntary context switches of each process's main thread);
 6. the cluster is removed at the end, always (also on Ctrl-C or an error).
 
 Event loop: `--event-loop auto|uvloop|asyncio` is the nodes' `event_loop` setting (auto = uvloop
@@ -80,6 +86,31 @@ def new_hist() -> HdrHistogram:
     return HdrHistogram(1, HIST_MAX_US, 3)
 
 
+def sleeps(pid: int | str = "self") -> int:
+    """Voluntary context switches of a process's main thread (its event loop): the times it
+    blocked (in epoll_wait, mostly) and was woken again. /proc/<pid>/status counts the main
+    thread only."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
+
+
+def pacing(i: int, t0: float, interval: float, now: float, t_end: float, tick: float) -> tuple[int, float | None]:
+    """The open loop's schedule: request n's intended start is exactly t0 + n * interval. Given
+    that requests before i have been started, returns (j, wake): requests i .. j-1 are due at
+    `now` (intended <= now, and before t_end), and the pacer wakes next at `wake`: request j's
+    intended time (tick 0) or the first tick boundary t0 + k * tick at or after it; None once
+    request j's intended time is past t_end (the schedule is done)."""
+    j = i
+    while (intended := t0 + j * interval) <= now and intended < t_end:
+        j += 1
+    if intended >= t_end:
+        return j, None
+    return j, intended if not tick else t0 + math.ceil((intended - t0) / tick) * tick
+
+
 # -- client worker (one process) -----------------------------------------------------------------
 
 async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
@@ -115,9 +146,9 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
     await loop.run_in_executor(None, barrier.wait)
     t0 = time.perf_counter()
     t_begin, t_end = t0 + warmup, t0 + warmup + seconds
-    cpu_marks: list[float] = []         # process CPU at t_begin and t_end: the measured window only
+    cpu_marks: list[tuple] = []         # (CPU, loop sleeps) at t_begin and t_end: the measured window only
     for at in (t_begin, t_end):
-        loop.call_later(at - t0, lambda: cpu_marks.append(time.process_time()))
+        loop.call_later(at - t0, lambda: cpu_marks.append((time.process_time(), sleeps())))
 
     async def timed(intended: float, count_if) -> None:
         nonlocal done
@@ -154,22 +185,19 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
         i = 0
 
         def pace() -> None:
-            """Start every request whose intended time has come; wake again at the next one's
-            intended time (tick 0) or at the first tick boundary at or after it."""
+            """Start every request whose intended time has come (`pacing`), then sleep until the next tick."""
             nonlocal i
             now = time.perf_counter()
-            intended = t0 + i * interval
-            while intended <= now and intended < t_end:
-                task = loop.create_task(timed(intended, in_window))
+            j, wake = pacing(i, t0, interval, now, t_end, tick)
+            for n in range(i, j):
+                task = loop.create_task(timed(t0 + n * interval, in_window))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                i += 1
-                intended = t0 + i * interval
-            if intended >= t_end:
+            i = j
+            if wake is None:
                 paced.set_result(None)
-                return
-            wake = intended if not tick else t0 + math.ceil((intended - t0) / tick) * tick
-            loop.call_later(wake - now, pace)
+            else:
+                loop.call_later(wake - now, pace)
         pace()
         await paced
         if tasks:
@@ -177,12 +205,13 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
     window = seconds
     while len(cpu_marks) < 2:           # a closed loop may finish a hair before t_end's callback
         await asyncio.sleep(max(0.0, t_end - time.perf_counter()) + 0.001)
-    cpu = cpu_marks[1] - cpu_marks[0]
+    cpu = cpu_marks[1][0] - cpu_marks[0][0]
+    wakeups = cpu_marks[1][1] - cpu_marks[0][1]
     await cluster.shutdown()
     hist = new_hist()
     for us in latencies:
         hist.record_value(max(1, us))
-    return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu,
+    return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu, "wakeups": wakeups,
             "hist": hist.encode(), "next_key": next_key if writing else None, "samples": samples}
 
 
@@ -262,9 +291,11 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
         strace_path = tempfile.mktemp(prefix="strace-", suffix=".txt")
         strace = start_strace(node_pids[0], strace_path)
     cpu0 = {pid: cpu_seconds(pid) for pid in node_pids}
+    sleeps0 = {pid: sleeps(pid) for pid in node_pids}
     t0 = time.perf_counter()
     time.sleep(seconds)
     cpu1 = {pid: cpu_seconds(pid) for pid in node_pids}
+    sleeps1 = {pid: sleeps(pid) for pid in node_pids}
     wall = time.perf_counter() - t0
     if metrics_urls:
         strace_out = stop_strace(strace, strace_path, 1)
@@ -305,6 +336,8 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
         "node_cpu_s": node_cpu, "node_cpu_util": [c / wall for c in node_cpu],
         "node_cpu_s_per_1000_ops": [1000 * c / ops if ops else None for c in node_cpu],
         "client_cpu_s_per_1000_ops": 1000 * sum(r["cpu_s"] for r in results) / ops if ops else None,
+        "node_wakeups_per_op": [(sleeps1[pid] - sleeps0[pid]) / ops if ops else None for pid in node_pids],
+        "client_wakeups_per_op": sum(r["wakeups"] for r in results) / ops if ops else None,
         "client_cpu_util": sum(r["cpu_s"] for r in results) / seconds,
         "keys_written": {r["proc"]: r["next_key"] for r in results if r["next_key"] is not None},
     }
@@ -348,6 +381,9 @@ def report(res: dict) -> list[list[str]]:
         rows.append([f"node CPU s per 1000 ops, {key} (n1/n2/n3; util)", f"{per} ({util})", "", "", "", "info"])
         rows.append([f"client CPU s per 1000 ops, {key} (all clients; util)",
                      f"{p['client_cpu_s_per_1000_ops']:.3f} ({p['client_cpu_util']:.0%})", "", "", "", "info"])
+        rows.append([f"loop wake-ups per op, {key} (n1/n2/n3; all clients)",
+                     "/".join(f"{w:.2f}" for w in p["node_wakeups_per_op"]) + f"; {p['client_wakeups_per_op']:.2f}",
+                     "", "", "", "info"])
     for key, p in ph.items():
         if "frames_per_write" in p:
             fmt = lambda xs: "/".join("-" if x is None else f"{x:.1f}" for x in xs)
@@ -382,6 +418,8 @@ def main(argv=None) -> int:
                     help="open loop: each client process starts its due requests on a tick of this many ms "
                          "(0 = a wake-up at each request's intended time); latency is still measured from "
                          "each request's own intended time (default 1)")
+    ap.add_argument("--half-clients", type=int, default=None,
+                    help="client processes of the open-loop (half of peak) phases (default --clients)")
     ap.add_argument("--count-syscalls", action="store_true",
                     help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
     ap.add_argument("--half-rates", metavar="W,R", default=None,
@@ -458,10 +496,11 @@ def main(argv=None) -> int:
         keys: dict[int, int] = {}
 
         def phase(name, rate=None):
-            print(f"{name}: {args.clients} client processes, "
+            clients = args.clients if rate is None or not args.half_clients else args.half_clients
+            print(f"{name}: {clients} client processes, "
                   + (f"{args.inflight} in flight each" if rate is None else f"fixed rate {rate:,.0f}/s")
                   + f", {args.warmup:g} s warm-up + {args.seconds:g} s ...", flush=True)
-            p = run_phase(phase=name, rate=rate, keys_written=keys, **common)
+            p = run_phase(phase=name, rate=rate, keys_written=keys, **{**common, "clients": clients})
             res["phases"][name] = p
             print(f"  {p['ops_per_s']:,.0f} ops/s, p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
                   f"max {p['max_ms']:.1f} ms, errors {p['errors'] or 0}", flush=True)
