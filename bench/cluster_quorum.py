@@ -17,11 +17,13 @@ What one run does:
 4. half of each measured peak, open loop (fixed rate): request i of a client process has the
    intended start time t0 + i / rate, whatever the answers do, and its latency is measured from
    that intended time (coordinated-omission correction; a stalled cluster shows up as latency, not
-   as fewer samples). The process starts requests from one timer callback that wakes on a tick
-   (`--tick-ms`, default 1 ms; 0 = at each request's own intended time) and starts every request
-   then due; the wait from the intended time to the tick is in the latency. The tick lets the
-   requests due in the same millisecond share one wake-up and one write per connection
-   (bench/README.md, "Issue 18, session 9, clu_half");
+   as fewer samples). Each client process starts requests from one timer callback (`pacing`)
+   that wakes at the next request's intended time (`--tick-ms T`: at the first T-ms tick at or
+   after it, the wait counted in the latency; measured: no CPU saving) and starts every request
+   then due. The open-loop phases run `--half-clients` processes (default 1; the peak's
+   `--clients` split the same rate finer, each process then sends ~one request per wake-up and
+   the clients' CPU per op at half of peak is 2.5-3x; bench/README.md, "Issue 18, session 9,
+   clu_half");
 5. CPU seconds per 1000 ops of each node process (utime + stime from /proc/<pid>/stat) per phase,
    and of the client processes (process CPU between the window's start and end, warm-up and drain
    excluded); loop wake-ups per op (voluntary context switches of each process's main thread);
@@ -114,7 +116,7 @@ def pacing(i: int, t0: float, interval: float, now: float, t_end: float, tick: f
 # -- client worker (one process) -----------------------------------------------------------------
 
 async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
-                       barrier, timeline=False, tick_ms=1.0) -> dict:
+                       barrier, timeline=False, tick_ms=0.0) -> dict:
     from ring.client import AsyncCluster
     cluster = AsyncCluster(contact_points, timeout_s=12.0, cluster_name=cluster_name)
     session = await cluster.connect(KEYSPACE)
@@ -262,7 +264,7 @@ def stop_strace(proc, path: str, ops: int) -> dict:
 
 
 def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids,
-              metrics_urls=None, timeline=False, tick_ms=1.0) -> dict:
+              metrics_urls=None, timeline=False, tick_ms=0.0) -> dict:
     """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s.
     With `metrics_urls` (--count-syscalls): counters per node and strace -c of node 1."""
     ctx = mp.get_context("spawn")
@@ -414,12 +416,12 @@ def main(argv=None) -> int:
                     help="the nodes' commitlog_sync (default periodic; batch/group ack after fsync)")
     ap.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                     help="the nodes' event_loop setting; the anchor runs on the same loop (default auto)")
-    ap.add_argument("--tick-ms", type=float, default=1.0,
+    ap.add_argument("--tick-ms", type=float, default=0.0,
                     help="open loop: each client process starts its due requests on a tick of this many ms "
                          "(0 = a wake-up at each request's intended time); latency is still measured from "
-                         "each request's own intended time (default 1)")
-    ap.add_argument("--half-clients", type=int, default=None,
-                    help="client processes of the open-loop (half of peak) phases (default --clients)")
+                         "each request's own intended time (default 0: a 1- or 2-ms tick measured no CPU saving)")
+    ap.add_argument("--half-clients", type=int, default=1,
+                    help="client processes of the open-loop (half of peak) phases (default 1; 0 = --clients)")
     ap.add_argument("--count-syscalls", action="store_true",
                     help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
     ap.add_argument("--half-rates", metavar="W,R", default=None,
