@@ -14,11 +14,19 @@ What one run does:
 3. peak, closed loop: `--clients` client processes (spawned), each an `AsyncSession` with
    `--inflight` requests in flight, token-aware (any of the 3 replicas coordinates);
    QUORUM inserts of fresh keys, then QUORUM gets of keys written in step 3;
-4. half of each measured peak, open loop (fixed rate): requests are started on a fixed schedule,
-   whatever the answers do, and each latency is measured from its *intended* send time
-   (coordinated-omission correction; a stalled cluster shows up as latency, not as fewer samples);
+4. half of each measured peak, open loop (fixed rate): request i of a client process has the
+   intended start time t0 + i / rate, whatever the answers do, and its latency is measured from
+   that intended time (coordinated-omission correction; a stalled cluster shows up as latency, not
+   as fewer samples). Each client process starts requests from one timer callback (`pacing`)
+   that wakes at the next request's intended time (`--tick-ms T`: at the first T-ms tick at or
+   after it, the wait counted in the latency; measured: no CPU saving) and starts every request
+   then due. The open-loop phases run `--half-clients` processes (default 1; the peak's
+   `--clients` split the same rate finer, each process then sends ~one request per wake-up and
+   the clients' CPU per op at half of peak is 2.5-3x; bench/README.md, "Issue 18, session 9,
+   clu_half");
 5. CPU seconds per 1000 ops of each node process (utime + stime from /proc/<pid>/stat) per phase,
-   and of the client processes;
+   and of the client processes (process CPU between the window's start and end, warm-up and drain
+   excluded); loop wake-ups per op (voluntary context switches of each process's main thread);
 6. the cluster is removed at the end, always (also on Ctrl-C or an error).
 
 Event loop: `--event-loop auto|uvloop|asyncio` is the nodes' `event_loop` setting (auto = uvloop
@@ -49,6 +57,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -79,10 +88,35 @@ def new_hist() -> HdrHistogram:
     return HdrHistogram(1, HIST_MAX_US, 3)
 
 
+def sleeps(pid: int | str = "self") -> int:
+    """Voluntary context switches of a process's main thread (its event loop): the times it
+    blocked (in epoll_wait, mostly) and was woken again. /proc/<pid>/status counts the main
+    thread only."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
+
+
+def pacing(i: int, t0: float, interval: float, now: float, t_end: float, tick: float) -> tuple[int, float | None]:
+    """The open loop's schedule: request n's intended start is exactly t0 + n * interval. Given
+    that requests before i have been started, returns (j, wake): requests i .. j-1 are due at
+    `now` (intended <= now, and before t_end), and the pacer wakes next at `wake`: request j's
+    intended time (tick 0) or the first tick boundary t0 + k * tick at or after it; None once
+    request j's intended time is past t_end (the schedule is done)."""
+    j = i
+    while (intended := t0 + j * interval) <= now and intended < t_end:
+        j += 1
+    if intended >= t_end:
+        return j, None
+    return j, intended if not tick else t0 + math.ceil((intended - t0) / tick) * tick
+
+
 # -- client worker (one process) -----------------------------------------------------------------
 
 async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds, warmup, inflight, rate, keys_written,
-                       barrier, timeline=False) -> dict:
+                       barrier, timeline=False, tick_ms=0.0) -> dict:
     from ring.client import AsyncCluster
     cluster = AsyncCluster(contact_points, timeout_s=12.0, cluster_name=cluster_name)
     session = await cluster.connect(KEYSPACE)
@@ -110,10 +144,13 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
     samples: list[tuple] = []          # --timeline: (intended, started - intended, latency) per request
     timeline = timeline and rate is not None     # open-loop phases only
     done = 0
-    await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
-    cpu0 = time.process_time()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, barrier.wait)
     t0 = time.perf_counter()
     t_begin, t_end = t0 + warmup, t0 + warmup + seconds
+    cpu_marks: list[tuple] = []         # (CPU, loop sleeps) at t_begin and t_end: the measured window only
+    for at in (t_begin, t_end):
+        loop.call_later(at - t0, lambda: cpu_marks.append((time.process_time(), sleeps())))
 
     async def timed(intended: float, count_if) -> None:
         nonlocal done
@@ -135,42 +172,48 @@ async def _worker_main(contact_points, cluster_name, proc_index, phase, seconds,
         def in_window(_intended, finished):
             return t_begin <= finished < t_end
 
-        async def loop() -> None:
+        async def closed() -> None:
             while time.perf_counter() < t_end:
                 await timed(time.perf_counter(), in_window)
-        await asyncio.gather(*(loop() for _ in range(inflight)))
-        window = seconds
+        await asyncio.gather(*(closed() for _ in range(inflight)))
     else:                                # open loop at `rate` ops/s, latency from the intended time
         def in_window(intended, _finished):
             return t_begin <= intended < t_end
 
-        tasks = set()
+        tasks: set = set()
+        paced = loop.create_future()
         interval = 1.0 / rate
+        tick = tick_ms / 1000.0
         i = 0
-        while True:
-            intended = t0 + i * interval
-            if intended >= t_end:
-                break
-            delay = intended - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # start every operation that is due (the loop may have fallen behind the schedule)
+
+        def pace() -> None:
+            """Start every request whose intended time has come (`pacing`), then sleep until the next tick."""
+            nonlocal i
             now = time.perf_counter()
-            while intended <= now and intended < t_end:
-                task = asyncio.ensure_future(timed(intended, in_window))
+            j, wake = pacing(i, t0, interval, now, t_end, tick)
+            for n in range(i, j):
+                task = loop.create_task(timed(t0 + n * interval, in_window))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                i += 1
-                intended = t0 + i * interval
+            i = j
+            if wake is None:
+                paced.set_result(None)
+            else:
+                loop.call_later(wake - now, pace)
+        pace()
+        await paced
         if tasks:
             await asyncio.wait(tasks, timeout=30)
-        window = seconds
-    cpu = time.process_time() - cpu0
+    window = seconds
+    while len(cpu_marks) < 2:           # a closed loop may finish a hair before t_end's callback
+        await asyncio.sleep(max(0.0, t_end - time.perf_counter()) + 0.001)
+    cpu = cpu_marks[1][0] - cpu_marks[0][0]
+    wakeups = cpu_marks[1][1] - cpu_marks[0][1]
     await cluster.shutdown()
     hist = new_hist()
     for us in latencies:
         hist.record_value(max(1, us))
-    return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu,
+    return {"proc": proc_index, "ops": done, "seconds": window, "errors": errors, "cpu_s": cpu, "wakeups": wakeups,
             "hist": hist.encode(), "next_key": next_key if writing else None, "samples": samples}
 
 
@@ -221,7 +264,7 @@ def stop_strace(proc, path: str, ops: int) -> dict:
 
 
 def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inflight, rate, keys_written, node_pids,
-              metrics_urls=None, timeline=False) -> dict:
+              metrics_urls=None, timeline=False, tick_ms=0.0) -> dict:
     """One phase over `clients` spawned processes; `rate` None = closed loop, else total ops/s.
     With `metrics_urls` (--count-syscalls): counters per node and strace -c of node 1."""
     ctx = mp.get_context("spawn")
@@ -230,7 +273,7 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
     per_proc_rate = None if rate is None else rate / clients
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=((contact_points, cluster_name, p, phase, seconds, warmup, inflight, per_proc_rate,
-                                keys_written, barrier, timeline), out))
+                                keys_written, barrier, timeline, tick_ms), out))
              for p in range(clients)]
     for pr in procs:
         pr.start()
@@ -250,9 +293,11 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
         strace_path = tempfile.mktemp(prefix="strace-", suffix=".txt")
         strace = start_strace(node_pids[0], strace_path)
     cpu0 = {pid: cpu_seconds(pid) for pid in node_pids}
+    sleeps0 = {pid: sleeps(pid) for pid in node_pids}
     t0 = time.perf_counter()
     time.sleep(seconds)
     cpu1 = {pid: cpu_seconds(pid) for pid in node_pids}
+    sleeps1 = {pid: sleeps(pid) for pid in node_pids}
     wall = time.perf_counter() - t0
     if metrics_urls:
         strace_out = stop_strace(strace, strace_path, 1)
@@ -293,7 +338,9 @@ def run_phase(contact_points, cluster_name, phase, clients, seconds, warmup, inf
         "node_cpu_s": node_cpu, "node_cpu_util": [c / wall for c in node_cpu],
         "node_cpu_s_per_1000_ops": [1000 * c / ops if ops else None for c in node_cpu],
         "client_cpu_s_per_1000_ops": 1000 * sum(r["cpu_s"] for r in results) / ops if ops else None,
-        "client_cpu_util": sum(r["cpu_s"] for r in results) / (warmup + seconds),
+        "node_wakeups_per_op": [(sleeps1[pid] - sleeps0[pid]) / ops if ops else None for pid in node_pids],
+        "client_wakeups_per_op": sum(r["wakeups"] for r in results) / ops if ops else None,
+        "client_cpu_util": sum(r["cpu_s"] for r in results) / seconds,
         "keys_written": {r["proc"]: r["next_key"] for r in results if r["next_key"] is not None},
     }
 
@@ -336,6 +383,9 @@ def report(res: dict) -> list[list[str]]:
         rows.append([f"node CPU s per 1000 ops, {key} (n1/n2/n3; util)", f"{per} ({util})", "", "", "", "info"])
         rows.append([f"client CPU s per 1000 ops, {key} (all clients; util)",
                      f"{p['client_cpu_s_per_1000_ops']:.3f} ({p['client_cpu_util']:.0%})", "", "", "", "info"])
+        rows.append([f"loop wake-ups per op, {key} (n1/n2/n3; all clients)",
+                     "/".join(f"{w:.2f}" for w in p["node_wakeups_per_op"]) + f"; {p['client_wakeups_per_op']:.2f}",
+                     "", "", "", "info"])
     for key, p in ph.items():
         if "frames_per_write" in p:
             fmt = lambda xs: "/".join("-" if x is None else f"{x:.1f}" for x in xs)
@@ -366,6 +416,12 @@ def main(argv=None) -> int:
                     help="the nodes' commitlog_sync (default periodic; batch/group ack after fsync)")
     ap.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                     help="the nodes' event_loop setting; the anchor runs on the same loop (default auto)")
+    ap.add_argument("--tick-ms", type=float, default=0.0,
+                    help="open loop: each client process starts its due requests on a tick of this many ms "
+                         "(0 = a wake-up at each request's intended time); latency is still measured from "
+                         "each request's own intended time (default 0: a 1- or 2-ms tick measured no CPU saving)")
+    ap.add_argument("--half-clients", type=int, default=1,
+                    help="client processes of the open-loop (half of peak) phases (default 1; 0 = --clients)")
     ap.add_argument("--count-syscalls", action="store_true",
                     help="per phase: internode frames per write/read (node counters) and strace -c of node 1")
     ap.add_argument("--half-rates", metavar="W,R", default=None,
@@ -432,7 +488,7 @@ def main(argv=None) -> int:
 
         common = {"contact_points": contact_points, "cluster_name": cluster_name, "clients": args.clients,
                   "seconds": args.seconds, "warmup": args.warmup, "inflight": args.inflight,
-                  "node_pids": node_pids, "timeline": bool(args.timeline)}
+                  "node_pids": node_pids, "timeline": bool(args.timeline), "tick_ms": args.tick_ms}
         if args.count_syscalls:
             from ring.runtime.config import load as load_settings
             common["metrics_urls"] = []
@@ -442,10 +498,11 @@ def main(argv=None) -> int:
         keys: dict[int, int] = {}
 
         def phase(name, rate=None):
-            print(f"{name}: {args.clients} client processes, "
+            clients = args.clients if rate is None or not args.half_clients else args.half_clients
+            print(f"{name}: {clients} client processes, "
                   + (f"{args.inflight} in flight each" if rate is None else f"fixed rate {rate:,.0f}/s")
                   + f", {args.warmup:g} s warm-up + {args.seconds:g} s ...", flush=True)
-            p = run_phase(phase=name, rate=rate, keys_written=keys, **common)
+            p = run_phase(phase=name, rate=rate, keys_written=keys, **{**common, "clients": clients})
             res["phases"][name] = p
             print(f"  {p['ops_per_s']:,.0f} ops/s, p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
                   f"max {p['max_ms']:.1f} ms, errors {p['errors'] or 0}", flush=True)
