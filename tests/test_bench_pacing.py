@@ -1,11 +1,11 @@
-"""bench.cluster_quorum's open-loop schedule (`pacing`): intended start times stay exact whatever
+"""bench.quorum_client's open-loop schedule (`pacing`): intended start times stay exact whatever
 the tick, every request is started once, none before its intended time, and the pacer never
 sleeps past a due request's tick."""
 from __future__ import annotations
 
 import math
 
-from bench.cluster_quorum import pacing
+from bench.quorum_client import pacing
 
 
 def run_schedule(interval: float, tick: float, t_end: float, jitter=lambda k: 0.0):
