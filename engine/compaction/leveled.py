@@ -5,8 +5,8 @@ Order of preference for one plan (after Cassandra's LeveledManifest.getCompactio
   1. L0 holds more than 32 sstables: size-tier within L0 (thresholds 4/32), output L0.
   2. The highest level n in 1..7 whose non-compacting bytes exceed 1.001 * fanout^n * size:
      the eligible sstable with the fewest L(n+1) bytes overlapped per byte (then the oldest;
-     when nothing overlaps it, its key-order neighbour joins) and every L(n+1) sstable
-     overlapping their hull -> L(n+1). L8 is never pushed up.
+     when nothing overlaps it, its key-order neighbour joins; when it is its level's only sstable
+     it goes up alone) and every L(n+1) sstable overlapping their hull -> L(n+1). L8 is never pushed up.
   3. At least 4 eligible L0 sstables, or more than 4 * sstable_size bytes of them: the 32
      oldest. If they hold >= sstable_size bytes they go to L1 with every L1 sstable overlapping
      their hull; otherwise they are merged in L0.
@@ -99,12 +99,15 @@ def _level_task(opts, levels, n: int, compacting) -> CompactionTask | None:
             # the task has two inputs rather than being a bare rename.
             neighbours = [here[m] for m in (k + 1, k - 1)
                           if 0 <= m < len(here) and here[m].generation not in compacting]
-            group, span = [x], None
-            for y in neighbours:
-                span = above([x, y])
-                if span is not None:
-                    group = [x, y]
-                    break
+            if len(here) > 1:
+                group, span = [x], None
+                for y in neighbours:
+                    span = above([x, y])
+                    if span is not None:
+                        group = [x, y]
+                        break
+            # else x is its level's only sstable: it goes up alone (a level made of one sstable over
+            # its target, e.g. a partition too large to split, would otherwise never shrink)
         if span is None:
             continue
         cost = (size_sum[span[1]] - size_sum[span[0]]) / max(1, sum(s.size_bytes for s in group))
@@ -113,7 +116,8 @@ def _level_task(opts, levels, n: int, compacting) -> CompactionTask | None:
             best, best_key = [*group, *nxt[span[0]:span[1]]], key
     if best is None:
         return None
-    return make_task(best, n + 1, sstable_size_bytes(opts), f"L{n}->L{n + 1}")
+    alone = " alone" if len(best) == 1 else ""
+    return make_task(best, n + 1, sstable_size_bytes(opts), f"L{n}->L{n + 1}{alone}")
 
 
 def _l0_task(opts, levels, compacting) -> CompactionTask | None:
