@@ -141,8 +141,6 @@ class SSTableReader:
     def get(self, token: int, key: bytes, h: tuple[int, int] | None = None) -> bytes | None:
         """The payload stored for (token, key), or None; h: the key's bloom.key_hash, if known
         (a store computes it once per read and probes every SSTable's filter with it)."""
-        if token < self._min_token or token > self._max_token:
-            return None
         if not self._probe(_key_hash(key) if h is None else h):
             return None
         return self.get_probed(token, key)

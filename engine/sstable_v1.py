@@ -158,8 +158,6 @@ class SSTableReaderV1:
 
     def get(self, token: int, key: bytes, h: tuple[int, int] | None = None) -> bytes | None:
         """The payload stored for (token, key), or None; h: the key's bloom.key_hash, if known."""
-        if token < self._min_token or token > self._max_token:
-            return None
         if not (self._might_contain(key) if h is None else self.bloom.might_contain_hash(h)):
             return None
         return self.get_probed(token, key)

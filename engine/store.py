@@ -233,23 +233,12 @@ class Store(ReplicaApi, WritePath):
         t = ks.tables.get(table) if ks is not None else None
         if t is None:
             t = self.catalog.table(keyspace, table)
-        clock = self.clock
-        if timestamp is None and clock.__class__ is SystemClock:  # _timestamp_now(), inlined
-            wall = _time_ns() // 1000 + clock.offset_us
-            ts = self._last_ts
-            ts = wall if wall > ts else ts + 1
-            self._last_ts = ts
-            now_s = wall // 1_000_000
-        else:
-            ts, now_s = self._timestamp_now(timestamp)
+        ts, now_s = self._timestamp_now(timestamp)
         options = self.options
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
             if plain is not None:
-                position = self._append_plain(t, plain, now_s)
-                cl = self.commit_log  # await_durable(position), its periodic no-wait case inlined
-                if cl._ack_after_sync or cl._clock() - cl._last_sync_start > cl._block_s:
-                    cl.await_durable(position)
+                self.commit_log.await_durable(self._append_plain(t, plain, now_s))
                 return ts
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, options["max_value_bytes"])
         self._apply_encoded([(t, key, payload, update)])
