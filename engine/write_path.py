@@ -13,8 +13,7 @@ import msgpack
 
 from engine.errors import InvalidRequest
 from engine.schema import Table
-from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
-from engine.token import _cmurmur3  # token_c's hash, called here without token_c's frame
+from engine.token import token as token_of
 
 _packb = msgpack.Packer(use_bin_type=True).pack  # == msgpack.packb(obj, use_bin_type=True), no Packer per call
 
@@ -50,12 +49,7 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        if key and _cmurmur3 is not None:  # token_c(), inlined
-            tok = _cmurmur3(key)
-            if tok == MIN_TOKEN:
-                tok = MAX_TOKEN
-        else:
-            tok = token_of(key)
+        tok = token_of(key)
         with self._write_lock:
             if self._closed:
                 self._check_open()
@@ -64,11 +58,7 @@ class WritePath:
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            if cfs.indexes or cfs.row_cache is not None:
-                cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
-            else:  # cfs.apply_plain() without an index or a row cache, inlined
-                cfs.memtable.put_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
-                cfs.writes += 1
+            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
             if len(cfs_map) == 1:  # _memtable_bytes() of one table: its memtable's
                 total = cfs.memtable.size_bytes
             else:  # _memtable_bytes(), inlined
