@@ -24,6 +24,7 @@ from engine.partition_index import (HEADER_SIZE, IN_BLOCK_BITS, IN_BLOCK_MASK, I
                                     TOKEN_BIAS, Summary, check_header, decode_segment, sort_key)
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
+from engine.sstable_v1_records import parse_records
 
 COMPONENTS_V1 = ("Data.db", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "TOC.txt")
 TOC_TEXT_V1 = "".join(c + "\n" for c in COMPONENTS_V1)
@@ -33,44 +34,6 @@ _u64_unpack_from = U64.unpack_from
 _i64_unpack_from = I64.unpack_from
 _u64_pack = U64.pack
 _pread = os.pread
-
-
-def parse_records(raw: bytes, p: int, end: int, path: str, file_offset: int,
-                  offsets: list[int] | None = None) -> list[tuple[int, bytes, bytes]]:
-    """Records `i64 token | uvarint key_len | key | uvarint payload_len | payload` in raw[p:end].
-
-    If `offsets` is given, the offset of each record relative to the first `p` is appended."""
-    out = []
-    append = out.append
-    base = p
-    while p < end:
-        if offsets is not None:
-            offsets.append(p - base)
-        if p + 10 > end:
-            raise CorruptionError(path, file_offset, "record header runs past the block")
-        token = _i64_unpack_from(raw, p)[0]
-        n = raw[p + 8]
-        p += 9
-        if n >= 0x80:
-            n, p = decode_uvarint(raw, p - 1, path)
-        key = raw[p:p + n]
-        p += n
-        if p >= end:
-            raise CorruptionError(path, file_offset, "record key runs past the block")
-        n = raw[p]
-        p += 1
-        if n >= 0x80:
-            if p < end and raw[p] < 0x80:  # a two-byte length: payloads of 128 B to 16 KiB
-                n = (n & 0x7F) | (raw[p] << 7)
-                p += 1
-            else:
-                n, p = decode_uvarint(raw, p - 1, path)
-        q = p + n
-        if q > end:
-            raise CorruptionError(path, file_offset, "record payload runs past the block")
-        append((token, key, raw[p:q]))
-        p = q
-    return out
 
 
 class SSTableReaderV1:

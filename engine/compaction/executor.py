@@ -17,8 +17,9 @@ from __future__ import annotations
 import msgpack
 
 from engine import merge
+from engine.compaction.purge import compact_partition
 from engine.dropped_columns import visible_partitions
-from engine.partition import compact_partition, encode_partition
+from engine.partition import encode_partition
 from engine.partition_stats import PartitionStats
 from engine.sstable_writer import SSTableWriter
 

@@ -1,7 +1,8 @@
 """The reconcile rule and the partition model: Cassandra's tie-breaks, algebraic laws, shadowing, purge."""
 from hypothesis import given, strategies as st
 
-from engine.partition import (NO_DELETION_TIME, Partition, Row, compact_partition, decode_partition,
+from engine.compaction.purge import compact_partition
+from engine.partition import (NO_DELETION_TIME, Partition, Row, decode_partition,
                               encode_partition, live_rows, merge_all, reconcile_cells)
 
 ts = st.integers(0, 5)
