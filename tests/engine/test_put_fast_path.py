@@ -184,7 +184,6 @@ def test_put_plain_many_leaves_what_put_plain_leaves(case):
     counts, position and statistics that put_plain of each row leaves: in bulk when every key is
     new, one by one when a key repeats in the batch or is held already."""
     from engine.memtable import Memtable
-    from engine.token import token as token_of
     keys = [b"k%d" % i for i in range(40)]
     if case == "repeated_in_batch":
         keys[30] = keys[3]
@@ -194,14 +193,13 @@ def test_put_plain_many_leaves_what_put_plain_leaves(case):
     infos = [(1000 + (i * 7) % 13, 1 + i % 3, 0, 5000) for i in range(len(keys))]
     if case == "tombstones":
         infos = [(ts, c, i % 2, 5000 + 61 * i) for i, (ts, c, _, _) in enumerate(infos)]
-    tokens = [*map(token_of, keys)]
     one, many = Memtable((0, 0)), Memtable((0, 0))
     for mt in (one, many):
         if case == "held_already":
-            mt.put_plain(token_of(keys[7]), keys[7], b"old", 1, 2, 0, 5, (1, 1))
-    for args in zip(tokens, keys, payloads, infos):
-        one.put_plain(*args[:3], *args[3], (1, 2))
-    many.put_plain_many(tokens, keys, payloads, infos, (1, 2))
+            mt.put_plain(keys[7], b"old", 1, 2, 0, 5, (1, 1))
+    for key, payload, info in zip(keys, payloads, infos):
+        one.put_plain(key, payload, *info, (1, 2))
+    many.put_plain_many(keys, payloads, infos, (1, 2))
     assert many.partitions == one.partitions and many.weights == one.weights
     assert (many.size_bytes, many.updates, many.min_position) == (one.size_bytes, one.updates, one.min_position)
     assert all(getattr(many.stats, s) == getattr(one.stats, s) for s in one.stats.__slots__)
