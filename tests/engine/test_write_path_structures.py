@@ -204,18 +204,24 @@ def _kv_store(path: str) -> Store:
     return store
 
 
-def test_reads_merge_single_update_entries_of_current_and_flushing_memtables(tmp_path):
+def test_reads_merge_single_and_list_entries_of_current_and_flushing_memtables(tmp_path):
     store = _kv_store(str(tmp_path / "s"))
     cfs = next(iter(store.cfs.values()))
     store.insert("ks", "kv", {"k": b"a", "v": b"old"}, timestamp=1)
     store.insert("ks", "kv", {"k": b"b", "v": b"kept"}, timestamp=1)
+    store.insert("ks", "kv", {"k": b"c", "v": b"c1"}, timestamp=1)
+    store.insert("ks", "kv", {"k": b"c", "v": b"c2"}, timestamp=2)   # a list entry
     old = cfs.switch_memtable(store.commit_log.current_position())   # now in `flushing`
     store.insert("ks", "kv", {"k": b"a", "v": b"new"}, timestamp=2)
+    store.insert("ks", "kv", {"k": b"c", "v": b"c3"}, timestamp=3)
     assert len(cfs.read_payloads(token_of(b"a"), b"a")) == 2
+    assert len(cfs.read_payloads(token_of(b"c"), b"c")) == 3
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
     assert store.get("ks", "kv", {"k": b"b"})["v"] == b"kept"
+    assert sorted(r["v"] for r in store.scan_all("ks", "kv")) == [b"c3", b"kept", b"new"]
     cfs.flush_memtable(old)
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
+    assert store.get("ks", "kv", {"k": b"c"})["v"] == b"c3"
     store.close()
 
 
