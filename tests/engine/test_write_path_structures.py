@@ -214,11 +214,13 @@ def test_reads_merge_single_and_list_entries_of_current_and_flushing_memtables(t
     old = cfs.switch_memtable(store.commit_log.current_position())   # now in `flushing`
     store.insert("ks", "kv", {"k": b"a", "v": b"new"}, timestamp=2)
     store.insert("ks", "kv", {"k": b"c", "v": b"c3"}, timestamp=3)
+    store.insert("ks", "kv", {"k": b"d", "v": b"d1"}, timestamp=3)
+    store.insert("ks", "kv", {"k": b"d", "v": b"d2"}, timestamp=4)   # a list entry, current memtable
     assert len(cfs.read_payloads(token_of(b"a"), b"a")) == 2
     assert len(cfs.read_payloads(token_of(b"c"), b"c")) == 3
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
     assert store.get("ks", "kv", {"k": b"b"})["v"] == b"kept"
-    assert sorted(r["v"] for r in store.scan_all("ks", "kv")) == [b"c3", b"kept", b"new"]
+    assert sorted(r["v"] for r in store.scan_all("ks", "kv")) == [b"c3", b"d2", b"kept", b"new"]
     cfs.flush_memtable(old)
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
     assert store.get("ks", "kv", {"k": b"c"})["v"] == b"c3"
