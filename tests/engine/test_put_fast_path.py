@@ -63,6 +63,9 @@ def _write_rows(store: Store, insert, ttl) -> None:
         insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
     insert("ks", "kv", {"k": b"big", "v": b"b" * 300}, ttl=ttl)     # a payload over 255 bytes
     insert("ks", "kv", {"k": b"K" * 300, "v": b"v"}, ttl=ttl)       # a key over 255 bytes
+    insert("ks", "kv", {"k": b"empty", "v": b""}, ttl=ttl)          # an empty value
+    insert("ks", "kv", {"v": b"first", "k": b"order"}, ttl=ttl)     # the value before the key
+    insert("ks", "kv", {"k": b"ba", "v": bytearray(b"ba")}, ttl=ttl)  # bytes-like, not bytes
     for _ in range(9):  # 9 updates of one partition: the memtable merges a run of 8
         insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
         insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
@@ -140,7 +143,8 @@ def test_fast_path_raises_what_the_general_path_raises(tmp_path):
     cases = [("plain", {"a": "no key"}), ("plain", {"k": 1, "zz": 1}), ("plain", {"k": "not an int"}),
              ("plain", {"k": 1, "c": "not a bigint"}), ("plain", {"k": 1, "b": b"x" * 1001}),
              ("plain", {"c": "not a bigint"}), ("kv", {"k": b"k", "v": b"x" * 1001}), ("kv", {"k": b"", "v": b"x"}),
-             ("kv", {"k": b"x" * 65536}), ("kv", {"k": "not bytes"})]
+             ("kv", {"k": b"x" * 65536}), ("kv", {"k": "not bytes"}), ("kv", {"k": b"k", "v": "not bytes"}),
+             ("kv", {"k": b"k", "zz": b"1"}), ("kv", {"k": b"k", "v": b"x" * 1001, "zz": 1})]
     for table, row in cases:
         with pytest.raises(InvalidRequest) as fast:
             store.insert("ks", table, row)
@@ -148,6 +152,8 @@ def test_fast_path_raises_what_the_general_path_raises(tmp_path):
             store.insert("ks", table, row, ttl=0)
         assert str(fast.value) == str(general.value), row
     assert store.cfs[store.table("ks", "kv").id].memtable.updates == 0
+    store.insert("ks", "kv", {"k": b"k", "v": b"x" * 1000})   # exactly max_value_bytes: taken
+    assert store.get("ks", "kv", {"k": b"k"})["v"] == b"x" * 1000
     store.close()
 
 
