@@ -44,7 +44,7 @@ def _plain_plan(table: Table):
 
 
 def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_bytes: int):
-    """The write hot path's fast encoder: (key, payload, (ts, cell count), tombstones) for an
+    """The write hot path's fast encoder: (key, payload, cell count, tombstones) for an
     INSERT without TTL (and no default_time_to_live) of one row into a plain table (_plain_plan)
     that sets only scalar regular columns, or None when that is not the case (the caller then
     takes the general path, which also raises every error except an oversized value).
@@ -67,7 +67,7 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
     if only is not None and len(row) == 2:  # the key and the one blob column: [ts, id, value]
         value = row.get(only[0])
         if value.__class__ is bytes and len(value) <= max_value_bytes:
-            return key, _packb([ts, only[1], value]), (ts, 2), 0
+            return key, _packb([ts, only[1], value]), 2, 0
     flat = [ts]         # the plain form, built as the cells come while none is null
     last_id = -1        # ascending ids so far: no sort needed
     cells = None        # (id, data or None) once the row needs sorting or holds a null
@@ -101,15 +101,15 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         else:
             cells = [*zip(flat[1::2], flat[2::2]), (col_id, data)]
     if cells is None:
-        return key, _packb(flat), (ts, len(flat) // 2 + 1), 0
+        return key, _packb(flat), len(flat) // 2 + 1, 0
     if len(cells) > 1:
         cells.sort(key=_first)  # column ids are unique: only the id is compared
-    counts = (ts, len(cells) + 1)
+    count = len(cells) + 1  # the marker included
     if not tombstones:
         flat = [ts]
         for col_id, data in cells:
             flat += (col_id, data)
-        return key, _packb(flat), counts, 0
+        return key, _packb(flat), count, 0
     encoded = [b"", None, None, [MARKER_COLUMN_ID, ts, b""]]
     encoded += [[c, ts, d] if d is not None else [c, ts, None, now_s] for c, d in cells]
-    return key, _packb([None, [encoded], []]), counts, tombstones
+    return key, _packb([None, [encoded], []]), count, tombstones

@@ -29,14 +29,14 @@ def _types(items) -> set:
 class WritePath:
     """Store's commit-log-then-memtable append (engine/store.py mixes this in)."""
 
-    def _append_plain(self, t: Table, plain: tuple, now_s: int):
-        """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
-        encode_plain_insert: the same commit-log record, the memtable put without a Partition.
+    def _append_plain(self, t: Table, plain: tuple, ts: int, now_s: int):
+        """_append() of one plain insert (key, payload, cells, tombstones) from
+        encode_plain_insert, written at `ts`: the same commit-log record, the memtable put without a Partition.
         Kept apart from _append: routing single puts through it cost 12% of their CPU
         (`python -m bench.write_path --compare`, 3 rounds, load 0.9). The record of a key and
         payload under 256 bytes each is joined from cached parts, not packed (4% of a put's CPU:
         bench/README.md, "Puts at 1M keys, again")."""
-        key, payload, counts, tombstones = plain
+        key, payload, cells, tombstones = plain
         options = self.options
         kn, pn = len(key), len(payload)
         if kn < 256 and pn < 256:  # _packb([(t.id, key, payload)]), joined from its parts
@@ -57,7 +57,7 @@ class WritePath:
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(key, payload, counts[0], counts[1], tombstones, now_s, position)
+            cfs.apply_plain(key, payload, ts, cells, tombstones, now_s, position)
             if len(cfs_map) == 1:  # _memtable_bytes() of one table: its memtable's
                 total = cfs.memtable.size_bytes
             else:  # _memtable_bytes(), inlined
