@@ -91,8 +91,8 @@ def test_memtable_put_x1000(benchmark):
     def run():
         put = state["mt"].put
         pos = (1, 100)
-        for tok, k, payload, p in items:
-            put(tok, k, payload, p, pos)
+        for _tok, k, payload, p in items:
+            put(k, payload, p, pos)
     benchmark.pedantic(run, setup=setup, rounds=200, iterations=1)
     benchmark.extra_info["per_op_ops"] = BATCH / benchmark.stats.stats.median
 

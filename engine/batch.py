@@ -39,11 +39,11 @@ class Batch:
         if ttl is None:  # the plain-insert fast path of Store.insert: no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, store.options["max_value_bytes"])
             if plain is not None:
-                key, payload, counts, tombstones = plain
+                key, payload, cells, tombstones = plain
                 self._tables.append(t)
                 self._keys.append(key)
                 self._payloads.append(payload)
-                self._infos.append((ts, counts[1], tombstones, now_s))
+                self._infos.append((ts, cells, tombstones, now_s))
                 return ts
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, store.options["max_value_bytes"])
         self._add(t, key, payload, update)

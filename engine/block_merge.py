@@ -70,10 +70,11 @@ def memtable_blocks(mt, start: tuple | None, end: tuple | None, end_inclusive: b
             toks, ks, entries = [toks[x] for x in kept], [ks[x] for x in kept], [entries[x] for x in kept]
             if not kept:
                 continue
-        if list(map(len, entries)).count(2) == len(entries):
-            yield toks, ks, list(map(_second, entries)), False
-        else:
-            yield toks, ks, [e[1] if len(e) == 2 else list(e[1:]) for e in entries], True
+        if list not in map(type, entries):  # one payload each (engine/memtable.py: bytes)
+            yield toks, ks, entries, False
+        else:  # a list entry holds a key's payloads, oldest first
+            yield toks, ks, [e if e.__class__ is not list else e[0] if len(e) == 1 else list(e)
+                             for e in entries], True
 
 
 def row_blocks(rows):

@@ -102,7 +102,7 @@ class ColumnFamilyStore:
 
     def apply(self, token: int, key: bytes, payload: bytes, update: Partition, position) -> None:
         """Called under the Store's write lock."""
-        self.memtable.put(token, key, payload, update, position)
+        self.memtable.put(key, payload, update, position)
         self.writes += 1
         if self.indexes:
             for index in self.indexes.values():
@@ -110,29 +110,29 @@ class ColumnFamilyStore:
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
-    def apply_plain(self, token: int, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
+    def apply_plain(self, key: bytes, payload: bytes, ts: int, cells: int, tombstones: int,
                     now_s: int, position) -> None:
         """apply() of a plain insert (plain_insert.encode_plain_insert: `cells` cells written at
-        `ts`, the marker included), without a Partition object unless an index needs one.
-        Called under the Store's write lock."""
+        `ts`, the marker included), without a Partition object or a token unless an index needs
+        them. Called under the Store's write lock."""
         if self.indexes:
-            self.apply(token, key, payload, decode_partition(payload), position)
+            self.apply(_token(key), key, payload, decode_partition(payload), position)
             return
-        self.memtable.put_plain(token, key, payload, ts, cells, tombstones, now_s, position)
+        self.memtable.put_plain(key, payload, ts, cells, tombstones, now_s, position)
         self.writes += 1
         if self.row_cache is not None:
             self.row_cache.entries.pop(key, None)
 
-    def apply_plain_many(self, tokens: list, keys: list, payloads: list, infos: list, position) -> None:
+    def apply_plain_many(self, keys: list, payloads: list, infos: list, position) -> None:
         """apply_plain() of a batch's plain inserts, infos[i] = (ts, cells, tombstones, now_s),
         into the memtable in bulk when no index or row cache needs them one by one.
         Called under the Store's write lock."""
         if self.indexes or self.row_cache is not None:
             apply_plain = self.apply_plain
-            for tok, key, payload, info in zip(tokens, keys, payloads, infos):
-                apply_plain(tok, key, payload, *info, position)
+            for key, payload, info in zip(keys, payloads, infos):
+                apply_plain(key, payload, *info, position)
             return
-        self.memtable.put_plain_many(tokens, keys, payloads, infos, position)
+        self.memtable.put_plain_many(keys, payloads, infos, position)
         self.writes += len(keys)
 
     def switch_memtable(self, position) -> Memtable | None:
@@ -157,7 +157,7 @@ class ColumnFamilyStore:
                                bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
                                compression=self.table.option("compression"))
         try:
-            writer.append_unsorted(*mt.flush_columns())
+            writer.append_unsorted(None, *mt.flush_columns())  # None: the keys' Murmur3 tokens
             data_stats = mt.stats.to_dict()
             data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
                               created_ms=self.clock.wall_ms())
@@ -201,15 +201,18 @@ class ColumnFamilyStore:
         The hot path of every point read: one hash of the key, the memtable dict, then every
         SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
         the key is searched (get_probed). A miss allocates nothing."""
-        held = self.memtable.partitions.get(key)
-        payloads = list(held[1:]) if held is not None else None  # a memtable entry may be a tuple
+        held = self.memtable.partitions.get(key)  # a memtable entry: a payload, or a list of them
+        payloads = None if held is None else list(held) if held.__class__ is list else [held]
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)
                 if held is not None:
                     if payloads is None:
                         payloads = []
-                    payloads.extend(held[1:])
+                    if held.__class__ is list:
+                        payloads.extend(held)
+                    else:
+                        payloads.append(held)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
         older = False  # an SSTable (newest first) already held a version
         for m, rest, bits, get_probed in self._read_view:  # newest first

@@ -23,24 +23,28 @@ from engine.schema import MARKER_COLUMN_ID, Table
 
 def _plain_plan(table: Table):
     """The plain-insert plan of a table, made once per Table (ALTER makes a new Table): (partition
-    key name, partition key type, {regular column name: (id, cql type, is blob)}) for a table with one
-    partition-key column, no clustering, no static columns and no default_time_to_live; False for
-    any other table (table options are never changed in place: ALTER makes a new Table).
-    Collection columns are left out of the map, so a row that sets one takes the general path."""
+    key name, partition key type, {regular column name: (id, cql type, is blob)}, the only
+    regular column's (name, id) when the table has one and it is a blob, else None) for a table
+    with one partition-key column, no clustering, no static columns and no
+    default_time_to_live; False for any other table (table options are never changed in place:
+    ALTER makes a new Table). Collection columns are left out of the map, so a row that sets
+    one takes the general path."""
     plan = table.__dict__.get("_plain_insert_plan")
     if plan is None:
         plan = False
         if (len(table.partition_key) == 1 and not table.clustering and not table.statics
                 and not table.options.get("default_time_to_live")):
             pk = table.partition_key[0]
+            only = table.regular[0] if len(table.regular) == 1 else None
             plan = (pk.name, pk.cql_type, {c.name: (c.id, c.cql_type, c.cql_type == "blob")
-                                           for c in table.regular if "<" not in c.cql_type})
+                                           for c in table.regular if "<" not in c.cql_type},
+                    (only.name, only.id) if only is not None and only.cql_type == "blob" else None)
         object.__setattr__(table, "_plain_insert_plan", plan)
     return plan
 
 
 def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_bytes: int):
-    """The write hot path's fast encoder: (key, payload, (ts, cell count), tombstones) for an
+    """The write hot path's fast encoder: (key, payload, cell count, tombstones) for an
     INSERT without TTL (and no default_time_to_live) of one row into a plain table (_plain_plan)
     that sets only scalar regular columns, or None when that is not the case (the caller then
     takes the general path, which also raises every error except an oversized value).
@@ -54,12 +58,16 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         plan = _plain_plan(table)
     if not plan:
         return None
-    pk_name, pk_type, cols = plan
+    pk_name, pk_type, cols, only = plan
     raw = row.get(pk_name)
     if pk_type == "blob" and raw.__class__ is bytes and 0 < len(raw) <= MAX_KEY_BYTES:
         key = raw
     else:
         key = partition_key_bytes(table, row)  # first, as on the general path: its errors come first
+    if only is not None and len(row) == 2:  # the key and the one blob column: [ts, id, value]
+        value = row.get(only[0])
+        if value.__class__ is bytes and len(value) <= max_value_bytes:
+            return key, _packb([ts, only[1], value]), 2, 0
     flat = [ts]         # the plain form, built as the cells come while none is null
     last_id = -1        # ascending ids so far: no sort needed
     cells = None        # (id, data or None) once the row needs sorting or holds a null
@@ -93,15 +101,15 @@ def encode_plain_insert(table: Table, row: dict, ts: int, now_s: int, max_value_
         else:
             cells = [*zip(flat[1::2], flat[2::2]), (col_id, data)]
     if cells is None:
-        return key, _packb(flat), (ts, len(flat) // 2 + 1), 0
+        return key, _packb(flat), len(flat) // 2 + 1, 0
     if len(cells) > 1:
         cells.sort(key=_first)  # column ids are unique: only the id is compared
-    counts = (ts, len(cells) + 1)
+    count = len(cells) + 1  # the marker included
     if not tombstones:
         flat = [ts]
         for col_id, data in cells:
             flat += (col_id, data)
-        return key, _packb(flat), counts, 0
+        return key, _packb(flat), count, 0
     encoded = [b"", None, None, [MARKER_COLUMN_ID, ts, b""]]
     encoded += [[c, ts, d] if d is not None else [c, ts, None, now_s] for c, d in cells]
-    return key, _packb([None, [encoded], []]), counts, tombstones
+    return key, _packb([None, [encoded], []]), count, tombstones

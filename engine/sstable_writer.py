@@ -128,8 +128,9 @@ class SSTableWriter:
 
     def append_unsorted(self, toks, keys, payloads) -> None:
         """append_all() of rows (toks[i], keys[i], payloads[i]) given in ANY order (a memtable's,
-        which is memory order), sorted here: the same files, byte for byte, as append_all of the
-        rows in (token, key) order. The per-row work is done in bulk and, but for the blocks
+        which is memory order), sorted here; toks None: the keys' Murmur3 tokens, computed here
+        (a memtable keeps none). The same files, byte for byte, as append_all of the rows in
+        (token, key) order. The per-row work is done in bulk and, but for the blocks
         themselves, in the given order, so no pass but the last reads the rows in (random) token
         order: numpy sorts the tokens (int64: every Murmur3 token fits) and finds the block ends,
         every block's Murmur3 check is one pass, the bloom filter is set at once
@@ -139,6 +140,9 @@ class SSTableWriter:
         n = len(keys)
         if not n:
             return
+        murmur = toks is None
+        if murmur:
+            toks = block_tokens(keys)
         arr = _np.fromiter(toks, _np.int64, n)
         order = arr.argsort(kind="stable")
         arr = arr[order]
@@ -160,7 +164,8 @@ class SSTableWriter:
             base = int(cum[j])
             at = j + 1
             ends.append(at)
-        murmur = block_tokens(keys) == list(toks)  # format 3 for every block (else take() decides)
+        if not murmur:  # format 3 for every block (else take() decides)
+            murmur = block_tokens(keys) == list(toks)
         self._bloom.add_many(keys)
         pick = itemgetter(*order.tolist())
         toks, keys, payloads = arr.tolist(), pick(keys), pick(payloads)

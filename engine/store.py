@@ -213,15 +213,16 @@ class Store(ReplicaApi, WritePath):
         """(write timestamp, now in seconds) from one clock reading: the write hot path."""
         clock = self.clock
         if timestamp is None:  # new_timestamp(None), inlined
-            if clock.__class__ is SystemClock:
-                ts = wall = _time_ns() // 1000 + clock.offset_us  # SystemClock.wall_us(), inlined
-            else:
+            if clock.__class__ is SystemClock:  # SystemClock.wall_us(), inlined; now_s() is wall_us() // 1e6
+                ts = wall = _time_ns() // 1000 + clock.offset_us
+                now_s = wall // 1_000_000
+            else:  # one clock reading serves both where now_s is SystemClock's
                 ts = wall = clock.wall_us()
+                now_s = wall // 1_000_000 if type(clock).now_s is SystemClock.now_s else clock.now_s()
             if ts <= self._last_ts:
                 ts = self._last_ts + 1
             self._last_ts = ts
-            # SystemClock.now_s() is wall_us() // 1e6: one clock reading serves both
-            return ts, wall // 1_000_000 if type(clock).now_s is SystemClock.now_s else clock.now_s()
+            return ts, now_s
         return self.new_timestamp(timestamp), clock.now_s()
 
     def insert(self, keyspace: str, table: str, row: dict, ttl: int | None = None,
@@ -238,7 +239,7 @@ class Store(ReplicaApi, WritePath):
         if ttl is None:  # the plain-insert fast path: same bytes, no Partition object
             plain = encode_plain_insert(t, row, ts, now_s, options["max_value_bytes"])
             if plain is not None:
-                self.commit_log.await_durable(self._append_plain(t, plain, now_s))
+                self.commit_log.await_durable(self._append_plain(t, plain, ts, now_s))
                 return ts
         key, update, payload = mut.build_insert_encoded(t, row, ts, now_s, ttl, options["max_value_bytes"])
         self._apply_encoded([(t, key, payload, update)])

@@ -29,14 +29,14 @@ def _types(items) -> set:
 class WritePath:
     """Store's commit-log-then-memtable append (engine/store.py mixes this in)."""
 
-    def _append_plain(self, t: Table, plain: tuple, now_s: int):
-        """_append() of one plain insert (key, payload, (ts, cells), tombstones) from
-        encode_plain_insert: the same commit-log record, the memtable put without a Partition.
+    def _append_plain(self, t: Table, plain: tuple, ts: int, now_s: int):
+        """_append() of one plain insert (key, payload, cells, tombstones) from
+        encode_plain_insert, written at `ts`: the same commit-log record, the memtable put without a Partition.
         Kept apart from _append: routing single puts through it cost 12% of their CPU
         (`python -m bench.write_path --compare`, 3 rounds, load 0.9). The record of a key and
         payload under 256 bytes each is joined from cached parts, not packed (4% of a put's CPU:
         bench/README.md, "Puts at 1M keys, again")."""
-        key, payload, counts, tombstones = plain
+        key, payload, cells, tombstones = plain
         options = self.options
         kn, pn = len(key), len(payload)
         if kn < 256 and pn < 256:  # _packb([(t.id, key, payload)]), joined from its parts
@@ -49,7 +49,6 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        tok = token_of(key)
         with self._write_lock:
             if self._closed:
                 self._check_open()
@@ -58,7 +57,7 @@ class WritePath:
             cfs = cfs_map.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
-            cfs.apply_plain(tok, key, payload, counts[0], counts[1], tombstones, now_s, position)
+            cfs.apply_plain(key, payload, ts, cells, tombstones, now_s, position)
             if len(cfs_map) == 1:  # _memtable_bytes() of one table: its memtable's
                 total = cfs.memtable.size_bytes
             else:  # _memtable_bytes(), inlined
@@ -88,7 +87,6 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        tokens = [*map(token_of, keys)]
         with self._write_lock:
             if self._closed:
                 self._check_open()
@@ -99,28 +97,28 @@ class WritePath:
                 cfs = cfs_map.get(t.id)  # one table, plain inserts only (a Batch's common case)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                cfs.apply_plain_many(tokens, keys, payloads, infos, position)
+                cfs.apply_plain_many(keys, payloads, infos, position)
             else:
-                self._apply_each(tables, keys, payloads, infos, tokens, position)
+                self._apply_each(tables, keys, payloads, infos, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
         return position
 
-    def _apply_each(self, tables, keys, payloads, infos, tokens, position) -> None:
+    def _apply_each(self, tables, keys, payloads, infos, position) -> None:
         """The memtable puts of _append_columns, one by one (under the write lock)."""
         cfs_map = self.cfs
         last = cfs = apply_plain = None
-        for t, key, payload, info, tok in zip(tables, keys, payloads, infos, tokens):
+        for t, key, payload, info in zip(tables, keys, payloads, infos):
             if t is not last:  # a batch's writes mostly share a table: look it up once per run
                 cfs = cfs_map.get(t.id)
                 if cfs is None:
                     raise InvalidRequest(f"table {t.qualified_name} was dropped")
                 last, apply_plain = t, cfs.apply_plain
             if info.__class__ is tuple:
-                apply_plain(tok, key, payload, *info, position)
+                apply_plain(key, payload, *info, position)
             else:
-                cfs.apply(tok, key, payload, info, position)
+                cfs.apply(token_of(key), key, payload, info, position)
 
     def _append(self, encoded: list):
         """Append [(table, key, payload, Partition)] as one commit-log record and put it in the
@@ -135,7 +133,7 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        tok = token_of(key)
+        tok = None if update.__class__ is tuple else token_of(key)  # a plain insert needs none
         with self._write_lock:
             if self._closed:
                 self._check_open()
@@ -144,7 +142,7 @@ class WritePath:
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
             if update.__class__ is tuple:
-                cfs.apply_plain(tok, key, payload, *update, position)
+                cfs.apply_plain(key, payload, *update, position)
             else:
                 cfs.apply(tok, key, payload, update, position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]

@@ -6,7 +6,6 @@ from engine import mutation as mut
 from engine.memtable import Memtable
 from engine.partition import decode_partition, encode_partition, live_rows, merge_all
 from engine.schema import make_table
-from engine.token import token as token_of
 
 TABLE = make_table("ks", "wide", {"k": "int", "c": "int", "v": "text"}, ("k", "c"))
 
@@ -16,7 +15,7 @@ def test_a_wide_partition_keeps_log_n_runs_and_every_row():
     n = 5000
     for i in range(n):
         key, update = mut.build_insert(TABLE, {"k": 1, "c": i % 4000, "v": f"v{i}"}, 1_000 + i, 0, None, 1 << 20)
-        mt.put(token_of(key), key, encode_partition(update), update, None)
+        mt.put(key, encode_partition(update), update, None)
         mt.check_invariants()
     payloads = mt.get(key)
     assert len(payloads) <= 8 + math.log2(n / 8) + 1

@@ -28,7 +28,7 @@ def test_read_payloads_finds_exactly_what_each_sstable_holds(tmp_path):
         assert len(cfs.sstables) == 3
         for i in list(range(0, 1300)) + [5]:
             key = b"key%05d" % i
-            expected = [p[1] for p in [cfs.memtable.partitions.get(key)] if p is not None]
+            expected = [p for p in [cfs.memtable.partitions.get(key)] if p is not None]
             expected += [p for p in (sst.get(token_of(key), key) for sst in cfs.sstables) if p is not None]
             assert list(cfs.read_payloads(None, key)) == expected
             assert list(cfs.read_payloads(token_of(key), key)) == expected

@@ -63,6 +63,9 @@ def _write_rows(store: Store, insert, ttl) -> None:
         insert("ks", "kv", {"k": b"user%012d" % i, "v": bytes([i]) * 100}, ttl=ttl)
     insert("ks", "kv", {"k": b"big", "v": b"b" * 300}, ttl=ttl)     # a payload over 255 bytes
     insert("ks", "kv", {"k": b"K" * 300, "v": b"v"}, ttl=ttl)       # a key over 255 bytes
+    insert("ks", "kv", {"k": b"empty", "v": b""}, ttl=ttl)          # an empty value
+    insert("ks", "kv", {"v": b"first", "k": b"order"}, ttl=ttl)     # the value before the key
+    insert("ks", "kv", {"k": b"ba", "v": bytearray(b"ba")}, ttl=ttl)  # bytes-like, not bytes
     for _ in range(9):  # 9 updates of one partition: the memtable merges a run of 8
         insert("ks", "kv", {"k": b"hot", "v": None}, ttl=ttl)
         insert("ks", "kv", {"k": b"hot", "v": b"h"}, ttl=ttl)
@@ -140,7 +143,8 @@ def test_fast_path_raises_what_the_general_path_raises(tmp_path):
     cases = [("plain", {"a": "no key"}), ("plain", {"k": 1, "zz": 1}), ("plain", {"k": "not an int"}),
              ("plain", {"k": 1, "c": "not a bigint"}), ("plain", {"k": 1, "b": b"x" * 1001}),
              ("plain", {"c": "not a bigint"}), ("kv", {"k": b"k", "v": b"x" * 1001}), ("kv", {"k": b"", "v": b"x"}),
-             ("kv", {"k": b"x" * 65536}), ("kv", {"k": "not bytes"})]
+             ("kv", {"k": b"x" * 65536}), ("kv", {"k": "not bytes"}), ("kv", {"k": b"k", "v": "not bytes"}),
+             ("kv", {"k": b"k", "zz": b"1"}), ("kv", {"k": b"k", "v": b"ok", "zz": 1})]
     for table, row in cases:
         with pytest.raises(InvalidRequest) as fast:
             store.insert("ks", table, row)
@@ -148,6 +152,8 @@ def test_fast_path_raises_what_the_general_path_raises(tmp_path):
             store.insert("ks", table, row, ttl=0)
         assert str(fast.value) == str(general.value), row
     assert store.cfs[store.table("ks", "kv").id].memtable.updates == 0
+    store.insert("ks", "kv", {"k": b"k", "v": b"x" * 1000})   # exactly max_value_bytes: taken
+    assert store.get("ks", "kv", {"k": b"k"})["v"] == b"x" * 1000
     store.close()
 
 
@@ -184,7 +190,6 @@ def test_put_plain_many_leaves_what_put_plain_leaves(case):
     counts, position and statistics that put_plain of each row leaves: in bulk when every key is
     new, one by one when a key repeats in the batch or is held already."""
     from engine.memtable import Memtable
-    from engine.token import token as token_of
     keys = [b"k%d" % i for i in range(40)]
     if case == "repeated_in_batch":
         keys[30] = keys[3]
@@ -194,14 +199,13 @@ def test_put_plain_many_leaves_what_put_plain_leaves(case):
     infos = [(1000 + (i * 7) % 13, 1 + i % 3, 0, 5000) for i in range(len(keys))]
     if case == "tombstones":
         infos = [(ts, c, i % 2, 5000 + 61 * i) for i, (ts, c, _, _) in enumerate(infos)]
-    tokens = [*map(token_of, keys)]
     one, many = Memtable((0, 0)), Memtable((0, 0))
     for mt in (one, many):
         if case == "held_already":
-            mt.put_plain(token_of(keys[7]), keys[7], b"old", 1, 2, 0, 5, (1, 1))
-    for args in zip(tokens, keys, payloads, infos):
-        one.put_plain(*args[:3], *args[3], (1, 2))
-    many.put_plain_many(tokens, keys, payloads, infos, (1, 2))
+            mt.put_plain(keys[7], b"old", 1, 2, 0, 5, (1, 1))
+    for key, payload, info in zip(keys, payloads, infos):
+        one.put_plain(key, payload, *info, (1, 2))
+    many.put_plain_many(keys, payloads, infos, (1, 2))
     assert many.partitions == one.partitions and many.weights == one.weights
     assert (many.size_bytes, many.updates, many.min_position) == (one.size_bytes, one.updates, one.min_position)
     assert all(getattr(many.stats, s) == getattr(one.stats, s) for s in one.stats.__slots__)

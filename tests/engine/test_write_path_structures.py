@@ -1,7 +1,7 @@
 """The write path's cheap structures stay correct: SSTableWriter.append_all writes byte for byte
 what append() writes; the memtable orders equal tokens by key; its single-update entries are
-tuples the garbage collector untracks, readable (also while flushing) like the list entries; a
-Batch holds no per-write container that stays tracked (engine/batch.py, engine/memtable.py)."""
+the payload bytes (no token, nothing the garbage collector tracks), readable (also while
+flushing) like the list entries; a Batch holds no per-write container that stays tracked (engine/batch.py, engine/memtable.py)."""
 import gc
 import glob
 import os
@@ -60,7 +60,8 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     """Rows in any order, sorted by the writer: the same five files, byte for byte, as append_all
     of the sorted rows: Murmur3 tokens (format-3 blocks), synthetic ones (format 2), tokens
     that tie (the fallback), fewer rows than one block, rows of 32 bytes that fill a block to
-    exactly its 4096 bytes; append_all goes on from there."""
+    exactly its 4096 bytes; append_all goes on from there. Murmur3 rows also without their
+    tokens (None: the writer computes them, as for a memtable flush)."""
     items = {"murmur3": _murmur_items(3000), "tied": _items(3000), "small": _murmur_items(7),
              "synthetic": [row for row in _items(3000) if row[0] != 5],
              "exact": sorted((token_of(b"k%09d" % i), b"k%09d" % i, b"%010d" % i) for i in range(3000))}[kind]
@@ -72,7 +73,8 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     two = SSTableWriter(str(tmp_path), 2, expected_partitions=len(items), compression=compression)
     cut = len(items) * 2 // 3
     head = [row for row in shuffled if row < items[cut]]
-    two.append_unsorted(*map(list, zip(*head)))
+    toks, keys, payloads = map(list, zip(*head))
+    two.append_unsorted(None if kind in ("murmur3", "small", "exact") else toks, keys, payloads)
     two.append_all(items[cut:])                  # the rows left in the builder carry over
     reader = two.finish(dict(STATS))
     a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
@@ -104,13 +106,13 @@ def test_flush_writes_what_append_all_of_flush_items_writes(tmp_path):
     mt = Memtable((0, 0))
     for n in range(4000):
         key = b"k%d" % (n % 3000)
-        mt.put(token_of(key), key, encode_partition(build_insert(t, {"k": key, "v": n}, 10 + n, 0, None, 1 << 20)[1]),
+        mt.put(key, encode_partition(build_insert(t, {"k": key, "v": n}, 10 + n, 0, None, 1 << 20)[1]),
                None, None)
     one = SSTableWriter(str(tmp_path), 1, expected_partitions=len(mt))
     one.append_all(mt.flush_items())
     one.finish(dict(STATS))
     two = SSTableWriter(str(tmp_path), 2, expected_partitions=len(mt))
-    two.append_unsorted(*mt.flush_columns())
+    two.append_unsorted(None, *mt.flush_columns())
     two.finish(dict(STATS))
     a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
     assert len(a) >= 5 and a == b
@@ -126,10 +128,22 @@ def test_append_all_rejects_what_append_rejects(tmp_path):
     w.abort()
 
 
+def _synthetic(tokens: dict) -> Memtable:
+    """A memtable whose keys have the given tokens (ties and edge values Murmur3 would not give)."""
+    class Synthetic(Memtable):
+        __slots__ = ()
+
+        @staticmethod
+        def tokens(keys):
+            return [tokens[k] for k in keys]
+    return Synthetic((0, 0))
+
+
 def test_memtable_orders_equal_tokens_by_key():
-    mt = Memtable((0, 0))
-    for tok, key in [(5, b"b"), (9, b"q"), (5, b"a"), (-3, b"z"), (5, b"c")]:
-        mt.put(tok, key, b"p" + key, None, None)
+    pairs = [(5, b"b"), (9, b"q"), (5, b"a"), (-3, b"z"), (5, b"c")]
+    mt = _synthetic({key: tok for tok, key in pairs})
+    for tok, key in pairs:
+        mt.put(key, b"p" + key, None, None)
     assert mt.sorted_keys() == [(-3, b"z"), (5, b"a"), (5, b"b"), (5, b"c"), (9, b"q")]
     assert [k for _, k, _ in mt.flush_items()] == [b"z", b"a", b"b", b"c", b"q"]
 
@@ -146,38 +160,40 @@ def test_flush_items_orders_unique_tokens_and_reconciles_updated_keys():
     rnd.shuffle(keys)
     for n, key in enumerate(keys):
         for ts in range(1 + n % 3):              # a third single updates, the rest lists
-            mt.put(token_of(key), key, encode_partition(build_insert(t, {"k": key, "v": ts}, 10 + ts, 0, None, 1 << 20)[1]),
+            mt.put(key, encode_partition(build_insert(t, {"k": key, "v": ts}, 10 + ts, 0, None, 1 << 20)[1]),
                    None, None)
     got = list(mt.flush_items())
     order = sorted((token_of(k), k) for k in keys)
     assert [(tok, k) for tok, k, _ in got] == order
     parts = mt.partitions
-    assert [p for _, _, p in got] == [e[1] if len(e) == 2 else _reconciled(e) for e in
+    assert [p for _, _, p in got] == [e if isinstance(e, bytes) else _reconciled(e) for e in
                                       (parts[k] for _, k in order)]
+    assert sum(isinstance(parts[k], list) for k in keys) == 333
     assert list(Memtable((0, 0)).flush_items()) == []
     one = Memtable((0, 0))
-    one.put(1, b"a", b"p", None, None)
-    assert list(one.flush_items()) == [(1, b"a", b"p")]
+    one.put(b"a", b"p", None, None)
+    assert list(one.flush_items()) == [(token_of(b"a"), b"a", b"p")]
 
 
 def test_flush_items_orders_tokens_that_round_to_the_same_float():
-    mt = Memtable((0, 0))
     big = 2**62
     assert float(big + 1) == float(big) and float(-big - 1) == float(-big)
-    for tok, key in [(big + 1, b"a"), (-big, b"c"), (big, b"b"), (-big - 1, b"d"), (0, b"e")]:
-        mt.put(tok, key, b"p" + key, None, None)
+    pairs = [(big + 1, b"a"), (-big, b"c"), (big, b"b"), (-big - 1, b"d"), (0, b"e")]
+    mt = _synthetic({key: tok for tok, key in pairs})
+    for tok, key in pairs:
+        mt.put(key, b"p" + key, None, None)
     assert [(tok, k) for tok, k, _ in mt.flush_items()] == [(-big - 1, b"d"), (-big, b"c"), (0, b"e"),
                                                            (big, b"b"), (big + 1, b"a")]
 
 
 def test_single_update_entries_are_untracked_and_read_like_lists():
     mt = Memtable((0, 0))
-    mt.put(token_of(b"k"), b"k", b"p1", None, None)
-    gc.collect()
-    assert not gc.is_tracked(mt.partitions[b"k"])   # a tuple of an int and bytes
+    mt.put(b"k", b"p1", None, None)
+    assert not gc.is_tracked(mt.partitions[b"k"])   # the payload itself: bytes are never tracked
     assert mt.get(b"k") == [b"p1"]
-    mt.put(token_of(b"k"), b"k", b"p2", None, None)
+    mt.put(b"k", b"p2", None, None)
     assert mt.get(b"k") == [b"p1", b"p2"]
+    assert mt.sorted_keys() == [(token_of(b"k"), b"k")]
     mt.check_invariants()
 
 
@@ -188,18 +204,26 @@ def _kv_store(path: str) -> Store:
     return store
 
 
-def test_reads_merge_single_update_entries_of_current_and_flushing_memtables(tmp_path):
+def test_reads_merge_single_and_list_entries_of_current_and_flushing_memtables(tmp_path):
     store = _kv_store(str(tmp_path / "s"))
     cfs = next(iter(store.cfs.values()))
     store.insert("ks", "kv", {"k": b"a", "v": b"old"}, timestamp=1)
     store.insert("ks", "kv", {"k": b"b", "v": b"kept"}, timestamp=1)
+    store.insert("ks", "kv", {"k": b"c", "v": b"c1"}, timestamp=1)
+    store.insert("ks", "kv", {"k": b"c", "v": b"c2"}, timestamp=2)   # a list entry
     old = cfs.switch_memtable(store.commit_log.current_position())   # now in `flushing`
     store.insert("ks", "kv", {"k": b"a", "v": b"new"}, timestamp=2)
-    assert len(cfs.read_payloads(old.partitions[b"a"][0], b"a")) == 2
+    store.insert("ks", "kv", {"k": b"c", "v": b"c3"}, timestamp=3)
+    store.insert("ks", "kv", {"k": b"d", "v": b"d1"}, timestamp=3)
+    store.insert("ks", "kv", {"k": b"d", "v": b"d2"}, timestamp=4)   # a list entry, current memtable
+    assert len(cfs.read_payloads(token_of(b"a"), b"a")) == 2
+    assert len(cfs.read_payloads(token_of(b"c"), b"c")) == 3
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
     assert store.get("ks", "kv", {"k": b"b"})["v"] == b"kept"
+    assert sorted(r["v"] for r in store.scan_all("ks", "kv")) == [b"c3", b"d2", b"kept", b"new"]
     cfs.flush_memtable(old)
     assert store.get("ks", "kv", {"k": b"a"})["v"] == b"new"
+    assert store.get("ks", "kv", {"k": b"c"})["v"] == b"c3"
     store.close()
 
 
