@@ -125,6 +125,7 @@ class SSTableReader:
         self._separators = index.separators
         self._bounds = index.bounds
         self._bucket_shift, self._buckets = token_buckets(index.separators)
+        self._slots: list = [None] * len(index.separators)
         if index.partition_count:
             self._min_token, self._max_token = stats.min_token, stats.max_token
         else:
@@ -157,15 +158,14 @@ class SSTableReader:
         i = bisect_right(self._separators, sk, buckets[b], buckets[b + 1]) - 1
         if i < 0:
             return None
-        bc = self.block_cache
-        if bc is None:
+        block = self._slots[i]  # the block cache's entry for block i (block_cache.put_slot), or None
+        if block is None:
             block = self._unpacked(i)
-        else:
-            block = bc.get(self.cache_id | self._bounds[i])
-            if block is None:
-                block = self._unpacked(i)
-                bc.put(self.cache_id | self._bounds[i], block,
-                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
+            bc = self.block_cache
+            if bc is not None:
+                bounds = self._bounds
+                bc.put_slot(self.cache_id | bounds[i], block,
+                            bounds[i + 1] - bounds[i] + ENTRY_OVERHEAD * len(block[-1]), self._slots, i)
         if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined: the hot path
             key_prefix, key_suffixes, payloads = block
             kp = len(key_prefix)
