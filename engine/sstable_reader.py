@@ -32,6 +32,7 @@ from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
+from engine.flat_block import VIEW_OVERHEAD, flat_view
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
@@ -164,9 +165,22 @@ class SSTableReader:
             bc = self.block_cache
             if bc is not None:
                 bounds = self._bounds
-                bc.put_slot(self.cache_id | bounds[i], block,
-                            bounds[i + 1] - bounds[i] + ENTRY_OVERHEAD * len(block[-1]), self._slots, i)
-        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined: the hot path
+                bc.put_slot(self.cache_id | bounds[i], block, bounds[i + 1] - bounds[i] + (
+                    VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])), self._slots, i)
+        if len(block) == 8:  # flat_block.flat_find, inlined: the hot path
+            raw, key_prefix, head, s0, s_end, stride, p0, plen = block
+            kp = len(key_prefix)
+            if len(key) - kp != stride - 2 or (kp and key[:kp] != key_prefix):
+                return None
+            pattern = head + key[kp:]
+            j = raw.find(pattern, s0, s_end)
+            while (j - s0) % stride and j >= 0:  # a match across two entries: look on
+                j = raw.find(pattern, j + 1, s_end)
+            if j < 0:
+                return None
+            j = p0 + (j - s0) // stride * plen
+            return raw[j + 2:j + plen]
+        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined
             key_prefix, key_suffixes, payloads = block
             kp = len(key_prefix)
             if kp and key[:kp] != key_prefix:
@@ -182,13 +196,18 @@ class SSTableReader:
         raise CorruptionError(self.data_path, self._bounds[i], "block payloads must be bin")
 
     def _unpacked(self, i: int) -> tuple:
-        """Block i unpacked (data_block.unpack_entries): one slice of the map, CRC-checked,
-        decompressed."""
+        """Block i as a point read searches it: one slice of the map, CRC-checked, decompressed,
+        then its fixed-stride view (engine/flat_block.py: no unpacking) or, for any other layout,
+        unpacked (data_block.unpack_entries)."""
         off, end = self._bounds[i], self._bounds[i + 1]
         buf = self._map[off:end]
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
+        if self.format_version >= 3:
+            view = flat_view(raw, s, e)
+            if view is not None:
+                return view
         return unpack_entries(raw, s, e, self.data_path, off, self.format_version)
 
     # -- scans ---------------------------------------------------------------------------------
