@@ -25,7 +25,8 @@ from operator import lt
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
-from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
+from engine.block_index import (HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, separator_tokens,
+                                sort_key)
 from engine.bloom import BloomFilter, key_hash as _key_hash
 from engine.block_merge import lower, upper
 from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan, find_entry as _find_entry,
@@ -127,6 +128,7 @@ class SSTableReader:
         self._bounds = index.bounds
         self._bucket_shift, self._buckets = token_buckets(index.separators)
         self._slots: list = [None] * len(index.separators)
+        self._sep_tokens = separator_tokens(index.separators)
         if index.partition_count:
             self._min_token, self._max_token = stats.min_token, stats.max_token
         else:
@@ -155,10 +157,14 @@ class SSTableReader:
         u = token + TOKEN_BIAS
         b = u >> self._bucket_shift  # BlockIndex.block_of, inlined and narrowed to the token's bucket
         buckets = self._buckets
-        sk = _u64_pack(u) + key
-        i = bisect_right(self._separators, sk, buckets[b], buckets[b + 1]) - 1
+        qs = self._sep_tokens
+        i = bisect_right(qs, u, buckets[b], buckets[b + 1]) - 1  # exact unless qs[i] == u
         if i < 0:
             return None
+        if qs[i] == u:  # block_index.separator_tokens: a separator that starts with the key's token
+            i = bisect_right(self._separators, _u64_pack(u) + key) - 1
+            if i < 0:
+                return None
         block = self._slots[i]  # the block cache's entry for block i (block_cache.put_slot), or None
         if block is None:
             block = self._unpacked(i)
@@ -190,7 +196,7 @@ class SSTableReader:
             except ValueError:
                 return None
         else:
-            found = _find_entry(block, sk)
+            found = _find_entry(block, _u64_pack(u) + key)
         if found is None or type(found) is bytes:
             return found
         raise CorruptionError(self.data_path, self._bounds[i], "block payloads must be bin")
