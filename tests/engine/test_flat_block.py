@@ -147,12 +147,14 @@ def test_reader_never_answers_a_key_that_is_a_prefix_of_an_entry(tmp_path):
         r.close()
 
 
-def test_strided_needs_every_element_of_one_length():
-    from engine.flat_block import _strided
-    assert _strided(b"\xc4\x01a\xc4\x01b", 0, 2, 6) == 3
-    assert _strided(b"\xc4\x01a\xc4\x02bc", 0, 2, 7) == -1
-    assert _strided(b"\xc4\x01a\xc5\x01b", 0, 2, 6) == -1
-    assert _strided(b"\xc4\x01a\xc4\x01b", 0, 2, 5) == -1  # past e
+def test_every_element_must_have_the_stride():
+    # counts and the end agree with a stride of 3 in each case; one element is not a bin8 of 1 byte
+    heads_differ = entries(b"", [b"a", "\x01y"], [b"p", b"q"])  # the str a2 01 79: length byte fits
+    lengths_differ = entries(b"", [b"a", b"b\xc4", b""], [b"p", b"q", b"r"])  # c4 at every 3rd byte
+    assert len(heads_differ) == len(entries(b"", [b"a", b"z"], [b"p", b"q"]))
+    assert len(lengths_differ) == len(entries(b"", [b"a", b"b", b"c"], [b"p", b"q", b"r"]))
+    for raw in (heads_differ, lengths_differ, entries(b"", [b"a", b"z"], [b"p", "q"])):
+        assert flat_view(raw, 0, len(raw)) is None
 
 
 def test_evicted_blocks_leave_their_slots():
