@@ -171,8 +171,8 @@ class SSTableReader:
             bc = self.block_cache
             if bc is not None:
                 bounds = self._bounds
-                bc.put_slot(self.cache_id | bounds[i], block, bounds[i + 1] - bounds[i] + (
-                    VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])), self._slots, i)
+                bc.put_slot(self._slots, self.cache_id, i, block, bounds[i + 1] - bounds[i] + (
+                    VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])))
         if len(block) == 8:  # flat_block.flat_find, inlined: the hot path
             raw, key_prefix, head, s0, s_end, stride, p0, plen = block
             kp = len(key_prefix)
@@ -313,6 +313,9 @@ class SSTableReader:
         assert stats.min_token <= stats.max_token or not count
 
     def close(self) -> None:
+        bc = getattr(self, "block_cache", None)
+        if bc is not None:
+            bc.release(self.cache_id)
         mapped = getattr(self, "_map", None)
         if mapped is not None:
             mapped.close()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.block_cache import BlockCache
+from engine.block_cache import BlockCache, new_cache_id
 from engine.data_block import unpack_entries
 from engine.flat_block import flat_find, flat_view
 from engine.sstable_reader import SSTableReader
@@ -159,11 +159,23 @@ def test_every_element_must_have_the_stride():
 
 def test_evicted_blocks_leave_their_slots():
     cache = BlockCache(100)
-    slots = [None] * 4
+    a, b = new_cache_id(), new_cache_id()
+    slots, other = [None] * 4, [None] * 4
     for i in range(4):
-        cache.put_slot(10 + i, ("block", i), 40, slots, i)
+        cache.put_slot(slots, a, i, ("block", i), 40)
         cache.check_invariants()
     assert slots == [None, None, ("block", 2), ("block", 3)]
-    cache.put_slot(12, ("again", 2), 40, slots, 2)  # the same key again: one entry, newest value
-    assert slots[2] == ("again", 2) and len(cache) == 2
+    cache.put_slot(slots, a, 2, ("again", 2), 40)  # the same block again: one entry, newest value
+    assert slots[2] == ("again", 2) and len(cache) == 2 and cache.get(a | 2) == ("again", 2)
+    cache.put_slot(other, b, 0, ("b", 0), 40)  # evicts a's block 3, not b's slot 3
+    assert slots == [None, None, ("again", 2), None] and other == [("b", 0), None, None, None]
+    cache.check_invariants()
+    cache.put_slot(slots, a, 0, ("block", 0), 1000)  # larger than the cache: not held, no slot
+    assert slots[0] is None
+    cache.clear()
+    assert slots == [None] * 4 and other == [None] * 4 and len(cache) == 0
+    cache.put_slot(slots, a, 1, ("block", 1), 40)
+    cache.release(a)  # a closed reader: its entries age out, its list is not touched again
+    cache.clear()
+    assert slots[1] == ("block", 1)
     cache.check_invariants()
