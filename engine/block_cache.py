@@ -54,18 +54,15 @@ class BlockCache:
         self.get = self._values.get
 
     def put(self, key: int, value, size: int) -> None:
-        self._put(key, value, size)
+        self.put_slot(None, key, 0, value, size)
 
-    def put_slot(self, slots: list, cache_id: int, i: int, value, size: int) -> None:
-        """put(cache_id | i, value, size), and while the entry stays, slots[i] is value. One
-        reader (cache_id) passes one list, and keys none of its other entries `cache_id | i`."""
-        if self._put(cache_id | i, value, size):
-            self._owners[cache_id >> ID_SHIFT] = slots
-            slots[i] = value
-
-    def _put(self, key: int, value, size: int) -> bool:
+    def put_slot(self, slots: list | None, cache_id: int, i: int, value, size: int) -> None:
+        """put(cache_id | i, value, size), and while the entry stays, slots[i] is value (under
+        the lock, so an eviction cannot come between). One reader (cache_id) passes one list,
+        and keys none of its other entries `cache_id | i`."""
         if size > self.capacity_bytes:
-            return False
+            return
+        key = cache_id | i
         with self._lock:
             sizes, owners = self._sizes, self._owners
             old = sizes.pop(key, None)
@@ -76,13 +73,15 @@ class BlockCache:
                 self.size_bytes -= first_size
                 del self._values[first]
                 if owners:
-                    slots = owners.get(first >> ID_SHIFT)
-                    if slots is not None:
-                        slots[first & SLOT_MASK] = None
+                    evicted = owners.get(first >> ID_SHIFT)
+                    if evicted is not None:
+                        evicted[first & SLOT_MASK] = None
             sizes[key] = size
             self._values[key] = value
             self.size_bytes += size
-            return True
+            if slots is not None:
+                owners[cache_id >> ID_SHIFT] = slots
+                slots[i] = value
 
     def release(self, cache_id: int) -> None:
         """A closing reader's slot list is no longer the cache's to clear (its entries age out)."""
