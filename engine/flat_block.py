@@ -72,7 +72,7 @@ def flat_view(raw, s: int, e: int) -> tuple | None:
 
 
 def flat_find(view: tuple, key: bytes) -> bytes | None:
-    """The payload stored for `key` in a flat view, or None (SSTableReader.get_probed inlines it)."""
+    """The payload stored for `key` in a flat view, or None (SSTableReader.get_probed's search)."""
     raw, key_prefix, head, s0, s_end, stride, p0, plen = view
     kp = len(key_prefix)
     if len(key) - kp != stride - 2 or (kp and key[:kp] != key_prefix):

@@ -33,7 +33,7 @@ from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
-from engine.flat_block import VIEW_OVERHEAD, flat_view
+from engine.flat_block import VIEW_OVERHEAD, flat_find as _flat_find, flat_view
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
@@ -173,19 +173,8 @@ class SSTableReader:
                 bounds = self._bounds
                 bc.put_slot(self._slots, self.cache_id, i, block, bounds[i + 1] - bounds[i] + (
                     VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])))
-        if len(block) == 8:  # flat_block.flat_find, inlined: the hot path
-            raw, key_prefix, head, s0, s_end, stride, p0, plen = block
-            kp = len(key_prefix)
-            if len(key) - kp != stride - 2 or (kp and key[:kp] != key_prefix):
-                return None
-            pattern = head + key[kp:]
-            j = raw.find(pattern, s0, s_end)
-            while (j - s0) % stride and j >= 0:  # a match across two entries: look on
-                j = raw.find(pattern, j + 1, s_end)
-            if j < 0:
-                return None
-            j = p0 + (j - s0) // stride * plen
-            return raw[j + 2:j + plen]
+        if len(block) == 8:  # a fixed-stride view (inlining flat_find measured no gain: bench/README.md)
+            return _flat_find(block, key)
         if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined
             key_prefix, key_suffixes, payloads = block
             kp = len(key_prefix)
