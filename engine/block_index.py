@@ -19,6 +19,7 @@ Layouts: docs/format.md (SSTables).
 """
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -50,6 +51,16 @@ def shortest_separator(last: bytes, first: bytes) -> bytes:
     x = _from_bytes(last[:m], "big") ^ _from_bytes(first[:m], "big")
     shared = m - ((x.bit_length() + 7) >> 3)
     return first[:shared + 1]
+
+
+def separator_tokens(separators: list[bytes]):
+    """array('Q') of each separator's first 8 bytes as a big-endian u64, zero-padded when shorter.
+    With Q = separator_tokens(seps) and a sort key sk = u64(u) + key: for every j with
+    Q[j] != u, Q[j] <= u exactly when seps[j] <= sk (a separator of <= 8 bytes is <= sk iff its
+    padded value is <= u; a longer one differs from sk within its first 8 bytes). So
+    bisect_right(Q, u) - 1 is block_of(sk) unless that separator's Q equals u (then compare
+    the whole sort key): a point read's bisect over 8-byte ints, without building sk."""
+    return array("Q", [_from_bytes(s[:8].ljust(8, b"\0"), "big") for s in separators])
 
 
 def encode_header(magic: bytes, version: int = VERSION) -> bytes:

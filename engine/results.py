@@ -303,14 +303,21 @@ def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
         struct = _unpackb(payload)
     except ValueError:
         return None
-    get = converters.get
     if struct[0].__class__ is int:     # [ts, col, value, col, value, ...]
+        if len(struct) == 3:  # one column: no loop (0.48 -> 0.29 us a row with its dict, bench/README.md)
+            conv = converters.get(struct[1])
+            if conv is not None:
+                fn = conv[1]
+                row[conv[0]] = struct[2] if fn is None else fn(struct[2])
+            return row
+        get = converters.get
         for i in range(1, len(struct), 2):
             conv = get(struct[i])
             if conv is not None:
                 fn = conv[1]
                 row[conv[0]] = struct[i + 1] if fn is None else fn(struct[i + 1])
         return row
+    get = converters.get
     pdel, prows, ranges = struct
     if pdel is not None or ranges or len(prows) != 1:
         return None

@@ -25,13 +25,15 @@ from operator import lt
 from typing import Iterator
 
 from engine.block_cache import BlockCache, new_cache_id
-from engine.block_index import HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, sort_key
+from engine.block_index import (HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_version, separator_tokens,
+                                sort_key)
 from engine.bloom import BloomFilter, key_hash as _key_hash
 from engine.block_merge import lower, upper
 from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan, find_entry as _find_entry,
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
+from engine.flat_block import VIEW_OVERHEAD, flat_find as _flat_find, flat_view
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
 
@@ -125,6 +127,8 @@ class SSTableReader:
         self._separators = index.separators
         self._bounds = index.bounds
         self._bucket_shift, self._buckets = token_buckets(index.separators)
+        self._slots: list = [None] * len(index.separators)
+        self._sep_tokens = separator_tokens(index.separators)
         if index.partition_count:
             self._min_token, self._max_token = stats.min_token, stats.max_token
         else:
@@ -153,20 +157,25 @@ class SSTableReader:
         u = token + TOKEN_BIAS
         b = u >> self._bucket_shift  # BlockIndex.block_of, inlined and narrowed to the token's bucket
         buckets = self._buckets
-        sk = _u64_pack(u) + key
-        i = bisect_right(self._separators, sk, buckets[b], buckets[b + 1]) - 1
+        qs = self._sep_tokens
+        i = bisect_right(qs, u, buckets[b], buckets[b + 1]) - 1  # exact unless qs[i] == u
         if i < 0:
             return None
-        bc = self.block_cache
-        if bc is None:
+        if qs[i] == u:  # block_index.separator_tokens: a separator that starts with the key's token
+            i = bisect_right(self._separators, _u64_pack(u) + key) - 1
+            if i < 0:
+                return None
+        block = self._slots[i]  # the block cache's entry for block i (block_cache.put_slot), or None
+        if block is None:
             block = self._unpacked(i)
-        else:
-            block = bc.get(self.cache_id | self._bounds[i])
-            if block is None:
-                block = self._unpacked(i)
-                bc.put(self.cache_id | self._bounds[i], block,
-                       self._bounds[i + 1] - self._bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
-        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined: the hot path
+            bc = self.block_cache
+            if bc is not None:
+                bounds = self._bounds
+                bc.put_slot(self._slots, self.cache_id, i, block, bounds[i + 1] - bounds[i] + (
+                    VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])))
+        if len(block) == 8:  # a fixed-stride view (inlining flat_find measured no gain: bench/README.md)
+            return _flat_find(block, key)
+        if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined
             key_prefix, key_suffixes, payloads = block
             kp = len(key_prefix)
             if kp and key[:kp] != key_prefix:
@@ -176,19 +185,24 @@ class SSTableReader:
             except ValueError:
                 return None
         else:
-            found = _find_entry(block, sk)
+            found = _find_entry(block, _u64_pack(u) + key)
         if found is None or type(found) is bytes:
             return found
         raise CorruptionError(self.data_path, self._bounds[i], "block payloads must be bin")
 
     def _unpacked(self, i: int) -> tuple:
-        """Block i unpacked (data_block.unpack_entries): one slice of the map, CRC-checked,
-        decompressed."""
+        """Block i as a point read searches it: one slice of the map, CRC-checked, decompressed,
+        then its fixed-stride view (engine/flat_block.py: no unpacking) or, for any other layout,
+        unpacked (data_block.unpack_entries)."""
         off, end = self._bounds[i], self._bounds[i + 1]
         buf = self._map[off:end]
         if len(buf) < BLOCK_OVERHEAD or _u32_unpack_from(buf, 0)[0] + BLOCK_OVERHEAD != end - off:
             raise CorruptionError(self.data_path, off, "block does not end where the summary says")
         raw, s, e = decode_block(buf, 0, self.data_path, off)
+        if self.format_version >= 3:
+            view = flat_view(raw, s, e)
+            if view is not None:
+                return view
         return unpack_entries(raw, s, e, self.data_path, off, self.format_version)
 
     # -- scans ---------------------------------------------------------------------------------
@@ -288,6 +302,9 @@ class SSTableReader:
         assert stats.min_token <= stats.max_token or not count
 
     def close(self) -> None:
+        bc = getattr(self, "block_cache", None)
+        if bc is not None:
+            bc.release(self.cache_id)
         mapped = getattr(self, "_map", None)
         if mapped is not None:
             mapped.close()

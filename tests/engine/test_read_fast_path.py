@@ -136,3 +136,20 @@ def test_scan_of_one_sstable_matches_point_reads(tmp_path):
                 {**r, **{f"writetime({c})": r2[f"writetime({c})"] for c in r if c != "k" and r[c] is not None}}
                 for r, r2 in ((r, s.get("ks", name, {"k": r["k"]}, writetime=True))
                               for r in s.scan_all("ks", name))]
+
+
+@given(st.dictionaries(st.integers(1, 5), st.binary(max_size=4), max_size=4), st.sets(st.integers(1, 5)))
+def test_simple_row_of_a_plain_payload_takes_the_known_columns(cells, known):
+    """results.simple_row on the plain form [ts, col, value, ...]: one column (its own branch) or
+    several; a column id the converters do not know (dropped) is left out."""
+    import msgpack
+    from engine.results import simple_row
+    flat = [7]
+    for col in sorted(cells):
+        flat += [col, cells[col]]
+    converters = {c: (f"c{c}", None if c % 2 else bytes.hex) for c in known}
+    expected = {"k": b"key"}
+    for col, v in cells.items():
+        if col in known:
+            expected[f"c{col}"] = v if col % 2 else v.hex()
+    assert simple_row(msgpack.packb(flat), {"k": b"key"}, converters) == expected

@@ -108,7 +108,7 @@ def test_flipped_byte_in_one_block_fails_reads_of_that_block_only(tmp_path):
             failed += 1
         else:
             assert r.get(t, k) == p
-    assert failed > 0 and r.block_cache.get(r.cache_id | offsets[bad]) is None
+    assert failed > 0 and r._slots[bad] is None and r.block_cache.get(r.cache_id | bad) is None
     with pytest.raises(CorruptionError) as e:
         list(r.scan())
     assert (e.value.path, e.value.offset) == (path, offsets[bad])

@@ -1,10 +1,12 @@
 """sstable_reader.token_buckets: a point read's bisect narrowed to the separators of its token's
-bucket finds exactly the block the full bisect finds, whatever the spread of the tokens."""
+bucket finds exactly the block the full bisect finds, whatever the spread of the tokens; and over
+block_index.separator_tokens (8-byte ints) too, with the bytes bisect only on a tie."""
 from bisect import bisect_right
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.block_index import separator_tokens
 from engine.encoding import U64
 from engine.sstable_reader import token_buckets
 
@@ -26,6 +28,22 @@ def test_narrowed_bisect_is_the_full_bisect(separators, probes):
     for sk in probes + [s + b"\0" * 8 for s in separators]:  # at each separator: the edges
         b = int.from_bytes(sk[:8], "big") >> shift
         assert bisect_right(separators, sk, bounds[b], bounds[b + 1]) == bisect_right(separators, sk)
+
+
+@settings(max_examples=300)
+@given(st.lists(separator, max_size=300, unique=True), st.lists(sort_keys, min_size=1, max_size=50))
+def test_int_bisect_is_the_bytes_bisect(separators, probes):
+    separators.sort()
+    shift, bounds = token_buckets(separators)
+    qs = separator_tokens(separators)
+    edges = [s + b"\0" * 8 for s in separators] + [s[:8].ljust(8, b"\0") + b"k" for s in separators]
+    for sk in probes + edges:  # as SSTableReader.get_probed does it
+        u = int.from_bytes(sk[:8], "big")
+        b = u >> shift
+        i = bisect_right(qs, u, bounds[b], bounds[b + 1]) - 1
+        if i >= 0 and qs[i] == u:
+            i = bisect_right(separators, sk) - 1
+        assert i == bisect_right(separators, sk) - 1, (sk, i)
 
 
 def test_about_one_separator_per_bucket():
