@@ -228,6 +228,12 @@ class ServerConnection:
 
     def point_reply(self, request_id: int, result, error) -> bytes | None:
         """`on_reply` for a request of the point lane: its answer's bytes; None for any other id."""
+        frame = self.point_frame(request_id, result, error)
+        return None if frame is None else self.connection.seal([frame])
+
+    def point_frame(self, request_id: int, result, error) -> bytes | None:
+        """`point_reply`'s answer as a frame not yet in v5 segments (Connection.seal makes one
+        segment of a flush's frames); None for an id that is not the point lane's."""
         found = self.points.pop(request_id, None)
         if found is None:
             return None
@@ -239,11 +245,11 @@ class ServerConnection:
                 body = point.result_body(finish, result, connection.version)
             except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
                 self.server.bugs.append(e)
-                return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)
+                return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream, sealed=False)
             if type(body) is bytes:
-                return connection.send_result(body, stream)
-            return connection.send(body, stream)        # an engine error making the RESULT: INVALID
-        return connection.send(point.error_response(error), stream)
+                return connection.result_frame(body, stream)
+            return connection.send(body, stream, sealed=False)      # an engine error making the RESULT: INVALID
+        return connection.send(point.error_response(error), stream, sealed=False)
 
     def _point_lane(self, marker: tuple) -> ClientRequest | None:
         """A point EXECUTE (point.py) from its (decoded fields, stream) to its node request, or
