@@ -111,13 +111,18 @@ class Connection:
         (fields, stream) of execute_frames.next_execute (execute_frames.execute_event: its Execute)."""
         if self.phase is Phase.CLOSED:
             return []
-        self._inbox += data
+        if self.phase is Phase.READY and self._segments is None and not self._inbox:
+            self._frames.feed(data)                 # v4 READY: straight into the frame buffer
+        else:
+            self._inbox += data
         events: list[Request | Rejected | tuple] = []
         while self.phase not in (Phase.STARTING, Phase.CLOSED):
             try:
                 if self.phase is Phase.READY and not self._frames.skipping:
                     self._pump()
                     if self._executes(events):      # the common EXECUTEs in one pass (execute_frames.py)
+                        if not self._frames.buffer and not self._inbox:
+                            break                   # the read held EXECUTEs only: nothing left to cut
                         continue
                 event = self._next_event()
             except ProtocolException as e:
@@ -143,15 +148,15 @@ class Connection:
     def _pump(self) -> None:
         if not self._inbox:
             return
-        data = bytes(self._inbox)
-        self._inbox.clear()
         if self._segments is None:
-            self._frames.feed(data)
-        else:
-            segments = self._segments.feed(data)
-            if segments:
-                self._frames.feed(segments[0].payload if len(segments) == 1 else
-                                  b"".join([segment.payload for segment in segments]))
+            self._frames.feed(self._inbox)          # copied into the frame buffer, then cleared
+            self._inbox.clear()
+            return
+        segments = self._segments.feed(self._inbox)
+        self._inbox.clear()
+        if segments:
+            self._frames.feed(segments[0].payload if len(segments) == 1 else
+                              b"".join([segment.payload for segment in segments]))
 
     def _peek_stream(self) -> int:
         header = decode_header(self._frames.buffer)

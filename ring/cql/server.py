@@ -31,7 +31,6 @@ take) runs the general path, which answers it as before.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
@@ -49,14 +48,26 @@ FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 EVENT_STREAM = -1
 
 
-@dataclass
 class Output:
-    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close."""
+    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close.
+    (A plain class with slots: one is made per socket read and per reply, so it is kept cheap.)"""
 
-    data: bytes = b""
-    requests: list[ClientRequest] = field(default_factory=list)
-    events: list[Response] = field(default_factory=list)
-    close: bool = False
+    __slots__ = ("data", "requests", "events", "close")
+
+    def __init__(self, data: bytes = b"", requests: list[ClientRequest] | None = None,
+                 events: list[Response] | None = None, close: bool = False):
+        self.data = data
+        self.requests = [] if requests is None else requests
+        self.events = [] if events is None else events
+        self.close = close
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Output) and (self.data, self.requests, self.events, self.close) == (
+            other.data, other.requests, other.events, other.close)
+
+    def __repr__(self) -> str:
+        return (f"Output(data={self.data!r}, requests={self.requests!r}, events={self.events!r}, "
+                f"close={self.close!r})")
 
     def extend(self, other: "Output") -> None:
         self.data += other.data
