@@ -153,3 +153,19 @@ def test_a_compressed_v4_frame_on_an_lz4_connection(values, kw):
     traced = bytearray(packed)
     traced[1] |= 0x02                                                     # compression and tracing
     assert next_execute(bytes(traced), 4, 1 << 20, lz4=True) is None
+
+
+@pytest.mark.parametrize("tail", ["options", "half", "none"])
+def test_one_read_gives_every_whole_frame_at_once(tail):
+    """A read of EXECUTEs and then another request gives all of them from that one call (nothing
+    whole waits for the next read); a half frame at the end stays buffered for the next one."""
+    traffic = b"".join(execute_frame(4, [struct.pack(">i", i)], stream=i) for i in range(3))
+    options = ProtocolHandler.encode_message(OptionsMessage(), 99, 4, None, False)
+    extra = {"options": options, "half": options[:5], "none": b""}[tail]
+    conn = Connection()
+    conn.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 0, 4))
+    conn.send(Ready(), 0)
+    events = conn.receive_data(b"") + conn.receive_data(traffic + extra)
+    assert [e.stream for e in events] == [0, 1, 2] + ([99] if tail == "options" else [])
+    assert [e.stream for e in conn.receive_data(options[5:] if tail == "half" else b"")] == (
+        [99] if tail == "half" else [])
