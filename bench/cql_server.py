@@ -5,8 +5,8 @@ real `insert`; their replies are then canned. A `ServerConnection` (`--protocol`
 `--compression`, default lz4, as cassandra-driver negotiates) is fed batches of `--batch`
 (default 64) EXECUTE frames per `receive_data`, encoded by cassandra-driver's own codec; each
 node request is answered with the canned reply, and the responses of a batch are joined as the
-native transport does at its flush (a point-lane answer through `point_reply`, as the transport
-takes it; anything else through `on_reply`). Each statement is
+native transport does at its flush (a point-lane answer through `point_frame`, the batch's
+frames sealed together as the transport's flush does, one v5 segment; anything else through `on_reply`). Each statement is
 timed twice in the same run: the general executor (`point_path=False`) and the point fast path
 (ring/cql/point.py), and the ratio is printed. Reported: CPU microseconds (`process_time`) per
 statement, best and median of 7 rounds of 30 x 64 statements. What it leaves out: the asyncio transport,
@@ -120,18 +120,21 @@ def measure(sim, codec: Codec, point_path: bool) -> dict[str, tuple[float, float
                                                      result_metadata_id=prep.result_metadata_id), 10 + i)
                         for i in range(BATCH))
 
-    def reply(req) -> bytes:              # as the native transport's _on_reply
-        data = conn.point_reply(req.id, *canned[req.op])
-        if data is None:
-            out = conn.on_reply(Reply(req.id, *canned[req.op]))
-            assert not out.requests
-            data = out.data
-        return data
-
-    def rounds(data: bytes, n: int) -> None:
+    def rounds(data: bytes, n: int) -> None:      # as the native transport's _on_reply and flush
         for _ in range(n):
             first = conn.receive_data(data)
-            b"".join([first.data] + [reply(req) for req in first.requests])
+            out, frames = [first.data], []
+            for req in first.requests:
+                frame = conn.point_frame(req.id, *canned[req.op])
+                if frame is None:
+                    more = conn.on_reply(Reply(req.id, *canned[req.op]))
+                    assert not more.requests
+                    out.append(more.data)
+                else:
+                    frames.append(frame)
+            if frames:
+                out.append(conn.connection.seal(frames))
+            b"".join(out)
 
     return {name: timed(rounds, batch(prep, values))
             for name, prep, values in (("SELECT by key", select, lambda i: [struct.pack(">i", 1)]),

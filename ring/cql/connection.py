@@ -36,8 +36,7 @@ from ring.cql.execute_frames import next_execute
 from ring.cql.notation import ProtocolException, Reader, encode_string_list
 from ring.cql.requests import AuthResponse, Options, Register, Request, Startup, decode_request
 from ring.cql.responses import Authenticate, AuthSuccess, Error, ErrorCode, Ready, Response, Supported
-from ring.cql.result import EncodedResult
-from ring.cql.segment import SegmentDecoder, encode_segments
+from ring.cql.segment import SegmentDecoder, encode_frames, encode_segments
 
 FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024   # Cassandra's native_transport_max_frame_size
 CQL_VERSION = "3.4.5"
@@ -112,13 +111,18 @@ class Connection:
         (fields, stream) of execute_frames.next_execute (execute_frames.execute_event: its Execute)."""
         if self.phase is Phase.CLOSED:
             return []
-        self._inbox += data
+        if self.phase is Phase.READY and self._segments is None and not self._inbox:
+            self._frames.feed(data)                 # v4 READY: straight into the frame buffer
+        else:
+            self._inbox += data
         events: list[Request | Rejected | tuple] = []
         while self.phase not in (Phase.STARTING, Phase.CLOSED):
             try:
                 if self.phase is Phase.READY and not self._frames.skipping:
                     self._pump()
                     if self._executes(events):      # the common EXECUTEs in one pass (execute_frames.py)
+                        if not self._frames.buffer and not self._inbox:
+                            break                   # the read held EXECUTEs only: nothing left to cut
                         continue
                 event = self._next_event()
             except ProtocolException as e:
@@ -132,7 +136,8 @@ class Connection:
     def _executes(self, events: list) -> bool:
         """The run of EXECUTE frames at the start of the frame buffer into `events`, consumed at once."""
         buf, version, limit, fields, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_fields, 0
-        while (found := next_execute(buf, version, limit, fields, pos)) is not None:
+        lz4 = self.compression is not None and self._segments is None     # v4 frames with compressed bodies
+        while (found := next_execute(buf, version, limit, fields, pos, lz4)) is not None:
             events.append(found[0])
             pos = found[1]
         if not pos:
@@ -143,13 +148,15 @@ class Connection:
     def _pump(self) -> None:
         if not self._inbox:
             return
-        data = bytes(self._inbox)
-        self._inbox.clear()
         if self._segments is None:
-            self._frames.feed(data)
-        else:
-            for segment in self._segments.feed(data):
-                self._frames.feed(segment.payload)
+            self._frames.feed(self._inbox)          # copied into the frame buffer, then cleared
+            self._inbox.clear()
+            return
+        segments = self._segments.feed(self._inbox)
+        self._inbox.clear()
+        if segments:
+            self._frames.feed(segments[0].payload if len(segments) == 1 else
+                              b"".join([segment.payload for segment in segments]))
 
     def _peek_stream(self) -> int:
         header = decode_header(self._frames.buffer)
@@ -240,8 +247,9 @@ class Connection:
     # -- output -------------------------------------------------------------------------------
 
     def send(self, response: Response, stream: int, *, tracing_id: bytes | None = None,
-             warnings: list[str] | None = None) -> bytes:
-        """The bytes of `response` on `stream` (framed, compressed and segmented as negotiated)."""
+             warnings: list[str] | None = None, sealed: bool = True) -> bytes:
+        """The bytes of `response` on `stream` (framed, compressed and segmented as negotiated).
+        `sealed=False` on a READY connection: the frame without its v5 segment, for `seal`."""
         version = self._reply_version if self.version is None else self.version
         flags, prefix = 0, b""
         if tracing_id is not None:
@@ -253,17 +261,31 @@ class Connection:
         if self.compression is not None and self._segments is None and body:
             flags, body = flags | FLAG_COMPRESSION, compress_body(body)
         frame = encode_frame(version, flags, stream, response.opcode, body)
-        if self._segments is not None:
+        if self._segments is not None and sealed:
             frame = encode_segments(frame, compressed=self.compression is not None)
         self._after_send(response, stream)
         return frame
 
     def send_result(self, body: bytes, stream: int) -> bytes:
-        """`send` of a RESULT `body` on a READY connection: without compression or segments, one
-        header pack (no flags: the point lane answers neither tracing nor warnings)."""
-        if self.compression is not None or self._segments is not None:
-            return self.send(EncodedResult(body), stream)
+        """`send` of a RESULT `body` on a READY connection (the point lane's answers: no tracing,
+        no warnings)."""
+        frame = self.result_frame(body, stream)
+        return frame if self._segments is None else encode_segments(frame, self.compression is not None)
+
+    def result_frame(self, body: bytes, stream: int) -> bytes:
+        """The RESULT frame of `body` on `stream` on a READY connection, not yet in v5 segments
+        (`seal`): one header pack; v4 with lz4 compresses the body, as `send` does."""
+        if self.compression is not None and self._segments is None and body:
+            body = compress_body(body)
+            return _RESULT_HEADER(RESPONSE_BIT | self.version, FLAG_COMPRESSION, stream, _RESULT, len(body)) + body
         return _RESULT_HEADER(RESPONSE_BIT | self.version, 0, stream, _RESULT, len(body)) + body
+
+    def seal(self, frames: list[bytes]) -> bytes:
+        """Frames made with `sealed=False` / `result_frame`, ready to write: in v5, as few segments
+        as hold them (segment.encode_frames: one for a usual flush); in v4 the frames themselves."""
+        if self._segments is None:
+            return b"".join(frames)
+        return encode_frames(frames, self.compression is not None)
 
     def _after_send(self, response: Response, stream: int) -> None:
         if self.phase is Phase.STARTING and stream == self._startup.stream:

@@ -5,7 +5,7 @@ busy client sends most; this is its decoder.
 
 Contract: `next_execute(buf, version, max_body, fields=False, pos=0)` returns `(Execute, where the frame ends)`
 for a well-formed EXECUTE request frame at `pos` in `buf` of the connection's `version` with no
-compression, custom payload or named values, or None: not whole yet, another opcode, a flag it
+custom payload or named values (compressed only on a v4 lz4 connection, `lz4`), or None: not whole yet, another opcode, a flag it
 does not take, or anything malformed. None never consumes and never decides an error: the caller
 runs the general decoder on the same bytes, which answers what is wrong. Invariant
 (tests/cql/test_execute_frames.py, differential and fuzzed): whenever it returns an Execute, it
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import struct
 
-from ring.cql.frame import _HEADER, FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, Opcode
-from ring.cql.notation import _CONSISTENCY_BY_CODE as _CONSISTENCY, UNSET
+from ring.cql.frame import _HEADER, FLAG_COMPRESSION, FLAG_CUSTOM_PAYLOAD, Opcode, decompress_body
+from ring.cql.notation import _CONSISTENCY_BY_CODE as _CONSISTENCY, UNSET, ProtocolException
 from ring.cql.requests import (
     F_PAGE_SIZE, F_PAGING_STATE, F_SERIAL_CONSISTENCY, F_SKIP_METADATA, F_TIMESTAMP, F_VALUES, Execute,
     QueryParameters,
@@ -33,18 +33,30 @@ _REFUSED_FRAME_FLAGS = FLAG_COMPRESSION | FLAG_CUSTOM_PAYLOAD
 _TAKEN = F_VALUES | F_SKIP_METADATA | F_PAGE_SIZE | F_PAGING_STATE | F_SERIAL_CONSISTENCY | F_TIMESTAMP
 
 
-def next_execute(buf, version: int, max_body: int, fields: bool = False, pos: int = 0) -> tuple[object, int] | None:
+def next_execute(buf, version: int, max_body: int, fields: bool = False, pos: int = 0,
+                 lz4: bool = False) -> tuple[object, int] | None:
     """The EXECUTE frame at `pos` in `buf` (bytes or bytearray) and where it ends, or None. With
-    `fields`, a frame without flags comes as the tuple (its execute_fields, its stream)."""
+    `fields`, a frame without flags comes as the tuple (its execute_fields, its stream). With
+    `lz4` (a v4 connection that negotiated lz4), a frame whose only flag is compression is
+    inflated first and taken as a frame without flags (its answer is compressed by the sender)."""
     if len(buf) - pos < 9:
         return None
     first, flags, stream, opcode, length = _HEADER.unpack_from(buf, pos)
-    if first != version or opcode != _EXECUTE or flags & _REFUSED_FRAME_FLAGS or not 0 <= length <= max_body:
+    if first != version or opcode != _EXECUTE or not 0 <= length <= max_body:
         return None
     end = pos + 9 + length
     if len(buf) < end:
         return None
-    decoded = execute_fields(bytes(buf[pos + 9:end]), version)
+    body = bytes(buf[pos + 9:end])
+    if flags & _REFUSED_FRAME_FLAGS:
+        if flags != FLAG_COMPRESSION or not lz4:
+            return None
+        try:
+            body = decompress_body(body, max_body)
+        except ProtocolException:
+            return None                          # the general decoder answers it
+        flags = 0
+    decoded = execute_fields(body, version)
     if decoded is None:
         return None
     if fields and not flags:

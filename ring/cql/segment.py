@@ -16,8 +16,9 @@ cannot know where the next segment starts.
 """
 from __future__ import annotations
 
+import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import lz4.block
 
@@ -28,6 +29,8 @@ CRC24_INIT = 0x875060
 CRC24_POLY = 0x1974F0B
 CRC32_SEED = zlib.crc32(b"\xfa\x2d\x55\xca")
 _LENGTH_BITS = 17
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
 
 
 def _crc24_table() -> tuple[int, ...]:
@@ -48,11 +51,24 @@ _CRC24_TABLE = _crc24_table()
 
 def crc24(value: int, length: int) -> int:
     """CRC24 of the `length` low bytes of `value`, least significant byte first (a byte a step)."""
-    crc, table = CRC24_INIT, _CRC24_TABLE
+    found = _CRC24_SEEN.get((value, length))
+    if found is not None:
+        return found
+    crc, table, key = CRC24_INIT, _CRC24_TABLE, (value, length)
     for _ in range(length):
         crc = ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ value) & 0xFF]
         value >>= 8
+    if len(_CRC24_SEEN) >= _CRC24_SEEN_MAX:
+        _CRC24_SEEN.clear()
+    _CRC24_SEEN[key] = crc
     return crc
+
+
+# Segment headers repeat (a client sends the same few payload lengths over and over): their
+# CRC24s are remembered, at most _CRC24_SEEN_MAX of them (a pure function's cache, no state that
+# changes an answer).
+_CRC24_SEEN: dict[tuple[int, int], int] = {}
+_CRC24_SEEN_MAX = 4096
 
 
 def crc32(payload: bytes) -> int:
@@ -80,15 +96,35 @@ def _encode_one(payload: bytes, self_contained: bool, compressed: bool) -> bytes
 
 
 def encode_segments(frames: bytes, compressed: bool) -> bytes:
-    """Wrap whole frames in segments: one self-contained segment if they fit, else a split."""
+    """Wrap whole frames in segments: one self-contained segment if they fit, else a split (so
+    `frames` longer than a payload must be one frame: a split segment holds a slice of one frame)."""
     if len(frames) <= PAYLOAD_BYTES_MAX:
         return _encode_one(frames, True, compressed)
     return b"".join(_encode_one(frames[i:i + PAYLOAD_BYTES_MAX], False, compressed)
                     for i in range(0, len(frames), PAYLOAD_BYTES_MAX))
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+def encode_frames(frames: list[bytes], compressed: bool) -> bytes:
+    """Many whole frames in as few segments as fit: consecutive frames share a self-contained
+    segment up to PAYLOAD_BYTES_MAX; a frame longer than that goes alone, split (encode_segments).
+    The common case (a flush of small RESULT frames) is one segment: one header, two checksums
+    and one compression for all of them instead of one each."""
+    out, run, size = [], [], 0
+    for frame in frames:
+        if size + len(frame) > PAYLOAD_BYTES_MAX and run:
+            out.append(_encode_one(b"".join(run), True, compressed))
+            run, size = [], 0
+        if len(frame) > PAYLOAD_BYTES_MAX:
+            out.append(encode_segments(frame, compressed))
+            continue
+        run.append(frame)
+        size += len(frame)
+    if run:
+        out.append(_encode_one(run[0] if len(run) == 1 else b"".join(run), True, compressed))
+    return out[0] if len(out) == 1 else b"".join(out)
+
+
+class Segment(NamedTuple):
     payload: bytes
     self_contained: bool
 
@@ -106,54 +142,56 @@ class SegmentDecoder:
         self.offset = 0
 
     def feed(self, data: bytes) -> list[Segment]:
-        self.buffer += data
-        out = []
-        while True:
-            segment = self._next()
-            if segment is None:
-                return out
-            out.append(segment)
+        """Every whole segment in the bytes received so far, read at offsets and consumed at once."""
+        buf = self.buffer
+        buf += data
+        out: list[Segment] = []
+        compressed, size, pos, n = self.compressed, 5 if self.compressed else 3, 0, len(buf)
+        try:
+            while n - pos >= size + 3:
+                if compressed:
+                    header = _U32(buf, pos)[0] | (buf[pos + 4] << 32)
+                else:
+                    header = _U16(buf, pos)[0] | (buf[pos + 2] << 16)
+                expected = _U16(buf, pos + size)[0] | (buf[pos + size + 2] << 16)
+                if crc24(header, size) != expected:
+                    raise ProtocolException(
+                        f"segment header CRC24 mismatch at stream offset {self.offset + pos}: "
+                        f"computed {crc24(header, size):06x}, received {expected:06x}", fatal=True)
+                length = header & PAYLOAD_BYTES_MAX
+                header >>= _LENGTH_BITS
+                uncompressed_length = 0
+                if compressed:
+                    uncompressed_length = header & PAYLOAD_BYTES_MAX
+                    header >>= _LENGTH_BITS
+                end = pos + size + 3 + length + 4
+                if n < end:
+                    break
+                body = bytes(buf[pos + size + 3:end - 4])
+                expected = _U32(buf, end - 4)[0]
+                if crc32(body) != expected:
+                    raise ProtocolException(
+                        f"segment payload CRC32 mismatch at stream offset {self.offset + pos}: "
+                        f"computed {crc32(body):08x}, received {expected:08x}", fatal=True)
+                if uncompressed_length:
+                    body = self._inflate(body, uncompressed_length, self.offset + pos)
+                out.append(Segment(body, bool(header & 1)))
+                pos = end
+        finally:
+            if pos:
+                del buf[:pos]
+                self.offset += pos
+        return out
 
-    def _next(self) -> Segment | None:
-        size = header_bytes(self.compressed)
-        if len(self.buffer) < size + 3:
-            return None
-        header = int.from_bytes(self.buffer[:size], "little")
-        expected = int.from_bytes(self.buffer[size:size + 3], "little")
-        if crc24(header, size) != expected:
-            raise ProtocolException(
-                f"segment header CRC24 mismatch at stream offset {self.offset}: "
-                f"computed {crc24(header, size):06x}, received {expected:06x}", fatal=True)
-        length = header & PAYLOAD_BYTES_MAX
-        header >>= _LENGTH_BITS
-        uncompressed_length = 0
-        if self.compressed:
-            uncompressed_length = header & PAYLOAD_BYTES_MAX
-            header >>= _LENGTH_BITS
-        self_contained = bool(header & 1)
-        end = size + 3 + length + 4
-        if len(self.buffer) < end:
-            return None
-        body = bytes(self.buffer[size + 3:size + 3 + length])
-        expected = int.from_bytes(self.buffer[end - 4:end], "little")
-        if crc32(body) != expected:
-            raise ProtocolException(
-                f"segment payload CRC32 mismatch at stream offset {self.offset}: "
-                f"computed {crc32(body):08x}, received {expected:08x}", fatal=True)
-        if uncompressed_length:
-            body = self._inflate(body, uncompressed_length)
-        del self.buffer[:end]
-        self.offset += end
-        return Segment(body, self_contained)
-
-    def _inflate(self, body: bytes, size: int) -> bytes:
+    @staticmethod
+    def _inflate(body: bytes, size: int, offset: int) -> bytes:
         try:
             out = lz4.block.decompress(body, uncompressed_size=size)
         except lz4.block.LZ4BlockError as e:
             raise ProtocolException(
-                f"segment at stream offset {self.offset} does not decompress: {e}", fatal=True)
+                f"segment at stream offset {offset} does not decompress: {e}", fatal=True)
         if len(out) != size:
             raise ProtocolException(
-                f"segment at stream offset {self.offset} inflated to {len(out)} bytes, "
+                f"segment at stream offset {offset} inflated to {len(out)} bytes, "
                 f"header said {size}", fatal=True)
         return out

@@ -31,7 +31,6 @@ take) runs the general path, which answers it as before.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 from ring.cql import auth, execute, point, roles
 from ring.cql.connection import Connection, Rejected
@@ -49,14 +48,26 @@ FRAME_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 EVENT_STREAM = -1
 
 
-@dataclass
 class Output:
-    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close."""
+    """What the driver does next, in order: write `data`, submit `requests`, push `events`, close.
+    (A plain class with slots: one is made per socket read and per reply, so it is kept cheap.)"""
 
-    data: bytes = b""
-    requests: list[ClientRequest] = field(default_factory=list)
-    events: list[Response] = field(default_factory=list)
-    close: bool = False
+    __slots__ = ("data", "requests", "events", "close")
+
+    def __init__(self, data: bytes = b"", requests: list[ClientRequest] | None = None,
+                 events: list[Response] | None = None, close: bool = False):
+        self.data = data
+        self.requests = [] if requests is None else requests
+        self.events = [] if events is None else events
+        self.close = close
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Output) and (self.data, self.requests, self.events, self.close) == (
+            other.data, other.requests, other.events, other.close)
+
+    def __repr__(self) -> str:
+        return (f"Output(data={self.data!r}, requests={self.requests!r}, events={self.events!r}, "
+                f"close={self.close!r})")
 
     def extend(self, other: "Output") -> None:
         self.data += other.data
@@ -228,6 +239,12 @@ class ServerConnection:
 
     def point_reply(self, request_id: int, result, error) -> bytes | None:
         """`on_reply` for a request of the point lane: its answer's bytes; None for any other id."""
+        frame = self.point_frame(request_id, result, error)
+        return None if frame is None else self.connection.seal([frame])
+
+    def point_frame(self, request_id: int, result, error) -> bytes | None:
+        """`point_reply`'s answer as a frame not yet in v5 segments (Connection.seal makes one
+        segment of a flush's frames); None for an id that is not the point lane's."""
         found = self.points.pop(request_id, None)
         if found is None:
             return None
@@ -239,11 +256,11 @@ class ServerConnection:
                 body = point.result_body(finish, result, connection.version)
             except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring
                 self.server.bugs.append(e)
-                return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream)
+                return connection.send(Error(ErrorCode.SERVER_ERROR, f"{type(e).__name__}: {e}"), stream, sealed=False)
             if type(body) is bytes:
-                return connection.send_result(body, stream)
-            return connection.send(body, stream)        # an engine error making the RESULT: INVALID
-        return connection.send(point.error_response(error), stream)
+                return connection.result_frame(body, stream)
+            return connection.send(body, stream, sealed=False)      # an engine error making the RESULT: INVALID
+        return connection.send(point.error_response(error), stream, sealed=False)
 
     def _point_lane(self, marker: tuple) -> ClientRequest | None:
         """A point EXECUTE (point.py) from its (decoded fields, stream) to its node request, or

@@ -13,7 +13,8 @@ With PasswordAuthenticator it creates system_auth locally at start (roles.ensure
 until it succeeds).
 
 Writes are coalesced: what a connection's statements answer during one loop iteration goes out in
-one `transport.write` (one send() instead of one per response). Backpressure: when a connection's
+one `transport.write` (one send() instead of one per response); on a v5 connection the point
+lane's answers of that iteration share one segment (ServerConnection.point_frame, Connection.seal). Backpressure: when a connection's
 transport buffer passes WRITE_BUFFER_HIGH_BYTES (the client does not read its answers), reading
 from it pauses until the buffer drains below WRITE_BUFFER_LOW_BYTES. A client that half-closes
 still gets what is already answered. A connection's failure closes only that connection; an
@@ -47,6 +48,7 @@ class CqlProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
         self.outbox: list[bytes] = []            # written at the end of this loop iteration
+        self.frames: list[bytes] = []            # point-lane answers, sealed together at the flush
         self.closed = False
 
     def connection_made(self, transport) -> None:
@@ -72,6 +74,7 @@ class CqlProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.outbox.clear()
+        self.frames.clear()
         self.owner.server.disconnect(self.conn)
         self.owner._protocols.pop(self.conn, None)
 
@@ -85,9 +88,12 @@ class CqlProtocol(asyncio.Protocol):
 
     def flush(self) -> None:
         out, self.outbox = self.outbox, []
-        if out and not self.closed and not self.transport.is_closing():
+        frames, self.frames = self.frames, []
+        if (out or frames) and not self.closed and not self.transport.is_closing():
             self.owner.writes += 1
-            self.owner.responses_written += len(out)
+            self.owner.responses_written += len(out) + len(frames)
+            if frames:                            # v5: one segment for them all (Connection.seal)
+                out.append(self.conn.connection.seal(frames))
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
@@ -176,13 +182,20 @@ class NativeTransport:
             protocol.close()
 
     def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
-        data = conn.point_reply(request_id, result, error)      # a point EXECUTE's answer: no Output
-        if data is None:
+        frame = conn.point_frame(request_id, result, error)      # a point EXECUTE's answer: no Output
+        if frame is None:
             self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
             return
         if self.server.bugs:
             self._log_bugs()
-        self._write(conn, data)
+        protocol = self._protocols.get(conn)
+        if protocol is None or protocol.closed:
+            return
+        if not protocol.outbox and not protocol.frames:
+            if not self._dirty:
+                self._loop.call_soon(self._flush)
+            self._dirty.append(protocol)
+        protocol.frames.append(frame)
 
     def _push(self, event) -> None:
         for conn, data in self.server.push(event):
@@ -193,7 +206,7 @@ class NativeTransport:
         protocol = self._protocols.get(conn)
         if protocol is None or protocol.closed:
             return
-        if not protocol.outbox:
+        if not protocol.outbox and not protocol.frames:
             if not self._dirty:
                 self._loop.call_soon(self._flush)     # the loop, kept: get_running_loop() is a getpid()
             self._dirty.append(protocol)

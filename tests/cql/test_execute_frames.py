@@ -99,8 +99,8 @@ def test_a_connection_serves_the_same_events_at_any_cut(cuts):
     conn.send(Ready(), 0)
     served = []                                    # the EXECUTEs the one-pass decoder served
 
-    def counting(buf, version, max_body, fields, pos):
-        found = next_execute(buf, version, max_body, fields, pos)
+    def counting(buf, version, max_body, fields, pos, lz4=False):
+        found = next_execute(buf, version, max_body, fields, pos, lz4)
         if found is not None:
             served.append(found[0].stream)
         return found
@@ -130,3 +130,42 @@ def test_skip_metadata_flag(version):
     body[at] |= 0x02                               # skip_metadata, set by hand (the driver sets it itself)
     fast = decode_execute(bytes(body), version, 7, False)
     assert fast.parameters.skip_metadata and fast == general(bytes(body), version)
+
+
+@pytest.mark.parametrize("values,kw", CASES)
+def test_a_compressed_v4_frame_on_an_lz4_connection(values, kw):
+    """v4 + lz4 (cassandra-driver's compression): the inflated body decodes to the general
+    decoder's Execute; without `lz4` (no compression negotiated) or with a body that does not
+    inflate, the one-pass decoder steps aside."""
+    from cassandra.connection import lz4_compress
+    frame = execute_frame(4, values, **kw)
+    packed = ProtocolHandler.encode_message(ExecuteMessage(QID, values, kw.pop("consistency", ConsistencyLevel.QUORUM),
+                                                           **kw), 7, 4, lz4_compress, False)
+    assert packed[1] == 0x01 and packed != frame
+    found = next_execute(packed, 4, 1 << 20, lz4=True)
+    assert found is not None and found[1] == len(packed) and found[0] == general(frame[9:], 4)
+    marker, _ = next_execute(packed, 4, 1 << 20, fields=True, lz4=True)
+    assert type(marker) is tuple and marker[1] == 7                      # the lane's (fields, stream)
+    assert next_execute(packed, 4, 1 << 20) is None                       # not negotiated
+    broken = bytearray(packed)
+    broken[9:13] = (1 << 30).to_bytes(4, "big")                           # claims 1 GiB inflated
+    assert next_execute(bytes(broken), 4, 1 << 20, lz4=True) is None
+    traced = bytearray(packed)
+    traced[1] |= 0x02                                                     # compression and tracing
+    assert next_execute(bytes(traced), 4, 1 << 20, lz4=True) is None
+
+
+@pytest.mark.parametrize("tail", ["options", "half", "none"])
+def test_one_read_gives_every_whole_frame_at_once(tail):
+    """A read of EXECUTEs and then another request gives all of them from that one call (nothing
+    whole waits for the next read); a half frame at the end stays buffered for the next one."""
+    traffic = b"".join(execute_frame(4, [struct.pack(">i", i)], stream=i) for i in range(3))
+    options = ProtocolHandler.encode_message(OptionsMessage(), 99, 4, None, False)
+    extra = {"options": options, "half": options[:5], "none": b""}[tail]
+    conn = Connection()
+    conn.receive_data(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 0, 4))
+    conn.send(Ready(), 0)
+    events = conn.receive_data(b"") + conn.receive_data(traffic + extra)
+    assert [e.stream for e in events] == [0, 1, 2] + ([99] if tail == "options" else [])
+    assert [e.stream for e in conn.receive_data(options[5:] if tail == "half" else b"")] == (
+        [99] if tail == "half" else [])

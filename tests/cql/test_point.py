@@ -16,7 +16,8 @@ from ring.cql import point
 from ring.cql.server import NativeServer
 from ring.messages import Reply
 from ring.runtime.native_transport import schema_view
-from tests.cql.driver import decode_responses, request_bytes
+from ring.cql.segment import SegmentDecoder
+from tests.cql.driver import decode_responses, request_bytes, unsegment
 from tests.cql.test_execute import cluster
 
 TABLES = (
@@ -35,12 +36,14 @@ def text(s: str) -> bytes:
 class Pair:
     """Two servers on one node, the point path on and off, fed the same frames."""
 
-    def __init__(self, cql, version: int):
+    def __init__(self, cql, version: int, compressed: bool = False):
         self.cql, self.version, self.node = cql, version, cql.sim.nodes["n1"].node
+        self.wire = {"compressed": compressed, "segments": version >= 5}     # lz4: v4 bodies, v5 segments
         self.servers = [NativeServer(self.node, point_path=True), NativeServer(self.node, point_path=False)]
         self.conns = [s.connect() for s in self.servers]
         self.observe()
-        self.feed(request_bytes(StartupMessage(cqlversion="3.4.5", options={}), 1, version))
+        self.feed(request_bytes(StartupMessage(cqlversion="3.4.5", options={"COMPRESSION": "lz4"} if compressed
+                                               else {}), 1, version))
         for c in self.conns:
             c.receive_data(b"")
         self.stream = 10
@@ -69,12 +72,12 @@ class Pair:
 
     def frame(self, msg) -> bytes:
         self.stream += 1
-        return request_bytes(msg, self.stream, self.version, segments=self.version >= 5)
+        return request_bytes(msg, self.stream, self.version, **self.wire)
 
     def prepare(self, query: str):
         on, off = self.feed(self.frame(PrepareMessage(query)))
         assert on == off
-        (_, msg), = decode_responses(on, segments=self.version >= 5)
+        (_, msg), = decode_responses(on, **self.wire)
         return msg
 
     def execute(self, prepared, values, consistency=ConsistencyLevel.QUORUM, **kw) -> bytes:
@@ -84,7 +87,7 @@ class Pair:
         return on
 
     def rows(self, prepared, values, **kw):
-        (_, msg), = decode_responses(self.execute(prepared, values, **kw), segments=self.version >= 5,
+        (_, msg), = decode_responses(self.execute(prepared, values, **kw), **self.wire,
                                      result_metadata=prepared.column_metadata)
         return msg
 
@@ -110,9 +113,9 @@ def point_taken(pair: Pair, prepared, values, **params) -> bool:
     return point.execution(pair.node, conn.session, prepared.query_id, qp, lambda: 0, 4) is not None
 
 
-@pytest.mark.parametrize("version", [4, 5])
-def test_point_insert_and_select_are_byte_identical(cql, version):
-    pair = Pair(cql, version)
+@pytest.mark.parametrize("version, compressed", [(4, False), (4, True), (5, False), (5, True)])
+def test_point_insert_and_select_are_byte_identical(cql, version, compressed):
+    pair = Pair(cql, version, compressed)
     ins = pair.prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)")
     sel = pair.prepare("SELECT v, writetime(v), ttl(v), k, token(k) FROM ks.kv WHERE k = ?")
     star = pair.prepare("SELECT * FROM ks.kv WHERE k = ?")
@@ -225,6 +228,39 @@ def _lane_server(cql, **limits):
     (_, prepared), = decode_responses(conn.receive_data(request_bytes(
         PrepareMessage("INSERT INTO ks.kv (k, v) VALUES (?, ?)"), 2, 4)).data)
     return server, conn, prepared
+
+
+@pytest.mark.parametrize("version, compressed", [(4, True), (5, False), (5, True)])
+def test_lane_answers_of_one_flush_are_sealed_together_with_the_general_paths_bytes(cql, version, compressed):
+    """What the native transport does with the lane's answers: frames made by point_frame, then
+    Connection.seal of them all: in v5 one segment (not one per answer), holding exactly the
+    frames the general path answers (v4 with lz4: the same compressed frames, back to back)."""
+    pair = Pair(cql, version, compressed)
+    ins = pair.prepare("INSERT INTO ks.kv (k, v) VALUES (?, ?)")
+    sel = pair.prepare("SELECT * FROM ks.kv WHERE k = ?")
+    frames = []
+    for k in range(3):
+        frames.append(pair.frame(ExecuteMessage(ins.query_id, [I32.pack(50 + k), b"z" * k], ConsistencyLevel.QUORUM,
+                                                result_metadata_id=ins.result_metadata_id, timestamp=7)))
+        frames.append(pair.frame(ExecuteMessage(sel.query_id, [I32.pack(1)], ConsistencyLevel.QUORUM,
+                                                result_metadata_id=sel.result_metadata_id)))
+    (lane, general), read = pair.conns, b"".join(frames)
+    out = lane.receive_data(read)
+    assert len(out.requests) == 6 and len(lane.points) == 6 and not out.data
+    replies = [(req.id, cql.sim.wait(cql.sim.submit("n1", req.op, **req.args))) for req in out.requests]
+    sealed = lane.connection.seal([lane.point_frame(rid, r.result, r.error) for rid, r in replies])
+    expected = []
+    for frame in frames:                         # the general path, one statement at a time
+        one = general.receive_data(frame)
+        for req in one.requests:
+            reply = cql.sim.wait(cql.sim.submit("n1", req.op, **req.args))
+            expected.append(general.on_reply(Reply(req.id, reply.result, reply.error)).data)
+    if version >= 5:
+        assert len(SegmentDecoder(compressed).feed(sealed)) == 1
+        assert unsegment(sealed, compressed) == b"".join(unsegment(e, compressed) for e in expected)
+    else:
+        assert sealed == b"".join(expected)
+    assert [m.kind for _, m in decode_responses(sealed, **pair.wire)] == [1, 2] * 3      # VOID, ROWS
 
 
 def _insert_frame(prepared, k: int, stream: int) -> bytes:

@@ -7,7 +7,7 @@ from cassandra.segment import compute_crc24
 from hypothesis import given, strategies as st
 
 from ring.cql.notation import ProtocolException
-from ring.cql.segment import PAYLOAD_BYTES_MAX, SegmentDecoder, crc24, encode_segments
+from ring.cql.segment import PAYLOAD_BYTES_MAX, Segment, SegmentDecoder, crc24, encode_frames, encode_segments
 
 CODECS = {False: segment_codec_no_compression, True: segment_codec_lz4}
 
@@ -58,3 +58,51 @@ def test_garbage_lz4_payload_is_fatal():
     with pytest.raises(ProtocolException) as e:
         SegmentDecoder(True).feed(wire)
     assert e.value.fatal
+
+
+def _driver_segments(wire: bytes, compressed: bool) -> list:
+    """The driver's decoding of `wire`: [(payload, self_contained)]."""
+    codec, buf, out = CODECS[compressed], io.BytesIO(wire), []
+    while buf.tell() < len(wire):
+        header = codec.decode_header(buf)
+        out.append((codec.decode(buf, header).payload, header.is_self_contained))
+    return out
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("sizes", [[30] * 64, [1], [PAYLOAD_BYTES_MAX // 2] * 3, [10, PAYLOAD_BYTES_MAX + 5, 10],
+                                   [PAYLOAD_BYTES_MAX, 1], [5, PAYLOAD_BYTES_MAX - 5, 1]])
+def test_encode_frames_packs_whole_frames_and_splits_only_a_frame_too_long(compressed, sizes):
+    """A flush's frames share self-contained segments up to the payload limit (64 small ones: one
+    segment); a frame over the limit goes alone in segments that are not self-contained; the
+    driver's codec reads every segment and the frames come back in order."""
+    frames = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    wire = encode_frames(frames, compressed)
+    got = _driver_segments(wire, compressed)
+    assert b"".join(p for p, _ in got) == b"".join(frames)
+    assert all(len(p) <= PAYLOAD_BYTES_MAX for p, _ in got)
+    expected, run = [], 0                  # the segments a greedy packing makes, by their payload sizes
+    for n in sizes:
+        if n > PAYLOAD_BYTES_MAX:
+            if run:
+                expected.append((run, True))
+                run = 0
+            expected += [(min(PAYLOAD_BYTES_MAX, n - i), False) for i in range(0, n, PAYLOAD_BYTES_MAX)]
+            continue
+        if run + n > PAYLOAD_BYTES_MAX:
+            expected.append((run, True))
+            run = 0
+        run += n
+    expected += [(run, True)] if run else []
+    assert [(len(p), sc) for p, sc in got] == expected
+    assert len(got) == 1 or sum(sizes) > PAYLOAD_BYTES_MAX
+    assert SegmentDecoder(compressed).feed(wire) == [Segment(p, sc) for p, sc in got]
+
+
+def test_a_remembered_crc24_is_the_computed_one():
+    import ring.cql.segment as segment
+    segment._CRC24_SEEN.clear()
+    first = [crc24(v, n) for v in (0, 1, 0x1FFFF, 2**35 - 1) for n in (3, 5)]
+    assert len(segment._CRC24_SEEN) == 8
+    assert [crc24(v, n) for v in (0, 1, 0x1FFFF, 2**35 - 1) for n in (3, 5)] == first
+    assert first == [compute_crc24(v, n) for v in (0, 1, 0x1FFFF, 2**35 - 1) for n in (3, 5)]
