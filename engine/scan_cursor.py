@@ -34,12 +34,39 @@ from engine.token import MAX_TOKEN
 
 _packb = msgpack.packb
 EVERY_ROW = 1 << 62  # a hint: the caller means to take every row of the range (Store.scan_all)
+# scan_all's pages hold at most this many rows: fewer than the collector's young threshold (700
+# allocations), so that a consumer that drops its rows frees a page's dicts before the next page
+# makes as many, and a scan's rows trigger no young collection (which would walk the merge's runs)
+SCAN_ALL_PAGE_ROWS = 512
 
 
 def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_token: int | None,
               page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
     """One page of the rows whose token is in (start_token, end_token], in token order."""
     return ScanCursor(t, cfs, start_token, end_token, paging_state, columns, writetime).page(page_size)
+
+
+def scan_all_pages(store, keyspace: str, table: str, start_token, end_token, page_size: int, kwargs: dict):
+    """The row list of each page of Store.scan_all: the pages Store.scan returns, of at most
+    min(page_size, SCAN_ALL_PAGE_ROWS) rows, each read when the rows before it are used up. One
+    cursor reads on from page to page while the table's storage is unchanged; a new one starts
+    from the last paging state once it has changed (module docstring)."""
+    check_page_size(page_size)
+    size = min(page_size, SCAN_ALL_PAGE_ROWS)
+    state = cursor = None
+    while True:
+        store._check_open()
+        t = store.table(keyspace, table)
+        cfs = store.cfs[t.id]
+        if cursor is None or cursor.stale(t, cfs):
+            cursor = ScanCursor(t, cfs, start_token, end_token, state, hint=EVERY_ROW, **kwargs)
+        page = cursor.page(size)
+        state, rows = page.paging_state, page.rows
+        del page
+        yield rows
+        del rows  # the caller is done with them: free them before the next page is made
+        if state is None:
+            return
 
 
 def storage_version(cfs: ColumnFamilyStore) -> tuple:

@@ -40,7 +40,7 @@ from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
 from engine.mutation import MAX_KEY_BYTES
 from engine.results import ScanPage, project, read_plan, read_row, simple_row, versions_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
-from engine.scan_cursor import EVERY_ROW, ScanCursor, scan_page
+from engine.scan_cursor import scan_all_pages, scan_page
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.write_path import WritePath
 
@@ -355,23 +355,9 @@ class Store(ReplicaApi, WritePath):
     def scan_all(self, keyspace: str, table: str, start_token=None, end_token=None, page_size: int = 1000,
                  **kwargs):
         """Iterate over every row of a token range, page by page (lazily: a page is read when
-        the rows before it are used up), the pages Store.scan returns; one ScanCursor reads on
-        from page to page while the table's storage is unchanged (engine/scan_cursor.py)."""
-        return chain.from_iterable(self._scan_pages(keyspace, table, start_token, end_token, page_size, kwargs))
-
-    def _scan_pages(self, keyspace: str, table: str, start_token, end_token, page_size: int, kwargs: dict):
-        """The row list of each page of scan_all."""
-        state = cursor = None
-        while True:
-            self._check_open()
-            t = self.table(keyspace, table)
-            cfs = self.cfs[t.id]
-            if cursor is None or cursor.stale(t, cfs):
-                cursor = ScanCursor(t, cfs, start_token, end_token, state, hint=EVERY_ROW, **kwargs)
-            page = cursor.page(page_size)
-            yield page.rows
-            if (state := page.paging_state) is None:
-                return
+        the rows before it are used up): engine/scan_cursor.py's `scan_all_pages`, one
+        C-level chain over the pages' row lists."""
+        return chain.from_iterable(scan_all_pages(self, keyspace, table, start_token, end_token, page_size, kwargs))
 
     def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,
                     paging_state: bytes | None = None) -> ScanPage:

@@ -117,3 +117,30 @@ def test_a_scan_all_of_a_closed_store_fails_at_its_next_page(tmp_path):
     s.close()
     with pytest.raises(StoreClosedError):
         next(it)
+
+
+def test_a_scan_whose_rows_are_dropped_triggers_no_young_collection(tmp_path):
+    """scan_all's pages stay under the collector's young threshold (SCAN_ALL_PAGE_ROWS), and a
+    page's rows are freed before the next page is made: 20,000 rows, whatever page_size asks
+    (pages of 1000 rows would trigger one young collection a page)."""
+    import gc
+    s = _store(tmp_path, wide=False)
+    try:
+        for k in range(20000):
+            s.insert("ks", "t", {"k": k, "v": "v" * 50})
+            if k % 7000 == 0:
+                s.flush()
+        s.flush()
+        young = []
+
+        def seen(phase, info):
+            if phase == "start":
+                young.append(info["generation"])
+        gc.callbacks.append(seen)
+        try:
+            assert sum(1 for _ in s.scan_all("ks", "t", page_size=5000)) == 20000
+        finally:
+            gc.callbacks.remove(seen)
+        assert len(young) <= 2, young
+    finally:
+        s.close()
