@@ -25,7 +25,7 @@ from operator import itemgetter
 import numpy
 
 BLOCK_ROWS = 128  # rows per run of a memtable or a row iterator
-ROUND_ROWS = 1024  # at most this many held rows per round of a merge (larger runs lost cache locality)
+ROUND_ROWS = 2048  # at most this many held rows per round of a merge (1024 and 4096 measured slower)
 
 _array = numpy.array
 _int64 = numpy.int64
