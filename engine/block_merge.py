@@ -1,7 +1,7 @@
 """Scans as streams of blocks: a source's rows in runs, and the merge of several sources' runs.
 
 A *block stream* yields `(tokens, keys, payloads, multi)` runs of one source's partitions in
-strictly increasing (token, key) order (across runs too): an SSTable's decoded Data.db blocks
+strictly increasing (token, key) order (across runs too): an SSTable's decoded Data.db blocks, 1 to 16 a run
 (sstable_reader.scan_blocks), slices of a memtable's sorted keys (`memtable_blocks`), or any
 row iterator cut into runs (`row_blocks`). A payload is the partition's bytes, or a list of its
 versions when the source holds several (a memtable key updated again, or a key met in several
