@@ -261,6 +261,55 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     return toks, keys, payloads
 
 
+def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
+    """(tokens, keys, payloads) of several consecutive blocks, [(raw, start, end, file
+    offset)] as decode_block verified them: the concatenation of their `decode_scan`s, made
+    with one pass for the whole run where every block is format 3 (one murmur3 map, one order
+    check over the run, which also checks the order across blocks). Anything else (a
+    format-2 block, an empty key, a token tie, the reserved minimum, a key or payload that is
+    not bin, an order broken across blocks) takes decode_scan block by block, which decides
+    and reports with the block's offset as before."""
+    keys: list = []
+    payloads: list = []
+    check_empty = False
+    if _cmurmur3 is not None:
+        for raw, p, end, off in blocks:
+            m = unpack_entries(raw, p, end, path, off, version)
+            if len(m) != 3:
+                break
+            key_prefix, key_suffixes, block_payloads = m
+            if key_prefix:
+                try:
+                    keys += [key_prefix + k for k in key_suffixes]
+                except TypeError:  # a suffix that is not bin
+                    break
+            else:
+                keys += key_suffixes
+                check_empty = True
+            payloads += block_payloads
+        else:
+            try:  # msgpack gives bytes for bin and never another bytes-like type
+                _join(keys)
+                _join(payloads)
+                toks = list(map(_cmurmur3, keys))
+                if (toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:]))
+                        and (not check_empty or all(keys))):
+                    return toks, keys, payloads
+            except TypeError:
+                pass
+    if len(blocks) == 1:
+        raw, p, end, off = blocks[0]
+        toks, keys, payloads = decode_scan(raw, p, end, path, off, version)
+        return toks, keys, payloads
+    toks, keys, payloads = [], [], []
+    for raw, p, end, off in blocks:
+        t, k, v = decode_scan(raw, p, end, path, off, version)
+        toks += t
+        keys += k
+        payloads += v
+    return toks, keys, payloads
+
+
 def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:
     """(sort keys, tokens, keys, payloads) of the entries in raw[p:end]: `decode_scan` and the
     entries' sort keys (engine/block_index.py)."""

@@ -1,4 +1,4 @@
-"""What reads return: rows shaped as dicts, pages of a scan, and a table's statistics.
+"""What reads return: rows shaped as dicts, pages (ScanPage; a scan's are engine/scan_cursor.py's), and a table's statistics.
 
 Each function reads one table's storage (a ColumnFamilyStore) and shapes what it finds; the
 Store facade checks that it is open and resolves names first. Rows are produced from reconciled
@@ -22,12 +22,11 @@ from engine import cql_types
 from engine import mutation as mut
 from engine import restriction as rs
 from engine.column_family import ColumnFamilyStore
-from engine.dropped_columns import visible
 from engine.merge import reconcile
 from engine.mutation import MAX_KEY_BYTES
 from engine.errors import InvalidRequest
 from engine.partition import live_row
-from engine.plain_rows import plain_rows, simple_row_cells
+from engine.plain_rows import simple_row_cells
 from engine.schema import Table
 from engine.secondary_index import decode_paging_state
 from engine.token import MAX_TOKEN, MIN_TOKEN, token as token_of
@@ -164,115 +163,6 @@ def read_rows(t: Table, cfs: ColumnFamilyStore, key: dict, start, end, start_inc
             break
     cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
     return out
-
-
-def scan_page(t: Table, cfs: ColumnFamilyStore, start_token: int | None, end_token: int | None,
-              page_size: int, paging_state: bytes | None, columns, writetime: bool) -> ScanPage:
-    """One page of the rows whose token is in (start_token, end_token], in token order.
-
-    The partitions come as runs (cfs.scan_blocks: an SSTable's decoded blocks, merged in runs
-    when several sources hold the range). Fast path: when the table is plain (no clustering, no
-    dropped columns, every column asked for, no writetime), a run of single-version plain
-    payloads becomes its row dicts at once (plain_rows), added to the page with one extend; any
-    other run takes the general path partition by partition (a single plain version: simple_row;
-    else reconcile, live_rows, row_dict), row for row the same."""
-    check_page_size(page_size)
-    ranges = token_ranges(start_token, end_token)
-    resume = msgpack.unpackb(paging_state) if paging_state else None
-    rows: list[dict] = []
-    counter = [0]
-    blob_key = blob_key_name(t)
-    plain = not t.clustering and not t.dropped
-    converters = column_converters(t) if plain and columns is None and not writetime else None
-
-    def general(tok: int, key: bytes, payloads, lo: bytes) -> bytes | None:
-        """Append the live rows of one partition from clustering `lo`; the paging state when
-        the page is full, else None."""
-        key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
-        if not lo and len(payloads) == 1 and plain:  # the fast paths of read_row, for scans
-            if converters is not None:
-                row = simple_row(payloads[0], key_values, converters)
-                if row is not None:
-                    rows.append(row)
-                    return _state(rows, page_size, tok, key)
-            else:
-                cells = simple_row_cells(payloads[0])
-                if cells is not None:
-                    rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
-                    return _state(rows, page_size, tok, key)
-        p = visible(t, reconcile(payloads))
-        for ck, cells in cfs.live_rows(p, lo, None, False, counter):
-            rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
-            if len(rows) >= page_size:
-                return msgpack.packb([tok, key, ck], use_bin_type=True)
-        if counter[0] > cfs.options["tombstone_failure_threshold"]:
-            cfs.guard(counter, f"{t.qualified_name} scan")
-        return None
-
-    if resume is not None:  # the range the page resumes in; the ranges before it are done
-        rt, rk, rck = resume
-        while len(ranges) > 1 and not _in_range(rt, *ranges[0]):
-            ranges = ranges[1:]
-    for lo_tok, hi_tok in ranges:
-        if lo_tok == MAX_TOKEN:  # (MAX_TOKEN, ...] holds no token
-            continue
-        start = (lo_tok + 1, b"") if lo_tok is not None else None
-        end = (hi_tok + 1, b"") if hi_tok is not None else None
-        rtok = rkey = None
-        if resume is not None:
-            if end is not None and (rt, rk) >= end:
-                continue
-            if start is None or (rt, rk) > start:
-                start = (rt, rk)
-            rtok, rkey = rt, rk
-            resume = None  # the later range of a wrapping one is read whole
-        for toks, keys, payloads, multi in cfs.scan_blocks(start, end, False, page_size - len(rows)):
-            if rkey is not None:  # the partition the page resumes in: from after its last row
-                if keys[0] == rkey and toks[0] == rtok:
-                    state = general(rtok, rkey, _versions(payloads[0]), rck + b"\x00")
-                    if state is not None:
-                        cfs.guard(counter, f"{t.qualified_name} scan")
-                        return ScanPage(rows, state)
-                    toks, keys, payloads = toks[1:], keys[1:], payloads[1:]
-                rkey = None
-                if not keys:
-                    continue
-            if converters is not None and not multi:
-                need = page_size - len(rows)
-                if len(keys) > need:  # the page ends in this run: decode only what it takes
-                    block_rows = plain_rows(t, converters, blob_key, keys[:need], payloads[:need])
-                else:
-                    block_rows = plain_rows(t, converters, blob_key, keys, payloads)
-                if block_rows is not None:
-                    rows += block_rows
-                    if len(rows) < page_size:
-                        continue
-                    cfs.guard(counter, f"{t.qualified_name} scan")
-                    return ScanPage(rows, msgpack.packb([toks[need - 1], keys[need - 1], b""], use_bin_type=True))
-            for tok, key, p in zip(toks, keys, payloads):
-                state = general(tok, key, _versions(p), b"")
-                if state is not None:
-                    cfs.guard(counter, f"{t.qualified_name} scan")
-                    return ScanPage(rows, state)
-    cfs.guard(counter, f"{t.qualified_name} scan")
-    return ScanPage(rows, None)
-
-
-def _in_range(tok: int, lo: int | None, hi: int | None) -> bool:
-    """tok in the non-wrapping range (lo, hi] (None: the end of the ring)."""
-    return (lo is None or tok > lo) and (hi is None or tok <= hi)
-
-
-def _versions(payload) -> tuple | list:
-    """A run's payload entry (bytes, or the list of a partition's versions) as a sequence."""
-    return (payload,) if payload.__class__ is bytes else payload
-
-
-def _state(rows: list, page_size: int, tok: int, key: bytes) -> bytes | None:
-    """The paging state after partition (tok, key) when the page is full, else None."""
-    if len(rows) < page_size:
-        return None
-    return msgpack.packb([tok, key, b""], use_bin_type=True)
 
 
 def column_converters(t: Table) -> dict:

@@ -21,6 +21,7 @@ import mmap
 import os
 from array import array
 from bisect import bisect_left, bisect_right
+from itertools import islice
 from operator import lt
 from typing import Iterator
 
@@ -29,7 +30,7 @@ from engine.block_index import (HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_vers
                                 sort_key)
 from engine.bloom import BloomFilter, key_hash as _key_hash
 from engine.block_merge import lower, upper
-from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan, find_entry as _find_entry,
+from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan_run, find_entry as _find_entry,
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
@@ -51,6 +52,7 @@ _pread = os.pread
 # (~33 B each) and two tuple slots (8 B each); measured 87 B at 1M keys (bench/README.md)
 ENTRY_OVERHEAD = 100
 FIRST_CHUNK_BYTES = 64 * 1024  # a scan's first read of Data.db (then doubling)
+SCAN_RUN_BLOCKS = 16  # at most this many blocks decoded into one run of a scan (~480 rows of 135 B)
 
 
 def token_buckets(separators: list[bytes]) -> tuple[int, array]:
@@ -207,14 +209,13 @@ class SSTableReader:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _blocks(self, i: int, decode=decode_rows) -> Iterator[tuple]:
-        """(offset, *decode(block)) of each block from block i to the last: by default (offset,
-        sort keys, tokens, keys, payloads) (data_block.decode_rows); scans pass
-        data_block.decode_scan, which builds no sort keys.
+    def _frames(self, i: int) -> Iterator[tuple]:
+        """(raw, start, end, offset) of each block from block i to the last, verified
+        (data_block.decode_block): its entry bytes are raw[start:end].
 
         Reads FIRST_CHUNK_BYTES first (a page of a scan often needs no more), then twice as
         much each time up to SCAN_CHUNK_BYTES (or one whole block if larger): bounded memory."""
-        fd, path, bounds, version = self._data_fd, self.data_path, self._bounds, self.format_version
+        fd, path, bounds = self._data_fd, self.data_path, self._bounds
         chunk, chunk_off = b"", 0
         size = FIRST_CHUNK_BYTES
         for b in range(i, len(bounds) - 1):
@@ -226,20 +227,37 @@ class SSTableReader:
             at = off - chunk_off
             if _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != end - off:
                 raise CorruptionError(path, off, "block does not end where the summary says")
-            raw, s, e = decode_block(chunk, at, path, off)
+            yield (*decode_block(chunk, at, path, off), off)
+
+    def _blocks(self, i: int, decode=decode_rows) -> Iterator[tuple]:
+        """(offset, *decode(block)) of each block from block i to the last: by default (offset,
+        sort keys, tokens, keys, payloads) (data_block.decode_rows)."""
+        path, version = self.data_path, self.format_version
+        for raw, s, e, off in self._frames(i):
             yield (off, *decode(raw, s, e, path, off, version))
+
+    def _scan_runs(self, i: int) -> Iterator[tuple]:
+        """(tokens, keys, payloads) of the blocks from block i on, decoded together
+        (data_block.decode_scan_run) a run of 1, 2, 4... blocks at a time, up to
+        SCAN_RUN_BLOCKS: a short scan decodes little past what it takes, a long one pays a
+        run's Python steps once for many blocks."""
+        frames, path, version = self._frames(i), self.data_path, self.format_version
+        n = 1
+        while batch := list(islice(frames, n)):
+            yield decode_scan_run(batch, path, version)
+            n = min(2 * n, SCAN_RUN_BLOCKS)
 
     def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
                     *, end_inclusive: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
         """The block stream (engine/block_merge.py) of the entries with start <= (token, key) < end
-        (<= end if end_inclusive): (tokens, keys, payloads, False) per decoded block, cut at the
-        bounds. None means unbounded."""
+        (<= end if end_inclusive): (tokens, keys, payloads, False) per run of decoded blocks
+        (`_scan_runs`), cut at the bounds. None means unbounded."""
         if not self.index.partition_count:
             return
         first = 0
         if start is not None:
             first = max(0, self.index.block_of(sort_key(*start)))
-        for _off, toks, keys, payloads in self._blocks(first, decode_scan):
+        for toks, keys, payloads in self._scan_runs(first):
             lo, stop, done = 0, len(toks), False
             if start is not None:
                 lo = lower(toks, keys, start[0], start[1])

@@ -12,7 +12,7 @@ one commit-log record and one memtable update. The write path lives here; the ot
   engine/recovery.py    open: schema, SSTables by manifest, replay the commit log past them, flush
   engine/catalog.py     keyspaces, tables and indexes: DDL and schema.db
   engine/background.py  the flusher and compactor threads, the flush queue, backpressure, pool stats
-  engine/results.py     reads and scans shaped as rows and pages
+  engine/results.py     reads and scans shaped as rows and pages (scan pages: engine/scan_cursor.py)
   engine/snapshot.py    snapshots (hard-linked SSTables) and their checked restore
 Invariants: write timestamps strictly increase per store (or are the caller's); `keyspaces` and
 `cfs` are the catalog's own maps, never copies, so the write path reads them without a call;
@@ -40,6 +40,7 @@ from engine.plain_insert import encode_plain_insert
 from engine.replica_api import ReplicaApi
 from engine.mutation import MAX_KEY_BYTES
 from engine.results import ScanPage, project, read_plan, read_row, simple_row, versions_row  # noqa: F401  (ScanPage, project: ring/ imports them from here)
+from engine.scan_cursor import scan_all_pages, scan_page
 from engine.schema import IndexMetadata, Keyspace, Table
 from engine.write_path import WritePath
 
@@ -350,23 +351,14 @@ class Store(ReplicaApi, WritePath):
         """
         self._check_open()
         t = self.table(keyspace, table)
-        return results.scan_page(t, self.cfs[t.id], start_token, end_token, page_size, paging_state,
-                                 columns, writetime)
+        return scan_page(t, self.cfs[t.id], start_token, end_token, page_size, paging_state, columns, writetime)
 
     def scan_all(self, keyspace: str, table: str, start_token=None, end_token=None, page_size: int = 1000,
                  **kwargs):
         """Iterate over every row of a token range, page by page (lazily: a page is read when
-        the rows before it are used up). One C-level chain over the pages' row lists."""
-        return chain.from_iterable(self._scan_pages(keyspace, table, start_token, end_token, page_size, kwargs))
-
-    def _scan_pages(self, keyspace: str, table: str, start_token, end_token, page_size: int, kwargs: dict):
-        """The row list of each page of scan_all."""
-        state = None
-        while True:
-            page = self.scan(keyspace, table, start_token, end_token, page_size, state, **kwargs)
-            yield page.rows
-            if (state := page.paging_state) is None:
-                return
+        the rows before it are used up): engine/scan_cursor.py's `scan_all_pages`, one
+        C-level chain over the pages' row lists."""
+        return chain.from_iterable(scan_all_pages(self, keyspace, table, start_token, end_token, page_size, kwargs))
 
     def index_query(self, keyspace: str, table: str, where, columns=None, page_size: int = 1000,
                     paging_state: bytes | None = None) -> ScanPage:

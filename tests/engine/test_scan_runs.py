@@ -1,4 +1,4 @@
-"""Scans in runs (engine/block_merge.py, engine/plain_rows.py, results.scan_page): the merge of
+"""Scans in runs (engine/block_merge.py, engine/plain_rows.py, scan_cursor.scan_page): the merge of
 block streams yields what merge.group yields row by row, whatever the runs' sizes and the hint;
 a run of plain payloads gives the dicts simple_row gives, and declines anything else; a store
 scanned over several SSTables and memtables, in pages of any size, answers what point reads

@@ -1,0 +1,126 @@
+"""data_block.decode_scan_run: several blocks decoded as one run are exactly the concatenation of
+their decode_scan's (keys with and without a shared prefix, format-2 blocks, empty keys, a token
+tie across two blocks), and a bad block in a run is reported as decode_scan reports it, with
+that block's offset; SSTableReader.scan_blocks streams the same rows in runs of many blocks."""
+import random
+
+import msgpack
+import pytest
+
+from engine import data_block
+from engine.data_block import TOKEN_BIAS, BlockBuilder, decode_scan, decode_scan_run
+from engine.errors import CorruptionError
+from engine.store import Store
+from engine.token import token
+
+
+def _raw(keys, tok=token) -> bytes:
+    b = BlockBuilder()
+    for k in keys:
+        b.add(tok(k) + TOKEN_BIAS, k, b"p" + k)
+    return b.take()
+
+
+def _blocks(rnd, n_blocks: int) -> list[bytes]:
+    """Consecutive blocks of keys in token order: some share a prefix, some not, one format 2."""
+    pool = sorted({b"user%06d" % rnd.randrange(10**6) for _ in range(40 * n_blocks)}
+                  | {bytes([rnd.randrange(256)]) * rnd.randrange(1, 4) for _ in range(n_blocks)}, key=token)
+    out, i = [], 0
+    while i < len(pool) and len(out) < n_blocks:
+        n = rnd.randrange(1, 40)
+        out.append(_raw(pool[i:i + n]))
+        i += n
+    if len(out) > 2:  # a format-2 block: tokens stored (one synthetic token), same keys order
+        keys = msgpack.unpackb(out[1])
+        keys = [keys[0] + s for s in keys[1]]
+        fake = {k: token(k) for k in keys}
+        fake[keys[-1]] += 1
+        out[1] = _raw(keys, fake.__getitem__)
+        assert len(msgpack.unpackb(out[1])) == 5
+    return out
+
+
+def _per_block(raws, offsets):
+    toks, keys, payloads = [], [], []
+    for raw, off in zip(raws, offsets):
+        t, k, p = decode_scan(raw, 0, len(raw), "Data.db", off)
+        toks += t
+        keys += k
+        payloads += p
+    return toks, keys, payloads
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_run_is_the_concatenation_of_its_blocks(seed):
+    rnd = random.Random(seed)
+    raws = _blocks(rnd, 12)
+    if seed % 2:  # an empty key, which only a block without a key prefix can hold
+        raws[0] = _raw([b""] + [k for k in [b"a", b"b"]])
+    offsets = [1000 * i for i in range(len(raws))]
+    i = 0
+    while i < len(raws):
+        n = rnd.randrange(1, 6)
+        run = [(raw, 0, len(raw), off) for raw, off in zip(raws[i:i + n], offsets[i:i + n])]
+        got = decode_scan_run(run, "Data.db")
+        assert tuple(map(list, got)) == _per_block(raws[i:i + n], offsets[i:i + n])
+        i += n
+
+
+def test_a_token_tie_across_two_blocks_takes_the_block_by_block_path(monkeypatch):
+    real = data_block._cmurmur3
+    if real is None:
+        pytest.skip("no C murmur3: every run takes the block by block path")
+    a, b = [b"k%03d" % i for i in range(10)], [b"m%03d" % i for i in range(10)]
+    raws = [_raw(a, lambda k: 5 * a.index(k)), _raw(b, lambda k: 45 + 5 * b.index(k))]  # b[0] ties a[-1]
+    monkeypatch.setattr(data_block, "_cmurmur3", lambda k: 5 * a.index(k) if k in a else 45 + 5 * b.index(k))
+    monkeypatch.setattr(data_block, "_token", data_block._cmurmur3)
+    run = [(raw, 0, len(raw), off) for raw, off in zip(raws, (0, 4096))]
+    toks, keys, payloads = decode_scan_run(run, "Data.db")
+    assert keys == a + b and toks[9] == toks[10] == 45 and payloads == [b"p" + k for k in a + b]
+
+
+@pytest.mark.parametrize("bad", ["payload", "suffix", "order"])
+def test_a_bad_block_in_a_run_is_reported_at_its_offset(bad):
+    keys = sorted((b"user%04d" % i for i in range(90)), key=token)
+    raws = [_raw(keys[i:i + 30]) for i in range(0, 90, 30)]
+    prefix, suffixes, payloads = msgpack.unpackb(raws[1])
+    if bad == "payload":
+        payloads[3] = "text"
+    elif bad == "suffix":
+        suffixes[3] = 7
+    else:
+        suffixes[3], suffixes[4] = suffixes[4], suffixes[3]
+        payloads[3], payloads[4] = payloads[4], payloads[3]
+    raws[1] = msgpack.packb([prefix, suffixes, payloads], use_bin_type=True)
+    run = [(raw, 0, len(raw), off) for raw, off in zip(raws, (100, 5000, 9000))]
+    with pytest.raises(CorruptionError) as err:
+        decode_scan_run(run, "Data.db")
+    assert err.value.offset == 5000
+
+
+def test_an_sstable_streams_its_rows_in_runs_of_many_blocks(tmp_path):
+    s = Store.open(str(tmp_path / "s"), background=False)
+    try:
+        s.create_keyspace("ks")
+        s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
+        for i in range(3000):
+            s.insert("ks", "t", {"k": b"key%05d" % i, "v": b"v" * 100})
+        s.flush()
+        (sst,) = s.cfs[s.table("ks", "t").id].sstables
+        runs = list(sst.scan_blocks())
+        assert [k for r in runs for k in r[1]] == sorted((b"key%05d" % i for i in range(3000)), key=lambda k: (token(k), k))
+        blocks = len(sst._bounds) - 1
+        assert blocks > 40 and len(runs) < blocks / 4  # runs of 1, 2, 4, 8, 16, 16... blocks
+    finally:
+        s.close()
+
+
+def test_an_empty_key_takes_the_partitioners_token_in_a_run():
+    """token(b"") is the reserved minimum, not the raw Murmur3 of no bytes (which a run would
+    otherwise take, in order, for a block whose other keys hash above it)."""
+    raw_empty = data_block._cmurmur3(b"") if data_block._cmurmur3 is not None else 0
+    keys = [b""] + sorted((k for k in (b"k%03d" % i for i in range(200)) if token(k) > raw_empty), key=token)[:20]
+    raws = [_raw(keys[:8]), _raw(keys[8:])]
+    run = [(raw, 0, len(raw), off) for raw, off in zip(raws, (0, 4096))]
+    toks, got, _ = decode_scan_run(run, "Data.db")
+    assert got == keys and toks == [token(k) for k in keys] and toks[0] != raw_empty
