@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 import msgpack
 
-from engine import mutation as mut
+from engine import row_decode
 from engine.partition import NO_DELETION_TIME, plain_cells
 
 _unpackb = msgpack.unpackb
@@ -48,7 +48,7 @@ def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> lis
                 else:
                     rows = [{blob_key: k, name: fn(v)} for k, (_, c, v) in zip(keys, flats) if c == cid]
             else:
-                decode_key = partial(mut.decode_key, t)
+                decode_key = partial(row_decode.decode_key, t)
                 rows = [{**decode_key(k), name: v if fn is None else fn(v)}
                         for k, (_, c, v) in zip(keys, flats) if c == cid]
             return rows if len(rows) == n else None
@@ -56,7 +56,7 @@ def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> lis
         for k, flat in zip(keys, flats):
             if len(flat) != width or flat[1::2] != ids:
                 return None
-            row = {blob_key: k} if blob_key is not None else mut.decode_key(t, k)
+            row = {blob_key: k} if blob_key is not None else row_decode.decode_key(t, k)
             for (name, fn), v in zip(convs, flat[2::2]):
                 row[name] = v if fn is None else fn(v)
             rows.append(row)

@@ -20,6 +20,7 @@ import msgpack
 from engine import collections as coll
 from engine import cql_types
 from engine import mutation as mut
+from engine import row_decode
 from engine import restriction as rs
 from engine.column_family import ColumnFamilyStore
 from engine.merge import reconcile
@@ -104,7 +105,7 @@ def read_row(t: Table, cfs: ColumnFamilyStore, key: dict, columns, writetime: bo
     if cells is None:
         return None
     key_values = {c.name: key[c.name] for c in t.partition_key}
-    return mut.row_dict(t, key_values, ck, cells, columns, writetime)
+    return row_decode.row_dict(t, key_values, ck, cells, columns, writetime)
 
 
 def versions_row(t: Table, cfs: ColumnFamilyStore, key: dict, pk: bytes, payloads, plan: tuple, columns,
@@ -123,14 +124,14 @@ def versions_row(t: Table, cfs: ColumnFamilyStore, key: dict, pk: bytes, payload
         else:
             cells = simple_row_cells(payloads[0])
             if cells is not None:
-                return mut.row_dict(t, key_values, b"", cells, columns, writetime)
+                return row_decode.row_dict(t, key_values, b"", cells, columns, writetime)
     p = reconcile(payloads)
     counter = [0]
     cells = live_row(p, b"", clock.now_s(), counter)
     cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
     if cells is None:
         return None
-    return mut.row_dict(t, {n: key[n] for n in plan[1]}, b"", cells, columns, writetime)
+    return row_decode.row_dict(t, {n: key[n] for n in plan[1]}, b"", cells, columns, writetime)
 
 
 def read_plan(t: Table) -> tuple:
@@ -158,7 +159,7 @@ def read_rows(t: Table, cfs: ColumnFamilyStore, key: dict, start, end, start_inc
     key_values = {c.name: key[c.name] for c in t.partition_key}
     out = []
     for ck, cells in cfs.live_rows(p, lo, hi, reverse, counter):
-        out.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
+        out.append(row_decode.row_dict(t, key_values, ck, cells, columns, writetime))
         if limit is not None and len(out) >= limit:
             break
     cfs.guard(counter, f"{t.qualified_name} partition {pk.hex()[:32]}")
@@ -185,7 +186,7 @@ def column_converters(t: Table) -> dict:
 
 def simple_row(payload: bytes, row: dict, converters: dict) -> dict | None:
     """`row` (the partition key's columns) completed with the cells of a plain single-row
-    payload: the dict mut.row_dict builds from simple_row_cells(payload), with no cells dict
+    payload: the dict row_decode.row_dict builds from simple_row_cells(payload), with no cells dict
     in between; None (and `row` to be discarded) for exactly the payloads simple_row_cells
     refuses (plain_rows.simple_row_cells states them). The plain form (payload version 3)
     is one flat list: its (column id, value) pairs go straight into `row`."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import msgpack
 
-from engine import mutation as mut
+from engine import row_decode
 from engine.column_family import ColumnFamilyStore
 from engine.dropped_columns import visible
 from engine.merge import reconcile
@@ -136,7 +136,7 @@ class ScanCursor:
             """Append the live rows of one partition from clustering `lo`. When the page is full:
             True if it took the partition's only row, else the clustering of the last row taken
             (the next page resumes after it); None while the page is not full."""
-            key_values = {blob_key: key} if blob_key else mut.decode_key(t, key)
+            key_values = {blob_key: key} if blob_key else row_decode.decode_key(t, key)
             if not lo and len(payloads) == 1 and plain:  # the fast paths of read_row, for scans
                 if converters is not None:
                     row = simple_row(payloads[0], key_values, converters)
@@ -146,11 +146,11 @@ class ScanCursor:
                 else:
                     cells = simple_row_cells(payloads[0])
                     if cells is not None:
-                        rows.append(mut.row_dict(t, key_values, b"", cells, columns, writetime))
+                        rows.append(row_decode.row_dict(t, key_values, b"", cells, columns, writetime))
                         return True if len(rows) >= page_size else None
             p = visible(t, reconcile(payloads))
             for ck, cells in cfs.live_rows(p, lo, None, False, counter):
-                rows.append(mut.row_dict(t, key_values, ck, cells, columns, writetime))
+                rows.append(row_decode.row_dict(t, key_values, ck, cells, columns, writetime))
                 if len(rows) >= page_size:
                     return ck
             if counter[0] > cfs.options["tombstone_failure_threshold"]:

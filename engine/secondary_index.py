@@ -25,7 +25,7 @@ from itertools import islice
 import msgpack
 from sortedcontainers import SortedDict
 
-from engine import mutation as mut
+from engine import row_decode
 from engine import restriction as rs
 from engine.errors import IndexNotReady, InvalidRequest
 from engine.partition import Partition, live_row, live_rows
@@ -175,13 +175,13 @@ class SecondaryIndex:
             value, token, key, ck = entry
             if key != last_key:
                 p = cfs.read_partition(token, key)
-                last_key, key_values = key, mut.decode_key(table, key)
+                last_key, key_values = key, row_decode.decode_key(table, key)
             cells = live_row(p, ck, now_s) if p is not None else None
             cell = cells.get(self.col_id) if cells else None
             if cell is None or rs.comparable_bytes(self.cql_type, cell[3]) != value:
                 self._remove_if_unchanged(entry, seq)
                 continue
-            row = mut.row_dict(table, key_values, ck, cells)
+            row = row_decode.row_dict(table, key_values, ck, cells)
             if rs.matches(table, restrictions, row):
                 yield token, key, ck, p, row
 

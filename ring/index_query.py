@@ -22,7 +22,7 @@ Rows come back in (token, key, clustering) order; the page's paging_state is the
 """
 from __future__ import annotations
 
-from engine import mutation as mut
+from engine import row_decode
 from engine import restriction as rs
 from engine.errors import IndexNotReady, InvalidRequest
 from engine.partition import (
@@ -179,10 +179,10 @@ class IndexQueryHandler:
             self.after = (token, key, ck)
             if not cells:
                 continue
-            key_values = mut.decode_key(table, key)
-            row = mut.row_dict(table, key_values, ck, cells, None, self.writetime, ttl_now=self.ttl_now)
+            key_values = row_decode.decode_key(table, key)
+            row = row_decode.row_dict(table, key_values, ck, cells, None, self.writetime, ttl_now=self.ttl_now)
             if rs.matches(table, self.restrictions, row):
-                self.rows.append(row if self.columns is None else mut.row_dict(
+                self.rows.append(row if self.columns is None else row_decode.row_dict(
                     table, key_values, ck, cells, self.columns, self.writetime, ttl_now=self.ttl_now))
                 if len(self.rows) >= self.page_size:
                     self.done = True

@@ -15,7 +15,8 @@ import os
 from engine import collections, cql_types
 from engine.catalog import load_schema
 from engine.errors import CorruptionError
-from engine.mutation import decode_clustering, decode_key, partition_key_bytes
+from engine.mutation import partition_key_bytes
+from engine.row_decode import decode_clustering, decode_key
 from engine.partition import decode_partition, sorted_cells
 from engine.schema import MARKER_COLUMN_ID, Table
 

@@ -1,7 +1,7 @@
 """A SELECT's rows, from the node's row dicts to result rows. Pure.
 
 The node's read ops answer rows as dicts (column -> Python value, `writetime(col)` -> µs,
-`ttl(col)` -> seconds left or None; engine.mutation.row_dict). `Selection` holds what the
+`ttl(col)` -> seconds left or None; engine.row_decode.row_dict). `Selection` holds what the
 executor does to them, in Cassandra's order: the ALLOW FILTERING restrictions (`ReadPlan.filters`) decide whether a row counts at all;
 PER PARTITION LIMIT and DISTINCT (one row per partition) decide by the row's partition; LIMIT
 counts what is left; then `project` turns a row into the result columns (`*`, columns and

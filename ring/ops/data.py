@@ -10,6 +10,7 @@ anything is sent if too few are alive. Each op is `op(node, request_id, args) ->
 from __future__ import annotations
 
 from engine import mutation as mut
+from engine import row_decode
 from engine.errors import InvalidRequest
 from engine.partition import encode_partition, live_rows
 from engine.schema import Table
@@ -78,7 +79,7 @@ def select(node, rid: int, args: dict, exact: bool = False) -> list:
         rows = []
         if p is not None:
             for ck, cells in live_rows(p, now_s, lo, hi, reverse):
-                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime, paths, ttl_now))
+                rows.append(row_decode.row_dict(table, pk_values, ck, cells, columns, writetime, paths, ttl_now))
                 if limit is not None and len(rows) >= limit:
                     break
         if exact:
@@ -111,9 +112,9 @@ def scan(node, rid: int, args: dict) -> list:
         lo = b""
         if resume_at is not None and (token, key) == (resume_at[0], resume_at[1]):
             lo = resume_at[2] + b"\x00"
-        key_values = mut.decode_key(table, key)
+        key_values = row_decode.decode_key(table, key)
         for ck, cells in live_rows(p, now_s, lo, None, False):
-            rows.append(mut.row_dict(table, key_values, ck, cells, columns, writetime, ttl_now=ttl_now))
+            rows.append(row_decode.row_dict(table, key_values, ck, cells, columns, writetime, ttl_now=ttl_now))
             if len(rows) >= page_size:
                 return packb([token, key, ck])
         return None

@@ -21,6 +21,7 @@ Unavailable is raised before anything is sent when fewer participants than the s
 from __future__ import annotations
 
 from engine import mutation as mut
+from engine import row_decode
 from engine.errors import InvalidRequest
 from engine.partition import encode_partition, live_row, live_rows, merge_all
 from engine.token import token as token_of
@@ -187,7 +188,7 @@ def _cas_batch(node, rid: int, args: dict, keyspace: str, table, key: bytes, par
     lo = min(by_row) if table.clustering else b""
     his = [mut.successor(ck) for ck in by_row] if table.clustering else [None]
     hi = None if None in his else max(his)
-    pk_values = mut.decode_key(table, key)
+    pk_values = row_decode.decode_key(table, key)
     key_names = [c.name for c in table.partition_key] + [c.name for c in table.clustering]
 
     def decide(current, micros: int):
@@ -231,11 +232,11 @@ def _current_row(table, current, pk_values: dict, lo: bytes, hi: bytes | None, n
         return None
     if not lo and table.clustering:
         cells = live_row(current, b"", now_s)
-        return mut.row_dict(table, pk_values, b"", cells) if cells else None
+        return row_decode.row_dict(table, pk_values, b"", cells) if cells else None
     cells = live_row(current, lo, now_s)
     if not cells and statics and table.statics:
         cells, lo = live_row(current, b"", now_s), b""
-    return mut.row_dict(table, pk_values, lo, cells) if cells else None
+    return row_decode.row_dict(table, pk_values, lo, cells) if cells else None
 
 
 def _row_bounds(table, key_values: dict) -> tuple[bytes, bytes | None]:
@@ -306,7 +307,7 @@ def serial_read(node, rid: int, args: dict, exact: bool) -> list:
         if current is not None:
             now_s = node.clock.wall_us() // 1_000_000
             for ck, cells in live_rows(current, now_s, lo, hi, reverse):
-                rows.append(mut.row_dict(table, pk_values, ck, cells, columns, writetime,
+                rows.append(row_decode.row_dict(table, pk_values, ck, cells, columns, writetime,
                                          ttl_now=now_s if args.get("ttl") else None))
                 if limit is not None and len(rows) >= limit:
                     break

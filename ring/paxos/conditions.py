@@ -3,7 +3,7 @@
 `parse(table, if_, if_exists, if_not_exists)` (if_ a dict {column: value | (op, value)}, or a
 list of (column, op, value) triples, as CQL sends it) validates a condition once, at the coordinator
 (InvalidRequest naming the column or operator); `applies(cond, row)` decides it on the current
-row (a dict as `mutation.row_dict` builds it, or None when the row does not exist); `not_applied`
+row (a dict as `row_decode.row_dict` builds it, or None when the row does not exist); `not_applied`
 is what the client gets back when it does not apply, as Cassandra's `[applied] = False` row.
 
 Semantics (Cassandra's ColumnCondition): a missing row or column is null; `col = null` holds for

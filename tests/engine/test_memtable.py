@@ -3,6 +3,7 @@ reconciles to exactly the rows written."""
 import math
 
 from engine import mutation as mut
+from engine import row_decode
 from engine.memtable import Memtable
 from engine.partition import decode_partition, encode_partition, live_rows, merge_all
 from engine.schema import make_table
@@ -22,5 +23,5 @@ def test_a_wide_partition_keeps_log_n_runs_and_every_row():
     merged = merge_all([decode_partition(p) for p in payloads])
     rows = {ck: cells for ck, cells in live_rows(merged, 0, b"", None, False)}
     assert len(rows) == 4000
-    values = sorted(mut.row_dict(TABLE, {"k": 1}, ck, cells, None, False)["v"] for ck, cells in rows.items())
+    values = sorted(row_decode.row_dict(TABLE, {"k": 1}, ck, cells, None, False)["v"] for ck, cells in rows.items())
     assert values == sorted(f"v{i}" for i in range(1000, 5000))  # the newest write of each row wins
