@@ -172,9 +172,10 @@ class SSTableReader:
             block = self._unpacked(i)
             bc = self.block_cache
             if bc is not None:
+                # a view holds its block's raw bytes: decompressed for lz4, the disk bytes otherwise
                 bounds = self._bounds
-                bc.put_slot(self._slots, self.cache_id, i, block, bounds[i + 1] - bounds[i] + (
-                    VIEW_OVERHEAD if len(block) == 8 else ENTRY_OVERHEAD * len(block[-1])))
+                bc.put_slot(self._slots, self.cache_id, i, block, len(block[0]) + VIEW_OVERHEAD if len(block) == 8
+                            else bounds[i + 1] - bounds[i] + ENTRY_OVERHEAD * len(block[-1]))
         if len(block) == 8:  # a fixed-stride view (inlining flat_find measured no gain: bench/README.md)
             return _flat_find(block, key)
         if len(block) == 3:  # data_block.find_entry of a format-3 block, inlined

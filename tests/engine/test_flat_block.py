@@ -3,6 +3,8 @@ unpacked block answers, exists only for the layout it proves, and the reader's p
 block cache agree with it (old files included)."""
 from __future__ import annotations
 
+import tempfile
+
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -179,3 +181,56 @@ def test_evicted_blocks_leave_their_slots():
     cache.clear()
     assert slots[1] == ("block", 1)
     cache.check_invariants()
+
+
+def test_a_view_of_an_lz4_block_is_charged_the_bytes_it_holds(tmp_path):
+    # compressible payloads: the view keeps the decompressed entries, several times the disk bytes
+    keys = [b"user%06d" % i for i in range(2000)]
+    items = sorted((token(k), k, b"x" * 150) for k in keys)
+    w = SSTableWriter(str(tmp_path), 1, expected_partitions=len(items), compression="lz4")
+    for t, k, p in items:
+        w.append(t, k, p)
+    w.finish(dict(STATS)).close()
+    r = SSTableReader.open(str(tmp_path), 1)
+    r.block_cache = cache = BlockCache(1 << 24)
+    try:
+        assert all(r.get(t, k) == p for t, k, p in items)
+        views = [s for s in r._slots if s is not None and len(s) == 8]
+        assert len(views) == len(r._slots)
+        held = sum(len(v[0]) for v in views)
+        assert held > 3 * r._bounds[-1]  # lz4 saved most of the bytes
+        assert cache.size_bytes >= held
+        cache.check_invariants()
+    finally:
+        r.close()
+
+
+SYNTHETIC_TOKENS = st.sampled_from([-2**63 + 1, -2**63 + 2, -1, 0, 1, 2**56 - 2**63, 2**62, 2**63 - 2, 2**63 - 1])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.binary(max_size=6), min_size=1, max_size=100, unique=True), st.integers(-1, 300),
+       st.sampled_from([None, "lz4"]), st.sampled_from([64, 4096]), st.booleans(),
+       st.sampled_from([0, 300, 1 << 20]), st.data())
+def test_reader_answers_like_a_dict(keys, plen, compression, block_size, synthetic, capacity, data):
+    """Views, unpacked and format-2 blocks (synthetic tokens, ties across blocks: the u64
+    bisect's fallback) in one file, cold, cached and evicted, against a dict."""
+    keys = sorted(set(keys) | {b"abcd", b"abce"})  # some keys of one length, some not
+    pay = {k: (k * 300)[:plen] if plen >= 0 else data.draw(st.binary(max_size=40)) for k in keys}
+    toks = {k: data.draw(SYNTHETIC_TOKENS) if synthetic else token(k) for k in keys}
+    with tempfile.TemporaryDirectory() as d:
+        w = SSTableWriter(d, 1, expected_partitions=len(keys), compression=compression, block_size_bytes=block_size)
+        for k in sorted(keys, key=lambda k: (toks[k], k)):
+            w.append(toks[k], k, pay[k])
+        w.finish(dict(STATS)).close()
+        r = SSTableReader.open(d, 1)
+        r.block_cache = cache = BlockCache(capacity)
+        try:
+            probes = keys + [k + b"\x00" for k in keys] + [k[:-1] for k in keys] + [b"\xc4" + k for k in keys]
+            for _ in range(2):
+                for k in probes:
+                    t = toks.get(k, token(k))
+                    assert r.get_probed(t, k) == (pay[k] if toks.get(k) == t else None), k
+                cache.check_invariants()
+        finally:
+            r.close()
