@@ -9,7 +9,7 @@ SSTable can never be answered from another one's entries; they simply age out.
 A reader may also own a list with one slot per Data.db block (`put_slot`): the entry for block i
 is keyed `cache_id | i` and is also `slots[i]`; eviction (or `clear`) sets that slot back to None,
 so the reader's hit is one list index (no key object, no hash probe). The cache knows each such
-reader's list by its cache_id (`_owners`, dropped by `release` when the reader closes), so an
+reader's list by its cache_id (`_owners`; `release` drops and empties it when the reader closes), so an
 entry costs no container object of its own: at 1M keys the collector's young-generation passes
 over per-entry tuples cost ~0.2 us per cold get (bench/README.md, s10-eng_hit3).
 
@@ -73,9 +73,7 @@ class BlockCache:
                 self.size_bytes -= first_size
                 del self._values[first]
                 if owners:
-                    evicted = owners.get(first >> ID_SHIFT)
-                    if evicted is not None:
-                        evicted[first & SLOT_MASK] = None
+                    self._drop_slot(first)
             sizes[key] = size
             self._values[key] = value
             self.size_bytes += size
@@ -83,19 +81,28 @@ class BlockCache:
                 owners[cache_id >> ID_SHIFT] = slots
                 slots[i] = value
 
-    def release(self, cache_id: int) -> None:
-        """A closing reader's slot list is no longer the cache's to clear (its entries age out)."""
-        self._owners.pop(cache_id >> ID_SHIFT, None)
+    def _drop_slot(self, key: int) -> None:
+        """The slot of entry `key` (if its reader owns a slot list) back to None; under the lock."""
+        slots = self._owners.get(key >> ID_SHIFT)
+        if slots is not None:
+            slots[key & SLOT_MASK] = None
+
+    def release(self, cache_id: int, slots: list | None = None) -> None:
+        """A closing reader's slot list leaves the cache, emptied (its entries age out; the list
+        holds none of them, so a closed reader keeps no block alive)."""
+        with self._lock:
+            self._owners.pop(cache_id >> ID_SHIFT, None)
+            if slots is not None:
+                slots[:] = [None] * len(slots)
 
     def __len__(self) -> int:
         return len(self._sizes)
 
     def clear(self) -> None:
         with self._lock:
-            for key in self._values:
-                slots = self._owners.get(key >> ID_SHIFT)
-                if slots is not None:
-                    slots[key & SLOT_MASK] = None
+            if self._owners:
+                for key in self._values:
+                    self._drop_slot(key)
             self._values.clear()
             self._sizes.clear()
             self.size_bytes = 0

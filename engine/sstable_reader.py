@@ -322,8 +322,9 @@ class SSTableReader:
 
     def close(self) -> None:
         bc = getattr(self, "block_cache", None)
+        slots, self._slots = getattr(self, "_slots", None), None  # a read after close takes no slot
         if bc is not None:
-            bc.release(self.cache_id)
+            bc.release(self.cache_id, slots)
         mapped = getattr(self, "_map", None)
         if mapped is not None:
             mapped.close()

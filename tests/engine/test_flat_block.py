@@ -177,9 +177,10 @@ def test_evicted_blocks_leave_their_slots():
     cache.clear()
     assert slots == [None] * 4 and other == [None] * 4 and len(cache) == 0
     cache.put_slot(slots, a, 1, ("block", 1), 40)
-    cache.release(a)  # a closed reader: its entries age out, its list is not touched again
-    cache.clear()
-    assert slots[1] == ("block", 1)
+    cache.release(a, slots)  # a closed reader: its entries age out, its list holds none of them
+    assert slots == [None] * 4 and cache.get(a | 1) == ("block", 1)
+    cache.put_slot(other, b, 1, ("b", 1), 80)  # evicting a's entry touches no list of a's
+    assert slots == [None] * 4 and cache.get(a | 1) is None
     cache.check_invariants()
 
 
