@@ -3,7 +3,9 @@
 Parameters (Cassandra's `FilterFactory` + `BloomCalculations`): for `n` expected keys and a target
 false-positive chance, (buckets_per_element, K) come from the `probs` table; the filter has
 `m = n * buckets_per_element + 20` bits rounded up to whole 64-bit words. fp_chance >= 1.0 gives an
-"always present" filter (no bits, K = 0).
+"always present" filter (no bits, K = 0). SSTables are written sparser (`sparse_spec`: a
+power-of-two m of 1.5x-3x those bits, the fewest K that still reaches fp_chance), which lets a
+table's filters be OR-ed into one (engine/bloom_union.py); a reader takes any m.
 
 Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, True)` (the two halves of standard MurmurHash3
 x64_128, seed 0, as *signed* 64-bit integers: what the filters are written with, since mmh3 5.3.1

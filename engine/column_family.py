@@ -212,7 +212,7 @@ class ColumnFamilyStore:
                     if payloads is None:
                         payloads = []
                     payloads.extend(held[1:])
-        h1, h2 = _hash64(key)  # bloom.key_hash (seed 0, x64, signed: mmh3 defaults), once for all filters
+        h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
         union = self._read_union
         if union is not None:  # one test for all SSTables (engine/bloom_union.py), inlined
             mask, rest, bits = union
