@@ -198,11 +198,11 @@ class ColumnFamilyStore:
         adds its SSTable before it drops its memtable from `flushing`, so a concurrent flush or
         compaction can only make a version appear twice (reconcile is idempotent), never vanish.
         `token`: the key's token, or None to compute it only if a bloom filter admits the key.
+        The SSTables' union filter (engine/bloom_union.py), when there is one, is tested first.
 
-        The hot path of every point read: one hash of the key, the memtable dict, one test of the
-        SSTables' union filter when there is one (engine/bloom_union.py), then each SSTable's bloom
-        bits inline (the read view); only an SSTable whose filter admits the key is searched
-        (get_probed). A miss allocates nothing."""
+        The hot path of every point read: one hash of the key, the memtable dict, then every
+        SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
+        the key is searched (get_probed). A miss allocates nothing."""
         held = self.memtable.partitions.get(key)
         payloads = list(held[1:]) if held is not None else None  # a memtable entry may be a tuple
         if self.flushing:
