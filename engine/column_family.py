@@ -4,8 +4,8 @@ Invariants:
 * `sstables` is exactly the manifest's list, newest first; a reader is never closed while a
   read snapshot may use it (files of a compacted SSTable are unlinked, open fds stay readable);
   the list is only ever replaced, never changed in place: assigning it also publishes the
-  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`; and the union
-  of their filters, engine/bloom_union.py), which read_payloads reads with no lock;
+  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`; then their union
+  filter, bloom_union.py: set last, read first), which read_payloads reads with no lock;
 * a memtable switched out for flushing stays readable in `flushing` until its SSTable is in the
   manifest, so no write is ever invisible;
 * each SSTable records the commit-log interval (lo, hi] its memtable covered; replay skips
@@ -185,7 +185,6 @@ class ColumnFamilyStore:
         """Replace the live SSTables (newest first) and the point-read view built from them."""
         readers = list(readers)  # any iterable; the view is built first, so a failure changes neither
         view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
-        # the union is published last and read first: old union + new view is a read from before
         self._sstables, self._read_view, self._read_union = readers, view, union_probe(s.bloom for s in readers)
 
     def snapshot(self):
@@ -213,11 +212,9 @@ class ColumnFamilyStore:
                         payloads = []
                     payloads.extend(held[1:])
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
-        union = self._read_union
-        if union is not None:  # one test for all SSTables (engine/bloom_union.py), inlined
+        if (union := self._read_union) is not None:  # one test for all SSTables (bloom_union.py)
             mask, rest, bits = union
-            idx = h2 & mask
-            if not bits[idx >> 3] & (1 << (idx & 7)):
+            if not bits[(idx := h2 & mask) >> 3] & (1 << (idx & 7)):
                 return () if payloads is None else payloads
             step = h1 & mask
             for _ in rest:
