@@ -3,7 +3,9 @@
 Parameters (Cassandra's `FilterFactory` + `BloomCalculations`): for `n` expected keys and a target
 false-positive chance, (buckets_per_element, K) come from the `probs` table; the filter has
 `m = n * buckets_per_element + 20` bits rounded up to whole 64-bit words. fp_chance >= 1.0 gives an
-"always present" filter (no bits, K = 0).
+"always present" filter (no bits, K = 0). SSTables are written sparser (`sparse_spec`: a
+power-of-two m of 1.5x-3x those bits, the fewest K that still reaches fp_chance), which lets a
+table's filters be OR-ed into one (engine/bloom_union.py); a reader takes any m.
 
 Hashing: `(h1, h2) = mmh3.hash64(key, 0, True, True)` (the two halves of standard MurmurHash3
 x64_128, seed 0, as *signed* 64-bit integers: what the filters are written with, since mmh3 5.3.1
@@ -19,6 +21,7 @@ File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 
+import math
 from itertools import islice
 
 import mmh3
@@ -28,6 +31,7 @@ from engine.encoding import U16, U32, U64, check, crc32
 
 MAGIC = b"DTSF"
 VERSION = 1
+SPARSE_FACTOR = 1.5  # sparse_spec: at least this many times Cassandra's bits per key
 EXCESS = 20  # Cassandra's BloomCalculations.EXCESS / FilterFactory.BITSET_EXCESS
 
 # Cassandra's BloomCalculations.probs[buckets_per_element][K]: false-positive probability.
@@ -102,6 +106,26 @@ def bloom_spec(fp_chance: float) -> tuple[int, int]:
     return buckets, k
 
 
+def false_positive_chance(bits_per_key: float, k: int) -> float:
+    """(1 - e^(-K / bits_per_key))^K: the formula Cassandra's `probs` table tabulates."""
+    return (1.0 - math.exp(-k / bits_per_key)) ** k
+
+
+def sparse_spec(expected: int, fp_chance: float) -> tuple[int, int]:
+    """(m, K) the SSTable writer uses: m = n * buckets * SPARSE_FACTOR + 20 rounded UP to a power
+    of two (>= 64), K = the fewest probes whose false-positive chance at the resulting m / n still
+    reaches fp_chance (never more than Cassandra's K). 1.5x-3x Cassandra's bits; fewer probes
+    and a sparser fill, so a miss is rejected sooner; and m & (m - 1) == 0, so `h mod m` is
+    `h & (m - 1)` and the filters of a read view tile into one union (engine/bloom_union.py).
+    0.01 at 1M keys: m = 2**24 (16.8 bits a key), K = 3, fp 0.5%."""
+    buckets, k_cassandra = bloom_spec(fp_chance)
+    m = max(64, 1 << int(max(1, expected) * buckets * SPARSE_FACTOR + EXCESS - 1).bit_length())
+    per_key = m / max(1, expected)
+    k = next((j for j in range(1, k_cassandra) if false_positive_chance(per_key, j) <= fp_chance),
+             k_cassandra)
+    return m, k
+
+
 def bits_for(expected: int, buckets: int) -> int:
     """m = n * buckets + 20, rounded up to a multiple of 64."""
     raw = max(1, expected) * buckets + EXCESS
@@ -126,6 +150,15 @@ class BloomFilter:
             return cls(0, 0, bytearray())
         buckets, k = bloom_spec(fp_chance)
         m = bits_for(expected, buckets)
+        return cls(m, k, bytearray(m // 8))
+
+    @classmethod
+    def create_sparse(cls, expected: int, fp_chance: float) -> "BloomFilter":
+        """A filter sized by `sparse_spec` (what SSTables are written with); fp_chance >= 1.0
+        gives the "always present" filter, as create."""
+        if fp_chance >= 1.0:
+            return cls(0, 0, bytearray())
+        m, k = sparse_spec(expected, fp_chance)
         return cls(m, k, bytearray(m // 8))
 
     def add(self, key: bytes) -> None:

@@ -4,8 +4,8 @@ Invariants:
 * `sstables` is exactly the manifest's list, newest first; a reader is never closed while a
   read snapshot may use it (files of a compacted SSTable are unlinked, open fds stay readable);
   the list is only ever replaced, never changed in place: assigning it also publishes the
-  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`), which
-  read_payloads reads with no lock;
+  point-read view (one tuple: every SSTable's bloom bits and its `get_probed`; then their union
+  filter, bloom_union.py: set last, read first), which read_payloads reads with no lock;
 * a memtable switched out for flushing stays readable in `flushing` until its SSTable is in the
   manifest, so no write is ever invisible;
 * each SSTable records the commit-log interval (lo, hi] its memtable covered; replay skips
@@ -21,6 +21,7 @@ import threading
 import mmh3
 
 from engine import block_merge, merge
+from engine.bloom_union import union_probe
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
@@ -184,7 +185,7 @@ class ColumnFamilyStore:
         """Replace the live SSTables (newest first) and the point-read view built from them."""
         readers = list(readers)  # any iterable; the view is built first, so a failure changes neither
         view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
-        self._sstables, self._read_view = readers, view
+        self._sstables, self._read_view, self._read_union = readers, view, union_probe(s.bloom for s in readers)
 
     def snapshot(self):
         with self.lock:
@@ -192,11 +193,11 @@ class ColumnFamilyStore:
 
     def read_payloads(self, token: int | None, key: bytes) -> list[bytes] | tuple:
         """Every stored version of one partition (not reconciled; an empty tuple when none),
-        without a lock: the memtable, then the flushing ones, then the SSTables are read in that
-        order, and a flush adds its SSTable before it drops its memtable from `flushing`, so a
-        concurrent flush or compaction can only make a version appear twice (reconcile is
-        idempotent), never vanish. `token`: the key's token, or None to compute it only if a
-        bloom filter admits the key.
+        without a lock: the memtable, the flushing ones, then the SSTables, in that order; a flush
+        adds its SSTable before it drops its memtable from `flushing`, so a concurrent flush or
+        compaction can only make a version appear twice (reconcile is idempotent), never vanish.
+        `token`: the key's token, or None to compute it only if a bloom filter admits the key.
+        The SSTables' union filter (engine/bloom_union.py), when there is one, is tested first.
 
         The hot path of every point read: one hash of the key, the memtable dict, then every
         SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
@@ -214,6 +215,14 @@ class ColumnFamilyStore:
                     else:
                         payloads.append(held)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
+        if (union := self._read_union) is not None:  # one test for all SSTables (bloom_union.py)
+            mask, rest, bits = union
+            if not bits[(idx := h2 & mask) >> 3] & (1 << (idx & 7)):
+                return () if payloads is None else payloads
+            step = h1 & mask
+            for _ in rest:
+                if not bits[(idx := (idx + step) & mask) >> 3] & (1 << (idx & 7)):
+                    return () if payloads is None else payloads
         older = False  # an SSTable (newest first) already held a version
         for m, rest, bits, get_probed in self._read_view:  # newest first
             # BloomFilter.might_contain_hash, inlined (probe_view states the equivalence)

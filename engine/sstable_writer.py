@@ -52,7 +52,7 @@ class SSTableWriter:
         self.generation = generation
         self.compression = compression
         self.block_size = block_size_bytes
-        self._bloom = BloomFilter.create(max(1, expected_partitions), bloom_fp_chance)
+        self._bloom = BloomFilter.create_sparse(max(1, expected_partitions), bloom_fp_chance)
         self._data_path = component_path(directory, generation, "Data.db")
         self._data = open(self._data_path, "xb", buffering=WRITE_BUFFER_BYTES)
         self._finished = False
