@@ -80,6 +80,7 @@ class Connection:
         self.phase = Phase.UNINITIALIZED
         self.compression: str | None = None
         self.registered: frozenset[str] = frozenset()
+        self.lz4_bodies = False                    # v4 with lz4: frame bodies compressed (v5: segments are)
         self._inbox = bytearray()                  # received bytes not yet cut into frames
         self._frames = FrameDecoder(max_frame_bytes)
         self._segments: SegmentDecoder | None = None
@@ -131,12 +132,14 @@ class Connection:
             if event is None:
                 break
             events.append(event)
+        if self._segments is not None and self._segments.failure is not None and self.phase is not Phase.CLOSED:
+            events.append(self._fatal(self._peek_stream(), self._segments.failure.message))
         return events
 
     def _executes(self, events: list) -> bool:
         """The run of EXECUTE frames at the start of the frame buffer into `events`, consumed at once."""
         buf, version, limit, fields, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_fields, 0
-        lz4 = self.compression is not None and self._segments is None     # v4 frames with compressed bodies
+        lz4 = self.lz4_bodies
         while (found := next_execute(buf, version, limit, fields, pos, lz4)) is not None:
             events.append(found[0])
             pos = found[1]
@@ -258,7 +261,7 @@ class Connection:
         if warnings:
             flags, prefix = flags | FLAG_WARNING, prefix + encode_string_list(warnings)
         body = prefix + response.encode_body(version)
-        if self.compression is not None and self._segments is None and body:
+        if self.lz4_bodies and body:
             flags, body = flags | FLAG_COMPRESSION, compress_body(body)
         frame = encode_frame(version, flags, stream, response.opcode, body)
         if self._segments is not None and sealed:
@@ -266,19 +269,14 @@ class Connection:
         self._after_send(response, stream)
         return frame
 
-    def send_result(self, body: bytes, stream: int) -> bytes:
-        """`send` of a RESULT `body` on a READY connection (the point lane's answers: no tracing,
-        no warnings)."""
-        frame = self.result_frame(body, stream)
-        return frame if self._segments is None else encode_segments(frame, self.compression is not None)
-
     def result_frame(self, body: bytes, stream: int) -> bytes:
-        """The RESULT frame of `body` on `stream` on a READY connection, not yet in v5 segments
-        (`seal`): one header pack; v4 with lz4 compresses the body, as `send` does."""
-        if self.compression is not None and self._segments is None and body:
-            body = compress_body(body)
-            return _RESULT_HEADER(RESPONSE_BIT | self.version, FLAG_COMPRESSION, stream, _RESULT, len(body)) + body
-        return _RESULT_HEADER(RESPONSE_BIT | self.version, 0, stream, _RESULT, len(body)) + body
+        """The RESULT frame of `body` on `stream` on a READY connection (the point lane's answers:
+        no tracing, no warnings), not yet in v5 segments (`seal`): one header pack; v4 with lz4
+        compresses the body, as `send` does."""
+        flags = 0
+        if self.lz4_bodies and body:
+            flags, body = FLAG_COMPRESSION, compress_body(body)
+        return _RESULT_HEADER(RESPONSE_BIT | self.version, flags, stream, _RESULT, len(body)) + body
 
     def seal(self, frames: list[bytes]) -> bytes:
         """Frames made with `sealed=False` / `result_frame`, ready to write: in v5, as few segments
@@ -292,6 +290,7 @@ class Connection:
             if isinstance(response, (Ready, Authenticate)):
                 compression = self._startup.options.get("COMPRESSION")
                 self.compression = compression.lower() if compression else None
+                self.lz4_bodies = self.compression is not None and self.version < 5
                 self.phase = Phase.READY if isinstance(response, Ready) else Phase.AUTHENTICATING
                 if self.version >= 5:
                     self._begin_segments()

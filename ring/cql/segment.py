@@ -140,13 +140,19 @@ class SegmentDecoder:
         self.compressed = compressed
         self.buffer = bytearray()
         self.offset = 0
+        self.failure: ProtocolException | None = None   # a corrupt segment after good ones, raised next
 
     def feed(self, data: bytes) -> list[Segment]:
-        """Every whole segment in the bytes received so far, read at offsets and consumed at once."""
+        """Every whole segment in the bytes received so far, read at offsets and consumed at once.
+        A corrupt segment raises (fatal); after good segments of the same bytes, those are returned
+        first and the failure is kept in `failure` (raised by the next feed) so the frames they
+        hold are still served, as Cassandra serves the frames before a CRC mismatch."""
+        if self.failure is not None:
+            raise self.failure
         buf = self.buffer
         buf += data
         out: list[Segment] = []
-        compressed, size, pos, n = self.compressed, 5 if self.compressed else 3, 0, len(buf)
+        compressed, size, pos, n = self.compressed, header_bytes(self.compressed), 0, len(buf)
         try:
             while n - pos >= size + 3:
                 if compressed:
@@ -177,6 +183,10 @@ class SegmentDecoder:
                     body = self._inflate(body, uncompressed_length, self.offset + pos)
                 out.append(Segment(body, bool(header & 1)))
                 pos = end
+        except ProtocolException as e:
+            if not out:
+                raise
+            self.failure = e
         finally:
             if pos:
                 del buf[:pos]

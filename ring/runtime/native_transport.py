@@ -188,14 +188,9 @@ class NativeTransport:
             return
         if self.server.bugs:
             self._log_bugs()
-        protocol = self._protocols.get(conn)
-        if protocol is None or protocol.closed:
-            return
-        if not protocol.outbox and not protocol.frames:
-            if not self._dirty:
-                self._loop.call_soon(self._flush)
-            self._dirty.append(protocol)
-        protocol.frames.append(frame)
+        protocol = self._queue(conn)
+        if protocol is not None:
+            protocol.frames.append(frame)
 
     def _push(self, event) -> None:
         for conn, data in self.server.push(event):
@@ -203,14 +198,20 @@ class NativeTransport:
 
     def _write(self, conn: ServerConnection, data: bytes) -> None:
         """Queue `data`; every queue is written once at the end of this loop iteration."""
+        protocol = self._queue(conn)
+        if protocol is not None:
+            protocol.outbox.append(data)
+
+    def _queue(self, conn: ServerConnection) -> CqlProtocol | None:
+        """`conn`'s protocol, marked for this iteration's flush (None: the connection is gone)."""
         protocol = self._protocols.get(conn)
         if protocol is None or protocol.closed:
-            return
+            return None
         if not protocol.outbox and not protocol.frames:
             if not self._dirty:
                 self._loop.call_soon(self._flush)     # the loop, kept: get_running_loop() is a getpid()
             self._dirty.append(protocol)
-        protocol.outbox.append(data)
+        return protocol
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []

@@ -44,8 +44,9 @@ def test_corruption_is_fatal_and_names_the_offset(where):
     wire = bytearray(encode_segments(b"x" * 20, False) * 2)
     wire[len(wire) // 2 + where] ^= 0x01
     decoder = SegmentDecoder(False)
+    assert decoder.feed(bytes(wire)) == [Segment(b"x" * 20, True)]     # the good one first
     with pytest.raises(ProtocolException) as e:
-        decoder.feed(bytes(wire))
+        decoder.feed(b"")
     assert e.value.fatal and f"stream offset {len(wire) // 2}" in e.value.message
 
 
@@ -106,3 +107,17 @@ def test_a_remembered_crc24_is_the_computed_one():
     assert len(segment._CRC24_SEEN) == 8
     assert [crc24(v, n) for v in (0, 1, 0x1FFFF, 2**35 - 1) for n in (3, 5)] == first
     assert first == [compute_crc24(v, n) for v in (0, 1, 0x1FFFF, 2**35 - 1) for n in (3, 5)]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_good_segments_before_a_corrupt_one_are_returned_then_the_failure_raised(compressed):
+    """Review s10-rev_cql: the segments before a CRC mismatch in the same bytes are not lost."""
+    good, bad = encode_segments(b"a" * 40, compressed), bytearray(encode_segments(b"b" * 40, compressed))
+    bad[-1] ^= 0xFF                                     # payload CRC32 wrong
+    decoder = SegmentDecoder(compressed)
+    assert decoder.feed(good + bytes(bad)) == [Segment(b"a" * 40, True)]
+    assert decoder.failure is not None and decoder.failure.fatal
+    with pytest.raises(ProtocolException, match="CRC32"):
+        decoder.feed(b"")
+    with pytest.raises(ProtocolException, match="CRC32"):
+        SegmentDecoder(compressed).feed(bytes(bad))      # first in the bytes: raised at once
