@@ -197,6 +197,19 @@ def test_single_update_entries_are_untracked_and_read_like_lists():
     mt.check_invariants()
 
 
+
+def test_put_plain_of_the_payload_held_again_is_an_update():
+    """A payload object handed to put_plain again for its key (a Batch applied twice) is a
+    second update, as put() counts it: not a new key (size_bytes counted the key twice)."""
+    one, two = Memtable((0, 0)), Memtable((0, 0))
+    payload = b"\x93\x05\x01\xa11"
+    for _ in range(2):
+        one.put_plain(b"a", payload, 5, 2, 0, 0, (1, 1))
+        two.put(b"a", payload, None, (1, 1))
+    assert one.partitions == two.partitions == {b"a": [payload, payload]}
+    assert (one.size_bytes, one.updates, one.weights) == (two.size_bytes, two.updates, two.weights)
+    one.check_invariants()
+
 def _kv_store(path: str) -> Store:
     store = Store.open(path, background=False)
     store.create_keyspace("ks")
