@@ -153,8 +153,12 @@ class Memtable:
         return None if entry is None else payloads_of(entry)
 
     def sorted_keys(self) -> list[tuple[int, bytes]]:
+        """(token, key) of every key, sorted; cached until a key is added. A scan sorts without
+        the write lock, so a writer's `_sorted = None` can land before the scan stores a list
+        made without the new key: a cached list shorter than the dict is stale (keys are never
+        removed) and is sorted again."""
         keys = self._sorted
-        if keys is None:
+        if keys is None or len(keys) != len(self.partitions):
             held = [*self.partitions]
             toks = self.tokens(held)
             keys = [*zip(toks, held)]

@@ -210,6 +210,17 @@ def test_put_plain_of_the_payload_held_again_is_an_update():
     assert (one.size_bytes, one.updates, one.weights) == (two.size_bytes, two.updates, two.weights)
     one.check_invariants()
 
+
+def test_sorted_keys_stored_late_by_a_scan_are_not_used():
+    """A scan sorts without the write lock: its list, made before a put of a new key and stored
+    after the put cleared the cache, must not hide that key from the next scan."""
+    mt = Memtable((0, 0))
+    mt.put(b"a", b"pa", None, None)
+    stale = mt.sorted_keys()
+    mt.put_plain(b"b", b"pb", 1, 2, 0, 0, None)     # the writer clears the cache...
+    mt._sorted = stale                               # ...then the racing scan stores its list
+    assert mt.sorted_keys() == sorted([(token_of(b"a"), b"a"), (token_of(b"b"), b"b")])
+
 def _kv_store(path: str) -> Store:
     store = Store.open(path, background=False)
     store.create_keyspace("ks")
