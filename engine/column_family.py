@@ -26,7 +26,7 @@ from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
 from engine.manifest import Manifest
-from engine.memtable import Memtable
+from engine.memtable import Memtable, payloads_of
 from engine.row_cache import RowCache
 from engine.partition import Partition, decode_partition, encode_partition, live_rows
 from engine.schema import Table
@@ -203,17 +203,12 @@ class ColumnFamilyStore:
         SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
         the key is searched (get_probed). A miss allocates nothing."""
         held = self.memtable.partitions.get(key)  # a memtable entry: a payload, or a list of them
-        payloads = None if held is None else list(held) if held.__class__ is list else [held]
+        payloads = None if held is None else list(held) if held.__class__ is list else [held]  # payloads_of
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)
                 if held is not None:
-                    if payloads is None:
-                        payloads = []
-                    if held.__class__ is list:
-                        payloads.extend(held)
-                    else:
-                        payloads.append(held)
+                    payloads = payloads_of(held) if payloads is None else payloads + payloads_of(held)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
         if (union := self._read_union) is not None:  # one test for all SSTables (bloom_union.py)
             mask, rest, bits = union

@@ -16,9 +16,10 @@ reconciled only when read or flushed; ordering by (token, key) is done once, by 
 8 single updates are merged into one run, and a run is merged into the one before it while
 that one holds no more updates than it, so each update is re-merged O(log n) times and a
 partition holds O(log n) payloads (merging everything every 8 updates made wide partitions, such
-as a target's hints, quadratic: 20,000 rows took 235 s). Invariants (check_invariants): every
-entry holds its key's token and >= 1 payload, one weight per payload, weights of merged runs
-non-increasing; size_bytes is the sum of payload and key lengths (plus 64 per key).
+as a target's hints, quadratic: 20,000 rows took 235 s). Invariants (check_invariants): an
+entry is one payload (bytes, no weights) or a list of >= 1 payloads with one weight each, weights
+of merged runs non-increasing; a sorted key list holds the keys' tokens; size_bytes is the sum of
+payload and key lengths (plus 64 per key).
 """
 from __future__ import annotations
 
@@ -89,9 +90,11 @@ class Memtable:
         """put() of a plain insert (plain_insert.encode_plain_insert) without its Partition: `cells`
         cells all written at `ts` (the marker included), `tombstones` of them nulls deleted at
         `now_s`, no TTL. The statistics end as stats.add(decode_partition(payload)) leaves them.
-        `payload` is a new object (every encoder makes one), so the dict's answer being that
-        very object tells a new key."""
-        if self.partitions.setdefault(key, payload) is not payload:  # one probe for a new key
+        One probe for a new key: the dict grows by it (the dict's answer being `payload` itself
+        would not tell, when a caller hands the object held for the key again: a re-applied Batch)."""
+        parts = self.partitions
+        n = len(parts)
+        if parts.setdefault(key, payload) is not payload or len(parts) == n:
             self.put(key, payload, None, position)
         else:  # put() of a new key, inlined
             self._sorted = None
@@ -150,8 +153,12 @@ class Memtable:
         return None if entry is None else payloads_of(entry)
 
     def sorted_keys(self) -> list[tuple[int, bytes]]:
+        """(token, key) of every key, sorted; cached until a key is added. A scan sorts without
+        the write lock, so a writer's `_sorted = None` can land before the scan stores a list
+        made without the new key: a cached list shorter than the dict is stale (keys are never
+        removed) and is sorted again."""
         keys = self._sorted
-        if keys is None:
+        if keys is None or len(keys) != len(self.partitions):
             held = [*self.partitions]
             toks = self.tokens(held)
             keys = [*zip(toks, held)]

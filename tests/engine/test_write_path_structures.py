@@ -197,6 +197,30 @@ def test_single_update_entries_are_untracked_and_read_like_lists():
     mt.check_invariants()
 
 
+
+def test_put_plain_of_the_payload_held_again_is_an_update():
+    """A payload object handed to put_plain again for its key (a Batch applied twice) is a
+    second update, as put() counts it: not a new key (size_bytes counted the key twice)."""
+    one, two = Memtable((0, 0)), Memtable((0, 0))
+    payload = b"\x93\x05\x01\xa11"
+    for _ in range(2):
+        one.put_plain(b"a", payload, 5, 2, 0, 0, (1, 1))
+        two.put(b"a", payload, None, (1, 1))
+    assert one.partitions == two.partitions == {b"a": [payload, payload]}
+    assert (one.size_bytes, one.updates, one.weights) == (two.size_bytes, two.updates, two.weights)
+    one.check_invariants()
+
+
+def test_sorted_keys_stored_late_by_a_scan_are_not_used():
+    """A scan sorts without the write lock: its list, made before a put of a new key and stored
+    after the put cleared the cache, must not hide that key from the next scan."""
+    mt = Memtable((0, 0))
+    mt.put(b"a", b"pa", None, None)
+    stale = mt.sorted_keys()
+    mt.put_plain(b"b", b"pb", 1, 2, 0, 0, None)     # the writer clears the cache...
+    mt._sorted = stale                               # ...then the racing scan stores its list
+    assert mt.sorted_keys() == sorted([(token_of(b"a"), b"a"), (token_of(b"b"), b"b")])
+
 def _kv_store(path: str) -> Store:
     store = Store.open(path, background=False)
     store.create_keyspace("ks")
