@@ -178,3 +178,63 @@ def test_a_wide_partition_read_in_pages_is_reconciled_once_per_second(tmp_path, 
         assert len(first) == 512 and len(calls) == 1  # the expiry: reconciled again
     finally:
         s.close()
+
+
+def test_scan_all_pages_against_a_dict_model(tmp_path):
+    """Hypothesis-made interleavings of puts, deletes, flushes and compactions between pages:
+    each page is the model's next rows after the last row returned."""
+    import tempfile
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    from engine import mutation as mut
+    from engine.scan_cursor import scan_all_pages
+    from engine.token import token
+
+    op = st.one_of(st.tuples(st.just("put"), st.integers(0, 60), st.integers(0, 9)),
+                   st.tuples(st.just("del"), st.integers(0, 60), st.just(0)),
+                   st.sampled_from([("flush", 0, 0), ("compact", 0, 0)]))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 9)), min_size=1, max_size=80),
+           st.integers(1, 9), st.lists(st.lists(op, max_size=6), max_size=30), st.booleans())
+    def check(initial, page_size, between, flush_first):
+        s = Store.open(tempfile.mkdtemp(dir=tmp_path), background=False)
+        try:
+            s.create_keyspace("ks")
+            s.create_table("ks", "t", {"k": "int", "v": "int"}, primary_key="k")
+            t = s.table("ks", "t")
+            model = {}
+            for k, v in initial:
+                s.insert("ks", "t", {"k": k, "v": v})
+                model[k] = v
+            if flush_first:
+                s.flush()
+
+            def pos(k):
+                key = mut.partition_key_bytes(t, {"k": k})
+                return token(key), key
+            pages, last = scan_all_pages(s, "ks", "t", None, None, page_size, {}), None
+            for i in range(1000):
+                want = sorted((k for k in model if last is None or pos(k) > last), key=pos)[:page_size]
+                got = next(pages, None)
+                if got is None:
+                    assert want == []
+                    return
+                assert [(r["k"], r["v"]) for r in got] == [(k, model[k]) for k in want]
+                if len(got) < page_size:
+                    assert next(pages, None) is None
+                    return
+                last = pos(want[-1])
+                for name, k, v in (between[i] if i < len(between) else []):
+                    if name == "put":
+                        s.insert("ks", "t", {"k": k, "v": v})
+                        model[k] = v
+                    elif name == "del":
+                        s.delete("ks", "t", {"k": k})
+                        model.pop(k, None)
+                    elif name == "flush":
+                        s.flush()
+                    else:
+                        s.compact("ks", "t")
+        finally:
+            s.close()
+    check()
