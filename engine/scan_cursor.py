@@ -17,7 +17,10 @@ Rows are made as results' fast paths make them: a run of single-version plain pa
 its row dicts at once (plain_rows) when the table is plain and the page asks for every column
 without writetime; any other partition goes through simple_row / reconcile + live_rows +
 row_dict. Paging state: msgpack [token, partition key, clustering] of the page's last row
-(results module docstring); a page that ends inside a partition resumes after that row.
+(results module docstring); a page that ends inside a partition resumes after that row. The
+cursor's next page goes on with that partition's row iterator (`inside`) while the clock is in
+the same second, so a wide partition is reconciled once, not once a page; its partition-level
+and range tombstones are then counted by the first page only.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from engine import row_decode
 from engine.column_family import ColumnFamilyStore
 from engine.dropped_columns import visible
 from engine.merge import reconcile
+from engine.partition import live_rows
 from engine.plain_rows import plain_rows, simple_row_cells
 from engine.results import ScanPage, blob_key_name, check_page_size, column_converters, simple_row, token_ranges
 from engine.schema import Table
@@ -111,6 +115,12 @@ class ScanCursor:
         self.want = 0
         self.runs = self._runs(bounds)
         self.pending = None  # the entries of the last run that no page has taken yet
+        # (token, key, now_s, live rows) of the partition the last page ended inside: the next
+        # page goes on with its row iterator instead of reconciling the partition again (a wide
+        # partition read in pages would cost its whole size per page: quadratic); only for the
+        # same second, as a fresh page's TTL expiry would differ otherwise
+        self.inside = None
+        self.counter = [0]  # the page's tombstone count; a kept row iterator counts into it
 
     def stale(self, t: Table, cfs: ColumnFamilyStore) -> bool:
         """True when a page of this cursor might differ from a fresh one's (module docstring)."""
@@ -130,7 +140,8 @@ class ScanCursor:
         t, cfs, columns, writetime = self.t, self.cfs, self.columns, self.writetime
         blob_key, plain, converters = self.blob_key, self.plain, self.converters
         rows: list[dict] = []
-        counter = [0]
+        counter = self.counter
+        counter[0] = 0
 
         def general(tok: int, key: bytes, payloads, lo: bytes) -> bytes | bool | None:
             """Append the live rows of one partition from clustering `lo`. When the page is full:
@@ -148,10 +159,15 @@ class ScanCursor:
                     if cells is not None:
                         rows.append(row_decode.row_dict(t, key_values, b"", cells, columns, writetime))
                         return True if len(rows) >= page_size else None
-            p = visible(t, reconcile(payloads))
-            for ck, cells in cfs.live_rows(p, lo, None, False, counter):
+            now_s, inside, self.inside = cfs.clock.now_s(), self.inside, None
+            if inside is not None and lo and inside[:3] == (tok, key, now_s):
+                live = inside[3]  # the rows after the last one the previous page took
+            else:
+                live = live_rows(visible(t, reconcile(payloads)), now_s, lo, None, False, counter)
+            for ck, cells in live:
                 rows.append(row_decode.row_dict(t, key_values, ck, cells, columns, writetime))
                 if len(rows) >= page_size:
+                    self.inside = (tok, key, now_s, live)
                     return ck
             if counter[0] > cfs.options["tombstone_failure_threshold"]:
                 cfs.guard(counter, f"{t.qualified_name} scan")

@@ -34,6 +34,7 @@ from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
+from engine.token import MAX_TOKEN
 from engine.flat_block import VIEW_OVERHEAD, flat_find as _flat_find, flat_view
 from engine.sstable_files import DATA_MAGIC, SCAN_CHUNK_BYTES, component_path, read_whole
 from engine.sstable_stats import decode_statistics
@@ -210,8 +211,8 @@ class SSTableReader:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _frames(self, i: int) -> Iterator[tuple]:
-        """(raw, start, end, offset) of each block from block i to the last, verified
+    def _frames(self, i: int, stop: int | None = None) -> Iterator[tuple]:
+        """(raw, start, end, offset) of each block from block i to the last (or before block stop), verified
         (data_block.decode_block): its entry bytes are raw[start:end].
 
         Reads FIRST_CHUNK_BYTES first (a page of a scan often needs no more), then twice as
@@ -219,7 +220,7 @@ class SSTableReader:
         fd, path, bounds = self._data_fd, self.data_path, self._bounds
         chunk, chunk_off = b"", 0
         size = FIRST_CHUNK_BYTES
-        for b in range(i, len(bounds) - 1):
+        for b in range(i, len(bounds) - 1 if stop is None else min(stop, len(bounds) - 1)):
             off, end = bounds[b], bounds[b + 1]
             if end - chunk_off > len(chunk):
                 chunk, chunk_off = _pread(fd, max(size, end - off), off), off
@@ -237,12 +238,13 @@ class SSTableReader:
         for raw, s, e, off in self._frames(i):
             yield (off, *decode(raw, s, e, path, off, version))
 
-    def _scan_runs(self, i: int) -> Iterator[tuple]:
-        """(tokens, keys, payloads) of the blocks from block i on, decoded together
+    def _scan_runs(self, i: int, stop: int | None = None) -> Iterator[tuple]:
+        """(tokens, keys, payloads) of the blocks from block i on (before block stop), decoded together
         (data_block.decode_scan_run) a run of 1, 2, 4... blocks at a time, up to
         SCAN_RUN_BLOCKS: a short scan decodes little past what it takes, a long one pays a
-        run's Python steps once for many blocks."""
-        frames, path, version = self._frames(i), self.data_path, self.format_version
+        run's Python steps once for many blocks. A run never reaches past `stop`: a range scan
+        decodes (and fails on the corruption of) no block outside its range."""
+        frames, path, version = self._frames(i, stop), self.data_path, self.format_version
         n = 1
         while batch := list(islice(frames, n)):
             yield decode_scan_run(batch, path, version)
@@ -258,7 +260,10 @@ class SSTableReader:
         first = 0
         if start is not None:
             first = max(0, self.index.block_of(sort_key(*start)))
-        for toks, keys, payloads in self._scan_runs(first):
+        stop = None  # past the block that may hold `end` (an end past MAX_TOKEN has no sort key)
+        if end is not None and end[0] <= MAX_TOKEN:
+            stop = self.index.block_of(sort_key(*end)) + 1
+        for toks, keys, payloads in self._scan_runs(first, stop):
             lo, stop, done = 0, len(toks), False
             if start is not None:
                 lo = lower(toks, keys, start[0], start[1])

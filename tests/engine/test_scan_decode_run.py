@@ -124,3 +124,30 @@ def test_an_empty_key_takes_the_partitioners_token_in_a_run():
     run = [(raw, 0, len(raw), off) for raw, off in zip(raws, (0, 4096))]
     toks, got, _ = decode_scan_run(run, "Data.db")
     assert got == keys and toks == [token(k) for k in keys] and toks[0] != raw_empty
+
+
+def test_a_range_scan_decodes_no_block_past_its_end(tmp_path):
+    """A run of blocks stops at the block that holds the range's end: a scan of (start, end] in
+    blocks 3-4 neither decodes block 5 nor fails on its corruption (it did: the run [4, 5])."""
+    s = Store.open(str(tmp_path / "s"), background=False)
+    try:
+        s.create_keyspace("ks")
+        s.create_table("ks", "t", {"k": "int", "v": "text"}, primary_key="k")
+        for k in range(20000):
+            s.insert("ks", "t", {"k": k, "v": "x" * 40})
+        s.flush()
+        r = s.cfs[s.table("ks", "t").id].sstables[0]
+        blocks = list(r._blocks(0))  # (offset, sort keys, tokens, keys, payloads)
+        start, end = blocks[3][2][0] - 1, blocks[4][2][5]
+        want = [t for b in blocks for t in b[2] if start < t <= end]
+        with open(r.data_path, "r+b") as f:
+            f.seek(blocks[5][0] + 20)
+            byte = f.read(1)
+            f.seek(blocks[5][0] + 20)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        assert len(s.scan("ks", "t", start, end, page_size=1000).rows) == len(want)
+        with pytest.raises(CorruptionError) as e:
+            s.scan("ks", "t", start, blocks[5][2][0], page_size=1000)
+        assert e.value.offset == blocks[5][0]
+    finally:
+        s.close()
