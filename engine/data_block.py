@@ -234,16 +234,10 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     if len(m) == 3:
         key_prefix = m[0]
         keys = [key_prefix + k for k in key_suffixes] if key_prefix else key_suffixes
-        if _cmurmur3 is not None and (key_prefix or all(keys)):
-            # block_tokens without its MIN_TOKEN scan: strictly increasing tokens have their
-            # least first, so only toks[0] can be the reserved minimum (token() remaps it)
-            toks = list(map(_cmurmur3, keys))
-            if toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:])):
-                return toks, keys, payloads
-            if MIN_TOKEN in toks:
-                toks = list(map(_token, keys))
-        else:
-            toks = block_tokens(keys)
+        toks = increasing_tokens(keys, not key_prefix)
+        if toks is not None:
+            return toks, keys, payloads
+        toks = block_tokens(keys)
     else:
         tok_prefix, key_prefix, tok_blob = m[:3]
         n = len(payloads)
@@ -265,10 +259,10 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
     """(tokens, keys, payloads) of several consecutive blocks, [(raw, start, end, file
     offset)] as decode_block verified them: the concatenation of their `decode_scan`s, made
     with one pass for the whole run where every block is format 3 (one murmur3 map, one order
-    check over the run, which also checks the order across blocks). Anything else (a
-    format-2 block, an empty key, a token tie, the reserved minimum, a key or payload that is
-    not bin, an order broken across blocks) takes decode_scan block by block, which decides
-    and reports with the block's offset as before."""
+    check over the run, across its blocks too). Anything else (a format-2 block, an empty key,
+    a token tie, the reserved minimum, a key or payload that is not bin, an order broken
+    across blocks) takes decode_scan block by block, which decides and reports with the
+    block's offset, and the seam between two blocks is checked there too."""
     keys: list = []
     payloads: list = []
     check_empty = False
@@ -291,23 +285,34 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
             try:  # msgpack gives bytes for bin and never another bytes-like type
                 _join(keys)
                 _join(payloads)
-                toks = list(map(_cmurmur3, keys))
-                if (toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:]))
-                        and (not check_empty or all(keys))):
-                    return toks, keys, payloads
             except TypeError:
                 pass
-    if len(blocks) == 1:
-        raw, p, end, off = blocks[0]
-        toks, keys, payloads = decode_scan(raw, p, end, path, off, version)
-        return toks, keys, payloads
+            else:
+                toks = increasing_tokens(keys, check_empty)
+                if toks is not None:
+                    return toks, keys, payloads
     toks, keys, payloads = [], [], []
     for raw, p, end, off in blocks:
         t, k, v = decode_scan(raw, p, end, path, off, version)
+        if toks and (toks[-1], keys[-1]) >= (t[0], k[0]):
+            raise CorruptionError(path, off, "block entries are not in sort-key order after the previous block")
         toks += t
         keys += k
         payloads += v
     return toks, keys, payloads
+
+
+def increasing_tokens(keys: list, check_empty: bool) -> list | None:
+    """The tokens of `keys` in one C murmur3 pass when they are strictly increasing, else None
+    (and None without the C murmur3, or when `check_empty` and a key is empty): the caller then
+    decides the order the slow way. Strictly increasing tokens have their least first, so only
+    toks[0] can be the reserved minimum (which token() remaps)."""
+    if _cmurmur3 is None or (check_empty and not all(keys)):
+        return None
+    toks = list(map(_cmurmur3, keys))
+    if toks and toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:])):
+        return toks
+    return None
 
 
 def decode_rows(raw, p: int, end: int, path: str, file_offset: int, version: int = 3) -> tuple:

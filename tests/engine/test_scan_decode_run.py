@@ -54,8 +54,10 @@ def _per_block(raws, offsets):
 def test_a_run_is_the_concatenation_of_its_blocks(seed):
     rnd = random.Random(seed)
     raws = _blocks(rnd, 12)
-    if seed % 2:  # an empty key, which only a block without a key prefix can hold
-        raws[0] = _raw([b""] + [k for k in [b"a", b"b"]])
+    if seed % 2:  # an empty key, which only a block without a key prefix can hold, ahead of
+        head = _raw([b""] + [k for k in [b"a", b"b"]])  # the blocks that sort after it
+        last = decode_scan(head, 0, len(head), "Data.db", 0)[0][-1]
+        raws = [head] + [r for r in raws if decode_scan(r, 0, len(r), "Data.db", 0)[0][0] > last]
     offsets = [1000 * i for i in range(len(raws))]
     i = 0
     while i < len(raws):
@@ -151,3 +153,14 @@ def test_a_range_scan_decodes_no_block_past_its_end(tmp_path):
         assert e.value.offset == blocks[5][0]
     finally:
         s.close()
+
+
+def test_two_good_blocks_out_of_order_are_corruption_at_the_later_block():
+    keys = sorted([b"user%03d" % i for i in range(20)], key=token)
+    first, second = _raw(keys[10:]), _raw(keys[:10])  # the second block sorts entirely before the first
+    with pytest.raises(CorruptionError) as e:
+        decode_scan_run([(first, 0, len(first), 0), (second, 0, len(second), 4096)], "Data.db")
+    assert e.value.offset == 4096 and "previous block" in str(e.value)
+    # in order, the same two blocks are one run of 20 increasing tokens
+    t, k, _ = decode_scan_run([(second, 0, len(second), 0), (first, 0, len(first), 4096)], "Data.db")
+    assert k == keys and all(map(lambda a, b: a < b, t, t[1:]))
