@@ -1,7 +1,9 @@
 """A batch: inserts and deletes collected by `with store.batch() as b:` and applied on exit as
 one commit-log record (atomic per partition, as Cassandra's unlogged batch within a partition).
 
-Nothing is applied if the block raises. Inserts are encoded as they are added (the write hot
+Nothing is applied if the block raises; a write is applied (or fails) once: the batch is
+emptied as it is applied, so one entered again applies only the writes added since
+(Memtable.put_plain relies on never being handed a payload object twice). Inserts are encoded as they are added (the write hot
 path of Store.insert); deletes are encoded at apply time. Writes are held as columns (tables,
 keys, payloads, infos), in the order added: a plain insert's info is a tuple of ints
 (timestamp, cells, tombstones, now_s), which the cyclic garbage collector untracks, so a batch
@@ -22,6 +24,9 @@ class Batch:
 
     def __init__(self, store):
         self.store = store
+        self._empty()
+
+    def _empty(self) -> None:
         self.updates: list = []     # (table, key, Partition) added from outside
         self._tables: list = []
         self._keys: list = []
@@ -74,4 +79,6 @@ class Batch:
             payloads[i] = encode_partition(infos[i])
         for t, key, update in self.updates:
             self._add(t, key, encode_partition(update), update)
-        self.store._apply_columns(self._tables, self._keys, payloads, infos)
+        tables, keys = self._tables, self._keys
+        self._empty()  # applied once: a batch entered again holds only later writes
+        self.store._apply_columns(tables, keys, payloads, infos)

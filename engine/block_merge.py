@@ -24,6 +24,8 @@ from operator import itemgetter
 
 import numpy
 
+from engine.memtable import one_per_entry
+
 BLOCK_ROWS = 128  # rows per run of a memtable or a row iterator
 ROUND_ROWS = 2048  # at most this many held rows per round of a merge (1024 and 4096 measured slower)
 
@@ -53,7 +55,7 @@ def upper(toks, keys, tok: int, key: bytes, lo: int = 0) -> int:
 def memtable_blocks(mt, start: tuple | None, end: tuple | None, end_inclusive: bool = False):
     """The block stream of memtable `mt` over [start, end) (] if end_inclusive). Read only: the
     sorted key list is the memtable's own (replaced, never changed, by a writer); a key's
-    payloads are read when its run is made, as Memtable.scan reads them."""
+    payloads are read when its run is made."""
     keys = mt.sorted_keys()
     parts = mt.partitions
     i = 0 if start is None else bisect_left(keys, start)
@@ -65,7 +67,7 @@ def memtable_blocks(mt, start: tuple | None, end: tuple | None, end_inclusive: b
         ks = list(map(_second, run))
         entries = list(map(parts.get, ks))
         toks = list(map(_first, run))
-        if None in entries:  # not expected (a memtable never drops a key): skip it as Memtable.scan does
+        if None in entries:  # not expected (a memtable never drops a key): skip it
             kept = [x for x, e in enumerate(entries) if e is not None]
             toks, ks, entries = [toks[x] for x in kept], [ks[x] for x in kept], [entries[x] for x in kept]
             if not kept:
@@ -73,8 +75,7 @@ def memtable_blocks(mt, start: tuple | None, end: tuple | None, end_inclusive: b
         if list not in map(type, entries):  # one payload each (engine/memtable.py: bytes)
             yield toks, ks, entries, False
         else:  # a list entry holds a key's payloads, oldest first
-            yield toks, ks, [e if e.__class__ is not list else e[0] if len(e) == 1 else list(e)
-                             for e in entries], True
+            yield toks, ks, one_per_entry(entries, list), True
 
 
 def row_blocks(rows):

@@ -15,8 +15,8 @@ import os
 import time
 from operator import itemgetter
 
+import msgpack
 import numpy as _np
-from msgpack import packb as _packb
 
 from engine.block_index import (HEADER_SIZE, MAX_BLOCK_SIZE, TOKEN_BIAS, BlockIndex, encode_header,
                                 shortest_separator)
@@ -36,6 +36,7 @@ _DATA_STATS_REQUIRED = ("min_timestamp", "max_timestamp", "cell_count", "tombsto
 _DATA_STATS_OPTIONAL = ("commit_log_intervals", "level", "created_ms")
 
 _u64_pack = U64.pack
+_packb = msgpack.Packer(use_bin_type=True).pack  # msgpack.packb(o, use_bin_type=True) without a Packer per block
 _token_and_key = itemgetter(0, 1)
 _from_bytes = int.from_bytes
 
@@ -184,8 +185,7 @@ class SSTableWriter:
                 lo, hi = min(ks), max(ks)
                 m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
                 kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)
-                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]],
-                             use_bin_type=True)
+                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]])
             else:
                 block = self._block
                 block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, payloads[start:end]

@@ -198,17 +198,23 @@ def test_single_update_entries_are_untracked_and_read_like_lists():
 
 
 
-def test_put_plain_of_the_payload_held_again_is_an_update():
-    """A payload object handed to put_plain again for its key (a Batch applied twice) is a
-    second update, as put() counts it: not a new key (size_bytes counted the key twice)."""
-    one, two = Memtable((0, 0)), Memtable((0, 0))
-    payload = b"\x93\x05\x01\xa11"
-    for _ in range(2):
-        one.put_plain(b"a", payload, 5, 2, 0, 0, (1, 1))
-        two.put(b"a", payload, None, (1, 1))
-    assert one.partitions == two.partitions == {b"a": [payload, payload]}
-    assert (one.size_bytes, one.updates, one.weights) == (two.size_bytes, two.updates, two.weights)
-    one.check_invariants()
+def test_a_batch_entered_again_applies_only_its_later_writes(tmp_path):
+    """A Batch is emptied as it is applied: entered again, it applies only what was added since
+    (put_plain takes a payload object it already holds for a key as a new key's)."""
+    store = _kv_store(str(tmp_path / "s"))
+    mt = next(iter(store.cfs.values())).memtable
+    b = store.batch()
+    with b:
+        b.insert("ks", "kv", {"k": b"a", "v": b"1"}, timestamp=1)
+    once = (mt.size_bytes, mt.updates, dict(mt.partitions))
+    with b:
+        b.insert("ks", "kv", {"k": b"b", "v": b"2"}, timestamp=2)
+    assert mt.updates == once[1] + 1 and mt.partitions[b"a"] == once[2][b"a"]
+    with b:
+        pass
+    assert mt.updates == once[1] + 1 and set(mt.partitions) == {b"a", b"b"}
+    mt.check_invariants()
+    store.close()
 
 
 def test_sorted_keys_stored_late_by_a_scan_are_not_used():
