@@ -158,8 +158,9 @@ def run_demo(console: Console | None = None, keep: bool = False) -> bool:
         delivered = mirror.close(timeout_s=60)
         say(f"Restarted the mirror over the same log: it resumed {resumed} pending operations and delivered them "
             f"in {time.monotonic() - t0:.2f} s")
-        check(delivered and resumed == pending, f"all {pending} logged operations delivered",
-              f"resumed {resumed} of {pending}, delivered: {delivered}")
+        # the dying mirror may deliver one more batch between its count and the SIGKILL: at most `pending`
+        check(delivered and 0 < resumed <= pending, f"all {resumed} logged operations delivered",
+              f"resumed {resumed} of at most {pending}, delivered: {delivered}")
 
         space = Space("shop", data_source=SpaceDataSource(client(), batch_limit=200), partitions=4)
         t0 = time.monotonic()
