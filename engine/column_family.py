@@ -232,8 +232,9 @@ class ColumnFamilyStore:
                 if not bits[idx >> 3] & (1 << (idx & 7)):
                     break
             else:
-                if token is None:  # engine/token.py: an ASCII key's token is h1 (no sign-extended tail)
-                    token = h1 if key.isascii() and h1 != MIN_TOKEN and key else _token(key)
+                if token is None:  # engine/token.py: the token is h1 unless a tail byte (len % 16) is >= 0x80
+                    token = (h1 if h1 != MIN_TOKEN and key and (key.isascii() or not (tail := len(key) & 15)
+                                                                or key[-tail:].isascii()) else _token(key))
                 found = get_probed(token, key)
                 if found is not None:
                     if older and self.options.get("canary_skip_older_range_tombstones"):

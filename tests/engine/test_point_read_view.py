@@ -99,13 +99,17 @@ def test_several_versions_are_reconciled_from_one_read(tmp_path):
 
 
 def test_the_token_taken_from_the_bloom_hash_is_the_partitioners(tmp_path):
-    """read_payloads takes an ASCII key's token from its bloom hash (h1); any other key's from
-    engine.token: both must find every key (a wrong token misses the block index)."""
+    """read_payloads takes a key's token from its bloom hash (h1) when no tail byte (len % 16)
+    is >= 0x80, any other key's from engine.token: every key is searched with token(key) and
+    found (a wrong token misses the block index)."""
     import random
     rnd = random.Random(7)
     ascii_keys = [bytes(rnd.choice(b"abcxyz0129~") for _ in range(n)) for n in range(1, 41)]
-    binary_keys = [rnd.randbytes(n) for n in range(1, 41)]  # tails with bytes >= 0x80: sign-extended
-    keys = list(dict.fromkeys(ascii_keys + binary_keys))
+    binary_keys = [rnd.randbytes(n) for n in range(1, 41) for _ in range(4)]  # tails with bytes >= 0x80
+    high_head = [b"\xff" * 16, b"\x80" * 32, b"\xff" * 16 + b"a", b"\xff" * 16 + b"\x80", b"ab\xff", b"\x7f" * 17]
+    high_head += [rnd.randbytes(16 * m) + bytes(rnd.randrange(0x80) for _ in range(n))
+                  for m in (1, 2) for n in (0, 3, 15)]  # non-ASCII, but an ASCII (or no) tail: h1
+    keys = list(dict.fromkeys(ascii_keys + binary_keys + high_head))
     with Store.open(str(tmp_path), background=False) as s:
         s.create_keyspace("ks")
         s.create_table("ks", "t", {"k": "blob", "v": "blob"}, primary_key="k")
@@ -113,9 +117,15 @@ def test_the_token_taken_from_the_bloom_hash_is_the_partitioners(tmp_path):
             s.insert("ks", "t", {"k": k, "v": k})
         s.flush()
         cfs = next(iter(s.cfs.values()))
+        searched = []
+        for sst in cfs.sstables:  # record the token each search is given
+            sst.get_probed = (lambda f: lambda tok, key: searched.append((tok, key)) or f(tok, key))(sst.get_probed)
+        cfs.sstables = list(cfs.sstables)
         for k in keys:
             assert list(cfs.read_payloads(None, k)) == list(cfs.read_payloads(token_of(k), k)) != []
             assert s.get("ks", "t", {"k": k}) == {"k": k, "v": k}
+        assert {key for _, key in searched} == set(keys)
+        assert all(tok == token_of(key) for tok, key in searched)
 
 
 def test_the_blob_key_fast_path_follows_alter_table(tmp_path):
@@ -149,3 +159,4 @@ def test_a_row_cache_takes_the_general_path(tmp_path):
         assert s.get("ks", "t", {"k": b"a"}) == {"k": b"a", "v": b"1"}
     assert s.tablestats()[0]["row_cache_hit_rate"] == pytest.approx(2 / 3)
     s.close()
+
