@@ -282,8 +282,9 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
                 check_empty = True
             payloads += block_payloads
         else:
-            try:  # msgpack gives bytes for bin and never another bytes-like type
-                _join(keys)
+            try:  # msgpack gives bytes for bin and never another bytes-like type; a key
+                if check_empty:  # joined to its prefix was already checked (bytes + other raises)
+                    _join(keys)
                 _join(payloads)
             except TypeError:
                 pass

@@ -114,7 +114,7 @@ class ScanCursor:
             bounds.append((start, end))
         self.want = 0
         self.runs = self._runs(bounds)
-        self.pending = None  # the entries of the last run that no page has taken yet
+        self.pending = None  # (toks, keys, payloads, multi, offset): the last run, from the entry no page took yet
         # (token, key, now_s, live rows) of the partition the last page ended inside: the next
         # page goes on with its row iterator instead of reconciling the partition again (a wide
         # partition read in pages would cost its whole size per page: quadratic); only for the
@@ -181,44 +181,55 @@ class ScanCursor:
             run = self.pending
             if run is not None:
                 self.pending = None
+                toks, keys, payloads, multi, off = run
             else:
                 self.want = page_size - len(rows)
                 run = next(self.runs, None)
                 if run is None:
                     break
-            toks, keys, payloads, multi = run
-            if self.resume is not None:  # the partition the page resumes in: from after its last row
-                rtok, rkey, rck = self.resume
-                self.resume = None
-                if keys[0] == rkey and toks[0] == rtok:
-                    ck = general(rtok, rkey, _versions(payloads[0]), rck + b"\x00")
-                    if ck is not None:  # never True: lo is not empty
-                        self.resume, self.pending = (rtok, rkey, ck), run
-                        return full(rtok, rkey, ck)
-                    toks, keys, payloads = toks[1:], keys[1:], payloads[1:]
-                    if not keys:
-                        continue
-            if converters is not None and not multi:
+                toks, keys, payloads, multi = run
+                off = 0
+            if converters is not None and not multi and self.resume is None:
+                # plain rows: a page that ends in the run keeps the run and an offset into it
                 need = page_size - len(rows)
-                if len(keys) > need:  # the page ends in this run: decode only what it takes
-                    block_rows = plain_rows(t, converters, blob_key, keys[:need], payloads[:need])
+                end = off + need
+                if end < len(keys):
+                    block_rows = plain_rows(t, converters, blob_key, keys[off:end], payloads[off:end])
+                elif off:
+                    block_rows = plain_rows(t, converters, blob_key, keys[off:], payloads[off:])
                 else:
                     block_rows = plain_rows(t, converters, blob_key, keys, payloads)
                 if block_rows is not None:
                     rows += block_rows
                     if len(rows) < page_size:
                         continue
-                    if len(keys) > need:
-                        self.pending = (toks[need:], keys[need:], payloads[need:], multi)
-                    return full(toks[need - 1], keys[need - 1], b"")
+                    if end < len(keys):
+                        self.pending = (toks, keys, payloads, multi, end)
+                    return full(toks[end - 1], keys[end - 1], b"")
+            if off:  # the slow paths below take the run from its start
+                toks, keys, payloads = toks[off:], keys[off:], payloads[off:]
+            if self.resume is not None:  # the partition the page resumes in: from after its last row
+                rtok, rkey, rck = self.resume
+                self.resume = None
+                if keys[0] == rkey and toks[0] == rtok:
+                    ck = general(rtok, rkey, _versions(payloads[0]), rck + b"\x00")
+                    if ck is not None:  # never True: lo is not empty
+                        self.resume, self.pending = (rtok, rkey, ck), (toks, keys, payloads, multi, 0)
+                        return full(rtok, rkey, ck)
+                    toks, keys, payloads = toks[1:], keys[1:], payloads[1:]
+                    if not keys:
+                        continue
+                    if converters is not None and not multi:  # the rest of the run: as above
+                        self.pending = (toks, keys, payloads, multi, 0)
+                        continue
             for i, (tok, key, p) in enumerate(zip(toks, keys, payloads)):
                 ck = general(tok, key, _versions(p), b"")
                 if ck is True:  # the page ends with this partition
                     if i + 1 < len(keys):
-                        self.pending = (toks[i + 1:], keys[i + 1:], payloads[i + 1:], multi)
+                        self.pending = (toks, keys, payloads, multi, i + 1)
                     return full(tok, key, b"")
                 if ck is not None:  # the page ends inside it: the next one resumes in it
-                    self.resume, self.pending = (tok, key, ck), (toks[i:], keys[i:], payloads[i:], multi)
+                    self.resume, self.pending = (tok, key, ck), (toks, keys, payloads, multi, i)
                     return full(tok, key, ck)
         cfs.guard(counter, f"{t.qualified_name} scan")
         return ScanPage(rows, None)

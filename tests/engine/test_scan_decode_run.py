@@ -81,7 +81,7 @@ def test_a_token_tie_across_two_blocks_takes_the_block_by_block_path(monkeypatch
     assert keys == a + b and toks[9] == toks[10] == 45 and payloads == [b"p" + k for k in a + b]
 
 
-@pytest.mark.parametrize("bad", ["payload", "suffix", "order"])
+@pytest.mark.parametrize("bad", ["payload", "suffix", "unprefixed", "order"])
 def test_a_bad_block_in_a_run_is_reported_at_its_offset(bad):
     keys = sorted((b"user%04d" % i for i in range(90)), key=token)
     raws = [_raw(keys[i:i + 30]) for i in range(0, 90, 30)]
@@ -90,6 +90,9 @@ def test_a_bad_block_in_a_run_is_reported_at_its_offset(bad):
         payloads[3] = "text"
     elif bad == "suffix":
         suffixes[3] = 7
+    elif bad == "unprefixed":  # no key prefix: the run's own bin check of the keys decides
+        prefix, suffixes = b"", [prefix + k for k in suffixes]
+        suffixes[3] = suffixes[3].decode()
     else:
         suffixes[3], suffixes[4] = suffixes[4], suffixes[3]
         payloads[3], payloads[4] = payloads[4], payloads[3]

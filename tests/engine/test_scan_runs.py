@@ -93,6 +93,11 @@ def test_a_run_of_plain_payloads_gives_simple_rows_dicts_and_declines_the_rest(t
         assert plain_rows(t, conv, "k", keys, [general] + one[1:]) is None
         assert plain_rows(t, conv, "k", keys, one[:2] + [b"\xc1"]) is None         # not msgpack
         assert plain_rows(t, conv, "k", keys, one[:2] + [msgpack.packb([5, 99, b"z"])]) is None  # unknown id
+        # one column's payloads are read as one stream: a payload that is not exactly one object
+        # (trailing bytes, cut short) is declined as unpackb declines it, never read across
+        assert plain_rows(t, conv, "k", keys, one[:2] + [one[2] + one[0]]) is None  # trailing object
+        assert plain_rows(t, conv, "k", keys, one[:2] + [one[2] + b"\x01"]) is None  # trailing byte
+        assert plain_rows(t, conv, "k", keys, one[:2] + [one[2][:-1]]) is None  # cut short
     finally:
         s.close()
 
