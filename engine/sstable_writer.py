@@ -44,6 +44,14 @@ _hash_bytes = mmh3.hash_bytes  # the bloom filter's hash (engine/bloom.py) as 16
 _from_bytes = int.from_bytes
 
 
+def _pick(idx: list, keys, payloads) -> tuple:
+    """(keys, payloads) at the indexes idx (a non-empty list), as two sequences."""
+    if len(idx) == 1:
+        return (keys[idx[0]],), (payloads[idx[0]],)
+    pick = itemgetter(*idx)
+    return pick(keys), pick(payloads)
+
+
 def _tokens_and_digests(keys: list) -> tuple:
     """(tokens, digests) of a flush's keys from one MurmurHash3 pass: the (n, 2) int64 digests
     the bloom filter sets (BloomFilter.add_digests) and, as an int64 array, their h1 column,
@@ -192,27 +200,27 @@ class SSTableWriter:
             self._bloom.add_many(keys)
         else:
             self._bloom.add_digests(digests)
-        pick = itemgetter(*order.tolist())
-        toks, keys, payloads = arr.tolist(), pick(keys), pick(payloads)
+        order = order.tolist()   # rows are gathered per block (_pick): each touched twice while in cache
+        toks = arr.tolist()
         bias, lz4, write = TOKEN_BIAS, self.compression == "lz4", self._data.write
         separators, offsets = self._separators, self._offsets
         prev_last, off = self._prev_block_last, self._data_off
-        self._first_sk = _u64_pack(toks[0] + bias) + keys[0]
+        self._first_sk = _u64_pack(toks[0] + bias) + keys[order[0]]
         start = 0
         for end in ends:
-            first = _u64_pack(toks[start] + bias) + keys[start]
+            ks, ps = _pick(order[start:end], keys, payloads)
+            first = _u64_pack(toks[start] + bias) + ks[0]
             separators.append(shortest_separator(prev_last, first) if separators else first)
-            prev_last = _u64_pack(toks[end - 1] + bias) + keys[end - 1]
+            prev_last = _u64_pack(toks[end - 1] + bias) + ks[-1]
             offsets.append(off)
-            ks = keys[start:end]
             if murmur:
                 lo, hi = min(ks), max(ks)
                 m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
                 kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)
-                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]])
+                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, ps])
             else:
                 block = self._block
-                block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, payloads[start:end]
+                block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, ps
                 raw = block.take()
             frame = frame_block(raw, lz4)
             write(frame)
@@ -220,14 +228,15 @@ class SSTableWriter:
             start = end
         self._prev_block_last, self._data_off = prev_last, off
         self._count = n
-        self._last_tok, self._last_key = toks[-1] + bias, keys[-1]
+        self._last_tok, self._last_key = toks[-1] + bias, keys[order[-1]]
         if start < n:                             # the rest waits in the builder, as append leaves it
+            ks, ps = _pick(order[start:], keys, payloads)
             block = self._block
             block.toks = [t + bias for t in toks[start:]]
-            block.keys, block.payloads = list(keys[start:]), list(payloads[start:])
+            block.keys, block.payloads = list(ks), list(ps)
             block.count = n - start
             block.size = int(cum[-1]) - base
-            self._block_first = _u64_pack(toks[start] + bias) + keys[start]
+            self._block_first = _u64_pack(toks[start] + bias) + ks[0]
 
     def _flush_block(self) -> None:
         first = self._block_first

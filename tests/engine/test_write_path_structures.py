@@ -62,7 +62,7 @@ def _binary_items(n: int, seed: int = 3):
     return sorted((token_of(k), k, rnd.randbytes(rnd.randrange(1, 300))) for k in keys)
 
 
-@pytest.mark.parametrize("kind", ["murmur3", "binary", "synthetic", "tied", "small", "exact"])
+@pytest.mark.parametrize("kind", ["murmur3", "binary", "big", "synthetic", "tied", "small", "exact"])
 @pytest.mark.parametrize("compression", [None, "lz4"])
 def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, kind):
     """Rows in any order, sorted by the writer: the same five files, byte for byte, as append_all
@@ -70,8 +70,10 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     that tie (the fallback), fewer rows than one block, rows of 32 bytes that fill a block to
     exactly its 4096 bytes; append_all goes on from there. Murmur3 rows also without their
     tokens (None: the writer computes them, as for a memtable flush), of ASCII keys (tokens
-    and bloom digests from one hash) and of binary ones (high tail bytes: hashed twice)."""
-    items = {"murmur3": _murmur_items(3000), "binary": _binary_items(3000), "tied": _items(3000), "small": _murmur_items(7),
+    and bloom digests from one hash), of binary ones (high tail bytes: hashed twice) and of
+    rows over a block each (one-row blocks)."""
+    items = {"murmur3": _murmur_items(3000), "binary": _binary_items(3000),
+             "big": [(t, k, p * 40) for t, k, p in _murmur_items(60)], "tied": _items(3000), "small": _murmur_items(7),
              "synthetic": [row for row in _items(3000) if row[0] != 5],
              "exact": sorted((token_of(b"k%09d" % i), b"k%09d" % i, b"%010d" % i) for i in range(3000))}[kind]
     one = SSTableWriter(str(tmp_path), 1, expected_partitions=len(items), compression=compression)
@@ -83,7 +85,7 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     cut = len(items) * 2 // 3
     head = [row for row in shuffled if row < items[cut]]
     toks, keys, payloads = map(list, zip(*head))
-    two.append_unsorted(None if kind in ("murmur3", "binary", "small", "exact") else toks, keys, payloads)
+    two.append_unsorted(None if kind in ("murmur3", "binary", "big", "small", "exact") else toks, keys, payloads)
     two.append_all(items[cut:])                  # the rows left in the builder carry over
     reader = two.finish(dict(STATS))
     a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
