@@ -182,31 +182,37 @@ class BloomFilter:
         return self._queued.append
 
     def add_many(self, keys) -> None:
-        """add() of every key of an iterable: the same bits, set in bulk by numpy from the
-        16-byte MurmurHash3 digests (h1, h2 little-endian: what hash64 returns, signed), for
-        _CHUNK keys at a time (int64 temporaries of ~50 bytes a key). A filter of up to
-        _MARKS_BITS bits is marked in a bool per bit, then packed (m bytes of temporary); a
-        larger one is set in place, one bit position of the byte at a time."""
-        m = self.m
-        if not m:
+        """add() of every key of an iterable: the same bits, set in bulk (add_digests) from the
+        16-byte MurmurHash3 digests, _CHUNK keys at a time (int64 temporaries of ~50 bytes a key)."""
+        if not self.m:
             return
         keys = iter(keys)
+        while chunk := b"".join(map(_hash_bytes, islice(keys, _CHUNK))):
+            self.add_digests(_np.frombuffer(chunk, dtype="<i8").reshape(-1, 2))
+
+    def add_digests(self, h) -> None:
+        """add() of the keys whose digests are the rows of `h`, an (n, 2) int64 array of
+        (h1, h2) as hash64 returns them signed (mmh3.hash_bytes read as little-endian i8: a
+        flush computes them once for its tokens and this filter, engine/sstable_writer.py).
+        A filter of up to _MARKS_BITS bits is marked in a bool per bit, then packed (m bytes
+        of temporary); a larger one is set in place, one bit position of the byte at a time."""
+        m = self.m
+        if not m or not len(h):
+            return
         bits = _np.frombuffer(self.bits, dtype=_np.uint8)
         marks = _np.zeros(m, dtype=_np.bool_) if m <= _MARKS_BITS else None
-        while chunk := b"".join(map(_hash_bytes, islice(keys, _CHUNK))):
-            h = _np.frombuffer(chunk, dtype="<i8").reshape(-1, 2)
-            step = h[:, 0] % m          # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
-            idx = h[:, 1] % m
-            for i in range(self.k):
-                if i:                   # idx + step < 2m: no 64-bit wrap for any m < 2**62
-                    idx += step
-                    idx[idx >= m] -= m
-                if marks is not None:
-                    marks[idx] = True
-                    continue
-                byte, bit = idx >> 3, idx & 7
-                for b in range(8):      # bit b of byte i is 1 << b (a repeated index sets it once)
-                    bits[byte[bit == b]] |= _np.uint8(1 << b)
+        step = h[:, 0] % m              # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
+        idx = h[:, 1] % m
+        for i in range(self.k):
+            if i:                       # idx + step < 2m: no 64-bit wrap for any m < 2**62
+                idx += step
+                idx[idx >= m] -= m
+            if marks is not None:
+                marks[idx] = True
+                continue
+            byte, bit = idx >> 3, idx & 7
+            for b in range(8):          # bit b of byte i is 1 << b (a repeated index sets it once)
+                bits[byte[bit == b]] |= _np.uint8(1 << b)
         if marks is not None:
             bits |= _np.packbits(marks, bitorder="little")
 

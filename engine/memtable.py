@@ -187,7 +187,7 @@ class Memtable:
         if n < 2:
             return zip(toks, keys, payloads)
         arr = _np.fromiter(toks, _np.int64, n)
-        order = arr.argsort(kind="stable")
+        order = arr.argsort()  # not stable: used only when no two tokens tie (5x faster, bench/README.md s10-eng_put7)
         arr = arr[order]
         if bool((arr[1:] > arr[:-1]).all()):  # strictly increasing: no two keys share a token
             pick = itemgetter(*order.tolist())

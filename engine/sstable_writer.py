@@ -15,6 +15,7 @@ import os
 import time
 from operator import itemgetter
 
+import mmh3
 import msgpack
 import numpy as _np
 
@@ -22,6 +23,7 @@ from engine.block_index import (HEADER_SIZE, MAX_BLOCK_SIZE, TOKEN_BIAS, BlockIn
                                 shortest_separator)
 from engine.bloom import BloomFilter
 from engine.data_block import BlockBuilder, block_tokens, frame_block
+from engine.token import MIN_TOKEN
 from engine.encoding import U64
 from engine.sstable_files import DATA_MAGIC, component_path, component_paths
 from engine.sstable_reader import DATA_VERSION, TOC_TEXT, SSTableReader
@@ -38,7 +40,31 @@ _DATA_STATS_OPTIONAL = ("commit_log_intervals", "level", "created_ms")
 _u64_pack = U64.pack
 _packb = msgpack.Packer(use_bin_type=True).pack  # msgpack.packb(o, use_bin_type=True) without a Packer per block
 _token_and_key = itemgetter(0, 1)
+_hash_bytes = mmh3.hash_bytes  # the bloom filter's hash (engine/bloom.py) as 16 bytes: h1, h2 little-endian
 _from_bytes = int.from_bytes
+
+
+def _pick(idx: list, keys, payloads) -> tuple:
+    """(keys, payloads) at the indexes idx (a non-empty list), as two sequences."""
+    if len(idx) == 1:
+        return (keys[idx[0]],), (payloads[idx[0]],)
+    pick = itemgetter(*idx)
+    return pick(keys), pick(payloads)
+
+
+def _tokens_and_digests(keys: list) -> tuple:
+    """(tokens, digests) of a flush's keys from one MurmurHash3 pass: the (n, 2) int64 digests
+    the bloom filter sets (BloomFilter.add_digests) and, as an int64 array, their h1 column,
+    which is the Murmur3Partitioner token of every key but an empty one, one with a tail byte
+    >= 0x80 (engine/token.py's sign extension: ASCII keys have none) or one whose h1 is the
+    reserved MIN_TOKEN. For any of those: (block_tokens(keys), None), the filter hashes again.
+    Saves the second hash of every key (~85 ns a row of a flush, bench/README.md s10-eng_put7)."""
+    if b"".join(keys).isascii() and min(map(len, keys)) > 0:
+        digests = _np.frombuffer(b"".join(map(_hash_bytes, keys)), dtype="<i8").reshape(-1, 2)
+        toks = digests[:, 0]
+        if not (toks == MIN_TOKEN).any():
+            return toks, digests
+    return block_tokens(keys), None
 
 
 class SSTableWriter:
@@ -142,13 +168,16 @@ class SSTableWriter:
         if not n:
             return
         murmur = toks is None
+        digests = None
         if murmur:
-            toks = block_tokens(keys)
-        arr = _np.fromiter(toks, _np.int64, n)
-        order = arr.argsort(kind="stable")
+            toks, digests = _tokens_and_digests(keys)
+        arr = _np.fromiter(toks, _np.int64, n) if digests is None else toks
+        order = arr.argsort()  # not stable: used only when no two tokens tie (5x faster, bench/README.md s10-eng_put7)
         arr = arr[order]
         if (n < 2 or self._count or len(toks) != n or len(payloads) != n or not bool((arr[1:] > arr[:-1]).all())
                 or max(map(len, keys)) > MAX_KEY_BYTES or max(map(len, payloads)) > MAX_PAYLOAD_BYTES):
+            if digests is not None:
+                toks = toks.tolist()
             self.append_all(sorted(zip(toks, keys, payloads), key=_token_and_key))
             return
         cum = _np.fromiter(map(len, keys), _np.int64, n)
@@ -167,28 +196,31 @@ class SSTableWriter:
             ends.append(at)
         if not murmur:  # format 3 for every block (else take() decides)
             murmur = block_tokens(keys) == list(toks)
-        self._bloom.add_many(keys)
-        pick = itemgetter(*order.tolist())
-        toks, keys, payloads = arr.tolist(), pick(keys), pick(payloads)
+        if digests is None:
+            self._bloom.add_many(keys)
+        else:
+            self._bloom.add_digests(digests)
+        order = order.tolist()   # rows are gathered per block (_pick): each touched twice while in cache
+        toks = arr.tolist()
         bias, lz4, write = TOKEN_BIAS, self.compression == "lz4", self._data.write
         separators, offsets = self._separators, self._offsets
         prev_last, off = self._prev_block_last, self._data_off
-        self._first_sk = _u64_pack(toks[0] + bias) + keys[0]
+        self._first_sk = _u64_pack(toks[0] + bias) + keys[order[0]]
         start = 0
         for end in ends:
-            first = _u64_pack(toks[start] + bias) + keys[start]
+            ks, ps = _pick(order[start:end], keys, payloads)
+            first = _u64_pack(toks[start] + bias) + ks[0]
             separators.append(shortest_separator(prev_last, first) if separators else first)
-            prev_last = _u64_pack(toks[end - 1] + bias) + keys[end - 1]
+            prev_last = _u64_pack(toks[end - 1] + bias) + ks[-1]
             offsets.append(off)
-            ks = keys[start:end]
             if murmur:
                 lo, hi = min(ks), max(ks)
                 m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
                 kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)
-                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, payloads[start:end]])
+                raw = _packb([lo[:kp], [k[kp:] for k in ks] if kp else ks, ps])
             else:
                 block = self._block
-                block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, payloads[start:end]
+                block.toks, block.keys, block.payloads = [t + bias for t in toks[start:end]], ks, ps
                 raw = block.take()
             frame = frame_block(raw, lz4)
             write(frame)
@@ -196,14 +228,15 @@ class SSTableWriter:
             start = end
         self._prev_block_last, self._data_off = prev_last, off
         self._count = n
-        self._last_tok, self._last_key = toks[-1] + bias, keys[-1]
+        self._last_tok, self._last_key = toks[-1] + bias, keys[order[-1]]
         if start < n:                             # the rest waits in the builder, as append leaves it
+            ks, ps = _pick(order[start:], keys, payloads)
             block = self._block
             block.toks = [t + bias for t in toks[start:]]
-            block.keys, block.payloads = list(keys[start:]), list(payloads[start:])
+            block.keys, block.payloads = list(ks), list(ps)
             block.count = n - start
             block.size = int(cum[-1]) - base
-            self._block_first = _u64_pack(toks[start] + bias) + keys[start]
+            self._block_first = _u64_pack(toks[start] + bias) + ks[0]
 
     def _flush_block(self) -> None:
         first = self._block_first

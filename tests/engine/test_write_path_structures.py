@@ -54,15 +54,26 @@ def _murmur_items(n: int, seed: int = 2):
     return sorted((token_of(k), k, rnd.randbytes(rnd.randrange(1, 300))) for k in keys)
 
 
-@pytest.mark.parametrize("kind", ["murmur3", "synthetic", "tied", "small", "exact"])
+def _binary_items(n: int, seed: int = 3):
+    """Murmur3 rows of random binary keys: tail bytes >= 0x80, whose token is not the bloom
+    hash's h1 (engine/token.py), so a flush hashes them twice (sstable_writer._tokens_and_digests)."""
+    rnd = random.Random(seed)
+    keys = {rnd.randbytes(rnd.randrange(1, 40)) for _ in range(n)}
+    return sorted((token_of(k), k, rnd.randbytes(rnd.randrange(1, 300))) for k in keys)
+
+
+@pytest.mark.parametrize("kind", ["murmur3", "binary", "big", "synthetic", "tied", "small", "exact"])
 @pytest.mark.parametrize("compression", [None, "lz4"])
 def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, kind):
     """Rows in any order, sorted by the writer: the same five files, byte for byte, as append_all
     of the sorted rows: Murmur3 tokens (format-3 blocks), synthetic ones (format 2), tokens
     that tie (the fallback), fewer rows than one block, rows of 32 bytes that fill a block to
     exactly its 4096 bytes; append_all goes on from there. Murmur3 rows also without their
-    tokens (None: the writer computes them, as for a memtable flush)."""
-    items = {"murmur3": _murmur_items(3000), "tied": _items(3000), "small": _murmur_items(7),
+    tokens (None: the writer computes them, as for a memtable flush), of ASCII keys (tokens
+    and bloom digests from one hash), of binary ones (high tail bytes: hashed twice) and of
+    rows over a block each (one-row blocks)."""
+    items = {"murmur3": _murmur_items(3000), "binary": _binary_items(3000),
+             "big": [(t, k, p * 40) for t, k, p in _murmur_items(60)], "tied": _items(3000), "small": _murmur_items(7),
              "synthetic": [row for row in _items(3000) if row[0] != 5],
              "exact": sorted((token_of(b"k%09d" % i), b"k%09d" % i, b"%010d" % i) for i in range(3000))}[kind]
     one = SSTableWriter(str(tmp_path), 1, expected_partitions=len(items), compression=compression)
@@ -74,7 +85,7 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     cut = len(items) * 2 // 3
     head = [row for row in shuffled if row < items[cut]]
     toks, keys, payloads = map(list, zip(*head))
-    two.append_unsorted(None if kind in ("murmur3", "small", "exact") else toks, keys, payloads)
+    two.append_unsorted(None if kind in ("murmur3", "binary", "big", "small", "exact") else toks, keys, payloads)
     two.append_all(items[cut:])                  # the rows left in the builder carry over
     reader = two.finish(dict(STATS))
     a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
