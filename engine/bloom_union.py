@@ -40,7 +40,8 @@ def union_probe(filters) -> tuple[int, range, bytes] | None:
     for f in filters:
         bits = _np.frombuffer(f.bits, dtype=_np.uint8)
         union |= _np.tile(bits, top // f.m) if f.m < top else bits
-    fill = int(_np.bitwise_count(union).sum()) / top
+    bits = union.tobytes()
+    fill = int.from_bytes(bits, "little").bit_count() / top  # numpy's bitwise_count needs numpy 2
     if fill ** k > MAX_ADMIT:
         return None
-    return top - 1, range(k - 1), union.tobytes()
+    return top - 1, range(k - 1), bits

@@ -203,7 +203,7 @@ class ColumnFamilyStore:
         SSTable's bloom bits tested inline (the read view); only an SSTable whose filter admits
         the key is searched (get_probed). A miss allocates nothing."""
         held = self.memtable.partitions.get(key)  # a memtable entry: a payload, or a list of them
-        payloads = None if held is None else list(held) if held.__class__ is list else [held]  # payloads_of
+        payloads = None if held is None else payloads_of(held)  # a miss there calls nothing
         if self.flushing:
             for mt in reversed(list(self.flushing)):
                 held = mt.partitions.get(key)
