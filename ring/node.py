@@ -21,35 +21,32 @@ from __future__ import annotations
 import collections
 import dataclasses
 import random
-from dataclasses import dataclass, field
 
 from engine.errors import EngineError, InvalidRequest
-from ring import batchlog
+from ring import batchlog, replica, speculative_retry
 from ring import membership as ms
-from ring import replica
-from ring import speculative_retry
 from ring.context import Context
 from ring.coordinator import WriteHandler
 from ring.errors import ConfigurationError, OverloadedError, ProtocolError, RequestError, UnavailableError
 from ring.failure_detector import FailureDetector
-from ring.faults import Faults
 from ring.gossip import Gossiper
+from ring.gossip_settle import GossipSettle
 from ring.hinted_handoff import Handoff, HintStore
 from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone, GossipAck, GossipAck2, GossipSyn,
                            HintRequest, IndexReadResponse, MutationRequest, MutationResponse, PrepareResponse,
                            ProposeResponse, RangeReadResponse, ReadResponse, Reply, SchemaPull, SchemaPush, Send, StreamResponse,
                            TruncateResponse, ValidationResponse)
+from ring.node_config import NodeConfig  # noqa: F401  (importers name it ring.node.NodeConfig)
 from ring.paxos import acceptor as paxos_acceptor
 from ring.paxos import state as paxos_state
 from ring.paxos.ballot import BallotClock
-from ring.gossip_settle import GossipSettle
 from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
                                       set_bootstrap_state)
 from ring.ops import OPS, WRITES
 from ring.ops.admin import status_rows
-from ring.placement.pending import PendingIndex, Topology, pending_index, topology_from_states
+from ring.placement.pending import Topology, topology_from_states
+from ring.placement.replication import ReplicaPlacement
 from ring.placement.snitch import DynamicSnitch, GossipingPropertyFileSnitch
-from ring.placement.strategy import SimpleStrategy, from_options
 from ring.placement.token_ring import TokenRing, allocate_tokens
 from ring.schema_sync import SchemaRegistry, peers_to_pull
 from ring.stats import MEASURED_OPS, Metrics
@@ -60,41 +57,6 @@ SNITCH_RESET_INTERVAL_MS = 600_000
 # replies routed by their `id` to the handler that sent the request
 REPLIES = frozenset({MutationResponse, ReadResponse, RangeReadResponse, ValidationResponse, StreamResponse,
                      FetchRangesDone, IndexReadResponse, PrepareResponse, ProposeResponse, TruncateResponse})
-
-
-@dataclass
-class NodeConfig:
-    endpoint: str
-    host_id: str
-    cluster_name: str = "dynatable"
-    datacenter: str = "datacenter1"
-    rack: str = "rack1"
-    seeds: list = field(default_factory=list)
-    num_tokens: int = 16
-    write_request_timeout_ms: int = 2000
-    read_request_timeout_ms: int = 5000
-    range_request_timeout_ms: int = 10000
-    phi_convict_threshold: float = 8.0
-    gossip_interval_ms: int = 1000
-    max_pending_requests: int = 4096
-    hinted_handoff_enabled: bool = True
-    max_hint_window_ms: int = 3 * 3600 * 1000
-    max_hints_in_flight: int = 1024
-    hints_per_tick: int = 64          # delivery throttle per target, per tick (~100 ms)
-    auto_bootstrap: bool = False      # a new non-seed node streams its ranges before it serves
-    cas_contention_timeout_ms: int = 1000  # a lightweight transaction retries contention this long
-    ring_delay_ms: int = 5000         # wait for gossip to settle around a topology change
-    batchlog_replay_interval_ms: int = batchlog.REPLAY_INTERVAL_MS  # list the batchlog, replay old entries
-    # test-only: the name of a canary mutant the simulation's checkers must catch (ring/faults.py
-    # lists them); it becomes `faults`, the policy the seams read. Never set in production.
-    canary_mutant: str = ""
-    # the CQL server's address (native_address, default: the endpoint's host) and port
-    # (native_transport_port, default 9042), gossiped as NATIVE_ADDRESS_AND_PORT for system.peers
-    native_address: str | None = None
-    native_transport_port: int | None = None
-
-    def __post_init__(self) -> None:
-        self.faults = Faults.mutant(self.canary_mutant)  # refuses an unknown name, listing the known ones
 
 
 class Node:
@@ -121,16 +83,17 @@ class Node:
         self.request_stats = self.meter.requests        # (op, level) -> RequestStats
         self.context = Context(self)                    # what handlers see of this node
         self.handoff = Handoff(self.context, self.hints)
-        self._strategies: dict[str, tuple] = {}
-        # SimpleStrategy placement per (rf, ring index), for the ring it was computed on: a token's
-        # replicas depend only on the ring position it falls in (the snitch plays no part)
-        self._placements: tuple[TokenRing | None, dict] = (None, {})
+        self.hint = self.handoff.hint  # keep a mutation for a replica that is down or silent
         self.started_ms = 0
         self._snitch_reset_ms = 0
         self.tokens = sorted(allocate_tokens(config.host_id, config.num_tokens))
         self.ring = TokenRing.from_endpoints({self.endpoint: self.tokens})
         self.topology = Topology(self.ring, self.ring, {self.endpoint: ms.Status.NORMAL})
-        self._pending: dict[str, tuple[object, PendingIndex]] = {}
+        self.placement = ReplicaPlacement(store, self.snitch, config.datacenter, self.topology)
+        self.strategy = self.placement.strategy     # the placement's answers, called as node methods
+        self.replicas = self.placement.replicas
+        self.rf_by_dc = self.placement.rf_by_dc
+        self.pending_endpoints = self.placement.pending_endpoints
         self._unlogged: list[MutationRequest] = []  # canary (ring/faults.py): acked, not yet appended
         self.mode = "NORMAL"              # STARTING, JOINING, NORMAL, LEAVING, DECOMMISSIONED, DRAINED
         self.bootstrap: Bootstrap | None = None
@@ -379,7 +342,7 @@ class Node:
             self._ring_key = key
             self.topology = topology_from_states(self.gossiper.states)
             self.ring = self.topology.current
-            self._pending.clear()
+            self.placement.set_topology(self.topology)
             if self.settle is not None:
                 self.settle.observe(self.gossiper.states, self.now_ms)
 
@@ -395,42 +358,6 @@ class Node:
             fields.append(self.clock.wall_us() // 1000 + 3 * 86400 * 1000)
         self.gossiper.set_app_state(ms.ApplicationState.STATUS, ms.status_value(status, *fields))
         self.refresh_ring()
-
-    def pending_endpoints(self, keyspace: str, token: int) -> tuple[str, ...]:
-        """Endpoints that will replicate `token` once the moves in progress complete."""
-        if not self.topology.moving:
-            return ()
-        strategy = self.strategy(keyspace)
-        cached = self._pending.get(keyspace)
-        if cached is None or cached[0] is not strategy:
-            cached = self._pending[keyspace] = (strategy, pending_index(strategy, self.topology, self.snitch))
-        return cached[1].lookup(token)
-
-    def strategy(self, keyspace: str):
-        ks = self.store.keyspaces.get(keyspace)
-        if ks is None:
-            raise InvalidRequest(f"keyspace '{keyspace}' does not exist")
-        cached = self._strategies.get(keyspace)
-        if cached is None or cached[0] is not ks:
-            cached = self._strategies[keyspace] = (ks, from_options(ks.replication))
-        return cached[1]
-
-    def replicas(self, keyspace: str, token: int) -> list[str]:
-        strategy = self.strategy(keyspace)
-        ring = self.ring
-        if type(strategy) is not SimpleStrategy or not ring.tokens:
-            return strategy.replicas(ring, token, self.snitch)
-        computed_on, placements = self._placements
-        if computed_on is not ring:
-            self._placements = (ring, placements := {})
-        index = ring.first_token_index(token)
-        found = placements.get((strategy.rf, index))
-        if found is None:
-            found = placements[(strategy.rf, index)] = strategy.replicas(ring, ring.tokens[index], self.snitch)
-        return list(found)
-
-    def rf_by_dc(self, keyspace: str) -> dict[str, int]:
-        return self.strategy(keyspace).rf_by_dc(self.ring, self.snitch, self.config.datacenter)
 
     def is_alive(self, ep: str) -> bool:
         return self.gossiper.is_alive(ep, self.now_ms)
@@ -449,7 +376,7 @@ class Node:
         rack = self.gossiper.app_state(ep, ms.ApplicationState.RACK)
         return (dc, rack) if dc and rack else None
 
-    # -- writes: timestamps and hints ------------------------------------------------------------
+    # -- writes: timestamps ----------------------------------------------------------------------
 
     def new_timestamp(self, given) -> int:
         if given is not None:
@@ -459,10 +386,6 @@ class Node:
             ts = self._last_ts + 1
         self._last_ts = ts
         return ts
-
-    def hint(self, ep: str, table, key: bytes, payload: bytes) -> bool:
-        """Keep a mutation for replica `ep` (down, or silent past the write timeout)."""
-        return self.handoff.hint(ep, table, key, payload)
 
     # -- inspection ------------------------------------------------------------------------------
 

@@ -330,6 +330,7 @@ def test_repair_needs_every_replica_up(tmp_path):
 def test_placement_follows_the_ring_and_each_keyspace(loop):
     """Node.replicas caches SimpleStrategy placement per ring position: the answers must stay those
     of the strategy itself, for keyspaces of different RF asked in turn and after the ring changes."""
+    from ring.placement.pending import Topology
     from ring.placement.strategy import SimpleStrategy
     loop.setup_table(rf=2)
     loop.request(loop.eps[0], "create_keyspace", name="ks1", replication={"class": "SimpleStrategy",
@@ -339,7 +340,7 @@ def test_placement_follows_the_ring_and_each_keyspace(loop):
     rng = random.Random(7)
     tokens = [rng.randrange(-2**63 + 1, 2**63) for _ in range(300)]
     for ring in (node.ring, node.ring.without_endpoint(loop.eps[1])):
-        node.ring = ring
+        node.placement.set_topology(Topology(ring, ring, node.topology.status))
         for tok in tokens:
             for ks, rf in (("ks", 2), ("ks1", 1)):
                 assert node.replicas(ks, tok) == SimpleStrategy(rf).replicas(ring, tok), (ks, tok)
