@@ -49,7 +49,7 @@ def _wrong(accepted: tuple):
 def test_every_message_round_trips_and_refuses_a_field_of_the_wrong_type():
     """decode's fast path (exact types, slots set directly) accepts and refuses exactly what the
     declared field types say, for every registered message."""
-    from ring.messages import _REGISTRY, _SHAPES
+    from ring.message_codec import _REGISTRY, _SHAPES
     checked = 0
     for type_id, cls in sorted(_REGISTRY.items()):
         shape = _SHAPES[cls]
