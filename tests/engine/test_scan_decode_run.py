@@ -167,3 +167,19 @@ def test_two_good_blocks_out_of_order_are_corruption_at_the_later_block():
     # in order, the same two blocks are one run of 20 increasing tokens
     t, k, _ = decode_scan_run([(second, 0, len(second), 0), (first, 0, len(first), 4096)], "Data.db")
     assert k == keys and all(map(lambda a, b: a < b, t, t[1:]))
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_increasing_tokens_are_cassandras_tokens(ascii_only):
+    """The digest path (ASCII keys) and the driver's path give Cassandra's tokens; keys with a
+    byte >= 0x80 in the tail (where the two hashes differ) never take the digest."""
+    rnd = random.Random(7)
+    top = 128 if ascii_only else 256
+    keys = sorted({bytes(rnd.randrange(top) for _ in range(rnd.randrange(1, 40))) for _ in range(300)}, key=token)
+    if not ascii_only:
+        assert not b"".join(keys).isascii()
+    toks = data_block.increasing_tokens(keys, True)
+    assert toks == [token(k) for k in keys]
+    assert data_block.increasing_tokens(keys[::-1], True) is None  # decreasing
+    assert data_block.increasing_tokens(keys[:5] + keys[4:], True) is None  # a tie
+    assert data_block.increasing_tokens([b""] + keys, True) is None  # an empty key

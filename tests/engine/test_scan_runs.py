@@ -209,7 +209,7 @@ def test_decode_scan_tokens_are_the_partitioners_even_for_the_reserved_minimum(m
     toks, got, payloads = block(keys, token)
     assert toks == list(map(token, got)) and toks[0] == MIN_TOKEN and sorted(got) == sorted(keys)
     assert list(payloads) == [b"p" + k for k in got]
-    real = data_block._cmurmur3
+    real, real_digest = data_block._cmurmur3, data_block._digest
     if real is None:
         return
     by_token = sorted(keys[1:], key=token)
@@ -220,6 +220,9 @@ def test_decode_scan_tokens_are_the_partitioners_even_for_the_reserved_minimum(m
     assert len(msgpack.unpackb(raw)) == 3
     for special in (by_token[-1], by_token[0]):  # the reserved minimum last, then first, by token
         monkeypatch.setattr(data_block, "_cmurmur3", lambda k: MIN_TOKEN if k == special else real(k))
+        monkeypatch.setattr(data_block, "_digest",  # the digest path (ASCII keys): h1 = the minimum
+                            lambda k: MIN_TOKEN.to_bytes(8, "little", signed=True) + bytes(8) if k == special
+                            else real_digest(k))
         monkeypatch.setattr(data_block, "_token", lambda k: MAX_TOKEN if k == special else token(k))
         if special == by_token[-1]:
             toks, got, _ = decode_scan(raw, 0, len(raw), "Data.db", 0)
