@@ -54,6 +54,8 @@ _packb = msgpack.packb
 _unpackb = msgpack.unpackb
 _join = b"".join
 _frombuffer = numpy.frombuffer
+_array = numpy.array
+_int64 = numpy.int64
 _le_int64 = numpy.dtype("<i8")
 # the x64_128 digest of a key: h1 then h2, 8 bytes little-endian each (mmh3 >= 5; hash_bytes before)
 _digest = getattr(mmh3, "mmh3_x64_128_digest", None) or mmh3.hash_bytes
@@ -261,14 +263,15 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     return toks, keys, payloads
 
 
-def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
+def decode_scan_run(blocks: list, path: str, version: int = 3, arrays: bool = False) -> tuple:
     """(tokens, keys, payloads) of several consecutive blocks, [(raw, start, end, file
     offset)] as decode_block verified them: the concatenation of their `decode_scan`s, made
     with one pass for the whole run where every block is format 3 (one murmur3 map, one order
     check over the run, across its blocks too). Anything else (a format-2 block, an empty key,
     a token tie, the reserved minimum, a key or payload that is not bin, an order broken
     across blocks) takes decode_scan block by block, which decides and reports with the
-    block's offset, and the seam between two blocks is checked there too."""
+    block's offset, and the seam between two blocks is checked there too. `arrays`: the
+    tokens as a numpy int64 array instead of a list (for block_merge, which sorts them in numpy)."""
     keys: list = []
     payloads: list = []
     check_empty = False
@@ -295,7 +298,7 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
             except TypeError:
                 pass
             else:
-                toks = increasing_tokens(keys, check_empty)
+                toks = increasing_tokens(keys, check_empty, arrays)
                 if toks is not None:
                     return toks, keys, payloads
     toks, keys, payloads = [], [], []
@@ -306,10 +309,10 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
         toks += t
         keys += k
         payloads += v
-    return toks, keys, payloads
+    return (_array(toks, _int64) if arrays else toks), keys, payloads
 
 
-def increasing_tokens(keys: list, check_empty: bool) -> list | None:
+def increasing_tokens(keys: list, check_empty: bool, arrays: bool = False):
     """The tokens of `keys` in one C murmur3 pass when they are strictly increasing, else None
     (and None without the C murmur3, or when `check_empty` and a key is empty): the caller then
     decides the order the slow way. Strictly increasing tokens have their least first, so only
@@ -318,17 +321,18 @@ def increasing_tokens(keys: list, check_empty: bool) -> list | None:
     Keys that are all ASCII take mmh3's x64_128 digest (no argument tuple, ~25 ns a key against
     cassandra-driver's ~55) and a numpy order check over its h1 halves: for bytes < 0x80,
     Cassandra's murmur3 (which reads a tail byte as signed) and the standard one agree; any
-    other key takes cassandra-driver's murmur3 for the whole list."""
+    other key takes cassandra-driver's murmur3 for the whole list. `arrays`: the tokens as a
+    numpy int64 array, not a list."""
     if _cmurmur3 is None or (check_empty and not all(keys)):
         return None
     if len(keys) > 1 and _join(keys).isascii():
         h1 = _frombuffer(_join(map(_digest, keys)), _le_int64)[::2]  # (h1, h2) little-endian each
         if h1[0] != MIN_TOKEN and (h1[1:] > h1[:-1]).all():
-            return h1.tolist()
+            return h1 if arrays else h1.tolist()
         return None
     toks = list(map(_cmurmur3, keys))
     if toks and toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:])):
-        return toks
+        return _array(toks, _int64) if arrays else toks
     return None
 
 

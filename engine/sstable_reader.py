@@ -238,7 +238,7 @@ class SSTableReader:
         for raw, s, e, off in self._frames(i):
             yield (off, *decode(raw, s, e, path, off, version))
 
-    def _scan_runs(self, i: int, stop: int | None = None) -> Iterator[tuple]:
+    def _scan_runs(self, i: int, stop: int | None = None, arrays: bool = False) -> Iterator[tuple]:
         """(tokens, keys, payloads) of the blocks from block i on (before block stop), decoded together
         (data_block.decode_scan_run) a run of 1, 2, 4... blocks at a time, up to
         SCAN_RUN_BLOCKS: a short scan decodes little past what it takes, a long one pays a
@@ -247,14 +247,15 @@ class SSTableReader:
         frames, path, version = self._frames(i, stop), self.data_path, self.format_version
         n = 1
         while batch := list(islice(frames, n)):
-            yield decode_scan_run(batch, path, version)
+            yield decode_scan_run(batch, path, version, arrays)
             n = min(2 * n, SCAN_RUN_BLOCKS)
 
     def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
-                    *, end_inclusive: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
+                    *, end_inclusive: bool = False, arrays: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
         """The block stream (engine/block_merge.py) of the entries with start <= (token, key) < end
         (<= end if end_inclusive): (tokens, keys, payloads, False) per run of decoded blocks
-        (`_scan_runs`), cut at the bounds. None means unbounded."""
+        (`_scan_runs`), cut at the bounds. None means unbounded. `arrays`: each run's tokens as
+        a numpy int64 array (what merge_blocks takes best), not a list."""
         if not self.index.partition_count:
             return
         first = 0
@@ -263,7 +264,7 @@ class SSTableReader:
         stop = None  # past the block that may hold `end` (an end past MAX_TOKEN has no sort key)
         if end is not None and end[0] <= MAX_TOKEN:
             stop = self.index.block_of(sort_key(*end)) + 1
-        for toks, keys, payloads in self._scan_runs(first, stop):
+        for toks, keys, payloads in self._scan_runs(first, stop, arrays):
             lo, stop, done = 0, len(toks), False
             if start is not None:
                 lo = lower(toks, keys, start[0], start[1])
@@ -273,7 +274,7 @@ class SSTableReader:
                 done = True
             if lo or stop < len(toks):
                 toks, keys, payloads = toks[lo:stop], keys[lo:stop], payloads[lo:stop]
-            if toks:
+            if len(toks):
                 yield toks, keys, payloads, False
             if done:
                 return
