@@ -28,6 +28,7 @@ from itertools import repeat
 from operator import add as _add, lt as _lt, sub as _sub
 from os.path import commonprefix as _commonprefix
 
+import struct
 from struct import unpack as _struct_unpack
 
 import lz4.block
@@ -47,6 +48,7 @@ BLOCK_HEADER_SIZE = 5  # u32 stored_len | u8 compression
 BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
 
 _u32_unpack_from = U32.unpack_from
+_head_unpack_from = struct.Struct(">IB").unpack_from  # u32 stored_len | u8 compression
 _u32_pack = U32.pack
 _u64_pack = U64.pack
 _lz4_decompress = lz4.block.decompress
@@ -277,10 +279,17 @@ def decode_scan_run(blocks: list, path: str, version: int = 3, arrays: bool = Fa
     check_empty = False
     if _cmurmur3 is not None:
         for raw, p, end, off in blocks:
-            m = unpack_entries(raw, p, end, path, off, version)
-            if len(m) != 3:
+            try:  # unpack_entries' format-3 case, inline; anything else: the block-by-block path
+                m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
+            except (ValueError, TypeError, msgpack.UnpackException):
+                break
+            if m.__class__ is not tuple or len(m) != 3 or version < 3:
                 break
             key_prefix, key_suffixes, block_payloads = m
+            if (key_prefix.__class__ is not bytes or key_suffixes.__class__ is not tuple
+                    or block_payloads.__class__ is not tuple or not block_payloads
+                    or len(key_suffixes) != len(block_payloads)):
+                break
             if key_prefix:
                 try:
                     keys += [key_prefix + k for k in key_suffixes]
@@ -310,6 +319,34 @@ def decode_scan_run(blocks: list, path: str, version: int = 3, arrays: bool = Fa
         keys += k
         payloads += v
     return (_array(toks, _int64) if arrays else toks), keys, payloads
+
+
+def decode_scan_chunk(chunk: bytes, offs, path: str, version: int = 3, arrays: bool = False) -> tuple | None:
+    """What decode_scan_run returns for the consecutive blocks at the file offsets offs[:-1]
+    (offs[-1]: where the last one ends), `chunk` holding exactly Data.db[offs[0]:offs[-1]];
+    None when chunk is short (a file cut short: the caller reads block by block, which
+    reports). An uncompressed block is verified here, as decode_block verifies it (its length
+    against the summary's, its CRC) without a call of its own; any other block (compressed,
+    or one that fails a check) goes to decode_block, which decides and raises with its offset."""
+    base = offs[0]
+    if len(chunk) != offs[-1] - base:
+        return None
+    frames = []
+    view = memoryview(chunk)
+    nxt = base
+    for b in range(1, len(offs)):
+        off, nxt = nxt, offs[b]
+        at, end = off - base, nxt - base - 4  # the block is chunk[at:end + 4]; its CRC at end
+        if end - at > BLOCK_HEADER_SIZE:
+            stored_len, ctype = _head_unpack_from(chunk, at)
+            if (ctype == COMPRESSION_NONE and at + BLOCK_HEADER_SIZE + stored_len == end
+                    and _u32_unpack_from(chunk, end)[0] == crc32(view[at:end])):
+                frames.append((chunk, at + BLOCK_HEADER_SIZE, end, off))
+                continue
+        if end - at < BLOCK_HEADER_SIZE or _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != nxt - off:
+            raise CorruptionError(path, off, "block does not end where the summary says")
+        frames.append((*decode_block(chunk, at, path, off), off))
+    return decode_scan_run(frames, path, version, arrays)
 
 
 def increasing_tokens(keys: list, check_empty: bool, arrays: bool = False):
