@@ -270,8 +270,10 @@ class SSTableReader:
         first = 0
         if start is not None:
             first = max(0, self.index.block_of(sort_key(*start)))
-        stop = None  # past the block that may hold `end` (an end past MAX_TOKEN has no sort key)
-        if end is not None and end[0] <= MAX_TOKEN:
+        if end is not None and end[0] > MAX_TOKEN:  # past every token: no end (and no int64 overflow
+            end = None                              # comparing it with the runs' numpy tokens)
+        stop = None  # past the block that may hold `end`
+        if end is not None:
             stop = self.index.block_of(sort_key(*end)) + 1
         for toks, keys, payloads in self._scan_runs(first, stop, arrays):
             lo, stop, done = 0, len(toks), False
