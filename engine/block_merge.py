@@ -13,8 +13,11 @@ the entries up to the smallest last (token, key) of the sources' current runs (a
 is used up per round), concatenates them and sorts that by token in C (the pieces are sorted
 runs, which Timsort merges); equal tokens (a key in several sources, or a token collision) take a
 tuple sort and group the versions of one key into a list, as `merge.group` does row by row. When
-a single source is left its runs pass through untouched; a single source is never merged.
+a single source is left its runs pass through (tokens made a list); a single source is never merged.
 Versions are not reconciled here (merge.reconcile does that, in any order).
+A source's tokens may be a list or a numpy int64 array (SSTable runs: sstable_reader.scan_blocks
+with arrays=True, so that a round's tokens are concatenated and sorted with no int made twice);
+the runs `merge_blocks` yields always hold lists.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from engine.memtable import one_per_entry
 BLOCK_ROWS = 128  # rows per run of a memtable or a row iterator
 ROUND_ROWS = 2048  # at most this many held rows per round of a merge (1024 and 4096 measured slower)
 
-_array = numpy.array
+_concatenate = numpy.concatenate
 _int64 = numpy.int64
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -129,7 +132,7 @@ def merge_blocks(streams: list, want: int = 0):
         if len(srcs) < 2:
             break
         bt, bk = min(map(_frontier, srcs))
-        toks, keys, payloads, multi, parts = [], [], [], False, 0
+        tparts, keys, payloads, multi = [], [], [], False
         for s in srcs:
             runs = s[0]
             if not runs:
@@ -142,22 +145,25 @@ def merge_blocks(streams: list, want: int = 0):
                 keep = (t[j:], last[1][j:], last[2][j:], last[3])
                 runs[-1] = last = (t[:j], last[1][:j], last[2][:j], last[3])
             for run in runs:
-                if run[0]:
-                    toks += run[0]
+                if len(run[0]):
+                    tparts.append(run[0])
                     keys += run[1]
                     payloads += run[2]
                     multi = multi or run[3]
-                    parts += 1
             s[0] = [keep] if keep is not None else []
             s[3] = len(keep[0]) if keep is not None else 0
-        held -= len(toks)
-        want -= len(toks)
+        n = len(keys)
+        held -= n
+        want -= n
         srcs = [s for s in srcs if s[3] or not s[4]]
-        yield _sorted_run(toks, keys, payloads, multi) if parts > 1 else (toks, keys, payloads, multi)
+        if len(tparts) > 1:
+            yield _sorted_run(tparts, keys, payloads, multi)
+        else:
+            yield _listed((tparts[0], keys, payloads, multi))
     for s in srcs:  # one source left: its held runs, then the rest of its stream
-        yield from s[0]
+        yield from map(_listed, s[0])
         if not s[4]:
-            yield from (run for run in s[2] if run[0])  # never an empty run, as above
+            yield from (_listed(run) for run in s[2] if len(run[0]))  # never an empty run, as above
 
 
 def _frontier(src: list) -> tuple:
@@ -167,24 +173,29 @@ def _frontier(src: list) -> tuple:
 def _next_run(stream):
     """The next non-empty run of `stream`, or None at its end."""
     for run in stream:
-        if run[0]:
+        if len(run[0]):
             return run
     return None
 
 
-def _sorted_run(toks: list, keys: list, payloads: list, multi: bool) -> tuple:
-    """The entries of several sorted runs as one run in (token, key) order, the versions of a
-    key met more than once grouped into one list."""
-    n = len(toks)
-    if n > 1:
-        arr = _array(toks, _int64)  # tokens are signed 64-bit: numpy sorts them in C, unboxed
-        order = arr.argsort(kind="stable")
-        arr = arr[order]
-        if (arr[1:] > arr[:-1]).all():  # no token twice: the order is the (token, key) order
-            pick = itemgetter(*order.tolist())
-            return arr.tolist(), pick(keys), pick(payloads), multi
-    else:
-        return toks, keys, payloads, multi
+def _listed(run: tuple) -> tuple:
+    """`run` with its tokens as a list (a source's may be a numpy array)."""
+    toks = run[0]
+    return run if toks.__class__ is list else (toks.tolist(), *run[1:])
+
+
+def _sorted_run(tparts: list, keys: list, payloads: list, multi: bool) -> tuple:
+    """The entries of several sorted runs (their tokens `tparts`: lists or int64 arrays; their
+    keys and payloads concatenated) as one run in (token, key) order, the versions of a key met
+    more than once grouped into one list."""
+    arr = _concatenate(tparts).astype(_int64, copy=False)  # signed 64-bit: numpy sorts them in C, unboxed
+    n = len(arr)
+    order = arr.argsort(kind="stable")
+    ordered = arr[order]
+    if (ordered[1:] > ordered[:-1]).all():  # no token twice: the order is the (token, key) order
+        pick = itemgetter(*order.tolist())
+        return ordered.tolist(), pick(keys), pick(payloads), multi
+    toks = arr.tolist()
     out_t, out_k, out_p = [], [], []
     for t, k, i in sorted(zip(toks, keys, range(n))):
         p = payloads[i]

@@ -278,7 +278,8 @@ class ColumnFamilyStore:
         hint that sizes the merge's rounds (block_merge.merge_blocks)."""
         memtables, sstables = self.snapshot()
         sources = [block_merge.memtable_blocks(mt, start, end, end_inclusive) for mt in memtables if mt.partitions]
-        sources += [s.scan_blocks(start, end, end_inclusive=end_inclusive) for s in sstables]
+        arrays = len(sources) + len(sstables) > 1  # merged: the SSTables' tokens as numpy arrays
+        sources += [s.scan_blocks(start, end, end_inclusive=end_inclusive, arrays=arrays) for s in sstables]
         if len(sources) == 1:
             return sources[0]
         return block_merge.merge_blocks(sources, want)

@@ -28,10 +28,13 @@ from itertools import repeat
 from operator import add as _add, lt as _lt, sub as _sub
 from os.path import commonprefix as _commonprefix
 
+import struct
 from struct import unpack as _struct_unpack
 
 import lz4.block
+import mmh3
 import msgpack
+import numpy
 
 from engine.block_index import TOKEN_BIAS
 from engine.encoding import U32, U64, check, crc32
@@ -45,12 +48,20 @@ BLOCK_HEADER_SIZE = 5  # u32 stored_len | u8 compression
 BLOCK_OVERHEAD = 9  # header + u32 crc32(header + stored bytes)
 
 _u32_unpack_from = U32.unpack_from
+_head_unpack_from = struct.Struct(">IB").unpack_from  # u32 stored_len | u8 compression
 _u32_pack = U32.pack
 _u64_pack = U64.pack
 _lz4_decompress = lz4.block.decompress
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
 _join = b"".join
+_frombuffer = numpy.frombuffer
+_array = numpy.array
+_int64 = numpy.int64
+_le_int64 = numpy.dtype("<i8")
+# the x64_128 digest of a key: h1 then h2, 8 bytes little-endian each (hash_bytes: ~4 ns a key
+# less than mmh3 5's mmh3_x64_128_digest, which gives the same bytes)
+_digest = mmh3.hash_bytes
 
 
 def frame_block(raw: bytes, compress: bool) -> bytes:
@@ -255,23 +266,31 @@ def decode_scan(raw, p: int, end: int, path: str, file_offset: int, version: int
     return toks, keys, payloads
 
 
-def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
+def decode_scan_run(blocks: list, path: str, version: int = 3, arrays: bool = False) -> tuple:
     """(tokens, keys, payloads) of several consecutive blocks, [(raw, start, end, file
     offset)] as decode_block verified them: the concatenation of their `decode_scan`s, made
     with one pass for the whole run where every block is format 3 (one murmur3 map, one order
     check over the run, across its blocks too). Anything else (a format-2 block, an empty key,
     a token tie, the reserved minimum, a key or payload that is not bin, an order broken
     across blocks) takes decode_scan block by block, which decides and reports with the
-    block's offset, and the seam between two blocks is checked there too."""
+    block's offset, and the seam between two blocks is checked there too. `arrays`: the
+    tokens as a numpy int64 array instead of a list (for block_merge, which sorts them in numpy)."""
     keys: list = []
     payloads: list = []
     check_empty = False
     if _cmurmur3 is not None:
         for raw, p, end, off in blocks:
-            m = unpack_entries(raw, p, end, path, off, version)
-            if len(m) != 3:
+            try:  # unpack_entries' format-3 case, inline; anything else: the block-by-block path
+                m = _unpackb(raw[p:end] if p or end != len(raw) else raw, use_list=False)
+            except (ValueError, TypeError, msgpack.UnpackException):
+                break
+            if m.__class__ is not tuple or len(m) != 3 or version < 3:
                 break
             key_prefix, key_suffixes, block_payloads = m
+            if (key_prefix.__class__ is not bytes or key_suffixes.__class__ is not tuple
+                    or block_payloads.__class__ is not tuple or not block_payloads
+                    or len(key_suffixes) != len(block_payloads)):
+                break
             if key_prefix:
                 try:
                     keys += [key_prefix + k for k in key_suffixes]
@@ -289,7 +308,7 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
             except TypeError:
                 pass
             else:
-                toks = increasing_tokens(keys, check_empty)
+                toks = increasing_tokens(keys, check_empty, arrays)
                 if toks is not None:
                     return toks, keys, payloads
     toks, keys, payloads = [], [], []
@@ -300,19 +319,58 @@ def decode_scan_run(blocks: list, path: str, version: int = 3) -> tuple:
         toks += t
         keys += k
         payloads += v
-    return toks, keys, payloads
+    return (_array(toks, _int64) if arrays else toks), keys, payloads
 
 
-def increasing_tokens(keys: list, check_empty: bool) -> list | None:
+def decode_scan_chunk(chunk: bytes, offs, path: str, version: int = 3, arrays: bool = False) -> tuple | None:
+    """What decode_scan_run returns for the consecutive blocks at the file offsets offs[:-1]
+    (offs[-1]: where the last one ends), `chunk` holding exactly Data.db[offs[0]:offs[-1]];
+    None when chunk is short (a file cut short: the caller reads block by block, which
+    reports). An uncompressed block is verified here, as decode_block verifies it (its length
+    against the summary's, its CRC) without a call of its own; any other block (compressed,
+    or one that fails a check) goes to decode_block, which decides and raises with its offset."""
+    base = offs[0]
+    if len(chunk) != offs[-1] - base:
+        return None
+    frames = []
+    view = memoryview(chunk)
+    nxt = base
+    for b in range(1, len(offs)):
+        off, nxt = nxt, offs[b]
+        at, end = off - base, nxt - base - 4  # the block is chunk[at:end + 4]; its CRC at end
+        if end - at > BLOCK_HEADER_SIZE:
+            stored_len, ctype = _head_unpack_from(chunk, at)
+            if (ctype == COMPRESSION_NONE and at + BLOCK_HEADER_SIZE + stored_len == end
+                    and _u32_unpack_from(chunk, end)[0] == crc32(view[at:end])):
+                frames.append((chunk, at + BLOCK_HEADER_SIZE, end, off))
+                continue
+        if end - at < BLOCK_HEADER_SIZE or _u32_unpack_from(chunk, at)[0] + BLOCK_OVERHEAD != nxt - off:
+            raise CorruptionError(path, off, "block does not end where the summary says")
+        frames.append((*decode_block(chunk, at, path, off), off))
+    return decode_scan_run(frames, path, version, arrays)
+
+
+def increasing_tokens(keys: list, check_empty: bool, arrays: bool = False):
     """The tokens of `keys` in one C murmur3 pass when they are strictly increasing, else None
     (and None without the C murmur3, or when `check_empty` and a key is empty): the caller then
     decides the order the slow way. Strictly increasing tokens have their least first, so only
-    toks[0] can be the reserved minimum (which token() remaps)."""
+    toks[0] can be the reserved minimum (which token() remaps).
+
+    Keys that are all ASCII take mmh3's x64_128 digest (no argument tuple, ~25 ns a key against
+    cassandra-driver's ~55) and a numpy order check over its h1 halves: for bytes < 0x80,
+    Cassandra's murmur3 (which reads a tail byte as signed) and the standard one agree; any
+    other key takes cassandra-driver's murmur3 for the whole list. `arrays`: the tokens as a
+    numpy int64 array, not a list."""
     if _cmurmur3 is None or (check_empty and not all(keys)):
+        return None
+    if len(keys) > 1 and _join(keys).isascii():
+        h1 = _frombuffer(_join(map(_digest, keys)), _le_int64)[::2]  # (h1, h2) little-endian each
+        if h1[0] != MIN_TOKEN and (h1[1:] > h1[:-1]).all():
+            return h1 if arrays else h1.tolist()
         return None
     toks = list(map(_cmurmur3, keys))
     if toks and toks[0] != MIN_TOKEN and all(map(_lt, toks, toks[1:])):
-        return toks
+        return _array(toks, _int64) if arrays else toks
     return None
 
 

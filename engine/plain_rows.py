@@ -13,12 +13,15 @@ one Unpacker: ~15 ns a row less than an unpackb each) and must give exactly n ob
 where the last payload ends, so trailing bytes, an extra object or a cut payload decline the run.
 What the stream cannot tell apart is a payload cut short whose rest begins the next payload with
 every object still of the run's shape; the writers never make one (each payload is one packb,
-and Data.db blocks are CRC-checked). Values are converted as row_dict converts them (column_converters; blob: as is).
+and Data.db blocks are CRC-checked). When that stream is n objects of one byte layout
+([int, id, bin] with the same int type and value length: `fixed_values`), nothing is unpacked:
+the values are one strided view of the stream. Values are converted as row_dict converts them (column_converters; blob: as is).
 """
 from __future__ import annotations
 
 from functools import partial
 import msgpack
+import numpy
 
 from engine import row_decode
 from engine.partition import NO_DELETION_TIME, plain_cells
@@ -26,6 +29,7 @@ from engine.partition import NO_DELETION_TIME, plain_cells
 _unpackb = msgpack.unpackb
 _Unpacker = msgpack.Unpacker
 _join = b"".join
+_ndarray, _dtype, _void = numpy.ndarray, numpy.dtype, numpy.void
 
 
 def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> list[dict] | None:
@@ -50,7 +54,15 @@ def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> lis
             cid = ids[0]  # another length raises ValueError, one of another form fails `c == cid`
             name, fn = convs[0]
             stream = _join(payloads)  # the payloads as one msgpack stream: one unpacker, not n
-            flats = _Unpacker()
+            values = fixed_values(stream, len(payloads), cid)
+            if values is not None:  # n objects [int, cid, bin] of one byte layout: no unpacking
+                if fn is not None:
+                    values = list(map(fn, values))
+                if blob_key is not None:
+                    return [{blob_key: k, name: v} for k, v in zip(keys, values)]
+                decode_key = partial(row_decode.decode_key, t)
+                return [{**decode_key(k), name: v} for k, v in zip(keys, values)]
+            flats = _Unpacker(use_list=False)  # tuples: a little cheaper to make than lists
             flats.feed(stream)
             if blob_key is not None:
                 if fn is None:
@@ -74,6 +86,38 @@ def plain_rows(t, converters: dict, blob_key: str | None, keys, payloads) -> lis
         return rows
     except (ValueError, TypeError, msgpack.UnpackException):
         return None  # not this shape, or not msgpack: the row-by-row path decides (and reports)
+
+
+# msgpack int types of a fixed size: the type byte -> the int's size with it (positive fixints and
+# negative fixints are one byte, which is their own type byte)
+_INT_SIZES = {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9, 0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9}
+_BIN8, _BIN16, _FIXARRAY_3 = 0xC4, 0xC5, 0x93
+
+
+def fixed_values(stream: bytes, n: int, cid: int) -> list | None:
+    """The n values of `stream` (a run's payloads joined) when it is n msgpack objects of one
+    byte layout, each [int, cid, bin] (the plain one-column form), with the same int type, `cid`
+    a positive fixint and a bin8 or bin16 of the same length; else None (the caller unpacks).
+    That is what unpacking the stream would find (n objects that end where it ends) and it is
+    checked at C speed: the stream's length, then each header byte's column of the (n, L)
+    stream; the values are one strided numpy view made bytes (tolist)."""
+    size, rest = divmod(len(stream), n) if n else (0, 1)
+    if rest or size < 5 or stream[0] != _FIXARRAY_3:
+        return None
+    b1 = stream[1]
+    ts_end = 1 + _INT_SIZES.get(b1, 1 if b1 < 0x80 or b1 >= 0xE0 else 0)
+    if ts_end == 1 or size < ts_end + 3 or not 0 <= cid < 0x80 or stream[ts_end] != cid:
+        return None
+    kind = stream[ts_end + 1]
+    at = ts_end + (3 if kind == _BIN8 else 4 if kind == _BIN16 else 0)
+    if at == ts_end or size < at or int.from_bytes(stream[ts_end + 2:at], "big") != size - at:
+        return None
+    for i in (0, 1, *range(ts_end, at)):  # every header byte but the int's own (any int is a timestamp)
+        if stream[i::size].count(stream[i]) != n:
+            return None
+    if at == size:  # empty values
+        return [b""] * n
+    return _ndarray((n,), _dtype((_void, size - at)), stream, at, (size,)).tolist()
 
 
 def simple_row_cells(payload: bytes) -> dict | None:

@@ -21,7 +21,6 @@ import mmap
 import os
 from array import array
 from bisect import bisect_left, bisect_right
-from itertools import islice
 from operator import lt
 from typing import Iterator
 
@@ -30,7 +29,7 @@ from engine.block_index import (HEADER_SIZE, TOKEN_BIAS, BlockIndex, header_vers
                                 sort_key)
 from engine.bloom import BloomFilter, key_hash as _key_hash
 from engine.block_merge import lower, upper
-from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan_run, find_entry as _find_entry,
+from engine.data_block import (BLOCK_OVERHEAD, decode_block, decode_rows, decode_scan_chunk, decode_scan_run, find_entry as _find_entry,
                                unpack_entries)
 from engine.encoding import U32, U64, check
 from engine.errors import CorruptionError
@@ -238,32 +237,45 @@ class SSTableReader:
         for raw, s, e, off in self._frames(i):
             yield (off, *decode(raw, s, e, path, off, version))
 
-    def _scan_runs(self, i: int, stop: int | None = None) -> Iterator[tuple]:
+    def _scan_runs(self, i: int, stop: int | None = None, arrays: bool = False) -> Iterator[tuple]:
         """(tokens, keys, payloads) of the blocks from block i on (before block stop), decoded together
-        (data_block.decode_scan_run) a run of 1, 2, 4... blocks at a time, up to
+        (data_block.decode_scan_chunk) a run of 1, 2, 4... blocks at a time, up to
         SCAN_RUN_BLOCKS: a short scan decodes little past what it takes, a long one pays a
-        run's Python steps once for many blocks. A run never reaches past `stop`: a range scan
-        decodes (and fails on the corruption of) no block outside its range."""
-        frames, path, version = self._frames(i, stop), self.data_path, self.format_version
+        run's Python steps once for many blocks. A run is one pread of its blocks (at most
+        SCAN_CHUNK_BYTES of them, or one block if larger), verified block by block in one loop;
+        a read that comes back short (Data.db cut under the reader) is read again through
+        `_frames`, which reports where. A run never reaches past `stop`: a range scan decodes
+        (and fails on the corruption of) no block outside its range."""
+        fd, path, version, bounds = self._data_fd, self.data_path, self.format_version, self._bounds
+        last = len(bounds) - 1 if stop is None else min(stop, len(bounds) - 1)
         n = 1
-        while batch := list(islice(frames, n)):
-            yield decode_scan_run(batch, path, version)
+        while i < last:
+            off = bounds[i]  # one read a run, of at most SCAN_CHUNK_BYTES (or one block if larger)
+            j = max(i + 1, min(i + n, last, bisect_right(bounds, off + SCAN_CHUNK_BYTES, i, last + 1) - 1))
+            run = decode_scan_chunk(_pread(fd, bounds[j] - off, off), bounds[i:j + 1], path, version, arrays)
+            if run is None:  # Data.db is cut short: block by block, which reports where
+                run = decode_scan_run(list(self._frames(i, j)), path, version, arrays)
+            yield run
+            i = j
             n = min(2 * n, SCAN_RUN_BLOCKS)
 
     def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
-                    *, end_inclusive: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
+                    *, end_inclusive: bool = False, arrays: bool = False) -> Iterator[tuple[list, tuple, tuple, bool]]:
         """The block stream (engine/block_merge.py) of the entries with start <= (token, key) < end
         (<= end if end_inclusive): (tokens, keys, payloads, False) per run of decoded blocks
-        (`_scan_runs`), cut at the bounds. None means unbounded."""
+        (`_scan_runs`), cut at the bounds. None means unbounded. `arrays`: each run's tokens as
+        a numpy int64 array (what merge_blocks takes best), not a list."""
         if not self.index.partition_count:
             return
         first = 0
         if start is not None:
             first = max(0, self.index.block_of(sort_key(*start)))
-        stop = None  # past the block that may hold `end` (an end past MAX_TOKEN has no sort key)
-        if end is not None and end[0] <= MAX_TOKEN:
+        if end is not None and end[0] > MAX_TOKEN:  # past every token: no end (and no int64 overflow
+            end = None                              # comparing it with the runs' numpy tokens)
+        stop = None  # past the block that may hold `end`
+        if end is not None:
             stop = self.index.block_of(sort_key(*end)) + 1
-        for toks, keys, payloads in self._scan_runs(first, stop):
+        for toks, keys, payloads in self._scan_runs(first, stop, arrays):
             lo, stop, done = 0, len(toks), False
             if start is not None:
                 lo = lower(toks, keys, start[0], start[1])
@@ -273,7 +285,7 @@ class SSTableReader:
                 done = True
             if lo or stop < len(toks):
                 toks, keys, payloads = toks[lo:stop], keys[lo:stop], payloads[lo:stop]
-            if toks:
+            if len(toks):
                 yield toks, keys, payloads, False
             if done:
                 return

@@ -271,8 +271,9 @@ class SSTableReaderV1:
             offset += total
 
     def scan_blocks(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,
-                    *, end_inclusive: bool = False):
-        """`scan` as a block stream (engine/block_merge.py), in runs of block_merge.BLOCK_ROWS."""
+                    *, end_inclusive: bool = False, arrays: bool = False):
+        """`scan` as a block stream (engine/block_merge.py), in runs of block_merge.BLOCK_ROWS
+        (tokens as lists whatever `arrays` asks: merge_blocks takes both)."""
         return row_blocks(self.scan(start, end, end_inclusive=end_inclusive))
 
     def scan(self, start: tuple[int, bytes] | None = None, end: tuple[int, bytes] | None = None,

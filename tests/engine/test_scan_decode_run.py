@@ -5,6 +5,7 @@ that block's offset; SSTableReader.scan_blocks streams the same rows in runs of 
 import random
 
 import msgpack
+import numpy
 import pytest
 
 from engine import data_block
@@ -65,6 +66,8 @@ def test_a_run_is_the_concatenation_of_its_blocks(seed):
         run = [(raw, 0, len(raw), off) for raw, off in zip(raws[i:i + n], offsets[i:i + n])]
         got = decode_scan_run(run, "Data.db")
         assert tuple(map(list, got)) == _per_block(raws[i:i + n], offsets[i:i + n])
+        toks = decode_scan_run(run, "Data.db", arrays=True)[0]  # the same tokens as an int64 array
+        assert toks.dtype == numpy.int64 and toks.tolist() == got[0]
         i += n
 
 
@@ -76,6 +79,7 @@ def test_a_token_tie_across_two_blocks_takes_the_block_by_block_path(monkeypatch
     raws = [_raw(a, lambda k: 5 * a.index(k)), _raw(b, lambda k: 45 + 5 * b.index(k))]  # b[0] ties a[-1]
     monkeypatch.setattr(data_block, "_cmurmur3", lambda k: 5 * a.index(k) if k in a else 45 + 5 * b.index(k))
     monkeypatch.setattr(data_block, "_token", data_block._cmurmur3)
+    monkeypatch.setattr(data_block, "_digest", lambda k: data_block._cmurmur3(k).to_bytes(8, "little", signed=True) * 2)
     run = [(raw, 0, len(raw), off) for raw, off in zip(raws, (0, 4096))]
     toks, keys, payloads = decode_scan_run(run, "Data.db")
     assert keys == a + b and toks[9] == toks[10] == 45 and payloads == [b"p" + k for k in a + b]
@@ -167,3 +171,19 @@ def test_two_good_blocks_out_of_order_are_corruption_at_the_later_block():
     # in order, the same two blocks are one run of 20 increasing tokens
     t, k, _ = decode_scan_run([(second, 0, len(second), 0), (first, 0, len(first), 4096)], "Data.db")
     assert k == keys and all(map(lambda a, b: a < b, t, t[1:]))
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_increasing_tokens_are_cassandras_tokens(ascii_only):
+    """The digest path (ASCII keys) and the driver's path give Cassandra's tokens; keys with a
+    byte >= 0x80 in the tail (where the two hashes differ) never take the digest."""
+    rnd = random.Random(7)
+    top = 128 if ascii_only else 256
+    keys = sorted({bytes(rnd.randrange(top) for _ in range(rnd.randrange(1, 40))) for _ in range(300)}, key=token)
+    if not ascii_only:
+        assert not b"".join(keys).isascii()
+    toks = data_block.increasing_tokens(keys, True)
+    assert toks == [token(k) for k in keys]
+    assert data_block.increasing_tokens(keys[::-1], True) is None  # decreasing
+    assert data_block.increasing_tokens(keys[:5] + keys[4:], True) is None  # a tie
+    assert data_block.increasing_tokens([b""] + keys, True) is None  # an empty key

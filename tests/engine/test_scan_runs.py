@@ -6,6 +6,7 @@ answer (shadowing, tombstones, TTL, versions in several sources, token order, pa
 import random
 
 import msgpack
+import numpy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,6 +60,21 @@ def test_merged_runs_are_the_row_by_row_merge(sources, cuts, multi_every, want):
     got = _flat(merge_blocks([iter(s) for s in streams], want))
     assert got == expected
     assert [(t, k) for t, k, _ in got] == sorted({(t, k) for t, k, _ in got})  # strictly increasing
+
+
+@settings(max_examples=300)
+@given(st.lists(source, min_size=1, max_size=4), st.lists(st.integers(1, 5), max_size=8),
+       st.integers(0, 3), st.integers(0, 40), st.lists(st.booleans(), min_size=4, max_size=4))
+def test_sources_with_numpy_tokens_merge_the_same_into_lists(sources, cuts, multi_every, want, arrays):
+    """A source's runs may hold their tokens as int64 arrays (SSTable runs with arrays=True):
+    the merge is the same, and every run it yields holds a list of ints."""
+    rows = [sorted((t, k, p) for (t, k), p in s.items()) for s in sources]
+    streams = [_runs(r, cuts, multi_every) for r in rows]
+    expected = _flat(merge_blocks([iter(s) for s in streams], want))
+    streams = [[(numpy.array(r[0], numpy.int64), *r[1:]) for r in s] if a else s for s, a in zip(streams, arrays)]
+    runs = list(merge_blocks([iter(s) for s in streams], want))
+    assert all(type(r[0]) is list and all(type(t) is int for t in r[0]) for r in runs)
+    assert _flat(runs) == expected
 
 
 @given(st.lists(entry, max_size=20, unique=True), entry)
@@ -209,7 +225,7 @@ def test_decode_scan_tokens_are_the_partitioners_even_for_the_reserved_minimum(m
     toks, got, payloads = block(keys, token)
     assert toks == list(map(token, got)) and toks[0] == MIN_TOKEN and sorted(got) == sorted(keys)
     assert list(payloads) == [b"p" + k for k in got]
-    real = data_block._cmurmur3
+    real, real_digest = data_block._cmurmur3, data_block._digest
     if real is None:
         return
     by_token = sorted(keys[1:], key=token)
@@ -220,6 +236,9 @@ def test_decode_scan_tokens_are_the_partitioners_even_for_the_reserved_minimum(m
     assert len(msgpack.unpackb(raw)) == 3
     for special in (by_token[-1], by_token[0]):  # the reserved minimum last, then first, by token
         monkeypatch.setattr(data_block, "_cmurmur3", lambda k: MIN_TOKEN if k == special else real(k))
+        monkeypatch.setattr(data_block, "_digest",  # the digest path (ASCII keys): h1 = the minimum
+                            lambda k: MIN_TOKEN.to_bytes(8, "little", signed=True) + bytes(8) if k == special
+                            else real_digest(k))
         monkeypatch.setattr(data_block, "_token", lambda k: MAX_TOKEN if k == special else token(k))
         if special == by_token[-1]:
             toks, got, _ = decode_scan(raw, 0, len(raw), "Data.db", 0)
