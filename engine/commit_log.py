@@ -48,7 +48,7 @@ class CommitLog(CommitLogWriter, CommitLogSync):
     def __init__(self, directory: str, *, sync: str = "periodic", sync_period_ms: int = 10_000,
                  group_window_ms: float = 1.0, segment_size_bytes: int = 32 * 1024 * 1024,
                  max_record_bytes: int | None = None, ignore_replay_errors: bool = False,
-                 clock=time.monotonic):
+                 clock=time.monotonic, lock=None):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
         if not 0 < segment_size_bytes <= MAX_SEGMENT_BYTES:
@@ -77,7 +77,9 @@ class CommitLog(CommitLogWriter, CommitLogSync):
         self._mapped = sync == "periodic"
         self._map: mmap.mmap | None = None
         self._woff = 0                                           # bytes handed to the OS
-        self._lock = threading.Lock()
+        # a Store passes its write lock: one lock orders its memtable puts and its records
+        # (CommitLogWriter.append_locked); a bare log has its own
+        self._lock = lock if lock is not None else threading.Lock()
         self._cond = threading.Condition(self._lock)
         # counters (see the `stats` property)
         self._records = self._bytes = self._syncs = 0

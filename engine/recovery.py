@@ -52,7 +52,7 @@ def recover(path: str, options: dict, clock, write_lock: threading.RLock) -> tup
         sync_period_ms=options["commitlog_sync_period_ms"],
         group_window_ms=options["commitlog_sync_group_window_ms"],
         segment_size_bytes=options["commitlog_segment_size_bytes"],
-        ignore_replay_errors=ignore_replay_errors(options))
+        ignore_replay_errors=ignore_replay_errors(options), lock=write_lock)
     catalog = Catalog(path, options, clock, keyspaces or {}, commit_log, write_lock)
     try:
         records = truncation.load(path)

@@ -4,6 +4,9 @@ the memtables under the store's write lock, in the record's order; a memtable ov
 threshold queues a flush. Returns the record's position, durable at once in periodic mode and
 after await_durable in batch and group modes. An update comes as a Partition, or, for a plain
 insert (engine/plain_insert.py), as its (ts, cells, tombstones, now_s), put without one.
+The write lock IS the commit log's lock (engine/recovery.py passes it), so a write takes one
+lock for both its record (CommitLogWriter.append_locked) and its memtable puts: no record is
+appended between another write's record and its memtable put.
 Relies on Store's `options`, `cfs`, `commit_log`, `_write_lock`, `_closed`, `_check_open` and
 `_on_memtable_full`.
 """
@@ -52,7 +55,7 @@ class WritePath:
         with self._write_lock:
             if self._closed:
                 self._check_open()
-            position = self.commit_log.append(record)
+            position = self.commit_log.append_locked(record)  # the write lock is the log's
             cfs_map = self.cfs
             cfs = cfs_map.get(t.id)
             if cfs is None:
@@ -90,7 +93,7 @@ class WritePath:
         with self._write_lock:
             if self._closed:
                 self._check_open()
-            position = self.commit_log.append(record)
+            position = self.commit_log.append_locked(record)  # the write lock is the log's
             cfs_map = self.cfs
             t = tables[0] if tables else None
             if t is not None and tables.count(t) == len(tables) and _types(infos) == {tuple}:
@@ -137,7 +140,7 @@ class WritePath:
         with self._write_lock:
             if self._closed:
                 self._check_open()
-            position = self.commit_log.append(record)
+            position = self.commit_log.append_locked(record)  # the write lock is the log's
             cfs = self.cfs.get(t.id)
             if cfs is None:
                 raise InvalidRequest(f"table {t.qualified_name} was dropped")
