@@ -52,7 +52,9 @@ class WritePath:
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
-        with self._write_lock:
+        lock = self._write_lock  # acquire/release, not `with`: ~50 ns less a put (bench/README.md, s11-eng_put8)
+        lock.acquire()
+        try:
             if self._closed:
                 self._check_open()
             position = self.commit_log.append_locked(record)  # the write lock is the log's
@@ -68,6 +70,8 @@ class WritePath:
                 for c in cfs_map.values():
                     total += c.memtable.size_bytes
             need_flush = total > options["memtable_flush_threshold_bytes"]
+        finally:
+            lock.release()
         if need_flush:
             self._on_memtable_full()
         return position
