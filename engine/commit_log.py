@@ -80,6 +80,7 @@ class CommitLog(CommitLogWriter, CommitLogSync):
         # a Store passes its write lock: one lock orders its memtable puts and its records
         # (CommitLogWriter.append_locked); a bare log has its own
         self._lock = lock if lock is not None else threading.Lock()
+        self._held = getattr(self._lock, "_is_owned", None)      # an RLock: held by this thread?
         self._cond = threading.Condition(self._lock)
         # counters (see the `stats` property)
         self._records = self._bytes = self._syncs = 0

@@ -156,7 +156,13 @@ class CommitLogSync:
     def _await_synced(self, pos: Position) -> None:
         """Return once `pos` is durable: lead a sync when none runs, else sleep on the batch
         that covers pos (engine/commit_log_sync.py). Raises EngineError if the log fails or
-        closes first; then the record was not acknowledged."""
+        closes first; then the record was not acknowledged.
+
+        Never called holding the log's lock (a Store's write lock, an RLock): an enlisted
+        writer would keep the lock that the sync's leader needs to finish, and both would wait
+        forever; it raises RuntimeError instead."""
+        if self._held is not None and self._held():
+            raise RuntimeError("waiting for a commit-log sync while holding the store's write lock")
         waiters = self._waiters
         while True:
             with self._lock:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import threading
 
+import pytest
+
 from engine.store import Store
 
 KS, TABLE = "ks", "kv"
@@ -50,3 +52,13 @@ def test_concurrent_group_commit_writers_lose_nothing_acknowledged_at_a_crash(tm
                    if store.get(KS, TABLE, {"k": k}) != {"k": k, "v": k * 3}]
         assert missing == []
         store.check_invariants()
+
+
+def test_waiting_for_a_sync_while_holding_the_write_lock_raises_instead_of_deadlocking(tmp_path):
+    # an enlisted writer that held the lock would block the sync leader that must wake it
+    with _open(tmp_path, commitlog_sync="group") as store:
+        with store._write_lock:
+            with pytest.raises(RuntimeError, match="holding the store's write lock"):
+                store.insert(KS, TABLE, {"k": b"a", "v": b"b"})
+        store.insert(KS, TABLE, {"k": b"c", "v": b"d"})   # without it, a write waits as before
+        assert store.get(KS, TABLE, {"k": b"c"}) == {"k": b"c", "v": b"d"}
