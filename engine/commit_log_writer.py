@@ -78,9 +78,9 @@ class CommitLogWriter:
             return self.append_locked(payload)
 
     def append_locked(self, payload: bytes) -> Position:
-        """append() for a caller that holds the log's lock: the Store, whose write lock is its
-        commit log's lock (engine/recovery.py), so one lock, not two, covers a write's record
-        and its memtable put (the record's order is the memtables' order)."""
+        """append() for a caller that holds the log's lock: a Store in periodic mode, whose
+        write lock is its commit log's lock (engine/recovery.py), so one lock, not two, covers
+        a write's record and its memtable put (the record's order is the memtables' order)."""
         n = len(payload)
         if n > self._max_record or n == 0:
             self._reject(n)
