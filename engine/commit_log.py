@@ -48,7 +48,7 @@ class CommitLog(CommitLogWriter, CommitLogSync):
     def __init__(self, directory: str, *, sync: str = "periodic", sync_period_ms: int = 10_000,
                  group_window_ms: float = 1.0, segment_size_bytes: int = 32 * 1024 * 1024,
                  max_record_bytes: int | None = None, ignore_replay_errors: bool = False,
-                 clock=time.monotonic):
+                 clock=time.monotonic, lock=None):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
         if not 0 < segment_size_bytes <= MAX_SEGMENT_BYTES:
@@ -77,7 +77,12 @@ class CommitLog(CommitLogWriter, CommitLogSync):
         self._mapped = sync == "periodic"
         self._map: mmap.mmap | None = None
         self._woff = 0                                           # bytes handed to the OS
-        self._lock = threading.Lock()
+        # `lock`: a Store's write lock (periodic mode: engine/recovery.py), so one lock orders
+        # its memtable puts and its records; else the log has its own. append_held appends for
+        # a caller holding `lock`: under it (append_locked), or taking the log's own (append).
+        self._lock = lock if lock is not None else threading.Lock()
+        self.append_held = self.append_locked if lock is not None else self.append
+        self._held = getattr(lock, "_is_owned", None)            # an RLock: held by this thread?
         self._cond = threading.Condition(self._lock)
         # counters (see the `stats` property)
         self._records = self._bytes = self._syncs = 0
@@ -159,6 +164,7 @@ class CommitLog(CommitLogWriter, CommitLogSync):
             return
         if self._clock() - self._last_sync_start <= self._block_s:
             return                       # the common case, read without the lock (a float, set whole)
+        self._refuse_held()
         with self._lock:
             if self._clock() - self._last_sync_start > self._block_s:
                 self._block_for_sync_locked()

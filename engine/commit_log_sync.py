@@ -157,6 +157,7 @@ class CommitLogSync:
         """Return once `pos` is durable: lead a sync when none runs, else sleep on the batch
         that covers pos (engine/commit_log_sync.py). Raises EngineError if the log fails or
         closes first; then the record was not acknowledged."""
+        self._refuse_held()
         waiters = self._waiters
         while True:
             with self._lock:
@@ -174,6 +175,14 @@ class CommitLogSync:
                     return
             else:
                 release_all(release)
+
+    def _refuse_held(self) -> None:
+        """A waiter must not hold the lock it was given (a Store's write lock, an RLock): an
+        enlisted writer would keep the lock the sync's leader needs to wake it (batch, group:
+        both wait forever), and a wait on the log's condition releases it, letting others into
+        the caller's critical section (periodic). So it raises RuntimeError instead."""
+        if self._held is not None and self._held():
+            raise RuntimeError("waiting for the commit log while holding the store's write lock")
 
     def _lead_locked(self) -> list:
         """Take the sync role; in group mode first wait out the rest of the group window while

@@ -74,39 +74,45 @@ class CommitLogWriter:
 
         Lets a caller append under its own lock and wait outside it, so writers share fsyncs.
         """
+        with self._lock:
+            return self.append_locked(payload)
+
+    def append_locked(self, payload: bytes) -> Position:
+        """append() for a caller that holds the log's lock: a Store in periodic mode, whose
+        write lock is its commit log's lock (engine/recovery.py), so one lock, not two, covers
+        a write's record and its memtable put (the record's order is the memtables' order)."""
         n = len(payload)
         if n > self._max_record or n == 0:
             self._reject(n)
+        if not self._ready:
+            self._raise_not_ready()
         framing = _FRAMING.get(n)                              # (pack_into of the record, size CRC)
         if framing is None:
             framing = _framing(n)
         pack_record, c = framing
-        crc = crc32(payload, c)        # outside the lock: not held while a writer checksums
-        with self._lock:
-            if not self._ready:
-                self._raise_not_ready()
+        crc = crc32(payload, c)
+        end = self._offset + n + ENTRY_OVERHEAD
+        if end + MARKER_SIZE > self._segment_size:             # room for the closing marker
+            self._roll_locked()
             end = self._offset + n + ENTRY_OVERHEAD
-            if end + MARKER_SIZE > self._segment_size:         # room for the closing marker
-                self._roll_locked()
-                end = self._offset + n + ENTRY_OVERHEAD
-            buf = self._buf
-            mm = self._map
-            if mm is not None and not buf:                     # periodic: straight into the mapping
-                pack_record(mm, self._woff, n, c, payload, crc)
-                self._woff = self._offset = end
-                self._records += 1
-                self._bytes += n
-                return (self._seg_id, end)
-            tail = U32.pack(crc)
-            buf += U32_U32.pack(n, c)
-            buf += payload
-            buf += tail
-            self._offset = end
+        buf = self._buf
+        mm = self._map
+        if mm is not None and not buf:                         # periodic: straight into the mapping
+            pack_record(mm, self._woff, n, c, payload, crc)
+            self._woff = self._offset = end
             self._records += 1
             self._bytes += n
-            if len(buf) > self._buffer_limit:
-                self._write_buffer_locked()
             return (self._seg_id, end)
+        tail = U32.pack(crc)
+        buf += U32_U32.pack(n, c)
+        buf += payload
+        buf += tail
+        self._offset = end
+        self._records += 1
+        self._bytes += n
+        if len(buf) > self._buffer_limit:
+            self._write_buffer_locked()
+        return (self._seg_id, end)
 
     def _reject(self, n: int) -> None:
         if n == 0:

@@ -52,7 +52,10 @@ def recover(path: str, options: dict, clock, write_lock: threading.RLock) -> tup
         sync_period_ms=options["commitlog_sync_period_ms"],
         group_window_ms=options["commitlog_sync_group_window_ms"],
         segment_size_bytes=options["commitlog_segment_size_bytes"],
-        ignore_replay_errors=ignore_replay_errors(options))
+        ignore_replay_errors=ignore_replay_errors(options),
+        # periodic: the log shares the write lock, one lock a put (engine/write_path.py); batch and
+        # group: its own, which its sync leaders and waiters take without queueing behind puts
+        lock=write_lock if options["commitlog_sync"] == "periodic" else None)
     catalog = Catalog(path, options, clock, keyspaces or {}, commit_log, write_lock)
     try:
         records = truncation.load(path)

@@ -38,7 +38,9 @@ _DATA_STATS_REQUIRED = ("min_timestamp", "max_timestamp", "cell_count", "tombsto
 _DATA_STATS_OPTIONAL = ("commit_log_intervals", "level", "created_ms")
 
 _u64_pack = U64.pack
-_packb = msgpack.Packer(use_bin_type=True).pack  # msgpack.packb(o, use_bin_type=True) without a Packer per block
+_packer = msgpack.Packer(use_bin_type=True)
+_packb = _packer.pack  # msgpack.packb(o, use_bin_type=True) without a Packer per block
+_array_header = _packer.pack_array_header
 _token_and_key = itemgetter(0, 1)
 _hash_bytes = mmh3.hash_bytes  # the bloom filter's hash (engine/bloom.py) as 16 bytes: h1, h2 little-endian
 _from_bytes = int.from_bytes
@@ -52,14 +54,51 @@ def _pick(idx: list, keys, payloads) -> tuple:
     return pick(keys), pick(payloads)
 
 
-def _tokens_and_digests(keys: list) -> tuple:
+def _gather(idx: list, seq) -> tuple:
+    """seq's items at the indexes idx (a non-empty list), as a sequence."""
+    return (seq[idx[0]],) if len(idx) == 1 else itemgetter(*idx)(seq)
+
+
+def _fixed_width_suffixes(keys: list, joined: bytes, order, ends: list) -> list | None:
+    """For keys of one width w (1..255 bytes): (kp, packed) of each full block, the blocks
+    being the rows order[0:ends[0]], order[ends[0]:ends[1]]... (token order): kp the length of
+    the block's common key prefix, packed the msgpack bin 8 of every key's suffix after it, in
+    row order (what packb of the suffix list holds after its array header). `joined` is
+    b"".join(keys). One numpy pass over the keys' bytes in memory order, instead of reading
+    each key object in token order for its block's min, max and suffix slices (bench/README.md,
+    s11-eng_put8). None for other keys."""
+    n, w = len(keys), len(keys[0])
+    if not ends or not 0 < w < 256 or len(joined) != n * w or min(map(len, keys)) != w:
+        return None
+    counts = _np.diff(_np.array([0, *ends]))
+    starts = _np.array([0, *ends[:-1]])
+    rows = _np.frombuffer(joined, _np.uint8).reshape(n, w)[order[:ends[-1]]]
+    differ = rows != rows[_np.repeat(starts, counts)]        # each row against its block's first
+    common = _np.where(differ.any(1), differ.argmax(1), w)    # its common prefix with that first
+    kps = _np.minimum.reduceat(common, starts)                # the block's: the least of them
+    packed: list = [None] * len(ends)
+    row_kp, count_of = _np.repeat(kps, counts), counts.tolist()
+    for kp in set(kps.tolist()):                              # blocks of one kp: one matrix
+        part = rows[row_kp == kp, kp:]
+        size = w - kp + 2
+        mat = _np.empty((len(part), size), _np.uint8)
+        mat[:, 0], mat[:, 1], mat[:, 2:] = 0xC4, w - kp, part  # bin 8: c4, length, bytes
+        data, at = mat.tobytes(), 0
+        for b in _np.flatnonzero(kps == kp).tolist():
+            end = at + count_of[b] * size
+            packed[b] = (kp, data[at:end])
+            at = end
+    return packed
+
+
+def _tokens_and_digests(keys: list, joined: bytes) -> tuple:
     """(tokens, digests) of a flush's keys from one MurmurHash3 pass: the (n, 2) int64 digests
     the bloom filter sets (BloomFilter.add_digests) and, as an int64 array, their h1 column,
     which is the Murmur3Partitioner token of every key but an empty one, one with a tail byte
     >= 0x80 (engine/token.py's sign extension: ASCII keys have none) or one whose h1 is the
     reserved MIN_TOKEN. For any of those: (block_tokens(keys), None), the filter hashes again.
     Saves the second hash of every key (~85 ns a row of a flush, bench/README.md s10-eng_put7)."""
-    if b"".join(keys).isascii() and min(map(len, keys)) > 0:
+    if joined.isascii() and min(map(len, keys)) > 0:
         digests = _np.frombuffer(b"".join(map(_hash_bytes, keys)), dtype="<i8").reshape(-1, 2)
         toks = digests[:, 0]
         if not (toks == MIN_TOKEN).any():
@@ -169,8 +208,9 @@ class SSTableWriter:
             return
         murmur = toks is None
         digests = None
+        joined = b"".join(keys) if murmur else None
         if murmur:
-            toks, digests = _tokens_and_digests(keys)
+            toks, digests = _tokens_and_digests(keys, joined)
         arr = _np.fromiter(toks, _np.int64, n) if digests is None else toks
         order = arr.argsort()  # not stable: used only when no two tokens tie (5x faster, bench/README.md s10-eng_put7)
         arr = arr[order]
@@ -200,6 +240,9 @@ class SSTableWriter:
             self._bloom.add_many(keys)
         else:
             self._bloom.add_digests(digests)
+        fixed = None
+        if murmur:  # format 3 blocks: of keys of one width, the suffixes are packed in one pass
+            fixed = _fixed_width_suffixes(keys, b"".join(keys) if joined is None else joined, order, ends)
         order = order.tolist()   # rows are gathered per block (_pick): each touched twice while in cache
         toks = arr.tolist()
         bias, lz4, write = TOKEN_BIAS, self.compression == "lz4", self._data.write
@@ -207,13 +250,21 @@ class SSTableWriter:
         prev_last, off = self._prev_block_last, self._data_off
         self._first_sk = _u64_pack(toks[0] + bias) + keys[order[0]]
         start = 0
-        for end in ends:
-            ks, ps = _pick(order[start:end], keys, payloads)
-            first = _u64_pack(toks[start] + bias) + ks[0]
+        for i, end in enumerate(ends):
+            if fixed is None:
+                ks, ps = _pick(order[start:end], keys, payloads)
+                first_key, last_key = ks[0], ks[-1]
+            else:  # the suffixes are packed: only the payloads are gathered
+                ps = _gather(order[start:end], payloads)
+                first_key, last_key = keys[order[start]], keys[order[end - 1]]
+            first = _u64_pack(toks[start] + bias) + first_key
             separators.append(shortest_separator(prev_last, first) if separators else first)
-            prev_last = _u64_pack(toks[end - 1] + bias) + ks[-1]
+            prev_last = _u64_pack(toks[end - 1] + bias) + last_key
             offsets.append(off)
-            if murmur:
+            if fixed is not None:  # == _packb([prefix, suffix list, ps])
+                kp, suffixes = fixed[i]
+                raw = b"".join((b"\x93", _packb(first_key[:kp]), _array_header(end - start), suffixes, _packb(ps)))
+            elif murmur:
                 lo, hi = min(ks), max(ks)
                 m = len(lo) if len(lo) < len(hi) else len(hi)   # kp = len(commonprefix((lo, hi))):
                 kp = m - ((_from_bytes(lo[:m], "big") ^ _from_bytes(hi[:m], "big")).bit_length() + 7 >> 3)

@@ -62,7 +62,23 @@ def _binary_items(n: int, seed: int = 3):
     return sorted((token_of(k), k, rnd.randbytes(rnd.randrange(1, 300))) for k in keys)
 
 
-@pytest.mark.parametrize("kind", ["murmur3", "binary", "big", "synthetic", "tied", "small", "exact"])
+def _fixed_width_items(n: int, width: int, binary: bool = False, seed: int = 4):
+    """Murmur3 rows of keys of one width (sstable_writer._fixed_width_suffixes): ASCII keys of
+    which most share a long prefix, so blocks differ in their common prefix (0 where a block
+    holds a key of the other kind), or random binary ones."""
+    rnd = random.Random(seed)
+    if binary:
+        keys = {rnd.randbytes(width) for _ in range(n)}
+    else:
+        keys = {(b"a" * (width - 4) + b"%04d" % rnd.randrange(10**4)) if rnd.random() < 0.95
+                else b"b" + b"%0*d" % (width - 1, rnd.randrange(10 ** (width - 1))) for _ in range(n)}
+    return sorted((token_of(k), k, rnd.randbytes(rnd.randrange(1, 300))) for k in keys)
+
+
+FIXED_KINDS = ("fixed", "fixed_binary", "fixed_big", "fixed_255", "fixed_256", "fixed_1")
+
+
+@pytest.mark.parametrize("kind", ["murmur3", "binary", "big", "synthetic", "tied", "small", "exact", *FIXED_KINDS])
 @pytest.mark.parametrize("compression", [None, "lz4"])
 def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, kind):
     """Rows in any order, sorted by the writer: the same five files, byte for byte, as append_all
@@ -75,7 +91,11 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     items = {"murmur3": _murmur_items(3000), "binary": _binary_items(3000),
              "big": [(t, k, p * 40) for t, k, p in _murmur_items(60)], "tied": _items(3000), "small": _murmur_items(7),
              "synthetic": [row for row in _items(3000) if row[0] != 5],
-             "exact": sorted((token_of(b"k%09d" % i), b"k%09d" % i, b"%010d" % i) for i in range(3000))}[kind]
+             "exact": sorted((token_of(b"k%09d" % i), b"k%09d" % i, b"%010d" % i) for i in range(3000)),
+             "fixed": _fixed_width_items(3000, 12), "fixed_binary": _fixed_width_items(3000, 8, binary=True),
+             "fixed_big": [(t, k, p * 40) for t, k, p in _fixed_width_items(60, 12)],
+             "fixed_255": _fixed_width_items(300, 255), "fixed_256": _fixed_width_items(300, 256),
+             "fixed_1": _fixed_width_items(200, 1, binary=True)}[kind]
     one = SSTableWriter(str(tmp_path), 1, expected_partitions=len(items), compression=compression)
     one.append_all(items)
     one.finish(dict(STATS))
@@ -85,7 +105,8 @@ def test_append_unsorted_writes_what_append_all_writes(tmp_path, compression, ki
     cut = len(items) * 2 // 3
     head = [row for row in shuffled if row < items[cut]]
     toks, keys, payloads = map(list, zip(*head))
-    two.append_unsorted(None if kind in ("murmur3", "binary", "big", "small", "exact") else toks, keys, payloads)
+    two.append_unsorted(None if kind in ("murmur3", "binary", "big", "small", "exact", *FIXED_KINDS) else toks,
+                        keys, payloads)
     two.append_all(items[cut:])                  # the rows left in the builder carry over
     reader = two.finish(dict(STATS))
     a, b = _files(str(tmp_path), 1), _files(str(tmp_path), 2)
