@@ -18,7 +18,8 @@ double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 <<
 with numpy, from mmh3.hash_bytes (the same two halves, little-endian). Invariant: no false negatives (keys
 a writer queues with deferred_add are set, in bulk, before encode() returns the bits).
 Version 2 (`blocked`, what the SSTable writer writes when `bloom_blocked.blocked_k` reaches the
-target): the same header and bits, but every probe of a key lands in one 64-bit word
+target): the same header and bits, but every probe of a key lands in one 64-bit word (the first
+probe is version 1's, bit `h2 mod m`; the others are bits of h1 in that bit's word)
 (engine/bloom_blocked.py). File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
@@ -177,9 +178,11 @@ class BloomFilter:
             return
         h1, h2 = _hash64(key, 0, True, True)
         bits = self.bits
-        if self.blocked:
-            at = (h2 % (m >> 6)) << 3   # the word's first byte
-            for i in range(0, 6 * self.k, 6):
+        if self.blocked:  # bloom_blocked.py: bit h2 & (m - 1), then K - 1 bits of h1 in its word
+            first = h2 & (m - 1)
+            bits[first >> 3] |= 1 << (first & 7)
+            at = first >> 6 << 3   # the word's first byte
+            for i in range(0, 6 * (self.k - 1), 6):
                 b = (h1 >> i) & 63
                 bits[at + (b >> 3)] |= 1 << (b & 7)
             return
@@ -246,8 +249,9 @@ class BloomFilter:
         h1, h2 = h
         bits = self.bits
         if self.blocked:
-            mask = _blocked.key_mask(h1, self.k)
-            return int.from_bytes(bits[(at := (h2 % (m >> 6)) << 3):at + 8], "little") & mask == mask
+            mask = _blocked.key_mask(h1, h2, self.k)
+            at = _blocked.word_index(h2, m) << 3
+            return int.from_bytes(bits[at:at + 8], "little") & mask == mask
         idx = h2 % m
         if not bits[idx >> 3] & (1 << (idx & 7)):
             return False
@@ -272,10 +276,10 @@ class BloomFilter:
         return self.m, range(self.k - 1), self.bits
 
     def block_view(self) -> tuple[int, object]:
-        """(m / 64 - 1, words) of a blocked filter: a key whose mask is `key_mask(h1, K)` may be
-        present exactly when `words[h2 & (m / 64 - 1)] & mask == mask` (might_contain_hash)."""
+        """(m - 1, words) of a blocked filter: a key whose mask is `key_mask(h1, h2, K)` may be
+        present exactly when `words[(h2 & (m - 1)) >> 6] & mask == mask` (might_contain_hash)."""
         assert self.blocked
-        return (self.m >> 6) - 1, _blocked.words_of(self.bits)
+        return self.m - 1, _blocked.words_of(self.bits)
 
     # -- Filter.db -----------------------------------------------------------------------------
     # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes);

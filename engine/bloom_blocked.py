@@ -3,8 +3,10 @@
 Layout (docs/format.md "Filter.db"): m bits, m a power of two >= 64, seen as m / 64 little-endian
 u64 words (word w = bytes [8w, 8w + 8); bit j of word w is bit 64w + j of the filter, so the bit
 numbering is version 1's: byte b >> 3, mask 1 << (b & 7)). A key with `(h1, h2) = key_hash(key)`
-sets or tests the word `h2 mod (m / 64)` (= `h2 & (m / 64 - 1)`, two's complement), and in it the
-K bits `(h1 >> 6i) & 63` for 0 <= i < K (h1 as a signed 64-bit integer; arithmetic shift), 2 <= K <= 4.
+(signed 64-bit integers, two's complement) sets or tests K bits of one word: its first probe is bit
+`h2 & (m - 1)` of the filter (word `(h2 & (m - 1)) >> 6`, bit `h2 & 63` in it: the first probe is
+version 1's first probe, one small-int test), the other K - 1 are bits `(h1 >> 6i) & 63` of the
+same word for 0 <= i < K - 1 (arithmetic shift), 2 <= K <= 4.
 A test is one word read and one compare: `word & mask == mask`, mask = the OR of the K bits (one
 memory access per filter instead of K; the word's K bits may repeat, which the chance below counts).
 
@@ -14,7 +16,7 @@ sparse_spec gives still reaches the target. Every blocked filter of a table ther
 K, and one mask per key serves all of them (and their union). A target no K <= MAX_K reaches (below
 ~0.004 at 1.5x Cassandra's bits; and 0.393-0.54, which get 1 bucket a key) is written as version 1
 (standard) instead. A read takes the mask
-from two tables of 4,096 masks (`mask_tables`: fields 0-1, then 2-3, of the key's h1).
+from the first probe and two tables of 4,096 masks (`mask_tables`: h1's fields 0-1, then 2).
 
 The chance of a false positive of a blocked filter with b bits a key (`blocked_fp`): the keys
 in a word are Poisson with mean 64 / b; with j keys, each bit is set with chance
@@ -35,7 +37,7 @@ from functools import lru_cache
 
 import numpy as _np
 
-MAX_K = 4           # probes from the 24 low bits of h1 (two mask tables of 12 bits)
+MAX_K = 4           # one probe from h2, the others from the 18 low bits of h1 (two mask tables of 12 bits)
 WORD_BITS = 64
 MAX_ROWS_BYTES = 64 << 20  # the largest interleaved copy of a read view's filters (`interleaved`)
 
@@ -57,20 +59,31 @@ def blocked_k(fp_chance: float, min_bits_per_key: float) -> int | None:
     return next((k for k in range(2, MAX_K + 1) if blocked_fp(min_bits_per_key, k) <= fp_chance), None)
 
 
-def key_mask(h1: int, k: int) -> int:
-    """The K bits a key sets in its word (as might_contain_hash and read_payloads compute it)."""
+def fields_mask(h1: int, n: int) -> int:
+    """The OR of bits `(h1 >> 6i) & 63` for 0 <= i < n (a key's probes after the first)."""
     mask = 0
-    for i in range(0, 6 * k, 6):
+    for i in range(0, 6 * n, 6):
         mask |= 1 << ((h1 >> i) & 63)
     return mask
 
 
+def key_mask(h1: int, h2: int, k: int) -> int:
+    """The K bits a key sets in its word (`word_index`), as a mask of that word."""
+    return 1 << (h2 & 63) | fields_mask(h1, k - 1)
+
+
+def word_index(h2: int, m: int) -> int:
+    """The word (of m / 64) that holds every probe of a key whose second hash half is h2."""
+    return (h2 & (m - 1)) >> 6
+
+
 @lru_cache(maxsize=None)
 def mask_tables(k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(lo, hi): `lo[h1 & 4095] | hi[(h1 >> 12) & 4095] == key_mask(h1, k)` for k <= MAX_K."""
+    """(lo, hi): `1 << (h2 & 63) | lo[h1 & 4095] | hi[(h1 >> 12) & 4095] == key_mask(h1, h2, k)`
+    for 2 <= k <= MAX_K (h1's K - 1 fields: lo the first two, hi the third)."""
     assert 2 <= k <= MAX_K, k
-    lo = tuple(key_mask(i, 2) for i in range(4096))
-    hi = tuple(key_mask(i, k - 2) if k > 2 else 0 for i in range(4096))
+    lo = tuple(fields_mask(i, min(k - 1, 2)) for i in range(4096))
+    hi = tuple(fields_mask(i, max(k - 3, 0)) for i in range(4096))
     return lo, hi
 
 
@@ -85,9 +98,11 @@ def set_digests(bits: bytearray, k: int, h) -> None:
     """Set the keys whose (h1, h2) digests are the rows of `h` ((n, 2) int64) in `bits`."""
     m = len(bits) * 8
     marks = _np.zeros(m, dtype=_np.bool_)
-    base = (h[:, 1] & (m // WORD_BITS - 1)) * WORD_BITS
+    first = h[:, 1] & (m - 1)           # the first probe (two's complement, as Python's &)
+    marks[first] = True
+    base = first & ~(WORD_BITS - 1)     # its word's first bit
     h1 = h[:, 0]
-    for i in range(k):
+    for i in range(k - 1):
         marks[base + ((h1 >> (6 * i)) & 63)] = True
     arr = _np.frombuffer(bits, dtype=_np.uint8)
     arr |= _np.packbits(marks, bitorder="little")

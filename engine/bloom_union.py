@@ -57,9 +57,10 @@ def point_read_views(readers) -> tuple[tuple, tuple | None, tuple | None]:
     (BloomFilter.probe_view); a blocked filter's entry admits every key and searches with the
     reader's `get`, which tests that filter itself. `union`: union_probe of the standard filters.
     `blocked`: when every filter is blocked (bloom_blocked.py) with one K and their rows fit
-    (bloom_blocked.interleaved), (lo, hi, M / 64 - 1, union bits, union words, stride, row words,
-    ((0, get_probed), ... (len(readers) - 1, get_probed))): lo and hi that K's mask_tables,
-    then bloom_blocked.interleaved's; else None."""
+    (bloom_blocked.interleaved), (M - 1, union bits, (lo, hi, union words, stride, row words,
+    ((0, get_probed), ... (len(readers) - 1, get_probed)))): M the largest m, lo and hi that K's
+    mask_tables, then bloom_blocked.interleaved's; else None. A key's first probe is union bit
+    `h2 & (M - 1)`, its word `(h2 & (M - 1)) >> 6` (its row starts at word * stride)."""
     blooms = [s.bloom for s in readers]
     view = tuple((*(ALWAYS if s.bloom.blocked else s.bloom.probe_view()),
                   s.get if s.bloom.blocked else s.get_probed) for s in readers)
@@ -67,5 +68,7 @@ def point_read_views(readers) -> tuple[tuple, tuple | None, tuple | None]:
     if blooms and all(b.blocked and b.k == blooms[0].k for b in blooms):
         rows = interleaved(blooms)
         if rows is not None:
-            blocked = (*mask_tables(blooms[0].k), *rows, tuple(enumerate(s.get_probed for s in readers)))
+            wm, ubits, union, stride, words = rows
+            blocked = (wm << 6 | 63, ubits, (*mask_tables(blooms[0].k), union, stride, words,
+                                             tuple(enumerate(s.get_probed for s in readers))))
     return view, union_probe(blooms), blocked

@@ -211,15 +211,16 @@ class ColumnFamilyStore:
                     payloads = payloads_of(held) if payloads is None else payloads + payloads_of(held)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
         if (blocked := self._read_blocked) is not None:  # blocked filters (bloom_blocked.py)
-            lo, hi, wm, ubits, union, stride, words, view = blocked
-            # the union's word: its first two probes (K >= 2) as byte tests (they reject most
-            # misses, with small ints), then every probe at once (bloom_blocked.key_mask, two tables)
-            if not ubits[(at := (w := h2 & wm) << 3) | (h1 & 63) >> 3] & (1 << (h1 & 7)):
+            mask, ubits, rest = blocked
+            # the union's first probe (bit h2 & (M - 1)) and second (bit h1 & 63 of that word) as
+            # byte tests: they reject most misses, with small ints; then all K probes at once
+            if not ubits[(idx := h2 & mask) >> 3] & (1 << (idx & 7)):
                 return () if payloads is None else payloads
-            if not ubits[at | (h1 >> 9 & 7)] & (1 << (h1 >> 6 & 7)):
+            if not ubits[idx >> 6 << 3 | (h1 & 63) >> 3] & (1 << (h1 & 7)):
                 return () if payloads is None else payloads
-            km = lo[h1 & 4095] | hi[h1 >> 12 & 4095]
-            if union[w] & km != km:
+            lo, hi, union, stride, words, view = rest
+            km = 1 << (idx & 63) | lo[h1 & 4095] | hi[h1 >> 12 & 4095]  # bloom_blocked.key_mask
+            if union[w := idx >> 6] & km != km:
                 return () if payloads is None else payloads
             at = w * stride  # the key's row: each SSTable's word, newest first
             older = False

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.bloom import VERSION_BLOCKED, BloomFilter, bloom_spec, key_hash, sparse_spec
-from engine.bloom_blocked import (MAX_K, blocked_fp, blocked_k, interleaved, key_mask, mask_tables)
+from engine.bloom_blocked import (MAX_K, blocked_fp, blocked_k, interleaved, key_mask, mask_tables,
+                                  word_index)
 from engine.bloom_union import point_read_views
 from engine.encoding import U16
 from engine.errors import CorruptionError
@@ -26,10 +27,10 @@ STORE_FILTER_V1 = Path(__file__).resolve().parent / "data" / "store_filter_v1"
 
 def word_test(bf: BloomFilter, key: bytes) -> bool:
     """The read view's test of one blocked filter: the key's word against its mask."""
-    wm, words = bf.block_view()
+    mm, words = bf.block_view()
     h1, h2 = key_hash(key)
-    mask = key_mask(h1, bf.k)
-    return words[h2 & wm] & mask == mask
+    mask = key_mask(h1, h2, bf.k)
+    return words[(h2 & mm) >> 6] & mask == mask
 
 
 @pytest.mark.parametrize("fp", [0.5, 0.3, 0.1, 0.05, 0.01, 0.005, 0.001])
@@ -78,11 +79,29 @@ def test_no_false_negatives_and_every_setter_sets_the_same_bits(keys, fp):
 
 def test_the_mask_tables_give_key_mask():
     rnd = random.Random(3)
+    edges = [-1, 0, 2 ** 63 - 1, -2 ** 63]
     for k in range(2, MAX_K + 1):
         lo, hi = mask_tables(k)
-        for h1 in [rnd.randrange(-2 ** 63, 2 ** 63) for _ in range(2000)] + [-1, 0, 2 ** 63 - 1, -2 ** 63]:
-            mask = key_mask(h1, k)
-            assert lo[h1 & 4095] | hi[h1 >> 12 & 4095] == mask and 1 <= mask.bit_count() <= k
+        for h1 in [rnd.randrange(-2 ** 63, 2 ** 63) for _ in range(2000)] + edges:
+            h2 = rnd.choice([rnd.randrange(-2 ** 63, 2 ** 63)] + edges)
+            mask = key_mask(h1, h2, k)
+            assert 1 << (h2 & 63) | lo[h1 & 4095] | hi[h1 >> 12 & 4095] == mask and 1 <= mask.bit_count() <= k
+            assert mask >> (h2 & 63) & 1 and all(mask >> (h1 >> 6 * i & 63) & 1 for i in range(k - 1))
+
+
+def test_the_first_probe_is_the_standard_first_probe_and_the_word_holds_every_probe():
+    bf = BloomFilter.create_sparse(5000, 0.01)
+    assert bf.blocked and bf.k == 3
+    rnd = random.Random(4)
+    for key in (rnd.randbytes(10) for _ in range(500)):
+        one = BloomFilter(bf.m, bf.k, bytearray(bf.m // 8), blocked=True)
+        one.add(key)
+        h1, h2 = key_hash(key)
+        first = h2 % bf.m  # version 1's first probe (probe_view)
+        assert one.bits[first >> 3] & (1 << (first & 7))
+        w = word_index(h2, bf.m)
+        assert w == first >> 6 and 1 <= sum(map(int.bit_count, one.bits)) == key_mask(h1, h2, 3).bit_count()
+        assert int.from_bytes(one.bits[8 * w:8 * w + 8], "little") == key_mask(h1, h2, 3)
 
 
 def test_version_2_file_round_trip_and_checks():
@@ -116,14 +135,15 @@ def test_the_union_and_rows_answer_as_the_filters(sizes, seed):
         filters.append(bf)
         stored += keys
     wm, ubits, union, stride, words = interleaved(filters)
+    top = max(f.m for f in filters)
     assert stride == len(filters) and wm + 1 == max(f.m for f in filters) // 64
     assert bytes(ubits) == b"".join(w.to_bytes(8, "little") for w in union)
     for key in stored + [rnd.randbytes(12) for _ in range(2000)]:
         h1, h2 = key_hash(key)
-        mask = key_mask(h1, 3)
-        row = [words[(h2 & wm) * stride + i] & mask == mask for i in range(stride)]
+        mask, w = key_mask(h1, h2, 3), word_index(h2, top)
+        row = [words[w * stride + i] & mask == mask for i in range(stride)]
         assert row == [f.might_contain(key) for f in filters]
-        assert union[h2 & wm] & mask == mask or not any(row)  # the union rejects only what all reject
+        assert union[w] & mask == mask or not any(row)  # the union rejects only what all reject
 
 
 def write_sstable(directory, generation: int, fp: float, keys) -> SSTableReader:

@@ -120,14 +120,14 @@ def three_sstables(path) -> Store:
 def test_the_read_view_union_follows_flush_compaction_and_truncate(tmp_path):
     with three_sstables(tmp_path) as s:
         cfs = next(iter(s.cfs.values()))
-        assert cfs._read_union is None and cfs._read_blocked[5] == 3  # blocked (version 2) filters
+        assert cfs._read_union is None and cfs._read_blocked[2][3] == 3  # blocked (version 2) filters
         assert all(s.get("ks", "t", {"k": b"key%05d" % i}) is not None for i in range(1000))
         assert all(s.get("ks", "t", {"k": b"nokey%05d" % i}) is None for i in range(2000))
         s.compact("ks", "t")
-        assert len(cfs.sstables) == 1 and cfs._read_blocked[5] == 1
+        assert len(cfs.sstables) == 1 and cfs._read_blocked[2][3] == 1
         s.insert("ks", "t", {"k": b"late", "v": b"1"})
         s.flush()
-        assert cfs._read_blocked[5] == 2
+        assert cfs._read_blocked[2][3] == 2
         assert s.get("ks", "t", {"k": b"late"}) == {"k": b"late", "v": b"1"}
         assert s.get("ks", "t", {"k": b"key00350"})["v"] == b"v1-350"
         s.truncate("ks", "t", auto_snapshot=False)
@@ -150,6 +150,6 @@ def test_old_sized_filters_are_read_without_a_union_until_compaction(tmp_path):
         s.compact("ks", "kv")
         s.insert("ks", "kv", {"k": b"new2", "v": b"n"})
         s.flush()
-        assert len(cfs.sstables) == 2 and cfs._read_blocked[5] == 2
+        assert len(cfs.sstables) == 2 and cfs._read_blocked[2][3] == 2
         assert {i: s.get("ks", "kv", {"k": b"key%04d" % i}) for i in range(0, 320)} == before
         assert s.get("ks", "kv", {"k": b"new2"})["v"] == b"n"
