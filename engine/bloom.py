@@ -17,7 +17,10 @@ double hashing; no 64-bit wrap). Bit `b` lives in byte `b >> 3` under mask `1 <<
 (least significant bit first, as Cassandra's OffHeapBitSet). add_many sets the same bits in bulk
 with numpy, from mmh3.hash_bytes (the same two halves, little-endian). Invariant: no false negatives (keys
 a writer queues with deferred_add are set, in bulk, before encode() returns the bits).
-File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
+Version 2 (`blocked`, what the SSTable writer writes when `bloom_blocked.blocked_k` reaches the
+target): the same header and bits, but every probe of a key lands in one 64-bit word (the first
+probe is version 1's, bit `h2 mod m`; the others are bits of h1 in that bit's word)
+(engine/bloom_blocked.py). File layout and a worked example: docs/format.md (SSTables) ("Filter.db").
 """
 from __future__ import annotations
 
@@ -27,10 +30,12 @@ from itertools import islice
 import mmh3
 import numpy as _np
 
+from engine import bloom_blocked as _blocked
 from engine.encoding import U16, U32, U64, check, crc32
 
 MAGIC = b"DTSF"
-VERSION = 1
+VERSION = 1          # standard: K probes anywhere in m bits
+VERSION_BLOCKED = 2  # blocked: K probes in one 64-bit word (bloom_blocked.py)
 SPARSE_FACTOR = 1.5  # sparse_spec: at least this many times Cassandra's bits per key
 EXCESS = 20  # Cassandra's BloomCalculations.EXCESS / FilterFactory.BITSET_EXCESS
 
@@ -135,13 +140,15 @@ def bits_for(expected: int, buckets: int) -> int:
 class BloomFilter:
     """A bit array plus K. `m == 0` means "always present" (fp_chance >= 1.0)."""
 
-    __slots__ = ("m", "k", "bits", "_queued")
+    __slots__ = ("m", "k", "bits", "blocked", "_queued")
 
-    def __init__(self, m: int, k: int, bits: bytearray):
+    def __init__(self, m: int, k: int, bits: bytearray, blocked: bool = False):
         assert m % 64 == 0 and len(bits) == m // 8 and (m == 0) == (k == 0), (m, k, len(bits))
+        assert not blocked or (m & (m - 1) == 0 and 2 <= k <= _blocked.MAX_K), (m, k)
         self.m = m
         self.k = k
         self.bits = bits
+        self.blocked = blocked
         self._queued: list[bytes] = []   # keys of deferred_add(), in the bits once encode() ran
 
     @classmethod
@@ -153,12 +160,16 @@ class BloomFilter:
         return cls(m, k, bytearray(m // 8))
 
     @classmethod
-    def create_sparse(cls, expected: int, fp_chance: float) -> "BloomFilter":
-        """A filter sized by `sparse_spec` (what SSTables are written with); fp_chance >= 1.0
-        gives the "always present" filter, as create."""
+    def create_sparse(cls, expected: int, fp_chance: float, blocked: bool = True) -> "BloomFilter":
+        """A filter sized by `sparse_spec` (what SSTables are written with): blocked (version 2)
+        with `bloom_blocked.blocked_k` probes when that reaches fp_chance at the fewest bits a key
+        sparse_spec gives (and `blocked`), else standard. fp_chance >= 1.0: "always present"."""
         if fp_chance >= 1.0:
             return cls(0, 0, bytearray())
         m, k = sparse_spec(expected, fp_chance)
+        kb = blocked and _blocked.blocked_k(fp_chance, bloom_spec(fp_chance)[0] * SPARSE_FACTOR)
+        if kb:
+            return cls(m, kb, bytearray(m // 8), blocked=True)
         return cls(m, k, bytearray(m // 8))
 
     def add(self, key: bytes) -> None:
@@ -167,6 +178,14 @@ class BloomFilter:
             return
         h1, h2 = _hash64(key, 0, True, True)
         bits = self.bits
+        if self.blocked:  # bloom_blocked.py: bit h2 & (m - 1), then K - 1 bits of h1 in its word
+            first = h2 & (m - 1)
+            bits[first >> 3] |= 1 << (first & 7)
+            at = first >> 6 << 3   # the word's first byte
+            for i in range(0, 6 * (self.k - 1), 6):
+                b = (h1 >> i) & 63
+                bits[at + (b >> 3)] |= 1 << (b & 7)
+            return
         idx = h2 % m
         step = h1 % m
         for _ in range(self.k):
@@ -199,6 +218,9 @@ class BloomFilter:
         m = self.m
         if not m or not len(h):
             return
+        if self.blocked:
+            _blocked.set_digests(self.bits, self.k, h)
+            return
         bits = _np.frombuffer(self.bits, dtype=_np.uint8)
         marks = _np.zeros(m, dtype=_np.bool_) if m <= _MARKS_BITS else None
         step = h[:, 0] % m              # numpy's % takes the divisor's sign, as Python's: 0 <= x < m
@@ -226,6 +248,10 @@ class BloomFilter:
             return True
         h1, h2 = h
         bits = self.bits
+        if self.blocked:
+            mask = _blocked.key_mask(h1, h2, self.k)
+            at = _blocked.word_index(h2, m) << 3
+            return int.from_bytes(bits[at:at + 8], "little") & mask == mask
         idx = h2 % m
         if not bits[idx >> 3] & (1 << (idx & 7)):
             return False
@@ -242,19 +268,28 @@ class BloomFilter:
         """(m, range(K - 1), bits) for a caller that tests a key's bits inline, exactly as
         might_contain_hash does: bit `h2 % m` first, then K - 1 steps of `h1 % m` (mod m).
         An "always present" filter (m == 0) is viewed as 64 set bits and no further probe, so
-        the inline test needs no special case. The bits are this filter's own (no copy)."""
+        the inline test needs no special case. The bits are this filter's own (no copy).
+        A blocked filter has no such view (block_view)."""
+        assert not self.blocked
         if not self.m:
             return 64, range(0), bytearray(b"\xff" * 8)
         return self.m, range(self.k - 1), self.bits
 
+    def block_view(self) -> tuple[int, object]:
+        """(m - 1, words) of a blocked filter: a key whose mask is `key_mask(h1, h2, K)` may be
+        present exactly when `words[(h2 & (m - 1)) >> 6] & mask == mask` (might_contain_hash)."""
+        assert self.blocked
+        return self.m - 1, _blocked.words_of(self.bits)
+
     # -- Filter.db -----------------------------------------------------------------------------
-    # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes)
+    # MAGIC | u16 version | u32 K | u64 m | m/8 bytes of bits | u32 crc32(all preceding bytes);
+    # version 1 standard, 2 blocked (m a power of two, K <= 10)
 
     def encode(self) -> bytes:
         if self._queued:
             queued, self._queued = self._queued, []
             self.add_many(queued)
-        head = MAGIC + U16.pack(VERSION) + U32.pack(self.k) + U64.pack(self.m)
+        head = MAGIC + U16.pack(VERSION_BLOCKED if self.blocked else VERSION) + U32.pack(self.k) + U64.pack(self.m)
         body = head + bytes(self.bits)
         return body + U32.pack(crc32(body))
 
@@ -263,14 +298,17 @@ class BloomFilter:
         check(len(buf) >= 22, path, 0, "filter file is shorter than its 22-byte header + crc")
         check(buf[:4] == MAGIC, path, 0, f"bad magic {buf[:4]!r}, expected {MAGIC!r}")
         (version,) = U16.unpack_from(buf, 4)
-        check(version == VERSION, path, 4, f"unsupported filter version {version}")
+        check(version in (VERSION, VERSION_BLOCKED), path, 4, f"unsupported filter version {version}")
         (k,) = U32.unpack_from(buf, 6)
         (m,) = U64.unpack_from(buf, 10)
+        blocked = version == VERSION_BLOCKED
         check(m % 64 == 0 and (m == 0) == (k == 0) and k <= 64, path, 6,
               f"bad filter parameters m={m} K={k}")
+        check(not blocked or (m & (m - 1) == 0 and 2 <= k <= _blocked.MAX_K), path, 6,
+              f"bad blocked filter parameters m={m} K={k}")
         end = 18 + m // 8
         check(len(buf) == end + 4, path, 18, f"filter of {m} bits needs {end + 4} bytes, "
               f"file has {len(buf)}")
         (stored,) = U32.unpack_from(buf, end)
         check(stored == crc32(memoryview(buf)[:end]), path, end, "filter checksum mismatch")
-        return cls(m, k, bytearray(buf[18:end]))
+        return cls(m, k, bytearray(buf[18:end]), blocked)

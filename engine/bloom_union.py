@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import numpy as _np
 
+from engine.bloom_blocked import interleaved, mask_tables
+
+ALWAYS = (64, range(0), bytearray(b"\xff" * 8))  # a standard probe view that admits every key
+
 MAX_ADMIT = 0.25  # the largest share of misses the union may admit (fill ** K) and still be used
 
 
@@ -32,7 +36,7 @@ def is_power_of_two(m: int) -> bool:
 def union_probe(filters) -> tuple[int, range, bytes] | None:
     """(M - 1, range(K - 1), bits) of the OR of `filters` (BloomFilter objects), or None."""
     filters = list(filters)
-    if len(filters) < 2 or not all(is_power_of_two(f.m) and f.k for f in filters):
+    if len(filters) < 2 or not all(is_power_of_two(f.m) and f.k and not f.blocked for f in filters):
         return None
     top = max(f.m for f in filters)
     k = min(f.k for f in filters)
@@ -45,3 +49,26 @@ def union_probe(filters) -> tuple[int, range, bytes] | None:
     if fill ** k > MAX_ADMIT:
         return None
     return top - 1, range(k - 1), bits
+
+
+def point_read_views(readers) -> tuple[tuple, tuple | None, tuple | None]:
+    """(view, union, blocked) that ColumnFamilyStore.read_payloads tests, for SSTable readers
+    (newest first). `view`: one (m, range(K - 1), bits, search) per reader, standard probes
+    (BloomFilter.probe_view); a blocked filter's entry admits every key and searches with the
+    reader's `get`, which tests that filter itself. `union`: union_probe of the standard filters.
+    `blocked`: when every filter is blocked (bloom_blocked.py) with one K and their rows fit
+    (bloom_blocked.interleaved), (M - 1, union bits, (lo, hi, union words, stride, row words,
+    ((0, get_probed), ... (len(readers) - 1, get_probed)))): M the largest m, lo and hi that K's
+    mask_tables, then bloom_blocked.interleaved's; else None. A key's first probe is union bit
+    `h2 & (M - 1)`, its word `(h2 & (M - 1)) >> 6` (its row starts at word * stride)."""
+    blooms = [s.bloom for s in readers]
+    view = tuple((*(ALWAYS if s.bloom.blocked else s.bloom.probe_view()),
+                  s.get if s.bloom.blocked else s.get_probed) for s in readers)
+    blocked = None
+    if blooms and all(b.blocked and b.k == blooms[0].k for b in blooms):
+        rows = interleaved(blooms)
+        if rows is not None:
+            wm, ubits, union, stride, words = rows
+            blocked = (wm << 6 | 63, ubits, (*mask_tables(blooms[0].k), union, stride, words,
+                                             tuple(enumerate(s.get_probed for s in readers))))
+    return view, union_probe(blooms), blocked

@@ -21,7 +21,7 @@ import threading
 import mmh3
 
 from engine import block_merge, merge
-from engine.bloom_union import union_probe
+from engine.bloom_union import point_read_views
 from engine.compaction import picker
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
@@ -184,8 +184,8 @@ class ColumnFamilyStore:
     def sstables(self, readers: list[SSTableReader]) -> None:
         """Replace the live SSTables (newest first) and the point-read view built from them."""
         readers = list(readers)  # any iterable; the view is built first, so a failure changes neither
-        view = tuple((*s.bloom.probe_view(), s.get_probed) for s in readers)
-        self._sstables, self._read_view, self._read_union = readers, view, union_probe(s.bloom for s in readers)
+        view, union, blocked = point_read_views(readers)  # bloom_union.py: each one self-contained
+        self._sstables, self._read_view, self._read_union, self._read_blocked = readers, view, union, blocked
 
     def snapshot(self):
         with self.lock:
@@ -210,6 +210,36 @@ class ColumnFamilyStore:
                 if held is not None:
                     payloads = payloads_of(held) if payloads is None else payloads + payloads_of(held)
         h1, h2 = _hash64(key, 0, True, True)  # bloom.key_hash: once for every filter
+        if (blocked := self._read_blocked) is not None:  # blocked filters (bloom_blocked.py)
+            mask, ubits, rest = blocked
+            # the union's first probe (bit h2 & (M - 1)) and second (bit h1 & 63 of that word) as
+            # byte tests: they reject most misses, with small ints; then all K probes at once
+            if not ubits[(idx := h2 & mask) >> 3] & (1 << (idx & 7)):
+                return () if payloads is None else payloads
+            if not ubits[idx >> 6 << 3 | (h1 & 63) >> 3] & (1 << (h1 & 7)):
+                return () if payloads is None else payloads
+            lo, hi, union, stride, words, view = rest
+            km = 1 << (idx & 63) | lo[h1 & 4095] | hi[h1 >> 12 & 4095]  # bloom_blocked.key_mask
+            if union[w := idx >> 6] & km != km:
+                return () if payloads is None else payloads
+            at = w * stride  # the key's row: each SSTable's word, newest first
+            older = False
+            for i, get_probed in view:  # newest first
+                if words[at + i] & km != km:
+                    continue
+                if token is None:  # as below
+                    token = (h1 if h1 != MIN_TOKEN and key and (key.isascii() or not (tail := len(key) & 15)
+                                                                or key[-tail:].isascii()) else _token(key))
+                found = get_probed(token, key)
+                if found is not None:
+                    if older and self.options.get("canary_skip_older_range_tombstones"):
+                        found = _without_range_tombstones(found)  # test-only mutant: ring/faults.py
+                    older = True
+                    if payloads is None:
+                        payloads = [found]
+                    else:
+                        payloads.append(found)
+            return () if payloads is None else payloads
         if (union := self._read_union) is not None:  # one test for all SSTables (bloom_union.py)
             mask, rest, bits = union
             if not bits[(idx := h2 & mask) >> 3] & (1 << (idx & 7)):

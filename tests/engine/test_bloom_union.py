@@ -34,7 +34,7 @@ def test_sparse_spec_meets_fp_chance_with_fewer_probes_and_more_bits(n, fp):
 
 def test_sparse_filter_measured_fp_rate_is_at_most_the_target():
     n = 100_000
-    bf = BloomFilter.create_sparse(n, 0.01)
+    bf = BloomFilter.create_sparse(n, 0.01, blocked=False)
     assert (bf.m, bf.k) == (2 ** 21, 2)
     bf.add_many(b"user%012d" % i for i in range(n))
     false = sum(bf.might_contain(b"user%011da" % i) for i in range(n))
@@ -45,7 +45,7 @@ def test_sparse_filter_measured_fp_rate_is_at_most_the_target():
 def filled(n: int, fp: float, seed: int, sparse: bool = True) -> tuple[BloomFilter, list[bytes]]:
     rnd = random.Random(seed)
     keys = [rnd.randbytes(12) for _ in range(n)]
-    bf = (BloomFilter.create_sparse if sparse else BloomFilter.create)(n, fp)
+    bf = BloomFilter.create_sparse(n, fp, blocked=False) if sparse else BloomFilter.create(n, fp)
     bf.add_many(keys)
     return bf, keys
 
@@ -95,6 +95,7 @@ def test_no_union_for_one_filter_always_present_old_sized_or_too_full():
     assert union_probe([a, b]) is not None
     assert union_probe([a]) is None
     assert union_probe([a, BloomFilter.create_sparse(10, 1.0)]) is None
+    assert union_probe([a, BloomFilter.create_sparse(1000, 0.01)]) is None  # blocked: bloom_blocked.py
     old, _ = filled(1000, 0.01, 3, sparse=False)  # Cassandra's size: 10,048 bits, not a power of two
     assert old.m == 10048 and union_probe([a, old]) is None
     crowded, _ = filled(1000, 0.01, 4)
@@ -119,18 +120,18 @@ def three_sstables(path) -> Store:
 def test_the_read_view_union_follows_flush_compaction_and_truncate(tmp_path):
     with three_sstables(tmp_path) as s:
         cfs = next(iter(s.cfs.values()))
-        assert cfs._read_union == union_probe(sst.bloom for sst in cfs.sstables) is not None
+        assert cfs._read_union is None and cfs._read_blocked[2][3] == 3  # blocked (version 2) filters
         assert all(s.get("ks", "t", {"k": b"key%05d" % i}) is not None for i in range(1000))
         assert all(s.get("ks", "t", {"k": b"nokey%05d" % i}) is None for i in range(2000))
         s.compact("ks", "t")
-        assert len(cfs.sstables) == 1 and cfs._read_union is None
+        assert len(cfs.sstables) == 1 and cfs._read_blocked[2][3] == 1
         s.insert("ks", "t", {"k": b"late", "v": b"1"})
         s.flush()
-        assert cfs._read_union == union_probe(sst.bloom for sst in cfs.sstables) is not None
+        assert cfs._read_blocked[2][3] == 2
         assert s.get("ks", "t", {"k": b"late"}) == {"k": b"late", "v": b"1"}
         assert s.get("ks", "t", {"k": b"key00350"})["v"] == b"v1-350"
         s.truncate("ks", "t", auto_snapshot=False)
-        assert cfs._read_union is None and s.get("ks", "t", {"k": b"late"}) is None
+        assert cfs._read_blocked is None and s.get("ks", "t", {"k": b"late"}) is None
         s.check_invariants()
 
 
@@ -145,10 +146,10 @@ def test_old_sized_filters_are_read_without_a_union_until_compaction(tmp_path):
         assert any(sst.bloom.m & (sst.bloom.m - 1) for sst in cfs.sstables)
         s.insert("ks", "kv", {"k": b"new", "v": b"n"})
         s.flush()
-        assert cfs._read_union is None  # a mix: old files keep their own test
+        assert cfs._read_union is None and cfs._read_blocked is None  # a mix: each file its own test
         s.compact("ks", "kv")
         s.insert("ks", "kv", {"k": b"new2", "v": b"n"})
         s.flush()
-        assert len(cfs.sstables) == 2 and cfs._read_union is not None
+        assert len(cfs.sstables) == 2 and cfs._read_blocked[2][3] == 2
         assert {i: s.get("ks", "kv", {"k": b"key%04d" % i}) for i in range(0, 320)} == before
         assert s.get("ks", "kv", {"k": b"new2"})["v"] == b"n"
