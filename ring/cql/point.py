@@ -16,7 +16,10 @@ server path, and the server's point lane (server.py) uses them without the wrapp
   DISTINCT, COUNT or JSON, and a page size of None or > 1 (so one page always holds the answer).
 
 Invariant (tests/cql/test_point.py, differential): for every statement and values it accepts,
-the node request and the response bytes are exactly those of the general path. It never makes
+the node request and the response bytes are exactly those of the general path, except that a
+SELECT's `columns` list is left out when it names every regular column of the table (the
+coordinator then returns the same row without filtering it; the table is the compiled one, so no
+column added since can appear). It never makes
 an error of its own: named values, a wrong arity, a null or unset key value, a value that does
 not deserialize, a SERIAL read, a paging state, or a table that changed since compiling (its
 identity in the live schema) all return None from `execution`, and the caller runs the general
@@ -277,6 +280,8 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
     if len(getters) != len(types) or any(g is None for g in getters):
         return None
     base = plan.request_base()
+    if "columns" in base and {c.name for c in table.regular} <= set(base["columns"]):
+        del base["columns"]                  # every regular column: the same row without the coordinator's filter
     key_fields = tuple((column, i, c) for column, (i, c) in key)
     bound_fields = tuple((i, c) for _, (i, c) in bounds)
     key_slots = tuple(i for _, i, _ in key_fields if i is not None) + tuple(i for i, _ in bound_fields
