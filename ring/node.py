@@ -42,6 +42,7 @@ from ring.messages import (ClientRequest, Durable, FetchRanges, FetchRangesDone,
 from ring.paxos import acceptor as paxos_acceptor
 from ring.paxos import state as paxos_state
 from ring.paxos.ballot import BallotClock
+from ring.gossip_settle import GossipSettle
 from ring.operations.bootstrap import (Bootstrap, bootstrap_state, refuse_if_decommissioned, saved_tokens,
                                       set_bootstrap_state)
 from ring.ops import OPS, WRITES
@@ -142,6 +143,7 @@ class Node:
         self.batchlog = batchlog.Batchlog(self.context)  # this node's entries of others' logged batches
         self.ballots = BallotClock(config.host_id)  # Paxos ballots of the rounds this node proposes
         self._ring_key = None
+        self.settle: GossipSettle | None = None     # set by start
         self.handlers: dict[int, object] = {}
         self._sent_at: dict[int, int] = {}
         self._next_id = 1
@@ -175,6 +177,7 @@ class Node:
             states[ms.ApplicationState.TOKENS] = ms.tokens_value(self.tokens)
             states[ms.ApplicationState.STATUS] = ms.status_value(ms.Status.NORMAL, self.tokens[0])
         self.gossiper.start(generation, states)
+        self.settle = GossipSettle(self.store, self.endpoint, now_ms, self.config.gossip_interval_ms, joining)
         if joining:  # learn the ring and the schema first; Bootstrap announces BOOT
             self.mode = "JOINING"
             self.bootstrap = Bootstrap(self.context)
@@ -377,6 +380,12 @@ class Node:
             self.topology = topology_from_states(self.gossiper.states)
             self.ring = self.topology.current
             self._pending.clear()
+            if self.settle is not None:
+                self.settle.observe(self.gossiper.states, self.now_ms)
+
+    def gossip_settled(self, now_ms: int) -> bool:
+        """Whether gossip has settled since start (ring/gossip_settle.py): the CQL port waits for it."""
+        return self.settle is None or self.settle.settled(self.gossiper.states, now_ms)
 
     def announce(self, status: ms.Status) -> None:
         """Gossip this node's tokens with a new STATUS (BOOT, NORMAL, LEAVING or LEFT)."""

@@ -114,8 +114,11 @@ class NodeProcess:
         self._perform(self.node.start(now_ms()))  # a refusal (e.g. decommissioned) stops the process
         if self._node_factory is None:    # a stand-in test node has no CQL to serve (nor a free 9042 each)
             self.native_transport = NativeTransport(self, s.native_transport_port)
-            await self.native_transport.start()
             self.extra_metrics.append(self.native_transport.metrics)
+            if self.node.gossip_settled(now_ms()):
+                await self.native_transport.start()
+            else:     # a restarted member: opened by the tick loop (ring/gossip_settle.py)
+                log.info("waiting for gossip to settle before starting the CQL native transport")
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self.gc = GcInspector(s.gc_log_threshold_ms)
         self.extra_metrics.append(self.gc.metrics)
@@ -155,10 +158,24 @@ class NodeProcess:
             await asyncio.sleep(TICK_INTERVAL_S)
             self._perform(self._call(self.node.tick))
             if self.native_transport is not None:
-                self.native_transport.tick()
+                if self.native_transport.server is not None:
+                    self.native_transport.tick()
+                elif self.node.gossip_settled(now_ms()):
+                    await self._open_native_transport()
             if self.settings.metrics_port and time.monotonic() - last_metrics >= METRICS_INTERVAL_S:
                 last_metrics = time.monotonic()
                 self.metrics.snapshot()
+
+    async def _open_native_transport(self) -> None:
+        """Open the CQL port once gossip settled after a restart; a port taken meanwhile leaves
+        the node serving without CQL (logged: restart it once the port is free)."""
+        try:
+            await self.native_transport.start()
+        except OSError as e:
+            log.error("cannot start the CQL native transport on port %d: %s; restart the node once the port "
+                      "is free", self.native_transport.port, e)
+            self.extra_metrics.remove(self.native_transport.metrics)
+            self.native_transport = None
 
     def _call(self, fn, *args) -> list:
         """Call the node with the current time; a node exception is logged, never fatal."""

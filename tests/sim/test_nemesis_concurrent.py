@@ -109,35 +109,58 @@ def test_real_processes_catch_a_canary_mutant(tmp_path):
     """The same real processes, started with `canary_mutant = "ack_w_minus_1"` (a QUORUM write
     answers at one acknowledgement): QUORUM clients while n1 is cut off from n2 and n3. Writes
     coordinated by n1 are acknowledged by n1 alone, QUORUM reads through n2 or n3 miss them, and the
-    QUORUM checker must fail the history (P1/P2)."""
+    QUORUM checker must fail the history (P1/P2).
+
+    n1's failure detector never convicts (phi_convict_threshold 1000 in its node.toml): with equal
+    thresholds both sides convict at about the same instant, n1 then refuses its writes as
+    Unavailable just when n2 and n3 stop routing reads to n1, and whether a read fell between an
+    n1-acknowledged write and its hint was a race (the checkers passed once in a CI run). A client
+    also stops routing to n1 once it refreshes its ring view from n2 or n3, so each round's window is
+    short: up to three rounds (fresh clients and history each), and the first caught one ends it."""
     started = time.monotonic()
     settings = {**SETTINGS, "canary_mutant": "ack_w_minus_1"}
+    rounds = []
     with LocalCluster.create("nemesism", n=3, root=str(tmp_path), settings=settings) as cluster:
+        blind = cluster.nodes[0].config_path
+        with open(blind) as f:
+            text = f.read()
+        assert "phi_convict_threshold = 2.0" in text
+        with open(blind, "w") as f:
+            f.write(text.replace("phi_convict_threshold = 2.0", "phi_convict_threshold = 1000.0"))
         cluster.start(timeout_s=60)
-        n1, n2, n3 = cluster.nodes
         client = cluster.client(timeout_s=3)
         admin = client.connect()
         admin.create_keyspace("ks", {"class": "SimpleStrategy", "replication_factor": 3})
         admin.create_table("kv", {"k": "text", "v": "text"}, primary_key="k", keyspace="ks")
-        clients = Clients(lambda: cluster.client(timeout_s=3), seed=17)
-        threads = start(clients, {"q1": "QUORUM", "q2": "QUORUM", "q3": "QUORUM"})
-        try:
-            time.sleep(1)
-            admin.execute("nemesis_drop", endpoint=n1.endpoint, peers=[n2.endpoint, n3.endpoint])
-            for other in (n2, n3):
-                admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
-            time.sleep(3)
-            for node in cluster.nodes:
-                admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
-            time.sleep(1)
-        finally:
-            stop(clients, threads)
+        for seed in (17, 18, 19):
+            clients = partitioned_round(cluster, admin, seed)
+            assert not clients.errors, clients.errors
+            assert clients.outcomes["ok"] >= 100, clients.outcomes      # not a vacuous catch either
+            assert sum(op.is_write and op.outcome == "ok" for op in clients.history.ops) >= 30
+            verdict = check_lww(clients.history, expect_overlap=True, expect_monotonic=True, expect_ryw=True)
+            rounds.append(f"{len(clients.history)} ops {clients.outcomes}: {str(verdict)[:200]}")
+            if not verdict.ok:
+                break
         client.shutdown()
-    assert not clients.errors, clients.errors
-    history = clients.history
-    assert clients.outcomes["ok"] >= 100, clients.outcomes      # not a vacuous catch either
-    assert sum(op.is_write and op.outcome == "ok" for op in history.ops) >= 30
-    verdict = check_lww(history, expect_overlap=True, expect_monotonic=True, expect_ryw=True)
-    assert not verdict.ok, "the checkers passed a cluster running ack_w_minus_1"
-    print(f"caught: {str(verdict)[:300]}; {len(history)} ops {clients.outcomes}; {time.monotonic() - started:.1f} s")
-    assert time.monotonic() - started < 40
+    assert not verdict.ok, f"the checkers passed a cluster running ack_w_minus_1 in {len(rounds)} rounds: {rounds}"
+    print(f"caught in round {len(rounds)}: {rounds[-1]}; {time.monotonic() - started:.1f} s")
+    assert time.monotonic() - started < 60
+
+
+def partitioned_round(cluster, admin, seed: int) -> Clients:
+    """QUORUM clients for 1 s, then n1 cut off from n2 and n3 for 4 s, then healed for 1 s."""
+    n1, n2, n3 = cluster.nodes
+    clients = Clients(lambda: cluster.client(timeout_s=3), seed=seed)
+    threads = start(clients, {"q1": "QUORUM", "q2": "QUORUM", "q3": "QUORUM"})
+    try:
+        time.sleep(1)
+        admin.execute("nemesis_drop", endpoint=n1.endpoint, peers=[n2.endpoint, n3.endpoint])
+        for other in (n2, n3):
+            admin.execute("nemesis_drop", endpoint=other.endpoint, peers=[n1.endpoint])
+        time.sleep(4)
+        for node in cluster.nodes:
+            admin.execute("nemesis_drop", endpoint=node.endpoint, peers=[])
+        time.sleep(1)
+    finally:
+        stop(clients, threads)
+    return clients

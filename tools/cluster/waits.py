@@ -9,6 +9,7 @@ TimeoutError naming what was missing. Deciding what is missing is pure (`missing
 """
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 
@@ -25,6 +26,15 @@ def missing_in_view(observer: str, rows: list[dict], want: set[str], name_of) ->
         if r is None or not r.get("up") or r.get("state") != "NORMAL":
             return f"{observer} to see {name_of(ep)} Up and NORMAL"
     return ""
+
+
+def accepts_connections(endpoint: str) -> bool:
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
 
 
 def joining_note(stats: dict | None) -> str:
@@ -61,7 +71,8 @@ class ClusterWaits:
 
     def _converged(self, started: Iterable[NodeHandle] = ()) -> tuple[bool, str]:
         """Every running (not paused) node answers and sees exactly those nodes Up and NORMAL,
-        all with one schema version. Returns (done, what is still missing)."""
+        all with one schema version, and accepts CQL connections (a restarted node opens its CQL
+        port once gossip settled). Returns (done, what is still missing)."""
         self._check_alive(started)
         live = [nh for nh in self.running() if not nh.is_paused()]
         want = {nh.endpoint for nh in live}
@@ -77,6 +88,9 @@ class ClusterWaits:
             versions.update(by_ep[ep].get("schema") for ep in want)
         if len(versions) > 1:
             return False, "schema agreement"
+        for nh in live:
+            if nh.cql_endpoint and not accepts_connections(nh.cql_endpoint):
+                return False, f"{nh.name}'s CQL port {nh.cql_endpoint}"
         return True, ""
 
     def wait_until_converged(self, timeout_s: float = 60, started: Iterable[NodeHandle] = ()) -> None:
