@@ -313,7 +313,9 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
         if with_clustering and page_size is not None and page_size <= 1:
             return None
         args = dict(base)
-        args["key"] = {column: (c if i is None else values[i]) for column, i, c in key_fields}
+        key = args["key"] = {}                    # a loop, not a comprehension: no function call
+        for column, i, c in key_fields:
+            key[column] = c if i is None else values[i]
         if with_clustering:
             bound = tuple(c if i is None else values[i] for i, c in bound_fields)
             args["start"], args["start_inclusive"] = bound, True
