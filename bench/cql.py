@@ -32,6 +32,12 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
   loop at the CQL one's rate, and each open loop reports node CPU per operation, so the node's
   work per operation compares at the same throughput; `--metrics` reports (JSON
   `metrics_per_op`) every node gauge that changed during a peak phase, per operation;
+- **node CPU by callback** (`--node-cpu DIR`): the nodes load bench/node_probe/sitecustomize.py and
+  time each asyncio callback by kind (a socket read by protocol and role, a flush...), the epoll
+  wait and a few entry points inside them (the coordinator's `Node.submit`, a peer message's
+  `Node.step`, the CQL and own-protocol front ends) in thread CPU, so a preempted node is not
+  charged; per peak phase, CPU us per op, three nodes summed (JSON `node_cpu_us_per_op_by_callback`).
+  The same coordinator code costing more in one phase than in another is the machine, not the protocol;
 - **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
   `ring.cql.prepare.prepare` in this process against an embedded store's schema).
 
@@ -40,6 +46,7 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
     python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
     python -m bench.cql --seconds 5 --half-seconds 2 --client both --rounds 2   # acsylla a third side
+    python -m bench.cql --seconds 5 --half-seconds 0 --client acsylla --node-cpu /tmp/node-cpu
 """
 from __future__ import annotations
 
