@@ -32,6 +32,12 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
   loop at the CQL one's rate, and each open loop reports node CPU per operation, so the node's
   work per operation compares at the same throughput; `--metrics` reports (JSON
   `metrics_per_op`) every node gauge that changed during a peak phase, per operation;
+- **node CPU by callback** (`--node-cpu DIR`): the nodes load bench/node_probe/sitecustomize.py and
+  time each asyncio callback by kind (a socket read by protocol and role, a flush...), the epoll
+  wait and a few entry points inside them (the coordinator's `Node.submit`, a peer message's
+  `Node.step`, the CQL and own-protocol front ends) in thread CPU, so a preempted node is not
+  charged; per peak phase, CPU us per op, three nodes summed (JSON `node_cpu_us_per_op_by_callback`).
+  The same coordinator code costing more in one phase than in another is the machine, not the protocol;
 - **parse and prepare cost** per statement (microseconds, `ring.cql.parser.parse` and
   `ring.cql.prepare.prepare` in this process against an embedded store's schema).
 
@@ -40,6 +46,7 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
     python -m bench.cql --protocol 5 --compression lz4 --client-gc freeze
     python -m bench.cql --seconds 4 --half-seconds 2 --rounds 3 --metrics --json cql.json
     python -m bench.cql --seconds 5 --half-seconds 2 --client both --rounds 2   # acsylla a third side
+    python -m bench.cql --seconds 5 --half-seconds 0 --client acsylla --node-cpu /tmp/node-cpu
 """
 from __future__ import annotations
 
@@ -231,6 +238,18 @@ def report(clients: dict, own: dict, costs: dict) -> None:
     print_table(table)
 
 
+def report_node_cpu(phases: dict) -> None:
+    """--node-cpu: node CPU us per op by loop callback (and calls per op), one column per peak phase."""
+    by = {name: p["node_cpu_us_per_op_by_callback"] for name, p in phases.items()
+          if "node_cpu_us_per_op_by_callback" in p}
+    kinds = sorted({k for d in by.values() for k in d}, key=lambda k: -max(d.get(k, [0])[0] for d in by.values()))
+    table = [["node CPU us per op, 3 nodes (calls per op)", *by]]
+    for kind in kinds:
+        if max(d.get(kind, [0])[0] for d in by.values()) >= 0.5:
+            table.append([kind, *(f"{d[kind][0]:.1f} ({d[kind][1]:.3f})" if kind in d else "" for d in by.values())])
+    print_table(table)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.cql", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="closed-loop seconds per peak phase")
@@ -262,6 +281,9 @@ def main(argv=None) -> int:
                          "under asyncio; bench/cql_acsylla.py), or both in turn; each reported against own")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy node 1 during each peak phase into DIR/<phase>.txt")
+    ap.add_argument("--node-cpu", metavar="DIR",
+                    help="the nodes time their loop callbacks in thread CPU (bench/node_probe, dumps in DIR); each "
+                         "peak phase reports CPU us per op by callback, the three nodes summed")
     ap.add_argument("--metrics", action="store_true",
                     help="nodes export /metrics; each phase reports (JSON) the changed node gauges per operation")
     ap.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
@@ -276,6 +298,12 @@ def main(argv=None) -> int:
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
         Meter.PY_SPY = args.py_spy
+    if args.node_cpu:
+        os.makedirs(args.node_cpu, exist_ok=True)
+        Meter.NODE_CPU = os.path.abspath(args.node_cpu)
+        probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_probe")
+        os.environ["DYNATABLE_NODE_CPU_DIR"] = Meter.NODE_CPU       # the node processes inherit both
+        os.environ["PYTHONPATH"] = probe + os.pathsep + os.environ.get("PYTHONPATH", "")
     for item in args.node_setting:
         key, _, value = item.partition("=")
         settings[key] = tomllib.loads(f"v = {value}")["v"]
@@ -313,6 +341,10 @@ def main(argv=None) -> int:
     if rounds:
         print()
         report_rounds(rounds)
+    if args.node_cpu:
+        print()
+        report_node_cpu({f"{name} {op}": side[op] for name, side in (*clients.items(), ("own", own))
+                         for op in ("insert", "select")})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "args": vars(args), "cql": clients.get("cassandra-driver"),

@@ -8,7 +8,9 @@ profile of node 1. A phase's figures are the differences between `Meter()` and `
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -107,6 +109,7 @@ class Meter:
     py-spy samples node 1 during the phase into DIR/<name>.txt (collapsed stacks)."""
 
     PY_SPY: str | None = None
+    NODE_CPU: str | None = None         # --node-cpu DIR: the nodes run bench/node_probe (SIGUSR1 / SIGUSR2)
     METRICS: list[str] = []             # --metrics: each node's http://address:port/metrics
 
     def __init__(self, pids, name: str = ""):
@@ -118,6 +121,10 @@ class Meter:
             self.spy = subprocess.Popen([exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking",
                                          "--format", "raw", "--output", os.path.join(self.PY_SPY, name + ".txt")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.name = name
+        if self.NODE_CPU and name:
+            for pid in pids:
+                os.kill(pid, signal.SIGUSR1)
         self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
         self.in_flight: list[float] = []        # with METRICS: the nodes' requests in flight, summed, once a second
         self.polling = threading.Event()
@@ -173,6 +180,7 @@ class Meter:
             self.spy.send_signal(signal.SIGINT)
             self.spy.wait(60)
         wall = time.perf_counter() - self.t0
+        probed = self._node_cpu(ops) if self.NODE_CPU and self.name else None
         each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
         (r0, w0), (r1, w1) = self.sys0, self._syscalls()
         self.polling.set()
@@ -187,7 +195,31 @@ class Meter:
         return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
                 "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
                 "node_writes_per_op": (w1 - w0) / ops, "node_sys_cpu_ms_per_op": (self._system() - self.stime0) * 1000 / ops,
-                "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops}
+                "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops,
+                **({"node_cpu_us_per_op_by_callback": probed} if probed else {})}
+
+    def _node_cpu(self, ops: int) -> dict:
+        """--node-cpu: {kind: [CPU us per op, calls per op]}, the three nodes summed (bench/node_probe)."""
+        with open(os.path.join(self.NODE_CPU, "phase"), "w") as f:
+            f.write(self.name)
+        for pid in self.pids:
+            os.kill(pid, signal.SIGUSR2)
+        total, cpu, calls = 0.0, collections.Counter(), collections.Counter()
+        for pid in self.pids:
+            path = os.path.join(self.NODE_CPU, f"{pid}-{self.name}.json")
+            for _ in range(100):
+                if os.path.exists(path):
+                    break
+                time.sleep(0.05)
+            time.sleep(0.05)
+            with open(path) as f:
+                dump = json.load(f)
+            total += dump["total"]
+            cpu.update(dump["acc"])
+            calls.update(dump["cnt"])
+        callbacks = sum(v for k, v in cpu.items() if not k.startswith(" "))
+        out = {"total": [total, 0], "loop (the rest)": [total - callbacks, 0], **{k: [v, calls[k]] for k, v in cpu.items()}}
+        return {k: [round(v * 1e6 / ops, 2), round(n / ops, 3)] for k, (v, n) in out.items()}
 
 
 @contextlib.contextmanager

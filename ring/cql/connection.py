@@ -139,8 +139,8 @@ class Connection:
     def _executes(self, events: list) -> bool:
         """The run of EXECUTE frames at the start of the frame buffer into `events`, consumed at once."""
         buf, version, limit, fields, pos = self._frames.buffer, self.version, self.max_frame_bytes, self.execute_fields, 0
-        lz4 = self.lz4_bodies
-        while (found := next_execute(buf, version, limit, fields, pos, lz4)) is not None:
+        lz4, size = self.lz4_bodies, len(buf)
+        while size - pos >= 9 and (found := next_execute(buf, version, limit, fields, pos, lz4)) is not None:
             events.append(found[0])
             pos = found[1]
         if not pos:

@@ -16,7 +16,10 @@ server path, and the server's point lane (server.py) uses them without the wrapp
   DISTINCT, COUNT or JSON, and a page size of None or > 1 (so one page always holds the answer).
 
 Invariant (tests/cql/test_point.py, differential): for every statement and values it accepts,
-the node request and the response bytes are exactly those of the general path. It never makes
+the node request and the response bytes are exactly those of the general path, except that a
+SELECT's `columns` list is left out when it names every regular column of the table (the
+coordinator then returns the same row without filtering it; the table is the compiled one, so no
+column added since can appear). It never makes
 an error of its own: named values, a wrong arity, a null or unset key value, a value that does
 not deserialize, a SERIAL read, a paging state, or a table that changed since compiling (its
 identity in the live schema) all return None from `execution`, and the caller runs the general
@@ -44,6 +47,8 @@ _I64 = struct.Struct(">q")
 _ROWS = _I32.pack(ResultKind.ROWS)
 _NULL_CELL = _I32.pack(-1)
 _SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
+_I32_UNPACK, _I64_UNPACK = _I32.unpack, _I64.unpack
+_INLINE = {"int": "int", "bigint": "bigint", "blob": "blob"}    # types whose plain values `request` decodes inline
 
 
 class PointExecution:
@@ -78,7 +83,10 @@ class PointExecution:
 def result_body(finish, result, version: int) -> bytes | Response:
     """The RESULT body `finish` makes of a node result, or the ERROR answering an engine error it
     raises (a row that no longer fits the statement's types: INVALID, as the general path answers).
-    Any other exception is a bug and escapes to the caller (ServerError on the stream)."""
+    Any other exception is a bug and escapes to the caller (ServerError on the stream). A `finish`
+    that is bytes is the answer itself, whatever the result (INSERT: its VOID body)."""
+    if type(finish) is bytes:
+        return finish
     try:
         return finish(result, version)
     except (EngineError, RequestError) as e:
@@ -97,10 +105,11 @@ class Point:
 
     def __init__(self, table, types: tuple, key_slots: tuple, build, finishes):
         self.table = table
-        self.decoders = tuple(_decoder(t) for t in types)    # by marker index: bytes -> value
+        self.decoders = tuple((_INLINE.get(t.name), _decoder(t)) for t in types)   # by marker index: (inline
+        # kind: "int", "bigint", "blob" or None; bytes -> value)
         self.key_slots = key_slots          # marker indexes that may be neither null nor unset
         self.build = build                  # (values, level, page size, timestamp) -> (op, args) or None
-        self.finishes = finishes            # by skip_metadata: (node result, version) -> RESULT body
+        self.finishes = finishes            # by skip_metadata: (node result, version) -> RESULT body, or the body
 
 
 def execution(node, session, query_id: bytes, params, ids, version: int) -> PointExecution | None:
@@ -127,14 +136,26 @@ def request(node, session, query_id: bytes, raw, consistency, page_size, paging_
     if len(raw) != len(decoders):
         return None
     values = []
-    for value, decode in zip(raw, decoders):
+    append = values.append
+    for value, (kind, decode) in zip(raw, decoders):
         if value is None or value is WIRE_UNSET:
-            values.append(value)
-            continue
-        try:
-            values.append(decode(value))
-        except InvalidRequest:
-            return None
+            append(value)
+        elif kind is None:
+            try:
+                append(decode(value))
+            except InvalidRequest:
+                return None
+        elif kind == "blob" and type(value) is bytes:     # the common types' well-formed values, inline
+            append(value)
+        elif kind == "int" and len(value) == 4:
+            append(_I32_UNPACK(value)[0])
+        elif kind == "bigint" and len(value) == 8:
+            append(_I64_UNPACK(value)[0])
+        else:
+            try:
+                append(decode(value))
+            except InvalidRequest:
+                return None
     for i in point.key_slots:
         if values[i] is None or values[i] is WIRE_UNSET:
             return None
@@ -246,10 +267,7 @@ def _compile_insert(p, plan: WritePlan, table) -> Point | None:
             args["timestamp"] = timestamp
         return "insert", args
 
-    def finish(result, version):
-        return void
-
-    return Point(table, tuple(s.type for s in p.bind), key_slots, build, (finish, finish))
+    return Point(table, tuple(s.type for s in p.bind), key_slots, build, (void, void))   # bytes: no call
 
 
 def _compile_select(p, plan: ReadPlan, table) -> Point | None:
@@ -277,13 +295,17 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
     if len(getters) != len(types) or any(g is None for g in getters):
         return None
     base = plan.request_base()
+    if "columns" in base and {c.name for c in table.regular} <= set(base["columns"]):
+        del base["columns"]                  # every regular column: the same row without the coordinator's filter
     key_fields = tuple((column, i, c) for column, (i, c) in key)
     bound_fields = tuple((i, c) for _, (i, c) in bounds)
     key_slots = tuple(i for _, i, _ in key_fields if i is not None) + tuple(i for i, _ in bound_fields
                                                                              if i is not None)
     metadata = _metadata_encoder(p)
     with_clustering = bool(clustering)
-    columns = tuple(zip(getters, [_encoder(t) for t in types]))
+    # per result column: (the row dict's key for a plain column's getter, else None; the getter;
+    # the encoder; whether it is a blob, whose bytes are its cell as they are)
+    columns = tuple((getattr(g, "column", None), g, _encoder(t), t.name == "blob") for g, t in zip(getters, types))
 
     def build(values, level, page_size, timestamp):
         if level in _SERIAL:
@@ -291,7 +313,9 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
         if with_clustering and page_size is not None and page_size <= 1:
             return None
         args = dict(base)
-        args["key"] = {column: (c if i is None else values[i]) for column, i, c in key_fields}
+        key = args["key"] = {}                    # a loop, not a comprehension: no function call
+        for column, i, c in key_fields:
+            key[column] = c if i is None else values[i]
         if with_clustering:
             bound = tuple(c if i is None else values[i] for i, c in bound_fields)
             args["start"], args["start_inclusive"] = bound, True
@@ -304,20 +328,24 @@ def _compile_select(p, plan: ReadPlan, table) -> Point | None:
         return "select", args
 
     def finish_with(skip: bool):
-        meta = metadata(skip)
+        meta, heads = metadata(skip), {}          # heads: version -> the encoded metadata
 
         def finish(rows, version):
+            head = heads.get(version)
+            if head is None:
+                head = heads[version] = meta(version)
             cells = []
+            append = cells.append
             for row in rows:
-                for getter, encode in columns:
-                    v = getter(row)
+                for name, getter, encode, blob in columns:
+                    v = getter(row) if name is None else row.get(name)
                     if v is None:
-                        cells.append(_NULL_CELL)
+                        append(_NULL_CELL)
                     else:
-                        b = encode(v)
-                        cells.append(_I32.pack(len(b)))
-                        cells.append(b)
-            return _ROWS + meta(version) + _I32.pack(len(rows)) + b"".join(cells)
+                        b = v if blob and type(v) is bytes else encode(v)
+                        append(_I32.pack(len(b)))
+                        append(b)
+            return _ROWS + head + _I32.pack(len(rows)) + b"".join(cells)
         return finish
 
     return Point(table, tuple(s.type for s in p.bind), key_slots, build, (finish_with(False), finish_with(True)))

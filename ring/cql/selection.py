@@ -73,7 +73,10 @@ class Selection:
 
 
 def _column(name: str):
-    return lambda row: row.get(name)
+    """row.get(name); the getter's `column` names the key (the point lane reads it inline)."""
+    getter = lambda row: row.get(name)  # noqa: E731
+    getter.column = name
+    return getter
 
 
 class RowSink:

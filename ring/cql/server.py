@@ -252,6 +252,8 @@ class ServerConnection:
         self.server.in_flight -= 1
         connection = self.connection
         if error is None:
+            if type(finish) is bytes:                 # a constant answer (INSERT: VOID): no call
+                return connection.result_frame(finish, stream)
             try:
                 body = point.result_body(finish, result, connection.version)
             except Exception as e:  # noqa: BLE001 - a bug in the executor answers its stream, see the docstring

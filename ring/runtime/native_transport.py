@@ -172,25 +172,31 @@ class NativeTransport:
         if self.server.bugs:
             self._log_bugs()
         if out.requests:
-            submit = self.process.submit
+            submit, on_reply, partial = self.process.submit, self._on_reply, functools.partial
             for req in out.requests:
-                submit(req.op, req.args, functools.partial(self._on_reply, conn, req.id))
+                submit(req.op, req.args, partial(on_reply, protocol, req.id))
         if out.events:
             for event in out.events + self._schema_events(out.events):
                 self._push(event)
         if out.close:
             protocol.close()
 
-    def _on_reply(self, conn: ServerConnection, request_id: int, result, error) -> None:
+    def _on_reply(self, protocol: CqlProtocol, request_id: int, result, error) -> None:
+        conn = protocol.conn
         frame = conn.point_frame(request_id, result, error)      # a point EXECUTE's answer: no Output
         if frame is None:
             self._perform(conn, conn.on_reply(Reply(request_id, result, error)))
             return
         if self.server.bugs:
             self._log_bugs()
-        protocol = self._queue(conn)
-        if protocol is not None:
-            protocol.frames.append(frame)
+        if protocol.closed:                       # the connection went away meanwhile
+            return
+        frames = protocol.frames
+        if not frames and not protocol.outbox:    # _queue, inline: the first answer of this iteration
+            if not self._dirty:
+                self._loop.call_soon(self._flush)
+            self._dirty.append(protocol)
+        frames.append(frame)
 
     def _push(self, event) -> None:
         for conn, data in self.server.push(event):
