@@ -122,14 +122,29 @@ class CqlBackend:
             for name in set(self.profiles.values()):
                 if name not in self.cluster.profile_manager.profiles:
                     self.cluster.add_execution_profile(name, self._profile(name.split("-", 1)[1]))
-            if self.keyspace not in self.cluster.metadata.keyspaces:
-                self._run(lambda: self.cluster.refresh_keyspace_metadata(self.keyspace))   # created since we connected?
+            if self.keyspace not in self.cluster.metadata.keyspaces:   # created since we connected?
+                self._refresh_keyspace()
             if self.keyspace not in self.cluster.metadata.keyspaces:
                 raise InvalidRequest(f"Keyspace {self.keyspace} does not exist; create it first (the persistency "
                                      "never creates keyspaces)")
         except BaseException:
             self.close()
             raise
+
+    def _refresh_keyspace(self) -> None:
+        """The keyspace's metadata, through the driver's control connection. A node restart can
+        leave that connection being re-established for a moment (the refresh then fails with
+        "Keyspace metadata was not refreshed"), so a transient failure is retried for up to
+        `connect_timeout_s`; then it is a StoreUnavailable."""
+        deadline = time.monotonic() + self.config.connect_timeout_s
+        while True:
+            try:
+                self.cluster.refresh_keyspace_metadata(self.keyspace)
+                return
+            except TRANSIENT as e:
+                if time.monotonic() >= deadline:
+                    raise translate(e) from e
+                time.sleep(0.25)
 
     def _profile(self, level: str) -> ExecutionProfile:
         return ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(self.config.local_dc)),
