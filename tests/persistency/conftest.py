@@ -26,8 +26,8 @@ def cluster(tmp_path_factory):
         c.remove()
 
 
-@pytest.fixture
-def keyspace(cluster):
+def create_keyspace(cluster) -> str:
+    """A new keyspace (RF 3) created through the native client; its name."""
     name = f"ps{next(_names)}"
     admin = cluster.client()
     try:
@@ -35,6 +35,11 @@ def keyspace(cluster):
     finally:
         admin.shutdown()
     return name
+
+
+@pytest.fixture
+def keyspace(cluster):
+    return create_keyspace(cluster)
 
 
 def config_of(cluster, keyspace: str, backend: str, **kw) -> CassandraConfig:
