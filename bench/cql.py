@@ -210,8 +210,7 @@ def parse_prepare_costs(number: int = 2000) -> dict:
 def report(clients: dict, own: dict, costs: dict) -> None:
     """`clients`: {"cassandra-driver" or "acsylla": that client's phases}, each against `own`."""
     table = [["CQL client", "operation", "CQL rows/s", "own rows/s", "CQL / own", "node CPU ms/op (CQL, own)",
-              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "node recv+send calls/op (CQL, own)",
-              "errors (CQL, own)"]]
+              "node CPU CQL / own", "client CPU ms/op (CQL, own)", "errors (CQL, own)"]]
     for name, cql in clients.items():
         for op in ("insert", "select"):
             c, o = cql[op], own[op]
@@ -219,8 +218,6 @@ def report(clients: dict, own: dict, costs: dict) -> None:
                           f"{c['node_cpu_ms_per_op']:.3f}, {o['node_cpu_ms_per_op']:.3f}",
                           f"{c['node_cpu_ms_per_op'] / o['node_cpu_ms_per_op']:.2f}x",
                           f"{c['client_cpu_ms_per_op']:.3f}, {o['client_cpu_ms_per_op']:.3f}",
-                          f"{c['node_reads_per_op'] + c['node_writes_per_op']:.1f}, "
-                          f"{o['node_reads_per_op'] + o['node_writes_per_op']:.1f}",
                           f"{c['errors']}, {o['errors']}"])
     print_table(table)
     print()

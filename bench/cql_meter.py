@@ -1,9 +1,8 @@
 """What bench/cql.py, bench/cql_acsylla.py and bench/cql_rounds.py share: the keyspace and batch
 sizes, the driver as the bench configures it, a cluster whose nodes export /metrics, the phases
 of an asyncio client (`asyncio_phases`), and `Meter`, which measures one phase:
-wall time, node CPU (utime + stime of the node processes) and client CPU per operation, the nodes'
-read/write system calls (/proc/<pid>/io), optionally every node gauge that changed and a py-spy
-profile of node 1. A phase's figures are the differences between `Meter()` and `Meter.done(ops)`.
+wall time, node CPU (utime + stime of the node processes) and client CPU per operation, optionally
+every node gauge that changed and a py-spy profile of node 1. A phase's figures are the differences between `Meter()` and `Meter.done(ops)`.
 """
 from __future__ import annotations
 
@@ -125,7 +124,7 @@ class Meter:
         if self.NODE_CPU and name:
             for pid in pids:
                 os.kill(pid, signal.SIGUSR1)
-        self.each0, self.sys0, self.metrics0 = self._each(), self._syscalls(), self._metrics()
+        self.each0, self.metrics0 = self._each(), self._metrics()
         self.in_flight: list[float] = []        # with METRICS: the nodes' requests in flight, summed, once a second
         self.polling = threading.Event()
         if self.METRICS:
@@ -163,18 +162,6 @@ class Meter:
         while not self.polling.wait(1.0):
             self.in_flight.append(self._metrics().get("dynatable_client_requests_in_flight", 0.0))
 
-    def _syscalls(self) -> tuple[int, int]:
-        """(read, write) system calls of the node processes so far (/proc/<pid>/io syscr, syscw)."""
-        r = w = 0
-        for pid in self.pids:
-            try:
-                with open(f"/proc/{pid}/io") as f:
-                    fields = dict(line.split(":") for line in f.read().splitlines())
-            except OSError:
-                return (0, 0)
-            r, w = r + int(fields["syscr"]), w + int(fields["syscw"])
-        return r, w
-
     def done(self, ops: int) -> dict:
         if self.spy is not None:
             self.spy.send_signal(signal.SIGINT)
@@ -182,7 +169,6 @@ class Meter:
         wall = time.perf_counter() - self.t0
         probed = self._node_cpu(ops) if self.NODE_CPU and self.name else None
         each = [round((b - a) * 1000 / ops, 4) for a, b in zip(self.each0, self._each())]
-        (r0, w0), (r1, w1) = self.sys0, self._syscalls()
         self.polling.set()
         if self.METRICS:
             time.sleep(1.2)             # the node snapshots its gauges once a second
@@ -192,9 +178,9 @@ class Meter:
         else:
             changed = {}
         in_flight = sum(self.in_flight) / len(self.in_flight) if self.in_flight else None
-        return {"metrics_per_op": changed, "node_requests_in_flight": in_flight,"ops_s": ops / wall, "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops,
-                "node_cpu_ms_per_op_each": each, "node_reads_per_op": (r1 - r0) / ops,
-                "node_writes_per_op": (w1 - w0) / ops, "node_sys_cpu_ms_per_op": (self._system() - self.stime0) * 1000 / ops,
+        return {"metrics_per_op": changed, "node_requests_in_flight": in_flight, "ops_s": ops / wall,
+                "node_cpu_ms_per_op": (self._nodes() - self.nodes0) * 1000 / ops, "node_cpu_ms_per_op_each": each,
+                "node_sys_cpu_ms_per_op": (self._system() - self.stime0) * 1000 / ops,
                 "client_cpu_ms_per_op": (time.process_time() - self.own0) * 1000 / ops,
                 **({"node_cpu_us_per_op_by_callback": probed} if probed else {})}
 
