@@ -242,7 +242,7 @@ class SSTableWriter:
             self._bloom.add_digests(digests)
         fixed = None
         if murmur:  # format 3 blocks: of keys of one width, the suffixes are packed in one pass
-            fixed = _fixed_width_suffixes(keys, b"".join(keys) if joined is None else joined, order, ends)
+            fixed = _fixed_width_suffixes(keys, joined, order, ends)
         order = order.tolist()   # rows are gathered per block (_pick): each touched twice while in cache
         toks = arr.tolist()
         bias, lz4, write = TOKEN_BIAS, self.compression == "lz4", self._data.write

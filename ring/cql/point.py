@@ -48,7 +48,7 @@ _ROWS = _I32.pack(ResultKind.ROWS)
 _NULL_CELL = _I32.pack(-1)
 _SERIAL = frozenset({"SERIAL", "LOCAL_SERIAL"})
 _I32_UNPACK, _I64_UNPACK = _I32.unpack, _I64.unpack
-_INLINE = {"int": "int", "bigint": "bigint", "blob": "blob"}    # types whose plain values `request` decodes inline
+_INLINE = frozenset({"int", "bigint", "blob"})    # types whose plain values `request` decodes inline
 
 
 class PointExecution:
@@ -105,7 +105,7 @@ class Point:
 
     def __init__(self, table, types: tuple, key_slots: tuple, build, finishes):
         self.table = table
-        self.decoders = tuple((_INLINE.get(t.name), _decoder(t)) for t in types)   # by marker index: (inline
+        self.decoders = tuple((t.name if t.name in _INLINE else None, _decoder(t)) for t in types)   # by marker index: (inline
         # kind: "int", "bigint", "blob" or None; bytes -> value)
         self.key_slots = key_slots          # marker indexes that may be neither null nor unset
         self.build = build                  # (values, level, page size, timestamp) -> (op, args) or None

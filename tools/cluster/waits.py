@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Iterable
 
+from ring.runtime.frames import split_endpoint
 from tools.cluster.layout import ClusterError
 from tools.cluster.processes import NodeHandle
 
@@ -29,9 +30,9 @@ def missing_in_view(observer: str, rows: list[dict], want: set[str], name_of) ->
 
 
 def accepts_connections(endpoint: str) -> bool:
-    host, _, port = endpoint.rpartition(":")
+    """Whether "host:port" ("[v6]:port") accepts a TCP connection within a second."""
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        socket.create_connection(split_endpoint(endpoint), timeout=1.0).close()
     except OSError:
         return False
     return True
