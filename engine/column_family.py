@@ -136,6 +136,18 @@ class ColumnFamilyStore(TableCompactions):
         self.memtable.put_plain_many(keys, payloads, infos, position)
         self.writes += len(keys)
 
+    def apply_plain_rows(self, keys: list, payloads: list, stamps: list, position) -> None:
+        """apply_plain_many() of a batch's key-value lane (engine/batch.py): rows of one key
+        and one column (2 cells with the marker, no nulls), written at stamps[i].
+        Called under the Store's write lock."""
+        if self.indexes or self.row_cache is not None:
+            apply_plain = self.apply_plain
+            for key, payload, ts in zip(keys, payloads, stamps):
+                apply_plain(key, payload, ts, 2, 0, ts // 1_000_000, position)
+            return
+        self.memtable.put_plain_rows(keys, payloads, stamps, 2, position)
+        self.writes += len(keys)
+
     def switch_memtable(self, position) -> Memtable | None:
         """Called under the Store's write lock: start a new memtable, queue the old one for flush.
 

@@ -120,34 +120,54 @@ class Memtable:
         """put_plain() of each (key, payload, *info) in order, info = (ts, cells, tombstones,
         now_s): one dict update and the statistics in bulk when every key is new to the
         memtable and to the batch (the common batch), else one put_plain each."""
-        parts = self.partitions
-        n = len(keys)
-        new = dict(zip(keys, payloads))
-        if len(new) != n or not parts.keys().isdisjoint(new):  # a key updated again: one by one
+        if not self._put_new(keys, payloads, position):
             put_plain = self.put_plain
             for key, payload, info in zip(keys, payloads, infos):
                 put_plain(key, payload, *info, position)
             return
-        if not n:
-            return
-        parts.update(new)
-        self._sorted = None
-        self.size_bytes += sum(map(len, payloads)) + sum(map(len, keys)) + 64 * n
-        self.updates += n
-        if self.min_position is None:
-            self.min_position = position
         stats = self.stats
-        ts = [*map(_first, infos)]
-        low, high = min(ts), max(ts)
-        if low < stats.min_timestamp:
-            stats.min_timestamp = low
-        if high > stats.max_timestamp:
-            stats.max_timestamp = high
+        self._note_timestamps([*map(_first, infos)])
         stats.cell_count += sum(map(_second, infos))
         if any(map(_third, infos)):  # nulls: their tombstones, as put_plain counts them
             for _, _, tombstones, now_s in infos:
                 if tombstones:
                     _count_tombstones(stats, tombstones, now_s)
+
+    def put_plain_rows(self, keys: list, payloads: list, stamps: list, cells: int, position) -> None:
+        """put_plain_many() of rows of `cells` cells each without nulls, row i written at stamps[i]."""
+        if not self._put_new(keys, payloads, position):
+            put_plain = self.put_plain
+            for key, payload, ts in zip(keys, payloads, stamps):
+                put_plain(key, payload, ts, cells, 0, 0, position)
+            return
+        self._note_timestamps(stamps)
+        self.stats.cell_count += cells * len(keys)
+
+    def _put_new(self, keys: list, payloads: list, position) -> bool:
+        """Put every (key, payload) in one dict update when each key is new to the memtable and
+        to the batch, and return True; else put nothing and return False."""
+        parts = self.partitions
+        n = len(keys)
+        new = dict(zip(keys, payloads))
+        if len(new) != n or not parts.keys().isdisjoint(new):  # a key updated again: one by one
+            return False
+        if n:
+            parts.update(new)
+            self._sorted = None
+            self.size_bytes += sum(map(len, payloads)) + sum(map(len, keys)) + 64 * n
+            self.updates += n
+            if self.min_position is None:
+                self.min_position = position
+        return True
+
+    def _note_timestamps(self, stamps: list) -> None:
+        if stamps:
+            stats = self.stats
+            low, high = min(stamps), max(stamps)
+            if low < stats.min_timestamp:
+                stats.min_timestamp = low
+            if high > stats.max_timestamp:
+                stats.max_timestamp = high
 
     def __len__(self) -> int:
         return len(self.partitions)

@@ -14,6 +14,8 @@ Relies on Store's `options`, `cfs`, `commit_log`, `_write_lock`, `_closed`, `_ch
 """
 from __future__ import annotations
 
+from itertools import repeat
+
 import msgpack
 
 from engine.errors import InvalidRequest
@@ -88,6 +90,27 @@ class WritePath:
         Partition or a plain insert's (ts, cells, tombstones, now_s), without a tuple per write
         that holds a tracked object (engine/batch.py says why)."""
         self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
+
+    def _apply_plain_rows(self, t: Table, keys: list, payloads: list, stamps: list) -> None:
+        """_apply_columns() of a batch's key-value lane (engine/batch.py): plain rows of one
+        table, each of one key and one column, row i written at stamps[i]. The same record."""
+        options = self.options
+        record = _packb([*zip(repeat(t.id, len(keys)), keys, payloads)])
+        if len(record) > options["max_batch_bytes"]:
+            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
+                                 f"{options['max_batch_bytes']}; split it into smaller batches")
+        with self._write_lock:
+            if self._closed:
+                self._check_open()
+            position = self.commit_log.append_held(record)
+            cfs = self.cfs.get(t.id)
+            if cfs is None:
+                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+            cfs.apply_plain_rows(keys, payloads, stamps, position)
+            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
+        if need_flush:
+            self._on_memtable_full()
+        self.commit_log.await_durable(position)
 
     def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
         """_append() of columns: the same commit-log record, the same memtable puts."""
