@@ -16,8 +16,9 @@ applied after the batch's own.
 The key-value lane: a batch that starts with an insert into a table of one blob key and one
 blob column (plain_insert's `only` plan), without TTL or timestamp, holds such inserts into
 that table as three lists (keys, values, timestamps) and packs their payloads on exit, in one
-pass, byte for byte what encode_plain_insert makes (tests/engine/test_batch_lane.py). Any other
-write first moves the lane's rows into the columns, in order, and closes the lane.
+pass with their commit-log record (engine/kv_lane.py), byte for byte what the general path
+makes (tests/engine/test_batch_lane.py). Any other write first moves the lane's rows into the
+columns, in order, and closes the lane.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from time import time_ns as _time_ns
 
 from engine import mutation as mut
 from engine.clock import SystemClock
+from engine.kv_lane import encode_lane
 from engine.mutation import MAX_KEY_BYTES
-from engine.partition import _packb, encode_partition
+from engine.partition import encode_partition
 from engine.plain_insert import _plain_plan, encode_plain_insert
 
 
@@ -98,10 +100,9 @@ class Batch:
         self._add(t, key, payload, update)
         return ts
 
-    def _lane_payloads(self) -> list:
-        """The lane's payloads, as encode_plain_insert's `only` form [ts, column id, value]."""
-        col_id = self._lane_id
-        return [_packb([ts, col_id, value]) for ts, value in zip(self._lane_ts, self._lane_values)]
+    def _lane_encoded(self, t) -> tuple:
+        """(payloads, commit-log record) of the lane's rows into t: engine/kv_lane.py."""
+        return encode_lane(t.id, self._lane_id, self._lane_keys, self._lane_values, self._lane_ts)
 
     def _close_lane(self) -> None:
         """Move the lane's rows into the columns (they come first: the lane is only ever open
@@ -114,7 +115,7 @@ class Batch:
         if keys:
             self._tables += [t] * len(keys)
             self._keys += keys
-            self._payloads += self._lane_payloads()
+            self._payloads += self._lane_encoded(t)[0]
             self._infos += [(ts, 2, 0, ts // 1_000_000) for ts in stamps]
             self._lane_keys, self._lane_values, self._lane_ts = [], [], []
 
@@ -140,9 +141,10 @@ class Batch:
         if exc_type is not None:
             return
         if self._lane_keys and not self.updates:  # the lane alone (it holds rows only while the columns are empty)
-            t, keys, stamps, payloads = self._lane, self._lane_keys, self._lane_ts, self._lane_payloads()
+            t, keys, stamps = self._lane, self._lane_keys, self._lane_ts
+            payloads, record = self._lane_encoded(t)
             self._empty()
-            self.store._apply_plain_rows(t, keys, payloads, stamps)
+            self.store._apply_plain_rows(t, keys, payloads, stamps, record)
             return
         self._close_lane()
         if not (self._keys or self.updates):

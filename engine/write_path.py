@@ -14,8 +14,6 @@ Relies on Store's `options`, `cfs`, `commit_log`, `_write_lock`, `_closed`, `_ch
 """
 from __future__ import annotations
 
-from itertools import repeat
-
 import msgpack
 
 from engine.errors import InvalidRequest
@@ -91,11 +89,11 @@ class WritePath:
         that holds a tracked object (engine/batch.py says why)."""
         self.commit_log.await_durable(self._append_columns(tables, keys, payloads, infos))
 
-    def _apply_plain_rows(self, t: Table, keys: list, payloads: list, stamps: list) -> None:
+    def _apply_plain_rows(self, t: Table, keys: list, payloads: list, stamps: list, record: bytes) -> None:
         """_apply_columns() of a batch's key-value lane (engine/batch.py): plain rows of one
-        table, each of one key and one column, row i written at stamps[i]. The same record."""
+        table, each of one key and one column, row i written at stamps[i], and their commit-log
+        record, _append_columns' bytes (engine/kv_lane.py)."""
         options = self.options
-        record = _packb([*zip(repeat(t.id, len(keys)), keys, payloads)])
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")

@@ -18,6 +18,8 @@ KV = [{"k": b"user%012d" % i, "v": bytes([i]) * 100} for i in range(40)] + [
     {"v": b"first", "k": b"order"},        # the value before the key
     {"k": b"user000000000003", "v": b"again"},  # a key the batch holds already
 ]
+FIXED = [{"k": b"user%012d" % i, "v": bytes([i]) * 100} for i in range(40)] + [
+    {"k": b"user000000000003", "v": b"again".ljust(100)}]   # one layout: kv_lane's matrix
 CLOSERS = {   # writes the lane does not take: each closes it, the writes after take the columns
     "null": lambda b, ttl: b.insert("ks", "kv", {"k": b"n", "v": None}, ttl=ttl),
     "bytearray": lambda b, ttl: b.insert("ks", "kv", {"k": b"ba", "v": bytearray(b"ba")}, ttl=ttl),
@@ -36,9 +38,9 @@ def _outside(store):
     return t, key, update
 
 
-def _batch(store, ttl, closer):
+def _batch(store, ttl, closer, rows):
     with store.batch() as batch:
-        stamps = [batch.insert("ks", "kv", row, ttl=ttl) for row in KV]
+        stamps = [batch.insert("ks", "kv", row, ttl=ttl) for row in rows]
         CLOSERS[closer](batch, ttl)
         stamps += [batch.insert("ks", "kv", {"k": b"after%d" % i, "v": b"a"}, ttl=ttl) for i in range(3)]
     return stamps
@@ -48,15 +50,17 @@ def _memtable(store, table="kv"):
     return store.cfs[store.table("ks", table).id].memtable
 
 
+@pytest.mark.parametrize("layout", ["mixed", "fixed"])
 @pytest.mark.parametrize("closer", sorted(CLOSERS))
-def test_the_lane_writes_what_the_general_batch_writes(tmp_path, closer):
+def test_the_lane_writes_what_the_general_batch_writes(tmp_path, closer, layout):
+    rows = KV if layout == "mixed" else FIXED
     lane, general = _store(str(tmp_path / "lane")), _store(str(tmp_path / "general"))
     with lane.batch() as probe:  # the lane opens on a kv table's first plain insert
         probe.insert("ks", "kv", {"k": b"probe", "v": b"p"})
         assert probe._lane is lane.table("ks", "kv") and len(probe._lane_keys) == 1 and not probe._keys
     general.insert("ks", "kv", {"k": b"probe", "v": b"p"}, ttl=0)
-    stamps = _batch(lane, None, closer)
-    assert stamps == _batch(general, 0, closer)
+    stamps = _batch(lane, None, closer, rows)
+    assert stamps == _batch(general, 0, closer, rows)
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     # the probe: a batch of one record against one insert's record, the same bytes
     assert _segment_bytes(lane.path) == _segment_bytes(general.path)
@@ -64,10 +68,10 @@ def test_the_lane_writes_what_the_general_batch_writes(tmp_path, closer):
         a, b = _memtable(lane, table), _memtable(general, table)
         assert a.partitions == b.partitions and a.size_bytes == b.size_bytes and a.updates == b.updates
         assert all(getattr(a.stats, s) == getattr(b.stats, s) for s in a.stats.__slots__), table
-    for row in KV + [{"k": b"after2"}, {"k": b"n"}, {"k": b"t"}]:
+    for row in rows + [{"k": b"after2"}, {"k": b"n"}, {"k": b"t"}]:
         key = {"k": row["k"]}
         assert lane.get("ks", "kv", key, writetime=True) == general.get("ks", "kv", key, writetime=True)
-    assert lane.get("ks", "kv", {"k": b"user000000000003"})["v"] == b"again"  # the later write wins
+    assert lane.get("ks", "kv", {"k": b"user000000000003"})["v"] == rows[-1]["v"]  # the later write wins
     lane.close()
     general.close()
 
