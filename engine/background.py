@@ -2,8 +2,9 @@
 
 When the memtables together exceed `memtable_flush_threshold_bytes`, the largest is switched out
 (it stays readable in its table's `flushing` list) and queued; one flusher thread writes queued
-memtables to SSTables oldest first, and `concurrent_compactors` threads run whatever the tables'
-compaction strategies plan. With `background=False` there are no threads: a full memtable is
+memtables to SSTables oldest first (one of at least `flush_worker_min_bytes` through its child
+process, engine/flush_worker.py, so that it runs on another core), and `concurrent_compactors`
+threads run whatever the tables' compaction strategies plan. With `background=False` there are no threads: a full memtable is
 flushed by the writer that filled it and compaction runs only when asked (`compact`).
 
 Invariants:
@@ -23,6 +24,7 @@ from typing import Callable
 from engine.column_family import ColumnFamilyStore
 from engine.compaction import picker
 from engine.commit_log import CommitLog
+from engine.flush_worker import FlushWorker
 
 log = logging.getLogger("dynatable.engine")
 
@@ -44,10 +46,13 @@ class Background:
         self._stopping = False
         self.blocked = 0                # writers waiting now on backpressure (tpstats "Blocked")
         self.blocked_total = 0          # ... since the store opened ("All time blocked")
+        self.flush_worker: FlushWorker | None = None  # the flusher's child process (engine/flush_worker.py)
 
     # -- threads ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.options["flush_worker_min_bytes"] is not None:
+            self.flush_worker = FlushWorker(self.options["flush_worker_min_bytes"])
         self._threads = [threading.Thread(target=self._flusher, name="dynatable-flush", daemon=True)]
         for i in range(self.options["concurrent_compactors"]):
             self._threads.append(threading.Thread(target=self._compactor, name=f"dynatable-compact-{i}", daemon=True))
@@ -63,6 +68,8 @@ class Background:
             t.join()
         self._threads = []
         self._stopping = False
+        if self.flush_worker is not None:
+            self.flush_worker.close()
 
     def _flusher(self) -> None:
         while True:
@@ -151,7 +158,7 @@ class Background:
         return len(switched)
 
     def _flush_one(self, cfs: ColumnFamilyStore, mt) -> None:
-        cfs.flush_memtable(mt)
+        cfs.flush_memtable(mt, self.flush_worker)  # the flusher thread's: its worker lives as long
         self.discard_segments()
 
     def _wait_flush_queue(self, targets) -> None:

@@ -25,6 +25,7 @@ from engine.bloom_union import point_read_views
 from engine.compaction.table_compactions import TableCompactions
 from engine.dropped_columns import visible, visible_partitions
 from engine.errors import TombstoneOverwhelmingError
+from engine.flush_worker import FlushWorkerError
 from engine.manifest import Manifest
 from engine.memtable import Memtable, payloads_of
 from engine.row_cache import RowCache
@@ -162,22 +163,35 @@ class ColumnFamilyStore(TableCompactions):
         self.memtable = Memtable(position)
         return old
 
-    def flush_memtable(self, mt: Memtable) -> SSTableReader:
-        """Write a switched-out memtable to a new SSTable and make it live (no lock held while writing)."""
+    def flush_memtable(self, mt: Memtable, worker=None) -> SSTableReader:
+        """Write a switched-out memtable to a new SSTable and make it live (no lock held while
+        writing): in the flush worker's process when one is given and takes a memtable this big
+        (engine/flush_worker.py), else here, or here after the worker failed."""
         with self.lock:
             gen = self.manifest.new_generation()
-        writer = SSTableWriter(self.directory, gen, expected_partitions=len(mt.partitions),
-                               bloom_fp_chance=self.table.option("bloom_filter_fp_chance"),
-                               compression=self.table.option("compression"))
-        try:
-            writer.append_unsorted(None, *mt.flush_columns())  # None: the keys' Murmur3 tokens
-            data_stats = mt.stats.to_dict()
-            data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
-                              created_ms=self.clock.wall_ms())
-            reader = writer.finish(data_stats)
-        except BaseException:
-            writer.abort()
-            raise
+        keys, payloads = mt.flush_columns()
+        data_stats = mt.stats.to_dict()
+        data_stats.update(commit_log_intervals=((tuple(mt.lo), tuple(mt.hi)),), level=0,
+                          created_ms=self.clock.wall_ms())
+        options = {"expected_partitions": len(mt.partitions),
+                   "bloom_fp_chance": self.table.option("bloom_filter_fp_chance"),
+                   "compression": self.table.option("compression")}
+        reader = None
+        if worker is not None and worker.takes(mt.size_bytes):
+            try:
+                worker.write(self.directory, gen, options, keys, payloads, data_stats)
+                reader = SSTableReader.open(self.directory, gen)
+            except FlushWorkerError as e:
+                log.warning("%s: flush of generation %d writes in process: %s", self.directory, gen, e)
+                delete_sstable(self.directory, gen)  # what a worker killed mid-write left
+        if reader is None:
+            writer = SSTableWriter(self.directory, gen, **options)
+            try:
+                writer.append_unsorted(None, keys, payloads)  # None: the keys' Murmur3 tokens
+                reader = writer.finish(data_stats)
+            except BaseException:
+                writer.abort()
+                raise
         self.adopt(reader)
         with self.lock:
             self.manifest.commit({gen: 0}, [])

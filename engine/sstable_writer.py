@@ -303,6 +303,11 @@ class SSTableWriter:
 
     def finish(self, data_stats: dict) -> SSTableReader:
         """Write the remaining components, fsync each, write TOC.txt last; return a reader."""
+        self.write_components(data_stats)
+        return SSTableReader.open(self.directory, self.generation)
+
+    def write_components(self, data_stats: dict) -> None:
+        """finish() without the reader (engine/flush_worker.py: the parent opens it)."""
         assert not self._finished, "finish() called twice"
         unknown = set(data_stats) - set(_DATA_STATS_REQUIRED) - set(_DATA_STATS_OPTIONAL)
         assert not unknown, f"unknown data_stats fields {sorted(unknown)}"
@@ -325,7 +330,6 @@ class SSTableWriter:
         os.replace(toc + ".tmp", toc)
         fsync_directory(self.directory)
         self._finished = True
-        return SSTableReader.open(self.directory, self.generation)
 
     def _stats(self, d: dict) -> SSTableStats:
         missing = [k for k in _DATA_STATS_REQUIRED if k not in d]

@@ -62,6 +62,7 @@ DEFAULT_OPTIONS = {
     "tombstone_failure_threshold": 100_000,
     "concurrent_compactors": 2,
     "background": True,                        # background flush and compaction threads
+    "flush_worker_min_bytes": 16 * 1024 * 1024,  # background flushes this big go to a child process; None: never
     "clock": None,
     "canary_gc_grace_seconds": None,           # test-only mutant: purge tombstones this early
     "canary_skip_older_range_tombstones": False,  # test-only mutant: a point read ignores the range
