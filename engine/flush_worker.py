@@ -93,7 +93,11 @@ def _split(joined: bytes, width: int, lengths, n: int) -> list:
 
 
 class FlushWorker:
-    """The parent's handle on one child; flushes of at least `min_bytes` go to it."""
+    """The parent's handle on one child; flushes of at least `min_bytes` go to it, until
+    MAX_FAILURES writes in a row have failed (a child that cannot start or cannot write: the
+    store then flushes in process, as it would without a worker)."""
+
+    MAX_FAILURES = 3
 
     def __init__(self, min_bytes: int):
         self.min_bytes = min_bytes
@@ -101,16 +105,18 @@ class FlushWorker:
         self._lock = threading.Lock()
         self.writes = 0         # SSTables the child wrote
         self.failures = 0       # writes that failed (each one written in process instead)
+        self._in_a_row = 0
 
     def takes(self, memtable_bytes: int) -> bool:
-        return memtable_bytes >= self.min_bytes
+        return memtable_bytes >= self.min_bytes and self._in_a_row < self.MAX_FAILURES
 
     def _start(self) -> subprocess.Popen:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ENGINE_ROOT, env.get("PYTHONPATH")) if p)
+        # a session of its own: a terminal's Ctrl-C reaches the store, which stops the child itself
         return subprocess.Popen([sys.executable, "-m", "engine.flush_worker", str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env=env, close_fds=True)
+                                env=env, close_fds=True, start_new_session=True)
 
     def write(self, directory: str, generation: int, writer_options: dict, keys: list, payloads: list,
               data_stats: dict) -> None:
@@ -129,18 +135,21 @@ class FlushWorker:
                     proc.stdin.write(buf)
                 proc.stdin.flush()
                 reply = read_frame(proc.stdout)
+                if reply is None:
+                    raise FlushWorkerError("it exited")
             except (OSError, ValueError, FlushWorkerError) as e:
                 self._kill()
-                self.failures += 1
+                self._failed()
                 raise FlushWorkerError(f"flush worker failed: {e}") from None
-            if reply is None:
-                self._kill()
-                self.failures += 1
-                raise FlushWorkerError("flush worker exited")
             if reply[0] != KIND_OK:
-                self.failures += 1
+                self._failed()
                 raise FlushWorkerError(f"flush worker: {reply[1].get('error')}")
             self.writes += 1
+            self._in_a_row = 0
+
+    def _failed(self) -> None:
+        self.failures += 1
+        self._in_a_row += 1
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -205,7 +214,11 @@ def _write(header: dict, body) -> None:
 
 def main(argv: list) -> int:
     _die_with_parent(int(argv[0]))
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the child (EOF), not a Ctrl-C
+    stdin = sys.stdin.buffer
+    stdout = os.fdopen(os.dup(1), "wb")  # the frames' own; anything printed goes to stderr instead
+    os.dup2(2, 1)
     while True:
         try:
             request = read_frame(stdin)

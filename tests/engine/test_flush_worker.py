@@ -130,6 +130,21 @@ def test_a_failed_worker_flushes_in_process_and_loses_nothing(tmp_path, failure,
     store.close()
 
 
+def test_a_worker_that_fails_three_times_in_a_row_is_no_longer_asked(tmp_path, monkeypatch):
+    store = _store(tmp_path / "s")
+    worker = FlushWorker(min_bytes=0)
+    monkeypatch.setattr(worker, "_start", lambda: subprocess.Popen([str(tmp_path / "no-such-python")]))
+    try:
+        for i in range(4):
+            cfs, mt = _switched(store, 20, fixed=True, tag=b"%d" % i)
+            assert cfs.flush_memtable(mt, worker).stats.partition_count == 20
+        assert (worker.writes, worker.failures) == (0, 3) and not worker.takes(1 << 40)
+        assert len(cfs.sstables) == 4
+    finally:
+        worker.close()
+        store.close()
+
+
 def test_frames_refuse_what_is_not_theirs():
     frame = b"".join(encode_frame(KIND_WRITE, {"rows": 1}, [b"abc", b"de"]))
     kind, header, body = read_frame(io.BytesIO(frame))
