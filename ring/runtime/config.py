@@ -46,6 +46,9 @@ class NodeSettings:
         "instead of refusing to start; also env DYNATABLE_COMMITLOG_IGNORE_REPLAY_ERRORS=true")
     memtable_flush_threshold_bytes: int = _key(64 * MiB, "flush memtables past this many bytes")
     concurrent_compactors: int = _key(2, "compaction threads")
+    flush_worker_min_bytes: int = _key(
+        16 * MiB, "background flushes of memtables this big are written by a child process (the flush worker, "
+        "on another core); 0 = never")
     tombstone_warn_threshold: int = _key(1000, "log a warning past this many tombstones in one read")
     tombstone_failure_threshold: int = _key(100_000, "abort a read past this many tombstones")
     write_request_timeout_ms: int = _key(2000, "coordinator timeout for writes")
@@ -103,6 +106,7 @@ class NodeSettings:
                 "commitlog_ignore_replay_errors": True if self.commitlog_ignore_replay_errors else None,
                 "memtable_flush_threshold_bytes": self.memtable_flush_threshold_bytes,
                 "concurrent_compactors": self.concurrent_compactors,
+                "flush_worker_min_bytes": self.flush_worker_min_bytes or None,
                 "tombstone_warn_threshold": self.tombstone_warn_threshold,
                 "tombstone_failure_threshold": self.tombstone_failure_threshold}
 
