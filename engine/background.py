@@ -18,6 +18,7 @@ Cassandra's words: the flush writer and CompactionManager's executor.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -27,6 +28,13 @@ from engine.commit_log import CommitLog
 from engine.flush_worker import FlushWorker
 
 log = logging.getLogger("dynatable.engine")
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class Background:
@@ -51,7 +59,7 @@ class Background:
     # -- threads ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.options["flush_worker_min_bytes"] is not None:
+        if self.options["flush_worker_min_bytes"] is not None and _usable_cpus() > 1:  # one core: no gain
             self.flush_worker = FlushWorker(self.options["flush_worker_min_bytes"])
         self._threads = [threading.Thread(target=self._flusher, name="dynatable-flush", daemon=True)]
         for i in range(self.options["concurrent_compactors"]):
