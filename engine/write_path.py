@@ -93,27 +93,27 @@ class WritePath:
         """_apply_columns() of a batch's key-value lane (engine/batch.py): plain rows of one
         table, each of one key and one column, row i written at stamps[i], and their commit-log
         record, _append_columns' bytes (engine/kv_lane.py)."""
-        options = self.options
-        if len(record) > options["max_batch_bytes"]:
-            raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
-                                 f"{options['max_batch_bytes']}; split it into smaller batches")
-        with self._write_lock:
-            if self._closed:
-                self._check_open()
-            position = self.commit_log.append_held(record)
-            cfs = self.cfs.get(t.id)
-            if cfs is None:
-                raise InvalidRequest(f"table {t.qualified_name} was dropped")
+        def put(position) -> None:
+            cfs = self._table_cfs(t)
             cfs.apply_plain_rows(keys, payloads, stamps, position)
-            need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
-        if need_flush:
-            self._on_memtable_full()
-        self.commit_log.await_durable(position)
+        self.commit_log.await_durable(self._append_record(record, put))
 
     def _append_columns(self, tables: list, keys: list, payloads: list, infos: list):
         """_append() of columns: the same commit-log record, the same memtable puts."""
+        def put(position) -> None:
+            t = tables[0] if tables else None
+            if t is not None and tables.count(t) == len(tables) and _types(infos) == {tuple}:
+                # one table, plain inserts only (a Batch's common case)
+                self._table_cfs(t).apply_plain_many(keys, payloads, infos, position)
+            else:
+                self._apply_each(tables, keys, payloads, infos, position)
+        return self._append_record(_packb([*zip([t.id for t in tables], keys, payloads)]), put)
+
+    def _append_record(self, record: bytes, put):
+        """Append one batch's record and call put(its position) under the write lock; queue a
+        flush when the memtables are full. Returns the position (not yet durable in batch and
+        group modes)."""
         options = self.options
-        record = _packb([*zip([t.id for t in tables], keys, payloads)])
         if len(record) > options["max_batch_bytes"]:
             raise InvalidRequest(f"mutation batch of {len(record)} bytes exceeds max_batch_bytes="
                                  f"{options['max_batch_bytes']}; split it into smaller batches")
@@ -121,19 +121,17 @@ class WritePath:
             if self._closed:
                 self._check_open()
             position = self.commit_log.append_held(record)
-            cfs_map = self.cfs
-            t = tables[0] if tables else None
-            if t is not None and tables.count(t) == len(tables) and _types(infos) == {tuple}:
-                cfs = cfs_map.get(t.id)  # one table, plain inserts only (a Batch's common case)
-                if cfs is None:
-                    raise InvalidRequest(f"table {t.qualified_name} was dropped")
-                cfs.apply_plain_many(keys, payloads, infos, position)
-            else:
-                self._apply_each(tables, keys, payloads, infos, position)
+            put(position)
             need_flush = self._memtable_bytes() > options["memtable_flush_threshold_bytes"]
         if need_flush:
             self._on_memtable_full()
         return position
+
+    def _table_cfs(self, t: Table):
+        cfs = self.cfs.get(t.id)
+        if cfs is None:
+            raise InvalidRequest(f"table {t.qualified_name} was dropped")
+        return cfs
 
     def _apply_each(self, tables, keys, payloads, infos, position) -> None:
         """The memtable puts of _append_columns, one by one (under the write lock)."""
