@@ -77,19 +77,24 @@ def port_of(endpoint: str) -> tuple[str, int]:
 def test_a_restarted_process_opens_cql_after_gossip_with_its_peers_listed(tmp_path):
     from cassandra.cluster import Cluster
     from cassandra.policies import WhiteListRoundRobinPolicy
-    settings = {"gossip_interval_ms": 500, "num_tokens": 4, "log_level": "WARNING"}
+    # n2 opens CQL at the latest SETTLE_ROUNDS x 1 s after it starts; n1 and n3 are resumed well
+    # before that (>= 2 s of margin, one gossip round is 1 s), so n2 settles by an exchange with
+    # them, not by its deadline (with 500 ms rounds a slow start left too little margin: CI saw
+    # the deadline open CQL before the exchange, and the driver found no peers)
+    settings = {"gossip_interval_ms": 1000, "num_tokens": 4, "log_level": "WARNING"}
     with LocalCluster.create("settle", n=3, root=str(tmp_path), settings=settings) as cluster:
         cluster.start(timeout_s=60)
         n1, n2, n3 = cluster.nodes
         cluster.pause(n1)
         cluster.pause(n3)
         cluster.kill(n2)
+        started = time.monotonic()
         cluster.start([n2], wait=False)
-        deadline = time.monotonic() + 30
+        deadline = started + 30
         while not accepts_connections(n2.endpoint):     # the internode/own-protocol port: the process is up
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        closed_until = time.monotonic() + 1.0            # < SETTLE_ROUNDS x 500 ms after the node started
+        closed_until = max(started + 2.0, time.monotonic() + 0.5)  # < SETTLE_ROUNDS x 1 s after the start
         while time.monotonic() < closed_until:
             assert not accepts_connections(n2.cql_endpoint), "CQL opened before gossip settled"
             time.sleep(0.05)
