@@ -27,7 +27,7 @@ import numpy as _np
 
 MAGIC = b"DTFW"
 VERSION = 1
-_HEAD_LEN = 15          # MAGIC | u16 version | u8 kind | u32 header length | u32 body length (u64 below)
+_PREFIX_LEN = 19        # MAGIC | u16 version | u8 kind | u32 header length | u64 body length
 KIND_WRITE, KIND_OK, KIND_ERROR = 1, 2, 3
 _ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,10 +51,10 @@ def encode_frame(kind: int, header: dict, parts: list) -> list:
 def read_frame(stream) -> tuple | None:
     """(kind, header, body) of the next frame on `stream`; None at a clean EOF. A frame that is
     truncated, of another version, or fails its CRC raises FlushWorkerError."""
-    prefix = stream.read(_HEAD_LEN + 4)
+    prefix = stream.read(_PREFIX_LEN)
     if not prefix:
         return None
-    if len(prefix) != _HEAD_LEN + 4 or prefix[:4] != MAGIC:
+    if len(prefix) != _PREFIX_LEN or prefix[:4] != MAGIC:
         raise FlushWorkerError(f"bad flush worker frame start {prefix[:8]!r}")
     version = int.from_bytes(prefix[4:6], "big")
     if version != VERSION:
@@ -67,7 +67,12 @@ def read_frame(stream) -> tuple | None:
     view = memoryview(rest)
     if zlib.crc32(view[:-4]) != int.from_bytes(rest[-4:], "big"):
         raise FlushWorkerError("flush worker frame fails its CRC")
-    header = msgpack.unpackb(view[:head_len], raw=False)
+    try:
+        header = msgpack.unpackb(view[:head_len], raw=False)
+    except ValueError as e:  # msgpack's errors are ValueErrors
+        raise FlushWorkerError(f"flush worker frame header does not decode: {e}") from None
+    if type(header) is not dict:
+        raise FlushWorkerError("flush worker frame header is not a map")
     return kind, header, view[head_len:head_len + body_len]
 
 

@@ -153,10 +153,20 @@ def test_frames_refuse_what_is_not_theirs():
     cases = {"magic": b"XXXX" + frame[4:], "version": frame[:4] + b"\x00\x02" + frame[6:],
              "truncated": frame[:-1], "crc": frame[:-5] + bytes([frame[-5] ^ 1]) + frame[-4:],
              "short prefix": frame[:10]}
+    not_a_map = b"".join(encode_frame(KIND_WRITE, [1, 2], []))  # type: ignore[arg-type]
+    garbage = _raw_frame(b"\xc1")
+    cases.update({"header not a map": not_a_map, "header not msgpack": garbage})
     for what, bad in cases.items():
         with pytest.raises(FlushWorkerError):
             read_frame(io.BytesIO(bad))
         assert what
+
+
+def _raw_frame(head: bytes) -> bytes:
+    """A frame around raw header bytes, with a good CRC."""
+    import zlib
+    return (b"DTFW\x00\x01\x01" + len(head).to_bytes(4, "big") + (0).to_bytes(8, "big") + head
+            + zlib.crc32(head).to_bytes(4, "big"))
 
 
 def _child(*frames: bytes) -> tuple[int, list]:
