@@ -54,6 +54,15 @@ def decode_uvarint(buf: bytes | memoryview, offset: int, path: str = "<buffer>")
             raise CorruptionError(path, offset, "varint longer than 10 bytes")
 
 
+def one_width(items, joined: bytes) -> int:
+    """The one length of every item (0 when there are none), or -1 when their lengths differ;
+    `joined` is b"".join(items). One C pass (max) besides the join the caller needed anyway."""
+    if not items:
+        return 0
+    w = len(items[0])
+    return w if len(joined) == w * len(items) and max(map(len, items)) == w else -1
+
+
 def check(condition: bool, path: str, offset: int, what: str) -> None:
     """Raise CorruptionError(path, offset, what) unless `condition` holds."""
     if not condition:

@@ -25,6 +25,8 @@ from itertools import accumulate
 import msgpack
 import numpy as _np
 
+from engine.encoding import one_width
+
 MAGIC = b"DTFW"
 VERSION = 1
 _PREFIX_LEN = 19        # MAGIC | u16 version | u8 kind | u32 header length | u64 body length
@@ -78,8 +80,8 @@ def read_frame(stream) -> tuple | None:
 
 def _layout(items: list, joined: bytes) -> tuple[int, bytes]:
     """(w, b"") when every item is w bytes long, else (-1, their lengths as u32s)."""
-    w = len(items[0]) if items else 0
-    if len(joined) == w * len(items) and (not items or max(map(len, items)) == w):
+    w = one_width(items, joined)
+    if w >= 0:
         return w, b""
     return -1, _np.fromiter(map(len, items), ">u4", len(items)).tobytes()
 

@@ -19,6 +19,8 @@ from itertools import repeat
 import msgpack
 import numpy as _np
 
+from engine.encoding import one_width
+
 _packer = msgpack.Packer(use_bin_type=True)
 _packb = _packer.pack
 _U64_MIN, _U64_END = 1 << 32, 1 << 64   # the stamps msgpack packs as uint 64 (0xcf + 8 bytes)
@@ -31,18 +33,12 @@ def _bin_header(n: int) -> bytes:
     return packed[:len(packed) - n]
 
 
-def _width(items: list, joined: bytes) -> int:
-    """The one width of every item, or -1 when they differ (joined is b"".join(items))."""
-    w = len(items[0])
-    return w if len(joined) == w * len(items) and max(map(len, items)) == w else -1
-
-
 def encode_lane(table_id: str, column_id: int, keys: list, values: list, stamps: list) -> tuple:
     """(payloads, record) of the rows (keys[i], values[i]) written at stamps[i]."""
     n = len(keys)
     if n >= _MIN_ROWS and _U64_MIN <= min(stamps) and max(stamps) < _U64_END:
         jk, jv = b"".join(keys), b"".join(values)
-        kw, vw = _width(keys, jk), _width(values, jv)
+        kw, vw = one_width(keys, jk), one_width(values, jv)
         if kw > 0 and vw >= 0:
             return _encode_fixed(_packb(table_id), _packb(column_id), n, kw, vw, jk, jv, stamps)
     payloads = [_packb([ts, column_id, value]) for ts, value in zip(stamps, values)]

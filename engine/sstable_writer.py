@@ -24,7 +24,7 @@ from engine.block_index import (HEADER_SIZE, MAX_BLOCK_SIZE, TOKEN_BIAS, BlockIn
 from engine.bloom import BloomFilter
 from engine.data_block import BlockBuilder, block_tokens, frame_block
 from engine.token import MIN_TOKEN
-from engine.encoding import U64
+from engine.encoding import U64, one_width
 from engine.sstable_files import DATA_MAGIC, component_path, component_paths
 from engine.sstable_reader import DATA_VERSION, TOC_TEXT, SSTableReader
 from engine.sstable_stats import (NO_DELETION_TIME, SSTableStats, encode_statistics,
@@ -68,7 +68,7 @@ def _fixed_width_suffixes(keys: list, joined: bytes, order, ends: list) -> list 
     each key object in token order for its block's min, max and suffix slices (bench/README.md,
     s11-eng_put8). None for other keys."""
     n, w = len(keys), len(keys[0])
-    if not ends or not 0 < w < 256 or len(joined) != n * w or min(map(len, keys)) != w:
+    if not ends or not 0 < w < 256 or one_width(keys, joined) != w:
         return None
     counts = _np.diff(_np.array([0, *ends]))
     starts = _np.array([0, *ends[:-1]])

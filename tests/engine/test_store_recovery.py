@@ -19,6 +19,18 @@ def _kv_store(path, rows=0, **kw):
     return s
 
 
+def _flushed_kv_store(path, sstables: int) -> str:
+    """A closed store of `sstables` SSTables of 100 rows each (k i, v b"value-i"); its table directory."""
+    s = _kv_store(path)
+    for batch in range(sstables):
+        for i in range(batch * 100, batch * 100 + 100):
+            s.insert("ks", "kv", {"k": i, "v": b"value-%d" % i})
+        s.flush()
+    table_dir = next(iter(s.cfs.values())).directory
+    s.close()
+    return table_dir
+
+
 def _flip_byte(path, offset):
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -68,13 +80,7 @@ def test_issue_11_missing_manifest_refuses_and_repair_rebuilds_it(tmp_path):
     from click.testing import CliRunner
     from tools.cli import main
     path = str(tmp_path / "db")
-    s = _kv_store(path)
-    for batch in range(3):
-        for i in range(batch * 100, batch * 100 + 100):
-            s.insert("ks", "kv", {"k": i, "v": b"value-%d" % i})
-        s.flush()
-    table_dir = next(iter(s.cfs.values())).directory
-    s.close()
+    table_dir = _flushed_kv_store(path, 3)
     files = sorted(os.listdir(table_dir))
     os.unlink(os.path.join(table_dir, "MANIFEST"))
     with pytest.raises(CorruptionError) as e:
@@ -95,13 +101,7 @@ def test_issue_11_missing_manifest_refuses_and_repair_rebuilds_it(tmp_path):
 def test_repair_quarantines_a_corrupt_sstable_and_an_unreadable_manifest(tmp_path):
     from engine.sstable_repair import repair_store
     path = str(tmp_path / "db")
-    s = _kv_store(path)
-    for batch in range(2):
-        for i in range(batch * 100, batch * 100 + 100):
-            s.insert("ks", "kv", {"k": i, "v": b"value-%d" % i})
-        s.flush()
-    table_dir = next(iter(s.cfs.values())).directory
-    s.close()
+    table_dir = _flushed_kv_store(path, 2)
     manifest = os.path.join(table_dir, "MANIFEST")
     _flip_byte(manifest, os.path.getsize(manifest) - 2)
     with pytest.raises(CorruptionError, match="dynatable sstable repair"):
