@@ -19,13 +19,12 @@ import os
 import subprocess
 import sys
 import threading
-import zlib
 from itertools import accumulate
 
 import msgpack
 import numpy as _np
 
-from engine.encoding import one_width
+from engine.encoding import crc32, one_width
 
 MAGIC = b"DTFW"
 VERSION = 1
@@ -42,9 +41,9 @@ def encode_frame(kind: int, header: dict, parts: list) -> list:
     """A frame as a list of buffers: MAGIC | u16 version | u8 kind | u32 header length |
     u64 body length | msgpack header | body (the parts, concatenated) | u32 crc32 of header and body."""
     head = msgpack.packb(header, use_bin_type=True)
-    crc = zlib.crc32(head)
+    crc = crc32(head)
     for part in parts:
-        crc = zlib.crc32(part, crc)
+        crc = crc32(part, crc)
     body_len = sum(len(p) for p in parts)
     prefix = MAGIC + VERSION.to_bytes(2, "big") + bytes((kind,)) + len(head).to_bytes(4, "big") + body_len.to_bytes(8, "big")
     return [prefix, head, *parts, crc.to_bytes(4, "big")]
@@ -67,7 +66,7 @@ def read_frame(stream) -> tuple | None:
     if len(rest) != head_len + body_len + 4:
         raise FlushWorkerError("flush worker frame is truncated")
     view = memoryview(rest)
-    if zlib.crc32(view[:-4]) != int.from_bytes(rest[-4:], "big"):
+    if crc32(view[:-4]) != int.from_bytes(rest[-4:], "big"):
         raise FlushWorkerError("flush worker frame fails its CRC")
     try:
         header = msgpack.unpackb(view[:head_len], raw=False)

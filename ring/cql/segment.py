@@ -17,17 +17,17 @@ cannot know where the next segment starts.
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import NamedTuple
 
 import lz4.block
 
+from engine.encoding import crc32 as _crc32
 from ring.cql.notation import ProtocolException
 
 PAYLOAD_BYTES_MAX = 128 * 1024 - 1
 CRC24_INIT = 0x875060
 CRC24_POLY = 0x1974F0B
-CRC32_SEED = zlib.crc32(b"\xfa\x2d\x55\xca")
+CRC32_SEED = _crc32(b"\xfa\x2d\x55\xca")
 _LENGTH_BITS = 17
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
@@ -72,7 +72,7 @@ _CRC24_SEEN_MAX = 4096
 
 
 def crc32(payload: bytes) -> int:
-    return zlib.crc32(payload, CRC32_SEED)
+    return _crc32(payload, CRC32_SEED)
 
 
 def header_bytes(compressed: bool) -> int:
