@@ -24,7 +24,8 @@ What one run does:
    `--clients` split the same rate finer, each process then sends ~one request per wake-up and
    the clients' CPU per op at half of peak is 2.5-3x; bench/README.md, "Issue 18, session 9,
    clu_half");
-5. CPU seconds per 1000 ops of each node process (utime + stime from /proc/<pid>/stat) per phase,
+5. CPU seconds per 1000 ops of each node process (utime + stime, its flush worker included:
+   bench.harness.cpu_seconds) per phase,
    and of the client processes (process CPU between the window's start and end, warm-up and drain
    excluded); loop wake-ups per op (voluntary context switches of each process's main thread);
 6. the cluster is removed at the end, always (also on Ctrl-C or an error).

@@ -20,7 +20,8 @@ One cluster size at a time, each in its own temporary root:
    same replica load at every cluster size (at peak, a node of 6 carries about half the load of a
    node of 3, batches less per socket write and wake-up, and pays more CPU per operation: that
    is load, not cluster size, and the matched phases separate the two);
-each phase with node CPU (utime + stime from /proc/<pid>/stat) sampled around the run and the
+each phase with node CPU (utime + stime, flush workers included: bench.harness.cpu_seconds)
+sampled around the run and the
 client's own CPU (this process) to show whether it saturated.
 
 The load runs in this process: one asyncio loop, T concurrent requests (closed loop), the same

@@ -20,7 +20,8 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
   are quiet, `cql_meter.quiesce`: under 0.15 CPU-s/s together, at most 15 s, so that no side is
   charged the flushes and compactions of the phase before it; JSON `quiesce_s`): rows per second of wall time,
   client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
-  node CPU (utime + stime of the three node processes) and client CPU (this process: the driver's
+  node CPU (utime + stime of the three node processes and their flush workers) and client CPU
+  (this process: the driver's
   threads and the own client's loop) per 1000 operations;
 - **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
   phase's peak, latency measured from each request's *intended* start (coordinated omission

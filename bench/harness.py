@@ -2,7 +2,8 @@
 
 - `temp_cluster(n, ...)`: a `LocalCluster` of n node processes in a temporary root, started
   (every node sees every node Up), always removed on the way out (also on Ctrl-C or an error);
-- `cpu_seconds(pid)`: utime + stime of a process from /proc/<pid>/stat;
+- `cpu_seconds(pid)`: utime + stime of a process and of its children (a node's flush worker,
+  engine/flush_worker.py), live or waited for, from /proc;
 - `stress(argv, cluster)`: one `dynatable stress` run (the same code as the CLI, in this process)
   against the cluster; returns its phase reports (tools/stress/report.py);
 - `print_table(rows)`: plain aligned columns, first row the header.
@@ -21,10 +22,37 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    """CPU seconds of a process and its children: its utime + stime and cutime + cstime (children
+    it waited for; fields 14-17 of /proc/<pid>/stat), plus the utime + stime of each live child (a
+    node's flush worker does a node's work in another process). A child that exits between the
+    listing and the reading is skipped: its time reaches cutime once the parent waits for it."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    total = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    """The live children of a process, whichever of its threads started them."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
 
 
 def machine() -> dict:
