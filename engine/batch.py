@@ -100,9 +100,9 @@ class Batch:
         self._add(t, key, payload, update)
         return ts
 
-    def _lane_encoded(self, t) -> tuple:
+    def _lane_encoded(self, t, record: bool = True) -> tuple:
         """(payloads, commit-log record) of the lane's rows into t: engine/kv_lane.py."""
-        return encode_lane(t.id, self._lane_id, self._lane_keys, self._lane_values, self._lane_ts)
+        return encode_lane(t.id, self._lane_id, self._lane_keys, self._lane_values, self._lane_ts, record)
 
     def _close_lane(self) -> None:
         """Move the lane's rows into the columns (they come first: the lane is only ever open
@@ -115,7 +115,7 @@ class Batch:
         if keys:
             self._tables += [t] * len(keys)
             self._keys += keys
-            self._payloads += self._lane_encoded(t)[0]
+            self._payloads += self._lane_encoded(t, record=False)[0]  # the general path logs them
             self._infos += [(ts, 2, 0, ts // 1_000_000) for ts in stamps]
             self._lane_keys, self._lane_values, self._lane_ts = [], [], []
 

@@ -33,8 +33,10 @@ def _bin_header(n: int) -> bytes:
     return packed[:len(packed) - n]
 
 
-def encode_lane(table_id: str, column_id: int, keys: list, values: list, stamps: list) -> tuple:
-    """(payloads, record) of the rows (keys[i], values[i]) written at stamps[i]."""
+def encode_lane(table_id: str, column_id: int, keys: list, values: list, stamps: list,
+                record: bool = True) -> tuple:
+    """(payloads, record) of the rows (keys[i], values[i]) written at stamps[i]; with record=False
+    (a closing lane's rows, logged later by the general path) the record may be None."""
     n = len(keys)
     if n >= _MIN_ROWS and _U64_MIN <= min(stamps) and max(stamps) < _U64_END:
         jk, jv = b"".join(keys), b"".join(values)
@@ -42,7 +44,7 @@ def encode_lane(table_id: str, column_id: int, keys: list, values: list, stamps:
         if kw > 0 and vw >= 0:
             return _encode_fixed(_packb(table_id), _packb(column_id), n, kw, vw, jk, jv, stamps)
     payloads = [_packb([ts, column_id, value]) for ts, value in zip(stamps, values)]
-    return payloads, _packb([*zip(repeat(table_id, n), keys, payloads)])
+    return payloads, _packb([*zip(repeat(table_id, n), keys, payloads)]) if record else None
 
 
 def _encode_fixed(tid: bytes, cid: bytes, n: int, kw: int, vw: int, jk: bytes, jv: bytes, stamps: list) -> tuple:
