@@ -109,7 +109,7 @@ def _tokens_and_digests(keys: list, joined: bytes) -> tuple:
 class SSTableWriter:
     def __init__(self, directory: str, generation: int, *, expected_partitions: int,
                  bloom_fp_chance: float = 0.01, compression: str | None = None,
-                 block_size_bytes: int = 4096):
+                 block_size_bytes: int = 8192):
         assert compression in (None, "lz4"), compression
         assert 0 < block_size_bytes <= MAX_BLOCK_SIZE, block_size_bytes
         assert 0.0 < bloom_fp_chance, bloom_fp_chance

@@ -300,7 +300,7 @@ EXAMPLE_PAYLOADS = {b"ant": b"hi", b"bee": b"yo"}
 
 def write_example(directory: str) -> dict[str, bytes]:
     """The tiny sstable whose bytes the format doc shows (generation 1, no compression)."""
-    w = SSTableWriter(directory, 1, expected_partitions=2)
+    w = SSTableWriter(directory, 1, expected_partitions=2, block_size_bytes=4096)  # as the doc says
     for k in sorted(EXAMPLE_KEYS, key=lambda k: (token(k), k)):
         w.append(token(k), k, EXAMPLE_PAYLOADS[k])
     w.finish(DATA_STATS).close()

@@ -85,7 +85,7 @@ def _many(n=400):
 
 def test_flipped_byte_in_one_block_fails_reads_of_that_block_only(tmp_path):
     items = _many()
-    r = write(tmp_path, items)
+    r = write(tmp_path, items, block_size_bytes=4096)  # > 5 blocks
     offsets, bounds = r.index.offsets, r.index.bounds
     r.close()
     assert len(offsets) > 5
