@@ -3,8 +3,8 @@
 Every integer on disk and on the wire is big-endian (as in Cassandra). Checksums are CRC32
 (zlib's, the same polynomial as java.util.zip.CRC32). `crc32` computes it with ISA-L (the `isal`
 package: the same values, 4-7x faster from 64 bytes up, bench/README.md session 14) and falls back
-to zlib's where isal has no wheel; the two agree on every input and start value. This module is the only user of `struct`;
-the layouts it serves are documented in docs/format.md.
+to zlib's where isal has no wheel; the two agree on every input and start value. This module is
+the only user of `struct`; the layouts it serves are documented in docs/format.md.
 """
 from __future__ import annotations
 
