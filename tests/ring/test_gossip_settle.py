@@ -75,7 +75,7 @@ def port_of(endpoint: str) -> tuple[str, int]:
 
 @pytest.mark.slow
 def test_a_restarted_process_opens_cql_after_gossip_with_its_peers_listed(tmp_path):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
     # n2 opens CQL at the latest SETTLE_ROUNDS x 1 s after it starts; n1 and n3 are resumed well
     # before that (>= 2 s of margin, one gossip round is 1 s), so n2 settles by an exchange with
@@ -104,7 +104,8 @@ def test_a_restarted_process_opens_cql_after_gossip_with_its_peers_listed(tmp_pa
         while not accepts_connections(n2.cql_endpoint):
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        driver = Cluster([host], port=port, load_balancing_policy=WhiteListRoundRobinPolicy([host]))
+        profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]))
+        driver = Cluster([host], port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         try:
             session = driver.connect()
             peers = {str(row.peer) for row in session.execute("SELECT peer FROM system.peers")}
