@@ -21,8 +21,7 @@ One cluster size at a time, each in its own temporary root:
    node of 3, batches less per socket write and wake-up, and pays more CPU per operation: that
    is load, not cluster size, and the matched phases separate the two);
 each phase with node CPU (utime + stime, flush workers included: bench.harness.cpu_seconds)
-sampled around the run and the
-client's own CPU (this process) to show whether it saturated.
+sampled around the run and the client's own CPU (this process) to show whether it saturated.
 
 The load runs in this process: one asyncio loop, T concurrent requests (closed loop), the same
 code as `dynatable stress`. The machine has 2 vCPUs; 6 node processes share them, so throughput

@@ -21,8 +21,7 @@ are fresh; each phase runs after a 200-row warm-up. Per phase:
   charged the flushes and compactions of the phase before it; JSON `quiesce_s`): rows per second of wall time,
   client and nodes on the same 2 cores; the select phase reads the keys the insert phase wrote;
   node CPU (utime + stime of the three node processes and their flush workers) and client CPU
-  (this process: the driver's
-  threads and the own client's loop) per 1000 operations;
+  (this process: the driver's threads and the own client's loop) per 1000 operations;
 - **half of peak** (open loop, `--half-seconds`): requests started on a fixed schedule at half the
   phase's peak, latency measured from each request's *intended* start (coordinated omission
   corrected), into an HdrHistogram (1 us .. 60 s, 3 digits): p50 / p95 / p99 / max;

@@ -2,8 +2,7 @@
 sizes, the driver as the bench configures it, a cluster whose nodes export /metrics, the phases
 of an asyncio client (`asyncio_phases`), and `Meter`, which measures one phase:
 wall time, node CPU (utime + stime of the node processes and their flush workers) and client CPU
-per operation, optionally
-every node gauge that changed and a py-spy profile of node 1. A phase's figures are the differences between `Meter()` and `Meter.done(ops)`.
+per operation, optionally every node gauge that changed and a py-spy profile of node 1. A phase's figures are the differences between `Meter()` and `Meter.done(ops)`.
 """
 from __future__ import annotations
 
